@@ -1,0 +1,98 @@
+"""The narrow contract between the pipeline and a model backend (STYLE.md 2).
+
+A backend loads one model and exposes token-level steps; everything above tokens
+(chat templates, budgets, budget forcing, streaming, stats) lives in the runtime and
+is written once for every backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from edge_et.images import LoadedImage
+
+# Edits the logits of the next token in place (budget forcing's boost uses it).
+LogitEdit = Callable[[np.ndarray], None]
+
+
+class ContextFull(Exception):
+    """Generation reached the end of the context window; the caller stops there."""
+
+    def __init__(self, n_ctx: int):
+        super().__init__(f"the context window of {n_ctx} tokens is full")
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling settings, applied in the order transformers uses: temperature, top-k, top-p, min-p.
+
+    temperature 0 means greedy. The seed makes a generation repeatable.
+    """
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    min_p: float = 0.0
+    repeat_penalty: float = 1.0
+    seed: int = 0
+
+
+@dataclass
+class PromptStats:
+    """What feeding a prompt cost: tokens (image tokens included), prefill and image-encode seconds."""
+
+    prompt_tokens: int
+    prefill_s: float
+    image_encode_s: float | None = None
+
+
+class TextModel(Protocol):
+    """A loaded language model that the runtime drives one token at a time."""
+
+    load_s: float        # seconds the load took
+    n_ctx: int           # context window in tokens
+    chat_template: str | None  # Jinja chat template from the model's metadata
+    bos_text: str        # BOS / EOS token text, for templates that reference them
+    eos_text: str
+
+    def tokenize(self, *, text: str) -> list[int]:
+        """Token ids of `text`, special tokens (`</think>`) parsed, no BOS added."""
+
+    def piece(self, *, token: int) -> bytes:
+        """The bytes a token stands for (special tokens rendered as their text)."""
+
+    def is_end(self, *, token: int) -> bool:
+        """Whether `token` ends generation (EOS/EOT and the model's other end-of-generation ids)."""
+
+    def start(self, *, prompt: str, image: LoadedImage | None = None) -> PromptStats:
+        """Clear the context and feed `prompt` (BOS added as the model wants).
+
+        With `image`, `prompt` holds `media_marker` where the image goes (vision models only).
+        """
+
+    def append(self, *, tokens: Sequence[int]) -> None:
+        """Add tokens after the current context (sampled or forced); evaluated lazily."""
+
+    def sample(self, *, sampling: Sampling, edit: LogitEdit | None = None) -> int:
+        """Evaluate what was appended, then sample the next token without appending it.
+
+        The sampler (and its seeded RNG) is created on the first call after `start`
+        and kept while `sampling` stays the same.
+        """
+
+    @property
+    def tokens_in_context(self) -> int:
+        """Tokens in the context, appended-but-not-yet-evaluated ones included."""
+
+    def close(self) -> None:
+        """Free the model and its context now (not at garbage collection)."""
+
+
+class VisionTextModel(TextModel, Protocol):
+    """A TextModel whose `start` accepts an image."""
+
+    media_marker: str    # the text that marks the image position in a prompt

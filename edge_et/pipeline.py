@@ -1,0 +1,211 @@
+"""Extract+Think and its baselines: one image and one question in, a `Result` out.
+
+Modes:
+- extract-think: the VLM describes what the question needs (hinted), the LLM reasons.
+- caption-think: the VLM writes a generic description, the LLM reasons.
+- direct: the VLM answers the question itself (the end-to-end baseline).
+- extract: the VLM's question-specific description only.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_et import prompts
+from edge_et.backends import backend_class
+from edge_et.backends.base import TextModel
+from edge_et.bundle import Bundle, StageSpec
+from edge_et.chat import render_user_turn
+from edge_et.decoding import StageDecoding, stage_decoding
+from edge_et.errors import UserError
+from edge_et.generation import TextSink, generate, think_then_answer
+from edge_et.hints import hint_from_question
+from edge_et.images import LoadedImage, load_image
+from edge_et.stats import Result, StageStats, peak_rss_bytes
+
+MODES = ("extract-think", "caption-think", "direct", "extract")
+PERCEPTION_CTX, REASONING_CTX = 4096, 8192
+# Each stage samples from its own seed, so adding a stage does not change the others' draws.
+SEED_OFFSETS = {"hint": 1, "extract": 2, "caption": 2, "direct": 2, "think": 3}
+
+
+@dataclass
+class RunOptions:
+    """What a caller may set for one run; None means the bundle's or the paper's default."""
+
+    mode: str = "extract-think"
+    hint: str | None = None            # text, "auto", or None for the question rule (hints.py)
+    seed: int | None = None            # None: a fresh random seed, reported in the result
+    think_budget: int | None = None
+    answer_budget: int | None = None
+    max_tokens: int | None = None      # reasoning limit for non-thinking models
+    temperature: float | None = None   # reasoning stage
+    on_reasoning_text: TextSink | None = None
+    on_extraction_text: TextSink | None = None
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise UserError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
+    return mode
+
+
+class Pipeline:
+    """Runs requests on one bundle, loading each model on first use and keeping it loaded."""
+
+    def __init__(self, bundle: Bundle, *, n_threads: int | None = None):
+        self.bundle = bundle
+        self.prompts = prompts.PromptSet.from_overrides(bundle.prompts)
+        self._n_threads = n_threads
+        self._models: dict[str, TextModel] = {}
+
+    def __enter__(self) -> "Pipeline":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Free every loaded model now."""
+        while self._models:
+            self._models.popitem()[1].close()
+
+    # -- models ---------------------------------------------------------------------------
+
+    def _model(self, role: str, stats: StageStats) -> TextModel:
+        if role not in self._models:
+            spec = self.bundle.require(role)
+            cls = backend_class(spec.backend)
+            model = cls(model_path=str(spec.model_path), n_ctx=self._n_ctx(spec),
+                        mmproj_path=str(spec.mmproj_path) if spec.mmproj_path else None,
+                        n_threads=self._n_threads)
+            self._models[role] = model
+            stats.load_s = model.load_s
+        return self._models[role]
+
+    def _n_ctx(self, spec: StageSpec) -> int:
+        wanted = spec.n_ctx or (PERCEPTION_CTX if spec.role == "perception" else REASONING_CTX)
+        trained = spec.model_info.context_length if spec.model_info else None
+        return min(wanted, trained) if trained else wanted
+
+    # -- one request ----------------------------------------------------------------------
+
+    def run(self, image: str | Path | LoadedImage | None, question: str,
+            options: RunOptions = RunOptions()) -> Result:
+        """Answer `question` about `image` in `options.mode`."""
+        mode = check_mode(options.mode)
+        if not question or not question.strip():
+            raise UserError("the question is empty")
+        self.bundle.require("perception")
+        if mode in ("extract-think", "caption-think"):
+            self.bundle.require("reasoning")
+        picture = image if isinstance(image, LoadedImage) else _load(image)
+        seed = options.seed if options.seed is not None else random.randrange(2**31)
+        result = Result(mode=mode, question=question, image=picture.source, seed=seed)
+        if mode == "direct":
+            text = self._perceive(picture, prompts.direct_prompt(question, self.prompts),
+                                  "direct", result, options)
+            result.answer, result.answer_matched = prompts.parse_answer(text)
+        elif mode == "caption-think":
+            self._perceive(picture, self.prompts.caption, "caption", result, options)
+            self._reason(result, options)
+        else:
+            self._choose_hint(question, result, options)
+            request = prompts.extraction_prompt(result.hint, self.prompts)
+            self._perceive(picture, request, "extract", result, options)
+            if mode == "extract-think":
+                self._reason(result, options)
+        result.peak_rss_bytes = peak_rss_bytes()
+        return result
+
+    def _choose_hint(self, question: str, result: Result, options: RunOptions) -> None:
+        if options.hint is not None and options.hint.strip().lower() != "auto":
+            result.hint, result.hint_source = options.hint.strip(), "flag"
+            return
+        if options.hint is not None:
+            hint = self._ask_hint(question, result)
+            if hint:
+                result.hint, result.hint_source = hint, "auto"
+                return
+        result.hint, result.hint_source = hint_from_question(question), "question-rule"
+
+    def _ask_hint(self, question: str, result: Result) -> str:
+        stats = result.stages.setdefault("hint", StageStats())
+        model = self._model("reasoning", stats)
+        settings = stage_decoding("hint", self.bundle.decoding)
+        self._start(model, prompts.hint_request(question, self.prompts), stats,
+                    thinking=False if self.bundle.reasoning.thinking else None)
+        out = generate(model, sampling=settings.sampling(result.seed + SEED_OFFSETS["hint"]),
+                       max_tokens=settings.max_tokens, stats=stats)
+        return prompts.clean_hint(out.text)
+
+    def _perceive(self, picture: LoadedImage, request: str, stage: str, result: Result,
+                  options: RunOptions) -> str:
+        stats = result.stages.setdefault(stage, StageStats())
+        model = self._model("perception", stats)
+        settings = stage_decoding(stage, self.bundle.decoding)
+        content = model.media_marker + "\n" + request
+        prompt = render_user_turn(model.chat_template, content, bos_text=model.bos_text,
+                                  eos_text=model.eos_text)
+        begun = model.start(prompt=prompt, image=picture)
+        stats.prompt_tokens, stats.prefill_s = begun.prompt_tokens, begun.prefill_s
+        stats.image_encode_s = begun.image_encode_s
+        out = generate(model, sampling=settings.sampling(result.seed + SEED_OFFSETS[stage]),
+                       max_tokens=settings.max_tokens, on_text=options.on_extraction_text,
+                       stats=stats)
+        result.extraction = out.text.strip()
+        return out.text
+
+    def _reason(self, result: Result, options: RunOptions) -> None:
+        stats = result.stages.setdefault("think", StageStats())
+        model = self._model("reasoning", stats)
+        spec = self.bundle.reasoning
+        request = prompts.reasoning_prompt(result.extraction, result.question, step_by_step=True,
+                                           prompts=self.prompts)
+        out = self._think(model, spec, request, result, options, stats) if spec.thinking else \
+            self._reason_plainly(model, request, result, options, stats)
+        result.reasoning = out
+        result.answer, result.answer_matched = prompts.parse_answer(out)
+
+    def _think(self, model: TextModel, spec: StageSpec, request: str, result: Result,
+               options: RunOptions, stats: StageStats) -> str:
+        settings = self._reasoning_settings("think", options)
+        sampling = settings.sampling(result.seed + SEED_OFFSETS["think"])
+        if settings.budget == 0:
+            # No thinking at all: the template's own switch writes an empty thought.
+            self._start(model, request, stats, thinking=False)
+            return generate(model, sampling=sampling, max_tokens=settings.answer_budget,
+                            on_text=options.on_reasoning_text, stats=stats).text
+        self._start(model, request, stats, thinking=True)
+        return think_then_answer(model, sampling=sampling, think_budget=settings.budget,
+                                 answer_budget=settings.answer_budget,
+                                 on_text=options.on_reasoning_text, stats=stats).text
+
+    def _reason_plainly(self, model: TextModel, request: str, result: Result,
+                        options: RunOptions, stats: StageStats) -> str:
+        settings = self._reasoning_settings("reason", options)
+        self._start(model, request, stats, thinking=None)
+        return generate(model, sampling=settings.sampling(result.seed + SEED_OFFSETS["think"]),
+                        max_tokens=settings.max_tokens, on_text=options.on_reasoning_text,
+                        stats=stats).text
+
+    def _reasoning_settings(self, stage: str, options: RunOptions) -> StageDecoding:
+        flags = {"budget": options.think_budget, "answer_budget": options.answer_budget,
+                 "max_tokens": options.max_tokens, "temperature": options.temperature}
+        return stage_decoding(stage, self.bundle.decoding, flags)
+
+    @staticmethod
+    def _start(model: TextModel, request: str, stats: StageStats, *, thinking: bool | None) -> None:
+        prompt = render_user_turn(model.chat_template, request, enable_thinking=thinking,
+                                  bos_text=model.bos_text, eos_text=model.eos_text)
+        begun = model.start(prompt=prompt)
+        stats.prompt_tokens += begun.prompt_tokens
+        stats.prefill_s += begun.prefill_s
+
+
+def _load(image: str | Path | None) -> LoadedImage:
+    if image is None:
+        raise UserError("this mode needs an image (--image PATH)")
+    return load_image(image)
