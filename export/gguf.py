@@ -1,4 +1,4 @@
-"""HF checkpoint -> GGUF (text model and mmproj), K-quant quantization, GGUF metadata.
+"""HF checkpoint -> GGUF (text model and mmproj) and K-quant quantization.
 
 Conversion runs llama.cpp's own converter (see `export.converter`); quantization runs
 llama.cpp's quantizer through llama-cpp-python, so both always match the runtime that will
@@ -8,9 +8,7 @@ load the files.
 from __future__ import annotations
 
 import ctypes
-import struct
 from pathlib import Path
-from typing import Any, BinaryIO
 
 from export.converter import run_converter
 
@@ -71,56 +69,8 @@ def quantize(src: Path, dst: Path, qtype: str = "Q4_K_M", *, threads: int = 0) -
     return dst
 
 
-# GGUF value types (gguf spec): struct formats for the scalars, sizes for skipping arrays.
-_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
-            10: "<Q", 11: "<q", 12: "<d"}
-_STRING, _ARRAY = 8, 9
-
-
-def read_metadata(path: Path) -> dict[str, Any]:
-    """Read the scalar and string key/values of a GGUF header (arrays are skipped).
-
-    A few dozen lines instead of importing gguf-py: the converter's copy lives in a cache
-    and PyPI's `gguf` may be older than the files llama.cpp writes.
-    """
-    with open(path, "rb") as f:
-        if f.read(4) != b"GGUF":
-            raise ValueError(f"{path} is not a GGUF file")
-        _version, _n_tensors, n_kv = struct.unpack("<IQQ", f.read(20))
-        meta: dict[str, Any] = {}
-        for _ in range(n_kv):
-            key = _read_string(f)
-            value = _read_value(f, struct.unpack("<I", f.read(4))[0])
-            if value is not _SKIPPED:
-                meta[key] = value
-        return meta
-
-
-_SKIPPED = object()
-
-
-def _read_string(f: BinaryIO) -> str:
-    (n,) = struct.unpack("<Q", f.read(8))
-    return f.read(n).decode("utf-8", errors="replace")
-
-
-def _read_value(f: BinaryIO, vtype: int) -> Any:
-    if vtype in _SCALARS:
-        fmt = _SCALARS[vtype]
-        return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
-    if vtype == _STRING:
-        return _read_string(f)
-    if vtype == _ARRAY:
-        item_type, n = struct.unpack("<IQ", f.read(12))
-        if item_type in _SCALARS:
-            f.seek(n * struct.calcsize(_SCALARS[item_type]), 1)
-        else:
-            for _ in range(n):
-                _read_value(f, item_type)
-        return _SKIPPED
-    raise ValueError(f"unknown GGUF value type {vtype}")
-
-
 def architecture(path: Path) -> str:
     """Return a GGUF's `general.architecture` ("qwen3", "qwen2vl", "clip", ...)."""
-    return str(read_metadata(path)["general.architecture"])
+    from edge_et.gguf_meta import read_gguf_info  # the runtime's header reader: one parser
+
+    return read_gguf_info(path).architecture

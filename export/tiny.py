@@ -175,7 +175,7 @@ def qwen3(out: Path, *, seed: int = 0, hidden: int = 256, layers: int = 2, heads
         vocab_size=_padded_vocab(tokenizer), hidden_size=hidden, intermediate_size=intermediate,
         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
         head_dim=hidden // heads, max_position_embeddings=8192, tie_word_embeddings=True,
-        bos_token_id=None, eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id, torch_dtype="float32")
     torch.manual_seed(seed)
     _save(Qwen3ForCausalLM(config).eval(), tokenizer, out, seed)
@@ -199,7 +199,8 @@ def qwen2vl(out: Path, *, seed: int = 0, hidden: int = 128, layers: int = 2, hea
         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
         max_position_embeddings=4096, tie_word_embeddings=True,
         rope_scaling={"type": "mrope", "mrope_section": section},
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+        bos_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id)
     vision = dict(depth=vision_depth, embed_dim=vision_dim, hidden_size=hidden,
                   num_heads=vision_heads, mlp_ratio=2, patch_size=14, spatial_merge_size=2,
                   temporal_patch_size=2, in_channels=3)

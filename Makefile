@@ -1,0 +1,37 @@
+# edge-et: two set-up commands on a fresh machine.
+#   make demo   creates .venv, installs, builds the default bundle, runs Extract+Think on a sample image
+#   make test   installs what the tests need and runs them
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+BUNDLE := models/bundles/default
+SAMPLE := models/samples/sample.png
+# llama-cpp-python compiles llama.cpp (~12 min on 2 cores); pip keeps the built wheel in its cache,
+# so later installs take seconds. Keep PIP_NO_CACHE_DIR unset.
+PIP    := $(BIN)/python -m pip --disable-pip-version-check
+
+.PHONY: demo test venv install install-export clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+venv: $(BIN)/python
+
+install: venv
+	$(PIP) install --quiet -e ".[llama]"
+
+install-export: venv
+	$(PIP) install --quiet -e ".[llama,export,test]"
+
+demo: install-export
+	$(BIN)/python -m export.demo --out $(BUNDLE) --sample $(SAMPLE)
+	$(BIN)/edge-et info $(BUNDLE)
+	$(BIN)/edge-et run --bundle $(BUNDLE) --image $(SAMPLE) --seed 0 \
+		--question "$$($(BIN)/python -c 'from edge_et.images import SAMPLE_QUESTION; print(SAMPLE_QUESTION)')"
+
+test: install-export
+	$(BIN)/python -m pytest -q -ra
+
+clean:
+	rm -rf $(VENV) $(BUNDLE) models/samples .pytest_cache
