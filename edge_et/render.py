@@ -63,8 +63,9 @@ def bundle_info(console: Console, described: dict) -> None:
     if described["description"]:
         console.print(escape(described["description"]))
     table = Table()
-    for column in ("stage", "file", "arch", "quant", "size", "context", "notes"):
+    for column in ("stage", "file", "arch", "quant", "size", "context"):
         table.add_column(column)
+    table.add_column("notes", no_wrap=True)  # "RANDOM WEIGHTS" must never be split
     for role, stage in described["stages"].items():
         notes = ["thinking" if stage["thinking"] else "", "RANDOM WEIGHTS" if stage["random_weights"] else ""]
         files = [stage["model"]] + ([stage["mmproj"]] if "mmproj" in stage else [])

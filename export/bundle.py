@@ -42,9 +42,12 @@ class Stage:
     backend: str = "llama.cpp"
 
 
-def place(src: Path, out_dir: Path) -> str:
-    """Put `src` into `out_dir` (hardlink, else copy) unless it is there; return its name."""
-    dst = out_dir / src.name
+def place(src: Path, out_dir: Path, name: str | None = None) -> str:
+    """Put `src` into `out_dir` as `name` (default: its own name) by hardlink, else copy.
+
+    Nothing happens when it is already there; returns the file name inside `out_dir`.
+    """
+    dst = out_dir / (name or src.name)
     if dst.exists() and dst.samefile(src):
         return dst.name
     dst.unlink(missing_ok=True)
@@ -86,6 +89,10 @@ def write_bundle(out_dir: Path, *, name: str, description: str = "",
         raise ValueError("a bundle needs a perception stage, a reasoning stage, or both")
     if perception is not None and perception.mmproj is None:
         raise ValueError("the perception stage needs an mmproj file")
+    stages = [stage for stage in (perception, reasoning) if stage is not None]
+    names = [Path(f).name for stage in stages for f in (stage.model, stage.mmproj) if f]
+    if len(set(names)) != len(names):  # they share one folder: same names would overwrite
+        raise ValueError(f"bundle files need distinct names, got {names}")
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest: dict[str, Any] = {"format": BUNDLE_FORMAT, "name": name,
                                 "description": " ".join(description.split())}

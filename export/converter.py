@@ -78,6 +78,7 @@ def converter_dir(version: str | None = None) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     # Extract beside the target and rename, so an interrupted run never leaves half a converter.
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{version}-"))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
     try:
         _extract_converter(sdist, tmp)
         tmp.rename(target)
@@ -121,7 +122,9 @@ def run_converter(args: list[str], *, pre_fallback: str | None = None) -> None:
     cmd = [sys.executable, "-m", "export.converter", "--converter-dir", str(conv)]
     if pre_fallback:
         cmd += ["--pre-fallback", pre_fallback]
-    proc = subprocess.run(cmd + ["--", *args], env=env, capture_output=True, text=True)
+    # cwd = the converter: `-m` puts cwd first on sys.path, and no stray `export` or `gguf`
+    # package in the caller's working directory may shadow ours (hence absolute paths).
+    proc = subprocess.run(cmd + ["--", *args], env=env, cwd=conv, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
         raise RuntimeError(f"llama.cpp converter failed ({' '.join(args)}):\n{tail}")

@@ -27,6 +27,7 @@ def convert(hf_dir: Path, out_file: Path, *, outtype: str = "f16", mmproj: bool 
     if outtype not in CONVERT_TYPES:
         raise ValueError(f"outtype {outtype!r} is not one of {', '.join(CONVERT_TYPES)}; "
                          "use quantize() for K-quants")
+    hf_dir, out_file = Path(hf_dir).resolve(), Path(out_file).resolve()
     out_file.parent.mkdir(parents=True, exist_ok=True)
     args = [str(hf_dir), "--outtype", outtype, "--outfile", str(out_file)]
     if mmproj:
@@ -61,7 +62,7 @@ def quantize(src: Path, dst: Path, qtype: str = "Q4_K_M", *, threads: int = 0) -
         raise ValueError(f"unknown quantization {qtype!r}; known: {', '.join(sorted(types))}")
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = types[qtype.upper()]
-    params.nthread = threads
+    params.nthread = threads  # 0: all cores
     dst.parent.mkdir(parents=True, exist_ok=True)
     rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
     if rc != 0 or not dst.is_file():

@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 # Qwen2's pre-tokenizer regex, which llama.cpp implements as pre-tokenizer "qwen2". Our
 # tokenizers use it so that HF and llama.cpp split text identically.
@@ -58,7 +60,7 @@ QWEN2VL_CHAT_TEMPLATE = (
 
 _QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 _THINK_TOKENS = ["<think>", "</think>"]  # not "special" in Qwen3: they survive decoding
-_VISION_SPECIALS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>"]
+_VISION_SPECIALS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
 
 
 def _corpus() -> list[str]:
@@ -131,7 +133,7 @@ def build_tokenizer(extra_special: list[str], *, vocab_size: int = 2048, chat_te
     deterministic: the BPE trainer breaks ties by pair order, not hash order.
     """
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+    from transformers import Qwen2TokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()
@@ -143,8 +145,9 @@ def build_tokenizer(extra_special: list[str], *, vocab_size: int = 2048, chat_te
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(_corpus() * 4, trainer=trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>",
-                                   pad_token="<|endoftext|>", clean_up_tokenization_spaces=False)
+    fast = Qwen2TokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>",
+                              pad_token="<|endoftext|>", unk_token=None, bos_token=None,
+                              clean_up_tokenization_spaces=False)
     fast.add_special_tokens({"additional_special_tokens": _QWEN_SPECIALS + [
         t for t in extra_special if t not in _THINK_TOKENS]})
     fast.add_tokens([t for t in extra_special if t in _THINK_TOKENS], special_tokens=False)
@@ -171,6 +174,7 @@ def qwen3(out: Path, *, seed: int = 0, hidden: int = 256, layers: int = 2, heads
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     tokenizer = build_tokenizer(_THINK_TOKENS, chat_template=QWEN3_CHAT_TEMPLATE)
+    # As in real Qwen checkpoints: bos is <|endoftext|> but never prepended (no add_bos).
     config = Qwen3Config(
         vocab_size=_padded_vocab(tokenizer), hidden_size=hidden, intermediate_size=intermediate,
         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
@@ -206,7 +210,7 @@ def qwen2vl(out: Path, *, seed: int = 0, hidden: int = 128, layers: int = 2, hea
                   temporal_patch_size=2, in_channels=3)
     config = Qwen2VLConfig(
         text_config=text, vision_config=vision, image_token_id=ids("<|image_pad|>"),
-        video_token_id=ids("<|image_pad|>"), vision_start_token_id=ids("<|vision_start|>"),
+        video_token_id=ids("<|video_pad|>"), vision_start_token_id=ids("<|vision_start|>"),
         vision_end_token_id=ids("<|vision_end|>"), tie_word_embeddings=True,
         torch_dtype="float32")
     torch.manual_seed(seed)
@@ -226,10 +230,19 @@ def _add_top_level_architectures(out: Path) -> None:
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-# name -> (builder, GGUF general.architecture, has vision tower)
-ARCHITECTURES: dict[str, tuple[Callable[..., Path], str, bool]] = {
-    "qwen3": (qwen3, "qwen3", False),
-    "qwen2vl": (qwen2vl, "qwen2vl", True),
+@dataclass(frozen=True)
+class TinyArch:
+    """A buildable architecture: its builder, its GGUF `general.architecture`, and whether
+    it has a vision tower (then it also converts to an mmproj)."""
+
+    build: Callable[..., Path]
+    gguf_arch: str
+    vision: bool
+
+
+ARCHITECTURES: dict[str, TinyArch] = {
+    "qwen3": TinyArch(qwen3, "qwen3", vision=False),
+    "qwen2vl": TinyArch(qwen2vl, "qwen2vl", vision=True),
 }
 
 
@@ -238,21 +251,24 @@ def build(arch: str, out: Path, **overrides: Any) -> Path:
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown tiny architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
     out.mkdir(parents=True, exist_ok=True)
-    return ARCHITECTURES[arch][0](out, **overrides)
+    return ARCHITECTURES[arch].build(out, **overrides)
+
+
+# The export modules whose code shapes a tiny build; editing any of them rebuilds it.
+_SHAPING_MODULES = ("tiny.py", "converter.py", "gguf.py", "bundle.py", "tiny_bundle.py")
 
 
 def recipe_hash(recipe: dict[str, Any]) -> str:
     """A stable 16-hex-digit key for `recipe` plus everything that shapes the built files.
 
-    Covers the recipe itself, the source text of the export modules (a code change rebuilds)
-    and the transformers / llama-cpp-python versions (they shape weights and conversion).
+    Covers the recipe itself, the source text of the export modules that build it (a code
+    change rebuilds) and the versions of the libraries that shape weights and conversion.
     """
-    import llama_cpp
-    import transformers
+    from importlib.metadata import version  # not `import transformers`: that takes seconds
 
     h = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode())
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        if path.name != "demo.py":  # the demo bundle does not shape tiny models
-            h.update(path.name.encode() + b"\0" + path.read_bytes())
-    h.update(f"transformers={transformers.__version__};llama_cpp={llama_cpp.__version__}".encode())
+    for name in _SHAPING_MODULES:
+        h.update(name.encode() + b"\0" + (Path(__file__).parent / name).read_bytes())
+    for dist in ("transformers", "tokenizers", "torch", "llama_cpp_python"):
+        h.update(f";{dist}={version(dist)}".encode())
     return h.hexdigest()[:16]

