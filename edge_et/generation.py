@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from edge_et.backends.base import ContextFull, LogitEdit, Sampling, TextModel
+from edge_et.errors import UserError
 from edge_et.stats import StageStats
 
 TextSink = Callable[[str], None]
@@ -107,8 +108,9 @@ class ThinkTokens:
     def of(cls, model: TextModel) -> "ThinkTokens":
         close, newline = model.tokenize(text=THINK_CLOSE), model.tokenize(text="\n")
         if len(close) != 1 or len(newline) != 1:
-            raise ValueError(f"{THINK_CLOSE!r} and '\\n' must be single tokens for budget forcing "
-                             f"(got {close} and {newline}); is this a thinking model?")
+            raise UserError(f"the bundle marks the reasoning model as thinking, but {THINK_CLOSE!r} "
+                            f"and '\\n' are not single tokens in its vocabulary (got {close} and "
+                            f"{newline}); set \"thinking\": false in bundle.json")
         return cls(close=close[0], newline=newline[0])
 
 

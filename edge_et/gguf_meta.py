@@ -25,6 +25,26 @@ FILE_TYPES = {0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9:
               15: "Q4_K_M", 16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K", 32: "BF16"}
 
 
+# ggml_type → (elements per block, bytes per block), from ggml.c's type_traits.
+GGML_TYPE_SIZES = {0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24),
+                   8: (32, 34), 9: (32, 36), 10: (256, 84), 11: (256, 110), 12: (256, 144),
+                   13: (256, 176), 14: (256, 210), 15: (256, 292), 16: (256, 66), 17: (256, 74),
+                   18: (256, 98), 19: (256, 50), 20: (32, 18), 21: (256, 110), 22: (256, 82),
+                   23: (256, 136), 24: (1, 1), 25: (1, 2), 26: (1, 4), 27: (1, 8), 28: (1, 8),
+                   29: (256, 56), 30: (1, 2), 34: (256, 54), 35: (256, 66), 39: (32, 17)}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor of the table: its shape, ggml type, offset in the data section, and bytes."""
+
+    name: str
+    shape: tuple[int, ...]
+    ggml_type: int
+    offset: int
+    nbytes: int | None  # None for a ggml type this reader does not know
+
+
 class GGUFError(ValueError):
     """The file is not a readable GGUF; the message says why in a few words."""
 
@@ -39,6 +59,13 @@ class GGUFInfo:
     metadata: dict[str, object] = field(default_factory=dict)
     array_lengths: dict[str, int] = field(default_factory=dict)
     n_tensors: int = 0
+    tensors: list[TensorInfo] = field(default_factory=list)
+    data_offset: int = 0
+
+    @property
+    def tensor_bytes(self) -> int:
+        """Bytes of all tensor data (the weights), as the header declares them."""
+        return sum(t.nbytes or 0 for t in self.tensors)
 
     @property
     def architecture(self) -> str:
@@ -143,4 +170,36 @@ def _parse(path: Path, size: int, reader: _Reader) -> GGUFInfo:
             reader.skip_array(item_type, count)
         else:
             info.metadata[key] = reader.value(value_type)
+    info.tensors = [_tensor_info(reader) for _ in range(n_tensors)]
+    alignment = int(info.metadata.get("general.alignment", 32)) or 32
+    info.data_offset = -(-reader.pos // alignment) * alignment
+    _check_data_fits(info)
     return info
+
+
+def _tensor_info(reader: _Reader) -> TensorInfo:
+    name = reader.string()
+    n_dims = reader.unpack("<I")
+    if n_dims > 8:
+        raise GGUFError(f"tensor '{name}' claims {n_dims} dimensions (corrupt?)")
+    shape = tuple(reader.unpack("<Q") for _ in range(n_dims))
+    ggml_type, offset = reader.unpack("<I"), reader.unpack("<Q")
+    nbytes = None
+    if ggml_type in GGML_TYPE_SIZES:
+        block, size = GGML_TYPE_SIZES[ggml_type]
+        elements = 1
+        for dim in shape:
+            elements *= dim
+        nbytes = elements // block * size
+    return TensorInfo(name=name, shape=shape, ggml_type=ggml_type, offset=offset, nbytes=nbytes)
+
+
+def _check_data_fits(info: GGUFInfo) -> None:
+    """A download cut short keeps a sound header; the tensor extents reveal it."""
+    ends = [t.offset + t.nbytes for t in info.tensors if t.nbytes is not None]
+    if not ends:
+        return
+    needed = info.data_offset + max(ends)
+    if needed > info.size_bytes:
+        raise GGUFError(f"truncated: its tensors need {needed:,} bytes but the file has "
+                        f"{info.size_bytes:,} (incomplete download?)")

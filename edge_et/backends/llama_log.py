@@ -16,7 +16,7 @@ import llama_cpp
 import llama_cpp.mtmd_cpp as mtmd_cpp
 
 _recent: deque[tuple[int, str]] = deque(maxlen=200)
-_ERROR, _WARN = 3, 2
+_ERROR, _WARN = 4, 3  # ggml_log_level: DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5
 
 
 @llama_cpp.llama_log_callback
