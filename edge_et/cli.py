@@ -12,12 +12,14 @@ from rich.console import Console
 from rich.markup import escape
 
 from edge_et import render
+from edge_et.cli_export import export_app
 from edge_et.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Extract+Think on your device: a VLM extracts, an LLM thinks.")
 out = Console()
 err = Console(stderr=True)
+app.add_typer(export_app, name="export")
 
 BundleOpt = typer.Option(..., "--bundle", "-b", help="Bundle folder (holds bundle.json).")
 
