@@ -28,7 +28,9 @@ BundleOpt = typer.Option(..., "--bundle", "-b", help="Bundle folder (holds bundl
 def run(
     bundle: Path = BundleOpt,
     image: Optional[Path] = typer.Option(None, "--image", "-i", help="Image file."),
-    question: str = typer.Option(..., "--question", "-q", help="The question (options A-D may follow on new lines)."),
+    question: Optional[str] = typer.Option(None, "--question", "-q", help="The question (options A-D may follow on new lines)."),
+    batch: Optional[Path] = typer.Option(None, "--batch", help='JSONL file, one {"image": ..., "question": ...} per line.'),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Batch results file (JSONL; default: stdout)."),
     mode: str = typer.Option("extract-think", help="extract-think | caption-think | direct | extract"),
     hint: Optional[str] = typer.Option(None, help="Extraction hint phrase; 'auto' asks the reasoning model; default: derived from the question."),
     think_budget: Optional[int] = typer.Option(None, min=0, help="Thinking tokens before </think> is forced (thinking models)."),
@@ -36,34 +38,67 @@ def run(
     max_tokens: Optional[int] = typer.Option(None, min=1, help="Token limit of a non-thinking reasoner."),
     temperature: Optional[float] = typer.Option(None, min=0.0, help="Reasoning temperature (0 = greedy)."),
     seed: Optional[int] = typer.Option(None, help="Seed for sampling; the same seed repeats a run."),
+    residency: str = typer.Option("co-resident", help="co-resident (both models stay loaded) | swap (one at a time)."),
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads (default: all cores)."),
     stream: bool = typer.Option(False, "--stream", help="Print reasoning tokens as they are generated."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     verify: bool = typer.Option(False, "--verify", help="Check model sha256 before loading."),
 ) -> None:
-    """Answer a question about an image."""
+    """Answer a question about an image (or every line of a --batch file)."""
     from edge_et.bundle import Bundle
     from edge_et.pipeline import Pipeline, RunOptions, check_mode
 
     check_mode(mode)
+    if (batch is None) == (question is None):
+        raise UserError("give --question (with --image) for one run, or --batch FILE.jsonl")
     loaded = Bundle.load(bundle, verify_checksums=verify)
-    sink = Console(stderr=as_json)
-    on_text = (lambda text: sink.print(text, end="", markup=False, highlight=False)) if stream else None
     options = RunOptions(mode=mode, hint=hint, seed=seed, think_budget=think_budget,
-                         answer_budget=answer_budget, max_tokens=max_tokens,
-                         temperature=temperature, on_reasoning_text=on_text)
+                         answer_budget=answer_budget, max_tokens=max_tokens, temperature=temperature)
     if not as_json:
         render.random_weight_warnings(err, loaded)
-    with Pipeline(loaded, n_threads=threads) as pipeline:
-        if stream and not as_json:
+    with Pipeline(loaded, n_threads=threads, residency=residency) as pipeline:
+        if batch is not None:
+            _run_batch(pipeline, batch, output, options, as_json)
+        else:
+            _run_one(pipeline, image, question, options, stream, as_json)
+
+
+def _run_one(pipeline, image, question, options, stream: bool, as_json: bool) -> None:
+    sink = Console(stderr=as_json)
+    if stream:
+        options.on_reasoning_text = lambda text: sink.print(text, end="", markup=False, highlight=False)
+        if not as_json:
             sink.rule("reasoning (streamed)")
-        result = pipeline.run(image, question, options)
+    result = pipeline.run(image, question, options)
     if stream:
         sink.print()
     if as_json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
     else:
         render.result(out, result, streamed=stream)
+
+
+def _run_batch(pipeline, batch: Path, output: Optional[Path], options, as_json: bool) -> None:
+    from dataclasses import asdict
+
+    from edge_et.batch import read_batch, run_batch
+
+    items = read_batch(batch)
+    target = open(output, "w", encoding="utf-8") if output else sys.stdout
+
+    def write(record: dict) -> None:
+        target.write(json.dumps(record, ensure_ascii=False) + "\n")
+        target.flush()  # each result is readable as soon as it is done
+    try:
+        with render.batch_progress(err, len(items), enabled=output is not None) as advance:
+            summary = run_batch(pipeline, items, options, write, advance)
+    finally:
+        if output:
+            target.close()
+    if as_json:
+        err.print(json.dumps(asdict(summary)), highlight=False, soft_wrap=True)
+    else:
+        render.batch_summary(err, summary)
 
 
 @app.command()

@@ -52,13 +52,30 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-class Pipeline:
-    """Runs requests on one bundle, loading each model on first use and keeping it loaded."""
+RESIDENCIES = ("co-resident", "swap")
 
-    def __init__(self, bundle: Bundle, *, n_threads: int | None = None):
+
+class Pipeline:
+    """Runs requests on one bundle.
+
+    residency "co-resident" keeps each model loaded after first use; "swap" frees the
+    other model before loading one, so only one is in memory at a time (the memory
+    planner chooses; batch runs order their work so each model still loads once).
+    """
+
+    def __init__(self, bundle: Bundle, *, n_threads: int | None = None,
+                 residency: str = "co-resident", n_ctx: dict[str, int] | None = None,
+                 kv_type: str | None = None):
+        if residency not in RESIDENCIES:
+            raise UserError(f"unknown residency {residency!r}; choose one of: {', '.join(RESIDENCIES)}")
         self.bundle = bundle
         self.prompts = prompts.PromptSet.from_overrides(bundle.prompts)
+        self.residency = residency
+        self.model_loads = 0
+        self._encodes_before = 0  # image encodes of perception models already freed (swap)
         self._n_threads = n_threads
+        self._n_ctx = dict(n_ctx or {})
+        self._kv_type = kv_type
         self._models: dict[str, TextModel] = {}
 
     def __enter__(self) -> "Pipeline":
@@ -69,23 +86,42 @@ class Pipeline:
 
     def close(self) -> None:
         """Free every loaded model now."""
-        while self._models:
-            self._models.popitem()[1].close()
+        for role in list(self._models):
+            self.release(role)
+
+    def release(self, role: str) -> None:
+        """Free one model now (its memory returns before the next load)."""
+        model = self._models.pop(role, None)
+        if model is not None:
+            self._encodes_before += getattr(model, "image_encodes", 0)
+            model.close()
+
+    @property
+    def image_encodes(self) -> int:
+        """Images the vision encoder actually ran on (embedding-cache hits excluded)."""
+        model = self._models.get("perception")
+        return self._encodes_before + (model.image_encodes if model else 0)
 
     # -- models ---------------------------------------------------------------------------
 
     def _model(self, role: str, stats: StageStats) -> TextModel:
         if role not in self._models:
+            if self.residency == "swap":
+                for other in [r for r in self._models if r != role]:
+                    self.release(other)
             spec = self.bundle.require(role)
             cls = backend_class(spec.backend)
-            model = cls(model_path=str(spec.model_path), n_ctx=self._n_ctx(spec),
+            model = cls(model_path=str(spec.model_path), n_ctx=self._context_for(spec),
                         mmproj_path=str(spec.mmproj_path) if spec.mmproj_path else None,
-                        n_threads=self._n_threads)
+                        n_threads=self._n_threads, kv_type=self._kv_type)
             self._models[role] = model
+            self.model_loads += 1
             stats.load_s = model.load_s
         return self._models[role]
 
-    def _n_ctx(self, spec: StageSpec) -> int:
+    def _context_for(self, spec: StageSpec) -> int:
+        if spec.role in self._n_ctx:
+            return self._n_ctx[spec.role]
         wanted = spec.n_ctx or (PERCEPTION_CTX if spec.role == "perception" else REASONING_CTX)
         trained = spec.model_info.context_length if spec.model_info else None
         return min(wanted, trained) if trained else wanted
@@ -95,11 +131,19 @@ class Pipeline:
     def run(self, image: str | Path | LoadedImage | None, question: str,
             options: RunOptions = RunOptions()) -> Result:
         """Answer `question` about `image` in `options.mode`."""
+        result = self.perceive(image, question, options)
+        if result.mode.endswith("-think"):
+            self.reason(result, options)
+        return result
+
+    def perceive(self, image: str | Path | LoadedImage | None, question: str,
+                 options: RunOptions = RunOptions()) -> Result:
+        """Stage 1: everything the VLM does for this mode (the whole run for direct/extract)."""
         mode = check_mode(options.mode)
         if not question or not question.strip():
             raise UserError("the question is empty")
         self.bundle.require("perception")
-        if mode in ("extract-think", "caption-think"):
+        if mode.endswith("-think"):
             self.bundle.require("reasoning")
         picture = image if isinstance(image, LoadedImage) else _load(image)
         seed = options.seed if options.seed is not None else random.randrange(2**31)
@@ -110,13 +154,16 @@ class Pipeline:
             result.answer, result.answer_matched = prompts.parse_answer(text)
         elif mode == "caption-think":
             self._perceive(picture, self.prompts.caption, "caption", result, options)
-            self._reason(result, options)
         else:
             self._choose_hint(question, result, options)
             request = prompts.extraction_prompt(result.hint, self.prompts)
             self._perceive(picture, request, "extract", result, options)
-            if mode == "extract-think":
-                self._reason(result, options)
+        result.peak_rss_bytes = peak_rss_bytes()
+        return result
+
+    def reason(self, result: Result, options: RunOptions = RunOptions()) -> Result:
+        """Stage 2 of the -think modes: the reasoning model answers from `result.extraction`."""
+        self._reason(result, options)
         result.peak_rss_bytes = peak_rss_bytes()
         return result
 
@@ -128,9 +175,7 @@ class Pipeline:
         self.bundle.require("reasoning")
         seed = options.seed if options.seed is not None else random.randrange(2**31)
         result = Result(mode="think", question=question, extraction=description, seed=seed)
-        self._reason(result, options)
-        result.peak_rss_bytes = peak_rss_bytes()
-        return result
+        return self.reason(result, options)
 
     def _choose_hint(self, question: str, result: Result, options: RunOptions) -> None:
         if options.hint is not None and options.hint.strip().lower() != "auto":
@@ -164,6 +209,7 @@ class Pipeline:
         begun = model.start(prompt=prompt, image=picture)
         stats.prompt_tokens, stats.prefill_s = begun.prompt_tokens, begun.prefill_s
         stats.image_encode_s = begun.image_encode_s
+        stats.image_cached = begun.image_cached
         out = generate(model, sampling=settings.sampling(result.seed + SEED_OFFSETS[stage]),
                        max_tokens=settings.max_tokens, on_text=options.on_extraction_text,
                        stats=stats)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 from rich.table import Table
 
 from edge_et.bundle import Bundle
@@ -83,3 +87,22 @@ def bundle_info(console: Console, described: dict) -> None:
             console.print(f"{role}: {escape(stage['source'])}")
         if stage.get("note"):
             console.print(f"[yellow]{role}: {escape(stage['note'])}[/]")
+
+
+@contextmanager
+def batch_progress(console: Console, total: int, *, enabled: bool):
+    """A progress bar over batch lines; a no-op when results go to the terminal."""
+    if not enabled:
+        yield lambda: None
+        return
+    with Progress(TextColumn("batch"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=console, transient=True) as progress:
+        task = progress.add_task("batch", total=total)
+        yield lambda: progress.advance(task)
+
+
+def batch_summary(console: Console, summary) -> None:
+    console.print(f"batch: {summary.answered}/{summary.lines} answered, {summary.errors} errors, "
+                  f"{summary.model_loads} model loads, {summary.image_encodes} image encodes "
+                  f"({summary.distinct_images} distinct images), residency {summary.residency}, "
+                  f"{summary.seconds:.1f} s", highlight=False, soft_wrap=True)

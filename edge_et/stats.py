@@ -13,6 +13,7 @@ class StageStats:
 
     load_s: float = 0.0            # model (and mmproj) load; 0 when it was already resident
     image_encode_s: float | None = None  # vision encoder + projector; perception stages only
+    image_cached: bool | None = None  # perception: embeddings reused from an earlier question
     prompt_tokens: int = 0         # tokens fed before the first generated one (image tokens included)
     prefill_s: float = 0.0         # time to feed them, image encode excluded
     generated_tokens: int = 0      # tokens sampled by the model

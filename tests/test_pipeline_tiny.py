@@ -34,7 +34,8 @@ def test_every_mode_runs_and_reports_stages(pipeline, sample_image, mode):
     perception_stage = {"extract-think": "extract", "extract": "extract",
                         "caption-think": "caption", "direct": "direct"}[mode]
     vision = result.stages[perception_stage]
-    assert vision.image_encode_s is not None and vision.image_encode_s > 0
+    # The module's pipeline saw this picture before: its embeddings may come from the cache.
+    assert vision.image_cached or vision.image_encode_s > 0
     assert vision.prompt_tokens > 20 and vision.prefill_s > 0
     assert 0 <= vision.generated_tokens <= 16
     if mode.endswith("-think"):
@@ -46,6 +47,29 @@ def test_every_mode_runs_and_reports_stages(pipeline, sample_image, mode):
         assert "think" not in result.stages and result.reasoning is None
     assert (result.hint is not None) == (mode in ("extract-think", "extract"))
     assert result.peak_rss_bytes > 0
+
+
+def test_same_picture_is_encoded_once(tiny_bundle, sample_image, tmp_path):
+    from PIL import Image
+    other = tmp_path / "other.png"
+    Image.new("RGB", (64, 48), (10, 200, 30)).save(other)
+    with Pipeline(Bundle.load(tiny_bundle)) as fresh:
+        runs = [fresh.run(path, QUESTION, RunOptions(mode="extract", seed=1))
+                for path in (sample_image, other, sample_image, other, sample_image)]
+        assert fresh.image_encodes == 2 and fresh.model_loads == 1
+    assert [r.stages["extract"].image_cached for r in runs] == [False, False, True, True, True]
+    assert runs[0].stages["extract"].image_encode_s > 0
+    assert runs[2].stages["extract"].image_encode_s == 0
+    # Reused embeddings give the same greedy description as a fresh encode.
+    assert runs[0].extraction == runs[2].extraction == runs[4].extraction
+
+
+def test_swap_residency_keeps_one_model_loaded(tiny_bundle, sample_image):
+    with Pipeline(Bundle.load(tiny_bundle), residency="swap") as swapping:
+        swapping.run(sample_image, QUESTION, RunOptions(seed=1, **SMALL))
+        assert list(swapping._models) == ["reasoning"] and swapping.model_loads == 2
+        swapping.run(sample_image, QUESTION, RunOptions(seed=1, **SMALL))
+        assert swapping.model_loads == 4 and swapping.image_encodes == 2
 
 
 def test_budget_forcing_on_a_real_thinking_model(pipeline, sample_image):

@@ -48,6 +48,7 @@ class PromptStats:
     prompt_tokens: int
     prefill_s: float
     image_encode_s: float | None = None
+    image_cached: bool = False  # the image's embeddings came from the cache (no encode)
 
 
 class TextModel(Protocol):

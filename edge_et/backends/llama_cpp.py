@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import os
 import time
+from collections import OrderedDict
 from contextlib import ExitStack
 from typing import Sequence
 
@@ -26,6 +27,29 @@ import llama_cpp.mtmd_cpp as mtmd
 
 llama_log.install()
 
+# KV cache element types by name; None keeps llama.cpp's default (f16).
+KV_TYPES = {None: None, "f16": None, "q8_0": 8}  # 8 = GGML_TYPE_Q8_0
+# Image embeddings kept for reuse (same picture, another question): at most this many bytes.
+IMAGE_CACHE_BYTES = 256 * 2**20
+
+
+class EmbeddingCache:
+    """Image embeddings by picture hash, least recently used dropped first past a byte limit."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def get(self, key: str) -> np.ndarray | None:
+        if key in self._items:
+            self._items.move_to_end(key)
+        return self._items.get(key)
+
+    def put(self, key: str, value: np.ndarray) -> None:
+        self._items[key] = value
+        while sum(v.nbytes for v in self._items.values()) > self.max_bytes and len(self._items) > 1:
+            self._items.popitem(last=False)
+
 
 def default_threads() -> int:
     """All cores this process may use: decode on small devices is bandwidth-bound anyway."""
@@ -39,13 +63,16 @@ class LlamaCppModel:
     """A GGUF language model (with an mmproj, a vision-language model). Implements TextModel."""
 
     def __init__(self, *, model_path: str, n_ctx: int, mmproj_path: str | None = None,
-                 n_threads: int | None = None, n_gpu_layers: int = 0, n_batch: int = 512):
+                 n_threads: int | None = None, n_gpu_layers: int = 0, n_batch: int = 512,
+                 kv_type: str | None = None, image_cache_bytes: int = IMAGE_CACHE_BYTES):
         self._stack = ExitStack()
         self._pending: list[int] = []
+        self._image_cache = EmbeddingCache(image_cache_bytes)
+        self.image_encodes = 0
         self._chain = None
         self._chain_key: Sampling | None = None
         started = time.perf_counter()
-        self._llm = self._load_text(model_path, n_ctx, n_threads, n_gpu_layers, n_batch)
+        self._llm = self._load_text(model_path, n_ctx, n_threads, n_gpu_layers, n_batch, kv_type)
         self._stack.callback(self._llm.close)
         self._stack.callback(self._free_chain)
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
@@ -61,13 +88,18 @@ class LlamaCppModel:
 
     @staticmethod
     def _load_text(path: str, n_ctx: int, n_threads: int | None, n_gpu_layers: int,
-                   n_batch: int) -> llama_cpp.Llama:
+                   n_batch: int, kv_type: str | None) -> llama_cpp.Llama:
         threads = n_threads or default_threads()
+        if kv_type not in KV_TYPES:
+            raise UserError(f"unknown KV cache type {kv_type!r}; choose one of: f16, q8_0")
+        # A quantized V cache needs flash attention in llama.cpp.
+        kv = {"type_k": KV_TYPES[kv_type], "type_v": KV_TYPES[kv_type],
+              "flash_attn": True} if KV_TYPES[kv_type] is not None else {}
         llama_log.clear()
         try:
             return llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_threads=threads,
                                    n_threads_batch=threads, n_gpu_layers=n_gpu_layers,
-                                   n_batch=min(n_batch, n_ctx), verbose=False)
+                                   n_batch=min(n_batch, n_ctx), verbose=False, **kv)
         except (ValueError, RuntimeError, OSError) as exc:
             reason = llama_log.last_error() or str(exc)
             raise UserError(f"llama.cpp cannot load '{os.path.basename(path)}': {reason}") from None
@@ -143,7 +175,7 @@ class LlamaCppModel:
             raise ValueError("prompt lacks the media marker")  # a runtime bug, not a user error
         with ExitStack() as scope:
             chunks = self._tokenize_with_image(prompt, image, scope)
-            return self._eval_chunks(chunks)
+            return self._eval_chunks(chunks, image.sha256)
 
     def _tokenize_with_image(self, prompt: str, image: LoadedImage, scope: ExitStack):
         rgb = np.ascontiguousarray(image.rgb, dtype=np.uint8)
@@ -165,10 +197,11 @@ class LlamaCppModel:
                             f"{llama_log.last_error() or 'image too small or too large?'})")
         return chunks
 
-    def _eval_chunks(self, chunks) -> PromptStats:
+    def _eval_chunks(self, chunks, image_key: str) -> PromptStats:
         total = mtmd.mtmd_helper_get_n_tokens(chunks)
         self._check_fits(total)
         encode_s = prefill_s = 0.0
+        cached = False
         for i in range(mtmd.mtmd_input_chunks_size(chunks)):
             chunk = mtmd.mtmd_input_chunks_get(chunks, i)
             if mtmd.mtmd_input_chunk_get_type(chunk) == mtmd.MTMD_INPUT_CHUNK_TYPE_TEXT:
@@ -176,10 +209,10 @@ class LlamaCppModel:
                 self._llm.eval(self._chunk_tokens(chunk))
                 prefill_s += time.perf_counter() - started
             else:
-                seconds = self._eval_image_chunk(chunk)
-                encode_s += seconds[0]
-                prefill_s += seconds[1]
-        return PromptStats(prompt_tokens=total, prefill_s=prefill_s, image_encode_s=encode_s)
+                embeddings, encode_s, cached = self._image_embeddings(chunk, image_key)
+                prefill_s += self._decode_embeddings(chunk, embeddings)
+        return PromptStats(prompt_tokens=total, prefill_s=prefill_s, image_encode_s=encode_s,
+                           image_cached=cached)
 
     @staticmethod
     def _chunk_tokens(chunk) -> list[int]:
@@ -187,21 +220,39 @@ class LlamaCppModel:
         pointer = mtmd.mtmd_input_chunk_get_tokens_text(chunk, ctypes.byref(count))
         return [pointer[j] for j in range(count.value)]
 
-    def _eval_image_chunk(self, chunk) -> tuple[float, float]:
-        """Encode the image (timed alone), then feed its embeddings to the LLM."""
+    def _image_embeddings(self, chunk, image_key: str) -> tuple[np.ndarray, float, bool]:
+        """The chunk's embeddings: from the cache when this picture was encoded before.
+
+        Reusing embeddings (rather than the KV state after the image) works for any prompt
+        around the image, which is what a second question about one picture changes.
+        """
+        cached = self._image_cache.get(image_key)
+        if cached is not None:
+            return cached, 0.0, True
         started = time.perf_counter()
         if mtmd.mtmd_encode_chunk(self._mtmd, chunk) != 0:
             raise UserError(f"libmtmd failed to encode the image: {llama_log.last_error()}")
-        embeddings = mtmd.mtmd_get_output_embd(self._mtmd)
-        encoded = time.perf_counter()
+        # What mtmd hands the LLM: n_embd_inp (more than n_embd for deepstack models, Qwen3-VL).
+        width = llama_cpp.llama_model_n_embd_inp(self._llm.model)
+        n_values = mtmd.mtmd_input_chunk_get_n_tokens(chunk) * width
+        pointer = mtmd.mtmd_get_output_embd(self._mtmd)
+        embeddings = np.ctypeslib.as_array(pointer, shape=(n_values,)).copy()
+        self.image_encodes += 1
+        self._image_cache.put(image_key, embeddings)
+        return embeddings, time.perf_counter() - started, False
+
+    def _decode_embeddings(self, chunk, embeddings: np.ndarray) -> float:
+        """Feed image embeddings to the LLM at the current position; returns seconds."""
+        started = time.perf_counter()
         new_n_past = llama_cpp.llama_pos(0)
+        pointer = embeddings.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
         status = mtmd.mtmd_helper_decode_image_chunk(
-            self._mtmd, self._llm.ctx, chunk, embeddings, self._llm.n_tokens, 0,
+            self._mtmd, self._llm.ctx, chunk, pointer, self._llm.n_tokens, 0,
             self._llm.n_batch, ctypes.byref(new_n_past), mtmd.mtmd_helper_post_decode_callback(), None)
         if status != 0:
             raise RuntimeError(f"llama.cpp failed to decode image embeddings (status {status})")
         self._llm.n_tokens = new_n_past.value
-        return encoded - started, time.perf_counter() - encoded
+        return time.perf_counter() - started
 
     # -- generation ---------------------------------------------------------------------
 
