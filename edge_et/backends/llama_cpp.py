@@ -76,8 +76,11 @@ class LlamaCppModel:
         self._stack.callback(self._llm.close)
         self._stack.callback(self._free_chain)
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
-        self.n_ctx = self._llm.n_ctx()
+        # llama.cpp pads the context up to a multiple of 256, but llama-cpp-python's token
+        # buffer keeps the requested size: the smaller of the two is the real limit.
+        self.n_ctx = min(n_ctx, self._llm.n_ctx())
         self._mtmd = self._load_mmproj(mmproj_path) if mmproj_path else None
+        self._llava_ov = self._llava_ov_images(mmproj_path) if mmproj_path else None
         self.load_s = time.perf_counter() - started
         self.chat_template = self._llm.metadata.get("tokenizer.chat_template")
         self.bos_text = self._special_text(llama_cpp.llama_vocab_bos(self._vocab))
@@ -119,6 +122,15 @@ class LlamaCppModel:
         if not mtmd.mtmd_support_vision(ctx):
             raise UserError(f"mmproj '{os.path.basename(path)}' has no vision support")
         return ctx
+
+    def _llava_ov_images(self, path: str):
+        # LLaVA-OneVision hook: its anyres packing is done by edge-et, not mtmd (llava_ov.py).
+        from edge_et.backends import llava_ov, llava_ov_mtmd
+
+        layout = llava_ov.read_layout(path)
+        if layout is None:
+            return None
+        return llava_ov_mtmd.LlavaOvImages(layout=layout, mtmd_ctx=self._mtmd, llm=self._llm)
 
     # -- tokens -------------------------------------------------------------------------
 
@@ -173,6 +185,11 @@ class LlamaCppModel:
             raise UserError("this model has no mmproj, so it cannot take an image")
         if self.media_marker not in prompt:
             raise ValueError("prompt lacks the media marker")  # a runtime bug, not a user error
+        if self._llava_ov is not None:  # LLaVA-OneVision hook (see _llava_ov_images)
+            stats = self._llava_ov.start(prompt, image, add_special=self._add_special(prompt),
+                                         check_fits=self._check_fits, cache=self._image_cache)
+            self.image_encodes += not stats.image_cached
+            return stats
         with ExitStack() as scope:
             chunks = self._tokenize_with_image(prompt, image, scope)
             return self._eval_chunks(chunks, image.sha256)

@@ -29,7 +29,7 @@ class LlavaOvImages:
     def __init__(self, *, layout: llava_ov.Layout, mtmd_ctx, llm: llama_cpp.Llama):
         self.layout = layout
         self._mtmd, self._llm = mtmd_ctx, llm
-        self._n_embd = llama_cpp.llama_model_n_embd(llm.model)
+        self._n_embd = llama_cpp.llama_model_n_embd_inp(llm.model)  # what batch.embd holds
         self._marker = mtmd.mtmd_default_marker()
         if layout.newline.shape != (self._n_embd,):
             raise UserError(f"the mmproj's image newline has {layout.newline.shape[0]} values but "
@@ -78,25 +78,35 @@ class LlavaOvImages:
     # -- prompt with image ----------------------------------------------------------------
 
     def start(self, prompt: str, image: LoadedImage, *, add_special: bool,
-              check_fits: Callable[[int], None]) -> PromptStats:
-        """Feed `prompt` with `image` at its media marker into the (cleared) context."""
+              check_fits: Callable[[int], None], cache=None) -> PromptStats:
+        """Feed `prompt` with `image` at its media marker into the (cleared) context.
+
+        `cache` (get/put by picture hash, as LlamaCppModel's) skips the encode for a picture
+        seen before; PromptStats.image_cached says so.
+        """
         before, _, after = prompt.partition(self._marker.decode("utf-8"))
         head = self._llm.tokenize(before.encode("utf-8"), add_bos=add_special, special=True)
         tail = self._llm.tokenize(after.encode("utf-8"), add_bos=False, special=True)
         n_image = llava_ov.count_tokens(image.height, image.width, self.layout)
         check_fits(len(head) + n_image + len(tail))  # before spending time on the encode
         started = time.perf_counter()
-        embeddings = self.embed(image)
+        embeddings = cache.get(image.sha256) if cache is not None else None
+        cached = embeddings is not None
+        if not cached:
+            embeddings = self.embed(image)
+            if cache is not None:
+                cache.put(image.sha256, embeddings)
         encoded = time.perf_counter()
         self._llm.eval(head)
         self.decode_embeddings(embeddings, last_logits=not tail)
         self._llm.eval(tail)
         return PromptStats(prompt_tokens=len(head) + len(embeddings) + len(tail),
                            prefill_s=time.perf_counter() - encoded,
-                           image_encode_s=encoded - started)
+                           image_encode_s=0.0 if cached else encoded - started,
+                           image_cached=cached)
 
     def decode_embeddings(self, embeddings: np.ndarray, *, last_logits: bool = True) -> None:
-        """Append embeddings (n, n_embd) to sequence 0 after the current tokens, n_batch at a time."""
+        """Append embeddings (n, n_embd) to sequence 0 after the current tokens, in batches."""
         embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
         n_batch = self._llm.n_batch
         batch = llama_cpp.llama_batch_init(n_batch, self._n_embd, 1)
