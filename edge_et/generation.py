@@ -41,8 +41,10 @@ class _Stepper:
     """Samples or forces tokens one at a time, streaming text and adding up stats."""
 
     def __init__(self, model: TextModel, sampling: Sampling, stats: StageStats,
-                 on_text: TextSink | None):
+                 on_text: TextSink | None, ignore_eos: bool = False):
         self.model, self.sampling, self.stats, self.on_text = model, sampling, stats, on_text
+        self.ignore_eos = ignore_eos
+        self._banned: set[int] = set()  # end tokens masked out when ignoring EOS (benchmarks)
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._parts: list[str] = []
         self.count = 0  # tokens produced, sampled and forced
@@ -51,7 +53,10 @@ class _Stepper:
         """Sample one token; None at end of generation (the end token is not kept)."""
         started = time.perf_counter()
         try:
-            token = self.model.sample(sampling=self.sampling, edit=edit)
+            token = self.model.sample(sampling=self.sampling, edit=self._with_bans(edit))
+            while self.ignore_eos and self.model.is_end(token=token):
+                self._banned.add(token)  # fixed-length runs: never stop, sample again without it
+                token = self.model.sample(sampling=self.sampling, edit=self._with_bans(edit))
         finally:
             self.stats.decode_s += time.perf_counter() - started
         if self.model.is_end(token=token):
@@ -59,6 +64,17 @@ class _Stepper:
         self.stats.generated_tokens += 1
         self._keep(token)
         return token
+
+    def _with_bans(self, edit: LogitEdit | None) -> LogitEdit | None:
+        if not self._banned:
+            return edit
+        banned = list(self._banned)
+
+        def masked(logits: np.ndarray) -> None:
+            if edit is not None:
+                edit(logits)
+            logits[banned] = -np.inf
+        return masked
 
     def force(self, token: int) -> None:
         self.stats.forced_tokens += 1
@@ -79,10 +95,14 @@ class _Stepper:
 
 
 def generate(model: TextModel, *, sampling: Sampling, max_tokens: int,
-             on_text: TextSink | None = None, stats: StageStats | None = None) -> Generation:
-    """Sample up to `max_tokens` tokens after the prompt already fed with `model.start`."""
+             on_text: TextSink | None = None, stats: StageStats | None = None,
+             ignore_eos: bool = False) -> Generation:
+    """Sample up to `max_tokens` tokens after the prompt already fed with `model.start`.
+
+    `ignore_eos` never lets the model stop early (fixed-length benchmark runs).
+    """
     stats = stats or StageStats()
-    stepper = _Stepper(model, sampling, stats, on_text)
+    stepper = _Stepper(model, sampling, stats, on_text, ignore_eos)
     reason = _run(stepper, max_tokens)
     return Generation(text=stepper.text, stop_reason=reason, stats=stats)
 
@@ -127,11 +147,14 @@ def boost_edit(ids: ThinkTokens, t: int, budget: int) -> LogitEdit:
 
 def think_then_answer(model: TextModel, *, sampling: Sampling, think_budget: int,
                       answer_budget: int, on_text: TextSink | None = None,
-                      stats: StageStats | None = None) -> Generation:
-    """Generate a thought of at most `think_budget` tokens, then the answer (see module doc)."""
+                      stats: StageStats | None = None, ignore_eos: bool = False) -> Generation:
+    """Generate a thought of at most `think_budget` tokens, then the answer (see module doc).
+
+    With `ignore_eos` the thought runs to the budget and the answer to its budget (benchmarks).
+    """
     stats = stats or StageStats()
     ids = ThinkTokens.of(model)
-    stepper = _Stepper(model, sampling, stats, on_text)
+    stepper = _Stepper(model, sampling, stats, on_text, ignore_eos)
     try:
         closed, forced = _think(stepper, ids, max(2, think_budget))
     except ContextFull:
@@ -144,7 +167,13 @@ def think_then_answer(model: TextModel, *, sampling: Sampling, think_budget: int
 
 
 def _think(stepper: _Stepper, ids: ThinkTokens, budget: int) -> tuple[bool, bool]:
-    """Run the thinking phase. Returns (closed with </think>, closed by forcing)."""
+    """Run the thinking phase. Returns (closed with </think>, closed by forcing).
+
+    When ignoring EOS (fixed-length benchmarks) the model's own `</think>` is masked too,
+    so the thought is exactly `budget` tokens long.
+    """
+    if stepper.ignore_eos:
+        stepper._banned.add(ids.close)
     while True:
         t = stepper.count + 1
         if t == budget - 1:

@@ -74,3 +74,23 @@ def test_streaming_sink_receives_every_piece_in_order():
     out = think_then_answer(model, sampling=GREEDY, think_budget=10, answer_budget=5,
                             on_text=pieces.append)
     assert "".join(pieces) == out.text == "<think></think>Answer: B"
+
+
+def test_ignore_eos_runs_to_the_exact_length():
+    model = ScriptedModel(lambda step, ctx: EOS if step % 3 == 0 else SPACE)
+    model.start(prompt="x")
+    out = generate(model, sampling=GREEDY, max_tokens=20, ignore_eos=True)
+    assert out.stats.generated_tokens == 20 and out.stop_reason == "max_tokens"
+    assert EOS not in model.context
+
+
+def test_ignore_eos_thinks_exactly_the_budget_then_answers_exactly():
+    def script(step, ctx):
+        return {1: OPEN, 2: CLOSE}.get(step, EOS)  # would close at once and stop
+    model = ScriptedModel(script)
+    model.start(prompt="x")
+    out = think_then_answer(model, sampling=GREEDY, think_budget=12, answer_budget=5, ignore_eos=True)
+    generated = model.context[3:]
+    assert out.stats.think_tokens == 12 and out.stats.think_forced is True
+    assert generated[11] == CLOSE and generated.count(CLOSE) == 1
+    assert len(generated) == 12 + 5
