@@ -66,6 +66,7 @@ class Bundle:
     reasoning: StageSpec | None
     prompts: dict[str, str]
     decoding: dict[str, dict]
+    memory: dict = field(default_factory=dict)  # e.g. {"budget": "6GB"} for the planner
 
     @classmethod
     def load(cls, path: str | Path, *, verify_checksums: bool = False) -> "Bundle":
@@ -82,6 +83,7 @@ class Bundle:
             reasoning=_stage(data, "reasoning"),
             prompts=_typed(data, "prompts", dict, default={}),
             decoding=_typed(data, "decoding", dict, default={}),
+            memory=_typed(data, "memory", dict, default={}),
         )
         if bundle.perception is None and bundle.reasoning is None:
             raise UserError(f"bundle '{root}': {MANIFEST} declares neither 'perception' nor 'reasoning'")

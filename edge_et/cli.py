@@ -38,7 +38,9 @@ def run(
     max_tokens: Optional[int] = typer.Option(None, min=1, help="Token limit of a non-thinking reasoner."),
     temperature: Optional[float] = typer.Option(None, min=0.0, help="Reasoning temperature (0 = greedy)."),
     seed: Optional[int] = typer.Option(None, help="Seed for sampling; the same seed repeats a run."),
-    residency: str = typer.Option("co-resident", help="co-resident (both models stay loaded) | swap (one at a time)."),
+    residency: str = typer.Option("auto", help="auto (the memory plan decides) | co-resident | swap."),
+    mem_budget: Optional[str] = typer.Option(None, "--mem-budget", help="Memory budget (6GB, 512MiB, bytes); default: 80% of available memory."),
+    device: str = typer.Option("cpu", help="cpu | cuda (layers go to the GPU as VRAM allows)."),
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads (default: all cores)."),
     stream: bool = typer.Option(False, "--stream", help="Print reasoning tokens as they are generated."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
@@ -46,17 +48,31 @@ def run(
 ) -> None:
     """Answer a question about an image (or every line of a --batch file)."""
     from edge_et.bundle import Bundle
-    from edge_et.pipeline import Pipeline, RunOptions, check_mode
+    from edge_et.images import load_image
+    from edge_et.pipeline import Pipeline, RunOptions, check_bundle_for_mode, check_mode
+    from edge_et.plan_cmd import plan_bundle
+    from edge_et.scheduler import require_runnable
 
     check_mode(mode)
     if (batch is None) == (question is None):
         raise UserError("give --question (with --image) for one run, or --batch FILE.jsonl")
     loaded = Bundle.load(bundle, verify_checksums=verify)
+    check_bundle_for_mode(loaded, mode)
+    if batch is None:
+        if image is None:
+            raise UserError("this mode needs an image (--image PATH)")
+        if not question.strip():
+            raise UserError("the question is empty")
+        image = load_image(image)  # a bad picture is reported before any planning or loading
+    # Planned before anything loads: a plan that cannot fit stops here with exit code 2.
+    memory_plan = require_runnable(plan_bundle(loaded, mem_budget=mem_budget, device=device))
     options = RunOptions(mode=mode, hint=hint, seed=seed, think_budget=think_budget,
                          answer_budget=answer_budget, max_tokens=max_tokens, temperature=temperature)
     if not as_json:
         render.random_weight_warnings(err, loaded)
-    with Pipeline(loaded, n_threads=threads, residency=residency) as pipeline:
+        err.print(f"plan: {memory_plan.decision} ({memory_plan.reason})", highlight=False, markup=False)
+    with Pipeline(loaded, n_threads=threads, plan=memory_plan,
+                  residency=None if residency == "auto" else residency) as pipeline:
         if batch is not None:
             _run_batch(pipeline, batch, output, options, as_json)
         else:
@@ -116,6 +132,28 @@ def info(
         print(json.dumps(described, ensure_ascii=False))
     else:
         render.bundle_info(out, described)
+
+
+@app.command()
+def plan(
+    bundle: Path = BundleOpt,
+    mem_budget: Optional[str] = typer.Option(
+        None, "--mem-budget", help="Memory budget: 6GB, 6GiB, 512MiB or bytes "
+        "(default: bundle.json memory.budget, else 80% of available memory)."),
+    device: str = typer.Option("cpu", help="cpu | cuda (cuda: layers go to the GPU as VRAM allows)."),
+    ctx: Optional[int] = typer.Option(None, "--ctx", min=16, help="Context length for every stage (default: the bundle's)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Plan memory (co-resident, swap, gpu-split or refuse) from the GGUF headers; loads no model."""
+    from edge_et.bundle import Bundle
+    from edge_et.plan_cmd import format_plan, plan_bundle
+
+    result = plan_bundle(Bundle.load(bundle), mem_budget=mem_budget, device=device, n_ctx=ctx)
+    if as_json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+    else:
+        for line in format_plan(result):
+            out.print(line, markup=False, highlight=False)
 
 
 @app.command()

@@ -23,10 +23,12 @@ from edge_et.errors import UserError
 from edge_et.generation import TextSink, generate, think_then_answer
 from edge_et.hints import hint_from_question
 from edge_et.images import LoadedImage, load_image
+from edge_et.plan_cmd import DEFAULT_CTX, requested_ctx
+from edge_et.scheduler import Plan
 from edge_et.stats import Result, StageStats, peak_rss_bytes
 
 MODES = ("extract-think", "caption-think", "direct", "extract")
-PERCEPTION_CTX, REASONING_CTX = 4096, 8192
+PERCEPTION_CTX, REASONING_CTX = DEFAULT_CTX["perception"], DEFAULT_CTX["reasoning"]
 # Each stage samples from its own seed, so adding a stage does not change the others' draws.
 SEED_OFFSETS = {"hint": 1, "extract": 2, "caption": 2, "direct": 2, "think": 3}
 
@@ -52,6 +54,13 @@ def check_mode(mode: str) -> str:
     return mode
 
 
+def check_bundle_for_mode(bundle: Bundle, mode: str) -> None:
+    """One line naming the missing stage, before any image is read or model loaded."""
+    bundle.require("perception")
+    if check_mode(mode).endswith("-think"):
+        bundle.require("reasoning")
+
+
 RESIDENCIES = ("co-resident", "swap")
 
 
@@ -59,23 +68,23 @@ class Pipeline:
     """Runs requests on one bundle.
 
     residency "co-resident" keeps each model loaded after first use; "swap" frees the
-    other model before loading one, so only one is in memory at a time (the memory
-    planner chooses; batch runs order their work so each model still loads once).
+    other model before loading one, so only one is in memory at a time. With a memory
+    `plan` (edge_et.scheduler) each stage gets the plan's context, KV type, GPU layers and
+    image bound, and the residency follows the plan's decision unless one is given.
     """
 
     def __init__(self, bundle: Bundle, *, n_threads: int | None = None,
-                 residency: str = "co-resident", n_ctx: dict[str, int] | None = None,
-                 kv_type: str | None = None):
+                 residency: str | None = None, plan: Plan | None = None):
+        residency = residency or _residency_of(plan)
         if residency not in RESIDENCIES:
             raise UserError(f"unknown residency {residency!r}; choose one of: {', '.join(RESIDENCIES)}")
         self.bundle = bundle
         self.prompts = prompts.PromptSet.from_overrides(bundle.prompts)
         self.residency = residency
+        self.plan = plan
         self.model_loads = 0
         self._encodes_before = 0  # image encodes of perception models already freed (swap)
         self._n_threads = n_threads
-        self._n_ctx = dict(n_ctx or {})
-        self._kv_type = kv_type
         self._models: dict[str, TextModel] = {}
 
     def __enter__(self) -> "Pipeline":
@@ -111,20 +120,24 @@ class Pipeline:
                     self.release(other)
             spec = self.bundle.require(role)
             cls = backend_class(spec.backend)
-            model = cls(model_path=str(spec.model_path), n_ctx=self._context_for(spec),
+            model = cls(model_path=str(spec.model_path),
                         mmproj_path=str(spec.mmproj_path) if spec.mmproj_path else None,
-                        n_threads=self._n_threads, kv_type=self._kv_type)
+                        n_threads=self._n_threads, **self._stage_settings(spec))
             self._models[role] = model
             self.model_loads += 1
             stats.load_s = model.load_s
         return self._models[role]
 
-    def _context_for(self, spec: StageSpec) -> int:
-        if spec.role in self._n_ctx:
-            return self._n_ctx[spec.role]
-        wanted = spec.n_ctx or (PERCEPTION_CTX if spec.role == "perception" else REASONING_CTX)
-        trained = spec.model_info.context_length if spec.model_info else None
-        return min(wanted, trained) if trained else wanted
+    def _stage_settings(self, spec: StageSpec) -> dict:
+        """Context, KV type, GPU layers and image bound: the plan's, else the bundle's defaults."""
+        planned = self.plan.stages.get(spec.role) if self.plan else None
+        if planned is None:
+            return {"n_ctx": requested_ctx(spec)}
+        settings = {"n_ctx": planned.n_ctx, "kv_type": planned.kv_type,
+                    "n_gpu_layers": planned.gpu_layers}
+        if spec.role == "perception" and planned.image_tokens:
+            settings["image_max_tokens"] = planned.image_tokens
+        return settings
 
     # -- one request ----------------------------------------------------------------------
 
@@ -142,9 +155,7 @@ class Pipeline:
         mode = check_mode(options.mode)
         if not question or not question.strip():
             raise UserError("the question is empty")
-        self.bundle.require("perception")
-        if mode.endswith("-think"):
-            self.bundle.require("reasoning")
+        check_bundle_for_mode(self.bundle, mode)
         picture = image if isinstance(image, LoadedImage) else _load(image)
         seed = options.seed if options.seed is not None else random.randrange(2**31)
         result = Result(mode=mode, question=question, image=picture.source, seed=seed)
@@ -261,6 +272,14 @@ class Pipeline:
         begun = model.start(prompt=prompt)
         stats.prompt_tokens += begun.prompt_tokens
         stats.prefill_s += begun.prefill_s
+
+
+def _residency_of(plan: Plan | None) -> str:
+    if plan is None:
+        return "co-resident"
+    if plan.decision == "gpu-split":
+        return plan.host_residency or "co-resident"
+    return plan.decision if plan.decision in RESIDENCIES else "co-resident"
 
 
 def _load(image: str | Path | None) -> LoadedImage:

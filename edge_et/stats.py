@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import resource
-import sys
 from dataclasses import asdict, dataclass, field
+
+from edge_et.memory import process_peak_rss
 
 
 @dataclass
@@ -72,9 +72,8 @@ class Result:
 
 
 def peak_rss_bytes() -> int:
-    """Peak resident set size of this process (ru_maxrss is KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)
+    """Peak resident set size of this process (VmHWM on Linux; see memory.process_peak_rss)."""
+    return process_peak_rss()
 
 
 def _round(value):

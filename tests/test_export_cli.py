@@ -41,7 +41,9 @@ def test_export_writes_a_validated_bundle_the_runtime_runs(exported, sample_imag
     assert set(parity) == {"perception", "reasoning"}
     files = {row["file"]: row for row in report["files"]}
     assert files["reasoning.Q4_K_M.gguf"]["quant"] == "Q4_K_M"
-    assert files["mmproj.Q8_0.gguf"]["bits_per_weight"] < 9
+    assert files["reasoning.Q4_K_M.gguf"]["bits_per_weight"] < 6.5
+    # The converter keeps small vision tensors (norms, biases) in f32: an mmproj stays above 8.5.
+    assert 8.5 <= files["mmproj.Q8_0.gguf"]["bits_per_weight"] < 17
     bundle = Bundle.load(out, verify_checksums=True)
     assert bundle.reasoning.thinking is True  # the Qwen3 template knows <think>
     with Pipeline(bundle) as pipeline:

@@ -1,7 +1,8 @@
-"""Export toolchain on tiny random models: build, convert, quantize, bundle, and run in llama.cpp.
+"""Export toolchain on the tiny test bundle: build, convert, quantize, bundle, and run in llama.cpp.
 
-The tiny bundle is built once per recipe into the edge-et cache (~15 s cold); with the cache
-warm this file takes a few seconds. Outputs of random weights are noise, so the tests assert
+The tiny bundle (Qwen2-VL + Qwen3 from `export.archs`) is built once per recipe into the
+edge-et cache (~15 s cold); with the cache warm this file takes a few seconds. Every
+architecture's own tiny model is covered by tests/test_archs.py. Outputs of random weights are noise, so the tests assert
 properties (single tokens, determinism, image tokens reach the model), never text.
 """
 
@@ -20,7 +21,7 @@ llama_cpp = pytest.importorskip("llama_cpp")
 
 from edge_et.bundle import Bundle, sha256_file  # noqa: E402
 from edge_et.errors import UserError  # noqa: E402
-from export import converter, gguf, tiny  # noqa: E402
+from export import archs, converter, gguf, tiny  # noqa: E402
 from export.bundle import Stage, write_bundle  # noqa: E402
 from export.tiny_bundle import TINY_RECIPE, build_tiny_bundle  # noqa: E402
 
@@ -187,7 +188,7 @@ def test_offline_without_cached_converter_says_what_to_fetch(tmp_path, monkeypat
 
 def test_convert_q8_0_loads(bundle, tmp_path):
     out = gguf.convert(bundle.parent / "hf" / "qwen3", tmp_path / "r.q8_0.gguf", outtype="q8_0",
-                       pre_tokenizer=tiny.PRE_TOKENIZER)
+                       pre_tokenizer=archs.get("qwen3").pre_tokenizer)
     assert gguf.architecture(out) == "qwen3"
     assert _llama(out).metadata["general.file_type"] == str(llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0)
     with pytest.raises(ValueError, match="quantize"):

@@ -64,7 +64,8 @@ class LlamaCppModel:
 
     def __init__(self, *, model_path: str, n_ctx: int, mmproj_path: str | None = None,
                  n_threads: int | None = None, n_gpu_layers: int = 0, n_batch: int = 512,
-                 kv_type: str | None = None, image_cache_bytes: int = IMAGE_CACHE_BYTES):
+                 kv_type: str | None = None, image_max_tokens: int | None = None,
+                 image_cache_bytes: int = IMAGE_CACHE_BYTES):
         self._stack = ExitStack()
         self._pending: list[int] = []
         self._image_cache = EmbeddingCache(image_cache_bytes)
@@ -79,7 +80,8 @@ class LlamaCppModel:
         # llama.cpp pads the context up to a multiple of 256, but llama-cpp-python's token
         # buffer keeps the requested size: the smaller of the two is the real limit.
         self.n_ctx = min(n_ctx, self._llm.n_ctx())
-        self._mtmd = self._load_mmproj(mmproj_path) if mmproj_path else None
+        self._mtmd = self._load_mmproj(mmproj_path, n_gpu_layers > 0, image_max_tokens) \
+            if mmproj_path else None
         self._llava_ov = self._llava_ov_images(mmproj_path) if mmproj_path else None
         self.load_s = time.perf_counter() - started
         self.chat_template = self._llm.metadata.get("tokenizer.chat_template")
@@ -107,9 +109,12 @@ class LlamaCppModel:
             reason = llama_log.last_error() or str(exc)
             raise UserError(f"llama.cpp cannot load '{os.path.basename(path)}': {reason}") from None
 
-    def _load_mmproj(self, path: str):
+    def _load_mmproj(self, path: str, use_gpu: bool, image_max_tokens: int | None):
         params = mtmd.mtmd_context_params_default()
-        params.use_gpu = False
+        params.use_gpu = use_gpu
+        if image_max_tokens:
+            # The memory plan's bound on one image: mtmd downscales larger pictures to it.
+            params.image_max_tokens = image_max_tokens
         params.print_timings = False
         params.n_threads = self._llm.n_threads
         llama_log.clear()
