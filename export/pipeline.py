@@ -113,7 +113,14 @@ def _export_into(scratch: Path, specs: dict[str, ArchSpec], dirs: dict[str, Path
     for role, spec in specs.items():
         hf_dir = Path(dirs[role])
         source = spec.prepare(hf_dir, scratch / f"{role}-prepared") if spec.prepare else hf_dir
-        text = _text_gguf(source, bundle_dir / f"{role}.{quant}.gguf", quant, spec, scratch, step, role)
+        text, f16 = _text_gguf(source, bundle_dir / f"{role}.{quant}.gguf", quant, spec, scratch, step, role)
+        if validate and f16 is not None:
+            # K-quant bounds are loose enough to hide a structural fault on a random model;
+            # the F16 file it was quantized from is held to F16's tight bounds first.
+            step(f"{role}: checking the F16 source of the {quant} file against transformers")
+            report.parity[f"{role}_f16_source"] = _parity(hf_dir, f16, None, "F16", "F16")
+        if f16 is not None:
+            f16.unlink()
         mmproj = None
         if spec.is_vlm:
             step(f"{role}: writing the vision projector ({mmproj_quant})")
@@ -135,16 +142,16 @@ def _export_into(scratch: Path, specs: dict[str, ArchSpec], dirs: dict[str, Path
 
 
 def _text_gguf(source: Path, target: Path, quant: str, spec: ArchSpec, scratch: Path,
-               step: StepReporter, role: str) -> Path:
+               step: StepReporter, role: str) -> tuple[Path, Path | None]:
+    """The text GGUF at `quant`, and the F16 file it was quantized from (None if direct)."""
     if quant in DIRECT_TYPES:
         step(f"{role}: converting the {spec.name} text model to {quant}")
-        return gguf.convert(source, target, outtype=DIRECT_TYPES[quant], pre_tokenizer=spec.pre_tokenizer)
+        converted = gguf.convert(source, target, outtype=DIRECT_TYPES[quant], pre_tokenizer=spec.pre_tokenizer)
+        return converted, None
     step(f"{role}: converting the {spec.name} text model to F16")
     f16 = gguf.convert(source, scratch / f"{role}.F16.gguf", outtype="f16", pre_tokenizer=spec.pre_tokenizer)
     step(f"{role}: quantizing to {quant}")
-    gguf.quantize(f16, target, quant)
-    f16.unlink()
-    return target
+    return gguf.quantize(f16, target, quant), f16
 
 
 def _mmproj(source: Path, spec: ArchSpec, target: Path, mmproj_quant: str) -> Path:

@@ -38,7 +38,8 @@ def test_export_writes_a_validated_bundle_the_runtime_runs(exported, sample_imag
     out, report = exported
     assert report["validated"] is True
     parity = json.loads((out / "parity.json").read_text())
-    assert set(parity) == {"perception", "reasoning"}
+    assert set(parity) == {"perception", "reasoning", "perception_f16_source", "reasoning_f16_source"}
+    assert all(report["ok"] for report in parity.values())
     files = {row["file"]: row for row in report["files"]}
     assert files["reasoning.Q4_K_M.gguf"]["quant"] == "Q4_K_M"
     assert files["reasoning.Q4_K_M.gguf"]["bits_per_weight"] < 6.5
