@@ -1,6 +1,6 @@
 """Many questions in one run: a JSONL file in, one JSON result per line out, in input order.
 
-Each input line is `{"image": PATH, "question": TEXT}` (optional `id`, `hint`); relative
+Each input line is `{"image": PATH, "question": TEXT}` (optional `id`, `hint`, `seed`); relative
 image paths are read from the JSONL file's folder. A bad line becomes an error record for
 that line; the batch goes on.
 
@@ -35,6 +35,7 @@ class BatchItem:
     question: str = ""
     id: object = None
     hint: str | None = None
+    seed: int | None = None  # this line's own sampling seed (evaluations seed each item)
     error: str | None = None
 
 
@@ -84,6 +85,7 @@ def _parse_line(number: int, line: str, folder: Path) -> BatchItem:
     item.image = image if image.is_absolute() else folder / image
     item.question = data["question"]
     item.hint = data.get("hint") if isinstance(data.get("hint"), str) else None
+    item.seed = data["seed"] if type(data.get("seed")) is int else None
     return item
 
 
@@ -159,7 +161,9 @@ def _attempt(work: Callable[[], Result], item: BatchItem):
 
 
 def _line_options(options: RunOptions, item: BatchItem) -> RunOptions:
-    return replace(options, hint=item.hint) if item.hint is not None else options
+    own = {name: value for name, value in (("hint", item.hint), ("seed", item.seed))
+           if value is not None}
+    return replace(options, **own) if own else options
 
 
 def _record(item: BatchItem, outcome) -> dict:

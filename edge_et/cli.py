@@ -20,6 +20,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 out = Console()
 err = Console(stderr=True)
 app.add_typer(export_app, name="export")
+from edge_et import cli_eval; cli_eval.register(app)  # noqa: E402,E702 - the eval and data sub-apps
 
 BundleOpt = typer.Option(..., "--bundle", "-b", help="Bundle folder (holds bundle.json).")
 

@@ -199,33 +199,45 @@ class Pipeline:
                 return
         result.hint, result.hint_source = hint_from_question(question), "question-rule"
 
+    def ask(self, role: str, request: str, *, settings: StageDecoding, seed: int,
+            stats: StageStats, image: LoadedImage | None = None,
+            on_text: TextSink | None = None) -> str:
+        """One user turn of the caller's own to the `role` model; returns the generated text.
+
+        With `image` (perception) the picture comes first, as in every perception request;
+        without one, a thinking model answers with its thinking switched off. The modes'
+        perception stages and the hint use it, and so do data tools (extraction targets).
+        """
+        model = self._model(role, stats)
+        if image is None:
+            self._start(model, request, stats,
+                        thinking=False if self.bundle.require(role).thinking else None)
+        else:
+            prompt = render_user_turn(model.chat_template, model.media_marker + "\n" + request,
+                                      bos_text=model.bos_text, eos_text=model.eos_text)
+            begun = model.start(prompt=prompt, image=image)
+            stats.prompt_tokens, stats.prefill_s = begun.prompt_tokens, begun.prefill_s
+            stats.image_encode_s = begun.image_encode_s
+            stats.image_cached = begun.image_cached
+        return generate(model, sampling=settings.sampling(seed), max_tokens=settings.max_tokens,
+                        on_text=on_text, stats=stats).text
+
     def _ask_hint(self, question: str, result: Result) -> str:
-        stats = result.stages.setdefault("hint", StageStats())
-        model = self._model("reasoning", stats)
-        settings = stage_decoding("hint", self.bundle.decoding)
-        self._start(model, prompts.hint_request(question, self.prompts), stats,
-                    thinking=False if self.bundle.reasoning.thinking else None)
-        out = generate(model, sampling=settings.sampling(result.seed + SEED_OFFSETS["hint"]),
-                       max_tokens=settings.max_tokens, stats=stats)
-        return prompts.clean_hint(out.text)
+        text = self.ask("reasoning", prompts.hint_request(question, self.prompts),
+                        settings=stage_decoding("hint", self.bundle.decoding),
+                        seed=result.seed + SEED_OFFSETS["hint"],
+                        stats=result.stages.setdefault("hint", StageStats()))
+        return prompts.clean_hint(text)
 
     def _perceive(self, picture: LoadedImage, request: str, stage: str, result: Result,
                   options: RunOptions) -> str:
-        stats = result.stages.setdefault(stage, StageStats())
-        model = self._model("perception", stats)
-        settings = stage_decoding(stage, self.bundle.decoding)
-        content = model.media_marker + "\n" + request
-        prompt = render_user_turn(model.chat_template, content, bos_text=model.bos_text,
-                                  eos_text=model.eos_text)
-        begun = model.start(prompt=prompt, image=picture)
-        stats.prompt_tokens, stats.prefill_s = begun.prompt_tokens, begun.prefill_s
-        stats.image_encode_s = begun.image_encode_s
-        stats.image_cached = begun.image_cached
-        out = generate(model, sampling=settings.sampling(result.seed + SEED_OFFSETS[stage]),
-                       max_tokens=settings.max_tokens, on_text=options.on_extraction_text,
-                       stats=stats)
-        result.extraction = out.text.strip()
-        return out.text
+        text = self.ask("perception", request, image=picture,
+                        settings=stage_decoding(stage, self.bundle.decoding),
+                        seed=result.seed + SEED_OFFSETS[stage],
+                        stats=result.stages.setdefault(stage, StageStats()),
+                        on_text=options.on_extraction_text)
+        result.extraction = text.strip()
+        return text
 
     def _reason(self, result: Result, options: RunOptions) -> None:
         stats = result.stages.setdefault("think", StageStats())
