@@ -46,6 +46,7 @@ def run(
     stream: bool = typer.Option(False, "--stream", help="Print reasoning tokens as they are generated."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     verify: bool = typer.Option(False, "--verify", help="Check model sha256 before loading."),
+    deadline: Optional[float] = typer.Option(None, "--deadline", help="Seconds a run may take: picks the think budget from this device's measured speed (measured once, then cached)."),
 ) -> None:
     """Answer a question about an image (or every line of a --batch file)."""
     from edge_et.bundle import Bundle
@@ -69,6 +70,12 @@ def run(
     memory_plan = require_runnable(plan_bundle(loaded, mem_budget=mem_budget, device=device))
     options = RunOptions(mode=mode, hint=hint, seed=seed, think_budget=think_budget,
                          answer_budget=answer_budget, max_tokens=max_tokens, temperature=temperature)
+    chosen = None
+    if deadline is not None:
+        from edge_et.deadline import apply_deadline, describe_choice
+
+        options, chosen = apply_deadline(loaded, options, deadline, n_threads=threads)
+        err.print(describe_choice(chosen), highlight=False, markup=False)
     if not as_json:
         render.random_weight_warnings(err, loaded)
         err.print(f"plan: {memory_plan.decision} ({memory_plan.reason})", highlight=False, markup=False)
@@ -77,16 +84,18 @@ def run(
         if batch is not None:
             _run_batch(pipeline, batch, output, options, as_json)
         else:
-            _run_one(pipeline, image, question, options, stream, as_json)
+            _run_one(pipeline, image, question, options, stream, as_json, chosen)
 
 
-def _run_one(pipeline, image, question, options, stream: bool, as_json: bool) -> None:
+def _run_one(pipeline, image, question, options, stream: bool, as_json: bool,
+             deadline: dict | None = None) -> None:
     sink = Console(stderr=as_json)
     if stream:
         options.on_reasoning_text = lambda text: sink.print(text, end="", markup=False, highlight=False)
         if not as_json:
             sink.rule("reasoning (streamed)")
     result = pipeline.run(image, question, options)
+    result.deadline = deadline
     if stream:
         sink.print()
     if as_json:
@@ -155,6 +164,39 @@ def plan(
     else:
         for line in format_plan(result):
             out.print(line, markup=False, highlight=False)
+
+
+@app.command()
+def bench(
+    bundle: Path = BundleOpt,
+    image: Optional[Path] = typer.Option(None, "--image", "-i", help="Picture to bench with (default: the sample picture)."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Folder of pictures, rotated across trials."),
+    trials: int = typer.Option(5, "--trials", min=1, help="Timed trials after the warm-up."),
+    warmup: int = typer.Option(1, "--warmup", min=0, help="Untimed warm-up trials."),
+    extract_tokens: int = typer.Option(128, "--extract-tokens", min=1, help="Tokens the extraction generates (EOS ignored)."),
+    think_tokens: int = typer.Option(256, "--think-tokens", min=0, help="Think budget (instruct reasoners: tokens before the answer)."),
+    answer_tokens: int = typer.Option(32, "--answer-tokens", min=1, help="Tokens after </think>."),
+    direct_tokens: int = typer.Option(16, "--direct-tokens", min=1, help="Tokens of the direct VLM answer."),
+    budgets: str = typer.Option("0,256,1024,4096", "--budgets", help="Think budgets of the latency curve ('none': no curve)."),
+    curve_trials: int = typer.Option(3, "--curve-trials", min=1, help="Runs per budget of the curve."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: all cores)."),
+    residency: str = typer.Option("co-resident", help="co-resident | swap (free perception before reasoning)."),
+    bare: bool = typer.Option(True, "--bare/--no-bare", help="Run bare llama-cpp-python beside edge-et (overhead ratio)."),
+    direct: bool = typer.Option(True, "--direct/--no-direct", help="Run the direct VLM answer beside Extract+Think."),
+    bandwidth_mib: int = typer.Option(256, "--bandwidth-mib", min=0, help="Array size of the memory-bandwidth probe (0: skip)."),
+    seed: int = typer.Option(0, "--seed", help="Sampling seed of trial 0 (trial i uses seed + i)."),
+    out_file: Optional[Path] = typer.Option(None, "--out", "-o", help="Report JSON (default: ./edge-et-bench-<bundle>.json)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write a stacked per-stage bar chart (PNG; needs matplotlib)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
+) -> None:
+    """Per-stage latency and memory on this device, beside bare llama.cpp, the direct VLM and the bandwidth limit."""
+    from edge_et.bench_render import bench_command, parse_budgets
+
+    bench_command(bundle=bundle, image=image, images=images, out=out_file, plot=plot, as_json=as_json,
+                  console=out, err=err, trials=trials, warmup=warmup, extract_tokens=extract_tokens,
+                  think_tokens=think_tokens, answer_tokens=answer_tokens, direct_tokens=direct_tokens,
+                  budgets=parse_budgets(budgets), curve_trials=curve_trials, n_threads=threads,
+                  residency=residency, bare=bare, direct=direct, bandwidth_mib=bandwidth_mib, seed=seed)
 
 
 @app.command()

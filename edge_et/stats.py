@@ -50,6 +50,8 @@ class Result:
     reasoning: the reasoning model's full output (thinking included), None without stage 2.
     stages: StageStats per stage name (`hint`, `extract`, `caption`, `direct`, `think`).
     peak_rss_bytes: peak resident memory of this process so far.
+    deadline: with `run --deadline`: the think budget chosen for it and the worst case
+        expected from this device's measured speed (see edge_et.deadline).
     """
 
     mode: str
@@ -64,6 +66,7 @@ class Result:
     peak_rss_bytes: int = 0
     image: str | None = None
     seed: int | None = None
+    deadline: dict | None = None
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -1,0 +1,392 @@
+"""`edge-et bench`: per-stage latency and memory of Extract+Think on this device.
+
+Warm-up, then N trials, each a fresh `edge-et run` as a user would start it: load the
+perception model, extract, load the reasoning model, think. Generated lengths are fixed
+from the settings with end-of-generation ignored, so every trial and every device does the
+same work. Side by side in every trial (STYLE.md 12):
+
+- bare: the same token counts through plain llama-cpp-python calls on the same loaded
+  model (`bench_measure.bare_stage`): edge-et's overhead, goal <= 1.03;
+- direct: the perception VLM answering alone: the latency price of Extract+Think;
+- the memory-bandwidth limit: this machine's read bandwidth / bytes read per token.
+
+The think stage reads a stand-in description of `extract_tokens` tokens (see
+`bench_measure.stand_in_description`), not the VLM's text, so its prompt length is fixed too.
+
+edge-et and bare runs alternate order from trial to trial (A B, B A, ...), so drift and
+noise from other processes hit both alike; ratios are medians of per-trial ratios.
+Then a thinking-budget curve: end-to-end latency against the think budget.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from edge_et import prompts
+from edge_et.bench_measure import (StageRequest, StageRun, bare_comparable, bare_stage,
+                                   decode_bytes_per_token, edge_stage, machine_info,
+                                   measure_bandwidth, open_model, render_prompt,
+                                   reset_peak_rss, stand_in_description)
+from edge_et.bundle import Bundle
+from edge_et.decoding import stage_decoding
+from edge_et.errors import UserError
+from edge_et.hints import hint_from_question
+from edge_et.images import SAMPLE_QUESTION, LoadedImage, load_image
+from edge_et.memory import process_peak_rss
+from edge_et.pipeline import RESIDENCIES, SEED_OFFSETS
+
+DEFAULT_BUDGETS = (0, 256, 1024, 4096)
+OVERHEAD_GOAL = 1.03
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """What one bench run does. Token counts are exact: EOS is ignored.
+
+    think_tokens: the reasoning stage's think budget (thinking models) or the tokens before
+        the answer (instruct reasoners, which then generate think + answer tokens).
+    budgets: think budgets of the curve (empty: no curve); curve_trials runs of each.
+    bandwidth_mib: array size of the bandwidth measurement (0: skip it).
+    """
+
+    trials: int = 5
+    warmup: int = 1
+    extract_tokens: int = 128
+    think_tokens: int = 256
+    answer_tokens: int = 32
+    direct_tokens: int = 16
+    budgets: tuple[int, ...] = DEFAULT_BUDGETS
+    curve_trials: int = 3
+    question: str = SAMPLE_QUESTION
+    seed: int = 0
+    n_threads: int | None = None
+    residency: str = "co-resident"
+    bare: bool = True
+    direct: bool = True
+    bandwidth_mib: int = 256
+
+    def check(self) -> None:
+        if self.trials < 1 or self.warmup < 0 or self.curve_trials < 1:
+            raise UserError("--trials and curve trials must be >= 1, --warmup >= 0")
+        if min(self.extract_tokens, self.answer_tokens, self.direct_tokens) < 1 or self.think_tokens < 0:
+            raise UserError("token counts must be >= 1 (think tokens >= 0)")
+        if any(b < 0 for b in self.budgets):
+            raise UserError("think budgets must be >= 0")
+        if self.residency not in RESIDENCIES:
+            raise UserError(f"unknown residency {self.residency!r}; choose one of: {', '.join(RESIDENCIES)}")
+
+
+@dataclass
+class Trial:
+    """One trial: edge-et runs per stage, the bare runs beside them, loads and peaks."""
+
+    image: str
+    edge: dict[str, StageRun] = field(default_factory=dict)
+    bare: dict[str, StageRun] = field(default_factory=dict)
+    load_s: dict[str, float] = field(default_factory=dict)      # by role
+    peak_rss_bytes: dict[str, int] = field(default_factory=dict)  # by stage
+
+    def to_dict(self) -> dict:
+        runs = {side: {k: v.metrics() for k, v in getattr(self, side).items()} for side in ("edge", "bare")}
+        return {"image": self.image, "load_s": self.load_s, "peak_rss_bytes": self.peak_rss_bytes, **runs}
+
+
+@dataclass
+class BenchReport:
+    """Everything one bench run measured; `to_dict()` is the saved JSON.
+
+    stages: per stage (extract, think, direct) metric -> {median, min, max, n} of the
+        edge-et runs: load_s, image_encode_s, prefill_tok_s, decode_tok_s, ttft_s, e2e_s,
+        peak_rss_bytes, tokens, requested, ...; bare: the same for the bare runs.
+    ratios: overhead (edge-et / bare) per stage, direct_price (Extract+Think / direct).
+    roofline: per stage, bytes read per token, the bandwidth limit and decode as % of it.
+    curve: per think budget, the think stage and the end-to-end latency.
+    """
+
+    bundle: str
+    settings: dict
+    machine: dict
+    stages: dict[str, dict]
+    bare: dict[str, dict]
+    ratios: dict
+    bandwidth: dict | None
+    roofline: dict
+    curve: list[dict]
+    trials: list[dict]
+    models: dict
+    notes: list[str]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# -- running ------------------------------------------------------------------------------------
+
+def run_bench(bundle: Bundle | str | Path, *, images: Sequence[str | Path | LoadedImage],
+              trials: int = 5, warmup: int = 1, extract_tokens: int = 128, think_tokens: int = 256,
+              answer_tokens: int = 32, progress: Say | None = None, **more) -> BenchReport:
+    """Benchmark `bundle` on this device; `more` sets any other `BenchSettings` field.
+
+    `images` rotate across trials (trial i uses image i mod len). `progress` receives one
+    line per step (the CLI prints them on stderr).
+    """
+    settings = BenchSettings(trials=trials, warmup=warmup, extract_tokens=extract_tokens,
+                             think_tokens=think_tokens, answer_tokens=answer_tokens, **more)
+    settings.check()
+    loaded = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
+    loaded.require("perception")
+    loaded.require("reasoning")
+    if not images:
+        raise UserError("the bench needs at least one image (--image or --images)")
+    pictures = [img if isinstance(img, LoadedImage) else load_image(img) for img in images]
+    say = progress or (lambda line: None)
+    bandwidth = None
+    if settings.bandwidth_mib:
+        say(f"measuring memory bandwidth ({settings.bandwidth_mib} MiB array)")
+        bandwidth = measure_bandwidth(array_mib=settings.bandwidth_mib, threads=settings.n_threads)
+    bench = _Bench(loaded, settings, pictures, say)
+    for index in range(settings.warmup):
+        bench.trial(index, label=f"warm-up {index + 1}/{settings.warmup}")
+    runs = [bench.trial(settings.warmup + i, label=f"trial {i + 1}/{settings.trials}")
+            for i in range(settings.trials)]
+    curve = bench.curve() if settings.budgets else {}
+    return build_report(loaded, settings, runs, curve, bandwidth, stage_peaks=reset_peak_rss())
+
+
+class _Bench:
+    """Opens models and runs trials the way the pipeline runs a request."""
+
+    def __init__(self, bundle: Bundle, settings: BenchSettings, images: list[LoadedImage], say: Say):
+        self.bundle, self.settings, self.images, self.say = bundle, settings, images, say
+        self.prompts = prompts.PromptSet.from_overrides(bundle.prompts)
+
+    def open(self, role: str, need: int):
+        return open_model(self.bundle.require(role), need, self.settings.n_threads)
+
+    def _reasoning_need(self, think: int) -> int:
+        # Description (extract_tokens), the prompt around it, the thought and the answer.
+        return self.settings.extract_tokens + 512 + think + self.settings.answer_tokens
+
+    def trial(self, index: int, *, label: str) -> Trial:
+        s = self.settings
+        image = self.images[index % len(self.images)]
+        self.say(f"{label}: {image.source}")
+        run = Trial(image=image.source)
+        reset_peak_rss()
+        perception = self.open("perception", max(s.extract_tokens, s.direct_tokens) + 1536)
+        try:
+            run.load_s["perception"] = perception.load_s
+            run.edge["extract"], bare = self._pair(perception, self._extract(perception, image, index), index)
+            run.peak_rss_bytes["extract"] = process_peak_rss()
+            if bare is not None:
+                run.bare["extract"] = bare
+            if s.direct:
+                reset_peak_rss()
+                run.edge["direct"] = edge_stage(perception, self._direct(perception, image, index))
+                run.peak_rss_bytes["direct"] = process_peak_rss()
+            if s.residency == "swap":
+                perception.close()
+            self._think_part(run, index)
+        finally:
+            perception.close()  # a second close is a no-op
+        return run
+
+    def _think_part(self, run: Trial, index: int) -> None:
+        reset_peak_rss()
+        reasoning = self.open("reasoning", self._reasoning_need(self.settings.think_tokens))
+        try:
+            run.load_s["reasoning"] = reasoning.load_s
+            description = stand_in_description(reasoning, self.settings.extract_tokens)
+            request = self.think_request(description, self.settings.think_tokens, index)
+            run.edge["think"], bare = self._pair(reasoning, request, index)
+            run.peak_rss_bytes["think"] = process_peak_rss()
+            if bare is not None:
+                run.bare["think"] = bare
+        finally:
+            reasoning.close()
+
+    def _pair(self, model, request: StageRequest, index: int) -> tuple[StageRun, StageRun | None]:
+        """edge-et and bare on the same model, edge-et first in even trials, bare first in odd."""
+        if not (self.settings.bare and bare_comparable(model, request)):
+            return edge_stage(model, request), None
+        if index % 2 == 0:
+            edge = edge_stage(model, request)
+            return edge, bare_stage(model, render_prompt(model, request), request)
+        bare = bare_stage(model, render_prompt(model, request), request)
+        return edge_stage(model, request), bare
+
+    # -- requests, built as the pipeline builds them --------------------------------------------
+
+    def _seed(self, stage: str, index: int) -> int:
+        return self.settings.seed + index + SEED_OFFSETS[stage]
+
+    def _extract(self, model, image: LoadedImage, index: int) -> StageRequest:
+        hint = hint_from_question(self.settings.question)
+        content = model.media_marker + "\n" + prompts.extraction_prompt(hint, self.prompts)
+        sampling = stage_decoding("extract", self.bundle.decoding).sampling(self._seed("extract", index))
+        return StageRequest(content, sampling, self.settings.extract_tokens, image=image)
+
+    def _direct(self, model, image: LoadedImage, index: int) -> StageRequest:
+        content = model.media_marker + "\n" + prompts.direct_prompt(self.settings.question, self.prompts)
+        sampling = stage_decoding("direct", self.bundle.decoding).sampling(self._seed("direct", index))
+        return StageRequest(content, sampling, self.settings.direct_tokens, image=image)
+
+    def think_request(self, description: str, budget: int, index: int) -> StageRequest:
+        """The reasoning stage for `budget` think tokens (0: the template's no-thinking switch)."""
+        content = prompts.reasoning_prompt(description.strip(), self.settings.question,
+                                           step_by_step=True, prompts=self.prompts)
+        answer = self.settings.answer_tokens
+        if not self.bundle.reasoning.thinking:
+            sampling = stage_decoding("reason", self.bundle.decoding).sampling(self._seed("think", index))
+            return StageRequest(content, sampling, budget + answer)
+        sampling = stage_decoding("think", self.bundle.decoding).sampling(self._seed("think", index))
+        if budget == 0:
+            return StageRequest(content, sampling, answer, thinking=False)
+        return StageRequest(content, sampling, answer, thinking=True, think_budget=budget)
+
+    def curve(self) -> dict[int, list[StageRun]]:
+        """Think-stage runs per budget on one loaded model, budgets rotated per round."""
+        budgets = list(dict.fromkeys(self.settings.budgets))
+        model = self.open("reasoning", self._reasoning_need(max(budgets)))
+        runs: dict[int, list[StageRun]] = {b: [] for b in budgets}
+        try:
+            description = stand_in_description(model, self.settings.extract_tokens)
+            edge_stage(model, self.think_request(description, min(budgets), 0))  # warm-up
+            for round_ in range(self.settings.curve_trials):
+                shift = round_ % len(budgets)
+                for budget in budgets[shift:] + budgets[:shift]:
+                    self.say(f"curve round {round_ + 1}/{self.settings.curve_trials}: budget {budget}")
+                    runs[budget].append(edge_stage(model, self.think_request(description, budget, round_)))
+        finally:
+            model.close()
+        return runs
+
+
+# -- the report ---------------------------------------------------------------------------------
+
+def summarize(values: Sequence[float | None]) -> dict | None:
+    """{median, min, max, n} of the values that exist; None when none do."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return None
+    return {"median": statistics.median(present), "min": min(present), "max": max(present),
+            "n": len(present)}
+
+
+def paired_median(pairs: Sequence[tuple[float | None, float | None]]) -> float | None:
+    """Median of a/b over the trials where both exist: each ratio compares neighbours in time."""
+    ratios = [a / b for a, b in pairs if a is not None and b]
+    return statistics.median(ratios) if ratios else None
+
+
+def _stage_summary(trials: list[Trial], stage: str, side: str, role: str) -> dict:
+    runs = [getattr(t, side)[stage] for t in trials if stage in getattr(t, side)]
+    metrics = {key: summarize([r.metrics()[key] for r in runs]) for key in runs[0].metrics()} if runs else {}
+    if side == "edge" and runs:
+        metrics["load_s"] = summarize([t.load_s.get(role) for t in trials])
+        metrics["peak_rss_bytes"] = summarize([t.peak_rss_bytes.get(stage) for t in trials])
+    return metrics
+
+
+STAGE_ROLES = {"extract": "perception", "direct": "perception", "think": "reasoning"}
+
+
+def _overhead(trials: list[Trial], stage: str, bare: bool) -> dict:
+    pairs = [(t.edge[stage], t.bare[stage]) for t in trials if stage in t.bare]
+    if not pairs:
+        return {"comparable": False, "note": "bare baseline skipped (--no-bare)" if not bare else
+                "no bare run: LLaVA-OneVision images are packed by edge-et; bare mtmd would "
+                "feed a different number of image tokens"}
+    e2e = paired_median([(e.e2e_s, b.e2e_s) for e, b in pairs])
+    return {"comparable": True, "e2e": e2e,
+            "ttft": paired_median([(e.ttft_s, b.ttft_s) for e, b in pairs]),
+            "decode": paired_median([(b.decode_tok_s, e.decode_tok_s) for e, b in pairs]),
+            "goal": OVERHEAD_GOAL, "meets_goal": e2e is not None and e2e <= OVERHEAD_GOAL}
+
+
+def _direct_price(trials: list[Trial]) -> dict | None:
+    if not all("direct" in t.edge for t in trials):
+        return None
+    et = [t.edge["extract"].e2e_s + t.edge["think"].e2e_s for t in trials]
+    loads = [t.load_s["perception"] + t.load_s["reasoning"] for t in trials]
+    direct = [t.edge["direct"].e2e_s for t in trials]
+    return {"resident": paired_median(list(zip(et, direct))),
+            "with_loads": paired_median([(a + l, d + t.load_s["perception"])
+                                         for a, l, d, t in zip(et, loads, direct, trials)]),
+            "extract_think_e2e_s": statistics.median(et), "direct_e2e_s": statistics.median(direct)}
+
+
+def _roofline(bundle: Bundle, stages: dict, bandwidth: dict | None) -> dict:
+    if not bandwidth:
+        return {}
+    out = {}
+    for stage, metrics in stages.items():
+        spec = bundle.require(STAGE_ROLES[stage])
+        decode, prompt = metrics.get("decode_tok_s"), metrics.get("prompt_tokens")
+        if spec.model_info is None or not decode or not prompt:
+            continue
+        # Mean position while decoding: the prompt plus half the generated tokens.
+        position = int(prompt["median"] + metrics["requested"]["median"] / 2)
+        need = decode_bytes_per_token(spec.model_info, position)
+        limit = bandwidth["read_bytes_per_s_all_threads"] / need["bytes_per_token"]
+        limit_1 = bandwidth["read_bytes_per_s_1_thread"] / need["bytes_per_token"]
+        out[stage] = {**need, "limit_tok_s": limit, "limit_tok_s_1_thread": limit_1,
+                      "decode_tok_s": decode["median"], "pct_of_limit": 100 * decode["median"] / limit}
+    return out
+
+
+def _curve_rows(runs: dict[int, list[StageRun]], stages: dict) -> list[dict]:
+    extract = stages["extract"]["e2e_s"]["median"]
+    loads = stages["extract"]["load_s"]["median"] + stages["think"]["load_s"]["median"]
+    rows = []
+    for budget, stage_runs in runs.items():
+        think = summarize([r.e2e_s for r in stage_runs])
+        rows.append({"budget": budget, "requested": stage_runs[0].requested,
+                     "tokens": summarize([r.tokens for r in stage_runs]),
+                     "decode_tok_s": summarize([r.decode_tok_s for r in stage_runs]),
+                     "think_e2e_s": think, "e2e_s": extract + think["median"],
+                     "e2e_with_loads_s": extract + think["median"] + loads})
+    return rows
+
+
+def _notes(bundle: Bundle, trials: list[Trial], curve: dict, stage_peaks: bool) -> list[str]:
+    notes = [f"the {s.role} model has RANDOM WEIGHTS: its text is noise, but at fixed generated "
+             "lengths (EOS ignored) its speed and memory are those of the real architecture"
+             for s in bundle.stages() if s.random_weights]
+    short = {f"{side} {name}: {run.tokens} of {run.requested} tokens ({run.stop_reason})"
+             for t in trials for side in ("edge", "bare") for name, run in getattr(t, side).items()
+             if run.tokens != run.requested}
+    short |= {f"curve budget {b}: {r.tokens} of {r.requested} tokens ({r.stop_reason})"
+              for b, rs in curve.items() for r in rs if r.tokens != r.requested}
+    notes += sorted(short)
+    notes.append("peak RSS per stage: the process peak from just before the stage (Linux clear_refs), "
+                 "every model resident then counted" if stage_peaks else "peak RSS: this OS cannot "
+                 "reset the peak, so each stage shows the process peak so far")
+    return notes
+
+
+def build_report(bundle: Bundle, settings: BenchSettings, trials: list[Trial],
+                 curve: dict[int, list[StageRun]], bandwidth: dict | None, *,
+                 stage_peaks: bool = True) -> BenchReport:
+    """Summaries, ratios and limits from the recorded trials."""
+    names = [n for n in ("extract", "think", "direct") if n in trials[0].edge]
+    stages = {n: _stage_summary(trials, n, "edge", STAGE_ROLES[n]) for n in names}
+    bare = {n: _stage_summary(trials, n, "bare", STAGE_ROLES[n]) for n in names if n != "direct"}
+    ratios = {"overhead": {n: _overhead(trials, n, settings.bare) for n in ("extract", "think")},
+              "direct_price": _direct_price(trials)}
+    models = {s.role: {"file": s.model, "arch": s.arch, "mmproj": s.mmproj, "thinking": s.thinking,
+                       "random_weights": s.random_weights,
+                       "size_bytes": s.model_info.size_bytes if s.model_info else None,
+                       "file_type": s.model_info.file_type if s.model_info else None}
+              for s in bundle.stages()}
+    settings_dict = {**asdict(settings), "budgets": list(settings.budgets)}
+    return BenchReport(bundle=bundle.name, settings=settings_dict, machine=machine_info(settings.n_threads),
+                       stages=stages, bare=bare, ratios=ratios, bandwidth=bandwidth,
+                       roofline=_roofline(bundle, stages, bandwidth),
+                       curve=_curve_rows(curve, stages) if curve else [],
+                       trials=[t.to_dict() for t in trials], models=models,
+                       notes=_notes(bundle, trials, curve, stage_peaks))

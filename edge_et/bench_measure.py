@@ -1,0 +1,399 @@
+"""What `edge-et bench` measures, one piece at a time: a stage through edge-et, the same
+stage through bare llama-cpp-python calls, this machine's memory read bandwidth, and the
+bytes a decode step must read.
+
+The bare baseline runs on the very `Llama` (and mtmd context) that edge-et loaded: the same
+weights in the same memory and the same KV cache, so the only difference measured is the
+calling layer (templates, the token loop, budget forcing, stats), which is what edge-et adds.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge_et.backends.base import Sampling
+from edge_et.chat import render_user_turn
+from edge_et.footprint import TextShape
+from edge_et.generation import generate, think_then_answer
+from edge_et.gguf_meta import GGUFInfo
+from edge_et.images import SAMPLE_DESCRIPTION, LoadedImage
+from edge_et.stats import StageStats
+
+KV_ELEMENT_BYTES = 2  # f16 KV cache, llama.cpp's default and the runtime's
+
+
+@dataclass(frozen=True)
+class StageRequest:
+    """One stage to run with a fixed generated length (end-of-generation ignored).
+
+    content: the user turn, with the model's media marker first when `image` is set.
+    thinking: the chat template's thinking switch (None: the template's default).
+    think_budget: thinking models: run `think_then_answer` with this budget and `tokens`
+        as the answer budget; None: plain generation of `tokens`.
+    """
+
+    content: str
+    sampling: Sampling
+    tokens: int
+    image: LoadedImage | None = None
+    thinking: bool | None = None
+    think_budget: int | None = None
+
+    @property
+    def requested(self) -> int:
+        """Tokens the stage must produce: budget forcing makes a thought exactly its budget."""
+        return (max(2, self.think_budget) if self.think_budget else 0) + self.tokens
+
+
+@dataclass
+class StageRun:
+    """One timed run of a stage. Times in seconds from the start of the stage request.
+
+    prefill_s: feeding the prompt, image encode excluded; None on the bare image path, where
+        mtmd's helper encodes and feeds in one call (`ttft_s` covers both there).
+    ttft_s: request to first generated token (template, encode, prefill, first sample).
+    decode_s: first to last generated token; `decode_tok_s` counts the tokens after the first.
+    tokens: generated tokens, sampled and forced; `requested` what the stage asked for.
+    """
+
+    prompt_tokens: int = 0
+    image_encode_s: float | None = None
+    prefill_s: float | None = None
+    ttft_s: float = 0.0
+    decode_s: float = 0.0
+    tokens: int = 0
+    requested: int = 0
+    e2e_s: float = 0.0
+    stop_reason: str = ""
+    text: str = field(default="", repr=False)
+
+    @property
+    def decode_tok_s(self) -> float | None:
+        return (self.tokens - 1) / self.decode_s if self.tokens > 1 and self.decode_s > 0 else None
+
+    @property
+    def prefill_tok_s(self) -> float | None:
+        return self.prompt_tokens / self.prefill_s if self.prefill_s else None
+
+    def metrics(self) -> dict[str, float | None]:
+        """The numbers a report summarizes (text left out)."""
+        return {"prompt_tokens": self.prompt_tokens, "image_encode_s": self.image_encode_s,
+                "prefill_s": self.prefill_s, "prefill_tok_s": self.prefill_tok_s,
+                "ttft_s": self.ttft_s, "decode_s": self.decode_s,
+                "decode_tok_s": self.decode_tok_s, "tokens": self.tokens,
+                "requested": self.requested, "e2e_s": self.e2e_s}
+
+
+# -- edge-et ---------------------------------------------------------------------------------
+
+def open_model(spec, need: int, n_threads: int | None = None):
+    """Load a stage's model as the pipeline does, its context raised to `need` tokens where
+    the model was trained for that many."""
+    from edge_et.backends import backend_class
+    from edge_et.pipeline import PERCEPTION_CTX, REASONING_CTX
+
+    wanted = max(spec.n_ctx or (PERCEPTION_CTX if spec.role == "perception" else REASONING_CTX), need)
+    trained = spec.model_info.context_length if spec.model_info else None
+    return backend_class(spec.backend)(
+        model_path=str(spec.model_path), n_ctx=min(wanted, trained) if trained else wanted,
+        mmproj_path=str(spec.mmproj_path) if spec.mmproj_path else None, n_threads=n_threads)
+
+
+def render_prompt(model, request: StageRequest) -> str:
+    """The prompt text exactly as the pipeline renders it for this request."""
+    return render_user_turn(model.chat_template, request.content, enable_thinking=request.thinking,
+                            bos_text=model.bos_text, eos_text=model.eos_text)
+
+
+def forget_images(model) -> None:
+    """Drop the backend's cached image embeddings, so every run pays its own encode.
+
+    Reaches into LlamaCppModel: the cache has no public reset (it has no other caller).
+    """
+    cache = getattr(model, "_image_cache", None)
+    if cache is not None:
+        cache._items.clear()
+
+
+class _FirstToken:
+    """Notes when the first token is sampled, then steps out of the way.
+
+    It shadows `model.sample` on the instance for one call only, so the token loop runs
+    afterwards exactly as it does in `edge-et run`.
+    """
+
+    def __init__(self, model):
+        self.model, self.at = model, None
+        self._sample = model.sample
+        model.sample = self._first
+
+    def _first(self, **kwargs):
+        token = self._sample(**kwargs)
+        self.at = time.perf_counter()
+        self.remove()
+        return token
+
+    def remove(self) -> None:
+        if "sample" in vars(self.model):
+            del self.model.sample
+
+
+def edge_stage(model, request: StageRequest) -> StageRun:
+    """Run `request` through edge-et: chat template, `model.start`, the generation loop."""
+    forget_images(model)
+    started = time.perf_counter()
+    prompt = render_prompt(model, request)
+    begun = model.start(prompt=prompt, image=request.image)
+    first, stats = _FirstToken(model), StageStats()
+    try:
+        if request.think_budget:
+            out = think_then_answer(model, sampling=request.sampling, think_budget=request.think_budget,
+                                    answer_budget=request.tokens, stats=stats, ignore_eos=True)
+        else:
+            out = generate(model, sampling=request.sampling, max_tokens=request.tokens,
+                           stats=stats, ignore_eos=True)
+    finally:
+        first.remove()
+    ended = time.perf_counter()
+    first_at = first.at or ended
+    return StageRun(prompt_tokens=begun.prompt_tokens, image_encode_s=begun.image_encode_s,
+                    prefill_s=begun.prefill_s, ttft_s=first_at - started,
+                    decode_s=ended - first_at, tokens=stats.generated_tokens + stats.forced_tokens,
+                    requested=request.requested, e2e_s=ended - started,
+                    stop_reason=out.stop_reason, text=out.text)
+
+
+def stand_in_description(model, n_tokens: int) -> str:
+    """A description of about `n_tokens` of `model`'s tokens: the sample picture's description,
+    repeated and cut. The think stage reads this rather than the VLM's text, so its prompt is
+    as long as a real extraction of that length; a random-weight VLM writes noise that its
+    tokenizer may split into many times more tokens."""
+    text = SAMPLE_DESCRIPTION
+    while len(model.tokenize(text=text)) < n_tokens:
+        text += " " + SAMPLE_DESCRIPTION
+    pieces = b"".join(model.piece(token=t) for t in model.tokenize(text=text)[:n_tokens])
+    return pieces.decode("utf-8", errors="ignore").strip()
+
+
+# -- bare llama-cpp-python ------------------------------------------------------------------
+
+def bare_comparable(model, request: StageRequest) -> bool:
+    """Whether bare mtmd calls feed the same image tokens as edge-et.
+
+    LLaVA-OneVision images are packed by edge-et (anyres views, newline rows); mtmd alone
+    would feed one resized view, a different amount of work.
+    """
+    return request.image is None or getattr(model, "_llava_ov", None) is None
+
+
+def bare_stage(model, prompt: str, request: StageRequest) -> StageRun:
+    """The same token counts through plain llama-cpp-python: `Llama.eval` + a llama.cpp
+    sampler chain (and `mtmd_helper_eval_chunks` for the image), no edge-et code."""
+    import llama_cpp
+
+    llm = model._llm  # the same loaded weights and KV cache as the edge-et run
+    started = time.perf_counter()
+    llm.reset()
+    llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(llm.ctx), True)
+    add_bos = not (model.bos_text and prompt.startswith(model.bos_text))
+    if request.image is not None:
+        n_prompt = _bare_image_prompt(model._mtmd, llm, prompt, request.image, add_bos)
+    else:
+        tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)
+        llm.eval(tokens)
+        n_prompt = len(tokens)
+    run = StageRun(prompt_tokens=n_prompt, requested=request.requested)
+    _bare_decode(llm, request.sampling, request.requested, run, started)
+    return run
+
+
+def _bare_image_prompt(mctx, llm, prompt: str, image: LoadedImage, add_bos: bool) -> int:
+    import llama_cpp
+    import llama_cpp.mtmd_cpp as mtmd
+
+    with ExitStack() as scope:
+        rgb = np.ascontiguousarray(image.rgb, dtype=np.uint8)
+        bitmap = mtmd.mtmd_bitmap_init(image.width, image.height,
+                                       rgb.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)))
+        scope.callback(mtmd.mtmd_bitmap_free, bitmap)
+        chunks = mtmd.mtmd_input_chunks_init()
+        scope.callback(mtmd.mtmd_input_chunks_free, chunks)
+        text = mtmd.mtmd_input_text()
+        encoded = prompt.encode("utf-8")
+        text.text, text.text_len, text.add_special, text.parse_special = encoded, len(encoded), add_bos, True
+        bitmaps = (mtmd.mtmd_bitmap_p_ctypes * 1)(bitmap)
+        if mtmd.mtmd_tokenize(mctx, chunks, ctypes.byref(text), bitmaps, 1) != 0:
+            raise RuntimeError("mtmd_tokenize failed in the bare baseline")
+        new_n_past = llama_cpp.llama_pos(0)
+        if mtmd.mtmd_helper_eval_chunks(mctx, llm.ctx, chunks, 0, 0, llm.n_batch, True,
+                                        ctypes.byref(new_n_past)) != 0:
+            raise RuntimeError("mtmd_helper_eval_chunks failed in the bare baseline")
+        llm.n_tokens = new_n_past.value
+        return int(mtmd.mtmd_helper_get_n_tokens(chunks))
+
+
+def _bare_decode(llm, sampling: Sampling, n_tokens: int, run: StageRun, started: float) -> None:
+    """Sample `n_tokens`, feeding each but the last back; EOS is simply never checked."""
+    import llama_cpp
+
+    chain = bare_sampler(sampling)
+    first_at = None
+    try:
+        for i in range(n_tokens):
+            token = llama_cpp.llama_sampler_sample(chain, llm.ctx, -1)
+            first_at = first_at or time.perf_counter()
+            run.tokens += 1
+            if i == n_tokens - 1:
+                break
+            if llm.n_tokens + 1 > llm.n_ctx():
+                run.stop_reason = "context_full"
+                break
+            llm.eval([token])
+    finally:
+        llama_cpp.llama_sampler_free(chain)
+    ended = time.perf_counter()
+    first_at = first_at or ended
+    run.ttft_s, run.decode_s, run.e2e_s = first_at - started, ended - first_at, ended - started
+    run.stop_reason = run.stop_reason or "max_tokens"
+
+
+def bare_sampler(sampling: Sampling):
+    """llama.cpp's sampler chain for `sampling` (temperature, top-k, top-p, min-p, seeded dist)."""
+    import llama_cpp
+
+    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    parts = []
+    if sampling.repeat_penalty != 1.0:
+        parts.append(llama_cpp.llama_sampler_init_penalties(64, sampling.repeat_penalty, 0.0, 0.0))
+    if sampling.temperature <= 0:
+        parts.append(llama_cpp.llama_sampler_init_greedy())
+    else:
+        parts.append(llama_cpp.llama_sampler_init_temp(sampling.temperature))
+        if sampling.top_k > 0:
+            parts.append(llama_cpp.llama_sampler_init_top_k(sampling.top_k))
+        if sampling.top_p < 1.0:
+            parts.append(llama_cpp.llama_sampler_init_top_p(sampling.top_p, 1))
+        if sampling.min_p > 0:
+            parts.append(llama_cpp.llama_sampler_init_min_p(sampling.min_p, 1))
+        parts.append(llama_cpp.llama_sampler_init_dist(sampling.seed & 0xFFFFFFFF))
+    for part in parts:
+        llama_cpp.llama_sampler_chain_add(chain, part)
+    return chain
+
+
+# -- memory ---------------------------------------------------------------------------------
+
+def reset_peak_rss() -> bool:
+    """Reset this process's peak RSS (Linux `clear_refs` 5) so a stage's own peak can be read.
+
+    False where the kernel does not allow it: then peaks are the process's so far.
+    """
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def measure_bandwidth(*, array_mib: int = 256, repeats: int = 7, threads: int | None = None) -> dict:
+    """Memory read bandwidth in bytes/s: a float64 sum over an array far larger than the
+    caches, one thread and `threads` threads (numpy releases the GIL in the sum), median of
+    `repeats`. The array is touched once first so page faults are not timed."""
+    threads = threads or _usable_cores()
+    data = np.ones(array_mib * 2**20 // 8, dtype=np.float64)
+    parts = np.array_split(data, threads)
+    with ThreadPoolExecutor(threads) as pool:
+        single = _median_time(data.sum, repeats)
+        parallel = _median_time(lambda: list(pool.map(np.sum, parts)), repeats)
+    return {"read_bytes_per_s_1_thread": data.nbytes / single,
+            "read_bytes_per_s_all_threads": data.nbytes / parallel,
+            "threads": threads, "array_mib": array_mib, "repeats": repeats,
+            "method": "numpy float64 sum, median of repeats"}
+
+
+def _median_time(work, repeats: int) -> float:
+    work()  # first touch and warm-up
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def decode_bytes_per_token(info: GGUFInfo, context_tokens: int) -> dict:
+    """Bytes one decode step reads: every weight once, except that an untied token embedding
+    is a lookup (one row), plus the f16 KV cache of `context_tokens` positions."""
+    tensors = {t.name: t.nbytes or 0 for t in info.tensors}
+    weights = sum(tensors.values())
+    embedding = tensors.get("token_embd.weight", 0)
+    if "output.weight" in tensors:  # untied: the embedding is not read as the output matrix
+        rows = (info.vocab_size or 1)
+        weights -= embedding - embedding // rows
+    kv = kv_bytes_per_position(info, context_tokens) * context_tokens
+    return {"weights_read_bytes": weights, "kv_read_bytes": kv, "context_tokens": context_tokens,
+            "bytes_per_token": weights + kv}
+
+
+def kv_bytes_per_position(info: GGUFInfo, context_tokens: int) -> float:
+    """Average f16 KV bytes per cached position at `context_tokens` (sliding-window layers
+    read at most their window)."""
+    try:
+        shape = TextShape.from_gguf(info)
+    except (ValueError, TypeError, KeyError):
+        return 0.0
+    total = 0
+    for layer in range(shape.n_layer):
+        swa = shape.is_swa(layer)
+        cells = min(context_tokens, shape.n_swa) if swa else context_tokens
+        k, v = (shape.key_length_swa, shape.value_length_swa) if swa else \
+            (shape.key_length, shape.value_length)
+        total += cells * shape.n_head_kv[layer] * (k + v) * KV_ELEMENT_BYTES
+    return total / max(context_tokens, 1)
+
+
+# -- this machine ---------------------------------------------------------------------------
+
+def _usable_cores() -> int:
+    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    return max(1, len(usable))
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name, as the OS reports it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "Hardware", "Model")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(n_threads: int | None = None) -> dict:
+    """CPU, cores, RAM, OS and llama.cpp build: what the numbers depend on."""
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        ram = None
+    info = {"cpu": cpu_model(), "machine": platform.machine(), "logical_cores": os.cpu_count(),
+            "usable_cores": _usable_cores(), "threads": n_threads or _usable_cores(),
+            "ram_bytes": ram, "os": platform.platform(), "python": platform.python_version()}
+    try:
+        import llama_cpp
+
+        info["llama_cpp_python"] = llama_cpp.__version__
+        info["llama_cpp_system"] = llama_cpp.llama_print_system_info().decode().strip(" |")
+    except ImportError:
+        info["llama_cpp_python"] = None
+    return info
