@@ -126,13 +126,19 @@ class BenchReport:
 
 # -- running ------------------------------------------------------------------------------------
 
+def bench_steps(settings: BenchSettings) -> int:
+    """How many progress lines a run says: bandwidth, each trial, each curve run."""
+    curve = len(dict.fromkeys(settings.budgets)) * settings.curve_trials if settings.budgets else 0
+    return (1 if settings.bandwidth_mib else 0) + settings.warmup + settings.trials + curve
+
+
 def run_bench(bundle: Bundle | str | Path, *, images: Sequence[str | Path | LoadedImage],
               trials: int = 5, warmup: int = 1, extract_tokens: int = 128, think_tokens: int = 256,
               answer_tokens: int = 32, progress: Say | None = None, **more) -> BenchReport:
     """Benchmark `bundle` on this device; `more` sets any other `BenchSettings` field.
 
     `images` rotate across trials (trial i uses image i mod len). `progress` receives one
-    line per step (the CLI prints them on stderr).
+    line as each step starts, `bench_steps(settings)` lines in all (the CLI's progress bar).
     """
     settings = BenchSettings(trials=trials, warmup=warmup, extract_tokens=extract_tokens,
                              think_tokens=think_tokens, answer_tokens=answer_tokens, **more)

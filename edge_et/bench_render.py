@@ -7,9 +7,11 @@ runtime works without it; `pip install 'edge-et[bench]'` provides it.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from edge_et.errors import UserError
@@ -228,6 +230,26 @@ def bench_images(image: Path | None, images: Path | None, scratch: Path) -> list
     return [write_sample_image(scratch / "sample.png")]
 
 
+@contextmanager
+def _progress(err: Console, settings: dict):
+    """A progress bar over the bench's steps; each progress line starts the next step."""
+    from edge_et.bench import BenchSettings, bench_steps
+
+    total = bench_steps(BenchSettings(**settings))
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True) as progress:
+        task = progress.add_task("bench", total=total)
+        started = [False]
+
+        def step(line: str) -> None:
+            if started[0]:
+                progress.advance(task)
+            started[0] = True
+            progress.update(task, description=line)
+            err.print(f"[dim]{line}[/]", highlight=False)
+        yield step
+
+
 def bench_command(*, bundle: Path, image: Path | None, images: Path | None, out: Path | None,
                   plot: Path | None, as_json: bool, console: Console, err: Console, **settings) -> dict:
     """What `edge-et bench` does: run, save the JSON, draw, print. Returns the report dict."""
@@ -237,10 +259,9 @@ def bench_command(*, bundle: Path, image: Path | None, images: Path | None, out:
     from edge_et.bundle import Bundle
 
     loaded = Bundle.load(bundle)
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, _progress(err, settings) as step:
         pictures = bench_images(image, images, Path(scratch))
-        report = run_bench(loaded, images=pictures, progress=lambda line: err.print(
-            f"[dim]{line}[/]", highlight=False), **settings).to_dict()
+        report = run_bench(loaded, images=pictures, progress=step, **settings).to_dict()
     saved = save_json(report, out or Path(f"edge-et-bench-{loaded.name}.json"))
     if plot is not None:
         plot_report(report, plot)

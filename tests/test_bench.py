@@ -29,15 +29,15 @@ STAGE_METRICS = ("load_s", "image_encode_s", "prefill_tok_s", "decode_tok_s", "t
 def bench_run(tiny_bundle, sample_image, tmp_path_factory):
     """One small bench through the command's own function: (report, saved JSON path, output)."""
     saved = tmp_path_factory.mktemp("bench") / "report.json"
-    shown = io.StringIO()
+    shown, steps = io.StringIO(), io.StringIO()
     report = bench_command(bundle=tiny_bundle, image=sample_image, images=None, out=saved, plot=None,
                            as_json=False, console=Console(file=shown, width=200),
-                           err=Console(file=io.StringIO()), **SMALL)
-    return report, saved, shown.getvalue()
+                           err=Console(file=steps, width=200), **SMALL)
+    return report, saved, shown.getvalue(), steps.getvalue()
 
 
 def test_every_stage_reports_every_statistic(bench_run):
-    report, _, _ = bench_run
+    report, _, _, _ = bench_run
     assert set(report["stages"]) == {"extract", "think", "direct"}
     for name, metrics in report["stages"].items():
         for key in STAGE_METRICS:
@@ -53,7 +53,7 @@ def test_every_stage_reports_every_statistic(bench_run):
 
 
 def test_ratios_and_limits_are_computed(bench_run):
-    report, _, _ = bench_run
+    report, _, _, _ = bench_run
     for stage in ("extract", "think"):
         overhead = report["ratios"]["overhead"][stage]
         assert overhead["comparable"] and overhead["e2e"] > 0 and overhead["decode"] > 0
@@ -69,7 +69,7 @@ def test_ratios_and_limits_are_computed(bench_run):
 
 
 def test_lengths_are_exact_because_eos_is_ignored(bench_run):
-    report, _, _ = bench_run
+    report, _, _, _ = bench_run
     # Thinking reasoner: the thought is exactly its budget, then the answer budget.
     want = {"extract": 6, "think": 6 + 3, "direct": 3}
     for trial in report["trials"]:
@@ -103,12 +103,20 @@ def test_the_think_stage_reads_a_description_of_the_extract_length(tiny_bundle):
 
 
 def test_json_saved_and_tables_printed(bench_run):
-    report, saved, shown = bench_run
+    report, saved, shown, _ = bench_run
     assert json.loads(saved.read_text()) == json.loads(json.dumps(report))
     for text in ("extract (bare)", "price of Extract+Think", "thinking-budget curve", "RANDOM WEIGHTS"):
         assert text in shown
     rows = markdown_rows(report)
     assert len(rows) == 3 and all(r.count("|") == MARKDOWN_HEADER.splitlines()[0].count("|") for r in rows)
+
+
+def test_progress_says_one_line_per_step(bench_run):
+    from edge_et.bench import BenchSettings, bench_steps
+
+    lines = [line for line in bench_run[3].splitlines() if line.strip()]
+    assert len(lines) == bench_steps(BenchSettings(**SMALL)) == 1 + 2 + 2  # bandwidth, trials, curve
+    assert lines[0].startswith("measuring memory bandwidth") and "budget 4" in " ".join(lines)
 
 
 def test_plot_is_written(bench_run, tmp_path):
