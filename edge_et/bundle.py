@@ -14,12 +14,13 @@ import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from edge_et.bundle_onnx import config_name, validate_onnx_stage
 from edge_et.errors import UserError
 from edge_et.gguf_meta import GGUFError, GGUFInfo, read_gguf_info
 
 BUNDLE_FORMAT = "edge-et.bundle/1"
 MANIFEST = "bundle.json"
-SUPPORTED_BACKENDS = ("llama.cpp",)
+SUPPORTED_BACKENDS = ("llama.cpp", "onnx")
 ROLES = ("perception", "reasoning")
 MMPROJ_ARCH = "clip"
 
@@ -38,21 +39,25 @@ class StageSpec:
     random_weights: bool = False
     source: str = ""
     sha256: dict[str, str] = field(default_factory=dict)
+    extra_files: list[str] = field(default_factory=list)  # ONNX: tokenizer, embed graph, data
     # Filled by validation, not read from JSON.
     model_path: Path = field(default=Path(), repr=False)
     mmproj_path: Path | None = field(default=None, repr=False)
     model_info: GGUFInfo | None = field(default=None, repr=False)
     mmproj_info: GGUFInfo | None = field(default=None, repr=False)
+    onnx_config: dict | None = field(default=None, repr=False)
 
     @classmethod
     def from_dict(cls, role: str, data: dict) -> "StageSpec":
         """Known keys only (a newer writer may add fields); types checked by validation."""
         declared = {f.name for f in fields(cls) if f.name not in
-                    ("role", "model_path", "mmproj_path", "model_info", "mmproj_info")}
+                    ("role", "model_path", "mmproj_path", "model_info", "mmproj_info",
+                     "onnx_config")}
         return cls(role=role, **{k: v for k, v in data.items() if k in declared})
 
     def files(self) -> list[str]:
-        return [self.model] + ([self.mmproj] if self.mmproj else [])
+        extra = [config_name(self.model)] if self.backend == "onnx" else []
+        return [self.model] + ([self.mmproj] if self.mmproj else []) + extra + self.extra_files
 
 
 @dataclass
@@ -140,7 +145,8 @@ def _stage(data: dict, role: str) -> StageSpec | None:
         if not isinstance(raw.get(key), kind):
             raise UserError(f"{MANIFEST}: '{role}.{key}' is required and must be a string")
     checks = {"arch": str, "mmproj": (str, type(None)), "n_ctx": (int, type(None)),
-              "thinking": bool, "random_weights": bool, "source": str, "sha256": dict}
+              "thinking": bool, "random_weights": bool, "source": str, "sha256": dict,
+              "extra_files": list}
     for key, kind in checks.items():
         if key in raw and not isinstance(raw[key], kind):
             raise UserError(f"{MANIFEST}: '{role}.{key}' has the wrong type ({type(raw[key]).__name__})")
@@ -176,6 +182,13 @@ def _gguf(path: Path, what: str) -> GGUFInfo:
 
 
 def _validate_stage(root: Path, stage: StageSpec, verify_checksums: bool) -> None:
+    if stage.backend == "onnx":
+        if not all(isinstance(f, str) for f in stage.extra_files):
+            raise UserError(f"{MANIFEST}: '{stage.role}.extra_files' must list file names")
+        validate_onnx_stage(stage, lambda relative, what: resolve_inside(root, relative, what))
+        if verify_checksums:
+            _verify_checksums(root, stage)
+        return
     label = f"{stage.role} model"
     stage.model_path = resolve_inside(root, stage.model, label)
     stage.model_info = _gguf(stage.model_path, label)

@@ -70,6 +70,11 @@ def export_gguf(
         report = pipeline.export_gguf(out=out_dir, perception=perception, reasoning=reasoning,
                                       quant=quant, mmproj_quant=mmproj_quant, validate=validate,
                                       name=name, force=force, n_ctx=n_ctx, step=step)
+    _print_report(report, as_json)
+
+
+def _print_report(report, as_json: bool) -> None:
+    """The exported files with sizes and bits per weight, and whether they were validated."""
     rows = [vars(f) for f in report.files]
     if as_json:
         print(json.dumps({"bundle": str(report.bundle), "files": rows, "validated": report.validated,
@@ -84,6 +89,27 @@ def export_gguf(
     out.print(table)
     out.print("validated against transformers: parity.json" if report.validated
               else "[yellow]not validated (--no-validate)[/]")
+
+
+@export_app.command("onnx")
+def export_onnx(
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Bundle folder to write."),
+    perception: Optional[Path] = typer.Option(None, help="HF checkpoint of the perception VLM."),
+    reasoning: Optional[Path] = typer.Option(None, help="HF checkpoint of the reasoning LLM."),
+    quant: str = typer.Option("int8", help="Weights of every graph: int8, fp16, fp32."),
+    validate: bool = typer.Option(True, "--validate/--no-validate", help="Check against transformers."),
+    name: Optional[str] = typer.Option(None, help="Bundle name (default: the folder name)."),
+    n_ctx: Optional[int] = typer.Option(None, min=16, help="Context length recorded in the bundle."),
+    force: bool = typer.Option(False, "--force", help="Replace a non-empty --out."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Export checkpoints to ONNX graphs (optimum-onnx + torch.onnx), validate them, write a bundle."""
+    onnx = _toolchain("onnx")
+    with _steps(not as_json) as step:
+        report = onnx.export_onnx(out=out_dir, perception=perception, reasoning=reasoning,
+                                  quant=quant, validate=validate, name=name, force=force,
+                                  n_ctx=n_ctx, step=step)
+    _print_report(report, as_json)
 
 
 @export_app.command("tiny")

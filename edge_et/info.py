@@ -10,8 +10,11 @@ RANDOM_NOTE = ("random weights: this model was never trained, its output is nois
 
 
 def describe_bundle(bundle: Bundle) -> dict:
-    """Name, description and, per stage, its files, architecture, quantization, sizes and context."""
-    return {
+    """Name, description and, per stage, its files, architecture, quantization, sizes and context.
+
+    With an ONNX stage, also the ONNX Runtime execution providers this machine has.
+    """
+    described = {
         "name": bundle.name,
         "path": str(bundle.path),
         "description": bundle.description,
@@ -19,12 +22,31 @@ def describe_bundle(bundle: Bundle) -> dict:
         "prompt_overrides": sorted(bundle.prompts),
         "decoding_overrides": bundle.decoding,
     }
+    if any(stage.backend == "onnx" for stage in bundle.stages()):
+        described["onnx_providers"] = _onnx_providers()
+    return described
+
+
+def _onnx_providers() -> list[str] | str:
+    try:
+        from edge_et.backends.onnx_session import available_providers
+    except ImportError:
+        return "onnxruntime is not installed: pip install 'edge-et[onnx]'"
+    return available_providers()
 
 
 def _describe_stage(stage: StageSpec) -> dict:
+    if stage.backend == "onnx":
+        from edge_et.info_onnx import describe_onnx_files
+
+        files = describe_onnx_files(stage)
+    else:
+        files = {"model": _describe_file(stage.model, stage.model_info)}
+        if stage.mmproj:
+            files["mmproj"] = _describe_file(stage.mmproj, stage.mmproj_info)
     data = {
         "backend": stage.backend,
-        "model": _describe_file(stage.model, stage.model_info),
+        "model": files["model"],
         "thinking": stage.thinking,
         "random_weights": stage.random_weights,
         "source": stage.source,
@@ -32,8 +54,8 @@ def _describe_stage(stage: StageSpec) -> dict:
     }
     if stage.random_weights:
         data["note"] = RANDOM_NOTE
-    if stage.mmproj:
-        data["mmproj"] = _describe_file(stage.mmproj, stage.mmproj_info)
+    if "mmproj" in files:
+        data["mmproj"] = files["mmproj"]
     return data
 
 

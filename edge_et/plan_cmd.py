@@ -72,6 +72,10 @@ def stage_estimator(spec: StageSpec, decoding: dict,
                     repack_types: frozenset[int] = frozenset()) -> Estimator:
     """(n_ctx, kv_type) -> footprint of `spec` (its mmproj included), from headers only."""
     reserve = perception_text_reserve(decoding)
+    if spec.backend == "onnx":
+        from edge_et.footprint_onnx import onnx_footprint
+
+        return lambda n_ctx, kv_type: onnx_footprint(spec, n_ctx, kv_type, text_reserve=reserve)
 
     def estimate(n_ctx: int, kv_type: str) -> StageFootprint:
         footprint = text_footprint(spec.model_info, spec.role, n_ctx, kv_type,
@@ -135,6 +139,10 @@ def _budget(flag: int | None, bundle: int | None) -> Budget:
 def _floor(spec: StageSpec, decoding: dict) -> int:
     if spec.role == "reasoning":
         return reasoning_floor(decoding, spec.thinking)
+    if spec.backend == "onnx":
+        from edge_et.footprint_onnx import vision_shape
+
+        return perception_floor(decoding, vision_shape(spec.onnx_config))
     return perception_floor(decoding, VisionShape.from_gguf(spec.mmproj_info))
 
 

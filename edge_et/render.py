@@ -87,6 +87,10 @@ def bundle_info(console: Console, described: dict) -> None:
             console.print(f"{role}: {escape(stage['source'])}")
         if stage.get("note"):
             console.print(f"[yellow]{role}: {escape(stage['note'])}[/]")
+    if "onnx_providers" in described:
+        providers = described["onnx_providers"]
+        console.print("onnxruntime execution providers here: "
+                      + escape(", ".join(providers) if isinstance(providers, list) else providers))
 
 
 @contextmanager

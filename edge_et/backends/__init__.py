@@ -10,6 +10,7 @@ from edge_et.errors import UserError
 # name in bundle.json → (module, class, pip extra that provides it)
 _REGISTRY: dict[str, tuple[str, str, str]] = {
     "llama.cpp": ("edge_et.backends.llama_cpp", "LlamaCppModel", "llama"),
+    "onnx": ("edge_et.backends.onnx", "OnnxModel", "onnx"),
 }
 assert set(_REGISTRY) == set(SUPPORTED_BACKENDS), "bundle.SUPPORTED_BACKENDS and the registry differ"
 

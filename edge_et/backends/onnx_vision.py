@@ -1,0 +1,75 @@
+"""Images for ONNX vision-language models: HF preprocessing in numpy, `vision.onnx`, packing.
+
+`vision.onnx` is the vision tower and projector of one architecture at a fixed view size
+(export/onnx_vision.py): pixel_values (views, 3, tile, tile) float32 in, image_embeds
+(views, tokens per view, LLM width) out. What happens around it depends on the `kind` recorded
+in onnx_config.json:
+
+- llava_onevision: the anyres views and the packing of `edge_et.backends.llava_ov` (the same
+  code the llama.cpp path uses), the views normalised as `LlavaOnevisionImageProcessor` does
+  (rescale by 1/255, then (x - mean) / std, in float32).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from edge_et.backends import llava_ov
+from edge_et.errors import UserError
+from edge_et.images import LoadedImage
+
+KINDS = ("llava_onevision",)
+CACHE_BYTES = 256 * 2**20  # packed embeddings kept per picture hash (another question, same image)
+
+
+def normalize(views: np.ndarray, mean, std, rescale: float) -> np.ndarray:
+    """uint8 (N, H, W, 3) views → float32 (N, 3, H, W), as HF's rescale + normalize compute it."""
+    # HF rescales in float64 and casts to float32, then normalises in float32.
+    scaled = (views.astype(np.float64) * rescale).astype(np.float32)
+    mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+    return np.ascontiguousarray(((scaled - mean) / std).transpose(0, 3, 1, 2))
+
+
+class VisionEncoder:
+    """Turns a picture into the embeddings the language model reads at the media marker."""
+
+    def __init__(self, config: dict, folder: Path, session):
+        kind = config.get("kind")
+        if kind not in KINDS:
+            raise UserError(f"onnx_config.json: vision kind {kind!r} is not supported; "
+                            f"known: {', '.join(KINDS)}")
+        self._session, self.config = session, config
+        self._input = session.get_inputs()[0].name
+        newline = np.load(folder / config["newline"]).astype(np.float32)
+        self.layout = llava_ov.Layout(
+            tile=int(config["tile"]), side=int(config["side"]),
+            pinpoints=tuple((int(h), int(w)) for h, w in config["pinpoints"]),
+            max_tiles=int(config["max_tiles"]), newline=newline)
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.encodes = 0
+
+    def count_tokens(self, image: LoadedImage) -> int:
+        return llava_ov.count_tokens(image.height, image.width, self.layout)
+
+    def pixel_values(self, rgb: np.ndarray) -> np.ndarray:
+        """The normalised views of one picture, (views, 3, tile, tile) float32."""
+        views = np.stack(llava_ov.make_views(rgb, self.layout))
+        return normalize(views, self.config["mean"], self.config["std"],
+                         float(self.config.get("rescale", 1 / 255)))
+
+    def embed(self, image: LoadedImage) -> tuple[np.ndarray, bool]:
+        """(packed embeddings (n_tokens, width) float32, whether they came from the cache)."""
+        if image.sha256 in self._cache:
+            self._cache.move_to_end(image.sha256)
+            return self._cache[image.sha256], True
+        per_view = self._session.run(None, {self._input: self.pixel_values(image.rgb)})[0]
+        packed = llava_ov.pack(np.asarray(per_view, np.float32), image.height, image.width,
+                               self.layout)
+        self.encodes += 1
+        self._cache[image.sha256] = packed
+        while sum(v.nbytes for v in self._cache.values()) > CACHE_BYTES and len(self._cache) > 1:
+            self._cache.popitem(last=False)
+        return packed, False

@@ -1,0 +1,72 @@
+"""How much memory an ONNX stage will take, from its files and onnx_config.json (nothing loads).
+
+Derived from how edge_et/backends/onnx.py runs the graphs, not yet fitted to measurements:
+
+- weights: every graph file the stage opens (external data included): ONNX Runtime reads the
+  initializers into its own buffers, so the file sizes are resident.
+- KV cache: float32 keys and values per layer, n_head_kv × head_dim each, for n_ctx positions,
+  twice: a step's `present` outputs are allocated while its `past` inputs are still alive.
+- compute: one prefill chunk (PREFILL_CHUNK positions): its logits over the vocabulary, its
+  attention scores against the whole context, and a few hidden-state copies, plus
+  ORT_FIXED_BYTES for the arenas and session bookkeeping.
+- vision (perception): vision.onnx, the largest packed image (LLaVA-OneVision: a base view
+  plus a grid of at most max_tiles × 1.21 views' features, with newlines), its normalised
+  views and per-view features in float32.
+A q8_0 KV cache is a llama.cpp option: the estimate is the same for it, so the planner never
+gains room by asking for one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge_et.footprint import StageFootprint
+from edge_et.memory import MiB
+from edge_et.vision_footprint import VisionShape
+
+F32 = 4
+PREFILL_CHUNK = 256          # edge_et.backends.onnx feeds prompts in chunks of this many
+HIDDEN_COPIES = 8            # residual stream, norms, q/k/v and MLP activations of a chunk
+ORT_FIXED_BYTES = 48 * MiB   # onnxruntime's library pages, arenas and session bookkeeping
+
+
+def _file_bytes(path: Path) -> int:
+    extra = [path.with_name(path.name + suffix) for suffix in ("_data", ".data")]
+    return path.stat().st_size + sum(p.stat().st_size for p in extra if p.is_file())
+
+
+def vision_shape(config: dict) -> VisionShape:
+    """The image-token bounds of an ONNX vision section, as the GGUF planner describes them."""
+    vision = config.get("vision") or {}
+    tile, side = int(vision.get("tile", 384)), int(vision.get("side", 27))
+    per_view = side * side
+    grid = int(int(vision.get("max_tiles", 9)) * 1.21 * per_view)
+    return VisionShape(projector="onnx:" + str(vision.get("kind", "")), image_size=tile,
+                       patch_size=max(1, tile // side), n_embd=0, n_ff=0, merge=1,
+                       max_tokens=per_view + grid + int(grid ** 0.5) + 1, warmup_tokens=per_view)
+
+
+def onnx_footprint(spec, n_ctx: int, kv_type: str = "f16", *, text_reserve: int = 0) -> StageFootprint:
+    """Footprint of an ONNX StageSpec (validated: `onnx_config` and paths filled) at `n_ctx`."""
+    config, folder = spec.onnx_config, Path(spec.model_path).parent
+    layers, kv_heads, head_dim = config["n_layer"], config["n_head_kv"], config["head_dim"]
+    hidden, vocab = config["hidden_size"], config["vocab_size"]
+    weights = _file_bytes(Path(spec.model_path))
+    if config.get("embed"):
+        weights += _file_bytes(folder / config["embed"])
+    kv = 2 * 2 * layers * kv_heads * head_dim * n_ctx * F32
+    chunk = min(PREFILL_CHUNK, n_ctx)
+    heads = max(kv_heads, hidden // head_dim)
+    compute = chunk * F32 * (vocab + HIDDEN_COPIES * hidden + heads * n_ctx) + ORT_FIXED_BYTES
+    footprint = StageFootprint(role=spec.role, n_ctx=n_ctx, kv_type=kv_type, weights_bytes=weights,
+                               kv_bytes=kv, compute_bytes=compute)
+    if spec.mmproj_path is None:
+        return footprint
+    shape = vision_shape(config)
+    views = int(config["vision"].get("max_tiles", 9) * 1.21) + 2
+    pixels = views * 3 * shape.image_size ** 2 * F32
+    per_view = views * shape.warmup_tokens * hidden * F32
+    footprint.image_tokens = shape.max_tokens
+    footprint.mmproj_bytes = (_file_bytes(Path(spec.mmproj_path)) + pixels + per_view
+                              + shape.max_tokens * hidden * F32 * 2)
+    return footprint

@@ -1,0 +1,177 @@
+"""`edge-et export onnx`: HF checkpoints → ONNX graphs (fp32/fp16/int8) → validated bundle.
+
+Per stage, in its own folder of the bundle (`perception/`, `reasoning/`):
+- reasoning: `decoder.onnx` by optimum-onnx (text-generation-with-past);
+- perception: the VLM's language model as a causal LM, exported the same way, then grafted to
+  take `inputs_embeds` (`decoder.onnx`) with the lookup split off (`embed.onnx`), and the
+  vision tower + projector by torch.onnx (`vision.onnx`, export/onnx_vision.py);
+- the precision step (fp16 conversion or int8 dynamic quantization) on every graph;
+- `tokenizer.json` and `onnx_config.json` (export/onnx_stage.py).
+Then every stage is checked against transformers in a subprocess (export/onnx_parity.py) and
+`bundle.json` + `parity.json` are written. Work happens in a scratch folder beside the output;
+the bundle appears by rename, as with `export gguf`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from edge_et.bundle import BUNDLE_FORMAT, MANIFEST, sha256_file
+from edge_et.bundle_onnx import STAGE_CONFIG
+from edge_et.errors import UserError
+from export import onnx_stage, onnx_text, onnx_vision
+from export.archs.base import ArchSpec
+from export.pipeline import (PARITY_FILE, ExportedFile, ExportReport, StepReporter,
+                             _check_output, _count, _is_thinking, _spec_for)
+
+QUANTS = onnx_text.QUANTS
+DEFAULT_CTX = {"perception": 4096, "reasoning": 8192}
+
+
+def check_quant(quant: str) -> str:
+    normalized = quant.lower()
+    if normalized not in QUANTS:
+        raise UserError(f"--quant {quant!r} is not supported for ONNX; choose one of: "
+                        f"{', '.join(QUANTS)}")
+    return normalized
+
+
+def export_onnx(*, out: Path, perception: Path | None = None, reasoning: Path | None = None,
+                quant: str = "int8", validate: bool = True, name: str | None = None,
+                force: bool = False, n_ctx: int | None = None,
+                step: StepReporter = lambda label: None) -> ExportReport:
+    """Export one or both checkpoints into an ONNX bundle at `out`; returns what was written."""
+    quant = check_quant(quant)
+    if perception is None and reasoning is None:
+        raise UserError("give --perception HF_DIR, --reasoning HF_DIR, or both")
+    out = Path(out)
+    _check_output(out, force)
+    dirs = {role: Path(p) for role, p in (("perception", perception), ("reasoning", reasoning))
+            if p is not None}
+    specs = {role: _spec_for(path, role) for role, path in dirs.items()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-onnx-"))
+    try:
+        bundle_dir = scratch / "bundle"
+        bundle_dir.mkdir()
+        report = ExportReport(bundle=bundle_dir)
+        entries = {}
+        for role, spec in specs.items():
+            entries[role] = export_stage(dirs[role], spec, role, bundle_dir / role, quant,
+                                         scratch / role, step)
+            entries[role]["n_ctx"] = n_ctx or DEFAULT_CTX[role]
+            if validate:
+                step(f"{role}: checking against transformers (subprocess)")
+                report.parity[role] = _parity(dirs[role], bundle_dir / role, quant)
+        step("writing bundle.json")
+        write_manifest(bundle_dir, name or out.name, quant, entries)
+        if validate:
+            (bundle_dir / PARITY_FILE).write_text(json.dumps(report.parity, indent=2) + "\n")
+            report.validated = True
+        report.files = summarize(bundle_dir, entries, quant)
+        shutil.rmtree(out, ignore_errors=True)
+        bundle_dir.rename(out)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    report.bundle = out
+    return report
+
+
+def export_stage(hf_dir: Path, spec: ArchSpec, role: str, stage_dir: Path, quant: str,
+                 work: Path, step: StepReporter) -> dict:
+    """Write one stage folder; returns its manifest entry (paths relative to the bundle)."""
+    stage_dir.mkdir(parents=True)
+    work.mkdir(parents=True)
+    template_source = spec.prepare(hf_dir, work / "prepared") if spec.prepare else hf_dir
+    graphs: dict[str, Path] = {}
+    vision = None
+    if spec.is_vlm:
+        step(f"{role}: exporting the {spec.name} language model (optimum-onnx, inputs_embeds)")
+        lm = onnx_text.language_model_checkpoint(hf_dir, work / "lm")
+        raw = onnx_text.export_decoder(lm, work / "optimum")
+        onnx_text.graft_inputs_embeds(raw, work / "decoder.onnx", work / "embed.onnx")
+        graphs.update(decoder=work / "decoder.onnx", embed=work / "embed.onnx")
+        step(f"{role}: exporting the vision tower and projector (torch.onnx)")
+        vision = onnx_vision.export_vision(hf_dir, stage_dir)
+        (stage_dir / vision["file"]).rename(work / "vision.onnx")
+        graphs["vision"] = work / "vision.onnx"
+    else:
+        step(f"{role}: exporting the {spec.name} decoder (optimum-onnx)")
+        graphs["decoder"] = onnx_text.export_decoder(hf_dir, work / "optimum")
+    step(f"{role}: writing the graphs at {quant}")
+    for key, path in graphs.items():
+        onnx_text.set_precision(path, stage_dir / f"{key}.onnx", quant)
+    shutil.copyfile(hf_dir / "tokenizer.json", stage_dir / "tokenizer.json")
+    config = onnx_stage.stage_config(hf_dir, template_source, arch=spec.name, quant=quant,
+                                     vision=vision, embed="embed.onnx" if spec.is_vlm else None)
+    onnx_stage.write_stage_config(stage_dir, config)
+    return _entry(hf_dir, spec, role, stage_dir)
+
+
+def _entry(hf_dir: Path, spec: ArchSpec, role: str, stage_dir: Path) -> dict:
+    files = sorted(p.name for p in stage_dir.iterdir())
+    main = {"model": "decoder.onnx", "mmproj": "vision.onnx" if spec.is_vlm else None}
+    extra = [f for f in files if f not in main.values() and f != STAGE_CONFIG]
+    entry = {"backend": "onnx", "model": f"{role}/decoder.onnx", "arch": spec.name,
+             "extra_files": [f"{role}/{f}" for f in extra]}
+    if spec.is_vlm:
+        entry["mmproj"] = f"{role}/vision.onnx"
+    else:
+        entry["thinking"] = _is_thinking(hf_dir, spec)
+    entry["random_weights"] = _random(hf_dir)
+    entry["source"] = f"exported by edge-et from {hf_dir.resolve().name} ({spec.name}, ONNX)"
+    return entry
+
+
+def _random(hf_dir: Path) -> bool:
+    recipe = hf_dir / "tiny_recipe.json"
+    return recipe.is_file() and bool(json.loads(recipe.read_text()).get("random_weights"))
+
+
+def write_manifest(bundle_dir: Path, name: str, quant: str, entries: dict[str, dict]) -> Path:
+    """bundle.json with every file's sha256, written last and atomically."""
+    manifest = {"format": BUNDLE_FORMAT, "name": name,
+                "description": f"ONNX bundle exported from Hugging Face checkpoints ({quant})"}
+    for role, entry in entries.items():
+        files = [entry["model"], f"{role}/{STAGE_CONFIG}", *entry["extra_files"]]
+        files += [entry["mmproj"]] if entry.get("mmproj") else []
+        manifest[role] = {**entry, "sha256": {f: sha256_file(bundle_dir / f) for f in files}}
+    manifest.update(prompts={}, decoding={})
+    path = bundle_dir / MANIFEST
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def _parity(hf_dir: Path, stage_dir: Path, quant: str) -> dict:
+    from export import onnx_parity
+
+    report = onnx_parity.run_parity(hf_dir, stage_dir, quant=quant)
+    ok, failure = onnx_parity.passes(report)
+    if not ok:
+        raise UserError(f"validation failed for {hf_dir.name} ({quant}): {failure} "
+                        "(use --no-validate to keep such an export anyway)")
+    return report
+
+
+def summarize(bundle_dir: Path, entries: dict[str, dict], quant: str) -> list[ExportedFile]:
+    """Every graph of the bundle with its size and bits per stored weight element."""
+    import onnx
+
+    rows = []
+    for role, entry in entries.items():
+        for rel in [entry["model"], entry.get("mmproj"), *entry["extra_files"]]:
+            if not rel or not rel.endswith(".onnx"):
+                continue
+            path = bundle_dir / rel
+            model = onnx.load(str(path), load_external_data=False)
+            elements = sum(_count(tuple(t.dims)) for t in model.graph.initializer)
+            size = onnx_text.total_bytes(path)
+            rows.append(ExportedFile(role=role, file=rel, quant=quant, size_bytes=size,
+                                     bits_per_weight=round(size * 8 / elements, 2) if elements else 0.0))
+    return rows
+

@@ -1,0 +1,219 @@
+"""The ONNX parity check's worker: one exported stage folder against its transformers checkpoint.
+
+    python -m export.onnx_parity_worker REQUEST.json REPORT.json
+
+Runs in the subprocess that `export.onnx_parity.run_parity` starts. The ONNX side is the
+runtime itself (`edge_et.backends.onnx.OnnxModel`), so what is measured is what ships.
+
+  text    the GGUF check's four prompts, the same ids on both sides, every position's logits;
+          the runtime tokenizer (`tokenizers` + our BOS rule) against the HF tokenizer.
+  greedy  a chat prompt, up to GREEDY_TOKENS greedy tokens from transformers' `generate` and
+          from the runtime's KV-cache loop: the token lists and where they first differ.
+  vision  (VLMs) one synthetic picture that the anyres grid pads: the runtime's numpy pixel
+          values against the HF image processor's, its packed embeddings against
+          `get_image_features`, and greedy tokens with the image on both sides.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from export.parity_worker import (CHAT_QUESTION, PROBES, compare_logits, hf_ids, hf_logits,
+                                  json_safe, load_hf_model, summarize, text_prompts)
+
+GREEDY_TOKENS = 24
+# Random tiny models repeat one token under plain greedy decoding; a repeat penalty makes the
+# text check walk through varied tokens. transformers penalises every earlier id, the runtime
+# the last REPEAT_WINDOW: identical while prompt + generation stay inside the window.
+GREEDY_PENALTY = 3.0
+IMAGE_REQUEST = "Describe the fine-grained content of the image."
+
+
+def _open(stage_dir: Path, threads: int):
+    from edge_et.backends.onnx import OnnxModel
+
+    vision = stage_dir / "vision.onnx"
+    return OnnxModel(model_path=str(stage_dir / "decoder.onnx"), n_ctx=4096,
+                     mmproj_path=str(vision) if vision.is_file() else None, n_threads=threads)
+
+
+def _rename(measures: dict) -> dict:
+    # compare_logits names the compared side "llama_cpp"; here it is the ONNX graph.
+    bad = measures["nonfinite"]
+    return {**measures, "nonfinite": {"hf": bad["hf"], "onnx": bad.pop("llama_cpp")}}
+
+
+def text_section(hf, tokenizer, model) -> dict:
+    prompts = text_prompts(tokenizer)
+    per_prompt = []
+    for prompt in prompts:
+        ids = hf_ids(tokenizer, prompt)
+        ref, got = hf_logits(hf, ids), model.score(ids=ids)
+        vocab = min(ref.shape[-1], got.shape[-1])
+        per_prompt.append({"name": prompt.name, **_rename(compare_logits(ref[:, :vocab],
+                                                                         got[:, :vocab]))})
+    return {"n_vocab": {"hf": int(ref.shape[-1]), "onnx": int(got.shape[-1])},
+            "tokenization": _tokenization(tokenizer, model, prompts),
+            "prompts": per_prompt, "summary": summarize(per_prompt)}
+
+
+def _tokenization(tokenizer, model, prompts) -> dict:
+    cases = [(p.name, p.text, p.add_special) for p in prompts]
+    cases += [(f"probe{i}", text, False) for i, text in enumerate(PROBES)]
+    mismatches = []
+    for name, text, add_special in cases:
+        expected = list(tokenizer(text, add_special_tokens=add_special)["input_ids"])
+        got = model.prompt_ids(text, first=add_special)
+        if got != expected:
+            at = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b),
+                      min(len(got), len(expected)))
+            mismatches.append({"case": name, "first_diff_at": at,
+                               "hf": expected[max(0, at - 2):at + 4],
+                               "onnx": got[max(0, at - 2):at + 4]})
+    return {"cases": len(cases), "mismatches": mismatches}
+
+
+def _onnx_greedy(model, prompt: str, image=None, penalty: float = 1.0) -> list[int]:
+    from edge_et.backends.base import Sampling
+
+    model.start(prompt=prompt, image=image)
+    tokens: list[int] = []
+    for _ in range(GREEDY_TOKENS):
+        token = model.sample(sampling=Sampling(repeat_penalty=penalty))
+        if model.is_end(token=token):
+            break
+        tokens.append(token)
+        model.append(tokens=[token])
+    return tokens
+
+
+def _hf_greedy(hf, ids: list[int], ends: list[int], **extra) -> list[int]:
+    import torch
+
+    with torch.inference_mode():
+        out = hf.generate(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids),
+                          dtype=torch.long), max_new_tokens=GREEDY_TOKENS, do_sample=False,
+                          eos_token_id=ends, pad_token_id=ends[0], **extra)
+    tokens = out[0, len(ids):].tolist()
+    return tokens[:next((i for i, t in enumerate(tokens) if t in ends), len(tokens))]
+
+
+def _greedy_report(hf_tokens: list[int], onnx_tokens: list[int], prompt_tokens: int) -> dict:
+    first = next((i for i, (a, b) in enumerate(zip(hf_tokens, onnx_tokens)) if a != b),
+                 None if len(hf_tokens) == len(onnx_tokens) else min(len(hf_tokens),
+                                                                     len(onnx_tokens)))
+    return {"prompt_tokens": prompt_tokens, "hf": hf_tokens, "onnx": onnx_tokens,
+            "equal": first is None, "first_diff": first}
+
+
+def greedy_section(hf, model) -> dict:
+    from edge_et.chat import render_user_turn
+
+    prompt = render_user_turn(model.chat_template, CHAT_QUESTION, bos_text=model.bos_text,
+                              eos_text=model.eos_text)
+    from edge_et.backends.onnx_sampling import REPEAT_WINDOW
+
+    ids = model.prompt_ids(prompt, first=True)
+    ends = sorted(model.config["end_token_ids"])
+    penalty = GREEDY_PENALTY if len(ids) + GREEDY_TOKENS <= REPEAT_WINDOW else 1.0
+    return {**_greedy_report(_hf_greedy(hf, ids, ends, repetition_penalty=penalty),
+                             _onnx_greedy(model, prompt, penalty=penalty), len(ids)),
+            "repeat_penalty": penalty}
+
+
+def test_picture(height: int, width: int) -> np.ndarray:
+    """A smooth, seeded RGB picture (gradients plus a few blocks), uint8."""
+    rng = np.random.default_rng(7)
+    y, x = np.mgrid[0:height, 0:width]
+    rgb = np.stack([x * 255 // max(1, width - 1), y * 255 // max(1, height - 1),
+                    (x + y) * 127 // max(1, width + height - 2)], axis=-1).astype(np.uint8)
+    for _ in range(4):
+        top, left = rng.integers(0, height // 2), rng.integers(0, width // 2)
+        rgb[top:top + height // 4, left:left + width // 4] = rng.integers(0, 256, 3)
+    return rgb
+
+
+def vision_section(hf, hf_dir: Path, model) -> dict:
+    import torch
+    from transformers import LlavaOnevisionImageProcessor
+
+    from edge_et.chat import render_user_turn
+    from edge_et.images import LoadedImage, pixel_sha256
+
+    tile = model._vision.layout.tile
+    rgb = test_picture(tile + tile // 2, 2 * tile + tile // 3)  # a grid with padding to undo
+    image = LoadedImage(rgb=rgb, width=rgb.shape[1], height=rgb.shape[0],
+                        sha256=pixel_sha256(rgb), source="parity", format="PNG",
+                        original_mode="RGB")
+    inputs = LlavaOnevisionImageProcessor.from_pretrained(hf_dir)(rgb, return_tensors="pt")
+    ours = model._vision.pixel_values(rgb)
+    theirs = inputs["pixel_values"][0, :len(ours)].numpy()
+    with torch.inference_mode():
+        ref = hf.model.get_image_features(inputs["pixel_values"], inputs["image_sizes"])[0]
+    ref = ref.float().numpy()
+    got, _ = model._vision.embed(image)
+    prompt = render_user_turn(model.chat_template, model.media_marker + "\n" + IMAGE_REQUEST,
+                              bos_text=model.bos_text, eos_text=model.eos_text)
+    before, _, after = prompt.partition(model.media_marker)
+    image_id = int(model.config["vision"]["image_token_id"])
+    ids = model.prompt_ids(before, first=True) + [image_id] * len(ref) + \
+        model.prompt_ids(after, first=False)
+    ends = sorted(model.config["end_token_ids"])
+    hf_tokens = _hf_greedy(hf, ids, ends, pixel_values=inputs["pixel_values"],
+                           image_sizes=inputs["image_sizes"])
+    return {"image_size": [int(rgb.shape[0]), int(rgb.shape[1])],
+            "pixels": {"shape": {"hf": list(theirs.shape), "onnx": list(ours.shape)},
+                       "max_abs": float(np.abs(theirs - ours).max()) if theirs.shape == ours.shape
+                       else None},
+            "embeddings": embedding_measures(ref, got),
+            "greedy": _greedy_report(hf_tokens, _onnx_greedy(model, prompt, image), len(ids))}
+
+
+def embedding_measures(ref: np.ndarray, got: np.ndarray) -> dict:
+    if ref.shape != got.shape:
+        return {"shape": {"hf": list(ref.shape), "onnx": list(got.shape)}}
+    ref64, got64 = ref.astype(np.float64), got.astype(np.float64)
+    token_cos = (ref64 * got64).sum(-1) / np.maximum(
+        np.linalg.norm(ref64, axis=-1) * np.linalg.norm(got64, axis=-1), 1e-30)
+    cosine = float((ref64 * got64).sum() / max(np.linalg.norm(ref64) * np.linalg.norm(got64),
+                                               1e-30))
+    return {"shape": list(ref.shape), "cosine": cosine, "min_token_cosine": float(token_cos.min()),
+            "max_abs": float(np.abs(ref64 - got64).max()), "ref_norm": float(np.linalg.norm(ref64))}
+
+
+def measure(hf_dir: str, stage_dir: str, quant: str, threads: int = 2) -> dict:
+    """Every section for one stage (no verdict: export.onnx_parity judges)."""
+    import torch
+    from transformers import AutoTokenizer
+
+    started = time.perf_counter()
+    torch.set_num_threads(threads)
+    hf_path, stage = Path(hf_dir), Path(stage_dir)
+    model = _open(stage, threads)
+    hf = load_hf_model(hf_path)
+    tokenizer = AutoTokenizer.from_pretrained(hf_path)
+    report = {"stage": stage.name, "text": text_section(hf, tokenizer, model),
+              "greedy": greedy_section(hf, model)}
+    if (stage / "vision.onnx").is_file():
+        report["vision"] = vision_section(hf, hf_path, model)
+    model.close()
+    report["seconds"] = round(time.perf_counter() - started, 2)
+    return report
+
+
+def main(argv: list[str]) -> int:
+    request = json.loads(Path(argv[0]).read_text())
+    from export import onnx_parity  # the judge; imported here so `-m` works from any cwd
+
+    report = onnx_parity.measure(**request)
+    Path(argv[1]).write_text(json.dumps(json_safe(report), indent=2, allow_nan=False) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,92 @@
+"""`export onnx` on the tiny checkpoint of every supported architecture, validated against
+transformers (parity.json): fp32 greedy tokens equal transformers' and logits within 1e-3;
+int8 and fp16 within their documented bounds (export/onnx_parity.py).
+
+Each bundle is built once per recipe into the cache (export/onnx_tiny.py): cold, the export
+and its parity subprocess take 10-25 s per architecture on 2 cores; warm, nothing runs.
+"""
+
+import json
+
+import pytest
+
+pytest.importorskip("optimum.exporters.onnx")
+
+from edge_et.bundle import Bundle  # noqa: E402
+from edge_et.errors import UserError  # noqa: E402
+from export import archs  # noqa: E402
+from export.onnx_parity import passes, thresholds  # noqa: E402
+from export.onnx_tiny import tiny_onnx  # noqa: E402
+from export.onnx_vision import EXPORTERS  # noqa: E402
+
+pytestmark = pytest.mark.slow
+REASONING = ("qwen3", "qwen2", "llama", "gemma3_text")
+PERCEPTION = ("llava-ov-qwen3", "llava-ov-qwen2")
+# (architecture, precision) pairs beyond fp32: each precision on one text and one vision model.
+OTHER_PRECISIONS = (("qwen3", "int8"), ("qwen3", "fp16"), ("llava-ov-qwen3", "int8"))
+
+
+def _report(arch: str, quant: str) -> tuple[dict, Bundle]:
+    role = archs.get(arch).role
+    bundle = tiny_onnx(**{role: arch}, quant=quant).bundle
+    return json.loads((bundle / "parity.json").read_text())[role], Bundle.load(bundle)
+
+
+def test_every_reasoning_architecture_and_the_onnx_perception_ones_are_covered():
+    assert set(REASONING) == set(archs.names(role="reasoning"))
+    vlms = {archs.get(a).model_types[0] for a in PERCEPTION}
+    assert vlms == set(EXPORTERS)  # every vision exporter has a tiny model here
+
+
+@pytest.mark.parametrize("arch", REASONING + PERCEPTION)
+def test_fp32_export_matches_transformers(arch):
+    report, bundle = _report(arch, "fp32")
+    assert passes(report) == (True, "")
+    assert report["greedy"]["equal"] and report["greedy"]["hf"]
+    assert report["text"]["summary"]["max_abs"] < 1e-4
+    assert not report["text"]["tokenization"]["mismatches"]
+    stage = bundle.stages()[0]
+    assert stage.backend == "onnx" and stage.arch == arch
+    if "vision" in report:
+        vision = report["vision"]
+        assert vision["pixels"]["max_abs"] <= 1e-6  # numpy preprocessing == the HF processor
+        assert vision["embeddings"]["cosine"] > 0.99999 and vision["greedy"]["equal"]
+
+
+@pytest.mark.parametrize(("arch", "quant"), OTHER_PRECISIONS)
+def test_int8_and_fp16_stay_within_their_bounds(arch, quant):
+    report, _ = _report(arch, quant)
+    fp32, _ = _report(arch, "fp32")
+    assert passes(report) == (True, "")
+    bound = thresholds(quant).text.max_abs * max(1.0, report["text"]["summary"]["ref_abs_max"])
+    assert report["text"]["summary"]["max_abs"] <= bound
+    assert report["text"]["summary"]["max_abs"] > fp32["text"]["summary"]["max_abs"]  # really changed
+
+
+def test_int8_weights_are_a_quarter_of_fp32():
+    sizes = {}
+    for quant in ("fp32", "int8"):
+        bundle = tiny_onnx(reasoning="qwen3", quant=quant).bundle
+        sizes[quant] = (bundle / "reasoning" / "decoder.onnx").stat().st_size
+    assert sizes["int8"] < 0.3 * sizes["fp32"]
+
+
+def test_a_wrong_logit_fails_validation():
+    report, _ = _report("qwen3", "fp32")
+    broken = json.loads(json.dumps(report))
+    broken["text"]["prompts"][0]["max_abs"] = 0.5
+    ok, failure = passes(broken)
+    assert not ok and "prompt 'plain': max |logit diff| 0.5" in failure
+    broken = json.loads(json.dumps(report))
+    broken["greedy"]["equal"], broken["greedy"]["first_diff"] = False, 3
+    assert "greedy tokens differ from transformers' at token 3" in passes(broken)[1]
+
+
+def test_bad_requests_fail_in_one_line(tmp_path):
+    from export.onnx import export_onnx
+
+    with pytest.raises(UserError, match="--quant 'q4' is not supported for ONNX; choose one of: "
+                                        "fp32, fp16, int8"):
+        export_onnx(out=tmp_path / "b", reasoning=tmp_path, quant="q4")
+    with pytest.raises(UserError, match="give --perception HF_DIR, --reasoning HF_DIR, or both"):
+        export_onnx(out=tmp_path / "b")
