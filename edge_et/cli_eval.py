@@ -138,7 +138,7 @@ def convert_easy_vqa(
         return
     counts = ", ".join(f"{name} {n}" for name, n in summary.categories.items())
     out.print(f"wrote {summary.questions} questions ({counts}) over {summary.images} images to "
-              f"{summary.out}", highlight=False, markup=False)
+              f"{summary.out}", highlight=False, markup=False, soft_wrap=True)
 
 
 @data_app.command("extract-tuning")
@@ -179,6 +179,6 @@ def extract_tuning(
         return
     out.print(f"targets: {summary.written} written, {summary.skipped} already done, {summary.failed} failed, "
               f"{summary.bad_lines} unusable lines, {summary.model_loads} model loads -> {out_file}",
-              highlight=False, markup=False)
+              highlight=False, markup=False, soft_wrap=True)
     for reason in bad[:5] + summary.failures:
         err.print(f"  {reason}", highlight=False, markup=False)
