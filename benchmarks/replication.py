@@ -17,10 +17,10 @@ per category, and the median seconds per question (model loads excluded).
     python benchmarks/replication.py --reasoner smollm2-135m --dataset scenes
     python benchmarks/replication.py --summary            # only rewrite the markdown
 
-The perception models are looked for in models/micro/<form>/ or models/micro/<form>-run/
-(a bundle folder, or a training output with hf/), or given with --perception FORM=PATH; an
-HF checkpoint is exported to GGUF (Q8_0, parity-checked) once into the edge-et cache. Each
-cell is written to benchmarks/results/replication.json as soon as it finishes, so the
+The perception models are looked for in models/micro/ and models/store/micro/, as <form>/
+or <form>-run/ (a bundle folder, or a training output with hf/), or given with --perception
+FORM=PATH; an HF checkpoint is exported to GGUF (Q8_0, parity-checked) once into the edge-et
+cache. Each cell is written to benchmarks/results/replication.json as soon as it finishes, so the
 script resumes where it stopped.
 """
 
@@ -67,8 +67,7 @@ def perception_stage(form: str, given: dict[str, Path]):
     from edge_et.bundle import Bundle
     from export.bundle import Stage
 
-    folders = [given[form]] if form in given else [ROOT / "models" / "micro" / form,
-                                                   ROOT / "models" / "micro" / f"{form}-run"]
+    folders = [given[form]] if form in given else default_folders(form)
     for folder in folders:
         if (folder / "bundle.json").is_file():
             spec = Bundle.load(folder).require("perception")
@@ -81,6 +80,12 @@ def perception_stage(form: str, given: dict[str, Path]):
     raise SystemExit(f"no trained '{form}' perception model in {', '.join(map(str, folders))}; "
                      f"train one: python -m export.train_micro --form {form} --out "
                      f"models/micro/{form}-run (or pass --perception {form}=PATH)")
+
+
+def default_folders(form: str) -> list[Path]:
+    """Where a trained model of `form` is looked for when --perception does not say."""
+    return [ROOT / base / "micro" / name for base in ("models", "models/store")
+            for name in (form, f"{form}-run")]
 
 
 def _exported(form: str, hf: Path) -> Path:
@@ -187,8 +192,7 @@ def run_cell(dataset: str, system: str, reasoner: str | None, args) -> dict:
 
 
 def _training_summary(form: str, given: dict[str, Path]) -> dict | None:
-    for folder in ([given[form]] if form in given else [ROOT / "models" / "micro" / f"{form}-run",
-                                                        ROOT / "models" / "micro" / form]):
+    for folder in [given[form]] if form in given else default_folders(form):
         summary = folder / "train_summary.json"
         if summary.is_file():
             return json.loads(summary.read_text())

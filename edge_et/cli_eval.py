@@ -41,6 +41,7 @@ def evaluate(
     mode: Optional[List[str]] = typer.Option(None, "--mode", help="extract-think (default) | caption-think | direct; repeat for a side-by-side table."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N usable questions."),
     seed: int = typer.Option(0, help="Base seed; each question's seed derives from it and its id."),
+    hint: Optional[str] = typer.Option(None, help="Extraction hint for every question; 'auto' asks the reasoning model; default: derived from each question."),
     think_budget: Optional[int] = typer.Option(None, min=0, help="Thinking tokens before </think> is forced."),
     answer_budget: Optional[int] = typer.Option(None, min=1, help="Tokens allowed after </think>."),
     max_tokens: Optional[int] = typer.Option(None, min=1, help="Token limit of a non-thinking reasoner."),
@@ -63,7 +64,7 @@ def evaluate(
 
     modes = check_eval_modes(mode or [])
     items = read_eval_file(data, limit)
-    options = RunOptions(think_budget=think_budget, answer_budget=answer_budget, max_tokens=max_tokens,
+    options = RunOptions(hint=hint, think_budget=think_budget, answer_budget=answer_budget, max_tokens=max_tokens,
                          temperature=temperature)
     report = _evaluate(bundle, items, modes, options, seed=seed, residency=residency, threads=threads,
                        mem_budget=mem_budget, device=device, predictions=predictions, quiet=as_json)
