@@ -15,6 +15,7 @@ per category, and the median seconds per question (model loads excluded).
     python benchmarks/replication.py                      # every cell not recorded yet
     python benchmarks/replication.py --limit 100          # questions per dataset
     python benchmarks/replication.py --reasoner smollm2-135m --dataset scenes
+    python benchmarks/replication.py --oracle             # + each reasoner over true extractions
     python benchmarks/replication.py --summary            # only rewrite the markdown
 
 The perception models are looked for in models/micro/ and models/store/micro/, as <form>/
@@ -151,13 +152,17 @@ def dataset_file(name: str, limit: int) -> Path:
 
 # -- cells --------------------------------------------------------------------------------
 
-def cells(datasets: list[str], reasoners: list[str]) -> list[tuple[str, str, str | None]]:
-    """(dataset, system, reasoner) in running order; end-to-end needs no reasoner."""
+def cells(datasets: list[str], reasoners: list[str], oracle: bool = False) -> list[tuple[str, str, str | None]]:
+    """(dataset, system, reasoner) in running order; end-to-end needs no reasoner.
+
+    With `oracle`, each reasoner also answers the scenes from their true extraction (the
+    extract form's training target): the ceiling Extract+Think can reach with it.
+    """
     plan = []
     for dataset in datasets:
         plan.append((dataset, "end-to-end", None))
-        plan += [(dataset, system, reasoner) for reasoner in reasoners
-                 for system in ("caption+think", "extract+think")]
+        systems = ("caption+think", "extract+think") + (("oracle+think",) if oracle and dataset == "scenes" else ())
+        plan += [(dataset, system, reasoner) for reasoner in reasoners for system in systems]
     return plan
 
 
@@ -172,23 +177,54 @@ def run_cell(dataset: str, system: str, reasoner: str | None, args) -> dict:
     from edge_et.pipeline import Pipeline, RunOptions
 
     data = read_eval_file(dataset_file(dataset, args.limit))
-    bundle = cell_bundle(system, reasoner, args.given)
-    mode = SYSTEMS[system][1]
-    done = [0]
-
-    def progress() -> None:
-        done[0] += 1
-        if done[0] % 25 == 0:
-            say(f"  {done[0]}/{len(data.items)}")
     say(f"{cell_key(dataset, system, reasoner)}: {len(data.items)} questions")
     started = time.perf_counter()
-    with Pipeline(Bundle.load(bundle), n_threads=args.threads, residency="co-resident") as pipeline:
-        report = evaluate(pipeline, data, [mode], RunOptions(), seed=args.seed, progress=progress)
-    result = report.modes[mode].to_dict()
+    progress = _progress(len(data.items))
+    if system == "oracle+think":
+        result = _oracle(data, reasoner, args, progress)
+    else:
+        mode = SYSTEMS[system][1]
+        with Pipeline(Bundle.load(cell_bundle(system, reasoner, args.given)), n_threads=args.threads,
+                      residency="co-resident") as pipeline:
+            report = evaluate(pipeline, data, [mode], RunOptions(), seed=args.seed, progress=progress)
+        result = report.modes[mode].to_dict()
     say(f"  accuracy {result['accuracy']} {result['ci95']} in {time.perf_counter() - started:.0f} s")
+    form = SYSTEMS.get(system, ("extract",))[0]
     return {"dataset": dataset, "system": system, "reasoner": reasoner, "data": str(data.path),
-            "questions": len(data.items), "training": _training_summary(SYSTEMS[system][0], args.given),
-            **result}
+            "questions": len(data.items), "training": None if system == "oracle+think"
+            else _training_summary(form, args.given), **result}
+
+
+def _progress(total: int):
+    done = [0]
+
+    def advance() -> None:
+        done[0] += 1
+        if done[0] % 25 == 0:
+            say(f"  {done[0]}/{total}")
+    return advance
+
+
+def _oracle(data, reasoner: str, args, progress) -> dict:
+    """The reasoner alone over each held-out scene's true extraction (export.scenes)."""
+    from edge_et.bundle import Bundle
+    from edge_et.eval import ModeReport
+    from edge_et.eval_metrics import Scored, answer_letter, stage_seconds
+    from edge_et.pipeline import Pipeline, RunOptions
+    from export.bundle import write_bundle
+    from export.scenes.forms import HELDOUT_SEED, example, training_pair
+
+    target = work_dir() / "bundles" / f"none+{reasoner}"
+    write_bundle(target, name=f"reasoner-{reasoner}", reasoning=reasoner_stage(reasoner), decoding=DECODING)
+    rows = []
+    with Pipeline(Bundle.load(target), n_threads=args.threads) as pipeline:
+        for item in data.items:
+            truth = training_pair(example(HELDOUT_SEED, int(str(item.id).rsplit("-", 1)[1])), "extract")[1]
+            result = pipeline.reason_over(truth, item.prompt, RunOptions(seed=item.seed(args.seed)))
+            rows.append(Scored(item.id, item.category, item.answer, answer_letter(result.answer, "".join(item.options)),
+                               len(item.options), stage_s=stage_seconds(result.to_dict()["stages"])))
+            progress()
+    return ModeReport(mode="think", rows=rows).to_dict()
 
 
 def _training_summary(form: str, given: dict[str, Path]) -> dict | None:
@@ -229,6 +265,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="a trained model of form direct|caption|extract (bundle or training folder)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--oracle", action="store_true",
+                        help="also: each reasoner over the scenes' true extractions (its ceiling)")
     parser.add_argument("--force", action="store_true", help="measure recorded cells again")
     parser.add_argument("--summary", action="store_true", help="only rewrite replication.md")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -238,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
     results = load_results(path)
     if not args.summary:
         results.update(machine=machine(), decoding=DECODING, seed=args.seed)
-        for dataset, system, reasoner in cells(args.dataset or list(DATASETS), args.reasoner or list(REASONERS)):
+        for dataset, system, reasoner in cells(args.dataset or list(DATASETS), args.reasoner or list(REASONERS), args.oracle):
             key = cell_key(dataset, system, reasoner)
             recorded = results["cells"].get(key)
             if recorded and recorded.get("limit") == args.limit and not args.force:
@@ -248,66 +286,9 @@ def main(argv: list[str] | None = None) -> None:
             results["cells"][key] = cell
             save_results(results, path)  # after each cell: a stopped run keeps what it measured
     save_results(results, path)
+    from replication_report import write_markdown  # beside this script
+
     print(write_markdown(results, args.out / "replication.md"))
-
-
-MD_HEAD = ("| system | reasoner | accuracy [95% CI] | n | parse failures | chance | "
-           "s / question | perception s | reasoning s |")
-
-
-def write_markdown(results: dict, path: Path) -> Path:
-    """replication.md: one accuracy table and one per-category table per dataset."""
-    cells = list(results["cells"].values())
-    lines = ["# Replication: end-to-end vs Caption+Think vs Extract+Think, at laptop scale", "",
-             "Produced by `python benchmarks/replication.py` (its docstring says how). Three micro "
-             "perception models, one architecture and one training budget, taught three forms "
-             "(answer / caption / question-conditioned extraction); reasoners are real pretrained "
-             "LLMs from PyPI. Accuracy with its 95% Wilson interval; parse failures count as wrong; "
-             "chance is uniform guessing among each question's options; seconds are medians per "
-             "question without model loads.", ""]
-    if results.get("machine"):
-        m = results["machine"]
-        lines += [f"Machine: {m['cpu']}, {m['cores']} cores, {m['os']}, Python {m['python']}, "
-                  f"llama-cpp-python {m['llama_cpp_python']}. Decoding: `{json.dumps(results['decoding'])}`, "
-                  f"seed {results.get('seed', 0)}.", ""]
-    for dataset in DATASETS:
-        rows = [c for c in cells if c["dataset"] == dataset]
-        if not rows:
-            continue
-        title = "held-out generated scenes (in domain)" if dataset == "scenes" else "easy-VQA test (out of domain)"
-        lines += [f"## {title}", "", MD_HEAD, "|---|---|---|---|---|---|---|---|---|"]
-        lines += [_md_row(c) for c in rows] + [""]
-        lines += _category_table(rows) + [f"Reproduce: `{rows[0]['command']}` (per cell: the command "
-                                          "in replication.json).", ""]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def _md_row(c: dict) -> str:
-    stages = c.get("median_s", {})
-    perception = next((stages[s] for s in ("direct", "caption", "extract") if s in stages), None)
-    low, high = c["ci95"]
-    accuracy = "-" if c["accuracy"] is None else f"{100 * c['accuracy']:.1f}% [{100 * low:.1f}-{100 * high:.1f}]"
-    return (f"| {c['system']} | {c['reasoner'] or '-'} | {accuracy} | {c['scored']} | {c['parse_failures']} | "
-            f"{_pct(c['chance'])} | {_s(stages.get('question'))} | {_s(perception)} | {_s(stages.get('think'))} |")
-
-
-def _category_table(rows: list[dict]) -> list[str]:
-    names = sorted({name for c in rows for name in c["categories"]})
-    lines = ["| system | reasoner | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
-    for c in rows:
-        cats = c["categories"]
-        lines.append(f"| {c['system']} | {c['reasoner'] or '-'} | " + " | ".join(
-            f"{_pct(cats[n]['accuracy'])} (n={cats[n]['scored']})" if n in cats else "-" for n in names) + " |")
-    return lines + [""]
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
-
-
-def _s(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
 
 
 def _form_path(item: str, parser) -> tuple[str, Path]:

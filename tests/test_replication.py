@@ -6,6 +6,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import replication  # noqa: E402
+import replication_report  # noqa: E402
 
 
 def _cell(dataset, system, reasoner, correct):
@@ -21,13 +22,15 @@ def test_cells_run_end_to_end_once_per_dataset_then_each_reasoner():
     assert plan[0] == ("scenes", "end-to-end", None) and len(plan) == 10
     assert sum(system == "end-to-end" for _, system, _ in plan) == 2
     assert ("easy-vqa", "extract+think", "qwen2.5-coder-0.5b") in plan
+    with_oracle = replication.cells(["scenes", "easy-vqa"], ["smollm2-135m"], oracle=True)
+    assert [c for c in with_oracle if c[1] == "oracle+think"] == [("scenes", "oracle+think", "smollm2-135m")]
 
 
 def test_markdown_has_a_table_per_dataset(tmp_path):
     results = {"cells": {"a": _cell("scenes", "end-to-end", None, 3),
                          "b": _cell("scenes", "extract+think", "smollm2-135m", 7),
                          "c": _cell("easy-vqa", "caption+think", "smollm2-135m", 5)}}
-    text = replication.write_markdown(results, tmp_path / "r.md").read_text()
+    text = replication_report.write_markdown(results, tmp_path / "r.md").read_text()
     assert "## held-out generated scenes (in domain)" in text and "## easy-VQA test (out of domain)" in text
     assert "| extract+think | smollm2-135m | 70.0% [10.0-90.0] | 10 | 1 | 25.0% | 2.10 | 0.10 | 2.00 |" in text
     assert "| end-to-end | - | 50.0% (n=4) | 20.0% (n=6) |" in text
