@@ -4,7 +4,8 @@ Pure functions over `Scored` rows, so the numbers can be tested on scripted resu
 
 Scoring rule. The pipeline's answer is the paper's parse of the last line (`Answer: X`, else
 the line itself). It counts as the option letter L when it is L alone or L followed by a
-non-letter: "B", "b", "(B)", "B.", "B) circle", "B: circle", "**B**". lmms-eval's MMStar
+non-letter, after an optional "option " or "the answer is" as lmms-eval's MMStar scorer
+allows: "B", "b", "(B)", "B.", "B) circle", "**B**", "Option C", "The answer is: D.". That
 scorer compares only the first character, which also reads "Apple" as A; this rule does
 not. Anything else is a parse failure: it is counted, and it is wrong.
 """
@@ -19,7 +20,8 @@ from dataclasses import dataclass, field
 Z_95 = 1.959963984540054  # two-sided 95% normal quantile
 NO_CATEGORY = "(none)"
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # option letters, in order
-_LETTER = re.compile(r"^[\s*_`'\"]*(?:option\s+)?\(?([A-Za-z])(?![A-Za-z])")
+_LETTER = re.compile(r"^[\s*_`'\"]*(?:the answer is\s*:?\s*|option\s+)?\(?([A-Za-z])(?![A-Za-z])",
+                     re.IGNORECASE)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ def bundle(tiny_bundle, tmp_path_factory):
 @pytest.mark.parametrize("answer, letter", [
     ("B", "B"), ("b", "B"), ("(C)", "C"), ("A.", "A"), ("D) car", "D"), ("B: circle", "B"),
     ("**A**", "A"), ("  option c", "C"), ("Apple", None), ("E", None), ("", None), ("42", None),
-    ("The answer is B", None),
+    ("The answer is B", "B"), ("The answer is: D.", "D"), ("the answer is apple", None),
 ])
 def test_answer_letter(answer, letter):
     assert answer_letter(answer, "ABCD") == letter
