@@ -303,7 +303,10 @@ class LlamaCppModel:
         chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
         add = lambda sampler: llama_cpp.llama_sampler_chain_add(chain, sampler)  # noqa: E731
         if sampling.repeat_penalty != 1.0:
-            add(llama_cpp.llama_sampler_init_penalties(64, sampling.repeat_penalty, 0.0, 0.0))
+            # 0.3.36's vendored llama.cpp still takes the vocabulary size first.
+            n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+            add(llama_cpp.llama_sampler_init_penalties(n_vocab, 64, sampling.repeat_penalty,
+                                                       0.0, 0.0))
         if sampling.temperature <= 0:
             add(llama_cpp.llama_sampler_init_greedy())
         else:
