@@ -7,8 +7,9 @@ runtime itself (`edge_et.backends.onnx.OnnxModel`), so what is measured is what 
 
   text    the GGUF check's four prompts, the same ids on both sides, every position's logits;
           the runtime tokenizer (`tokenizers` + our BOS rule) against the HF tokenizer.
-  greedy  a chat prompt, up to GREEDY_TOKENS greedy tokens from transformers' `generate` and
-          from the runtime's KV-cache loop: the token lists and where they first differ.
+  greedy  a chat prompt, up to GREEDY_TOKENS greedy tokens (with a repeat penalty, see
+          GREEDY_PENALTY) from transformers' `generate` and from the runtime's KV-cache loop:
+          the token lists and where they first differ.
   vision  (VLMs) one synthetic picture that the anyres grid pads: the runtime's numpy pixel
           values against the HF image processor's, its packed embeddings against
           `get_image_features`, and greedy tokens with the image on both sides.
@@ -28,9 +29,10 @@ from export.parity_worker import (CHAT_QUESTION, PROBES, compare_logits, hf_ids,
 
 GREEDY_TOKENS = 24
 # Random tiny models repeat one token under plain greedy decoding; a repeat penalty makes the
-# text check walk through varied tokens. transformers penalises every earlier id, the runtime
-# the last REPEAT_WINDOW: identical while prompt + generation stay inside the window.
-GREEDY_PENALTY = 3.0
+# check walk through varied tokens. The runtime penalises what llama.cpp does (its last
+# REPEAT_WINDOW draws, not the prompt); the transformers side gets the same rule
+# (`_DrawnPenalty`) instead of its own, which counts the prompt too.
+GREEDY_PENALTY = 4.0
 IMAGE_REQUEST = "Describe the fine-grained content of the image."
 
 
@@ -78,13 +80,13 @@ def _tokenization(tokenizer, model, prompts) -> dict:
     return {"cases": len(cases), "mismatches": mismatches}
 
 
-def _onnx_greedy(model, prompt: str, image=None, penalty: float = 1.0) -> list[int]:
+def _onnx_greedy(model, prompt: str, image=None) -> list[int]:
     from edge_et.backends.base import Sampling
 
     model.start(prompt=prompt, image=image)
     tokens: list[int] = []
     for _ in range(GREEDY_TOKENS):
-        token = model.sample(sampling=Sampling(repeat_penalty=penalty))
+        token = model.sample(sampling=Sampling(repeat_penalty=GREEDY_PENALTY))
         if model.is_end(token=token):
             break
         tokens.append(token)
@@ -92,13 +94,36 @@ def _onnx_greedy(model, prompt: str, image=None, penalty: float = 1.0) -> list[i
     return tokens
 
 
+def _drawn_penalty(prompt_tokens: int, penalty: float):
+    """A transformers logits processor: CTRL's repeat penalty over the last REPEAT_WINDOW
+    generated tokens only (what edge-et's samplers and llama.cpp's penalties sampler do)."""
+    import torch
+    from transformers import LogitsProcessor
+
+    from edge_et.backends.onnx_sampling import REPEAT_WINDOW
+
+    class DrawnPenalty(LogitsProcessor):
+        def __call__(self, input_ids, scores):
+            drawn = input_ids[0, prompt_tokens:][-REPEAT_WINDOW:]
+            if len(drawn):
+                ids = torch.unique(drawn)
+                values = scores[0, ids]
+                scores[0, ids] = torch.where(values > 0, values / penalty, values * penalty)
+            return scores
+
+    return DrawnPenalty()
+
+
 def _hf_greedy(hf, ids: list[int], ends: list[int], **extra) -> list[int]:
     import torch
+    from transformers import LogitsProcessorList
 
     with torch.inference_mode():
         out = hf.generate(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids),
                           dtype=torch.long), max_new_tokens=GREEDY_TOKENS, do_sample=False,
-                          eos_token_id=ends, pad_token_id=ends[0], **extra)
+                          eos_token_id=ends, pad_token_id=ends[0],
+                          logits_processor=LogitsProcessorList(
+                              [_drawn_penalty(len(ids), GREEDY_PENALTY)]), **extra)
     tokens = out[0, len(ids):].tolist()
     return tokens[:next((i for i, t in enumerate(tokens) if t in ends), len(tokens))]
 
@@ -107,8 +132,8 @@ def _greedy_report(hf_tokens: list[int], onnx_tokens: list[int], prompt_tokens: 
     first = next((i for i, (a, b) in enumerate(zip(hf_tokens, onnx_tokens)) if a != b),
                  None if len(hf_tokens) == len(onnx_tokens) else min(len(hf_tokens),
                                                                      len(onnx_tokens)))
-    return {"prompt_tokens": prompt_tokens, "hf": hf_tokens, "onnx": onnx_tokens,
-            "equal": first is None, "first_diff": first}
+    return {"prompt_tokens": prompt_tokens, "repeat_penalty": GREEDY_PENALTY, "hf": hf_tokens,
+            "onnx": onnx_tokens, "equal": first is None, "first_diff": first}
 
 
 def greedy_section(hf, model) -> dict:
@@ -116,14 +141,9 @@ def greedy_section(hf, model) -> dict:
 
     prompt = render_user_turn(model.chat_template, CHAT_QUESTION, bos_text=model.bos_text,
                               eos_text=model.eos_text)
-    from edge_et.backends.onnx_sampling import REPEAT_WINDOW
-
     ids = model.prompt_ids(prompt, first=True)
     ends = sorted(model.config["end_token_ids"])
-    penalty = GREEDY_PENALTY if len(ids) + GREEDY_TOKENS <= REPEAT_WINDOW else 1.0
-    return {**_greedy_report(_hf_greedy(hf, ids, ends, repetition_penalty=penalty),
-                             _onnx_greedy(model, prompt, penalty=penalty), len(ids)),
-            "repeat_penalty": penalty}
+    return _greedy_report(_hf_greedy(hf, ids, ends), _onnx_greedy(model, prompt), len(ids))
 
 
 def test_picture(height: int, width: int) -> np.ndarray:

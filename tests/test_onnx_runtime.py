@@ -20,11 +20,17 @@ def test_greedy_takes_the_first_maximum_as_llama_cpp_does():
     assert Sampler(Sampling())(logits) == 1
 
 
-def test_repeat_penalty_divides_positive_and_multiplies_negative_logits():
+def test_repeat_penalty_counts_the_last_draws_as_llama_cpp_does():
     logits = np.array([3.0, 2.9, -0.5, -0.6], dtype=np.float32)
-    assert Sampler(Sampling(repeat_penalty=1.1))(logits, [0]) == 1
-    # Only the last REPEAT_WINDOW tokens count: an old repeat is not penalised.
-    assert Sampler(Sampling(repeat_penalty=1.1))(logits, [0] + [3] * REPEAT_WINDOW) == 0
+    sampler = Sampler(Sampling(repeat_penalty=1.1))
+    assert [sampler(logits) for _ in range(3)] == [0, 1, 0]  # 3/1.1 < 2.9, then 2.9/1.1 < 3/1.1
+    # Only the last REPEAT_WINDOW draws count: once 0 has left the window it wins again.
+    sampler = Sampler(Sampling(repeat_penalty=1.1))
+    sampler(logits)
+    only_3 = np.array([-9.0, -9.0, -9.0, 5.0], dtype=np.float32)
+    for _ in range(REPEAT_WINDOW):
+        sampler(only_3)
+    assert sampler(logits) == 0
 
 
 def test_top_k_and_top_p_restrict_the_draw_and_the_seed_repeats_it():

@@ -76,7 +76,6 @@ class OnnxModel:
         self.media_marker = MEDIA_MARKER
         self._add_bos = bool(self.config.get("add_bos")) and self.bos_text
         self._ends = frozenset(int(t) for t in self.config.get("end_token_ids", []))
-        self._history: list[int] = []
         self._pending: list[int] = []
         self._logits: np.ndarray | None = None
         self._sampler: Sampler | None = None
@@ -114,7 +113,7 @@ class OnnxModel:
 
     def _reset(self) -> None:
         self._decoder.reset()
-        self._history, self._pending, self._sampler, self._logits = [], [], None, None
+        self._pending, self._sampler, self._logits = [], None, None
 
     def start(self, *, prompt: str, image: LoadedImage | None = None) -> PromptStats:
         self._reset()
@@ -140,7 +139,6 @@ class OnnxModel:
         encoded = time.perf_counter()
         parts = [self._embed_ids(head), embeddings, self._embed_ids(tail)]
         self._feed_embeds(np.concatenate([p for p in parts if len(p)], axis=0))
-        self._history = head + tail
         return PromptStats(prompt_tokens=len(head) + len(embeddings) + len(tail),
                            prefill_s=time.perf_counter() - encoded,
                            image_encode_s=0.0 if cached else encoded - started,
@@ -164,7 +162,6 @@ class OnnxModel:
             for at in range(0, len(ids), PREFILL_CHUNK):
                 chunk = np.asarray(ids[at:at + PREFILL_CHUNK])
                 self._logits = self._decoder.forward(ids=chunk)[-1]
-        self._history.extend(int(t) for t in ids)
 
     def _feed_embeds(self, embeds: np.ndarray) -> None:
         for at in range(0, len(embeds), PREFILL_CHUNK):
@@ -196,7 +193,7 @@ class OnnxModel:
         logits = self._logits.copy()  # edits apply to this draw only, as in llama.cpp
         if edit is not None:
             edit(logits)
-        return self._sampler(logits, self._history)
+        return self._sampler(logits)
 
     def close(self) -> None:
         """Drop the sessions now; ONNX Runtime frees their memory with them."""

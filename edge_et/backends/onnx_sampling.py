@@ -1,14 +1,17 @@
 """Sampling from a logits vector in numpy, for backends that have no sampler of their own (ONNX).
 
 The order is llama.cpp's chain as `LlamaCppModel` builds it, which is transformers' order:
-repeat penalty (over the last REPEAT_WINDOW tokens), then greedy, or temperature, top-k, top-p,
-min-p and a draw from a seeded generator. Greedy picks the first maximal logit, as llama.cpp's
-greedy sampler does, so greedy runs of the two backends can agree token for token.
+repeat penalty, then greedy, or temperature, top-k, top-p, min-p and a draw from a seeded
+generator. Greedy picks the first maximal logit, as llama.cpp's greedy sampler does, so greedy
+runs of the two backends can agree token for token. The repeat penalty remembers what llama.cpp's
+penalties sampler does: the last REPEAT_WINDOW tokens this sampler drew (a sampler lives from
+the first draw after a prompt; neither prompt nor forced tokens count).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -23,13 +26,18 @@ class Sampler:
     def __init__(self, sampling: Sampling):
         self.sampling = sampling
         self._rng = np.random.default_rng(sampling.seed & 0xFFFFFFFF)
+        self._recent: deque[int] = deque(maxlen=REPEAT_WINDOW)
 
-    def __call__(self, logits: np.ndarray, history: Sequence[int] = ()) -> int:
-        """The next token for `logits` (float32, one row); `history` feeds the repeat penalty."""
+    def __call__(self, logits: np.ndarray) -> int:
+        """The next token for `logits` (float32, one row)."""
+        token = self._draw(np.asarray(logits, dtype=np.float32))
+        self._recent.append(token)
+        return token
+
+    def _draw(self, logits: np.ndarray) -> int:
         s = self.sampling
-        logits = np.asarray(logits, dtype=np.float32)
-        if s.repeat_penalty != 1.0 and len(history):
-            logits = _penalize(logits, history[-REPEAT_WINDOW:], s.repeat_penalty)
+        if s.repeat_penalty != 1.0 and self._recent:
+            logits = _penalize(logits, self._recent, s.repeat_penalty)
         if s.temperature <= 0:
             return int(np.argmax(logits))
         scaled = logits.astype(np.float64) / s.temperature
@@ -39,10 +47,10 @@ class Sampler:
         return int(keep[self._rng.choice(len(keep), p=probs)])
 
 
-def _penalize(logits: np.ndarray, recent: Sequence[int], penalty: float) -> np.ndarray:
+def _penalize(logits: np.ndarray, recent: Iterable[int], penalty: float) -> np.ndarray:
     """Positive logits divided by the penalty, negative ones multiplied (CTRL's rule)."""
     out = logits.copy()
-    ids = np.unique(np.asarray(recent, dtype=np.int64))
+    ids = np.unique(np.fromiter(recent, dtype=np.int64))
     values = out[ids]
     out[ids] = np.where(values > 0, values / penalty, values * penalty)
     return out

@@ -1,0 +1,93 @@
+"""ONNX bundles in the whole pipeline: the same answers as the GGUF bundle of the same weights in
+every mode (greedy), and the CLI commands that take a bundle (`run`, `info`, `plan`)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("optimum.exporters.onnx")
+pytest.importorskip("llama_cpp")
+
+from edge_et.bundle import Bundle  # noqa: E402
+from edge_et.pipeline import MODES, Pipeline, RunOptions  # noqa: E402
+
+pytestmark = pytest.mark.slow
+PERCEPTION, REASONING = "llava-ov-qwen3", "qwen3"
+QUESTION = "What is left of the square?\nA. circle\nB. star\nC. tree\nD. car"
+# Every stage greedy and short: the two backends must then agree token for token. The repeat
+# penalty (llama.cpp's sampler on one side, edge-et's numpy one on the other) keeps the random
+# models from repeating one token, so the texts compared are varied.
+_STEP = {"temperature": 0.0, "repeat_penalty": 4.0}
+GREEDY = {"extract": {**_STEP, "max_tokens": 24}, "caption": {**_STEP, "max_tokens": 24},
+          "direct": {**_STEP, "max_tokens": 12},
+          "think": {**_STEP, "budget": 24, "answer_budget": 12}}
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory) -> dict[str, Path]:
+    """{"onnx": fp32 ONNX bundle, "gguf": f16 GGUF bundle} of the same tiny weights."""
+    from export.bundle import Stage, place, write_bundle
+    from export.onnx_tiny import tiny_onnx
+
+    # Not validated here: test_onnx_export validates each architecture's export.
+    tiny = tiny_onnx(perception=PERCEPTION, reasoning=REASONING, quant="fp32", validate=False)
+    gguf = tmp_path_factory.mktemp("gguf")
+    p, r = tiny.ggufs["perception"], tiny.ggufs["reasoning"]
+    named = {name: gguf / place(src, gguf, name) for name, src in (
+        ("perception.f16.gguf", p.model), ("mmproj.f16.gguf", p.mmproj),
+        ("reasoning.f16.gguf", r.model))}
+    write_bundle(gguf, name="tiny-gguf",
+                 perception=Stage(named["perception.f16.gguf"], mmproj=named["mmproj.f16.gguf"],
+                                  n_ctx=2048),
+                 reasoning=Stage(named["reasoning.f16.gguf"], n_ctx=2048, thinking=True))
+    return {"onnx": tiny.bundle, "gguf": gguf}
+
+
+def _answers(bundle_dir: Path, mode: str, image: Path) -> dict:
+    bundle = Bundle.load(bundle_dir)
+    bundle.decoding = GREEDY
+    with Pipeline(bundle) as pipeline:
+        result = pipeline.run(image, QUESTION, RunOptions(mode=mode, seed=0))
+    return {"extraction": result.extraction, "reasoning": result.reasoning,
+            "answer": result.answer,
+            "tokens": {name: stage.generated_tokens + stage.forced_tokens
+                       for name, stage in result.stages.items()}}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_onnx_and_gguf_bundles_give_the_same_answers(bundles, sample_image, mode):
+    onnx = _answers(bundles["onnx"], mode, sample_image)
+    gguf = _answers(bundles["gguf"], mode, sample_image)
+    assert onnx == gguf
+    assert all(onnx["tokens"].values())  # every stage generated something
+    assert len(set(onnx["extraction"] + (onnx["reasoning"] or ""))) > 5  # and not one token over
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edge_et.cli", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_cli_runs_an_onnx_bundle_and_reports_its_stages(bundles, sample_image):
+    done = _cli("run", "--bundle", str(bundles["onnx"]), "--image", str(sample_image),
+                "--question", QUESTION, "--think-budget", "16", "--answer-budget", "8",
+                "--seed", "0", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["stages"]["extract"]["image_encode_s"] > 0
+    assert result["stages"]["think"]["generated_tokens"] + result["stages"]["think"]["forced_tokens"] <= 24
+
+
+def test_info_and_plan_read_onnx_stages(bundles):
+    info = json.loads(_cli("info", str(bundles["onnx"]), "--json", "--verify").stdout)
+    assert "CPUExecutionProvider" in info["onnx_providers"]
+    model = info["stages"]["perception"]["model"]
+    assert model["architecture"] == PERCEPTION and model["size_bytes"] > 0
+    assert info["stages"]["perception"]["mmproj"]["projector"] == "llava_onevision"
+    plan = json.loads(_cli("plan", "--bundle", str(bundles["onnx"]), "--json").stdout)
+    assert plan["decision"] == "co-resident"
+    assert plan["stages"]["reasoning"]["kv_bytes"] > 0
+    assert plan["stages"]["perception"]["mmproj_bytes"] > 0
