@@ -265,6 +265,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="a trained model of form direct|caption|extract (bundle or training folder)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--system", action="append", choices=list(SYSTEMS) + ["oracle+think"],
+                        help="run only these systems (repeatable); default all")
     parser.add_argument("--oracle", action="store_true",
                         help="also: each reasoner over the scenes' true extractions (its ceiling)")
     parser.add_argument("--force", action="store_true", help="measure recorded cells again")
@@ -277,12 +279,14 @@ def main(argv: list[str] | None = None) -> None:
     if not args.summary:
         results.update(machine=machine(), decoding=DECODING, seed=args.seed)
         for dataset, system, reasoner in cells(args.dataset or list(DATASETS), args.reasoner or list(REASONERS), args.oracle):
+            if args.system and system not in args.system:
+                continue
             key = cell_key(dataset, system, reasoner)
             recorded = results["cells"].get(key)
             if recorded and recorded.get("limit") == args.limit and not args.force:
                 continue
             cell = run_cell(dataset, system, reasoner, args)
-            cell.update(limit=args.limit, command=_command(args, dataset, reasoner))
+            cell.update(limit=args.limit, command=_command(args, dataset, system, reasoner))
             results["cells"][key] = cell
             save_results(results, path)  # after each cell: a stopped run keeps what it measured
     save_results(results, path)
@@ -298,8 +302,11 @@ def _form_path(item: str, parser) -> tuple[str, Path]:
     return form, Path(value)
 
 
-def _command(args, dataset: str, reasoner: str | None) -> str:
-    parts = ["python", "benchmarks/replication.py", "--limit", str(args.limit), "--dataset", dataset]
+def _command(args, dataset: str, system: str, reasoner: str | None) -> str:
+    """The command that measures this one cell again."""
+    parts = ["python", "benchmarks/replication.py", "--limit", str(args.limit), "--dataset", dataset,
+             "--system", system, "--force"]
+    parts += ["--oracle"] if system == "oracle+think" else []
     parts += ["--reasoner", reasoner] if reasoner else []
     parts += [f"--perception {form}={path}" for form, path in args.given.items()]
     return " ".join(parts + (["--seed", str(args.seed)] if args.seed else []))

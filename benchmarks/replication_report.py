@@ -36,8 +36,8 @@ def write_markdown(results: dict, path: Path) -> Path:
         title = "held-out generated scenes (in domain)" if dataset == "scenes" else "easy-VQA test (out of domain)"
         lines += [f"## {title}", "", MD_HEAD, "|---|---|---|---|---|---|---|---|---|"]
         lines += [_md_row(c) for c in rows] + [""]
-        lines += _category_table(rows) + [f"Reproduce: `{rows[0]['command']}` (per cell: the command "
-                                          "in replication.json).", ""]
+        lines += _category_table(rows) + ["Reproduce a row:", ""]
+        lines += [f"- {c['system']} / {c['reasoner'] or '-'}: `{c['command']}`" for c in rows] + [""]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 

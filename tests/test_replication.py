@@ -34,4 +34,4 @@ def test_markdown_has_a_table_per_dataset(tmp_path):
     assert "## held-out generated scenes (in domain)" in text and "## easy-VQA test (out of domain)" in text
     assert "| extract+think | smollm2-135m | 70.0% [10.0-90.0] | 10 | 1 | 25.0% | 2.10 | 0.10 | 2.00 |" in text
     assert "| end-to-end | - | 50.0% (n=4) | 20.0% (n=6) |" in text
-    assert text.count("Reproduce:") == 2
+    assert text.count("Reproduce a row:") == 2 and text.count(": `python benchmarks/replication.py") == 3
