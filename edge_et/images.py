@@ -44,9 +44,12 @@ SUPPORTED_FORMATS = (
 """Pillow formats we agree to decode (JPEG includes MPO). Others, EPS above
 all (it runs Ghostscript), are refused as unrecognised."""
 
+# The demo picture is one of the generated scenes the trained perception model knows
+# (export.scenes.SAMPLE_SCENE; a test checks that both draw the same pixels), and this is
+# that scene's ground-truth caption.
 SAMPLE_DESCRIPTION = (
-    "A red circle on the left and a blue square on the right, on a light grey "
-    "background, with the word EDGE written in black above them."
+    "A white image with 2 shapes: a large red circle in the middle left and a large blue "
+    "square in the middle right. The word EDGE is written in black in the top middle."
 )
 SAMPLE_QUESTION = "What shape is to the left of the blue square?\nA. triangle\nB. circle\nC. star\nD. square"
 SAMPLE_ANSWER = "B"
@@ -291,11 +294,15 @@ def write_sample_image(path: str | os.PathLike) -> Path:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    image = Image.new("RGB", (448, 336), (235, 235, 235))
+    # 128 x 128, the perception model's tile: a 3 x 3 grid of cells, shapes 34 pixels wide.
+    cell, half = 128 / 3, 17
+    image = Image.new("RGB", (128, 128), (255, 255, 255))
     draw = ImageDraw.Draw(image)
-    draw.ellipse((50, 130, 190, 270), fill=(220, 30, 30))
-    draw.rectangle((260, 130, 400, 270), fill=(30, 60, 210))
-    _draw_centered_text(draw, "EDGE", center=(224, 60), size=56)
+    x, y = 0.5 * cell, 1.5 * cell
+    draw.ellipse((x - half, y - half, x + half, y + half), fill=(220, 30, 30))
+    x = 2.5 * cell
+    draw.rectangle((x - half, y - half, x + half, y + half), fill=(30, 60, 210))
+    _draw_centered_text(draw, "EDGE", center=(1.5 * cell, 0.5 * cell), size=18)
     image.save(target, format="PNG")
     return target
 

@@ -460,7 +460,8 @@ def test_sample_image(tmp_path):
     red = (rgb[:, :, 0] > 180) & (rgb[:, :, 1] < 80) & (rgb[:, :, 2] < 80)
     blue = (rgb[:, :, 2] > 180) & (rgb[:, :, 0] < 80)
     dark = rgb.sum(axis=2) < 150  # the printed word
-    assert red.sum() > 5000 and blue.sum() > 5000 and dark.sum() > 50  # Pillow < 10.1: tiny font
+    # 128 x 128, shapes 34 pixels wide (a generated scene, export.scenes.SAMPLE_SCENE)
+    assert red.sum() > 700 and blue.sum() > 700 and dark.sum() > 30  # Pillow < 10.1: tiny font
     assert np.nonzero(red)[1].mean() < np.nonzero(blue)[1].mean()  # circle left of square
     assert rgb[0, 0].min() > 200  # light background
 

@@ -8,8 +8,8 @@ shapes." would then ask the model for something its input does not contain. So t
 extraction target states, for every topic the hint names, the facts of the scene a question
 on that topic needs (all counts, including zeros; every colour; neighbours; text; sizes),
 and the question's own statement only when the hint quotes the question itself (the rule's
-fallback). The statement a question needs is thereby always derivable from the target,
-usually word for word.
+fallback). The statement a question needs is thereby always derivable from the target, and
+for totals, colours, text and chart neighbours it is there word for word.
 """
 
 from __future__ import annotations
@@ -49,18 +49,21 @@ def _shape_facts(scene: dict, topics: list[str]) -> list[str]:
             kinds = ", ".join(f"{sum(o['shape'] == s for o in objects)} "
                               f"{plural(s, sum(o['shape'] == s for o in objects))}"
                               for s in SHAPES)
-            facts.append(f"In total there {_is_are(len(objects))} {len(objects)} "
-                         f"{plural('shape', len(objects))}: {kinds}.")
+            facts.append(f"There {_is_are(len(objects))} {len(objects)} "
+                         f"{plural('shape', len(objects))} in the image. By kind: {kinds}.")
             if "color" in topics:
                 facts.append("By color: " + ", ".join(
                     f"{sum(o['color'] == c for o in objects)} {c}" for c in sorted(COLORS)) + ".")
         elif topic == "color":
-            facts += [f"The {o['shape']} {place(o)} is {o['color']}." for o in objects]
+            kinds = [o["shape"] for o in objects]
+            facts += [f"The {o['shape']} is {o['color']}." if kinds.count(o["shape"]) == 1
+                      else f"The {o['shape']} {place(o)} is {o['color']}." for o in objects]
         elif topic == "position":
             facts += _neighbours(objects)
         elif topic == "text":
             text = scene.get("text")
-            facts.append(f"The text in the image reads {text['value']}." if text
+            kind = "number" if text and text["value"].isdigit() else "word"
+            facts.append(f"The {kind} written in the image is {text['value']}." if text
                          else "There is no text in the image.")
         elif topic == "size":
             for size in ("large", "small"):
@@ -104,7 +107,7 @@ def _chart_facts(scene: dict, topics: list[str]) -> list[str]:
         elif topic == "color":
             facts.append(f"The bar colors from left to right are {_join(colors)}.")
         elif topic == "position":
-            facts += [f"The {b} bar is directly to the right of the {a} bar."
+            facts += [f"The bar directly to the right of the {a} bar is the {b} bar."
                       for a, b in zip(colors, colors[1:])]
         elif topic == "text":
             facts += [f"The number written above the {b['color']} bar is {b['value']}."
