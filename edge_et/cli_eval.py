@@ -63,10 +63,10 @@ def evaluate(
     from edge_et.pipeline import RunOptions
 
     modes = check_eval_modes(mode or [])
-    items = read_eval_file(data, limit)
-    options = RunOptions(hint=hint, think_budget=think_budget, answer_budget=answer_budget, max_tokens=max_tokens,
-                         temperature=temperature)
-    report = _evaluate(bundle, items, modes, options, seed=seed, residency=residency, threads=threads,
+    dataset = read_eval_file(data, limit)
+    options = RunOptions(hint=hint, think_budget=think_budget, answer_budget=answer_budget,
+                         max_tokens=max_tokens, temperature=temperature)
+    report = _evaluate(bundle, dataset, modes, options, seed=seed, residency=residency, threads=threads,
                        mem_budget=mem_budget, device=device, predictions=predictions, quiet=as_json)
     if as_json:
         print(json.dumps(report.to_dict(), ensure_ascii=False))
@@ -75,7 +75,7 @@ def evaluate(
         report_tables(out, report)
 
 
-def _evaluate(bundle_dir: Path, items, modes, options, *, seed, residency, threads, mem_budget,
+def _evaluate(bundle_dir: Path, dataset, modes, options, *, seed, residency, threads, mem_budget,
               device, predictions, quiet: bool):
     from edge_et import render
     from edge_et.eval import evaluate as run_eval
@@ -90,8 +90,8 @@ def _evaluate(bundle_dir: Path, items, modes, options, *, seed, residency, threa
         pipeline = stack.enter_context(Pipeline(loaded, n_threads=threads, plan=memory_plan,
                                                 residency=None if residency == "auto" else residency))
         on_record = _prediction_writer(stack, predictions) if predictions else None
-        advance = stack.enter_context(progress_bar(err, "eval", len(items.items) * len(modes)))
-        return run_eval(pipeline, items, modes, options, seed=seed, progress=advance,
+        advance = stack.enter_context(progress_bar(err, "eval", len(dataset.items) * len(modes)))
+        return run_eval(pipeline, dataset, modes, options, seed=seed, progress=advance,
                         on_record=on_record)
 
 
