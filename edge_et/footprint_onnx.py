@@ -1,14 +1,19 @@
 """How much memory an ONNX stage will take, from its files and onnx_config.json (nothing loads).
 
-Derived from how edge_et/backends/onnx.py runs the graphs, not yet fitted to measurements:
+Derived from how edge_et/backends/onnx.py runs the graphs, with the constants marked
+"measured" fitted on a SmolLM2-135M-shaped model (onnxruntime 1.32, Linux x86_64, CPU provider,
+n_ctx 1024, a 1016-token prompt then 32 tokens: estimate vs peak RSS, see README "ONNX bundles"):
 
-- weights: every graph file the stage opens (external data included): ONNX Runtime reads the
-  initializers into its own buffers, so the file sizes are resident.
+- weights: every graph file the stage opens (external data included), plus what ONNX Runtime's
+  CPU provider makes of it (`repack_bytes`): MatMul weights are prepacked into a second copy,
+  and fp16 weights are cast to float32 first (the CPU kernels are float32), so an fp16 export
+  saves disk, not memory, on a CPU.
 - KV cache: float32 keys and values per layer, n_head_kv × head_dim each, for n_ctx positions,
   twice: a step's `present` outputs are allocated while its `past` inputs are still alive.
 - compute: one prefill chunk (PREFILL_CHUNK positions): its logits over the vocabulary, its
   attention scores against the whole context, and a few hidden-state copies, plus
-  ORT_FIXED_BYTES for the arenas and session bookkeeping.
+  ORT_FIXED_BYTES for the arenas and session bookkeeping; int8 graphs hold two more copies of the
+  chunk's logits (the integer MatMul's int32 output and its rescaled float copy).
 - vision (perception): vision.onnx, the largest packed image (LLaVA-OneVision: a base view
   plus a grid of at most max_tiles × 1.21 views' features, with newlines), its normalised
   views and per-view features in float32.
@@ -28,6 +33,9 @@ F32 = 4
 PREFILL_CHUNK = 256          # edge_et.backends.onnx feeds prompts in chunks of this many
 HIDDEN_COPIES = 8            # residual stream, norms, q/k/v and MLP activations of a chunk
 ORT_FIXED_BYTES = 48 * MiB   # onnxruntime's library pages, arenas and session bookkeeping
+# Measured: resident bytes after load per byte of graph file, by export precision.
+RESIDENT_PER_FILE_BYTE = {"fp32": 2.08, "int8": 2.62, "fp16": 3.94}
+INT8_LOGIT_COPIES = 2        # measured: the int8 run's extra over the float32 one, in chunk logits
 
 
 def _file_bytes(path: Path) -> int:
@@ -51,15 +59,20 @@ def onnx_footprint(spec, n_ctx: int, kv_type: str = "f16", *, text_reserve: int 
     config, folder = spec.onnx_config, Path(spec.model_path).parent
     layers, kv_heads, head_dim = config["n_layer"], config["n_head_kv"], config["head_dim"]
     hidden, vocab = config["hidden_size"], config["vocab_size"]
+    quant = config.get("quant", "fp32")
     weights = _file_bytes(Path(spec.model_path))
     if config.get("embed"):
         weights += _file_bytes(folder / config["embed"])
     kv = 2 * 2 * layers * kv_heads * head_dim * n_ctx * F32
     chunk = min(PREFILL_CHUNK, n_ctx)
     heads = max(kv_heads, hidden // head_dim)
-    compute = chunk * F32 * (vocab + HIDDEN_COPIES * hidden + heads * n_ctx) + ORT_FIXED_BYTES
-    footprint = StageFootprint(role=spec.role, n_ctx=n_ctx, kv_type=kv_type, weights_bytes=weights,
-                               kv_bytes=kv, compute_bytes=compute)
+    logit_copies = 1 + (INT8_LOGIT_COPIES if quant == "int8" else 0)
+    compute = chunk * F32 * (logit_copies * vocab + HIDDEN_COPIES * hidden + heads * n_ctx) \
+        + ORT_FIXED_BYTES
+    footprint = StageFootprint(
+        role=spec.role, n_ctx=n_ctx, kv_type=kv_type, weights_bytes=weights,
+        repack_bytes=int(weights * (RESIDENT_PER_FILE_BYTE.get(quant, 2.08) - 1)),
+        kv_bytes=kv, compute_bytes=compute)
     if spec.mmproj_path is None:
         return footprint
     shape = vision_shape(config)
@@ -67,6 +80,7 @@ def onnx_footprint(spec, n_ctx: int, kv_type: str = "f16", *, text_reserve: int 
     pixels = views * 3 * shape.image_size ** 2 * F32
     per_view = views * shape.warmup_tokens * hidden * F32
     footprint.image_tokens = shape.max_tokens
-    footprint.mmproj_bytes = (_file_bytes(Path(spec.mmproj_path)) + pixels + per_view
+    vision_file = _file_bytes(Path(spec.mmproj_path))
+    footprint.mmproj_bytes = (int(vision_file * RESIDENT_PER_FILE_BYTE.get(quant, 2.08)) + pixels + per_view
                               + shape.max_tokens * hidden * F32 * 2)
     return footprint

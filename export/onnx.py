@@ -31,6 +31,20 @@ QUANTS = onnx_text.QUANTS
 DEFAULT_CTX = {"perception": 4096, "reasoning": 8192}
 
 
+def _require_toolchain() -> None:
+    """One line naming the missing package (the `export` extra carries all of them)."""
+    from importlib.util import find_spec
+
+    for module, dist in (("optimum.exporters.onnx", "optimum-onnx"), ("onnx", "onnx"),
+                         ("onnxruntime", "onnxruntime")):
+        try:
+            found = find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            raise UserError(f"the ONNX export needs '{dist}': pip install 'edge-et[export]'")
+
+
 def check_quant(quant: str) -> str:
     normalized = quant.lower()
     if normalized not in QUANTS:
@@ -45,6 +59,7 @@ def export_onnx(*, out: Path, perception: Path | None = None, reasoning: Path | 
                 step: StepReporter = lambda label: None) -> ExportReport:
     """Export one or both checkpoints into an ONNX bundle at `out`; returns what was written."""
     quant = check_quant(quant)
+    _require_toolchain()
     if perception is None and reasoning is None:
         raise UserError("give --perception HF_DIR, --reasoning HF_DIR, or both")
     out = Path(out)

@@ -4,7 +4,7 @@ The HF checkpoints are the very ones the GGUF tests convert (`export.tiny_bundle
 seed 0, f16), so an ONNX bundle and a GGUF bundle of the same weights can be compared. Each
 bundle is built once per recipe into `<cache>/tiny-onnx/<hash>/bundle`; the hash covers the
 recipe, the export sources `tiny.recipe_hash` tracks, the ONNX modules of export/ and of the
-runtime, and the versions of optimum-onnx, onnx and onnxruntime.
+runtime, and the versions of optimum-onnx, onnx, onnxruntime and accelerate.
 
     python -m export.onnx_tiny qwen3 fp32      # prebuild one (prints its path)
 """
@@ -39,7 +39,7 @@ def _sources_digest() -> str:
     for pattern in _SOURCES:
         for path in sorted(_ROOT.glob(pattern)):
             h.update(path.name.encode() + b"\0" + path.read_bytes())
-    for dist in ("optimum-onnx", "onnx", "onnxruntime"):
+    for dist in ("optimum-onnx", "onnx", "onnxruntime", "accelerate"):
         h.update(f";{dist}={version(dist)}".encode())
     return h.hexdigest()[:16]
 

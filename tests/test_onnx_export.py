@@ -90,3 +90,21 @@ def test_bad_requests_fail_in_one_line(tmp_path):
         export_onnx(out=tmp_path / "b", reasoning=tmp_path, quant="q4")
     with pytest.raises(UserError, match="give --perception HF_DIR, --reasoning HF_DIR, or both"):
         export_onnx(out=tmp_path / "b")
+
+
+def test_the_cli_exports_and_reports_files(tmp_path):
+    import subprocess
+    import sys
+
+    hf = tiny_onnx(reasoning="qwen3", quant="fp32").ggufs["reasoning"].hf_dir
+    cmd = [sys.executable, "-m", "edge_et.cli", "export", "onnx", "--reasoning", str(hf),
+           "--quant", "int8", "--no-validate", "--out", str(tmp_path / "b"), "--json"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert [f["file"] for f in report["files"]] == ["reasoning/decoder.onnx"]
+    assert report["files"][0]["bits_per_weight"] < 9 and not report["validated"]
+    assert Bundle.load(tmp_path / "b", verify_checksums=True).reasoning.backend == "onnx"
+    bad = subprocess.run(cmd[:-4] + ["--quant", "q4", "--out", str(tmp_path / "c")],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0

@@ -144,3 +144,26 @@ def test_the_footprint_counts_files_and_a_float32_cache(tmp_path):
     # keys + values, 2 layers x 2 heads x 64, float32, doubled while a step's outputs are made.
     assert footprint.kv_bytes == 2 * 2 * 2 * 2 * 64 * 1024 * 4
     assert footprint.total_bytes > footprint.kv_bytes
+
+
+# -- image preprocessing ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("height", "width"), [(60, 90), (200, 31), (17, 17), (500, 380)])
+def test_llava_ov_pixel_values_match_the_hf_image_processor(tmp_path, height, width):
+    from transformers import LlavaOnevisionImageProcessor
+
+    from edge_et.backends import llava_ov
+    from edge_et.backends.onnx_vision import llava_ov_pixel_values
+    from export.archs.llava_ov import _save_image_processor, pinpoints
+
+    tile = 42
+    _save_image_processor(tmp_path, tile)
+    processor = LlavaOnevisionImageProcessor.from_pretrained(tmp_path)
+    rgb = np.random.default_rng(height).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    theirs = processor(rgb, return_tensors="np")["pixel_values"][0]
+    layout = llava_ov.Layout(tile=tile, side=3, max_tiles=9, newline=np.zeros(1, np.float32),
+                             pinpoints=tuple(tuple(p) for p in pinpoints(tile)))
+    ours = llava_ov_pixel_values(rgb, layout, mean=processor.image_mean, std=processor.image_std)
+    assert ours.shape == theirs.shape and ours.dtype == np.float32
+    assert np.abs(ours - theirs).max() <= 1e-6

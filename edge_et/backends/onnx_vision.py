@@ -33,6 +33,12 @@ def normalize(views: np.ndarray, mean, std, rescale: float) -> np.ndarray:
     return np.ascontiguousarray(((scaled - mean) / std).transpose(0, 3, 1, 2))
 
 
+def llava_ov_pixel_values(rgb: np.ndarray, layout: llava_ov.Layout, *, mean, std,
+                          rescale: float = 1 / 255) -> np.ndarray:
+    """LlavaOnevisionImageProcessor's pixel_values for one picture: (views, 3, tile, tile)."""
+    return normalize(np.stack(llava_ov.make_views(rgb, layout)), mean, std, rescale)
+
+
 class VisionEncoder:
     """Turns a picture into the embeddings the language model reads at the media marker."""
 
@@ -56,9 +62,9 @@ class VisionEncoder:
 
     def pixel_values(self, rgb: np.ndarray) -> np.ndarray:
         """The normalised views of one picture, (views, 3, tile, tile) float32."""
-        views = np.stack(llava_ov.make_views(rgb, self.layout))
-        return normalize(views, self.config["mean"], self.config["std"],
-                         float(self.config.get("rescale", 1 / 255)))
+        return llava_ov_pixel_values(rgb, self.layout, mean=self.config["mean"],
+                                     std=self.config["std"],
+                                     rescale=float(self.config.get("rescale", 1 / 255)))
 
     def embed(self, image: LoadedImage) -> tuple[np.ndarray, bool]:
         """(packed embeddings (n_tokens, width) float32, whether they came from the cache)."""
