@@ -134,12 +134,20 @@ def cell_bundle(system: str, reasoner: str | None, given: dict[str, Path]) -> Pa
 
 # -- data ---------------------------------------------------------------------------------
 
+def data_version(name: str) -> str:
+    """A digest of the code that makes dataset `name`: a changed generator means new data."""
+    sources = sorted((ROOT / "export" / "scenes").glob("*.py")) if name == "scenes" else \
+        [ROOT / "edge_et" / "eval_data.py"]
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in sources))
+    return digest.hexdigest()[:12]
+
+
 def dataset_file(name: str, limit: int) -> Path:
     """The first `limit` held-out scenes, or a seeded sample of `limit` easy-VQA questions."""
     from edge_et.eval_data import convert_easy_vqa
     from export.scenes.forms import HELDOUT_SEED, write_split
 
-    folder = work_dir() / "data" / f"{name}-{limit}"
+    folder = work_dir() / "data" / f"{name}-{limit}-{data_version(name)}"
     path = folder / ("heldout.jsonl" if name == "scenes" else "easy-vqa.jsonl")
     if not path.is_file():
         say(f"writing {name} ({limit} questions) to {folder}")
@@ -283,10 +291,12 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             key = cell_key(dataset, system, reasoner)
             recorded = results["cells"].get(key)
-            if recorded and recorded.get("limit") == args.limit and not args.force:
+            if recorded and recorded.get("limit") == args.limit and not args.force \
+                    and recorded.get("data_version") == data_version(dataset):
                 continue
             cell = run_cell(dataset, system, reasoner, args)
-            cell.update(limit=args.limit, command=_command(args, dataset, system, reasoner))
+            cell.update(limit=args.limit, data_version=data_version(dataset),
+                        command=_command(args, dataset, system, reasoner))
             results["cells"][key] = cell
             save_results(results, path)  # after each cell: a stopped run keeps what it measured
     save_results(results, path)
