@@ -23,7 +23,8 @@ QUESTION = "What is left of the square?\nA. circle\nB. star\nC. tree\nD. car"
 _STEP = {"temperature": 0.0, "repeat_penalty": 4.0}
 GREEDY = {"extract": {**_STEP, "max_tokens": 24}, "caption": {**_STEP, "max_tokens": 24},
           "direct": {**_STEP, "max_tokens": 12},
-          "think": {**_STEP, "budget": 24, "answer_budget": 12}}
+          "think": {**_STEP, "budget": 24, "answer_budget": 12},
+          "reason": {**_STEP, "max_tokens": 24}}
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +65,43 @@ def test_onnx_and_gguf_bundles_give_the_same_answers(bundles, sample_image, mode
     assert onnx == gguf
     assert all(onnx["tokens"].values())  # every stage generated something
     assert len(set(onnx["extraction"] + (onnx["reasoning"] or ""))) > 5  # and not one token over
+
+
+def _gguf_twin(tiny, out: Path) -> Path:
+    """A GGUF bundle of the same weights (and thinking flag) as one-stage ONNX bundle `tiny`."""
+    from export.bundle import Stage, place, write_bundle
+
+    manifest = json.loads((tiny.bundle / "bundle.json").read_text())
+    stages = {}
+    for role, files in tiny.ggufs.items():
+        model = out / place(files.model, out, f"{role}.f16.gguf")
+        mmproj = out / place(files.mmproj, out, "mmproj.f16.gguf") if files.mmproj else None
+        stages[role] = Stage(model, mmproj=mmproj, n_ctx=2048,
+                             thinking=manifest[role].get("thinking") if role == "reasoning" else None)
+    write_bundle(out, name="twin", **stages)
+    return out
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "llama", "gemma3_text", "llava-ov-qwen2"])
+def test_other_architectures_agree_with_their_gguf_twins(arch, tmp_path, sample_image):
+    from export import archs
+    from export.onnx_tiny import tiny_onnx
+
+    role = archs.get(arch).role
+    tiny = tiny_onnx(**{role: arch}, quant="fp32")  # built and validated by test_onnx_export
+    outputs = []
+    for bundle_dir in (tiny.bundle, _gguf_twin(tiny, tmp_path)):
+        bundle = Bundle.load(bundle_dir)
+        bundle.decoding = GREEDY
+        with Pipeline(bundle) as pipeline:
+            if role == "reasoning":
+                result = pipeline.reason_over("A red circle is left of a blue square.", QUESTION,
+                                              RunOptions(seed=0))
+                outputs.append(result.reasoning)
+            else:
+                outputs.append(pipeline.run(sample_image, QUESTION,
+                                            RunOptions(mode="extract", seed=0)).extraction)
+    assert outputs[0] == outputs[1] and len(set(outputs[0])) > 5
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
