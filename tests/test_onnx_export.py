@@ -108,3 +108,24 @@ def test_the_cli_exports_and_reports_files(tmp_path):
     bad = subprocess.run(cmd[:-4] + ["--quant", "q4", "--out", str(tmp_path / "c")],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0
+
+
+def test_large_graphs_keep_their_weights_in_external_data(tmp_path, monkeypatch):
+    """Past protobuf's 2 GiB limit weights go to `<graph>_data`; here the limit is lowered so a
+    tiny model takes that path, and the runtime must give the single-file graph's logits."""
+    import numpy as np
+
+    from edge_et.backends.onnx import OnnxModel
+    from export import onnx_text
+    from export.onnx import export_onnx
+
+    single = tiny_onnx(reasoning="qwen3", quant="fp32")
+    monkeypatch.setattr(onnx_text, "EXTERNAL_DATA_BYTES", 1000)
+    out = tmp_path / "ext"
+    export_onnx(out=out, reasoning=single.ggufs["reasoning"].hf_dir, quant="fp32", validate=False)
+    bundle = Bundle.load(out, verify_checksums=True)
+    assert "reasoning/decoder.onnx_data" in bundle.reasoning.extra_files
+    ids = list(range(5, 40))
+    logits = [OnnxModel(model_path=str(b / "reasoning" / "decoder.onnx"), n_ctx=256).score(ids=ids)
+              for b in (single.bundle, out)]
+    assert np.array_equal(logits[0], logits[1])
