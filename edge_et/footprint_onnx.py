@@ -14,9 +14,10 @@ n_ctx 1024, a 1016-token prompt then 32 tokens: estimate vs peak RSS, see README
   attention scores against the whole context, and a few hidden-state copies, plus
   ORT_FIXED_BYTES for the arenas and session bookkeeping; int8 graphs hold two more copies of the
   chunk's logits (the integer MatMul's int32 output and its rescaled float copy).
-- vision (perception): vision.onnx, the largest packed image (LLaVA-OneVision: a base view
-  plus a grid of at most max_tiles × 1.21 views' features, with newlines), its normalised
-  views and per-view features in float32.
+- vision (perception): vision.onnx (resident like the decoder), and for the largest picture
+  (LLaVA-OneVision: a base view plus the largest pinpoint grid, 37 views for 6 x 6) its
+  normalised views, their features, the packed embeddings (at most max_tiles x 1.21 views'
+  worth, with newlines) and the activations of VIEW_BATCH views at a time (derived only).
 A q8_0 KV cache is a llama.cpp option: the estimate is the same for it, so the planner never
 gains room by asking for one.
 """
@@ -33,6 +34,9 @@ F32 = 4
 PREFILL_CHUNK = 256          # edge_et.backends.onnx feeds prompts in chunks of this many
 HIDDEN_COPIES = 8            # residual stream, norms, q/k/v and MLP activations of a chunk
 ORT_FIXED_BYTES = 48 * MiB   # onnxruntime's library pages, arenas and session bookkeeping
+VIEW_BATCH = 4               # edge_et.backends.onnx_vision encodes this many views per call
+# SigLIP so400m's sizes, for bundles whose vision section does not record the tower's own.
+SIGLIP = {"hidden": 1152, "intermediate": 4304, "heads": 16}
 # Measured: resident bytes after load per byte of graph file, by export precision.
 RESIDENT_PER_FILE_BYTE = {"fp32": 2.08, "int8": 2.62, "fp16": 3.94}
 INT8_LOGIT_COPIES = 2        # measured: the int8 run's extra over the float32 one, in chunk logits
@@ -54,7 +58,8 @@ def vision_shape(config: dict) -> VisionShape:
                        max_tokens=per_view + grid + int(grid ** 0.5) + 1, warmup_tokens=per_view)
 
 
-def onnx_footprint(spec, n_ctx: int, kv_type: str = "f16", *, text_reserve: int = 0) -> StageFootprint:
+def onnx_footprint(spec, n_ctx: int, kv_type: str = "f16", *,
+                   text_reserve: int = 0) -> StageFootprint:
     """Footprint of an ONNX StageSpec (validated: `onnx_config` and paths filled) at `n_ctx`."""
     config, folder = spec.onnx_config, Path(spec.model_path).parent
     layers, kv_heads, head_dim = config["n_layer"], config["n_head_kv"], config["head_dim"]
@@ -75,12 +80,23 @@ def onnx_footprint(spec, n_ctx: int, kv_type: str = "f16", *, text_reserve: int 
         kv_bytes=kv, compute_bytes=compute)
     if spec.mmproj_path is None:
         return footprint
-    shape = vision_shape(config)
-    views = int(config["vision"].get("max_tiles", 9) * 1.21) + 2
-    pixels = views * 3 * shape.image_size ** 2 * F32
-    per_view = views * shape.warmup_tokens * hidden * F32
-    footprint.image_tokens = shape.max_tokens
-    vision_file = _file_bytes(Path(spec.mmproj_path))
-    footprint.mmproj_bytes = (int(vision_file * RESIDENT_PER_FILE_BYTE.get(quant, 2.08)) + pixels + per_view
-                              + shape.max_tokens * hidden * F32 * 2)
+    footprint.image_tokens = vision_shape(config).max_tokens
+    resident = int(_file_bytes(Path(spec.mmproj_path)) * RESIDENT_PER_FILE_BYTE.get(quant, 2.08))
+    footprint.mmproj_bytes = resident + image_bytes(config["vision"], hidden)
     return footprint
+
+
+def image_bytes(vision: dict, hidden: int) -> int:
+    """The largest picture's buffers: every normalised view, every view's features, the packed
+    embeddings (and their copy in the prompt), and one VIEW_BATCH of the encoder's activations
+    (hidden states, the MLP's up projection, one attention score matrix per head)."""
+    tile, side = int(vision.get("tile", 384)), int(vision.get("side", 27))
+    cells = [h * w // (tile * tile) for h, w in vision.get("pinpoints") or [[tile, tile]]]
+    views, per_view = 1 + max(cells), side * side
+    width = int(vision.get("vision_hidden", SIGLIP["hidden"]))
+    ff = int(vision.get("vision_intermediate", SIGLIP["intermediate"]))
+    heads = int(vision.get("vision_heads", SIGLIP["heads"]))
+    batch = min(VIEW_BATCH, views)
+    activations = batch * per_view * F32 * (HIDDEN_COPIES * width + ff + heads * per_view)
+    packed = vision_shape({"vision": vision}).max_tokens * hidden * F32 * 2
+    return views * F32 * (3 * tile * tile + per_view * hidden) + activations + packed

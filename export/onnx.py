@@ -186,7 +186,8 @@ def summarize(bundle_dir: Path, entries: dict[str, dict], quant: str) -> list[Ex
             model = onnx.load(str(path), load_external_data=False)
             elements = sum(_count(tuple(t.dims)) for t in model.graph.initializer)
             size = onnx_text.total_bytes(path)
+            bits = round(size * 8 / elements, 2) if elements else 0.0
             rows.append(ExportedFile(role=role, file=rel, quant=quant, size_bytes=size,
-                                     bits_per_weight=round(size * 8 / elements, 2) if elements else 0.0))
+                                     bits_per_weight=bits))
     return rows
 

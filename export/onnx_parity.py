@@ -96,7 +96,8 @@ def run_parity(hf_dir: Path, stage_dir: Path, *, quant: str, threads: int | None
     request = {"hf_dir": str(Path(hf_dir).resolve()), "stage_dir": str(Path(stage_dir).resolve()),
                "quant": quant, "threads": threads}
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(_PROJECT_ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
+    env["PYTHONPATH"] = os.pathsep.join([str(_PROJECT_ROOT)]
+                                        + [p for p in [env.get("PYTHONPATH")] if p])
     with tempfile.TemporaryDirectory(prefix="edge-et-onnx-parity-") as tmp:
         req, rep = Path(tmp) / "request.json", Path(tmp) / "report.json"
         req.write_text(json.dumps(request))

@@ -54,7 +54,8 @@ def tiny_onnx(*, perception: str | None = None, reasoning: str | None = None,
     ggufs = {role: tiny_ggufs(arch, root=root) for role, arch in roles.items()}
     recipe = {"onnx": _sources_digest(), "quant": quant, "validate": validate,
               **{role: {"arch": arch, "seed": 0} for role, arch in roles.items()}}
-    key_dir = (Path(root) if root is not None else cache_dir()) / "tiny-onnx" / tiny.recipe_hash(recipe)
+    base = Path(root) if root is not None else cache_dir()
+    key_dir = base / "tiny-onnx" / tiny.recipe_hash(recipe)
 
     def build(tmp: Path) -> None:
         dirs = {role: files.hf_dir for role, files in ggufs.items()}

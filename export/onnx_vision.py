@@ -69,7 +69,10 @@ def export_llava_ov(hf_dir: Path, out_dir: Path, *, file: str = "vision.onnx") -
             "max_tiles": int(str(model.config.vision_aspect_ratio).removeprefix("anyres_max_")),
             "newline": NEWLINE_FILE, "mean": processor["image_mean"],
             "std": processor["image_std"], "rescale": processor.get("rescale_factor", 1 / 255),
-            "image_token_id": model.config.image_token_id}
+            "image_token_id": model.config.image_token_id,
+            # The tower's sizes: the memory planner sizes the encoder's activations from them.
+            "vision_hidden": vision.hidden_size, "vision_heads": vision.num_attention_heads,
+            "vision_intermediate": vision.intermediate_size}
 
 
 # model_type → exporter(hf_dir, out_dir) -> vision section

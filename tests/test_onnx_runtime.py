@@ -167,3 +167,14 @@ def test_llava_ov_pixel_values_match_the_hf_image_processor(tmp_path, height, wi
     ours = llava_ov_pixel_values(rgb, layout, mean=processor.image_mean, std=processor.image_std)
     assert ours.shape == theirs.shape and ours.dtype == np.float32
     assert np.abs(ours - theirs).max() <= 1e-6
+
+
+def test_the_largest_picture_is_sized_by_the_largest_pinpoint_grid():
+    from edge_et.footprint_onnx import image_bytes
+    from export.archs.llava_ov import pinpoints
+
+    vision = {"tile": 384, "side": 27, "pinpoints": pinpoints(384), "max_tiles": 9}
+    one_grid = {**vision, "pinpoints": [[384, 384]]}
+    # 37 views (base + 6 x 6) of 384² float32 pixels at least, far more than a 1 x 1 grid.
+    assert image_bytes(vision, 1024) > 37 * 3 * 384 * 384 * 4
+    assert image_bytes(one_grid, 1024) < image_bytes(vision, 1024) / 2

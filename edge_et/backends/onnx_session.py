@@ -94,8 +94,10 @@ class DecoderSession:
         self._cache = {name: np.zeros((1, self.kv_heads, 0, self.head_dim), self.kv_dtype)
                        for name in self._past}
 
-    def forward(self, *, ids: np.ndarray | None = None, embeds: np.ndarray | None = None) -> np.ndarray:
-        """Run the next positions (token ids, or embeddings (T, hidden)); their logits (T, vocab)."""
+    def forward(self, *, ids: np.ndarray | None = None,
+                embeds: np.ndarray | None = None) -> np.ndarray:
+        """Run the next positions (token ids, or embeddings (T, hidden)); their logits
+        (T, vocab)."""
         n_new = len(ids) if ids is not None else len(embeds)
         feeds = dict(self._cache)
         if embeds is not None:
@@ -107,7 +109,8 @@ class DecoderSession:
         if "attention_mask" in self._names:
             feeds["attention_mask"] = np.ones((1, self.n_past + n_new), dtype=np.int64)
         if "position_ids" in self._names:
-            feeds["position_ids"] = np.arange(self.n_past, self.n_past + n_new, dtype=np.int64)[None]
+            positions = np.arange(self.n_past, self.n_past + n_new, dtype=np.int64)
+            feeds["position_ids"] = positions[None]
         outputs = self.session.run(["logits"] + self._present, feeds)
         for name, value in zip(self._past, outputs[1:]):
             self._cache[name] = value

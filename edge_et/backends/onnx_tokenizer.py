@@ -1,4 +1,4 @@
-"""The Hugging Face `tokenizer.json` on the device, through the `tokenizers` library (Rust, no torch).
+"""The Hugging Face `tokenizer.json` on the device, through `tokenizers` (Rust, no torch).
 
 Two jobs beyond encoding: the exact *bytes* of every token (generation streams UTF-8 that may
 split inside a character, so text is decoded incrementally from bytes), and the ids that end

@@ -19,6 +19,9 @@ import numpy as np
 
 from edge_et.backends import llava_ov
 from edge_et.errors import UserError
+# Views per vision.onnx call: a 6x6 grid is 37 views, and attention over all of them at once
+# would hold 37 score matrices; a few at a time bound the encoder's memory (and its estimate).
+from edge_et.footprint_onnx import VIEW_BATCH
 from edge_et.images import LoadedImage
 
 KINDS = ("llava_onevision",)
@@ -71,8 +74,11 @@ class VisionEncoder:
         if image.sha256 in self._cache:
             self._cache.move_to_end(image.sha256)
             return self._cache[image.sha256], True
-        per_view = self._session.run(None, {self._input: self.pixel_values(image.rgb)})[0]
-        packed = llava_ov.pack(np.asarray(per_view, np.float32), image.height, image.width,
+        pixels = self.pixel_values(image.rgb)
+        per_view = np.concatenate([
+            self._session.run(None, {self._input: pixels[at:at + VIEW_BATCH]})[0]
+            for at in range(0, len(pixels), VIEW_BATCH)])
+        packed = llava_ov.pack(per_view.astype(np.float32, copy=False), image.height, image.width,
                                self.layout)
         self.encodes += 1
         self._cache[image.sha256] = packed
