@@ -10,4 +10,9 @@ lazily, so importing this package is cheap.
     export.bundle       write bundle.json and place the model files
     export.tiny_bundle  the cached tiny test bundle (`python -m export.tiny_bundle`)
     export.demo         the default demo bundle (`python -m export.demo`)
+    export.scenes       seeded generated scenes, questions, the three training forms
+    export.micro_model  the micro Idefics3 perception model and its libmtmd token layout
+    export.train_micro  its CPU trainer (`python -m export.train_micro --form F --seed S`)
+    export.micro_release  export + publish trained micro models into models/micro/<form>/
+    export.micro_eval   held-out scoring of a micro model's output through llama.cpp
 """
