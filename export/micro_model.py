@@ -98,15 +98,18 @@ def micro_tokenizer():
     return fast
 
 
-def micro_blueprint(**overrides):
-    """export.archs.idefics3's blueprint with the micro tokenizer in place of the generic one."""
+def micro_blueprint(tokenizer_dir=None, **overrides):
+    """export.archs.idefics3's blueprint with the micro tokenizer in place of the generic one
+    (or the tokenizer saved in `tokenizer_dir`, to rebuild a published model exactly)."""
     from dataclasses import replace
+
+    from transformers import AutoTokenizer
 
     from export.archs import idefics3
     from export.tokenizer import padded_vocab
 
     bp = idefics3.blueprint(**overrides)
-    tok = micro_tokenizer()
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir) if tokenizer_dir else micro_tokenizer()
     config = bp.config
     text = config.text_config
     text.vocab_size = padded_vocab(tok)
@@ -116,13 +119,13 @@ def micro_blueprint(**overrides):
     return replace(bp, tokenizer=tok, config=config)
 
 
-def build_micro(out, *, seed: int, **overrides):
+def build_micro(out, *, seed: int, tokenizer_dir=None, **overrides):
     """Write the seeded random micro checkpoint (weights, tokenizer, processor) into `out`."""
     from pathlib import Path
 
     from export import tiny
 
-    bp = micro_blueprint(**overrides)
+    bp = micro_blueprint(tokenizer_dir, **overrides)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     # export.tiny's own init and save, so the checkpoint looks like every other one here.

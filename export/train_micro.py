@@ -65,13 +65,15 @@ def learning_rate(step: int, steps: int, peak: float, warmup: int) -> float:
 
 def train(*, form: str, seed: int, out: Path, steps: int = 1200, batch: int = 16,
           lr: float = 1e-3, warmup: int = 100, config: str = "micro", threads: int | None = None,
-          init: Path | None = None, log_every: int = 25, eval_every: int = 200,
+          init: Path | None = None, tokenizer: Path | None = None, log_every: int = 25, eval_every: int = 200,
           eval_size: int = 64, log=print) -> dict:
     """Build the seeded random model (or start from the checkpoint `init`), train it on
     `form`, save it; return the summary.
 
     From `init` the scene stream continues where that checkpoint's training stopped, so a
-    fine-tuned model never sees a scene twice; `seed` then only names the run."""
+    fine-tuned model never sees a scene twice; `seed` then only names the run. `tokenizer`
+    reuses a saved tokenizer (a published model's) instead of training the scene BPE, whose
+    corpus follows the scene texts of the current code."""
     import torch
 
     if form not in FORMS:
@@ -92,7 +94,7 @@ def train(*, form: str, seed: int, out: Path, steps: int = 1200, batch: int = 16
         config, offset = base["config"], base["examples_end"]
         shutil.copytree(init, hf_dir, dirs_exist_ok=True)
     else:
-        build_micro(hf_dir, seed=seed, **CONFIGS[config])
+        build_micro(hf_dir, seed=seed, tokenizer_dir=tokenizer, **CONFIGS[config])
     from transformers import AutoTokenizer, Idefics3ForConditionalGeneration
 
     tokenizer = AutoTokenizer.from_pretrained(hf_dir)
@@ -178,13 +180,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--config", default="micro", choices=sorted(CONFIGS))
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--tokenizer", type=Path, default=None,
+                        help="reuse this saved tokenizer (e.g. models/micro/extract) for an exact rebuild")
     parser.add_argument("--init", type=Path, default=None,
                         help="start from this trained HF checkpoint (OUT/hf of an earlier run)")
     args = parser.parse_args(argv)
     try:
         summary = train(form=args.form, seed=args.seed, out=args.out, steps=args.steps,
                         batch=args.batch, lr=args.lr, warmup=args.warmup, config=args.config,
-                        threads=args.threads, init=args.init)
+                        threads=args.threads, init=args.init, tokenizer=args.tokenizer)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
