@@ -118,7 +118,9 @@ def export_stage(hf_dir: Path, spec: ArchSpec, role: str, stage_dir: Path, quant
         graphs["decoder"] = onnx_text.export_decoder(hf_dir, work / "optimum")
     step(f"{role}: writing the graphs at {quant}")
     for key, path in graphs.items():
-        onnx_text.set_precision(path, stage_dir / f"{key}.onnx", quant)
+        graph = onnx_text.set_precision(path, stage_dir / f"{key}.onnx", quant)
+        for written in onnx_text.data_files(graph):
+            written.chmod(0o644)  # onnxruntime's quantizer writes its data file private
     shutil.copyfile(hf_dir / "tokenizer.json", stage_dir / "tokenizer.json")
     config = onnx_stage.stage_config(hf_dir, template_source, arch=spec.name, quant=quant,
                                      vision=vision, embed="embed.onnx" if spec.is_vlm else None)

@@ -27,12 +27,35 @@ _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_m
 
 
 def export_decoder(hf_dir: Path, out_dir: Path) -> Path:
-    """optimum-onnx's with-past export of the causal LM in `hf_dir`; returns the .onnx path."""
+    """optimum-onnx's with-past export of the causal LM in `hf_dir`; returns the .onnx path.
+
+    optimum-onnx 0.1.0's post-processing (storing tied embedding/output weights once, with
+    accelerate installed) serializes the whole graph, which fails past protobuf's 2 GiB: larger
+    models skip it and keep both copies.
+    """
     from optimum.exporters.onnx import main_export
 
+    large = float32_bytes(Path(hf_dir)) > EXTERNAL_DATA_BYTES
     main_export(str(hf_dir), output=str(out_dir), task="text-generation-with-past",
-                device="cpu", do_validation=False)  # our own parity check validates
+                device="cpu", do_validation=False,  # our own parity check validates
+                no_post_process=large)
     return Path(out_dir) / "model.onnx"
+
+
+def float32_bytes(hf_dir: Path) -> int:
+    """Bytes of the checkpoint's weights at float32, from the safetensors headers alone."""
+    from safetensors import safe_open
+
+    total = 0
+    for shard in Path(hf_dir).glob("*.safetensors"):
+        with safe_open(str(shard), framework="np") as handle:
+            for name in handle.keys():
+                shape = handle.get_slice(name).get_shape()
+                count = 1
+                for dim in shape:
+                    count *= dim
+                total += 4 * count
+    return total
 
 
 def language_model_checkpoint(vlm_dir: Path, out_dir: Path) -> Path:
