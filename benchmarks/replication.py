@@ -19,10 +19,11 @@ per category, and the median seconds per question (model loads excluded).
     python benchmarks/replication.py --summary            # only rewrite the markdown
 
 The perception models are looked for in models/micro/ and models/store/micro/, as <form>/
-or <form>-run/ (a bundle folder, or a training output with hf/), or given with --perception
-FORM=PATH; an HF checkpoint is exported to GGUF (Q8_0, parity-checked) once into the edge-et
-cache. Each cell is written to benchmarks/results/replication.json as soon as it finishes, so the
-script resumes where it stopped.
+or <form>-run/ (a bundle folder, a training output with gguf/ or hf/), or given with --perception
+FORM=PATH; an HF checkpoint is exported to GGUF (F16, parity-checked: Q8_0 of the trained micro
+model missed the parity bound) once into the edge-et cache. Each cell is written to
+benchmarks/results/replication.json as soon as it finishes, so the script resumes where it
+stopped.
 """
 
 from __future__ import annotations
@@ -70,8 +71,9 @@ def perception_stage(form: str, given: dict[str, Path]):
 
     folders = [given[form]] if form in given else default_folders(form)
     for folder in folders:
-        if (folder / "bundle.json").is_file():
-            spec = Bundle.load(folder).require("perception")
+        exported = next((d for d in (folder, folder / "gguf") if (d / "bundle.json").is_file()), None)
+        if exported is not None:  # the trainer's own export (F16) when it made one
+            spec = Bundle.load(exported).require("perception")
             return Stage(spec.model_path, mmproj=spec.mmproj_path, n_ctx=spec.n_ctx or 2048,
                          random_weights=spec.random_weights,
                          source=spec.source or f"micro perception model ({form})")
@@ -99,8 +101,8 @@ def _exported(form: str, hf: Path) -> Path:
             digest.update(path.name.encode() + path.read_bytes())
     target = work_dir() / "perception" / f"{form}-{digest.hexdigest()[:12]}"
     if not (target / "bundle.json").is_file():
-        say(f"exporting the {form} perception model ({hf}) to Q8_0, parity-checked")
-        export_gguf(out=target, perception=hf, quant="Q8_0", mmproj_quant="F16", name=f"micro-{form}",
+        say(f"exporting the {form} perception model ({hf}) to F16, parity-checked")
+        export_gguf(out=target, perception=hf, quant="F16", mmproj_quant="F16", name=f"micro-{form}",
                     force=True, step=say)
     return target
 
