@@ -23,7 +23,8 @@ pytestmark = pytest.mark.slow
 REASONING = ("qwen3", "qwen2", "llama", "gemma3_text")
 PERCEPTION = ("llava-ov-qwen3", "llava-ov-qwen2")
 # (architecture, precision) pairs beyond fp32: each precision on one text and one vision model.
-OTHER_PRECISIONS = (("qwen3", "int8"), ("qwen3", "fp16"), ("llava-ov-qwen3", "int8"))
+OTHER_PRECISIONS = (("qwen3", "int8"), ("qwen3", "fp16"), ("llava-ov-qwen3", "int8"),
+                    ("llava-ov-qwen3", "fp16"))
 
 
 def _report(arch: str, quant: str) -> tuple[dict, Bundle]:
