@@ -26,6 +26,12 @@ def write_markdown(results: dict, path: Path) -> Path:
         lines += [f"Machine: {m['cpu']}, {m['cores']} cores, {m['os']}, Python {m['python']}, "
                   f"llama-cpp-python {m['llama_cpp_python']}. Decoding: `{json.dumps(results['decoding'])}`, "
                   f"seed {results.get('seed', 0)}.", ""]
+    trained = {c["system"]: c["training"] for c in cells if c.get("training")}
+    if trained:
+        lines += ["Training (export.train_micro, one seed): " + "; ".join(
+            f"{system}: {t['form']} form, {t['steps']} steps x {t['batch']}"
+            + (f" on a {t['init']['form']} base of {t['init']['steps']} x {t['init']['batch']}"
+               if isinstance(t.get("init"), dict) else "") for system, t in sorted(trained.items())) + ".", ""]
     if any(c["system"] == "oracle+think" for c in cells):
         lines += ["`oracle+think`: the reasoner answers from each scene's true extraction (the extract "
                   "model's training target): the most Extract+Think can reach with that reasoner.", ""]
