@@ -41,7 +41,7 @@ def run(
     seed: Optional[int] = typer.Option(None, help="Seed for sampling; the same seed repeats a run."),
     residency: str = typer.Option("auto", help="auto (the memory plan decides) | co-resident | swap."),
     mem_budget: Optional[str] = typer.Option(None, "--mem-budget", help="Memory budget (6GB, 512MiB, bytes); default: 80% of available memory."),
-    device: str = typer.Option("cpu", help="cpu | cuda (layers go to the GPU as VRAM allows)."),
+    device: str = typer.Option("cpu", help="cpu | cuda (layers go to the GPU as VRAM allows); ONNX bundles also coreml | qnn | nnapi | dml (CPU fallback with a warning)."),
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads (default: all cores)."),
     stream: bool = typer.Option(False, "--stream", help="Print reasoning tokens as they are generated."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
@@ -79,7 +79,7 @@ def run(
     if not as_json:
         render.random_weight_warnings(err, loaded)
         err.print(f"plan: {memory_plan.decision} ({memory_plan.reason})", highlight=False, markup=False)
-    with Pipeline(loaded, n_threads=threads, plan=memory_plan,
+    with Pipeline(loaded, n_threads=threads, plan=memory_plan, device=device,
                   residency=None if residency == "auto" else residency) as pipeline:
         if batch is not None:
             _run_batch(pipeline, batch, output, options, as_json)
@@ -150,7 +150,7 @@ def plan(
     mem_budget: Optional[str] = typer.Option(
         None, "--mem-budget", help="Memory budget: 6GB, 6GiB, 512MiB or bytes "
         "(default: bundle.json memory.budget, else 80% of available memory)."),
-    device: str = typer.Option("cpu", help="cpu | cuda (cuda: layers go to the GPU as VRAM allows)."),
+    device: str = typer.Option("cpu", help="cpu | cuda (cuda: layers go to the GPU as VRAM allows); ONNX bundles also coreml | qnn | nnapi | dml."),
     ctx: Optional[int] = typer.Option(None, "--ctx", min=16, help="Context length for every stage (default: the bundle's)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:

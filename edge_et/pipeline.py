@@ -74,7 +74,7 @@ class Pipeline:
     """
 
     def __init__(self, bundle: Bundle, *, n_threads: int | None = None,
-                 residency: str | None = None, plan: Plan | None = None):
+                 residency: str | None = None, plan: Plan | None = None, device: str | None = None):
         residency = residency or _residency_of(plan)
         if residency not in RESIDENCIES:
             raise UserError(f"unknown residency {residency!r}; choose one of: {', '.join(RESIDENCIES)}")
@@ -85,6 +85,7 @@ class Pipeline:
         self.model_loads = 0
         self._encodes_before = 0  # image encodes of perception models already freed (swap)
         self._n_threads = n_threads
+        self._device = device  # ONNX stages: the execution provider (None: the backend's default)
         self._models: dict[str, TextModel] = {}
 
     def __enter__(self) -> "Pipeline":
@@ -131,10 +132,11 @@ class Pipeline:
     def _stage_settings(self, spec: StageSpec) -> dict:
         """Context, KV type, GPU layers and image bound: the plan's, else the bundle's defaults."""
         planned = self.plan.stages.get(spec.role) if self.plan else None
+        device = {"device": self._device} if self._device and spec.backend == "onnx" else {}
         if planned is None:
-            return {"n_ctx": requested_ctx(spec)}
+            return {"n_ctx": requested_ctx(spec), **device}
         settings = {"n_ctx": planned.n_ctx, "kv_type": planned.kv_type,
-                    "n_gpu_layers": planned.gpu_layers}
+                    "n_gpu_layers": planned.gpu_layers, **device}
         if spec.role == "perception" and planned.image_tokens:
             settings["image_max_tokens"] = planned.image_tokens
         return settings

@@ -30,7 +30,11 @@ DEFAULT_CTX = {"perception": 4096, "reasoning": 8192}
 PROMPT_TEXT_TOKENS = 256    # extraction request and chat template around the image
 QUESTION_TOKENS = 512       # question with its options, reasoning prompt, chat template
 FLOOR_IMAGE_TOKENS = 1024   # llama.cpp warns Qwen-VL needs >= 1024 image tokens to ground well
-DEVICES = ("cpu", "cuda")
+# cpu and cuda run either backend; the rest are ONNX Runtime execution providers (NPUs and
+# mobile/desktop accelerators), planned against host memory: ONNX Runtime keeps the weights
+# there and falls back to the CPU for the operators a provider does not take.
+DEVICES = ("cpu", "cuda", "coreml", "qnn", "nnapi", "dml")
+LLAMA_DEVICES = ("cpu", "cuda")
 EXTRACTION_STAGES = ("extract", "caption", "direct")
 
 
@@ -101,6 +105,19 @@ def bundle_budget(bundle: Bundle) -> int | None:
         raise UserError(f"bundle.json memory.budget: {exc}") from None
 
 
+def check_device(bundle: Bundle, device: str) -> None:
+    """One line when `device` is unknown, or an ONNX Runtime provider asked of a llama.cpp stage."""
+    if device not in DEVICES:
+        raise UserError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)}")
+    if device in LLAMA_DEVICES:
+        return
+    for stage in bundle.stages():
+        if stage.backend != "onnx":
+            raise UserError(f"--device {device} is an ONNX Runtime provider, but the {stage.role} stage "
+                            f"runs on {stage.backend} ({', '.join(LLAMA_DEVICES)} only); "
+                            "export the bundle with `edge-et export onnx`")
+
+
 def plan_bundle(bundle: Bundle, *, mem_budget: str | int | None = None, device: str = "cpu",
                 n_ctx: int | None = None, baseline: int | None = None) -> Plan:
     """The memory plan for running `bundle` on this machine (see scheduler.plan).
@@ -108,8 +125,7 @@ def plan_bundle(bundle: Bundle, *, mem_budget: str | int | None = None, device: 
     `baseline`: the runtime's own RSS; measured now in this process when None, so call this
     before any model is loaded (or pass the RSS measured then).
     """
-    if device not in DEVICES:
-        raise UserError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)}")
+    check_device(bundle, device)
     if n_ctx is not None and n_ctx < 16:
         raise UserError(f"--ctx must be at least 16, got {n_ctx}")
     flag = parse_size(mem_budget) if mem_budget is not None else None
@@ -120,6 +136,7 @@ def plan_bundle(bundle: Bundle, *, mem_budget: str | int | None = None, device: 
     # On a GPU the CPU backend still repacks the layers it keeps; planning them all is safe.
     repack = cpu_repack_types()
     stages = bundle.stages()
+    device = device if device in LLAMA_DEVICES else "cpu"
     estimators = {s.role: stage_estimator(s, bundle.decoding, repack) for s in stages}
     wanted = {s.role: requested_ctx(s, n_ctx) for s in stages}
     floors = {s.role: _floor(s, bundle.decoding) for s in stages}

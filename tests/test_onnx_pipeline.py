@@ -129,3 +129,24 @@ def test_info_and_plan_read_onnx_stages(bundles):
     assert plan["decision"] == "co-resident"
     assert plan["stages"]["reasoning"]["kv_bytes"] > 0
     assert plan["stages"]["perception"]["mmproj_bytes"] > 0
+
+
+def test_run_device_picks_a_provider_with_cpu_fallback(bundles, sample_image):
+    """An NPU this onnxruntime lacks: one warning line, the run still answers on the CPU."""
+    done = _cli("run", "--bundle", str(bundles["onnx"]), "--image", str(sample_image),
+                "--question", QUESTION, "--mode", "extract", "--device", "qnn", "--seed", "0", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["stages"]["extract"]["image_encode_s"] > 0  # it ran, image and all
+    warnings = [line for line in done.stderr.splitlines() if "QNNExecutionProvider" in line]
+    assert len(warnings) == 1 and "running on the CPU" in warnings[0]
+
+
+def test_onnx_providers_are_refused_for_llama_cpp_stages(bundles, sample_image):
+    for command in (("plan", "--bundle", str(bundles["gguf"])),
+                    ("run", "--bundle", str(bundles["gguf"]), "--image", str(sample_image),
+                     "--question", QUESTION)):
+        done = _cli(*command, "--device", "coreml")
+        assert done.returncode == 2 and "ONNX Runtime provider" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+    done = _cli("plan", "--bundle", str(bundles["onnx"]), "--device", "tpu")
+    assert done.returncode == 2 and "choose one of: cpu, cuda, coreml, qnn, nnapi, dml" in done.stderr
