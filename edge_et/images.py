@@ -48,10 +48,10 @@ all (it runs Ghostscript), are refused as unrecognised."""
 # (export.scenes.SAMPLE_SCENE; a test checks that both draw the same pixels), and this is
 # that scene's ground-truth caption.
 SAMPLE_DESCRIPTION = (
-    "A white image with 2 shapes: a large red circle in the middle left and a large blue "
+    "A white image with 2 shapes: a large green circle in the middle left and a large purple "
     "square in the middle right. The word EDGE is written in black in the top middle."
 )
-SAMPLE_QUESTION = "What color is the circle?\nA. blue\nB. red\nC. green\nD. yellow"
+SAMPLE_QUESTION = "What color is the circle?\nA. blue\nB. green\nC. red\nD. yellow"
 SAMPLE_ANSWER = "B"
 
 _WHITE = (255, 255, 255, 255)
@@ -299,9 +299,9 @@ def write_sample_image(path: str | os.PathLike) -> Path:
     image = Image.new("RGB", (128, 128), (255, 255, 255))
     draw = ImageDraw.Draw(image)
     x, y = 0.5 * cell, 1.5 * cell
-    draw.ellipse((x - half, y - half, x + half, y + half), fill=(220, 30, 30))
+    draw.ellipse((x - half, y - half, x + half, y + half), fill=(30, 160, 50))
     x = 2.5 * cell
-    draw.rectangle((x - half, y - half, x + half, y + half), fill=(30, 60, 210))
+    draw.rectangle((x - half, y - half, x + half, y + half), fill=(140, 50, 170))
     _draw_centered_text(draw, "EDGE", center=(1.5 * cell, 0.5 * cell), size=18)
     image.save(target, format="PNG")
     return target

@@ -457,8 +457,8 @@ def test_sample_image(tmp_path):
     path = write_sample_image(tmp_path / "demo" / "sample.png")
     assert path == tmp_path / "demo" / "sample.png"
     rgb = load_image(path).rgb.astype(int)
-    red = (rgb[:, :, 0] > 180) & (rgb[:, :, 1] < 80) & (rgb[:, :, 2] < 80)
-    blue = (rgb[:, :, 2] > 180) & (rgb[:, :, 0] < 80)
+    red = (rgb[:, :, 1] > 140) & (rgb[:, :, 0] < 80) & (rgb[:, :, 2] < 80)  # the green circle
+    blue = (rgb[:, :, 0] > 120) & (rgb[:, :, 1] < 80) & (rgb[:, :, 2] > 150)  # the purple square
     dark = rgb.sum(axis=2) < 150  # the printed word
     # 128 x 128, shapes 34 pixels wide (a generated scene, export.scenes.SAMPLE_SCENE)
     assert red.sum() > 700 and blue.sum() > 700 and dark.sum() > 30  # Pillow < 10.1: tiny font
