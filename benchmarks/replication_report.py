@@ -36,7 +36,7 @@ def write_markdown(results: dict, path: Path) -> Path:
         lines += ["`oracle+think`: the reasoner answers from each scene's true extraction (the extract "
                   "model's training target): the most Extract+Think can reach with that reasoner.", ""]
     for dataset in DATASETS:
-        rows = [c for c in cells if c["dataset"] == dataset]
+        rows = sorted((c for c in cells if c["dataset"] == dataset), key=_order)
         if not rows:
             continue
         title = "held-out generated scenes (in domain)" if dataset == "scenes" else "easy-VQA test (out of domain)"
@@ -46,6 +46,17 @@ def write_markdown(results: dict, path: Path) -> Path:
         lines += [f"- {c['system']} / {c['reasoner'] or '-'}: `{c['command']}`" for c in rows] + [""]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+SYSTEM_ORDER = ("end-to-end", "caption+think", "extract+think", "oracle+think")
+REASONER_ORDER = (None, "smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
+
+
+def _order(c: dict) -> tuple:
+    """Rows by system, then by reasoner size."""
+    known = c["reasoner"] in REASONER_ORDER
+    return (SYSTEM_ORDER.index(c["system"]) if c["system"] in SYSTEM_ORDER else 99,
+            REASONER_ORDER.index(c["reasoner"]) if known else 99)
 
 
 def _md_row(c: dict) -> str:
