@@ -7,7 +7,9 @@ Configurations (`--list` shows them with their settings and expected time):
   exported to Q4_K_M like a real checkpoint (`export.pipeline.export_gguf`). Random weights are
   honest for speed and memory at fixed generated lengths (EOS ignored): the work per token is
   the architecture's, whatever the weights say.
-- demo: the default demo bundle (random tiny Qwen2-VL + the real SmolLM2-135M-Instruct);
+- demo: the default demo bundle (the trained micro Idefics3 perception + the real
+  Qwen2.5-Coder-0.5B-Instruct); demo-v1-smollm2 is the earlier default (random tiny Qwen2-VL +
+  SmolLM2-135M-Instruct), recorded before the demo changed and kept for comparison;
 - demo+<reasoner>: the demo's perception with real pretrained LLMs that PyPI packages carry.
 
 Models are cached under `<edge-et cache>/bench-models/` and each configuration's results are
@@ -75,16 +77,15 @@ CONFIGS = [
            reasoning=("qwen3", "qwen3-4b"),
            settings=dict(trials=2, warmup=1, extract_tokens=64, think_tokens=128, answer_tokens=32,
                          direct_tokens=16, budgets=(0, 128, 256), curve_trials=1)),
-    Config("demo", "demo", "demo bundle: random tiny Qwen2-VL -> SmolLM2-135M-Instruct Q4_1 (real)",
-           minutes=4, settings=SMALL),
-    Config("demo+gemma3-270m", "pypi", "demo perception -> Gemma 3 270M base Q4_K_M (real)",
+    Config("demo", "demo", "demo bundle: trained micro Idefics3 -> Qwen2.5-Coder-0.5B-Instruct Q4_K_M (real)",
+           minutes=6, settings=dict(SMALL, curve_trials=1)),
+    Config("demo+gemma3-270m", "pypi", "demo perception (random tiny Qwen2-VL in the recorded runs) -> Gemma 3 270M base Q4_K_M (real)",
            minutes=5, reasoner="gemma3-270m-q4_k_m", settings=SMALL),
-    Config("demo+qwen2.5-coder-0.5b", "pypi", "demo perception -> Qwen2.5-Coder-0.5B-Instruct Q4_K_M (real)",
+    Config("demo+qwen2.5-coder-0.5b", "pypi", "demo perception (random tiny Qwen2-VL in the recorded runs) -> Qwen2.5-Coder-0.5B-Instruct Q4_K_M (real)",
            minutes=7, reasoner="qwen2.5-coder-0.5b-instruct-q4_k_m", settings=SMALL),
-    Config("demo+qwen2.5-coder-1.5b", "pypi", "demo perception -> Qwen2.5-Coder-1.5B-Instruct Q4_K_M (real)",
+    Config("demo+qwen2.5-coder-1.5b", "pypi", "demo perception (random tiny Qwen2-VL in the recorded runs) -> Qwen2.5-Coder-1.5B-Instruct Q4_K_M (real)",
            minutes=11, reasoner="qwen2.5-coder-1.5b-instruct-q4_k_m", settings=SMALL),
 ]
-# The demo bundle's own reasoner, smollm2-135m-instruct-q4_1, is the "demo" configuration.
 
 
 # -- bundles ------------------------------------------------------------------------------------
@@ -237,7 +238,7 @@ def write_summary(out: Path) -> Path:
              "Produced by `python benchmarks/bench_configs.py` (see its docstring). Medians with "
              "(min-max) over the trials; ratios are medians of per-trial ratios measured side by side.",
              "", "**Random weights are honest here.** The paper configurations use full-size models "
-             "with random weights, and the demo perception is a tiny random VLM: generated lengths "
+             "with random weights, and so do some demo perceptions: generated lengths "
              "are fixed (EOS ignored), so every token costs what it costs in the trained model of "
              "the same architecture and quantization. Only the text is noise.", "",
              f"**GPU.** {NO_GPU_NOTE}", "", "## Machine", ""] + _machine_lines(reports)
