@@ -174,7 +174,8 @@ def pypi_bundle(config: Config) -> Path:
         model = folder / next(f.path for f in entry.files if f.role == "model")
         write_bundle(scratch / "bundle", name=config.name, description=config.summary,
                      perception=Stage(demo.perception.model_path, mmproj=demo.perception.mmproj_path,
-                                      n_ctx=4096, random_weights=True, source=demo.perception.source),
+                                      n_ctx=4096, random_weights=demo.perception.random_weights,
+                                      source=demo.perception.source),
                      reasoning=Stage(model, n_ctx=8192, thinking=False, random_weights=False,
                                      source=f"{entry.description}"),
                      decoding=DEMO_DECODING)
@@ -207,8 +208,11 @@ def run_config(config: Config, out: Path, threads: int | None) -> dict:
         image = write_sample_image(Path(tmp) / "sample.png")
         report = run_bench(bundle, images=[image], n_threads=threads, progress=say,
                            **config.settings).to_dict()
+        from PIL import Image
+
+        width, height = Image.open(image).size
     report["config"] = {"name": config.name, "summary": config.summary, "image": "edge-et sample picture "
-                        "(448x336, edge_et.images.write_sample_image)",
+                        f"({width}x{height}, edge_et.images.write_sample_image)",
                         "bench_minutes": (time.perf_counter() - started) / 60}
     report["notes"].append(NO_GPU_NOTE)
     save_json(report, out / f"bench_{config.name}.json")
