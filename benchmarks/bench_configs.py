@@ -199,6 +199,8 @@ def run_config(config: Config, out: Path, threads: int | None) -> dict:
     """Build (or reuse) the bundle, bench it, write bench_<name>.json and .png."""
     from edge_et.bench import run_bench
     from edge_et.bench_render import plot_report, save_json
+    from PIL import Image
+
     from edge_et.images import write_sample_image
 
     bundle = bundle_for(config)
@@ -208,8 +210,6 @@ def run_config(config: Config, out: Path, threads: int | None) -> dict:
         image = write_sample_image(Path(tmp) / "sample.png")
         report = run_bench(bundle, images=[image], n_threads=threads, progress=say,
                            **config.settings).to_dict()
-        from PIL import Image
-
         width, height = Image.open(image).size
     report["config"] = {"name": config.name, "summary": config.summary, "image": "edge-et sample picture "
                         f"({width}x{height}, edge_et.images.write_sample_image)",
