@@ -60,21 +60,9 @@ def _scene_corpus() -> list[str]:
 
 @lru_cache(maxsize=1)
 def _trained_micro_bpe() -> str:
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from export.tokenizer import _corpus, train_bpe
 
-    from export.tokenizer import QWEN2_PRE_REGEX, _corpus
-
-    tok = Tokenizer(models.BPE())
-    tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(QWEN2_PRE_REGEX), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=MICRO_VOCAB, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(_corpus() + _scene_corpus(), trainer=trainer)
-    return tok.to_str()
+    return train_bpe(_corpus() + _scene_corpus(), MICRO_VOCAB)
 
 
 def micro_tokenizer():

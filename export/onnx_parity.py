@@ -20,20 +20,14 @@ of every supported architecture is recorded in README ("ONNX bundles").
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from export.parity import TextThresholds, _num, default_threads
+from export.parity import TextThresholds, _num, default_threads, run_worker
 
 FORMAT = "edge-et.onnx-parity/1"
 PIXEL_MAX_ABS = 1e-5
-_PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -95,23 +89,9 @@ def run_parity(hf_dir: Path, stage_dir: Path, *, quant: str, threads: int | None
     thresholds(quant)
     request = {"hf_dir": str(Path(hf_dir).resolve()), "stage_dir": str(Path(stage_dir).resolve()),
                "quant": quant, "threads": threads}
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(_PROJECT_ROOT)]
-                                        + [p for p in [env.get("PYTHONPATH")] if p])
-    with tempfile.TemporaryDirectory(prefix="edge-et-onnx-parity-") as tmp:
-        req, rep = Path(tmp) / "request.json", Path(tmp) / "report.json"
-        req.write_text(json.dumps(request))
-        cmd = [sys.executable, "-m", "export.onnx_parity_worker", str(req), str(rep)]
-        try:
-            proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True,
-                                  timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return _crashed(request, f"the ONNX parity worker ran past {timeout:.0f} s")
-        if proc.returncode != 0 or not rep.is_file():
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-            return _crashed(request, f"the ONNX parity worker exited with code "
-                                     f"{proc.returncode}: {tail[0]}")
-        return json.loads(rep.read_text())
+    outcome = run_worker("export.onnx_parity_worker", request, timeout=timeout,
+                         label="the ONNX parity worker")
+    return outcome if isinstance(outcome, dict) else _crashed(request, outcome)
 
 
 def _crashed(request: dict, error: str) -> dict:

@@ -214,23 +214,29 @@ def run_parity(hf_dir: Path, *, text_gguf: Path, mmproj_gguf: Path | None = None
     request = {"hf_dir": str(Path(hf_dir).resolve()), "text_gguf": str(Path(text_gguf).resolve()),
                "mmproj_gguf": str(Path(mmproj_gguf).resolve()) if mmproj_gguf else None,
                "quant": quant, "mmproj_quant": mmproj_quant, "threads": threads}
+    outcome = run_worker("export.parity_worker", request, timeout=timeout, label="the parity worker")
+    return outcome if isinstance(outcome, dict) else _crashed(request, outcome)
+
+
+def run_worker(module: str, request: dict, *, timeout: float, label: str) -> dict | str:
+    """Run `python -m module request.json report.json` in a scratch folder: the report dict, or
+    one line saying how the worker failed (timed out, crashed, wrote no report)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         [str(_PROJECT_ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
-    with tempfile.TemporaryDirectory(prefix="edge-et-parity-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="edge-et-worker-") as tmp:
         req, rep = Path(tmp) / "request.json", Path(tmp) / "report.json"
         req.write_text(json.dumps(request))
         # cwd = the scratch folder: `-m` puts cwd first on sys.path; nothing there may shadow us.
-        cmd = [sys.executable, "-m", "export.parity_worker", str(req), str(rep)]
+        cmd = [sys.executable, "-m", module, str(req), str(rep)]
         try:
             proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True,
                                   timeout=timeout)
         except subprocess.TimeoutExpired:
-            return _crashed(request, f"the parity worker ran past {timeout:.0f} s")
+            return f"{label} ran past {timeout:.0f} s"
         if proc.returncode != 0 or not rep.is_file():
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-            return _crashed(request, f"the parity worker exited with code {proc.returncode}: "
-                                     f"{tail[0]}")
+            return f"{label} exited with code {proc.returncode}: {tail[0]}"
         return json.loads(rep.read_text())
 
 

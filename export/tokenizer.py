@@ -101,6 +101,12 @@ def _train(vocab_size: int):
 
 @lru_cache(maxsize=4)
 def _trained(vocab_size: int) -> str:
+    return train_bpe(_corpus() * 4, vocab_size)
+
+
+def train_bpe(texts: Sequence[str], vocab_size: int) -> str:
+    """A Qwen2-regex byte-level BPE of `vocab_size` trained on `texts`, as tokenizer JSON.
+    Deterministic: the same texts give the same tokenizer."""
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
@@ -112,7 +118,7 @@ def _trained(vocab_size: int) -> str:
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(_corpus() * 4, trainer=trainer)
+    tok.train_from_iterator(texts, trainer=trainer)
     return tok.to_str()
 
 
