@@ -169,6 +169,7 @@ def plan(
 @app.command()
 def bench(
     bundle: Path = BundleOpt,
+    against: Optional[Path] = typer.Option(None, "--against", help="A second bundle (e.g. the ONNX export of the same models), benched side by side in the same run."),
     image: Optional[Path] = typer.Option(None, "--image", "-i", help="Picture to bench with (default: the sample picture)."),
     images: Optional[Path] = typer.Option(None, "--images", help="Folder of pictures, rotated across trials."),
     trials: int = typer.Option(5, "--trials", min=1, help="Timed trials after the warm-up."),
@@ -192,7 +193,7 @@ def bench(
     """Per-stage latency and memory on this device, beside bare llama.cpp, the direct VLM and the bandwidth limit."""
     from edge_et.bench_render import bench_command, parse_budgets
 
-    bench_command(bundle=bundle, image=image, images=images, out=out_file, plot=plot, as_json=as_json,
+    bench_command(bundle=bundle, against=against, image=image, images=images, out=out_file, plot=plot, as_json=as_json,
                   console=out, err=err, trials=trials, warmup=warmup, extract_tokens=extract_tokens,
                   think_tokens=think_tokens, answer_tokens=answer_tokens, direct_tokens=direct_tokens,
                   budgets=parse_budgets(budgets), curve_trials=curve_trials, n_threads=threads,

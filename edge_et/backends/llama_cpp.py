@@ -50,6 +50,9 @@ class EmbeddingCache:
         while sum(v.nbytes for v in self._items.values()) > self.max_bytes and len(self._items) > 1:
             self._items.popitem(last=False)
 
+    def clear(self) -> None:
+        self._items.clear()
+
 
 def default_threads() -> int:
     """All cores this process may use: decode on small devices is bandwidth-bound anyway."""
@@ -325,6 +328,10 @@ class LlamaCppModel:
         if self._chain is not None:
             llama_cpp.llama_sampler_free(self._chain)
             self._chain, self._chain_key = None, None
+
+    def forget_images(self) -> None:
+        """Drop cached image embeddings: the next image is encoded again (benchmarks)."""
+        self._image_cache.clear()
 
     def close(self) -> None:
         self._stack.close()
