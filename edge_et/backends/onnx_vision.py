@@ -8,6 +8,8 @@ in onnx_config.json:
 - llava_onevision: the anyres views and the packing of `edge_et.backends.llava_ov` (the same
   code the llama.cpp path uses), the views normalised as `LlavaOnevisionImageProcessor` does
   (rescale by 1/255, then (x - mean) / std, in float32).
+- qwen2_vl: one graph for any patch grid (edge_et/backends/onnx_qwen2vl.py): patches in, merged
+  tokens out; the decoder places them with M-RoPE positions (edge_et/backends/onnx_mrope.py).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from edge_et.errors import UserError
 from edge_et.footprint_onnx import VIEW_BATCH
 from edge_et.images import LoadedImage
 
-KINDS = ("llava_onevision",)
+KINDS = ("llava_onevision", "qwen2_vl")
 CACHE_BYTES = 256 * 2**20  # packed embeddings kept per picture hash (another question, same image)
 
 
@@ -42,14 +44,42 @@ def llava_ov_pixel_values(rgb: np.ndarray, layout: llava_ov.Layout, *, mean, std
     return normalize(np.stack(llava_ov.make_views(rgb, layout)), mean, std, rescale)
 
 
+class EmbeddingCache:
+    """Embeddings by picture hash (another question about the same image), CACHE_BYTES at most."""
+
+    def __init__(self):
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def get(self, key: str) -> np.ndarray | None:
+        if key in self._items:
+            self._items.move_to_end(key)
+        return self._items.get(key)
+
+    def put(self, key: str, value: np.ndarray) -> None:
+        self._items[key] = value
+        while sum(v.nbytes for v in self._items.values()) > CACHE_BYTES and len(self._items) > 1:
+            self._items.popitem(last=False)
+
+
+def open_encoder(config: dict, folder: Path, session):
+    """The encoder of the config's vision `kind`; one line naming the known kinds otherwise."""
+    kind = config.get("kind")
+    if kind not in KINDS:
+        raise UserError(f"onnx_config.json: vision kind {kind!r} is not supported; "
+                        f"known: {', '.join(KINDS)}")
+    if kind == "qwen2_vl":
+        from edge_et.backends.onnx_qwen2vl import Qwen2VLEncoder
+
+        return Qwen2VLEncoder(config, folder, session, EmbeddingCache())
+    return VisionEncoder(config, folder, session)
+
+
 class VisionEncoder:
     """Turns a picture into the embeddings the language model reads at the media marker."""
 
+    wrap = ("", "")  # no texts around the image's embeddings
+
     def __init__(self, config: dict, folder: Path, session):
-        kind = config.get("kind")
-        if kind not in KINDS:
-            raise UserError(f"onnx_config.json: vision kind {kind!r} is not supported; "
-                            f"known: {', '.join(KINDS)}")
         self._session, self.config = session, config
         self._input = session.get_inputs()[0].name
         newline = np.load(folder / config["newline"]).astype(np.float32)
@@ -57,7 +87,7 @@ class VisionEncoder:
             tile=int(config["tile"]), side=int(config["side"]),
             pinpoints=tuple((int(h), int(w)) for h, w in config["pinpoints"]),
             max_tiles=int(config["max_tiles"]), newline=newline)
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache = EmbeddingCache()
         self.encodes = 0
 
     def count_tokens(self, image: LoadedImage) -> int:
@@ -71,9 +101,9 @@ class VisionEncoder:
 
     def embed(self, image: LoadedImage) -> tuple[np.ndarray, bool]:
         """(packed embeddings (n_tokens, width) float32, whether they came from the cache)."""
-        if image.sha256 in self._cache:
-            self._cache.move_to_end(image.sha256)
-            return self._cache[image.sha256], True
+        cached = self._cache.get(image.sha256)
+        if cached is not None:
+            return cached, True
         pixels = self.pixel_values(image.rgb)
         per_view = np.concatenate([
             self._session.run(None, {self._input: pixels[at:at + VIEW_BATCH]})[0]
@@ -81,7 +111,5 @@ class VisionEncoder:
         packed = llava_ov.pack(per_view.astype(np.float32, copy=False), image.height, image.width,
                                self.layout)
         self.encodes += 1
-        self._cache[image.sha256] = packed
-        while sum(v.nbytes for v in self._cache.values()) > CACHE_BYTES and len(self._cache) > 1:
-            self._cache.popitem(last=False)
+        self._cache.put(image.sha256, packed)
         return packed, False

@@ -1,0 +1,118 @@
+"""Qwen2-VL's vision tower + patch merger to ONNX by torch.onnx, one graph for every grid.
+
+The tower's rotary table depends on the image's patch grid (`rot_pos_emb`), and its attention
+splits the sequence at `cu_seqlens` with Python-side lengths that tracing would bake in. So the
+wrapper takes the rotary cos/sin as graph inputs (the runtime computes them in numpy from the
+grid, edge_et/backends/onnx_qwen2vl.py) and attends over the whole sequence: the runtime encodes
+one image per call, for which the split is a single block anyway.
+
+    pixel_values (patches, C·T·P·P), rotary_cos, rotary_sin (patches, head_dim)
+    → image_embeds (patches / merge², LLM width)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from export.onnx_vision import OPSET
+
+# A traced grid of 4 x 6 patches (one 2 x 3 block of merged tokens): no axis of size 1.
+_TRACE_GRID = (1, 4, 6)
+
+
+def _attention(attn, hidden, cos, sin, mask=None):
+    """VisionAttention over one image: all patches attend to all (plus an additive `mask`)."""
+    import torch
+    from transformers.models.qwen2_vl.modeling_qwen2_vl import apply_rotary_pos_emb_vision
+
+    n = hidden.shape[0]
+    q, k, v = attn.qkv(hidden).reshape(n, 3, attn.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
+    q, k = apply_rotary_pos_emb_vision(q, k, cos, sin)
+    q, k, v = (t.transpose(0, 1) for t in (q, k, v))  # (heads, patches, head_dim)
+    scores = torch.matmul(q, k.transpose(1, 2)) * attn.scaling
+    if mask is not None:
+        scores = scores + mask
+    out = torch.matmul(torch.softmax(scores, dim=-1, dtype=torch.float32), v)
+    return attn.proj(out.transpose(0, 1).reshape(n, -1))
+
+
+def vision_module(model):
+    """pixel_values + rotary cos/sin → merged image embeddings, for Qwen2VLForConditionalGeneration."""
+    import torch
+
+    visual = model.model.visual
+
+    class Vision(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.visual = visual
+
+        def forward(self, pixel_values, rotary_cos, rotary_sin):
+            hidden = self.visual.patch_embed(pixel_values)
+            for block in self.visual.blocks:
+                hidden = hidden + _attention(block.attn, block.norm1(hidden), rotary_cos,
+                                             rotary_sin)
+                hidden = hidden + block.mlp(block.norm2(hidden))
+            return self.visual.merger(hidden)
+
+    return Vision().eval()
+
+
+def trace_inputs(vision_config, processor: dict):
+    """Zero pixels and the rotary table of the traced grid (numpy's, as the runtime feeds)."""
+    import torch
+
+    from edge_et.backends.onnx_qwen2vl import rotary_table
+
+    t, h, w = _TRACE_GRID
+    patch = processor["patch_size"]
+    width = vision_config.in_channels * processor["temporal_patch_size"] * patch * patch
+    cos, sin = rotary_table((t, h, w), head_dim=vision_config.embed_dim // vision_config.num_heads,
+                            merge=processor["merge_size"])
+    return torch.zeros(t * h * w, width), torch.from_numpy(cos), torch.from_numpy(sin)
+
+
+def export_qwen2vl(hf_dir: Path, out_dir: Path, *, file: str = "vision.onnx") -> dict:
+    """Write `vision.onnx` into `out_dir`; returns the config's vision section."""
+    import torch
+    from transformers import Qwen2VLForConditionalGeneration
+
+    model = Qwen2VLForConditionalGeneration.from_pretrained(
+        hf_dir, dtype=torch.float32, attn_implementation="eager").eval()
+    processor = json.loads((Path(hf_dir) / "preprocessor_config.json").read_text())
+    vision = model.config.vision_config
+    axes = {name: {0: "patches"} for name in ("pixel_values", "rotary_cos", "rotary_sin")}
+    with torch.no_grad():
+        torch.onnx.export(vision_module(model), trace_inputs(vision, processor),
+                          str(Path(out_dir) / file),
+                          input_names=["pixel_values", "rotary_cos", "rotary_sin"],
+                          output_names=["image_embeds"],
+                          dynamic_axes={**axes, "image_embeds": {0: "tokens"}},
+                          opset_version=OPSET, dynamo=False)
+    return {"kind": "qwen2_vl", "file": file, **processor_section(processor),
+            "wrap": _vision_boundaries(hf_dir, model.config),
+            "image_token_id": model.config.image_token_id,
+            "vision_hidden": vision.embed_dim, "vision_heads": vision.num_heads,
+            "vision_intermediate": int(vision.embed_dim * vision.mlp_ratio)}
+
+
+def _vision_boundaries(hf_dir: Path, config) -> list[str]:
+    """The texts around an image's tokens (`<|vision_start|>`, `<|vision_end|>`), as the chat
+    template writes them and llama.cpp's mtmd inserts them."""
+    from transformers import AutoTokenizer
+
+    tokens = AutoTokenizer.from_pretrained(hf_dir).convert_ids_to_tokens
+    return [tokens(config.vision_start_token_id), tokens(config.vision_end_token_id)]
+
+
+def processor_section(processor: dict) -> dict:
+    """What the numpy Qwen2VLImageProcessor needs from preprocessor_config.json."""
+    size = processor.get("size") or {}
+    return {"patch_size": processor["patch_size"], "merge_size": processor["merge_size"],
+            "temporal_patch_size": processor["temporal_patch_size"],
+            # The processor resizes by `size` (min_pixels/max_pixels only seed it).
+            "min_pixels": int(size.get("shortest_edge") or processor["min_pixels"]),
+            "max_pixels": int(size.get("longest_edge") or processor["max_pixels"]),
+            "mean": processor["image_mean"], "std": processor["image_std"],
+            "rescale": processor.get("rescale_factor", 1 / 255)}
