@@ -116,3 +116,14 @@ def processor_section(processor: dict) -> dict:
             "max_pixels": int(size.get("longest_edge") or processor["max_pixels"]),
             "mean": processor["image_mean"], "std": processor["image_std"],
             "rescale": processor.get("rescale_factor", 1 / 255)}
+
+
+def hf_reference(hf, hf_dir: Path, rgb, n_views: int):
+    """For the parity check: the HF processor's pixel values, `get_image_features` of them and
+    the image kwargs of `generate`."""
+    from transformers import Qwen2VLImageProcessor
+
+    inputs = Qwen2VLImageProcessor.from_pretrained(hf_dir)(rgb, return_tensors="pt")
+    ref = hf.model.get_image_features(inputs["pixel_values"], inputs["image_grid_thw"])[0]
+    return inputs["pixel_values"].numpy(), ref, \
+        {"pixel_values": inputs["pixel_values"], "image_grid_thw": inputs["image_grid_thw"]}
