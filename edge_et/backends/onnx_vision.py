@@ -14,12 +14,12 @@ in onnx_config.json:
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
 from edge_et.backends import llava_ov
+from edge_et.backends.image_cache import EmbeddingCache
 from edge_et.errors import UserError
 # Views per vision.onnx call: a 6x6 grid is 37 views, and attention over all of them at once
 # would hold 37 score matrices; a few at a time bound the encoder's memory (and its estimate).
@@ -44,23 +44,6 @@ def llava_ov_pixel_values(rgb: np.ndarray, layout: llava_ov.Layout, *, mean, std
     return normalize(np.stack(llava_ov.make_views(rgb, layout)), mean, std, rescale)
 
 
-class EmbeddingCache:
-    """Embeddings by picture hash (another question about the same image), CACHE_BYTES at most."""
-
-    def __init__(self):
-        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
-
-    def get(self, key: str) -> np.ndarray | None:
-        if key in self._items:
-            self._items.move_to_end(key)
-        return self._items.get(key)
-
-    def put(self, key: str, value: np.ndarray) -> None:
-        self._items[key] = value
-        while sum(v.nbytes for v in self._items.values()) > CACHE_BYTES and len(self._items) > 1:
-            self._items.popitem(last=False)
-
-
 def open_encoder(config: dict, folder: Path, session):
     """The encoder of the config's vision `kind`; one line naming the known kinds otherwise."""
     kind = config.get("kind")
@@ -70,7 +53,7 @@ def open_encoder(config: dict, folder: Path, session):
     if kind == "qwen2_vl":
         from edge_et.backends.onnx_qwen2vl import Qwen2VLEncoder
 
-        return Qwen2VLEncoder(config, folder, session, EmbeddingCache())
+        return Qwen2VLEncoder(config, folder, session, EmbeddingCache(CACHE_BYTES))
     return VisionEncoder(config, folder, session)
 
 
@@ -87,7 +70,7 @@ class VisionEncoder:
             tile=int(config["tile"]), side=int(config["side"]),
             pinpoints=tuple((int(h), int(w)) for h, w in config["pinpoints"]),
             max_tiles=int(config["max_tiles"]), newline=newline)
-        self._cache = EmbeddingCache()
+        self._cache = EmbeddingCache(CACHE_BYTES)
         self.encodes = 0
 
     def count_tokens(self, image: LoadedImage) -> int:
