@@ -201,3 +201,26 @@ def test_info_plan_and_run_take_the_qwen2vl_bundle(bundle, sample_image):
     extract = json.loads(done.stdout)["stages"]["extract"]
     # 128 x 128 resizes to 140 x 140: 10 x 10 patches, 25 merged tokens, plus the text.
     assert extract["image_encode_s"] > 0 and extract["prompt_tokens"] > 25
+
+
+@pytest.mark.slow
+def test_prefill_chunks_may_split_the_image(bundle, sample_image, monkeypatch):
+    """Positions are sliced with the embeddings: a chunk boundary inside the image's tokens
+    gives the same logits as one call."""
+    from edge_et.backends import onnx as onnx_backend
+    from edge_et.chat import render_user_turn
+    from edge_et.images import load_image
+
+    model = onnx_backend.OnnxModel(model_path=str(bundle / "perception" / "decoder.onnx"),
+                                   mmproj_path=str(bundle / "perception" / "vision.onnx"),
+                                   n_ctx=512, n_threads=1)
+    prompt = render_user_turn(model.chat_template, model.media_marker + "\nDescribe.")
+    image = load_image(sample_image)
+    logits = []
+    for chunk in (256, 7):
+        monkeypatch.setattr(onnx_backend, "PREFILL_CHUNK", chunk)
+        model.start(prompt=prompt, image=image)
+        model.append(tokens=[model.sample(sampling=onnx_backend.Sampling())])
+        model.sample(sampling=onnx_backend.Sampling())
+        logits.append(model._logits)
+    assert np.allclose(logits[0], logits[1], atol=1e-5)
