@@ -40,6 +40,7 @@ VIEW_BATCH = 4               # edge_et.backends.onnx_vision encodes this many vi
 SIGLIP = {"hidden": 1152, "intermediate": 4304, "heads": 16}
 # Measured: resident bytes after load per byte of graph file, by export precision.
 RESIDENT_PER_FILE_BYTE = {"fp32": 2.08, "int8": 2.62, "fp16": 3.94}
+PATCH_KINDS = ("qwen2_vl", "qwen2_5_vl")  # one picture = one call over its whole patch grid
 INT8_LOGIT_COPIES = 2        # measured: the int8 run's extra over the float32 one, in chunk logits
 
 
@@ -58,10 +59,11 @@ def _patch_bounds(vision: dict) -> tuple[int, int, int]:
 def vision_shape(config: dict) -> VisionShape:
     """The image-token bounds of an ONNX vision section, as the GGUF planner describes them."""
     vision = config.get("vision") or {}
-    if vision.get("kind") == "qwen2_vl":
+    if vision.get("kind") in PATCH_KINDS:
         # The runtime resizes as the HF processor does: any picture ends within max_pixels.
         patch, merge, patches = _patch_bounds(vision)
-        return VisionShape(projector="onnx:qwen2_vl", image_size=math.isqrt(int(vision["max_pixels"])),
+        return VisionShape(projector="onnx:" + vision["kind"],
+                           image_size=math.isqrt(int(vision["max_pixels"])),
                            patch_size=patch, n_embd=0, n_ff=0, merge=merge,
                            max_tokens=patches // (merge * merge), warmup_tokens=0)
     tile, side = int(vision.get("tile", 384)), int(vision.get("side", 27))
@@ -104,7 +106,7 @@ def image_bytes(vision: dict, hidden: int) -> int:
     """The largest picture's buffers: every normalised view, every view's features, the packed
     embeddings (and their copy in the prompt), and one VIEW_BATCH of the encoder's activations
     (hidden states, the MLP's up projection, one attention score matrix per head)."""
-    if vision.get("kind") == "qwen2_vl":
+    if vision.get("kind") in PATCH_KINDS:
         return _patch_image_bytes(vision, hidden)
     tile, side = int(vision.get("tile", 384)), int(vision.get("side", 27))
     cells = [h * w // (tile * tile) for h, w in vision.get("pinpoints") or [[tile, tile]]]
@@ -122,11 +124,12 @@ def _patch_image_bytes(vision: dict, hidden: int) -> int:
     """The largest Qwen2-VL picture, encoded in one call: its patches (C·T·P·P floats each) and
     their normalised frames, the rotary cos/sin tables, a block's activations over every patch
     with the scores and softmax of full attention (heads x patches², twice), and the merged
-    embeddings (and their copy in the prompt)."""
+    embeddings (and their copy in the prompt); Qwen2.5-VL adds its window mask (patches²)."""
     patch, merge, patches = _patch_bounds(vision)
     width = int(vision["vision_hidden"])
     heads, ff = int(vision["vision_heads"]), int(vision["vision_intermediate"])
     pixels = 2 * patches * 3 * int(vision["temporal_patch_size"]) * patch * patch * F32
     rotary = 2 * patches * (width // heads) * F32
-    activations = patches * F32 * (HIDDEN_COPIES * width + ff) + 2 * heads * patches ** 2 * F32
+    attention = (2 * heads + (1 if vision.get("window_size") else 0)) * patches ** 2 * F32
+    activations = patches * F32 * (HIDDEN_COPIES * width + ff) + attention
     return pixels + rotary + activations + 2 * (patches // (merge * merge)) * hidden * F32

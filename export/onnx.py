@@ -31,7 +31,8 @@ from export.pipeline import (PARITY_FILE, ExportedFile, ExportReport, StepReport
 QUANTS = onnx_text.QUANTS
 # model_type → module whose export_decoder(hf_dir, decoder, embed) traces the language model
 # itself, where optimum-onnx has no export for it.
-OWN_DECODERS = {"qwen2_vl": "export.onnx_qwen2vl_decoder"}
+OWN_DECODERS = {"qwen2_vl": "export.onnx_qwen2vl_decoder",
+                "qwen2_5_vl": "export.onnx_qwen2vl_decoder"}
 DEFAULT_CTX = {"perception": 4096, "reasoning": 8192}
 
 

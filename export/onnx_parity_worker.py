@@ -184,6 +184,7 @@ def _qwen2vl_picture(model) -> tuple[int, int]:
 VISION_REFERENCES = {
     "llava_onevision": (_llava_ov_picture, _llava_ov_reference),
     "qwen2_vl": (_qwen2vl_picture, hf_qwen2vl_reference),
+    "qwen2_5_vl": (_qwen2vl_picture, hf_qwen2vl_reference),
 }
 
 

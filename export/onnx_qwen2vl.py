@@ -1,4 +1,5 @@
-"""Qwen2-VL's vision tower + patch merger to ONNX by torch.onnx, one graph for every grid.
+"""Qwen2-VL's and Qwen2.5-VL's vision tower + patch merger to ONNX by torch.onnx, one graph
+for every grid.
 
 The tower's rotary table depends on the image's patch grid (`rot_pos_emb`), and its attention
 splits the sequence at `cu_seqlens` with Python-side lengths that tracing would bake in. So the
@@ -8,6 +9,10 @@ one image per call, for which the split is a single block anyway.
 
     pixel_values (patches, C·T·P·P), rotary_cos, rotary_sin (patches, head_dim)
     → image_embeds (patches / merge², LLM width)
+
+Qwen2.5-VL (RMSNorm, gated MLP, windowed attention outside `fullatt_block_indexes`) also takes
+`window_mask` (patches, patches), its patches and cos/sin rows in window order
+(edge_et/backends/onnx_qwen25vl.py); its windowed blocks add the mask, the others do not.
 """
 
 from __future__ import annotations
@@ -37,8 +42,18 @@ def _attention(attn, hidden, cos, sin, mask=None):
     return attn.proj(out.transpose(0, 1).reshape(n, -1))
 
 
-def vision_module(model):
-    """pixel_values + rotary cos/sin → merged image embeddings, for Qwen2VLForConditionalGeneration."""
+def tower_sizes(model_type: str, vision) -> dict:
+    """The tower's width, heads and MLP width (the two configs name them differently)."""
+    if model_type == "qwen2_5_vl":
+        width, ff = vision.hidden_size, vision.intermediate_size
+    else:
+        width, ff = vision.embed_dim, int(vision.embed_dim * vision.mlp_ratio)
+    return {"vision_hidden": width, "vision_heads": vision.num_heads, "vision_intermediate": ff}
+
+
+def vision_module(model, windowed: frozenset[int] = frozenset()):
+    """pixel_values + rotary cos/sin (+ window mask, when some blocks are `windowed`) → merged
+    image embeddings, for Qwen2-VL and Qwen2.5-VL (which takes its patches in window order)."""
     import torch
 
     visual = model.model.visual
@@ -48,53 +63,68 @@ def vision_module(model):
             super().__init__()
             self.visual = visual
 
-        def forward(self, pixel_values, rotary_cos, rotary_sin):
+        def forward(self, pixel_values, rotary_cos, rotary_sin, *window_mask):
             hidden = self.visual.patch_embed(pixel_values)
-            for block in self.visual.blocks:
+            for index, block in enumerate(self.visual.blocks):
+                mask = window_mask[0] if index in windowed else None
                 hidden = hidden + _attention(block.attn, block.norm1(hidden), rotary_cos,
-                                             rotary_sin)
+                                             rotary_sin, mask)
                 hidden = hidden + block.mlp(block.norm2(hidden))
             return self.visual.merger(hidden)
 
     return Vision().eval()
 
 
-def trace_inputs(vision_config, processor: dict):
-    """Zero pixels and the rotary table of the traced grid (numpy's, as the runtime feeds)."""
+def trace_inputs(sizes: dict, processor: dict, windowed: bool):
+    """Zero pixels, the rotary table (and window mask) of the traced grid, as numpy makes them."""
     import torch
 
+    from edge_et.backends.onnx_qwen25vl import window_mask
     from edge_et.backends.onnx_qwen2vl import rotary_table
 
     t, h, w = _TRACE_GRID
-    patch = processor["patch_size"]
-    width = vision_config.in_channels * processor["temporal_patch_size"] * patch * patch
-    cos, sin = rotary_table((t, h, w), head_dim=vision_config.embed_dim // vision_config.num_heads,
-                            merge=processor["merge_size"])
-    return torch.zeros(t * h * w, width), torch.from_numpy(cos), torch.from_numpy(sin)
+    patch, merge = processor["patch_size"], processor["merge_size"]
+    width = 3 * processor["temporal_patch_size"] * patch * patch
+    cos, sin = rotary_table((t, h, w), head_dim=sizes["vision_hidden"] // sizes["vision_heads"],
+                            merge=merge)
+    inputs = [torch.zeros(t * h * w, width), torch.from_numpy(cos), torch.from_numpy(sin)]
+    if windowed:  # two windows: the mask is an input, its values do not shape the trace
+        half = t * h * w // (2 * merge * merge)
+        inputs.append(torch.from_numpy(window_mask([half, half], merge * merge)))
+    return tuple(inputs)
 
 
 def export_qwen2vl(hf_dir: Path, out_dir: Path, *, file: str = "vision.onnx") -> dict:
-    """Write `vision.onnx` into `out_dir`; returns the config's vision section."""
+    """Write `vision.onnx` of a Qwen2-VL or Qwen2.5-VL into `out_dir`; returns the config's
+    vision section."""
     import torch
-    from transformers import Qwen2VLForConditionalGeneration
+    from transformers import AutoModelForImageTextToText
 
-    model = Qwen2VLForConditionalGeneration.from_pretrained(
+    model = AutoModelForImageTextToText.from_pretrained(
         hf_dir, dtype=torch.float32, attn_implementation="eager").eval()
     processor = json.loads((Path(hf_dir) / "preprocessor_config.json").read_text())
-    vision = model.config.vision_config
-    axes = {name: {0: "patches"} for name in ("pixel_values", "rotary_cos", "rotary_sin")}
+    model_type, vision = model.config.model_type, model.config.vision_config
+    sizes = tower_sizes(model_type, vision)
+    full = set(getattr(vision, "fullatt_block_indexes", None) or range(vision.depth))
+    windowed = frozenset(range(vision.depth)) - full
+    names = ["pixel_values", "rotary_cos", "rotary_sin"] + (["window_mask"] if windowed else [])
+    axes = {name: {0: "patches"} for name in names}
+    if windowed:
+        axes["window_mask"] = {0: "patches", 1: "patches"}
+    axes["image_embeds"] = {0: "tokens"}
     with torch.no_grad():
-        torch.onnx.export(vision_module(model), trace_inputs(vision, processor),
-                          str(Path(out_dir) / file),
-                          input_names=["pixel_values", "rotary_cos", "rotary_sin"],
+        torch.onnx.export(vision_module(model, windowed),
+                          trace_inputs(sizes, processor, bool(windowed)),
+                          str(Path(out_dir) / file), input_names=names,
                           output_names=["image_embeds"],
-                          dynamic_axes={**axes, "image_embeds": {0: "tokens"}},
+                          dynamic_axes=axes,
                           opset_version=OPSET, dynamo=False)
-    return {"kind": "qwen2_vl", "file": file, **processor_section(processor),
-            "wrap": _vision_boundaries(hf_dir, model.config),
-            "image_token_id": model.config.image_token_id,
-            "vision_hidden": vision.embed_dim, "vision_heads": vision.num_heads,
-            "vision_intermediate": int(vision.embed_dim * vision.mlp_ratio)}
+    section = {"kind": model_type, "file": file, **processor_section(processor),
+               "wrap": _vision_boundaries(hf_dir, model.config),
+               "image_token_id": model.config.image_token_id, **sizes}
+    if windowed:
+        section["window_size"] = int(vision.window_size)
+    return section
 
 
 def _vision_boundaries(hf_dir: Path, config) -> list[str]:
@@ -118,7 +148,7 @@ def processor_section(processor: dict) -> dict:
             "rescale": processor.get("rescale_factor", 1 / 255)}
 
 
-def hf_reference(hf, hf_dir: Path, rgb, n_views: int):
+def hf_reference(hf, hf_dir: Path, rgb, n_views: int):  # noqa: ARG001 - one signature per kind
     """For the parity check: the HF processor's pixel values, `get_image_features` of them and
     the image kwargs of `generate`."""
     from transformers import Qwen2VLImageProcessor

@@ -1,7 +1,7 @@
-"""Qwen2-VL's language model (with its output head) to ONNX by torch.onnx.
+"""Qwen2-VL's and Qwen2.5-VL's language model (with its output head) to ONNX by torch.onnx.
 
-optimum-onnx has no Qwen2-VL decoder export, so the graph is traced here from a wrapper with
-optimum's decoder interface, which `edge_et.backends.onnx_session.DecoderSession` runs:
+optimum-onnx has no Qwen2-VL or Qwen2.5-VL decoder export, so the graph is traced here from a
+wrapper with optimum's decoder interface, which `edge_et.backends.onnx_session.DecoderSession` runs:
 
     inputs_embeds (batch, seq, hidden), attention_mask (batch, past + seq),
     position_ids (3, batch, seq), past_key_values.N.key/value (batch, kv_heads, past, head_dim)
@@ -44,7 +44,7 @@ def _additive_mask(attention_mask, new: int):
 
 
 def decoder_module(model):
-    """The language model + lm_head of a Qwen2VLForConditionalGeneration with flat KV in/out."""
+    """The language model + lm_head of a Qwen2(.5)-VL ForConditionalGeneration, flat KV in/out."""
     import torch
 
     lm, head = model.model.language_model, model.lm_head
@@ -93,11 +93,11 @@ def export_decoder(hf_dir: Path, out_decoder: Path, out_embed: Path) -> None:
     """Write `decoder.onnx` (inputs_embeds in) and `embed.onnx` (the token lookup)."""
     import onnx
     import torch
-    from transformers import Qwen2VLForConditionalGeneration
+    from transformers import AutoModelForImageTextToText
 
     from export.onnx_text import _embed_graph, save
 
-    model = Qwen2VLForConditionalGeneration.from_pretrained(
+    model = AutoModelForImageTextToText.from_pretrained(
         hf_dir, dtype=torch.float32, attn_implementation="eager").eval()
     text = model.config.text_config
     n_layers, kv_heads = text.num_hidden_layers, text.num_key_value_heads

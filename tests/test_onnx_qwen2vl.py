@@ -61,6 +61,28 @@ def test_rotary_table_matches_rot_pos_emb(grid):
     assert np.abs(sin - np.sin(emb)).max() <= 1e-6
 
 
+@pytest.mark.parametrize("grid", [(1, 8, 10), (1, 16, 8), (1, 34, 28), (1, 2, 2)])
+def test_qwen25vl_windows_match_get_window_index(grid):
+    import torch
+    from transformers.models.qwen2_5_vl.configuration_qwen2_5_vl import Qwen2_5_VLVisionConfig
+    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import \
+        Qwen2_5_VisionTransformerPretrainedModel
+
+    from edge_et.backends import onnx_qwen25vl
+
+    config = Qwen2_5_VLVisionConfig(depth=1, hidden_size=32, num_heads=2, intermediate_size=32,
+                                    out_hidden_size=32, window_size=112, fullatt_block_indexes=[0])
+    index, cu_seqlens = Qwen2_5_VisionTransformerPretrainedModel(config).get_window_index(
+        torch.tensor([grid]))
+    order, sizes = onnx_qwen25vl.window_order((grid[0], grid[1] // 2, grid[2] // 2),
+                                              window_tokens=4)
+    assert np.array_equal(order, index.numpy())
+    assert [0, *np.cumsum(sizes) * 4] == sorted(set(cu_seqlens))  # HF keeps empty windows
+    mask = onnx_qwen25vl.window_mask(sizes, 4)
+    assert mask.shape == (4 * len(order),) * 2
+    assert (mask == 0).sum() == sum((4 * n) ** 2 for n in sizes)
+
+
 # -- M-RoPE positions -----------------------------------------------------------------------
 
 IMAGE, START, END = 7, 5, 6
@@ -159,6 +181,7 @@ def test_a_1d_decoder_keeps_its_positions_and_refuses_3d_ones():
 
 
 def test_the_estimate_covers_full_attention_over_the_largest_picture(processor):
+    """Qwen2.5-VL's window mask (patches² floats) comes on top."""
     from edge_et.footprint_onnx import image_bytes, vision_shape
 
     vision = {"kind": "qwen2_vl", **_section(processor), "vision_hidden": 64,
@@ -168,6 +191,8 @@ def test_the_estimate_covers_full_attention_over_the_largest_picture(processor):
     assert image_bytes(vision, 128) > 2 * 4 * patches ** 2 * 4  # scores + softmax, 4 heads
     larger = {**vision, "max_pixels": 4 * vision["max_pixels"]}
     assert image_bytes(larger, 128) > 10 * image_bytes(vision, 128)  # quadratic in patches
+    windowed = {**vision, "kind": "qwen2_5_vl", "window_size": 112}
+    assert image_bytes(windowed, 128) - image_bytes(vision, 128) == patches ** 2 * 4
 
 
 # -- the tiny bundle through the CLI ----------------------------------------------------------

@@ -92,7 +92,8 @@ def rotary_table(grid: tuple[int, int, int], *, head_dim: int,
 
 
 class Qwen2VLEncoder:
-    """A picture → its merged embeddings (and the grid the M-RoPE positions are laid out on)."""
+    """A picture → its merged embeddings (and the grid the M-RoPE positions are laid out on).
+    Qwen2.5-VL's graph (a `window_size` in the config) also takes its window mask."""
 
     def __init__(self, config: dict, folder: Path, session, cache):
         self.config, self._session, self._cache = config, session, cache
@@ -120,8 +121,26 @@ class Qwen2VLEncoder:
         heads = int(self.config["vision_heads"])
         cos, sin = rotary_table(grid, head_dim=int(self.config["vision_hidden"]) // heads,
                                 merge=self.merge)
-        out = self._session.run(None, {"pixel_values": pixels, "rotary_cos": cos,
-                                       "rotary_sin": sin})[0].astype(np.float32, copy=False)
+        feeds = {"pixel_values": pixels, "rotary_cos": cos, "rotary_sin": sin}
+        if self.config.get("window_size"):
+            out = self._run_windowed(feeds, grid)
+        else:
+            out = self._session.run(None, feeds)[0]
+        out = out.astype(np.float32, copy=False)
         self.encodes += 1
         self._cache.put(image.sha256, out)
         return out, False
+
+    def _run_windowed(self, feeds: dict, grid: tuple[int, int, int]) -> np.ndarray:
+        """Qwen2.5-VL: patches in window order with the window mask; tokens back in image order."""
+        from edge_et.backends import onnx_qwen25vl as windows
+
+        t, h, w = grid
+        side = int(self.config["window_size"]) // self.merge // int(self.config["patch_size"])
+        order, sizes = windows.window_order((t, h // self.merge, w // self.merge),
+                                            window_tokens=side)
+        unit = self.merge * self.merge
+        rows = windows.patch_order(order, unit)
+        feeds = {name: value[rows] for name, value in feeds.items()}
+        feeds["window_mask"] = windows.window_mask(sizes, unit)
+        return self._session.run(None, feeds)[0][np.argsort(order)]

@@ -8,8 +8,9 @@ in onnx_config.json:
 - llava_onevision: the anyres views and the packing of `edge_et.backends.llava_ov` (the same
   code the llama.cpp path uses), the views normalised as `LlavaOnevisionImageProcessor` does
   (rescale by 1/255, then (x - mean) / std, in float32).
-- qwen2_vl: one graph for any patch grid (edge_et/backends/onnx_qwen2vl.py): patches in, merged
-  tokens out; the decoder places them with M-RoPE positions (edge_et/backends/onnx_mrope.py).
+- qwen2_vl, qwen2_5_vl: one graph for any patch grid (edge_et/backends/onnx_qwen2vl.py): patches
+  in, merged tokens out (Qwen2.5-VL: with its window mask, edge_et/backends/onnx_qwen25vl.py);
+  the decoder places them with M-RoPE positions (edge_et/backends/onnx_mrope.py).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from edge_et.errors import UserError
 from edge_et.footprint_onnx import VIEW_BATCH
 from edge_et.images import LoadedImage
 
-KINDS = ("llava_onevision", "qwen2_vl")
+KINDS = ("llava_onevision", "qwen2_vl", "qwen2_5_vl")
 CACHE_BYTES = 256 * 2**20  # packed embeddings kept per picture hash (another question, same image)
 
 
@@ -50,7 +51,7 @@ def open_encoder(config: dict, folder: Path, session):
     if kind not in KINDS:
         raise UserError(f"onnx_config.json: vision kind {kind!r} is not supported; "
                         f"known: {', '.join(KINDS)}")
-    if kind == "qwen2_vl":
+    if kind in ("qwen2_vl", "qwen2_5_vl"):
         from edge_et.backends.onnx_qwen2vl import Qwen2VLEncoder
 
         return Qwen2VLEncoder(config, folder, session, EmbeddingCache(CACHE_BYTES))
