@@ -23,3 +23,6 @@ class EmbeddingCache:
         self._items[key] = value
         while sum(v.nbytes for v in self._items.values()) > self.max_bytes and len(self._items) > 1:
             self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        self._items.clear()

@@ -308,6 +308,10 @@ class LlamaCppModel:
             llama_cpp.llama_sampler_free(self._chain)
             self._chain, self._chain_key = None, None
 
+    def forget_images(self) -> None:
+        """Drop cached image embeddings: the next image is encoded again (benchmarks)."""
+        self._image_cache.clear()
+
     def close(self) -> None:
         self._stack.close()
 
