@@ -41,6 +41,10 @@ SIGLIP = {"hidden": 1152, "intermediate": 4304, "heads": 16}
 # Measured: resident bytes after load per byte of graph file, by export precision.
 RESIDENT_PER_FILE_BYTE = {"fp32": 2.08, "int8": 2.62, "fp16": 3.94}
 PATCH_KINDS = ("qwen2_vl", "qwen2_5_vl")  # one picture = one call over its whole patch grid
+# Measured on the tiny Qwen2-VL / Qwen2.5-VL at their largest picture (1,024 patches): a block's
+# scores, scaled scores and softmax are alive at once. The estimate is then 1.17x the measured
+# peak growth of the encode (60 vs 51 MiB, 64 vs 56 MiB).
+ATTENTION_COPIES = 3
 INT8_LOGIT_COPIES = 2        # measured: the int8 run's extra over the float32 one, in chunk logits
 
 
@@ -123,13 +127,15 @@ def image_bytes(vision: dict, hidden: int) -> int:
 def _patch_image_bytes(vision: dict, hidden: int) -> int:
     """The largest Qwen2-VL picture, encoded in one call: its patches (C·T·P·P floats each) and
     their normalised frames, the rotary cos/sin tables, a block's activations over every patch
-    with the scores and softmax of full attention (heads x patches², twice), and the merged
-    embeddings (and their copy in the prompt); Qwen2.5-VL adds its window mask (patches²)."""
+    with full attention's score matrices (heads x patches², ATTENTION_COPIES of them), and the
+    merged embeddings (and their copy in the prompt); Qwen2.5-VL adds its window mask
+    (patches²)."""
     patch, merge, patches = _patch_bounds(vision)
     width = int(vision["vision_hidden"])
     heads, ff = int(vision["vision_heads"]), int(vision["vision_intermediate"])
     pixels = 2 * patches * 3 * int(vision["temporal_patch_size"]) * patch * patch * F32
     rotary = 2 * patches * (width // heads) * F32
-    attention = (2 * heads + (1 if vision.get("window_size") else 0)) * patches ** 2 * F32
+    mask = patches ** 2 * F32 if vision.get("window_size") else 0
+    attention = ATTENTION_COPIES * heads * patches ** 2 * F32 + mask
     activations = patches * F32 * (HIDDEN_COPIES * width + ff) + attention
     return pixels + rotary + activations + 2 * (patches // (merge * merge)) * hidden * F32
