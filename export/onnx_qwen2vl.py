@@ -141,9 +141,9 @@ def processor_section(processor: dict) -> dict:
     size = processor.get("size") or {}
     return {"patch_size": processor["patch_size"], "merge_size": processor["merge_size"],
             "temporal_patch_size": processor["temporal_patch_size"],
-            # The processor resizes by `size` (min_pixels/max_pixels only seed it).
-            "min_pixels": int(size.get("shortest_edge") or processor["min_pixels"]),
-            "max_pixels": int(size.get("longest_edge") or processor["max_pixels"]),
+            # As the processor's __init__: min_pixels/max_pixels, where given, override `size`.
+            "min_pixels": int(processor.get("min_pixels") or size["shortest_edge"]),
+            "max_pixels": int(processor.get("max_pixels") or size["longest_edge"]),
             "mean": processor["image_mean"], "std": processor["image_std"],
             "rescale": processor.get("rescale_factor", 1 / 255)}
 

@@ -249,3 +249,20 @@ def test_prefill_chunks_may_split_the_image(bundle, sample_image, monkeypatch):
         model.sample(sampling=onnx_backend.Sampling())
         logits.append(model._logits)
     assert np.allclose(logits[0], logits[1], atol=1e-5)
+
+
+def test_max_pixels_overrides_size_as_in_the_hf_processor(tmp_path):
+    """A user lowers max_pixels (and forgets `size`): the processor obeys max_pixels."""
+    from transformers import Qwen2VLImageProcessor
+
+    from export.archs.qwen2vl import image_processor
+    from export.onnx_qwen2vl import processor_section
+
+    image_processor(14).save_pretrained(tmp_path)
+    path = tmp_path / "preprocessor_config.json"
+    config = json.loads(path.read_text())
+    path.write_text(json.dumps({**config, "max_pixels": 28 * 28 * 4}))
+    rgb = np.zeros((300, 200, 3), np.uint8)
+    theirs = Qwen2VLImageProcessor.from_pretrained(tmp_path)(rgb, return_tensors="np")
+    _, grid = onnx_qwen2vl.pixel_values(rgb, processor_section(json.loads(path.read_text())))
+    assert list(grid) == theirs["image_grid_thw"][0].tolist() == [1, 4, 2]
