@@ -9,6 +9,8 @@ what the runtime (edge_et/backends/onnx_vision.py) needs to cut, normalise and p
 - llava_onevision: SigLIP (hidden state of `vision_feature_layer`, "full" or "default"
   selection) + the MLP projector, per 384 px view; the image-newline vector is saved beside it
   (`newline.npy`) because the packing happens in numpy.
+- qwen2_vl, qwen2_5_vl: export/onnx_qwen2vl.py (any patch grid; rotary tables, and Qwen2.5-VL's
+  window mask, as inputs).
 """
 
 from __future__ import annotations
@@ -75,8 +77,15 @@ def export_llava_ov(hf_dir: Path, out_dir: Path, *, file: str = "vision.onnx") -
             "vision_intermediate": vision.intermediate_size}
 
 
+def export_qwen2vl(hf_dir: Path, out_dir: Path) -> dict:
+    from export.onnx_qwen2vl import export_qwen2vl as export
+
+    return export(hf_dir, out_dir)
+
+
 # model_type → exporter(hf_dir, out_dir) -> vision section
-EXPORTERS = {"llava_onevision": export_llava_ov}
+EXPORTERS = {"llava_onevision": export_llava_ov, "qwen2_vl": export_qwen2vl,
+             "qwen2_5_vl": export_qwen2vl}
 
 
 def export_vision(hf_dir: Path, out_dir: Path) -> dict:

@@ -8,23 +8,26 @@ in onnx_config.json:
 - llava_onevision: the anyres views and the packing of `edge_et.backends.llava_ov` (the same
   code the llama.cpp path uses), the views normalised as `LlavaOnevisionImageProcessor` does
   (rescale by 1/255, then (x - mean) / std, in float32).
+- qwen2_vl, qwen2_5_vl: one graph for any patch grid (edge_et/backends/onnx_qwen2vl.py): patches
+  in, merged tokens out (Qwen2.5-VL: with its window mask, edge_et/backends/onnx_qwen25vl.py);
+  the decoder places them with M-RoPE positions (edge_et/backends/onnx_mrope.py).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
 from edge_et.backends import llava_ov
+from edge_et.backends.image_cache import EmbeddingCache
 from edge_et.errors import UserError
 # Views per vision.onnx call: a 6x6 grid is 37 views, and attention over all of them at once
 # would hold 37 score matrices; a few at a time bound the encoder's memory (and its estimate).
 from edge_et.footprint_onnx import VIEW_BATCH
 from edge_et.images import LoadedImage
 
-KINDS = ("llava_onevision",)
+KINDS = ("llava_onevision", "qwen2_vl", "qwen2_5_vl")
 CACHE_BYTES = 256 * 2**20  # packed embeddings kept per picture hash (another question, same image)
 
 
@@ -42,14 +45,25 @@ def llava_ov_pixel_values(rgb: np.ndarray, layout: llava_ov.Layout, *, mean, std
     return normalize(np.stack(llava_ov.make_views(rgb, layout)), mean, std, rescale)
 
 
+def open_encoder(config: dict, folder: Path, session):
+    """The encoder of the config's vision `kind`; one line naming the known kinds otherwise."""
+    kind = config.get("kind")
+    if kind not in KINDS:
+        raise UserError(f"onnx_config.json: vision kind {kind!r} is not supported; "
+                        f"known: {', '.join(KINDS)}")
+    if kind in ("qwen2_vl", "qwen2_5_vl"):
+        from edge_et.backends.onnx_qwen2vl import Qwen2VLEncoder
+
+        return Qwen2VLEncoder(config, folder, session, EmbeddingCache(CACHE_BYTES))
+    return VisionEncoder(config, folder, session)
+
+
 class VisionEncoder:
     """Turns a picture into the embeddings the language model reads at the media marker."""
 
+    wrap = ("", "")  # no texts around the image's embeddings
+
     def __init__(self, config: dict, folder: Path, session):
-        kind = config.get("kind")
-        if kind not in KINDS:
-            raise UserError(f"onnx_config.json: vision kind {kind!r} is not supported; "
-                            f"known: {', '.join(KINDS)}")
         self._session, self.config = session, config
         self._input = session.get_inputs()[0].name
         newline = np.load(folder / config["newline"]).astype(np.float32)
@@ -57,7 +71,7 @@ class VisionEncoder:
             tile=int(config["tile"]), side=int(config["side"]),
             pinpoints=tuple((int(h), int(w)) for h, w in config["pinpoints"]),
             max_tiles=int(config["max_tiles"]), newline=newline)
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache = EmbeddingCache(CACHE_BYTES)
         self.encodes = 0
 
     def count_tokens(self, image: LoadedImage) -> int:
@@ -71,9 +85,9 @@ class VisionEncoder:
 
     def embed(self, image: LoadedImage) -> tuple[np.ndarray, bool]:
         """(packed embeddings (n_tokens, width) float32, whether they came from the cache)."""
-        if image.sha256 in self._cache:
-            self._cache.move_to_end(image.sha256)
-            return self._cache[image.sha256], True
+        cached = self._cache.get(image.sha256)
+        if cached is not None:
+            return cached, True
         pixels = self.pixel_values(image.rgb)
         per_view = np.concatenate([
             self._session.run(None, {self._input: pixels[at:at + VIEW_BATCH]})[0]
@@ -81,7 +95,5 @@ class VisionEncoder:
         packed = llava_ov.pack(per_view.astype(np.float32, copy=False), image.height, image.width,
                                self.layout)
         self.encodes += 1
-        self._cache[image.sha256] = packed
-        while sum(v.nbytes for v in self._cache.values()) > CACHE_BYTES and len(self._cache) > 1:
-            self._cache.popitem(last=False)
+        self._cache.put(image.sha256, packed)
         return packed, False
