@@ -28,10 +28,10 @@ def write_markdown(results: dict, path: Path) -> Path:
                   f"seed {results.get('seed', 0)}.", ""]
     trained = {c["system"]: c["training"] for c in cells if c.get("training")}
     if trained:
+        from export.micro_release import describe_training
+
         lines += ["Training (export.train_micro, one seed): " + "; ".join(
-            f"{system}: {t['form']} form, {t['steps']} steps x {t['batch']}"
-            + (f" on a {t['init']['form']} base of {t['init']['steps']} x {t['init']['batch']}"
-               if isinstance(t.get("init"), dict) else "") for system, t in sorted(trained.items())) + ".", ""]
+            f"{system}: {describe_training(t)}" for system, t in sorted(trained.items())) + ".", ""]
     if any(c["system"] == "oracle+think" for c in cells):
         lines += ["`oracle+think`: the reasoner answers from each scene's true extraction (the extract "
                   "model's training target): the most Extract+Think can reach with that reasoner.", ""]

