@@ -160,6 +160,9 @@ def _vision_failures(vision: dict, th: OnnxThresholds) -> list[str]:
     if not _num(pixels["max_abs"]) <= PIXEL_MAX_ABS:
         out.append(f"vision: numpy preprocessing differs from the HF image processor by "
                    f"{_num(pixels['max_abs']):.3g} > {PIXEL_MAX_ABS:g}")
+    prompt = vision.get("prompt_ids")
+    if prompt and not prompt["equal"]:
+        out.append("vision: the runtime's prompt ids with the image differ from the processor's")
     emb = vision["embeddings"]
     if "cosine" not in emb:
         return out + [f"vision: image embeddings differ in shape: hf {emb['shape']['hf']} vs "

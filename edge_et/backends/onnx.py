@@ -64,11 +64,11 @@ class OnnxModel:
                                        device=self.device, n_threads=n_threads)
         self._vision = None
         if mmproj_path:
-            from edge_et.backends.onnx_vision import VisionEncoder
+            from edge_et.backends.onnx_vision import open_encoder
 
-            self._vision = VisionEncoder(self.config.get("vision") or {}, folder,
-                                         open_session(Path(mmproj_path), device=self.device,
-                                                      n_threads=n_threads))
+            self._vision = open_encoder(self.config.get("vision") or {}, folder,
+                                        open_session(Path(mmproj_path), device=self.device,
+                                                     n_threads=n_threads))
         self.n_ctx = min(n_ctx, int(self.config.get("max_positions") or n_ctx))
         self.chat_template = self.config.get("chat_template")
         self.bos_text = self.config.get("bos_text") or ""
@@ -132,17 +132,27 @@ class OnnxModel:
             raise ValueError("prompt lacks the media marker")  # a runtime bug, not a user error
         before, _, after = prompt.partition(self.media_marker)
         head, tail = self.prompt_ids(before, first=True), self.prompt_ids(after, first=False)
-        n_image = self._vision.count_tokens(image)
-        self._check_fits(len(head) + n_image + len(tail))  # before spending time on the encode
+        ids = head + self._vision.span_ids(image) + tail
+        self._check_fits(len(ids))  # before spending time on the encode
         started = time.perf_counter()
         embeddings, cached = self._vision.embed(image)
         encoded = time.perf_counter()
-        parts = [self._embed_ids(head), embeddings, self._embed_ids(tail)]
-        self._feed_embeds(np.concatenate([p for p in parts if len(p)], axis=0))
-        return PromptStats(prompt_tokens=len(head) + len(embeddings) + len(tail),
+        self._feed_embeds(self._with_image(ids, len(head), embeddings))
+        return PromptStats(prompt_tokens=len(ids),
                            prefill_s=time.perf_counter() - encoded,
                            image_encode_s=0.0 if cached else encoded - started,
                            image_cached=cached)
+
+    def _with_image(self, ids: list[int], start: int, embeddings: np.ndarray) -> np.ndarray:
+        """The prompt's embeddings with the image's in the span's image-token slots, in order
+        (the span starts at `start`; text before it may hold that token id as plain text)."""
+        embeds = self._embed_ids(ids)
+        slots = start + np.flatnonzero(np.asarray(ids[start:]) == self._vision.image_token_id)
+        slots = slots[:len(embeddings)]
+        if len(slots) != len(embeddings):
+            raise ValueError(f"{len(embeddings)} image embeddings for {len(slots)} slots")
+        embeds[slots] = embeddings
+        return embeds
 
     def _check_fits(self, n_tokens: int) -> None:
         if n_tokens >= self.n_ctx:
