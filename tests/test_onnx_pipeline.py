@@ -82,13 +82,19 @@ def _gguf_twin(tiny, out: Path) -> Path:
     return out
 
 
-@pytest.mark.parametrize("arch", ["qwen2", "llama", "gemma3_text", "llava-ov-qwen2"])
+# Export options a twin needs: libmtmd lays an Idefics3 image out its own way, so the ONNX
+# bundle must use that layout to answer like the GGUF one (edge_et/backends/onnx_idefics3.py).
+TWIN_OPTIONS = {"idefics3": {"image_layout": "mtmd"}}
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "llama", "gemma3_text", "llava-ov-qwen2", "idefics3"])
 def test_other_architectures_agree_with_their_gguf_twins(arch, tmp_path, sample_image):
     from export import archs
     from export.onnx_tiny import tiny_onnx
 
     role = archs.get(arch).role
-    tiny = tiny_onnx(**{role: arch}, quant="fp32")  # built and validated by test_onnx_export
+    # Built and validated by test_onnx_export (the mtmd Idefics3 one by test_onnx_idefics3).
+    tiny = tiny_onnx(**{role: arch}, quant="fp32", **TWIN_OPTIONS.get(arch, {}))
     outputs = []
     for bundle_dir in (tiny.bundle, _gguf_twin(tiny, tmp_path)):
         bundle = Bundle.load(bundle_dir)

@@ -125,6 +125,12 @@ def max_views(layout: Layout) -> int:
     return 1 if single else side * side + 1
 
 
+def max_span(layout: Layout, tokens: SpanTokens) -> int:
+    """Prompt tokens of the largest picture's span (views, delimiters and all)."""
+    side = math.isqrt(max_views(layout) - 1)  # 0: one view, no grid
+    return len(span_ids(side, side, layout, tokens))
+
+
 def _resize(image: Image.Image, height: int, width: int, resample: int) -> Image.Image:
     # Same size: Pillow and libmtmd both copy, so no filter touches the pixels.
     return image if image.size == (width, height) else image.resize((width, height), resample)
