@@ -136,6 +136,10 @@ def export_idefics3(hf_dir: Path, out_dir: Path, *, file: str = "vision.onnx",
                           dynamic_axes={"pixel_values": {0: "views"}, "image_embeds": {0: "views"}},
                           opset_version=OPSET, dynamo=False)
     processor = json.loads((hf_dir / "preprocessor_config.json").read_text())
+    tiles = int(processor.get("max_image_size", {}).get("longest_edge", tile))
+    if tiles != tile:  # the processor would cut tiles the tower was not exported for
+        raise UserError(f"{hf_dir.name}: the processor cuts {tiles}-pixel tiles but the vision "
+                        f"tower takes {tile}-pixel images")
     section = {
         "kind": "idefics3", "file": file, "layout": layout, "tile": tile,
         "longest_edge": int(processor.get("size", {}).get("longest_edge", tile)),

@@ -187,7 +187,8 @@ def test_info_and_plan_read_an_idefics3_bundle():
 
     bundle = tiny_onnx(perception="idefics3", quant="fp32").bundle
     info = json.loads(_cli("info", str(bundle), "--json", "--verify").stdout)
-    assert info["stages"]["perception"]["mmproj"]["projector"] == "idefics3"
+    mmproj = info["stages"]["perception"]["mmproj"]
+    assert mmproj["projector"] == "idefics3" and mmproj["image_layout"] == "hf"
     plan = json.loads(_cli("plan", "--bundle", str(bundle), "--json").stdout)
     stage = plan["stages"]["perception"]
     assert stage["mmproj_bytes"] > 0 and stage["image_tokens"] == 4 + 3  # one view, no grid
@@ -218,3 +219,11 @@ def test_the_trained_micro_model_answers_like_its_gguf(tmp_path, sample_image):
                       for k, v in answers.items()}, indent=2))
     assert answers["onnx"]["extraction"] == answers["gguf"]["extraction"]
     assert len(answers["onnx"]["extraction"]) > 20
+
+
+def test_a_sliver_still_gets_one_tile_a_side():
+    layout = idefics3.Layout(tile=32, longest_edge=96, tokens=4)
+    rgb = np.zeros((1, 300, 3), np.uint8)
+    for mode in ("hf", "mtmd"):
+        views = idefics3.make_views(rgb, idefics3.Layout(**{**layout.__dict__, "mode": mode}))
+        assert len(views) == 4 and all(v.shape == (32, 32, 3) for v in views)  # 1 x 3 + global

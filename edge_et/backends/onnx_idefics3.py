@@ -93,12 +93,13 @@ def refined_size(height: int, width: int, layout: Layout) -> tuple[int, int]:
     if layout.mode == "mtmd":
         return math.ceil(height / tile) * tile, math.ceil(width / tile) * tile
     aspect = width / height
+    # At least one tile: for a sliver (1 x 300) transformers computes a side of 0 and fails.
     if width >= height:
         width = math.ceil(width / tile) * tile
-        height = math.ceil(int(width / aspect) / tile) * tile
+        height = max(1, math.ceil(int(width / aspect) / tile)) * tile
     else:
         height = math.ceil(height / tile) * tile
-        width = math.ceil(int(height * aspect) / tile) * tile
+        width = max(1, math.ceil(int(height * aspect) / tile)) * tile
     return height, width
 
 
