@@ -127,6 +127,11 @@ def _tiny_hf() -> Path:
     return tiny_ggufs("idefics3").hf_dir
 
 
+def _cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edge_et.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT)
+
+
 def _parity(bundle: Path) -> dict:
     return json.loads((bundle / "parity.json").read_text())["perception"]
 
@@ -174,11 +179,9 @@ def test_the_layout_option_is_checked_in_one_line(tmp_path):
     llava = tiny_ggufs("llava-ov-qwen2").hf_dir
     with pytest.raises(UserError, match="applies to idefics3/smolvlm checkpoints, not llava"):
         export_onnx(out=tmp_path / "b", perception=llava, image_layout="mtmd")
-
-
-def _cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edge_et.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT)
+    done = _cli("export", "onnx", "--perception", str(_tiny_hf()), "--image-layout", "odd",
+                "--out", str(tmp_path / "c"), timeout=120)
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0, done.stderr
 
 
 @pytest.mark.slow

@@ -132,24 +132,24 @@ class OnnxModel:
             raise ValueError("prompt lacks the media marker")  # a runtime bug, not a user error
         before, _, after = prompt.partition(self.media_marker)
         head, tail = self.prompt_ids(before, first=True), self.prompt_ids(after, first=False)
-        ids = head + self._vision.span_ids(image) + tail
-        self._check_fits(len(ids))  # before spending time on the encode
+        span = self._vision.span_ids(image)
+        self._check_fits(len(head) + len(span) + len(tail))  # before spending time on the encode
         started = time.perf_counter()
         embeddings, cached = self._vision.embed(image)
         encoded = time.perf_counter()
-        self._feed_embeds(self._with_image(ids, len(head), embeddings))
-        return PromptStats(prompt_tokens=len(ids),
+        self._feed_embeds(self._with_image(head, span, tail, embeddings))
+        return PromptStats(prompt_tokens=len(head) + len(span) + len(tail),
                            prefill_s=time.perf_counter() - encoded,
                            image_encode_s=0.0 if cached else encoded - started,
                            image_cached=cached)
 
-    def _with_image(self, ids: list[int], start: int, embeddings: np.ndarray) -> np.ndarray:
-        """The prompt's embeddings with the image's in the span's image-token slots, in order
-        (the span starts at `start`; text before it may hold that token id as plain text)."""
-        embeds = self._embed_ids(ids)
-        slots = start + np.flatnonzero(np.asarray(ids[start:]) == self._vision.image_token_id)
-        slots = slots[:len(embeddings)]
-        if len(slots) != len(embeddings):
+    def _with_image(self, head: list[int], span: list[int], tail: list[int],
+                    embeddings: np.ndarray) -> np.ndarray:
+        """The prompt's embeddings, the image's in the span's image-token slots, in order (only
+        the span's: the text around it may spell that token too)."""
+        embeds = self._embed_ids(head + span + tail)
+        slots = len(head) + np.flatnonzero(np.asarray(span) == self._vision.image_token_id)
+        if len(slots) != len(embeddings):  # a runtime bug, not a user error
             raise ValueError(f"{len(embeddings)} image embeddings for {len(slots)} slots")
         embeds[slots] = embeddings
         return embeds

@@ -34,6 +34,7 @@ from PIL import Image
 
 # onnx_vision imports this module only when it opens an Idefics3 encoder: no import cycle.
 from edge_et.backends.onnx_vision import VisionEncoder, normalize
+from edge_et.errors import UserError
 
 LAYOUTS = ("hf", "mtmd")
 LANCZOS = int(Image.Resampling.LANCZOS)  # libmtmd resamples Idefics3 images with Lanczos only
@@ -61,7 +62,8 @@ class Layout:
     def from_config(cls, vision: dict) -> "Layout":
         mode = str(vision.get("layout", "hf"))
         if mode not in LAYOUTS:
-            raise ValueError(f"image layout {mode!r}; known: {', '.join(LAYOUTS)}")
+            raise UserError(f"onnx_config.json: image layout {mode!r} is not known; "
+                            f"known: {', '.join(LAYOUTS)}")
         return cls(tile=int(vision["tile"]), longest_edge=int(vision["longest_edge"]),
                    tokens=int(vision["tokens_per_view"]), mode=mode,
                    resample=int(vision.get("resample", LANCZOS)),
