@@ -24,7 +24,7 @@ REASONING = ("qwen3", "qwen2", "llama", "gemma3_text")
 PERCEPTION = ("llava-ov-qwen3", "llava-ov-qwen2", "idefics3")
 # (architecture, precision) pairs beyond fp32: each precision on one text and one vision model.
 OTHER_PRECISIONS = (("qwen3", "int8"), ("qwen3", "fp16"), ("llava-ov-qwen3", "int8"),
-                    ("llava-ov-qwen3", "fp16"), ("idefics3", "int8"))
+                    ("llava-ov-qwen3", "fp16"), ("idefics3", "int8"), ("idefics3", "fp16"))
 
 
 def _report(arch: str, quant: str) -> tuple[dict, Bundle]:

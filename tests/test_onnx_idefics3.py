@@ -2,8 +2,8 @@
 image layouts (transformers' "hf", libmtmd's "mtmd"), exports validated against transformers
 (tiled too), the memory estimate, and the trained micro model against its published GGUF.
 
-The fp32 and int8 exports of the tiny checkpoint in the default layout are checked with every
-architecture in test_onnx_export; its GGUF twin (mtmd layout) in test_onnx_pipeline.
+The fp32, int8 and fp16 exports of the tiny checkpoint in the default layout are checked with
+every architecture in test_onnx_export; its GGUF twin (mtmd layout) in test_onnx_pipeline.
 """
 
 import json
@@ -166,6 +166,23 @@ def test_a_tiled_picture_matches_transformers(tmp_path, layout):
     vision = report["vision"]
     assert vision["grid"] == [2, 3] and vision["prompt_ids"]["equal"]
     assert vision["pixels"]["max_abs"] <= 1e-6 and vision["greedy"]["equal"]
+
+
+@pytest.mark.slow
+def test_a_smolvlm_checkpoint_exports_the_same_way(tmp_path):
+    """model_type "smolvlm" (SmolVLM2's classes in transformers): the tiny weights relabelled."""
+    from export.onnx import export_onnx
+
+    hf = tmp_path / "hf"
+    shutil.copytree(_tiny_hf(), hf)
+    config = json.loads((hf / "config.json").read_text())
+    config.update(model_type="smolvlm", architectures=["SmolVLMForConditionalGeneration"])
+    config["vision_config"]["model_type"] = "smolvlm_vision"
+    (hf / "config.json").write_text(json.dumps(config))
+    export_onnx(out=tmp_path / "b", perception=hf, quant="fp32")
+    report = _parity(tmp_path / "b")
+    assert report["ok"], report["first_failure"]
+    assert report["vision"]["greedy"]["equal"] and report["vision"]["layout"] == "hf"
 
 
 @pytest.mark.slow
