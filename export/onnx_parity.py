@@ -12,7 +12,8 @@ Bounds ("scale" is max(1, largest |reference logit|)):
     int8   0.10               0.10             90%     reported        0.99   (0.95)
 
 The runtime's numpy pixel values must match the HF image processor's within PIXEL_MAX_ABS at
-every precision (the same arithmetic, so only float rounding may differ). Argmax flips count
+every precision (the same arithmetic, so only float rounding may differ), and where the report
+compares the prompt's ids with the image (Idefics3), they must be equal. Argmax flips count
 only when the ONNX pick sits more than the allowed max|Δlogit| below the reference maximum
 (random tiny models have near-ties, as in export/parity.py). Calibration on the tiny models
 of every supported architecture is recorded in README ("ONNX bundles").

@@ -191,7 +191,8 @@ def test_the_layout_option_is_checked_in_one_line(tmp_path):
     from export.onnx import export_onnx
     from export.tiny_bundle import tiny_ggufs
 
-    with pytest.raises(UserError, match="--image-layout 'odd' is not known; choose one of: hf, mtmd"):
+    with pytest.raises(UserError, match="--image-layout 'odd' is not known; choose one of: "
+                                        "hf, mtmd"):
         export_onnx(out=tmp_path / "b", perception=_tiny_hf(), image_layout="odd")
     llava = tiny_ggufs("llava-ov-qwen2").hf_dir
     with pytest.raises(UserError, match="applies to idefics3/smolvlm checkpoints, not llava"):
