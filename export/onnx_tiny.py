@@ -21,7 +21,9 @@ from export.converter import cache_dir
 from export.tiny_bundle import TinyGGUFs, _build_once, tiny_ggufs
 
 _ROOT = Path(__file__).resolve().parent.parent
-_SOURCES = ("export/onnx*.py", "edge_et/backends/onnx*.py", "edge_et/bundle_onnx.py")
+# export/micro_model.py: its patch-position rule shapes the "mtmd" Idefics3 vision graph.
+_SOURCES = ("export/onnx*.py", "edge_et/backends/onnx*.py", "edge_et/bundle_onnx.py",
+            "export/micro_model.py")
 
 
 @dataclass(frozen=True)
