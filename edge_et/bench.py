@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from edge_et import prompts
+from edge_et.bench_bare_onnx import NO_IMAGE_BASELINE, bare_onnx_stage, is_onnx
 from edge_et.bench_measure import (StageRequest, StageRun, bare_comparable, bare_stage,
                                    decode_bytes_per_token, edge_stage, machine_info,
                                    measure_bandwidth, open_model, render_prompt,
@@ -143,18 +144,11 @@ def run_bench(bundle: Bundle | str | Path, *, images: Sequence[str | Path | Load
     settings = BenchSettings(trials=trials, warmup=warmup, extract_tokens=extract_tokens,
                              think_tokens=think_tokens, answer_tokens=answer_tokens, **more)
     settings.check()
-    loaded = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
-    loaded.require("perception")
-    loaded.require("reasoning")
-    if not images:
-        raise UserError("the bench needs at least one image (--image or --images)")
-    pictures = [img if isinstance(img, LoadedImage) else load_image(img) for img in images]
+    loaded = load_benchable(bundle)
+    pictures = load_pictures(images)
     say = progress or (lambda line: None)
-    bandwidth = None
-    if settings.bandwidth_mib:
-        say(f"measuring memory bandwidth ({settings.bandwidth_mib} MiB array)")
-        bandwidth = measure_bandwidth(array_mib=settings.bandwidth_mib, threads=settings.n_threads)
-    bench = _Bench(loaded, settings, pictures, say)
+    bandwidth = measure_bandwidth_step(settings, say)
+    bench = TrialRunner(loaded, settings, pictures, say)
     for index in range(settings.warmup):
         bench.trial(index, label=f"warm-up {index + 1}/{settings.warmup}")
     runs = [bench.trial(settings.warmup + i, label=f"trial {i + 1}/{settings.trials}")
@@ -163,7 +157,28 @@ def run_bench(bundle: Bundle | str | Path, *, images: Sequence[str | Path | Load
     return build_report(loaded, settings, runs, curve, bandwidth, stage_peaks=reset_peak_rss())
 
 
-class _Bench:
+def load_benchable(bundle: Bundle | str | Path) -> Bundle:
+    """The bundle, checked to have both stages."""
+    loaded = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
+    loaded.require("perception")
+    loaded.require("reasoning")
+    return loaded
+
+
+def load_pictures(images: Sequence[str | Path | LoadedImage]) -> list[LoadedImage]:
+    if not images:
+        raise UserError("the bench needs at least one image (--image or --images)")
+    return [img if isinstance(img, LoadedImage) else load_image(img) for img in images]
+
+
+def measure_bandwidth_step(settings: BenchSettings, say: Say) -> dict | None:
+    if not settings.bandwidth_mib:
+        return None
+    say(f"measuring memory bandwidth ({settings.bandwidth_mib} MiB array)")
+    return measure_bandwidth(array_mib=settings.bandwidth_mib, threads=settings.n_threads)
+
+
+class TrialRunner:
     """Opens models and runs trials the way the pipeline runs a request."""
 
     def __init__(self, bundle: Bundle, settings: BenchSettings, images: list[LoadedImage], say: Say):
@@ -219,10 +234,11 @@ class _Bench:
         """edge-et and bare on the same model, edge-et first in even trials, bare first in odd."""
         if not (self.settings.bare and bare_comparable(model, request)):
             return edge_stage(model, request), None
+        bare_run = bare_onnx_stage if is_onnx(model) else bare_stage
         if index % 2 == 0:
             edge = edge_stage(model, request)
-            return edge, bare_stage(model, render_prompt(model, request), request)
-        bare = bare_stage(model, render_prompt(model, request), request)
+            return edge, bare_run(model, render_prompt(model, request), request)
+        bare = bare_run(model, render_prompt(model, request), request)
         return edge_stage(model, request), bare
 
     # -- requests, built as the pipeline builds them --------------------------------------------
@@ -299,16 +315,18 @@ def _stage_summary(trials: list[Trial], stage: str, side: str, role: str) -> dic
 
 
 STAGE_ROLES = {"extract": "perception", "direct": "perception", "think": "reasoning"}
+BASELINES = {"llama.cpp": "bare llama-cpp-python", "onnx": "bare onnxruntime"}
 
 
-def _overhead(trials: list[Trial], stage: str, bare: bool) -> dict:
+def _overhead(trials: list[Trial], stage: str, bare: bool, backend: str) -> dict:
     pairs = [(t.edge[stage], t.bare[stage]) for t in trials if stage in t.bare]
     if not pairs:
         return {"comparable": False, "note": "bare baseline skipped (--no-bare)" if not bare else
+                NO_IMAGE_BASELINE if backend == "onnx" else
                 "no bare run: LLaVA-OneVision images are packed by edge-et; bare mtmd would "
                 "feed a different number of image tokens"}
     e2e = paired_median([(e.e2e_s, b.e2e_s) for e, b in pairs])
-    return {"comparable": True, "e2e": e2e,
+    return {"comparable": True, "e2e": e2e, "baseline": BASELINES.get(backend, backend),
             "ttft": paired_median([(e.ttft_s, b.ttft_s) for e, b in pairs]),
             "decode": paired_median([(b.decode_tok_s, e.decode_tok_s) for e, b in pairs]),
             "goal": OVERHEAD_GOAL, "meets_goal": e2e is not None and e2e <= OVERHEAD_GOAL}
@@ -382,9 +400,10 @@ def build_report(bundle: Bundle, settings: BenchSettings, trials: list[Trial],
     names = [n for n in ("extract", "think", "direct") if n in trials[0].edge]
     stages = {n: _stage_summary(trials, n, "edge", STAGE_ROLES[n]) for n in names}
     bare = {n: _stage_summary(trials, n, "bare", STAGE_ROLES[n]) for n in names if n != "direct"}
-    ratios = {"overhead": {n: _overhead(trials, n, settings.bare) for n in ("extract", "think")},
+    ratios = {"overhead": {n: _overhead(trials, n, settings.bare, bundle.require(STAGE_ROLES[n]).backend)
+                           for n in ("extract", "think")},
               "direct_price": _direct_price(trials)}
-    models = {s.role: {"file": s.model, "arch": s.arch, "mmproj": s.mmproj, "thinking": s.thinking,
+    models = {s.role: {"file": s.model, "backend": s.backend, "arch": s.arch, "mmproj": s.mmproj, "thinking": s.thinking,
                        "random_weights": s.random_weights,
                        "size_bytes": s.model_info.size_bytes if s.model_info else None,
                        "file_type": s.model_info.file_type if s.model_info else None}

@@ -116,13 +116,10 @@ def render_prompt(model, request: StageRequest) -> str:
 
 
 def forget_images(model) -> None:
-    """Drop the backend's cached image embeddings, so every run pays its own encode.
-
-    Reaches into LlamaCppModel: the cache has no public reset (it has no other caller).
-    """
-    cache = getattr(model, "_image_cache", None)
-    if cache is not None:
-        cache._items.clear()
+    """Drop the backend's cached image embeddings, so every run pays its own encode."""
+    forget = getattr(model, "forget_images", None)
+    if forget is not None:
+        forget()
 
 
 class _FirstToken:
@@ -193,6 +190,8 @@ def bare_comparable(model, request: StageRequest) -> bool:
     LLaVA-OneVision images are packed by edge-et (anyres views, newline rows); mtmd alone
     would feed one resized view, a different amount of work.
     """
+    if type(model).__name__ == "OnnxModel":  # edge_et.bench_bare_onnx: text stages only
+        return request.image is None
     return request.image is None or getattr(model, "_llava_ov", None) is None
 
 

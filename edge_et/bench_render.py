@@ -77,7 +77,7 @@ def ratio_table(report: dict) -> Table:
         if o.get("comparable"):
             verdict = "meets" if o["meets_goal"] else "misses"
             table.add_row(f"{stage} overhead", _fmt(o["e2e"]),
-                          f"edge-et / bare llama-cpp-python, end to end ({verdict} goal <= {o['goal']}); "
+                          f"edge-et / {o.get('baseline', 'bare llama-cpp-python')}, end to end ({verdict} goal <= {o['goal']}); "
                           f"TTFT {_fmt(o['ttft'])}, decode {_fmt(o['decode'])}")
         else:
             table.add_row(f"{stage} overhead", "-", o["note"])
@@ -142,22 +142,45 @@ def _stack(report: dict, stage: str, side: str = "stages") -> dict[str, float]:
 
 def plot_report(report: dict, path: Path) -> Path:
     """A stacked per-stage bar chart (and the budget curve beside it) as a PNG."""
+    plt = _pyplot()
+    bars = [("Extract+Think", report, "stages", ("extract", "think")),
+            ("bare baseline", report, "bare", ("extract", "think")),
+            ("direct VLM", report, "stages", ("direct",))]
+    return _save_figure(plt, bars, [report],
+                        f"edge-et bench: {report['bundle']} on {report['machine']['cpu']} "
+                        f"({report['machine']['threads']} threads)", path)
+
+
+def plot_comparison(result: dict, path: Path) -> Path:
+    """The stacked Extract+Think and direct bars of every compared bundle, and their curves."""
+    plt = _pyplot()
+    reports = result["reports"]
+    bars = [(f"{_short(r)}\n{label}", r, "stages", stages) for r in reports
+            for label, stages in (("E+T", ("extract", "think")), ("direct", ("direct",)))]
+    machine = reports[0]["machine"]
+    return _save_figure(plt, bars, reports, f"edge-et bench: {' vs '.join(_short(r) for r in reports)} "
+                        f"on {machine['cpu']} ({machine['threads']} threads)", path)
+
+
+def _pyplot():
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         raise UserError("--plot needs matplotlib: pip install 'edge-et[bench]'") from None
-    bars = [("Extract+Think", "stages", ("extract", "think")),
-            ("bare llama.cpp", "bare", ("extract", "think")), ("direct VLM", "stages", ("direct",))]
-    bars = [b for b in bars if all(report[b[1]].get(s) for s in b[2])]
-    panels = 2 if report["curve"] else 1
+    return plt
+
+
+def _save_figure(plt, bars, reports: list[dict], title: str, path: Path) -> Path:
+    bars = [b for b in bars if all(b[1][b[2]].get(s) for s in b[3])]
+    curves = [r for r in reports if r["curve"]]
+    panels = 2 if curves else 1
     fig, axes = plt.subplots(1, panels, figsize=(6 * panels + 1, 4.5), squeeze=False)
-    _stacked(axes[0][0], report, bars)
-    if report["curve"]:
-        _curve_plot(axes[0][1], report)
-    fig.suptitle(f"edge-et bench: {report['bundle']} on {report['machine']['cpu']} "
-                 f"({report['machine']['threads']} threads)", fontsize=10)
+    _stacked(axes[0][0], bars)
+    for report in curves:
+        _curve_plot(axes[0][1], report, prefix=f"{_short(report)}: " if len(curves) > 1 else "")
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -166,9 +189,53 @@ def plot_report(report: dict, path: Path) -> Path:
     return path
 
 
-def _stacked(ax, report: dict, bars) -> None:
+def _short(report: dict) -> str:
+    """The bundle's name and its backends: two exports of one model share a name."""
+    backends = dict.fromkeys(m.get("backend", "llama.cpp") for m in report["models"].values())
+    return f"{report['bundle']} ({'+'.join(backends)})"
+
+
+def comparison_table(result: dict) -> Table:
+    """Per stage and metric: each bundle's median and its paired ratio to the first bundle."""
+    comparison, reports = result["comparison"], result["reports"]
+    names = [_short(r) for r in reports]
+    table = Table(title=f"side by side, {comparison['trials']} interleaved trials: medians, and "
+                        "median per-trial ratio to the first bundle", title_justify="left")
+    table.add_column("stage")
+    table.add_column("metric")
+    for k, name in enumerate(names):
+        table.add_column(name, justify="right")
+        if k:
+            table.add_column("ratio", justify="right")
+    for stage, metrics in comparison["stages"].items():
+        for key, row in metrics.items():
+            if all(m is None for m in row["medians"]):
+                continue
+            scale = 1 / MiB if key == "peak_rss_bytes" else 1.0
+            cells = []
+            for k, (median, ratio) in enumerate(zip(row["medians"], row["ratios_to_first"])):
+                cells.append(_fmt(median, scale))
+                if k:
+                    cells.append(_fmt(ratio))
+            label = row["label"] + (" MiB" if key == "peak_rss_bytes" else "")
+            table.add_row(stage, label, *cells)
+    return table
+
+
+def render_comparison(console: Console, result: dict) -> None:
+    """Each bundle's stage table and overheads, then the side-by-side table."""
+    for report in result["reports"]:
+        console.print(stage_table(report))
+        console.print(ratio_table(report))
+    console.print(comparison_table(result))
+    notes = dict.fromkeys(n for r in result["reports"] for n in r["notes"])
+    for note in notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+
+
+def _stacked(ax, bars) -> None:
     hatches = {"extract": "", "think": "//", "direct": ""}
-    for x, (label, side, stages) in enumerate(bars):
+    for x, (label, report, side, stages) in enumerate(bars):
         bottom = 0.0
         for stage in stages:
             for (segment, value), (_, _, colour) in zip(_stack(report, stage, side).items(), SEGMENTS):
@@ -183,11 +250,12 @@ def _stacked(ax, report: dict, bars) -> None:
     ax.legend(fontsize=8)
 
 
-def _curve_plot(ax, report: dict) -> None:
+def _curve_plot(ax, report: dict, prefix: str = "") -> None:
     budgets = [row["budget"] for row in report["curve"]]
-    ax.plot(budgets, [row["e2e_s"] for row in report["curve"]], marker="o", label="models resident")
+    ax.plot(budgets, [row["e2e_s"] for row in report["curve"]], marker="o",
+            label=f"{prefix}models resident")
     ax.plot(budgets, [row["e2e_with_loads_s"] for row in report["curve"]], marker="s",
-            label="with model loads")
+            label=f"{prefix}with model loads")
     ax.set_xlabel("think budget (tokens)")
     ax.set_ylabel("end-to-end seconds")
     ax.legend(fontsize=8)
@@ -231,11 +299,8 @@ def bench_images(image: Path | None, images: Path | None, scratch: Path) -> list
 
 
 @contextmanager
-def _progress(err: Console, settings: dict):
-    """A progress bar over the bench's steps; each progress line starts the next step."""
-    from edge_et.bench import BenchSettings, bench_steps
-
-    total = bench_steps(BenchSettings(**settings))
+def _progress(err: Console, total: int):
+    """A progress bar over the bench's `total` steps; each progress line starts the next step."""
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True) as progress:
         task = progress.add_task("bench", total=total)
@@ -251,23 +316,31 @@ def _progress(err: Console, settings: dict):
 
 
 def bench_command(*, bundle: Path, image: Path | None, images: Path | None, out: Path | None,
-                  plot: Path | None, as_json: bool, console: Console, err: Console, **settings) -> dict:
-    """What `edge-et bench` does: run, save the JSON, draw, print. Returns the report dict."""
+                  plot: Path | None, as_json: bool, console: Console, err: Console,
+                  against: Path | None = None, **settings) -> dict:
+    """What `edge-et bench` does: run, save the JSON, draw, print. Returns the report dict
+    (with `against`: the comparison, {"reports": [...], "comparison": {...}})."""
     import tempfile
 
-    from edge_et.bench import run_bench
+    from edge_et.bench import BenchSettings, bench_steps, run_bench
+    from edge_et.bench_compare import comparison_steps, run_comparison
     from edge_et.bundle import Bundle
 
-    loaded = Bundle.load(bundle)
-    with tempfile.TemporaryDirectory() as scratch, _progress(err, settings) as step:
+    loaded = [Bundle.load(b) for b in ([bundle] + ([against] if against else []))]
+    steps = (comparison_steps if against else bench_steps)(BenchSettings(**settings))
+    with tempfile.TemporaryDirectory() as scratch, _progress(err, steps) as step:
         pictures = bench_images(image, images, Path(scratch))
-        report = run_bench(loaded, images=pictures, progress=step, **settings).to_dict()
-    saved = save_json(report, out or Path(f"edge-et-bench-{loaded.name}.json"))
+        if against:
+            result = run_comparison(loaded, images=pictures, progress=step, **settings)
+        else:
+            result = run_bench(loaded[0], images=pictures, progress=step, **settings).to_dict()
+    name = "-vs-".join(b.name for b in loaded)
+    saved = save_json(result, out or Path(f"edge-et-bench-{name}.json"))
     if plot is not None:
-        plot_report(report, plot)
+        (plot_comparison if against else plot_report)(result, plot)
     if as_json:
-        print(json.dumps(report, ensure_ascii=False))
+        print(json.dumps(result, ensure_ascii=False))
     else:
-        render_report(console, report)
+        (render_comparison if against else render_report)(console, result)
         console.print(f"saved {saved}" + (f" and {plot}" if plot else ""), highlight=False)
-    return report
+    return result

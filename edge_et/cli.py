@@ -14,6 +14,7 @@ from rich.markup import escape
 from edge_et import render
 from edge_et.cli_export import export_app
 from edge_et.errors import UserError
+from edge_et.devices import DEVICE_HELP
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Extract+Think on your device: a VLM extracts, an LLM thinks.")
@@ -41,7 +42,7 @@ def run(
     seed: Optional[int] = typer.Option(None, help="Seed for sampling; the same seed repeats a run."),
     residency: str = typer.Option("auto", help="auto (the memory plan decides) | co-resident | swap."),
     mem_budget: Optional[str] = typer.Option(None, "--mem-budget", help="Memory budget (6GB, 512MiB, bytes); default: 80% of available memory."),
-    device: str = typer.Option("cpu", help="cpu | cuda (layers go to the GPU as VRAM allows); ONNX bundles also coreml | qnn | nnapi | dml (CPU fallback with a warning)."),
+    device: str = typer.Option("cpu", help=DEVICE_HELP),
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads (default: all cores)."),
     stream: bool = typer.Option(False, "--stream", help="Print reasoning tokens as they are generated."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
@@ -150,7 +151,7 @@ def plan(
     mem_budget: Optional[str] = typer.Option(
         None, "--mem-budget", help="Memory budget: 6GB, 6GiB, 512MiB or bytes "
         "(default: bundle.json memory.budget, else 80% of available memory)."),
-    device: str = typer.Option("cpu", help="cpu | cuda (cuda: layers go to the GPU as VRAM allows); ONNX bundles also coreml | qnn | nnapi | dml."),
+    device: str = typer.Option("cpu", help=DEVICE_HELP),
     ctx: Optional[int] = typer.Option(None, "--ctx", min=16, help="Context length for every stage (default: the bundle's)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
@@ -169,6 +170,7 @@ def plan(
 @app.command()
 def bench(
     bundle: Path = BundleOpt,
+    against: Optional[Path] = typer.Option(None, "--against", help="A second bundle (e.g. the ONNX export of the same models), benched side by side in the same run."),
     image: Optional[Path] = typer.Option(None, "--image", "-i", help="Picture to bench with (default: the sample picture)."),
     images: Optional[Path] = typer.Option(None, "--images", help="Folder of pictures, rotated across trials."),
     trials: int = typer.Option(5, "--trials", min=1, help="Timed trials after the warm-up."),
@@ -192,7 +194,7 @@ def bench(
     """Per-stage latency and memory on this device, beside bare llama.cpp, the direct VLM and the bandwidth limit."""
     from edge_et.bench_render import bench_command, parse_budgets
 
-    bench_command(bundle=bundle, image=image, images=images, out=out_file, plot=plot, as_json=as_json,
+    bench_command(bundle=bundle, against=against, image=image, images=images, out=out_file, plot=plot, as_json=as_json,
                   console=out, err=err, trials=trials, warmup=warmup, extract_tokens=extract_tokens,
                   think_tokens=think_tokens, answer_tokens=answer_tokens, direct_tokens=direct_tokens,
                   budgets=parse_budgets(budgets), curve_trials=curve_trials, n_threads=threads,

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from edge_et.errors import UserError
+from edge_et.devices import DEVICE_HELP
 
 eval_app = typer.Typer(invoke_without_command=True, no_args_is_help=True,
                        help="Score a bundle on multiple-choice visual QA (JSONL); `convert` makes such files.")
@@ -48,7 +49,7 @@ def evaluate(
     temperature: Optional[float] = typer.Option(None, min=0.0, help="Reasoning temperature (0 = greedy)."),
     residency: str = typer.Option("auto", help="auto (the memory plan decides) | co-resident | swap."),
     mem_budget: Optional[str] = typer.Option(None, "--mem-budget", help="Memory budget (6GB, 512MiB, bytes)."),
-    device: str = typer.Option("cpu", help="cpu | cuda."),
+    device: str = typer.Option("cpu", help=DEVICE_HELP),
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads (default: all cores)."),
     predictions: Optional[Path] = typer.Option(None, "--predictions", help="Also write every answer, scored, as JSONL."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
@@ -88,6 +89,7 @@ def _evaluate(bundle_dir: Path, dataset, modes, options, *, seed, residency, thr
         err.print(f"plan: {memory_plan.decision} ({memory_plan.reason})", highlight=False, markup=False)
     with ExitStack() as stack:
         pipeline = stack.enter_context(Pipeline(loaded, n_threads=threads, plan=memory_plan,
+                                                device=device,
                                                 residency=None if residency == "auto" else residency))
         on_record = _prediction_writer(stack, predictions) if predictions else None
         advance = stack.enter_context(progress_bar(err, "eval", len(dataset.items) * len(modes)))
@@ -154,6 +156,7 @@ def extract_tuning(
     target_tokens: int = typer.Option(1024, min=1, help="Token limit of a description."),
     residency: str = typer.Option("auto", help="auto (the memory plan decides) | co-resident | swap."),
     mem_budget: Optional[str] = typer.Option(None, "--mem-budget", help="Memory budget (6GB, 512MiB, bytes)."),
+    device: str = typer.Option("cpu", help=DEVICE_HELP),
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads (default: all cores)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
 ) -> None:
@@ -166,8 +169,8 @@ def extract_tuning(
 
     pairs, bad = tuning.read_pairs(source)
     remaining = len({pair.id for pair in pairs} - tuning.done_ids(out_file))
-    loaded, memory_plan = _planned_bundle(teacher, [], mem_budget, "cpu")  # roles: make_targets
-    with Pipeline(loaded, n_threads=threads, plan=memory_plan,
+    loaded, memory_plan = _planned_bundle(teacher, [], mem_budget, device)  # roles: make_targets
+    with Pipeline(loaded, n_threads=threads, plan=memory_plan, device=device,
                   residency=None if residency == "auto" else residency) as pipeline, \
             progress_bar(err, "targets", remaining) as advance:
         summary = tuning.make_targets(

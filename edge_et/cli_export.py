@@ -10,7 +10,8 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
 
 from edge_et.errors import UserError
@@ -150,3 +151,56 @@ def export_list(as_json: bool = typer.Option(False, "--json")) -> None:
                       ", ".join(item["shapes"]), item["notes"])
     out.print(table)
     out.print(f"--quant: {', '.join(pipeline.TEXT_QUANTS)}; --mmproj-quant: {', '.join(pipeline.MMPROJ_QUANTS)}")
+
+
+@export_app.command("train")
+def export_train(
+    form: str = typer.Option(..., "--form", help="What the model learns to write: direct | caption | extract."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Run folder: OUT/hf, OUT/train_log.jsonl, OUT/train_summary.json."),
+    seed: int = typer.Option(0, help="Seed of the initial weights (the scene stream is fixed)."),
+    steps: int = typer.Option(1200, min=1, help="Optimizer steps."),
+    batch: int = typer.Option(16, min=1, help="Scenes per step."),
+    lr: float = typer.Option(1e-3, help="Peak learning rate (cosine to 5%)."),
+    warmup: int = typer.Option(100, min=0, help="Linear warm-up steps."),
+    init: Optional[Path] = typer.Option(None, help="Continue from this trained checkpoint (an earlier OUT/hf); its scene stream continues too."),
+    tokenizer: Optional[Path] = typer.Option(None, help="Reuse this saved tokenizer (e.g. models/micro/extract) for an exact rebuild."),
+    config: str = typer.Option("micro", help="Model shape: micro (the shipped one) or test (tiny, for tests)."),
+    threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads."),
+    as_json: bool = typer.Option(False, "--json", help="Print the training summary as one JSON object."),
+) -> None:
+    """Train the micro perception model (Idefics3) on generated scenes, on this machine's CPU."""
+    train_micro = _toolchain("train_micro")
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=err,
+                  transient=True, disable=as_json) as progress:
+        task = progress.add_task(f"training {form}", total=steps)
+
+        def log(line: str) -> None:
+            entry = json.loads(line)
+            progress.update(task, completed=entry["step"],
+                            description=f"training {form}: loss {entry.get('loss', '-')}")
+        summary = train_micro.train(form=form, seed=seed, out=out_dir, steps=steps, batch=batch, lr=lr,
+                                    warmup=warmup, config=config, threads=threads, init=init,
+                                    tokenizer=tokenizer, log=log)
+    if as_json:
+        print(json.dumps(summary))
+        return
+    out.print(f"trained {form} in {summary['train_s']:.0f} s ({summary['s_per_step']:.2f} s/step): "
+              f"loss {summary['final_loss']}, held-out {summary['heldout_loss']}; wrote {out_dir / 'hf'}",
+              highlight=False)
+
+
+@export_app.command("release")
+def export_release(
+    run: Path = typer.Option(..., "--run", help="A `train` run folder (RUN/hf)."),
+    publish: Optional[Path] = typer.Option(None, "--publish", help="Copy the exported files (and a perception-only bundle.json) here."),
+) -> None:
+    """Export a trained run to GGUF with parity checks (RUN/gguf), and optionally publish it."""
+    release = _toolchain("micro_release")
+    with _steps(True) as step:
+        step(f"exporting {run} (GGUF, parity vs transformers)")
+        bundle = release.export_run(run)
+    out.print(f"exported {bundle}")
+    if publish is not None:
+        for path in release.publish(run, publish):
+            out.print(f"{path.stat().st_size:>12,}  {path}", highlight=False)

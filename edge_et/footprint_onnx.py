@@ -42,6 +42,11 @@ VIEW_BATCH = 4               # edge_et.backends.onnx_vision encodes this many vi
 SIGLIP = {"hidden": 1152, "intermediate": 4304, "heads": 16}
 # Measured: resident bytes after load per byte of graph file, by export precision.
 RESIDENT_PER_FILE_BYTE = {"fp32": 2.08, "int8": 2.62, "fp16": 3.94}
+PATCH_KINDS = ("qwen2_vl", "qwen2_5_vl")  # one picture = one call over its whole patch grid
+# Measured on the tiny Qwen2-VL / Qwen2.5-VL at their largest picture (1,024 patches): a block's
+# scores, scaled scores and softmax are alive at once. The estimate is then 1.17x the measured
+# peak growth of the encode (60 vs 51 MiB, 64 vs 56 MiB).
+ATTENTION_COPIES = 3
 INT8_LOGIT_COPIES = 2        # measured: the int8 run's extra over the float32 one, in chunk logits
 
 
@@ -50,28 +55,47 @@ def _file_bytes(path: Path) -> int:
     return path.stat().st_size + sum(p.stat().st_size for p in extra if p.is_file())
 
 
+def _patch_bounds(vision: dict) -> tuple[int, int, int]:
+    """(patch side, merge, most patches of one picture) of a patch-grid (Qwen2-VL) section."""
+    patch, merge = int(vision["patch_size"]), int(vision["merge_size"])
+    tokens = int(vision["max_pixels"]) // (patch * merge) ** 2
+    return patch, merge, tokens * merge * merge
+
+
 def vision_shape(config: dict) -> VisionShape:
     """The image-token bounds of an ONNX vision section, as the GGUF planner describes them."""
     vision = config.get("vision") or {}
+    if vision.get("kind") in PATCH_KINDS:
+        # The runtime resizes as the HF processor does: any picture ends within max_pixels.
+        patch, merge, patches = _patch_bounds(vision)
+        return VisionShape(projector="onnx:" + vision["kind"],
+                           image_size=math.isqrt(int(vision["max_pixels"])),
+                           patch_size=patch, n_embd=0, n_ff=0, merge=merge,
+                           max_tokens=patches // (merge * merge), warmup_tokens=0)
     if vision.get("kind") == "idefics3":
-        # Imported here: the runtime module imports this one (VIEW_BATCH) through onnx_vision.
-        from edge_et.backends import onnx_idefics3 as idefics3
-
-        tile, per_view = int(vision["tile"]), int(vision["tokens_per_view"])
-        patches = int(vision.get("patches_per_view", per_view))
-        return VisionShape(projector="onnx:idefics3", image_size=tile,
-                           patch_size=max(1, tile // max(1, math.isqrt(patches))), n_embd=0,
-                           n_ff=0, merge=max(1, math.isqrt(patches // per_view)),
-                           max_tokens=idefics3.max_span(
-                               idefics3.Layout.from_config(vision),
-                               idefics3.SpanTokens.from_config(vision["span_tokens"])),
-                           warmup_tokens=per_view)
+        return _idefics3_shape(vision)
     tile, side = int(vision.get("tile", 384)), int(vision.get("side", 27))
     per_view = side * side
     grid = int(int(vision.get("max_tiles", 9)) * 1.21 * per_view)
     return VisionShape(projector="onnx:" + str(vision.get("kind", "")), image_size=tile,
                        patch_size=max(1, tile // side), n_embd=0, n_ff=0, merge=1,
                        max_tokens=per_view + grid + int(grid ** 0.5) + 1, warmup_tokens=per_view)
+
+
+def _idefics3_shape(vision: dict) -> VisionShape:
+    """Tiles of `tile` pixels, the largest picture's span (views and delimiters) as its bound."""
+    # Imported here: the runtime module imports this one (VIEW_BATCH) through onnx_vision.
+    from edge_et.backends import onnx_idefics3 as idefics3
+
+    tile, per_view = int(vision["tile"]), int(vision["tokens_per_view"])
+    patches = int(vision.get("patches_per_view", per_view))
+    return VisionShape(projector="onnx:idefics3", image_size=tile,
+                       patch_size=max(1, tile // max(1, math.isqrt(patches))), n_embd=0,
+                       n_ff=0, merge=max(1, math.isqrt(patches // per_view)),
+                       max_tokens=idefics3.max_span(
+                           idefics3.Layout.from_config(vision),
+                           idefics3.SpanTokens.from_config(vision["span_tokens"])),
+                       warmup_tokens=per_view)
 
 
 def _views(vision: dict) -> tuple[int, int, int]:
@@ -119,6 +143,8 @@ def image_bytes(vision: dict, hidden: int) -> int:
     """The largest picture's buffers: every normalised view, every view's features, the packed
     embeddings (and their copy in the prompt), and one VIEW_BATCH of the encoder's activations
     (hidden states, the MLP's up projection, one attention score matrix per head, per patch)."""
+    if vision.get("kind") in PATCH_KINDS:
+        return _patch_image_bytes(vision, hidden)
     tile = int(vision.get("tile", 384))
     views, patches, per_view = _views(vision)
     width = int(vision.get("vision_hidden", SIGLIP["hidden"]))
@@ -128,3 +154,20 @@ def image_bytes(vision: dict, hidden: int) -> int:
     activations = batch * patches * F32 * (HIDDEN_COPIES * width + ff + heads * patches)
     packed = vision_shape({"vision": vision}).max_tokens * hidden * F32 * 2
     return views * F32 * (3 * tile * tile + per_view * hidden) + activations + packed
+
+
+def _patch_image_bytes(vision: dict, hidden: int) -> int:
+    """The largest Qwen2-VL picture, encoded in one call: its patches (C·T·P·P floats each) and
+    their normalised frames, the rotary cos/sin tables, a block's activations over every patch
+    with full attention's score matrices (heads x patches², ATTENTION_COPIES of them), and the
+    merged embeddings (and their copy in the prompt); Qwen2.5-VL adds its window mask
+    (patches²)."""
+    patch, merge, patches = _patch_bounds(vision)
+    width = int(vision["vision_hidden"])
+    heads, ff = int(vision["vision_heads"]), int(vision["vision_intermediate"])
+    pixels = 2 * patches * 3 * int(vision["temporal_patch_size"]) * patch * patch * F32
+    rotary = 2 * patches * (width // heads) * F32
+    mask = patches ** 2 * F32 if vision.get("window_size") else 0
+    attention = ATTENTION_COPIES * heads * patches ** 2 * F32 + mask
+    activations = patches * F32 * (HIDDEN_COPIES * width + ff) + attention
+    return pixels + rotary + activations + 2 * (patches // (merge * merge)) * hidden * F32

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from edge_et.bundle import Bundle, StageSpec
 from edge_et.decoding import stage_decoding
+from edge_et.devices import DEVICES, LLAMA_DEVICES
 from edge_et.errors import UserError
 from edge_et.footprint import StageFootprint, cpu_repack_types, text_footprint, with_vision
 from edge_et.memory import (available_memory, cuda_vram, format_size, parse_size,
@@ -30,11 +31,6 @@ DEFAULT_CTX = {"perception": 4096, "reasoning": 8192}
 PROMPT_TEXT_TOKENS = 256    # extraction request and chat template around the image
 QUESTION_TOKENS = 512       # question with its options, reasoning prompt, chat template
 FLOOR_IMAGE_TOKENS = 1024   # llama.cpp warns Qwen-VL needs >= 1024 image tokens to ground well
-# cpu and cuda run either backend; the rest are ONNX Runtime execution providers (NPUs and
-# mobile/desktop accelerators), planned against host memory: ONNX Runtime keeps the weights
-# there and falls back to the CPU for the operators a provider does not take.
-DEVICES = ("cpu", "cuda", "coreml", "qnn", "nnapi", "dml")
-LLAMA_DEVICES = ("cpu", "cuda")
 EXTRACTION_STAGES = ("extract", "caption", "direct")
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from importlib import import_module
 from pathlib import Path
 
 from edge_et.bundle import BUNDLE_FORMAT, MANIFEST, sha256_file
@@ -28,6 +29,10 @@ from export.pipeline import (PARITY_FILE, ExportedFile, ExportReport, StepReport
                              _check_output, _count, _is_thinking, _spec_for)
 
 QUANTS = onnx_text.QUANTS
+# model_type → module whose export_decoder(hf_dir, decoder, embed) traces the language model
+# itself, where optimum-onnx has no export for it.
+OWN_DECODERS = {"qwen2_vl": "export.onnx_qwen2vl_decoder",
+                "qwen2_5_vl": "export.onnx_qwen2vl_decoder"}
 DEFAULT_CTX = {"perception": 4096, "reasoning": 8192}
 
 
@@ -113,10 +118,7 @@ def export_stage(hf_dir: Path, spec: ArchSpec, role: str, stage_dir: Path, quant
     graphs: dict[str, Path] = {}
     vision = None
     if spec.is_vlm:
-        step(f"{role}: exporting the {spec.name} language model (optimum-onnx, inputs_embeds)")
-        lm = onnx_text.language_model_checkpoint(hf_dir, work / "lm")
-        raw = onnx_text.export_decoder(lm, work / "optimum")
-        onnx_text.graft_inputs_embeds(raw, work / "decoder.onnx", work / "embed.onnx")
+        _export_vlm_decoder(hf_dir, spec, role, work, step)
         graphs.update(decoder=work / "decoder.onnx", embed=work / "embed.onnx")
         step(f"{role}: exporting the vision tower and projector (torch.onnx)")
         vision = onnx_vision.export_vision(hf_dir, stage_dir, layout=image_layout)
@@ -135,6 +137,21 @@ def export_stage(hf_dir: Path, spec: ArchSpec, role: str, stage_dir: Path, quant
                                      vision=vision, embed="embed.onnx" if spec.is_vlm else None)
     onnx_stage.write_stage_config(stage_dir, config)
     return _entry(hf_dir, spec, role, stage_dir)
+
+
+def _export_vlm_decoder(hf_dir: Path, spec: ArchSpec, role: str, work: Path,
+                        step: StepReporter) -> None:
+    """`decoder.onnx` (inputs_embeds in) and `embed.onnx` of a VLM's language model in `work`."""
+    model_type = json.loads((hf_dir / "config.json").read_text()).get("model_type")
+    if model_type in OWN_DECODERS:
+        step(f"{role}: exporting the {spec.name} language model (torch.onnx, M-RoPE positions)")
+        import_module(OWN_DECODERS[model_type]).export_decoder(
+            hf_dir, work / "decoder.onnx", work / "embed.onnx")
+        return
+    step(f"{role}: exporting the {spec.name} language model (optimum-onnx, inputs_embeds)")
+    lm = onnx_text.language_model_checkpoint(hf_dir, work / "lm")
+    raw = onnx_text.export_decoder(lm, work / "optimum")
+    onnx_text.graft_inputs_embeds(raw, work / "decoder.onnx", work / "embed.onnx")
 
 
 def _entry(hf_dir: Path, spec: ArchSpec, role: str, stage_dir: Path) -> dict:

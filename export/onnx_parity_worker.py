@@ -10,8 +10,9 @@ runtime itself (`edge_et.backends.onnx.OnnxModel`), so what is measured is what 
   greedy  a chat prompt, up to GREEDY_TOKENS greedy tokens (with a repeat penalty, see
           GREEDY_PENALTY) from transformers' `generate` and from the runtime's KV-cache loop:
           the token lists and where they first differ.
-  vision  (VLMs) one synthetic picture that the anyres grid pads: the runtime's numpy pixel
-          values against the HF image processor's, its packed embeddings against
+  vision  (VLMs) one synthetic picture that the preprocessing must resize or pad (the anyres
+          grid pads, Qwen2-VL resizes): the runtime's numpy pixel values against the HF image
+          processor's, its packed embeddings against
           `get_image_features`, and greedy tokens with the image on both sides
           (Idefics3: export/onnx_idefics3_parity.py, the prompt's ids too).
 """
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from export.onnx_qwen2vl import hf_reference as hf_qwen2vl_reference
 from export.parity_worker import (CHAT_QUESTION, PROBES, compare_logits, hf_ids, hf_logits,
                                   json_safe, load_hf_model, summarize, text_prompts)
 
@@ -159,34 +161,57 @@ def test_picture(height: int, width: int) -> np.ndarray:
     return rgb
 
 
+def _llava_ov_reference(hf, hf_dir: Path, rgb: np.ndarray, n_views: int):
+    """HF pixel values (the views the runtime makes), image features, generate() image kwargs."""
+    from transformers import LlavaOnevisionImageProcessor
+
+    inputs = LlavaOnevisionImageProcessor.from_pretrained(hf_dir)(rgb, return_tensors="pt")
+    ref = hf.model.get_image_features(inputs["pixel_values"], inputs["image_sizes"])[0]
+    return inputs["pixel_values"][0, :n_views].numpy(), ref, \
+        {"pixel_values": inputs["pixel_values"], "image_sizes": inputs["image_sizes"]}
+
+
+def _llava_ov_picture(model) -> tuple[int, int]:
+    tile = model._vision.layout.tile
+    return tile + tile // 2, 2 * tile + tile // 3  # a grid with padding to undo
+
+
+def _qwen2vl_picture(model) -> tuple[int, int]:
+    unit = int(model.config["vision"]["patch_size"]) * int(model.config["vision"]["merge_size"])
+    return int(unit * 3.6), int(unit * 5.4)  # sides off the grid: the processor resizes
+
+
+# vision kind → (picture (height, width) for a model, HF reference of a picture)
+VISION_REFERENCES = {
+    "llava_onevision": (_llava_ov_picture, _llava_ov_reference),
+    "qwen2_vl": (_qwen2vl_picture, hf_qwen2vl_reference),
+    "qwen2_5_vl": (_qwen2vl_picture, hf_qwen2vl_reference),
+}
+
+
 def vision_section(hf, hf_dir: Path, model) -> dict:
     import torch
-    from transformers import LlavaOnevisionImageProcessor
 
     from edge_et.chat import render_user_turn
     from edge_et.images import LoadedImage, pixel_sha256
 
-    tile = model._vision.layout.tile
-    rgb = test_picture(tile + tile // 2, 2 * tile + tile // 3)  # a grid with padding to undo
+    picture, reference = VISION_REFERENCES[model.config["vision"]["kind"]]
+    rgb = test_picture(*picture(model))
     image = LoadedImage(rgb=rgb, width=rgb.shape[1], height=rgb.shape[0],
                         sha256=pixel_sha256(rgb), source="parity", format="PNG",
                         original_mode="RGB")
-    inputs = LlavaOnevisionImageProcessor.from_pretrained(hf_dir)(rgb, return_tensors="pt")
     ours = model._vision.pixel_values(rgb)
-    theirs = inputs["pixel_values"][0, :len(ours)].numpy()
     with torch.inference_mode():
-        ref = hf.model.get_image_features(inputs["pixel_values"], inputs["image_sizes"])[0]
+        theirs, ref, image_inputs = reference(hf, hf_dir, rgb, len(ours))
     ref = ref.float().numpy()
     got, _ = model._vision.embed(image)
     prompt = render_user_turn(model.chat_template, model.media_marker + "\n" + IMAGE_REQUEST,
                               bos_text=model.bos_text, eos_text=model.eos_text)
-    before, _, after = prompt.partition(model.media_marker)
+    head, tail = model.image_prompt_ids(prompt)
     image_id = int(model.config["vision"]["image_token_id"])
-    ids = model.prompt_ids(before, first=True) + [image_id] * len(ref) + \
-        model.prompt_ids(after, first=False)
+    ids = head + [image_id] * len(ref) + tail
     ends = sorted(model.config["end_token_ids"])
-    hf_tokens = _hf_greedy(hf, ids, ends, pixel_values=inputs["pixel_values"],
-                           image_sizes=inputs["image_sizes"])
+    hf_tokens = _hf_greedy(hf, ids, ends, **image_inputs)
     return {"image_size": [int(rgb.shape[0]), int(rgb.shape[1])],
             "pixels": {"shape": {"hf": list(theirs.shape), "onnx": list(ours.shape)},
                        "max_abs": float(np.abs(theirs - ours).max()) if theirs.shape == ours.shape
@@ -196,9 +221,9 @@ def vision_section(hf, hf_dir: Path, model) -> dict:
 
 
 def _vision_section(kind: str):
-    """LLaVA-OneVision's section is `vision_section` here; another kind's lives in
-    export/onnx_<kind>_parity.py."""
-    if kind == "llava_onevision":
+    """`vision_section` for the kinds of VISION_REFERENCES; another kind's (whose image span is
+    more than image tokens, Idefics3) lives in export/onnx_<kind>_parity.py."""
+    if kind in VISION_REFERENCES:
         return vision_section
     import importlib
 

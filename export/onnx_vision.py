@@ -9,6 +9,8 @@ what the runtime (edge_et/backends/onnx_vision.py) needs to cut, normalise and p
 - llava_onevision: SigLIP (hidden state of `vision_feature_layer`, "full" or "default"
   selection) + the MLP projector, per 384 px view; the image-newline vector is saved beside it
   (`newline.npy`) because the packing happens in numpy.
+- qwen2_vl, qwen2_5_vl: export/onnx_qwen2vl.py (any patch grid; rotary tables, and Qwen2.5-VL's
+  window mask, as inputs).
 - idefics3 / smolvlm: SigLIP per tile + the pixel-shuffle connector (export/onnx_idefics3.py),
   in transformers' or libmtmd's image layout (option `layout`).
 """
@@ -77,6 +79,12 @@ def export_llava_ov(hf_dir: Path, out_dir: Path, *, file: str = "vision.onnx") -
             "vision_intermediate": vision.intermediate_size}
 
 
+def export_qwen2vl(hf_dir: Path, out_dir: Path) -> dict:
+    from export.onnx_qwen2vl import export_qwen2vl as export
+
+    return export(hf_dir, out_dir)
+
+
 def _idefics3(hf_dir: Path, out_dir: Path, **options) -> dict:
     from export.onnx_idefics3 import export_idefics3
 
@@ -84,7 +92,8 @@ def _idefics3(hf_dir: Path, out_dir: Path, **options) -> dict:
 
 
 # model_type → exporter(hf_dir, out_dir, **options) -> vision section
-EXPORTERS = {"llava_onevision": export_llava_ov, "idefics3": _idefics3, "smolvlm": _idefics3}
+EXPORTERS = {"llava_onevision": export_llava_ov, "qwen2_vl": export_qwen2vl,
+             "qwen2_5_vl": export_qwen2vl, "idefics3": _idefics3, "smolvlm": _idefics3}
 # Options only some exporters take: name → the model types that take it.
 OPTIONS = {"layout": ("idefics3", "smolvlm")}
 

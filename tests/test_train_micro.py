@@ -49,6 +49,27 @@ def test_tuning_from_a_checkpoint_continues_the_scene_stream(tiny_run, tmp_path)
     assert summary["init"]["form"] == "extract"
 
 
+def test_the_cli_trains_and_continues_a_run(tiny_run, tmp_path):
+    import subprocess
+    import sys
+
+    def train_cli(*args):
+        return subprocess.run([sys.executable, "-m", "edge_et.cli", "export", "train", *args],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+    done = train_cli("--form", "caption", "--config", "test", "--steps", "3", "--batch", "2",
+                     "--warmup", "1", "--threads", "1", "--init", str(tiny_run[0] / "hf"),
+                     "--out", str(tmp_path / "run"), "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["form"] == "caption" and summary["steps"] == 3 and summary["init"]["form"] == "extract"
+    assert json.loads((tmp_path / "run" / "train_summary.json").read_text()) == summary
+    assert (tmp_path / "run" / "hf" / "model.safetensors").is_file()
+    done = train_cli("--form", "poem", "--out", str(tmp_path / "other"))
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        "error: unknown --form 'poem'; choose one of: direct, caption, extract"]
+
+
 def test_bad_trainer_input_is_one_user_error(tiny_run, tmp_path):
     from export.train_micro import train
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import os
 import time
-from collections import OrderedDict
 from contextlib import ExitStack
 from typing import Sequence
 
@@ -19,6 +18,7 @@ import numpy as np
 
 from edge_et.backends import llama_log
 from edge_et.backends.base import ContextFull, LogitEdit, PromptStats, Sampling
+from edge_et.backends.image_cache import EmbeddingCache
 from edge_et.errors import UserError
 from edge_et.images import LoadedImage
 
@@ -31,24 +31,6 @@ llama_log.install()
 KV_TYPES = {None: None, "f16": None, "q8_0": 8}  # 8 = GGML_TYPE_Q8_0
 # Image embeddings kept for reuse (same picture, another question): at most this many bytes.
 IMAGE_CACHE_BYTES = 256 * 2**20
-
-
-class EmbeddingCache:
-    """Image embeddings by picture hash, least recently used dropped first past a byte limit."""
-
-    def __init__(self, max_bytes: int):
-        self.max_bytes = max_bytes
-        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
-
-    def get(self, key: str) -> np.ndarray | None:
-        if key in self._items:
-            self._items.move_to_end(key)
-        return self._items.get(key)
-
-    def put(self, key: str, value: np.ndarray) -> None:
-        self._items[key] = value
-        while sum(v.nbytes for v in self._items.values()) > self.max_bytes and len(self._items) > 1:
-            self._items.popitem(last=False)
 
 
 def default_threads() -> int:
@@ -325,6 +307,10 @@ class LlamaCppModel:
         if self._chain is not None:
             llama_cpp.llama_sampler_free(self._chain)
             self._chain, self._chain_key = None, None
+
+    def forget_images(self) -> None:
+        """Drop cached image embeddings: the next image is encoded again (benchmarks)."""
+        self._image_cache.clear()
 
     def close(self) -> None:
         self._stack.close()

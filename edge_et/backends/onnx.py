@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from edge_et.backends.base import ContextFull, LogitEdit, PromptStats, Sampling
+from edge_et.backends.onnx_mrope import prompt_positions
 from edge_et.backends.onnx_sampling import Sampler
 from edge_et.backends.onnx_session import DecoderSession, open_session
 from edge_et.backends.onnx_tokenizer import DeviceTokenizer
@@ -125,19 +126,29 @@ class OnnxModel:
             return PromptStats(prompt_tokens=len(ids), prefill_s=time.perf_counter() - started)
         return self._start_with_image(prompt, image)
 
+    def image_prompt_ids(self, prompt: str) -> tuple[list[int], list[int]]:
+        """Ids before and after the image's embeddings in `prompt` (which has the media marker),
+        the vision's boundary texts (Qwen's `<|vision_start|>`/`<|vision_end|>`) included."""
+        if self.media_marker not in prompt:
+            raise ValueError("prompt lacks the media marker")  # a runtime bug, not a user error
+        opening, closing = self._vision.wrap
+        before, _, after = prompt.partition(self.media_marker)
+        return self.prompt_ids(before + opening, first=True), \
+            self.prompt_ids(closing + after, first=False)
+
     def _start_with_image(self, prompt: str, image: LoadedImage) -> PromptStats:
         if self._vision is None:
             raise UserError("this model has no vision.onnx, so it cannot take an image")
-        if self.media_marker not in prompt:
-            raise ValueError("prompt lacks the media marker")  # a runtime bug, not a user error
-        before, _, after = prompt.partition(self.media_marker)
-        head, tail = self.prompt_ids(before, first=True), self.prompt_ids(after, first=False)
+        head, tail = self.image_prompt_ids(prompt)
         span = self._vision.span_ids(image)
         self._check_fits(len(head) + len(span) + len(tail))  # before spending time on the encode
         started = time.perf_counter()
         embeddings, cached = self._vision.embed(image)
         encoded = time.perf_counter()
-        self._feed_embeds(self._with_image(head, span, tail, embeddings))
+        positions = None
+        if self._decoder.mrope:
+            positions = prompt_positions([len(head), self._vision.token_grid(image), len(tail)])
+        self._feed_embeds(self._with_image(head, span, tail, embeddings), positions)
         return PromptStats(prompt_tokens=len(head) + len(span) + len(tail),
                            prefill_s=time.perf_counter() - encoded,
                            image_encode_s=0.0 if cached else encoded - started,
@@ -173,9 +184,12 @@ class OnnxModel:
                 chunk = np.asarray(ids[at:at + PREFILL_CHUNK])
                 self._logits = self._decoder.forward(ids=chunk)[-1]
 
-    def _feed_embeds(self, embeds: np.ndarray) -> None:
+    def _feed_embeds(self, embeds: np.ndarray, positions: np.ndarray | None = None) -> None:
+        """`positions`: M-RoPE's (3, len(embeds)), for a prompt with an image."""
         for at in range(0, len(embeds), PREFILL_CHUNK):
-            self._logits = self._decoder.forward(embeds=embeds[at:at + PREFILL_CHUNK])[-1]
+            chunk = None if positions is None else positions[:, at:at + PREFILL_CHUNK]
+            self._logits = self._decoder.forward(embeds=embeds[at:at + PREFILL_CHUNK],
+                                                 positions=chunk)[-1]
 
     def score(self, *, ids: Sequence[int]) -> np.ndarray:
         """Logits (len(ids), vocab) of every position of `ids` from an empty context

@@ -4,6 +4,8 @@ A device name picks an execution provider; when this onnxruntime build lacks it,
 runs on the CPU and one warning line says so (once per device per process). The decoder is an
 optimum-onnx style graph: `input_ids` or `inputs_embeds`, `attention_mask`, optionally
 `position_ids`, and `past_key_values.N.key/value` in, `logits` and `present.N.key/value` out.
+A rank-3 `position_ids` (3, batch, seq) is M-RoPE's (Qwen2-VL, edge_et/backends/onnx_mrope.py):
+text continues at the cache index plus the rope delta that the last given positions left.
 """
 
 from __future__ import annotations
@@ -86,18 +88,21 @@ class DecoderSession:
         first = inputs[self._past[0]]
         self.kv_heads, self.head_dim = int(first.shape[1]), int(first.shape[3])
         self.kv_dtype = _NP_TYPES.get(first.type, np.float32)
+        positions = inputs.get("position_ids")
+        self.mrope = positions is not None and len(positions.shape) == 3
         self.n_past = 0
+        self.rope_delta = 0
         self._cache: dict[str, np.ndarray] = {}
 
     def reset(self) -> None:
-        self.n_past = 0
+        self.n_past = self.rope_delta = 0
         self._cache = {name: np.zeros((1, self.kv_heads, 0, self.head_dim), self.kv_dtype)
                        for name in self._past}
 
-    def forward(self, *, ids: np.ndarray | None = None,
-                embeds: np.ndarray | None = None) -> np.ndarray:
+    def forward(self, *, ids: np.ndarray | None = None, embeds: np.ndarray | None = None,
+                positions: np.ndarray | None = None) -> np.ndarray:
         """Run the next positions (token ids, or embeddings (T, hidden)); their logits
-        (T, vocab)."""
+        (T, vocab). `positions`: M-RoPE's (3, T) for these tokens; unset, they follow on."""
         n_new = len(ids) if ids is not None else len(embeds)
         feeds = dict(self._cache)
         if embeds is not None:
@@ -109,13 +114,21 @@ class DecoderSession:
         if "attention_mask" in self._names:
             feeds["attention_mask"] = np.ones((1, self.n_past + n_new), dtype=np.int64)
         if "position_ids" in self._names:
-            positions = np.arange(self.n_past, self.n_past + n_new, dtype=np.int64)
-            feeds["position_ids"] = positions[None]
+            feeds["position_ids"] = self._positions(n_new, positions)
         outputs = self.session.run(["logits"] + self._present, feeds)
         for name, value in zip(self._past, outputs[1:]):
             self._cache[name] = value
         self.n_past += n_new
         return np.asarray(outputs[0][0], dtype=np.float32)
+
+    def _positions(self, n_new: int, given: np.ndarray | None) -> np.ndarray:
+        if given is not None:
+            if not self.mrope:
+                raise ValueError("explicit positions are M-RoPE's; this decoder is 1-D")
+            self.rope_delta = int(given.max()) + 1 - (self.n_past + n_new)
+            return np.ascontiguousarray(given, dtype=np.int64)[:, None, :]
+        flat = np.arange(self.n_past, self.n_past + n_new, dtype=np.int64) + self.rope_delta
+        return np.broadcast_to(flat, (3, 1, n_new)).copy() if self.mrope else flat[None]
 
 
 def _layer_order(name: str) -> tuple[int, str]:

@@ -8,28 +8,32 @@ in onnx_config.json:
 - llava_onevision: the anyres views and the packing of `edge_et.backends.llava_ov` (the same
   code the llama.cpp path uses), the views normalised as `LlavaOnevisionImageProcessor` does
   (rescale by 1/255, then (x - mean) / std, in float32).
-- idefics3 (SmolVLM too): tiles + global view and the delimiter tokens around them, in
+- qwen2_vl, qwen2_5_vl: one graph for any patch grid (edge_et/backends/onnx_qwen2vl.py): patches
+  in, merged tokens out (Qwen2.5-VL: with its window mask, edge_et/backends/onnx_qwen25vl.py);
+  the decoder places them with M-RoPE positions (edge_et/backends/onnx_mrope.py).
+- idefics3 (SmolVLM too): tiles + global view and the delimiter tokens between them, in
   transformers' or in libmtmd's layout (`edge_et.backends.onnx_idefics3`).
 
 Every encoder gives the prompt its image span (`span_ids`: token ids, `image_token_id` where
-an embedding goes) and the embeddings that fill it, in order (`embed`).
+an embedding goes) and the embeddings that fill it, in order (`embed`); `wrap` are texts
+around the span (Qwen's vision start and end).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
 from edge_et.backends import llava_ov
+from edge_et.backends.image_cache import EmbeddingCache
 from edge_et.errors import UserError
 # Views per vision.onnx call: a 6x6 grid is 37 views, and attention over all of them at once
 # would hold 37 score matrices; a few at a time bound the encoder's memory (and its estimate).
 from edge_et.footprint_onnx import VIEW_BATCH
 from edge_et.images import LoadedImage
 
-KINDS = ("llava_onevision", "idefics3")
+KINDS = ("llava_onevision", "qwen2_vl", "qwen2_5_vl", "idefics3")
 CACHE_BYTES = 256 * 2**20  # packed embeddings kept per picture hash (another question, same image)
 
 
@@ -55,11 +59,13 @@ class VisionEncoder:
     runs vision.onnx VIEW_BATCH views at a time and keeps results per picture hash.
     """
 
+    wrap = ("", "")  # no texts around the image's span
+
     def __init__(self, config: dict, session):
         self._session, self.config = session, config
         self._input = session.get_inputs()[0].name
         self.image_token_id = int(config["image_token_id"])
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache = EmbeddingCache(CACHE_BYTES)
         self.encodes = 0
 
     def count_tokens(self, image: LoadedImage) -> int:
@@ -77,18 +83,16 @@ class VisionEncoder:
 
     def embed(self, image: LoadedImage) -> tuple[np.ndarray, bool]:
         """(packed embeddings (n_tokens, width) float32, whether they came from the cache)."""
-        if image.sha256 in self._cache:
-            self._cache.move_to_end(image.sha256)
-            return self._cache[image.sha256], True
+        cached = self._cache.get(image.sha256)
+        if cached is not None:
+            return cached, True
         pixels = self.pixel_values(image.rgb)
         per_view = np.concatenate([
             self._session.run(None, {self._input: pixels[at:at + VIEW_BATCH]})[0]
             for at in range(0, len(pixels), VIEW_BATCH)])
         packed = self.pack(per_view.astype(np.float32, copy=False), image)
         self.encodes += 1
-        self._cache[image.sha256] = packed
-        while sum(v.nbytes for v in self._cache.values()) > CACHE_BYTES and len(self._cache) > 1:
-            self._cache.popitem(last=False)
+        self._cache.put(image.sha256, packed)
         return packed, False
 
 
@@ -122,6 +126,10 @@ def open_encoder(config: dict, folder: Path, session) -> VisionEncoder:
     if kind not in KINDS:
         raise UserError(f"onnx_config.json: vision kind {kind!r} is not supported; "
                         f"known: {', '.join(KINDS)}")
+    if kind in ("qwen2_vl", "qwen2_5_vl"):
+        from edge_et.backends.onnx_qwen2vl import Qwen2VLEncoder
+
+        return Qwen2VLEncoder(config, folder, session, EmbeddingCache(CACHE_BYTES))
     if kind == "idefics3":
         from edge_et.backends.onnx_idefics3 import Idefics3Encoder
 

