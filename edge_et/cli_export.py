@@ -102,6 +102,9 @@ def export_onnx(
     name: Optional[str] = typer.Option(None, help="Bundle name (default: the folder name)."),
     n_ctx: Optional[int] = typer.Option(None, min=16, help="Context length recorded in the bundle."),
     force: bool = typer.Option(False, "--force", help="Replace a non-empty --out."),
+    image_layout: Optional[str] = typer.Option(
+        None, help="Idefics3/SmolVLM image tiling: hf (transformers') or mtmd (llama.cpp's; "
+                   "default for micro models trained by export.train_micro)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Export checkpoints to ONNX graphs (optimum-onnx + torch.onnx), validate them, write a bundle."""
@@ -109,7 +112,7 @@ def export_onnx(
     with _steps(not as_json) as step:
         report = onnx.export_onnx(out=out_dir, perception=perception, reasoning=reasoning,
                                   quant=quant, validate=validate, name=name, force=force,
-                                  n_ctx=n_ctx, step=step)
+                                  n_ctx=n_ctx, image_layout=image_layout, step=step)
     _print_report(report, as_json)
 
 

@@ -17,7 +17,9 @@ n_ctx 1024, a 1016-token prompt then 32 tokens: estimate vs peak RSS, see README
 - vision (perception): vision.onnx (resident like the decoder), and for the largest picture
   (LLaVA-OneVision: a base view plus the largest pinpoint grid, 37 views for 6 x 6) its
   normalised views, their features, the packed embeddings (at most max_tiles x 1.21 views'
-  worth, with newlines) and the activations of VIEW_BATCH views at a time (derived only).
+  worth, with newlines) and the activations of VIEW_BATCH views at a time (derived only);
+  Idefics3: the largest grid (ceil(longest_edge / tile) tiles a side) plus the global view,
+  each tile's patches through the tower and its pixel-shuffled tokens to the LLM.
 A q8_0 KV cache is a llama.cpp option: the estimate is the same for it, so the planner never
 gains room by asking for one.
 """
@@ -70,12 +72,43 @@ def vision_shape(config: dict) -> VisionShape:
                            image_size=math.isqrt(int(vision["max_pixels"])),
                            patch_size=patch, n_embd=0, n_ff=0, merge=merge,
                            max_tokens=patches // (merge * merge), warmup_tokens=0)
+    if vision.get("kind") == "idefics3":
+        return _idefics3_shape(vision)
     tile, side = int(vision.get("tile", 384)), int(vision.get("side", 27))
     per_view = side * side
     grid = int(int(vision.get("max_tiles", 9)) * 1.21 * per_view)
     return VisionShape(projector="onnx:" + str(vision.get("kind", "")), image_size=tile,
                        patch_size=max(1, tile // side), n_embd=0, n_ff=0, merge=1,
                        max_tokens=per_view + grid + int(grid ** 0.5) + 1, warmup_tokens=per_view)
+
+
+def _idefics3_shape(vision: dict) -> VisionShape:
+    """Tiles of `tile` pixels, the largest picture's span (views and delimiters) as its bound."""
+    # Imported here: the runtime module imports this one (VIEW_BATCH) through onnx_vision.
+    from edge_et.backends import onnx_idefics3 as idefics3
+
+    tile, per_view = int(vision["tile"]), int(vision["tokens_per_view"])
+    patches = int(vision.get("patches_per_view", per_view))
+    return VisionShape(projector="onnx:idefics3", image_size=tile,
+                       patch_size=max(1, tile // max(1, math.isqrt(patches))), n_embd=0,
+                       n_ff=0, merge=max(1, math.isqrt(patches // per_view)),
+                       max_tokens=idefics3.max_span(
+                           idefics3.Layout.from_config(vision),
+                           idefics3.SpanTokens.from_config(vision["span_tokens"])),
+                       warmup_tokens=per_view)
+
+
+def _views(vision: dict) -> tuple[int, int, int]:
+    """(views of the largest picture, patches the tower sees per view, embeddings per view)."""
+    if vision.get("kind") == "idefics3":
+        from edge_et.backends.onnx_idefics3 import Layout, max_views
+
+        per_view = int(vision["tokens_per_view"])
+        return (max_views(Layout.from_config(vision)),
+                int(vision.get("patches_per_view", per_view)), per_view)
+    tile, side = int(vision.get("tile", 384)), int(vision.get("side", 27))
+    cells = [h * w // (tile * tile) for h, w in vision.get("pinpoints") or [[tile, tile]]]
+    return 1 + max(cells), side * side, side * side
 
 
 def onnx_footprint(spec, n_ctx: int, kv_type: str = "f16", *,
@@ -109,17 +142,16 @@ def onnx_footprint(spec, n_ctx: int, kv_type: str = "f16", *,
 def image_bytes(vision: dict, hidden: int) -> int:
     """The largest picture's buffers: every normalised view, every view's features, the packed
     embeddings (and their copy in the prompt), and one VIEW_BATCH of the encoder's activations
-    (hidden states, the MLP's up projection, one attention score matrix per head)."""
+    (hidden states, the MLP's up projection, one attention score matrix per head, per patch)."""
     if vision.get("kind") in PATCH_KINDS:
         return _patch_image_bytes(vision, hidden)
-    tile, side = int(vision.get("tile", 384)), int(vision.get("side", 27))
-    cells = [h * w // (tile * tile) for h, w in vision.get("pinpoints") or [[tile, tile]]]
-    views, per_view = 1 + max(cells), side * side
+    tile = int(vision.get("tile", 384))
+    views, patches, per_view = _views(vision)
     width = int(vision.get("vision_hidden", SIGLIP["hidden"]))
     ff = int(vision.get("vision_intermediate", SIGLIP["intermediate"]))
     heads = int(vision.get("vision_heads", SIGLIP["heads"]))
     batch = min(VIEW_BATCH, views)
-    activations = batch * per_view * F32 * (HIDDEN_COPIES * width + ff + heads * per_view)
+    activations = batch * patches * F32 * (HIDDEN_COPIES * width + ff + heads * patches)
     packed = vision_shape({"vision": vision}).max_tokens * hidden * F32 * 2
     return views * F32 * (3 * tile * tile + per_view * hidden) + activations + packed
 

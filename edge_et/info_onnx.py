@@ -31,4 +31,6 @@ def describe_onnx_files(stage: StageSpec) -> dict:
                            "quantization": config.get("quant", ""),
                            "size_bytes": _size(Path(stage.mmproj_path)),
                            "projector": vision.get("kind"), "image_size": vision.get("tile")}
+        if vision.get("layout"):  # Idefics3: transformers' or libmtmd's tiling
+            files["mmproj"]["image_layout"] = vision["layout"]
     return files

@@ -60,13 +60,22 @@ def check_quant(quant: str) -> str:
 
 def export_onnx(*, out: Path, perception: Path | None = None, reasoning: Path | None = None,
                 quant: str = "int8", validate: bool = True, name: str | None = None,
-                force: bool = False, n_ctx: int | None = None,
+                force: bool = False, n_ctx: int | None = None, image_layout: str | None = None,
                 step: StepReporter = lambda label: None) -> ExportReport:
-    """Export one or both checkpoints into an ONNX bundle at `out`; returns what was written."""
+    """Export one or both checkpoints into an ONNX bundle at `out`; returns what was written.
+
+    `image_layout` ("hf" or "mtmd", Idefics3/SmolVLM only; edge_et/backends/onnx_idefics3.py):
+    how images are tiled and tokenized; unset, the checkpoint's default."""
     quant = check_quant(quant)
     _require_toolchain()
     if perception is None and reasoning is None:
         raise UserError("give --perception HF_DIR, --reasoning HF_DIR, or both")
+    if image_layout is not None:
+        from export.onnx_idefics3 import check_layout
+
+        if perception is None:
+            raise UserError("--image-layout applies to a --perception checkpoint")
+        onnx_vision.check_options(Path(perception), layout=check_layout(image_layout))
     out = Path(out)
     _check_output(out, force)
     dirs = {role: Path(p) for role, p in (("perception", perception), ("reasoning", reasoning))
@@ -81,7 +90,7 @@ def export_onnx(*, out: Path, perception: Path | None = None, reasoning: Path | 
         entries = {}
         for role, spec in specs.items():
             entries[role] = export_stage(dirs[role], spec, role, bundle_dir / role, quant,
-                                         scratch / role, step)
+                                         scratch / role, step, image_layout=image_layout)
             entries[role]["n_ctx"] = n_ctx or DEFAULT_CTX[role]
             if validate:
                 step(f"{role}: checking against transformers (subprocess)")
@@ -101,7 +110,7 @@ def export_onnx(*, out: Path, perception: Path | None = None, reasoning: Path | 
 
 
 def export_stage(hf_dir: Path, spec: ArchSpec, role: str, stage_dir: Path, quant: str,
-                 work: Path, step: StepReporter) -> dict:
+                 work: Path, step: StepReporter, *, image_layout: str | None = None) -> dict:
     """Write one stage folder; returns its manifest entry (paths relative to the bundle)."""
     stage_dir.mkdir(parents=True)
     work.mkdir(parents=True)
@@ -112,7 +121,7 @@ def export_stage(hf_dir: Path, spec: ArchSpec, role: str, stage_dir: Path, quant
         _export_vlm_decoder(hf_dir, spec, role, work, step)
         graphs.update(decoder=work / "decoder.onnx", embed=work / "embed.onnx")
         step(f"{role}: exporting the vision tower and projector (torch.onnx)")
-        vision = onnx_vision.export_vision(hf_dir, stage_dir)
+        vision = onnx_vision.export_vision(hf_dir, stage_dir, layout=image_layout)
         (stage_dir / vision["file"]).rename(work / "vision.onnx")
         graphs["vision"] = work / "vision.onnx"
     else:

@@ -12,7 +12,8 @@ Bounds ("scale" is max(1, largest |reference logit|)):
     int8   0.10               0.10             90%     reported        0.99   (0.95)
 
 The runtime's numpy pixel values must match the HF image processor's within PIXEL_MAX_ABS at
-every precision (the same arithmetic, so only float rounding may differ). Argmax flips count
+every precision (the same arithmetic, so only float rounding may differ), and where the report
+compares the prompt's ids with the image (Idefics3), they must be equal. Argmax flips count
 only when the ONNX pick sits more than the allowed max|Δlogit| below the reference maximum
 (random tiny models have near-ties, as in export/parity.py). Calibration on the tiny models
 of every supported architecture is recorded in README ("ONNX bundles").
@@ -160,6 +161,9 @@ def _vision_failures(vision: dict, th: OnnxThresholds) -> list[str]:
     if not _num(pixels["max_abs"]) <= PIXEL_MAX_ABS:
         out.append(f"vision: numpy preprocessing differs from the HF image processor by "
                    f"{_num(pixels['max_abs']):.3g} > {PIXEL_MAX_ABS:g}")
+    prompt = vision.get("prompt_ids")
+    if prompt and not prompt["equal"]:
+        out.append("vision: the runtime's prompt ids with the image differ from the processor's")
     emb = vision["embeddings"]
     if "cosine" not in emb:
         return out + [f"vision: image embeddings differ in shape: hf {emb['shape']['hf']} vs "

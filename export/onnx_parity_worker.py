@@ -13,7 +13,8 @@ runtime itself (`edge_et.backends.onnx.OnnxModel`), so what is measured is what 
   vision  (VLMs) one synthetic picture that the preprocessing must resize or pad (the anyres
           grid pads, Qwen2-VL resizes): the runtime's numpy pixel values against the HF image
           processor's, its packed embeddings against
-          `get_image_features`, and greedy tokens with the image on both sides.
+          `get_image_features`, and greedy tokens with the image on both sides
+          (Idefics3: export/onnx_idefics3_parity.py, the prompt's ids too).
 """
 
 from __future__ import annotations
@@ -219,6 +220,16 @@ def vision_section(hf, hf_dir: Path, model) -> dict:
             "greedy": _greedy_report(hf_tokens, _onnx_greedy(model, prompt, image), len(ids))}
 
 
+def _vision_section(kind: str):
+    """`vision_section` for the kinds of VISION_REFERENCES; another kind's (whose image span is
+    more than image tokens, Idefics3) lives in export/onnx_<kind>_parity.py."""
+    if kind in VISION_REFERENCES:
+        return vision_section
+    import importlib
+
+    return importlib.import_module(f"export.onnx_{kind}_parity").vision_section
+
+
 def embedding_measures(ref: np.ndarray, got: np.ndarray) -> dict:
     if ref.shape != got.shape:
         return {"shape": {"hf": list(ref.shape), "onnx": list(got.shape)}}
@@ -245,7 +256,7 @@ def measure(hf_dir: str, stage_dir: str, quant: str, threads: int = 2) -> dict:
     report = {"stage": stage.name, "text": text_section(hf, tokenizer, model),
               "greedy": greedy_section(hf, model)}
     if (stage / "vision.onnx").is_file():
-        report["vision"] = vision_section(hf, hf_path, model)
+        report["vision"] = _vision_section(model.config["vision"]["kind"])(hf, hf_path, model)
     model.close()
     report["seconds"] = round(time.perf_counter() - started, 2)
     return report

@@ -21,7 +21,9 @@ QUANTS = ("fp32", "fp16", "int8")
 # Above this, weights go to an external data file (protobuf's 2 GiB message limit).
 EXTERNAL_DATA_BYTES = 1_800_000_000
 # Where each VLM (as transformers 4.57 loads it) keeps its language model's decoder stack.
-LANGUAGE_MODELS = {"llava_onevision": lambda vlm: vlm.model.language_model}
+LANGUAGE_MODELS = {"llava_onevision": lambda vlm: vlm.model.language_model,
+                   "idefics3": lambda vlm: vlm.model.text_model,
+                   "smolvlm": lambda vlm: vlm.model.text_model}
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                     "added_tokens.json", "vocab.json", "merges.txt", "chat_template.jinja")
 

@@ -21,7 +21,9 @@ from export.converter import cache_dir
 from export.tiny_bundle import TinyGGUFs, _build_once, tiny_ggufs
 
 _ROOT = Path(__file__).resolve().parent.parent
-_SOURCES = ("export/onnx*.py", "edge_et/backends/onnx*.py", "edge_et/bundle_onnx.py")
+# export/micro_model.py: its patch-position rule shapes the "mtmd" Idefics3 vision graph.
+_SOURCES = ("export/onnx*.py", "edge_et/backends/onnx*.py", "edge_et/bundle_onnx.py",
+            "export/micro_model.py")
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,10 @@ def _sources_digest() -> str:
 
 
 def tiny_onnx(*, perception: str | None = None, reasoning: str | None = None,
-              quant: str = "fp32", validate: bool = True, root: Path | None = None) -> TinyOnnx:
-    """Build (once) and return the ONNX bundle of the given tiny architectures at `quant`."""
+              quant: str = "fp32", validate: bool = True, root: Path | None = None,
+              image_layout: str | None = None) -> TinyOnnx:
+    """Build (once) and return the ONNX bundle of the given tiny architectures at `quant`
+    (`image_layout`: export_onnx's, for Idefics3)."""
     from export.onnx import export_onnx
 
     roles = {role: arch for role, arch in (("perception", perception), ("reasoning", reasoning))
@@ -54,13 +58,15 @@ def tiny_onnx(*, perception: str | None = None, reasoning: str | None = None,
     ggufs = {role: tiny_ggufs(arch, root=root) for role, arch in roles.items()}
     recipe = {"onnx": _sources_digest(), "quant": quant, "validate": validate,
               **{role: {"arch": arch, "seed": 0} for role, arch in roles.items()}}
+    if image_layout is not None:
+        recipe["image_layout"] = image_layout
     base = Path(root) if root is not None else cache_dir()
     key_dir = base / "tiny-onnx" / tiny.recipe_hash(recipe)
 
     def build(tmp: Path) -> None:
         dirs = {role: files.hf_dir for role, files in ggufs.items()}
         export_onnx(out=tmp / "bundle", quant=quant, validate=validate, name="tiny-onnx",
-                    n_ctx=2048, **dirs)
+                    n_ctx=2048, image_layout=image_layout, **dirs)
 
     _build_once(key_dir, build, lambda d: (d / "bundle" / "bundle.json").is_file())
     return TinyOnnx(bundle=key_dir / "bundle", ggufs=ggufs)

@@ -11,6 +11,8 @@ what the runtime (edge_et/backends/onnx_vision.py) needs to cut, normalise and p
   (`newline.npy`) because the packing happens in numpy.
 - qwen2_vl, qwen2_5_vl: export/onnx_qwen2vl.py (any patch grid; rotary tables, and Qwen2.5-VL's
   window mask, as inputs).
+- idefics3 / smolvlm: SigLIP per tile + the pixel-shuffle connector (export/onnx_idefics3.py),
+  in transformers' or libmtmd's image layout (option `layout`).
 """
 
 from __future__ import annotations
@@ -83,15 +85,37 @@ def export_qwen2vl(hf_dir: Path, out_dir: Path) -> dict:
     return export(hf_dir, out_dir)
 
 
-# model_type → exporter(hf_dir, out_dir) -> vision section
+def _idefics3(hf_dir: Path, out_dir: Path, **options) -> dict:
+    from export.onnx_idefics3 import export_idefics3
+
+    return export_idefics3(hf_dir, out_dir, **options)
+
+
+# model_type → exporter(hf_dir, out_dir, **options) -> vision section
 EXPORTERS = {"llava_onevision": export_llava_ov, "qwen2_vl": export_qwen2vl,
-             "qwen2_5_vl": export_qwen2vl}
+             "qwen2_5_vl": export_qwen2vl, "idefics3": _idefics3, "smolvlm": _idefics3}
+# Options only some exporters take: name → the model types that take it.
+OPTIONS = {"layout": ("idefics3", "smolvlm")}
 
 
-def export_vision(hf_dir: Path, out_dir: Path) -> dict:
-    """The vision graph of the VLM in `hf_dir`; ValueError naming the supported model types."""
+def check_options(hf_dir: Path, **options) -> dict:
+    """The options set (not None), checked to apply to this checkpoint's model type."""
+    from edge_et.errors import UserError
+
+    model_type = json.loads((Path(hf_dir) / "config.json").read_text()).get("model_type")
+    given = {k: v for k, v in options.items() if v is not None}
+    for name in given:
+        if model_type not in OPTIONS.get(name, ()):
+            raise UserError(f"the image {name} option applies to "
+                            f"{'/'.join(OPTIONS.get(name, ()))} checkpoints, not {model_type}")
+    return given
+
+
+def export_vision(hf_dir: Path, out_dir: Path, **options) -> dict:
+    """The vision graph of the VLM in `hf_dir`; ValueError naming the supported model types.
+    `options` set to None are left to the exporter's default."""
     model_type = json.loads((Path(hf_dir) / "config.json").read_text()).get("model_type")
     if model_type not in EXPORTERS:
         raise ValueError(f"no ONNX vision export for {model_type!r} yet; supported: "
                          f"{', '.join(EXPORTERS)}")
-    return EXPORTERS[model_type](Path(hf_dir), Path(out_dir))
+    return EXPORTERS[model_type](Path(hf_dir), Path(out_dir), **check_options(hf_dir, **options))

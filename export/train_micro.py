@@ -150,10 +150,16 @@ def train(*, form: str, seed: int, out: Path, steps: int = 1200, batch: int = 16
     return summary
 
 
-def _read_recipe(hf_dir: Path) -> dict:
-    path = hf_dir / RECIPE_FILE
+def trained_recipe(hf_dir: Path) -> dict | None:
+    """The recipe of a checkpoint this module trained (libmtmd's image layout), else None."""
+    path = Path(hf_dir) / RECIPE_FILE
     recipe = json.loads(path.read_text()) if path.is_file() else {}
-    if not recipe.get("trained") or recipe.get("arch") != "idefics3":
+    return recipe if recipe.get("trained") and recipe.get("arch") == "idefics3" else None
+
+
+def _read_recipe(hf_dir: Path) -> dict:
+    recipe = trained_recipe(hf_dir)
+    if recipe is None:
         raise UserError(f"--init {hf_dir} is not a checkpoint trained by export.train_micro")
     return recipe
 

@@ -87,6 +87,9 @@ def _gguf_twin(tiny, out: Path) -> Path:
 # (its logits differ by ~6e-4); its image embeddings agree (cosine 0.9999999, llama.cpp's mtmd
 # resizes as Pillow does). This picture's sides are multiples of 28: nothing resizes it.
 TWIN_PICTURES = {"qwen2vl": (112, 140)}
+# Export options a twin needs: libmtmd lays an Idefics3 image out its own way, so the ONNX
+# bundle must use that layout to answer like the GGUF one (edge_et/backends/onnx_idefics3.py).
+TWIN_OPTIONS = {"idefics3": {"image_layout": "mtmd"}}
 
 
 def _twin_picture(arch: str, sample_image: Path, out: Path) -> Path:
@@ -105,14 +108,15 @@ def _twin_picture(arch: str, sample_image: Path, out: Path) -> Path:
 
 
 @pytest.mark.parametrize("arch", ["qwen2", "llama", "gemma3_text", "llava-ov-qwen2", "qwen2vl",
-                                  "qwen25vl"])
+                                  "qwen25vl", "idefics3"])
 def test_other_architectures_agree_with_their_gguf_twins(arch, tmp_path, sample_image):
     from export import archs
     from export.onnx_tiny import tiny_onnx
 
     role = archs.get(arch).role
     sample_image = _twin_picture(arch, sample_image, tmp_path)
-    tiny = tiny_onnx(**{role: arch}, quant="fp32")  # built and validated by test_onnx_export
+    # Built and validated by test_onnx_export (the mtmd Idefics3 one by test_onnx_idefics3).
+    tiny = tiny_onnx(**{role: arch}, quant="fp32", **TWIN_OPTIONS.get(arch, {}))
     outputs = []
     for bundle_dir in (tiny.bundle, _gguf_twin(tiny, tmp_path)):
         bundle = Bundle.load(bundle_dir)

@@ -140,20 +140,30 @@ class OnnxModel:
         if self._vision is None:
             raise UserError("this model has no vision.onnx, so it cannot take an image")
         head, tail = self.image_prompt_ids(prompt)
-        n_image = self._vision.count_tokens(image)
-        self._check_fits(len(head) + n_image + len(tail))  # before spending time on the encode
+        span = self._vision.span_ids(image)
+        self._check_fits(len(head) + len(span) + len(tail))  # before spending time on the encode
         started = time.perf_counter()
         embeddings, cached = self._vision.embed(image)
         encoded = time.perf_counter()
         positions = None
         if self._decoder.mrope:
             positions = prompt_positions([len(head), self._vision.token_grid(image), len(tail)])
-        parts = [self._embed_ids(head), embeddings, self._embed_ids(tail)]
-        self._feed_embeds(np.concatenate([p for p in parts if len(p)], axis=0), positions)
-        return PromptStats(prompt_tokens=len(head) + len(embeddings) + len(tail),
+        self._feed_embeds(self._with_image(head, span, tail, embeddings), positions)
+        return PromptStats(prompt_tokens=len(head) + len(span) + len(tail),
                            prefill_s=time.perf_counter() - encoded,
                            image_encode_s=0.0 if cached else encoded - started,
                            image_cached=cached)
+
+    def _with_image(self, head: list[int], span: list[int], tail: list[int],
+                    embeddings: np.ndarray) -> np.ndarray:
+        """The prompt's embeddings, the image's in the span's image-token slots, in order (only
+        the span's: the text around it may spell that token too)."""
+        embeds = self._embed_ids(head + span + tail)
+        slots = len(head) + np.flatnonzero(np.asarray(span) == self._vision.image_token_id)
+        if len(slots) != len(embeddings):  # a runtime bug, not a user error
+            raise ValueError(f"{len(embeddings)} image embeddings for {len(slots)} slots")
+        embeds[slots] = embeddings
+        return embeds
 
     def _check_fits(self, n_tokens: int) -> None:
         if n_tokens >= self.n_ctx:

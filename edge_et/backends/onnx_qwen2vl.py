@@ -99,6 +99,7 @@ class Qwen2VLEncoder:
         self.config, self._session, self._cache = config, session, cache
         self.merge = int(config["merge_size"])
         self.wrap = tuple(config.get("wrap") or ("", ""))
+        self.image_token_id = int(config["image_token_id"])
         self.encodes = 0
 
     def token_grid(self, image: LoadedImage) -> tuple[int, int, int]:
@@ -108,6 +109,10 @@ class Qwen2VLEncoder:
 
     def count_tokens(self, image: LoadedImage) -> int:
         return math.prod(self.token_grid(image))
+
+    def span_ids(self, image: LoadedImage) -> list[int]:
+        """The picture's tokens inside `wrap`: an image token per merged patch."""
+        return [self.image_token_id] * self.count_tokens(image)
 
     def pixel_values(self, rgb: np.ndarray) -> np.ndarray:
         return pixel_values(rgb, self.config)[0]

@@ -11,6 +11,12 @@ in onnx_config.json:
 - qwen2_vl, qwen2_5_vl: one graph for any patch grid (edge_et/backends/onnx_qwen2vl.py): patches
   in, merged tokens out (Qwen2.5-VL: with its window mask, edge_et/backends/onnx_qwen25vl.py);
   the decoder places them with M-RoPE positions (edge_et/backends/onnx_mrope.py).
+- idefics3 (SmolVLM too): tiles + global view and the delimiter tokens between them, in
+  transformers' or in libmtmd's layout (`edge_et.backends.onnx_idefics3`).
+
+Every encoder gives the prompt its image span (`span_ids`: token ids, `image_token_id` where
+an embedding goes) and the embeddings that fill it, in order (`embed`); `wrap` are texts
+around the span (Qwen's vision start and end).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from edge_et.errors import UserError
 from edge_et.footprint_onnx import VIEW_BATCH
 from edge_et.images import LoadedImage
 
-KINDS = ("llava_onevision", "qwen2_vl", "qwen2_5_vl")
+KINDS = ("llava_onevision", "qwen2_vl", "qwen2_5_vl", "idefics3")
 CACHE_BYTES = 256 * 2**20  # packed embeddings kept per picture hash (another question, same image)
 
 
@@ -45,43 +51,35 @@ def llava_ov_pixel_values(rgb: np.ndarray, layout: llava_ov.Layout, *, mean, std
     return normalize(np.stack(llava_ov.make_views(rgb, layout)), mean, std, rescale)
 
 
-def open_encoder(config: dict, folder: Path, session):
-    """The encoder of the config's vision `kind`; one line naming the known kinds otherwise."""
-    kind = config.get("kind")
-    if kind not in KINDS:
-        raise UserError(f"onnx_config.json: vision kind {kind!r} is not supported; "
-                        f"known: {', '.join(KINDS)}")
-    if kind in ("qwen2_vl", "qwen2_5_vl"):
-        from edge_et.backends.onnx_qwen2vl import Qwen2VLEncoder
-
-        return Qwen2VLEncoder(config, folder, session, EmbeddingCache(CACHE_BYTES))
-    return VisionEncoder(config, folder, session)
-
-
 class VisionEncoder:
-    """Turns a picture into the embeddings the language model reads at the media marker."""
+    """Turns a picture into the embeddings the language model reads at the media marker.
 
-    wrap = ("", "")  # no texts around the image's embeddings
+    Subclasses cut and normalise the views (`pixel_values`), say how many embeddings a picture
+    becomes (`count_tokens`) and lay the encoder's per-view outputs out (`pack`); this class
+    runs vision.onnx VIEW_BATCH views at a time and keeps results per picture hash.
+    """
 
-    def __init__(self, config: dict, folder: Path, session):
+    wrap = ("", "")  # no texts around the image's span
+
+    def __init__(self, config: dict, session):
         self._session, self.config = session, config
         self._input = session.get_inputs()[0].name
-        newline = np.load(folder / config["newline"]).astype(np.float32)
-        self.layout = llava_ov.Layout(
-            tile=int(config["tile"]), side=int(config["side"]),
-            pinpoints=tuple((int(h), int(w)) for h, w in config["pinpoints"]),
-            max_tiles=int(config["max_tiles"]), newline=newline)
+        self.image_token_id = int(config["image_token_id"])
         self._cache = EmbeddingCache(CACHE_BYTES)
         self.encodes = 0
 
     def count_tokens(self, image: LoadedImage) -> int:
-        return llava_ov.count_tokens(image.height, image.width, self.layout)
+        raise NotImplementedError
 
     def pixel_values(self, rgb: np.ndarray) -> np.ndarray:
-        """The normalised views of one picture, (views, 3, tile, tile) float32."""
-        return llava_ov_pixel_values(rgb, self.layout, mean=self.config["mean"],
-                                     std=self.config["std"],
-                                     rescale=float(self.config.get("rescale", 1 / 255)))
+        raise NotImplementedError
+
+    def pack(self, per_view: np.ndarray, image: LoadedImage) -> np.ndarray:
+        raise NotImplementedError
+
+    def span_ids(self, image: LoadedImage) -> list[int]:
+        """The picture's tokens in the prompt; `image_token_id` where an embedding goes."""
+        return [self.image_token_id] * self.count_tokens(image)
 
     def embed(self, image: LoadedImage) -> tuple[np.ndarray, bool]:
         """(packed embeddings (n_tokens, width) float32, whether they came from the cache)."""
@@ -92,8 +90,48 @@ class VisionEncoder:
         per_view = np.concatenate([
             self._session.run(None, {self._input: pixels[at:at + VIEW_BATCH]})[0]
             for at in range(0, len(pixels), VIEW_BATCH)])
-        packed = llava_ov.pack(per_view.astype(np.float32, copy=False), image.height, image.width,
-                               self.layout)
+        packed = self.pack(per_view.astype(np.float32, copy=False), image)
         self.encodes += 1
         self._cache.put(image.sha256, packed)
         return packed, False
+
+
+class LlavaOvEncoder(VisionEncoder):
+    """LLaVA-OneVision: anyres views, unpadded feature grid with newline vectors."""
+
+    def __init__(self, config: dict, folder: Path, session):
+        super().__init__(config, session)
+        newline = np.load(folder / config["newline"]).astype(np.float32)
+        self.layout = llava_ov.Layout(
+            tile=int(config["tile"]), side=int(config["side"]),
+            pinpoints=tuple((int(h), int(w)) for h, w in config["pinpoints"]),
+            max_tiles=int(config["max_tiles"]), newline=newline)
+
+    def count_tokens(self, image: LoadedImage) -> int:
+        return llava_ov.count_tokens(image.height, image.width, self.layout)
+
+    def pixel_values(self, rgb: np.ndarray) -> np.ndarray:
+        """The normalised views of one picture, (views, 3, tile, tile) float32."""
+        return llava_ov_pixel_values(rgb, self.layout, mean=self.config["mean"],
+                                     std=self.config["std"],
+                                     rescale=float(self.config.get("rescale", 1 / 255)))
+
+    def pack(self, per_view: np.ndarray, image: LoadedImage) -> np.ndarray:
+        return llava_ov.pack(per_view, image.height, image.width, self.layout)
+
+
+def open_encoder(config: dict, folder: Path, session) -> VisionEncoder:
+    """The encoder of the vision section's `kind`; one line naming the known kinds."""
+    kind = config.get("kind")
+    if kind not in KINDS:
+        raise UserError(f"onnx_config.json: vision kind {kind!r} is not supported; "
+                        f"known: {', '.join(KINDS)}")
+    if kind in ("qwen2_vl", "qwen2_5_vl"):
+        from edge_et.backends.onnx_qwen2vl import Qwen2VLEncoder
+
+        return Qwen2VLEncoder(config, folder, session, EmbeddingCache(CACHE_BYTES))
+    if kind == "idefics3":
+        from edge_et.backends.onnx_idefics3 import Idefics3Encoder
+
+        return Idefics3Encoder(config, session)
+    return LlavaOvEncoder(config, folder, session)
