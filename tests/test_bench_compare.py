@@ -49,6 +49,8 @@ def test_two_bundles_are_benched_side_by_side(twins, sample_image, tmp_path):
         assert len(report["trials"]) == 2 and [r["budget"] for r in report["curve"]] == [0, 3]
         for trial in report["trials"]:
             assert trial["edge"]["extract"]["tokens"] == 5 and trial["edge"]["think"]["tokens"] == 6
+            # Every image stage pays its own encode: no embeddings cached from the stage before.
+            assert trial["edge"]["direct"]["image_encode_s"] > 0
     # Bare baselines: llama-cpp-python for GGUF, plain onnxruntime for ONNX (text stage only).
     assert gguf["ratios"]["overhead"]["think"]["baseline"] == "bare llama-cpp-python"
     think = onnx["ratios"]["overhead"]["think"]

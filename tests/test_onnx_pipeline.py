@@ -13,6 +13,7 @@ pytest.importorskip("llama_cpp")
 
 from edge_et.bundle import Bundle  # noqa: E402
 from edge_et.pipeline import MODES, Pipeline, RunOptions  # noqa: E402
+from onnx_twins import gguf_twin  # noqa: E402
 
 pytestmark = pytest.mark.slow
 PERCEPTION, REASONING = "llava-ov-qwen3", "qwen3"
@@ -30,21 +31,11 @@ GREEDY = {"extract": {**_STEP, "max_tokens": 24}, "caption": {**_STEP, "max_toke
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory) -> dict[str, Path]:
     """{"onnx": fp32 ONNX bundle, "gguf": f16 GGUF bundle} of the same tiny weights."""
-    from export.bundle import Stage, place, write_bundle
     from export.onnx_tiny import tiny_onnx
 
     # Not validated here: test_onnx_export validates each architecture's export.
     tiny = tiny_onnx(perception=PERCEPTION, reasoning=REASONING, quant="fp32", validate=False)
-    gguf = tmp_path_factory.mktemp("gguf")
-    p, r = tiny.ggufs["perception"], tiny.ggufs["reasoning"]
-    named = {name: gguf / place(src, gguf, name) for name, src in (
-        ("perception.f16.gguf", p.model), ("mmproj.f16.gguf", p.mmproj),
-        ("reasoning.f16.gguf", r.model))}
-    write_bundle(gguf, name="tiny-gguf",
-                 perception=Stage(named["perception.f16.gguf"], mmproj=named["mmproj.f16.gguf"],
-                                  n_ctx=2048),
-                 reasoning=Stage(named["reasoning.f16.gguf"], n_ctx=2048, thinking=True))
-    return {"onnx": tiny.bundle, "gguf": gguf}
+    return {"onnx": tiny.bundle, "gguf": gguf_twin(tiny, tmp_path_factory.mktemp("gguf"))}
 
 
 def _answers(bundle_dir: Path, mode: str, image: Path) -> dict:
@@ -65,21 +56,6 @@ def test_onnx_and_gguf_bundles_give_the_same_answers(bundles, sample_image, mode
     assert onnx == gguf
     assert all(onnx["tokens"].values())  # every stage generated something
     assert len(set(onnx["extraction"] + (onnx["reasoning"] or ""))) > 5  # and not one token over
-
-
-def _gguf_twin(tiny, out: Path) -> Path:
-    """A GGUF bundle of the same weights (and thinking flag) as one-stage ONNX bundle `tiny`."""
-    from export.bundle import Stage, place, write_bundle
-
-    manifest = json.loads((tiny.bundle / "bundle.json").read_text())
-    stages = {}
-    for role, files in tiny.ggufs.items():
-        model = out / place(files.model, out, f"{role}.f16.gguf")
-        mmproj = out / place(files.mmproj, out, "mmproj.f16.gguf") if files.mmproj else None
-        stages[role] = Stage(model, mmproj=mmproj, n_ctx=2048,
-                             thinking=manifest[role].get("thinking") if role == "reasoning" else None)
-    write_bundle(out, name="twin", **stages)
-    return out
 
 
 # Pictures other than the sample, by architecture. On the sample, tiny Qwen2-VL's 6th token is
@@ -118,7 +94,7 @@ def test_other_architectures_agree_with_their_gguf_twins(arch, tmp_path, sample_
     # Built and validated by test_onnx_export (the mtmd Idefics3 one by test_onnx_idefics3).
     tiny = tiny_onnx(**{role: arch}, quant="fp32", **TWIN_OPTIONS.get(arch, {}))
     outputs = []
-    for bundle_dir in (tiny.bundle, _gguf_twin(tiny, tmp_path)):
+    for bundle_dir in (tiny.bundle, gguf_twin(tiny, tmp_path)):
         bundle = Bundle.load(bundle_dir)
         bundle.decoding = GREEDY
         with Pipeline(bundle) as pipeline:

@@ -219,6 +219,11 @@ class OnnxModel:
             edit(logits)
         return self._sampler(logits)
 
+    def forget_images(self) -> None:
+        """Drop cached image embeddings: the next image is encoded again (benchmarks)."""
+        if self._vision is not None:
+            self._vision.forget()
+
     def close(self) -> None:
         """Drop the sessions now; ONNX Runtime frees their memory with them."""
         self._decoder = self._embed = self._vision = None  # type: ignore[assignment]

@@ -102,6 +102,10 @@ class Qwen2VLEncoder:
         self.image_token_id = int(config["image_token_id"])
         self.encodes = 0
 
+    def forget(self) -> None:
+        """Drop the cached embeddings: the next picture is encoded again."""
+        self._cache.clear()
+
     def token_grid(self, image: LoadedImage) -> tuple[int, int, int]:
         """(t, rows, cols) of the image's tokens after merging."""
         t, h, w = patch_grid(image.height, image.width, self.config)

@@ -68,6 +68,10 @@ class VisionEncoder:
         self._cache = EmbeddingCache(CACHE_BYTES)
         self.encodes = 0
 
+    def forget(self) -> None:
+        """Drop the cached embeddings: the next picture is encoded again."""
+        self._cache.clear()
+
     def count_tokens(self, image: LoadedImage) -> int:
         raise NotImplementedError
 
