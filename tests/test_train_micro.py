@@ -142,12 +142,13 @@ def test_committed_model_is_small_trained_and_validated():
     assert summary["form"] == "extract" and summary["random_weights"] is False
 
 
-# Held-out scenes (seed 1), with a sentence the committed model gets right on each (measured).
-# The model is undertrained (24.5% sentence recall on 100 held-out scenes, README): these
-# pin what it does know, charts above all, so a broken export or layout shows at once.
-HELDOUT_CHECKS = [(3, "The shortest bar is the yellow bar."),
+# Held-out scenes (seed 1), with sentences the committed model gets right on each (measured).
+# It states layouts and values well and counts less well (70% sentence recall on 100
+# held-out scenes, README); these pin what it does know, so a broken export or layout shows.
+HELDOUT_CHECKS = [(2, "a large red square in the middle left and a large red circle in the middle right"),
+                  (3, "an orange bar with the value 6, a yellow bar with the value 4 and a blue bar"),
                   (5, "The bar colors from left to right are green, yellow, red and blue."),
-                  (7, "There are 4 shapes in the image.")]
+                  (7, "a large purple triangle in the top middle, a small yellow square in the top right")]
 
 
 def test_committed_model_extracts_held_out_scenes_through_llama_cpp(tmp_path):
@@ -165,7 +166,7 @@ def test_committed_model_extracts_held_out_scenes_through_llama_cpp(tmp_path):
             for check_index, phrase in HELDOUT_CHECKS:
                 if index == check_index:
                     assert phrase in result.extraction, result.extraction
-    assert sum(recalls) / len(recalls) >= 0.25, recalls  # measured 0.34 on these 8
+    assert sum(recalls) / len(recalls) >= 0.5, recalls  # measured 0.66 on these 8
 
 
 def test_demo_bundle_answers_the_sample_right(tmp_path):
