@@ -98,6 +98,7 @@ def export_onnx(
     perception: Optional[Path] = typer.Option(None, help="HF checkpoint of the perception VLM."),
     reasoning: Optional[Path] = typer.Option(None, help="HF checkpoint of the reasoning LLM."),
     quant: str = typer.Option("int8", help="Weights of every graph: int8, fp16, fp32."),
+    perception_quant: Optional[str] = typer.Option(None, "--perception-quant", help="The perception stage's precision, when not --quant (e.g. a small VLM at fp32 beside an int8 reasoner)."),
     validate: bool = typer.Option(True, "--validate/--no-validate", help="Check against transformers."),
     name: Optional[str] = typer.Option(None, help="Bundle name (default: the folder name)."),
     n_ctx: Optional[int] = typer.Option(None, min=16, help="Context length recorded in the bundle."),
@@ -112,7 +113,8 @@ def export_onnx(
     with _steps(not as_json) as step:
         report = onnx.export_onnx(out=out_dir, perception=perception, reasoning=reasoning,
                                   quant=quant, validate=validate, name=name, force=force,
-                                  n_ctx=n_ctx, image_layout=image_layout, step=step)
+                                  n_ctx=n_ctx, image_layout=image_layout,
+                                  perception_quant=perception_quant, step=step)
     _print_report(report, as_json)
 
 

@@ -61,12 +61,16 @@ def check_quant(quant: str) -> str:
 def export_onnx(*, out: Path, perception: Path | None = None, reasoning: Path | None = None,
                 quant: str = "int8", validate: bool = True, name: str | None = None,
                 force: bool = False, n_ctx: int | None = None, image_layout: str | None = None,
+                perception_quant: str | None = None,
                 step: StepReporter = lambda label: None) -> ExportReport:
     """Export one or both checkpoints into an ONNX bundle at `out`; returns what was written.
 
     `image_layout` ("hf" or "mtmd", Idefics3/SmolVLM only; edge_et/backends/onnx_idefics3.py):
-    how images are tiled and tokenized; unset, the checkpoint's default."""
+    how images are tiled and tokenized; unset, the checkpoint's default. `perception_quant`:
+    the perception stage's precision when it differs from `quant` (a small VLM kept at fp32
+    beside an int8 reasoner)."""
     quant = check_quant(quant)
+    quants = {"reasoning": quant, "perception": check_quant(perception_quant or quant)}
     _require_toolchain()
     if perception is None and reasoning is None:
         raise UserError("give --perception HF_DIR, --reasoning HF_DIR, or both")
@@ -89,18 +93,19 @@ def export_onnx(*, out: Path, perception: Path | None = None, reasoning: Path | 
         report = ExportReport(bundle=bundle_dir)
         entries = {}
         for role, spec in specs.items():
-            entries[role] = export_stage(dirs[role], spec, role, bundle_dir / role, quant,
+            entries[role] = export_stage(dirs[role], spec, role, bundle_dir / role, quants[role],
                                          scratch / role, step, image_layout=image_layout)
             entries[role]["n_ctx"] = n_ctx or DEFAULT_CTX[role]
             if validate:
                 step(f"{role}: checking against transformers (subprocess)")
-                report.parity[role] = _parity(dirs[role], bundle_dir / role, quant)
+                report.parity[role] = _parity(dirs[role], bundle_dir / role, quants[role])
+        used = {quants[role] for role in entries}
         step("writing bundle.json")
-        write_manifest(bundle_dir, name or out.name, quant, entries)
+        write_manifest(bundle_dir, name or out.name, "/".join(sorted(used)), entries)
         if validate:
             (bundle_dir / PARITY_FILE).write_text(json.dumps(report.parity, indent=2) + "\n")
             report.validated = True
-        report.files = summarize(bundle_dir, entries, quant)
+        report.files = summarize(bundle_dir, entries, quants)
         shutil.rmtree(out, ignore_errors=True)
         bundle_dir.rename(out)
     finally:
@@ -201,7 +206,7 @@ def _parity(hf_dir: Path, stage_dir: Path, quant: str) -> dict:
     return report
 
 
-def summarize(bundle_dir: Path, entries: dict[str, dict], quant: str) -> list[ExportedFile]:
+def summarize(bundle_dir: Path, entries: dict[str, dict], quants: dict[str, str]) -> list[ExportedFile]:
     """Every graph of the bundle with its size and bits per stored weight element."""
     import onnx
 
@@ -215,7 +220,7 @@ def summarize(bundle_dir: Path, entries: dict[str, dict], quant: str) -> list[Ex
             elements = sum(_count(tuple(t.dims)) for t in model.graph.initializer)
             size = onnx_text.total_bytes(path)
             bits = round(size * 8 / elements, 2) if elements else 0.0
-            rows.append(ExportedFile(role=role, file=rel, quant=quant, size_bytes=size,
+            rows.append(ExportedFile(role=role, file=rel, quant=quants[role], size_bytes=size,
                                      bits_per_weight=bits))
     return rows
 

@@ -8,7 +8,7 @@
   embeddings go in where its placeholder tokens were); the token-embedding lookup becomes its
   own small graph, `embed.onnx`.
 - `set_precision`: fp32 as exported, fp16 weights (inputs and outputs stay float32, so the
-  runtime's feeds do not change), or int8 weights by `quantize_dynamic`.
+  runtime's feeds do not change), or int8 weights by MatMulNBits (`quantize_int8`).
 """
 
 from __future__ import annotations
@@ -165,11 +165,7 @@ def set_precision(src: Path, dst: Path, quant: str) -> Path:
     if quant not in QUANTS:
         raise ValueError(f"unknown ONNX precision {quant!r}; known: {', '.join(QUANTS)}")
     if quant == "int8":
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8,
-                         use_external_data_format=total_bytes(src) > EXTERNAL_DATA_BYTES)
-        return dst
+        return quantize_int8(src, dst)
     model = onnx.load(str(src))
     if quant == "fp16":
         from onnxruntime.transformers.float16 import convert_float_to_float16
@@ -177,6 +173,30 @@ def set_precision(src: Path, dst: Path, quant: str) -> Path:
         # float32 inputs and outputs (KV cache included): the runtime feeds the same arrays.
         model = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=True)
     return save(model, dst)
+
+
+# int8: weight-only, blockwise, symmetric (llama.cpp's Q8_0 layout: 32 weights per scale),
+# MatMulNBits with int8 compute (accuracy level 4: activations quantized per block, as Q8_0's
+# dot products do). Measured on the real Qwen2.5-Coder-0.5B against transformers: relative RMS
+# of the logits 2.9%, argmax 99.3%, 24 greedy tokens equal, prefill faster than fp32. The
+# alternative, `quantize_dynamic` (MatMulInteger, per-tensor activations, 7-bit weights): 43%
+# and 79% (13.8 max |logit diff|), which is unusable on a real checkpoint; level 0 (fp32
+# compute) is 14x slower at prefill on this CPU. Gathers (token embeddings) stay float32:
+# ONNX Runtime's block-quantized Gather takes 4 bits only.
+INT8_BLOCK, INT8_ACCURACY_LEVEL = 32, 4
+
+
+def quantize_int8(src: Path, dst: Path) -> Path:
+    """`src` with every constant MatMul weight at 8 bits (MatMulNBits), written to `dst`."""
+    from onnxruntime.quantization.matmul_nbits_quantizer import (DefaultWeightOnlyQuantConfig,
+                                                                 MatMulNBitsQuantizer)
+
+    config = DefaultWeightOnlyQuantConfig(block_size=INT8_BLOCK, is_symmetric=True, bits=8,
+                                          accuracy_level=INT8_ACCURACY_LEVEL,
+                                          op_types_to_quantize=("MatMul",))
+    quantizer = MatMulNBitsQuantizer(str(src), algo_config=config)
+    quantizer.process()
+    return save(quantizer.model.model, dst)
 
 
 def data_files(path: Path) -> list[Path]:
