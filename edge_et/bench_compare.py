@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from edge_et.bench import (BenchSettings, Say, Trial, TrialRunner, bench_steps, build_report,
-                           load_benchable, load_pictures, measure_bandwidth_step, paired_median,
-                           summarize)
+from edge_et.bench import (BenchSettings, Say, Trial, TrialRunner, bench_steps, load_benchable,
+                           load_pictures, measure_bandwidth_step)
+from edge_et.bench_report import build_report, paired_median, summarize
 from edge_et.bench_measure import reset_peak_rss
 from edge_et.bundle import Bundle
 from edge_et.errors import UserError
