@@ -168,22 +168,29 @@ def export_train(
     tokenizer: Optional[Path] = typer.Option(None, help="Reuse this saved tokenizer (e.g. models/micro/extract) for an exact rebuild."),
     config: str = typer.Option("micro", help="Model shape: micro (the shipped one) or test (tiny, for tests)."),
     threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads."),
+    recipe: bool = typer.Option(False, "--recipe", help="The committed models' whole recipe (a caption base + three tuning rounds, export/micro_recipe.py) instead of one run; resumes where it stopped."),
     as_json: bool = typer.Option(False, "--json", help="Print the training summary as one JSON object."),
 ) -> None:
     """Train the micro perception model (Idefics3) on generated scenes, on this machine's CPU."""
-    train_micro = _toolchain("train_micro")
+    if recipe and init is not None:
+        raise UserError("--recipe starts from scratch (its first round is the caption base); drop --init")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=err,
                   transient=True, disable=as_json) as progress:
-        task = progress.add_task(f"training {form}", total=steps)
+        task = progress.add_task(f"training {form}", total=None)
 
-        def log(line: str) -> None:
-            entry = json.loads(line)
-            progress.update(task, completed=entry["step"],
+        def show(done: int, total: int, entry: dict) -> None:
+            progress.update(task, completed=done, total=total,
                             description=f"training {form}: loss {entry.get('loss', '-')}")
-        summary = train_micro.train(form=form, seed=seed, out=out_dir, steps=steps, batch=batch, lr=lr,
-                                    warmup=warmup, config=config, threads=threads, init=init,
-                                    tokenizer=tokenizer, log=log)
+        if recipe:
+            summary = _toolchain("micro_recipe").train_recipe(
+                form=form, out=out_dir, seed=seed, threads=threads, tokenizer=tokenizer,
+                config=config, batch=batch, progress=show)
+        else:
+            summary = _toolchain("train_micro").train(
+                form=form, seed=seed, out=out_dir, steps=steps, batch=batch, lr=lr, warmup=warmup,
+                config=config, threads=threads, init=init, tokenizer=tokenizer,
+                log=lambda line: show(json.loads(line)["step"], steps, json.loads(line)))
     if as_json:
         print(json.dumps(summary))
         return

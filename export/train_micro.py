@@ -31,6 +31,7 @@ from export.scenes.forms import HELDOUT_SEED, TRAIN_SEED
 
 CONFIGS = {"micro": MICRO, "test": TEST_MICRO}
 RECIPE_FILE = "tiny_recipe.json"  # the name export.tiny gives a checkpoint's recipe
+SUMMARY_FILE = "train_summary.json"
 
 
 def batch_tensors(layout: Layout, form: str, seed: int, indices: range):
@@ -146,7 +147,7 @@ def train(*, form: str, seed: int, out: Path, steps: int = 1200, batch: int = 16
                "final_loss": history[-1].get("loss"), "heldout_loss": history[-1]["heldout_loss"],
                "parameters": sum(p.numel() for p in model.parameters()),
                "torch_threads": torch.get_num_threads()}
-    (out / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 

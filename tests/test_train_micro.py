@@ -183,3 +183,32 @@ def test_demo_bundle_answers_the_sample_right(tmp_path):
                               RunOptions(seed=0))
     assert "The circle is green." in result.extraction
     assert result.answer == SAMPLE_ANSWER, result.reasoning
+
+
+def test_the_recipe_runs_every_round_and_resumes(tmp_path):
+    from export import micro_recipe
+
+    seen = []
+    summary = micro_recipe.train_recipe(form="extract", out=tmp_path / "run", config="test",
+                                        scale=0.005, batch=2, threads=1,
+                                        progress=lambda done, total, entry: seen.append((done, total)))
+    steps = micro_recipe.recipe_steps(0.005)
+    assert seen[-1] == (sum(steps), sum(steps))
+    chain, run = [], summary
+    while isinstance(run, dict):
+        chain.append((run["form"], run["steps"]))
+        run = run.get("init")
+    assert chain[::-1] == [("caption", steps[0])] + [("extract", n) for n in steps[1:]]
+    assert (tmp_path / "run" / "hf" / "model.safetensors").is_file()
+    # A stop after round 2: the rerun keeps rounds 0-1 and trains 2-3 again.
+    rounds = sorted((tmp_path / "run" / "rounds").iterdir())
+    for later in rounds[2:]:
+        (later / "train_summary.json").unlink()
+    import shutil
+
+    shutil.rmtree(tmp_path / "run" / "hf")
+    seen.clear()
+    again = micro_recipe.train_recipe(form="extract", out=tmp_path / "run", config="test",
+                                      scale=0.005, batch=2, threads=1,
+                                      progress=lambda done, total, entry: seen.append(done))
+    assert min(seen) > sum(steps[:2]) and again["examples_end"] == summary["examples_end"]
