@@ -74,7 +74,7 @@ def build(perception: Path, reasoner: str) -> dict[str, Path]:
 
     hf = reasoner_checkpoint(reasoner)
     recipe = json.loads((perception / "tiny_recipe.json").read_text())
-    key = _key(str(perception.resolve()), recipe.get("examples_end"), reasoner)
+    key = _key(str(perception.resolve()), recipe.get("examples_end"), reasoner, FORMATS)
     builders = {
         "gguf": lambda out: _gguf_bundle(out, perception, hf),
         "onnx": lambda out: export_onnx(out=out, perception=perception, reasoning=hf, quant="int8",

@@ -295,13 +295,23 @@ def bare_sampler(sampling: Sampling):
 def reset_peak_rss() -> bool:
     """Reset this process's peak RSS (Linux `clear_refs` 5) so a stage's own peak can be read.
 
-    False where the kernel does not allow it: then peaks are the process's so far.
+    False where the kernel does not allow it: then peaks are the process's so far. First the
+    C heap gives back what freed models left (glibc's malloc_trim): otherwise a stage's peak
+    starts from the memory of models closed before it (another bundle's, in a comparison).
     """
+    _trim_heap()
     try:
         Path("/proc/self/clear_refs").write_text("5")
         return True
     except OSError:
         return False
+
+
+def _trim_heap() -> None:
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to trim this way
 
 
 def measure_bandwidth(*, array_mib: int = 256, repeats: int = 7, threads: int | None = None) -> dict:
