@@ -1,4 +1,4 @@
-"""ONNX vs GGUF on this device: the demo's models in both formats, benched side by side in one run.
+"""ONNX vs GGUF on this device: the demo's perception and a real reasoner in both formats, side by side.
 
     python benchmarks/onnx_vs_gguf.py                  # build once (cached), bench, record
     python benchmarks/onnx_vs_gguf.py --trials 5 --reasoner qwen2.5-coder-1.5b
@@ -119,7 +119,7 @@ def markdown(result: dict, command: str, minutes: float) -> str:
     from edge_et.bench_render import MiB, _fmt
 
     names = [r["bundle"] for r in result["reports"]]
-    lines = ["# ONNX vs GGUF: the demo's models in both formats, side by side", "",
+    lines = ["# ONNX vs GGUF: the micro extract model and a real reasoner in both formats, side by side", "",
              f"Produced by `{command}` ({minutes:.1f} min); `edge-et bench --bundle GGUF --against ONNX` "
              "runs the same comparison on any two bundles. Trials interleave (GGUF ONNX, ONNX GGUF, ...); "
              "ratios are medians of per-trial ratios (ONNX / GGUF).", "",
