@@ -8,8 +8,9 @@ Configurations (`--list` shows them with their settings and expected time):
   honest for speed and memory at fixed generated lengths (EOS ignored): the work per token is
   the architecture's, whatever the weights say.
 - demo: the default demo bundle (the trained micro Idefics3 perception + the real
-  Qwen2.5-Coder-0.5B-Instruct); demo-v1-smollm2 is the earlier default (random tiny Qwen2-VL +
-  SmolLM2-135M-Instruct), recorded before the demo changed and kept for comparison;
+  Qwen2.5-Coder-1.5B-Instruct); demo-v1-smollm2 is an earlier default (random tiny Qwen2-VL +
+  SmolLM2-135M-Instruct), recorded before the demo changed and kept for comparison (the
+  0.5B-reasoner demo of session 2 is the demo+qwen2.5-coder-0.5b row's reasoner);
 - demo+<reasoner>: the demo's perception with real pretrained LLMs that PyPI packages carry.
 
 Models are cached under `<edge-et cache>/bench-models/` and each configuration's results are
@@ -77,8 +78,8 @@ CONFIGS = [
            reasoning=("qwen3", "qwen3-4b"),
            settings=dict(trials=2, warmup=1, extract_tokens=64, think_tokens=128, answer_tokens=32,
                          direct_tokens=16, budgets=(0, 128, 256), curve_trials=1)),
-    Config("demo", "demo", "demo bundle: trained micro Idefics3 -> Qwen2.5-Coder-0.5B-Instruct Q4_K_M (real)",
-           minutes=6, settings=dict(SMALL, curve_trials=1)),
+    Config("demo", "demo", "demo bundle: trained micro Idefics3 -> Qwen2.5-Coder-1.5B-Instruct Q4_K_M (real)",
+           minutes=15, settings=dict(SMALL, curve_trials=1)),
     Config("demo+gemma3-270m", "pypi", "demo perception (random tiny Qwen2-VL in the recorded runs) -> Gemma 3 270M base Q4_K_M (real)",
            minutes=5, reasoner="gemma3-270m-q4_k_m", settings=SMALL),
     Config("demo+qwen2.5-coder-0.5b", "pypi", "demo perception (random tiny Qwen2-VL in the recorded runs) -> Qwen2.5-Coder-0.5B-Instruct Q4_K_M (real)",
