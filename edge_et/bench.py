@@ -6,7 +6,8 @@ from the settings with end-of-generation ignored, so every trial and every devic
 same work. Side by side in every trial (STYLE.md 12):
 
 - bare: the same token counts through plain llama-cpp-python calls on the same loaded
-  model (`bench_measure.bare_stage`): edge-et's overhead, goal <= 1.03;
+  model (`bench_bare_llama.bare_stage`, `bench_bare_onnx.bare_onnx_stage`): edge-et's
+  overhead, goal <= 1.03;
 - direct: the perception VLM answering alone: the latency price of Extract+Think;
 - the memory-bandwidth limit: this machine's read bandwidth / bytes read per token.
 
@@ -25,10 +26,11 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from edge_et import prompts
+from edge_et.bench_bare_llama import bare_comparable, bare_stage
 from edge_et.bench_bare_onnx import bare_onnx_stage, is_onnx
-from edge_et.bench_measure import (StageRequest, StageRun, bare_comparable, bare_stage,
-                                   edge_stage, measure_bandwidth, open_model, render_prompt,
-                                   reset_peak_rss, stand_in_description)
+from edge_et.bench_measure import (StageRequest, StageRun, edge_stage, measure_bandwidth,
+                                   open_model, render_prompt, reset_peak_rss,
+                                   stand_in_description)
 from edge_et.bench_report import BenchReport, build_report
 from edge_et.bundle import Bundle
 from edge_et.decoding import stage_decoding
@@ -126,6 +128,14 @@ def run_bench(bundle: Bundle | str | Path, *, images: Sequence[str | Path | Load
     return build_report(loaded, settings, runs, curve, bandwidth, stage_peaks=reset_peak_rss())
 
 
+def _bare_runner(model, request: StageRequest):
+    """The bare baseline of `model`'s backend for `request`; None where none compares (an ONNX
+    image, a LLaVA-OneVision image on llama.cpp)."""
+    if is_onnx(model):
+        return bare_onnx_stage if request.image is None else None
+    return bare_stage if bare_comparable(model, request) else None
+
+
 def load_benchable(bundle: Bundle | str | Path) -> Bundle:
     """The bundle, checked to have both stages."""
     loaded = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
@@ -201,9 +211,9 @@ class TrialRunner:
 
     def _pair(self, model, request: StageRequest, index: int) -> tuple[StageRun, StageRun | None]:
         """edge-et and bare on the same model, edge-et first in even trials, bare first in odd."""
-        if not (self.settings.bare and bare_comparable(model, request)):
+        bare_run = _bare_runner(model, request) if self.settings.bare else None
+        if bare_run is None:
             return edge_stage(model, request), None
-        bare_run = bare_onnx_stage if is_onnx(model) else bare_stage
         if index % 2 == 0:
             edge = edge_stage(model, request)
             return edge, bare_run(model, render_prompt(model, request), request)

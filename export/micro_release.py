@@ -15,10 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 
-from edge_et.errors import UserError
+from edge_et.errors import UserError, exit_on_user_error
 from export.bundle import Stage, write_bundle
 
 TEXT_QUANT, MMPROJ_QUANT = "F16", "F16"
@@ -105,15 +104,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--publish", type=Path, default=None, help="copy the files here")
     parser.add_argument("--skip-export", action="store_true", help="publish an earlier export")
     args = parser.parse_args(argv)
-    try:
+    with exit_on_user_error():
         if not args.skip_export:
             print(f"exported: {export_run(args.run)}")
         if args.publish is not None:
             for path in publish(args.run, args.publish):
                 print(f"{path.stat().st_size:>12,}  {path}")
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(exc.exit_code) from None
 
 
 if __name__ == "__main__":

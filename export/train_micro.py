@@ -18,13 +18,12 @@ import argparse
 import json
 import math
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from edge_et.errors import UserError
+from edge_et.errors import UserError, exit_on_user_error
 from export.micro_model import MICRO, TEST_MICRO, Layout, build_micro, pixels, sequence_loss, sequential_positions
 from export.scenes import FORMS, example, training_pair
 from export.scenes.forms import HELDOUT_SEED, TRAIN_SEED
@@ -192,13 +191,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--init", type=Path, default=None,
                         help="start from this trained HF checkpoint (OUT/hf of an earlier run)")
     args = parser.parse_args(argv)
-    try:
+    with exit_on_user_error():
         summary = train(form=args.form, seed=args.seed, out=args.out, steps=args.steps,
                         batch=args.batch, lr=args.lr, warmup=args.warmup, config=args.config,
                         threads=args.threads, init=args.init, tokenizer=args.tokenizer)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(exc.exit_code) from None
     print(json.dumps(summary, indent=2))
 
 
