@@ -30,7 +30,7 @@ demo: install-export
 	$(BIN)/python -m export.demo --out $(BUNDLE) --sample $(SAMPLE)
 	$(BIN)/edge-et info $(BUNDLE)
 	$(BIN)/edge-et run --bundle $(BUNDLE) --image $(SAMPLE) --seed 0 \
-		--question "$$($(BIN)/python -c 'from edge_et.images import SAMPLE_QUESTION; print(SAMPLE_QUESTION)')"
+		--question "$$($(BIN)/python -c 'from edge_et.core.images import SAMPLE_QUESTION; print(SAMPLE_QUESTION)')"
 
 test: install-export
 	$(BIN)/python -m pytest -q -ra

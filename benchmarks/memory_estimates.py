@@ -49,10 +49,10 @@ class Case:
 
 def child(spec: dict) -> dict:
     """Runs in the subprocess; returns baseline, after-load and peak RSS plus what it fed."""
-    from edge_et.backends.base import Sampling
-    from edge_et.backends.llama_cpp import LlamaCppModel
-    from edge_et.images import load_image
-    from edge_et.memory import current_rss, process_peak_rss
+    from edge_et.backends.llama_cpp.model import LlamaCppModel
+    from edge_et.core.decoding import Sampling
+    from edge_et.core.images import load_image
+    from edge_et.memory.probes import current_rss, process_peak_rss
 
     baseline = current_rss()
     started = time.perf_counter()
@@ -82,7 +82,8 @@ def child(spec: dict) -> dict:
 def _q8_model_class():
     """The backend with a q8_0 KV cache (needs flash attention), until it takes a kv_type."""
     import llama_cpp
-    from edge_et.backends.llama_cpp import LlamaCppModel
+
+    from edge_et.backends.llama_cpp.model import LlamaCppModel
 
     class Q8KVModel(LlamaCppModel):
         @staticmethod
@@ -107,9 +108,9 @@ def measure(spec: dict) -> dict:
 
 def run_case(case: Case, workdir: Path) -> dict:
     """Estimate and measure one case; the record holds every number."""
-    from edge_et.bundle import Bundle
-    from edge_et.footprint import cpu_repack_types
-    from edge_et.plan_cmd import requested_ctx, stage_estimator
+    from edge_et.bundle.manifest import Bundle
+    from edge_et.memory.footprint import cpu_repack_types
+    from edge_et.runtime.plan import requested_ctx, stage_estimator
 
     bundle = Bundle.load(case.bundle)
     spec_stage = bundle.require(case.role)
@@ -136,7 +137,7 @@ def _image_for_tokens(tokens: int, footprint, stage, workdir: Path) -> Path:
     import numpy as np
     from PIL import Image
 
-    from edge_et.vision_footprint import VisionShape
+    from edge_et.memory.vision_footprint import VisionShape
 
     vision = VisionShape.from_gguf(stage.mmproj_info)
     cell = vision.patch_size * vision.merge
@@ -151,7 +152,7 @@ def _image_for_tokens(tokens: int, footprint, stage, workdir: Path) -> Path:
 def default_cases(quick: bool = False) -> list[Case]:
     """The tiny test bundle's and the demo bundle's stages (SmolLM2-135M Q4_1: >= 100 MB)."""
     from export.demo import build_default_bundle
-    from export.tiny_bundle import build_tiny_bundle
+    from export.tiny.bundle import build_tiny_bundle
 
     tiny, demo = str(build_tiny_bundle()), str(build_default_bundle())
     cases = [Case("tiny perception", tiny, "perception"), Case("tiny reasoning", tiny, "reasoning"),
@@ -174,7 +175,7 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    from edge_et.memory import available_memory
+    from edge_et.memory.probes import available_memory
 
     memory = available_memory()
     return {"uname": " ".join(platform.uname()), "cpu": cpu, "ram_bytes": memory.total_bytes,

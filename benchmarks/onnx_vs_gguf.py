@@ -49,8 +49,8 @@ def reasoner_checkpoint(name: str) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from edge_et.catalog import find
-    from edge_et.pull import pull
+    from edge_et.bundle.catalog import find
+    from edge_et.bundle.pull import pull
 
     target = cache() / "hf" / name
     if (target / "config.json").is_file():
@@ -70,7 +70,7 @@ def reasoner_checkpoint(name: str) -> Path:
 
 def build(perception: Path, reasoner: str) -> dict[str, Path]:
     """Both bundles (built once per recipe): {"gguf": dir, "onnx": dir}."""
-    from export.onnx import export_onnx
+    from export.onnx.pipeline import export_onnx
 
     hf = reasoner_checkpoint(reasoner)
     recipe = json.loads((perception / "tiny_recipe.json").read_text())
@@ -89,7 +89,7 @@ def build(perception: Path, reasoner: str) -> dict[str, Path]:
 
 def _gguf_bundle(out: Path, perception: Path, reasoning: Path) -> None:
     """Perception F16 + mmproj F16, reasoning Q8_0, each validated, in one bundle at `out`."""
-    from edge_et.bundle import Bundle
+    from edge_et.bundle.manifest import Bundle
     from export.bundle import Stage, write_bundle
     from export.pipeline import export_gguf
 
@@ -105,8 +105,8 @@ def _gguf_bundle(out: Path, perception: Path, reasoning: Path) -> None:
 
 
 def bench(bundles: dict[str, Path], threads: int | None) -> dict:
-    from edge_et.bench_compare import run_comparison
-    from edge_et.images import write_sample_image
+    from edge_et.bench.compare import run_comparison
+    from edge_et.core.images import write_sample_image
 
     with tempfile.TemporaryDirectory() as tmp:
         image = write_sample_image(Path(tmp) / "sample.png")
@@ -116,7 +116,7 @@ def bench(bundles: dict[str, Path], threads: int | None) -> dict:
 
 def markdown(result: dict, command: str, minutes: float) -> str:
     """The comparison as a markdown table, with each bundle's overheads and the machine."""
-    from edge_et.bench_render import MiB, _fmt
+    from edge_et.cli.render.bench import MiB, _fmt
 
     names = [r["bundle"] for r in result["reports"]]
     lines = ["# ONNX vs GGUF: the micro extract model and a real reasoner in both formats, side by side", "",
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     bundles = {k: Path(v) for k, v in json.loads(built.stdout.strip().splitlines()[-1]).items()}
     result = bench(bundles, args.threads)
     minutes = (time.perf_counter() - started) / 60
-    from edge_et.bench_render import plot_comparison, save_json
+    from edge_et.cli.render.bench import plot_comparison, save_json
 
     save_json(result, RESULTS / "onnx_vs_gguf.json")
     plot_comparison(result, RESULTS / "onnx_vs_gguf.png")

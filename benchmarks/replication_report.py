@@ -28,9 +28,9 @@ def write_markdown(results: dict, path: Path) -> Path:
                   f"seed {results.get('seed', 0)}.", ""]
     trained = {c["system"]: c["training"] for c in cells if c.get("training")}
     if trained:
-        from export.micro_release import describe_training
+        from export.micro.release import describe_training
 
-        lines += ["Training (export.train_micro, one seed): " + "; ".join(
+        lines += ["Training (export.micro.train, one seed): " + "; ".join(
             f"{system}: {describe_training(t)}" for system, t in sorted(trained.items())) + ".", ""]
     if any(c["system"] == "oracle+think" for c in cells):
         lines += ["`oracle+think`: the reasoner answers from each scene's true extraction (the extract "

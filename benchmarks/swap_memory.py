@@ -27,10 +27,10 @@ QUESTION = "What is in the picture?\nA. a cat\nB. a square\nC. a car\nD. a tree"
 
 CHILD = r"""
 import json, sys
-from edge_et.memory import current_rss, process_peak_rss
-from edge_et.backends import llama_cpp  # the runtime's own imports, before any model
-from edge_et.bundle import Bundle
-from edge_et.pipeline import Pipeline, RunOptions
+from edge_et.memory.probes import current_rss, process_peak_rss
+from edge_et.backends.llama_cpp import model as llama_cpp  # the runtime's own imports, before any model
+from edge_et.bundle.manifest import Bundle
+from edge_et.runtime.pipeline import Pipeline, RunOptions
 case, bundle, image, question = sys.argv[1:5]
 baseline = current_rss()
 with Pipeline(Bundle.load(bundle), residency="swap" if case == "swap" else "co-resident") as p:
@@ -47,10 +47,10 @@ print(json.dumps({"case": case, "baseline": baseline, "peak": process_peak_rss()
 
 def bundle_dir(cache: Path) -> Path:
     """Export the SmolVLM-256M shape and pair it with the pulled reasoner, once per cache."""
-    from edge_et.pull import pull
-    from export import tiny
+    from edge_et.bundle.pull import pull
     from export.bundle import Stage, verify_bundle, write_bundle
     from export.pipeline import export_gguf
+    from export.tiny import checkpoints as tiny
 
     target = cache / "bundle"
     if verify_bundle(target):
@@ -80,8 +80,8 @@ def measure(bundle: Path, image: Path) -> dict:
 
 def estimates(bundle: Path) -> dict:
     """The planner's per-stage totals (header-only) for the same bundle, for comparison."""
-    from edge_et.bundle import Bundle
-    from edge_et.plan_cmd import plan_bundle
+    from edge_et.bundle.manifest import Bundle
+    from edge_et.runtime.plan import plan_bundle
 
     plan = plan_bundle(Bundle.load(bundle), mem_budget="64GiB", baseline=0)
     return {role: stage.total_bytes for role, stage in plan.stages.items()}
@@ -135,8 +135,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--cache", type=Path, default=None)
     args = parser.parse_args()
-    from export.converter import cache_dir
-    from edge_et.images import write_sample_image
+    from edge_et.core.images import write_sample_image
+    from export.gguf.converter import cache_dir
 
     cache = args.cache or cache_dir() / "bench" / "swap-100mb"
     bundle = bundle_dir(cache)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# The manifest contract is the runtime's: export writes what `edge_et.bundle` reads.
-from edge_et.bundle import BUNDLE_FORMAT, MANIFEST, sha256_file
+# The manifest contract is the runtime's: export writes what `edge_et.bundle.manifest` reads.
+from edge_et.bundle.manifest import BUNDLE_FORMAT, MANIFEST, sha256_file
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def place(src: Path, out_dir: Path, name: str | None = None) -> str:
 
 
 def _stage_entry(stage: Stage, out_dir: Path, *, reasoning: bool) -> dict[str, Any]:
-    from export.gguf import architecture
+    from export.gguf.files import architecture
 
     model = place(stage.model, out_dir)
     entry: dict[str, Any] = {"backend": stage.backend, "model": model}
@@ -111,7 +111,7 @@ def write_bundle(out_dir: Path, *, name: str, description: str = "",
 
 def verify_bundle(out_dir: Path) -> bool:
     """True when `out_dir` holds a bundle the runtime accepts, every sha256 matching."""
-    from edge_et.bundle import Bundle
+    from edge_et.bundle.manifest import Bundle
     from edge_et.errors import UserError
 
     if not (out_dir / MANIFEST).is_file():

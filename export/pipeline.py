@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Callable
 
 from edge_et.errors import UserError
-from edge_et.gguf_meta import read_gguf_info
-from export import archs, gguf
+from edge_et.formats.gguf import read_gguf_info
+from export import archs
 from export.archs.base import ArchSpec
 from export.bundle import Stage, write_bundle
+from export.gguf import files as gguf
 
 TEXT_QUANTS = ("F32", "F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M")
 MMPROJ_QUANTS = ("F32", "F16", "Q8_0")
@@ -162,7 +163,7 @@ def _mmproj(source: Path, spec: ArchSpec, target: Path, mmproj_quant: str) -> Pa
 
 
 def _parity(hf_dir: Path, text: Path, mmproj: Path | None, quant: str, mmproj_quant: str) -> dict:
-    from export import parity
+    from export.parity import gguf as parity
 
     report = parity.run_parity(hf_dir, text_gguf=text, mmproj_gguf=mmproj, quant=quant,
                                mmproj_quant=mmproj_quant if mmproj else None)

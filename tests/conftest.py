@@ -1,9 +1,6 @@
-"""Shared fixtures. Tests import `fakes` from this folder."""
+"""Shared fixtures; shared helpers live in the `tests.helpers` package."""
 
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).parent))
 
 import pytest
 
@@ -11,11 +8,11 @@ import pytest
 @pytest.fixture(scope="session")
 def tiny_bundle() -> Path:
     """Tiny random Qwen2-VL + Qwen3 (thinking) GGUF bundle, built once per recipe into the cache."""
-    from export.tiny_bundle import build_tiny_bundle
+    from export.tiny.bundle import build_tiny_bundle
     return build_tiny_bundle()
 
 
 @pytest.fixture(scope="session")
 def sample_image(tmp_path_factory) -> Path:
-    from edge_et.images import write_sample_image
+    from edge_et.core.images import write_sample_image
     return write_sample_image(tmp_path_factory.mktemp("sample") / "sample.png")

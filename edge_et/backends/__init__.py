@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import importlib
 
-from edge_et.bundle import SUPPORTED_BACKENDS
+from edge_et.bundle.manifest import SUPPORTED_BACKENDS
 from edge_et.errors import UserError
 
 # name in bundle.json → (module, class, pip extra that provides it)
 _REGISTRY: dict[str, tuple[str, str, str]] = {
-    "llama.cpp": ("edge_et.backends.llama_cpp", "LlamaCppModel", "llama"),
-    "onnx": ("edge_et.backends.onnx", "OnnxModel", "onnx"),
+    "llama.cpp": ("edge_et.backends.llama_cpp.model", "LlamaCppModel", "llama"),
+    "onnx": ("edge_et.backends.onnx.model", "OnnxModel", "onnx"),
 }
 assert set(_REGISTRY) == set(SUPPORTED_BACKENDS), "bundle.SUPPORTED_BACKENDS and the registry differ"
 
@@ -26,3 +26,9 @@ def backend_class(name: str):
         raise UserError(f"the {name} backend needs a package that is not installed ({exc.name}); "
                         f"install it with: pip install 'edge-et[{extra}]'") from None
     return getattr(module, class_name)
+
+
+def import_backend_module(name: str):
+    """The model module of backend `name`, imported with its native libraries (ImportError when
+    its extra is missing): the memory planner counts what that import costs."""
+    return importlib.import_module(_REGISTRY[name][0])

@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
 import numpy as np
 
+from edge_et.core.decoding import Sampling  # noqa: F401  (part of the backend contract)
+
 if TYPE_CHECKING:
-    from edge_et.images import LoadedImage
+    from edge_et.core.images import LoadedImage
 
 # Edits the logits of the next token in place (budget forcing's boost uses it).
 LogitEdit = Callable[[np.ndarray], None]
@@ -24,21 +26,6 @@ class ContextFull(Exception):
 
     def __init__(self, n_ctx: int):
         super().__init__(f"the context window of {n_ctx} tokens is full")
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """Sampling settings, applied in the order transformers uses: temperature, top-k, top-p, min-p.
-
-    temperature 0 means greedy. The seed makes a generation repeatable.
-    """
-
-    temperature: float = 0.0
-    top_p: float = 1.0
-    top_k: int = 0
-    min_p: float = 0.0
-    repeat_penalty: float = 1.0
-    seed: int = 0
 
 
 @dataclass

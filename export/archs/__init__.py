@@ -153,7 +153,7 @@ def source_files(name: str) -> list[Path]:
     return sorted(seen)
 
 
-_EXPORT_ROOT = Path(__file__).resolve().parent.parent  # the `export` package
+_EXPORT_ROOT = Path(__file__).resolve().parents[1]  # the `export` package
 
 
 def _module_file(dotted: str) -> Path | None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from export.archs import prepared_copy
 from export.archs.base import ArchSpec
 from export.archs.llama import smollm2_tokenizer
-from export.tiny import Blueprint, TinyBuilder
+from export.tiny.checkpoints import Blueprint, TinyBuilder
 from export.tokenizer import PRE_TOKENIZER, padded_vocab
 
 # Tiles are addressed by <row_R_col_C> tokens; SmolVLM's vocabulary has them up to 6 x 6.

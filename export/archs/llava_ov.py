@@ -5,7 +5,7 @@ The checkpoints `markendo/llava-extract-qwen3-{0.6B,1.7B}` are HF
 the last hidden state, no post-layernorm, no head), a GELU MLP projector, an `image_newline`
 vector and "anyres_max_9" tiling over 384 px tiles. The text part converts with llama.cpp's own
 converter once `text_config.architectures` names the language model; the mmproj is ours
-(`export.llava_ov_mmproj`), since the converter has no LLaVA-OneVision projector. Both specs
+(`export.gguf.llava_ov_mmproj`), since the converter has no LLaVA-OneVision projector. Both specs
 share the HF model_type, so `spec_for` picks one by `text_config.model_type`.
 """
 
@@ -215,8 +215,8 @@ def _write_chat_template(hf_dir: Path, view: Path) -> None:
 
 
 def write_mmproj(hf_dir: Path, out_file: Path, outtype: str = "f16") -> Path:
-    """Our own mmproj for libmtmd (see export.llava_ov_mmproj)."""
-    from export.llava_ov_mmproj import write_mmproj as write
+    """Our own mmproj for libmtmd (see export.gguf.llava_ov_mmproj)."""
+    from export.gguf.llava_ov_mmproj import write_mmproj as write
 
     return write(hf_dir, out_file, outtype)
 

@@ -11,10 +11,17 @@ from pathlib import Path
 
 from export.archs import prepared_copy
 from export.archs.base import ArchSpec
-from export.archs.qwen2vl import (CHAT_TEMPLATE, VISION_SPECIALS, image_processor, mrope_section,
-                                  qwen_vl_text, set_top_level_architectures, vision_token_ids)
+from export.archs.qwen2vl import (
+    CHAT_TEMPLATE,
+    VISION_SPECIALS,
+    image_processor,
+    mrope_section,
+    qwen_vl_text,
+    set_top_level_architectures,
+    vision_token_ids,
+)
 from export.archs.qwen3 import qwen_tokenizer
-from export.tiny import Blueprint, TinyBuilder
+from export.tiny.checkpoints import Blueprint, TinyBuilder
 from export.tokenizer import PRE_TOKENIZER
 
 _EDIT = set_top_level_architectures("Qwen2_5_VLForConditionalGeneration")

@@ -13,7 +13,7 @@ from pathlib import Path
 from export.archs import prepared_copy
 from export.archs.base import ArchSpec
 from export.archs.qwen3 import qwen_tokenizer
-from export.tiny import Blueprint, TinyBuilder
+from export.tiny.checkpoints import Blueprint, TinyBuilder
 from export.tokenizer import PRE_TOKENIZER, chatml_template, padded_vocab
 
 VISION_SPECIALS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]

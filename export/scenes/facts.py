@@ -1,7 +1,7 @@
 """What an extraction adds to the caption: facts about the topics the hint names.
 
 The extraction prompt carries a hint, not the question (PAPER.md stage 1), and edge-et's
-default hint is a fixed rule over the question's words (edge_et.hints): "How many green
+default hint is a fixed rule over the question's words (edge_et.core.hints): "How many green
 shapes are there?" becomes "the number of each kind of object ..., the colors of the
 objects ... and the shapes of the objects ...". A target that stated "There are 0 green
 shapes." would then ask the model for something its input does not contain. So the
@@ -14,7 +14,7 @@ for totals, colours, text and chart neighbours it is there word for word.
 
 from __future__ import annotations
 
-from edge_et.hints import TOPICS
+from edge_et.core.hints import TOPICS
 from export.scenes.questions import name, place, plural
 from export.scenes.render import COLORS, SHAPES
 

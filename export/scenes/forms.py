@@ -3,7 +3,7 @@
 Example `index` of split seed `seed` is drawn from its own `random.Random`, so any example
 can be rebuilt alone and the train (seed 0) and held-out (seed 1) splits never share a
 scene stream. The training forms use the runtime's own prompt functions, so a model is
-trained on exactly the request it gets at inference (edge_et.pipeline):
+trained on exactly the request it gets at inference (edge_et.runtime.pipeline):
 
     direct   prompts.direct_prompt(question)                   -> "Answer: B"
     caption  PromptSet().caption                               -> describe(scene)
@@ -18,9 +18,9 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_et import prompts
+from edge_et.core import prompts
+from edge_et.core.hints import hint_from_question
 from edge_et.errors import UserError
-from edge_et.hints import hint_from_question
 from export.scenes.facts import extraction_facts
 from export.scenes.questions import Question, describe, pick_question
 from export.scenes.render import render, sample_scene

@@ -50,7 +50,7 @@ def position_name(row: int, col: int) -> str:
 
 POSITIONS = tuple(position_name(r, c) for r in range(3) for c in range(3))
 
-# The demo's picture (edge_et.images.write_sample_image draws the same pixels; a test checks).
+# The demo's picture (edge_et.core.images.write_sample_image draws the same pixels; a test checks).
 SAMPLE_SCENE = {"kind": "shapes", "text": {"value": "EDGE", "row": 0, "col": 1}, "objects": [
     {"shape": "circle", "color": "green", "size": "large", "row": 1, "col": 0},
     {"shape": "square", "color": "purple", "size": "large", "row": 1, "col": 2}]}

@@ -1,0 +1,1 @@
+"""edge-et: Extract+Think on your device (the public API is written here)."""

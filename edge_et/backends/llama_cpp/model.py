@@ -1,0 +1,317 @@
+"""GGUF models through llama-cpp-python: `Llama` for text, libmtmd for images.
+
+Generation is driven token by token through llama.cpp's own sampler chain, so the
+runtime's budget forcing and stats sit directly on llama.cpp with no second loop
+underneath. Images go through the low-level mtmd calls so that the vision encode is
+timed on its own (`image_encode_s`) and our safely decoded pixels are what it sees.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+from contextlib import ExitStack
+from typing import Sequence
+
+import llama_cpp  # noqa: E402  (after our modules: import order keeps the heavy one last)
+import llama_cpp.mtmd_cpp as mtmd
+import numpy as np
+
+from edge_et.backends.base import ContextFull, LogitEdit, PromptStats, Sampling
+from edge_et.backends.image_cache import EmbeddingCache
+from edge_et.backends.llama_cpp import log as llama_log
+from edge_et.core.images import LoadedImage
+from edge_et.errors import UserError
+
+llama_log.install()
+
+# KV cache element types by name; None keeps llama.cpp's default (f16).
+KV_TYPES = {None: None, "f16": None, "q8_0": 8}  # 8 = GGML_TYPE_Q8_0
+# Image embeddings kept for reuse (same picture, another question): at most this many bytes.
+IMAGE_CACHE_BYTES = 256 * 2**20
+
+
+def default_threads() -> int:
+    """All cores this process may use: decode on small devices is bandwidth-bound anyway."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS
+        return max(1, os.cpu_count() or 1)
+
+
+class LlamaCppModel:
+    """A GGUF language model (with an mmproj, a vision-language model). Implements TextModel."""
+
+    def __init__(self, *, model_path: str, n_ctx: int, mmproj_path: str | None = None,
+                 n_threads: int | None = None, n_gpu_layers: int = 0, n_batch: int = 512,
+                 kv_type: str | None = None, image_max_tokens: int | None = None,
+                 image_cache_bytes: int = IMAGE_CACHE_BYTES):
+        self._stack = ExitStack()
+        self._pending: list[int] = []
+        self._image_cache = EmbeddingCache(image_cache_bytes)
+        self.image_encodes = 0
+        self._chain = None
+        self._chain_key: Sampling | None = None
+        started = time.perf_counter()
+        self._llm = self._load_text(model_path, n_ctx, n_threads, n_gpu_layers, n_batch, kv_type)
+        self._stack.callback(self._llm.close)
+        self._stack.callback(self._free_chain)
+        self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
+        # llama.cpp pads the context up to a multiple of 256, but llama-cpp-python's token
+        # buffer keeps the requested size: the smaller of the two is the real limit.
+        self.n_ctx = min(n_ctx, self._llm.n_ctx())
+        self._mtmd = self._load_mmproj(mmproj_path, n_gpu_layers > 0, image_max_tokens) \
+            if mmproj_path else None
+        self._llava_ov = self._llava_ov_images(mmproj_path) if mmproj_path else None
+        self.load_s = time.perf_counter() - started
+        self.chat_template = self._llm.metadata.get("tokenizer.chat_template")
+        self.bos_text = self._special_text(llama_cpp.llama_vocab_bos(self._vocab))
+        self.eos_text = self._special_text(llama_cpp.llama_vocab_eos(self._vocab))
+        self.media_marker = mtmd.mtmd_default_marker().decode("utf-8")
+
+    # -- loading ------------------------------------------------------------------------
+
+    @staticmethod
+    def _load_text(path: str, n_ctx: int, n_threads: int | None, n_gpu_layers: int,
+                   n_batch: int, kv_type: str | None) -> llama_cpp.Llama:
+        threads = n_threads or default_threads()
+        if kv_type not in KV_TYPES:
+            raise UserError(f"unknown KV cache type {kv_type!r}; choose one of: f16, q8_0")
+        # A quantized V cache needs flash attention in llama.cpp.
+        kv = {"type_k": KV_TYPES[kv_type], "type_v": KV_TYPES[kv_type],
+              "flash_attn": True} if KV_TYPES[kv_type] is not None else {}
+        llama_log.clear()
+        try:
+            return llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_threads=threads,
+                                   n_threads_batch=threads, n_gpu_layers=n_gpu_layers,
+                                   n_batch=min(n_batch, n_ctx), verbose=False, **kv)
+        except (ValueError, RuntimeError, OSError) as exc:
+            reason = llama_log.last_error() or str(exc)
+            raise UserError(f"llama.cpp cannot load '{os.path.basename(path)}': {reason}") from None
+
+    def _load_mmproj(self, path: str, use_gpu: bool, image_max_tokens: int | None):
+        params = mtmd.mtmd_context_params_default()
+        params.use_gpu = use_gpu
+        if image_max_tokens:
+            # The memory plan's bound on one image: mtmd downscales larger pictures to it.
+            params.image_max_tokens = image_max_tokens
+        params.print_timings = False
+        params.n_threads = self._llm.n_threads
+        llama_log.clear()
+        ctx = mtmd.mtmd_init_from_file(path.encode(), self._llm.model, params)
+        if not ctx:
+            reason = llama_log.last_error() or "unknown error"
+            raise UserError(f"libmtmd cannot load mmproj '{os.path.basename(path)}' "
+                            f"with this model: {reason}")
+        self._stack.callback(mtmd.mtmd_free, ctx)
+        if not mtmd.mtmd_support_vision(ctx):
+            raise UserError(f"mmproj '{os.path.basename(path)}' has no vision support")
+        return ctx
+
+    def _llava_ov_images(self, path: str):
+        # LLaVA-OneVision hook: its anyres packing is done by edge-et, not mtmd (llava_ov.py).
+        from edge_et.backends.llama_cpp import llava_ov as llava_ov_mtmd
+        from edge_et.formats import llava_ov
+
+        layout = llava_ov.read_layout(path)
+        if layout is None:
+            return None
+        return llava_ov_mtmd.LlavaOvImages(layout=layout, mtmd_ctx=self._mtmd, llm=self._llm)
+
+    # -- tokens -------------------------------------------------------------------------
+
+    def tokenize(self, *, text: str) -> list[int]:
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def piece(self, *, token: int) -> bytes:
+        buf = ctypes.create_string_buffer(256)
+        n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, True)
+        return buf.raw[:n] if n >= 0 else b""
+
+    def _special_text(self, token: int) -> str:
+        return self.piece(token=token).decode("utf-8", errors="replace") if token >= 0 else ""
+
+    def is_end(self, *, token: int) -> bool:
+        return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
+
+    @property
+    def tokens_in_context(self) -> int:
+        return self._llm.n_tokens + len(self._pending)
+
+    # -- prompt -------------------------------------------------------------------------
+
+    def _add_special(self, prompt: str) -> bool:
+        # Templates that write the BOS text themselves (Llama 3, Gemma) must not get a second one.
+        return not (self.bos_text and prompt.startswith(self.bos_text))
+
+    def _clear(self) -> None:
+        self._llm.reset()
+        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._llm.ctx), True)
+        self._pending = []
+        self._free_chain()
+
+    def start(self, *, prompt: str, image: LoadedImage | None = None) -> PromptStats:
+        self._clear()
+        if image is not None:
+            return self._start_with_image(prompt, image)
+        tokens = self._llm.tokenize(prompt.encode("utf-8"), add_bos=self._add_special(prompt),
+                                    special=True)
+        self._check_fits(len(tokens))
+        started = time.perf_counter()
+        self._llm.eval(tokens)
+        return PromptStats(prompt_tokens=len(tokens), prefill_s=time.perf_counter() - started)
+
+    def _check_fits(self, n_tokens: int) -> None:
+        if n_tokens >= self.n_ctx:
+            raise UserError(f"the prompt is {n_tokens} tokens but the context holds {self.n_ctx}; "
+                            "shorten the input or raise n_ctx in bundle.json")
+
+    def _start_with_image(self, prompt: str, image: LoadedImage) -> PromptStats:
+        if self._mtmd is None:
+            raise UserError("this model has no mmproj, so it cannot take an image")
+        if self.media_marker not in prompt:
+            raise ValueError("prompt lacks the media marker")  # a runtime bug, not a user error
+        if self._llava_ov is not None:  # LLaVA-OneVision hook (see _llava_ov_images)
+            stats = self._llava_ov.start(prompt, image, add_special=self._add_special(prompt),
+                                         check_fits=self._check_fits, cache=self._image_cache)
+            self.image_encodes += not stats.image_cached
+            return stats
+        with ExitStack() as scope:
+            chunks = self._tokenize_with_image(prompt, image, scope)
+            return self._eval_chunks(chunks, image.sha256)
+
+    def _tokenize_with_image(self, prompt: str, image: LoadedImage, scope: ExitStack):
+        rgb = np.ascontiguousarray(image.rgb, dtype=np.uint8)
+        pixels = rgb.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))
+        bitmap = mtmd.mtmd_bitmap_init(image.width, image.height, pixels)
+        if not bitmap:
+            raise UserError(f"libmtmd refused the image ({image.width}x{image.height})")
+        scope.callback(mtmd.mtmd_bitmap_free, bitmap)
+        chunks = mtmd.mtmd_input_chunks_init()
+        scope.callback(mtmd.mtmd_input_chunks_free, chunks)
+        text = mtmd.mtmd_input_text()
+        encoded = prompt.encode("utf-8")
+        text.text, text.text_len = encoded, len(encoded)
+        text.add_special, text.parse_special = self._add_special(prompt), True
+        bitmaps = (mtmd.mtmd_bitmap_p_ctypes * 1)(bitmap)
+        status = mtmd.mtmd_tokenize(self._mtmd, chunks, ctypes.byref(text), bitmaps, 1)
+        if status != 0:
+            raise UserError(f"libmtmd could not prepare the image (error {status}; "
+                            f"{llama_log.last_error() or 'image too small or too large?'})")
+        return chunks
+
+    def _eval_chunks(self, chunks, image_key: str) -> PromptStats:
+        total = mtmd.mtmd_helper_get_n_tokens(chunks)
+        self._check_fits(total)
+        encode_s = prefill_s = 0.0
+        cached = False
+        for i in range(mtmd.mtmd_input_chunks_size(chunks)):
+            chunk = mtmd.mtmd_input_chunks_get(chunks, i)
+            if mtmd.mtmd_input_chunk_get_type(chunk) == mtmd.MTMD_INPUT_CHUNK_TYPE_TEXT:
+                started = time.perf_counter()
+                self._llm.eval(self._chunk_tokens(chunk))
+                prefill_s += time.perf_counter() - started
+            else:
+                embeddings, encode_s, cached = self._image_embeddings(chunk, image_key)
+                prefill_s += self._decode_embeddings(chunk, embeddings)
+        return PromptStats(prompt_tokens=total, prefill_s=prefill_s, image_encode_s=encode_s,
+                           image_cached=cached)
+
+    @staticmethod
+    def _chunk_tokens(chunk) -> list[int]:
+        count = ctypes.c_size_t()
+        pointer = mtmd.mtmd_input_chunk_get_tokens_text(chunk, ctypes.byref(count))
+        return [pointer[j] for j in range(count.value)]
+
+    def _image_embeddings(self, chunk, image_key: str) -> tuple[np.ndarray, float, bool]:
+        """The chunk's embeddings: from the cache when this picture was encoded before.
+
+        Reusing embeddings (rather than the KV state after the image) works for any prompt
+        around the image, which is what a second question about one picture changes.
+        """
+        cached = self._image_cache.get(image_key)
+        if cached is not None:
+            return cached, 0.0, True
+        started = time.perf_counter()
+        if mtmd.mtmd_encode_chunk(self._mtmd, chunk) != 0:
+            raise UserError(f"libmtmd failed to encode the image: {llama_log.last_error()}")
+        # What mtmd hands the LLM: n_embd_inp (more than n_embd for deepstack models, Qwen3-VL).
+        width = llama_cpp.llama_model_n_embd_inp(self._llm.model)
+        n_values = mtmd.mtmd_input_chunk_get_n_tokens(chunk) * width
+        pointer = mtmd.mtmd_get_output_embd(self._mtmd)
+        embeddings = np.ctypeslib.as_array(pointer, shape=(n_values,)).copy()
+        self.image_encodes += 1
+        self._image_cache.put(image_key, embeddings)
+        return embeddings, time.perf_counter() - started, False
+
+    def _decode_embeddings(self, chunk, embeddings: np.ndarray) -> float:
+        """Feed image embeddings to the LLM at the current position; returns seconds."""
+        started = time.perf_counter()
+        new_n_past = llama_cpp.llama_pos(0)
+        pointer = embeddings.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+        status = mtmd.mtmd_helper_decode_image_chunk(
+            self._mtmd, self._llm.ctx, chunk, pointer, self._llm.n_tokens, 0,
+            self._llm.n_batch, ctypes.byref(new_n_past), mtmd.mtmd_helper_post_decode_callback(), None)
+        if status != 0:
+            raise RuntimeError(f"llama.cpp failed to decode image embeddings (status {status})")
+        self._llm.n_tokens = new_n_past.value
+        return time.perf_counter() - started
+
+    # -- generation ---------------------------------------------------------------------
+
+    def append(self, *, tokens: Sequence[int]) -> None:
+        self._pending.extend(int(t) for t in tokens)
+
+    def sample(self, *, sampling: Sampling, edit: LogitEdit | None = None) -> int:
+        if self._pending:
+            if self._llm.n_tokens + len(self._pending) > self.n_ctx:
+                raise ContextFull(self.n_ctx)
+            self._llm.eval(self._pending)
+            self._pending = []
+        if self._chain is None or self._chain_key != sampling:
+            self._build_chain(sampling)
+        if edit is not None:
+            edit(self._last_logits())
+        return int(llama_cpp.llama_sampler_sample(self._chain, self._llm.ctx, -1))
+
+    def _last_logits(self) -> np.ndarray:
+        # A view on llama.cpp's own buffer: edits here are what the sampler reads.
+        pointer = llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)
+        return np.ctypeslib.as_array(pointer, shape=(llama_cpp.llama_vocab_n_tokens(self._vocab),))
+
+    def _build_chain(self, sampling: Sampling) -> None:
+        self._free_chain()
+        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+        add = lambda sampler: llama_cpp.llama_sampler_chain_add(chain, sampler)  # noqa: E731
+        if sampling.repeat_penalty != 1.0:
+            # 0.3.36's vendored llama.cpp still takes the vocabulary size first.
+            n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+            add(llama_cpp.llama_sampler_init_penalties(n_vocab, 64, sampling.repeat_penalty,
+                                                       0.0, 0.0))
+        if sampling.temperature <= 0:
+            add(llama_cpp.llama_sampler_init_greedy())
+        else:
+            # transformers' order: temperature, then top-k, then top-p on the tempered probabilities.
+            add(llama_cpp.llama_sampler_init_temp(sampling.temperature))
+            if sampling.top_k > 0:
+                add(llama_cpp.llama_sampler_init_top_k(sampling.top_k))
+            if sampling.top_p < 1.0:
+                add(llama_cpp.llama_sampler_init_top_p(sampling.top_p, 1))
+            if sampling.min_p > 0:
+                add(llama_cpp.llama_sampler_init_min_p(sampling.min_p, 1))
+            add(llama_cpp.llama_sampler_init_dist(sampling.seed & 0xFFFFFFFF))
+        self._chain, self._chain_key = chain, sampling
+
+    def _free_chain(self) -> None:
+        if self._chain is not None:
+            llama_cpp.llama_sampler_free(self._chain)
+            self._chain, self._chain_key = None, None
+
+    def forget_images(self) -> None:
+        """Drop cached image embeddings: the next image is encoded again (benchmarks)."""
+        self._image_cache.clear()
+
+    def close(self) -> None:
+        self._stack.close()
+

@@ -1,0 +1,66 @@
+"""What one bench run does (BenchSettings) and what one trial measured (Trial)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from edge_et.core.images import SAMPLE_QUESTION
+from edge_et.errors import UserError
+from edge_et.runtime.measure import StageRun
+from edge_et.runtime.pipeline import RESIDENCIES
+
+DEFAULT_BUDGETS = (0, 256, 1024, 4096)
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """What one bench run does. Token counts are exact: EOS is ignored.
+
+    think_tokens: the reasoning stage's think budget (thinking models) or the tokens before
+        the answer (instruct reasoners, which then generate think + answer tokens).
+    budgets: think budgets of the curve (empty: no curve); curve_trials runs of each.
+    bandwidth_mib: array size of the bandwidth measurement (0: skip it).
+    """
+
+    trials: int = 5
+    warmup: int = 1
+    extract_tokens: int = 128
+    think_tokens: int = 256
+    answer_tokens: int = 32
+    direct_tokens: int = 16
+    budgets: tuple[int, ...] = DEFAULT_BUDGETS
+    curve_trials: int = 3
+    question: str = SAMPLE_QUESTION
+    seed: int = 0
+    n_threads: int | None = None
+    residency: str = "co-resident"
+    bare: bool = True
+    direct: bool = True
+    bandwidth_mib: int = 256
+
+    def check(self) -> None:
+        if self.trials < 1 or self.warmup < 0 or self.curve_trials < 1:
+            raise UserError("--trials and curve trials must be >= 1, --warmup >= 0")
+        if min(self.extract_tokens, self.answer_tokens, self.direct_tokens) < 1 or self.think_tokens < 0:
+            raise UserError("token counts must be >= 1 (think tokens >= 0)")
+        if any(b < 0 for b in self.budgets):
+            raise UserError("think budgets must be >= 0")
+        if self.residency not in RESIDENCIES:
+            raise UserError(f"unknown residency {self.residency!r}; choose one of: {', '.join(RESIDENCIES)}")
+
+
+@dataclass
+class Trial:
+    """One trial: edge-et runs per stage, the bare runs beside them, loads and peaks."""
+
+    image: str
+    edge: dict[str, StageRun] = field(default_factory=dict)
+    bare: dict[str, StageRun] = field(default_factory=dict)
+    load_s: dict[str, float] = field(default_factory=dict)      # by role
+    peak_rss_bytes: dict[str, int] = field(default_factory=dict)  # by stage
+
+    def to_dict(self) -> dict:
+        runs = {side: {k: v.metrics() for k, v in getattr(self, side).items()} for side in ("edge", "bare")}
+        return {"image": self.image, "load_s": self.load_s, "peak_rss_bytes": self.peak_rss_bytes, **runs}

@@ -1,0 +1,188 @@
+"""`edge-et eval` (score a bundle on multiple-choice visual QA, convert datasets) and
+`edge-et data` (make visual-extraction-tuning targets with a teacher bundle).
+
+`eval` is a command and a group at once: its callback runs the evaluation when no
+subcommand follows, so `edge-et eval --bundle B --data F` and `edge-et eval convert
+easy-vqa --out F` both work. Each command validates, calls one library function, prints.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import ExitStack
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+from edge_et.core.devices import DEVICE_HELP
+from edge_et.errors import UserError
+
+eval_app = typer.Typer(invoke_without_command=True, no_args_is_help=True,
+                       help="Score a bundle on multiple-choice visual QA (JSONL); `convert` makes such files.")
+convert_app = typer.Typer(no_args_is_help=True, help="Turn a public dataset into the eval format.")
+data_app = typer.Typer(no_args_is_help=True, help="Make training data for perception models.")
+eval_app.add_typer(convert_app, name="convert")
+out = Console()
+err = Console(stderr=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `eval` and `data` sub-apps to the main CLI."""
+    app.add_typer(eval_app, name="eval")
+    app.add_typer(data_app, name="data")
+
+
+@eval_app.callback()
+def evaluate(
+    ctx: typer.Context,
+    bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", help="Bundle folder (holds bundle.json)."),
+    data: Optional[Path] = typer.Option(None, "--data", "-d", help='JSONL: {"image", "question", "options", "answer", "category"?, "id"?} per line.'),
+    mode: Optional[List[str]] = typer.Option(None, "--mode", help="extract-think (default) | caption-think | direct; repeat for a side-by-side table."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N usable questions."),
+    seed: int = typer.Option(0, help="Base seed; each question's seed derives from it and its id."),
+    hint: Optional[str] = typer.Option(None, help="Extraction hint for every question; 'auto' asks the reasoning model; default: derived from each question."),
+    think_budget: Optional[int] = typer.Option(None, min=0, help="Thinking tokens before </think> is forced."),
+    answer_budget: Optional[int] = typer.Option(None, min=1, help="Tokens allowed after </think>."),
+    max_tokens: Optional[int] = typer.Option(None, min=1, help="Token limit of a non-thinking reasoner."),
+    temperature: Optional[float] = typer.Option(None, min=0.0, help="Reasoning temperature (0 = greedy)."),
+    residency: str = typer.Option("auto", help="auto (the memory plan decides) | co-resident | swap."),
+    mem_budget: Optional[str] = typer.Option(None, "--mem-budget", help="Memory budget (6GB, 512MiB, bytes)."),
+    device: str = typer.Option("cpu", help=DEVICE_HELP),
+    threads: Optional[int] = typer.Option(None, min=1, help="CPU threads (default: all cores)."),
+    predictions: Optional[Path] = typer.Option(None, "--predictions", help="Also write every answer, scored, as JSONL."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Accuracy (95% Wilson interval) overall and per category, parse failures, latency per stage."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if bundle is None or data is None:
+        raise UserError("edge-et eval needs --bundle DIR and --data FILE.jsonl "
+                        "(or a subcommand: edge-et eval convert easy-vqa --out FILE.jsonl)")
+    from edge_et.eval.run import check_eval_modes, read_eval_file
+    from edge_et.runtime.pipeline import RunOptions
+
+    modes = check_eval_modes(mode or [])
+    dataset = read_eval_file(data, limit)
+    options = RunOptions(hint=hint, think_budget=think_budget, answer_budget=answer_budget,
+                         max_tokens=max_tokens, temperature=temperature)
+    report = _evaluate(bundle, dataset, modes, options, seed=seed, residency=residency, threads=threads,
+                       mem_budget=mem_budget, device=device, predictions=predictions, quiet=as_json)
+    if as_json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        from edge_et.cli.render.eval import report_tables
+        report_tables(out, report)
+
+
+def _evaluate(bundle_dir: Path, dataset, modes, options, *, seed, residency, threads, mem_budget,
+              device, predictions, quiet: bool):
+    from edge_et.cli.render import result as render
+    from edge_et.cli.render.eval import progress_bar
+    from edge_et.eval.run import evaluate as run_eval
+    from edge_et.runtime.pipeline import Pipeline
+
+    loaded, memory_plan = _planned_bundle(bundle_dir, modes, mem_budget, device)
+    if not quiet:
+        render.random_weight_warnings(err, loaded)
+        err.print(f"plan: {memory_plan.decision} ({memory_plan.reason})", highlight=False, markup=False)
+    with ExitStack() as stack:
+        pipeline = stack.enter_context(Pipeline(loaded, n_threads=threads, plan=memory_plan,
+                                                device=device,
+                                                residency=None if residency == "auto" else residency))
+        on_record = _prediction_writer(stack, predictions) if predictions else None
+        advance = stack.enter_context(progress_bar(err, "eval", len(dataset.items) * len(modes)))
+        return run_eval(pipeline, dataset, modes, options, seed=seed, progress=advance,
+                        on_record=on_record)
+
+
+def _planned_bundle(bundle_dir: Path, modes: list[str], mem_budget, device):
+    """The bundle, checked for every mode, and a memory plan that fits (else exit code 2)."""
+    from edge_et.bundle.manifest import Bundle
+    from edge_et.memory.scheduler import require_runnable
+    from edge_et.runtime.pipeline import check_bundle_for_mode
+    from edge_et.runtime.plan import plan_bundle
+
+    loaded = Bundle.load(bundle_dir)
+    for mode in modes:
+        check_bundle_for_mode(loaded, mode)
+    return loaded, require_runnable(plan_bundle(loaded, mem_budget=mem_budget, device=device))
+
+
+def _prediction_writer(stack: ExitStack, path: Path):
+    try:
+        target = stack.enter_context(open(path, "w", encoding="utf-8"))
+    except OSError as exc:
+        raise UserError(f"cannot write predictions to '{path}': {exc.strerror or exc}") from None
+
+    def write(mode, item, record, scored) -> None:
+        row = {"mode": mode, "id": item.id, "category": item.category, "gold": item.answer,
+               "letter": scored.letter, "correct": scored.correct} | {
+                   k: v for k, v in record.items() if k not in ("index", "id", "mode")}
+        target.write(json.dumps(row, ensure_ascii=False) + "\n")
+        target.flush()
+    return write
+
+
+@convert_app.command("easy-vqa")
+def convert_easy_vqa(
+    out_file: Path = typer.Option(..., "--out", "-o", help="JSONL to write; images go to <stem>_images/ beside it."),
+    seed: int = typer.Option(0, help="Seed of the distractors, their order and the --limit sample."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="A seeded sample of N questions (default: all 9,673)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """easy-VQA's test split (pip package easy-vqa==1.0) as multiple choice, distractors of the same type."""
+    from edge_et.eval.data import convert_easy_vqa as convert
+
+    summary = convert(out_file, seed=seed, limit=limit)
+    if as_json:
+        print(json.dumps(summary.to_dict()))
+        return
+    counts = ", ".join(f"{name} {n}" for name, n in summary.categories.items())
+    out.print(f"wrote {summary.questions} questions ({counts}) over {summary.images} images to "
+              f"{summary.out}", highlight=False, markup=False, soft_wrap=True)
+
+
+@data_app.command("extract-tuning")
+def extract_tuning(
+    teacher: Path = typer.Option(..., "--teacher", help="Teacher bundle: its VLM writes targets, its LLM statements."),
+    source: Path = typer.Option(..., "--in", help='JSONL of {"image", "question", "answer", "id"?} (eval format works too).'),
+    out_file: Path = typer.Option(..., "--out", "-o", help="Targets JSONL; ids already there are skipped (resume)."),
+    seed: int = typer.Option(0, help="Base seed (decoding is greedy unless the bundle says otherwise)."),
+    statement_model: str = typer.Option("reasoning", help="Who writes the statements: reasoning | perception (text only)."),
+    chunk: int = typer.Option(16, min=1, help="Pairs per step-1/step-2 round (swap residency loads each model once per round)."),
+    statement_tokens: int = typer.Option(128, min=1, help="Token limit of a statement."),
+    target_tokens: int = typer.Option(1024, min=1, help="Token limit of a description."),
+    residency: str = typer.Option("auto", help="auto (the memory plan decides) | co-resident | swap."),
+    mem_budget: Optional[str] = typer.Option(None, "--mem-budget", help="Memory budget (6GB, 512MiB, bytes)."),
+    device: str = typer.Option("cpu", help=DEVICE_HELP),
+    threads: Optional[int] = typer.Option(None, min=1, help="CPU threads (default: all cores)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+) -> None:
+    """The paper's two-step recipe: QA pair -> statement (LLM), image + statement -> description (VLM)."""
+    from dataclasses import asdict, replace
+
+    from edge_et.cli.render.eval import progress_bar
+    from edge_et.eval import extract_tuning as tuning
+    from edge_et.runtime.pipeline import Pipeline
+
+    pairs, bad = tuning.read_pairs(source)
+    remaining = len({pair.id for pair in pairs} - tuning.done_ids(out_file))
+    loaded, memory_plan = _planned_bundle(teacher, [], mem_budget, device)  # roles: make_targets
+    with Pipeline(loaded, n_threads=threads, plan=memory_plan, device=device,
+                  residency=None if residency == "auto" else residency) as pipeline, \
+            progress_bar(err, "targets", remaining) as advance:
+        summary = tuning.make_targets(
+            pipeline, pairs, out_file, seed=seed, statement_role=statement_model, chunk=chunk,
+            statement_decoding=replace(tuning.STATEMENT_DECODING, max_tokens=statement_tokens),
+            target_decoding=replace(tuning.TARGET_DECODING, max_tokens=target_tokens), progress=advance)
+    summary.bad_lines = len(bad)
+    if as_json:
+        print(json.dumps(asdict(summary) | {"bad_line_reasons": bad[:5]}))
+        return
+    out.print(f"targets: {summary.written} written, {summary.skipped} already done, {summary.failed} failed, "
+              f"{summary.bad_lines} unusable lines, {summary.model_loads} model loads -> {out_file}",
+              highlight=False, markup=False, soft_wrap=True)
+    for reason in bad[:5] + summary.failures:
+        err.print(f"  {reason}", highlight=False, markup=False)

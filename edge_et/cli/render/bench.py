@@ -1,0 +1,347 @@
+"""How a `BenchReport` is shown: rich tables, JSON, a markdown table and a stacked bar chart.
+
+matplotlib is imported inside `plot_report` only (Agg backend, no display needed), so the
+runtime works without it; `pip install 'edge-et[bench]'` provides it.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from edge_et.errors import UserError
+
+MiB = 2**20
+STAGE_COLUMNS = (("load_s", "load s", 1), ("image_encode_s", "image s", 1),
+                 ("prefill_tok_s", "prefill tok/s", 1), ("decode_tok_s", "decode tok/s", 1),
+                 ("ttft_s", "TTFT s", 1), ("e2e_s", "end-to-end s", 1),
+                 ("peak_rss_bytes", "peak RSS MiB", 1 / MiB))
+# Segments of the stacked bars, bottom to top: (label, stage metric, colour).
+SEGMENTS = (("load", "load_s", "#9e9e9e"), ("image encode", "image_encode_s", "#8e44ad"),
+            ("prefill", "prefill_s", "#2980b9"), ("decode", "decode_s", "#e67e22"))
+
+
+def _fmt(value: float | None, scale: float = 1.0) -> str:
+    if value is None:
+        return "-"
+    value *= scale
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.2f}" if abs(value) >= 1 else f"{value:.3f}"
+
+
+def _cell(summary: dict | None, scale: float = 1.0) -> str:
+    """median (min-max): the spread is what tells a reader whether a difference is noise."""
+    if not summary:
+        return "-"
+    return f"{_fmt(summary['median'], scale)} ({_fmt(summary['min'], scale)}-{_fmt(summary['max'], scale)})"
+
+
+def render_report(console: Console, report: dict) -> None:
+    """Stage table, ratios and the budget curve, as rich tables."""
+    console.print(stage_table(report))
+    console.print(ratio_table(report))
+    if report["curve"]:
+        console.print(curve_table(report))
+    for note in report["notes"]:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+
+
+def stage_table(report: dict) -> Table:
+    s = report["settings"]
+    table = Table(title=f"{report['bundle']}: median (min-max) of {s['trials']} trials, extract "
+                        f"{s['extract_tokens']}, think {s['think_tokens']}+{s['answer_tokens']}, "
+                        f"direct {s['direct_tokens']} tokens, {report['machine']['threads']} threads",
+                  title_justify="left")
+    table.add_column("stage")
+    for _, label, _ in STAGE_COLUMNS:
+        table.add_column(label, justify="right")
+    for name, metrics in report["stages"].items():
+        table.add_row(name, *(_cell(metrics.get(key), scale) for key, _, scale in STAGE_COLUMNS))
+    for name, metrics in report["bare"].items():
+        if metrics:
+            table.add_row(f"{name} (bare)", *(_cell(metrics.get(key), scale)
+                                              for key, _, scale in STAGE_COLUMNS))
+    return table
+
+
+def ratio_table(report: dict) -> Table:
+    table = Table(title="side by side (medians of per-trial ratios)", title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("meaning")
+    for stage, o in report["ratios"]["overhead"].items():
+        if o.get("comparable"):
+            verdict = "meets" if o["meets_goal"] else "misses"
+            table.add_row(f"{stage} overhead", _fmt(o["e2e"]),
+                          f"edge-et / {o.get('baseline', 'bare llama-cpp-python')}, end to end ({verdict} goal <= {o['goal']}); "
+                          f"TTFT {_fmt(o['ttft'])}, decode {_fmt(o['decode'])}")
+        else:
+            table.add_row(f"{stage} overhead", "-", o["note"])
+    price = report["ratios"].get("direct_price")
+    if price:
+        table.add_row("price of Extract+Think", _fmt(price["resident"]),
+                      f"x the direct VLM answer (models resident); {_fmt(price['with_loads'])} with loads")
+    for stage, r in report["roofline"].items():
+        table.add_row(f"{stage} decode vs bandwidth", f"{r['pct_of_limit']:.0f}%",
+                      f"{_fmt(r['decode_tok_s'])} of {_fmt(r['limit_tok_s'])} tok/s = "
+                      f"{_fmt(report['bandwidth']['read_bytes_per_s_all_threads'] / 1e9)} GB/s / "
+                      f"{r['bytes_per_token'] / MiB:.1f} MiB per token")
+    return table
+
+
+def curve_table(report: dict) -> Table:
+    table = Table(title="thinking-budget curve", title_justify="left")
+    for column in ("think budget", "tokens", "think s", "end-to-end s", "with loads s"):
+        table.add_column(column, justify="right")
+    for row in report["curve"]:
+        table.add_row(str(row["budget"]), _fmt(row["tokens"]["median"]), _cell(row["think_e2e_s"]),
+                      _fmt(row["e2e_s"]), _fmt(row["e2e_with_loads_s"]))
+    return table
+
+
+def save_json(report: dict, path: Path) -> Path:
+    """Write the report as indented JSON (the folder is created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def markdown_rows(report: dict, name: str | None = None) -> list[str]:
+    """One markdown table row per stage (config column: `name`, else the bundle's name)."""
+    rows = []
+    o, price = report["ratios"]["overhead"], report["ratios"].get("direct_price") or {}
+    for stage, m in report["stages"].items():
+        roof = report["roofline"].get(stage, {})
+        ratio = o.get(stage, {}).get("e2e")
+        rows.append("| " + " | ".join([
+            name or report["bundle"], stage, _cell(m.get("load_s")), _cell(m.get("image_encode_s")),
+            _cell(m.get("prefill_tok_s")), _cell(m.get("decode_tok_s")), _cell(m.get("ttft_s")),
+            _cell(m.get("e2e_s")), _fmt((m.get("peak_rss_bytes") or {}).get("median"), 1 / MiB),
+            _fmt(ratio), f"{roof['pct_of_limit']:.0f}%" if roof else "-",
+            _fmt(price.get("resident")) if stage == "direct" else "-"]) + " |")
+    return rows
+
+
+MARKDOWN_HEADER = ("| config | stage | load s | image s | prefill tok/s | decode tok/s | TTFT s | "
+                   "end-to-end s | peak RSS MiB | edge-et/bare | % of bandwidth limit | "
+                   "E+T / direct |\n|" + "---|" * 12)
+
+
+def _stack(report: dict, stage: str, side: str = "stages") -> dict[str, float]:
+    metrics = report[side].get(stage) or {}
+    median = lambda key: (metrics.get(key) or {}).get("median") or 0.0  # noqa: E731
+    if side == "bare":  # mtmd's helper encodes and prefills in one call: show the prompt as one
+        return {"load": 0.0, "image encode": 0.0, "prefill": median("ttft_s"), "decode": median("decode_s")}
+    return {label: median(key) for label, key, _ in SEGMENTS}
+
+
+def plot_report(report: dict, path: Path) -> Path:
+    """A stacked per-stage bar chart (and the budget curve beside it) as a PNG."""
+    plt = _pyplot()
+    bars = [("Extract+Think", report, "stages", ("extract", "think")),
+            ("bare baseline", report, "bare", ("extract", "think")),
+            ("direct VLM", report, "stages", ("direct",))]
+    return _save_figure(plt, bars, [report],
+                        f"edge-et bench: {report['bundle']} on {report['machine']['cpu']} "
+                        f"({report['machine']['threads']} threads)", path)
+
+
+def plot_comparison(result: dict, path: Path) -> Path:
+    """The stacked Extract+Think and direct bars of every compared bundle, and their curves."""
+    plt = _pyplot()
+    reports = result["reports"]
+    bars = [(f"{_short(r)}\n{label}", r, "stages", stages) for r in reports
+            for label, stages in (("E+T", ("extract", "think")), ("direct", ("direct",)))]
+    machine = reports[0]["machine"]
+    return _save_figure(plt, bars, reports, f"edge-et bench: {' vs '.join(_short(r) for r in reports)} "
+                        f"on {machine['cpu']} ({machine['threads']} threads)", path)
+
+
+def _pyplot():
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UserError("--plot needs matplotlib: pip install 'edge-et[bench]'") from None
+    return plt
+
+
+def _save_figure(plt, bars, reports: list[dict], title: str, path: Path) -> Path:
+    bars = [b for b in bars if all(b[1][b[2]].get(s) for s in b[3])]
+    curves = [r for r in reports if r["curve"]]
+    panels = 2 if curves else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6 * panels + 1, 4.5), squeeze=False)
+    _stacked(axes[0][0], bars)
+    for report in curves:
+        _curve_plot(axes[0][1], report, prefix=f"{_short(report)}: " if len(curves) > 1 else "")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _short(report: dict) -> str:
+    """The bundle's name and its backends: two exports of one model share a name."""
+    backends = dict.fromkeys(m.get("backend", "llama.cpp") for m in report["models"].values())
+    return f"{report['bundle']} ({'+'.join(backends)})"
+
+
+def comparison_table(result: dict) -> Table:
+    """Per stage and metric: each bundle's median and its paired ratio to the first bundle."""
+    comparison, reports = result["comparison"], result["reports"]
+    names = [_short(r) for r in reports]
+    table = Table(title=f"side by side, {comparison['trials']} interleaved trials: medians, and "
+                        "median per-trial ratio to the first bundle", title_justify="left")
+    table.add_column("stage")
+    table.add_column("metric")
+    for k, name in enumerate(names):
+        table.add_column(name, justify="right")
+        if k:
+            table.add_column("ratio", justify="right")
+    for stage, metrics in comparison["stages"].items():
+        for key, row in metrics.items():
+            if all(m is None for m in row["medians"]):
+                continue
+            scale = 1 / MiB if key == "peak_rss_bytes" else 1.0
+            cells = []
+            for k, (median, ratio) in enumerate(zip(row["medians"], row["ratios_to_first"])):
+                cells.append(_fmt(median, scale))
+                if k:
+                    cells.append(_fmt(ratio))
+            label = row["label"] + (" MiB" if key == "peak_rss_bytes" else "")
+            table.add_row(stage, label, *cells)
+    return table
+
+
+def render_comparison(console: Console, result: dict) -> None:
+    """Each bundle's stage table and overheads, then the side-by-side table."""
+    for report in result["reports"]:
+        console.print(stage_table(report))
+        console.print(ratio_table(report))
+    console.print(comparison_table(result))
+    notes = dict.fromkeys(n for r in result["reports"] for n in r["notes"])
+    for note in notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+
+
+def _stacked(ax, bars) -> None:
+    hatches = {"extract": "", "think": "//", "direct": ""}
+    for x, (label, report, side, stages) in enumerate(bars):
+        bottom = 0.0
+        for stage in stages:
+            for (segment, value), (_, _, colour) in zip(_stack(report, stage, side).items(), SEGMENTS):
+                ax.bar(x, value, bottom=bottom, color=colour, hatch=hatches[stage], edgecolor="white",
+                       label=segment if x == 0 and stage == "extract" else None)
+                bottom += value
+        ax.text(x, bottom, f"{bottom:.2f} s", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(range(len(bars)), [b[0] for b in bars], fontsize=8)
+    ax.set_ylabel("seconds (median); hatched: think stage")
+    ax.set_title("bare runs share edge-et's loaded models (no load); their prefill bar is "
+                 "encode + prefill", fontsize=7)
+    ax.legend(fontsize=8)
+
+
+def _curve_plot(ax, report: dict, prefix: str = "") -> None:
+    budgets = [row["budget"] for row in report["curve"]]
+    ax.plot(budgets, [row["e2e_s"] for row in report["curve"]], marker="o",
+            label=f"{prefix}models resident")
+    ax.plot(budgets, [row["e2e_with_loads_s"] for row in report["curve"]], marker="s",
+            label=f"{prefix}with model loads")
+    ax.set_xlabel("think budget (tokens)")
+    ax.set_ylabel("end-to-end seconds")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+
+
+# -- the `edge-et bench` command ------------------------------------------------------------
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+
+def parse_budgets(text: str) -> tuple[int, ...]:
+    """"0,256,1024" -> (0, 256, 1024); "" or "none" -> () (no curve)."""
+    if text.strip().lower() in ("", "none"):
+        return ()
+    try:
+        budgets = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise UserError(f"--budgets must be whole numbers separated by commas, got {text!r}") from None
+    if any(b < 0 for b in budgets):
+        raise UserError("--budgets must be >= 0")
+    return budgets
+
+
+def bench_images(image: Path | None, images: Path | None, scratch: Path) -> list[Path]:
+    """The pictures to bench with: --image, every picture in --images, else the sample picture."""
+    if image is not None and images is not None:
+        raise UserError("give --image or --images, not both")
+    if image is not None:
+        return [image]
+    if images is not None:
+        if not images.is_dir():
+            raise UserError(f"--images {images} is not a folder")
+        found = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not found:
+            raise UserError(f"--images {images} holds no pictures ({', '.join(IMAGE_SUFFIXES)})")
+        return found
+    from edge_et.core.images import write_sample_image
+
+    return [write_sample_image(scratch / "sample.png")]
+
+
+@contextmanager
+def _progress(err: Console, total: int):
+    """A progress bar over the bench's `total` steps; each progress line starts the next step."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True) as progress:
+        task = progress.add_task("bench", total=total)
+        started = [False]
+
+        def step(line: str) -> None:
+            if started[0]:
+                progress.advance(task)
+            started[0] = True
+            progress.update(task, description=line)
+            err.print(f"[dim]{line}[/]", highlight=False)
+        yield step
+
+
+def bench_command(*, bundle: Path, image: Path | None, images: Path | None, out: Path | None,
+                  plot: Path | None, as_json: bool, console: Console, err: Console,
+                  against: Path | None = None, **settings) -> dict:
+    """What `edge-et bench` does: run, save the JSON, draw, print. Returns the report dict
+    (with `against`: the comparison, {"reports": [...], "comparison": {...}})."""
+    import tempfile
+
+    from edge_et.bench.compare import comparison_steps, run_comparison
+    from edge_et.bench.run import bench_steps, run_bench
+    from edge_et.bench.settings import BenchSettings
+    from edge_et.bundle.manifest import Bundle
+
+    loaded = [Bundle.load(b) for b in ([bundle] + ([against] if against else []))]
+    steps = (comparison_steps if against else bench_steps)(BenchSettings(**settings))
+    with tempfile.TemporaryDirectory() as scratch, _progress(err, steps) as step:
+        pictures = bench_images(image, images, Path(scratch))
+        if against:
+            result = run_comparison(loaded, images=pictures, progress=step, **settings)
+        else:
+            result = run_bench(loaded[0], images=pictures, progress=step, **settings).to_dict()
+    name = "-vs-".join(b.name for b in loaded)
+    saved = save_json(result, out or Path(f"edge-et-bench-{name}.json"))
+    if plot is not None:
+        (plot_comparison if against else plot_report)(result, plot)
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        (render_comparison if against else render_report)(console, result)
+        console.print(f"saved {saved}" + (f" and {plot}" if plot else ""), highlight=False)
+    return result

@@ -1,0 +1,118 @@
+"""Human-readable output of the CLI (rich); JSON output needs none of this."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from edge_et.bundle.manifest import Bundle
+from edge_et.core.stats import Result
+
+STAGE_COLUMNS = (("load_s", "load s"), ("image_encode_s", "image s"), ("prompt_tokens", "prompt tok"),
+                 ("prefill_s", "prefill s"), ("generated_tokens", "gen tok"), ("decode_s", "decode s"),
+                 ("decode_tok_s", "tok/s"))
+
+
+def random_weight_warnings(console: Console, bundle: Bundle) -> None:
+    """Say plainly when a stage's model is untrained, before its output is shown."""
+    for stage in bundle.stages():
+        if stage.random_weights:
+            console.print(f"[yellow]note:[/] the {stage.role} model of bundle '{escape(bundle.name)}' "
+                          "has random weights (never trained): its text is noise; the run shows "
+                          "the real architecture and runtime, not a meaningful answer.")
+
+
+def result(console: Console, res: Result, *, streamed: bool = False) -> None:
+    """Hint, extraction, reasoning, answer, then a per-stage timing table."""
+    if res.hint:
+        console.print(f"[bold]hint[/] ({res.hint_source}): {escape(res.hint)}")
+    if res.extraction:
+        title = "direct answer" if res.mode == "direct" else "extraction"
+        console.print(Panel(escape(res.extraction), title=title, title_align="left"))
+    if res.reasoning is not None and not streamed:
+        console.print(Panel(escape(res.reasoning), title="reasoning", title_align="left"))
+    if res.mode != "extract":
+        parsed = "" if res.answer_matched else " [dim](no 'Answer:' line; last line used)[/]"
+        console.print(f"[bold green]answer:[/] {escape(res.answer)}{parsed}")
+    console.print(stage_table(res))
+
+
+def stage_table(res: Result) -> Table:
+    table = Table(title=f"stages (seed {res.seed}, peak RSS {res.peak_rss_bytes / 2**20:.0f} MiB)",
+                  title_justify="left")
+    table.add_column("stage")
+    for _, label in STAGE_COLUMNS:
+        table.add_column(label, justify="right")
+    for name, stats in res.stages.items():
+        values = stats.to_dict()
+        table.add_row(name, *(_cell(values.get(key)) for key, _ in STAGE_COLUMNS))
+    return table
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1f}" if value >= 100 else f"{value:.3f}"
+    return str(value)
+
+
+def bundle_info(console: Console, described: dict) -> None:
+    """`edge-et info` as a table per bundle."""
+    console.print(f"[bold]{escape(described['name'])}[/]  {escape(described['path'])}")
+    if described["description"]:
+        console.print(escape(described["description"]))
+    table = Table()
+    for column in ("stage", "file", "arch", "quant", "size", "context"):
+        table.add_column(column)
+    table.add_column("notes", no_wrap=True)  # "RANDOM WEIGHTS" must never be split
+    for role, stage in described["stages"].items():
+        notes = ["thinking" if stage["thinking"] else "", "RANDOM WEIGHTS" if stage["random_weights"] else ""]
+        files = [stage["model"]] + ([stage["mmproj"]] if "mmproj" in stage else [])
+        for item in files:
+            context = item.get("context_length")
+            table.add_row(role, item["file"], item.get("architecture", ""), item.get("quantization", ""),
+                          f"{item.get('size_bytes', 0) / 2**20:.1f} MiB",
+                          f"{stage['n_ctx'] or '-'} / {context}" if context else "-",
+                          ", ".join(n for n in notes if n))
+    console.print(table)
+    for role, stage in described["stages"].items():
+        if stage.get("source"):
+            console.print(f"{role}: {escape(stage['source'])}")
+        if stage.get("note"):
+            console.print(f"[yellow]{role}: {escape(stage['note'])}[/]")
+    if "onnx_providers" in described:
+        providers = described["onnx_providers"]
+        console.print("onnxruntime execution providers here: "
+                      + escape(", ".join(providers) if isinstance(providers, list) else providers))
+
+
+@contextmanager
+def batch_progress(console: Console, total: int, *, enabled: bool):
+    """A progress bar over batch lines; a no-op when results go to the terminal."""
+    if not enabled:
+        yield lambda: None
+        return
+    with Progress(TextColumn("batch"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=console, transient=True) as progress:
+        task = progress.add_task("batch", total=total)
+        yield lambda: progress.advance(task)
+
+
+def batch_summary(console: Console, summary) -> None:
+    console.print(f"batch: {summary.answered}/{summary.lines} answered, {summary.errors} errors, "
+                  f"{summary.model_loads} model loads, {summary.image_encodes} image encodes "
+                  f"({summary.distinct_images} distinct images), residency {summary.residency}, "
+                  f"{summary.seconds:.1f} s", highlight=False, soft_wrap=True)

@@ -1,0 +1,76 @@
+"""Per-stage measurements and the result of one request, serialisable to JSON."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class StageStats:
+    """What one stage cost. Times in seconds, measured with time.perf_counter."""
+
+    load_s: float = 0.0            # model (and mmproj) load; 0 when it was already resident
+    image_encode_s: float | None = None  # vision encoder + projector; perception stages only
+    image_cached: bool | None = None  # perception: embeddings reused from an earlier question
+    prompt_tokens: int = 0         # tokens fed before the first generated one (image tokens included)
+    prefill_s: float = 0.0         # time to feed them, image encode excluded
+    generated_tokens: int = 0      # tokens sampled by the model
+    forced_tokens: int = 0         # tokens inserted by budget forcing (`\n</think>`), not sampled
+    decode_s: float = 0.0          # time spent sampling and feeding generated tokens
+    think_tokens: int | None = None  # thinking models: tokens inside <think>…</think>
+    think_forced: bool | None = None  # thinking models: whether the budget ended the thinking
+
+    @property
+    def decode_tok_s(self) -> float | None:
+        return self.generated_tokens / self.decode_s if self.decode_s > 0 else None
+
+    @property
+    def prefill_tok_s(self) -> float | None:
+        return self.prompt_tokens / self.prefill_s if self.prefill_s > 0 else None
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["decode_tok_s"] = _round(self.decode_tok_s)
+        data["prefill_tok_s"] = _round(self.prefill_tok_s)
+        return {k: _round(v) for k, v in data.items()}
+
+
+@dataclass
+class Result:
+    """The outcome of one question about one image.
+
+    mode: extract-think | caption-think | direct | extract.
+    answer: parsed with the paper's rule (empty in `extract` mode).
+    answer_matched: whether the last line matched `Answer: X` (False: the raw last line was used).
+    hint: the extraction hint used (None for modes without one) and hint_source
+        (`flag`, `question-rule`, `auto`).
+    extraction: the perception model's description (or direct answer text in `direct`).
+    reasoning: the reasoning model's full output (thinking included), None without stage 2.
+    stages: StageStats per stage name (`hint`, `extract`, `caption`, `direct`, `think`).
+    peak_rss_bytes: peak resident memory of this process so far.
+    deadline: with `run --deadline`: the think budget chosen for it and the worst case
+        expected from this device's measured speed (see edge_et.runtime.deadline).
+    """
+
+    mode: str
+    question: str
+    answer: str = ""
+    answer_matched: bool = False
+    hint: str | None = None
+    hint_source: str | None = None
+    extraction: str = ""
+    reasoning: str | None = None
+    stages: dict[str, StageStats] = field(default_factory=dict)
+    peak_rss_bytes: int = 0
+    image: str | None = None
+    seed: int | None = None
+    deadline: dict | None = None
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["stages"] = {name: stats.to_dict() for name, stats in self.stages.items()}
+        return data
+
+
+def _round(value):
+    return round(value, 6) if isinstance(value, float) else value

@@ -1,0 +1,174 @@
+"""Many questions in one run: a JSONL file in, one JSON result per line out, in input order.
+
+Each input line is `{"image": PATH, "question": TEXT}` (optional `id`, `hint`, `seed`); relative
+image paths are read from the JSONL file's folder. A bad line becomes an error record for
+that line; the batch goes on.
+
+With swap residency every extraction runs first, then every reasoning step, so each model
+loads once however many questions there are. A picture used by several lines is decoded
+once (kept until its last line) and encoded once (the backend's embedding cache).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+from edge_et.core.images import LoadedImage, load_image
+from edge_et.core.stats import Result
+from edge_et.errors import UserError
+from edge_et.runtime.pipeline import Pipeline, RunOptions
+
+Writer = Callable[[dict], None]
+
+
+@dataclass
+class BatchItem:
+    """One input line; `error` is set when the line itself is unusable."""
+
+    index: int
+    image: Path | None = None
+    question: str = ""
+    id: object = None
+    hint: str | None = None
+    seed: int | None = None  # this line's own sampling seed (evaluations seed each item)
+    error: str | None = None
+
+
+@dataclass
+class BatchSummary:
+    """Counts that show the batch's cost: model loads and image encodes."""
+
+    lines: int = 0
+    answered: int = 0
+    errors: int = 0
+    model_loads: int = 0
+    image_encodes: int = 0
+    distinct_images: int = 0
+    images_decoded: int = 0
+    seconds: float = 0.0
+    residency: str = ""
+
+
+def read_batch(path: Path) -> list[BatchItem]:
+    """Parse the JSONL file; unreadable lines become items that carry their error."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read batch file '{path}': {exc}") from None
+    items = [_parse_line(i, line, Path(path).parent) for i, line in enumerate(lines) if line.strip()]
+    if not items:
+        raise UserError(f"batch file '{path}' has no lines")
+    for position, item in enumerate(items):
+        item.index = position
+    return items
+
+
+def _parse_line(number: int, line: str, folder: Path) -> BatchItem:
+    item = BatchItem(index=number)
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        item.error = f"line {number + 1}: not valid JSON ({exc.msg})"
+        return item
+    if isinstance(data, dict):
+        item.id = data.get("id")
+    if not isinstance(data, dict) or not isinstance(data.get("question"), str) \
+            or not isinstance(data.get("image"), str):
+        item.error = f"line {number + 1}: needs string fields 'image' and 'question'"
+        return item
+    image = Path(data["image"]).expanduser()
+    item.image = image if image.is_absolute() else folder / image
+    item.question = data["question"]
+    item.hint = data.get("hint") if isinstance(data.get("hint"), str) else None
+    item.seed = data["seed"] if type(data.get("seed")) is int else None
+    return item
+
+
+class _Pictures:
+    """Decoded pictures, each kept only until the last line that uses it."""
+
+    def __init__(self, items: list[BatchItem]):
+        self._uses = Counter(item.image.resolve() for item in items if item.image and not item.error)
+        self._loaded: dict[Path, LoadedImage] = {}
+        self.decoded = 0
+
+    def take(self, path: Path) -> LoadedImage:
+        """The decoded picture at `path`; raises UserError for a bad file (that line fails)."""
+        key = path.resolve()
+        self._uses[key] -= 1  # counted before decoding, so a failed decode is still a use
+        picture = self._loaded.pop(key, None)
+        if picture is None:
+            picture = load_image(path)
+            self.decoded += 1
+        if self._uses[key] > 0:
+            self._loaded[key] = picture
+        return picture
+
+    @property
+    def distinct(self) -> int:
+        return len(self._uses)
+
+
+def run_batch(pipeline: Pipeline, items: list[BatchItem], options: RunOptions,
+              write: Writer, progress: Callable[[], None] = lambda: None) -> BatchSummary:
+    """Answer every item, writing one record per item in input order."""
+    started = time.perf_counter()
+    summary = BatchSummary(lines=len(items), residency=pipeline.residency)
+    pictures = _Pictures(items)
+    staged = pipeline.residency == "swap" and options.mode.endswith("-think")
+    for item, outcome in _answers(pipeline, items, options, pictures, staged):
+        record = _record(item, outcome)
+        summary.errors += "error" in record
+        write(record)
+        progress()
+    summary.answered = summary.lines - summary.errors
+    summary.model_loads, summary.image_encodes = pipeline.model_loads, pipeline.image_encodes
+    summary.distinct_images, summary.images_decoded = pictures.distinct, pictures.decoded
+    summary.seconds = round(time.perf_counter() - started, 3)
+    return summary
+
+
+def _answers(pipeline, items, options, pictures, staged):
+    """Yield (item, Result or error text) in input order."""
+    if not staged:
+        for item in items:
+            yield item, _attempt(lambda: pipeline.run(pictures.take(item.image), item.question,
+                                                       _line_options(options, item)), item)
+        return
+    perceived = [(item, _attempt(lambda: pipeline.perceive(pictures.take(item.image), item.question,
+                                                             _line_options(options, item)),
+                                 item)) for item in items]
+    pipeline.release("perception")  # its memory returns before the reasoning model loads
+    for item, outcome in perceived:
+        if isinstance(outcome, Result):
+            outcome = _attempt(lambda: pipeline.reason(outcome, _line_options(options, item)), item)
+        yield item, outcome
+
+
+def _attempt(work: Callable[[], Result], item: BatchItem):
+    """The line's Result, or its error text: one bad line never stops the batch."""
+    if item.error:
+        return item.error
+    try:
+        return work()
+    except UserError as exc:
+        return str(exc)
+
+
+def _line_options(options: RunOptions, item: BatchItem) -> RunOptions:
+    own = {name: value for name, value in (("hint", item.hint), ("seed", item.seed))
+           if value is not None}
+    return replace(options, **own) if own else options
+
+
+def _record(item: BatchItem, outcome) -> dict:
+    head = {"index": item.index, "id": item.id}
+    if isinstance(outcome, Result):
+        return head | outcome.to_dict()
+    return head | {"error": outcome, "image": str(item.image) if item.image else None,
+                   "question": item.question}

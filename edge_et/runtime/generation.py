@@ -1,0 +1,196 @@
+"""Token-by-token generation over any backend: limits, streaming, timing, budget forcing.
+
+Budget forcing follows the authors' logits processor (lmms_eval_custom_files/qwen3.py,
+after muellerzr's "end thinking" note). Counting generated tokens t = 1, 2, ... against
+the think budget B:
+- while t / B > 0.95, the logit of `</think>` is multiplied by (1 + t/B) and the logit
+  of `\\n` is set to that same value (both boosted toward ending the thought);
+- token t = B - 1 is forced to `\\n` and token t = B to `</think>`.
+After `</think>` (the model's or the forced one) the answer follows; the whole output
+never exceeds B + answer budget tokens, the authors' `max_new_tokens`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from edge_et.backends.base import ContextFull, LogitEdit, Sampling, TextModel
+from edge_et.core.stats import StageStats
+from edge_et.errors import UserError
+
+TextSink = Callable[[str], None]
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+BOOST_FROM = 0.95
+
+
+@dataclass
+class Generation:
+    """Generated text and how generation ended (`eos`, `max_tokens`, `context_full`)."""
+
+    text: str
+    stop_reason: str
+    stats: StageStats = field(default_factory=StageStats)
+
+
+class _Stepper:
+    """Samples or forces tokens one at a time, streaming text and adding up stats."""
+
+    def __init__(self, model: TextModel, sampling: Sampling, stats: StageStats,
+                 on_text: TextSink | None, ignore_eos: bool = False):
+        self.model, self.sampling, self.stats, self.on_text = model, sampling, stats, on_text
+        self.ignore_eos = ignore_eos
+        self._banned: set[int] = set()  # end tokens masked out when ignoring EOS (benchmarks)
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._parts: list[str] = []
+        self.count = 0  # tokens produced, sampled and forced
+
+    def sample(self, edit: LogitEdit | None = None) -> int | None:
+        """Sample one token; None at end of generation (the end token is not kept)."""
+        started = time.perf_counter()
+        try:
+            token = self.model.sample(sampling=self.sampling, edit=self._with_bans(edit))
+            while self.ignore_eos and self.model.is_end(token=token):
+                self._banned.add(token)  # fixed-length runs: never stop, sample again without it
+                token = self.model.sample(sampling=self.sampling, edit=self._with_bans(edit))
+        finally:
+            self.stats.decode_s += time.perf_counter() - started
+        if self.model.is_end(token=token):
+            return None
+        self.stats.generated_tokens += 1
+        self._keep(token)
+        return token
+
+    def _with_bans(self, edit: LogitEdit | None) -> LogitEdit | None:
+        if not self._banned:
+            return edit
+        banned = list(self._banned)
+
+        def masked(logits: np.ndarray) -> None:
+            if edit is not None:
+                edit(logits)
+            logits[banned] = -np.inf
+        return masked
+
+    def force(self, token: int) -> None:
+        self.stats.forced_tokens += 1
+        self._keep(token)
+
+    def _keep(self, token: int) -> None:
+        self.count += 1
+        self.model.append(tokens=[token])
+        text = self._decoder.decode(self.model.piece(token=token))
+        if text:
+            self._parts.append(text)
+            if self.on_text:
+                self.on_text(text)
+
+    @property
+    def text(self) -> str:
+        return "".join(self._parts) + self._decoder.decode(b"", final=True)
+
+
+def generate(model: TextModel, *, sampling: Sampling, max_tokens: int,
+             on_text: TextSink | None = None, stats: StageStats | None = None,
+             ignore_eos: bool = False) -> Generation:
+    """Sample up to `max_tokens` tokens after the prompt already fed with `model.start`.
+
+    `ignore_eos` never lets the model stop early (fixed-length benchmark runs).
+    """
+    stats = stats or StageStats()
+    stepper = _Stepper(model, sampling, stats, on_text, ignore_eos)
+    reason = _run(stepper, max_tokens)
+    return Generation(text=stepper.text, stop_reason=reason, stats=stats)
+
+
+def _run(stepper: _Stepper, max_tokens: int) -> str:
+    try:
+        while stepper.count < max_tokens:
+            if stepper.sample() is None:
+                return "eos"
+        return "max_tokens"
+    except ContextFull:
+        return "context_full"
+
+
+@dataclass(frozen=True)
+class ThinkTokens:
+    """Ids of the single tokens budget forcing needs."""
+
+    close: int
+    newline: int
+
+    @classmethod
+    def of(cls, model: TextModel) -> "ThinkTokens":
+        close, newline = model.tokenize(text=THINK_CLOSE), model.tokenize(text="\n")
+        if len(close) != 1 or len(newline) != 1:
+            raise UserError(f"the bundle marks the reasoning model as thinking, but {THINK_CLOSE!r} "
+                            f"and '\\n' are not single tokens in its vocabulary (got {close} and "
+                            f"{newline}); set \"thinking\": false in bundle.json")
+        return cls(close=close[0], newline=newline[0])
+
+
+def boost_edit(ids: ThinkTokens, t: int, budget: int) -> LogitEdit:
+    """The authors' boost for generated token number t (1-based) of the thinking budget."""
+    factor = 1.0 + t / budget
+
+    def edit(logits: np.ndarray) -> None:
+        boosted = logits[ids.close] * factor
+        logits[ids.newline] = boosted
+        logits[ids.close] = boosted
+    return edit
+
+
+def think_then_answer(model: TextModel, *, sampling: Sampling, think_budget: int,
+                      answer_budget: int, on_text: TextSink | None = None,
+                      stats: StageStats | None = None, ignore_eos: bool = False) -> Generation:
+    """Generate a thought of at most `think_budget` tokens, then the answer (see module doc).
+
+    With `ignore_eos` the thought runs to the budget and the answer to its budget (benchmarks).
+    """
+    stats = stats or StageStats()
+    ids = ThinkTokens.of(model)
+    stepper = _Stepper(model, sampling, stats, on_text, ignore_eos)
+    try:
+        closed, forced = _think(stepper, ids, max(2, think_budget))
+    except ContextFull:
+        return _finish(stepper, stats, "context_full", stepper.count, False)
+    stats.think_tokens, stats.think_forced = stepper.count, forced
+    if not closed:
+        return _finish(stepper, stats, "eos", stepper.count, forced)
+    reason = _run(stepper, max(2, think_budget) + answer_budget)
+    return Generation(text=stepper.text, stop_reason=reason, stats=stats)
+
+
+def _think(stepper: _Stepper, ids: ThinkTokens, budget: int) -> tuple[bool, bool]:
+    """Run the thinking phase. Returns (closed with </think>, closed by forcing).
+
+    When ignoring EOS (fixed-length benchmarks) the model's own `</think>` is masked too,
+    so the thought is exactly `budget` tokens long.
+    """
+    if stepper.ignore_eos:
+        stepper._banned.add(ids.close)
+    while True:
+        t = stepper.count + 1
+        if t == budget - 1:
+            stepper.force(ids.newline)
+            continue
+        if t >= budget:
+            stepper.force(ids.close)
+            return True, True
+        edit = boost_edit(ids, t, budget) if t / budget > BOOST_FROM else None
+        token = stepper.sample(edit)
+        if token is None:
+            return False, False
+        if token == ids.close:
+            return True, False
+
+
+def _finish(stepper: _Stepper, stats: StageStats, reason: str, think_tokens: int,
+            forced: bool) -> Generation:
+    stats.think_tokens, stats.think_forced = think_tokens, forced
+    return Generation(text=stepper.text, stop_reason=reason, stats=stats)

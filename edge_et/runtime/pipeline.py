@@ -1,0 +1,303 @@
+"""Extract+Think and its baselines: one image and one question in, a `Result` out.
+
+Modes:
+- extract-think: the VLM describes what the question needs (hinted), the LLM reasons.
+- caption-think: the VLM writes a generic description, the LLM reasons.
+- direct: the VLM answers the question itself (the end-to-end baseline).
+- extract: the VLM's question-specific description only.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_et.backends import backend_class
+from edge_et.backends.base import TextModel
+from edge_et.bundle.manifest import Bundle, StageSpec
+from edge_et.core import prompts
+from edge_et.core.chat import render_user_turn
+from edge_et.core.decoding import StageDecoding, stage_decoding
+from edge_et.core.hints import hint_from_question
+from edge_et.core.images import LoadedImage, load_image
+from edge_et.core.stats import Result, StageStats
+from edge_et.errors import UserError
+from edge_et.memory.probes import process_peak_rss
+from edge_et.memory.scheduler import Plan
+from edge_et.runtime.generation import TextSink, generate, think_then_answer
+from edge_et.runtime.plan import DEFAULT_CTX, requested_ctx
+
+MODES = ("extract-think", "caption-think", "direct", "extract")
+PERCEPTION_CTX, REASONING_CTX = DEFAULT_CTX["perception"], DEFAULT_CTX["reasoning"]
+# Each stage samples from its own seed, so adding a stage does not change the others' draws.
+SEED_OFFSETS = {"hint": 1, "extract": 2, "caption": 2, "direct": 2, "think": 3}
+
+
+@dataclass
+class RunOptions:
+    """What a caller may set for one run; None means the bundle's or the paper's default."""
+
+    mode: str = "extract-think"
+    hint: str | None = None            # text, "auto", or None for the question rule (hints.py)
+    seed: int | None = None            # None: a fresh random seed, reported in the result
+    think_budget: int | None = None
+    answer_budget: int | None = None
+    max_tokens: int | None = None      # reasoning limit for non-thinking models
+    temperature: float | None = None   # reasoning stage
+    on_reasoning_text: TextSink | None = None
+    on_extraction_text: TextSink | None = None
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise UserError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
+    return mode
+
+
+def check_bundle_for_mode(bundle: Bundle, mode: str) -> None:
+    """One line naming the missing stage, before any image is read or model loaded."""
+    bundle.require("perception")
+    if check_mode(mode).endswith("-think"):
+        bundle.require("reasoning")
+
+
+RESIDENCIES = ("co-resident", "swap")
+
+
+class Pipeline:
+    """Runs requests on one bundle.
+
+    residency "co-resident" keeps each model loaded after first use; "swap" frees the
+    other model before loading one, so only one is in memory at a time. With a memory
+    `plan` (edge_et.memory.scheduler) each stage gets the plan's context, KV type, GPU layers and
+    image bound, and the residency follows the plan's decision unless one is given.
+    """
+
+    def __init__(self, bundle: Bundle, *, n_threads: int | None = None,
+                 residency: str | None = None, plan: Plan | None = None, device: str | None = None):
+        residency = residency or _residency_of(plan)
+        if residency not in RESIDENCIES:
+            raise UserError(f"unknown residency {residency!r}; choose one of: {', '.join(RESIDENCIES)}")
+        self.bundle = bundle
+        self.prompts = prompts.PromptSet.from_overrides(bundle.prompts)
+        self.residency = residency
+        self.plan = plan
+        self.model_loads = 0
+        self._encodes_before = 0  # image encodes of perception models already freed (swap)
+        self._n_threads = n_threads
+        self._device = device  # ONNX stages: the execution provider (None: the backend's default)
+        self._models: dict[str, TextModel] = {}
+
+    def __enter__(self) -> "Pipeline":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Free every loaded model now."""
+        for role in list(self._models):
+            self.release(role)
+
+    def release(self, role: str) -> None:
+        """Free one model now (its memory returns before the next load)."""
+        model = self._models.pop(role, None)
+        if model is not None:
+            self._encodes_before += getattr(model, "image_encodes", 0)
+            model.close()
+
+    @property
+    def image_encodes(self) -> int:
+        """Images the vision encoder actually ran on (embedding-cache hits excluded)."""
+        model = self._models.get("perception")
+        return self._encodes_before + (model.image_encodes if model else 0)
+
+    # -- models ---------------------------------------------------------------------------
+
+    def _model(self, role: str, stats: StageStats) -> TextModel:
+        if role not in self._models:
+            if self.residency == "swap":
+                for other in [r for r in self._models if r != role]:
+                    self.release(other)
+            spec = self.bundle.require(role)
+            cls = backend_class(spec.backend)
+            model = cls(model_path=str(spec.model_path),
+                        mmproj_path=str(spec.mmproj_path) if spec.mmproj_path else None,
+                        n_threads=self._n_threads, **self._stage_settings(spec))
+            self._models[role] = model
+            self.model_loads += 1
+            stats.load_s = model.load_s
+        return self._models[role]
+
+    def _stage_settings(self, spec: StageSpec) -> dict:
+        """Context, KV type, GPU layers and image bound: the plan's, else the bundle's defaults."""
+        planned = self.plan.stages.get(spec.role) if self.plan else None
+        device = {"device": self._device} if self._device and spec.backend == "onnx" else {}
+        if planned is None:
+            return {"n_ctx": requested_ctx(spec), **device}
+        settings = {"n_ctx": planned.n_ctx, "kv_type": planned.kv_type,
+                    "n_gpu_layers": planned.gpu_layers, **device}
+        if spec.role == "perception" and planned.image_tokens:
+            settings["image_max_tokens"] = planned.image_tokens
+        return settings
+
+    # -- one request ----------------------------------------------------------------------
+
+    def run(self, image: str | Path | LoadedImage | None, question: str,
+            options: RunOptions = RunOptions()) -> Result:
+        """Answer `question` about `image` in `options.mode`."""
+        result = self.perceive(image, question, options)
+        if result.mode.endswith("-think"):
+            self.reason(result, options)
+        return result
+
+    def perceive(self, image: str | Path | LoadedImage | None, question: str,
+                 options: RunOptions = RunOptions()) -> Result:
+        """Stage 1: everything the VLM does for this mode (the whole run for direct/extract)."""
+        mode = check_mode(options.mode)
+        if not question or not question.strip():
+            raise UserError("the question is empty")
+        check_bundle_for_mode(self.bundle, mode)
+        picture = image if isinstance(image, LoadedImage) else _load(image)
+        seed = options.seed if options.seed is not None else random.randrange(2**31)
+        result = Result(mode=mode, question=question, image=picture.source, seed=seed)
+        if mode == "direct":
+            text = self._perceive(picture, prompts.direct_prompt(question, self.prompts),
+                                  "direct", result, options)
+            result.answer, result.answer_matched = prompts.parse_answer(text)
+        elif mode == "caption-think":
+            self._perceive(picture, self.prompts.caption, "caption", result, options)
+        else:
+            self._choose_hint(question, result, options)
+            request = prompts.extraction_prompt(result.hint, self.prompts)
+            self._perceive(picture, request, "extract", result, options)
+        result.peak_rss_bytes = process_peak_rss()
+        return result
+
+    def reason(self, result: Result, options: RunOptions = RunOptions()) -> Result:
+        """Stage 2 of the -think modes: the reasoning model answers from `result.extraction`."""
+        self._reason(result, options)
+        result.peak_rss_bytes = process_peak_rss()
+        return result
+
+    def reason_over(self, description: str, question: str,
+                    options: RunOptions = RunOptions()) -> Result:
+        """Stage 2 alone: the reasoning model answers from a given description (mode `think`)."""
+        if not question or not question.strip():
+            raise UserError("the question is empty")
+        self.bundle.require("reasoning")
+        seed = options.seed if options.seed is not None else random.randrange(2**31)
+        result = Result(mode="think", question=question, extraction=description, seed=seed)
+        return self.reason(result, options)
+
+    def _choose_hint(self, question: str, result: Result, options: RunOptions) -> None:
+        if options.hint is not None and options.hint.strip().lower() != "auto":
+            result.hint, result.hint_source = options.hint.strip(), "flag"
+            return
+        if options.hint is not None:
+            hint = self._ask_hint(question, result)
+            if hint:
+                result.hint, result.hint_source = hint, "auto"
+                return
+        result.hint, result.hint_source = hint_from_question(question), "question-rule"
+
+    def ask(self, role: str, request: str, *, settings: StageDecoding, seed: int,
+            stats: StageStats, image: LoadedImage | None = None,
+            on_text: TextSink | None = None) -> str:
+        """One user turn of the caller's own to the `role` model; returns the generated text.
+
+        With `image` (perception) the picture comes first, as in every perception request;
+        without one, a thinking model answers with its thinking switched off. The modes'
+        perception stages and the hint use it, and so do data tools (extraction targets).
+        """
+        model = self._model(role, stats)
+        if image is None:
+            self._start(model, request, stats,
+                        thinking=False if self.bundle.require(role).thinking else None)
+        else:
+            prompt = render_user_turn(model.chat_template, model.media_marker + "\n" + request,
+                                      bos_text=model.bos_text, eos_text=model.eos_text)
+            begun = model.start(prompt=prompt, image=image)
+            stats.prompt_tokens, stats.prefill_s = begun.prompt_tokens, begun.prefill_s
+            stats.image_encode_s = begun.image_encode_s
+            stats.image_cached = begun.image_cached
+        return generate(model, sampling=settings.sampling(seed), max_tokens=settings.max_tokens,
+                        on_text=on_text, stats=stats).text
+
+    def _ask_hint(self, question: str, result: Result) -> str:
+        text = self.ask("reasoning", prompts.hint_request(question, self.prompts),
+                        settings=stage_decoding("hint", self.bundle.decoding),
+                        seed=result.seed + SEED_OFFSETS["hint"],
+                        stats=result.stages.setdefault("hint", StageStats()))
+        return prompts.clean_hint(text)
+
+    def _perceive(self, picture: LoadedImage, request: str, stage: str, result: Result,
+                  options: RunOptions) -> str:
+        text = self.ask("perception", request, image=picture,
+                        settings=stage_decoding(stage, self.bundle.decoding),
+                        seed=result.seed + SEED_OFFSETS[stage],
+                        stats=result.stages.setdefault(stage, StageStats()),
+                        on_text=options.on_extraction_text)
+        result.extraction = text.strip()
+        return text
+
+    def _reason(self, result: Result, options: RunOptions) -> None:
+        stats = result.stages.setdefault("think", StageStats())
+        model = self._model("reasoning", stats)
+        spec = self.bundle.reasoning
+        request = prompts.reasoning_prompt(result.extraction, result.question, step_by_step=True,
+                                           prompts=self.prompts)
+        out = self._think(model, spec, request, result, options, stats) if spec.thinking else \
+            self._reason_plainly(model, request, result, options, stats)
+        result.reasoning = out
+        result.answer, result.answer_matched = prompts.parse_answer(out)
+
+    def _think(self, model: TextModel, spec: StageSpec, request: str, result: Result,
+               options: RunOptions, stats: StageStats) -> str:
+        settings = self._reasoning_settings("think", options)
+        sampling = settings.sampling(result.seed + SEED_OFFSETS["think"])
+        if settings.budget == 0:
+            # No thinking at all: the template's own switch writes an empty thought.
+            self._start(model, request, stats, thinking=False)
+            return generate(model, sampling=sampling, max_tokens=settings.answer_budget,
+                            on_text=options.on_reasoning_text, stats=stats).text
+        self._start(model, request, stats, thinking=True)
+        return think_then_answer(model, sampling=sampling, think_budget=settings.budget,
+                                 answer_budget=settings.answer_budget,
+                                 on_text=options.on_reasoning_text, stats=stats).text
+
+    def _reason_plainly(self, model: TextModel, request: str, result: Result,
+                        options: RunOptions, stats: StageStats) -> str:
+        settings = self._reasoning_settings("reason", options)
+        self._start(model, request, stats, thinking=None)
+        return generate(model, sampling=settings.sampling(result.seed + SEED_OFFSETS["think"]),
+                        max_tokens=settings.max_tokens, on_text=options.on_reasoning_text,
+                        stats=stats).text
+
+    def _reasoning_settings(self, stage: str, options: RunOptions) -> StageDecoding:
+        flags = {"budget": options.think_budget, "answer_budget": options.answer_budget,
+                 "max_tokens": options.max_tokens, "temperature": options.temperature}
+        return stage_decoding(stage, self.bundle.decoding, flags)
+
+    @staticmethod
+    def _start(model: TextModel, request: str, stats: StageStats, *, thinking: bool | None) -> None:
+        prompt = render_user_turn(model.chat_template, request, enable_thinking=thinking,
+                                  bos_text=model.bos_text, eos_text=model.eos_text)
+        begun = model.start(prompt=prompt)
+        stats.prompt_tokens += begun.prompt_tokens
+        stats.prefill_s += begun.prefill_s
+
+
+def _residency_of(plan: Plan | None) -> str:
+    if plan is None:
+        return "co-resident"
+    if plan.decision == "gpu-split":
+        return plan.host_residency or "co-resident"
+    return plan.decision if plan.decision in RESIDENCIES else "co-resident"
+
+
+def _load(image: str | Path | None) -> LoadedImage:
+    if image is None:
+        raise UserError("this mode needs an image (--image PATH)")
+    return load_image(image)

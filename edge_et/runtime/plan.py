@@ -1,0 +1,181 @@
+"""`edge-et plan`: a bundle's memory plan from its GGUF headers and this device; nothing loads.
+
+The contexts the plan may use come from the bundle (each stage's `n_ctx`, else the
+pipeline's defaults, capped at the model's trained context; `--ctx` overrides every
+stage). The floor below which a context is not shrunk comes from the decoding settings:
+
+    reasoning  = generation + the description it reads + QUESTION_TOKENS
+                 generation: think budget + answer budget (thinking models),
+                 else decoding.reason.max_tokens; description: the extraction limit
+    perception = the extraction limit + PROMPT_TEXT_TOKENS + the image: its fixed token
+                 count, or FLOOR_IMAGE_TOKENS for dynamic-resolution projectors
+
+With the defaults (think 4096 + answer 1024, extraction 1024) the reasoning floor is
+6656 tokens, so an 8192 context is never halved; the demo bundle's (384 + 96) is 992.
+"""
+
+from __future__ import annotations
+
+from edge_et.backends import import_backend_module
+from edge_et.bundle.manifest import Bundle, StageSpec
+from edge_et.core.decoding import stage_decoding
+from edge_et.core.devices import DEVICES, LLAMA_DEVICES
+from edge_et.errors import UserError
+from edge_et.memory.footprint import StageFootprint, cpu_repack_types, text_footprint, with_vision
+from edge_et.memory.probes import available_memory, cuda_vram, format_size, parse_size, runtime_baseline_bytes
+from edge_et.memory.scheduler import Budget, Estimator, Plan, plan, resolve_budget
+from edge_et.memory.vision_footprint import VisionShape
+
+# The context a stage gets when its bundle entry names no n_ctx (the pipeline uses these too).
+DEFAULT_CTX = {"perception": 4096, "reasoning": 8192}
+PROMPT_TEXT_TOKENS = 256    # extraction request and chat template around the image
+QUESTION_TOKENS = 512       # question with its options, reasoning prompt, chat template
+FLOOR_IMAGE_TOKENS = 1024   # llama.cpp warns Qwen-VL needs >= 1024 image tokens to ground well
+EXTRACTION_STAGES = ("extract", "caption", "direct")
+
+
+def requested_ctx(spec: StageSpec, override: int | None = None) -> int:
+    """The context a stage asks for: `override`, its bundle `n_ctx`, or the default; capped
+    at the model's trained context (as the pipeline does)."""
+    wanted = override or spec.n_ctx or DEFAULT_CTX[spec.role]
+    trained = spec.model_info.context_length if spec.model_info else None
+    return min(wanted, trained) if trained else wanted
+
+
+def extraction_limit(decoding: dict) -> int:
+    """The most tokens any perception mode may generate."""
+    return max(stage_decoding(stage, decoding).max_tokens for stage in EXTRACTION_STAGES)
+
+
+def perception_text_reserve(decoding: dict) -> int:
+    """Tokens of a perception context kept for text: the request and the generated description."""
+    return extraction_limit(decoding) + PROMPT_TEXT_TOKENS
+
+
+def reasoning_floor(decoding: dict, thinking: bool) -> int:
+    """The shortest reasoning context that holds the prompt and the whole generation."""
+    if thinking:
+        think = stage_decoding("think", decoding)
+        generation = think.budget + think.answer_budget
+    else:
+        generation = stage_decoding("reason", decoding).max_tokens
+    return generation + extraction_limit(decoding) + QUESTION_TOKENS
+
+
+def perception_floor(decoding: dict, vision: VisionShape) -> int:
+    """The shortest perception context that holds a useful image and the description."""
+    image = min(vision.max_tokens, FLOOR_IMAGE_TOKENS) if vision.dynamic else vision.max_tokens
+    return image + perception_text_reserve(decoding)
+
+
+def stage_estimator(spec: StageSpec, decoding: dict,
+                    repack_types: frozenset[int] = frozenset()) -> Estimator:
+    """(n_ctx, kv_type) -> footprint of `spec` (its mmproj included), from headers only."""
+    reserve = perception_text_reserve(decoding)
+    if spec.backend == "onnx":
+        from edge_et.memory.footprint_onnx import onnx_footprint
+
+        return lambda n_ctx, kv_type: onnx_footprint(spec, n_ctx, kv_type, text_reserve=reserve)
+
+    def estimate(n_ctx: int, kv_type: str) -> StageFootprint:
+        footprint = text_footprint(spec.model_info, spec.role, n_ctx, kv_type,
+                                   repack_types=repack_types)
+        if spec.mmproj_info is not None:
+            footprint = with_vision(footprint, spec.mmproj_info, spec.model_info, reserve)
+        return footprint
+
+    return estimate
+
+
+def bundle_budget(bundle: Bundle) -> int | None:
+    """`memory.budget` of bundle.json ("6GB", "512MiB" or bytes), if the bundle sets one."""
+    memory = getattr(bundle, "memory", None) or {}
+    if not isinstance(memory, dict):
+        raise UserError("bundle.json: 'memory' must be an object")
+    value = memory.get("budget")
+    if value is None:
+        return None
+    try:
+        return parse_size(value)
+    except UserError as exc:
+        raise UserError(f"bundle.json memory.budget: {exc}") from None
+
+
+def check_device(bundle: Bundle, device: str) -> None:
+    """One line when `device` is unknown, or an ONNX Runtime provider asked of a llama.cpp stage."""
+    if device not in DEVICES:
+        raise UserError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)}")
+    if device in LLAMA_DEVICES:
+        return
+    for stage in bundle.stages():
+        if stage.backend != "onnx":
+            raise UserError(f"--device {device} is an ONNX Runtime provider, but the {stage.role} stage "
+                            f"runs on {stage.backend} ({', '.join(LLAMA_DEVICES)} only); "
+                            "export the bundle with `edge-et export onnx`")
+
+
+def plan_bundle(bundle: Bundle, *, mem_budget: str | int | None = None, device: str = "cpu",
+                n_ctx: int | None = None, baseline: int | None = None) -> Plan:
+    """The memory plan for running `bundle` on this machine (see scheduler.plan).
+
+    `baseline`: the runtime's own RSS; measured now in this process when None, so call this
+    before any model is loaded (or pass the RSS measured then).
+    """
+    check_device(bundle, device)
+    if n_ctx is not None and n_ctx < 16:
+        raise UserError(f"--ctx must be at least 16, got {n_ctx}")
+    flag = parse_size(mem_budget) if mem_budget is not None else None
+    if baseline is None:
+        baseline, _ = runtime_baseline_bytes(
+            lambda: [import_backend_module(s.backend) for s in bundle.stages()])
+    budget = _budget(flag, bundle_budget(bundle))
+    vram = cuda_vram() if device == "cuda" else None
+    # On a GPU the CPU backend still repacks the layers it keeps; planning them all is safe.
+    repack = cpu_repack_types()
+    stages = bundle.stages()
+    device = device if device in LLAMA_DEVICES else "cpu"
+    estimators = {s.role: stage_estimator(s, bundle.decoding, repack) for s in stages}
+    wanted = {s.role: requested_ctx(s, n_ctx) for s in stages}
+    floors = {s.role: _floor(s, bundle.decoding) for s in stages}
+    return plan(estimators, wanted, floors, budget, baseline, device=device, vram=vram)
+
+
+def _budget(flag: int | None, bundle: int | None) -> Budget:
+    if flag is not None or bundle is not None:
+        return resolve_budget(0, flag=flag, bundle=bundle)
+    memory = available_memory()
+    if memory.available_bytes <= 0:
+        raise UserError(f"cannot read this device's available memory ({memory.source}); "
+                        "pass --mem-budget SIZE or set memory.budget in bundle.json")
+    return resolve_budget(memory.available_bytes, available_source=memory.source)
+
+
+def _floor(spec: StageSpec, decoding: dict) -> int:
+    if spec.role == "reasoning":
+        return reasoning_floor(decoding, spec.thinking)
+    if spec.backend == "onnx":
+        from edge_et.memory.footprint_onnx import vision_shape
+
+        return perception_floor(decoding, vision_shape(spec.onnx_config))
+    return perception_floor(decoding, VisionShape.from_gguf(spec.mmproj_info))
+
+
+def format_plan(result: Plan) -> list[str]:
+    """Plain lines for the terminal: the decision, its reason, then one line per stage."""
+    lines = [f"decision: {result.decision}", f"reason: {result.reason}",
+             f"budget: {format_size(result.budget.bytes)} ({result.budget.source}); "
+             f"runtime baseline {format_size(result.baseline_bytes)}; "
+             f"estimated peak {format_size(result.peak_bytes)}"]
+    for role, fp in result.stages.items():
+        parts = [f"weights {format_size(fp.weights_bytes + fp.repack_bytes)}",
+                 f"KV {format_size(fp.kv_bytes)} ({fp.kv_type})",
+                 f"compute {format_size(fp.compute_bytes)}",
+                 f"other {format_size(fp.overhead_bytes)}"]
+        if fp.mmproj_bytes:
+            parts.append(f"mmproj+image {format_size(fp.mmproj_bytes)} "
+                         f"(images up to {fp.image_tokens} tokens)")
+        if fp.gpu_layers:
+            parts.append(f"GPU {fp.gpu_layers} layers, {format_size(fp.vram_bytes)} VRAM")
+        lines.append(f"{role}: n_ctx {fp.n_ctx}, total {format_size(fp.total_bytes)} = "
+                     + ", ".join(parts))
+    return lines

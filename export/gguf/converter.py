@@ -1,0 +1,169 @@
+"""The llama.cpp HF -> GGUF converter, pinned to the installed llama-cpp-python.
+
+The converter is not on PyPI as a module: it ships inside the llama-cpp-python sdist, together
+with its own `gguf-py` (PyPI's `gguf` is older and fails on it). We fetch the sdist of exactly the
+installed version once, extract only the converter into the cache, and run it in a subprocess so
+that torch and the converter's module state never touch the calling process.
+
+Run as a module (`python -m export.gguf.converter --pre-fallback qwen2 -- <converter args>`) this file
+is also the runner that executes inside that subprocess.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+from edge_et.errors import UserError
+
+# What the converter needs from the sdist (paths below `vendor/llama.cpp/`). `models/templates`
+# holds a few chat templates that some architectures read at conversion time.
+_WANTED = ("convert_hf_to_gguf.py", "LICENSE", "conversion/", "gguf-py/", "models/templates/")
+_VENDOR = "vendor/llama.cpp/"
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def cache_dir() -> Path:
+    """Return the edge-et cache root: `$EDGE_ET_CACHE`, else `~/.cache/edge-et`."""
+    env = os.environ.get("EDGE_ET_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "edge-et"
+
+
+def llama_cpp_version() -> str:
+    """Return the installed llama-cpp-python version (the converter must match it)."""
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise UserError("llama-cpp-python is not installed: pip install 'edge-et[llama]'") from exc
+    return llama_cpp.__version__
+
+
+def sdist_path(version: str) -> Path:
+    """Where the llama-cpp-python sdist of `version` lives in the cache."""
+    return cache_dir() / "sdist" / f"llama_cpp_python-{version}.tar.gz"
+
+
+def fetch_sdist(version: str) -> Path:
+    """Download the llama-cpp-python sdist of `version` into the cache unless it is there."""
+    target = sdist_path(version)
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+           "--retries", "1", f"llama-cpp-python=={version}", "-d", str(target.parent)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0 or not target.is_file():
+        raise UserError(
+            f"cannot fetch the llama.cpp converter: run `{' '.join(cmd[2:])}` on a machine with "
+            f"PyPI access and put llama_cpp_python-{version}.tar.gz into {target.parent}")
+    return target
+
+
+def converter_dir(version: str | None = None) -> Path:
+    """Return a directory holding `convert_hf_to_gguf.py`, `conversion/` and `gguf-py/`.
+
+    Extracted once per llama-cpp-python version into `<cache>/converter/<version>/`; the
+    sdist is downloaded first when the cache lacks it.
+    """
+    version = version or llama_cpp_version()
+    target = cache_dir() / "converter" / version
+    if (target / "convert_hf_to_gguf.py").is_file():
+        return target
+    sdist = fetch_sdist(version)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Extract beside the target and rename, so an interrupted run never leaves half a converter.
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{version}-"))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
+    try:
+        _extract_converter(sdist, tmp)
+        tmp.rename(target)
+    except OSError:
+        if not (target / "convert_hf_to_gguf.py").is_file():  # else a concurrent run won
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _extract_converter(sdist: Path, dest: Path) -> None:
+    with tarfile.open(sdist) as tar:
+        members = []
+        for member in tar.getmembers():
+            _, _, inner = member.name.partition("/")  # drop `llama_cpp_python-<ver>/`
+            if not inner.startswith(_VENDOR) or not (member.isfile() or member.isdir()):
+                continue
+            rel = inner[len(_VENDOR):]
+            if not rel.startswith(_WANTED) or "/tests/" in rel or "__pycache__" in rel:
+                continue
+            member.name = rel
+            members.append(member)
+        if not any(m.name == "convert_hf_to_gguf.py" for m in members):
+            raise UserError(f"{sdist} holds no vendor/llama.cpp/convert_hf_to_gguf.py; delete it")
+        tar.extractall(dest, members=members, filter="data")
+
+
+def run_converter(args: list[str], *, pre_fallback: str | None = None) -> None:
+    """Run `convert_hf_to_gguf.py <args>` in a subprocess of the current interpreter.
+
+    `pre_fallback` names a llama.cpp pre-tokenizer (e.g. "qwen2") to record when the
+    tokenizer's pre-tokenizer hash is unknown to the converter, as it is for tokenizers
+    trained locally. Raises RuntimeError with the converter's last output lines on failure.
+    """
+    conv = converter_dir()
+    env = dict(os.environ)
+    # Our runner, the converter's `conversion` package and its own gguf-py, ahead of PyPI's gguf.
+    paths = [str(conv / "gguf-py"), str(conv), str(_PROJECT_ROOT)]
+    env["PYTHONPATH"] = os.pathsep.join(paths + [p for p in [env.get("PYTHONPATH")] if p])
+    cmd = [sys.executable, "-m", "export.gguf.converter", "--converter-dir", str(conv)]
+    if pre_fallback:
+        cmd += ["--pre-fallback", pre_fallback]
+    # cwd = the converter: `-m` puts cwd first on sys.path, and no stray `export` or `gguf`
+    # package in the caller's working directory may shadow ours (hence absolute paths).
+    proc = subprocess.run(cmd + ["--", *args], env=env, cwd=conv, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+        raise RuntimeError(f"llama.cpp converter failed ({' '.join(args)}):\n{tail}")
+
+
+def _patch_pre_tokenizer(fallback: str) -> None:
+    """Make the converter name `fallback` for pre-tokenizer hashes it does not know."""
+    from conversion.base import TextModel  # the converter's, found through sys.path
+
+    original = TextModel.get_vocab_base_pre
+
+    def get_vocab_base_pre(self, tokenizer) -> str:
+        try:
+            return original(self, tokenizer)
+        except NotImplementedError:  # only raised for unknown hashes
+            return fallback
+
+    TextModel.get_vocab_base_pre = get_vocab_base_pre
+
+
+def _runner(argv: list[str]) -> None:
+    """Subprocess entry point: import the converter, patch it, call its main()."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m export.gguf.converter")
+    parser.add_argument("--converter-dir", type=Path, required=True)
+    parser.add_argument("--pre-fallback", default=None)
+    parser.add_argument("rest", nargs=argparse.REMAINDER)
+    ns = parser.parse_args(argv)
+    # `conversion.base` looks up `models/ggml-vocab-*.gguf` relative to sys.path[0].
+    sys.path.insert(0, str(ns.converter_dir))
+    import convert_hf_to_gguf  # the converter's script, imported as a module
+
+    if ns.pre_fallback:
+        _patch_pre_tokenizer(ns.pre_fallback)
+    rest = ns.rest[1:] if ns.rest[:1] == ["--"] else ns.rest
+    sys.argv = ["convert_hf_to_gguf.py", *rest]
+    convert_hf_to_gguf.main()
+
+
+if __name__ == "__main__":
+    _runner(sys.argv[1:])

@@ -1,0 +1,210 @@
+"""Train the micro perception model from scratch on generated scenes, on a CPU.
+
+    python -m export.micro.train --form extract --seed 0 --out models/micro/extract-run
+
+One command and a seed reproduce a model: the initial weights come from `--seed`, the data
+are the train split's scene stream (export.scenes, seed 0) read in order, and the schedule
+is fixed by --steps/--batch/--lr. The three forms (direct, caption, extract) share the shape
+and the budget, so their models differ only in what they were taught to write.
+
+Writes OUT/hf (a Hugging Face Idefics3 checkpoint that `edge-et export gguf` converts),
+OUT/train_log.jsonl (loss every --log-every steps, held-out loss every --eval-every) and
+OUT/train_summary.json. bf16 autocast and fused AdamW: about 1.5x faster on this kind of CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edge_et.errors import UserError, exit_on_user_error
+from export.micro.model import (
+    MICRO,
+    TEST_MICRO,
+    Layout,
+    build_micro,
+    pixels,
+    sequence_loss,
+    sequential_positions,
+)
+from export.scenes import FORMS, example, training_pair
+from export.scenes.forms import HELDOUT_SEED, TRAIN_SEED
+
+CONFIGS = {"micro": MICRO, "test": TEST_MICRO}
+RECIPE_FILE = "tiny_recipe.json"  # the name export.tiny.checkpoints gives a checkpoint's recipe
+SUMMARY_FILE = "train_summary.json"
+
+
+def batch_tensors(layout: Layout, form: str, seed: int, indices: range):
+    """Pixels, ids, attention and loss masks for examples `indices` of scene stream `seed`."""
+    import torch
+
+    images, rows, starts = [], [], []
+    for index in indices:
+        ex = example(seed, index)
+        ids, start = layout.sequence(*training_pair(ex, form))
+        images.append(pixels(ex.image()))
+        rows.append(ids)
+        starts.append(start)
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), layout.eos_id, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    loss_mask = torch.zeros((len(rows), width), dtype=torch.bool)
+    for i, (row, start) in enumerate(zip(rows, starts)):
+        ids[i, :len(row)] = torch.tensor(row)
+        attention[i, :len(row)] = 1
+        loss_mask[i, start:len(row)] = True  # every answer token and the closing eos
+    return torch.from_numpy(np.stack(images)), ids, attention, loss_mask
+
+
+def learning_rate(step: int, steps: int, peak: float, warmup: int) -> float:
+    """Linear warm-up, then cosine decay to 5% of the peak."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train(*, form: str, seed: int, out: Path, steps: int = 1200, batch: int = 16,
+          lr: float = 1e-3, warmup: int = 100, config: str = "micro", threads: int | None = None,
+          init: Path | None = None, tokenizer: Path | None = None, log_every: int = 25, eval_every: int = 200,
+          eval_size: int = 64, log=print) -> dict:
+    """Build the seeded random model (or start from the checkpoint `init`), train it on
+    `form`, save it; return the summary.
+
+    From `init` the scene stream continues where that checkpoint's training stopped, so a
+    fine-tuned model never sees a scene twice; `seed` then only names the run. `tokenizer`
+    reuses a saved tokenizer (a published model's) instead of training the scene BPE, whose
+    corpus follows the scene texts of the current code."""
+    import torch
+
+    if form not in FORMS:
+        raise UserError(f"unknown --form {form!r}; choose one of: {', '.join(FORMS)}")
+    if config not in CONFIGS:
+        raise UserError(f"unknown --config {config!r}; choose one of: {', '.join(CONFIGS)}")
+    if steps < 1 or batch < 1:
+        raise UserError("--steps and --batch must be at least 1")
+    out = Path(out)
+    hf_dir = out / "hf"
+    if hf_dir.exists() and any(hf_dir.iterdir()):
+        raise UserError(f"{hf_dir} is not empty; choose another --out")
+    if threads:
+        torch.set_num_threads(threads)
+    offset, base = 0, None
+    if init is not None:
+        base = _read_recipe(Path(init))
+        config, offset = base["config"], base["examples_end"]
+        shutil.copytree(init, hf_dir, dirs_exist_ok=True)
+    else:
+        build_micro(hf_dir, seed=seed, tokenizer_dir=tokenizer, **CONFIGS[config])
+    from transformers import AutoTokenizer, Idefics3ForConditionalGeneration
+
+    tokenizer = AutoTokenizer.from_pretrained(hf_dir)
+    model = Idefics3ForConditionalGeneration.from_pretrained(hf_dir, dtype=torch.float32)
+    sequential_positions(model)
+    model.train()
+    layout = Layout(tokenizer, CONFIGS[config])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01,
+                                  betas=(0.9, 0.98), fused=True)
+    heldout = batch_tensors(layout, form, HELDOUT_SEED, range(eval_size))
+    log_path = out / "train_log.jsonl"
+    history, started, window = [], time.perf_counter(), []
+    with log_path.open("w", encoding="utf-8") as log_file:
+        for step in range(steps):
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, steps, lr, warmup)
+            first = offset + step * batch
+            data = batch_tensors(layout, form, TRAIN_SEED, range(first, first + batch))
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = sequence_loss(model, *data, image_id=layout.image_id)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            window.append(loss.item())
+            entry = None
+            if (step + 1) % log_every == 0 or step + 1 == steps:
+                entry = {"step": step + 1, "loss": round(sum(window) / len(window), 4),
+                         "lr": round(optimizer.param_groups[0]["lr"], 6),
+                         "elapsed_s": round(time.perf_counter() - started, 1)}
+                window = []
+            if (step + 1) % eval_every == 0 or step + 1 == steps:
+                entry = entry or {"step": step + 1}
+                entry["heldout_loss"] = round(_eval_loss(model, heldout, layout.image_id), 4)
+            if entry:
+                history.append(entry)
+                log_file.write(json.dumps(entry) + "\n")
+                log_file.flush()
+                log(json.dumps(entry))
+    elapsed = time.perf_counter() - started
+    model.save_pretrained(hf_dir, safe_serialization=True)
+    recipe = {"arch": "idefics3", "trained": True, "random_weights": False, "form": form,
+              "seed": seed, "steps": steps, "batch": batch, "lr": lr, "warmup": warmup,
+              "config": config, "overrides": CONFIGS[config], "data": "export.scenes train stream",
+              "examples_start": offset, "examples_end": offset + steps * batch,
+              "init": base}
+    (hf_dir / RECIPE_FILE).write_text(json.dumps(recipe, sort_keys=True) + "\n")
+    summary = {**recipe, "train_s": round(elapsed, 1), "s_per_step": round(elapsed / steps, 3),
+               "final_loss": history[-1].get("loss"), "heldout_loss": history[-1]["heldout_loss"],
+               "parameters": sum(p.numel() for p in model.parameters()),
+               "torch_threads": torch.get_num_threads()}
+    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def trained_recipe(hf_dir: Path) -> dict | None:
+    """The recipe of a checkpoint this module trained (libmtmd's image layout), else None."""
+    path = Path(hf_dir) / RECIPE_FILE
+    recipe = json.loads(path.read_text()) if path.is_file() else {}
+    return recipe if recipe.get("trained") and recipe.get("arch") == "idefics3" else None
+
+
+def _read_recipe(hf_dir: Path) -> dict:
+    recipe = trained_recipe(hf_dir)
+    if recipe is None:
+        raise UserError(f"--init {hf_dir} is not a checkpoint trained by export.micro.train")
+    return recipe
+
+
+def _eval_loss(model, data, image_id: int) -> float:
+    import torch
+
+    model.eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = sequence_loss(model, *data, image_id=image_id).item()
+    model.train()
+    return loss
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m export.micro.train",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--form", required=True, choices=FORMS)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--config", default="micro", choices=sorted(CONFIGS))
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--tokenizer", type=Path, default=None,
+                        help="reuse this saved tokenizer (e.g. models/micro/extract) for an exact rebuild")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="start from this trained HF checkpoint (OUT/hf of an earlier run)")
+    args = parser.parse_args(argv)
+    with exit_on_user_error():
+        summary = train(form=args.form, seed=args.seed, out=args.out, steps=args.steps,
+                        batch=args.batch, lr=args.lr, warmup=args.warmup, config=args.config,
+                        threads=args.threads, init=args.init, tokenizer=args.tokenizer)
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

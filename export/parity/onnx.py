@@ -1,0 +1,176 @@
+"""Validate an exported ONNX stage against its transformers checkpoint (STYLE.md 8).
+
+`run_parity` measures in a subprocess (`python -m export.parity.onnx_worker`, see its doc for
+what is measured); `passes(report)` judges the report against the bounds below and names the
+first failure in one line. The export writes every stage's report into `parity.json`.
+
+Bounds ("scale" is max(1, largest |reference logit|)):
+
+    quant  max|Δlogit|/scale  rms(Δ)/std(ref)  argmax  greedy tokens   image cosine (min token)
+    fp32   1e-3               2e-3             100%    all equal       0.9999 (0.999)
+    fp16   5e-3               5e-3             100%    all equal       0.999  (0.995)
+    int8   0.10               0.10             90%     reported        0.99   (0.95)
+
+The runtime's numpy pixel values must match the HF image processor's within PIXEL_MAX_ABS at
+every precision (the same arithmetic, so only float rounding may differ), and where the report
+compares the prompt's ids with the image (Idefics3), they must be equal. Argmax flips count
+only when the ONNX pick sits more than the allowed max|Δlogit| below the reference maximum
+(random tiny models have near-ties, as in export/parity/gguf.py). Calibration on the tiny models
+of every supported architecture is recorded in README ("ONNX bundles").
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from export.parity.gguf import TextThresholds, _num, default_threads, run_worker
+
+FORMAT = "edge-et.onnx-parity/1"
+PIXEL_MAX_ABS = 1e-5
+
+
+@dataclass(frozen=True)
+class OnnxThresholds:
+    """Text logit bounds, whether greedy tokens must match exactly, image embedding cosines."""
+
+    text: TextThresholds
+    greedy_exact: bool
+    cosine: float
+    min_token: float
+
+
+THRESHOLDS = {
+    "fp32": OnnxThresholds(TextThresholds(1e-3, 2e-3, 1.0), True, 0.9999, 0.999),
+    "fp16": OnnxThresholds(TextThresholds(5e-3, 5e-3, 1.0), True, 0.999, 0.995),
+    "int8": OnnxThresholds(TextThresholds(0.10, 0.10, 0.90), False, 0.99, 0.95),
+}
+
+
+def thresholds(quant: str) -> OnnxThresholds:
+    if quant not in THRESHOLDS:
+        raise ValueError(f"no ONNX parity thresholds for {quant!r}; known: {', '.join(THRESHOLDS)}")
+    return THRESHOLDS[quant]
+
+
+def measure(hf_dir: str, stage_dir: str, quant: str, threads: int | None = None) -> dict:
+    """Measure in this process (what the worker runs); adds the verdict."""
+    from export.parity.onnx_worker import measure as measure_stage
+
+    started = time.perf_counter()
+    report = {"format": FORMAT, "hf_dir": str(Path(hf_dir).resolve()), "quant": quant,
+              "thresholds": asdict(thresholds(quant)), "versions": _versions()}
+    try:
+        report.update(measure_stage(hf_dir, stage_dir, quant, threads or default_threads()))
+    except Exception as exc:  # noqa: BLE001 - every failure must land in the report
+        report["error"] = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+    report["seconds"] = round(time.perf_counter() - started, 2)
+    report["ok"], failure = passes(report)
+    report["first_failure"] = failure or None
+    return report
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for dist in ("torch", "transformers", "optimum-onnx", "onnx", "onnxruntime"):
+        try:
+            found[dist] = version(dist)
+        except PackageNotFoundError:
+            found[dist] = None
+    return found
+
+
+def run_parity(hf_dir: Path, stage_dir: Path, *, quant: str, threads: int | None = None,
+               timeout: float = 3600) -> dict:
+    """Measure the stage folder `stage_dir` against `hf_dir` in a subprocess; a crash or a
+    timeout still gives a report (with `error`) that `passes` rejects."""
+    thresholds(quant)
+    request = {"hf_dir": str(Path(hf_dir).resolve()), "stage_dir": str(Path(stage_dir).resolve()),
+               "quant": quant, "threads": threads}
+    outcome = run_worker("export.parity.onnx_worker", request, timeout=timeout,
+                         label="the ONNX parity worker")
+    return outcome if isinstance(outcome, dict) else _crashed(request, outcome)
+
+
+def _crashed(request: dict, error: str) -> dict:
+    return {"format": FORMAT, "hf_dir": request["hf_dir"], "quant": request["quant"],
+            "error": error, "ok": False, "first_failure": error}
+
+
+# -- judging -----------------------------------------------------------------------------
+
+def passes(report: dict) -> tuple[bool, str]:
+    """(True, "") when every measurement is within bounds, else (False, first failure)."""
+    if report.get("error"):
+        return False, report["error"]
+    if "text" not in report:
+        return False, "the report has no text section"
+    th = thresholds(report["quant"])
+    failures = _text_failures(report["text"], th.text)
+    failures += _greedy_failures(report.get("greedy"), th, "text")
+    if "vision" in report:
+        failures += _vision_failures(report["vision"], th)
+    return (False, failures[0]) if failures else (True, "")
+
+
+def _text_failures(text: dict, th: TextThresholds) -> list[str]:
+    out = [f"text: the runtime tokenizes {m['case']!r} differently from the HF tokenizer at "
+           f"token {m['first_diff_at']}: hf {m['hf']} vs onnx {m['onnx']}"
+           for m in text["tokenization"]["mismatches"]]
+    if text["n_vocab"]["hf"] != text["n_vocab"]["onnx"]:
+        out.append(f"text: vocabulary sizes differ: hf {text['n_vocab']['hf']} vs onnx "
+                   f"{text['n_vocab']['onnx']}")
+    for p in text["prompts"]:
+        where = f"text, prompt {p['name']!r}"
+        if p["nonfinite"]["hf"] or p["nonfinite"]["onnx"]:
+            out.append(f"{where}: NaN/inf logits (hf {p['nonfinite']['hf']}, onnx "
+                       f"{p['nonfinite']['onnx']} positions)")
+        if not p.get("compared"):
+            continue
+        bound = th.max_abs * max(1.0, _num(p["ref_abs_max"]))
+        if not _num(p["max_abs"]) <= bound:
+            out.append(f"{where}: max |logit diff| {_num(p['max_abs']):.3g} > {bound:.3g}")
+        if not _num(p["rel_rms"]) <= th.rel_rms:
+            out.append(f"{where}: rms logit diff / logit std {_num(p['rel_rms']):.3g} > "
+                       f"{th.rel_rms:g}")
+        real = [f for f in p["flips"] if not _num(f["ref_gap"]) <= bound]
+        if 1 - len(real) / p["compared"] < th.argmax:
+            out.append(f"{where}: greedy picks agree at {1 - len(real) / p['compared']:.1%} of "
+                       f"positions < {th.argmax:.0%}")
+    return out
+
+
+def _greedy_failures(greedy: dict | None, th: OnnxThresholds, what: str) -> list[str]:
+    if greedy is None:
+        return [f"{what}: no greedy generation measured"]
+    if th.greedy_exact and not greedy["equal"]:
+        return [f"{what}: greedy tokens differ from transformers' at token {greedy['first_diff']} "
+                f"(hf {greedy['hf'][:8]}..., onnx {greedy['onnx'][:8]}...)"]
+    return []
+
+
+def _vision_failures(vision: dict, th: OnnxThresholds) -> list[str]:
+    out = []
+    pixels = vision["pixels"]
+    if pixels["max_abs"] is None:
+        return [f"vision: pixel values differ in shape: hf {pixels['shape']['hf']} vs onnx "
+                f"{pixels['shape']['onnx']}"]
+    if not _num(pixels["max_abs"]) <= PIXEL_MAX_ABS:
+        out.append(f"vision: numpy preprocessing differs from the HF image processor by "
+                   f"{_num(pixels['max_abs']):.3g} > {PIXEL_MAX_ABS:g}")
+    prompt = vision.get("prompt_ids")
+    if prompt and not prompt["equal"]:
+        out.append("vision: the runtime's prompt ids with the image differ from the processor's")
+    emb = vision["embeddings"]
+    if "cosine" not in emb:
+        return out + [f"vision: image embeddings differ in shape: hf {emb['shape']['hf']} vs "
+                      f"onnx {emb['shape']['onnx']}"]
+    if not _num(emb["cosine"]) >= th.cosine:
+        out.append(f"vision: image embedding cosine {_num(emb['cosine']):.6f} < {th.cosine}")
+    if not _num(emb["min_token_cosine"]) >= th.min_token:
+        out.append(f"vision: worst image token cosine {_num(emb['min_token_cosine']):.6f} < "
+                   f"{th.min_token}")
+    return out + _greedy_failures(vision.get("greedy"), th, "vision")

@@ -1,0 +1,1 @@
+"""Shared test helpers (fakes, tiny GGUF writers, bundle builders)."""
