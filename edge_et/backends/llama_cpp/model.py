@@ -14,7 +14,7 @@ import time
 from contextlib import ExitStack
 from typing import Sequence
 
-import llama_cpp  # noqa: E402  (after our modules: import order keeps the heavy one last)
+import llama_cpp
 import llama_cpp.mtmd_cpp as mtmd
 import numpy as np
 
