@@ -238,7 +238,7 @@ class LlamaCppModel:
         pointer = mtmd.mtmd_input_chunk_get_tokens_text(chunk, ctypes.byref(count))
         return [pointer[j] for j in range(count.value)]
 
-    def _picture_embeddings(self, images: list, image_key: str):
+    def _picture_embeddings(self, images: list, image_key: str) -> tuple[tuple, float, bool]:
         """(embeddings of every image chunk in order, encode seconds, whether cached).
 
         libmtmd cuts a tiling model's picture into several chunks (the tiles and the global
