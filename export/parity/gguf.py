@@ -13,7 +13,10 @@ What is measured
           (unicode, runs of spaces, CRLF, digits). For a VLM: its language model, text only.
   vision  One synthetic image of a size that neither preprocessor resizes; libmtmd's image
           embeddings against the HF model's image features (cosine), and the greedy first
-          token of the full VLM with that image on the same token sequence.
+          token of the full VLM with that image on the same token sequence. A tiling model
+          (Idefics3 / SmolVLM) gets a square of the processor's longest edge, which both sides
+          cut into the same grid; the processor's views (tiles, then the global view) are
+          compared with libmtmd's image chunks in order, each chunk's cosine reported.
 
 The report (JSON; one per stage in parity.json)
   format, hf_dir, model_type, quant, mmproj_quant, versions, thresholds, seconds, ok,
@@ -23,7 +26,8 @@ The report (JSON; one per stage in parity.json)
     compared, max_abs, mean_abs, ref_abs_max, ref_std, rel_rms, argmax_agree, top5_agree,
     min_corr, flips [{pos, ref_gap}], max_flip_gap}], summary (all prompts), seconds.
   vision: mmproj, image_size, image_tokens, embeddings {shape, cosine, min_token_cosine,
-    mean_token_cosine, max_abs, ref_norm, got_norm}, first_token {hf, llama_cpp, ref_gap,
+    mean_token_cosine, max_abs, ref_norm, got_norm, chunk_cosine (several image chunks
+    only)}, first_token {hf, llama_cpp, ref_gap,
     max_abs, ref_abs_max}, seconds (+ external for LLaVA-OneVision).
 
 Thresholds (text: per prompt; "scale" is max(1, largest |reference logit|))

@@ -127,18 +127,34 @@ GEMMA3 = VisionHooks(_square_size, _gemma3_pixels, _gemma3_features, "<start_of_
                      forward_extras=_gemma3_token_types)
 
 
-# -- Idefics3 / SmolVLM: an image of one tile's size -> libmtmd's tile + overview ----------
+# -- Idefics3 / SmolVLM: tiles + a global view, in the same grid on both sides -----------
+
+def _idefics3_size(config: dict, pre: dict) -> tuple[int, int]:
+    """A square of the processor's longest edge: both sides resize every picture's longest
+    edge to it (up or down), so this one keeps its pixels. Being square, both cut it into
+    the same grid: transformers and libmtmd round grid sides differently only when the
+    aspect ratio makes the short side fall between tile multiples."""
+    tile = config["vision_config"]["image_size"]
+    side = (pre.get("size") or {}).get("longest_edge", tile)
+    return side, side
+
 
 def _idefics3_pixels(hf_dir: Path, image: np.ndarray, views: int) -> dict:
-    import torch
+    """The processor's own views (tiles row-major, then the global view, as libmtmd orders
+    its chunks). A picture that fits one tile is the exception: transformers sends it once,
+    libmtmd as a 1x1 grid plus the global view, both that unresized picture (MODELS.md
+    pitfall 3), so its one view stands for both."""
+    from PIL import Image
 
-    processor = _image_processor(hf_dir)
-    mean, std = (torch.tensor(v).view(3, 1, 1) for v in (processor.image_mean, processor.image_std))
-    # One tile-sized image: libmtmd sends it as the tile and as the overview, both unresized
-    # copies; the HF processor would send one. Normalize as the processor does, `views` times.
-    pixels = torch.from_numpy(image).permute(2, 0, 1).float() * processor.rescale_factor
-    pixels = (pixels - mean) / std
-    return {"pixel_values": pixels.expand(1, views, *pixels.shape).contiguous()}
+    pixels = _image_processor(hf_dir)(images=[[Image.fromarray(image)]],
+                                      return_tensors="pt")["pixel_values"]
+    if pixels.shape[1] == 1 and views == 2:
+        pixels = pixels.expand(1, 2, *pixels.shape[2:]).contiguous()
+    if pixels.shape[1] != views:
+        raise ValueError(f"transformers cut the {image.shape[1]}x{image.shape[0]} test picture "
+                         f"into {pixels.shape[1]} views but libmtmd into {views} image chunks: "
+                         "their layouts differ, so there is nothing to compare view by view")
+    return {"pixel_values": pixels}
 
 
 def _idefics3_features(model, pixels: dict):
@@ -164,7 +180,7 @@ def _idefics3_sequential_positions(model) -> None:
     embeddings.forward = forward
 
 
-IDEFICS3 = VisionHooks(_square_size, _idefics3_pixels, _idefics3_features, "<image>",
+IDEFICS3 = VisionHooks(_idefics3_size, _idefics3_pixels, _idefics3_features, "<image>",
                        prepare_model=_idefics3_sequential_positions)
 
 HOOKS: dict[str, VisionHooks] = {"qwen2_vl": QWEN_VL, "qwen2_5_vl": QWEN_VL, "qwen3_vl": QWEN_VL,
@@ -238,20 +254,32 @@ def image_prompt(hf_dir: Path, hooks: VisionHooks, marker: str) -> str:
     return f"{marker}\n{QUESTION}\n"
 
 
-def compare_embeddings(ref: np.ndarray, got: np.ndarray) -> dict:
-    """Cosine similarity per token and over everything, plus the largest absolute difference."""
+def compare_embeddings(ref: np.ndarray, got: np.ndarray, chunks: list[int] | None = None) -> dict:
+    """Cosine similarity per token and over everything, plus the largest absolute difference;
+    with `chunks` (tokens per libmtmd image chunk, in order: a tiled picture has one per tile
+    and the global view) also the cosine of each chunk, so a wrong or repeated view shows."""
     if ref.shape != got.shape:
         return {"shape": {"hf": list(ref.shape), "llama_cpp": list(got.shape)}}
+    per_chunk = {}
+    if chunks and len(chunks) > 1:
+        bounds = np.cumsum([0, *chunks])
+        per_chunk = {"chunk_cosine": [_cosine(ref[a:b], got[a:b])
+                                      for a, b in zip(bounds[:-1], bounds[1:])]}
     ref64, got64 = ref.astype(np.float64), got.astype(np.float64)
     dots = (ref64 * got64).sum(-1)
     norms = np.linalg.norm(ref64, axis=-1) * np.linalg.norm(got64, axis=-1)
     per_token = dots / np.maximum(norms, 1e-30)
-    total = float((ref64 * got64).sum() / max(np.linalg.norm(ref64) * np.linalg.norm(got64), 1e-30))
-    return {"shape": list(ref.shape), "cosine": total, "min_token_cosine": float(per_token.min()),
-            "mean_token_cosine": float(per_token.mean()),
+    return {"shape": list(ref.shape), "cosine": _cosine(ref, got),
+            "min_token_cosine": float(per_token.min()), "mean_token_cosine": float(per_token.mean()),
             "max_abs": float(np.abs(ref64 - got64).max()),
             # An all-zero reference (an untrained projector) makes every cosine meaningless.
-            "ref_norm": float(np.linalg.norm(ref64)), "got_norm": float(np.linalg.norm(got64))}
+            "ref_norm": float(np.linalg.norm(ref64)), "got_norm": float(np.linalg.norm(got64)),
+            **per_chunk}
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-30))
 
 
 def first_token(ref: np.ndarray, got: np.ndarray) -> dict:
@@ -291,7 +319,8 @@ def vision_report(hf_dir: Path, text_gguf: Path, mmproj_gguf: Path, *, threads: 
     hf = hf_side(hf_dir, hooks, image, ll["layout"])
     return {"mmproj": mmproj_gguf.name, "image_size": [width, height],
             "image_tokens": sum(p for p in ll["layout"] if isinstance(p, int)),
-            "embeddings": compare_embeddings(hf["embeddings"], ll["embeddings"]),
+            "embeddings": compare_embeddings(hf["embeddings"], ll["embeddings"],
+                                             [p for p in ll["layout"] if isinstance(p, int)]),
             "first_token": first_token(hf["logits"], ll["logits"]),
             "seconds": round(time.perf_counter() - started, 2)}
 

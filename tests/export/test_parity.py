@@ -179,6 +179,22 @@ def test_every_registered_architecture_passes_at_f16(arch):
         assert report["vision"]["embeddings"]["ref_norm"] > 0
 
 
+def test_a_tiled_picture_is_compared_chunk_by_chunk():
+    """Issue 12: an Idefics3 that tiles (32-pixel tiles, longest edge 128). The test picture is
+    128 x 128, which neither side resizes and both cut into 4 x 4 tiles + the global view;
+    transformers gets its own processor's 17 views, libmtmd's 17 chunks are compared in order."""
+    from export.tiny.bundle import tiny_ggufs
+
+    files = tiny_ggufs("idefics3", max_tiles_side=4)
+    report = parity.run_parity(files.hf_dir, text_gguf=files.model, mmproj_gguf=files.mmproj,
+                               quant="F16", mmproj_quant="F16")
+    _assert_passes(report)
+    vision = report["vision"]
+    assert vision["image_size"] == [128, 128] and vision["image_tokens"] == 17 * 4
+    chunks = vision["embeddings"]["chunk_cosine"]
+    assert len(chunks) == 17 and min(chunks) >= 0.999
+
+
 # -- broken exports fail, and say why ------------------------------------------------------
 
 @pytest.mark.parametrize(("quant", "variant", "expected"), [

@@ -31,6 +31,7 @@ class LlavaOvImages:
         self._mtmd, self._llm = mtmd_ctx, llm
         self._n_embd = llama_cpp.llama_model_n_embd_inp(llm.model)  # what batch.embd holds
         self._marker = mtmd.mtmd_default_marker()
+        self.view_encodes = 0  # views through mtmd: a picture is several
         if layout.newline.shape != (self._n_embd,):
             raise UserError(f"the mmproj's image newline has {layout.newline.shape[0]} values but "
                             f"the language model is {self._n_embd} wide: mismatched files")
@@ -48,6 +49,7 @@ class LlavaOvImages:
             chunk = self._image_chunk(view, scope)
             if mtmd.mtmd_encode_chunk(self._mtmd, chunk) != 0:
                 raise UserError(f"libmtmd failed to encode the image: {llama_log.last_error()}")
+            self.view_encodes += 1
             n_tokens = mtmd.mtmd_input_chunk_get_n_tokens(chunk)
             pointer = mtmd.mtmd_get_output_embd(self._mtmd)
             flat = np.ctypeslib.as_array(pointer, shape=(n_tokens * self._n_embd,))
@@ -81,8 +83,8 @@ class LlavaOvImages:
               check_fits: Callable[[int], None], cache=None) -> PromptStats:
         """Feed `prompt` with `image` at its media marker into the (cleared) context.
 
-        `cache` (get/put by picture hash, as LlamaCppModel's) skips the encode for a picture
-        seen before; PromptStats.image_cached says so.
+        `cache` (an EmbeddingCache, LlamaCppModel's) skips the encode for a picture seen
+        before; PromptStats.image_cached says so.
         """
         before, _, after = prompt.partition(self._marker.decode("utf-8"))
         head = self._llm.tokenize(before.encode("utf-8"), add_bos=add_special, special=True)
@@ -90,12 +92,12 @@ class LlavaOvImages:
         n_image = llava_ov.count_tokens(image.height, image.width, self.layout)
         check_fits(len(head) + n_image + len(tail))  # before spending time on the encode
         started = time.perf_counter()
-        embeddings = cache.get(image.sha256) if cache is not None else None
-        cached = embeddings is not None
-        if not cached:
-            embeddings = self.embed(image)
-            if cache is not None:
-                cache.put(image.sha256, embeddings)
+        # The packed views are one part: the whole picture, so one cache entry holds it all.
+        parts = cache.get(image.sha256) if cache is not None else None
+        cached = parts is not None
+        embeddings = parts[0] if cached else self.embed(image)
+        if cache is not None and not cached:
+            cache.put(image.sha256, (embeddings,))
         encoded = time.perf_counter()
         self._llm.eval(head)
         self.decode_embeddings(embeddings, last_logits=not tail)

@@ -32,6 +32,10 @@ KV_TYPES = {None: None, "f16": None, "q8_0": 8}  # 8 = GGML_TYPE_Q8_0
 IMAGE_CACHE_BYTES = 256 * 2**20
 
 
+def _is_text(chunk) -> bool:
+    return mtmd.mtmd_input_chunk_get_type(chunk) == mtmd.MTMD_INPUT_CHUNK_TYPE_TEXT
+
+
 def default_threads() -> int:
     """All cores this process may use: decode on small devices is bandwidth-bound anyway."""
     try:
@@ -50,7 +54,8 @@ class LlamaCppModel:
         self._stack = ExitStack()
         self._pending: list[int] = []
         self._image_cache = EmbeddingCache(image_cache_bytes)
-        self.image_encodes = 0
+        self.image_encodes = 0  # pictures encoded (cache hits excluded)
+        self._chunk_encodes = 0
         self._chain = None
         self._chain_key: Sampling | None = None
         started = time.perf_counter()
@@ -118,6 +123,13 @@ class LlamaCppModel:
         if layout is None:
             return None
         return llava_ov_mtmd.LlavaOvImages(layout=layout, mtmd_ctx=self._mtmd, llm=self._llm)
+
+    @property
+    def chunk_encodes(self) -> int:
+        """Image chunks through the vision encoder: a tiled picture is several (one per tile
+        and the global view), a LLaVA-OneVision picture one per view."""
+        views = self._llava_ov.view_encodes if self._llava_ov is not None else 0
+        return self._chunk_encodes + views
 
     # -- tokens -------------------------------------------------------------------------
 
@@ -204,17 +216,19 @@ class LlamaCppModel:
     def _eval_chunks(self, chunks, image_key: str) -> PromptStats:
         total = mtmd.mtmd_helper_get_n_tokens(chunks)
         self._check_fits(total)
-        encode_s = prefill_s = 0.0
-        cached = False
-        for i in range(mtmd.mtmd_input_chunks_size(chunks)):
-            chunk = mtmd.mtmd_input_chunks_get(chunks, i)
-            if mtmd.mtmd_input_chunk_get_type(chunk) == mtmd.MTMD_INPUT_CHUNK_TYPE_TEXT:
+        parts = [mtmd.mtmd_input_chunks_get(chunks, i)
+                 for i in range(mtmd.mtmd_input_chunks_size(chunks))]
+        images = [chunk for chunk in parts if not _is_text(chunk)]
+        embeddings, encode_s, cached = self._picture_embeddings(images, image_key)
+        per_image = iter(embeddings)  # image chunks take their own embeddings, in order
+        prefill_s = 0.0
+        for chunk in parts:
+            if _is_text(chunk):
                 started = time.perf_counter()
                 self._llm.eval(self._chunk_tokens(chunk))
                 prefill_s += time.perf_counter() - started
             else:
-                embeddings, encode_s, cached = self._image_embeddings(chunk, image_key)
-                prefill_s += self._decode_embeddings(chunk, embeddings)
+                prefill_s += self._decode_embeddings(chunk, next(per_image))
         return PromptStats(prompt_tokens=total, prefill_s=prefill_s, image_encode_s=encode_s,
                            image_cached=cached)
 
@@ -224,29 +238,45 @@ class LlamaCppModel:
         pointer = mtmd.mtmd_input_chunk_get_tokens_text(chunk, ctypes.byref(count))
         return [pointer[j] for j in range(count.value)]
 
-    def _image_embeddings(self, chunk, image_key: str) -> tuple[np.ndarray, float, bool]:
-        """The chunk's embeddings: from the cache when this picture was encoded before.
+    def _picture_embeddings(self, images: list, image_key: str) -> tuple[tuple, float, bool]:
+        """(embeddings of every image chunk in order, encode seconds, whether cached).
 
-        Reusing embeddings (rather than the KV state after the image) works for any prompt
-        around the image, which is what a second question about one picture changes.
+        libmtmd cuts a tiling model's picture into several chunks (the tiles and the global
+        view); the cache keeps all of them under the picture's hash, so a picture seen before
+        skips every encode and a new one encodes every chunk. Reusing embeddings (rather than
+        the KV state after the image) works for any prompt around the image, which is what a
+        second question about one picture changes.
         """
         cached = self._image_cache.get(image_key)
         if cached is not None:
+            if len(cached) != len(images):  # a runtime bug: one picture, one chunk layout
+                raise RuntimeError(f"{len(cached)} cached image chunks for {len(images)}")
             return cached, 0.0, True
         started = time.perf_counter()
-        if mtmd.mtmd_encode_chunk(self._mtmd, chunk) != 0:
-            raise UserError(f"libmtmd failed to encode the image: {llama_log.last_error()}")
-        # What mtmd hands the LLM: n_embd_inp (more than n_embd for deepstack models, Qwen3-VL).
-        width = llama_cpp.llama_model_n_embd_inp(self._llm.model)
-        n_values = mtmd.mtmd_input_chunk_get_n_tokens(chunk) * width
-        pointer = mtmd.mtmd_get_output_embd(self._mtmd)
-        embeddings = np.ctypeslib.as_array(pointer, shape=(n_values,)).copy()
+        embeddings = tuple(self._encode_chunk(chunk) for chunk in images)
         self.image_encodes += 1
         self._image_cache.put(image_key, embeddings)
         return embeddings, time.perf_counter() - started, False
 
+    def _encode_chunk(self, chunk) -> np.ndarray:
+        if mtmd.mtmd_encode_chunk(self._mtmd, chunk) != 0:
+            raise UserError(f"libmtmd failed to encode the image: {llama_log.last_error()}")
+        pointer = mtmd.mtmd_get_output_embd(self._mtmd)
+        # A copy: mtmd reuses its output buffer for the next chunk.
+        embeddings = np.ctypeslib.as_array(pointer, shape=(self._chunk_values(chunk),)).copy()
+        self._chunk_encodes += 1
+        return embeddings
+
+    def _chunk_values(self, chunk) -> int:
+        # What mtmd hands the LLM: n_embd_inp (more than n_embd for deepstack models, Qwen3-VL).
+        width = llama_cpp.llama_model_n_embd_inp(self._llm.model)
+        return mtmd.mtmd_input_chunk_get_n_tokens(chunk) * width
+
     def _decode_embeddings(self, chunk, embeddings: np.ndarray) -> float:
         """Feed image embeddings to the LLM at the current position; returns seconds."""
+        if embeddings.size != self._chunk_values(chunk):  # a runtime bug, never a user's
+            raise RuntimeError(f"{embeddings.size} embedding values for an image chunk of "
+                               f"{self._chunk_values(chunk)}")
         started = time.perf_counter()
         new_n_past = llama_cpp.llama_pos(0)
         pointer = embeddings.ctypes.data_as(ctypes.POINTER(ctypes.c_float))

@@ -102,7 +102,7 @@ class Qwen2VLEncoder:
         """(embeddings (tokens, width) float32, whether they came from the cache)."""
         cached = self._cache.get(image.sha256)
         if cached is not None:
-            return cached, True
+            return cached[0], True
         pixels, grid = pixel_values(image.rgb, self.config)
         heads = int(self.config["vision_heads"])
         cos, sin = rotary_table(grid, head_dim=int(self.config["vision_hidden"]) // heads,
@@ -114,7 +114,7 @@ class Qwen2VLEncoder:
             out = self._session.run(None, feeds)[0]
         out = out.astype(np.float32, copy=False)
         self.encodes += 1
-        self._cache.put(image.sha256, out)
+        self._cache.put(image.sha256, (out,))  # one call over all patches: the whole picture
         return out, False
 
     def _run_windowed(self, feeds: dict, grid: tuple[int, int, int]) -> np.ndarray:

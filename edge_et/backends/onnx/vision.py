@@ -89,14 +89,14 @@ class VisionEncoder:
         """(packed embeddings (n_tokens, width) float32, whether they came from the cache)."""
         cached = self._cache.get(image.sha256)
         if cached is not None:
-            return cached, True
+            return cached[0], True
         pixels = self.pixel_values(image.rgb)
         per_view = np.concatenate([
             self._session.run(None, {self._input: pixels[at:at + VIEW_BATCH]})[0]
             for at in range(0, len(pixels), VIEW_BATCH)])
         packed = self.pack(per_view.astype(np.float32, copy=False), image)
         self.encodes += 1
-        self._cache.put(image.sha256, packed)
+        self._cache.put(image.sha256, (packed,))  # every view, packed: the whole picture
         return packed, False
 
 
