@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_et.bundle.manifest import StageSpec
+from edge_et.backends.spec import Stage
 
 
 def _size(path: Path) -> int:
@@ -12,8 +12,8 @@ def _size(path: Path) -> int:
     return path.stat().st_size + sum(p.stat().st_size for p in extra if p.is_file())
 
 
-def describe_onnx_files(stage: StageSpec) -> dict:
-    """{"model": ..., "mmproj": ...} as `edge_et.runtime.info` describes GGUF files."""
+def describe_onnx_files(stage: Stage) -> dict:
+    """{"model": ..., "mmproj": ...} as the llama.cpp backend describes GGUF files."""
     config = stage.onnx_config or {}
     folder = Path(stage.model_path).parent
     weights = _size(Path(stage.model_path))

@@ -2,7 +2,7 @@
 
 Derived from how edge_et/backends/onnx/model.py runs the graphs, with the constants marked
 "measured" fitted on a SmolLM2-135M-shaped model (onnxruntime 1.32, Linux x86_64, CPU provider,
-n_ctx 1024, a 1016-token prompt then 32 tokens: estimate vs peak RSS, see README "ONNX bundles"):
+n_ctx 1024, a 1016-token prompt then 32 tokens: estimate vs peak RSS, see docs/onnx.md):
 
 - weights: every graph file the stage opens (external data included), plus what ONNX Runtime's
   CPU provider makes of it (`repack_bytes`): MatMul weights are prepacked into a second copy,
@@ -29,9 +29,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from edge_et.memory.footprint import StageFootprint
+from edge_et.formats import idefics3
+from edge_et.memory.footprint import StageFootprint, VisionShape
 from edge_et.memory.probes import MiB
-from edge_et.memory.vision_footprint import VisionShape
 
 F32 = 4
 PREFILL_CHUNK = 256          # edge_et.backends.onnx.model feeds prompts in chunks of this many
@@ -84,9 +84,6 @@ def vision_shape(config: dict) -> VisionShape:
 
 def _idefics3_shape(vision: dict) -> VisionShape:
     """Tiles of `tile` pixels, the largest picture's span (views and delimiters) as its bound."""
-    # Imported here: the runtime module imports this one (VIEW_BATCH) through onnx_vision.
-    from edge_et.formats import idefics3
-
     tile, per_view = int(vision["tile"]), int(vision["tokens_per_view"])
     patches = int(vision.get("patches_per_view", per_view))
     return VisionShape(projector="onnx:idefics3", image_size=tile,
@@ -101,10 +98,8 @@ def _idefics3_shape(vision: dict) -> VisionShape:
 def _views(vision: dict) -> tuple[int, int, int]:
     """(views of the largest picture, patches the tower sees per view, embeddings per view)."""
     if vision.get("kind") == "idefics3":
-        from edge_et.formats.idefics3 import Layout, max_views
-
         per_view = int(vision["tokens_per_view"])
-        return (max_views(Layout.from_config(vision)),
+        return (idefics3.max_views(idefics3.Layout.from_config(vision)),
                 int(vision.get("patches_per_view", per_view)), per_view)
     tile, side = int(vision.get("tile", 384)), int(vision.get("side", 27))
     cells = [h * w // (tile * tile) for h, w in vision.get("pinpoints") or [[tile, tile]]]
