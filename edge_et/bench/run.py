@@ -6,8 +6,7 @@ from the settings with end-of-generation ignored, so every trial and every devic
 same work. Side by side in every trial (STYLE.md 12):
 
 - bare: the same token counts through the backend library's plain calls on the same loaded
-  model (each backend's `bare_runner`, e.g. edge_et/backends/llama_cpp/bare.py): edge-et's
-  overhead, goal <= 1.03;
+  model (each backend's `bare_runner`): edge-et's overhead, goal <= 1.03;
 - direct: the perception VLM answering alone: the latency price of Extract+Think;
 - the memory-bandwidth limit: this machine's read bandwidth / bytes read per token.
 

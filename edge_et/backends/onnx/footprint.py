@@ -50,7 +50,8 @@ ATTENTION_COPIES = 3
 INT8_LOGIT_COPIES = 2        # measured: the int8 run's extra over the float32 one, in chunk logits
 
 
-def _file_bytes(path: Path) -> int:
+def file_bytes(path: Path) -> int:
+    """A graph file's bytes with its external data (`<name>_data` or `<name>.data`)."""
     extra = [path.with_name(path.name + suffix) for suffix in ("_data", ".data")]
     return path.stat().st_size + sum(p.stat().st_size for p in extra if p.is_file())
 
@@ -113,9 +114,9 @@ def onnx_footprint(spec, n_ctx: int, kv_type: str = "f16", *,
     layers, kv_heads, head_dim = config["n_layer"], config["n_head_kv"], config["head_dim"]
     hidden, vocab = config["hidden_size"], config["vocab_size"]
     quant = config.get("quant", "fp32")
-    weights = _file_bytes(Path(spec.model_path))
+    weights = file_bytes(Path(spec.model_path))
     if config.get("embed"):
-        weights += _file_bytes(folder / config["embed"])
+        weights += file_bytes(folder / config["embed"])
     kv = 2 * 2 * layers * kv_heads * head_dim * n_ctx * F32
     chunk = min(PREFILL_CHUNK, n_ctx)
     heads = max(kv_heads, hidden // head_dim)
@@ -129,7 +130,7 @@ def onnx_footprint(spec, n_ctx: int, kv_type: str = "f16", *,
     if spec.mmproj_path is None:
         return footprint
     footprint.image_tokens = vision_shape(config).max_tokens
-    resident = int(_file_bytes(Path(spec.mmproj_path)) * RESIDENT_PER_FILE_BYTE.get(quant, 2.08))
+    resident = int(file_bytes(Path(spec.mmproj_path)) * RESIDENT_PER_FILE_BYTE.get(quant, 2.08))
     footprint.mmproj_bytes = resident + image_bytes(config["vision"], hidden)
     return footprint
 
