@@ -109,13 +109,12 @@ def measure(spec: dict) -> dict:
 def run_case(case: Case, workdir: Path) -> dict:
     """Estimate and measure one case; the record holds every number."""
     from edge_et.bundle.manifest import Bundle
-    from edge_et.memory.footprint import cpu_repack_types
     from edge_et.runtime.plan import requested_ctx, stage_estimator
 
     bundle = Bundle.load(case.bundle)
     spec_stage = bundle.require(case.role)
     n_ctx = requested_ctx(spec_stage)
-    footprint = stage_estimator(spec_stage, bundle.decoding, cpu_repack_types())(n_ctx, case.kv_type)
+    footprint = stage_estimator(spec_stage, bundle.decoding)(n_ctx, case.kv_type)
     spec = {"model": str(spec_stage.model_path), "n_ctx": n_ctx, "kv_type": case.kv_type}
     if spec_stage.mmproj_path:
         spec["mmproj"] = str(spec_stage.mmproj_path)
@@ -137,9 +136,9 @@ def _image_for_tokens(tokens: int, footprint, stage, workdir: Path) -> Path:
     import numpy as np
     from PIL import Image
 
-    from edge_et.memory.vision_footprint import VisionShape
+    from edge_et.backends.llama_cpp.vision_footprint import gguf_vision_shape
 
-    vision = VisionShape.from_gguf(stage.mmproj_info)
+    vision = gguf_vision_shape(stage.mmproj_info)
     cell = vision.patch_size * vision.merge
     cols = max(1, math.isqrt(tokens))
     rows = max(1, tokens // cols)

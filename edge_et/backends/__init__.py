@@ -1,34 +1,45 @@
-"""Backends by name, imported only when a bundle asks for them (STYLE.md 1 and 3)."""
+"""Backends by name: the one place that knows which backends exist.
+
+The registry holds each backend's light `BackendSpec`; a backend's native library is imported
+only when one of its models is opened (`BackendSpec.model_type`).
+"""
 
 from __future__ import annotations
 
-import importlib
-
-from edge_et.bundle.manifest import SUPPORTED_BACKENDS
+from edge_et.backends.llama_cpp.spec import LLAMA_CPP
+from edge_et.backends.onnx.spec import ONNX
+from edge_et.backends.spec import BackendSpec
 from edge_et.errors import UserError
 
-# name in bundle.json → (module, class, pip extra that provides it)
-_REGISTRY: dict[str, tuple[str, str, str]] = {
-    "llama.cpp": ("edge_et.backends.llama_cpp.model", "LlamaCppModel", "llama"),
-    "onnx": ("edge_et.backends.onnx.model", "OnnxModel", "onnx"),
-}
-assert set(_REGISTRY) == set(SUPPORTED_BACKENDS), "bundle.SUPPORTED_BACKENDS and the registry differ"
+# In the order error messages list them.
+_REGISTRY: dict[str, BackendSpec] = {spec.name: spec for spec in (LLAMA_CPP, ONNX)}
 
 
-def backend_class(name: str):
-    """The model class for a backend name; errors list the valid names or the extra to install."""
+def names() -> tuple[str, ...]:
+    """The backend names a bundle.json may declare."""
+    return tuple(_REGISTRY)
+
+
+def specs() -> tuple[BackendSpec, ...]:
+    return tuple(_REGISTRY.values())
+
+
+def get(name: str) -> BackendSpec:
+    """The backend called `name`; an unknown name is one line listing the valid ones."""
     if name not in _REGISTRY:
         raise UserError(f"unknown backend {name!r}; known backends: {', '.join(sorted(_REGISTRY))}")
-    module_name, class_name, extra = _REGISTRY[name]
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UserError(f"the {name} backend needs a package that is not installed ({exc.name}); "
-                        f"install it with: pip install 'edge-et[{extra}]'") from None
-    return getattr(module, class_name)
+    return _REGISTRY[name]
 
 
-def import_backend_module(name: str):
-    """The model module of backend `name`, imported with its native libraries (ImportError when
-    its extra is missing): the memory planner counts what that import costs."""
-    return importlib.import_module(_REGISTRY[name][0])
+def backend_class(name: str) -> type:
+    """The model class for a backend name; errors list the valid names or the extra to install."""
+    return get(name).model_type()
+
+
+def gpu_memory():
+    """The VRAM of the first GPU a backend can see (the first backend that reports one)."""
+    for spec in _REGISTRY.values():
+        vram = spec.gpu_memory()
+        if vram is not None:
+            return vram
+    return None

@@ -13,9 +13,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from edge_et.backends.onnx.describe import describe_onnx_files
+from edge_et import backends
 from edge_et.bench.report import build_report, paired_median, summarize
-from edge_et.bench.run import TrialRunner, bench_steps, load_benchable, load_pictures, measure_bandwidth_step
+from edge_et.bench.run import (
+    TrialRunner,
+    bench_steps,
+    load_benchable,
+    load_pictures,
+    measure_bandwidth_step,
+)
 from edge_et.bench.settings import BenchSettings, Say, Trial
 from edge_et.bundle.manifest import Bundle
 from edge_et.core.images import LoadedImage
@@ -103,13 +109,9 @@ def _identity(bundle: Bundle) -> dict:
     mmproj / vision graph)."""
     stages = {}
     for s in bundle.stages():
-        if s.backend == "onnx":
-            files = describe_onnx_files(s)
-            quant = files["model"]["quantization"]
-            size = sum(f["size_bytes"] for f in files.values())
-        else:
-            quant = s.model_info.file_type if s.model_info else None
-            size = sum(i.size_bytes for i in (s.model_info, s.mmproj_info) if i is not None)
+        files = backends.get(s.backend).describe(s)
+        quant = files["model"].get("quantization")
+        size = sum(f.get("size_bytes", 0) for f in files.values())
         stages[s.role] = {"backend": s.backend, "arch": s.arch, "file": s.model,
                           "quantization": quant, "size_bytes": size}
     return {"name": bundle.name, "path": str(bundle.path), "stages": stages}

@@ -7,10 +7,11 @@ import statistics
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
-from edge_et.bench.bare_onnx import NO_IMAGE_BASELINE
+from edge_et import backends
+from edge_et.backends.stage_run import StageRun
 from edge_et.bench.settings import BenchSettings, Trial
 from edge_et.bundle.manifest import Bundle
-from edge_et.runtime.measure import StageRun, decode_bytes_per_token, machine_info
+from edge_et.runtime.measure import machine_info
 
 OVERHEAD_GOAL = 1.03
 
@@ -71,18 +72,16 @@ def _stage_summary(trials: list[Trial], stage: str, side: str, role: str) -> dic
 
 
 STAGE_ROLES = {"extract": "perception", "direct": "perception", "think": "reasoning"}
-BASELINES = {"llama.cpp": "bare llama-cpp-python", "onnx": "bare onnxruntime"}
 
 
 def _overhead(trials: list[Trial], stage: str, bare: bool, backend: str) -> dict:
     pairs = [(t.edge[stage], t.bare[stage]) for t in trials if stage in t.bare]
+    spec = backends.get(backend)
     if not pairs:
         return {"comparable": False, "note": "bare baseline skipped (--no-bare)" if not bare else
-                NO_IMAGE_BASELINE if backend == "onnx" else
-                "no bare run: LLaVA-OneVision images are packed by edge-et; bare mtmd would "
-                "feed a different number of image tokens"}
+                spec.no_bare_note}
     e2e = paired_median([(e.e2e_s, b.e2e_s) for e, b in pairs])
-    return {"comparable": True, "e2e": e2e, "baseline": BASELINES.get(backend, backend),
+    return {"comparable": True, "e2e": e2e, "baseline": spec.bare_label,
             "ttft": paired_median([(e.ttft_s, b.ttft_s) for e, b in pairs]),
             "decode": paired_median([(b.decode_tok_s, e.decode_tok_s) for e, b in pairs]),
             "goal": OVERHEAD_GOAL, "meets_goal": e2e is not None and e2e <= OVERHEAD_GOAL}
@@ -107,11 +106,13 @@ def _roofline(bundle: Bundle, stages: dict, bandwidth: dict | None) -> dict:
     for stage, metrics in stages.items():
         spec = bundle.require(STAGE_ROLES[stage])
         decode, prompt = metrics.get("decode_tok_s"), metrics.get("prompt_tokens")
-        if spec.model_info is None or not decode or not prompt:
+        if not decode or not prompt:
             continue
         # Mean position while decoding: the prompt plus half the generated tokens.
         position = int(prompt["median"] + metrics["requested"]["median"] / 2)
-        need = decode_bytes_per_token(spec.model_info, position)
+        need = backends.get(spec.backend).decode_reads(spec, position)
+        if need is None:
+            continue
         limit = bandwidth["read_bytes_per_s_all_threads"] / need["bytes_per_token"]
         limit_1 = bandwidth["read_bytes_per_s_1_thread"] / need["bytes_per_token"]
         out[stage] = {**need, "limit_tok_s": limit, "limit_tok_s_1_thread": limit_1,

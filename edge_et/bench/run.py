@@ -5,14 +5,13 @@ perception model, extract, load the reasoning model, think. Generated lengths ar
 from the settings with end-of-generation ignored, so every trial and every device does the
 same work. Side by side in every trial (STYLE.md 12):
 
-- bare: the same token counts through plain llama-cpp-python calls on the same loaded
-  model (`bench_bare_llama.bare_stage`, `bench_bare_onnx.bare_onnx_stage`): edge-et's
-  overhead, goal <= 1.03;
+- bare: the same token counts through the backend library's plain calls on the same loaded
+  model (each backend's `bare_runner`): edge-et's overhead, goal <= 1.03;
 - direct: the perception VLM answering alone: the latency price of Extract+Think;
 - the memory-bandwidth limit: this machine's read bandwidth / bytes read per token.
 
 The think stage reads a stand-in description of `extract_tokens` tokens (see
-`bench_measure.stand_in_description`), not the VLM's text, so its prompt length is fixed too.
+`edge_et.runtime.measure.stand_in_description`), not the VLM's text, so its prompt length is fixed too.
 
 edge-et and bare runs alternate order from trial to trial (A B, B A, ...), so drift and
 noise from other processes hit both alike; ratios are medians of per-trial ratios.
@@ -25,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from edge_et.bench.bare_llama import bare_comparable, bare_stage
-from edge_et.bench.bare_onnx import bare_onnx_stage, is_onnx
+from edge_et import backends
+from edge_et.backends.stage_run import StageRequest, StageRun
 from edge_et.bench.report import BenchReport, build_report
 from edge_et.bench.settings import BenchSettings, Say, Trial
 from edge_et.bundle.manifest import Bundle
@@ -37,8 +36,6 @@ from edge_et.core.images import SAMPLE_QUESTION, LoadedImage, load_image
 from edge_et.errors import UserError
 from edge_et.memory.probes import process_peak_rss
 from edge_et.runtime.measure import (
-    StageRequest,
-    StageRun,
     edge_stage,
     measure_bandwidth,
     open_model,
@@ -78,14 +75,6 @@ def run_bench(bundle: Bundle | str | Path, *, images: Sequence[str | Path | Load
             for i in range(settings.trials)]
     curve = bench.curve() if settings.budgets else {}
     return build_report(loaded, settings, runs, curve, bandwidth, stage_peaks=reset_peak_rss())
-
-
-def _bare_runner(model, request: StageRequest):
-    """The bare baseline of `model`'s backend for `request`; None where none compares (an ONNX
-    image, a LLaVA-OneVision image on llama.cpp)."""
-    if is_onnx(model):
-        return bare_onnx_stage if request.image is None else None
-    return bare_stage if bare_comparable(model, request) else None
 
 
 def load_benchable(bundle: Bundle | str | Path) -> Bundle:
@@ -132,7 +121,8 @@ class TrialRunner:
         perception = self.open("perception", max(s.extract_tokens, s.direct_tokens) + 1536)
         try:
             run.load_s["perception"] = perception.load_s
-            run.edge["extract"], bare = self._pair(perception, self._extract(perception, image, index), index)
+            extract = self._extract(perception, image, index)
+            run.edge["extract"], bare = self._pair("perception", perception, extract, index)
             run.peak_rss_bytes["extract"] = process_peak_rss()
             if bare is not None:
                 run.bare["extract"] = bare
@@ -154,16 +144,19 @@ class TrialRunner:
             run.load_s["reasoning"] = reasoning.load_s
             description = stand_in_description(reasoning, self.settings.extract_tokens)
             request = self.think_request(description, self.settings.think_tokens, index)
-            run.edge["think"], bare = self._pair(reasoning, request, index)
+            run.edge["think"], bare = self._pair("reasoning", reasoning, request, index)
             run.peak_rss_bytes["think"] = process_peak_rss()
             if bare is not None:
                 run.bare["think"] = bare
         finally:
             reasoning.close()
 
-    def _pair(self, model, request: StageRequest, index: int) -> tuple[StageRun, StageRun | None]:
-        """edge-et and bare on the same model, edge-et first in even trials, bare first in odd."""
-        bare_run = _bare_runner(model, request) if self.settings.bare else None
+    def _pair(self, role: str, model, request: StageRequest,
+              index: int) -> tuple[StageRun, StageRun | None]:
+        """edge-et and bare on the same model, edge-et first in even trials, bare first in odd;
+        edge-et alone where the backend has no comparable bare run (its `bare_runner`)."""
+        backend = backends.get(self.bundle.require(role).backend)
+        bare_run = backend.bare_runner(model, request) if self.settings.bare else None
         if bare_run is None:
             return edge_stage(model, request), None
         if index % 2 == 0:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from edge_et.backends.stage_run import StageRun
 from edge_et.core.images import SAMPLE_QUESTION
 from edge_et.errors import UserError
-from edge_et.runtime.measure import StageRun
 from edge_et.runtime.pipeline import RESIDENCIES
 
 DEFAULT_BUDGETS = (0, 256, 1024, 4096)

@@ -1,9 +1,9 @@
 """The bundle: `bundle.json` plus the model files it names, validated before anything loads.
 
-A bundle is the one thing `export` writes and the runtime reads (ARCHITECTURE.md).
-`Bundle.load` checks the schema, that every path stays inside the bundle folder, that
-the files exist and are the GGUFs their role needs (a perception stage needs a text
-model and a `clip` mmproj), and, on request, their sha256. Any failure is one
+A bundle is the one thing `export` writes and the runtime reads (docs/architecture.md).
+`Bundle.load` checks the schema, that every path stays inside the bundle folder, and asks
+each stage's backend to check its files (edge_et/backends: the GGUFs a llama.cpp stage needs,
+the graphs and config of an ONNX one), and, on request, their sha256. Any failure is one
 `UserError` line, raised before a single model byte is allocated.
 """
 
@@ -14,15 +14,14 @@ import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from edge_et import backends
 from edge_et.errors import UserError
-from edge_et.formats.gguf import GGUFError, GGUFInfo, read_gguf_info
-from edge_et.formats.onnx_stage import config_name, validate_onnx_stage
+from edge_et.formats.gguf import GGUFInfo
 
 BUNDLE_FORMAT = "edge-et.bundle/1"
 MANIFEST = "bundle.json"
-SUPPORTED_BACKENDS = ("llama.cpp", "onnx")
+SUPPORTED_BACKENDS = backends.names()  # the registry's, in the order errors list them
 ROLES = ("perception", "reasoning")
-MMPROJ_ARCH = "clip"
 
 
 @dataclass
@@ -56,8 +55,8 @@ class StageSpec:
         return cls(role=role, **{k: v for k, v in data.items() if k in declared})
 
     def files(self) -> list[str]:
-        extra = [config_name(self.model)] if self.backend == "onnx" else []
-        return [self.model] + ([self.mmproj] if self.mmproj else []) + extra + self.extra_files
+        """Every file of the stage, as its backend lists them (the order checksums are checked in)."""
+        return backends.get(self.backend).stage_files(self)
 
 
 @dataclass
@@ -172,51 +171,11 @@ def resolve_inside(root: Path, relative: str, what: str) -> Path:
     return target
 
 
-def _gguf(path: Path, what: str) -> GGUFInfo:
-    try:
-        return read_gguf_info(path)
-    except GGUFError as exc:
-        raise UserError(f"{what} '{path.name}' is broken: {exc}") from None
-    except OSError as exc:
-        raise UserError(f"cannot read {what} '{path.name}': {exc.strerror or exc}") from None
-
-
 def _validate_stage(root: Path, stage: StageSpec, verify_checksums: bool) -> None:
-    if stage.backend == "onnx":
-        if not all(isinstance(f, str) for f in stage.extra_files):
-            raise UserError(f"{MANIFEST}: '{stage.role}.extra_files' must list file names")
-        validate_onnx_stage(stage, lambda relative, what: resolve_inside(root, relative, what))
-        if verify_checksums:
-            _verify_checksums(root, stage)
-        return
-    label = f"{stage.role} model"
-    stage.model_path = resolve_inside(root, stage.model, label)
-    stage.model_info = _gguf(stage.model_path, label)
-    arch = stage.model_info.architecture
-    if arch == MMPROJ_ARCH:
-        raise UserError(f"{label} '{stage.model}' is an mmproj (vision projector), not a language model")
-    if stage.arch and stage.arch != arch:
-        raise UserError(f"{label} '{stage.model}' is architecture '{arch}', "
-                        f"but {MANIFEST} says '{stage.arch}'")
-    stage.arch = arch
-    if stage.role == "perception":
-        _validate_mmproj(root, stage)
-    elif stage.mmproj:
-        raise UserError(f"{MANIFEST}: the reasoning model is text-only; remove 'reasoning.mmproj'")
+    backends.get(stage.backend).validate_stage(
+        stage, lambda relative, what: resolve_inside(root, relative, what))
     if verify_checksums:
         _verify_checksums(root, stage)
-
-
-def _validate_mmproj(root: Path, stage: StageSpec) -> None:
-    if not stage.mmproj:
-        raise UserError(f"{MANIFEST}: the perception stage needs an 'mmproj' (vision projector) file")
-    stage.mmproj_path = resolve_inside(root, stage.mmproj, "perception mmproj")
-    stage.mmproj_info = _gguf(stage.mmproj_path, "perception mmproj")
-    if stage.mmproj_info.architecture != MMPROJ_ARCH:
-        raise UserError(f"perception mmproj '{stage.mmproj}' is a '{stage.mmproj_info.architecture}' "
-                        "model, not a vision projector (clip)")
-    if not stage.mmproj_info.metadata.get("clip.has_vision_encoder", False):
-        raise UserError(f"perception mmproj '{stage.mmproj}' has no vision encoder")
 
 
 def _verify_checksums(root: Path, stage: StageSpec) -> None:

@@ -4,6 +4,5 @@
 # mobile/desktop accelerators), planned against host memory: ONNX Runtime keeps the weights
 # there and falls back to the CPU for the operators a provider does not take.
 DEVICES = ("cpu", "cuda", "coreml", "qnn", "nnapi", "dml")
-LLAMA_DEVICES = ("cpu", "cuda")
 DEVICE_HELP = ("cpu | cuda (layers go to the GPU as VRAM allows); ONNX bundles also coreml | qnn | "
                "nnapi | dml (CPU fallback with a warning).")

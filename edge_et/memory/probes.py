@@ -3,9 +3,8 @@
 - `available_memory()`: Linux MemAvailable, lowered to what a cgroup (v2 or v1) still allows,
   because in a container /proc/meminfo shows the host; macOS from sysctl + vm_stat; else a
   sysconf fallback.
-- `cuda_vram()`: free/total VRAM when llama.cpp was built with GPU offload: ggml's own device
-  API (bound here with ctypes: llama-cpp-python does not bind it), else nvidia-smi; None on a
-  CPU-only build, where no VRAM can be used anyway.
+- `nvidia_smi_memory()`: free/total VRAM of the first GPU from nvidia-smi; a backend with GPU
+  offload may read it more directly (the planner is handed whichever probe applies).
 - `runtime_baseline_bytes()`: the RSS of this process with the runtime imported and no model
   loaded, measured now (call it before loading a model).
 - `parse_size()`: "6GB", "512MiB", "1.5 GiB", "800000000".
@@ -15,7 +14,6 @@ Footprint *estimates* from GGUF headers live in `footprint.py`.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import re
 import resource
@@ -186,60 +184,12 @@ def _sysconf_memory() -> MemoryInfo:
 
 @dataclass(frozen=True)
 class VRAM:
-    """Free and total memory of the first GPU llama.cpp would offload to."""
+    """Free and total memory of the first GPU a backend would offload to."""
 
     free_bytes: int
     total_bytes: int
     name: str
     source: str
-
-
-_GGML_DEV_GPU = 1  # enum ggml_backend_dev_type: CPU 0, GPU 1, IGPU 2, ACCEL 3
-
-
-def cuda_vram() -> VRAM | None:
-    """VRAM of a CUDA (or other GPU) build of llama.cpp; None on a CPU-only build or without one."""
-    try:
-        import llama_cpp
-    except ImportError:
-        return None
-    if not llama_cpp.llama_supports_gpu_offload():
-        return None
-    return ggml_gpu_memory(os.path.join(os.path.dirname(llama_cpp.__file__), "lib")) or \
-        nvidia_smi_memory()
-
-
-def ggml_gpu_memory(lib_dir: str) -> VRAM | None:
-    """The first GPU device of ggml's registry, through ggml_backend_dev_memory."""
-    try:
-        lib = ctypes.CDLL(_ggml_library(lib_dir))
-        lib.ggml_backend_dev_count.restype = ctypes.c_size_t
-        lib.ggml_backend_dev_get.restype = ctypes.c_void_p
-        lib.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
-        lib.ggml_backend_dev_type.restype = ctypes.c_int
-        lib.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
-        lib.ggml_backend_dev_name.restype = ctypes.c_char_p
-        lib.ggml_backend_dev_name.argtypes = [ctypes.c_void_p]
-        lib.ggml_backend_dev_memory.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t),
-                                                ctypes.POINTER(ctypes.c_size_t)]
-    except (OSError, AttributeError):
-        return None
-    for index in range(lib.ggml_backend_dev_count()):
-        device = lib.ggml_backend_dev_get(index)
-        if lib.ggml_backend_dev_type(device) != _GGML_DEV_GPU:
-            continue
-        free, total = ctypes.c_size_t(), ctypes.c_size_t()
-        lib.ggml_backend_dev_memory(device, ctypes.byref(free), ctypes.byref(total))
-        name = (lib.ggml_backend_dev_name(device) or b"GPU").decode(errors="replace")
-        return VRAM(free.value, total.value, name, "ggml_backend_dev_memory")
-    return None
-
-
-def _ggml_library(lib_dir: str) -> str:
-    for name in ("libggml.so", "libggml.dylib", "ggml.dll"):
-        if os.path.exists(os.path.join(lib_dir, name)):
-            return os.path.join(lib_dir, name)
-    raise OSError("no ggml library beside llama_cpp")
 
 
 def nvidia_smi_memory(run=subprocess.run) -> VRAM | None:

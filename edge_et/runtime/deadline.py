@@ -19,16 +19,21 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from edge_et.bundle.manifest import Bundle
+from edge_et import backends
+from edge_et.bundle.manifest import Bundle, StageSpec
 from edge_et.core import prompts
 from edge_et.core.decoding import stage_decoding
-from edge_et.core.images import SAMPLE_DESCRIPTION, SAMPLE_QUESTION, LoadedImage, load_image
+from edge_et.core.images import (
+    SAMPLE_DESCRIPTION,
+    SAMPLE_QUESTION,
+    LoadedImage,
+    load_image,
+)
 from edge_et.errors import UserError
 from edge_et.runtime.measure import (
     StageRequest,
     cpu_model,
     edge_stage,
-    kv_bytes_per_position,
     machine_info,
     measure_bandwidth,
     open_model,
@@ -150,27 +155,27 @@ def _base_prompt_tokens(bundle: Bundle, model, role: str) -> int:
 
 # -- the estimate ----------------------------------------------------------------------------
 
-def _decode_seconds(speed: dict, info, n_tokens: int, start: int, bandwidth: float) -> float:
+def _decode_seconds(speed: dict, stage: StageSpec, n_tokens: int, start: int, bandwidth: float) -> float:
     """n_tokens decoded from context position `start`: the measured time per token, plus the
     extra KV bytes each step reads beyond the measured context, at the measured bandwidth."""
     if n_tokens <= 0:
         return 0.0
     middle = start + n_tokens // 2
-    extra_kv = kv_bytes_per_position(info, max(middle, 1)) * (middle - speed["position"])
+    per_position = backends.get(stage.backend).kv_bytes_per_position(stage, max(middle, 1))
+    extra_kv = per_position * (middle - speed["position"])
     return n_tokens * (1 / speed["decode_tok_s"] + max(extra_kv, 0.0) / bandwidth)
 
 
 def expected_seconds(bundle: Bundle, profile: dict, *, extract_tokens: int, reasoning_tokens: int) -> dict:
     """Worst-case seconds of a fresh extract-think run, by part."""
     p, r = profile["perception"], profile["reasoning"]
-    p_info, r_info = bundle.perception.model_info, bundle.reasoning.model_info
     bandwidth = profile["read_bytes_per_s"]
     r_prompt = r["base_prompt_tokens"] + int(DESCRIPTION_SLACK * extract_tokens)
     parts = {"perception_load_s": p["load_s"], "image_encode_s": p["image_encode_s"],
              "extract_prefill_s": p["prompt_tokens"] / p["prefill_tok_s"],
-             "extract_decode_s": _decode_seconds(p, p_info, extract_tokens, p["prompt_tokens"], bandwidth),
+             "extract_decode_s": _decode_seconds(p, bundle.perception, extract_tokens, p["prompt_tokens"], bandwidth),
              "reasoning_load_s": r["load_s"], "reasoning_prefill_s": r_prompt / r["prefill_tok_s"],
-             "reasoning_decode_s": _decode_seconds(r, r_info, reasoning_tokens, r_prompt, bandwidth)}
+             "reasoning_decode_s": _decode_seconds(r, bundle.reasoning, reasoning_tokens, r_prompt, bandwidth)}
     parts["total_s"] = sum(parts.values())
     return parts
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from edge_et import backends
 from edge_et.bundle.manifest import Bundle, StageSpec
-from edge_et.formats.gguf import GGUFInfo
 
 RANDOM_NOTE = ("random weights: this model was never trained, its output is noise "
                "(it exercises the real architecture and runtime only)")
@@ -12,7 +12,7 @@ RANDOM_NOTE = ("random weights: this model was never trained, its output is nois
 def describe_bundle(bundle: Bundle) -> dict:
     """Name, description and, per stage, its files, architecture, quantization, sizes and context.
 
-    With an ONNX stage, also the ONNX Runtime execution providers this machine has.
+    Then what each backend of the bundle says about this machine (ONNX: its execution providers).
     """
     described = {
         "name": bundle.name,
@@ -22,28 +22,13 @@ def describe_bundle(bundle: Bundle) -> dict:
         "prompt_overrides": sorted(bundle.prompts),
         "decoding_overrides": bundle.decoding,
     }
-    if any(stage.backend == "onnx" for stage in bundle.stages()):
-        described["onnx_providers"] = _onnx_providers()
+    for name in dict.fromkeys(stage.backend for stage in bundle.stages()):
+        described.update(backends.get(name).host_info())
     return described
 
 
-def _onnx_providers() -> list[str] | str:
-    try:
-        from edge_et.backends.onnx.session import available_providers
-    except ImportError:
-        return "onnxruntime is not installed: pip install 'edge-et[onnx]'"
-    return available_providers()
-
-
 def _describe_stage(stage: StageSpec) -> dict:
-    if stage.backend == "onnx":
-        from edge_et.backends.onnx.describe import describe_onnx_files
-
-        files = describe_onnx_files(stage)
-    else:
-        files = {"model": _describe_file(stage.model, stage.model_info)}
-        if stage.mmproj:
-            files["mmproj"] = _describe_file(stage.mmproj, stage.mmproj_info)
+    files = backends.get(stage.backend).describe(stage)
     data = {
         "backend": stage.backend,
         "model": files["model"],
@@ -57,26 +42,3 @@ def _describe_stage(stage: StageSpec) -> dict:
     if "mmproj" in files:
         data["mmproj"] = files["mmproj"]
     return data
-
-
-def _describe_file(name: str, info: GGUFInfo | None) -> dict:
-    if info is None:
-        return {"file": name}
-    described = {
-        "file": name,
-        "architecture": info.architecture,
-        "name": info.name,
-        "quantization": info.file_type,
-        "size_bytes": info.size_bytes,
-        "tensors": info.n_tensors,
-    }
-    if info.architecture == "clip":
-        described["projector"] = info.metadata.get("clip.projector_type") or \
-            info.metadata.get("clip.vision.projector_type")
-        described["image_size"] = info.metadata.get("clip.vision.image_size")
-    else:
-        described.update(context_length=info.context_length, vocab_size=info.vocab_size,
-                         layers=info.arch_value("block_count"),
-                         hidden_size=info.arch_value("embedding_length"),
-                         chat_template=info.chat_template is not None)
-    return described

@@ -1,6 +1,6 @@
-"""What `edge-et bench` measures, one piece at a time: a stage through edge-et, this machine's
-memory read bandwidth, and the bytes a decode step must read. The bare baselines beside the
-edge-et runs are edge_et/bench/bare_llama.py (llama.cpp) and edge_et/bench/bare_onnx.py.
+"""What `edge-et bench` measures, one piece at a time: a stage through edge-et and this
+machine's memory read bandwidth. The bare baselines beside the edge-et runs, and the bytes a
+decode step must read, are each backend's own (`BackendSpec.bare_runner`, `.decode_reads`).
 """
 
 from __future__ import annotations
@@ -11,95 +11,27 @@ import platform
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from edge_et import backends
+from edge_et.backends.stage_run import StageRequest, StageRun
 from edge_et.core.chat import render_user_turn
-from edge_et.core.decoding import Sampling
-from edge_et.core.images import SAMPLE_DESCRIPTION, LoadedImage
+from edge_et.core.images import SAMPLE_DESCRIPTION
 from edge_et.core.stats import StageStats
-from edge_et.formats.gguf import GGUFInfo
-from edge_et.memory.footprint import TextShape
 from edge_et.runtime.generation import generate, think_then_answer
-
-KV_ELEMENT_BYTES = 2  # f16 KV cache, llama.cpp's default and the runtime's
-
-
-@dataclass(frozen=True)
-class StageRequest:
-    """One stage to run with a fixed generated length (end-of-generation ignored).
-
-    content: the user turn, with the model's media marker first when `image` is set.
-    thinking: the chat template's thinking switch (None: the template's default).
-    think_budget: thinking models: run `think_then_answer` with this budget and `tokens`
-        as the answer budget; None: plain generation of `tokens`.
-    """
-
-    content: str
-    sampling: Sampling
-    tokens: int
-    image: LoadedImage | None = None
-    thinking: bool | None = None
-    think_budget: int | None = None
-
-    @property
-    def requested(self) -> int:
-        """Tokens the stage must produce: budget forcing makes a thought exactly its budget."""
-        return (max(2, self.think_budget) if self.think_budget else 0) + self.tokens
-
-
-@dataclass
-class StageRun:
-    """One timed run of a stage. Times in seconds from the start of the stage request.
-
-    prefill_s: feeding the prompt, image encode excluded; None on the bare image path, where
-        mtmd's helper encodes and feeds in one call (`ttft_s` covers both there).
-    ttft_s: request to first generated token (template, encode, prefill, first sample).
-    decode_s: first to last generated token; `decode_tok_s` counts the tokens after the first.
-    tokens: generated tokens, sampled and forced; `requested` what the stage asked for.
-    """
-
-    prompt_tokens: int = 0
-    image_encode_s: float | None = None
-    prefill_s: float | None = None
-    ttft_s: float = 0.0
-    decode_s: float = 0.0
-    tokens: int = 0
-    requested: int = 0
-    e2e_s: float = 0.0
-    stop_reason: str = ""
-    text: str = field(default="", repr=False)
-
-    @property
-    def decode_tok_s(self) -> float | None:
-        return (self.tokens - 1) / self.decode_s if self.tokens > 1 and self.decode_s > 0 else None
-
-    @property
-    def prefill_tok_s(self) -> float | None:
-        return self.prompt_tokens / self.prefill_s if self.prefill_s else None
-
-    def metrics(self) -> dict[str, float | None]:
-        """The numbers a report summarizes (text left out)."""
-        return {"prompt_tokens": self.prompt_tokens, "image_encode_s": self.image_encode_s,
-                "prefill_s": self.prefill_s, "prefill_tok_s": self.prefill_tok_s,
-                "ttft_s": self.ttft_s, "decode_s": self.decode_s,
-                "decode_tok_s": self.decode_tok_s, "tokens": self.tokens,
-                "requested": self.requested, "e2e_s": self.e2e_s}
-
 
 # -- edge-et ---------------------------------------------------------------------------------
 
 def open_model(spec, need: int, n_threads: int | None = None):
     """Load a stage's model as the pipeline does, its context raised to `need` tokens where
     the model was trained for that many."""
-    from edge_et.backends import backend_class
     from edge_et.runtime.pipeline import PERCEPTION_CTX, REASONING_CTX
 
     wanted = max(spec.n_ctx or (PERCEPTION_CTX if spec.role == "perception" else REASONING_CTX), need)
     trained = spec.model_info.context_length if spec.model_info else None
-    return backend_class(spec.backend)(
+    return backends.get(spec.backend).model_type()(
         model_path=str(spec.model_path), n_ctx=min(wanted, trained) if trained else wanted,
         mmproj_path=str(spec.mmproj_path) if spec.mmproj_path else None, n_threads=n_threads)
 
@@ -227,37 +159,6 @@ def _median_time(work, repeats: int) -> float:
     return statistics.median(times)
 
 
-def decode_bytes_per_token(info: GGUFInfo, context_tokens: int) -> dict:
-    """Bytes one decode step reads: every weight once, except that an untied token embedding
-    is a lookup (one row), plus the f16 KV cache of `context_tokens` positions."""
-    tensors = {t.name: t.nbytes or 0 for t in info.tensors}
-    weights = sum(tensors.values())
-    embedding = tensors.get("token_embd.weight", 0)
-    if "output.weight" in tensors:  # untied: the embedding is not read as the output matrix
-        rows = (info.vocab_size or 1)
-        weights -= embedding - embedding // rows
-    kv = kv_bytes_per_position(info, context_tokens) * context_tokens
-    return {"weights_read_bytes": weights, "kv_read_bytes": kv, "context_tokens": context_tokens,
-            "bytes_per_token": weights + kv}
-
-
-def kv_bytes_per_position(info: GGUFInfo, context_tokens: int) -> float:
-    """Average f16 KV bytes per cached position at `context_tokens` (sliding-window layers
-    read at most their window)."""
-    try:
-        shape = TextShape.from_gguf(info)
-    except (ValueError, TypeError, KeyError):
-        return 0.0
-    total = 0
-    for layer in range(shape.n_layer):
-        swa = shape.is_swa(layer)
-        cells = min(context_tokens, shape.n_swa) if swa else context_tokens
-        k, v = (shape.key_length_swa, shape.value_length_swa) if swa else \
-            (shape.key_length, shape.value_length)
-        total += cells * shape.n_head_kv[layer] * (k + v) * KV_ELEMENT_BYTES
-    return total / max(context_tokens, 1)
-
-
 # -- this machine ---------------------------------------------------------------------------
 
 def _usable_cores() -> int:
@@ -277,7 +178,7 @@ def cpu_model() -> str:
 
 
 def machine_info(n_threads: int | None = None) -> dict:
-    """CPU, cores, RAM, OS and llama.cpp build: what the numbers depend on."""
+    """CPU, cores, RAM, OS and the backends' builds: what the numbers depend on."""
     try:
         ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
@@ -285,11 +186,6 @@ def machine_info(n_threads: int | None = None) -> dict:
     info = {"cpu": cpu_model(), "machine": platform.machine(), "logical_cores": os.cpu_count(),
             "usable_cores": _usable_cores(), "threads": n_threads or _usable_cores(),
             "ram_bytes": ram, "os": platform.platform(), "python": platform.python_version()}
-    try:
-        import llama_cpp
-
-        info["llama_cpp_python"] = llama_cpp.__version__
-        info["llama_cpp_system"] = llama_cpp.llama_print_system_info().decode().strip(" |")
-    except ImportError:
-        info["llama_cpp_python"] = None
+    for backend in backends.specs():
+        info.update(backend.build_info())
     return info

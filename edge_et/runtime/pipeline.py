@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_et.backends import backend_class
+from edge_et import backends
 from edge_et.backends.base import TextModel
 from edge_et.bundle.manifest import Bundle, StageSpec
 from edge_et.core import prompts
@@ -86,7 +86,7 @@ class Pipeline:
         self.model_loads = 0
         self._encodes_before = 0  # image encodes of perception models already freed (swap)
         self._n_threads = n_threads
-        self._device = device  # ONNX stages: the execution provider (None: the backend's default)
+        self._device = device  # for backends that take an execution provider (None: their default)
         self._models: dict[str, TextModel] = {}
 
     def __enter__(self) -> "Pipeline":
@@ -121,7 +121,7 @@ class Pipeline:
                 for other in [r for r in self._models if r != role]:
                     self.release(other)
             spec = self.bundle.require(role)
-            cls = backend_class(spec.backend)
+            cls = backends.get(spec.backend).model_type()
             model = cls(model_path=str(spec.model_path),
                         mmproj_path=str(spec.mmproj_path) if spec.mmproj_path else None,
                         n_threads=self._n_threads, **self._stage_settings(spec))
@@ -133,7 +133,8 @@ class Pipeline:
     def _stage_settings(self, spec: StageSpec) -> dict:
         """Context, KV type, GPU layers and image bound: the plan's, else the bundle's defaults."""
         planned = self.plan.stages.get(spec.role) if self.plan else None
-        device = {"device": self._device} if self._device and spec.backend == "onnx" else {}
+        takes_device = backends.get(spec.backend).device_argument
+        device = {"device": self._device} if self._device and takes_device else {}
         if planned is None:
             return {"n_ctx": requested_ctx(spec), **device}
         settings = {"n_ctx": planned.n_ctx, "kv_type": planned.kv_type,

@@ -1,4 +1,4 @@
-"""`edge-et plan`: a bundle's memory plan from its GGUF headers and this device; nothing loads.
+"""`edge-et plan`: a bundle's memory plan from its model files and this device; nothing loads.
 
 The contexts the plan may use come from the bundle (each stage's `n_ctx`, else the
 pipeline's defaults, capped at the model's trained context; `--ctx` overrides every
@@ -16,15 +16,19 @@ With the defaults (think 4096 + answer 1024, extraction 1024) the reasoning floo
 
 from __future__ import annotations
 
-from edge_et.backends import import_backend_module
+from edge_et import backends
 from edge_et.bundle.manifest import Bundle, StageSpec
 from edge_et.core.decoding import stage_decoding
-from edge_et.core.devices import DEVICES, LLAMA_DEVICES
+from edge_et.core.devices import DEVICES
 from edge_et.errors import UserError
-from edge_et.memory.footprint import StageFootprint, cpu_repack_types, text_footprint, with_vision
-from edge_et.memory.probes import available_memory, cuda_vram, format_size, parse_size, runtime_baseline_bytes
+from edge_et.memory.footprint import VisionShape
+from edge_et.memory.probes import (
+    available_memory,
+    format_size,
+    parse_size,
+    runtime_baseline_bytes,
+)
 from edge_et.memory.scheduler import Budget, Estimator, Plan, plan, resolve_budget
-from edge_et.memory.vision_footprint import VisionShape
 
 # The context a stage gets when its bundle entry names no n_ctx (the pipeline uses these too).
 DEFAULT_CTX = {"perception": 4096, "reasoning": 8192}
@@ -68,23 +72,9 @@ def perception_floor(decoding: dict, vision: VisionShape) -> int:
     return image + perception_text_reserve(decoding)
 
 
-def stage_estimator(spec: StageSpec, decoding: dict,
-                    repack_types: frozenset[int] = frozenset()) -> Estimator:
-    """(n_ctx, kv_type) -> footprint of `spec` (its mmproj included), from headers only."""
-    reserve = perception_text_reserve(decoding)
-    if spec.backend == "onnx":
-        from edge_et.memory.footprint_onnx import onnx_footprint
-
-        return lambda n_ctx, kv_type: onnx_footprint(spec, n_ctx, kv_type, text_reserve=reserve)
-
-    def estimate(n_ctx: int, kv_type: str) -> StageFootprint:
-        footprint = text_footprint(spec.model_info, spec.role, n_ctx, kv_type,
-                                   repack_types=repack_types)
-        if spec.mmproj_info is not None:
-            footprint = with_vision(footprint, spec.mmproj_info, spec.model_info, reserve)
-        return footprint
-
-    return estimate
+def stage_estimator(spec: StageSpec, decoding: dict) -> Estimator:
+    """(n_ctx, kv_type) -> footprint of `spec` (its vision side included), from its files only."""
+    return backends.get(spec.backend).estimator(spec, perception_text_reserve(decoding))
 
 
 def bundle_budget(bundle: Bundle) -> int | None:
@@ -102,15 +92,15 @@ def bundle_budget(bundle: Bundle) -> int | None:
 
 
 def check_device(bundle: Bundle, device: str) -> None:
-    """One line when `device` is unknown, or an ONNX Runtime provider asked of a llama.cpp stage."""
+    """One line when `device` is unknown, or an ONNX Runtime provider asked of a stage whose
+    backend does not run on it."""
     if device not in DEVICES:
         raise UserError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)}")
-    if device in LLAMA_DEVICES:
-        return
     for stage in bundle.stages():
-        if stage.backend != "onnx":
+        accepted = backends.get(stage.backend).devices
+        if device not in accepted:
             raise UserError(f"--device {device} is an ONNX Runtime provider, but the {stage.role} stage "
-                            f"runs on {stage.backend} ({', '.join(LLAMA_DEVICES)} only); "
+                            f"runs on {stage.backend} ({', '.join(accepted)} only); "
                             "export the bundle with `edge-et export onnx`")
 
 
@@ -127,14 +117,13 @@ def plan_bundle(bundle: Bundle, *, mem_budget: str | int | None = None, device: 
     flag = parse_size(mem_budget) if mem_budget is not None else None
     if baseline is None:
         baseline, _ = runtime_baseline_bytes(
-            lambda: [import_backend_module(s.backend) for s in bundle.stages()])
+            lambda: [backends.get(s.backend).import_model_module() for s in bundle.stages()])
     budget = _budget(flag, bundle_budget(bundle))
-    vram = cuda_vram() if device == "cuda" else None
-    # On a GPU the CPU backend still repacks the layers it keeps; planning them all is safe.
-    repack = cpu_repack_types()
+    vram = backends.gpu_memory() if device == "cuda" else None
     stages = bundle.stages()
-    device = device if device in LLAMA_DEVICES else "cpu"
-    estimators = {s.role: stage_estimator(s, bundle.decoding, repack) for s in stages}
+    # Other execution providers (NPUs) keep the weights in host memory: planned as the CPU.
+    device = device if device == "cuda" else "cpu"
+    estimators = {s.role: stage_estimator(s, bundle.decoding) for s in stages}
     wanted = {s.role: requested_ctx(s, n_ctx) for s in stages}
     floors = {s.role: _floor(s, bundle.decoding) for s in stages}
     return plan(estimators, wanted, floors, budget, baseline, device=device, vram=vram)
@@ -153,11 +142,7 @@ def _budget(flag: int | None, bundle: int | None) -> Budget:
 def _floor(spec: StageSpec, decoding: dict) -> int:
     if spec.role == "reasoning":
         return reasoning_floor(decoding, spec.thinking)
-    if spec.backend == "onnx":
-        from edge_et.memory.footprint_onnx import vision_shape
-
-        return perception_floor(decoding, vision_shape(spec.onnx_config))
-    return perception_floor(decoding, VisionShape.from_gguf(spec.mmproj_info))
+    return perception_floor(decoding, backends.get(spec.backend).vision_shape(spec))
 
 
 def format_plan(result: Plan) -> list[str]:

@@ -136,7 +136,7 @@ def test_missing_stage_config_is_named(tmp_path):
 
 
 def test_the_footprint_counts_files_and_a_float32_cache(tmp_path):
-    from edge_et.memory.footprint_onnx import onnx_footprint
+    from edge_et.backends.onnx.footprint import onnx_footprint
 
     stage = Bundle.load(_onnx_bundle(tmp_path)).reasoning
     footprint = onnx_footprint(stage, 1024)
@@ -170,7 +170,7 @@ def test_llava_ov_pixel_values_match_the_hf_image_processor(tmp_path, height, wi
 
 
 def test_the_largest_picture_is_sized_by_the_largest_pinpoint_grid():
-    from edge_et.memory.footprint_onnx import image_bytes
+    from edge_et.backends.onnx.footprint import image_bytes
     from export.archs.llava_ov import pinpoints
 
     vision = {"tile": 384, "side": 27, "pinpoints": pinpoints(384), "max_tiles": 9}

@@ -102,7 +102,7 @@ def test_the_layouts_tile_some_pictures_differently():
 
 
 def test_the_estimate_grows_with_the_tiles():
-    from edge_et.memory.footprint_onnx import image_bytes, vision_shape
+    from edge_et.backends.onnx.footprint import image_bytes, vision_shape
 
     vision = {"kind": "idefics3", "tile": 512, "longest_edge": 2048, "tokens_per_view": 64,
               "patches_per_view": 1024, "vision_hidden": 768, "vision_heads": 12,

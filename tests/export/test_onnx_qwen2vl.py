@@ -182,7 +182,7 @@ def test_a_1d_decoder_keeps_its_positions_and_refuses_3d_ones():
 
 def test_the_estimate_covers_full_attention_over_the_largest_picture(processor):
     """Qwen2.5-VL's window mask (patches² floats) comes on top."""
-    from edge_et.memory.footprint_onnx import image_bytes, vision_shape
+    from edge_et.backends.onnx.footprint import image_bytes, vision_shape
 
     vision = {"kind": "qwen2_vl", **_section(processor), "vision_hidden": 64,
               "vision_heads": 4, "vision_intermediate": 128}

@@ -16,9 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_et.errors import UserError
-from edge_et.formats.gguf import GGUFInfo, TensorInfo, read_gguf_info
-from edge_et.memory.footprint import (
+from edge_et.backends.llama_cpp.footprint import (
     TextShape,
     _swa_layers,
     compute_bytes,
@@ -26,6 +24,8 @@ from edge_et.memory.footprint import (
     kv_bytes,
     repack_bytes,
 )
+from edge_et.errors import UserError
+from edge_et.formats.gguf import GGUFInfo, TensorInfo, read_gguf_info
 from edge_et.memory.probes import (
     MiB,
     cgroup_limit,
@@ -168,7 +168,7 @@ def test_no_vram_on_a_cpu_build():
     llama_cpp = pytest.importorskip("llama_cpp")
     if llama_cpp.llama_supports_gpu_offload():
         pytest.skip("a GPU build of llama.cpp")
-    from edge_et.memory.probes import cuda_vram, ggml_gpu_memory
+    from edge_et.backends.llama_cpp.gpu import cuda_vram, ggml_gpu_memory
     assert cuda_vram() is None
     assert ggml_gpu_memory(str(Path(llama_cpp.__file__).parent / "lib")) is None  # CPU only
 

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_et.bundle.manifest import StageSpec
+from edge_et.backends.onnx.footprint import file_bytes
+from edge_et.backends.spec import Stage
 
 
-def _size(path: Path) -> int:
-    extra = [path.with_name(path.name + suffix) for suffix in ("_data", ".data")]
-    return path.stat().st_size + sum(p.stat().st_size for p in extra if p.is_file())
-
-
-def describe_onnx_files(stage: StageSpec) -> dict:
-    """{"model": ..., "mmproj": ...} as `edge_et.runtime.info` describes GGUF files."""
+def describe_onnx_files(stage: Stage) -> dict:
+    """{"model": ..., "mmproj": ...} as the llama.cpp backend describes GGUF files."""
     config = stage.onnx_config or {}
     folder = Path(stage.model_path).parent
-    weights = _size(Path(stage.model_path))
+    weights = file_bytes(Path(stage.model_path))
     if config.get("embed"):
-        weights += _size(folder / config["embed"])  # the token embeddings, split off for VLMs
+        weights += file_bytes(folder / config["embed"])  # the token embeddings, split off for VLMs
     model = {"file": stage.model, "architecture": config.get("arch", stage.arch),
              "quantization": config.get("quant", ""), "size_bytes": weights,
              "context_length": config.get("max_positions"), "vocab_size": config.get("vocab_size"),
@@ -29,7 +25,7 @@ def describe_onnx_files(stage: StageSpec) -> dict:
         vision = config.get("vision") or {}
         files["mmproj"] = {"file": stage.mmproj, "architecture": "vision",
                            "quantization": config.get("quant", ""),
-                           "size_bytes": _size(Path(stage.mmproj_path)),
+                           "size_bytes": file_bytes(Path(stage.mmproj_path)),
                            "projector": vision.get("kind"), "image_size": vision.get("tile")}
         if vision.get("layout"):  # Idefics3: transformers' or libmtmd's tiling
             files["mmproj"]["image_layout"] = vision["layout"]

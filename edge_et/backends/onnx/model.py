@@ -18,6 +18,9 @@ from typing import Sequence
 import numpy as np
 
 from edge_et.backends.base import ContextFull, LogitEdit, PromptStats, Sampling
+
+# Prompt positions per decoder call: bounds the all-position logits buffer (and the estimate).
+from edge_et.backends.onnx.footprint import PREFILL_CHUNK
 from edge_et.backends.onnx.mrope import prompt_positions
 from edge_et.backends.onnx.sampling import Sampler
 from edge_et.backends.onnx.session import DecoderSession, open_session
@@ -25,9 +28,6 @@ from edge_et.backends.onnx.tokenizer import DeviceTokenizer
 from edge_et.core.images import LoadedImage
 from edge_et.errors import UserError
 from edge_et.formats.onnx_stage import STAGE_CONFIG, read_config
-
-# Prompt positions per decoder call: bounds the all-position logits buffer (and the estimate).
-from edge_et.memory.footprint_onnx import PREFILL_CHUNK
 
 MEDIA_MARKER = "<__media__>"  # the text that marks the image in a prompt (llama.cpp's too)
 DEVICE_ENV = "EDGE_ET_ONNX_DEVICE"

@@ -26,13 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from edge_et.backends.image_cache import EmbeddingCache
-from edge_et.core.images import LoadedImage
-from edge_et.errors import UserError
-from edge_et.formats import llava_ov
 
 # Views per vision.onnx call: a 6x6 grid is 37 views, and attention over all of them at once
 # would hold 37 score matrices; a few at a time bound the encoder's memory (and its estimate).
-from edge_et.memory.footprint_onnx import VIEW_BATCH
+from edge_et.backends.onnx.footprint import VIEW_BATCH
+from edge_et.core.images import LoadedImage
+from edge_et.errors import UserError
+from edge_et.formats import llava_ov
 
 CACHE_BYTES = 256 * 2**20  # packed embeddings kept per picture hash (another question, same image)
 

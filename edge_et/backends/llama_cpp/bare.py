@@ -1,5 +1,5 @@
 """The bare baseline of a llama.cpp stage: the same token counts through plain llama-cpp-python
-calls, beside the edge-et run (edge_et/bench/bare_onnx.py is the ONNX Runtime one).
+calls, beside the edge-et run (edge_et/backends/onnx/bare.py is the ONNX Runtime one).
 
 It runs on the very `Llama` (and mtmd context) that edge-et loaded: the same weights in the same
 memory and the same KV cache, so the only difference measured is the calling layer (templates,
@@ -14,9 +14,9 @@ from contextlib import ExitStack
 
 import numpy as np
 
+from edge_et.backends.stage_run import StageRequest, StageRun
 from edge_et.core.decoding import Sampling
 from edge_et.core.images import LoadedImage
-from edge_et.runtime.measure import StageRequest, StageRun
 
 
 def bare_comparable(model, request: StageRequest) -> bool:

@@ -1,5 +1,5 @@
 """The bare baseline of an ONNX stage: plain `InferenceSession.run` calls on the sessions edge-et
-loaded, beside the edge-et run (what `bench_measure.bare_stage` is for llama.cpp).
+loaded, beside the edge-et run (what edge_et/backends/llama_cpp/bare.py is for llama.cpp).
 
 The loop is what an app developer would write against ONNX Runtime by hand: feed the prompt in
 chunks (edge-et's chunk size, so both hold the same logits buffer), then one `run` per token
@@ -18,16 +18,12 @@ import time
 
 import numpy as np
 
+from edge_et.backends.onnx.footprint import PREFILL_CHUNK
 from edge_et.backends.onnx.sampling import Sampler
-from edge_et.memory.footprint_onnx import PREFILL_CHUNK
-from edge_et.runtime.measure import StageRequest, StageRun
+from edge_et.backends.stage_run import StageRequest, StageRun
 
 NO_IMAGE_BASELINE = ("no bare run for images: an ONNX image goes through edge-et's own numpy "
                      "preprocessing, which plain ONNX Runtime has no equivalent of")
-
-
-def is_onnx(model) -> bool:
-    return type(model).__name__ == "OnnxModel"
 
 
 def bare_onnx_stage(model, prompt: str, request: StageRequest) -> StageRun:

@@ -2,7 +2,7 @@
 
 Derived from how edge_et/backends/onnx/model.py runs the graphs, with the constants marked
 "measured" fitted on a SmolLM2-135M-shaped model (onnxruntime 1.32, Linux x86_64, CPU provider,
-n_ctx 1024, a 1016-token prompt then 32 tokens: estimate vs peak RSS, see README "ONNX bundles"):
+n_ctx 1024, a 1016-token prompt then 32 tokens: estimate vs peak RSS, see docs/onnx.md):
 
 - weights: every graph file the stage opens (external data included), plus what ONNX Runtime's
   CPU provider makes of it (`repack_bytes`): MatMul weights are prepacked into a second copy,
@@ -29,9 +29,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from edge_et.memory.footprint import StageFootprint
+from edge_et.formats import idefics3
+from edge_et.memory.footprint import StageFootprint, VisionShape
 from edge_et.memory.probes import MiB
-from edge_et.memory.vision_footprint import VisionShape
 
 F32 = 4
 PREFILL_CHUNK = 256          # edge_et.backends.onnx.model feeds prompts in chunks of this many
@@ -50,7 +50,8 @@ ATTENTION_COPIES = 3
 INT8_LOGIT_COPIES = 2        # measured: the int8 run's extra over the float32 one, in chunk logits
 
 
-def _file_bytes(path: Path) -> int:
+def file_bytes(path: Path) -> int:
+    """A graph file's bytes with its external data (`<name>_data` or `<name>.data`)."""
     extra = [path.with_name(path.name + suffix) for suffix in ("_data", ".data")]
     return path.stat().st_size + sum(p.stat().st_size for p in extra if p.is_file())
 
@@ -84,9 +85,6 @@ def vision_shape(config: dict) -> VisionShape:
 
 def _idefics3_shape(vision: dict) -> VisionShape:
     """Tiles of `tile` pixels, the largest picture's span (views and delimiters) as its bound."""
-    # Imported here: the runtime module imports this one (VIEW_BATCH) through onnx_vision.
-    from edge_et.formats import idefics3
-
     tile, per_view = int(vision["tile"]), int(vision["tokens_per_view"])
     patches = int(vision.get("patches_per_view", per_view))
     return VisionShape(projector="onnx:idefics3", image_size=tile,
@@ -101,10 +99,8 @@ def _idefics3_shape(vision: dict) -> VisionShape:
 def _views(vision: dict) -> tuple[int, int, int]:
     """(views of the largest picture, patches the tower sees per view, embeddings per view)."""
     if vision.get("kind") == "idefics3":
-        from edge_et.formats.idefics3 import Layout, max_views
-
         per_view = int(vision["tokens_per_view"])
-        return (max_views(Layout.from_config(vision)),
+        return (idefics3.max_views(idefics3.Layout.from_config(vision)),
                 int(vision.get("patches_per_view", per_view)), per_view)
     tile, side = int(vision.get("tile", 384)), int(vision.get("side", 27))
     cells = [h * w // (tile * tile) for h, w in vision.get("pinpoints") or [[tile, tile]]]
@@ -118,9 +114,9 @@ def onnx_footprint(spec, n_ctx: int, kv_type: str = "f16", *,
     layers, kv_heads, head_dim = config["n_layer"], config["n_head_kv"], config["head_dim"]
     hidden, vocab = config["hidden_size"], config["vocab_size"]
     quant = config.get("quant", "fp32")
-    weights = _file_bytes(Path(spec.model_path))
+    weights = file_bytes(Path(spec.model_path))
     if config.get("embed"):
-        weights += _file_bytes(folder / config["embed"])
+        weights += file_bytes(folder / config["embed"])
     kv = 2 * 2 * layers * kv_heads * head_dim * n_ctx * F32
     chunk = min(PREFILL_CHUNK, n_ctx)
     heads = max(kv_heads, hidden // head_dim)
@@ -134,7 +130,7 @@ def onnx_footprint(spec, n_ctx: int, kv_type: str = "f16", *,
     if spec.mmproj_path is None:
         return footprint
     footprint.image_tokens = vision_shape(config).max_tokens
-    resident = int(_file_bytes(Path(spec.mmproj_path)) * RESIDENT_PER_FILE_BYTE.get(quant, 2.08))
+    resident = int(file_bytes(Path(spec.mmproj_path)) * RESIDENT_PER_FILE_BYTE.get(quant, 2.08))
     footprint.mmproj_bytes = resident + image_bytes(config["vision"], hidden)
     return footprint
 

@@ -9,9 +9,8 @@ Idefics3 / SmolVLM tile a large image. The bytes then scale with the encoder's i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from edge_et.formats.gguf import GGUFInfo
+from edge_et.memory.footprint import VisionShape
 from edge_et.memory.probes import MiB
 
 F32 = 4
@@ -36,62 +35,42 @@ WARMUP_BYTES_PER_PIXEL = 2 * 3 * F32
 MTMD_FIXED_BYTES = 4 * MiB
 
 
-@dataclass(frozen=True)
-class VisionShape:
-    """What sizes the vision encoder's memory: patch grid, widths, token limits."""
-
-    projector: str
-    image_size: int
-    patch_size: int
-    n_embd: int
-    n_ff: int
-    merge: int
-    max_tokens: int
-    warmup_tokens: int
-
-    @property
-    def dynamic(self) -> bool:
-        return self.projector in DYNAMIC_PROJECTORS
-
-    @property
-    def pixels_per_token(self) -> int:
-        return (self.patch_size * self.merge) ** 2
-
-    @classmethod
-    def from_gguf(cls, info: GGUFInfo) -> "VisionShape":
-        meta = info.metadata
-        projector = str(meta.get("clip.projector_type") or meta.get("clip.vision.projector_type")
-                        or "")
-        image_size = int(meta.get("clip.vision.image_size", 224))
-        patch = int(meta.get("clip.vision.patch_size", 14))
-        merge = int(meta.get("clip.vision.spatial_merge_size")
-                    or meta.get("clip.vision.projector.scale_factor")
-                    or (2 if projector in DYNAMIC_PROJECTORS else 1))
-        per_tile = max(image_size // patch // merge, 1) ** 2
-        if projector in DYNAMIC_PROJECTORS:
-            max_tokens, warmup = DYNAMIC_PROJECTORS[projector]
-            max_pixels = meta.get("clip.vision.image_max_pixels")
-            if max_pixels:
-                max_tokens = int(max_pixels) // (patch * merge) ** 2
-        elif meta.get("edge_et.image_packing") == "llava_onevision":
-            # edge-et's own anyres packing (backends/llava_ov.py): a base view plus a grid
-            # shrunk to at most max_tiles views (x1.21 in area), one newline per feature row.
-            aspect = str(meta.get("edge_et.llava_ov.vision_aspect_ratio", "anyres_max_9"))
-            max_tiles = int(aspect.removeprefix("anyres_max_") or 9)
-            side = image_size // patch
-            grid = int(max_tiles * 1.21 * side * side)
-            max_tokens, warmup = per_tile + grid + int(grid ** 0.5) + 1, per_tile
-        elif projector == "idefics3":
-            # llava-uhd slicing: a grid of image_size tiles over the longest edge, plus an overview.
-            longest = int(meta.get("clip.vision.preproc_image_size", image_size))
-            side = -(-longest // image_size)
-            max_tokens, warmup = (side * side + (side > 1)) * per_tile, per_tile
-        else:
-            max_tokens = warmup = per_tile
-        return cls(projector=projector, image_size=image_size, patch_size=patch,
-                   n_embd=int(meta.get("clip.vision.embedding_length", 0)),
-                   n_ff=int(meta.get("clip.vision.feed_forward_length", 0)),
-                   merge=merge, max_tokens=max_tokens, warmup_tokens=warmup)
+def gguf_vision_shape(info: GGUFInfo) -> VisionShape:
+    """The vision shape of an mmproj, as clip.cpp sizes its images."""
+    meta = info.metadata
+    projector = str(meta.get("clip.projector_type") or meta.get("clip.vision.projector_type")
+                    or "")
+    image_size = int(meta.get("clip.vision.image_size", 224))
+    patch = int(meta.get("clip.vision.patch_size", 14))
+    merge = int(meta.get("clip.vision.spatial_merge_size")
+                or meta.get("clip.vision.projector.scale_factor")
+                or (2 if projector in DYNAMIC_PROJECTORS else 1))
+    per_tile = max(image_size // patch // merge, 1) ** 2
+    if projector in DYNAMIC_PROJECTORS:
+        max_tokens, warmup = DYNAMIC_PROJECTORS[projector]
+        max_pixels = meta.get("clip.vision.image_max_pixels")
+        if max_pixels:
+            max_tokens = int(max_pixels) // (patch * merge) ** 2
+    elif meta.get("edge_et.image_packing") == "llava_onevision":
+        # edge-et's own anyres packing (backends/llama_cpp/llava_ov.py): a base view plus a grid
+        # shrunk to at most max_tiles views (x1.21 in area), one newline per feature row.
+        aspect = str(meta.get("edge_et.llava_ov.vision_aspect_ratio", "anyres_max_9"))
+        max_tiles = int(aspect.removeprefix("anyres_max_") or 9)
+        side = image_size // patch
+        grid = int(max_tiles * 1.21 * side * side)
+        max_tokens, warmup = per_tile + grid + int(grid ** 0.5) + 1, per_tile
+    elif projector == "idefics3":
+        # llava-uhd slicing: a grid of image_size tiles over the longest edge, plus an overview.
+        longest = int(meta.get("clip.vision.preproc_image_size", image_size))
+        side = -(-longest // image_size)
+        max_tokens, warmup = (side * side + (side > 1)) * per_tile, per_tile
+    else:
+        max_tokens = warmup = per_tile
+    return VisionShape(projector=projector, image_size=image_size, patch_size=patch,
+                       n_embd=int(meta.get("clip.vision.embedding_length", 0)),
+                       n_ff=int(meta.get("clip.vision.feed_forward_length", 0)),
+                       merge=merge, max_tokens=max_tokens, warmup_tokens=warmup,
+                       dynamic=projector in DYNAMIC_PROJECTORS)
 
 
 def image_tokens_for(vision: VisionShape, n_ctx: int, text_reserve: int) -> int:
