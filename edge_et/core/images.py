@@ -21,6 +21,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
+from edge_et.core.paths import path_problem, shown
 from edge_et.errors import UserError
 
 DEFAULT_MAX_PIXELS = 64_000_000
@@ -131,12 +132,15 @@ def load_image_bytes(
 
 
 def _fail(name: str, reason: str) -> UserError:
-    return UserError(f"cannot read image '{name}': {reason}")
+    return UserError(f"cannot read image '{shown(name)}': {reason}")
 
 
 def _open_regular_file(path: str | os.PathLike, name: str) -> BinaryIO:
     # stat first: opening a FIFO would block forever, and Windows reports a
     # directory as "permission denied".
+    problem = path_problem(path)
+    if problem:
+        raise _fail(name, problem)
     try:
         info = os.stat(path)
         if stat.S_ISDIR(info.st_mode):
