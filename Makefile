@@ -1,6 +1,6 @@
 # edge-et: two set-up commands on a fresh machine.
 #   make demo   creates .venv, installs, builds the default bundle, runs Extract+Think on a sample image
-#   make test   installs what the tests need and runs them
+#   make test   installs what the tests need, checks the import contracts and runs the tests
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -32,8 +32,10 @@ demo: install-export
 	$(BIN)/edge-et run --bundle $(BUNDLE) --image $(SAMPLE) --seed 0 \
 		--question "$$($(BIN)/python -c 'from edge_et.core.images import SAMPLE_QUESTION; print(SAMPLE_QUESTION)')"
 
+# lint-imports (seconds) checks the import contracts in pyproject.toml before the tests run.
 test: install-export
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -ra
 
 clean:
-	rm -rf $(VENV) $(BUNDLE) models/samples .pytest_cache
+	rm -rf $(VENV) $(BUNDLE) models/samples .pytest_cache .import_linter_cache .grimp_cache

@@ -16,10 +16,10 @@ Configurations (`--list` shows them with their settings and expected time):
 Models are cached under `<edge-et cache>/bench-models/` and each configuration's results are
 written as soon as it finishes, so the script resumes where it stopped and runs in pieces:
 
-    python benchmarks/bench_configs.py --only demo             # one configuration
-    python benchmarks/bench_configs.py                         # every one not recorded yet
-    python benchmarks/bench_configs.py --force --only paper-0.6b+1.7b   # measure again
-    python benchmarks/bench_configs.py --summary               # only rewrite the markdown
+    python -m benchmarks.bench_configs --only demo             # one configuration
+    python -m benchmarks.bench_configs                         # every one not recorded yet
+    python -m benchmarks.bench_configs --force --only paper-0.6b+1.7b   # measure again
+    python -m benchmarks.bench_configs --summary               # only rewrite the markdown
 
 Writes to benchmarks/results/: bench_<config>.json, bench_<config>.png and bench_results.md
 (one table over every recorded configuration, the machine described). Run it on a quiet
@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
 DEMO_BUNDLE = ROOT / "models" / "bundles" / "default"
 NO_GPU_NOTE = ("No GPU machine was lent to the task that recorded these results: CPU only. "
@@ -240,7 +239,7 @@ def write_summary(out: Path) -> Path:
 
     reports = [json.loads(p.read_text()) for p in sorted(out.glob("bench_*.json"))]
     lines = ["# edge-et bench: recorded results", "",
-             "Produced by `python benchmarks/bench_configs.py` (see its docstring). Medians with "
+             "Produced by `python -m benchmarks.bench_configs` (see its docstring). Medians with "
              "(min-max) over the trials; ratios are medians of per-trial ratios measured side by side.",
              "", "**Random weights are honest here.** The paper configurations use full-size models "
              "with random weights, and so do some demo perceptions: generated lengths "

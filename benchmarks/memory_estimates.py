@@ -7,7 +7,7 @@ ru_maxrss is compared with baseline + the plan's stage estimate (`plan_cmd.stage
 the code `edge-et plan` runs). "short" cases feed a typical request: the estimate must bound
 them, not match them.
 
-    python benchmarks/memory_estimates.py [--out benchmarks/results] [--quick]
+    python -m benchmarks.memory_estimates [--out benchmarks/results] [--quick]
 
 Writes memory_estimates.json (every number) and memory_estimates.md (a table and the machine).
 """
@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 GENERATED = 8          # tokens generated after the prompt
 THREADS = 2
 TOLERANCE = 0.20       # the issue's bound: measured within ±20% of the estimate (worst cases)
@@ -99,8 +98,8 @@ def _q8_model_class():
 
 def measure(spec: dict) -> dict:
     """Run `child(spec)` in a fresh interpreter and return its report."""
-    done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run([sys.executable, "-m", "benchmarks.memory_estimates", "--child", json.dumps(spec)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
     if done.returncode != 0:
         raise RuntimeError(f"child failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

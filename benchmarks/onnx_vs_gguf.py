@@ -1,7 +1,7 @@
 """ONNX vs GGUF on this device: the demo's perception and a real reasoner in both formats, side by side.
 
-    python benchmarks/onnx_vs_gguf.py                  # build once (cached), bench, record
-    python benchmarks/onnx_vs_gguf.py --trials 5 --reasoner qwen2.5-coder-1.5b
+    python -m benchmarks.onnx_vs_gguf                  # build once (cached), bench, record
+    python -m benchmarks.onnx_vs_gguf --trials 5 --reasoner qwen2.5-coder-1.5b
 
 The same weights in both bundles, each stage exported by the project's own toolchain and
 validated against transformers (parity.json in each bundle):
@@ -29,9 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.bench_configs import NO_GPU_NOTE, RESULTS, _built_once, _key, _machine_lines, models_root, say
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from bench_configs import NO_GPU_NOTE, RESULTS, _built_once, _key, _machine_lines, models_root, say  # noqa: E402
 
 DEFAULT_PERCEPTION = ROOT / "models" / "store" / "micro" / "extract" / "hf"
 SETTINGS = dict(trials=3, warmup=1, extract_tokens=64, think_tokens=256, answer_tokens=32,
@@ -167,8 +167,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     SETTINGS["trials"] = args.trials
     started = time.perf_counter()
-    built = subprocess.run([sys.executable, __file__, "--build-only", "--perception", str(args.perception),
-                            "--reasoner", args.reasoner], stdout=subprocess.PIPE, text=True, check=True)
+    built = subprocess.run([sys.executable, "-m", "benchmarks.onnx_vs_gguf", "--build-only",
+                            "--perception", str(args.perception), "--reasoner", args.reasoner],
+                           cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True)
     bundles = {k: Path(v) for k, v in json.loads(built.stdout.strip().splitlines()[-1]).items()}
     result = bench(bundles, args.threads)
     minutes = (time.perf_counter() - started) / 60
@@ -176,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
 
     save_json(result, RESULTS / "onnx_vs_gguf.json")
     plot_comparison(result, RESULTS / "onnx_vs_gguf.png")
-    command = " ".join(["python benchmarks/onnx_vs_gguf.py", *(argv if argv is not None else sys.argv[1:])])
+    command = " ".join(["python -m benchmarks.onnx_vs_gguf", *(argv if argv is not None else sys.argv[1:])])
     (RESULTS / "onnx_vs_gguf.md").write_text(markdown(result, command, minutes), encoding="utf-8")
     say(f"wrote {RESULTS / 'onnx_vs_gguf.md'} ({minutes:.1f} min)")
 

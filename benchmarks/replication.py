@@ -12,11 +12,11 @@ end-to-end alone (mode direct), the other two with every real reasoner PyPI carr
 benchmarks/bench_configs.py). Accuracy with a 95% Wilson interval, parse failures, chance,
 per category, and the median seconds per question (model loads excluded).
 
-    python benchmarks/replication.py                      # every cell not recorded yet
-    python benchmarks/replication.py --limit 100          # questions per dataset
-    python benchmarks/replication.py --reasoner smollm2-135m --dataset scenes
-    python benchmarks/replication.py --oracle             # + each reasoner over true extractions
-    python benchmarks/replication.py --summary            # only rewrite the markdown
+    python -m benchmarks.replication                      # every cell not recorded yet
+    python -m benchmarks.replication --limit 100          # questions per dataset
+    python -m benchmarks.replication --reasoner smollm2-135m --dataset scenes
+    python -m benchmarks.replication --oracle             # + each reasoner over true extractions
+    python -m benchmarks.replication --summary            # only rewrite the markdown
 
 The perception models are looked for in models/micro/ and models/store/micro/, as <form>/
 or <form>-run/ (a bundle folder, a training output with gguf/ or hf/), or given with --perception
@@ -37,7 +37,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
 SYSTEMS = {"end-to-end": ("direct", "direct"), "caption+think": ("caption", "caption-think"),
            "extract+think": ("extract", "extract-think")}
@@ -302,7 +301,7 @@ def main(argv: list[str] | None = None) -> None:
             results["cells"][key] = cell
             save_results(results, path)  # after each cell: a stopped run keeps what it measured
     save_results(results, path)
-    from replication_report import write_markdown  # beside this script
+    from benchmarks.replication_report import write_markdown
 
     print(write_markdown(results, args.out / "replication.md"))
 
@@ -316,7 +315,7 @@ def _form_path(item: str, parser) -> tuple[str, Path]:
 
 def _command(args, dataset: str, system: str, reasoner: str | None) -> str:
     """The command that measures this one cell again."""
-    parts = ["python", "benchmarks/replication.py", "--limit", str(args.limit), "--dataset", dataset,
+    parts = ["python", "-m", "benchmarks.replication", "--limit", str(args.limit), "--dataset", dataset,
              "--system", system, "--force"]
     parts += ["--oracle"] if system == "oracle+think" else []
     parts += ["--reasoner", reasoner] if reasoner else []

@@ -15,7 +15,7 @@ def write_markdown(results: dict, path: Path) -> Path:
     """replication.md: one accuracy table and one per-category table per dataset."""
     cells = list(results["cells"].values())
     lines = ["# Replication: end-to-end vs Caption+Think vs Extract+Think, at laptop scale", "",
-             "Produced by `python benchmarks/replication.py` (its docstring says how). Three micro "
+             "Produced by `python -m benchmarks.replication` (its docstring says how). Three micro "
              "perception models, one architecture and one training budget, taught three forms "
              "(answer / caption / question-conditioned extraction); reasoners are real pretrained "
              "LLMs from PyPI. Accuracy with its 95% Wilson interval; parse failures count as wrong; "

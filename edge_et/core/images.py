@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import stat
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Iterator
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
+from edge_et.core.paths import path_problem, shown
 from edge_et.errors import UserError
 
 DEFAULT_MAX_PIXELS = 64_000_000
@@ -131,12 +134,15 @@ def load_image_bytes(
 
 
 def _fail(name: str, reason: str) -> UserError:
-    return UserError(f"cannot read image '{name}': {reason}")
+    return UserError(f"cannot read image '{shown(name)}': {reason}")
 
 
 def _open_regular_file(path: str | os.PathLike, name: str) -> BinaryIO:
     # stat first: opening a FIFO would block forever, and Windows reports a
     # directory as "permission denied".
+    problem = path_problem(path)
+    if problem:
+        raise _fail(name, problem)
     try:
         info = os.stat(path)
         if stat.S_ISDIR(info.st_mode):
@@ -155,21 +161,17 @@ def _open_regular_file(path: str | os.PathLike, name: str) -> BinaryIO:
 
 
 def _decode(fp: BinaryIO, name: str, max_pixels: int) -> LoadedImage:
-    with warnings.catch_warnings():
-        # We check the size ourselves; Pillow's bomb warning and its chatter
-        # about bad EXIF are noise to someone asking a question about a photo.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        warnings.filterwarnings("ignore", module=r"PIL\.")
+    with _quiet_pillow() as pillow_log:
         try:
             image = Image.open(fp, formats=_openable_formats())
         except Exception as error:  # noqa: BLE001 - see _pillow_reason
-            raise _fail(name, _pillow_reason(error, fp, max_pixels)) from error
+            raise _fail(name, pillow_log.explain(_pillow_reason(error, fp, max_pixels))) from error
         with image:
             _check_size(image.size, name, max_pixels)
             try:
                 rgb = _upright_rgb(image)
             except Exception as error:  # noqa: BLE001 - see _pillow_reason
-                raise _fail(name, _pillow_reason(error, fp, max_pixels)) from error
+                raise _fail(name, pillow_log.explain(_pillow_reason(error, fp, max_pixels))) from error
             rgb.flags.writeable = False
             return LoadedImage(
                 rgb=rgb,
@@ -180,6 +182,41 @@ def _decode(fp: BinaryIO, name: str, max_pixels: int) -> LoadedImage:
                 format=image.format or "unknown",
                 original_mode=image.mode,
             )
+
+
+class _PillowLog(logging.Handler):
+    """What Pillow logs while one image decodes ("More samples per pixel than can be decoded").
+
+    The CLI configures no logging, so such a record would reach the terminal through logging's
+    last-resort handler. With this handler on Pillow's logger it does not (an application that
+    set up its own logging still gets it), and it can explain a failure in the one-line error.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(" ".join(record.getMessage().split()))
+
+    def explain(self, reason: str) -> str:
+        return f"{reason}; Pillow: {self.messages[0][:160]}" if self.messages else reason
+
+
+@contextmanager
+def _quiet_pillow() -> Iterator[_PillowLog]:
+    log = _PillowLog()
+    pillow = logging.getLogger("PIL")
+    pillow.addHandler(log)
+    try:
+        with warnings.catch_warnings():
+            # We check the size ourselves; Pillow's bomb warning and its chatter
+            # about bad EXIF or TIFF tags are noise to someone asking about a photo.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.filterwarnings("ignore", module=r"PIL\.")
+            yield log
+    finally:
+        pillow.removeHandler(log)
 
 
 def _openable_formats() -> list[str]:

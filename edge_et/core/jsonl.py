@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Callable, TypeVar
 
+from edge_et.core.paths import path_problem, shown
 from edge_et.errors import UserError
 
 Item = TypeVar("Item")
@@ -23,9 +24,28 @@ def json_object(line: str) -> dict:
 
 
 def local_path(value: str, folder: Path) -> Path:
-    """A path from a data line: absolute as given, else relative to the data file's folder."""
+    """A path from a data line: absolute as given, else relative to the data file's folder.
+
+    ValueError with a short reason when the system cannot look it up at all (see `path_problem`).
+    """
     path = Path(value).expanduser()
-    return path if path.is_absolute() else folder / path
+    path = path if path.is_absolute() else folder / path
+    problem = path_problem(path)
+    if problem:
+        raise ValueError(f"path '{shown(value)}': {problem}")
+    return path
+
+
+def read_lines(path: Path, what: str) -> list[str]:
+    """The lines of the user's UTF-8 text file at `path`; UserError naming `what` (e.g. "data
+    file") in one line when it cannot be read."""
+    problem = path_problem(path)
+    if problem:
+        raise UserError(f"cannot read {what} '{shown(path)}': {problem}")
+    try:
+        return Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {what} '{shown(path)}': {exc}") from None
 
 
 def parse_lines(path: Path, parse: Callable[[int, dict, Path], Item], *, what: str,
@@ -37,10 +57,7 @@ def parse_lines(path: Path, parse: Callable[[int, dict, Path], Item], *, what: s
     file cannot be read or no line is usable (`what` names the kind of line wanted).
     """
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read data file '{path}': {exc}") from None
+    lines = read_lines(path, "data file")
     items: list[Item] = []
     errors: list[str] = []
     for number, line in enumerate(lines, start=1):
@@ -54,5 +71,5 @@ def parse_lines(path: Path, parse: Callable[[int, dict, Path], Item], *, what: s
             errors.append(f"line {number}: {exc}")
     if not items:
         detail = f" ({errors[0]})" if errors else ""
-        raise UserError(f"data file '{path}' has no usable {what}{detail}")
+        raise UserError(f"data file '{shown(path)}' has no usable {what}{detail}")
     return items, errors

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Callable
 
 from edge_et.core.images import LoadedImage, load_image
+from edge_et.core.jsonl import local_path, read_lines
+from edge_et.core.paths import shown
 from edge_et.core.stats import Result
 from edge_et.errors import UserError
 from edge_et.runtime.pipeline import Pipeline, RunOptions
@@ -56,13 +58,10 @@ class BatchSummary:
 
 def read_batch(path: Path) -> list[BatchItem]:
     """Parse the JSONL file; unreadable lines become items that carry their error."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read batch file '{path}': {exc}") from None
+    lines = read_lines(path, "batch file")
     items = [_parse_line(i, line, Path(path).parent) for i, line in enumerate(lines) if line.strip()]
     if not items:
-        raise UserError(f"batch file '{path}' has no lines")
+        raise UserError(f"batch file '{shown(path)}' has no lines")
     for position, item in enumerate(items):
         item.index = position
     return items
@@ -81,11 +80,13 @@ def _parse_line(number: int, line: str, folder: Path) -> BatchItem:
             or not isinstance(data.get("image"), str):
         item.error = f"line {number + 1}: needs string fields 'image' and 'question'"
         return item
-    image = Path(data["image"]).expanduser()
-    item.image = image if image.is_absolute() else folder / image
     item.question = data["question"]
     item.hint = data.get("hint") if isinstance(data.get("hint"), str) else None
     item.seed = data["seed"] if type(data.get("seed")) is int else None
+    try:
+        item.image = local_path(data["image"], folder)
+    except ValueError as exc:
+        item.error = f"line {number + 1}: {exc}"
     return item
 
 

@@ -4,21 +4,9 @@ A full-size random SmolVLM-256M (Q8_0) and the real Qwen2.5-Coder-0.5B Q4_K_M ru
 processes: each stage alone, then extract-think in swap and in co-resident residency.
 """
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("swap_memory", ROOT / "benchmarks" / "swap_memory.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from benchmarks import swap_memory
 
 
 @pytest.mark.slow
@@ -26,10 +14,9 @@ def test_swap_peak_is_bounded_by_the_larger_stage_and_co_resident_holds_both():
     from edge_et.core.images import write_sample_image
     from export.gguf.converter import cache_dir
 
-    bench = _bench()
     cache = cache_dir() / "bench" / "swap-100mb"
-    bundle = bench.bundle_dir(cache)
-    report = bench.measure(bundle, write_sample_image(cache / "sample.png"))
+    bundle = swap_memory.bundle_dir(cache)
+    report = swap_memory.measure(bundle, write_sample_image(cache / "sample.png"))
     footprint = report["footprint_bytes"]
     assert min(footprint["perception"], footprint["reasoning"]) > 100 * 2**20
     assert report["runs"]["swap"]["loads"] == 2 and report["runs"]["co-resident"]["loads"] == 2

@@ -110,3 +110,26 @@ def test_cli_reports_broken_bundle_in_one_line_without_loading_llama_cpp(tmp_pat
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "escapes the bundle folder" in lines[0]
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("name, reason", [("x" * 10_000, "too long"), ("a\0b.gguf", "NUL character")])
+def test_a_model_path_the_system_refuses_is_one_short_line(tmp_path, name, reason):
+    folder = make_bundle(tmp_path / "b", reasoning__model=name)
+    with pytest.raises(UserError) as caught:
+        Bundle.load(folder)
+    message = str(caught.value)
+    assert "reasoning model path" in message and reason in message and len(message) < 300
+
+
+def test_a_bundle_path_the_system_refuses_is_one_short_line(tmp_path):
+    with pytest.raises(UserError, match="bundle '.*too long") as caught:
+        Bundle.load(tmp_path / ("x" * 10_000))
+    assert len(str(caught.value)) < 300
+
+
+def test_cli_reports_a_10000_character_model_name_in_one_line(tmp_path):
+    folder = make_bundle(tmp_path / "b", reasoning__model="x" * 10_000)
+    done = subprocess.run([sys.executable, "-m", "edge_et.cli.main", "info", str(folder)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1 and "too long" in done.stderr

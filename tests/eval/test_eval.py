@@ -217,3 +217,12 @@ def test_cli_eval_errors_are_one_line(bundle, eval_file, tmp_path, args, fragmen
     done = _cli(*[a.format(**fill) for a in args], timeout=60)
     assert done.returncode == 2, done.stderr
     assert fragment in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_question_whose_image_path_the_system_refuses_is_that_line_s_error(tmp_path):
+    good = {"image": "a.png", "question": "Q?", "options": {"A": "x", "B": "y"}, "answer": "B"}
+    path = tmp_path / "data.jsonl"
+    path.write_text(json.dumps({**good, "image": "x" * 10_000}) + "\n" + json.dumps(good) + "\n")
+    data = read_eval_file(path)
+    assert [item.line for item in data.items] == [2]
+    assert len(data.errors) == 1 and "too long" in data.errors[0] and len(data.errors[0]) < 300

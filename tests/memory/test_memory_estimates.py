@@ -8,7 +8,6 @@ memory_estimates.py) and its peak RSS must be within ±20% of baseline + estimat
 
 from __future__ import annotations
 
-import importlib.util
 import struct
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import memory_estimates
 from edge_et.backends.llama_cpp.footprint import (
     TextShape,
     _swa_layers,
@@ -36,17 +36,6 @@ from edge_et.memory.probes import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _bench():
-    """benchmarks/memory_estimates.py as a module (benchmarks/ is not a package)."""
-    if "memory_estimates" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("memory_estimates",
-                                                      ROOT / "benchmarks" / "memory_estimates.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # dataclasses look their module up while defined
-        spec.loader.exec_module(module)
-    return sys.modules["memory_estimates"]
 
 
 @pytest.fixture(scope="module")
@@ -258,11 +247,10 @@ def demo_bundle() -> Path:
     ("smollm2", "reasoning", "short")])
 def test_measured_peak_rss_is_within_20_percent_of_the_estimate(
         which, role, request_kind, tiny_bundle, request, tmp_path):
-    bench = _bench()
     folder = {"tiny": lambda: tiny_bundle, "demo": lambda: request.getfixturevalue("demo_bundle"),
               "smollm2": lambda: request.getfixturevalue("smollm2_bundle")}[which]()
-    record = bench.run_case(bench.Case(f"{which} {role}", str(folder), role,
-                                       request=request_kind), tmp_path)
+    case = memory_estimates.Case(f"{which} {role}", str(folder), role, request=request_kind)
+    record = memory_estimates.run_case(case, tmp_path)
     ratio = record["peak_bytes"] / record["estimate_bytes"]
     detail = (f"{which} {role} {request_kind}: measured {record['peak_bytes'] / MiB:.1f} MiB, "
               f"estimate {record['estimate_bytes'] / MiB:.1f} MiB")
@@ -270,10 +258,10 @@ def test_measured_peak_rss_is_within_20_percent_of_the_estimate(
         # The demo perception is now the trained micro Idefics3 (7 MB of weights): the planner's
         # fixed vision-compute allowances, fitted on Qwen2-VL encoders, dominate its footprint and
         # over-estimate it by ~50 MiB. Never under by more than 20%; over by at most 64 MiB.
-        assert ratio <= 1 + bench.TOLERANCE, detail
+        assert ratio <= 1 + memory_estimates.TOLERANCE, detail
         assert record["estimate_bytes"] - record["peak_bytes"] <= max(
-            bench.TOLERANCE * record["estimate_bytes"], 64 * MiB), detail
+            memory_estimates.TOLERANCE * record["estimate_bytes"], 64 * MiB), detail
     elif request_kind == "worst":
-        assert 1 - bench.TOLERANCE <= ratio <= 1 + bench.TOLERANCE, detail
+        assert 1 - memory_estimates.TOLERANCE <= ratio <= 1 + memory_estimates.TOLERANCE, detail
     else:  # a typical request: the plan must bound it, not match it
-        assert ratio <= 1 + bench.TOLERANCE, detail
+        assert ratio <= 1 + memory_estimates.TOLERANCE, detail

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from edge_et.bundle.manifest import Bundle
+from edge_et.errors import UserError
 from edge_et.runtime.batch import read_batch, run_batch
 from edge_et.runtime.pipeline import Pipeline, RunOptions
 
@@ -76,3 +77,20 @@ def test_empty_or_missing_batch_file_is_one_line(tiny_bundle, tmp_path):
         done = subprocess.run([sys.executable, "-m", "edge_et.cli.main", "run", "--bundle", str(tiny_bundle),
                                "--batch", str(path)], cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert done.returncode == 2 and fragment in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_line_whose_image_path_the_system_refuses_is_that_line_s_error(tmp_path):
+    lines = [{"image": "x" * 10_000, "question": Q}, {"image": "a\0b.png", "question": Q},
+             {"image": "red.png", "question": Q}]
+    path = tmp_path / "batch.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    items = read_batch(path)
+    assert "too long" in items[0].error and "NUL character" in items[1].error
+    assert all(len(item.error) < 300 and item.question == Q for item in items[:2])
+    assert items[2].error is None and items[2].image == tmp_path / "red.png"
+
+
+def test_a_batch_file_name_the_system_refuses_is_one_short_line(tmp_path):
+    with pytest.raises(UserError, match="cannot read batch file .* too long") as caught:
+        read_batch(tmp_path / ("x" * 10_000))
+    assert len(str(caught.value)) < 300

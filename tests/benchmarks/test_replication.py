@@ -1,12 +1,6 @@
 """benchmarks/replication.py: the cell plan and the markdown it writes (no models run here)."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-
-import replication  # noqa: E402
-import replication_report  # noqa: E402
+from benchmarks import replication, replication_report
 
 
 def _cell(dataset, system, reasoner, correct):
@@ -14,7 +8,7 @@ def _cell(dataset, system, reasoner, correct):
             "ci95": [0.1, 0.9], "scored": 10, "parse_failures": 1, "chance": 0.25, "limit": 10,
             "median_s": {"extract": 0.1, "think": 2.0, "question": 2.1},
             "categories": {"count": {"accuracy": 0.5, "scored": 4}, "text": {"accuracy": 0.2, "scored": 6}},
-            "command": f"python benchmarks/replication.py --limit 10 --dataset {dataset}"}
+            "command": f"python -m benchmarks.replication --limit 10 --dataset {dataset}"}
 
 
 def test_cells_run_end_to_end_once_per_dataset_then_each_reasoner():
@@ -34,4 +28,4 @@ def test_markdown_has_a_table_per_dataset(tmp_path):
     assert "## held-out generated scenes (in domain)" in text and "## easy-VQA test (out of domain)" in text
     assert "| extract+think | smollm2-135m | 70.0% [10.0-90.0] | 10 | 1 | 25.0% | 2.10 | 0.10 | 2.00 |" in text
     assert "| end-to-end | - | 50.0% (n=4) | 20.0% (n=6) |" in text
-    assert text.count("Reproduce a row:") == 2 and text.count(": `python benchmarks/replication.py") == 3
+    assert text.count("Reproduce a row:") == 2 and text.count(": `python -m benchmarks.replication") == 3
