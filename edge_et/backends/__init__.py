@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 from edge_et.bundle.manifest import SUPPORTED_BACKENDS
-from edge_et.errors import UserError
+from edge_et.errors import BundleError, MissingExtra
 
 # name in bundle.json → (module, class, pip extra that provides it)
 _REGISTRY: dict[str, tuple[str, str, str]] = {
@@ -18,13 +18,14 @@ assert set(_REGISTRY) == set(SUPPORTED_BACKENDS), "bundle.SUPPORTED_BACKENDS and
 def backend_class(name: str):
     """The model class for a backend name; errors list the valid names or the extra to install."""
     if name not in _REGISTRY:
-        raise UserError(f"unknown backend {name!r}; known backends: {', '.join(sorted(_REGISTRY))}")
+        raise BundleError(f"unknown backend {name!r}; known backends: {', '.join(sorted(_REGISTRY))}")
     module_name, class_name, extra = _REGISTRY[name]
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise UserError(f"the {name} backend needs a package that is not installed ({exc.name}); "
-                        f"install it with: pip install 'edge-et[{extra}]'") from None
+        raise MissingExtra(f"the {name} backend needs a package that is not installed ({exc.name}); "
+                           f"install it with: pip install 'edge-et[{extra}]'",
+                           extra=extra) from None
     return getattr(module, class_name)
 
 

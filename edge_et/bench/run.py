@@ -34,7 +34,7 @@ from edge_et.core import prompts
 from edge_et.core.decoding import stage_decoding
 from edge_et.core.hints import hint_from_question
 from edge_et.core.images import SAMPLE_QUESTION, LoadedImage, load_image
-from edge_et.errors import UserError
+from edge_et.errors import InputError
 from edge_et.memory.probes import process_peak_rss
 from edge_et.runtime.measure import (
     StageRequest,
@@ -98,7 +98,7 @@ def load_benchable(bundle: Bundle | str | Path) -> Bundle:
 
 def load_pictures(images: Sequence[str | Path | LoadedImage]) -> list[LoadedImage]:
     if not images:
-        raise UserError("the bench needs at least one image (--image or --images)")
+        raise InputError("the bench needs at least one image (--image or --images)")
     return [img if isinstance(img, LoadedImage) else load_image(img) for img in images]
 
 

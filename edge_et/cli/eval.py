@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 
 from edge_et.core.devices import DEVICE_HELP
-from edge_et.errors import UserError
+from edge_et.errors import InputError
 
 eval_app = typer.Typer(invoke_without_command=True, no_args_is_help=True,
                        help="Score a bundle on multiple-choice visual QA (JSONL); `convert` makes such files.")
@@ -58,8 +58,8 @@ def evaluate(
     if ctx.invoked_subcommand is not None:
         return
     if bundle is None or data is None:
-        raise UserError("edge-et eval needs --bundle DIR and --data FILE.jsonl "
-                        "(or a subcommand: edge-et eval convert easy-vqa --out FILE.jsonl)")
+        raise InputError("edge-et eval needs --bundle DIR and --data FILE.jsonl "
+                         "(or a subcommand: edge-et eval convert easy-vqa --out FILE.jsonl)")
     from edge_et.eval.run import check_eval_modes, read_eval_file
     from edge_et.runtime.pipeline import RunOptions
 
@@ -114,7 +114,7 @@ def _prediction_writer(stack: ExitStack, path: Path):
     try:
         target = stack.enter_context(open(path, "w", encoding="utf-8"))
     except OSError as exc:
-        raise UserError(f"cannot write predictions to '{path}': {exc.strerror or exc}") from None
+        raise InputError(f"cannot write predictions to '{path}': {exc.strerror or exc}") from None
 
     def write(mode, item, record, scored) -> None:
         row = {"mode": mode, "id": item.id, "category": item.category, "gold": item.answer,

@@ -14,7 +14,7 @@ from rich.markup import escape
 from edge_et.cli.export import export_app
 from edge_et.cli.render import result as render
 from edge_et.core.devices import DEVICE_HELP
-from edge_et.errors import UserError
+from edge_et.errors import EdgeEtError, InputError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Extract+Think on your device: a VLM extracts, an LLM thinks.")
@@ -58,14 +58,14 @@ def run(
 
     check_mode(mode)
     if (batch is None) == (question is None):
-        raise UserError("give --question (with --image) for one run, or --batch FILE.jsonl")
+        raise InputError("give --question (with --image) for one run, or --batch FILE.jsonl")
     loaded = Bundle.load(bundle, verify_checksums=verify)
     check_bundle_for_mode(loaded, mode)
     if batch is None:
         if image is None:
-            raise UserError("this mode needs an image (--image PATH)")
+            raise InputError("this mode needs an image (--image PATH)")
         if not question.strip():
-            raise UserError("the question is empty")
+            raise InputError("the question is empty")
         image = load_image(image)  # a bad picture is reported before any planning or loading
     # Planned before anything loads: a plan that cannot fit stops here with exit code 2.
     memory_plan = require_runnable(plan_bundle(loaded, mem_budget=mem_budget, device=device))
@@ -221,7 +221,7 @@ def pull(
             catalog.render_list(out, rows)
         return
     if not name:
-        raise UserError("name a model to pull (edge-et pull --list shows the catalog)")
+        raise InputError("name a model to pull (edge-et pull --list shows the catalog)")
     summary = pulling.pull_command(name, store, base_url, as_json)
     if as_json:
         print(json.dumps(summary, ensure_ascii=False))
@@ -233,7 +233,7 @@ def main() -> None:
     """Entry point: user mistakes become one line on stderr and exit code 2."""
     try:
         app(standalone_mode=False)
-    except UserError as exc:
+    except EdgeEtError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:

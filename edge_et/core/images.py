@@ -3,7 +3,7 @@
 Images come from users, so anything can arrive: a photo lying on its side in
 EXIF, a 16-bit scan, a transparent logo, an HTML error page saved as `.jpg`, a
 truncated download, or a tiny file whose header claims 100000x100000 pixels.
-Every such file ends as a one-line `UserError` naming the file and the reason;
+Every such file ends as a one-line `InputError` naming the file and the reason;
 every good one ends as a `LoadedImage` holding H x W x 3 uint8 pixels.
 """
 
@@ -21,7 +21,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
-from edge_et.errors import UserError
+from edge_et.errors import InputError
 
 DEFAULT_MAX_PIXELS = 64_000_000
 """Largest image accepted by default: 64 megapixels, about 190 MB of RGB."""
@@ -113,7 +113,7 @@ def load_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS)
     Images over `max_pixels` are refused from their header, before decoding.
 
     Raises:
-        UserError: one line naming the file, for a missing, unreadable, empty,
+        InputError: one line naming the file, for a missing, unreadable, empty,
             non-image, corrupt, truncated, zero-size or too large file.
     """
     name = os.fsdecode(path)
@@ -130,8 +130,8 @@ def load_image_bytes(
     return _decode(io.BytesIO(data), name, max_pixels)
 
 
-def _fail(name: str, reason: str) -> UserError:
-    return UserError(f"cannot read image '{name}': {reason}")
+def _fail(name: str, reason: str) -> InputError:
+    return InputError(f"cannot read image '{name}': {reason}")
 
 
 def _open_regular_file(path: str | os.PathLike, name: str) -> BinaryIO:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from edge_et.errors import UserError
+from edge_et.errors import InputError
 
 Item = TypeVar("Item")
 
@@ -33,14 +33,14 @@ def parse_lines(path: Path, parse: Callable[[int, dict, Path], Item], *, what: s
     """`parse(line_number, object, folder)` over every non-blank line of the file at `path`.
 
     Returns the parsed items (the first `limit` of them) and `line N: reason` for each line
-    that was not JSON or that `parse` refused with ValueError. Raises UserError when the
+    that was not JSON or that `parse` refused with ValueError. Raises InputError when the
     file cannot be read or no line is usable (`what` names the kind of line wanted).
     """
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read data file '{path}': {exc}") from None
+        raise InputError(f"cannot read data file '{path}': {exc}") from None
     items: list[Item] = []
     errors: list[str] = []
     for number, line in enumerate(lines, start=1):
@@ -54,5 +54,5 @@ def parse_lines(path: Path, parse: Callable[[int, dict, Path], Item], *, what: s
             errors.append(f"line {number}: {exc}")
     if not items:
         detail = f" ({errors[0]})" if errors else ""
-        raise UserError(f"data file '{path}' has no usable {what}{detail}")
+        raise InputError(f"data file '{path}' has no usable {what}{detail}")
     return items, errors

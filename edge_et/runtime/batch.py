@@ -20,7 +20,7 @@ from typing import Callable
 
 from edge_et.core.images import LoadedImage, load_image
 from edge_et.core.stats import Result
-from edge_et.errors import UserError
+from edge_et.errors import EdgeEtError, InputError
 from edge_et.runtime.pipeline import Pipeline, RunOptions
 
 Writer = Callable[[dict], None]
@@ -59,10 +59,10 @@ def read_batch(path: Path) -> list[BatchItem]:
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read batch file '{path}': {exc}") from None
+        raise InputError(f"cannot read batch file '{path}': {exc}") from None
     items = [_parse_line(i, line, Path(path).parent) for i, line in enumerate(lines) if line.strip()]
     if not items:
-        raise UserError(f"batch file '{path}' has no lines")
+        raise InputError(f"batch file '{path}' has no lines")
     for position, item in enumerate(items):
         item.index = position
     return items
@@ -98,7 +98,7 @@ class _Pictures:
         self.decoded = 0
 
     def take(self, path: Path) -> LoadedImage:
-        """The decoded picture at `path`; raises UserError for a bad file (that line fails)."""
+        """The decoded picture at `path`; raises InputError for a bad file (that line fails)."""
         key = path.resolve()
         self._uses[key] -= 1  # counted before decoding, so a failed decode is still a use
         picture = self._loaded.pop(key, None)
@@ -156,7 +156,7 @@ def _attempt(work: Callable[[], Result], item: BatchItem):
         return item.error
     try:
         return work()
-    except UserError as exc:
+    except EdgeEtError as exc:
         return str(exc)
 
 

@@ -22,7 +22,7 @@ from edge_et.core.decoding import StageDecoding, stage_decoding
 from edge_et.core.hints import hint_from_question
 from edge_et.core.images import LoadedImage, load_image
 from edge_et.core.stats import Result, StageStats
-from edge_et.errors import UserError
+from edge_et.errors import InputError
 from edge_et.memory.probes import process_peak_rss
 from edge_et.memory.scheduler import Plan
 from edge_et.runtime.generation import TextSink, generate, think_then_answer
@@ -51,7 +51,7 @@ class RunOptions:
 
 def check_mode(mode: str) -> str:
     if mode not in MODES:
-        raise UserError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
+        raise InputError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
     return mode
 
 
@@ -78,7 +78,7 @@ class Pipeline:
                  residency: str | None = None, plan: Plan | None = None, device: str | None = None):
         residency = residency or _residency_of(plan)
         if residency not in RESIDENCIES:
-            raise UserError(f"unknown residency {residency!r}; choose one of: {', '.join(RESIDENCIES)}")
+            raise InputError(f"unknown residency {residency!r}; choose one of: {', '.join(RESIDENCIES)}")
         self.bundle = bundle
         self.prompts = prompts.PromptSet.from_overrides(bundle.prompts)
         self.residency = residency
@@ -157,7 +157,7 @@ class Pipeline:
         """Stage 1: everything the VLM does for this mode (the whole run for direct/extract)."""
         mode = check_mode(options.mode)
         if not question or not question.strip():
-            raise UserError("the question is empty")
+            raise InputError("the question is empty")
         check_bundle_for_mode(self.bundle, mode)
         picture = image if isinstance(image, LoadedImage) else _load(image)
         seed = options.seed if options.seed is not None else random.randrange(2**31)
@@ -185,7 +185,7 @@ class Pipeline:
                     options: RunOptions = RunOptions()) -> Result:
         """Stage 2 alone: the reasoning model answers from a given description (mode `think`)."""
         if not question or not question.strip():
-            raise UserError("the question is empty")
+            raise InputError("the question is empty")
         self.bundle.require("reasoning")
         seed = options.seed if options.seed is not None else random.randrange(2**31)
         result = Result(mode="think", question=question, extraction=description, seed=seed)
@@ -299,5 +299,5 @@ def _residency_of(plan: Plan | None) -> str:
 
 def _load(image: str | Path | None) -> LoadedImage:
     if image is None:
-        raise UserError("this mode needs an image (--image PATH)")
+        raise InputError("this mode needs an image (--image PATH)")
     return load_image(image)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from edge_et.bundle.manifest import Bundle, sha256_file
-from edge_et.errors import UserError
+from edge_et.errors import BundleError
 from edge_et.formats.gguf import read_gguf_info
 from tests.helpers.bundles import DELETE, make_bundle
 from tests.helpers.ggufs import mmproj_gguf, text_gguf, write_gguf
@@ -45,7 +45,7 @@ def test_good_bundle_loads_with_header_facts(tmp_path):
 def test_broken_manifests_fail_with_one_line(tmp_path, changes, message):
     (tmp_path / "outside.gguf").write_bytes(b"GGUF")
     folder = make_bundle(tmp_path / "b", **changes)
-    with pytest.raises(UserError) as caught:
+    with pytest.raises(BundleError) as caught:
         Bundle.load(folder)
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
@@ -56,7 +56,7 @@ def test_symlink_escaping_the_bundle_is_refused(tmp_path):
     text_gguf(tmp_path / "elsewhere.gguf")
     (folder / "llm.gguf").unlink()
     os.symlink(tmp_path / "elsewhere.gguf", folder / "llm.gguf")
-    with pytest.raises(UserError, match="escapes the bundle folder"):
+    with pytest.raises(BundleError, match="escapes the bundle folder"):
         Bundle.load(folder)
 
 
@@ -68,7 +68,7 @@ def test_symlink_escaping_the_bundle_is_refused(tmp_path):
 def test_damaged_model_files(tmp_path, content, message):
     folder = make_bundle(tmp_path / "b")
     (folder / "llm.gguf").write_bytes(content)
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(BundleError, match=message):
         Bundle.load(folder)
 
 
@@ -76,7 +76,7 @@ def test_checksum_mismatch_only_when_verifying(tmp_path):
     folder = make_bundle(tmp_path / "b")
     write_gguf(folder / "llm.gguf", "qwen3", **{"general.name": "swapped"})
     Bundle.load(folder)
-    with pytest.raises(UserError, match="does not match its sha256"):
+    with pytest.raises(BundleError, match="does not match its sha256"):
         Bundle.load(folder, verify_checksums=True)
 
 
@@ -90,7 +90,7 @@ def test_checksum_mismatch_only_when_verifying(tmp_path):
 def test_missing_or_unreadable_manifest(tmp_path, setup, message):
     target = tmp_path / "b"
     setup(target)
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(BundleError, match=message):
         Bundle.load(target)
 
 

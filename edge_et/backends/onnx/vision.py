@@ -27,7 +27,6 @@ import numpy as np
 
 from edge_et.backends.image_cache import EmbeddingCache
 from edge_et.core.images import LoadedImage
-from edge_et.errors import UserError
 from edge_et.formats import llava_ov
 
 # Views per vision.onnx call: a 6x6 grid is 37 views, and attention over all of them at once
