@@ -16,7 +16,7 @@ import stat
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Union
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
@@ -130,6 +130,52 @@ def load_image_bytes(
     return _decode(io.BytesIO(data), name, max_pixels)
 
 
+def load_pil_image(
+    image: Image.Image, *, name: str = "<PIL image>", max_pixels: int = DEFAULT_MAX_PIXELS
+) -> LoadedImage:
+    """A Pillow image the caller already holds, made upright RGB as `load_image` does a file."""
+    _check_size(image.size, name, max_pixels)
+    try:
+        rgb = _upright_rgb(image)
+    except Exception as error:  # noqa: BLE001 - a lazily decoded image fails here, see _pillow_reason
+        raise _fail(name, f"corrupt image data ({type(error).__name__}: {error})") from error
+    return _loaded(rgb, name, image.format or "PIL", image.mode)
+
+
+def load_array(
+    pixels: np.ndarray, *, name: str = "<array>", max_pixels: int = DEFAULT_MAX_PIXELS
+) -> LoadedImage:
+    """H x W x 3 RGB or H x W gray uint8 pixels, copied (the caller may change its array)."""
+    if pixels.dtype != np.uint8 or not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)):
+        raise _fail(name, f"expected an H x W x 3 (RGB) or H x W (gray) uint8 array, got shape "
+                          f"{tuple(pixels.shape)} of {pixels.dtype}")
+    _check_size((pixels.shape[1], pixels.shape[0]), name, max_pixels)
+    rgb = np.repeat(pixels[:, :, np.newaxis], 3, axis=2) if pixels.ndim == 2 else pixels
+    return _loaded(np.array(rgb, dtype=np.uint8, order="C"), name, "array",
+                   "L" if pixels.ndim == 2 else "RGB")
+
+
+ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray, LoadedImage]
+"""The image forms the public API takes (see `as_loaded_image`)."""
+
+
+def as_loaded_image(image: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Any image form the public API takes: a path, bytes, a PIL image, a numpy array, or a
+    `LoadedImage` (returned as it is)."""
+    if isinstance(image, LoadedImage):
+        return image
+    if isinstance(image, (str, os.PathLike)):
+        return load_image(image, max_pixels=max_pixels)
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return load_image_bytes(bytes(image), max_pixels=max_pixels)
+    if isinstance(image, Image.Image):
+        return load_pil_image(image, max_pixels=max_pixels)
+    if isinstance(image, np.ndarray):
+        return load_array(image, max_pixels=max_pixels)
+    raise InputError(f"cannot read an image from a {type(image).__name__}: give a path, bytes, "
+                     "a PIL image or a numpy array")
+
+
 def _fail(name: str, reason: str) -> InputError:
     return InputError(f"cannot read image '{name}': {reason}")
 
@@ -170,16 +216,13 @@ def _decode(fp: BinaryIO, name: str, max_pixels: int) -> LoadedImage:
                 rgb = _upright_rgb(image)
             except Exception as error:  # noqa: BLE001 - see _pillow_reason
                 raise _fail(name, _pillow_reason(error, fp, max_pixels)) from error
-            rgb.flags.writeable = False
-            return LoadedImage(
-                rgb=rgb,
-                width=rgb.shape[1],
-                height=rgb.shape[0],
-                sha256=pixel_sha256(rgb),
-                source=name,
-                format=image.format or "unknown",
-                original_mode=image.mode,
-            )
+            return _loaded(rgb, name, image.format or "unknown", image.mode)
+
+
+def _loaded(rgb: np.ndarray, name: str, format: str, mode: str) -> LoadedImage:
+    rgb.flags.writeable = False
+    return LoadedImage(rgb=rgb, width=rgb.shape[1], height=rgb.shape[0], sha256=pixel_sha256(rgb),
+                       source=name, format=format, original_mode=mode)
 
 
 def _openable_formats() -> list[str]:
