@@ -170,7 +170,8 @@ class Pipeline:
                **values) -> Iterator[Event]:
         """`run`, yielding ExtractionText, ReasoningText and StageFinished events as they
         happen and Finished(result) last. Closing the iterator stops the run at its next token."""
-        return stream_run(self, image, question, merge_options(options, values))
+        return stream_run(lambda hooked: self.run(image, question, hooked),
+                          merge_options(options, values))
 
     def perceive(self, image: ImageInput | None, question: str,
                  options: RunOptions = RunOptions()) -> Result:

@@ -12,13 +12,9 @@ from __future__ import annotations
 import queue
 import threading
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Callable, Iterator, Union
+from typing import Any, Callable, Iterator, Union
 
-from edge_et.core.images import ImageInput
 from edge_et.core.stats import Result, StageStats
-
-if TYPE_CHECKING:
-    from edge_et.runtime.pipeline import Pipeline, RunOptions
 
 
 @dataclass(frozen=True)
@@ -66,9 +62,12 @@ class _Failed:
 _DONE = object()
 
 
-def stream_run(pipeline: "Pipeline", image: ImageInput, question: str,
-               options: "RunOptions") -> Iterator[Event]:
-    """Run `pipeline.run(image, question, options)` in a worker thread, yielding its events."""
+def stream_run(run: Callable[[Any], Result], options: Any) -> Iterator[Event]:
+    """Call `run(options)` in a worker thread, yielding its events.
+
+    `options` is a `RunOptions`; `run` receives a copy whose text and stage callbacks also
+    feed the stream (a caller's own callbacks still run first).
+    """
     events: queue.Queue = queue.Queue()
     stopped = threading.Event()
 
@@ -86,7 +85,7 @@ def stream_run(pipeline: "Pipeline", image: ImageInput, question: str,
 
     def work() -> None:
         try:
-            events.put(Finished(pipeline.run(image, question, hooked)))
+            events.put(Finished(run(hooked)))
         except _Stopped:
             pass
         except BaseException as error:  # noqa: BLE001 - handed to the consumer, who re-raises it
