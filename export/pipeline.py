@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from edge_et.errors import UserError
+from edge_et.errors import ExportError, InputError
 from edge_et.formats.gguf import read_gguf_info
 from export import archs
 from export.archs.base import ArchSpec
@@ -56,7 +56,7 @@ class ExportReport:
 def check_quant(quant: str, allowed: tuple[str, ...], flag: str) -> str:
     normalized = quant.upper()
     if normalized not in allowed:
-        raise UserError(f"{flag} {quant!r} is not supported; choose one of: {', '.join(allowed)}")
+        raise InputError(f"{flag} {quant!r} is not supported; choose one of: {', '.join(allowed)}")
     return normalized
 
 
@@ -68,7 +68,7 @@ def export_gguf(*, out: Path, perception: Path | None = None, reasoning: Path | 
     quant = check_quant(quant, TEXT_QUANTS, "--quant")
     mmproj_quant = check_quant(mmproj_quant, MMPROJ_QUANTS, "--mmproj-quant")
     if perception is None and reasoning is None:
-        raise UserError("give --perception HF_DIR, --reasoning HF_DIR, or both")
+        raise InputError("give --perception HF_DIR, --reasoning HF_DIR, or both")
     out = Path(out)
     _check_output(out, force)
     specs = {role: _spec_for(path, role) for role, path in
@@ -88,19 +88,19 @@ def export_gguf(*, out: Path, perception: Path | None = None, reasoning: Path | 
 
 def _check_output(out: Path, force: bool) -> None:
     if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a folder")
+        raise InputError(f"--out {out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not force:
-        raise UserError(f"--out {out} is not empty; pass --force to replace it")
+        raise InputError(f"--out {out} is not empty; pass --force to replace it")
 
 
 def _spec_for(hf_dir: Path, role: str) -> ArchSpec:
     hf_dir = Path(hf_dir)
     if not (hf_dir / "config.json").is_file():
-        raise UserError(f"--{role} {hf_dir}: not a Hugging Face checkpoint folder (no config.json)")
+        raise InputError(f"--{role} {hf_dir}: not a Hugging Face checkpoint folder (no config.json)")
     spec = archs.for_checkpoint(hf_dir)
     if role == "perception" and not spec.is_vlm:
-        raise UserError(f"--perception {hf_dir} is a text-only {spec.name} model; "
-                        "the perception stage needs a vision-language model")
+        raise InputError(f"--perception {hf_dir} is a text-only {spec.name} model; "
+                         "the perception stage needs a vision-language model")
     return spec
 
 
@@ -169,8 +169,8 @@ def _parity(hf_dir: Path, text: Path, mmproj: Path | None, quant: str, mmproj_qu
                                mmproj_quant=mmproj_quant if mmproj else None)
     ok, failure = parity.passes(report)
     if not ok:
-        raise UserError(f"validation failed for {hf_dir.name} ({quant}): {failure} "
-                        "(use --no-validate to keep such an export anyway)")
+        raise ExportError(f"validation failed for {hf_dir.name} ({quant}): {failure} "
+                          "(use --no-validate to keep such an export anyway)")
     return report
 
 

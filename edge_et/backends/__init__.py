@@ -9,7 +9,7 @@ from __future__ import annotations
 from edge_et.backends.llama_cpp.spec import LLAMA_CPP
 from edge_et.backends.onnx.spec import ONNX
 from edge_et.backends.spec import BackendSpec
-from edge_et.errors import UserError
+from edge_et.errors import BundleError
 
 # In the order error messages list them.
 _REGISTRY: dict[str, BackendSpec] = {spec.name: spec for spec in (LLAMA_CPP, ONNX)}
@@ -27,7 +27,7 @@ def specs() -> tuple[BackendSpec, ...]:
 def get(name: str) -> BackendSpec:
     """The backend called `name`; an unknown name is one line listing the valid ones."""
     if name not in _REGISTRY:
-        raise UserError(f"unknown backend {name!r}; known backends: {', '.join(sorted(_REGISTRY))}")
+        raise BundleError(f"unknown backend {name!r}; known backends: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
 
 

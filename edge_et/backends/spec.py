@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from edge_et.backends.stage_run import StageRequest, StageRun
-from edge_et.errors import UserError
+from edge_et.errors import MissingExtra
 from edge_et.formats.gguf import GGUFInfo
 from edge_et.memory.footprint import VisionShape
 from edge_et.memory.probes import VRAM
@@ -101,6 +101,7 @@ class BackendSpec:
         try:
             module = self.import_model_module()
         except ImportError as exc:
-            raise UserError(f"the {self.name} backend needs a package that is not installed ({exc.name}); "
-                            f"install it with: pip install 'edge-et[{self.extra}]'") from None
+            raise MissingExtra(f"the {self.name} backend needs a package that is not installed ({exc.name}); "
+                               f"install it with: pip install 'edge-et[{self.extra}]'",
+                               extra=self.extra) from None
         return getattr(module, self.model_class.split(":")[1])

@@ -25,7 +25,7 @@ from edge_et.bench.run import (
 from edge_et.bench.settings import BenchSettings, Say, Trial
 from edge_et.bundle.manifest import Bundle
 from edge_et.core.images import LoadedImage
-from edge_et.errors import UserError
+from edge_et.errors import InputError
 from edge_et.runtime.measure import reset_peak_rss
 
 # metric -> (label, True when higher is better): what the comparison table shows per stage.
@@ -53,7 +53,7 @@ def run_comparison(bundles: Sequence[Bundle | str | Path], *,
     settings.check()
     loaded = [load_benchable(b) for b in bundles]
     if len(loaded) < 2:
-        raise UserError("a comparison needs two bundles (--bundle and --against)")
+        raise InputError("a comparison needs two bundles (--bundle and --against)")
     pictures = load_pictures(images)
     say = progress or (lambda line: None)
     bandwidth = measure_bandwidth_step(settings, say)

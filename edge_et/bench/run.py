@@ -20,9 +20,8 @@ Then a thinking-budget curve: end-to-end latency against the think budget.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from edge_et import backends
 from edge_et.backends.stage_run import StageRequest, StageRun
@@ -32,8 +31,8 @@ from edge_et.bundle.manifest import Bundle
 from edge_et.core import prompts
 from edge_et.core.decoding import stage_decoding
 from edge_et.core.hints import hint_from_question
-from edge_et.core.images import SAMPLE_QUESTION, LoadedImage, load_image
-from edge_et.errors import UserError
+from edge_et.core.images import LoadedImage, load_image
+from edge_et.errors import InputError
 from edge_et.memory.probes import process_peak_rss
 from edge_et.runtime.measure import (
     edge_stage,
@@ -43,7 +42,7 @@ from edge_et.runtime.measure import (
     reset_peak_rss,
     stand_in_description,
 )
-from edge_et.runtime.pipeline import RESIDENCIES, SEED_OFFSETS
+from edge_et.runtime.pipeline import SEED_OFFSETS
 
 # -- running ------------------------------------------------------------------------------------
 
@@ -87,7 +86,7 @@ def load_benchable(bundle: Bundle | str | Path) -> Bundle:
 
 def load_pictures(images: Sequence[str | Path | LoadedImage]) -> list[LoadedImage]:
     if not images:
-        raise UserError("the bench needs at least one image (--image or --images)")
+        raise InputError("the bench needs at least one image (--image or --images)")
     return [img if isinstance(img, LoadedImage) else load_image(img) for img in images]
 
 

@@ -7,7 +7,7 @@ from typing import Callable
 
 from edge_et.backends.stage_run import StageRun
 from edge_et.core.images import SAMPLE_QUESTION
-from edge_et.errors import UserError
+from edge_et.errors import InputError
 from edge_et.runtime.pipeline import RESIDENCIES
 
 DEFAULT_BUDGETS = (0, 256, 1024, 4096)
@@ -42,13 +42,13 @@ class BenchSettings:
 
     def check(self) -> None:
         if self.trials < 1 or self.warmup < 0 or self.curve_trials < 1:
-            raise UserError("--trials and curve trials must be >= 1, --warmup >= 0")
+            raise InputError("--trials and curve trials must be >= 1, --warmup >= 0")
         if min(self.extract_tokens, self.answer_tokens, self.direct_tokens) < 1 or self.think_tokens < 0:
-            raise UserError("token counts must be >= 1 (think tokens >= 0)")
+            raise InputError("token counts must be >= 1 (think tokens >= 0)")
         if any(b < 0 for b in self.budgets):
-            raise UserError("think budgets must be >= 0")
+            raise InputError("think budgets must be >= 0")
         if self.residency not in RESIDENCIES:
-            raise UserError(f"unknown residency {self.residency!r}; choose one of: {', '.join(RESIDENCIES)}")
+            raise InputError(f"unknown residency {self.residency!r}; choose one of: {', '.join(RESIDENCIES)}")
 
 
 @dataclass

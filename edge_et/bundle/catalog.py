@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import quote, urlsplit
 
 from edge_et.core.paths import shown
-from edge_et.errors import UserError
+from edge_et.errors import BundleError, InputError
 
 FORMAT = "edge-et.catalog/1"
 DEFAULT_HUB = "https://huggingface.co"
@@ -101,15 +101,15 @@ class Catalog:
         return [entry.name for entry in self.entries]
 
     def find(self, name: str) -> ModelEntry:
-        """The entry called `name`; a UserError listing the valid names otherwise."""
+        """The entry called `name`; a BundleError listing the valid names otherwise."""
         for entry in self.entries:
             if entry.name == name:
                 return entry
-        raise UserError(f"unknown model '{shown(name)}'; the catalog has: {', '.join(self.names())}")
+        raise InputError(f"unknown model '{shown(name)}'; the catalog has: {', '.join(self.names())}")
 
 
-def _fail(where: str, message: str) -> UserError:
-    return UserError(f"{where}: {message}")
+def _fail(where: str, message: str) -> BundleError:
+    return BundleError(f"{where}: {message}")
 
 
 def _text(raw: dict, key: str, where: str, *, required: bool = True) -> str | None:
@@ -207,15 +207,15 @@ def _entry(raw: object, index: int) -> ModelEntry:
 def parse_catalog(data: dict, path: Path) -> Catalog:
     """Validate parsed TOML; every problem is one line naming the entry and the field."""
     if data.get("format") != FORMAT:
-        raise UserError(f"{path}: format is {data.get('format')!r}; this edge-et reads '{FORMAT}'")
+        raise BundleError(f"{path}: format is {data.get('format')!r}; this edge-et reads '{FORMAT}'")
     raw_entries = data.get("model")
     if not isinstance(raw_entries, list) or not raw_entries:
-        raise UserError(f"{path}: no [[model]] entries")
+        raise BundleError(f"{path}: no [[model]] entries")
     entries = tuple(_entry(raw, i) for i, raw in enumerate(raw_entries))
     seen: set[str] = set()
     for entry in entries:
         if entry.name in seen:
-            raise UserError(f"{path}: model name '{entry.name}' appears twice")
+            raise BundleError(f"{path}: model name '{entry.name}' appears twice")
         seen.add(entry.name)
     return Catalog(path=path, entries=entries)
 
@@ -226,7 +226,7 @@ def _load_cached(path: Path, mtime_ns: int) -> Catalog:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: not valid TOML ({exc})") from None
+        raise BundleError(f"{path}: not valid TOML ({exc})") from None
     return parse_catalog(data, path)
 
 
@@ -236,13 +236,13 @@ def load_catalog(path: Path | str | None = None) -> Catalog:
     try:
         mtime = path.stat().st_mtime_ns
     except OSError:
-        raise UserError(f"model catalog not found: {shown(path)}") from None
+        raise BundleError(f"model catalog not found: {shown(path)}") from None
     # Keyed on the mtime so an edited catalog is read again, while repeated look-ups are free.
     return _load_cached(path.resolve(), mtime)
 
 
 def find(name: str, path: Path | str | None = None) -> ModelEntry:
-    """The catalog entry called `name`; a UserError listing the valid names otherwise."""
+    """The catalog entry called `name`; a BundleError listing the valid names otherwise."""
     return load_catalog(path).find(name)
 
 
@@ -250,7 +250,7 @@ def hub_base_url(base_url: str | None = None) -> str:
     """The hub to use: the argument, else $EDGE_ET_HUB_URL, else $HF_ENDPOINT, else huggingface.co."""
     chosen = base_url or os.environ.get("EDGE_ET_HUB_URL") or os.environ.get("HF_ENDPOINT") or DEFAULT_HUB
     if urlsplit(chosen).scheme not in ("http", "https"):
-        raise UserError(f"hub URL '{chosen}' must start with http:// or https://")
+        raise InputError(f"hub URL '{chosen}' must start with http:// or https://")
     return chosen.rstrip("/")
 
 

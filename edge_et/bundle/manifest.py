@@ -4,7 +4,7 @@ A bundle is the one thing `export` writes and the runtime reads (docs/architectu
 `Bundle.load` checks the schema, that every path stays inside the bundle folder, and asks
 each stage's backend to check its files (edge_et/backends: the GGUFs a llama.cpp stage needs,
 the graphs and config of an ONNX one), and, on request, their sha256. Any failure is one
-`UserError` line, raised before a single model byte is allocated.
+`BundleError` line, raised before a single model byte is allocated.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from edge_et import backends
 from edge_et.core.paths import path_problem, shown
-from edge_et.errors import UserError
+from edge_et.errors import BundleError
 from edge_et.formats.gguf import GGUFInfo
 
 BUNDLE_FORMAT = "edge-et.bundle/1"
@@ -78,7 +78,7 @@ class Bundle:
         """Read and fully validate the bundle at `path` (a folder or its bundle.json)."""
         problem = path_problem(path)
         if problem:
-            raise UserError(f"bundle '{shown(path)}': {problem}")
+            raise BundleError(f"bundle '{shown(path)}': {problem}")
         root = Path(path)
         if root.name == MANIFEST and root.is_file():
             root = root.parent
@@ -94,7 +94,7 @@ class Bundle:
             memory=_typed(data, "memory", dict, default={}),
         )
         if bundle.perception is None and bundle.reasoning is None:
-            raise UserError(f"bundle '{root}': {MANIFEST} declares neither 'perception' nor 'reasoning'")
+            raise BundleError(f"bundle '{root}': {MANIFEST} declares neither 'perception' nor 'reasoning'")
         for stage in bundle.stages():
             _validate_stage(bundle.path, stage, verify_checksums)
         return bundle
@@ -106,35 +106,35 @@ class Bundle:
         """The stage a mode needs, or a one-line error naming what the bundle lacks."""
         stage = getattr(self, role)
         if stage is None:
-            raise UserError(f"bundle '{self.name}' has no {role} model; this mode needs one")
+            raise BundleError(f"bundle '{self.name}' has no {role} model; this mode needs one")
         return stage
 
 
 def _read_manifest(root: Path) -> dict:
     manifest = root / MANIFEST
     if not root.exists():
-        raise UserError(f"bundle '{root}' does not exist")
+        raise BundleError(f"bundle '{root}' does not exist")
     if not root.is_dir():
-        raise UserError(f"bundle '{root}' is not a folder")
+        raise BundleError(f"bundle '{root}' is not a folder")
     if not manifest.is_file():
-        raise UserError(f"bundle '{root}' has no {MANIFEST}")
+        raise BundleError(f"bundle '{root}' has no {MANIFEST}")
     try:
         data = json.loads(manifest.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read '{manifest}': {exc}") from None
+        raise BundleError(f"cannot read '{manifest}': {exc}") from None
     except json.JSONDecodeError as exc:
-        raise UserError(f"'{manifest}' is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        raise BundleError(f"'{manifest}' is not valid JSON: {exc.msg} at line {exc.lineno}") from None
     if not isinstance(data, dict):
-        raise UserError(f"'{manifest}' must hold a JSON object")
+        raise BundleError(f"'{manifest}' must hold a JSON object")
     if data.get("format") != BUNDLE_FORMAT:
-        raise UserError(f"'{manifest}': format is {data.get('format')!r}, expected '{BUNDLE_FORMAT}'")
+        raise BundleError(f"'{manifest}': format is {data.get('format')!r}, expected '{BUNDLE_FORMAT}'")
     return data
 
 
 def _typed(data: dict, key: str, kind: type, *, default):
     value = data.get(key, default)
     if not isinstance(value, kind):
-        raise UserError(f"{MANIFEST}: '{key}' must be a {kind.__name__}, got {type(value).__name__}")
+        raise BundleError(f"{MANIFEST}: '{key}' must be a {kind.__name__}, got {type(value).__name__}")
     return value
 
 
@@ -143,38 +143,38 @@ def _stage(data: dict, role: str) -> StageSpec | None:
     if raw is None:
         return None
     if not isinstance(raw, dict):
-        raise UserError(f"{MANIFEST}: '{role}' must be an object")
+        raise BundleError(f"{MANIFEST}: '{role}' must be an object")
     for key, kind in (("backend", str), ("model", str)):
         if not isinstance(raw.get(key), kind):
-            raise UserError(f"{MANIFEST}: '{role}.{key}' is required and must be a string")
+            raise BundleError(f"{MANIFEST}: '{role}.{key}' is required and must be a string")
     checks = {"arch": str, "mmproj": (str, type(None)), "n_ctx": (int, type(None)),
               "thinking": bool, "random_weights": bool, "source": str, "sha256": dict,
               "extra_files": list}
     for key, kind in checks.items():
         if key in raw and not isinstance(raw[key], kind):
-            raise UserError(f"{MANIFEST}: '{role}.{key}' has the wrong type ({type(raw[key]).__name__})")
+            raise BundleError(f"{MANIFEST}: '{role}.{key}' has the wrong type ({type(raw[key]).__name__})")
     if raw.get("n_ctx") is not None and raw["n_ctx"] < 16:
-        raise UserError(f"{MANIFEST}: '{role}.n_ctx' must be at least 16")
+        raise BundleError(f"{MANIFEST}: '{role}.n_ctx' must be at least 16")
     if raw["backend"] not in SUPPORTED_BACKENDS:
-        raise UserError(f"{MANIFEST}: '{role}.backend' is {raw['backend']!r}; "
-                        f"known backends: {', '.join(SUPPORTED_BACKENDS)}")
+        raise BundleError(f"{MANIFEST}: '{role}.backend' is {raw['backend']!r}; "
+                          f"known backends: {', '.join(SUPPORTED_BACKENDS)}")
     return StageSpec.from_dict(role, raw)
 
 
 def resolve_inside(root: Path, relative: str, what: str) -> Path:
     """`root/relative`, refusing absolute paths and anything (symlinks too) that leaves `root`."""
     if not relative or Path(relative).is_absolute() or "\\" in relative:
-        raise UserError(f"{MANIFEST}: {what} path {shown(relative)!r} must be relative to the bundle")
+        raise BundleError(f"{MANIFEST}: {what} path {shown(relative)!r} must be relative to the bundle")
     problem = path_problem(root / relative)
     if problem:
-        raise UserError(f"{MANIFEST}: {what} path {shown(relative)!r} cannot be used: {problem}")
+        raise BundleError(f"{MANIFEST}: {what} path {shown(relative)!r} cannot be used: {problem}")
     target = (root / relative).resolve()
     if not target.is_relative_to(root):
-        raise UserError(f"{MANIFEST}: {what} path {shown(relative)!r} escapes the bundle folder")
+        raise BundleError(f"{MANIFEST}: {what} path {shown(relative)!r} escapes the bundle folder")
     if not target.exists():
-        raise UserError(f"bundle '{root.name}': {what} file '{shown(relative)}' is missing")
+        raise BundleError(f"bundle '{root.name}': {what} file '{shown(relative)}' is missing")
     if not target.is_file():
-        raise UserError(f"bundle '{root.name}': {what} '{shown(relative)}' is not a file")
+        raise BundleError(f"bundle '{root.name}': {what} '{shown(relative)}' is not a file")
     return target
 
 
@@ -189,11 +189,11 @@ def _verify_checksums(root: Path, stage: StageSpec) -> None:
     for name in stage.files():
         expected = stage.sha256.get(name)
         if expected is None:
-            raise UserError(f"{MANIFEST}: no sha256 recorded for '{name}'")
+            raise BundleError(f"{MANIFEST}: no sha256 recorded for '{name}'")
         actual = sha256_file(root / name)
         if actual != expected.lower():
-            raise UserError(f"'{name}' does not match its sha256 (expected {expected[:12]}…, "
-                            f"got {actual[:12]}…): the file is damaged or was replaced")
+            raise BundleError(f"'{name}' does not match its sha256 (expected {expected[:12]}…, "
+                              f"got {actual[:12]}…): the file is damaged or was replaced")
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

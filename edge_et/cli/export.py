@@ -21,7 +21,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from edge_et.errors import UserError
+from edge_et.errors import InputError, MissingExtra
 
 export_app = typer.Typer(no_args_is_help=True, help="Turn Hugging Face checkpoints into bundles (needs the export extra).")
 out = Console()
@@ -35,7 +35,8 @@ def _toolchain(module: str):
     try:
         return importlib.import_module(f"export.{module}")
     except ImportError as exc:
-        raise UserError(f"the export toolchain needs '{exc.name}': pip install 'edge-et[export]'") from None
+        raise MissingExtra(f"the export toolchain needs '{exc.name}': pip install 'edge-et[export]'",
+                           extra="export") from None
 
 
 @contextmanager
@@ -180,7 +181,7 @@ def export_train(
 ) -> None:
     """Train the micro perception model (Idefics3) on generated scenes, on this machine's CPU."""
     if recipe and init is not None:
-        raise UserError("--recipe starts from scratch (its first round is the caption base); drop --init")
+        raise InputError("--recipe starts from scratch (its first round is the caption base); drop --init")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=err,
                   transient=True, disable=as_json) as progress:

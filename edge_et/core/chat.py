@@ -8,7 +8,7 @@ from functools import lru_cache
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from edge_et.errors import UserError
+from edge_et.errors import BundleError
 
 # Used only when a model carries no template at all.
 CHATML = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
@@ -40,4 +40,4 @@ def render_user_turn(template: str | None, content: str, *, enable_thinking: boo
             messages=[{"role": "user", "content": content}], add_generation_prompt=True,
             bos_token=bos_text, eos_token=eos_text, **extra)
     except jinja2.TemplateError as exc:
-        raise UserError(f"the model's chat template failed to render: {exc}") from None
+        raise BundleError(f"the model's chat template failed to render: {exc}") from None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-from edge_et.errors import UserError
+from edge_et.errors import BundleError, InputError
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,9 @@ class StageDecoding:
             value = overrides[item.name]
             kind = float if item.type == "float" else int
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise UserError(f"{where}.{item.name} must be a number, got {value!r}")
+                raise InputError(f"{where}.{item.name} must be a number, got {value!r}")
             if kind is int and value != int(value):
-                raise UserError(f"{where}.{item.name} must be a whole number, got {value!r}")
+                raise InputError(f"{where}.{item.name} must be a whole number, got {value!r}")
             changes[item.name] = kind(value)
         result = replace(self, **changes)
         result._check(where)
@@ -69,9 +69,9 @@ class StageDecoding:
 
     def _check(self, where: str) -> None:
         if self.temperature < 0 or not 0 < self.top_p <= 1 or self.top_k < 0 or self.min_p < 0:
-            raise UserError(f"{where}: temperature >= 0, 0 < top_p <= 1, top_k >= 0, min_p >= 0 required")
+            raise InputError(f"{where}: temperature >= 0, 0 < top_p <= 1, top_k >= 0, min_p >= 0 required")
         if self.max_tokens < 1 or self.budget < 0 or self.answer_budget < 1:
-            raise UserError(f"{where}: max_tokens and answer_budget must be >= 1, budget >= 0")
+            raise InputError(f"{where}: max_tokens and answer_budget must be >= 1, budget >= 0")
 
 
 DEFAULTS: dict[str, StageDecoding] = {
@@ -88,6 +88,6 @@ def stage_decoding(stage: str, bundle_decoding: dict, flags: dict | None = None)
     """Defaults for `stage`, then the bundle's `decoding.<stage>`, then non-None `flags`."""
     section = bundle_decoding.get(stage, {})
     if not isinstance(section, dict):
-        raise UserError(f"bundle.json: decoding.{stage} must be an object")
+        raise BundleError(f"bundle.json: decoding.{stage} must be an object")
     settings = DEFAULTS[stage].merged(section, f"bundle.json decoding.{stage}")
     return settings.merged(flags or {}, "option")

@@ -3,7 +3,7 @@
 Images come from users, so anything can arrive: a photo lying on its side in
 EXIF, a 16-bit scan, a transparent logo, an HTML error page saved as `.jpg`, a
 truncated download, or a tiny file whose header claims 100000x100000 pixels.
-Every such file ends as a one-line `UserError` naming the file and the reason;
+Every such file ends as a one-line `InputError` naming the file and the reason;
 every good one ends as a `LoadedImage` holding H x W x 3 uint8 pixels.
 """
 
@@ -18,13 +18,13 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, Union
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 from edge_et.core.paths import path_problem, shown
-from edge_et.errors import UserError
+from edge_et.errors import InputError
 
 DEFAULT_MAX_PIXELS = 64_000_000
 """Largest image accepted by default: 64 megapixels, about 190 MB of RGB."""
@@ -116,7 +116,7 @@ def load_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS)
     Images over `max_pixels` are refused from their header, before decoding.
 
     Raises:
-        UserError: one line naming the file, for a missing, unreadable, empty,
+        InputError: one line naming the file, for a missing, unreadable, empty,
             non-image, corrupt, truncated, zero-size or too large file.
     """
     name = os.fsdecode(path)
@@ -133,8 +133,54 @@ def load_image_bytes(
     return _decode(io.BytesIO(data), name, max_pixels)
 
 
-def _fail(name: str, reason: str) -> UserError:
-    return UserError(f"cannot read image '{shown(name)}': {reason}")
+def load_pil_image(
+    image: Image.Image, *, name: str = "<PIL image>", max_pixels: int = DEFAULT_MAX_PIXELS
+) -> LoadedImage:
+    """A Pillow image the caller already holds, made upright RGB as `load_image` does a file."""
+    _check_size(image.size, name, max_pixels)
+    try:
+        rgb = _upright_rgb(image)
+    except Exception as error:  # noqa: BLE001 - a lazily decoded image fails here, see _pillow_reason
+        raise _fail(name, f"corrupt image data ({type(error).__name__}: {error})") from error
+    return _loaded(rgb, name, image.format or "PIL", image.mode)
+
+
+def load_array(
+    pixels: np.ndarray, *, name: str = "<array>", max_pixels: int = DEFAULT_MAX_PIXELS
+) -> LoadedImage:
+    """H x W x 3 RGB or H x W gray uint8 pixels, copied (the caller may change its array)."""
+    if pixels.dtype != np.uint8 or not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)):
+        raise _fail(name, f"expected an H x W x 3 (RGB) or H x W (gray) uint8 array, got shape "
+                          f"{tuple(pixels.shape)} of {pixels.dtype}")
+    _check_size((pixels.shape[1], pixels.shape[0]), name, max_pixels)
+    rgb = np.repeat(pixels[:, :, np.newaxis], 3, axis=2) if pixels.ndim == 2 else pixels
+    return _loaded(np.array(rgb, dtype=np.uint8, order="C"), name, "array",
+                   "L" if pixels.ndim == 2 else "RGB")
+
+
+ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray, LoadedImage]
+"""The image forms the public API takes (see `as_loaded_image`)."""
+
+
+def as_loaded_image(image: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Any image form the public API takes: a path, bytes, a PIL image, a numpy array, or a
+    `LoadedImage` (returned as it is)."""
+    if isinstance(image, LoadedImage):
+        return image
+    if isinstance(image, (str, os.PathLike)):
+        return load_image(image, max_pixels=max_pixels)
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return load_image_bytes(bytes(image), max_pixels=max_pixels)
+    if isinstance(image, Image.Image):
+        return load_pil_image(image, max_pixels=max_pixels)
+    if isinstance(image, np.ndarray):
+        return load_array(image, max_pixels=max_pixels)
+    raise InputError(f"cannot read an image from a {type(image).__name__}: give a path, bytes, "
+                     "a PIL image or a numpy array")
+
+
+def _fail(name: str, reason: str) -> InputError:
+    return InputError(f"cannot read image '{shown(name)}': {reason}")
 
 
 def _open_regular_file(path: str | os.PathLike, name: str) -> BinaryIO:
@@ -172,16 +218,13 @@ def _decode(fp: BinaryIO, name: str, max_pixels: int) -> LoadedImage:
                 rgb = _upright_rgb(image)
             except Exception as error:  # noqa: BLE001 - see _pillow_reason
                 raise _fail(name, pillow_log.explain(_pillow_reason(error, fp, max_pixels))) from error
-            rgb.flags.writeable = False
-            return LoadedImage(
-                rgb=rgb,
-                width=rgb.shape[1],
-                height=rgb.shape[0],
-                sha256=pixel_sha256(rgb),
-                source=name,
-                format=image.format or "unknown",
-                original_mode=image.mode,
-            )
+            return _loaded(rgb, name, image.format or "unknown", image.mode)
+
+
+def _loaded(rgb: np.ndarray, name: str, format: str, mode: str) -> LoadedImage:
+    rgb.flags.writeable = False
+    return LoadedImage(rgb=rgb, width=rgb.shape[1], height=rgb.shape[0], sha256=pixel_sha256(rgb),
+                       source=name, format=format, original_mode=mode)
 
 
 class _PillowLog(logging.Handler):

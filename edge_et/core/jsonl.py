@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from edge_et.core.paths import path_problem, shown
-from edge_et.errors import UserError
+from edge_et.errors import InputError
 
 Item = TypeVar("Item")
 
@@ -37,15 +37,15 @@ def local_path(value: str, folder: Path) -> Path:
 
 
 def read_lines(path: Path, what: str) -> list[str]:
-    """The lines of the user's UTF-8 text file at `path`; UserError naming `what` (e.g. "data
+    """The lines of the user's UTF-8 text file at `path`; InputError naming `what` (e.g. "data
     file") in one line when it cannot be read."""
     problem = path_problem(path)
     if problem:
-        raise UserError(f"cannot read {what} '{shown(path)}': {problem}")
+        raise InputError(f"cannot read {what} '{shown(path)}': {problem}")
     try:
         return Path(path).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read {what} '{shown(path)}': {exc}") from None
+        raise InputError(f"cannot read {what} '{shown(path)}': {exc}") from None
 
 
 def parse_lines(path: Path, parse: Callable[[int, dict, Path], Item], *, what: str,
@@ -53,7 +53,7 @@ def parse_lines(path: Path, parse: Callable[[int, dict, Path], Item], *, what: s
     """`parse(line_number, object, folder)` over every non-blank line of the file at `path`.
 
     Returns the parsed items (the first `limit` of them) and `line N: reason` for each line
-    that was not JSON or that `parse` refused with ValueError. Raises UserError when the
+    that was not JSON or that `parse` refused with ValueError. Raises InputError when the
     file cannot be read or no line is usable (`what` names the kind of line wanted).
     """
     path = Path(path)
@@ -71,5 +71,5 @@ def parse_lines(path: Path, parse: Callable[[int, dict, Path], Item], *, what: s
             errors.append(f"line {number}: {exc}")
     if not items:
         detail = f" ({errors[0]})" if errors else ""
-        raise UserError(f"data file '{shown(path)}' has no usable {what}{detail}")
+        raise InputError(f"data file '{shown(path)}' has no usable {what}{detail}")
     return items, errors

@@ -29,7 +29,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge_et.errors import UserError
+from edge_et.errors import InputError, MissingExtra
 from edge_et.eval.metrics import LETTERS
 
 SHAPES = ("circle", "rectangle", "triangle")
@@ -71,7 +71,7 @@ def category_of(answer: str, pools: dict[str, tuple[str, ...]]) -> str:
     for name, pool in pools.items():
         if answer in pool:
             return name
-    raise UserError(f"easy-vqa answer {answer!r} is of no known type; is this easy-vqa 1.0?")
+    raise InputError(f"easy-vqa answer {answer!r} is of no known type; is this easy-vqa 1.0?")
 
 
 def to_eval_line(question: SourceQuestion, pools: dict[str, tuple[str, ...]], seed: int,
@@ -102,7 +102,8 @@ def load_test_split():
     try:
         import easy_vqa
     except ImportError:
-        raise UserError(f"the easy-vqa package is not installed: {INSTALL_HINT}") from None
+        raise MissingExtra(f"the easy-vqa package is not installed: {INSTALL_HINT}",
+                           extra="eval") from None
     texts, answers, image_ids = easy_vqa.get_test_questions()
     questions = [SourceQuestion(i, t, a, int(m)) for i, (t, a, m) in enumerate(zip(texts, answers, image_ids))]
     return questions, easy_vqa.get_test_image_paths(), easy_vqa.get_answers()
@@ -111,7 +112,7 @@ def load_test_split():
 def convert_easy_vqa(out: Path, *, seed: int = 0, limit: int | None = None) -> ConvertSummary:
     """Write easy-VQA's test split (or a seeded sample) as an eval JSONL at `out`."""
     if limit is not None and limit < 1:
-        raise UserError("--limit must be at least 1")
+        raise InputError("--limit must be at least 1")
     questions, image_paths, answers = load_test_split()
     pools = answer_pools(answers)
     out = Path(out)
@@ -120,7 +121,7 @@ def convert_easy_vqa(out: Path, *, seed: int = 0, limit: int | None = None) -> C
         folder.mkdir(parents=True, exist_ok=True)
         return _write(out, folder, select(questions, limit, seed), image_paths, pools, seed)
     except OSError as exc:
-        raise UserError(f"cannot write '{out}': {exc.strerror or exc}") from None
+        raise InputError(f"cannot write '{out}': {exc.strerror or exc}") from None
 
 
 def _write(out: Path, folder: Path, questions: list[SourceQuestion], image_paths: dict,

@@ -32,7 +32,7 @@ from edge_et.core.decoding import StageDecoding
 from edge_et.core.images import LoadedImage, load_image, pixel_sha256
 from edge_et.core.jsonl import local_path, parse_lines
 from edge_et.core.stats import StageStats
-from edge_et.errors import UserError
+from edge_et.errors import EdgeEtError, InputError
 from edge_et.runtime.pipeline import Pipeline
 
 # Step 1, to the teacher LLM. The wording is the authors' (visual_extraction_tuning_pipeline.py
@@ -102,7 +102,7 @@ def teacher_image(path: Path) -> LoadedImage:
 # -- input and output ---------------------------------------------------------------------
 
 def read_pairs(path: Path) -> tuple[list[QAPair], list[str]]:
-    """Usable pairs and one-line reasons for the unusable lines; UserError if none is usable."""
+    """Usable pairs and one-line reasons for the unusable lines; InputError if none is usable."""
     parsed, errors = parse_lines(path, parse_pair, what="question-answer lines")
     pairs, seen = [], set()
     for line, pair in parsed:
@@ -173,8 +173,8 @@ def make_targets(pipeline: Pipeline, pairs: list[QAPair], out: Path, *, seed: in
                  progress: Callable[[], None] = lambda: None) -> TuningSummary:
     """Run both steps for every pair not yet in `out`, appending one record per pair."""
     if statement_role not in STATEMENT_ROLES:
-        raise UserError(f"unknown statement model {statement_role!r}; choose one of: "
-                        f"{', '.join(STATEMENT_ROLES)}")
+        raise InputError(f"unknown statement model {statement_role!r}; choose one of: "
+                         f"{', '.join(STATEMENT_ROLES)}")
     pipeline.bundle.require("perception")
     pipeline.bundle.require(statement_role)
     finished = done_ids(out)
@@ -203,7 +203,7 @@ def _chunk(pipeline: Pipeline, group: list[QAPair], seed: int, role: str,
     for pair in group:
         try:
             pictures[pair.id] = teacher_image(pair.image)
-        except UserError as exc:  # before step 1: no teacher time spent on a broken picture
+        except EdgeEtError as exc:  # before step 1: no teacher time spent on a broken picture
             summary.fail(pair, str(exc))
     usable = [pair for pair in group if pair.id in pictures]
     statements = [_statement(pipeline, pair, seed, role, decoding[0]) for pair in usable]

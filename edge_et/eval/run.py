@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 from edge_et.core.jsonl import json_object, local_path, parse_lines
-from edge_et.errors import UserError
+from edge_et.errors import InputError
 from edge_et.eval.metrics import (
     LETTERS,
     NO_CATEGORY,
@@ -86,7 +86,7 @@ def read_eval_file(path: Path, limit: int | None = None) -> EvalData:
     """Parse the data file; bad lines are collected as errors, never raised.
 
     `limit` keeps the first `limit` usable items (bad lines before them are still reported).
-    Raises UserError when the file cannot be read or holds no usable line.
+    Raises InputError when the file cannot be read or holds no usable line.
     """
     items, errors = parse_lines(path, parse_eval_item, what="questions", limit=limit)
     return EvalData(path=Path(path), items=items, errors=errors)
@@ -170,11 +170,11 @@ Record = Callable[[str, EvalItem, dict, Scored], None]
 
 
 def check_eval_modes(modes: list[str]) -> list[str]:
-    """The modes in the caller's order, duplicates dropped; UserError for an unusable one."""
+    """The modes in the caller's order, duplicates dropped; InputError for an unusable one."""
     chosen = list(dict.fromkeys(modes or ["extract-think"]))
     for mode in chosen:
         if check_mode(mode) not in EVAL_MODES:
-            raise UserError(f"mode {mode!r} gives no answer to score; choose from: {', '.join(EVAL_MODES)}")
+            raise InputError(f"mode {mode!r} gives no answer to score; choose from: {', '.join(EVAL_MODES)}")
     return chosen
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from edge_et.errors import UserError
+from edge_et.errors import BundleError
 
 LAYOUTS = ("hf", "mtmd")
 LANCZOS = int(Image.Resampling.LANCZOS)  # libmtmd resamples Idefics3 images with Lanczos only
@@ -60,8 +60,8 @@ class Layout:
     def from_config(cls, vision: dict) -> "Layout":
         mode = str(vision.get("layout", "hf"))
         if mode not in LAYOUTS:
-            raise UserError(f"onnx_config.json: image layout {mode!r} is not known; "
-                            f"known: {', '.join(LAYOUTS)}")
+            raise BundleError(f"onnx_config.json: image layout {mode!r} is not known; "
+                              f"known: {', '.join(LAYOUTS)}")
         return cls(tile=int(vision["tile"]), longest_edge=int(vision["longest_edge"]),
                    tokens=int(vision["tokens_per_view"]), mode=mode,
                    resample=int(vision.get("resample", LANCZOS)),

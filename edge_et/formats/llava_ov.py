@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from edge_et.errors import UserError
+from edge_et.errors import BundleError
 
 # Metadata our mmproj writer puts into the GGUF (export/gguf/llava_ov_mmproj.py).
 PACKING_KEY = "edge_et.image_packing"
@@ -73,8 +73,8 @@ def read_layout(mmproj_path: str | Path) -> Layout | None:
 def _read_newline(info) -> np.ndarray:
     tensor = next((t for t in info.tensors if t.name == NEWLINE_TENSOR), None)
     if tensor is None or tensor.ggml_type not in _FLOAT_TYPES or tensor.nbytes is None:
-        raise UserError(f"mmproj '{info.path.name}' declares LLaVA-OneVision packing but has "
-                        f"no float {NEWLINE_TENSOR} tensor")
+        raise BundleError(f"mmproj '{info.path.name}' declares LLaVA-OneVision packing but has "
+                          f"no float {NEWLINE_TENSOR} tensor")
     with open(info.path, "rb") as handle:
         handle.seek(info.data_offset + tensor.offset)
         raw = handle.read(tensor.nbytes)

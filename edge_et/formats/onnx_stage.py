@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path, PurePosixPath
 
-from edge_et.errors import UserError
+from edge_et.errors import BundleError
 
 STAGE_CONFIG = "onnx_config.json"
 CONFIG_FORMAT = "edge-et.onnx/1"
@@ -34,9 +34,9 @@ def check_onnx_file(path: Path, what: str) -> None:
         with open(path, "rb") as handle:
             first = handle.read(1)
     except OSError as exc:
-        raise UserError(f"cannot read {what} '{path.name}': {exc.strerror or exc}") from None
+        raise BundleError(f"cannot read {what} '{path.name}': {exc.strerror or exc}") from None
     if not first or first[0] != _ONNX_FIRST_BYTE:
-        raise UserError(f"{what} '{path.name}' is not an ONNX model")
+        raise BundleError(f"{what} '{path.name}' is not an ONNX model")
 
 
 def read_config(path: Path) -> dict:
@@ -44,9 +44,9 @@ def read_config(path: Path) -> dict:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"cannot read '{path.name}' of an ONNX stage: {exc}") from None
+        raise BundleError(f"cannot read '{path.name}' of an ONNX stage: {exc}") from None
     if not isinstance(config, dict) or config.get("format") != CONFIG_FORMAT:
-        raise UserError(f"'{path.name}' is not an edge-et ONNX stage config ({CONFIG_FORMAT})")
+        raise BundleError(f"'{path.name}' is not an edge-et ONNX stage config ({CONFIG_FORMAT})")
     return config
 
 
@@ -69,23 +69,23 @@ def validate_onnx_stage(stage, resolve) -> None:
     config = read_config(config_path)
     arch = config.get("arch", "")
     if stage.arch and arch and stage.arch != arch:
-        raise UserError(f"{label} '{stage.model}' is architecture '{arch}', "
-                        f"but bundle.json says '{stage.arch}'")
+        raise BundleError(f"{label} '{stage.model}' is architecture '{arch}', "
+                          f"but bundle.json says '{stage.arch}'")
     stage.arch = stage.arch or arch
     missing = [f for f in referenced_files(stage.model, config) if f not in stage.extra_files]
     if missing:
-        raise UserError(f"bundle.json: '{stage.role}.extra_files' must list '{missing[0]}' "
-                        f"(named by {STAGE_CONFIG})")
+        raise BundleError(f"bundle.json: '{stage.role}.extra_files' must list '{missing[0]}' "
+                          f"(named by {STAGE_CONFIG})")
     for name in stage.extra_files:
         resolve(name, f"{stage.role} file")
     if stage.role == "perception":
         if not stage.mmproj:
-            raise UserError("bundle.json: the ONNX perception stage needs an 'mmproj' "
-                            "(vision.onnx) file")
+            raise BundleError("bundle.json: the ONNX perception stage needs an 'mmproj' "
+                              "(vision.onnx) file")
         stage.mmproj_path = resolve(stage.mmproj, "perception vision graph")
         check_onnx_file(stage.mmproj_path, "perception vision graph")
         if not config.get("vision"):
-            raise UserError(f"'{config_name(stage.model)}' has no 'vision' section")
+            raise BundleError(f"'{config_name(stage.model)}' has no 'vision' section")
     elif stage.mmproj:
-        raise UserError("bundle.json: the reasoning model is text-only; remove 'reasoning.mmproj'")
+        raise BundleError("bundle.json: the reasoning model is text-only; remove 'reasoning.mmproj'")
     stage.onnx_config = config

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from edge_et.errors import UserError
+from edge_et.errors import InputError
 
 MiB = 1 << 20
 # RSS of `python -c "import edge_et.backends.llama_cpp.model"` (numpy, PIL, llama_cpp and its
@@ -40,22 +40,22 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 def parse_size(text: str | int) -> int:
     """Bytes from "6GB" (10^9), "6GiB" (2^30), "512MiB", "512M" (10^6) or plain digits.
 
-    Raises a one-line UserError naming the accepted forms.
+    Raises a one-line InputError naming the accepted forms.
     """
     if isinstance(text, bool):
-        raise UserError(f"memory size {text!r} is not a size")
+        raise InputError(f"memory size {text!r} is not a size")
     if isinstance(text, int):
         if text <= 0:
-            raise UserError(f"memory size must be positive, got {text}")
+            raise InputError(f"memory size must be positive, got {text}")
         return text
     match = _SIZE.match(str(text))
     unit = match.group(2).lower() if match else None
     if not match or unit not in _UNITS:
-        raise UserError(f"cannot read memory size {text!r}: use a number of bytes or a unit, "
-                        "e.g. 6GB, 6GiB, 512MiB, 800M")
+        raise InputError(f"cannot read memory size {text!r}: use a number of bytes or a unit, "
+                         "e.g. 6GB, 6GiB, 512MiB, 800M")
     value = int(float(match.group(1)) * _UNITS[unit])
     if value <= 0:
-        raise UserError(f"memory size must be positive, got {text!r}")
+        raise InputError(f"memory size must be positive, got {text!r}")
     return value
 
 

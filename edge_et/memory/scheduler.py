@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from edge_et.errors import UserError
+from edge_et.errors import PlanRefused
 from edge_et.memory.footprint import StageFootprint
 from edge_et.memory.probes import VRAM, MiB, format_size
 
@@ -299,7 +299,8 @@ def _shorter_context(estimate: Estimator, below: int, room: int) -> int | None:
 
 
 def require_runnable(result: Plan) -> Plan:
-    """`result`, or the refusal as a one-line UserError (exit code 2) before anything loads."""
+    """`result`, or the refusal as a one-line PlanRefused (exit code 2) before anything loads."""
     if result.decision == "refuse":
-        raise UserError(f"memory plan: {result.reason}")
+        raise PlanRefused(f"memory plan: {result.reason}",
+                          needed_bytes=result.peak_bytes, budget_bytes=result.budget.bytes)
     return result

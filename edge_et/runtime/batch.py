@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -22,7 +22,7 @@ from edge_et.core.images import LoadedImage, load_image
 from edge_et.core.jsonl import local_path, read_lines
 from edge_et.core.paths import shown
 from edge_et.core.stats import Result
-from edge_et.errors import UserError
+from edge_et.errors import EdgeEtError, InputError
 from edge_et.runtime.pipeline import Pipeline, RunOptions
 
 Writer = Callable[[dict], None]
@@ -61,7 +61,7 @@ def read_batch(path: Path) -> list[BatchItem]:
     lines = read_lines(path, "batch file")
     items = [_parse_line(i, line, Path(path).parent) for i, line in enumerate(lines) if line.strip()]
     if not items:
-        raise UserError(f"batch file '{shown(path)}' has no lines")
+        raise InputError(f"batch file '{shown(path)}' has no lines")
     for position, item in enumerate(items):
         item.index = position
     return items
@@ -99,7 +99,7 @@ class _Pictures:
         self.decoded = 0
 
     def take(self, path: Path) -> LoadedImage:
-        """The decoded picture at `path`; raises UserError for a bad file (that line fails)."""
+        """The decoded picture at `path`; raises InputError for a bad file (that line fails)."""
         key = path.resolve()
         self._uses[key] -= 1  # counted before decoding, so a failed decode is still a use
         picture = self._loaded.pop(key, None)
@@ -157,7 +157,7 @@ def _attempt(work: Callable[[], Result], item: BatchItem):
         return item.error
     try:
         return work()
-    except UserError as exc:
+    except EdgeEtError as exc:
         return str(exc)
 
 

@@ -29,7 +29,7 @@ from edge_et.core.images import (
     LoadedImage,
     load_image,
 )
-from edge_et.errors import UserError
+from edge_et.errors import InputError
 from edge_et.runtime.measure import (
     StageRequest,
     cpu_model,
@@ -192,7 +192,7 @@ def choose_think_budget(bundle: Bundle, deadline_s: float, *, n_threads: int | N
     think budget (or reasoning max_tokens) as the upper bound.
     """
     if deadline_s <= 0:
-        raise UserError("--deadline must be a positive number of seconds")
+        raise InputError("--deadline must be a positive number of seconds")
     thinking = bundle.require("reasoning").thinking
     bundle.require("perception")
     extract_tokens = extract_tokens or stage_decoding("extract", bundle.decoding).max_tokens
@@ -234,9 +234,9 @@ def apply_deadline(bundle: Bundle, options, deadline_s: float, *, n_threads: int
     The -think modes only; an explicit --think-budget / --max-tokens conflicts with it.
     """
     if not options.mode.endswith("-think"):
-        raise UserError("--deadline sets the think budget, so it needs an -think mode")
+        raise InputError("--deadline sets the think budget, so it needs an -think mode")
     if options.think_budget is not None or options.max_tokens is not None:
-        raise UserError("--deadline chooses the budget itself: drop --think-budget / --max-tokens")
+        raise InputError("--deadline chooses the budget itself: drop --think-budget / --max-tokens")
     stage = "caption" if options.mode == "caption-think" else "extract"
     budget, info = choose_think_budget(
         bundle, deadline_s, n_threads=n_threads, answer_tokens=options.answer_budget,

@@ -21,7 +21,7 @@ import numpy as np
 
 from edge_et.backends.base import ContextFull, LogitEdit, Sampling, TextModel
 from edge_et.core.stats import StageStats
-from edge_et.errors import UserError
+from edge_et.errors import BundleError
 
 TextSink = Callable[[str], None]
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
@@ -128,9 +128,9 @@ class ThinkTokens:
     def of(cls, model: TextModel) -> "ThinkTokens":
         close, newline = model.tokenize(text=THINK_CLOSE), model.tokenize(text="\n")
         if len(close) != 1 or len(newline) != 1:
-            raise UserError(f"the bundle marks the reasoning model as thinking, but {THINK_CLOSE!r} "
-                            f"and '\\n' are not single tokens in its vocabulary (got {close} and "
-                            f"{newline}); set \"thinking\": false in bundle.json")
+            raise BundleError(f"the bundle marks the reasoning model as thinking, but {THINK_CLOSE!r} "
+                              f"and '\\n' are not single tokens in its vocabulary (got {close} and "
+                              f"{newline}); set \"thinking\": false in bundle.json")
         return cls(close=close[0], newline=newline[0])
 
 

@@ -10,8 +10,8 @@ Modes:
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, fields, replace
+from typing import Callable, Iterator
 
 from edge_et import backends
 from edge_et.backends.base import TextModel
@@ -20,13 +20,14 @@ from edge_et.core import prompts
 from edge_et.core.chat import render_user_turn
 from edge_et.core.decoding import StageDecoding, stage_decoding
 from edge_et.core.hints import hint_from_question
-from edge_et.core.images import LoadedImage, load_image
+from edge_et.core.images import ImageInput, LoadedImage, as_loaded_image
 from edge_et.core.stats import Result, StageStats
-from edge_et.errors import UserError
+from edge_et.errors import InputError
 from edge_et.memory.probes import process_peak_rss
 from edge_et.memory.scheduler import Plan
 from edge_et.runtime.generation import TextSink, generate, think_then_answer
 from edge_et.runtime.plan import DEFAULT_CTX, requested_ctx
+from edge_et.runtime.stream import Event, stream_run
 
 MODES = ("extract-think", "caption-think", "direct", "extract")
 PERCEPTION_CTX, REASONING_CTX = DEFAULT_CTX["perception"], DEFAULT_CTX["reasoning"]
@@ -47,11 +48,22 @@ class RunOptions:
     temperature: float | None = None   # reasoning stage
     on_reasoning_text: TextSink | None = None
     on_extraction_text: TextSink | None = None
+    on_stage_finished: Callable[[str, StageStats], None] | None = None  # (stage, its stats)
+
+
+def merge_options(options: RunOptions | None, values: dict) -> RunOptions:
+    """`options` (or the defaults) with keyword values on top; an unknown name is an InputError."""
+    names = [item.name for item in fields(RunOptions)]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise InputError(f"unknown option {unknown[0]!r}; options: {', '.join(names)}")
+    base = options if options is not None else RunOptions()
+    return replace(base, **values) if values else base
 
 
 def check_mode(mode: str) -> str:
     if mode not in MODES:
-        raise UserError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
+        raise InputError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
     return mode
 
 
@@ -78,7 +90,7 @@ class Pipeline:
                  residency: str | None = None, plan: Plan | None = None, device: str | None = None):
         residency = residency or _residency_of(plan)
         if residency not in RESIDENCIES:
-            raise UserError(f"unknown residency {residency!r}; choose one of: {', '.join(RESIDENCIES)}")
+            raise InputError(f"unknown residency {residency!r}; choose one of: {', '.join(RESIDENCIES)}")
         self.bundle = bundle
         self.prompts = prompts.PromptSet.from_overrides(bundle.prompts)
         self.residency = residency
@@ -145,22 +157,31 @@ class Pipeline:
 
     # -- one request ----------------------------------------------------------------------
 
-    def run(self, image: str | Path | LoadedImage | None, question: str,
-            options: RunOptions = RunOptions()) -> Result:
-        """Answer `question` about `image` in `options.mode`."""
+    def run(self, image: ImageInput, question: str, options: RunOptions | None = None,
+            **values) -> Result:
+        """Answer `question` about `image` (a path, bytes, a PIL image, a numpy array or a
+        `LoadedImage`) in `options.mode`; keyword `values` set `RunOptions` fields."""
+        options = merge_options(options, values)
         result = self.perceive(image, question, options)
         if result.mode.endswith("-think"):
             self.reason(result, options)
         return result
 
-    def perceive(self, image: str | Path | LoadedImage | None, question: str,
+    def stream(self, image: ImageInput, question: str, options: RunOptions | None = None,
+               **values) -> Iterator[Event]:
+        """`run`, yielding ExtractionText, ReasoningText and StageFinished events as they
+        happen and Finished(result) last. Closing the iterator stops the run at its next token."""
+        return stream_run(lambda hooked: self.run(image, question, hooked),
+                          merge_options(options, values))
+
+    def perceive(self, image: ImageInput | None, question: str,
                  options: RunOptions = RunOptions()) -> Result:
         """Stage 1: everything the VLM does for this mode (the whole run for direct/extract)."""
         mode = check_mode(options.mode)
         if not question or not question.strip():
-            raise UserError("the question is empty")
+            raise InputError("the question is empty")
         check_bundle_for_mode(self.bundle, mode)
-        picture = image if isinstance(image, LoadedImage) else _load(image)
+        picture = _load(image)
         seed = options.seed if options.seed is not None else random.randrange(2**31)
         result = Result(mode=mode, question=question, image=picture.source, seed=seed)
         if mode == "direct":
@@ -186,7 +207,7 @@ class Pipeline:
                     options: RunOptions = RunOptions()) -> Result:
         """Stage 2 alone: the reasoning model answers from a given description (mode `think`)."""
         if not question or not question.strip():
-            raise UserError("the question is empty")
+            raise InputError("the question is empty")
         self.bundle.require("reasoning")
         seed = options.seed if options.seed is not None else random.randrange(2**31)
         result = Result(mode="think", question=question, extraction=description, seed=seed)
@@ -198,6 +219,7 @@ class Pipeline:
             return
         if options.hint is not None:
             hint = self._ask_hint(question, result)
+            _finished(options, "hint", result)
             if hint:
                 result.hint, result.hint_source = hint, "auto"
                 return
@@ -241,6 +263,7 @@ class Pipeline:
                         stats=result.stages.setdefault(stage, StageStats()),
                         on_text=options.on_extraction_text)
         result.extraction = text.strip()
+        _finished(options, stage, result)
         return text
 
     def _reason(self, result: Result, options: RunOptions) -> None:
@@ -253,6 +276,7 @@ class Pipeline:
             self._reason_plainly(model, request, result, options, stats)
         result.reasoning = out
         result.answer, result.answer_matched = prompts.parse_answer(out)
+        _finished(options, "think", result)
 
     def _think(self, model: TextModel, spec: StageSpec, request: str, result: Result,
                options: RunOptions, stats: StageStats) -> str:
@@ -298,7 +322,12 @@ def _residency_of(plan: Plan | None) -> str:
     return plan.decision if plan.decision in RESIDENCIES else "co-resident"
 
 
-def _load(image: str | Path | None) -> LoadedImage:
+def _finished(options: RunOptions, stage: str, result: Result) -> None:
+    if options.on_stage_finished is not None:
+        options.on_stage_finished(stage, result.stages[stage])
+
+
+def _load(image: ImageInput | None) -> LoadedImage:
     if image is None:
-        raise UserError("this mode needs an image (--image PATH)")
-    return load_image(image)
+        raise InputError("this mode needs an image (--image PATH)")
+    return as_loaded_image(image)

@@ -20,7 +20,7 @@ from edge_et import backends
 from edge_et.bundle.manifest import Bundle, StageSpec
 from edge_et.core.decoding import stage_decoding
 from edge_et.core.devices import DEVICES
-from edge_et.errors import UserError
+from edge_et.errors import BundleError, EdgeEtError, InputError
 from edge_et.memory.footprint import VisionShape
 from edge_et.memory.probes import (
     available_memory,
@@ -81,27 +81,27 @@ def bundle_budget(bundle: Bundle) -> int | None:
     """`memory.budget` of bundle.json ("6GB", "512MiB" or bytes), if the bundle sets one."""
     memory = getattr(bundle, "memory", None) or {}
     if not isinstance(memory, dict):
-        raise UserError("bundle.json: 'memory' must be an object")
+        raise BundleError("bundle.json: 'memory' must be an object")
     value = memory.get("budget")
     if value is None:
         return None
     try:
         return parse_size(value)
-    except UserError as exc:
-        raise UserError(f"bundle.json memory.budget: {exc}") from None
+    except EdgeEtError as exc:
+        raise BundleError(f"bundle.json memory.budget: {exc}") from None
 
 
 def check_device(bundle: Bundle, device: str) -> None:
     """One line when `device` is unknown, or an ONNX Runtime provider asked of a stage whose
     backend does not run on it."""
     if device not in DEVICES:
-        raise UserError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)}")
+        raise InputError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)}")
     for stage in bundle.stages():
         accepted = backends.get(stage.backend).devices
         if device not in accepted:
-            raise UserError(f"--device {device} is an ONNX Runtime provider, but the {stage.role} stage "
-                            f"runs on {stage.backend} ({', '.join(accepted)} only); "
-                            "export the bundle with `edge-et export onnx`")
+            raise InputError(f"--device {device} is an ONNX Runtime provider, but the {stage.role} stage "
+                             f"runs on {stage.backend} ({', '.join(accepted)} only); "
+                             "export the bundle with `edge-et export onnx`")
 
 
 def plan_bundle(bundle: Bundle, *, mem_budget: str | int | None = None, device: str = "cpu",
@@ -113,7 +113,7 @@ def plan_bundle(bundle: Bundle, *, mem_budget: str | int | None = None, device: 
     """
     check_device(bundle, device)
     if n_ctx is not None and n_ctx < 16:
-        raise UserError(f"--ctx must be at least 16, got {n_ctx}")
+        raise InputError(f"--ctx must be at least 16, got {n_ctx}")
     flag = parse_size(mem_budget) if mem_budget is not None else None
     if baseline is None:
         baseline, _ = runtime_baseline_bytes(
@@ -134,8 +134,8 @@ def _budget(flag: int | None, bundle: int | None) -> Budget:
         return resolve_budget(0, flag=flag, bundle=bundle)
     memory = available_memory()
     if memory.available_bytes <= 0:
-        raise UserError(f"cannot read this device's available memory ({memory.source}); "
-                        "pass --mem-budget SIZE or set memory.budget in bundle.json")
+        raise InputError(f"cannot read this device's available memory ({memory.source}); "
+                         "pass --mem-budget SIZE or set memory.budget in bundle.json")
     return resolve_budget(memory.available_bytes, available_source=memory.source)
 
 

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
-from edge_et.errors import UserError
+from edge_et.errors import InputError
 from export.archs.base import ArchSpec
 
 _NOT_ARCHITECTURES = {"base"}
@@ -76,11 +76,11 @@ def _lookup(name: str) -> tuple[ArchSpec, str]:
                 return spec, module_name
     if name in _registry():
         return _registry()[name]
-    raise UserError(f"unknown architecture {name!r}; supported: {', '.join(names())}")
+    raise InputError(f"unknown architecture {name!r}; supported: {', '.join(names())}")
 
 
 def get(name: str) -> ArchSpec:
-    """The spec registered as `name`; a UserError listing the valid names if there is none."""
+    """The spec registered as `name`; a InputError listing the valid names if there is none."""
     return _lookup(name)[0]
 
 
@@ -88,7 +88,7 @@ def names(role: str | None = None) -> list[str]:
     """Registered architecture names, sorted; only those of `role` ("reasoning" or
     "perception") when given."""
     if role is not None and role not in ROLES:
-        raise UserError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+        raise InputError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
     return sorted(n for n, (spec, _) in _registry().items() if role in (None, spec.role))
 
 
@@ -97,17 +97,17 @@ def _read_config(hf_dir: Path) -> dict:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UserError(f"{hf_dir} has no config.json: is it a Hugging Face checkpoint folder?")
+        raise InputError(f"{hf_dir} has no config.json: is it a Hugging Face checkpoint folder?")
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from None
+        raise InputError(f"cannot read {path}: {exc}") from None
     if not isinstance(config, dict):
-        raise UserError(f"{path} is not a JSON object")
+        raise InputError(f"{path} is not a JSON object")
     return config
 
 
 def for_checkpoint(hf_dir: Path) -> ArchSpec:
     """The spec that handles the HF checkpoint in `hf_dir`, by its config.json `model_type`
-    (and `text_config.model_type` where that decides); UserError when none does."""
+    (and `text_config.model_type` where that decides); InputError when none does."""
     config = _read_config(hf_dir)
     outer = config.get("model_type")
     text = (config.get("text_config") or {}).get("model_type")
@@ -119,8 +119,8 @@ def for_checkpoint(hf_dir: Path) -> ArchSpec:
         if matches:
             return _choose(hf_dir, key, matches)
     known = sorted({t for spec, _ in _registry().values() for t in spec.model_types})
-    raise UserError(f"{hf_dir}: model_type {outer!r} is not supported; supported model "
-                    f"types: {', '.join(known)}")
+    raise InputError(f"{hf_dir}: model_type {outer!r} is not supported; supported model "
+                     f"types: {', '.join(known)}")
 
 
 def _choose(hf_dir: Path, key: str, matches: list[tuple[ArchSpec, str]]) -> ArchSpec:
@@ -135,7 +135,7 @@ def _choose(hf_dir: Path, key: str, matches: list[tuple[ArchSpec, str]]) -> Arch
     try:
         return chooser(hf_dir)
     except ValueError as exc:
-        raise UserError(str(exc)) from None
+        raise InputError(str(exc)) from None
 
 
 def source_files(name: str) -> list[Path]:

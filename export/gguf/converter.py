@@ -19,7 +19,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from edge_et.errors import UserError
+from edge_et.errors import ExportError, MissingExtra
 
 # What the converter needs from the sdist (paths below `vendor/llama.cpp/`). `models/templates`
 # holds a few chat templates that some architectures read at conversion time.
@@ -39,7 +39,8 @@ def llama_cpp_version() -> str:
     try:
         import llama_cpp
     except ImportError as exc:
-        raise UserError("llama-cpp-python is not installed: pip install 'edge-et[llama]'") from exc
+        raise MissingExtra("llama-cpp-python is not installed: pip install 'edge-et[llama]'",
+                           extra="llama") from exc
     return llama_cpp.__version__
 
 
@@ -58,7 +59,7 @@ def fetch_sdist(version: str) -> Path:
            "--retries", "1", f"llama-cpp-python=={version}", "-d", str(target.parent)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0 or not target.is_file():
-        raise UserError(
+        raise ExportError(
             f"cannot fetch the llama.cpp converter: run `{' '.join(cmd[2:])}` on a machine with "
             f"PyPI access and put llama_cpp_python-{version}.tar.gz into {target.parent}")
     return target
@@ -103,7 +104,7 @@ def _extract_converter(sdist: Path, dest: Path) -> None:
             member.name = rel
             members.append(member)
         if not any(m.name == "convert_hf_to_gguf.py" for m in members):
-            raise UserError(f"{sdist} holds no vendor/llama.cpp/convert_hf_to_gguf.py; delete it")
+            raise ExportError(f"{sdist} holds no vendor/llama.cpp/convert_hf_to_gguf.py; delete it")
         tar.extractall(dest, members=members, filter="data")
 
 

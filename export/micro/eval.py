@@ -20,7 +20,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from edge_et.errors import UserError, exit_on_user_error
+from edge_et.errors import InputError, exit_on_error
 from export.scenes import FORMS, example, training_pair
 from export.scenes.forms import HELDOUT_SEED
 
@@ -58,7 +58,7 @@ def evaluate(bundle_dir: Path, form: str, *, limit: int = 200, seed: int = HELDO
     from edge_et.runtime.pipeline import Pipeline, RunOptions
 
     if form not in FORMS:
-        raise UserError(f"unknown form {form!r}; choose one of: {', '.join(FORMS)}")
+        raise InputError(f"unknown form {form!r}; choose one of: {', '.join(FORMS)}")
     rows, started = [], time.perf_counter()
     with Pipeline(Bundle.load(bundle_dir)) as pipeline:
         hint = None
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=200)
     parser.add_argument("--show", type=int, default=0, help="print the first N outputs")
     args = parser.parse_args(argv)
-    with exit_on_user_error():
+    with exit_on_error():
         report = evaluate(args.bundle, args.form, limit=args.limit, show=args.show)
     print(json.dumps(report, indent=2))
 

@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from edge_et.errors import UserError
+from edge_et.errors import InputError
 from export.micro.train import FORMS, SUMMARY_FILE, train
 
 # (form of the round: "base" is the caption base, "tune" the recipe's form; steps of 16 scenes,
@@ -38,10 +38,10 @@ def train_recipe(*, form: str, out: Path, seed: int = 0, threads: int | None = N
                  batch: int = 16, progress: Progress | None = None) -> dict:
     """Run (or resume) every round into OUT/rounds/, then put the final checkpoint at OUT/hf."""
     if form not in FORMS:
-        raise UserError(f"unknown --form {form!r}; choose one of: {', '.join(FORMS)}")
+        raise InputError(f"unknown --form {form!r}; choose one of: {', '.join(FORMS)}")
     out = Path(out)
     if (out / "hf").exists() and any((out / "hf").iterdir()):
-        raise UserError(f"{out / 'hf'} is not empty; choose another --out")
+        raise InputError(f"{out / 'hf'} is not empty; choose another --out")
     steps = recipe_steps(scale)
     total, done, init, summary = sum(steps), 0, None, {}
     for index, ((kind, _, lr, warmup), n) in enumerate(zip(ROUNDS, steps)):

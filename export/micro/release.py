@@ -17,7 +17,7 @@ import json
 import shutil
 from pathlib import Path
 
-from edge_et.errors import UserError, exit_on_user_error
+from edge_et.errors import InputError, exit_on_error
 from export.bundle import Stage, write_bundle
 
 TEXT_QUANT, MMPROJ_QUANT = "F16", "F16"
@@ -36,11 +36,11 @@ def export_run(run: Path, *, force: bool = True) -> Path:
 
     run = Path(run)
     if not (run / "hf" / "config.json").is_file():
-        raise UserError(f"{run} holds no trained checkpoint (expected {run}/hf/config.json)")
+        raise InputError(f"{run} holds no trained checkpoint (expected {run}/hf/config.json)")
     report = export_gguf(out=run / "gguf", perception=run / "hf", quant=TEXT_QUANT,
                          mmproj_quant=MMPROJ_QUANT, name=f"micro-{run.name}", force=force)
     if not report.validated:
-        raise UserError(f"the export of {run} was not validated")
+        raise InputError(f"the export of {run} was not validated")
     return report.bundle
 
 
@@ -50,7 +50,7 @@ def publish(run: Path, target: Path) -> list[Path]:
     bundle = run / "gguf"
     missing = [name for name in PUBLISHED if not (bundle / name).is_file()]
     if missing:
-        raise UserError(f"{bundle} lacks {', '.join(missing)}; export the run first")
+        raise InputError(f"{bundle} lacks {', '.join(missing)}; export the run first")
     target.mkdir(parents=True, exist_ok=True)
     written = []
     for name in PUBLISHED:
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--publish", type=Path, default=None, help="copy the files here")
     parser.add_argument("--skip-export", action="store_true", help="publish an earlier export")
     args = parser.parse_args(argv)
-    with exit_on_user_error():
+    with exit_on_error():
         if not args.skip_export:
             print(f"exported: {export_run(args.run)}")
         if args.publish is not None:

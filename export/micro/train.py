@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_et.errors import UserError, exit_on_user_error
+from edge_et.errors import InputError, exit_on_error
 from export.micro.model import (
     MICRO,
     TEST_MICRO,
@@ -85,15 +85,15 @@ def train(*, form: str, seed: int, out: Path, steps: int = 1200, batch: int = 16
     import torch
 
     if form not in FORMS:
-        raise UserError(f"unknown --form {form!r}; choose one of: {', '.join(FORMS)}")
+        raise InputError(f"unknown --form {form!r}; choose one of: {', '.join(FORMS)}")
     if config not in CONFIGS:
-        raise UserError(f"unknown --config {config!r}; choose one of: {', '.join(CONFIGS)}")
+        raise InputError(f"unknown --config {config!r}; choose one of: {', '.join(CONFIGS)}")
     if steps < 1 or batch < 1:
-        raise UserError("--steps and --batch must be at least 1")
+        raise InputError("--steps and --batch must be at least 1")
     out = Path(out)
     hf_dir = out / "hf"
     if hf_dir.exists() and any(hf_dir.iterdir()):
-        raise UserError(f"{hf_dir} is not empty; choose another --out")
+        raise InputError(f"{hf_dir} is not empty; choose another --out")
     if threads:
         torch.set_num_threads(threads)
     offset, base = 0, None
@@ -168,7 +168,7 @@ def trained_recipe(hf_dir: Path) -> dict | None:
 def _read_recipe(hf_dir: Path) -> dict:
     recipe = trained_recipe(hf_dir)
     if recipe is None:
-        raise UserError(f"--init {hf_dir} is not a checkpoint trained by export.micro.train")
+        raise InputError(f"--init {hf_dir} is not a checkpoint trained by export.micro.train")
     return recipe
 
 
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--init", type=Path, default=None,
                         help="start from this trained HF checkpoint (OUT/hf of an earlier run)")
     args = parser.parse_args(argv)
-    with exit_on_user_error():
+    with exit_on_error():
         summary = train(form=args.form, seed=args.seed, out=args.out, steps=args.steps,
                         batch=args.batch, lr=args.lr, warmup=args.warmup, config=args.config,
                         threads=args.threads, init=args.init, tokenizer=args.tokenizer)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edge_et.errors import UserError
+from edge_et.errors import InputError
 from edge_et.formats.idefics3 import LAYOUTS
 
 MODEL_TYPES = ("idefics3", "smolvlm")
@@ -34,8 +34,8 @@ def default_layout(hf_dir: Path) -> str:
 
 def check_layout(layout: str | None) -> str | None:
     if layout is not None and layout not in LAYOUTS:
-        raise UserError(f"--image-layout {layout!r} is not known; choose one of: "
-                        f"{', '.join(LAYOUTS)}")
+        raise InputError(f"--image-layout {layout!r} is not known; choose one of: "
+                         f"{', '.join(LAYOUTS)}")
     return layout
 
 
@@ -105,8 +105,8 @@ def span_tokens(hf_dir: Path, max_side: int) -> dict:
              for r in range(1, max_side + 1)]
     missing = [t for t in [*_SPECIALS.values(), *tiles[-1]] if t not in vocab]
     if missing:
-        raise UserError(f"{hf_dir.name}: the tokenizer lacks {missing[0]!r}, which the "
-                        "Idefics3 image layout needs")
+        raise InputError(f"{hf_dir.name}: the tokenizer lacks {missing[0]!r}, which the "
+                         "Idefics3 image layout needs")
     encode = lambda text: tokenizer.encode(text, add_special_tokens=False)  # noqa: E731
     return {**{key: vocab[text] for key, text in _SPECIALS.items()},
             "newline": encode("\n"), "blank": encode("\n\n"),
@@ -138,8 +138,8 @@ def export_idefics3(hf_dir: Path, out_dir: Path, *, file: str = "vision.onnx",
     processor = json.loads((hf_dir / "preprocessor_config.json").read_text())
     tiles = int(processor.get("max_image_size", {}).get("longest_edge", tile))
     if tiles != tile:  # the processor would cut tiles the tower was not exported for
-        raise UserError(f"{hf_dir.name}: the processor cuts {tiles}-pixel tiles but the vision "
-                        f"tower takes {tile}-pixel images")
+        raise InputError(f"{hf_dir.name}: the processor cuts {tiles}-pixel tiles but the vision "
+                         f"tower takes {tile}-pixel images")
     section = {
         "kind": "idefics3", "file": file, "layout": layout, "tile": tile,
         "longest_edge": int(processor.get("size", {}).get("longest_edge", tile)),

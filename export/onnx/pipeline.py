@@ -21,7 +21,7 @@ from importlib import import_module
 from pathlib import Path
 
 from edge_et.bundle.manifest import BUNDLE_FORMAT, MANIFEST, sha256_file
-from edge_et.errors import UserError
+from edge_et.errors import ExportError, InputError, MissingExtra
 from edge_et.formats.onnx_stage import STAGE_CONFIG
 from export.archs.base import ArchSpec
 from export.onnx import stage as onnx_stage
@@ -57,14 +57,15 @@ def _require_toolchain() -> None:
         except ModuleNotFoundError:
             found = False
         if not found:
-            raise UserError(f"the ONNX export needs '{dist}': pip install 'edge-et[export]'")
+            raise MissingExtra(f"the ONNX export needs '{dist}': pip install 'edge-et[export]'",
+                               extra="export")
 
 
 def check_quant(quant: str) -> str:
     normalized = quant.lower()
     if normalized not in QUANTS:
-        raise UserError(f"--quant {quant!r} is not supported for ONNX; choose one of: "
-                        f"{', '.join(QUANTS)}")
+        raise InputError(f"--quant {quant!r} is not supported for ONNX; choose one of: "
+                         f"{', '.join(QUANTS)}")
     return normalized
 
 
@@ -83,12 +84,12 @@ def export_onnx(*, out: Path, perception: Path | None = None, reasoning: Path | 
     quants = {"reasoning": quant, "perception": check_quant(perception_quant or quant)}
     _require_toolchain()
     if perception is None and reasoning is None:
-        raise UserError("give --perception HF_DIR, --reasoning HF_DIR, or both")
+        raise InputError("give --perception HF_DIR, --reasoning HF_DIR, or both")
     if image_layout is not None:
         from export.onnx.idefics3 import check_layout
 
         if perception is None:
-            raise UserError("--image-layout applies to a --perception checkpoint")
+            raise InputError("--image-layout applies to a --perception checkpoint")
         onnx_vision.check_options(Path(perception), layout=check_layout(image_layout))
     out = Path(out)
     _check_output(out, force)
@@ -211,8 +212,8 @@ def _parity(hf_dir: Path, stage_dir: Path, quant: str) -> dict:
     report = onnx_parity.run_parity(hf_dir, stage_dir, quant=quant)
     ok, failure = onnx_parity.passes(report)
     if not ok:
-        raise UserError(f"validation failed for {hf_dir.name} ({quant}): {failure} "
-                        "(use --no-validate to keep such an export anyway)")
+        raise ExportError(f"validation failed for {hf_dir.name} ({quant}): {failure} "
+                          "(use --no-validate to keep such an export anyway)")
     return report
 
 

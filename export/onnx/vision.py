@@ -100,14 +100,14 @@ OPTIONS = {"layout": ("idefics3", "smolvlm")}
 
 def check_options(hf_dir: Path, **options) -> dict:
     """The options set (not None), checked to apply to this checkpoint's model type."""
-    from edge_et.errors import UserError
+    from edge_et.errors import InputError
 
     model_type = json.loads((Path(hf_dir) / "config.json").read_text()).get("model_type")
     given = {k: v for k, v in options.items() if v is not None}
     for name in given:
         if model_type not in OPTIONS.get(name, ()):
-            raise UserError(f"the image {name} option applies to "
-                            f"{'/'.join(OPTIONS.get(name, ()))} checkpoints, not {model_type}")
+            raise InputError(f"the image {name} option applies to "
+                             f"{'/'.join(OPTIONS.get(name, ()))} checkpoints, not {model_type}")
     return given
 
 

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from edge_et.errors import UserError
+from edge_et.errors import EdgeEtError
 from export.scenes.forms import HELDOUT_SEED, TRAIN_SEED, write_split
 
 
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.train:
             print(write_split(args.out, "train", TRAIN_SEED, args.train, forms=True))
         print(write_split(args.out, "heldout", HELDOUT_SEED, args.heldout))
-    except UserError as exc:
+    except EdgeEtError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
 

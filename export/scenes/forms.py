@@ -20,7 +20,7 @@ from pathlib import Path
 
 from edge_et.core import prompts
 from edge_et.core.hints import hint_from_question
-from edge_et.errors import UserError
+from edge_et.errors import InputError
 from export.scenes.facts import extraction_facts
 from export.scenes.questions import Question, describe, pick_question
 from export.scenes.render import render, sample_scene
@@ -67,7 +67,7 @@ def training_pair(ex: Example, form: str) -> tuple[str, str]:
         hint = hint_from_question(question)
         facts = extraction_facts(ex.scene, hint, ex.question.statement)
         return prompts.extraction_prompt(hint), " ".join([describe(ex.scene), *facts])
-    raise UserError(f"unknown training form {form!r}; choose one of: {', '.join(FORMS)}")
+    raise InputError(f"unknown training form {form!r}; choose one of: {', '.join(FORMS)}")
 
 
 def write_split(out: Path, name: str, seed: int, count: int, *, forms: bool = False) -> Path:
@@ -77,7 +77,7 @@ def write_split(out: Path, name: str, seed: int, count: int, *, forms: bool = Fa
     its three training pairs under "forms" (form -> {"prompt", "target"}). Returns the JSONL.
     """
     if count < 1:
-        raise UserError(f"a split needs at least one example, got {count}")
+        raise InputError(f"a split needs at least one example, got {count}")
     out = Path(out)
     images = out / "images" / name
     images.mkdir(parents=True, exist_ok=True)

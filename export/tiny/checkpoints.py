@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge_et.errors import UserError
+from edge_et.errors import InputError
 from export import archs, tokenizer
 
 # The tokenizers built here split text as llama.cpp's "qwen2" pre-tokenizer does;
@@ -172,8 +172,8 @@ def _save(model, bp: Blueprint, out: Path) -> None:
 
 def _builder(spec) -> TinyBuilder:
     if not isinstance(spec.build_tiny, TinyBuilder):
-        raise UserError(f"{spec.name} builds its checkpoints without a blueprint; "
-                        "parameter counts need one (export.tiny.checkpoints.TinyBuilder)")
+        raise InputError(f"{spec.name} builds its checkpoints without a blueprint; "
+                         "parameter counts need one (export.tiny.checkpoints.TinyBuilder)")
     return spec.build_tiny
 
 
@@ -184,7 +184,7 @@ def shape_overrides(arch: str, shape: str | None) -> dict[str, Any]:
         return {}
     if shape not in spec.shapes:
         known = ", ".join(sorted(spec.shapes)) or "none"
-        raise UserError(f"unknown shape {shape!r} for {arch}; its shapes: {known}")
+        raise InputError(f"unknown shape {shape!r} for {arch}; its shapes: {known}")
     return dict(spec.shapes[shape])
 
 

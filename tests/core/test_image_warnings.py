@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from edge_et.core.images import load_image
-from edge_et.errors import UserError
+from edge_et.errors import EdgeEtError
 
 SAMPLES_PER_PIXEL = 277
 IMAGE_DESCRIPTION = 270
@@ -57,7 +57,7 @@ def test_too_many_samples_is_one_error_line_and_nothing_on_stderr(tmp_path, capf
                                                                   compression):
     path = tiff_with(tmp_path / "extra-samples.tif", SAMPLES_PER_PIXEL, "value", 7,
                      compression=compression)
-    with as_a_user_sees_it(monkeypatch) as seen, pytest.raises(UserError) as caught:
+    with as_a_user_sees_it(monkeypatch) as seen, pytest.raises(EdgeEtError) as caught:
         load_image(path)
     assert "More samples per pixel than can be decoded: 7" in str(caught.value)  # kept, not lost
     assert capfd.readouterr().err == "" and seen == []
@@ -76,6 +76,6 @@ def test_a_tag_past_the_end_of_the_file_is_skipped_quietly(tmp_path, capfd, monk
 
 def test_pillow_logging_is_left_as_it_was(tmp_path):
     handlers = list(logging.getLogger("PIL").handlers)
-    with pytest.raises(UserError):
+    with pytest.raises(EdgeEtError):
         load_image(tiff_with(tmp_path / "x.tif", SAMPLES_PER_PIXEL, "value", 7))
     assert logging.getLogger("PIL").handlers == handlers

@@ -24,7 +24,7 @@ from edge_et.core.images import (
     pixel_sha256,
     write_sample_image,
 )
-from edge_et.errors import UserError
+from edge_et.errors import EdgeEtError, InputError
 
 RED, GREEN, BLUE, WHITE, BLACK = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255), (0, 0, 0)
 
@@ -50,8 +50,8 @@ def noise(width: int = 64, height: int = 48, seed: int = 0) -> Image.Image:
 
 
 def user_error(path_or_bytes, **kwargs) -> str:
-    """Load something bad; return the UserError message after checking its shape."""
-    with pytest.raises(UserError) as caught:
+    """Load something bad; return the InputError message after checking its shape."""
+    with pytest.raises(InputError) as caught:
         if isinstance(path_or_bytes, bytes):
             load_image_bytes(path_or_bytes, name="upload.bin", **kwargs)
         else:
@@ -446,7 +446,7 @@ def test_only_user_error_escapes_for_garbage(tmp_path):
                 data[index] = int(rng.integers(0, 256))
             try:
                 load_image_bytes(bytes(data), name=f"fuzz.{suffix}")
-            except UserError as error:
+            except EdgeEtError as error:
                 assert "\n" not in str(error) and f"fuzz.{suffix}" in str(error)
 
 

@@ -7,7 +7,7 @@ import pytest
 from edge_et.core.images import load_image
 from edge_et.core.jsonl import local_path, parse_lines, read_lines
 from edge_et.core.paths import path_problem, shown
-from edge_et.errors import UserError
+from edge_et.errors import EdgeEtError
 
 LONG = "x" * 10_000
 NUL = "a\0b.png"
@@ -34,7 +34,7 @@ def test_shown_keeps_short_paths_and_shortens_long_ones():
 
 @pytest.mark.parametrize("name, reason", [(LONG, "too long"), (NUL, "NUL character")])
 def test_an_image_path_the_system_refuses_is_one_short_line(tmp_path, name, reason):
-    with pytest.raises(UserError) as caught:
+    with pytest.raises(EdgeEtError) as caught:
         load_image(tmp_path / name)
     message = str(caught.value)
     assert message.startswith("cannot read image") and reason in message
@@ -56,7 +56,7 @@ def test_a_data_line_with_such_a_path_is_that_line_s_error(tmp_path, name, reaso
 
 @pytest.mark.parametrize("name, reason", [(LONG, "too long"), (NUL, "NUL character")])
 def test_a_data_file_the_system_refuses_is_one_short_line(tmp_path, name, reason):
-    with pytest.raises(UserError) as caught:
+    with pytest.raises(EdgeEtError) as caught:
         read_lines(tmp_path / name, "data file")
     message = str(caught.value)
     assert message.startswith("cannot read data file") and reason in message

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from edge_et.bundle.manifest import Bundle
-from edge_et.errors import UserError
+from edge_et.errors import EdgeEtError
 from edge_et.eval.metrics import (
     Scored,
     accuracy,
@@ -118,13 +118,13 @@ def test_read_eval_file_reports_bad_lines_and_limits(tmp_path):
 
 def test_unusable_files_and_modes_are_user_errors(tmp_path):
     (tmp_path / "bad.jsonl").write_text("nope\n")
-    with pytest.raises(UserError, match="no usable questions"):
+    with pytest.raises(EdgeEtError, match="no usable questions"):
         read_eval_file(tmp_path / "bad.jsonl")
-    with pytest.raises(UserError, match="cannot read data file"):
+    with pytest.raises(EdgeEtError, match="cannot read data file"):
         read_eval_file(tmp_path / "missing.jsonl")
-    with pytest.raises(UserError, match="gives no answer"):
+    with pytest.raises(EdgeEtError, match="gives no answer"):
         check_eval_modes(["extract"])
-    with pytest.raises(UserError, match="unknown mode"):
+    with pytest.raises(EdgeEtError, match="unknown mode"):
         check_eval_modes(["think-hard"])
     assert check_eval_modes(["direct", "direct", "caption-think"]) == ["direct", "caption-think"]
 

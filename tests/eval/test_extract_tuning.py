@@ -10,7 +10,7 @@ from PIL import Image
 
 from edge_et.bundle.manifest import Bundle
 from edge_et.core.prompts import CAPTION_PROMPT
-from edge_et.errors import UserError
+from edge_et.errors import EdgeEtError
 from edge_et.eval import extract_tuning as tuning
 from edge_et.runtime.pipeline import Pipeline
 from tests.helpers.short_bundle import short_bundle
@@ -106,7 +106,7 @@ def test_make_targets_resumes_and_builds_both_prompts(bundle, pairs_file, tmp_pa
 
 def test_unknown_statement_model_is_a_user_error(bundle, pairs_file, tmp_path):
     pairs, _ = tuning.read_pairs(pairs_file)
-    with Pipeline(Bundle.load(bundle), n_threads=1) as pipeline, pytest.raises(UserError, match="reasoning, perception"):
+    with Pipeline(Bundle.load(bundle), n_threads=1) as pipeline, pytest.raises(EdgeEtError, match="reasoning, perception"):
         tuning.make_targets(pipeline, pairs, tmp_path / "t.jsonl", statement_role="teacher")
 
 

@@ -25,7 +25,7 @@ pytest.importorskip("llama_cpp")
 
 from edge_et.core.chat import render_user_turn  # noqa: E402
 from edge_et.core.decoding import Sampling  # noqa: E402
-from edge_et.errors import UserError  # noqa: E402
+from edge_et.errors import EdgeEtError  # noqa: E402
 from edge_et.formats.gguf import read_gguf_info  # noqa: E402
 from export import archs  # noqa: E402
 from export.gguf import files as gguf
@@ -92,12 +92,12 @@ def test_registry_holds_every_required_architecture():
 
 
 def test_unknown_names_and_roles_list_the_valid_ones():
-    with pytest.raises(UserError, match="supported: .*qwen3") as err:
+    with pytest.raises(EdgeEtError, match="supported: .*qwen3") as err:
         archs.get("qwen9")
     assert "\n" not in str(err.value)
-    with pytest.raises(UserError, match="perception"):
+    with pytest.raises(EdgeEtError, match="perception"):
         archs.names(role="vision")
-    with pytest.raises(UserError, match="its shapes: .*qwen3-4b"):
+    with pytest.raises(EdgeEtError, match="its shapes: .*qwen3-4b"):
         tiny.build("qwen3", Path("unused"), shape="qwen3-9b")
 
 
@@ -121,10 +121,10 @@ def test_source_files_follow_imports_between_architecture_modules():
 
 
 def test_for_checkpoint_refuses_what_it_cannot_handle(tmp_path):
-    with pytest.raises(UserError, match="no config.json"):
+    with pytest.raises(EdgeEtError, match="no config.json"):
         archs.for_checkpoint(tmp_path)
     (tmp_path / "config.json").write_text('{"model_type": "mamba"}')
-    with pytest.raises(UserError, match="'mamba' is not supported; supported model types: .*qwen3"):
+    with pytest.raises(EdgeEtError, match="'mamba' is not supported; supported model types: .*qwen3"):
         archs.for_checkpoint(tmp_path)
 
 

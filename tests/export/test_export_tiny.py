@@ -20,7 +20,7 @@ pytest.importorskip("transformers")
 llama_cpp = pytest.importorskip("llama_cpp")
 
 from edge_et.bundle.manifest import Bundle, sha256_file  # noqa: E402
-from edge_et.errors import UserError  # noqa: E402
+from edge_et.errors import EdgeEtError  # noqa: E402
 from export import archs  # noqa: E402
 from export.bundle import Stage, write_bundle  # noqa: E402
 from export.gguf import converter
@@ -182,7 +182,7 @@ def test_offline_without_cached_converter_says_what_to_fetch(tmp_path, monkeypat
         returncode, stdout, stderr = 1, "", "no network"
 
     monkeypatch.setattr(converter.subprocess, "run", lambda *a, **k: Failed())
-    with pytest.raises(UserError) as err:
+    with pytest.raises(EdgeEtError) as err:
         converter.converter_dir("0.3.36")
     message = str(err.value)
     assert "pip download --no-deps --no-binary :all:" in message and "\n" not in message

@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("optimum.exporters.onnx")
 
 from edge_et.bundle.manifest import Bundle  # noqa: E402
-from edge_et.errors import UserError  # noqa: E402
+from edge_et.errors import EdgeEtError  # noqa: E402
 from export import archs  # noqa: E402
 from export.onnx.vision import EXPORTERS  # noqa: E402
 from export.parity.onnx import passes, thresholds  # noqa: E402
@@ -102,10 +102,10 @@ def test_a_wrong_logit_fails_validation():
 def test_bad_requests_fail_in_one_line(tmp_path):
     from export.onnx.pipeline import export_onnx
 
-    with pytest.raises(UserError, match="--quant 'q4' is not supported for ONNX; choose one of: "
+    with pytest.raises(EdgeEtError, match="--quant 'q4' is not supported for ONNX; choose one of: "
                                         "fp32, fp16, int8"):
         export_onnx(out=tmp_path / "b", reasoning=tmp_path, quant="q4")
-    with pytest.raises(UserError, match="give --perception HF_DIR, --reasoning HF_DIR, or both"):
+    with pytest.raises(EdgeEtError, match="give --perception HF_DIR, --reasoning HF_DIR, or both"):
         export_onnx(out=tmp_path / "b")
 
 
@@ -161,5 +161,5 @@ def test_the_perception_stage_can_keep_its_own_precision(tmp_path):
     assert bits["perception/decoder.onnx"] > 30 and bits["reasoning/decoder.onnx"] < 20
     bundle = Bundle.load(tmp_path / "b", verify_checksums=True)
     assert bundle.perception.onnx_config["quant"] == "fp32" and bundle.reasoning.onnx_config["quant"] == "int8"
-    with pytest.raises(UserError, match="not supported for ONNX"):
+    with pytest.raises(EdgeEtError, match="not supported for ONNX"):
         export_onnx(out=tmp_path / "c", reasoning=llm, perception=vlm, perception_quant="q4")

@@ -188,15 +188,15 @@ def test_a_smolvlm_checkpoint_exports_the_same_way(tmp_path):
 
 @pytest.mark.slow
 def test_the_layout_option_is_checked_in_one_line(tmp_path):
-    from edge_et.errors import UserError
+    from edge_et.errors import EdgeEtError
     from export.onnx.pipeline import export_onnx
     from export.tiny.bundle import tiny_ggufs
 
-    with pytest.raises(UserError, match="--image-layout 'odd' is not known; choose one of: "
+    with pytest.raises(EdgeEtError, match="--image-layout 'odd' is not known; choose one of: "
                                         "hf, mtmd"):
         export_onnx(out=tmp_path / "b", perception=_tiny_hf(), image_layout="odd")
     llava = tiny_ggufs("llava-ov-qwen2").hf_dir
-    with pytest.raises(UserError, match="applies to idefics3/smolvlm checkpoints, not llava"):
+    with pytest.raises(EdgeEtError, match="applies to idefics3/smolvlm checkpoints, not llava"):
         export_onnx(out=tmp_path / "b", perception=llava, image_layout="mtmd")
     done = _cli("export", "onnx", "--perception", str(_tiny_hf()), "--image-layout", "odd",
                 "--out", str(tmp_path / "c"), timeout=120)

@@ -12,7 +12,7 @@ import pytest
 
 from edge_et.backends.onnx import mrope as onnx_mrope
 from edge_et.backends.onnx import qwen2vl as onnx_qwen2vl
-from edge_et.errors import UserError
+from edge_et.errors import EdgeEtError
 from edge_et.formats import qwen2vl as qwen2vl_format
 
 # -- image preprocessing -----------------------------------------------------------------
@@ -43,7 +43,7 @@ def test_pixel_values_and_grid_match_the_hf_image_processor(processor, height, w
 
 
 def test_an_extreme_aspect_ratio_is_refused_in_one_line(processor):
-    with pytest.raises(UserError, match="aspect ratios up to 200"):
+    with pytest.raises(EdgeEtError, match="aspect ratios up to 200"):
         onnx_qwen2vl.pixel_values(np.zeros((2, 500, 3), np.uint8), _section(processor))
 
 

@@ -216,7 +216,7 @@ def test_positions_name_every_cell_once():
 
 
 def test_unknown_form_is_a_user_error():
-    from edge_et.errors import UserError
+    from edge_et.errors import EdgeEtError
 
-    with pytest.raises(UserError, match="unknown training form"):
+    with pytest.raises(EdgeEtError, match="unknown training form"):
         training_pair(example(0, 0), "poem")

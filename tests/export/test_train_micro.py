@@ -2,7 +2,6 @@
 token layout against libmtmd's, and the committed, trained model extracting held-out scenes
 through llama.cpp."""
 
-import ctypes
 import io
 import json
 from contextlib import ExitStack
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_et.errors import UserError
+from edge_et.errors import EdgeEtError
 from export.scenes import FORMS, example, training_pair
 from export.scenes.forms import HELDOUT_SEED
 
@@ -73,11 +72,11 @@ def test_the_cli_trains_and_continues_a_run(tiny_run, tmp_path):
 def test_bad_trainer_input_is_one_user_error(tiny_run, tmp_path):
     from export.micro.train import train
 
-    with pytest.raises(UserError, match="unknown --form"):
+    with pytest.raises(EdgeEtError, match="unknown --form"):
         train(form="poem", seed=0, out=tmp_path)
-    with pytest.raises(UserError, match="not empty"):
+    with pytest.raises(EdgeEtError, match="not empty"):
         train(form="caption", seed=0, out=tiny_run[0])
-    with pytest.raises(UserError, match="not a checkpoint trained"):
+    with pytest.raises(EdgeEtError, match="not a checkpoint trained"):
         train(form="caption", seed=0, out=tmp_path / "x", init=tmp_path)
 
 

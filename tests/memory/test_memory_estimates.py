@@ -24,7 +24,7 @@ from edge_et.backends.llama_cpp.footprint import (
     kv_bytes,
     repack_bytes,
 )
-from edge_et.errors import UserError
+from edge_et.errors import EdgeEtError
 from edge_et.formats.gguf import GGUFInfo, TensorInfo, read_gguf_info
 from edge_et.memory.probes import (
     MiB,
@@ -187,9 +187,9 @@ def test_plan_bundle_budget_sources_and_errors(tiny_bundle):
     flagged = plan_bundle(bundle, mem_budget="2GiB")
     assert (flagged.budget.bytes, flagged.budget.source) == (2 * 2**30, "--mem-budget")
     bundle.memory = {"budget": "lots"}
-    with pytest.raises(UserError, match="memory.budget"):
+    with pytest.raises(EdgeEtError, match="memory.budget"):
         plan_bundle(bundle)
-    with pytest.raises(UserError, match="unknown device"):
+    with pytest.raises(EdgeEtError, match="unknown device"):
         plan_bundle(Bundle.load(tiny_bundle), device="tpu")
 
 
@@ -199,7 +199,7 @@ def test_unreadable_memory_asks_for_a_budget(tiny_bundle, monkeypatch):
     from edge_et.runtime import plan as plan_cmd
 
     monkeypatch.setattr(plan_cmd, "available_memory", lambda: MemoryInfo(0, 0, "unknown"))
-    with pytest.raises(UserError, match="pass --mem-budget"):
+    with pytest.raises(EdgeEtError, match="pass --mem-budget"):
         plan_cmd.plan_bundle(Bundle.load(tiny_bundle))
     assert plan_cmd.plan_bundle(Bundle.load(tiny_bundle), mem_budget="1GiB").decision
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from edge_et.errors import UserError
+from edge_et.errors import EdgeEtError
 from edge_et.memory.footprint import StageFootprint
 from edge_et.memory.probes import VRAM, MiB, parse_size
 from edge_et.memory.scheduler import (
@@ -112,7 +112,7 @@ def test_refuses_below_the_floor_and_names_numbers_and_what_would_fit():
     assert any("a budget of at least" in s for s in result.suggestions)
     assert any("quantized to" in s for s in result.suggestions)   # a smaller quant
     assert any("n_ctx 1024" in s and "floor" in s for s in result.suggestions)
-    with pytest.raises(UserError, match="memory plan: does not fit"):
+    with pytest.raises(EdgeEtError, match="memory plan: does not fit"):
         require_runnable(result)
 
 
@@ -206,7 +206,7 @@ def test_parse_size(text, expected):
 
 @pytest.mark.parametrize("text", ["", "6 apples", "-1GB", "0", "GB", "1e9", "6GBs", True, -5])
 def test_parse_size_errors_are_one_line_user_errors(text):
-    with pytest.raises(UserError) as caught:
+    with pytest.raises(EdgeEtError) as caught:
         parse_size(text)
     assert "\n" not in str(caught.value)
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from edge_et.bundle.manifest import Bundle
-from edge_et.errors import UserError
+from edge_et.errors import EdgeEtError
 from edge_et.runtime.batch import read_batch, run_batch
 from edge_et.runtime.pipeline import Pipeline, RunOptions
 
@@ -91,6 +91,6 @@ def test_a_line_whose_image_path_the_system_refuses_is_that_line_s_error(tmp_pat
 
 
 def test_a_batch_file_name_the_system_refuses_is_one_short_line(tmp_path):
-    with pytest.raises(UserError, match="cannot read batch file .* too long") as caught:
+    with pytest.raises(EdgeEtError, match="cannot read batch file .* too long") as caught:
         read_batch(tmp_path / ("x" * 10_000))
     assert len(str(caught.value)) < 300

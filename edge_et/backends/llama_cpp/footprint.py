@@ -31,7 +31,7 @@ from edge_et.backends.llama_cpp.vision_footprint import (
     image_tokens_for,
     vision_bytes,
 )
-from edge_et.errors import UserError
+from edge_et.errors import BundleError
 from edge_et.formats.gguf import GGUFInfo
 from edge_et.memory.footprint import StageFootprint
 from edge_et.memory.probes import MiB
@@ -85,8 +85,8 @@ class TextShape:
         per_layer = lambda key, default: _per_layer(value(key, default), n_layer)  # noqa: E731
         n_embd = int(value("embedding_length"))
         if n_layer <= 0 or n_embd <= 0:
-            raise UserError(f"cannot plan memory for '{info.path.name}': its header lacks "
-                            f"{info.architecture}.block_count or .embedding_length")
+            raise BundleError(f"cannot plan memory for '{info.path.name}': its header lacks "
+                              f"{info.architecture}.block_count or .embedding_length")
         n_head = per_layer("attention.head_count", 1)
         head_dim = n_embd // max(max(n_head), 1)
         key_length = int(value("attention.key_length", head_dim))

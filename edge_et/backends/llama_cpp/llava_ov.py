@@ -19,7 +19,7 @@ import numpy as np
 from edge_et.backends.base import PromptStats
 from edge_et.backends.llama_cpp import log as llama_log
 from edge_et.core.images import LoadedImage
-from edge_et.errors import UserError
+from edge_et.errors import BundleError, ModelError
 from edge_et.formats import llava_ov
 
 
@@ -33,8 +33,8 @@ class LlavaOvImages:
         self._marker = mtmd.mtmd_default_marker()
         self.view_encodes = 0  # views through mtmd: a picture is several
         if layout.newline.shape != (self._n_embd,):
-            raise UserError(f"the mmproj's image newline has {layout.newline.shape[0]} values but "
-                            f"the language model is {self._n_embd} wide: mismatched files")
+            raise BundleError(f"the mmproj's image newline has {layout.newline.shape[0]} values but "
+                              f"the language model is {self._n_embd} wide: mismatched files")
 
     # -- image -> embeddings --------------------------------------------------------------
 
@@ -48,7 +48,7 @@ class LlavaOvImages:
         with ExitStack() as scope:
             chunk = self._image_chunk(view, scope)
             if mtmd.mtmd_encode_chunk(self._mtmd, chunk) != 0:
-                raise UserError(f"libmtmd failed to encode the image: {llama_log.last_error()}")
+                raise ModelError(f"libmtmd failed to encode the image: {llama_log.last_error()}")
             self.view_encodes += 1
             n_tokens = mtmd.mtmd_input_chunk_get_n_tokens(chunk)
             pointer = mtmd.mtmd_get_output_embd(self._mtmd)
@@ -61,7 +61,7 @@ class LlavaOvImages:
         bitmap = mtmd.mtmd_bitmap_init(pixels.shape[1], pixels.shape[0],
                                        pixels.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)))
         if not bitmap:
-            raise UserError("libmtmd refused an image view")
+            raise ModelError("libmtmd refused an image view")
         scope.callback(mtmd.mtmd_bitmap_free, bitmap)
         chunks = mtmd.mtmd_input_chunks_init()
         scope.callback(mtmd.mtmd_input_chunks_free, chunks)
@@ -70,7 +70,7 @@ class LlavaOvImages:
         text.add_special, text.parse_special = False, True
         bitmaps = (mtmd.mtmd_bitmap_p_ctypes * 1)(bitmap)
         if mtmd.mtmd_tokenize(self._mtmd, chunks, ctypes.byref(text), bitmaps, 1) != 0:
-            raise UserError(f"libmtmd could not prepare an image view: {llama_log.last_error()}")
+            raise ModelError(f"libmtmd could not prepare an image view: {llama_log.last_error()}")
         for i in range(mtmd.mtmd_input_chunks_size(chunks)):
             chunk = mtmd.mtmd_input_chunks_get(chunks, i)
             if mtmd.mtmd_input_chunk_get_type(chunk) == mtmd.MTMD_INPUT_CHUNK_TYPE_IMAGE:

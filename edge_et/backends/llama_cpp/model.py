@@ -22,7 +22,7 @@ from edge_et.backends.base import ContextFull, LogitEdit, PromptStats, Sampling
 from edge_et.backends.image_cache import EmbeddingCache
 from edge_et.backends.llama_cpp import log as llama_log
 from edge_et.core.images import LoadedImage
-from edge_et.errors import UserError
+from edge_et.errors import BundleError, InputError, ModelError
 
 llama_log.install()
 
@@ -82,7 +82,7 @@ class LlamaCppModel:
                    n_batch: int, kv_type: str | None) -> llama_cpp.Llama:
         threads = n_threads or default_threads()
         if kv_type not in KV_TYPES:
-            raise UserError(f"unknown KV cache type {kv_type!r}; choose one of: f16, q8_0")
+            raise InputError(f"unknown KV cache type {kv_type!r}; choose one of: f16, q8_0")
         # A quantized V cache needs flash attention in llama.cpp.
         kv = {"type_k": KV_TYPES[kv_type], "type_v": KV_TYPES[kv_type],
               "flash_attn": True} if KV_TYPES[kv_type] is not None else {}
@@ -93,7 +93,7 @@ class LlamaCppModel:
                                    n_batch=min(n_batch, n_ctx), verbose=False, **kv)
         except (ValueError, RuntimeError, OSError) as exc:
             reason = llama_log.last_error() or str(exc)
-            raise UserError(f"llama.cpp cannot load '{os.path.basename(path)}': {reason}") from None
+            raise ModelError(f"llama.cpp cannot load '{os.path.basename(path)}': {reason}") from None
 
     def _load_mmproj(self, path: str, use_gpu: bool, image_max_tokens: int | None):
         params = mtmd.mtmd_context_params_default()
@@ -107,11 +107,11 @@ class LlamaCppModel:
         ctx = mtmd.mtmd_init_from_file(path.encode(), self._llm.model, params)
         if not ctx:
             reason = llama_log.last_error() or "unknown error"
-            raise UserError(f"libmtmd cannot load mmproj '{os.path.basename(path)}' "
-                            f"with this model: {reason}")
+            raise ModelError(f"libmtmd cannot load mmproj '{os.path.basename(path)}' "
+                             f"with this model: {reason}")
         self._stack.callback(mtmd.mtmd_free, ctx)
         if not mtmd.mtmd_support_vision(ctx):
-            raise UserError(f"mmproj '{os.path.basename(path)}' has no vision support")
+            raise BundleError(f"mmproj '{os.path.basename(path)}' has no vision support")
         return ctx
 
     def _llava_ov_images(self, path: str):
@@ -176,12 +176,12 @@ class LlamaCppModel:
 
     def _check_fits(self, n_tokens: int) -> None:
         if n_tokens >= self.n_ctx:
-            raise UserError(f"the prompt is {n_tokens} tokens but the context holds {self.n_ctx}; "
-                            "shorten the input or raise n_ctx in bundle.json")
+            raise InputError(f"the prompt is {n_tokens} tokens but the context holds {self.n_ctx}; "
+                             "shorten the input or raise n_ctx in bundle.json")
 
     def _start_with_image(self, prompt: str, image: LoadedImage) -> PromptStats:
         if self._mtmd is None:
-            raise UserError("this model has no mmproj, so it cannot take an image")
+            raise BundleError("this model has no mmproj, so it cannot take an image")
         if self.media_marker not in prompt:
             raise ValueError("prompt lacks the media marker")  # a runtime bug, not a user error
         if self._llava_ov is not None:  # LLaVA-OneVision hook (see _llava_ov_images)
@@ -198,7 +198,7 @@ class LlamaCppModel:
         pixels = rgb.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))
         bitmap = mtmd.mtmd_bitmap_init(image.width, image.height, pixels)
         if not bitmap:
-            raise UserError(f"libmtmd refused the image ({image.width}x{image.height})")
+            raise ModelError(f"libmtmd refused the image ({image.width}x{image.height})")
         scope.callback(mtmd.mtmd_bitmap_free, bitmap)
         chunks = mtmd.mtmd_input_chunks_init()
         scope.callback(mtmd.mtmd_input_chunks_free, chunks)
@@ -209,8 +209,8 @@ class LlamaCppModel:
         bitmaps = (mtmd.mtmd_bitmap_p_ctypes * 1)(bitmap)
         status = mtmd.mtmd_tokenize(self._mtmd, chunks, ctypes.byref(text), bitmaps, 1)
         if status != 0:
-            raise UserError(f"libmtmd could not prepare the image (error {status}; "
-                            f"{llama_log.last_error() or 'image too small or too large?'})")
+            raise ModelError(f"libmtmd could not prepare the image (error {status}; "
+                             f"{llama_log.last_error() or 'image too small or too large?'})")
         return chunks
 
     def _eval_chunks(self, chunks, image_key: str) -> PromptStats:
@@ -260,7 +260,7 @@ class LlamaCppModel:
 
     def _encode_chunk(self, chunk) -> np.ndarray:
         if mtmd.mtmd_encode_chunk(self._mtmd, chunk) != 0:
-            raise UserError(f"libmtmd failed to encode the image: {llama_log.last_error()}")
+            raise ModelError(f"libmtmd failed to encode the image: {llama_log.last_error()}")
         pointer = mtmd.mtmd_get_output_embd(self._mtmd)
         # A copy: mtmd reuses its output buffer for the next chunk.
         embeddings = np.ctypeslib.as_array(pointer, shape=(self._chunk_values(chunk),)).copy()

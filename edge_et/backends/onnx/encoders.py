@@ -8,7 +8,7 @@ from edge_et.backends.image_cache import EmbeddingCache
 from edge_et.backends.onnx.idefics3 import Idefics3Encoder
 from edge_et.backends.onnx.qwen2vl import Qwen2VLEncoder
 from edge_et.backends.onnx.vision import CACHE_BYTES, LlavaOvEncoder, VisionEncoder
-from edge_et.errors import UserError
+from edge_et.errors import BundleError
 
 KINDS = ("llava_onevision", "qwen2_vl", "qwen2_5_vl", "idefics3")
 
@@ -17,8 +17,8 @@ def open_encoder(config: dict, folder: Path, session) -> VisionEncoder:
     """The encoder of the vision section's `kind`; one line naming the known kinds."""
     kind = config.get("kind")
     if kind not in KINDS:
-        raise UserError(f"onnx_config.json: vision kind {kind!r} is not supported; "
-                        f"known: {', '.join(KINDS)}")
+        raise BundleError(f"onnx_config.json: vision kind {kind!r} is not supported; "
+                          f"known: {', '.join(KINDS)}")
     if kind in ("qwen2_vl", "qwen2_5_vl"):
         return Qwen2VLEncoder(config, folder, session, EmbeddingCache(CACHE_BYTES))
     if kind == "idefics3":

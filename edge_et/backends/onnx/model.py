@@ -26,7 +26,7 @@ from edge_et.backends.onnx.sampling import Sampler
 from edge_et.backends.onnx.session import DecoderSession, open_session
 from edge_et.backends.onnx.tokenizer import DeviceTokenizer
 from edge_et.core.images import LoadedImage
-from edge_et.errors import UserError
+from edge_et.errors import BundleError, InputError
 from edge_et.formats.onnx_stage import STAGE_CONFIG, read_config
 
 MEDIA_MARKER = "<__media__>"  # the text that marks the image in a prompt (llama.cpp's too)
@@ -37,7 +37,7 @@ def read_stage_config(model_path: Path) -> dict:
     """The `onnx_config.json` beside a decoder, checked for its format."""
     path = Path(model_path).parent / STAGE_CONFIG
     if not path.is_file():
-        raise UserError(f"ONNX stage '{path.parent.name}' has no {STAGE_CONFIG}")
+        raise BundleError(f"ONNX stage '{path.parent.name}' has no {STAGE_CONFIG}")
     return read_config(path)
 
 
@@ -139,7 +139,7 @@ class OnnxModel:
 
     def _start_with_image(self, prompt: str, image: LoadedImage) -> PromptStats:
         if self._vision is None:
-            raise UserError("this model has no vision.onnx, so it cannot take an image")
+            raise BundleError("this model has no vision.onnx, so it cannot take an image")
         head, tail = self.image_prompt_ids(prompt)
         span = self._vision.span_ids(image)
         self._check_fits(len(head) + len(span) + len(tail))  # before spending time on the encode
@@ -168,12 +168,12 @@ class OnnxModel:
 
     def _check_fits(self, n_tokens: int) -> None:
         if n_tokens >= self.n_ctx:
-            raise UserError(f"the prompt is {n_tokens} tokens but the context holds {self.n_ctx}; "
-                            "shorten the input or raise n_ctx in bundle.json")
+            raise InputError(f"the prompt is {n_tokens} tokens but the context holds {self.n_ctx}; "
+                             "shorten the input or raise n_ctx in bundle.json")
 
     def _embed_ids(self, ids: Sequence[int]) -> np.ndarray:
         if self._embed is None:
-            raise UserError("this ONNX decoder takes token ids only (no embed.onnx)")
+            raise BundleError("this ONNX decoder takes token ids only (no embed.onnx)")
         array = np.asarray(ids, dtype=np.int64)[None]
         return np.asarray(self._embed.run(None, {"input_ids": array})[0][0], dtype=np.float32)
 

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from edge_et.core.images import LoadedImage
-from edge_et.errors import UserError
+from edge_et.errors import InputError
 from edge_et.formats.qwen2vl import rotary_table
 
 
@@ -25,7 +25,7 @@ def smart_resize(height: int, width: int, *, factor: int, min_pixels: int,
                  max_pixels: int) -> tuple[int, int]:
     """(height, width) the HF processor resizes to; Python's round (half to even) as HF's."""
     if max(height, width) / min(height, width) > 200:
-        raise UserError(f"the image is {width}x{height}: Qwen2-VL takes aspect ratios up to 200")
+        raise InputError(f"the image is {width}x{height}: Qwen2-VL takes aspect ratios up to 200")
     h_bar, w_bar = round(height / factor) * factor, round(width / factor) * factor
     if h_bar * w_bar > max_pixels:
         beta = math.sqrt(height * width / max_pixels)

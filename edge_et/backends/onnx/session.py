@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort  # noqa: E402  (the heavy import last)
 
-from edge_et.errors import UserError
+from edge_et.errors import BundleError, EdgeEtError, InputError, ModelError
 
 # --device name → ONNX Runtime execution provider.
 PROVIDERS = {
@@ -38,7 +38,7 @@ def available_providers() -> list[str]:
 def providers_for(device: str) -> list[str]:
     """Providers for `device`, CPU last as the fallback; warns once if `device` is missing."""
     if device not in PROVIDERS:
-        raise UserError(f"unknown device {device!r}; choose one of: {', '.join(PROVIDERS)}")
+        raise InputError(f"unknown device {device!r}; choose one of: {', '.join(PROVIDERS)}")
     wanted = PROVIDERS[device]
     if wanted == PROVIDERS["cpu"]:
         return [wanted]
@@ -60,11 +60,11 @@ def open_session(path: Path, *, device: str = "cpu", n_threads: int | None = Non
     try:
         return ort.InferenceSession(str(path), sess_options=options,
                                     providers=providers_for(device))
-    except UserError:
+    except EdgeEtError:
         raise
     except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"onnxruntime cannot load '{Path(path).name}': {first}") from None
+        raise ModelError(f"onnxruntime cannot load '{Path(path).name}': {first}") from None
 
 
 _NP_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
@@ -82,8 +82,8 @@ class DecoderSession:
                             key=_layer_order)
         self._present = [n.replace("past_key_values.", "present.") for n in self._past]
         if not self._past:
-            raise UserError("the ONNX decoder has no past_key_values inputs "
-                            "(export it with task text-generation-with-past)")
+            raise BundleError("the ONNX decoder has no past_key_values inputs "
+                              "(export it with task text-generation-with-past)")
         first = inputs[self._past[0]]
         self.kv_heads, self.head_dim = int(first.shape[1]), int(first.shape[3])
         self.kv_dtype = _NP_TYPES.get(first.type, np.float32)

@@ -12,7 +12,7 @@ from edge_et.backends.onnx.footprint import F32, onnx_footprint, vision_shape
 from edge_et.backends.spec import BackendSpec, Resolve, Stage, manifest_files
 from edge_et.backends.stage_run import StageRequest
 from edge_et.core.devices import DEVICES
-from edge_et.errors import UserError
+from edge_et.errors import BundleError
 from edge_et.formats.onnx_stage import config_name, validate_onnx_stage
 from edge_et.memory.footprint import VisionShape
 from edge_et.memory.scheduler import Estimator
@@ -20,7 +20,7 @@ from edge_et.memory.scheduler import Estimator
 
 def _validate(stage: Stage, resolve: Resolve) -> None:
     if not all(isinstance(f, str) for f in stage.extra_files):
-        raise UserError(f"bundle.json: '{stage.role}.extra_files' must list file names")
+        raise BundleError(f"bundle.json: '{stage.role}.extra_files' must list file names")
     validate_onnx_stage(stage, resolve)
 
 

@@ -14,7 +14,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from edge_et.errors import UserError
+from edge_et.errors import MissingExtra, ModelError
 
 _BYTE_PIECE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 
@@ -41,13 +41,13 @@ class DeviceTokenizer:
         try:
             from tokenizers import Tokenizer
         except ImportError:
-            raise UserError("the onnx backend needs the 'tokenizers' package: "
-                            "pip install 'edge-et[onnx]'") from None
+            raise MissingExtra("the onnx backend needs the 'tokenizers' package: "
+                               "pip install 'edge-et[onnx]'", extra="onnx") from None
         try:
             self._tok = Tokenizer.from_file(str(path))
             spec = json.loads(Path(path).read_text(encoding="utf-8"))
         except Exception as exc:  # noqa: BLE001 - the Rust side raises its own exception type
-            raise UserError(f"cannot load tokenizer '{Path(path).name}': {exc}") from None
+            raise ModelError(f"cannot load tokenizer '{Path(path).name}': {exc}") from None
         self._byte_level = "ByteLevel" in json.dumps(spec.get("decoder") or {})
         self._added = {t["id"]: t["content"] for t in spec.get("added_tokens", [])}
         self.vocab_size = self._tok.get_vocab_size(with_added_tokens=True)

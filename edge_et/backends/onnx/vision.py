@@ -31,7 +31,6 @@ from edge_et.backends.image_cache import EmbeddingCache
 # would hold 37 score matrices; a few at a time bound the encoder's memory (and its estimate).
 from edge_et.backends.onnx.footprint import VIEW_BATCH
 from edge_et.core.images import LoadedImage
-from edge_et.errors import UserError
 from edge_et.formats import llava_ov
 
 CACHE_BYTES = 256 * 2**20  # packed embeddings kept per picture hash (another question, same image)

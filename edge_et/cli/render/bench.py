@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edge_et.errors import UserError
+from edge_et.errors import InputError, MissingExtra
 
 MiB = 2**20
 STAGE_COLUMNS = (("load_s", "load s", 1), ("image_encode_s", "image s", 1),
@@ -168,7 +168,8 @@ def _pyplot():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UserError("--plot needs matplotlib: pip install 'edge-et[bench]'") from None
+        raise MissingExtra("--plot needs matplotlib: pip install 'edge-et[bench]'",
+                           extra="bench") from None
     return plt
 
 
@@ -274,24 +275,24 @@ def parse_budgets(text: str) -> tuple[int, ...]:
     try:
         budgets = tuple(int(part) for part in text.split(","))
     except ValueError:
-        raise UserError(f"--budgets must be whole numbers separated by commas, got {text!r}") from None
+        raise InputError(f"--budgets must be whole numbers separated by commas, got {text!r}") from None
     if any(b < 0 for b in budgets):
-        raise UserError("--budgets must be >= 0")
+        raise InputError("--budgets must be >= 0")
     return budgets
 
 
 def bench_images(image: Path | None, images: Path | None, scratch: Path) -> list[Path]:
     """The pictures to bench with: --image, every picture in --images, else the sample picture."""
     if image is not None and images is not None:
-        raise UserError("give --image or --images, not both")
+        raise InputError("give --image or --images, not both")
     if image is not None:
         return [image]
     if images is not None:
         if not images.is_dir():
-            raise UserError(f"--images {images} is not a folder")
+            raise InputError(f"--images {images} is not a folder")
         found = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not found:
-            raise UserError(f"--images {images} holds no pictures ({', '.join(IMAGE_SUFFIXES)})")
+            raise InputError(f"--images {images} holds no pictures ({', '.join(IMAGE_SUFFIXES)})")
         return found
     from edge_et.core.images import write_sample_image
 

@@ -6,6 +6,7 @@ from contextlib import contextmanager
 
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.panel import Panel
 from rich.progress import (
     BarColumn,
@@ -70,23 +71,16 @@ def _cell(value) -> str:
 
 
 def bundle_info(console: Console, described: dict) -> None:
-    """`edge-et info` as a table per bundle."""
+    """`edge-et info`: a table of the bundle's files; one block per file where it is too narrow."""
     console.print(f"[bold]{escape(described['name'])}[/]  {escape(described['path'])}")
     if described["description"]:
         console.print(escape(described["description"]))
-    table = Table()
-    for column in ("stage", "file", "arch", "quant", "size", "context"):
-        table.add_column(column)
-    table.add_column("notes", no_wrap=True)  # "RANDOM WEIGHTS" must never be split
-    for role, stage in described["stages"].items():
-        notes = ["thinking" if stage["thinking"] else "", "RANDOM WEIGHTS" if stage["random_weights"] else ""]
-        files = [stage["model"]] + ([stage["mmproj"]] if "mmproj" in stage else [])
-        for item in files:
-            context = item.get("context_length")
-            table.add_row(role, item["file"], item.get("architecture", ""), item.get("quantization", ""),
-                          f"{item.get('size_bytes', 0) / 2**20:.1f} MiB",
-                          f"{stage['n_ctx'] or '-'} / {context}" if context else "-",
-                          ", ".join(n for n in notes if n))
+    rows = _file_rows(described)
+    table = _files_table(rows)
+    natural = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    if natural > console.options.max_width:
+        # Squeezed, the table would cut file names to "perce…": give each file its own lines.
+        table = _files_blocks(rows)
     console.print(table)
     for role, stage in described["stages"].items():
         if stage.get("source"):
@@ -97,6 +91,47 @@ def bundle_info(console: Console, described: dict) -> None:
         providers = described["onnx_providers"]
         console.print("onnxruntime execution providers here: "
                       + escape(", ".join(providers) if isinstance(providers, list) else providers))
+
+
+INFO_COLUMNS = ("stage", "file", "arch", "quant", "size", "context", "notes")
+
+
+def _file_rows(described: dict) -> list[tuple[str, ...]]:
+    """One row of INFO_COLUMNS per model file (a stage's model, then its mmproj)."""
+    rows = []
+    for role, stage in described["stages"].items():
+        notes = ["thinking" if stage["thinking"] else "", "RANDOM WEIGHTS" if stage["random_weights"] else ""]
+        files = [stage["model"]] + ([stage["mmproj"]] if "mmproj" in stage else [])
+        for item in files:
+            context = item.get("context_length")
+            rows.append((role, item["file"], item.get("architecture", ""), item.get("quantization", ""),
+                         f"{item.get('size_bytes', 0) / 2**20:.1f} MiB",
+                         f"{stage['n_ctx'] or '-'} / {context}" if context else "-",
+                         ", ".join(n for n in notes if n)))
+    return rows
+
+
+def _files_table(rows: list[tuple[str, ...]]) -> Table:
+    table = Table()
+    for column in INFO_COLUMNS[:-1]:
+        table.add_column(column)
+    table.add_column(INFO_COLUMNS[-1], no_wrap=True)  # "RANDOM WEIGHTS" must never be split
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _files_blocks(rows: list[tuple[str, ...]]) -> Table:
+    """Stage, then the whole file name (folded only if longer than a line) and its details."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for role, file, arch, quant, size, context, notes in rows:
+        context = f"context {context}" if context != "-" else ""
+        details = ", ".join(part for part in (arch, quant, size, context) if part)
+        grid.add_row(role, escape(file))
+        grid.add_row("", details + (f"\n{notes}" if notes else ""))
+    return grid
 
 
 @contextmanager

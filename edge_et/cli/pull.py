@@ -1,0 +1,39 @@
+"""`edge-et pull`: download a catalog model into the local store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from edge_et.cli.shared import out
+from edge_et.errors import InputError
+
+
+def pull(
+    name: Optional[str] = typer.Argument(None, help="Catalog name of the model (see --list)."),
+    store: Path = typer.Option(Path("models/store"), "--store", help="Local model store; the model lands in STORE/NAME/."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="Hub URL (default: $EDGE_ET_HUB_URL, $HF_ENDPOINT or https://huggingface.co)."),
+    list_models: bool = typer.Option(False, "--list", help="Show the model catalog and exit."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Download a recommended model into the local store: resumable, sha256-checked."""
+    from edge_et.bundle import catalog
+    from edge_et.bundle import pull as pulling
+
+    if list_models:
+        rows = catalog.list_command(store)
+        if as_json:
+            print(json.dumps(rows, ensure_ascii=False))
+        else:
+            catalog.render_list(out, rows)
+        return
+    if not name:
+        raise InputError("name a model to pull (edge-et pull --list shows the catalog)")
+    summary = pulling.pull_command(name, store, base_url, as_json)
+    if as_json:
+        print(json.dumps(summary, ensure_ascii=False))
+    else:
+        pulling.render_summary(out, summary)

@@ -1,0 +1,113 @@
+"""`edge-et run`: one question about one image, or a JSONL batch of them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from edge_et.cli.render import result as render
+from edge_et.cli.shared import BundleOpt, err, out
+from edge_et.core.devices import DEVICE_HELP
+from edge_et.errors import InputError
+
+
+def run(
+    bundle: Path = BundleOpt,
+    image: Optional[Path] = typer.Option(None, "--image", "-i", help="Image file."),
+    question: Optional[str] = typer.Option(None, "--question", "-q", help="The question (options A-D may follow on new lines)."),
+    batch: Optional[Path] = typer.Option(None, "--batch", help='JSONL file, one {"image": ..., "question": ...} per line.'),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Batch results file (JSONL; default: stdout)."),
+    mode: str = typer.Option("extract-think", help="extract-think | caption-think | direct | extract"),
+    hint: Optional[str] = typer.Option(None, help="Extraction hint phrase; 'auto' asks the reasoning model; default: derived from the question."),
+    think_budget: Optional[int] = typer.Option(None, min=0, help="Thinking tokens before </think> is forced (thinking models)."),
+    answer_budget: Optional[int] = typer.Option(None, min=1, help="Tokens allowed after </think>."),
+    max_tokens: Optional[int] = typer.Option(None, min=1, help="Token limit of a non-thinking reasoner."),
+    temperature: Optional[float] = typer.Option(None, min=0.0, help="Reasoning temperature (0 = greedy)."),
+    seed: Optional[int] = typer.Option(None, help="Seed for sampling; the same seed repeats a run."),
+    residency: str = typer.Option("auto", help="auto (the memory plan decides) | co-resident | swap."),
+    mem_budget: Optional[str] = typer.Option(None, "--mem-budget", help="Memory budget (6GB, 512MiB, bytes); default: 80% of available memory."),
+    device: str = typer.Option("cpu", help=DEVICE_HELP),
+    threads: Optional[int] = typer.Option(None, min=1, help="CPU threads (default: all cores)."),
+    stream: bool = typer.Option(False, "--stream", help="Print reasoning tokens as they are generated."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    verify: bool = typer.Option(False, "--verify", help="Check model sha256 before loading."),
+    deadline: Optional[float] = typer.Option(None, "--deadline", help="Seconds a run may take: picks the think budget from this device's measured speed (measured once, then cached)."),
+) -> None:
+    """Answer a question about an image (or every line of a --batch file)."""
+    from edge_et.core.images import load_image
+    from edge_et.runtime.api import open_bundle, open_pipeline
+    from edge_et.runtime.pipeline import RunOptions, check_mode
+
+    check_mode(mode)
+    if (batch is None) == (question is None):
+        raise InputError("give --question (with --image) for one run, or --batch FILE.jsonl")
+    loaded = open_bundle(bundle, modes=[mode], verify=verify)
+    if batch is None:
+        if image is None:
+            raise InputError("this mode needs an image (--image PATH)")
+        if not question.strip():
+            raise InputError("the question is empty")
+        image = load_image(image)  # a bad picture is reported before any planning or loading
+    # Planned before anything loads: a plan that cannot fit stops here with exit code 2.
+    with open_pipeline(loaded, mem_budget=mem_budget, device=device, residency=residency,
+                       threads=threads) as pipeline:
+        options = RunOptions(mode=mode, hint=hint, seed=seed, think_budget=think_budget,
+                             answer_budget=answer_budget, max_tokens=max_tokens, temperature=temperature)
+        chosen = None
+        if deadline is not None:
+            from edge_et.runtime.deadline import apply_deadline, describe_choice
+
+            options, chosen = apply_deadline(loaded, options, deadline, n_threads=threads)
+            err.print(describe_choice(chosen), highlight=False, markup=False)
+        if not as_json:
+            render.random_weight_warnings(err, loaded)
+            err.print(f"plan: {pipeline.plan.decision} ({pipeline.plan.reason})", highlight=False, markup=False)
+        if batch is not None:
+            _run_batch(pipeline, batch, output, options, as_json)
+        else:
+            _run_one(pipeline, image, question, options, stream, as_json, chosen)
+
+
+def _run_one(pipeline, image, question, options, stream: bool, as_json: bool,
+             deadline: dict | None = None) -> None:
+    sink = Console(stderr=as_json)
+    if stream:
+        options.on_reasoning_text = lambda text: sink.print(text, end="", markup=False, highlight=False)
+        if not as_json:
+            sink.rule("reasoning (streamed)")
+    result = pipeline.run(image, question, options)
+    result.deadline = deadline
+    if stream:
+        sink.print()
+    if as_json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+    else:
+        render.result(out, result, streamed=stream)
+
+
+def _run_batch(pipeline, batch: Path, output: Optional[Path], options, as_json: bool) -> None:
+    from dataclasses import asdict
+
+    from edge_et.runtime.batch import read_batch, run_batch
+
+    items = read_batch(batch)
+    target = open(output, "w", encoding="utf-8") if output else sys.stdout
+
+    def write(record: dict) -> None:
+        target.write(json.dumps(record, ensure_ascii=False) + "\n")
+        target.flush()  # each result is readable as soon as it is done
+    try:
+        with render.batch_progress(err, len(items), enabled=output is not None) as advance:
+            summary = run_batch(pipeline, items, options, write, advance)
+    finally:
+        if output:
+            target.close()
+    if as_json:
+        err.print(json.dumps(asdict(summary)), highlight=False, soft_wrap=True)
+    else:
+        render.batch_summary(err, summary)

@@ -1,0 +1,42 @@
+"""Open a bundle for running: what `edge-et run`, `edge-et eval` and apps do before the first
+question, in one place.
+
+Loading validates the bundle, the modes asked for are checked against its stages, the memory
+plan is computed from the file headers and a plan that does not fit is refused
+(`PlanRefused`) before any model loads. The returned `Pipeline` loads models on first use.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable
+
+from edge_et.bundle.manifest import Bundle
+from edge_et.memory.scheduler import require_runnable
+from edge_et.runtime.pipeline import Pipeline, check_bundle_for_mode
+from edge_et.runtime.plan import plan_bundle
+
+
+def open_bundle(bundle: str | os.PathLike | Bundle, *, modes: Iterable[str] = (),
+                verify: bool = False) -> Bundle:
+    """The bundle at `bundle` (or `bundle` itself), checked to hold the stages `modes` need;
+    `verify` also checks every file's sha256 when reading from a folder."""
+    loaded = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle, verify_checksums=verify)
+    for mode in modes:
+        check_bundle_for_mode(loaded, mode)
+    return loaded
+
+
+def open_pipeline(bundle: str | os.PathLike | Bundle, *, mem_budget: str | int | None = None,
+                  device: str = "cpu", residency: str | None = None, threads: int | None = None,
+                  verify: bool = False, modes: Iterable[str] = ()) -> Pipeline:
+    """A `Pipeline` on `bundle` under a memory plan that fits.
+
+    mem_budget: "6GB", "512MiB" or bytes (default: the bundle's, else 80% of available memory).
+    residency: None or "auto" (the plan decides), "co-resident" or "swap".
+    modes: modes to check the bundle for now (each run checks its own mode anyway).
+    """
+    loaded = open_bundle(bundle, modes=modes, verify=verify)
+    memory_plan = require_runnable(plan_bundle(loaded, mem_budget=mem_budget, device=device))
+    return Pipeline(loaded, n_threads=threads, plan=memory_plan, device=device,
+                    residency=None if residency == "auto" else residency)
