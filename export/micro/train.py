@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_et.errors import UserError, exit_on_user_error
+from export.archs.idefics3 import sequential_positions
 from export.micro.model import (
     MICRO,
     TEST_MICRO,
@@ -31,7 +32,6 @@ from export.micro.model import (
     build_micro,
     pixels,
     sequence_loss,
-    sequential_positions,
 )
 from export.scenes import FORMS, example, training_pair
 from export.scenes.forms import HELDOUT_SEED, TRAIN_SEED
