@@ -22,6 +22,7 @@ from export import archs
 from export.archs.base import ArchSpec
 from export.bundle import Stage, write_bundle
 from export.gguf import files as gguf
+from export.parity import gguf as parity
 
 TEXT_QUANTS = ("F32", "F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M")
 MMPROJ_QUANTS = ("F32", "F16", "Q8_0")
@@ -163,8 +164,6 @@ def _mmproj(source: Path, spec: ArchSpec, target: Path, mmproj_quant: str) -> Pa
 
 
 def _parity(hf_dir: Path, text: Path, mmproj: Path | None, quant: str, mmproj_quant: str) -> dict:
-    from export.parity import gguf as parity
-
     report = parity.run_parity(hf_dir, text_gguf=text, mmproj_gguf=mmproj, quant=quant,
                                mmproj_quant=mmproj_quant if mmproj else None)
     ok, failure = parity.passes(report)

@@ -27,6 +27,8 @@ from export.archs.base import ArchSpec
 from export.onnx import stage as onnx_stage
 from export.onnx import text as onnx_text
 from export.onnx import vision as onnx_vision
+from export.onnx.idefics3 import check_layout
+from export.parity import onnx as onnx_parity
 from export.pipeline import (
     PARITY_FILE,
     ExportedFile,
@@ -85,8 +87,6 @@ def export_onnx(*, out: Path, perception: Path | None = None, reasoning: Path | 
     if perception is None and reasoning is None:
         raise UserError("give --perception HF_DIR, --reasoning HF_DIR, or both")
     if image_layout is not None:
-        from export.onnx.idefics3 import check_layout
-
         if perception is None:
             raise UserError("--image-layout applies to a --perception checkpoint")
         onnx_vision.check_options(Path(perception), layout=check_layout(image_layout))
@@ -206,8 +206,6 @@ def write_manifest(bundle_dir: Path, name: str, quant: str, entries: dict[str, d
 
 
 def _parity(hf_dir: Path, stage_dir: Path, quant: str) -> dict:
-    from export.parity import onnx as onnx_parity
-
     report = onnx_parity.run_parity(hf_dir, stage_dir, quant=quant)
     ok, failure = onnx_parity.passes(report)
     if not ok:
