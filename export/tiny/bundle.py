@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,15 +159,3 @@ def _build_into(hf_root: Path, out: Path) -> None:
         reasoning=Stage(r_model, n_ctx=8192, thinking=True, random_weights=True,
                         source=source.format(key)),
     )
-
-
-def main() -> None:
-    """Prebuild the tiny bundle and print its path and build time."""
-    start = time.perf_counter()
-    path = build_tiny_bundle()
-    print(f"{path}  ({time.perf_counter() - start:.1f} s)", file=sys.stderr)
-    print(path)
-
-
-if __name__ == "__main__":
-    main()

@@ -12,7 +12,6 @@ runtime, and the versions of optimum-onnx, onnx, onnxruntime and accelerate.
 from __future__ import annotations
 
 import hashlib
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,15 +69,3 @@ def tiny_onnx(*, perception: str | None = None, reasoning: str | None = None,
 
     _build_once(key_dir, build, lambda d: (d / "bundle" / "bundle.json").is_file())
     return TinyOnnx(bundle=key_dir / "bundle", ggufs=ggufs)
-
-
-def main(argv: list[str]) -> None:
-    from export import archs
-
-    arch, quant = argv[0], argv[1] if len(argv) > 1 else "fp32"
-    role = archs.get(arch).role
-    print(tiny_onnx(**{role: arch}, quant=quant).bundle)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
