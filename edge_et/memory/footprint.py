@@ -148,7 +148,7 @@ def read_numeric_arrays(info: GGUFInfo, keys: list[str]) -> dict[str, tuple]:
     wanted = {k for k in keys if k in info.array_lengths}
     if not wanted:
         return {}
-    from edge_et.formats.gguf import _ARRAY, _SCALARS, _Reader  # the reader's own primitives
+    from edge_et.formats.gguf import ARRAY_TYPE as _ARRAY, SCALAR_TYPES as _SCALARS, GGUFReader as _Reader  # the reader's own primitives
     found: dict[str, tuple] = {}
     with open(info.path, "rb") as handle, \
             mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:

@@ -140,7 +140,7 @@ def _random_model(config, seed: int):
     return model
 
 
-def _save_image_processor(out: Path, image_size: int) -> None:
+def save_image_processor(out: Path, image_size: int) -> None:
     from transformers import LlavaOnevisionImageProcessor
     from transformers.image_utils import PILImageResampling
 
@@ -160,7 +160,7 @@ def _build(text_type: str, out: Path, *, seed: int = 0, tokenizer_size: int | No
     model = _random_model(config, seed)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-    _save_image_processor(out, config.vision_config.image_size)
+    save_image_processor(out, config.vision_config.image_size)
     (out / "generation_config.json").unlink(missing_ok=True)  # random weights: no sampling advice
     (out / "tiny_recipe.json").write_text(json.dumps({"seed": seed, "random_weights": True}) + "\n")
     return out

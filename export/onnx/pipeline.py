@@ -34,10 +34,10 @@ from export.pipeline import (
     ExportedFile,
     ExportReport,
     StepReporter,
-    _check_output,
-    _count,
-    _is_thinking,
-    _spec_for,
+    arch_spec_for,
+    check_output,
+    element_count,
+    is_thinking,
 )
 
 QUANTS = onnx_text.QUANTS
@@ -91,10 +91,10 @@ def export_onnx(*, out: Path, perception: Path | None = None, reasoning: Path | 
             raise UserError("--image-layout applies to a --perception checkpoint")
         onnx_vision.check_options(Path(perception), layout=check_layout(image_layout))
     out = Path(out)
-    _check_output(out, force)
+    check_output(out, force)
     dirs = {role: Path(p) for role, p in (("perception", perception), ("reasoning", reasoning))
             if p is not None}
-    specs = {role: _spec_for(path, role) for role, path in dirs.items()}
+    specs = {role: arch_spec_for(path, role) for role, path in dirs.items()}
     out.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-onnx-"))
     try:
@@ -178,7 +178,7 @@ def _entry(hf_dir: Path, spec: ArchSpec, role: str, stage_dir: Path) -> dict:
     if spec.is_vlm:
         entry["mmproj"] = f"{role}/vision.onnx"
     else:
-        entry["thinking"] = _is_thinking(hf_dir, spec)
+        entry["thinking"] = is_thinking(hf_dir, spec)
     entry["random_weights"] = _random(hf_dir)
     entry["source"] = f"exported by edge-et from {hf_dir.resolve().name} ({spec.name}, ONNX)"
     return entry
@@ -225,7 +225,7 @@ def summarize(bundle_dir: Path, entries: dict[str, dict], quants: dict[str, str]
                 continue
             path = bundle_dir / rel
             model = onnx.load(str(path), load_external_data=False)
-            elements = sum(_count(tuple(t.dims)) for t in model.graph.initializer)
+            elements = sum(element_count(tuple(t.dims)) for t in model.graph.initializer)
             size = onnx_text.total_bytes(path)
             bits = round(size * 8 / elements, 2) if elements else 0.0
             rows.append(ExportedFile(role=role, file=rel, quant=quants[role], size_bytes=size,

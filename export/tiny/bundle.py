@@ -47,7 +47,7 @@ class TinyGGUFs:
     mmproj: Path | None
 
 
-def _build_once(key_dir: Path, build: Callable[[Path], None],
+def build_once(key_dir: Path, build: Callable[[Path], None],
                 ready: Callable[[Path], bool]) -> None:
     """Build into a temporary sibling of `key_dir` and rename it into place, unless `ready`.
 
@@ -112,7 +112,7 @@ def tiny_ggufs(arch: str, *, seed: int = 0, outtype: str = "f16", root: Path | N
         names = {"model": model.name, "mmproj": mmproj.name if mmproj else None}
         (tmp / "files.json").write_text(json.dumps(names) + "\n")
 
-    _build_once(key_dir, build, lambda d: (d / "files.json").is_file())
+    build_once(key_dir, build, lambda d: (d / "files.json").is_file())
     names = json.loads(done.read_text())
     return TinyGGUFs(hf_dir=key_dir / "hf", model=key_dir / names["model"],
                      mmproj=key_dir / names["mmproj"] if names["mmproj"] else None)
@@ -131,7 +131,7 @@ def build_tiny_bundle(root: Path | None = None) -> Path:
     checkpoints it was converted from sit beside it, in `<bundle>/../hf/<arch>/`.
     """
     bundle = tiny_bundle_dir(root)
-    _build_once(bundle.parent, lambda tmp: _build_into(tmp / "hf", tmp / "bundle"),
+    build_once(bundle.parent, lambda tmp: _build_into(tmp / "hf", tmp / "bundle"),
                 lambda key_dir: verify_bundle(key_dir / "bundle"))
     return bundle
 

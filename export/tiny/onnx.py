@@ -17,7 +17,7 @@ from pathlib import Path
 
 from export.gguf.converter import cache_dir
 from export.tiny import checkpoints as tiny
-from export.tiny.bundle import TinyGGUFs, _build_once, tiny_ggufs
+from export.tiny.bundle import TinyGGUFs, build_once, tiny_ggufs
 
 _ROOT = Path(__file__).resolve().parents[2]
 # export/micro/model.py: its patch-position rule shapes the "mtmd" Idefics3 vision graph.
@@ -67,5 +67,5 @@ def tiny_onnx(*, perception: str | None = None, reasoning: str | None = None,
         export_onnx(out=tmp / "bundle", quant=quant, validate=validate, name="tiny-onnx",
                     n_ctx=2048, image_layout=image_layout, **dirs)
 
-    _build_once(key_dir, build, lambda d: (d / "bundle" / "bundle.json").is_file())
+    build_once(key_dir, build, lambda d: (d / "bundle" / "bundle.json").is_file())
     return TinyOnnx(bundle=key_dir / "bundle", ggufs=ggufs)
