@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from export.gguf.converter import cache_dir
+from export.onnx.pipeline import export_onnx
 from export.tiny import checkpoints as tiny
 from export.tiny.bundle import TinyGGUFs, build_once, tiny_ggufs
 
 _ROOT = Path(__file__).resolve().parents[2]
-# export/micro/model.py: its patch-position rule shapes the "mtmd" Idefics3 vision graph.
-_SOURCES = ("export/onnx/*.py", "edge_et/backends/onnx/*.py", "edge_et/formats/*.py",
-            "export/micro/model.py")
+# The architecture modules count through `recipe_hash` (the recipe names them): that covers
+# export/archs/idefics3.py, whose patch-position rule shapes the "mtmd" Idefics3 vision graph.
+_SOURCES = ("export/onnx/*.py", "edge_et/backends/onnx/*.py", "edge_et/formats/*.py")
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,6 @@ def tiny_onnx(*, perception: str | None = None, reasoning: str | None = None,
               image_layout: str | None = None) -> TinyOnnx:
     """Build (once) and return the ONNX bundle of the given tiny architectures at `quant`
     (`image_layout`: export_onnx's, for Idefics3)."""
-    from export.onnx.pipeline import export_onnx
-
     roles = {role: arch for role, arch in (("perception", perception), ("reasoning", reasoning))
              if arch is not None}
     ggufs = {role: tiny_ggufs(arch, root=root) for role, arch in roles.items()}
