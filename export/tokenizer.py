@@ -28,7 +28,7 @@ PRE_TOKENIZER = "qwen2"
 TINY_VOCAB = 2048
 
 
-def _corpus() -> list[str]:
+def generic_corpus() -> list[str]:
     """A fixed corpus: templated scene descriptions, reasoning phrases and plain prose."""
     colors = ["red", "green", "blue", "yellow", "purple", "orange", "black", "white"]
     shapes = ["circle", "square", "triangle", "star", "rectangle", "hexagon"]
@@ -101,7 +101,7 @@ def _train(vocab_size: int):
 
 @lru_cache(maxsize=4)
 def _trained(vocab_size: int) -> str:
-    return train_bpe(_corpus() * 4, vocab_size)
+    return train_bpe(generic_corpus() * 4, vocab_size)
 
 
 def train_bpe(texts: Sequence[str], vocab_size: int) -> str:

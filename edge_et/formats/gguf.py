@@ -15,9 +15,9 @@ from pathlib import Path
 GGUF_MAGIC = b"GGUF"
 
 # GGUF value types (gguf.h: enum gguf_type).
-_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
-            10: "<Q", 11: "<q", 12: "<d"}
-_STRING, _ARRAY = 8, 9
+SCALAR_TYPES = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
+                10: "<Q", 11: "<q", 12: "<d"}
+_STRING, ARRAY_TYPE = 8, 9
 
 # llama_ftype values written as general.file_type by the converter and quantizer.
 FILE_TYPES = {0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1",
@@ -99,7 +99,9 @@ class GGUFInfo:
         return value if isinstance(value, str) else None
 
 
-class _Reader:
+class GGUFReader:
+    """A cursor over a mapped GGUF file: unpacks values and skips what it does not need."""
+
     def __init__(self, buf: mmap.mmap):
         self.buf, self.pos = buf, 0
 
@@ -120,8 +122,8 @@ class _Reader:
         return raw.decode("utf-8", errors="replace")
 
     def skip_array(self, item_type: int, count: int) -> None:
-        if item_type in _SCALARS:
-            self.pos += struct.calcsize(_SCALARS[item_type]) * count
+        if item_type in SCALAR_TYPES:
+            self.pos += struct.calcsize(SCALAR_TYPES[item_type]) * count
         elif item_type == _STRING:
             for _ in range(count):
                 length = self.unpack("<Q")  # read first: `pos += unpack()` would lose unpack's advance
@@ -132,8 +134,8 @@ class _Reader:
             raise GGUFError("file ends inside its header (truncated?)")
 
     def value(self, value_type: int):
-        if value_type in _SCALARS:
-            return self.unpack(_SCALARS[value_type])
+        if value_type in SCALAR_TYPES:
+            return self.unpack(SCALAR_TYPES[value_type])
         if value_type == _STRING:
             return self.string()
         raise GGUFError(f"unknown value type {value_type}")
@@ -149,10 +151,10 @@ def read_gguf_info(path: str | Path) -> GGUFInfo:
         if handle.read(4) != GGUF_MAGIC:
             raise GGUFError("not a GGUF file (bad magic)")
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            return _parse(path, size, _Reader(buf))
+            return _parse(path, size, GGUFReader(buf))
 
 
-def _parse(path: Path, size: int, reader: _Reader) -> GGUFInfo:
+def _parse(path: Path, size: int, reader: GGUFReader) -> GGUFInfo:
     reader.pos = 4
     version = reader.unpack("<I")
     if version not in (2, 3):
@@ -164,7 +166,7 @@ def _parse(path: Path, size: int, reader: _Reader) -> GGUFInfo:
     for _ in range(n_kv):
         key = reader.string()
         value_type = reader.unpack("<I")
-        if value_type == _ARRAY:
+        if value_type == ARRAY_TYPE:
             item_type, count = reader.unpack("<I"), reader.unpack("<Q")
             info.array_lengths[key] = count
             reader.skip_array(item_type, count)
@@ -177,7 +179,7 @@ def _parse(path: Path, size: int, reader: _Reader) -> GGUFInfo:
     return info
 
 
-def _tensor_info(reader: _Reader) -> TensorInfo:
+def _tensor_info(reader: GGUFReader) -> TensorInfo:
     name = reader.string()
     n_dims = reader.unpack("<I")
     if n_dims > 8:

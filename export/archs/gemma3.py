@@ -9,9 +9,8 @@ pooled 2x2 to 16 tokens.
 
 from __future__ import annotations
 
-from export.archs.base import ArchSpec
+from export.archs.base import ArchSpec, Blueprint, TinyBuilder
 from export.archs.gemma3_text import chat_template, gemma_tokenizer, text_config
-from export.tiny.checkpoints import Blueprint, TinyBuilder
 from export.tokenizer import PRE_TOKENIZER
 
 IMAGE_SPECIALS = ["<start_of_image>", "<end_of_image>", "<image_soft_token>"]

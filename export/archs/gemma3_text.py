@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from export.archs.base import ArchSpec
-from export.tiny.checkpoints import Blueprint, TinyBuilder
+from export.archs.base import ArchSpec, Blueprint, TinyBuilder
 from export.tokenizer import PRE_TOKENIZER, build_tokenizer, chat_parts
 
 GEMMA_SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]

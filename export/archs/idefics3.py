@@ -15,9 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from export.archs import prepared_copy
-from export.archs.base import ArchSpec
+from export.archs.base import ArchSpec, Blueprint, TinyBuilder
 from export.archs.llama import smollm2_tokenizer
-from export.tiny.checkpoints import Blueprint, TinyBuilder
 from export.tokenizer import PRE_TOKENIZER, padded_vocab
 
 # Tiles are addressed by <row_R_col_C> tokens; SmolVLM's vocabulary has them up to 6 x 6.
@@ -109,3 +108,32 @@ SPEC = ArchSpec(
     pre_tokenizer=PRE_TOKENIZER,
     notes="SmolVLM / Idefics3; libmtmd tiles images its own way (see MODELS.md pitfall 3)",
 )
+
+
+def sequential_positions(model) -> None:
+    """Number every unpadded tile's patches 0..N-1, as llama.cpp does (transformers 4.57
+    buckets fp32 fractions and can repeat a position). The micro model is trained with this
+    rule; export.parity.gguf_vision applies the same one to whole tiles only."""
+    import torch
+
+    embeddings = model.model.vision_model.embeddings
+
+    def forward(pixel_values, patch_attention_mask=None):
+        patches = embeddings.patch_embedding(pixel_values).flatten(2).transpose(1, 2)
+        positions = torch.arange(patches.shape[1], device=patches.device)
+        return patches + embeddings.position_embedding(positions)[None]
+
+    embeddings.forward = forward
+
+
+def load_reference(hf_dir: Path, layout: str):
+    """The transformers model whose image features the ONNX export reproduces in `layout`
+    ("mtmd": patches numbered by `sequential_positions`, "hf": transformers' own)."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    model = AutoModelForImageTextToText.from_pretrained(
+        hf_dir, dtype=torch.float32, attn_implementation="eager").eval()
+    if layout == "mtmd":
+        sequential_positions(model)
+    return model

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from export.archs.base import ArchSpec
-from export.tiny.checkpoints import Blueprint, TinyBuilder
+from export.archs.base import ArchSpec, Blueprint, TinyBuilder
 from export.tokenizer import PRE_TOKENIZER, build_tokenizer, chatml_template, padded_vocab
 
 # SmolLM2-Instruct's template injects this system turn when there is none (MODELS.md pitfall 4).

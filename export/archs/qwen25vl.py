@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from export.archs import prepared_copy
-from export.archs.base import ArchSpec
+from export.archs.base import ArchSpec, Blueprint, TinyBuilder
 from export.archs.qwen2vl import (
     CHAT_TEMPLATE,
     VISION_SPECIALS,
@@ -21,7 +21,6 @@ from export.archs.qwen2vl import (
     vision_token_ids,
 )
 from export.archs.qwen3 import qwen_tokenizer
-from export.tiny.checkpoints import Blueprint, TinyBuilder
 from export.tokenizer import PRE_TOKENIZER
 
 _EDIT = set_top_level_architectures("Qwen2_5_VLForConditionalGeneration")

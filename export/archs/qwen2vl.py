@@ -11,9 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from export.archs import prepared_copy
-from export.archs.base import ArchSpec
+from export.archs.base import ArchSpec, Blueprint, TinyBuilder
 from export.archs.qwen3 import qwen_tokenizer
-from export.tiny.checkpoints import Blueprint, TinyBuilder
 from export.tokenizer import PRE_TOKENIZER, chatml_template, padded_vocab
 
 VISION_SPECIALS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from export.archs.base import ArchSpec
-from export.tiny.checkpoints import Blueprint, TinyBuilder
+from export.archs.base import ArchSpec, Blueprint, TinyBuilder
 from export.tokenizer import PRE_TOKENIZER, build_tokenizer, padded_vocab
 
 # Qwen3's chat template, reduced to what the runtime uses: ChatML turns, earlier assistant

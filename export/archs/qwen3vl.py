@@ -9,10 +9,9 @@ The Instruct variant: non-thinking ChatML (Qwen3-VL-Thinking would set `thinking
 
 from __future__ import annotations
 
-from export.archs.base import ArchSpec
+from export.archs.base import ArchSpec, Blueprint, TinyBuilder
 from export.archs.qwen2vl import CHAT_TEMPLATE, VISION_SPECIALS, image_processor, vision_token_ids
 from export.archs.qwen3 import THINK_TOKENS, qwen_tokenizer
-from export.tiny.checkpoints import Blueprint, TinyBuilder
 from export.tokenizer import PRE_TOKENIZER, padded_vocab
 
 

@@ -5,8 +5,8 @@ with its own `gguf-py` (PyPI's `gguf` is older and fails on it). We fetch the sd
 installed version once, extract only the converter into the cache, and run it in a subprocess so
 that torch and the converter's module state never touch the calling process.
 
-Run as a module (`python -m export.gguf.converter --pre-fallback qwen2 -- <converter args>`) this file
-is also the runner that executes inside that subprocess.
+Every subprocess that needs the sdist's gguf-py (the converter, our LLaVA-OneVision mmproj
+writer) goes through `run_with_gguf_py`, which starts the internal entry export/gguf/runner.py.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from edge_et.errors import ExportError, MissingExtra
 _WANTED = ("convert_hf_to_gguf.py", "LICENSE", "conversion/", "gguf-py/", "models/templates/")
 _VENDOR = "vendor/llama.cpp/"
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
+RUNNER_MODULE = "export.gguf.runner"
 
 
 def cache_dir() -> Path:
@@ -108,6 +109,19 @@ def _extract_converter(sdist: Path, dest: Path) -> None:
         tar.extractall(dest, members=members, filter="data")
 
 
+def run_with_gguf_py(command: list[str]) -> subprocess.CompletedProcess:
+    """Run `python -m export.gguf.runner <command>` with the converter's own gguf-py (and its
+    `conversion` package) ahead of PyPI's gguf on sys.path; its output is captured."""
+    conv = converter_dir()
+    env = dict(os.environ)
+    paths = [str(conv / "gguf-py"), str(conv), str(_PROJECT_ROOT)]
+    env["PYTHONPATH"] = os.pathsep.join(paths + [p for p in [env.get("PYTHONPATH")] if p])
+    cmd = [sys.executable, "-m", RUNNER_MODULE, *command]
+    # cwd = the converter: `-m` puts cwd first on sys.path, and no stray `export` or `gguf`
+    # package in the caller's working directory may shadow ours (hence absolute paths).
+    return subprocess.run(cmd, env=env, cwd=conv, capture_output=True, text=True)
+
+
 def run_converter(args: list[str], *, pre_fallback: str | None = None) -> None:
     """Run `convert_hf_to_gguf.py <args>` in a subprocess of the current interpreter.
 
@@ -115,17 +129,10 @@ def run_converter(args: list[str], *, pre_fallback: str | None = None) -> None:
     tokenizer's pre-tokenizer hash is unknown to the converter, as it is for tokenizers
     trained locally. Raises RuntimeError with the converter's last output lines on failure.
     """
-    conv = converter_dir()
-    env = dict(os.environ)
-    # Our runner, the converter's `conversion` package and its own gguf-py, ahead of PyPI's gguf.
-    paths = [str(conv / "gguf-py"), str(conv), str(_PROJECT_ROOT)]
-    env["PYTHONPATH"] = os.pathsep.join(paths + [p for p in [env.get("PYTHONPATH")] if p])
-    cmd = [sys.executable, "-m", "export.gguf.converter", "--converter-dir", str(conv)]
+    command = ["convert", "--converter-dir", str(converter_dir())]
     if pre_fallback:
-        cmd += ["--pre-fallback", pre_fallback]
-    # cwd = the converter: `-m` puts cwd first on sys.path, and no stray `export` or `gguf`
-    # package in the caller's working directory may shadow ours (hence absolute paths).
-    proc = subprocess.run(cmd + ["--", *args], env=env, cwd=conv, capture_output=True, text=True)
+        command += ["--pre-fallback", pre_fallback]
+    proc = run_with_gguf_py(command + ["--", *args])
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
         raise RuntimeError(f"llama.cpp converter failed ({' '.join(args)}):\n{tail}")
@@ -146,25 +153,13 @@ def _patch_pre_tokenizer(fallback: str) -> None:
     TextModel.get_vocab_base_pre = get_vocab_base_pre
 
 
-def _runner(argv: list[str]) -> None:
-    """Subprocess entry point: import the converter, patch it, call its main()."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m export.gguf.converter")
-    parser.add_argument("--converter-dir", type=Path, required=True)
-    parser.add_argument("--pre-fallback", default=None)
-    parser.add_argument("rest", nargs=argparse.REMAINDER)
-    ns = parser.parse_args(argv)
+def convert(converter_dir: Path, args: list[str], pre_fallback: str | None = None) -> None:
+    """In the gguf-py subprocess: import the converter, patch it, call its main() on `args`."""
     # `conversion.base` looks up `models/ggml-vocab-*.gguf` relative to sys.path[0].
-    sys.path.insert(0, str(ns.converter_dir))
-    import convert_hf_to_gguf  # the converter's script, imported as a module
+    sys.path.insert(0, str(converter_dir))
+    import convert_hf_to_gguf  # the converter's script, found through sys.path
 
-    if ns.pre_fallback:
-        _patch_pre_tokenizer(ns.pre_fallback)
-    rest = ns.rest[1:] if ns.rest[:1] == ["--"] else ns.rest
-    sys.argv = ["convert_hf_to_gguf.py", *rest]
+    if pre_fallback:
+        _patch_pre_tokenizer(pre_fallback)
+    sys.argv = ["convert_hf_to_gguf.py", *args]
     convert_hf_to_gguf.main()
-
-
-if __name__ == "__main__":
-    _runner(sys.argv[1:])

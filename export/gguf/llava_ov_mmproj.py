@@ -13,23 +13,21 @@ Faithfulness choices, against transformers' LlavaOnevisionModel:
 - layers past the deepest feature layer are dropped (they never influence the output).
 
 Runs in a subprocess with the converter's own gguf-py first on sys.path (PyPI's `gguf` is older
-and may be installed too), as `python -m export.gguf.llava_ov_mmproj HF_DIR OUT --outtype f16`.
+and may be installed too): `write_mmproj` starts `python -m export.gguf.runner mmproj ...`,
+which calls `write_in_subprocess`.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from edge_et.formats.llava_ov import ASPECT_KEY, PACKING, PACKING_KEY, PINPOINTS_KEY
+from export.gguf.converter import run_with_gguf_py
 
 OUTTYPES = ("f32", "f16", "q8_0")
-_PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 # HF SigLIP/LLaVA-OV name pieces -> libmtmd names (clip-impl.h TN_*).
 _LAYER_PARTS = {
@@ -57,18 +55,9 @@ def write_mmproj(hf_dir: Path, out_file: Path, outtype: str = "f16") -> Path:
     """
     if outtype not in OUTTYPES:
         raise ValueError(f"outtype {outtype!r} is not one of {', '.join(OUTTYPES)}")
-    from export.gguf.converter import converter_dir
-
-    conv = converter_dir()
     hf_dir, out_file = Path(hf_dir).resolve(), Path(out_file).resolve()
     out_file.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    paths = [str(conv / "gguf-py"), str(_PROJECT_ROOT)]
-    env["PYTHONPATH"] = os.pathsep.join(paths + [p for p in [env.get("PYTHONPATH")] if p])
-    cmd = [sys.executable, "-m", "export.gguf.llava_ov_mmproj", str(hf_dir), str(out_file),
-           "--outtype", outtype]
-    # cwd = the converter, so no stray `gguf` or `export` in the caller's folder shadows ours.
-    proc = subprocess.run(cmd, env=env, cwd=conv, capture_output=True, text=True)
+    proc = run_with_gguf_py(["mmproj", str(hf_dir), str(out_file), "--outtype", outtype])
     if proc.returncode != 0 or not out_file.is_file():
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
         raise RuntimeError(f"LLaVA-OneVision mmproj export failed for {hf_dir}:\n{tail}")
@@ -185,37 +174,27 @@ def _write_keys(writer, config: dict, processor: dict, layers: list[int], outtyp
     writer.add_string(ASPECT_KEY, str(config.get("vision_aspect_ratio", "anyres_max_9")))
 
 
-def _main(argv: list[str]) -> None:
-    """Subprocess entry point (the converter's gguf-py is on sys.path)."""
-    import argparse
+def write_in_subprocess(hf_dir: Path, out_file: Path, outtype: str) -> None:
+    """The mmproj writer itself; runs where the converter's gguf-py is on sys.path."""
+    import gguf  # the sdist's gguf-py: importable only inside run_with_gguf_py's subprocess
 
-    import gguf
-
-    parser = argparse.ArgumentParser(prog="python -m export.gguf.llava_ov_mmproj")
-    parser.add_argument("hf_dir", type=Path)
-    parser.add_argument("out_file", type=Path)
-    parser.add_argument("--outtype", choices=OUTTYPES, default="f16")
-    ns = parser.parse_args(argv)
-    config = json.loads((ns.hf_dir / "config.json").read_text())
-    proc_file = ns.hf_dir / "preprocessor_config.json"
+    config = json.loads((hf_dir / "config.json").read_text())
+    proc_file = hf_dir / "preprocessor_config.json"
     processor = json.loads(proc_file.read_text()) if proc_file.is_file() else {}
     check_supported(config, processor)
     layers = feature_layers(config)
-    tensors = _load_tensors(ns.hf_dir, max(layers))
+    tensors = _load_tensors(hf_dir, max(layers))
     missing = [n for n in ("v.patch_embd.weight", "v.position_embd.weight", "mm.0.weight",
                            "mm.2.weight", "v.image_newline") if n not in tensors]
     if missing:
         raise SystemExit(f"checkpoint lacks tensors for: {', '.join(missing)}")
-    writer = gguf.GGUFWriter(str(ns.out_file), "clip")
-    _write_keys(writer, config, processor, layers, ns.outtype)
+    writer = gguf.GGUFWriter(str(out_file), "clip")
+    _write_keys(writer, config, processor, layers, outtype)
     for name in sorted(tensors):
-        data, raw = _encode(gguf, name, tensors[name], ns.outtype)
+        data, raw = _encode(gguf, name, tensors[name], outtype)
         writer.add_tensor(name, data, raw_dtype=raw)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
 
-
-if __name__ == "__main__":
-    _main(sys.argv[1:])

@@ -1,7 +1,7 @@
 """How well an exported micro perception model writes what it was trained to write, through
 llama.cpp (the runtime's own Pipeline, greedy), on held-out scenes.
 
-    python -m export.micro.eval --bundle DIR --form extract [--limit 200] [--json]
+    edge-et export micro-eval --bundle DIR --form extract [--limit 200] [--json]
 
 Per form: `direct` is scored by its answer letter; `caption` and `extract` by exact match
 with the ground-truth target, by the share of the target's sentences that appear word for
@@ -12,15 +12,17 @@ alone; `edge-et eval` measures whole systems.
 
 from __future__ import annotations
 
-import argparse
-import json
 import re
 import sys
 import time
 from dataclasses import replace
+from io import BytesIO
 from pathlib import Path
 
-from edge_et.errors import InputError, exit_on_error
+from edge_et.bundle.manifest import Bundle
+from edge_et.core.images import load_image_bytes
+from edge_et.errors import InputError
+from edge_et.runtime.pipeline import Pipeline, RunOptions
 from export.scenes import FORMS, example, training_pair
 from export.scenes.forms import HELDOUT_SEED
 
@@ -51,12 +53,6 @@ def score(form: str, ex, output: str, answer: str) -> dict:
 def evaluate(bundle_dir: Path, form: str, *, limit: int = 200, seed: int = HELDOUT_SEED,
              show: int = 0) -> dict:
     """Run `limit` held-out examples through the bundle's perception stage; return means."""
-    from io import BytesIO
-
-    from edge_et.bundle.manifest import Bundle
-    from edge_et.core.images import load_image_bytes
-    from edge_et.runtime.pipeline import Pipeline, RunOptions
-
     if form not in FORMS:
         raise InputError(f"unknown form {form!r}; choose one of: {', '.join(FORMS)}")
     rows, started = [], time.perf_counter()
@@ -81,20 +77,3 @@ def evaluate(bundle_dir: Path, form: str, *, limit: int = 200, seed: int = HELDO
     means = {k: round(sum(float(r[k]) for r in rows) / len(rows), 4) for k in keys}
     return {"form": form, "examples": len(rows), "seed": seed, **means,
             "seconds_per_example": round((time.perf_counter() - started) / len(rows), 3)}
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m export.micro.eval",
-                                     description=__doc__.split("\n")[0])
-    parser.add_argument("--bundle", type=Path, required=True)
-    parser.add_argument("--form", required=True, choices=FORMS)
-    parser.add_argument("--limit", type=int, default=200)
-    parser.add_argument("--show", type=int, default=0, help="print the first N outputs")
-    args = parser.parse_args(argv)
-    with exit_on_error():
-        report = evaluate(args.bundle, args.form, limit=args.limit, show=args.show)
-    print(json.dumps(report, indent=2))
-
-
-if __name__ == "__main__":
-    main()

@@ -22,12 +22,18 @@ Text on each side of the image is tokenized separately, as libmtmd does. Patches
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
 from edge_et.core.chat import render_user_turn
-from export.archs.idefics3 import CHAT_TEMPLATE
+from export.archs import idefics3
+from export.archs.base import random_model, save_checkpoint
+from export.archs.idefics3 import CHAT_TEMPLATE, IMAGE_SPECIALS
+from export.archs.llama import SMOLLM2_SPECIALS
+from export.tokenizer import generic_corpus, padded_vocab, train_bpe
 
 MICRO = dict(hidden=256, layers=3, heads=4, kv_heads=2, intermediate=512, vision_dim=128,
              vision_layers=4, vision_heads=4, vision_intermediate=512, image_size=128,
@@ -60,9 +66,7 @@ def _scene_corpus() -> list[str]:
 
 @lru_cache(maxsize=1)
 def _trained_micro_bpe() -> str:
-    from export.tokenizer import _corpus, train_bpe
-
-    return train_bpe(_corpus() + _scene_corpus(), MICRO_VOCAB)
+    return train_bpe(generic_corpus() + _scene_corpus(), MICRO_VOCAB)
 
 
 def micro_tokenizer():
@@ -70,9 +74,6 @@ def micro_tokenizer():
     (the same specials, chat template and eos as export.archs.idefics3). Deterministic."""
     from tokenizers import Tokenizer
     from transformers import GPT2TokenizerFast
-
-    from export.archs.idefics3 import IMAGE_SPECIALS
-    from export.archs.llama import SMOLLM2_SPECIALS
 
     tok = Tokenizer.from_str(_trained_micro_bpe())
     special = SMOLLM2_SPECIALS + IMAGE_SPECIALS
@@ -89,12 +90,7 @@ def micro_tokenizer():
 def micro_blueprint(tokenizer_dir=None, **overrides):
     """export.archs.idefics3's blueprint with the micro tokenizer in place of the generic one
     (or the tokenizer saved in `tokenizer_dir`, to rebuild a published model exactly)."""
-    from dataclasses import replace
-
     from transformers import AutoTokenizer
-
-    from export.archs import idefics3
-    from export.tokenizer import padded_vocab
 
     bp = idefics3.blueprint(**overrides)
     tok = AutoTokenizer.from_pretrained(tokenizer_dir) if tokenizer_dir else micro_tokenizer()
@@ -109,15 +105,11 @@ def micro_blueprint(tokenizer_dir=None, **overrides):
 
 def build_micro(out, *, seed: int, tokenizer_dir=None, **overrides):
     """Write the seeded random micro checkpoint (weights, tokenizer, processor) into `out`."""
-    from pathlib import Path
-
-    from export.tiny import checkpoints as tiny
-
     bp = micro_blueprint(tokenizer_dir, **overrides)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    # export.tiny.checkpoints's own init and save, so the checkpoint looks like every other one here.
-    tiny._save(tiny._random_model(bp, seed), bp, out)
+    # The tiny builders' own init and save, so the checkpoint looks like every other one here.
+    save_checkpoint(random_model(bp, seed), bp, out)
     return out
 
 
@@ -164,22 +156,6 @@ def pixels(image) -> np.ndarray:
     """A Pillow RGB image as the processor normalizes it (mean 0.5, std 0.5): 3 x H x W f32."""
     array = np.asarray(image, dtype=np.float32) / 255.0
     return ((array - 0.5) / 0.5).transpose(2, 0, 1)
-
-
-def sequential_positions(model) -> None:
-    """Number every unpadded tile's patches 0..N-1, as llama.cpp does (MODELS.md pitfall 5;
-    transformers 4.57 buckets fp32 fractions and can repeat a position). Same rule as
-    export.parity.gguf_vision uses for the parity check."""
-    import torch
-
-    embeddings = model.model.vision_model.embeddings
-
-    def forward(pixel_values, patch_attention_mask=None):
-        patches = embeddings.patch_embedding(pixel_values).flatten(2).transpose(1, 2)
-        positions = torch.arange(patches.shape[1], device=patches.device)
-        return patches + embeddings.position_embedding(positions)[None]
-
-    embeddings.forward = forward
 
 
 def image_features(model, pixel_values):

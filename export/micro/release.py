@@ -1,6 +1,6 @@
 """Export trained micro perception models to GGUF bundles and publish them into the repository.
 
-    python -m export.micro.release --run models/store/micro/extract --publish models/micro/extract
+    edge-et export release --run models/store/micro/extract --publish models/micro/extract
 
 Each run's OUT/hf goes through the project's export path (export.pipeline.export_gguf: the
 llama.cpp converter, the mmproj, and the parity check against transformers in a
@@ -12,13 +12,13 @@ quantized copy saves little and only costs accuracy.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from pathlib import Path
 
-from edge_et.errors import InputError, exit_on_error
+from edge_et.errors import InputError
 from export.bundle import Stage, write_bundle
+from export.pipeline import export_gguf
 
 TEXT_QUANT, MMPROJ_QUANT = "F16", "F16"
 PUBLISHED = ("perception.F16.gguf", "mmproj.F16.gguf", "parity.json")
@@ -32,8 +32,6 @@ DECODING = {"extract": {"max_tokens": 320}, "caption": {"max_tokens": 320},
 
 def export_run(run: Path, *, force: bool = True) -> Path:
     """Export `run`/hf into `run`/gguf with parity checks; return the bundle folder."""
-    from export.pipeline import export_gguf
-
     run = Path(run)
     if not (run / "hf" / "config.json").is_file():
         raise InputError(f"{run} holds no trained checkpoint (expected {run}/hf/config.json)")
@@ -95,22 +93,3 @@ def describe_training(summary: dict) -> str:
     total = sum(sum(steps) for _, steps in groups)
     return (", then ".join(parts) +
             f" (batch {'/'.join(map(str, batches))}; {total} steps in all)")
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m export.micro.release",
-                                     description=__doc__.split("\n")[0])
-    parser.add_argument("--run", type=Path, required=True, help="a train_micro --out folder")
-    parser.add_argument("--publish", type=Path, default=None, help="copy the files here")
-    parser.add_argument("--skip-export", action="store_true", help="publish an earlier export")
-    args = parser.parse_args(argv)
-    with exit_on_error():
-        if not args.skip_export:
-            print(f"exported: {export_run(args.run)}")
-        if args.publish is not None:
-            for path in publish(args.run, args.publish):
-                print(f"{path.stat().st_size:>12,}  {path}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,6 @@
 """Train the micro perception model from scratch on generated scenes, on a CPU.
 
-    python -m export.micro.train --form extract --seed 0 --out models/micro/extract-run
+    edge-et export train --form extract --seed 0 --out models/micro/extract-run
 
 One command and a seed reproduce a model: the initial weights come from `--seed`, the data
 are the train split's scene stream (export.scenes, seed 0) read in order, and the schedule
@@ -14,7 +14,6 @@ OUT/train_summary.json. bf16 autocast and fused AdamW: about 1.5x faster on this
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import shutil
@@ -23,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_et.errors import InputError, exit_on_error
+from edge_et.errors import InputError
+from export.archs.idefics3 import sequential_positions
 from export.micro.model import (
     MICRO,
     TEST_MICRO,
@@ -31,7 +31,6 @@ from export.micro.model import (
     build_micro,
     pixels,
     sequence_loss,
-    sequential_positions,
 )
 from export.scenes import FORMS, example, training_pair
 from export.scenes.forms import HELDOUT_SEED, TRAIN_SEED
@@ -180,31 +179,3 @@ def _eval_loss(model, data, image_id: int) -> float:
         loss = sequence_loss(model, *data, image_id=image_id).item()
     model.train()
     return loss
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m export.micro.train",
-                                     description=__doc__.split("\n")[0])
-    parser.add_argument("--form", required=True, choices=FORMS)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--steps", type=int, default=1200)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--warmup", type=int, default=100)
-    parser.add_argument("--config", default="micro", choices=sorted(CONFIGS))
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--tokenizer", type=Path, default=None,
-                        help="reuse this saved tokenizer (e.g. models/micro/extract) for an exact rebuild")
-    parser.add_argument("--init", type=Path, default=None,
-                        help="start from this trained HF checkpoint (OUT/hf of an earlier run)")
-    args = parser.parse_args(argv)
-    with exit_on_error():
-        summary = train(form=args.form, seed=args.seed, out=args.out, steps=args.steps,
-                        batch=args.batch, lr=args.lr, warmup=args.warmup, config=args.config,
-                        threads=args.threads, init=args.init, tokenizer=args.tokenizer)
-    print(json.dumps(summary, indent=2))
-
-
-if __name__ == "__main__":
-    main()

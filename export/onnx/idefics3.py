@@ -8,8 +8,8 @@ baked in (MODELS.md, ONNX).
 
 Which positions depends on the image layout (edge_et/formats/idefics3.py explains both):
 "hf" keeps transformers' own (recorded from its embeddings module on a whole tile), "mtmd"
-numbers patches 0..N-1 as llama.cpp does, with `export.micro.model.sequential_positions`, the
-rule our micro models were trained with. `default_layout` picks "mtmd" for checkpoints trained
+numbers patches 0..N-1 as llama.cpp does, with `export.archs.idefics3.sequential_positions`,
+the rule our micro models were trained with. `default_layout` picks "mtmd" for checkpoints trained
 by export.micro.train and "hf" for every other one.
 """
 
@@ -19,7 +19,10 @@ import json
 from pathlib import Path
 
 from edge_et.errors import InputError
-from edge_et.formats.idefics3 import LAYOUTS
+from edge_et.formats.idefics3 import LAYOUTS, Layout, max_views
+from export.archs.idefics3 import load_reference
+from export.micro.train import trained_recipe
+from export.onnx.stage import OPSET
 
 MODEL_TYPES = ("idefics3", "smolvlm")
 _SPECIALS = {"fake": "<fake_token_around_image>", "global": "<global-img>", "image": "<image>"}
@@ -27,8 +30,6 @@ _SPECIALS = {"fake": "<fake_token_around_image>", "global": "<global-img>", "ima
 
 def default_layout(hf_dir: Path) -> str:
     """"mtmd" for a checkpoint trained by export.micro.train (libmtmd's layout), else "hf"."""
-    from export.micro.train import trained_recipe
-
     return "mtmd" if trained_recipe(Path(hf_dir)) else "hf"
 
 
@@ -81,20 +82,6 @@ def _tiles_module(model, positions):
     return Tiles().eval()
 
 
-def load_reference(hf_dir: Path, layout: str):
-    """The transformers model whose image features the export reproduces in `layout`."""
-    import torch
-    from transformers import AutoModelForImageTextToText
-
-    from export.micro.model import sequential_positions
-
-    model = AutoModelForImageTextToText.from_pretrained(
-        hf_dir, dtype=torch.float32, attn_implementation="eager").eval()
-    if layout == "mtmd":
-        sequential_positions(model)
-    return model
-
-
 def span_tokens(hf_dir: Path, max_side: int) -> dict:
     """The delimiter ids of the image span, from the checkpoint's tokenizer."""
     from transformers import AutoTokenizer
@@ -119,9 +106,6 @@ def export_idefics3(hf_dir: Path, out_dir: Path, *, file: str = "vision.onnx",
     import math
 
     import torch
-
-    from edge_et.formats.idefics3 import Layout, max_views
-    from export.onnx.vision import OPSET
 
     hf_dir = Path(hf_dir)
     layout = check_layout(layout) or default_layout(hf_dir)

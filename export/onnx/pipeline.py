@@ -27,15 +27,17 @@ from export.archs.base import ArchSpec
 from export.onnx import stage as onnx_stage
 from export.onnx import text as onnx_text
 from export.onnx import vision as onnx_vision
+from export.onnx.idefics3 import check_layout
+from export.parity import onnx as onnx_parity
 from export.pipeline import (
     PARITY_FILE,
     ExportedFile,
     ExportReport,
     StepReporter,
-    _check_output,
-    _count,
-    _is_thinking,
-    _spec_for,
+    arch_spec_for,
+    check_output,
+    element_count,
+    is_thinking,
 )
 
 QUANTS = onnx_text.QUANTS
@@ -86,16 +88,14 @@ def export_onnx(*, out: Path, perception: Path | None = None, reasoning: Path | 
     if perception is None and reasoning is None:
         raise InputError("give --perception HF_DIR, --reasoning HF_DIR, or both")
     if image_layout is not None:
-        from export.onnx.idefics3 import check_layout
-
         if perception is None:
             raise InputError("--image-layout applies to a --perception checkpoint")
         onnx_vision.check_options(Path(perception), layout=check_layout(image_layout))
     out = Path(out)
-    _check_output(out, force)
+    check_output(out, force)
     dirs = {role: Path(p) for role, p in (("perception", perception), ("reasoning", reasoning))
             if p is not None}
-    specs = {role: _spec_for(path, role) for role, path in dirs.items()}
+    specs = {role: arch_spec_for(path, role) for role, path in dirs.items()}
     out.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-onnx-"))
     try:
@@ -179,7 +179,7 @@ def _entry(hf_dir: Path, spec: ArchSpec, role: str, stage_dir: Path) -> dict:
     if spec.is_vlm:
         entry["mmproj"] = f"{role}/vision.onnx"
     else:
-        entry["thinking"] = _is_thinking(hf_dir, spec)
+        entry["thinking"] = is_thinking(hf_dir, spec)
     entry["random_weights"] = _random(hf_dir)
     entry["source"] = f"exported by edge-et from {hf_dir.resolve().name} ({spec.name}, ONNX)"
     return entry
@@ -207,8 +207,6 @@ def write_manifest(bundle_dir: Path, name: str, quant: str, entries: dict[str, d
 
 
 def _parity(hf_dir: Path, stage_dir: Path, quant: str) -> dict:
-    from export.parity import onnx as onnx_parity
-
     report = onnx_parity.run_parity(hf_dir, stage_dir, quant=quant)
     ok, failure = onnx_parity.passes(report)
     if not ok:
@@ -228,7 +226,7 @@ def summarize(bundle_dir: Path, entries: dict[str, dict], quants: dict[str, str]
                 continue
             path = bundle_dir / rel
             model = onnx.load(str(path), load_external_data=False)
-            elements = sum(_count(tuple(t.dims)) for t in model.graph.initializer)
+            elements = sum(element_count(tuple(t.dims)) for t in model.graph.initializer)
             size = onnx_text.total_bytes(path)
             bits = round(size * 8 / elements, 2) if elements else 0.0
             rows.append(ExportedFile(role=role, file=rel, quant=quants[role], size_bytes=size,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from export.onnx.vision import OPSET
+from export.onnx.stage import OPSET
 
 # A traced grid of 4 x 6 patches (one 2 x 3 block of merged tokens): no axis of size 1.
 _TRACE_GRID = (1, 4, 6)
@@ -145,14 +145,3 @@ def processor_section(processor: dict) -> dict:
             "max_pixels": int(processor.get("max_pixels") or size["longest_edge"]),
             "mean": processor["image_mean"], "std": processor["image_std"],
             "rescale": processor.get("rescale_factor", 1 / 255)}
-
-
-def hf_reference(hf, hf_dir: Path, rgb, n_views: int):  # noqa: ARG001 - one signature per kind
-    """For the parity check: the HF processor's pixel values, `get_image_features` of them and
-    the image kwargs of `generate`."""
-    from transformers import Qwen2VLImageProcessor
-
-    inputs = Qwen2VLImageProcessor.from_pretrained(hf_dir)(rgb, return_tensors="pt")
-    ref = hf.model.get_image_features(inputs["pixel_values"], inputs["image_grid_thw"])[0]
-    return inputs["pixel_values"].numpy(), ref, \
-        {"pixel_values": inputs["pixel_values"], "image_grid_thw": inputs["image_grid_thw"]}

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-OPSET = 17
+from export.onnx.stage import OPSET
+from export.onnx.text import embed_graph, save
+
 # Shapes traced with: past and new lengths > 1 so that no axis is specialised to 0 or 1.
 _TRACE_PAST, _TRACE_NEW = 3, 4
 
@@ -95,8 +97,6 @@ def export_decoder(hf_dir: Path, out_decoder: Path, out_embed: Path) -> None:
     import torch
     from transformers import AutoModelForImageTextToText
 
-    from export.onnx.text import _embed_graph, save
-
     model = AutoModelForImageTextToText.from_pretrained(
         hf_dir, dtype=torch.float32, attn_implementation="eager").eval()
     text = model.config.text_config
@@ -113,4 +113,4 @@ def export_decoder(hf_dir: Path, out_decoder: Path, out_embed: Path) -> None:
                           dynamo=False)
     weight = onnx.numpy_helper.from_array(
         model.model.language_model.embed_tokens.weight.detach().numpy(), "embed_tokens.weight")
-    save(_embed_graph(weight, [onnx.helper.make_opsetid("", OPSET)]), out_embed)
+    save(embed_graph(weight, [onnx.helper.make_opsetid("", OPSET)]), out_embed)

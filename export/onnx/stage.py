@@ -12,6 +12,9 @@ from pathlib import Path
 
 from edge_et.formats.onnx_stage import CONFIG_FORMAT
 
+# The ONNX opset every graph of a stage is exported at (decoders, embeddings, vision towers).
+OPSET = 17
+
 # Tokens that end a turn in common chat vocabularies; llama.cpp marks the same texts as
 # end-of-generation, so both backends stop on the same ids.
 END_OF_TURN_TEXTS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|eom_id|>", "<|end|>",

@@ -125,14 +125,14 @@ def graft_inputs_embeds(decoder: Path, out_decoder: Path, out_embed: Path) -> No
     if "input_ids" not in used:
         graph.input.remove(ids_input)
     graph.input.insert(0, embeds)
-    embed_model = _embed_graph(weight, model.opset_import)
+    embed_model = embed_graph(weight, model.opset_import)
     if weight.name not in used:
         graph.initializer.remove(weight)
     save(model, out_decoder)
     save(embed_model, out_embed)
 
 
-def _embed_graph(weight, opsets):
+def embed_graph(weight, opsets):
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(

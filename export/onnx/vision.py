@@ -22,7 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-OPSET = 17
+from edge_et.errors import InputError
+from export.onnx.idefics3 import export_idefics3
+from export.onnx.qwen2vl import export_qwen2vl
+from export.onnx.stage import OPSET
+
 NEWLINE_FILE = "newline.npy"
 
 
@@ -79,29 +83,15 @@ def export_llava_ov(hf_dir: Path, out_dir: Path, *, file: str = "vision.onnx") -
             "vision_intermediate": vision.intermediate_size}
 
 
-def export_qwen2vl(hf_dir: Path, out_dir: Path) -> dict:
-    from export.onnx.qwen2vl import export_qwen2vl as export
-
-    return export(hf_dir, out_dir)
-
-
-def _idefics3(hf_dir: Path, out_dir: Path, **options) -> dict:
-    from export.onnx.idefics3 import export_idefics3
-
-    return export_idefics3(hf_dir, out_dir, **options)
-
-
 # model_type → exporter(hf_dir, out_dir, **options) -> vision section
 EXPORTERS = {"llava_onevision": export_llava_ov, "qwen2_vl": export_qwen2vl,
-             "qwen2_5_vl": export_qwen2vl, "idefics3": _idefics3, "smolvlm": _idefics3}
+             "qwen2_5_vl": export_qwen2vl, "idefics3": export_idefics3, "smolvlm": export_idefics3}
 # Options only some exporters take: name → the model types that take it.
 OPTIONS = {"layout": ("idefics3", "smolvlm")}
 
 
 def check_options(hf_dir: Path, **options) -> dict:
     """The options set (not None), checked to apply to this checkpoint's model type."""
-    from edge_et.errors import InputError
-
     model_type = json.loads((Path(hf_dir) / "config.json").read_text()).get("model_type")
     given = {k: v for k, v in options.items() if v is not None}
     for name in given:

@@ -1,7 +1,7 @@
 """Validate exported GGUFs against their transformers checkpoint (STYLE.md 8).
 
-`run_parity` measures in a subprocess (`python -m export.parity.gguf_worker`), so torch's memory and
-llama.cpp's global state never reach the exporting process; the export pipeline saves its
+`run_parity` measures in a worker subprocess (export/parity/gguf_measure.py), so torch's memory
+and llama.cpp's global state never reach the exporting process; the export pipeline saves its
 report as `parity.json` in the bundle. `passes(report)` judges a report against the thresholds
 below and names the first failure in one line.
 
@@ -63,17 +63,13 @@ random model). K-quants are judged loosely, so also validate the F16 file a K-qu
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-import tempfile
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
+from export.parity.launcher import run_worker
+
 FORMAT = "edge-et.parity/1"
-_PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -133,75 +129,6 @@ def default_threads() -> int:
                       else os.cpu_count() or 1))
 
 
-# -- measuring (in the calling process; run_parity puts these in a subprocess) -------------
-
-def check_text(hf_dir: Path, gguf_path: Path, *, quant: str, threads: int | None = None) -> dict:
-    """Compare the text GGUF with `hf_dir` in this process; returns a report with "text"."""
-    from export.parity.gguf_worker import text_report
-
-    thresholds = text_thresholds(quant)
-    return _report(hf_dir, quant=quant, text=_guarded(
-        text_report, Path(hf_dir), Path(gguf_path), threads=threads or default_threads()),
-        thresholds={"text": asdict(thresholds)})
-
-
-def check_vision(hf_dir: Path, text_gguf: Path, mmproj_gguf: Path, *, quant: str,
-                 mmproj_quant: str, threads: int | None = None) -> dict:
-    """Compare the mmproj (with the text GGUF) with `hf_dir` in this process ("vision")."""
-    from export.parity.gguf_vision import vision_report
-
-    thresholds = {"text": asdict(text_thresholds(quant)),
-                  "mmproj": asdict(mmproj_thresholds(mmproj_quant))}
-    return _report(hf_dir, quant=quant, mmproj_quant=mmproj_quant, thresholds=thresholds,
-                   vision=_guarded(vision_report, Path(hf_dir), Path(text_gguf),
-                                   Path(mmproj_gguf), threads=threads or default_threads()))
-
-
-def measure(hf_dir: str, *, text_gguf: str, mmproj_gguf: str | None = None, quant: str,
-            mmproj_quant: str | None = None, threads: int | None = None) -> dict:
-    """Both checks in this process: what the worker runs. Adds `ok` and `first_failure`."""
-    started = time.perf_counter()
-    report = check_text(Path(hf_dir), Path(text_gguf), quant=quant, threads=threads)
-    if mmproj_gguf:
-        vision = check_vision(Path(hf_dir), Path(text_gguf), Path(mmproj_gguf), quant=quant,
-                              mmproj_quant=mmproj_quant or "F16", threads=threads)
-        report.update(mmproj_quant=vision["mmproj_quant"], vision=vision["vision"],
-                      thresholds=vision["thresholds"])
-    report["seconds"] = round(time.perf_counter() - started, 2)
-    ok, failure = passes(report)
-    report["ok"], report["first_failure"] = ok, failure or None
-    return report
-
-
-def _guarded(fn, *args, **kwargs) -> dict:
-    """Run one check; a crash becomes that section's `error`, so the other section still runs."""
-    try:
-        return fn(*args, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - every failure must land in the report
-        return {"error": f"{type(exc).__name__}: {exc}".strip().splitlines()[0]}
-
-
-def _report(hf_dir: Path, *, quant: str, mmproj_quant: str | None = None, **sections) -> dict:
-    config = Path(hf_dir) / "config.json"
-    model_type = json.loads(config.read_text()).get("model_type") if config.is_file() else None
-    return {"format": FORMAT, "hf_dir": str(Path(hf_dir).resolve()), "model_type": model_type,
-            "quant": str(quant).upper(),
-            "mmproj_quant": str(mmproj_quant).upper() if mmproj_quant else None,
-            "versions": _versions(), **sections}
-
-
-def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for dist in ("torch", "transformers", "llama_cpp_python"):
-        try:
-            found[dist] = version(dist)
-        except PackageNotFoundError:
-            found[dist] = None
-    return found
-
-
 # -- the subprocess ----------------------------------------------------------------------
 
 def run_parity(hf_dir: Path, *, text_gguf: Path, mmproj_gguf: Path | None = None, quant: str,
@@ -218,30 +145,8 @@ def run_parity(hf_dir: Path, *, text_gguf: Path, mmproj_gguf: Path | None = None
     request = {"hf_dir": str(Path(hf_dir).resolve()), "text_gguf": str(Path(text_gguf).resolve()),
                "mmproj_gguf": str(Path(mmproj_gguf).resolve()) if mmproj_gguf else None,
                "quant": quant, "mmproj_quant": mmproj_quant, "threads": threads}
-    outcome = run_worker("export.parity.gguf_worker", request, timeout=timeout, label="the parity worker")
+    outcome = run_worker("gguf", request, timeout=timeout, label="the parity worker")
     return outcome if isinstance(outcome, dict) else _crashed(request, outcome)
-
-
-def run_worker(module: str, request: dict, *, timeout: float, label: str) -> dict | str:
-    """Run `python -m module request.json report.json` in a scratch folder: the report dict, or
-    one line saying how the worker failed (timed out, crashed, wrote no report)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(_PROJECT_ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
-    with tempfile.TemporaryDirectory(prefix="edge-et-worker-") as tmp:
-        req, rep = Path(tmp) / "request.json", Path(tmp) / "report.json"
-        req.write_text(json.dumps(request))
-        # cwd = the scratch folder: `-m` puts cwd first on sys.path; nothing there may shadow us.
-        cmd = [sys.executable, "-m", module, str(req), str(rep)]
-        try:
-            proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True,
-                                  timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return f"{label} ran past {timeout:.0f} s"
-        if proc.returncode != 0 or not rep.is_file():
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-            return f"{label} exited with code {proc.returncode}: {tail[0]}"
-        return json.loads(rep.read_text())
 
 
 def _crashed(request: dict, error: str) -> dict:
@@ -276,7 +181,7 @@ def _bound(thresholds: TextThresholds, ref_abs_max: float) -> float:
     return thresholds.max_abs * max(1.0, ref_abs_max)
 
 
-def _num(value) -> float:
+def as_float(value) -> float:
     """A measurement as a float; None (a NaN in parity.json) becomes NaN, which fails every
     `not value <= bound` test below (written that way so that NaN never passes)."""
     return float("nan") if value is None else float(value)
@@ -306,19 +211,19 @@ def _prompt_failures(p: dict, th: TextThresholds, where: str) -> list[str]:
                    f"{max(bad['hf'], bad['llama_cpp'])} of {p['positions']} positions")
     if not p.get("compared"):
         return out
-    bound = _bound(th, _num(p["ref_abs_max"]))
-    if not _num(p["max_abs"]) <= bound:
-        out.append(f"{where}: max |logit diff| {_num(p['max_abs']):.3g} > {bound:.3g} "
-                   f"({th.max_abs:g} x max(1, max|logit| {_num(p['ref_abs_max']):.3g}))")
-    if not _num(p["rel_rms"]) <= th.rel_rms:
-        out.append(f"{where}: rms logit diff / logit std {_num(p['rel_rms']):.3g} > {th.rel_rms:g}")
-    real = [f for f in p["flips"] if not _num(f["ref_gap"]) <= bound]
+    bound = _bound(th, as_float(p["ref_abs_max"]))
+    if not as_float(p["max_abs"]) <= bound:
+        out.append(f"{where}: max |logit diff| {as_float(p['max_abs']):.3g} > {bound:.3g} "
+                   f"({th.max_abs:g} x max(1, max|logit| {as_float(p['ref_abs_max']):.3g}))")
+    if not as_float(p["rel_rms"]) <= th.rel_rms:
+        out.append(f"{where}: rms logit diff / logit std {as_float(p['rel_rms']):.3g} > {th.rel_rms:g}")
+    real = [f for f in p["flips"] if not as_float(f["ref_gap"]) <= bound]
     agreement = 1 - len(real) / p["compared"]
     if agreement < th.argmax:
-        worst = max(real, key=lambda f: _num(f["ref_gap"]))
+        worst = max(real, key=lambda f: as_float(f["ref_gap"]))
         out.append(f"{where}: greedy tokens agree at {agreement:.1%} of positions < "
                    f"{th.argmax:.0%} (position {worst['pos']}: llama.cpp's pick is "
-                   f"{_num(worst['ref_gap']):.3g} below the reference maximum)")
+                   f"{as_float(worst['ref_gap']):.3g} below the reference maximum)")
     return out
 
 
@@ -337,10 +242,10 @@ def _vision_failures(vision: dict, report: dict) -> list[str]:
         return [f"{label}: transformers' image features are all zero (an untrained projector?): "
                 "nothing to compare"]
     out = []
-    if not _num(emb["cosine"]) >= th.cosine:
-        out.append(f"{label}: image embedding cosine {_num(emb['cosine']):.5f} < {th.cosine}")
-    if not _num(emb["min_token_cosine"]) >= th.min_token:
-        out.append(f"{label}: worst image token cosine {_num(emb['min_token_cosine']):.5f} "
+    if not as_float(emb["cosine"]) >= th.cosine:
+        out.append(f"{label}: image embedding cosine {as_float(emb['cosine']):.5f} < {th.cosine}")
+    if not as_float(emb["min_token_cosine"]) >= th.min_token:
+        out.append(f"{label}: worst image token cosine {as_float(emb['min_token_cosine']):.5f} "
                    f"< {th.min_token}")
     return out + _first_token_failures(vision.get("first_token"), report, label)
 
@@ -349,8 +254,8 @@ def _first_token_failures(first: dict | None, report: dict, label: str) -> list[
     """The greedy first token with the image; a flip within the text quant's error is a tie."""
     if not first or first["hf"] == first["llama_cpp"]:
         return []
-    tie = _bound(text_thresholds(report["quant"]), _num(first.get("ref_abs_max", 0.0)))
-    gap = _num(first.get("ref_gap"))  # None: the measurer had no reference logits
+    tie = _bound(text_thresholds(report["quant"]), as_float(first.get("ref_abs_max", 0.0)))
+    gap = as_float(first.get("ref_gap"))  # None: the measurer had no reference logits
     if gap <= tie:
         return []
     why = ("no reference logits" if first.get("ref_gap") is None

@@ -16,15 +16,22 @@ the same sequence. Hooks are keyed by HF `model_type`.
 from __future__ import annotations
 
 import gc
-import importlib.util
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
+
+from export.parity import llava_ov
+from export.parity.gguf_text import (
+    compare_embeddings,
+    first_token,
+    llama_image_side,
+    load_hf_model,
+)
 
 QUESTION = "Describe the image."
 
@@ -185,8 +192,8 @@ IDEFICS3 = VisionHooks(_idefics3_size, _idefics3_pixels, _idefics3_features, "<i
 
 HOOKS: dict[str, VisionHooks] = {"qwen2_vl": QWEN_VL, "qwen2_5_vl": QWEN_VL, "qwen3_vl": QWEN_VL,
                                  "gemma3": GEMMA3, "idefics3": IDEFICS3, "smolvlm": IDEFICS3}
-# model_types whose parity another module owns: name -> (module, function).
-EXTERNAL = {"llava_onevision": ("export.parity.llava_ov", "image_embedding_parity")}
+# model_types whose parity another module owns: name -> its measuring function.
+EXTERNAL = {"llava_onevision": llava_ov.image_embedding_parity}
 
 
 def supported() -> list[str]:
@@ -211,8 +218,6 @@ def synthetic_image(width: int, height: int) -> np.ndarray:
 def hf_side(hf_dir: Path, hooks: VisionHooks, image: np.ndarray, layout: list) -> dict:
     """The reference image features and first-token logits on libmtmd's exact token layout."""
     import torch
-
-    from export.parity.gguf_worker import load_hf_model
 
     model = load_hf_model(hf_dir)
     hooks.prepare_model(model)
@@ -254,44 +259,6 @@ def image_prompt(hf_dir: Path, hooks: VisionHooks, marker: str) -> str:
     return f"{marker}\n{QUESTION}\n"
 
 
-def compare_embeddings(ref: np.ndarray, got: np.ndarray, chunks: list[int] | None = None) -> dict:
-    """Cosine similarity per token and over everything, plus the largest absolute difference;
-    with `chunks` (tokens per libmtmd image chunk, in order: a tiled picture has one per tile
-    and the global view) also the cosine of each chunk, so a wrong or repeated view shows."""
-    if ref.shape != got.shape:
-        return {"shape": {"hf": list(ref.shape), "llama_cpp": list(got.shape)}}
-    per_chunk = {}
-    if chunks and len(chunks) > 1:
-        bounds = np.cumsum([0, *chunks])
-        per_chunk = {"chunk_cosine": [_cosine(ref[a:b], got[a:b])
-                                      for a, b in zip(bounds[:-1], bounds[1:])]}
-    ref64, got64 = ref.astype(np.float64), got.astype(np.float64)
-    dots = (ref64 * got64).sum(-1)
-    norms = np.linalg.norm(ref64, axis=-1) * np.linalg.norm(got64, axis=-1)
-    per_token = dots / np.maximum(norms, 1e-30)
-    return {"shape": list(ref.shape), "cosine": _cosine(ref, got),
-            "min_token_cosine": float(per_token.min()), "mean_token_cosine": float(per_token.mean()),
-            "max_abs": float(np.abs(ref64 - got64).max()),
-            # An all-zero reference (an untrained projector) makes every cosine meaningless.
-            "ref_norm": float(np.linalg.norm(ref64)), "got_norm": float(np.linalg.norm(got64)),
-            **per_chunk}
-
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
-    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-30))
-
-
-def first_token(ref: np.ndarray, got: np.ndarray) -> dict:
-    """Greedy first token with the image on both sides, and how close the call was."""
-    vocab = min(len(ref), len(got))
-    ref, got = ref[:vocab], got[:vocab]
-    hf_top, ll_top = int(ref.argmax()), int(got.argmax())
-    return {"hf": hf_top, "llama_cpp": ll_top, "ref_gap": float(ref[hf_top] - ref[ll_top]),
-            "max_abs": float(np.abs(ref.astype(np.float64) - got).max()),
-            "ref_abs_max": float(np.abs(ref).max())}
-
-
 def vision_report(hf_dir: Path, text_gguf: Path, mmproj_gguf: Path, *, threads: int = 2) -> dict:
     """Measure the mmproj (and the VLM with an image) against `hf_dir` (no verdict)."""
     import torch
@@ -312,8 +279,6 @@ def vision_report(hf_dir: Path, text_gguf: Path, mmproj_gguf: Path, *, threads: 
     image = synthetic_image(width, height)
     import llama_cpp.mtmd_cpp as mtmd
 
-    from export.parity.gguf_worker import llama_image_side
-
     prompt = image_prompt(hf_dir, hooks, mtmd.mtmd_default_marker().decode())
     ll = llama_image_side(text_gguf, mmproj_gguf, prompt, image, threads)
     hf = hf_side(hf_dir, hooks, image, ll["layout"])
@@ -329,17 +294,14 @@ def _external(model_type: str, hf_dir: Path, text_gguf: Path, mmproj_gguf: Path,
               config: dict, threads: int, started: float) -> dict:
     """Architectures whose parity another module owns (LLaVA-OneVision's view packing);
     its result is mapped onto this module's report fields and also kept whole."""
-    module_name, function = EXTERNAL[model_type]
-    if importlib.util.find_spec(module_name) is None:
-        raise ValueError(f"vision parity for {model_type} needs {module_name}, which is not there")
-    module = importlib.import_module(module_name)
+    measure = EXTERNAL[model_type]
     side = config.get("vision_config", {}).get("image_size", 384)  # one tile: the base view
     with tempfile.TemporaryDirectory() as tmp:
         from PIL import Image
 
         path = Path(tmp) / "parity.png"
         Image.fromarray(synthetic_image(side, side)).save(path)
-        result = getattr(module, function)(hf_dir, text_gguf, mmproj_gguf, path, threads=threads)
+        result = measure(hf_dir, text_gguf, mmproj_gguf, path, threads=threads)
     shape = [result.get("n_tokens_ref"), result.get("n_tokens_gguf")]
     # Newer versions return this module's `embeddings` and `first_token` fields themselves.
     embeddings = result.get("embeddings") or (
@@ -352,6 +314,6 @@ def _external(model_type: str, hf_dir: Path, text_gguf: Path, mmproj_gguf: Path,
         "ref_gap": None, "max_abs": result.get("logits_max_abs_diff")}
     return {"mmproj": mmproj_gguf.name, "image_size": [side, side], "image_tokens": shape[1],
             "embeddings": embeddings, "first_token": first,
-            "external": {"function": f"{module_name}.{function}", "result": {
+            "external": {"function": f"{measure.__module__}.{measure.__name__}", "result": {
                 k: v for k, v in result.items() if k not in ("embeddings", "first_token")}},
             "seconds": round(time.perf_counter() - started, 2)}

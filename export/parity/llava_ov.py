@@ -7,25 +7,26 @@ What is compared, on one image (same decoded pixels on both sides):
 - the first greedy token of a full prompt with the image: transformers (fp32) against
   `LlamaCppModel.start(prompt=..., image=...)` + greedy sampling.
 
-transformers runs in a subprocess (`python -m export.parity.llava_ov REQUEST.json`) so that
-torch never shares a process with llama.cpp (STYLE.md 8); llama.cpp runs here.
+transformers runs in a worker subprocess (`reference`, kind "llava-ov-reference" of
+export/parity/worker.py) so that torch never shares a process with llama.cpp; llama.cpp runs here.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from export.parity.gguf_vision import compare_embeddings, first_token
+from edge_et.core.chat import render_user_turn
+from edge_et.core.decoding import Sampling
+from edge_et.core.images import load_image
+from edge_et.formats.llava_ov import grid_shape
+from export.parity.gguf_text import compare_embeddings, first_token
+from export.parity.launcher import run_worker
 
 QUESTION = "Describe the image."
-_PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def image_embedding_parity(hf_dir: Path, text_gguf: Path, mmproj_gguf: Path, image_path: Path,
@@ -40,8 +41,6 @@ def image_embedding_parity(hf_dir: Path, text_gguf: Path, mmproj_gguf: Path, ima
     judges). `cosine` is over all packed features flattened, `min_token_cosine` the worst
     single token; both NaN when the token counts differ.
     """
-    from edge_et.core.images import load_image
-
     image = load_image(image_path)
     with tempfile.TemporaryDirectory() as tmp:
         pixels = Path(tmp) / "pixels.npy"
@@ -72,9 +71,6 @@ def image_embedding_parity(hf_dir: Path, text_gguf: Path, mmproj_gguf: Path, ima
 
 def _llama_side(text_gguf: Path, mmproj_gguf: Path, image, question: str, threads: int) -> dict:
     from edge_et.backends.llama_cpp.model import LlamaCppModel
-    from edge_et.core.chat import render_user_turn
-    from edge_et.core.decoding import Sampling
-    from edge_et.formats.llava_ov import grid_shape
 
     model = LlamaCppModel(model_path=str(text_gguf), mmproj_path=str(mmproj_gguf), n_ctx=8192,
                           n_threads=threads)
@@ -102,14 +98,12 @@ def _llama_side(text_gguf: Path, mmproj_gguf: Path, image, question: str, thread
 
 
 def _reference(hf_dir: Path, pixels: Path, prompt: str, tmp: Path) -> dict:
-    request, out = tmp / "request.json", tmp / "reference.npz"
-    request.write_text(json.dumps({"hf_dir": str(hf_dir), "pixels": str(pixels),
-                                   "prompt": prompt, "out": str(out)}))
-    proc = subprocess.run([sys.executable, "-m", "export.parity.llava_ov", str(request)],
-                          cwd=_PROJECT_ROOT, capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-        raise RuntimeError(f"the transformers reference failed:\n{tail}")
+    out = tmp / "reference.npz"
+    request = {"hf_dir": str(hf_dir), "pixels": str(pixels), "prompt": prompt, "out": str(out)}
+    outcome = run_worker("llava-ov-reference", request, timeout=3600,
+                         label="the transformers reference")
+    if isinstance(outcome, str):
+        raise RuntimeError(outcome)
     data = np.load(out)
     return {"features": data["features"], "first_token": int(data["first_token"]),
             "logits": data["logits"],
@@ -137,8 +131,9 @@ def processor_token_count(hf_dir: Path, height: int, width: int) -> int:
     return Processor._get_number_of_features(fake, height, width, tile, tile)
 
 
-def _run_reference(request: dict) -> None:
-    """Subprocess body: HF features, token count and first greedy token, saved as .npz."""
+def reference(hf_dir: str, pixels: str, prompt: str, out: str) -> dict:
+    """The worker's body: HF features, token count and first greedy token, saved as .npz in
+    `out`; returns {"out": out} as the worker's report."""
     import torch
     from transformers import (
         AutoTokenizer,
@@ -146,20 +141,21 @@ def _run_reference(request: dict) -> None:
         LlavaOnevisionImageProcessor,
     )
 
-    hf_dir, rgb = Path(request["hf_dir"]), np.load(request["pixels"])
+    hf_dir, rgb = Path(hf_dir), np.load(pixels)
     model = LlavaOnevisionForConditionalGeneration.from_pretrained(hf_dir, dtype=torch.float32)
     model.eval()
     inputs = LlavaOnevisionImageProcessor.from_pretrained(hf_dir)(rgb, return_tensors="pt")
     with torch.no_grad():
         features = model.model.get_image_features(inputs["pixel_values"],
                                                   inputs["image_sizes"])[0]
-        ids = _prompt_ids(AutoTokenizer.from_pretrained(hf_dir), request["prompt"],
+        ids = _prompt_ids(AutoTokenizer.from_pretrained(hf_dir), prompt,
                           model.config.image_token_id, len(features))
         logits = model(input_ids=torch.tensor([ids]), pixel_values=inputs["pixel_values"],
                        image_sizes=inputs["image_sizes"]).logits[0, -1]
-    np.savez(request["out"], features=features.float().numpy(), logits=logits.float().numpy(),
+    np.savez(out, features=features.float().numpy(), logits=logits.float().numpy(),
              first_token=int(logits.argmax()), prompt_tokens=len(ids),
              n_processor=processor_token_count(hf_dir, *rgb.shape[:2]))
+    return {"out": out}
 
 
 def _prompt_ids(tokenizer, prompt: str, image_id: int, n_image: int) -> list[int]:
@@ -168,6 +164,3 @@ def _prompt_ids(tokenizer, prompt: str, image_id: int, n_image: int) -> list[int
     at = ids.index(image_id)
     return ids[:at] + [image_id] * n_image + ids[at + 1:]
 
-
-if __name__ == "__main__":
-    _run_reference(json.loads(Path(sys.argv[1]).read_text()))

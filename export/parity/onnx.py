@@ -1,7 +1,7 @@
 """Validate an exported ONNX stage against its transformers checkpoint (STYLE.md 8).
 
-`run_parity` measures in a subprocess (`python -m export.parity.onnx_worker`, see its doc for
-what is measured); `passes(report)` judges the report against the bounds below and names the
+`run_parity` measures in a worker subprocess (export/parity/onnx_measure.py says what is
+measured); `passes(report)` judges the report against the bounds below and names the
 first failure in one line. The export writes every stage's report into `parity.json`.
 
 Bounds ("scale" is max(1, largest |reference logit|)):
@@ -21,11 +21,11 @@ of every supported architecture is recorded in README ("ONNX bundles").
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from export.parity.gguf import TextThresholds, _num, default_threads, run_worker
+from export.parity.gguf import TextThresholds, as_float
+from export.parity.launcher import run_worker
 
 FORMAT = "edge-et.onnx-parity/1"
 PIXEL_MAX_ABS = 1e-5
@@ -54,35 +54,6 @@ def thresholds(quant: str) -> OnnxThresholds:
     return THRESHOLDS[quant]
 
 
-def measure(hf_dir: str, stage_dir: str, quant: str, threads: int | None = None) -> dict:
-    """Measure in this process (what the worker runs); adds the verdict."""
-    from export.parity.onnx_worker import measure as measure_stage
-
-    started = time.perf_counter()
-    report = {"format": FORMAT, "hf_dir": str(Path(hf_dir).resolve()), "quant": quant,
-              "thresholds": asdict(thresholds(quant)), "versions": _versions()}
-    try:
-        report.update(measure_stage(hf_dir, stage_dir, quant, threads or default_threads()))
-    except Exception as exc:  # noqa: BLE001 - every failure must land in the report
-        report["error"] = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
-    report["seconds"] = round(time.perf_counter() - started, 2)
-    report["ok"], failure = passes(report)
-    report["first_failure"] = failure or None
-    return report
-
-
-def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for dist in ("torch", "transformers", "optimum-onnx", "onnx", "onnxruntime"):
-        try:
-            found[dist] = version(dist)
-        except PackageNotFoundError:
-            found[dist] = None
-    return found
-
-
 def run_parity(hf_dir: Path, stage_dir: Path, *, quant: str, threads: int | None = None,
                timeout: float = 3600) -> dict:
     """Measure the stage folder `stage_dir` against `hf_dir` in a subprocess; a crash or a
@@ -90,7 +61,7 @@ def run_parity(hf_dir: Path, stage_dir: Path, *, quant: str, threads: int | None
     thresholds(quant)
     request = {"hf_dir": str(Path(hf_dir).resolve()), "stage_dir": str(Path(stage_dir).resolve()),
                "quant": quant, "threads": threads}
-    outcome = run_worker("export.parity.onnx_worker", request, timeout=timeout,
+    outcome = run_worker("onnx", request, timeout=timeout,
                          label="the ONNX parity worker")
     return outcome if isinstance(outcome, dict) else _crashed(request, outcome)
 
@@ -130,13 +101,13 @@ def _text_failures(text: dict, th: TextThresholds) -> list[str]:
                        f"{p['nonfinite']['onnx']} positions)")
         if not p.get("compared"):
             continue
-        bound = th.max_abs * max(1.0, _num(p["ref_abs_max"]))
-        if not _num(p["max_abs"]) <= bound:
-            out.append(f"{where}: max |logit diff| {_num(p['max_abs']):.3g} > {bound:.3g}")
-        if not _num(p["rel_rms"]) <= th.rel_rms:
-            out.append(f"{where}: rms logit diff / logit std {_num(p['rel_rms']):.3g} > "
+        bound = th.max_abs * max(1.0, as_float(p["ref_abs_max"]))
+        if not as_float(p["max_abs"]) <= bound:
+            out.append(f"{where}: max |logit diff| {as_float(p['max_abs']):.3g} > {bound:.3g}")
+        if not as_float(p["rel_rms"]) <= th.rel_rms:
+            out.append(f"{where}: rms logit diff / logit std {as_float(p['rel_rms']):.3g} > "
                        f"{th.rel_rms:g}")
-        real = [f for f in p["flips"] if not _num(f["ref_gap"]) <= bound]
+        real = [f for f in p["flips"] if not as_float(f["ref_gap"]) <= bound]
         if 1 - len(real) / p["compared"] < th.argmax:
             out.append(f"{where}: greedy picks agree at {1 - len(real) / p['compared']:.1%} of "
                        f"positions < {th.argmax:.0%}")
@@ -158,9 +129,9 @@ def _vision_failures(vision: dict, th: OnnxThresholds) -> list[str]:
     if pixels["max_abs"] is None:
         return [f"vision: pixel values differ in shape: hf {pixels['shape']['hf']} vs onnx "
                 f"{pixels['shape']['onnx']}"]
-    if not _num(pixels["max_abs"]) <= PIXEL_MAX_ABS:
+    if not as_float(pixels["max_abs"]) <= PIXEL_MAX_ABS:
         out.append(f"vision: numpy preprocessing differs from the HF image processor by "
-                   f"{_num(pixels['max_abs']):.3g} > {PIXEL_MAX_ABS:g}")
+                   f"{as_float(pixels['max_abs']):.3g} > {PIXEL_MAX_ABS:g}")
     prompt = vision.get("prompt_ids")
     if prompt and not prompt["equal"]:
         out.append("vision: the runtime's prompt ids with the image differ from the processor's")
@@ -168,9 +139,9 @@ def _vision_failures(vision: dict, th: OnnxThresholds) -> list[str]:
     if "cosine" not in emb:
         return out + [f"vision: image embeddings differ in shape: hf {emb['shape']['hf']} vs "
                       f"onnx {emb['shape']['onnx']}"]
-    if not _num(emb["cosine"]) >= th.cosine:
-        out.append(f"vision: image embedding cosine {_num(emb['cosine']):.6f} < {th.cosine}")
-    if not _num(emb["min_token_cosine"]) >= th.min_token:
-        out.append(f"vision: worst image token cosine {_num(emb['min_token_cosine']):.6f} < "
+    if not as_float(emb["cosine"]) >= th.cosine:
+        out.append(f"vision: image embedding cosine {as_float(emb['cosine']):.6f} < {th.cosine}")
+    if not as_float(emb["min_token_cosine"]) >= th.min_token:
+        out.append(f"vision: worst image token cosine {as_float(emb['min_token_cosine']):.6f} < "
                    f"{th.min_token}")
     return out + _greedy_failures(vision.get("greedy"), th, "vision")

@@ -1,4 +1,4 @@
-"""The ONNX parity check's vision section for Idefics3 / SmolVLM (export/parity/onnx_worker.py).
+"""The ONNX parity check's vision section for Idefics3 / SmolVLM (export/parity/onnx_measure.py).
 
 One synthetic picture, not square, that the processor resizes (and, where the checkpoint's
 longest edge allows, tiles):
@@ -19,13 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_et.core.chat import render_user_turn
+from edge_et.core.images import LoadedImage, pixel_sha256
 from edge_et.formats import idefics3 as runtime
-from export.parity.onnx_worker import (
+from export.archs.idefics3 import load_reference
+from export.parity.onnx_checks import (
     IMAGE_REQUEST,
-    _greedy_report,
-    _hf_greedy,
-    _onnx_greedy,
     embedding_measures,
+    greedy_report,
+    hf_greedy,
+    onnx_greedy,
     test_picture,
 )
 
@@ -78,10 +81,6 @@ def _mtmd_pixels(hf_dir: Path, rgb: np.ndarray, layout: runtime.Layout):
 def vision_section(hf, hf_dir: Path, model) -> dict:
     import torch
 
-    from edge_et.core.chat import render_user_turn
-    from edge_et.core.images import LoadedImage, pixel_sha256
-    from export.onnx.idefics3 import load_reference
-
     encoder = model._vision
     layout = encoder.layout
     rgb = test_picture(*picture_size(layout))
@@ -107,7 +106,7 @@ def vision_section(hf, hf_dir: Path, model) -> dict:
     reference = features.reshape(-1, features.shape[-1]).float().numpy()
     got, _ = encoder.embed(image)
     ends = sorted(model.config["end_token_ids"])
-    hf_tokens = _hf_greedy(hf, ids, ends, pixel_values=pixels, **extra)
+    hf_tokens = hf_greedy(hf, ids, ends, pixel_values=pixels, **extra)
     return {"image_size": [int(rgb.shape[0]), int(rgb.shape[1])], "layout": layout.mode,
             "grid": list(runtime.grid_shape(rgb.shape[0], rgb.shape[1], layout)),
             "pixels": {"shape": {"hf": list(theirs.shape), "onnx": list(ours.shape)},
@@ -116,4 +115,4 @@ def vision_section(hf, hf_dir: Path, model) -> dict:
             "prompt_ids": {"reference": "transformers" if layout.mode == "hf" else "runtime",
                            "equal": ids == ours_ids, "tokens": len(ours_ids)},
             "embeddings": embedding_measures(reference, got),
-            "greedy": _greedy_report(hf_tokens, _onnx_greedy(model, prompt, image), len(ids))}
+            "greedy": greedy_report(hf_tokens, onnx_greedy(model, prompt, image), len(ids))}

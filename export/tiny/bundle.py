@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +47,7 @@ class TinyGGUFs:
     mmproj: Path | None
 
 
-def _build_once(key_dir: Path, build: Callable[[Path], None],
+def build_once(key_dir: Path, build: Callable[[Path], None],
                 ready: Callable[[Path], bool]) -> None:
     """Build into a temporary sibling of `key_dir` and rename it into place, unless `ready`.
 
@@ -114,7 +112,7 @@ def tiny_ggufs(arch: str, *, seed: int = 0, outtype: str = "f16", root: Path | N
         names = {"model": model.name, "mmproj": mmproj.name if mmproj else None}
         (tmp / "files.json").write_text(json.dumps(names) + "\n")
 
-    _build_once(key_dir, build, lambda d: (d / "files.json").is_file())
+    build_once(key_dir, build, lambda d: (d / "files.json").is_file())
     names = json.loads(done.read_text())
     return TinyGGUFs(hf_dir=key_dir / "hf", model=key_dir / names["model"],
                      mmproj=key_dir / names["mmproj"] if names["mmproj"] else None)
@@ -133,7 +131,7 @@ def build_tiny_bundle(root: Path | None = None) -> Path:
     checkpoints it was converted from sit beside it, in `<bundle>/../hf/<arch>/`.
     """
     bundle = tiny_bundle_dir(root)
-    _build_once(bundle.parent, lambda tmp: _build_into(tmp / "hf", tmp / "bundle"),
+    build_once(bundle.parent, lambda tmp: _build_into(tmp / "hf", tmp / "bundle"),
                 lambda key_dir: verify_bundle(key_dir / "bundle"))
     return bundle
 
@@ -161,15 +159,3 @@ def _build_into(hf_root: Path, out: Path) -> None:
         reasoning=Stage(r_model, n_ctx=8192, thinking=True, random_weights=True,
                         source=source.format(key)),
     )
-
-
-def main() -> None:
-    """Prebuild the tiny bundle and print its path and build time."""
-    start = time.perf_counter()
-    path = build_tiny_bundle()
-    print(f"{path}  ({time.perf_counter() - start:.1f} s)", file=sys.stderr)
-    print(path)
-
-
-if __name__ == "__main__":
-    main()

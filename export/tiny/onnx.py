@@ -12,18 +12,18 @@ runtime, and the versions of optimum-onnx, onnx, onnxruntime and accelerate.
 from __future__ import annotations
 
 import hashlib
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from export.gguf.converter import cache_dir
+from export.onnx.pipeline import export_onnx
 from export.tiny import checkpoints as tiny
-from export.tiny.bundle import TinyGGUFs, _build_once, tiny_ggufs
+from export.tiny.bundle import TinyGGUFs, build_once, tiny_ggufs
 
 _ROOT = Path(__file__).resolve().parents[2]
-# export/micro/model.py: its patch-position rule shapes the "mtmd" Idefics3 vision graph.
-_SOURCES = ("export/onnx/*.py", "edge_et/backends/onnx/*.py", "edge_et/formats/*.py",
-            "export/micro/model.py")
+# The architecture modules count through `recipe_hash` (the recipe names them): that covers
+# export/archs/idefics3.py, whose patch-position rule shapes the "mtmd" Idefics3 vision graph.
+_SOURCES = ("export/onnx/*.py", "edge_et/backends/onnx/*.py", "edge_et/formats/*.py")
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,6 @@ def tiny_onnx(*, perception: str | None = None, reasoning: str | None = None,
               image_layout: str | None = None) -> TinyOnnx:
     """Build (once) and return the ONNX bundle of the given tiny architectures at `quant`
     (`image_layout`: export_onnx's, for Idefics3)."""
-    from export.onnx.pipeline import export_onnx
-
     roles = {role: arch for role, arch in (("perception", perception), ("reasoning", reasoning))
              if arch is not None}
     ggufs = {role: tiny_ggufs(arch, root=root) for role, arch in roles.items()}
@@ -68,17 +66,5 @@ def tiny_onnx(*, perception: str | None = None, reasoning: str | None = None,
         export_onnx(out=tmp / "bundle", quant=quant, validate=validate, name="tiny-onnx",
                     n_ctx=2048, image_layout=image_layout, **dirs)
 
-    _build_once(key_dir, build, lambda d: (d / "bundle" / "bundle.json").is_file())
+    build_once(key_dir, build, lambda d: (d / "bundle" / "bundle.json").is_file())
     return TinyOnnx(bundle=key_dir / "bundle", ggufs=ggufs)
-
-
-def main(argv: list[str]) -> None:
-    from export import archs
-
-    arch, quant = argv[0], argv[1] if len(argv) > 1 else "fp32"
-    role = archs.get(arch).role
-    print(tiny_onnx(**{role: arch}, quant=quant).bundle)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -155,10 +155,10 @@ def test_llava_ov_pixel_values_match_the_hf_image_processor(tmp_path, height, wi
 
     from edge_et.backends.onnx.vision import llava_ov_pixel_values
     from edge_et.formats import llava_ov
-    from export.archs.llava_ov import _save_image_processor, pinpoints
+    from export.archs.llava_ov import pinpoints, save_image_processor
 
     tile = 42
-    _save_image_processor(tmp_path, tile)
+    save_image_processor(tmp_path, tile)
     processor = LlavaOnevisionImageProcessor.from_pretrained(tmp_path)
     rgb = np.random.default_rng(height).integers(0, 256, (height, width, 3), dtype=np.uint8)
     theirs = processor(rgb, return_tensors="np")["pixel_values"][0]

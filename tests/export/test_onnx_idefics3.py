@@ -221,7 +221,7 @@ def test_the_trained_micro_model_answers_like_its_gguf(tmp_path, sample_image):
     """The real trained micro Idefics3 (export.micro.train) exported to ONNX fp32 gives the
     published GGUF bundle's extraction of the sample (its layout picked from its recipe)."""
     if not (MICRO_HF / "tiny_recipe.json").is_file():
-        pytest.skip(f"{MICRO_HF} is missing: train it with `python -m export.micro.train` "
+        pytest.skip(f"{MICRO_HF} is missing: train it with `edge-et export train` "
                     "(or restore models/store)")
     out = tmp_path / "micro-onnx"
     done = _cli("export", "onnx", "--perception", str(MICRO_HF), "--quant", "fp32",

@@ -305,7 +305,7 @@ def test_nan_logits_fail():
 def test_compare_logits_counts_nonfinite_rows():
     import numpy as np
 
-    from export.parity.gguf_worker import compare_logits
+    from export.parity.gguf_text import compare_logits
 
     ref = np.arange(12, dtype=np.float32).reshape(3, 4)
     got = ref.copy()

@@ -32,7 +32,7 @@ from edge_et.backends.llama_cpp.vision_footprint import (
     vision_bytes,
 )
 from edge_et.errors import BundleError
-from edge_et.formats.gguf import GGUFInfo
+from edge_et.formats.gguf import ARRAY_TYPE, SCALAR_TYPES, GGUFInfo, GGUFReader
 from edge_et.memory.footprint import StageFootprint
 from edge_et.memory.probes import MiB
 
@@ -153,25 +153,20 @@ def read_numeric_arrays(info: GGUFInfo, keys: list[str]) -> dict[str, tuple]:
     wanted = {k for k in keys if k in info.array_lengths}
     if not wanted:
         return {}
-    from edge_et.formats.gguf import (  # the reader's own primitives
-        _ARRAY,
-        _SCALARS,
-        _Reader,
-    )
     found: dict[str, tuple] = {}
     with open(info.path, "rb") as handle, \
             mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-        reader = _Reader(buf)
+        reader = GGUFReader(buf)
         reader.pos = 16
         n_kv = reader.unpack("<Q")
         for _ in range(n_kv):
             key, kind = reader.string(), reader.unpack("<I")
-            if kind != _ARRAY:
+            if kind != ARRAY_TYPE:
                 reader.value(kind)
                 continue
             item, count = reader.unpack("<I"), reader.unpack("<Q")
-            if key in wanted and item in _SCALARS and count <= 4096:
-                found[key] = tuple(reader.unpack(_SCALARS[item]) for _ in range(count))
+            if key in wanted and item in SCALAR_TYPES and count <= 4096:
+                found[key] = tuple(reader.unpack(SCALAR_TYPES[item]) for _ in range(count))
             else:
                 reader.skip_array(item, count)
     return found

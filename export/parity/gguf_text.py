@@ -1,12 +1,9 @@
-"""The parity check's worker: measures a GGUF against its transformers checkpoint.
+"""The GGUF parity check's text measurements (and the llama.cpp side of the image check).
 
-Runs inside the subprocess that `export.parity.gguf.run_parity` starts, so that torch's memory and
-llama.cpp's global state never reach the exporting process:
-
-    python -m export.parity.gguf_worker REQUEST.json REPORT.json
-
-REQUEST.json holds the keyword arguments of `export.parity.gguf.run_parity`; REPORT.json receives
-the report dict (see `export.parity.gguf`). This module measures; `export.parity.gguf` judges.
+Runs inside the worker subprocess that `export.parity.gguf.run_parity` starts (kind "gguf" of
+export/parity/worker.py), so that torch's memory and llama.cpp's global state never reach the
+exporting process. Also the numpy comparisons of image embeddings and first tokens that
+every vision check shares. This module measures; `export.parity.gguf` judges.
 
 The text check feeds the *same token ids* (from the HF tokenizer) to transformers (fp32) and
 to llama.cpp (`logits_all=True`) and compares the logits of every position; separately it
@@ -17,8 +14,6 @@ from __future__ import annotations
 
 import ctypes
 import gc
-import json
-import sys
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -322,32 +317,32 @@ def _reference_logits(hf_dir: Path, ids: dict[str, list[int]]) -> dict[str, np.n
     return reference
 
 
+def compare_embeddings(ref: np.ndarray, got: np.ndarray) -> dict:
+    """Cosine similarity per token and over everything, plus the largest absolute difference."""
+    if ref.shape != got.shape:
+        return {"shape": {"hf": list(ref.shape), "llama_cpp": list(got.shape)}}
+    ref64, got64 = ref.astype(np.float64), got.astype(np.float64)
+    dots = (ref64 * got64).sum(-1)
+    norms = np.linalg.norm(ref64, axis=-1) * np.linalg.norm(got64, axis=-1)
+    per_token = dots / np.maximum(norms, 1e-30)
+    total = float((ref64 * got64).sum() / max(np.linalg.norm(ref64) * np.linalg.norm(got64), 1e-30))
+    return {"shape": list(ref.shape), "cosine": total, "min_token_cosine": float(per_token.min()),
+            "mean_token_cosine": float(per_token.mean()),
+            "max_abs": float(np.abs(ref64 - got64).max()),
+            # An all-zero reference (an untrained projector) makes every cosine meaningless.
+            "ref_norm": float(np.linalg.norm(ref64)), "got_norm": float(np.linalg.norm(got64))}
+
+
+def first_token(ref: np.ndarray, got: np.ndarray) -> dict:
+    """Greedy first token with the image on both sides, and how close the call was."""
+    vocab = min(len(ref), len(got))
+    ref, got = ref[:vocab], got[:vocab]
+    hf_top, ll_top = int(ref.argmax()), int(got.argmax())
+    return {"hf": hf_top, "llama_cpp": ll_top, "ref_gap": float(ref[hf_top] - ref[ll_top]),
+            "max_abs": float(np.abs(ref.astype(np.float64) - got).max()),
+            "ref_abs_max": float(np.abs(ref).max())}
+
+
 def _compare_prompt(ref: np.ndarray, got: np.ndarray) -> dict:
     vocab = min(ref.shape[-1], got.shape[-1])  # unequal sizes are judged from n_vocab
     return compare_logits(ref[:, :vocab], got[:, :vocab])
-
-
-def main(argv: list[str]) -> int:
-    """Subprocess entry point: read the request, write the report (errors included)."""
-    request_path, report_path = Path(argv[0]), Path(argv[1])
-    request = json.loads(request_path.read_text())
-    from export.parity import gguf as parity  # the judge; imported here so `-m` works from any cwd
-
-    report = parity.measure(**request)
-    report_path.write_text(json.dumps(json_safe(report), indent=2, allow_nan=False) + "\n")
-    return 0
-
-
-def json_safe(value):
-    """`value` with NaN and infinities as None: strict JSON, and no NaN that passes a `>`."""
-    if isinstance(value, float):
-        return value if np.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
