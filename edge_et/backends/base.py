@@ -1,4 +1,4 @@
-"""The narrow contract between the pipeline and a model backend (STYLE.md 2).
+"""The narrow contract between the pipeline and a model backend.
 
 A backend loads one model and exposes token-level steps; everything above tokens
 (chat templates, budgets, budget forcing, streaming, stats) lives in the runtime and

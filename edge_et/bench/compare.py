@@ -3,7 +3,7 @@
 The use: the GGUF bundle and the ONNX bundle exported from the same checkpoints (or two
 quantizations, or two devices' builds), to choose between them on this device. Trials
 interleave, A B then B A, so drift and other processes' noise hit both alike, and every
-ratio is the median of per-trial ratios of neighbours in time (STYLE.md 12). Each bundle also
+ratio is the median of per-trial ratios of neighbours in time. Each bundle also
 gets its full single-bundle report (bare baseline, direct price, curve), built from the same
 trials.
 """

@@ -3,7 +3,7 @@
 Warm-up, then N trials, each a fresh `edge-et run` as a user would start it: load the
 perception model, extract, load the reasoning model, think. Generated lengths are fixed
 from the settings with end-of-generation ignored, so every trial and every device does the
-same work. Side by side in every trial (STYLE.md 12):
+same work. Side by side in every trial:
 
 - bare: the same token counts through the backend library's plain calls on the same loaded
   model (each backend's `bare_runner`): edge-et's overhead, goal <= 1.03;

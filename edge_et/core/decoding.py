@@ -1,6 +1,6 @@
 """Decoding settings per stage: the paper's defaults, then the bundle's, then the caller's.
 
-Defaults (PAPER.md, and the authors' lmms-eval setup):
+Defaults (docs/method.md, and the authors' lmms-eval setup):
 - extract / caption / direct (the VLM): greedy, at most 1024 tokens (lmms-eval's default
   for LLaVA-OneVision generation).
 - think (thinking models): temperature 0.6, top-p 0.95, top-k 20 (Qwen3's

@@ -1,6 +1,6 @@
 """The paper's prompts and answer parsing, as pure functions.
 
-Every string here is the method's own (PAPER.md; the authors' lmms-eval files
+Every string here is the method's own (docs/method.md; the authors' lmms-eval files
 `stage_1_utils.py` and `qwen3.py`); fidelity needs them character for character.
 A bundle may override any template through its `prompts` section.
 """
@@ -57,7 +57,7 @@ class PromptSet:
 
     @classmethod
     def from_overrides(cls, overrides: dict[str, str] | None) -> "PromptSet":
-        """Defaults with the given keys replaced; unknown keys are ignored (STYLE.md 4)."""
+        """Defaults with the given keys replaced; unknown keys are ignored."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in (overrides or {}).items() if k in known})
 

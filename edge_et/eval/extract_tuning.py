@@ -1,4 +1,4 @@
-"""Visual extraction tuning data: `edge-et data extract-tuning` (PAPER.md, the paper's recipe).
+"""Visual extraction tuning data: `edge-et data extract-tuning` (docs/method.md, the paper's recipe).
 
 For each visual QA pair, a teacher bundle writes the target a perception model is trained to
 produce:
@@ -45,7 +45,7 @@ STATEMENT_PROMPT = (
     "\nQuestion #1: {question}\nAnswer: {answer}\nDeclarative Statement(s):"
 )
 # Step 2, to the teacher VLM with the image: the authors' description request (same file),
-# PAPER.md's "describe the fine-grained content ..." with the statements appended.
+# The paper's "describe the fine-grained content ..." with the statements appended.
 TARGET_PROMPT = (
     "Your task is to describe the fine-grained content of the image, including scenes, objects, "
     "relationships, instance location, and any text present."

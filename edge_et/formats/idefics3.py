@@ -12,7 +12,7 @@ Two layouts, recorded as `layout` in the vision section of onnx_config.json:
   side from the rounded long side), cut the tiles row-major and add the whole image squashed to
   one tile ("global"); an image that fits one tile is sent once, without a grid:
   `<fake><global-img>` n x `<image>` `<fake>`. Patch positions are transformers' own
-  (4.57 buckets fp32 fractions: [0, 0, 1, 2] for 4 patches a side, MODELS.md pitfall 5).
+  (4.57 buckets fp32 fractions: [0, 0, 1, 2] for 4 patches a side, docs/pitfalls.md, 5).
 - "mtmd" is what libmtmd (llama.cpp) does with the same checkpoint: each side rounded up to tile
   multiples on its own, Lanczos always, and every image gets a grid, so a one-tile image becomes
   `<fake><row_1_col_1>` n x `<image>` "\\n\\n" `<fake><global-img>` n x `<image>` `<fake>`

@@ -1,6 +1,6 @@
 """Idefics3 / SmolVLM: SigLIP tiles, pixel-shuffle connector, Llama (SmolLM2) language model.
 
-Converter needs (MODELS.md): `text_config.architectures = ["VLlama3ForCausalLM"]`, as real
+Converter needs (docs/pitfalls.md): `text_config.architectures = ["VLlama3ForCausalLM"]`, as real
 checkpoints have (transformers 4.57 does not write it; `prepare` adds it on a copy), and a
 vocabulary with a "\\n\\n" token. libmtmd lays an image out its own way: an image that fits one
 tile becomes a 1x1 grid plus an overview, `<fake_token_around_image><row_1_col_1>` tokens
@@ -106,7 +106,7 @@ SPEC = ArchSpec(
     },
     prepare=prepare,
     pre_tokenizer=PRE_TOKENIZER,
-    notes="SmolVLM / Idefics3; libmtmd tiles images its own way (see MODELS.md pitfall 3)",
+    notes="SmolVLM / Idefics3; libmtmd tiles images its own way",
 )
 
 

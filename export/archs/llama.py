@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from export.archs.base import ArchSpec, Blueprint, TinyBuilder
 from export.tokenizer import PRE_TOKENIZER, build_tokenizer, chatml_template, padded_vocab
 
-# SmolLM2-Instruct's template injects this system turn when there is none (MODELS.md pitfall 4).
+# SmolLM2-Instruct's template injects this system turn when there is none (docs/pitfalls.md, 4).
 CHAT_TEMPLATE = chatml_template(
     default_system="You are a helpful AI assistant named SmolLM, trained by Hugging Face")
 

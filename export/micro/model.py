@@ -11,7 +11,7 @@ prompt + target 219 -> 173 tokens, caption 145 -> 121), and on a CPU a step cost
 
 Layout: the runtime renders the model's chat template around libmtmd's media marker
 (edge_et.runtime.pipeline) and libmtmd expands the marker, for an image of one tile, into the tile
-and an overview of the same pixels (MODELS.md pitfall 3):
+and an overview of the same pixels (docs/pitfalls.md, 3):
 
     <|im_start|>User: | <fake><row_1_col_1> 16 x img \\n\\n <fake><global-img> 16 x img <fake> |
     \\n{request}<end_of_utterance>\\nAssistant:

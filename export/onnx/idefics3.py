@@ -4,7 +4,7 @@
 what `Idefics3Model.get_image_features` computes for unpadded tiles. transformers derives the
 patch mask with `Unfold` and the patch positions with a bucketize loop per image; neither
 traces, and for whole tiles both are constants, so the positions are computed once here and
-baked in (MODELS.md, ONNX).
+baked in (docs/pitfalls.md, ONNX).
 
 Which positions depends on the image layout (edge_et/formats/idefics3.py explains both):
 "hf" keeps transformers' own (recorded from its embeddings module on a whole tile), "mtmd"

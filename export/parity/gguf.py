@@ -1,4 +1,4 @@
-"""Validate exported GGUFs against their transformers checkpoint (STYLE.md 8).
+"""Validate exported GGUFs against their transformers checkpoint.
 
 `run_parity` measures in a worker subprocess (export/parity/gguf_measure.py), so torch's memory
 and llama.cpp's global state never reach the exporting process; the export pipeline saves its

@@ -149,8 +149,8 @@ def _idefics3_size(config: dict, pre: dict) -> tuple[int, int]:
 def _idefics3_pixels(hf_dir: Path, image: np.ndarray, views: int) -> dict:
     """The processor's own views (tiles row-major, then the global view, as libmtmd orders
     its chunks). A picture that fits one tile is the exception: transformers sends it once,
-    libmtmd as a 1x1 grid plus the global view, both that unresized picture (MODELS.md
-    pitfall 3), so its one view stands for both."""
+    libmtmd as a 1x1 grid plus the global view, both that unresized picture (docs/pitfalls.md,
+    3), so its one view stands for both."""
     from PIL import Image
 
     pixels = _image_processor(hf_dir)(images=[[Image.fromarray(image)]],
@@ -169,7 +169,7 @@ def _idefics3_features(model, pixels: dict):
 
 
 def _idefics3_sequential_positions(model) -> None:
-    """Number an unpadded tile's patches 0..N-1, as llama.cpp does (MODELS.md pitfall 5:
+    """Number an unpadded tile's patches 0..N-1, as llama.cpp does (docs/pitfalls.md, 5:
     transformers 4.57 buckets fp32 fractions and can repeat a position, huggingface/
     transformers#41190)."""
     import torch

@@ -1,4 +1,4 @@
-"""Validate an exported ONNX stage against its transformers checkpoint (STYLE.md 8).
+"""Validate an exported ONNX stage against its transformers checkpoint.
 
 `run_parity` measures in a worker subprocess (export/parity/onnx_measure.py says what is
 measured); `passes(report)` judges the report against the bounds below and names the

@@ -3,7 +3,6 @@
     render.py     sample a ground-truth scene, draw it (numpy + Pillow only)
     questions.py  the caption, multiple-choice questions and their answer statements
     forms.py      the three training forms (direct, caption, extract) and the eval JSONL
-    __main__.py   `python -m export.scenes --out DIR`: train and held-out splits on disk
 
 Nothing here imports torch, so the evaluation side can use it without the export extra.
 """

@@ -1,6 +1,6 @@
 """What an extraction adds to the caption: facts about the topics the hint names.
 
-The extraction prompt carries a hint, not the question (PAPER.md stage 1), and edge-et's
+The extraction prompt carries a hint, not the question (docs/method.md, stage 1), and edge-et's
 default hint is a fixed rule over the question's words (edge_et.core.hints): "How many green
 shapes are there?" becomes "the number of each kind of object ..., the colors of the
 objects ... and the shapes of the objects ...". A target that stated "There are 0 green

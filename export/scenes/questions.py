@@ -3,7 +3,7 @@ declarative statement each one needs.
 
 Every function reads only the scene dict (render.py) and a seeded `random.Random`, so the
 same scene and seed give the same question, options and answer letter. A `Question`
-carries the statement that turns it into visual extraction tuning data (PAPER.md: the
+carries the statement that turns it into visual extraction tuning data (docs/method.md: the
 QA pair as a self-contained declarative sentence, which the target description includes).
 """
 

@@ -11,7 +11,7 @@ target is computed from:
 Shapes scenes put 1-5 shapes (and at most one printed word or number) on a 3 x 3 grid of
 cells; charts are 3-4 coloured bars with their value printed above each. Images are
 IMAGE_SIZE pixels square, the micro perception model's tile size, so libmtmd sends them to
-the model unresized (MODELS.md pitfall 3). Pure numpy + Pillow: no torch.
+the model unresized (docs/pitfalls.md, 3). Pure numpy + Pillow: no torch.
 """
 
 from __future__ import annotations

@@ -4,8 +4,6 @@ Both are built once per recipe hash into the edge-et cache and reused by every l
 session: `tiny_ggufs("qwen3vl")` in `<cache>/tiny-gguf/<hash>/`, the bundle (tiny random
 Qwen2-VL perception + tiny random Qwen3 thinking reasoning) in `<cache>/tiny/<hash>/`. Each
 directory appears by one rename, so a crashed or concurrent build never leaves half of one.
-
-    python -m export.tiny.bundle          # prebuild the bundle (prints its path)
 """
 
 from __future__ import annotations

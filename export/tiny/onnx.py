@@ -5,8 +5,6 @@ seed 0, f16), so an ONNX bundle and a GGUF bundle of the same weights can be com
 bundle is built once per recipe into `<cache>/tiny-onnx/<hash>/bundle`; the hash covers the
 recipe, the export sources `tiny.recipe_hash` tracks, the ONNX modules of export/ and of the
 runtime, and the versions of optimum-onnx, onnx, onnxruntime and accelerate.
-
-    python -m export.tiny.onnx qwen3 fp32      # prebuild one (prints its path)
 """
 
 from __future__ import annotations
