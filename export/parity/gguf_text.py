@@ -317,20 +317,32 @@ def _reference_logits(hf_dir: Path, ids: dict[str, list[int]]) -> dict[str, np.n
     return reference
 
 
-def compare_embeddings(ref: np.ndarray, got: np.ndarray) -> dict:
-    """Cosine similarity per token and over everything, plus the largest absolute difference."""
+def compare_embeddings(ref: np.ndarray, got: np.ndarray, chunks: list[int] | None = None) -> dict:
+    """Cosine similarity per token and over everything, plus the largest absolute difference;
+    with `chunks` (tokens per libmtmd image chunk, in order: a tiled picture has one per tile
+    and the global view) also the cosine of each chunk, so a wrong or repeated view shows."""
     if ref.shape != got.shape:
         return {"shape": {"hf": list(ref.shape), "llama_cpp": list(got.shape)}}
+    per_chunk = {}
+    if chunks and len(chunks) > 1:
+        bounds = np.cumsum([0, *chunks])
+        per_chunk = {"chunk_cosine": [_cosine(ref[a:b], got[a:b])
+                                      for a, b in zip(bounds[:-1], bounds[1:])]}
     ref64, got64 = ref.astype(np.float64), got.astype(np.float64)
     dots = (ref64 * got64).sum(-1)
     norms = np.linalg.norm(ref64, axis=-1) * np.linalg.norm(got64, axis=-1)
     per_token = dots / np.maximum(norms, 1e-30)
-    total = float((ref64 * got64).sum() / max(np.linalg.norm(ref64) * np.linalg.norm(got64), 1e-30))
-    return {"shape": list(ref.shape), "cosine": total, "min_token_cosine": float(per_token.min()),
-            "mean_token_cosine": float(per_token.mean()),
+    return {"shape": list(ref.shape), "cosine": _cosine(ref, got),
+            "min_token_cosine": float(per_token.min()), "mean_token_cosine": float(per_token.mean()),
             "max_abs": float(np.abs(ref64 - got64).max()),
             # An all-zero reference (an untrained projector) makes every cosine meaningless.
-            "ref_norm": float(np.linalg.norm(ref64)), "got_norm": float(np.linalg.norm(got64))}
+            "ref_norm": float(np.linalg.norm(ref64)), "got_norm": float(np.linalg.norm(got64)),
+            **per_chunk}
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-30))
 
 
 def first_token(ref: np.ndarray, got: np.ndarray) -> dict:

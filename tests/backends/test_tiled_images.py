@@ -86,7 +86,7 @@ def _greedy(model, prompt: str, picture, n: int = 6):
 def test_every_tile_reaches_the_model_and_the_cache_keeps_them_all(tiled, picture_file):
     from edge_et.core.chat import render_user_turn
     from edge_et.core.images import load_image
-    from export.parity.gguf_worker import llama_image_side
+    from export.parity.gguf_text import llama_image_side
 
     picture = load_image(picture_file)
     model, off = _model(tiled), _model(tiled, image_cache_bytes=0)

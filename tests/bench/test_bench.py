@@ -191,3 +191,17 @@ def test_deadline_fills_the_run_options(tiny_bundle, tmp_path, monkeypatch):
     options, info = apply_deadline(bundle, RunOptions(answer_budget=8), 60.0)
     assert options.think_budget == info["budget"] > 0 and info["answer_tokens"] == 8
     assert info["speed"]["source"] == "cache"
+
+
+def test_bare_sampler_takes_a_repeat_penalty():
+    """The bare baseline builds llama.cpp's penalties sampler with the vocabulary size first,
+    as the vendored llama.cpp of llama-cpp-python 0.3.36 wants (it raised TypeError before)."""
+    import llama_cpp
+
+    from edge_et.backends.llama_cpp.bare import bare_sampler
+
+    chain = bare_sampler(Sampling(temperature=0.7, repeat_penalty=1.1, seed=1), n_vocab=128)
+    try:
+        assert llama_cpp.llama_sampler_chain_n(chain) == 3  # penalties, temperature, dist
+    finally:
+        llama_cpp.llama_sampler_free(chain)

@@ -4,6 +4,7 @@ Real llama.cpp on the tiny random bundle (shortened decoding): outputs are noise
 compare runs with each other, never with expected text.
 """
 
+import dataclasses
 import subprocess
 import sys
 import threading
@@ -130,7 +131,8 @@ def test_a_refused_plan_says_how_many_bytes(bundle):
 
 
 def test_a_missing_backend_package_names_its_extra(monkeypatch):
-    monkeypatch.setitem(_REGISTRY, "llama.cpp", ("edge_et_no_such_module", "Model", "llama"))
+    missing_module = dataclasses.replace(_REGISTRY["llama.cpp"], model_class="edge_et_no_such_module:Model")
+    monkeypatch.setitem(_REGISTRY, "llama.cpp", missing_module)
     with pytest.raises(edge_et.MissingExtra, match=r"pip install 'edge-et\[llama\]'") as missing:
         backend_class("llama.cpp")
     assert missing.value.extra == "llama"

@@ -78,7 +78,7 @@ def _bare_decode(llm, sampling: Sampling, n_tokens: int, run: StageRun, started:
     """Sample `n_tokens`, feeding each but the last back; EOS is simply never checked."""
     import llama_cpp
 
-    chain = bare_sampler(sampling)
+    chain = bare_sampler(sampling, n_vocab=llm.n_vocab())
     first_at = None
     try:
         for i in range(n_tokens):
@@ -99,14 +99,16 @@ def _bare_decode(llm, sampling: Sampling, n_tokens: int, run: StageRun, started:
     run.stop_reason = run.stop_reason or "max_tokens"
 
 
-def bare_sampler(sampling: Sampling):
-    """llama.cpp's sampler chain for `sampling` (temperature, top-k, top-p, min-p, seeded dist)."""
+def bare_sampler(sampling: Sampling, *, n_vocab: int):
+    """llama.cpp's sampler chain for `sampling` (repeat penalty, temperature, top-k, top-p, min-p,
+    seeded dist), as LlamaCppModel builds it."""
     import llama_cpp
 
     chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
     parts = []
     if sampling.repeat_penalty != 1.0:
-        parts.append(llama_cpp.llama_sampler_init_penalties(64, sampling.repeat_penalty, 0.0, 0.0))
+        # 0.3.36's vendored llama.cpp still takes the vocabulary size first.
+        parts.append(llama_cpp.llama_sampler_init_penalties(n_vocab, 64, sampling.repeat_penalty, 0.0, 0.0))
     if sampling.temperature <= 0:
         parts.append(llama_cpp.llama_sampler_init_greedy())
     else:
