@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from edge_et import backends
+from edge_et.backends.stage_run import StageRequest
 from edge_et.bundle.manifest import Bundle, StageSpec
 from edge_et.core import prompts
 from edge_et.core.decoding import stage_decoding
@@ -31,7 +32,6 @@ from edge_et.core.images import (
 )
 from edge_et.errors import InputError
 from edge_et.runtime.measure import (
-    StageRequest,
     cpu_model,
     edge_stage,
     machine_info,

@@ -11,6 +11,7 @@ import json
 import pytest
 from rich.console import Console
 
+from edge_et.backends.stage_run import StageRequest
 from edge_et.bundle.manifest import Bundle
 from edge_et.cli.render.bench import (
     MARKDOWN_HEADER,
@@ -22,7 +23,7 @@ from edge_et.cli.render.bench import (
 )
 from edge_et.core.decoding import Sampling
 from edge_et.errors import EdgeEtError
-from edge_et.runtime.measure import StageRequest, edge_stage
+from edge_et.runtime.measure import edge_stage
 from tests.helpers.fakes import EOS, ScriptedModel
 from tests.helpers.speed import cache_profile
 
