@@ -8,6 +8,9 @@ of a bundle that needs it is first loaded.
 """
 
 from edge_et.bundle.manifest import Bundle
+from edge_et.core.hints import hint_from_question
+from edge_et.core.images import DEFAULT_MAX_PIXELS, LoadedImage
+from edge_et.core.images import as_loaded_image as decode_image
 from edge_et.core.stats import Result, StageStats
 from edge_et.errors import (
     BundleError,
@@ -40,4 +43,6 @@ __all__ = [
     "ExtractionText", "ReasoningText", "StageFinished", "Finished",
     "EdgeEtError", "InputError", "BundleError", "PlanRefused", "MissingExtra", "ModelError",
     "DownloadError", "ExportError",
+    # For servers and apps that manage images and caches themselves (edge_et.serve uses them).
+    "decode_image", "LoadedImage", "DEFAULT_MAX_PIXELS", "hint_from_question",
 ]

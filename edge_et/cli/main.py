@@ -19,6 +19,7 @@ from edge_et.cli.info import info
 from edge_et.cli.plan import plan
 from edge_et.cli.pull import pull
 from edge_et.cli.run import run
+from edge_et.cli.serve import serve
 from edge_et.cli.shared import err
 from edge_et.errors import EdgeEtError
 
@@ -27,7 +28,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 app.add_typer(export_app, name="export")
 app.add_typer(eval_app, name="eval")
 app.add_typer(data_app, name="data")
-for command in (run, info, plan, bench, pull):
+for command in (run, info, plan, bench, pull, serve):
     app.command()(command)
 
 

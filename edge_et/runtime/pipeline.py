@@ -112,6 +112,18 @@ class Pipeline:
         for role in list(self._models):
             self.release(role)
 
+    def load(self) -> None:
+        """Load the models now instead of at the first request (a server's start-up). Under
+        swap only the perception model: every request needs it first."""
+        roles = [spec.role for spec in self.bundle.stages()]
+        for role in roles[:1] if self.residency == "swap" else roles:
+            self._model(role, StageStats())
+
+    @property
+    def loaded_roles(self) -> list[str]:
+        """The roles whose model is in memory now."""
+        return list(self._models)
+
     def release(self, role: str) -> None:
         """Free one model now (its memory returns before the next load)."""
         model = self._models.pop(role, None)

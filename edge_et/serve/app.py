@@ -1,0 +1,94 @@
+"""The FastAPI app: routes, the gate, CORS and the page.
+
+FastAPI because its pydantic models are the request validation and the OpenAPI schema at once
+(schemathesis tests the server against that schema), on uvicorn, the ASGI server it is made
+for. The interactive docs pages are off: they load scripts from a CDN, and this server works
+offline; `/openapi.json` stays.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+import edge_et
+from edge_et.serve import failures
+from edge_et.serve.chat import chat_completions
+from edge_et.serve.gate import Gate, key_checker
+from edge_et.serve.schema import ChatCompletion, ErrorResponse, Health, ModelList
+from edge_et.serve.state import ServerState
+
+PAGE = Path(__file__).resolve().parent / "page"
+PAGE_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
+ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 413, 500, 503)}
+
+
+def create_app(state: ServerState) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        state.start_loading()  # the port is bound meanwhile; /health says 503 until it ends
+        yield
+        state.close()
+
+    app = FastAPI(title="edge-et", version=edge_et.__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,
+                  description="OpenAI-compatible Extract+Think server (docs/serve.md)")
+    app.state.edge = state
+    failures.install(app)
+    if state.settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=state.settings.cors_origins,
+                           allow_methods=["GET", "POST"], allow_headers=["authorization", "content-type"])
+    app.add_middleware(Gate, max_body=state.settings.max_body, metrics=state.metrics)
+    keyed = [Depends(key_checker(state.settings.api_key, state.metrics))]
+
+    app.post("/v1/chat/completions", response_model=ChatCompletion, dependencies=keyed,
+             responses=ERRORS | {200: {"content": {"text/event-stream": {}}}},
+             summary="Answer a question about an image (Extract+Think)")(chat_completions)
+    app.get("/v1/models", response_model=ModelList, dependencies=keyed,
+            responses=ERRORS, summary="The bundle as one model")(_models)
+    app.get("/health", response_model=Health, responses={503: {"model": ErrorResponse}},
+            summary="200 once the models are loaded, 503 before")(_health)
+    app.get("/metrics", dependencies=keyed, responses=ERRORS | {200: {"content": {"text/plain": {}}}},
+            response_class=Response, summary="Prometheus metrics")(_metrics)
+    app.get("/", include_in_schema=False)(_page)
+    app.get("/page/{name}", include_in_schema=False)(_page_file)
+    return app
+
+
+async def _models(request: Request) -> JSONResponse:
+    state: ServerState = request.app.state.edge
+    stages = {spec.role: {"arch": spec.arch, "backend": spec.backend, "model": spec.model,
+                          "thinking": spec.thinking, "random_weights": spec.random_weights}
+              for spec in state.bundle.stages()}
+    plan = state.pipelines[0].plan
+    card = {"id": state.model_name, "object": "model", "created": int(state.started), "owned_by": "edge-et",
+            "edge_et": {"stages": stages, "slots": len(state.pipelines),
+                        "residency": state.pipelines[0].residency,
+                        "plan": plan.decision if plan else None}}
+    return JSONResponse({"object": "list", "data": [card]})
+
+
+async def _health(request: Request) -> JSONResponse:
+    state: ServerState = request.app.state.edge
+    scheduler = state.ready()
+    return JSONResponse({"status": "ok", "model": state.model_name, "slots": len(state.pipelines),
+                         "slots_busy": scheduler.busy, "queue_depth": scheduler.queue_depth})
+
+
+async def _metrics(request: Request) -> Response:
+    state: ServerState = request.app.state.edge
+    return Response(state.metrics.text(), media_type="text/plain; version=0.0.4")
+
+
+async def _page() -> FileResponse:
+    return FileResponse(PAGE / "index.html", media_type="text/html")
+
+
+async def _page_file(name: str) -> FileResponse:
+    if name not in PAGE_FILES:
+        raise failures.ApiError(404, f"no page file {name!r}")
+    return FileResponse(PAGE / name, media_type=PAGE_FILES[name])

@@ -1,0 +1,133 @@
+"""One request as a job for a slot: its stages, its events, its cancellation.
+
+A job runs in a slot's thread through the pipeline's public stages (`perceive`, then `reason`
+for the -think modes), so a scheduler can run all waiting perceptions before any reasoning.
+Text and stage events go to the request's coroutine through `deliver`. When the client leaves,
+`cancelled` is set and the next text callback raises `Cancelled` inside the generation loop:
+generation stops at its next token.
+
+The extraction cache holds perception text by (pixel hash, stage, hint): the same picture with
+the same hint skips the perception model entirely. Perception decodes greedily by default, so
+the cached text is the text it would write again.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import edge_et
+
+EXTRACTION_CACHE_ENTRIES = 4096  # text only: a few MB at most
+
+
+class Cancelled(BaseException):
+    """Raised in a slot's thread when the client left. A BaseException, so that no `except
+    Exception` on the way turns the stop into an error."""
+
+
+@dataclass
+class Job:
+    picture: edge_et.LoadedImage
+    question: str
+    options: edge_et.RunOptions  # seed already chosen; no callbacks
+    deliver: Callable[[tuple], None]  # thread-safe: hands an event to the request
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    queued_at: float = field(default_factory=time.perf_counter)
+    started_at: float | None = None
+    extraction_cached: bool = False
+    result: edge_et.Result | None = None
+    error: BaseException | None = None
+
+    @property
+    def needs_reasoning(self) -> bool:
+        return self.options.mode.endswith("-think")
+
+    def emit(self, *event) -> None:
+        if self.cancelled.is_set():
+            raise Cancelled
+        self.deliver(event)
+
+    def hooked_options(self, on_piece: Callable[[str], None]) -> edge_et.RunOptions:
+        """The options with callbacks that stream this job's events (and count pieces)."""
+        def extraction(text: str) -> None:
+            on_piece("perception")
+            self.emit("extraction", text)
+
+        def reasoning(text: str) -> None:
+            on_piece("reasoning")
+            self.emit("reasoning", text)
+        return replace(self.options, on_extraction_text=extraction, on_reasoning_text=reasoning,
+                       on_stage_finished=lambda stage, stats: self.emit("stage", stage, stats))
+
+
+class ExtractionCache:
+    """Perception text by (pixel hash, stage, hint), least recently used dropped first."""
+
+    def __init__(self, entries: int = EXTRACTION_CACHE_ENTRIES):
+        self._entries = entries
+        self._items: OrderedDict[tuple, tuple[str, str, str | None]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(job: Job) -> tuple | None:
+        """None where the text cannot be reused: direct mode answers the question itself, and
+        an `auto` hint is the reasoning model's own choice."""
+        mode, hint = job.options.mode, job.options.hint
+        if mode == "direct" or (hint is not None and hint.strip().lower() == "auto"):
+            return None
+        if mode == "caption-think":
+            return job.picture.sha256, "caption", ""
+        if hint is not None and hint.strip():
+            return job.picture.sha256, "extract", hint.strip()
+        return job.picture.sha256, "extract", edge_et.hint_from_question(job.question)
+
+    def get(self, key: tuple | None) -> str | None:
+        if key is None:
+            return None
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key][0]
+        return None
+
+    def put(self, key: tuple | None, text: str) -> None:
+        if key is None:
+            return
+        with self._lock:
+            self._items[key] = (text, key[1], key[2])
+            self._items.move_to_end(key)
+            while len(self._items) > self._entries:
+                self._items.popitem(last=False)
+
+
+def perceive(pipeline: edge_et.Pipeline, job: Job, cache: ExtractionCache,
+             on_piece: Callable[[str], None]) -> None:
+    """Stage 1 of `job` into `job.result`, from the extraction cache when it holds the text."""
+    key = cache.key(job)
+    cached = cache.get(key)
+    if cached is None:
+        job.result = pipeline.perceive(job.picture, job.question, job.hooked_options(on_piece))
+        cache.put(key, job.result.extraction)
+        return
+    job.extraction_cached = True
+    hint, source = _cached_hint(job, key)
+    job.result = edge_et.Result(mode=job.options.mode, question=job.question, hint=hint,
+                                hint_source=source, extraction=cached, seed=job.options.seed,
+                                image=job.picture.source)
+    if cached:
+        job.emit("extraction", cached)
+
+
+def reason(pipeline: edge_et.Pipeline, job: Job, on_piece: Callable[[str], None]) -> None:
+    """Stage 2 of a -think job whose stage 1 is done."""
+    pipeline.reason(job.result, job.hooked_options(on_piece))
+
+
+def _cached_hint(job: Job, key: tuple) -> tuple[str | None, str | None]:
+    if key[1] == "caption":
+        return None, None
+    return key[2], "flag" if job.options.hint else "question-rule"

@@ -1,0 +1,154 @@
+"""The request and response bodies of the server, as pydantic models.
+
+They follow OpenAI's chat completions schema (the shapes the `openai` client reads), with
+edge-et's own fields beside the standard ones: `edge_et` in the request (the client's
+`extra_body`), `message.extraction`, `edge_et` and `timings` in the response. FastAPI builds the
+OpenAPI schema from them, so schemathesis can check every response against it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_TOKENS = 32768  # above every context a bundle plans; larger asks are refused, not truncated
+SEED_MAX = 2**31 - 1  # llama.cpp's sampler seed is 32-bit; the stages add small offsets
+
+
+class ImageURL(BaseModel):
+    url: str = Field(description="data: URI, raw base64, or file:// under --allow-media-dir")
+    detail: str | None = None
+
+
+class TextPart(BaseModel):
+    type: Literal["text"]
+    text: str
+
+
+class ImagePart(BaseModel):
+    type: Literal["image_url"]
+    image_url: ImageURL
+
+
+ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="allow")  # name, tool_calls ...: accepted, not used
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+
+
+class EdgeEtOptions(BaseModel):
+    """edge-et's own parameters; unknown names are refused so that a typo is not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["extract-think", "caption-think", "direct", "extract"] = "extract-think"
+    hint: str | None = Field(None, max_length=2000,
+                                description="extraction hint; 'auto' asks the reasoning model")
+    think_budget: int | None = Field(None, ge=0, le=MAX_TOKENS)
+    answer_budget: int | None = Field(None, ge=1, le=MAX_TOKENS)
+    seed: int | None = Field(None, ge=0, le=SEED_MAX)
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
+class ChatRequest(BaseModel):
+    """OpenAI's chat completion request; fields not listed (top_p, user ...) are accepted and
+    ignored, as llama-server does."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str | None = None
+    messages: list[Message] = Field(min_length=1)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
+    max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
+    seed: int | None = Field(None, ge=0, le=SEED_MAX)
+    n: int | None = Field(None, ge=1, le=1, description="one choice per request")
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+    edge_et: EdgeEtOptions | None = None
+
+
+class ErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class ResponseMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str | None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+    extraction: str | None = None
+
+
+class Choice(BaseModel):
+    index: int = 0
+    message: ResponseMessage
+    finish_reason: str | None
+    logprobs: None = None
+
+
+class CompletionDetails(BaseModel):
+    reasoning_tokens: int = 0
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    completion_tokens_details: CompletionDetails = CompletionDetails()
+
+
+class EdgeEtResult(BaseModel):
+    mode: str
+    answer: str
+    answer_matched: bool
+    hint: str | None = None
+    hint_source: str | None = None
+    seed: int | None = None
+    image_sha256: str
+    extraction_cached: bool = False
+    image_cached: bool = False
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: Usage
+    timings: dict[str, Any] = Field(description="per stage: load, image encode, prefill, decode")
+    edge_et: EdgeEtResult
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "edge-et"
+    edge_et: dict[str, Any] = Field(description="the bundle's stages and memory plan")
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    model: str
+    slots: int
+    slots_busy: int
+    queue_depth: int
