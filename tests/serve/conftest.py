@@ -1,0 +1,114 @@
+"""One real `edge-et serve` process for every serve test: the tiny random bundle (short
+decoding), a free loopback port, an API key, a media folder, a small queue and body limit.
+
+Started once per session (about 2 s); tests that need a long run ask for a large think budget
+(the tiny reasoner never stops by itself, so the run lasts until the budget or the context).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers.short_bundle import short_bundle
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = "test-key-123"
+MAX_QUEUE = 2
+MAX_BODY = 2_000_000
+QUESTION = "What color is the circle?\nA. blue\nB. green\nC. red\nD. yellow"
+
+
+@dataclass
+class Served:
+    url: str
+    key: str
+    media_dir: Path
+    log: Path
+    health_seen: list[int] = field(default_factory=list)  # /health statuses while starting
+
+    @property
+    def headers(self) -> dict:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    def client(self, **kwargs) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers=self.headers, timeout=60, **kwargs)
+
+    def metric(self, name: str, **labels) -> float:
+        """The value of one sample of /metrics (0 when absent)."""
+        text = httpx.get(f"{self.url}/metrics", headers=self.headers, timeout=10).text
+        wanted = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else "")
+        for line in text.splitlines():
+            if line.startswith(wanted + " "):
+                return float(line.split()[-1])
+        return 0.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def chat_body(image_url: str, question: str = QUESTION, **extra) -> dict:
+    return {"model": "tiny", "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": image_url}},
+        {"type": "text", "text": question}]}], **extra}
+
+
+@pytest.fixture(scope="session")
+def served(tiny_bundle, sample_image, tmp_path_factory) -> Served:
+    folder = tmp_path_factory.mktemp("serve")
+    bundle = short_bundle(tiny_bundle, folder)
+    media = folder / "media"
+    media.mkdir()
+    (media / "sample.png").write_bytes(sample_image.read_bytes())
+    (folder / "secret.png").write_bytes(sample_image.read_bytes())
+    port, log = free_port(), folder / "server.log"
+    command = [sys.executable, "-m", "edge_et.cli.main", "serve", "--bundle", str(bundle),
+               "--port", str(port), "--threads", "1", "--api-key", KEY,
+               "--max-queue", str(MAX_QUEUE), "--max-body", str(MAX_BODY),
+               "--allow-media-dir", str(media), "--keep-alive", "-1", "--log-level", "warning"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    server = Served(url=f"http://127.0.0.1:{port}", key=KEY, media_dir=media, log=log)
+    try:
+        _wait_healthy(server, process)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _wait_healthy(server: Served, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited: {server.log.read_text()[-2000:]}")
+        try:
+            status = httpx.get(f"{server.url}/health", timeout=5).status_code
+        except httpx.TransportError:
+            time.sleep(0.02)
+            continue
+        server.health_seen.append(status)
+        if status == 200:
+            return
+        time.sleep(0.02)
+    raise RuntimeError("the server did not become healthy in 120 s")
