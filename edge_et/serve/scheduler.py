@@ -156,6 +156,7 @@ class Scheduler:
             job.deliver(("error", job.error))
         else:
             self.metrics.completions.labels("ok").inc()
+            self.metrics.latency.observe(time.perf_counter() - job.queued_at)
             self.metrics.record(job.result, job.extraction_cached)
             job.deliver(("done", job.result))
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers.short_bundle import short_bundle
 
@@ -46,10 +47,10 @@ class Served:
     def metric(self, name: str, **labels) -> float:
         """The value of one sample of /metrics (0 when absent)."""
         text = httpx.get(f"{self.url}/metrics", headers=self.headers, timeout=10).text
-        wanted = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else "")
-        for line in text.splitlines():
-            if line.startswith(wanted + " "):
-                return float(line.split()[-1])
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and sample.labels == labels:
+                    return sample.value
         return 0.0
 
 

@@ -1,0 +1,184 @@
+"""Raw HTTP against the real server: every refusal is OpenAI error JSON with the right status,
+a full queue is a 503 with Retry-After, a client that leaves stops its run, /health says 503
+while loading, /metrics counts."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.serve.conftest import MAX_BODY, MAX_QUEUE, chat_body, data_uri
+
+LONG = {"edge_et": {"think_budget": 30000}}  # the tiny reasoner runs to its context (~8k tokens)
+
+
+def error_of(response: httpx.Response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"} and "\n" not in error["message"]
+    assert "Traceback" not in response.text
+    return error
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("data:image/png;base64," + base64.b64encode(b"<html>not a picture</html>").decode(), "image"),
+    ("data:image/png;base64,@@@notbase64", "base64"),
+    ("data:image/png,plain", "base64"),
+    ("https://example.com/cat.png", "data: URI"),
+    ("ftp://example.com/cat.png", "scheme"),
+])
+def test_a_bad_image_is_a_400(served, url, says):
+    with served.client() as client:
+        error = error_of(client.post("/v1/chat/completions", json=chat_body(url)), 400)
+    assert error["type"] == "invalid_request_error" and says in error["message"]
+
+
+def test_a_picture_over_the_pixel_limit_is_a_400_read_from_its_header(served):
+    import io
+
+    from PIL import Image
+    buffer = io.BytesIO()
+    Image.new("L", (5000, 4000)).save(buffer, "PNG")  # 20 MP > 16 MP, tiny file
+    url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    with served.client() as client:
+        error = error_of(client.post("/v1/chat/completions", json=chat_body(url)), 400)
+    assert "megapixels" in error["message"]
+
+
+def test_file_urls_only_under_the_media_dir(served):
+    inside = (served.media_dir / "sample.png").as_uri()
+    traversal = f"file://{served.media_dir}/../secret.png"
+    with served.client() as client:
+        ok = client.post("/v1/chat/completions", json=chat_body(inside))
+        refused = client.post("/v1/chat/completions", json=chat_body(traversal))
+    assert ok.status_code == 200, ok.text
+    assert error_of(refused, 400)["code"] == "path_outside_media_dir"
+
+
+def test_a_body_over_the_limit_is_a_413_declared_or_streamed(served):
+    big = json.dumps(chat_body("data:image/png;base64," + "A" * MAX_BODY)).encode()
+    with served.client() as client:
+        declared = client.post("/v1/chat/completions", content=big,
+                               headers={"content-type": "application/json"})
+        chunked = client.post("/v1/chat/completions", content=iter([big[:1000], big[1000:]]),
+                              headers={"content-type": "application/json"})
+    assert error_of(declared, 413)["code"] == "request_too_large"
+    assert error_of(chunked, 413)["code"] == "request_too_large"
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic x"}])
+def test_a_missing_or_wrong_key_is_a_401(served, headers, sample_image):
+    for path, send in (("/v1/chat/completions", "post"), ("/v1/models", "get"), ("/metrics", "get")):
+        kwargs = {"json": chat_body(data_uri(sample_image))} if send == "post" else {}
+        response = getattr(httpx, send)(served.url + path, headers=headers, **kwargs)
+        assert error_of(response, 401)["type"] == "authentication_error"
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    ({"messages": []}, "messages"),
+    ({"messages": [{"role": "user", "content": "no image"}]}, "messages"),
+    ({"messages": [{"role": "system", "content": "x"}]}, "messages"),
+    ("not json", None),
+    ({"messages": [{"role": "user", "content": "x"}], "edge_et": {"budget": 3}}, "edge_et"),
+    ({"messages": [{"role": "user", "content": "x"}], "max_tokens": 0}, "max_tokens"),
+])
+def test_invalid_bodies_are_400s_naming_the_field(served, body, param):
+    with served.client() as client:
+        response = client.post("/v1/chat/completions", content=body if isinstance(body, str)
+                               else json.dumps(body), headers={"content-type": "application/json"})
+    error = error_of(response, 400)
+    if param:
+        assert error["param"] == param, error
+
+
+def test_health_is_503_while_loading_then_200_without_a_key(served):
+    assert served.health_seen[0] == 503 and served.health_seen[-1] == 200
+    response = httpx.get(served.url + "/health")
+    assert response.status_code == 200 and response.json()["status"] == "ok"
+
+
+def test_unknown_paths_and_methods_are_error_json(served):
+    error_of(httpx.get(served.url + "/v1/nothing"), 404)
+    error_of(httpx.get(served.url + "/v1/chat/completions", headers=served.headers), 405)
+
+
+def _long_stream(served, sample_image, opened: threading.Event, stop: threading.Event):
+    """A long streamed run that reads until `stop`, then leaves (closes the connection)."""
+    with served.client() as client:
+        with client.stream("POST", "/v1/chat/completions",
+                           json=chat_body(data_uri(sample_image), stream=True, **LONG)) as response:
+            for line in response.iter_lines():
+                if "reasoning_content" in line:
+                    opened.set()
+                if stop.is_set():
+                    return
+
+
+def test_a_client_that_leaves_stops_its_run_within_a_few_tokens(served, sample_image):
+    cancelled = served.metric("edge_et_cancelled_total")
+    opened, stop = threading.Event(), threading.Event()
+    reader = threading.Thread(target=_long_stream, args=(served, sample_image, opened, stop))
+    reader.start()
+    assert opened.wait(60), "the long run never streamed reasoning"
+    stop.set()
+    reader.join(30)
+    deadline = time.monotonic() + 20
+    while served.metric("edge_et_cancelled_total") == cancelled and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert served.metric("edge_et_cancelled_total") == cancelled + 1
+    pieces = served.metric("edge_et_streamed_pieces_total", stage="reasoning")
+    time.sleep(0.5)
+    assert served.metric("edge_et_streamed_pieces_total", stage="reasoning") == pieces
+    assert served.metric("edge_et_slots_busy") == 0
+
+
+def test_a_full_queue_is_a_503_with_retry_after_and_the_running_request_goes_on(served, sample_image):
+    opened, stop = threading.Event(), threading.Event()
+    reader = threading.Thread(target=_long_stream, args=(served, sample_image, opened, stop))
+    reader.start()
+    try:
+        assert opened.wait(60)
+        waiting = [threading.Thread(target=_short_request, args=(served, sample_image))
+                   for _ in range(MAX_QUEUE)]
+        for thread in waiting:
+            thread.start()
+        deadline = time.monotonic() + 20
+        while served.metric("edge_et_queue_depth") < MAX_QUEUE and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with served.client() as client:
+            refused = client.post("/v1/chat/completions", json=chat_body(data_uri(sample_image)))
+        assert error_of(refused, 503)["code"] == "queue_full"
+        assert refused.headers["retry-after"] == "1"
+        assert served.metric("edge_et_slots_busy") == 1  # the running one was not cancelled
+    finally:
+        stop.set()
+        reader.join(30)
+    for thread in waiting:
+        thread.join(60)
+    assert served.metric("edge_et_rejections_total", reason="queue_full") >= 1
+
+
+def _short_request(served, sample_image) -> None:
+    with served.client() as client:
+        assert client.post("/v1/chat/completions",
+                           json=chat_body(data_uri(sample_image))).status_code == 200
+
+
+def test_metrics_count_requests_tokens_stages_and_caches(served, sample_image):
+    before = {"ok": served.metric("edge_et_requests_total", path="/v1/chat/completions", status="200"),
+              "tokens": served.metric("edge_et_tokens_total", stage="think", kind="generated"),
+              "hits": served.metric("edge_et_cache_total", cache="embedding", result="hit")}
+    with served.client() as client:
+        for _ in range(2):
+            assert client.post("/v1/chat/completions", json=chat_body(
+                data_uri(sample_image), edge_et={"hint": f"metrics {time.time()}"})).status_code == 200
+    assert served.metric("edge_et_requests_total", path="/v1/chat/completions", status="200") == before["ok"] + 2
+    assert served.metric("edge_et_tokens_total", stage="think", kind="generated") >= before["tokens"] + 2 * 7
+    assert served.metric("edge_et_cache_total", cache="embedding", result="hit") >= before["hits"] + 1
+    assert served.metric("edge_et_stage_seconds_total", stage="think", phase="decode") > 0
+    assert served.metric("edge_et_model_loads") == 2 and served.metric("process_resident_memory_bytes") > 0
