@@ -13,6 +13,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,22 +73,34 @@ def chat_body(image_url: str, question: str = QUESTION, **extra) -> dict:
 
 
 @pytest.fixture(scope="session")
-def served(tiny_bundle, sample_image, tmp_path_factory) -> Served:
+def served_bundle(tiny_bundle, tmp_path_factory) -> Path:
+    return short_bundle(tiny_bundle, tmp_path_factory.mktemp("serve-bundle"))
+
+
+@pytest.fixture(scope="session")
+def served(served_bundle, sample_image, tmp_path_factory) -> Served:
     folder = tmp_path_factory.mktemp("serve")
-    bundle = short_bundle(tiny_bundle, folder)
     media = folder / "media"
     media.mkdir()
     (media / "sample.png").write_bytes(sample_image.read_bytes())
     (folder / "secret.png").write_bytes(sample_image.read_bytes())
-    port, log = free_port(), folder / "server.log"
+    with start_server(served_bundle, folder, "--max-queue", str(MAX_QUEUE), "--max-body",
+                      str(MAX_BODY), "--allow-media-dir", str(media)) as server:
+        server.media_dir = media
+        yield server
+
+
+@contextmanager
+def start_server(bundle: Path, folder: Path, *options: str) -> Iterator[Served]:
+    """`edge-et serve` on `bundle` in a subprocess on a free port, once /health says 200."""
+    port, log = free_port(), folder / f"server-{time.monotonic_ns()}.log"
     command = [sys.executable, "-m", "edge_et.cli.main", "serve", "--bundle", str(bundle),
-               "--port", str(port), "--threads", "1", "--api-key", KEY,
-               "--max-queue", str(MAX_QUEUE), "--max-body", str(MAX_BODY),
-               "--allow-media-dir", str(media), "--keep-alive", "-1", "--log-level", "warning"]
+               "--port", str(port), "--threads", "1", "--api-key", KEY, "--keep-alive", "-1",
+               "--log-level", "warning", *options]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with open(log, "wb") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = Served(url=f"http://127.0.0.1:{port}", key=KEY, media_dir=media, log=log)
+    server = Served(url=f"http://127.0.0.1:{port}", key=KEY, media_dir=folder, log=log)
     try:
         _wait_healthy(server, process)
         yield server

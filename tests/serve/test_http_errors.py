@@ -163,10 +163,10 @@ def test_a_full_queue_is_a_503_with_retry_after_and_the_running_request_goes_on(
     assert served.metric("edge_et_rejections_total", reason="queue_full") >= 1
 
 
-def _short_request(served, sample_image) -> None:
+def _short_request(served, sample_image, hint: str | None = None) -> None:
+    body = chat_body(data_uri(sample_image), **({"edge_et": {"hint": hint}} if hint else {}))
     with served.client() as client:
-        assert client.post("/v1/chat/completions",
-                           json=chat_body(data_uri(sample_image))).status_code == 200
+        assert client.post("/v1/chat/completions", json=body).status_code == 200
 
 
 def test_metrics_count_requests_tokens_stages_and_caches(served, sample_image):
