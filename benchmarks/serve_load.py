@@ -1,0 +1,203 @@
+"""`edge-et serve` under load, and a soak: does it answer everything, how fast, does it leak?
+
+Load: N concurrent clients x M requests each (half streamed, half whole, every fourth on a
+new picture) against a real server on 127.0.0.1, once with --parallel 1 and once with
+--parallel 2, side by side: failures, p50/p95 latency, throughput and their ratio.
+Soak: S requests, each on a distinct picture (random pixels), from 2 clients; the server's RSS
+is sampled every 50 requests; growth after the warm-up (the first 10%) must stay <= 5%.
+
+Default bundle: the tiny random test bundle (random weights, short decoding), so the numbers
+are the server's own overhead plus tiny models, not a real model's speed.
+
+    python -m benchmarks.serve_load [--bundle DIR] [--clients 4] [--requests 25] [--soak 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results"
+KEY = "bench-key"
+QUESTION = "What color is the circle?\nA. blue\nB. green\nC. red\nD. yellow"
+RSS_EVERY = 50
+
+
+def picture(seed: int, size: int = 96) -> str:
+    pixels = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def body(image: str, stream: bool) -> dict:
+    return {"model": "bench", "stream": stream, "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": image}}, {"type": "text", "text": QUESTION}]}]}
+
+
+class Server:
+    """`edge-et serve` in a subprocess; `rss()` reads its VmRSS."""
+
+    def __init__(self, bundle: Path, port: int, *options: str):
+        command = [sys.executable, "-m", "edge_et.cli.main", "serve", "--bundle", str(bundle),
+                   "--port", str(port), "--api-key", KEY, "--log-level", "warning",
+                   "--max-queue", "64", *options]
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/health", timeout=5).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("the server did not start")
+
+    def rss(self) -> int:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def one_request(client: httpx.Client, payload: dict) -> tuple[float, bool]:
+    """Latency and success of one request (a stream counts once [DONE] has arrived)."""
+    started = time.perf_counter()
+    try:
+        if payload["stream"]:
+            with client.stream("POST", "/v1/chat/completions", json=payload) as response:
+                ok = response.status_code == 200 and any(line == "data: [DONE]"
+                                                         for line in response.iter_lines())
+        else:
+            response = client.post("/v1/chat/completions", json=payload)
+            ok = response.status_code == 200 and bool(response.json()["choices"])
+    except httpx.HTTPError:
+        ok = False
+    return time.perf_counter() - started, ok
+
+
+def drive(server: Server, payloads: list[list[dict]], on_done=lambda: None) -> dict:
+    """One thread per client, each sending its list in order; latencies and failures."""
+    latencies, failures, lock = [], [0], threading.Lock()
+
+    def client_loop(mine: list[dict]) -> None:
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"},
+                          timeout=300) as client:
+            for payload in mine:
+                seconds, ok = one_request(client, payload)
+                with lock:
+                    latencies.append(seconds)
+                    failures[0] += not ok
+                on_done()
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client_loop, args=(mine,)) for mine in payloads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    ordered = sorted(latencies)
+    return {"requests": len(latencies), "failed": failures[0], "wall_s": round(wall, 2),
+            "throughput_rps": round(len(latencies) / wall, 2),
+            "p50_s": round(statistics.median(ordered), 3),
+            "p95_s": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 3)}
+
+
+def load_run(bundle: Path, parallel: int, clients: int, requests: int, port: int) -> dict:
+    images = [picture(1000 + i) for i in range(max(1, clients * requests // 4))]
+    payloads = [[body(images[(c * requests + r) // 4], stream=(r % 2 == 0)) for r in range(requests)]
+                for c in range(clients)]
+    server = Server(bundle, port, "--parallel", str(parallel), "--threads", "1")
+    try:
+        return {"parallel": parallel, **drive(server, payloads)}
+    finally:
+        server.stop()
+
+
+def soak_run(bundle: Path, total: int, port: int) -> dict:
+    server = Server(bundle, port, "--threads", "1", "--keep-alive", "-1")
+    samples, done, lock = [], [0], threading.Lock()
+
+    def sampled() -> None:
+        with lock:
+            done[0] += 1
+            if done[0] % RSS_EVERY == 0:
+                samples.append((done[0], server.rss()))
+    payloads = [[body(picture(c * total + i), stream=(i % 2 == 0)) for i in range(total // 2)]
+                for c in range(2)]
+    try:
+        result = drive(server, payloads, sampled)
+    finally:
+        server.stop()
+    warm = next(rss for count, rss in samples if count >= total // 10)
+    growth = (samples[-1][1] - warm) / warm
+    return {**result, "distinct_images": total, "rss_after_warmup_bytes": warm,
+            "rss_final_bytes": samples[-1][1], "rss_growth": round(growth, 4),
+            "rss_max_bytes": max(rss for _, rss in samples), "rss_samples": samples}
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return {"cpu": cpu, "cores": os.cpu_count(), "system": platform.platform(),
+            "python": platform.python_version(), "loadavg_start": os.getloadavg()}
+
+
+def tiny_short_bundle() -> Path:
+    from export.tiny.bundle import build_tiny_bundle  # the test bundle's recipe, cached
+    from tests.helpers.short_bundle import short_bundle
+    folder = Path.home() / ".cache" / "edge-et" / "serve-bench"
+    if not (folder / "short" / "bundle.json").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        short_bundle(build_tiny_bundle(), folder)
+    return folder / "short"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--bundle", type=Path, default=None)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--requests", type=int, default=25)
+    parser.add_argument("--soak", type=int, default=1000)
+    parser.add_argument("--port", type=int, default=18431)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    bundle = args.bundle or tiny_short_bundle()
+    report = {"machine": machine(), "bundle": str(bundle),
+              "weights": "random (tiny test bundle)" if args.bundle is None else "as the bundle says",
+              "clients": args.clients, "requests_per_client": args.requests}
+    report["load"] = [load_run(bundle, parallel, args.clients, args.requests, args.port)
+                      for parallel in (1, 2)]
+    print(json.dumps(report["load"]), flush=True)
+    if args.soak:
+        report["soak"] = soak_run(bundle, args.soak, args.port)
+    report["machine"]["loadavg_end"] = os.getloadavg()
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "serve_load.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps({k: v for k, v in report.items() if k != "soak"} |
+                     {"soak": {k: v for k, v in report.get("soak", {}).items() if k != "rss_samples"}},
+                     indent=2))
+
+
+if __name__ == "__main__":
+    main()
