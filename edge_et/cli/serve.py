@@ -10,6 +10,7 @@ import typer
 from edge_et.cli.shared import BundleOpt
 from edge_et.core.devices import DEVICE_HELP
 from edge_et.errors import InputError, MissingExtra
+from edge_et.memory.probes import parse_size
 
 _DURATION = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}
@@ -33,11 +34,12 @@ def serve(
     device: str = typer.Option("cpu", help=DEVICE_HELP),
     threads: int | None = typer.Option(None, min=1, help="CPU threads per slot (default: all cores)."),
     residency: str = typer.Option("auto", help="auto (the memory plan decides) | co-resident | swap."),
+    image_cache: str | None = typer.Option(None, "--image-cache", help="Image-embedding cache per slot (64MB; 0: none); default: the backend's (llama.cpp: 256MiB)."),
+    extraction_cache: int = typer.Option(4096, "--extraction-cache", min=0, help="Extractions kept by picture + hint (0: none)."),
     warm_up: bool = typer.Option(True, "--warm-up/--no-warm-up", help="Run one short perception at start-up."),
     log_level: str = typer.Option("info", "--log-level", help="debug | info | warning | error."),
 ) -> None:
     """Serve the bundle over HTTP: OpenAI's /v1/chat/completions, /v1/models, /health, /metrics, and a page at /."""
-    from edge_et.memory.probes import parse_size
     try:
         from edge_et.serve.runner import serve as run_server
         from edge_et.serve.state import ServeSettings
@@ -51,7 +53,9 @@ def serve(
         keep_alive_s=parse_duration(keep_alive), mem_budget=mem_budget,
         max_body=parse_size(max_body), max_pixels=int(max_pixels * 1_000_000),
         media_dir=allow_media_dir, cors_origins=list(cors_origin or []), threads=threads,
-        device=device, residency=None if residency == "auto" else residency, warm_up=warm_up)
+        device=device, residency=None if residency == "auto" else residency, warm_up=warm_up,
+        image_cache_bytes=_cache_bytes(image_cache),
+        extraction_cache_entries=extraction_cache)
     run_server(settings, log_level=log_level.lower())
 
 
@@ -62,6 +66,12 @@ def parse_duration(text: str) -> float | None:
         raise InputError(f"--keep-alive {text!r}: give a duration such as 30s, 5m or 1h (-1: never)")
     seconds = float(match.group(1)) * _UNIT_S[match.group(2)]
     return None if seconds < 0 else seconds
+
+
+def _cache_bytes(text: str | None) -> int | None:
+    if text is None:
+        return None
+    return 0 if text.strip() == "0" else parse_size(text)
 
 
 def _api_key(key: str | None, key_file: Path | None) -> str | None:

@@ -87,7 +87,8 @@ class Pipeline:
     """
 
     def __init__(self, bundle: Bundle, *, n_threads: int | None = None,
-                 residency: str | None = None, plan: Plan | None = None, device: str | None = None):
+                 residency: str | None = None, plan: Plan | None = None, device: str | None = None,
+                 image_cache_bytes: int | None = None):
         residency = residency or _residency_of(plan)
         if residency not in RESIDENCIES:
             raise InputError(f"unknown residency {residency!r}; choose one of: {', '.join(RESIDENCIES)}")
@@ -99,6 +100,7 @@ class Pipeline:
         self._encodes_before = 0  # image encodes of perception models already freed (swap)
         self._n_threads = n_threads
         self._device = device  # for backends that take an execution provider (None: their default)
+        self._image_cache_bytes = image_cache_bytes  # None: the backend's own bound
         self._models: dict[str, TextModel] = {}
 
     def __enter__(self) -> "Pipeline":
@@ -158,11 +160,13 @@ class Pipeline:
         """Context, KV type, GPU layers and image bound: the plan's, else the bundle's defaults."""
         planned = self.plan.stages.get(spec.role) if self.plan else None
         takes_device = backends.get(spec.backend).device_argument
-        device = {"device": self._device} if self._device and takes_device else {}
+        extra = {"device": self._device} if self._device and takes_device else {}
+        if spec.role == "perception" and self._image_cache_bytes is not None:
+            extra["image_cache_bytes"] = self._image_cache_bytes  # llama.cpp's embedding cache
         if planned is None:
-            return {"n_ctx": requested_ctx(spec), **device}
+            return {"n_ctx": requested_ctx(spec), **extra}
         settings = {"n_ctx": planned.n_ctx, "kv_type": planned.kv_type,
-                    "n_gpu_layers": planned.gpu_layers, **device}
+                    "n_gpu_layers": planned.gpu_layers, **extra}
         if spec.role == "perception" and planned.image_tokens:
             settings["image_max_tokens"] = planned.image_tokens
         return settings

@@ -30,12 +30,12 @@ class QueueFull(Exception):
 
 class Scheduler:
     def __init__(self, pipelines: list[edge_et.Pipeline], *, max_queue: int,
-                 keep_alive_s: float | None, metrics: Metrics):
+                 keep_alive_s: float | None, metrics: Metrics, extraction_cache_entries: int = 4096):
         self.pipelines = pipelines
         self.max_queue = max_queue
         self.keep_alive_s = keep_alive_s  # None: never unload
         self.metrics = metrics
-        self.cache = ExtractionCache()
+        self.cache = ExtractionCache(extraction_cache_entries)
         self._waiting: deque[Job] = deque()
         self._cond = threading.Condition()
         self._busy = 0

@@ -48,6 +48,8 @@ class ServeSettings:
     device: str = "cpu"
     residency: str | None = None
     warm_up: bool = True
+    image_cache_bytes: int | None = None  # None: the backend's bound (llama.cpp: 256 MiB per slot)
+    extraction_cache_entries: int = 4096
 
 
 def check_settings(settings: ServeSettings) -> None:
@@ -79,7 +81,8 @@ def open_slots(settings: ServeSettings) -> tuple[edge_et.Bundle, list[edge_et.Pi
     per_slot = total.budget.bytes // settings.parallel
     try:
         pipelines = [edge_et.open_pipeline(bundle, mem_budget=per_slot, device=settings.device,
-                                           residency=settings.residency, threads=settings.threads)
+                                           residency=settings.residency, threads=settings.threads,
+                                           image_cache_bytes=settings.image_cache_bytes)
                      for _ in range(settings.parallel)]
     except edge_et.PlanRefused as refused:
         if settings.parallel == 1:
@@ -137,7 +140,8 @@ class ServerState:
             self.on_load_failure()
             return
         scheduler = Scheduler(self.pipelines, max_queue=self.settings.max_queue,
-                              keep_alive_s=self.settings.keep_alive_s, metrics=self.metrics)
+                              keep_alive_s=self.settings.keep_alive_s, metrics=self.metrics,
+                              extraction_cache_entries=self.settings.extraction_cache_entries)
         self.metrics.bind(queue_depth=lambda: scheduler.queue_depth, busy=lambda: scheduler.busy,
                           model_loads=lambda: scheduler.model_loads,
                           resident_models=lambda: scheduler.resident_models)
