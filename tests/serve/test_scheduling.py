@@ -19,9 +19,10 @@ from tests.serve.test_http_errors import _long_stream, _short_request
 
 
 @pytest.mark.slow
-def test_swap_runs_queued_requests_stage_by_stage_loading_each_model_once(
+def test_swap_runs_queued_requests_stage_by_stage_loading_each_model_once_then_unloads_idle(
         served_bundle, sample_image, tmp_path):
-    with start_server(served_bundle, tmp_path, "--residency", "swap", "--max-queue", "8") as server:
+    with start_server(served_bundle, tmp_path, "--residency", "swap", "--max-queue", "8",
+                      "--keep-alive", "1s") as server:
         opened, stop = threading.Event(), threading.Event()
         reader = threading.Thread(target=_long_stream, args=(server, sample_image, opened, stop))
         reader.start()
@@ -42,6 +43,13 @@ def test_swap_runs_queued_requests_stage_by_stage_loading_each_model_once(
         # one group of four: perception loads once, reasoning once (one by one: 8 loads)
         assert server.metric("edge_et_model_loads") - loads == 2
         assert server.metric("edge_et_completions_total", outcome="ok") == 4
+        deadline = time.monotonic() + 10  # idle for the keep-alive: the slot frees its model
+        while server.metric("edge_et_models_resident") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert server.metric("edge_et_models_resident") == 0
+        assert server.metric("edge_et_model_unloads_total") >= 1
+        with server.client() as client:  # and loads it again for the next request
+            assert client.post("/v1/chat/completions", json=chat_body(data_uri(sample_image))).status_code == 200
 
 
 def test_a_non_loopback_address_without_a_key_is_refused_before_binding(served_bundle):
