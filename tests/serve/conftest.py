@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 KEY = "test-key-123"
 MAX_QUEUE = 2
 MAX_BODY = 2_000_000
+LONG = {"edge_et": {"think_budget": 30000}}  # the tiny reasoner runs to its context (~8k tokens)
 QUESTION = "What color is the circle?\nA. blue\nB. green\nC. red\nD. yellow"
 
 
@@ -70,6 +72,24 @@ def chat_body(image_url: str, question: str = QUESTION, **extra) -> dict:
     return {"model": "tiny", "messages": [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": image_url}},
         {"type": "text", "text": question}]}], **extra}
+
+
+def long_stream(served, sample_image, opened: threading.Event, stop: threading.Event):
+    """A long streamed run that reads until `stop`, then leaves (closes the connection)."""
+    with served.client() as client:
+        with client.stream("POST", "/v1/chat/completions",
+                           json=chat_body(data_uri(sample_image), stream=True, **LONG)) as response:
+            for line in response.iter_lines():
+                if "reasoning_content" in line:
+                    opened.set()
+                if stop.is_set():
+                    return
+
+
+def short_request(served, sample_image, hint: str | None = None) -> None:
+    body = chat_body(data_uri(sample_image), **({"edge_et": {"hint": hint}} if hint else {}))
+    with served.client() as client:
+        assert client.post("/v1/chat/completions", json=body).status_code == 200
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,14 @@ import time
 import httpx
 import pytest
 
-from tests.serve.conftest import MAX_BODY, MAX_QUEUE, chat_body, data_uri
-
-LONG = {"edge_et": {"think_budget": 30000}}  # the tiny reasoner runs to its context (~8k tokens)
+from tests.serve.conftest import (
+    MAX_BODY,
+    MAX_QUEUE,
+    chat_body,
+    data_uri,
+    long_stream,
+    short_request,
+)
 
 
 def error_of(response: httpx.Response, status: int) -> dict:
@@ -107,22 +112,10 @@ def test_unknown_paths_and_methods_are_error_json(served):
     error_of(httpx.get(served.url + "/v1/chat/completions", headers=served.headers), 405)
 
 
-def _long_stream(served, sample_image, opened: threading.Event, stop: threading.Event):
-    """A long streamed run that reads until `stop`, then leaves (closes the connection)."""
-    with served.client() as client:
-        with client.stream("POST", "/v1/chat/completions",
-                           json=chat_body(data_uri(sample_image), stream=True, **LONG)) as response:
-            for line in response.iter_lines():
-                if "reasoning_content" in line:
-                    opened.set()
-                if stop.is_set():
-                    return
-
-
 def test_a_client_that_leaves_stops_its_run_within_a_few_tokens(served, sample_image):
     cancelled = served.metric("edge_et_cancelled_total")
     opened, stop = threading.Event(), threading.Event()
-    reader = threading.Thread(target=_long_stream, args=(served, sample_image, opened, stop))
+    reader = threading.Thread(target=long_stream, args=(served, sample_image, opened, stop))
     reader.start()
     assert opened.wait(60), "the long run never streamed reasoning"
     stop.set()
@@ -139,11 +132,11 @@ def test_a_client_that_leaves_stops_its_run_within_a_few_tokens(served, sample_i
 
 def test_a_full_queue_is_a_503_with_retry_after_and_the_running_request_goes_on(served, sample_image):
     opened, stop = threading.Event(), threading.Event()
-    reader = threading.Thread(target=_long_stream, args=(served, sample_image, opened, stop))
+    reader = threading.Thread(target=long_stream, args=(served, sample_image, opened, stop))
     reader.start()
     try:
         assert opened.wait(60)
-        waiting = [threading.Thread(target=_short_request, args=(served, sample_image))
+        waiting = [threading.Thread(target=short_request, args=(served, sample_image))
                    for _ in range(MAX_QUEUE)]
         for thread in waiting:
             thread.start()
@@ -161,12 +154,6 @@ def test_a_full_queue_is_a_503_with_retry_after_and_the_running_request_goes_on(
     for thread in waiting:
         thread.join(60)
     assert served.metric("edge_et_rejections_total", reason="queue_full") >= 1
-
-
-def _short_request(served, sample_image, hint: str | None = None) -> None:
-    body = chat_body(data_uri(sample_image), **({"edge_et": {"hint": hint}} if hint else {}))
-    with served.client() as client:
-        assert client.post("/v1/chat/completions", json=body).status_code == 200
 
 
 def test_metrics_count_requests_tokens_stages_and_caches(served, sample_image):

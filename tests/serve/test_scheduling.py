@@ -14,8 +14,14 @@ import pytest
 from edge_et.cli.serve import parse_duration
 from edge_et.errors import InputError
 from edge_et.serve.completion import ThoughtSplitter, split_thought
-from tests.serve.conftest import ROOT, start_server
-from tests.serve.test_http_errors import _long_stream, _short_request
+from tests.serve.conftest import (
+    ROOT,
+    chat_body,
+    data_uri,
+    long_stream,
+    short_request,
+    start_server,
+)
 
 
 @pytest.mark.slow
@@ -24,11 +30,11 @@ def test_swap_runs_queued_requests_stage_by_stage_loading_each_model_once_then_u
     with start_server(served_bundle, tmp_path, "--residency", "swap", "--max-queue", "8",
                       "--keep-alive", "1s") as server:
         opened, stop = threading.Event(), threading.Event()
-        reader = threading.Thread(target=_long_stream, args=(server, sample_image, opened, stop))
+        reader = threading.Thread(target=long_stream, args=(server, sample_image, opened, stop))
         reader.start()
         assert opened.wait(60)  # the slot is busy reasoning: what comes now waits in the queue
         # distinct hints: each needs its own extraction (the same hint would hit the cache)
-        waiting = [threading.Thread(target=_short_request, args=(server, sample_image, f"hint {i}"))
+        waiting = [threading.Thread(target=short_request, args=(server, sample_image, f"hint {i}"))
                    for i in range(4)]
         for thread in waiting:
             thread.start()
