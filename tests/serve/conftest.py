@@ -8,6 +8,7 @@ Started once per session (about 2 s); tests that need a long run ask for a large
 from __future__ import annotations
 
 import base64
+import json
 import os
 import socket
 import subprocess
@@ -29,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 KEY = "test-key-123"
 MAX_QUEUE = 2
 MAX_BODY = 2_000_000
-LONG = {"edge_et": {"think_budget": 30000}}  # the tiny reasoner runs to its context (~8k tokens)
+LONG_CTX = 40960  # the tiny Qwen3's trained context
+LONG = {"edge_et": {"think_budget": 32000}}  # the tiny reasoner never stops by itself
 QUESTION = "What color is the circle?\nA. blue\nB. green\nC. red\nD. yellow"
 
 
@@ -94,7 +96,13 @@ def short_request(served, sample_image, hint: str | None = None) -> None:
 
 @pytest.fixture(scope="session")
 def served_bundle(tiny_bundle, tmp_path_factory) -> Path:
-    return short_bundle(tiny_bundle, tmp_path_factory.mktemp("serve-bundle"))
+    """The short tiny bundle with the reasoner's whole trained context: a LONG run lasts
+    tens of seconds even on a fast machine, so the tests that need a busy slot do not race."""
+    bundle = short_bundle(tiny_bundle, tmp_path_factory.mktemp("serve-bundle"))
+    manifest = json.loads((bundle / "bundle.json").read_text())
+    manifest["reasoning"]["n_ctx"] = LONG_CTX
+    (bundle / "bundle.json").write_text(json.dumps(manifest, indent=2))
+    return bundle
 
 
 @pytest.fixture(scope="session")

@@ -120,7 +120,7 @@ def test_a_client_that_leaves_stops_its_run_within_a_few_tokens(served, sample_i
     assert opened.wait(60), "the long run never streamed reasoning"
     stop.set()
     reader.join(30)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     while served.metric("edge_et_cancelled_total") == cancelled and time.monotonic() < deadline:
         time.sleep(0.05)
     assert served.metric("edge_et_cancelled_total") == cancelled + 1
@@ -140,7 +140,7 @@ def test_a_full_queue_is_a_503_with_retry_after_and_the_running_request_goes_on(
                    for _ in range(MAX_QUEUE)]
         for thread in waiting:
             thread.start()
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while served.metric("edge_et_queue_depth") < MAX_QUEUE and time.monotonic() < deadline:
             time.sleep(0.05)
         with served.client() as client:
