@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 KEY = "test-key-123"
 MAX_QUEUE = 2
 MAX_BODY = 2_000_000
+CORS_ORIGIN = "http://app.example"
 LONG_CTX = 40960  # the tiny Qwen3's trained context
 LONG = {"edge_et": {"think_budget": 32000}}  # the tiny reasoner never stops by itself
 QUESTION = "What color is the circle?\nA. blue\nB. green\nC. red\nD. yellow"
@@ -113,7 +114,8 @@ def served(served_bundle, sample_image, tmp_path_factory) -> Served:
     (media / "sample.png").write_bytes(sample_image.read_bytes())
     (folder / "secret.png").write_bytes(sample_image.read_bytes())
     with start_server(served_bundle, folder, "--max-queue", str(MAX_QUEUE), "--max-body",
-                      str(MAX_BODY), "--allow-media-dir", str(media)) as server:
+                      str(MAX_BODY), "--allow-media-dir", str(media),
+                      "--cors-origin", CORS_ORIGIN) as server:
         server.media_dir = media
         yield server
 

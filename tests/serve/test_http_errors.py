@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.serve.conftest import (
+    CORS_ORIGIN,
     MAX_BODY,
     MAX_QUEUE,
     chat_body,
@@ -169,3 +170,15 @@ def test_metrics_count_requests_tokens_stages_and_caches(served, sample_image):
     assert served.metric("edge_et_cache_total", cache="embedding", result="hit") >= before["hits"] + 1
     assert served.metric("edge_et_stage_seconds_total", stage="think", phase="decode") > 0
     assert served.metric("edge_et_model_loads") == 2 and served.metric("process_resident_memory_bytes") > 0
+
+
+def test_browser_pages_from_the_allowed_origin_only(served):
+    preflight = {"Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization,content-type"}
+    allowed = httpx.options(served.url + "/v1/chat/completions",
+                            headers={"Origin": CORS_ORIGIN, **preflight})
+    other = httpx.options(served.url + "/v1/chat/completions",
+                          headers={"Origin": "http://evil.example", **preflight})
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == CORS_ORIGIN
+    assert "access-control-allow-origin" not in other.headers
