@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import threading
 import time
 from collections.abc import AsyncIterator
 
@@ -39,7 +40,7 @@ async def chat_completions(body: ChatRequest, request: Request):
     picture = await run_in_threadpool(load_picture, url, settings.media_dir, settings.max_pixels)
     events: asyncio.Queue = asyncio.Queue()
     job = Job(picture=picture, question=question, options=run_options(body),
-              deliver=_deliverer(asyncio.get_running_loop(), events))
+              deliver=_Mailbox(asyncio.get_running_loop(), events).deliver)
     try:
         scheduler.submit(job)
     except QueueFull:
@@ -66,13 +67,40 @@ def run_options(body: ChatRequest) -> edge_et.RunOptions:
         max_tokens=limit, temperature=body.temperature)
 
 
-def _deliverer(loop: asyncio.AbstractEventLoop, events: asyncio.Queue):
-    def deliver(event: tuple) -> None:
+class _Mailbox:
+    """Events from a slot's thread to the request's coroutine. Text pieces that arrive before
+    the loop took the previous ones are joined: a burst of tokens costs one wake-up and one SSE
+    chunk, not one per token, so a fast generation does not starve the event loop that serves
+    every other client (a tiny model makes thousands of tokens a second)."""
+
+    TEXT = ("extraction", "reasoning")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, events: asyncio.Queue):
+        self._loop, self._events = loop, events
+        self._pending: list[tuple] = []
+        self._scheduled = False
+        self._lock = threading.Lock()
+
+    def deliver(self, event: tuple) -> None:
+        with self._lock:
+            last = self._pending[-1] if self._pending else None
+            if last is not None and event[0] in self.TEXT and last[0] == event[0]:
+                self._pending[-1] = (event[0], last[1] + event[1])
+            else:
+                self._pending.append(event)
+            if self._scheduled:
+                return
+            self._scheduled = True
         try:
-            loop.call_soon_threadsafe(events.put_nowait, event)
+            self._loop.call_soon_threadsafe(self._flush)
         except RuntimeError:  # the loop is closed: the server is stopping
             pass
-    return deliver
+
+    def _flush(self) -> None:
+        with self._lock:
+            taken, self._pending, self._scheduled = self._pending, [], False
+        for event in taken:
+            self._events.put_nowait(event)
 
 
 async def _whole(state: ServerState, job: Job, events: asyncio.Queue, request: Request):

@@ -31,8 +31,11 @@ KEY = "test-key-123"
 MAX_QUEUE = 2
 MAX_BODY = 2_000_000
 CORS_ORIGIN = "http://app.example"
+ENDED_BY_ITSELF: list[str] = []  # the last line of long streams that ended before `stop`
 LONG_CTX = 40960  # the tiny Qwen3's trained context
-LONG = {"edge_et": {"think_budget": 32000}}  # the tiny reasoner never stops by itself
+# Greedy: the tiny reasoner then repeats one token and never samples EOS (sampled at the
+# bundle's temperature it does, now and then, after a few thousand tokens).
+LONG = {"temperature": 0.0, "edge_et": {"think_budget": 32000}}
 QUESTION = "What color is the circle?\nA. blue\nB. green\nC. red\nD. yellow"
 
 
@@ -82,11 +85,14 @@ def long_stream(served, sample_image, opened: threading.Event, stop: threading.E
     with served.client() as client:
         with client.stream("POST", "/v1/chat/completions",
                            json=chat_body(data_uri(sample_image), stream=True, **LONG)) as response:
+            last = ""
             for line in response.iter_lines():
                 if "reasoning_content" in line:
                     opened.set()
                 if stop.is_set():
                     return
+                last = line or last
+            ENDED_BY_ITSELF.append(last[:500])  # a long run must not end before `stop`
 
 
 def short_request(served, sample_image, hint: str | None = None) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from tests.serve.conftest import (
     CORS_ORIGIN,
+    ENDED_BY_ITSELF,
     MAX_BODY,
     MAX_QUEUE,
     chat_body,
@@ -144,8 +145,10 @@ def test_a_full_queue_is_a_503_with_retry_after_and_the_running_request_goes_on(
         deadline = time.monotonic() + 60
         while served.metric("edge_et_queue_depth") < MAX_QUEUE and time.monotonic() < deadline:
             time.sleep(0.05)
+        assert not ENDED_BY_ITSELF, ENDED_BY_ITSELF
         with served.client() as client:
             refused = client.post("/v1/chat/completions", json=chat_body(data_uri(sample_image)))
+        assert not ENDED_BY_ITSELF, ENDED_BY_ITSELF
         assert error_of(refused, 503)["code"] == "queue_full"
         assert refused.headers["retry-after"] == "1"
         assert served.metric("edge_et_slots_busy") == 1  # the running one was not cancelled
