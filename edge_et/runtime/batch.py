@@ -22,7 +22,7 @@ from edge_et.core.images import LoadedImage, load_image
 from edge_et.core.jsonl import local_path, read_lines
 from edge_et.core.paths import shown
 from edge_et.core.stats import Result
-from edge_et.errors import EdgeEtError, InputError
+from edge_et.errors import EdgeEtError, InputError, ModelLoadError
 from edge_et.runtime.pipeline import Pipeline, RunOptions
 
 Writer = Callable[[dict], None]
@@ -201,6 +201,8 @@ def _attempt(work: Callable[[], Result], item: BatchItem):
         return item.error
     try:
         return work()
+    except ModelLoadError:
+        raise  # not this line's fault: every later line would fail the same way
     except EdgeEtError as exc:
         return str(exc)
 

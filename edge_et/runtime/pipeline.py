@@ -22,7 +22,7 @@ from edge_et.core.decoding import StageDecoding, stage_decoding
 from edge_et.core.hints import hint_from_question
 from edge_et.core.images import ImageInput, LoadedImage, as_loaded_image
 from edge_et.core.stats import Result, StageStats
-from edge_et.errors import InputError
+from edge_et.errors import BundleError, InputError, ModelError, ModelLoadError
 from edge_et.memory.probes import process_peak_rss
 from edge_et.memory.scheduler import Plan
 from edge_et.runtime.generation import TextSink, generate, think_then_answer
@@ -134,9 +134,12 @@ class Pipeline:
                     self.release(other)
             spec = self.bundle.require(role)
             cls = backends.get(spec.backend).model_type()
-            model = cls(model_path=str(spec.model_path),
-                        mmproj_path=str(spec.mmproj_path) if spec.mmproj_path else None,
-                        n_threads=self._n_threads, **self._stage_settings(spec))
+            try:
+                model = cls(model_path=str(spec.model_path),
+                            mmproj_path=str(spec.mmproj_path) if spec.mmproj_path else None,
+                            n_threads=self._n_threads, **self._stage_settings(spec))
+            except (ModelError, BundleError) as exc:  # the file changed since the bundle was checked
+                raise ModelLoadError(f"{role} model: {exc}") from None
             self._models[role] = model
             self.model_loads += 1
             stats.load_s = model.load_s
