@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from edge_et.errors import EdgeEtError
 from tests.fuzz.test_fuzz_manifests import VALUES
 
 SERVE = importlib.util.find_spec("edge_et.serve") is not None
@@ -24,7 +25,6 @@ BODY = {"image": "aGVsbG8=", "question": "What?", "mode": "extract-think", "seed
                                    st.sampled_from(sorted(BODY)), VALUES)))
 def test_request_bodies_parse_or_fail_as_client_errors(body):
     from edge_et.serve import parse_request  # the name the server is asked to provide
-    from edge_et.errors import EdgeEtError
 
     try:
         parse_request(body)
