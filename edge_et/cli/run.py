@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -11,7 +10,7 @@ import typer
 from rich.console import Console
 
 from edge_et.cli.render import result as render
-from edge_et.cli.shared import BundleOpt, err, out
+from edge_et.cli.shared import BundleOpt, err, out, resume_command
 from edge_et.core.devices import DEVICE_HELP
 from edge_et.errors import InputError
 
@@ -109,7 +108,7 @@ def _run_batch(pipeline, batch: Path, output: Optional[Path], options, as_json: 
                 summary = prepared.run(advance, stop=lambda: flag.requested)
     _batch_summary(summary, as_json)
     if flag.requested:
-        render.batch_stopped(err, summary, flag.name, output, _resume_command())
+        render.batch_stopped(err, summary, flag.name, output, resume_command())
         raise typer.Exit(flag.exit_code)
 
 
@@ -124,11 +123,3 @@ def _batch_summary(summary, as_json: bool) -> None:
         err.print(json.dumps(asdict(summary)), highlight=False, soft_wrap=True)
     else:
         render.batch_summary(err, summary)
-
-
-def _resume_command() -> str:
-    """This very command line, with --resume: what the user runs to continue."""
-    import shlex
-
-    args = sys.argv[1:]
-    return shlex.join(["edge-et", *args, *([] if "--resume" in args else ["--resume"])])
