@@ -79,12 +79,12 @@ def replace_file(source: Path, path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_directory(path: Path) -> Iterator[Path]:
-    """Yield an empty `PATH.partial-XXXX` folder to build in; on a clean exit it becomes `path`.
+def partial_directory(path: Path) -> Iterator[Path]:
+    """Yield an empty scratch folder `PATH.partial-XXXX` beside `path`; it is deleted afterwards.
 
-    An existing `path` is replaced (the caller decides whether that is allowed). On an
-    exception the partial folder is deleted; after a kill -9 it stays under its `.partial-`
-    name, which no reader mistakes for the finished folder.
+    Build there, then `publish_directory` the finished folder (the scratch itself or a folder
+    inside it) to `path`. After a kill -9 the scratch stays under its `.partial-` name, which no
+    reader mistakes for the finished folder.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,20 +92,32 @@ def atomic_directory(path: Path) -> Iterator[Path]:
     partial.chmod(0o755)  # mkdtemp makes it private
     try:
         yield partial
-        _swap_in(partial, path)
-    except BaseException:
+    finally:
         shutil.rmtree(partial, ignore_errors=True)
-        raise
 
 
-def _swap_in(partial: Path, path: Path) -> None:
-    """Rename `partial` to `path`; an old `path` is moved aside first and deleted after."""
+@contextlib.contextmanager
+def atomic_directory(path: Path) -> Iterator[Path]:
+    """Yield a `PATH.partial-XXXX` folder to build in; on a clean exit it becomes `path`.
+
+    An existing `path` is replaced (the caller decides whether that is allowed); on an
+    exception `path` is untouched and the partial folder deleted.
+    """
+    with partial_directory(path) as partial:
+        yield partial
+        publish_directory(partial, path)
+
+
+def publish_directory(built: Path, path: Path) -> None:
+    """Rename the finished folder `built` to `path` (same file system); an old `path` is moved
+    aside first and deleted after, so `path` is at every moment the old folder or the new."""
+    path = Path(path)
     old = None
-    if path.exists():
+    if path.exists() or path.is_symlink():
         old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f"{path.name}.old-"))
         os.rmdir(old)
         os.replace(path, old)
-    os.replace(partial, path)
+    os.replace(built, path)
     fsync_folder(path.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
