@@ -205,18 +205,19 @@ def evaluate(pipeline: Pipeline, data: EvalData, modes: list[str], options: RunO
     chosen = check_eval_modes(modes)
     earlier = earlier or Earlier()
     reports = {}
-    for mode in sorted(chosen, key=lambda m: m.endswith("-think")):  # perception-only first
+    order = sorted(chosen, key=lambda m: m.endswith("-think"))  # perception-only first
+    for mode in order:
         if stop():
             break
         reports[mode] = _run_mode(pipeline, data.items, mode, options, seed, progress, on_record,
-                                  earlier, on_extracted, stop)
+                                  earlier, on_extracted, stop, last=mode == order[-1])
     return EvalReport(data=data, bundle=pipeline.bundle.name, seed=seed,
                       modes={mode: reports[mode] for mode in chosen if mode in reports})
 
 
 def _run_mode(pipeline: Pipeline, items: list[EvalItem], mode: str, options: RunOptions,
               seed: int, progress, on_record: Record | None, earlier: Earlier,
-              on_extracted: Extracted | None, stop) -> ModeReport:
+              on_extracted: Extracted | None, stop, last: bool) -> ModeReport:
     batch = [BatchItem(index=i, image=item.image, question=item.prompt, id=item.id,
                        seed=item.seed(seed)) for i, item in enumerate(items)]
     done = {i for i, item in enumerate(items) if (mode, item.line) in earlier.rows}
@@ -237,7 +238,8 @@ def _run_mode(pipeline: Pipeline, items: list[EvalItem], mode: str, options: Run
             on_extracted(mode, items[index], saved)
 
     run_batch(pipeline, batch, replace(options, mode=mode), write, progress, resumed=resumed,
-              on_extracted=extracted, stop=stop)
+              on_extracted=extracted, stop=stop,
+              forget_used_pictures=last)  # the next mode shows the same pictures
     return ModeReport(mode=mode, rows=rows, seconds=time.perf_counter() - started,
                       model_loads=pipeline.model_loads - loads_before)
 

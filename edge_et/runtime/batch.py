@@ -93,11 +93,19 @@ def _parse_line(number: int, line: str, folder: Path) -> BatchItem:
 
 
 class _Pictures:
-    """Decoded pictures, each kept only until the last line that uses it."""
+    """Decoded pictures, each kept only until the last line that uses it.
 
-    def __init__(self, items: list[BatchItem]):
+    After that line, `retire()` hands the picture to `on_last_use`, so the backend's embedding
+    cache drops it too: over a long batch of distinct pictures the cache would otherwise fill
+    to its limit with embeddings no later line asks for.
+    """
+
+    def __init__(self, items: list[BatchItem],
+                 on_last_use: Callable[[LoadedImage], None] = lambda picture: None):
         self._uses = Counter(item.image.resolve() for item in items if item.image and not item.error)
         self._loaded: dict[Path, LoadedImage] = {}
+        self._used_up: list[LoadedImage] = []
+        self._on_last_use = on_last_use
         self.decoded = 0
 
     def take(self, path: Path) -> LoadedImage:
@@ -110,7 +118,15 @@ class _Pictures:
             self.decoded += 1
         if self._uses[key] > 0:
             self._loaded[key] = picture
+        else:
+            self._used_up.append(picture)
         return picture
+
+    def retire(self) -> None:
+        """Call after each line: the pictures no later line uses leave every cache."""
+        for picture in self._used_up:
+            self._on_last_use(picture)
+        self._used_up.clear()
 
     @property
     def distinct(self) -> int:
@@ -132,19 +148,21 @@ class Resumed:
 def run_batch(pipeline: Pipeline, items: list[BatchItem], options: RunOptions,
               write: Writer, progress: Callable[[], None] = lambda: None, *,
               resumed: Resumed | None = None, on_extracted: Callable[[int, dict], None] | None = None,
-              stop: Callable[[], bool] = lambda: False) -> BatchSummary:
+              stop: Callable[[], bool] = lambda: False,
+              forget_used_pictures: bool = True) -> BatchSummary:
     """Answer every item not in `resumed.done`, writing one record per item in input order.
 
     Staged (swap) runs hand each extraction to `on_extracted(index, record)` as it finishes.
     `stop()` is asked between lines: True ends the batch after the line in flight
-    (`summary.left` counts what is not written yet).
+    (`summary.left` counts what is not written yet). `forget_used_pictures=False` keeps the
+    pictures' embeddings cached after their last line (a caller that shows them again).
     """
     started = time.perf_counter()
     resumed = resumed or Resumed()
     todo = [item for item in items if item.index not in resumed.done]
     summary = BatchSummary(lines=len(items), resumed=len(items) - len(todo),
                            residency=pipeline.residency)
-    pictures = _Pictures(todo)
+    pictures = _Pictures(todo, pipeline.forget_image if forget_used_pictures else lambda _: None)
     staged = pipeline.residency == "swap" and options.mode.endswith("-think")
     answers = _staged(pipeline, todo, options, pictures, resumed.extracted, on_extracted, stop) \
         if staged else _unstaged(pipeline, todo, options, pictures, stop)
@@ -168,8 +186,10 @@ def _unstaged(pipeline, items, options, pictures, stop):
     for item in items:
         if stop():
             return
-        yield item, _attempt(lambda: pipeline.run(pictures.take(item.image), item.question,
-                                                   _line_options(options, item)), item)
+        outcome = _attempt(lambda: pipeline.run(pictures.take(item.image), item.question,
+                                                _line_options(options, item)), item)
+        pictures.retire()
+        yield item, outcome
 
 
 def _staged(pipeline, items, options, pictures, extracted, on_extracted, stop):
@@ -182,6 +202,7 @@ def _staged(pipeline, items, options, pictures, extracted, on_extracted, stop):
         if saved is None:
             outcome = _attempt(lambda: pipeline.perceive(pictures.take(item.image), item.question,
                                                          _line_options(options, item)), item)
+            pictures.retire()
             saved = outcome.to_dict() if isinstance(outcome, Result) else {"error": outcome}
             if on_extracted is not None:
                 on_extracted(item.index, saved)

@@ -119,6 +119,13 @@ class Pipeline:
             self._encodes_before += getattr(model, "image_encodes", 0)
             model.close()
 
+    def forget_image(self, picture: LoadedImage) -> None:
+        """No later request shows `picture`: its cached embeddings need not take memory."""
+        model = self._models.get("perception")
+        forget = getattr(model, "forget_images", None)
+        if forget is not None:
+            forget(picture.sha256)
+
     @property
     def image_encodes(self) -> int:
         """Images the vision encoder actually ran on (embedding-cache hits excluded)."""
