@@ -27,8 +27,12 @@ from collections.abc import Callable, Iterator
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 
 
-class Interrupted(KeyboardInterrupt):
-    """Raised by `interrupting()` handlers; `exit_code` is 128 + the signal number."""
+class Interrupted(BaseException):
+    """Raised by `interrupting()` handlers; `exit_code` is 128 + the signal number.
+
+    A BaseException like KeyboardInterrupt, so `except Exception` does not swallow it, but not
+    a KeyboardInterrupt: typer turns those into exit code 130 whatever the signal was.
+    """
 
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)

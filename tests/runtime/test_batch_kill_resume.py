@@ -198,3 +198,38 @@ def test_resume_refuses_a_changed_input_or_other_settings_in_one_line(kill_setup
     done = subprocess.run(command(bundle, changed, out, "--resume"), cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 2 and "changed since" in one_error_line(done.stderr)
+
+
+def wait_for_lines(path: Path, count: int, process: subprocess.Popen, limit_s: float = 120) -> None:
+    deadline = time.monotonic() + limit_s
+    while lines_in(path) < count and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+@pytest.mark.slow
+def test_ctrl_c_finishes_the_line_says_how_to_resume_and_a_second_one_stops_at_once(
+        kill_setup, reference):
+    bundle, batch, folder = kill_setup
+    out = folder / "interrupted.jsonl"
+    process = subprocess.Popen(command(bundle, batch, out), cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    wait_for_lines(side_file(out), 2, process)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    stopped = [line for line in stderr.splitlines() if line.startswith("stopped by SIGINT")]
+    assert len(stopped) == 1 and "left; resume with: edge-et run" in stopped[0], stderr
+    assert stopped[0].rstrip().endswith("--resume") and "Traceback" not in stderr
+
+    process = subprocess.Popen(command(bundle, batch, out, "--resume"), cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for_lines(out, 1, process)
+    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGINT)  # the second: out at once, files still whole
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and "Traceback" not in stderr
+    assert_whole_and_unique(out)
+    done = subprocess.run(command(bundle, batch, out, "--resume"), cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert comparable(out) == reference[0]
