@@ -120,7 +120,8 @@ def _options(raw) -> dict[str, str]:
         raise ValueError("'options' must map 2 to 26 letters (A, B, ...) to option texts")
     letters = [str(key).strip().upper() for key in raw]
     if letters != list(LETTERS[:len(letters)]):
-        raise ValueError(f"option letters must be A, B, ... in order, got {', '.join(letters)}")
+        got = ", ".join(repr(letter) for letter in letters)  # repr: a key may hold a newline
+        raise ValueError(f"option letters must be A, B, ... in order, got {got}")
     texts = [str(value).strip() if isinstance(value, (str, int, float)) else "" for value in raw.values()]
     if not all(texts):
         raise ValueError("every option needs a non-empty text")
