@@ -233,3 +233,11 @@ def test_ctrl_c_finishes_the_line_says_how_to_resume_and_a_second_one_stops_at_o
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert comparable(out) == reference[0]
+
+
+def test_resume_without_an_output_file_is_one_line(kill_setup):
+    bundle, batch, _ = kill_setup
+    done = subprocess.run([sys.executable, "-m", "edge_et.cli.main", "run", "--bundle", str(bundle),
+                           "--batch", str(batch), "--resume"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and "--resume needs --output" in one_error_line(done.stderr)
