@@ -118,7 +118,10 @@ def cpu_name() -> str:
 
 def write_report(out: Path, result: dict, verdict: dict, lines: int, threads: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "soak.json").write_text(json.dumps(result | {"verdict": verdict}, indent=2) + "\n")
+    head = json.dumps({k: v for k, v in result.items() if k != "samples"} | {"verdict": verdict},
+                      indent=2)[:-2]
+    rows = ",\n".join(f"    {json.dumps(sample)}" for sample in result["samples"])  # one per line
+    (out / "soak.json").write_text(f'{head},\n  "samples": [\n{rows}\n  ]\n}}\n')
     mib = 1 << 20
     rows = "\n".join(f"| {written} | {seconds} | {rss / mib:.1f} |" for seconds, written, rss in verdict["curve"])
     text = f"""# Soak: one batch process, {lines} lines over {lines} distinct images
