@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import struct
 import tempfile
 from pathlib import Path
@@ -14,6 +16,7 @@ from tests.fuzz.mutate import mutated
 from tests.helpers.ggufs import mmproj_gguf, text_gguf, write_gguf
 
 FOLDER = Path(tempfile.mkdtemp(prefix="edge-et-fuzz-gguf-"))
+atexit.register(shutil.rmtree, FOLDER, True)  # scratch files of this session only
 
 
 def _seed(write, *args, **extra) -> bytes:

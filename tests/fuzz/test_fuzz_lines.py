@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from tests.fuzz.mutate import mutated
 from tests.fuzz.test_fuzz_manifests import VALUES
 
 FOLDER = Path(tempfile.mkdtemp(prefix="edge-et-fuzz-lines-"))
+atexit.register(shutil.rmtree, FOLDER, True)  # scratch files of this session only
 FIELDS = ["image", "question", "id", "hint", "seed", "options", "answer", "category"]
 BATCH_LINE = {"image": "a.png", "question": "What?\nA. x\nB. y", "id": "q1", "seed": 3}
 EVAL_LINE = {"image": "a.png", "question": "What?", "options": {"A": "x", "B": "y"}, "answer": "A",

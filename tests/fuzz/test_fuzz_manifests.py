@@ -6,7 +6,9 @@ and decoding values, so a value that validation let through must not crash it ei
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -19,7 +21,9 @@ from edge_et.runtime.plan import plan_bundle
 from tests.fuzz.mutate import mutated
 from tests.helpers.bundles import make_bundle
 
-FOLDER = make_bundle(Path(tempfile.mkdtemp(prefix="edge-et-fuzz-bundle-")) / "b")
+SCRATCH = Path(tempfile.mkdtemp(prefix="edge-et-fuzz-bundle-"))
+atexit.register(shutil.rmtree, SCRATCH, True)  # scratch files of this session only
+FOLDER = make_bundle(SCRATCH / "b")
 VALID = json.loads((FOLDER / "bundle.json").read_text())
 BASELINE = 100 << 20  # the runtime's own RSS, given: measuring it per example is slow
 
