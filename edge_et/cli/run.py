@@ -12,6 +12,7 @@ from rich.console import Console
 from edge_et.cli.render import result as render
 from edge_et.cli.shared import BundleOpt, err, out, resume_command
 from edge_et.core.devices import DEVICE_HELP
+from edge_et.core.journal import json_line
 from edge_et.errors import InputError
 
 
@@ -113,7 +114,7 @@ def _run_batch(pipeline, batch: Path, output: Optional[Path], options, as_json: 
 
 
 def _print_line(record: dict) -> None:
-    print(json.dumps(record, ensure_ascii=False), flush=True)  # readable as soon as it is done
+    print(json_line(record), flush=True)  # readable as soon as it is done
 
 
 def _batch_summary(summary, as_json: bool) -> None:

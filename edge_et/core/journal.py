@@ -39,7 +39,7 @@ class Journal:
 
     def append(self, record: dict) -> None:
         """Write `record` as one line; WriteFailed (the file cut back to whole lines) when it cannot."""
-        data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        data = (json_line(record) + "\n").encode("utf-8")
         start = os.lseek(self._fd, 0, os.SEEK_END)
         try:
             _write_all(self._fd, data)
@@ -73,6 +73,17 @@ class Journal:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def json_line(record: dict) -> str:
+    """`record` as one line of JSON, UTF-8 text as such; a lone surrogate (which a user's JSON
+    may hold as an escape, and UTF-8 cannot encode) keeps its escape instead."""
+    text = json.dumps(record, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(record)
+    return text
 
 
 def _write_all(fd: int, data: bytes) -> None:

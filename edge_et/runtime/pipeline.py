@@ -51,6 +51,19 @@ class RunOptions:
     on_stage_finished: Callable[[str, StageStats], None] | None = None  # (stage, its stats)
 
 
+def check_text(question: str, *texts: str | None) -> None:
+    """InputError in one line for an empty question, or text a tokenizer cannot take: a lone
+    surrogate (`\\ud800`, which a JSON escape can hold) has no UTF-8 form."""
+    if not question or not question.strip():
+        raise InputError("the question is empty")
+    for text in (question, *texts):
+        try:
+            (text or "").encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InputError(f"the text holds {text[exc.start]!a}, which is not a character (an "
+                             f"unpaired surrogate, or a byte that is not UTF-8)") from None
+
+
 def merge_options(options: RunOptions | None, values: dict) -> RunOptions:
     """`options` (or the defaults) with keyword values on top; an unknown name is an InputError."""
     names = [item.name for item in fields(RunOptions)]
@@ -188,8 +201,7 @@ class Pipeline:
                  options: RunOptions = RunOptions()) -> Result:
         """Stage 1: everything the VLM does for this mode (the whole run for direct/extract)."""
         mode = check_mode(options.mode)
-        if not question or not question.strip():
-            raise InputError("the question is empty")
+        check_text(question, options.hint)
         check_bundle_for_mode(self.bundle, mode)
         picture = _load(image)
         seed = options.seed if options.seed is not None else random.randrange(2**31)
@@ -216,8 +228,7 @@ class Pipeline:
     def reason_over(self, description: str, question: str,
                     options: RunOptions = RunOptions()) -> Result:
         """Stage 2 alone: the reasoning model answers from a given description (mode `think`)."""
-        if not question or not question.strip():
-            raise InputError("the question is empty")
+        check_text(question, description)
         self.bundle.require("reasoning")
         seed = options.seed if options.seed is not None else random.randrange(2**31)
         result = Result(mode="think", question=question, extraction=description, seed=seed)

@@ -54,6 +54,13 @@ def test_journal_lines_are_whole_and_a_torn_tail_is_cut_before_appending(tmp_pat
     assert [json.loads(line)["index"] for line in path.read_text().splitlines()] == [0, 1, 2]
 
 
+def test_a_lone_surrogate_from_a_user_s_json_escape_is_written_as_its_escape(tmp_path):
+    path = tmp_path / "out.jsonl"
+    with Journal(path) as out:
+        out.append({"question": "what \ud800?", "text": "é"})
+    assert read_journal(path) == [{"question": "what \ud800?", "text": "é"}]
+
+
 def test_a_line_not_written_by_edge_et_is_one_line_error(tmp_path):
     path = tmp_path / "out.jsonl"
     path.write_text('{"index": 0}\nnot json\n{"index": 2}\n')

@@ -11,7 +11,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge_et.core.journal import read_journal
+from edge_et.core.journal import json_line, read_journal
 from edge_et.errors import InputError
 from edge_et.eval.run import parse_eval_line
 from edge_et.runtime.batch import read_batch
@@ -51,6 +51,7 @@ def test_batch_lines_parse_into_items_or_line_errors(lines):
         return
     for item in items:
         assert item.error is None or "\n" not in item.error
+        json_line({"error": item.error, "question": item.question}).encode("utf-8")  # as written
         assert item.error is not None or (item.image is not None and isinstance(item.question, str))
 
 

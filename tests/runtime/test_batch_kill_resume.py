@@ -241,3 +241,17 @@ def test_resume_without_an_output_file_is_one_line(kill_setup):
                            "--batch", str(batch), "--resume"], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 2 and "--resume needs --output" in one_error_line(done.stderr)
+
+
+def test_lone_surrogates_in_a_batch_line_are_that_line_s_error(kill_setup, tmp_path):
+    """Found by fuzzing: JSON escapes can hold text UTF-8 cannot encode (a path, a question)."""
+    bundle, _, folder = kill_setup
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text('{"image": "\\ud800.png", "question": "q"}\n'
+                     f'{{"image": "{folder / "p0.png"}", "question": "What \\udc80?"}}\n')
+    out = tmp_path / "out.jsonl"
+    done = subprocess.run(command(bundle, batch, out), cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    errors = [json.loads(line)["error"] for line in out.read_text().splitlines()]
+    assert "unpaired surrogate" in errors[0] and "not a character" in errors[1]
