@@ -162,8 +162,9 @@ def run_batch(pipeline: Pipeline, items: list[BatchItem], options: RunOptions,
     todo = [item for item in items if item.index not in resumed.done]
     summary = BatchSummary(lines=len(items), resumed=len(items) - len(todo),
                            residency=pipeline.residency)
-    pictures = _Pictures(todo, pipeline.forget_image if forget_used_pictures else lambda _: None)
     staged = pipeline.residency == "swap" and options.mode.endswith("-think")
+    looking = [item for item in todo if not (staged and item.index in resumed.extracted)]
+    pictures = _Pictures(looking, pipeline.forget_image if forget_used_pictures else lambda _: None)
     answers = _staged(pipeline, todo, options, pictures, resumed.extracted, on_extracted, stop) \
         if staged else _unstaged(pipeline, todo, options, pictures, stop)
     written = 0
