@@ -35,8 +35,10 @@ def path_problem(path: str | os.PathLike) -> str | None:
 def shown(path: str | os.PathLike) -> str:
     """`path` for a one-line message: as given (a NUL as `\\0`), or its start and end when long."""
     text = os.fsdecode(path).replace("\0", "\\0")
-    # Undecodable bytes and lone surrogates print as escapes: a strict UTF-8 stream refuses them.
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    # Control characters (a newline would split the one-line message), undecodable bytes and
+    # lone surrogates (a strict UTF-8 stream refuses them) print as escapes.
+    text = "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+                   for char in text)
     if len(text) <= SHOWN_HEAD + SHOWN_TAIL + 20:
         return text
     return f"{text[:SHOWN_HEAD]}...{text[-SHOWN_TAIL:]} ({len(text):,} characters)"
