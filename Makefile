@@ -10,7 +10,7 @@ SAMPLE := models/samples/sample.png
 # so later installs take seconds. Keep PIP_NO_CACHE_DIR unset.
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: demo test venv install install-export browser clean
+.PHONY: demo test fuzz venv install install-export browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,13 @@ browser:
 test: install-export browser
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -ra
+
+# The long fuzz run (hypothesis profile `fuzz`): FUZZ_EXAMPLES inputs per surface; failing inputs
+# are kept in tests/fuzz/corpus/, which every `make test` replays (benchmarks/results/fuzz.md).
+FUZZ_EXAMPLES ?= 15000
+fuzz: install-export
+	EDGE_ET_FUZZ_PROFILE=fuzz EDGE_ET_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
+		$(BIN)/python -m pytest -q tests/fuzz --hypothesis-show-statistics
 
 clean:
 	rm -rf $(VENV) $(BUNDLE) models/samples .pytest_cache .import_linter_cache .grimp_cache

@@ -67,3 +67,8 @@ def exit_on_error():
     except EdgeEtError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
+
+
+class ModelLoadError(ModelError):
+    """A planned model file failed to load (changed or damaged since it was checked): no later
+    request can succeed either, so a batch stops here instead of failing every line."""

@@ -15,6 +15,7 @@ from typing import Any
 
 # The manifest contract is the runtime's: export writes what `edge_et.bundle.manifest` reads.
 from edge_et.bundle.manifest import BUNDLE_FORMAT, MANIFEST, sha256_file
+from edge_et.core import atomic
 
 
 @dataclass(frozen=True)
@@ -103,10 +104,7 @@ def write_bundle(out_dir: Path, *, name: str, description: str = "",
     manifest["prompts"] = dict(prompts or {})
     manifest["decoding"] = dict(decoding or {})
     path = out_dir / MANIFEST
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic.write_text(path, json.dumps(manifest, indent=2) + "\n")
 
 
 def verify_bundle(out_dir: Path) -> bool:

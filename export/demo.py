@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from edge_et.bundle.catalog import find
 from edge_et.bundle.pull import pull
+from edge_et.core import atomic
 from edge_et.core.images import write_sample_image
 from edge_et.errors import BundleError, InputError
 from export.bundle import MANIFEST, Stage, place, sha256_file, verify_bundle, write_bundle
@@ -149,14 +148,9 @@ def build_default_bundle(out: Path = Path("models/bundles/default"), *,
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
         raise InputError(f"{out} exists and is not a bundle; remove it or choose another --out")
     reasoner = reasoner_gguf()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
-    try:
-        _build_into(tmp, reasoner)
-        shutil.rmtree(out, ignore_errors=True)
-        (tmp / "bundle").rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with atomic.partial_directory(out) as scratch:
+        _build_into(scratch, reasoner)
+        atomic.publish_directory(scratch / "bundle", out)
     return out
 
 

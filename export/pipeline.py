@@ -10,12 +10,11 @@ Everything happens in a scratch folder beside the output; the bundle appears by 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from edge_et.core import atomic
 from edge_et.errors import ExportError, InputError
 from edge_et.formats.gguf import read_gguf_info
 from export import archs
@@ -74,15 +73,10 @@ def export_gguf(*, out: Path, perception: Path | None = None, reasoning: Path | 
     check_output(out, force)
     specs = {role: arch_spec_for(path, role) for role, path in
              (("perception", perception), ("reasoning", reasoning)) if path is not None}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-export-"))
-    try:
+    with atomic.partial_directory(out) as scratch:  # a killed export leaves no bundle at `out`
         report = _export_into(scratch, specs, {"perception": perception, "reasoning": reasoning},
                               quant, mmproj_quant, validate, name or out.name, n_ctx, step)
-        shutil.rmtree(out, ignore_errors=True)
-        (scratch / "bundle").rename(out)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        atomic.publish_directory(scratch / "bundle", out)
     report.bundle = out
     return report
 
@@ -139,7 +133,7 @@ def _export_into(scratch: Path, specs: dict[str, ArchSpec], dirs: dict[str, Path
     write_bundle(bundle_dir, name=name, description=f"exported from Hugging Face checkpoints ({quant})",
                  perception=stages.get("perception"), reasoning=stages.get("reasoning"))
     if validate:
-        (bundle_dir / PARITY_FILE).write_text(json.dumps(report.parity, indent=2) + "\n")
+        atomic.write_text(bundle_dir / PARITY_FILE, json.dumps(report.parity, indent=2) + "\n")
         report.validated = True
     report.files = summarize(bundle_dir, stages)
     return report

@@ -46,6 +46,10 @@ class EmbeddingCache:
         if parts is not None:
             self.nbytes -= _size(parts)
 
+    def discard(self, key: str) -> None:
+        """Forget one picture (e.g. one no later request will show again)."""
+        self._drop(key)
+
     def clear(self) -> None:
         self._items.clear()
         self.nbytes = 0

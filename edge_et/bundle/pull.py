@@ -13,7 +13,6 @@ import errno
 import fnmatch
 import http.client
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -41,6 +40,7 @@ from edge_et.bundle.catalog import (
 )
 from edge_et.bundle.manifest import sha256_file
 from edge_et.bundle.progress import DownloadBar, download_bars
+from edge_et.core import atomic
 from edge_et.core.paths import shown
 from edge_et.errors import DownloadError, EdgeEtError
 
@@ -182,9 +182,7 @@ def _write_receipt(entry: ModelEntry, report: PullReport) -> None:
     files = {f.path: {"sha256": f.sha256, "size": f.size, "verified_by": f.verified_by} for f in report.files}
     receipt = {"format": "edge-et.pull/1", "name": entry.name, "source": entry.source, "repo": entry.repo,
                "revision": entry.revision if entry.repo else None, "packages": list(entry.packages), "files": files}
-    tmp = report.folder / f".{RECEIPT}.tmp"
-    tmp.write_text(json.dumps(receipt, indent=2) + "\n")
-    os.replace(tmp, report.folder / RECEIPT)
+    atomic.write_text(report.folder / RECEIPT, json.dumps(receipt, indent=2) + "\n")
 
 
 def _expected(spec: FileSpec, hub_sha: str | None, receipt: dict) -> tuple[str | None, str]:
@@ -214,7 +212,7 @@ def _finish(part: Path, dest: Path, spec: FileSpec, want: str | None, by: str) -
         why = "; it changed upstream since the first pull: delete pull.json to accept it" if by == "receipt" else ""
         raise DownloadError(f"{spec.path}: sha256 mismatch (expected {want or '?'}, {spec.size or '?'} bytes; "
                             f"got {digest}, {size} bytes); the download was deleted{why}")
-    os.replace(part, dest)
+    atomic.replace_file(part, dest)  # durable before pull.json vouches for it
     return FileResult(spec.path, size, digest, by if want else "none", downloaded=True)
 
 

@@ -14,7 +14,7 @@ from typing import List, Optional
 
 import typer
 
-from edge_et.cli.shared import err, out
+from edge_et.cli.shared import err, out, resume_command
 from edge_et.core.devices import DEVICE_HELP
 from edge_et.errors import InputError
 
@@ -42,6 +42,7 @@ def evaluate(
     device: str = typer.Option("cpu", help=DEVICE_HELP),
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads (default: all cores)."),
     predictions: Optional[Path] = typer.Option(None, "--predictions", help="Also write every answer, scored, as JSONL."),
+    resume: bool = typer.Option(False, "--resume", help="Continue a stopped run: score the answers already in --predictions, ask only the rest."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Accuracy (95% Wilson interval) overall and per category, parse failures, latency per stage."""
@@ -54,11 +55,14 @@ def evaluate(
     from edge_et.runtime.pipeline import RunOptions
 
     modes = check_eval_modes(mode or [])
+    if resume and predictions is None:
+        raise InputError("--resume needs --predictions FILE: the answers to continue from")
     dataset = read_eval_file(data, limit)
     options = RunOptions(hint=hint, think_budget=think_budget, answer_budget=answer_budget,
                          max_tokens=max_tokens, temperature=temperature)
     report = _evaluate(bundle, dataset, modes, options, seed=seed, residency=residency, threads=threads,
-                       mem_budget=mem_budget, device=device, predictions=predictions, quiet=as_json)
+                       mem_budget=mem_budget, device=device, predictions=predictions, quiet=as_json,
+                       resume=resume)
     if as_json:
         print(json.dumps(report.to_dict(), ensure_ascii=False))
     else:
@@ -67,9 +71,11 @@ def evaluate(
 
 
 def _evaluate(bundle_dir: Path, dataset, modes, options, *, seed, residency, threads, mem_budget,
-              device, predictions, quiet: bool):
+              device, predictions, quiet: bool, resume: bool):
     from edge_et.cli.render import result as render
     from edge_et.cli.render.eval import progress_bar
+    from edge_et.core.signals import graceful
+    from edge_et.eval.resumable import EvalRun
     from edge_et.eval.run import evaluate as run_eval
     from edge_et.runtime.api import open_pipeline
 
@@ -79,25 +85,24 @@ def _evaluate(bundle_dir: Path, dataset, modes, options, *, seed, residency, thr
         if not quiet:
             render.random_weight_warnings(err, pipeline.bundle)
             err.print(f"plan: {pipeline.plan.decision} ({pipeline.plan.reason})", highlight=False, markup=False)
-        on_record = _prediction_writer(stack, predictions) if predictions else None
-        advance = stack.enter_context(progress_bar(err, "eval", len(dataset.items) * len(modes)))
-        return run_eval(pipeline, dataset, modes, options, seed=seed, progress=advance,
-                        on_record=on_record)
+        flag = stack.enter_context(graceful())
+        stop = lambda: flag.requested  # noqa: E731
+        prepared = EvalRun(pipeline, dataset, modes, options, predictions, seed=seed,
+                           resume=resume) if predictions else None
+        total = prepared.remaining if prepared else len(dataset.items) * len(modes)
+        advance = stack.enter_context(progress_bar(err, "eval", total))
+        report = prepared.run(advance, stop) if prepared else \
+            run_eval(pipeline, dataset, modes, options, seed=seed, progress=advance, stop=stop)
+    if flag.requested:
+        _stopped(flag, predictions)
+    return report
 
 
-def _prediction_writer(stack: ExitStack, path: Path):
-    try:
-        target = stack.enter_context(open(path, "w", encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot write predictions to '{path}': {exc.strerror or exc}") from None
-
-    def write(mode, item, record, scored) -> None:
-        row = {"mode": mode, "id": item.id, "category": item.category, "gold": item.answer,
-               "letter": scored.letter, "correct": scored.correct} | {
-                   k: v for k, v in record.items() if k not in ("index", "id", "mode")}
-        target.write(json.dumps(row, ensure_ascii=False) + "\n")
-        target.flush()
-    return write
+def _stopped(flag, predictions: Optional[Path]) -> None:
+    again = f"answers so far are in {predictions}; resume with: {resume_command()}" if predictions \
+        else "give --predictions FILE to make a run resumable"
+    err.print(f"stopped by {flag.name}: {again}", highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(flag.exit_code)
 
 
 @convert_app.command("easy-vqa")

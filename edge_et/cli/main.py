@@ -21,6 +21,7 @@ from edge_et.cli.pull import pull
 from edge_et.cli.run import run
 from edge_et.cli.serve import serve
 from edge_et.cli.shared import err
+from edge_et.core.signals import Interrupted, interrupting
 from edge_et.errors import EdgeEtError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -35,9 +36,13 @@ for command in (run, info, plan, bench, pull, serve):
 def main() -> None:
     """Entry point: every EdgeEtError becomes one `error:` line on stderr and its exit code (2)."""
     try:
-        app(standalone_mode=False)
+        with interrupting():  # SIGTERM, like Ctrl-C, unwinds: temporary files are cleaned up
+            code = app(standalone_mode=False)  # a command's typer.Exit(code) comes back as `code`
     except EdgeEtError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except Interrupted as exc:
+        err.print(f"interrupted by {exc}: nothing half-written was kept", highlight=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -52,6 +57,8 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -11,8 +10,9 @@ import typer
 from rich.console import Console
 
 from edge_et.cli.render import result as render
-from edge_et.cli.shared import BundleOpt, err, out
+from edge_et.cli.shared import BundleOpt, err, out, resume_command
 from edge_et.core.devices import DEVICE_HELP
+from edge_et.core.journal import json_line
 from edge_et.errors import InputError
 
 
@@ -22,6 +22,7 @@ def run(
     question: Optional[str] = typer.Option(None, "--question", "-q", help="The question (options A-D may follow on new lines)."),
     batch: Optional[Path] = typer.Option(None, "--batch", help='JSONL file, one {"image": ..., "question": ...} per line.'),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Batch results file (JSONL; default: stdout)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue a stopped --batch run: skip the lines already in --output, append the rest."),
     mode: str = typer.Option("extract-think", help="extract-think | caption-think | direct | extract"),
     hint: Optional[str] = typer.Option(None, help="Extraction hint phrase; 'auto' asks the reasoning model; default: derived from the question."),
     think_budget: Optional[int] = typer.Option(None, min=0, help="Thinking tokens before </think> is forced (thinking models)."),
@@ -68,7 +69,7 @@ def run(
             render.random_weight_warnings(err, loaded)
             err.print(f"plan: {pipeline.plan.decision} ({pipeline.plan.reason})", highlight=False, markup=False)
         if batch is not None:
-            _run_batch(pipeline, batch, output, options, as_json)
+            _run_batch(pipeline, batch, output, options, as_json, resume)
         else:
             _run_one(pipeline, image, question, options, stream, as_json, chosen)
 
@@ -90,23 +91,35 @@ def _run_one(pipeline, image, question, options, stream: bool, as_json: bool,
         render.result(out, result, streamed=stream)
 
 
-def _run_batch(pipeline, batch: Path, output: Optional[Path], options, as_json: bool) -> None:
-    from dataclasses import asdict
-
+def _run_batch(pipeline, batch: Path, output: Optional[Path], options, as_json: bool,
+               resume: bool) -> None:
+    from edge_et.core.signals import graceful
     from edge_et.runtime.batch import read_batch, run_batch
+    from edge_et.runtime.resumable import BatchRun
 
     items = read_batch(batch)
-    target = open(output, "w", encoding="utf-8") if output else sys.stdout
+    if output is None and resume:
+        raise InputError("--resume needs --output FILE: the results file to continue")
+    with graceful() as flag:
+        if output is None:
+            summary = run_batch(pipeline, items, options, _print_line, stop=lambda: flag.requested)
+        else:
+            prepared = BatchRun(pipeline, batch, items, options, output, resume=resume)
+            with render.batch_progress(err, prepared.remaining, enabled=True) as advance:
+                summary = prepared.run(advance, stop=lambda: flag.requested)
+    _batch_summary(summary, as_json)
+    if flag.requested:
+        render.batch_stopped(err, summary, flag.name, output, resume_command())
+        raise typer.Exit(flag.exit_code)
 
-    def write(record: dict) -> None:
-        target.write(json.dumps(record, ensure_ascii=False) + "\n")
-        target.flush()  # each result is readable as soon as it is done
-    try:
-        with render.batch_progress(err, len(items), enabled=output is not None) as advance:
-            summary = run_batch(pipeline, items, options, write, advance)
-    finally:
-        if output:
-            target.close()
+
+def _print_line(record: dict) -> None:
+    print(json_line(record), flush=True)  # readable as soon as it is done
+
+
+def _batch_summary(summary, as_json: bool) -> None:
+    from dataclasses import asdict
+
     if as_json:
         err.print(json.dumps(asdict(summary)), highlight=False, soft_wrap=True)
     else:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
+
 import typer
 from rich.console import Console
 
@@ -9,3 +12,9 @@ out = Console()
 err = Console(stderr=True)
 
 BundleOpt = typer.Option(..., "--bundle", "-b", help="Bundle folder (holds bundle.json).")
+
+
+def resume_command() -> str:
+    """This very command line with --resume: what the user runs to continue a stopped run."""
+    args = sys.argv[1:]
+    return shlex.join(["edge-et", *args, *([] if "--resume" in args else ["--resume"])])

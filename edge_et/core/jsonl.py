@@ -28,7 +28,11 @@ def local_path(value: str, folder: Path) -> Path:
 
     ValueError with a short reason when the system cannot look it up at all (see `path_problem`).
     """
-    path = Path(value).expanduser()
+    try:
+        path = Path(value).expanduser()
+    except RuntimeError:  # `~name` for a user this system does not know
+        raise ValueError(f"path '{shown(value)}': no home folder for "
+                         f"'{shown(value.split('/')[0])}' on this system") from None
     path = path if path.is_absolute() else folder / path
     problem = path_problem(path)
     if problem:

@@ -22,6 +22,8 @@ def path_problem(path: str | os.PathLike) -> str | None:
     """
     try:
         os.stat(path)
+    except UnicodeEncodeError:  # a ValueError too: a lone surrogate (\ud800) from a JSON escape
+        return "the path is not valid text for this system (an unpaired surrogate)"
     except ValueError:  # what os.stat raises for a NUL character in the path
         return "the path contains a NUL character"
     except OSError as exc:
@@ -33,6 +35,10 @@ def path_problem(path: str | os.PathLike) -> str | None:
 def shown(path: str | os.PathLike) -> str:
     """`path` for a one-line message: as given (a NUL as `\\0`), or its start and end when long."""
     text = os.fsdecode(path).replace("\0", "\\0")
+    # Control characters (a newline would split the one-line message), undecodable bytes and
+    # lone surrogates (a strict UTF-8 stream refuses them) print as escapes.
+    text = "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+                   for char in text)
     if len(text) <= SHOWN_HEAD + SHOWN_TAIL + 20:
         return text
     return f"{text[:SHOWN_HEAD]}...{text[-SHOWN_TAIL:]} ({len(text):,} characters)"

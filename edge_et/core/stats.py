@@ -28,6 +28,11 @@ class StageStats:
     def prefill_tok_s(self) -> float | None:
         return self.prompt_tokens / self.prefill_s if self.prefill_s > 0 else None
 
+    @classmethod
+    def from_dict(cls, data: dict) -> StageStats:
+        """The stats `to_dict` wrote (its derived rates are recomputed, not read)."""
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
+
     def to_dict(self) -> dict:
         data = asdict(self)
         data["decode_tok_s"] = _round(self.decode_tok_s)
@@ -65,6 +70,14 @@ class Result:
     image: str | None = None
     seed: int | None = None
     deadline: dict | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Result:
+        """The Result `to_dict` wrote, e.g. an extraction saved for a resumed run's reasoning."""
+        fields = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+        fields["stages"] = {name: StageStats.from_dict(stats)
+                            for name, stats in (data.get("stages") or {}).items()}
+        return cls(**fields)
 
     def to_dict(self) -> dict:
         data = asdict(self)

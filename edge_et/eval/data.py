@@ -29,6 +29,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge_et.core import atomic
 from edge_et.errors import InputError, MissingExtra
 from edge_et.eval.metrics import LETTERS
 
@@ -127,7 +128,7 @@ def convert_easy_vqa(out: Path, *, seed: int = 0, limit: int | None = None) -> C
 def _write(out: Path, folder: Path, questions: list[SourceQuestion], image_paths: dict,
            pools: dict, seed: int) -> ConvertSummary:
     summary, counts, copied = ConvertSummary(out=out), Counter(), set()
-    with open(out, "w", encoding="utf-8") as target:
+    with atomic.atomic_file(out) as target:  # a stopped conversion leaves no half data file
         for question in questions:
             name = f"{question.image_id}.png"
             if question.image_id not in copied:

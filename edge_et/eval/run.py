@@ -39,7 +39,7 @@ from edge_et.eval.metrics import (
     stage_medians,
     stage_seconds,
 )
-from edge_et.runtime.batch import BatchItem, run_batch
+from edge_et.runtime.batch import BatchItem, Resumed, run_batch
 from edge_et.runtime.pipeline import MODES, Pipeline, RunOptions, check_mode
 
 EVAL_MODES = tuple(mode for mode in MODES if mode != "extract")  # extract gives no answer
@@ -120,7 +120,8 @@ def _options(raw) -> dict[str, str]:
         raise ValueError("'options' must map 2 to 26 letters (A, B, ...) to option texts")
     letters = [str(key).strip().upper() for key in raw]
     if letters != list(LETTERS[:len(letters)]):
-        raise ValueError(f"option letters must be A, B, ... in order, got {', '.join(letters)}")
+        got = ", ".join(repr(letter) for letter in letters)  # repr: a key may hold a newline
+        raise ValueError(f"option letters must be A, B, ... in order, got {got}")
     texts = [str(value).strip() if isinstance(value, (str, int, float)) else "" for value in raw.values()]
     if not all(texts):
         raise ValueError("every option needs a non-empty text")
@@ -178,27 +179,53 @@ def check_eval_modes(modes: list[str]) -> list[str]:
     return chosen
 
 
+@dataclass
+class Earlier:
+    """What an interrupted evaluation left, by (mode, data file line): scored prediction rows
+    (not asked again) and saved extractions (their reasoning is still to run)."""
+
+    rows: dict[tuple[str, int], dict] = field(default_factory=dict)
+    extractions: dict[tuple[str, int], dict] = field(default_factory=dict)
+
+
+Extracted = Callable[[str, EvalItem, dict], None]
+
+
 def evaluate(pipeline: Pipeline, data: EvalData, modes: list[str], options: RunOptions, *,
              seed: int = 0, progress: Callable[[], None] = lambda: None,
-             on_record: Record | None = None) -> EvalReport:
+             on_record: Record | None = None, earlier: Earlier | None = None,
+             on_extracted: Extracted | None = None,
+             stop: Callable[[], bool] = lambda: False) -> EvalReport:
     """Ask every item in every mode on one pipeline and score the answers.
 
-    `progress` is called once per (mode, item); `on_record(mode, item, record, scored)`
+    `progress` is called once per (mode, item) asked; `on_record(mode, item, record, scored)`
     sees each batch record (edge_et.runtime.batch) with its score, e.g. to save predictions.
+    `earlier` rows are scored without asking again; `on_extracted(mode, item, saved)` sees each
+    extraction of a staged run as it finishes; `stop()` True ends the run after the item in flight.
     """
     chosen = check_eval_modes(modes)
+    earlier = earlier or Earlier()
     reports = {}
-    for mode in sorted(chosen, key=lambda m: m.endswith("-think")):  # perception-only first
-        reports[mode] = _run_mode(pipeline, data.items, mode, options, seed, progress, on_record)
+    order = sorted(chosen, key=lambda m: m.endswith("-think"))  # perception-only first
+    for mode in order:
+        if stop():
+            break
+        reports[mode] = _run_mode(pipeline, data.items, mode, options, seed, progress, on_record,
+                                  earlier, on_extracted, stop, last=mode == order[-1])
     return EvalReport(data=data, bundle=pipeline.bundle.name, seed=seed,
-                      modes={mode: reports[mode] for mode in chosen})
+                      modes={mode: reports[mode] for mode in chosen if mode in reports})
 
 
 def _run_mode(pipeline: Pipeline, items: list[EvalItem], mode: str, options: RunOptions,
-              seed: int, progress, on_record: Record | None) -> ModeReport:
+              seed: int, progress, on_record: Record | None, earlier: Earlier,
+              on_extracted: Extracted | None, stop, last: bool) -> ModeReport:
     batch = [BatchItem(index=i, image=item.image, question=item.prompt, id=item.id,
                        seed=item.seed(seed)) for i, item in enumerate(items)]
-    rows: list[Scored] = []
+    done = {i for i, item in enumerate(items) if (mode, item.line) in earlier.rows}
+    rows = [score_record(items[i], earlier.rows[(mode, items[i].line)]) for i in sorted(done)]
+    resumed = Resumed(done=done, extracted={i: earlier.extractions[(mode, item.line)]
+                                            for i, item in enumerate(items)
+                                            if (mode, item.line) in earlier.extractions})
     loads_before, started = pipeline.model_loads, time.perf_counter()
 
     def write(record: dict) -> None:
@@ -207,9 +234,22 @@ def _run_mode(pipeline: Pipeline, items: list[EvalItem], mode: str, options: Run
         if on_record is not None:
             on_record(mode, item, record, rows[-1])
 
-    run_batch(pipeline, batch, replace(options, mode=mode), write, progress)
+    def extracted(index: int, saved: dict) -> None:
+        if on_extracted is not None:
+            on_extracted(mode, items[index], saved)
+
+    run_batch(pipeline, batch, replace(options, mode=mode), write, progress, resumed=resumed,
+              on_extracted=extracted, stop=stop,
+              forget_used_pictures=last)  # the next mode shows the same pictures
     return ModeReport(mode=mode, rows=rows, seconds=time.perf_counter() - started,
                       model_loads=pipeline.model_loads - loads_before)
+
+
+def prediction_row(mode: str, item: EvalItem, record: dict, scored: Scored) -> dict:
+    """One line of `--predictions`: the item, its score and the batch record's fields."""
+    return {"mode": mode, "line": item.line, "id": item.id, "category": item.category,
+            "gold": item.answer, "letter": scored.letter, "correct": scored.correct} | {
+                k: v for k, v in record.items() if k not in ("index", "id", "mode")}
 
 
 def score_record(item: EvalItem, record: dict) -> Scored:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -22,7 +22,7 @@ from edge_et.core.images import LoadedImage, load_image
 from edge_et.core.jsonl import local_path, read_lines
 from edge_et.core.paths import shown
 from edge_et.core.stats import Result
-from edge_et.errors import EdgeEtError, InputError
+from edge_et.errors import EdgeEtError, InputError, ModelLoadError
 from edge_et.runtime.pipeline import Pipeline, RunOptions
 
 Writer = Callable[[dict], None]
@@ -54,6 +54,8 @@ class BatchSummary:
     images_decoded: int = 0
     seconds: float = 0.0
     residency: str = ""
+    resumed: int = 0   # lines an earlier run had answered (skipped)
+    left: int = 0      # lines not answered because the run was stopped
 
 
 def read_batch(path: Path) -> list[BatchItem]:
@@ -91,11 +93,19 @@ def _parse_line(number: int, line: str, folder: Path) -> BatchItem:
 
 
 class _Pictures:
-    """Decoded pictures, each kept only until the last line that uses it."""
+    """Decoded pictures, each kept only until the last line that uses it.
 
-    def __init__(self, items: list[BatchItem]):
+    After that line, `retire()` hands the picture to `on_last_use`, so the backend's embedding
+    cache drops it too: over a long batch of distinct pictures the cache would otherwise fill
+    to its limit with embeddings no later line asks for.
+    """
+
+    def __init__(self, items: list[BatchItem],
+                 on_last_use: Callable[[LoadedImage], None] = lambda picture: None):
         self._uses = Counter(item.image.resolve() for item in items if item.image and not item.error)
         self._loaded: dict[Path, LoadedImage] = {}
+        self._used_up: list[LoadedImage] = []
+        self._on_last_use = on_last_use
         self.decoded = 0
 
     def take(self, path: Path) -> LoadedImage:
@@ -108,44 +118,100 @@ class _Pictures:
             self.decoded += 1
         if self._uses[key] > 0:
             self._loaded[key] = picture
+        else:
+            self._used_up.append(picture)
         return picture
+
+    def retire(self) -> None:
+        """Call after each line: the pictures no later line uses leave every cache."""
+        for picture in self._used_up:
+            self._on_last_use(picture)
+        self._used_up.clear()
 
     @property
     def distinct(self) -> int:
         return len(self._uses)
 
 
+@dataclass
+class Resumed:
+    """What an earlier, interrupted run of the same batch left (see edge_et.core.resume).
+
+    done: indices of the lines already answered (skipped now); extracted: index -> the saved
+    extraction (a Result's dict, or {"error": ...}) of staged lines whose reasoning is missing.
+    """
+
+    done: set[int] = field(default_factory=set)
+    extracted: dict[int, dict] = field(default_factory=dict)
+
+
 def run_batch(pipeline: Pipeline, items: list[BatchItem], options: RunOptions,
-              write: Writer, progress: Callable[[], None] = lambda: None) -> BatchSummary:
-    """Answer every item, writing one record per item in input order."""
+              write: Writer, progress: Callable[[], None] = lambda: None, *,
+              resumed: Resumed | None = None, on_extracted: Callable[[int, dict], None] | None = None,
+              stop: Callable[[], bool] = lambda: False,
+              forget_used_pictures: bool = True) -> BatchSummary:
+    """Answer every item not in `resumed.done`, writing one record per item in input order.
+
+    Staged (swap) runs hand each extraction to `on_extracted(index, record)` as it finishes.
+    `stop()` is asked between lines: True ends the batch after the line in flight
+    (`summary.left` counts what is not written yet). `forget_used_pictures=False` keeps the
+    pictures' embeddings cached after their last line (a caller that shows them again).
+    """
     started = time.perf_counter()
-    summary = BatchSummary(lines=len(items), residency=pipeline.residency)
-    pictures = _Pictures(items)
+    resumed = resumed or Resumed()
+    todo = [item for item in items if item.index not in resumed.done]
+    summary = BatchSummary(lines=len(items), resumed=len(items) - len(todo),
+                           residency=pipeline.residency)
     staged = pipeline.residency == "swap" and options.mode.endswith("-think")
-    for item, outcome in _answers(pipeline, items, options, pictures, staged):
+    looking = [item for item in todo if not (staged and item.index in resumed.extracted)]
+    pictures = _Pictures(looking, pipeline.forget_image if forget_used_pictures else lambda _: None)
+    answers = _staged(pipeline, todo, options, pictures, resumed.extracted, on_extracted, stop) \
+        if staged else _unstaged(pipeline, todo, options, pictures, stop)
+    written = 0
+    for item, outcome in answers:
         record = _record(item, outcome)
         summary.errors += "error" in record
         write(record)
+        written += 1
         progress()
-    summary.answered = summary.lines - summary.errors
+    summary.left = len(todo) - written
+    summary.answered = written - summary.errors
     summary.model_loads, summary.image_encodes = pipeline.model_loads, pipeline.image_encodes
     summary.distinct_images, summary.images_decoded = pictures.distinct, pictures.decoded
     summary.seconds = round(time.perf_counter() - started, 3)
     return summary
 
 
-def _answers(pipeline, items, options, pictures, staged):
-    """Yield (item, Result or error text) in input order."""
-    if not staged:
-        for item in items:
-            yield item, _attempt(lambda: pipeline.run(pictures.take(item.image), item.question,
-                                                       _line_options(options, item)), item)
-        return
-    perceived = [(item, _attempt(lambda: pipeline.perceive(pictures.take(item.image), item.question,
-                                                             _line_options(options, item)),
-                                 item)) for item in items]
+def _unstaged(pipeline, items, options, pictures, stop):
+    """Yield (item, Result or error text) in input order, each line run whole."""
+    for item in items:
+        if stop():
+            return
+        outcome = _attempt(lambda: pipeline.run(pictures.take(item.image), item.question,
+                                                _line_options(options, item)), item)
+        pictures.retire()
+        yield item, outcome
+
+
+def _staged(pipeline, items, options, pictures, extracted, on_extracted, stop):
+    """Every extraction first (saved as it finishes), then every reasoning step, in input order."""
+    perceived = []
+    for item in items:
+        if stop():
+            return
+        saved = extracted.get(item.index)
+        if saved is None:
+            outcome = _attempt(lambda: pipeline.perceive(pictures.take(item.image), item.question,
+                                                         _line_options(options, item)), item)
+            pictures.retire()
+            saved = outcome.to_dict() if isinstance(outcome, Result) else {"error": outcome}
+            if on_extracted is not None:
+                on_extracted(item.index, saved)
+        perceived.append((item, saved["error"] if "error" in saved else Result.from_dict(saved)))
     pipeline.release("perception")  # its memory returns before the reasoning model loads
     for item, outcome in perceived:
+        if stop():
+            return
         if isinstance(outcome, Result):
             outcome = _attempt(lambda: pipeline.reason(outcome, _line_options(options, item)), item)
         yield item, outcome
@@ -157,6 +223,8 @@ def _attempt(work: Callable[[], Result], item: BatchItem):
         return item.error
     try:
         return work()
+    except ModelLoadError:
+        raise  # not this line's fault: every later line would fail the same way
     except EdgeEtError as exc:
         return str(exc)
 

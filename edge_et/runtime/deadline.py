@@ -22,7 +22,7 @@ from pathlib import Path
 from edge_et import backends
 from edge_et.backends.stage_run import StageRequest
 from edge_et.bundle.manifest import Bundle, StageSpec
-from edge_et.core import prompts
+from edge_et.core import atomic, prompts
 from edge_et.core.decoding import stage_decoding
 from edge_et.core.images import (
     SAMPLE_DESCRIPTION,
@@ -91,11 +91,9 @@ def device_speed(bundle: Bundle, *, n_threads: int | None = None, root: Path | N
             pass  # a damaged cache file is measured again and overwritten
     profile = measure_speed(bundle, n_threads=n_threads, image=image)
     _, material = speed_key(bundle, n_threads)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"format": SPEED_FORMAT, "key": material, "measured_at": time.time(),
-                               "profile": profile}, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)  # readers never see half a file
+    atomic.write_text(path, json.dumps({"format": SPEED_FORMAT, "key": material,  # never half a file
+                                        "measured_at": time.time(), "profile": profile},
+                                       indent=2) + "\n")
     return profile, "measured", path
 
 

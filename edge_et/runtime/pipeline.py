@@ -22,7 +22,7 @@ from edge_et.core.decoding import StageDecoding, stage_decoding
 from edge_et.core.hints import hint_from_question
 from edge_et.core.images import ImageInput, LoadedImage, as_loaded_image
 from edge_et.core.stats import Result, StageStats
-from edge_et.errors import InputError
+from edge_et.errors import BundleError, InputError, ModelError, ModelLoadError
 from edge_et.memory.probes import process_peak_rss
 from edge_et.memory.scheduler import Plan
 from edge_et.runtime.generation import TextSink, generate, think_then_answer
@@ -49,6 +49,19 @@ class RunOptions:
     on_reasoning_text: TextSink | None = None
     on_extraction_text: TextSink | None = None
     on_stage_finished: Callable[[str, StageStats], None] | None = None  # (stage, its stats)
+
+
+def check_text(question: str, *texts: str | None) -> None:
+    """InputError in one line for an empty question, or text a tokenizer cannot take: a lone
+    surrogate (`\\ud800`, which a JSON escape can hold) has no UTF-8 form."""
+    if not question or not question.strip():
+        raise InputError("the question is empty")
+    for text in (question, *texts):
+        try:
+            (text or "").encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InputError(f"the text holds {text[exc.start]!a}, which is not a character (an "
+                             f"unpaired surrogate, or a byte that is not UTF-8)") from None
 
 
 def merge_options(options: RunOptions | None, values: dict) -> RunOptions:
@@ -133,6 +146,13 @@ class Pipeline:
             self._encodes_before += getattr(model, "image_encodes", 0)
             model.close()
 
+    def forget_image(self, picture: LoadedImage) -> None:
+        """No later request shows `picture`: its cached embeddings need not take memory."""
+        model = self._models.get("perception")
+        forget = getattr(model, "forget_images", None)
+        if forget is not None:
+            forget(picture.sha256)
+
     @property
     def image_encodes(self) -> int:
         """Images the vision encoder actually ran on (embedding-cache hits excluded)."""
@@ -148,9 +168,12 @@ class Pipeline:
                     self.release(other)
             spec = self.bundle.require(role)
             cls = backends.get(spec.backend).model_type()
-            model = cls(model_path=str(spec.model_path),
-                        mmproj_path=str(spec.mmproj_path) if spec.mmproj_path else None,
-                        n_threads=self._n_threads, **self._stage_settings(spec))
+            try:
+                model = cls(model_path=str(spec.model_path),
+                            mmproj_path=str(spec.mmproj_path) if spec.mmproj_path else None,
+                            n_threads=self._n_threads, **self._stage_settings(spec))
+            except (ModelError, BundleError) as exc:  # the file changed since the bundle was checked
+                raise ModelLoadError(f"{role} model: {exc}") from None
             self._models[role] = model
             self.model_loads += 1
             stats.load_s = model.load_s
@@ -194,8 +217,7 @@ class Pipeline:
                  options: RunOptions = RunOptions()) -> Result:
         """Stage 1: everything the VLM does for this mode (the whole run for direct/extract)."""
         mode = check_mode(options.mode)
-        if not question or not question.strip():
-            raise InputError("the question is empty")
+        check_text(question, options.hint)
         check_bundle_for_mode(self.bundle, mode)
         picture = _load(image)
         seed = options.seed if options.seed is not None else random.randrange(2**31)
@@ -222,8 +244,7 @@ class Pipeline:
     def reason_over(self, description: str, question: str,
                     options: RunOptions = RunOptions()) -> Result:
         """Stage 2 alone: the reasoning model answers from a given description (mode `think`)."""
-        if not question or not question.strip():
-            raise InputError("the question is empty")
+        check_text(question, description)
         self.bundle.require("reasoning")
         seed = options.seed if options.seed is not None else random.randrange(2**31)
         result = Result(mode="think", question=question, extraction=description, seed=seed)

@@ -35,11 +35,11 @@ DISCONNECT_POLL_S = 0.5  # how often a waiting non-streamed request checks that 
 async def chat_completions(body: ChatRequest, request: Request):
     state: ServerState = request.app.state.edge
     scheduler = state.ready()
-    question, url = question_of(body), image_url_of(body)
+    question, url, options = parse_request(body)
     settings = state.settings
     picture = await run_in_threadpool(load_picture, url, settings.media_dir, settings.max_pixels)
     events: asyncio.Queue = asyncio.Queue()
-    job = Job(picture=picture, question=question, options=run_options(body),
+    job = Job(picture=picture, question=question, options=options,
               deliver=_Mailbox(asyncio.get_running_loop(), events).deliver)
     try:
         scheduler.submit(job)
@@ -53,6 +53,11 @@ async def chat_completions(body: ChatRequest, request: Request):
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     return await _whole(state, job, events, request)
+
+
+def parse_request(body: ChatRequest) -> tuple[str, str, edge_et.RunOptions]:
+    """The question, the image URL and the run options of a validated body, or a 400 ApiError."""
+    return question_of(body), image_url_of(body), run_options(body)
 
 
 def run_options(body: ChatRequest) -> edge_et.RunOptions:

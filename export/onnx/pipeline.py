@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from importlib import import_module
 from pathlib import Path
 
 from edge_et.bundle.manifest import BUNDLE_FORMAT, MANIFEST, sha256_file
+from edge_et.core import atomic
 from edge_et.errors import ExportError, InputError, MissingExtra
 from edge_et.formats.onnx_stage import STAGE_CONFIG
 from export.archs.base import ArchSpec
@@ -96,9 +96,7 @@ def export_onnx(*, out: Path, perception: Path | None = None, reasoning: Path | 
     dirs = {role: Path(p) for role, p in (("perception", perception), ("reasoning", reasoning))
             if p is not None}
     specs = {role: arch_spec_for(path, role) for role, path in dirs.items()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-onnx-"))
-    try:
+    with atomic.partial_directory(out) as scratch:  # a killed export leaves no bundle at `out`
         bundle_dir = scratch / "bundle"
         bundle_dir.mkdir()
         report = ExportReport(bundle=bundle_dir)
@@ -114,13 +112,10 @@ def export_onnx(*, out: Path, perception: Path | None = None, reasoning: Path | 
         step("writing bundle.json")
         write_manifest(bundle_dir, name or out.name, "/".join(sorted(used)), entries)
         if validate:
-            (bundle_dir / PARITY_FILE).write_text(json.dumps(report.parity, indent=2) + "\n")
+            atomic.write_text(bundle_dir / PARITY_FILE, json.dumps(report.parity, indent=2) + "\n")
             report.validated = True
         report.files = summarize(bundle_dir, entries, quants)
-        shutil.rmtree(out, ignore_errors=True)
-        bundle_dir.rename(out)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        atomic.publish_directory(bundle_dir, out)
     report.bundle = out
     return report
 
@@ -200,10 +195,7 @@ def write_manifest(bundle_dir: Path, name: str, quant: str, entries: dict[str, d
         manifest[role] = {**entry, "sha256": {f: sha256_file(bundle_dir / f) for f in files}}
     manifest.update(prompts={}, decoding={})
     path = bundle_dir / MANIFEST
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic.write_text(path, json.dumps(manifest, indent=2) + "\n")
 
 
 def _parity(hf_dir: Path, stage_dir: Path, quant: str) -> dict:

@@ -338,9 +338,10 @@ class LlamaCppModel:
             llama_cpp.llama_sampler_free(self._chain)
             self._chain, self._chain_key = None, None
 
-    def forget_images(self) -> None:
-        """Drop cached image embeddings: the next image is encoded again (benchmarks)."""
-        self._image_cache.clear()
+    def forget_images(self, sha256: str | None = None) -> None:
+        """Drop cached image embeddings, all of them (benchmarks) or one picture's (a batch
+        whose later lines do not show it again): the next time it is encoded again."""
+        self._image_cache.clear() if sha256 is None else self._image_cache.discard(sha256)
 
     def close(self) -> None:
         self._stack.close()

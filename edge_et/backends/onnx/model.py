@@ -220,10 +220,11 @@ class OnnxModel:
             edit(logits)
         return self._sampler(logits)
 
-    def forget_images(self) -> None:
-        """Drop cached image embeddings: the next image is encoded again (benchmarks)."""
+    def forget_images(self, sha256: str | None = None) -> None:
+        """Drop cached image embeddings, all of them (benchmarks) or one picture's (a batch
+        whose later lines do not show it again): the next time it is encoded again."""
         if self._vision is not None:
-            self._vision.forget()
+            self._vision.forget(sha256)
 
     def close(self) -> None:
         """Drop the sessions now; ONNX Runtime frees their memory with them."""

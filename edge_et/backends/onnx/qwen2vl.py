@@ -79,9 +79,9 @@ class Qwen2VLEncoder:
         self.image_token_id = int(config["image_token_id"])
         self.encodes = 0
 
-    def forget(self) -> None:
-        """Drop the cached embeddings: the next picture is encoded again."""
-        self._cache.clear()
+    def forget(self, sha256: str | None = None) -> None:
+        """Drop the cached embeddings (all, or one picture's): that picture is encoded again."""
+        self._cache.clear() if sha256 is None else self._cache.discard(sha256)
 
     def token_grid(self, image: LoadedImage) -> tuple[int, int, int]:
         """(t, rows, cols) of the image's tokens after merging."""

@@ -67,9 +67,9 @@ class VisionEncoder:
         self._cache = EmbeddingCache(CACHE_BYTES)
         self.encodes = 0
 
-    def forget(self) -> None:
-        """Drop the cached embeddings: the next picture is encoded again."""
-        self._cache.clear()
+    def forget(self, sha256: str | None = None) -> None:
+        """Drop the cached embeddings (all, or one picture's): that picture is encoded again."""
+        self._cache.clear() if sha256 is None else self._cache.discard(sha256)
 
     def count_tokens(self, image: LoadedImage) -> int:
         raise NotImplementedError

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from edge_et.core import atomic
 from edge_et.errors import InputError, MissingExtra
 
 MiB = 2**20
@@ -105,10 +106,7 @@ def curve_table(report: dict) -> Table:
 
 def save_json(report: dict, path: Path) -> Path:
     """Write the report as indented JSON (the folder is created)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
+    return atomic.write_text(path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
 
 
 def markdown_rows(report: dict, name: str | None = None) -> list[str]:

@@ -146,8 +146,19 @@ def batch_progress(console: Console, total: int, *, enabled: bool):
         yield lambda: progress.advance(task)
 
 
+def batch_stopped(console: Console, summary, signal_name: str, output, command: str) -> None:
+    """The one line a stopped batch leaves: done, left, and the command that continues it."""
+    done = summary.lines - summary.left
+    where = f" in {output}" if output else ""
+    again = f"; resume with: {command}" if output else "; give --output FILE to make a run resumable"
+    console.print(f"stopped by {signal_name}: {done} of {summary.lines} lines done{where}, "
+                  f"{summary.left} left{again}", highlight=False, markup=False, soft_wrap=True)
+
+
 def batch_summary(console: Console, summary) -> None:
-    console.print(f"batch: {summary.answered}/{summary.lines} answered, {summary.errors} errors, "
+    resumed = f" ({summary.resumed} lines done by an earlier run)" if summary.resumed else ""
+    console.print(f"batch: {summary.answered}/{summary.lines - summary.resumed} answered{resumed}, "
+                  f"{summary.errors} errors, "
                   f"{summary.model_loads} model loads, {summary.image_encodes} image encodes "
                   f"({summary.distinct_images} distinct images), residency {summary.residency}, "
                   f"{summary.seconds:.1f} s", highlight=False, soft_wrap=True)

@@ -1,0 +1,37 @@
+"""SIGTERM in the middle of a real `edge-et export gguf`: no bundle at --out, no partial folder left."""
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edge_et.bundle.manifest import Bundle
+from edge_et.errors import BundleError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_sigterm_mid_export_leaves_no_bundle_that_validates(tiny_bundle, tmp_path):
+    hf = tiny_bundle.parent / "hf"
+    out = tmp_path / "bundle"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edge_et.cli.main", "export", "gguf", "--perception", str(hf / "qwen2vl"),
+         "--reasoning", str(hf / "qwen3"), "--quant", "F16", "--no-validate", "--out", str(out)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    # Mid-export: the first model file is in the partial folder, the bundle is not finished.
+    while process.poll() is None and time.monotonic() < deadline and not any(
+            tmp_path.glob("bundle.partial-*/bundle/*.gguf")):
+        time.sleep(0.05)
+    assert process.poll() is None, "the export finished before it could be interrupted"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    assert "interrupted by SIGTERM" in stderr and "Traceback" not in stderr
+    assert list(tmp_path.iterdir()) == []  # neither --out nor the partial folder
+    with pytest.raises(BundleError):
+        Bundle.load(out)
