@@ -3,7 +3,7 @@
 from edge_et.backends.base import Sampling
 from edge_et.core.prompts import parse_answer
 from edge_et.runtime.answer_cue import cue_text, reason_with_answer_cue
-from tests.helpers.fakes import A, ANSWER_B, B, CUE, EOS, NL, SPACE_B, ScriptedModel
+from tests.helpers.fakes import ANSWER_B, CUE, EOS, NL, SPACE_B, A, B, ScriptedModel
 
 GREEDY = Sampling()
 

@@ -57,6 +57,6 @@ def test_reasoning_cut_short_is_cued_and_its_last_line_parses(smollm2):
     think = result.stages["think"]
     assert think.answer_cued is True and think.forced_tokens >= 1
     assert 8 < think.generated_tokens <= 8 + 6
-    before_cue, cue, answer = result.reasoning.rpartition("Answer:")
+    _, cue, answer = result.reasoning.rpartition("Answer:")
     assert cue and "\n" not in answer.strip()  # the cued answer is the last line
     assert result.answer_matched and result.answer == answer.strip()
