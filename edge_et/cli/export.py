@@ -178,6 +178,7 @@ def export_train(
     threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads."),
     recipe: bool = typer.Option(False, "--recipe", help="The committed models' whole recipe (a caption base + three tuning rounds) instead of one run; resumes where it stopped."),
     as_json: bool = typer.Option(False, "--json", help="Print the training summary as one JSON object."),
+    scenes: str = typer.Option("classic", "--scenes", help="Training pictures: classic (128 px, white, fixed style) | varied (export/scenes/varied.py) | mix (half each)."),
 ) -> None:
     """Train the micro perception model (Idefics3) on generated scenes, on this machine's CPU."""
     if recipe and init is not None:
@@ -193,11 +194,11 @@ def export_train(
         if recipe:
             summary = _toolchain("micro.recipe").train_recipe(
                 form=form, out=out_dir, seed=seed, threads=threads, tokenizer=tokenizer,
-                config=config, batch=batch, progress=show)
+                config=config, batch=batch, progress=show, scenes=scenes)
         else:
             summary = _toolchain("micro.train").train(
                 form=form, seed=seed, out=out_dir, steps=steps, batch=batch, lr=lr, warmup=warmup,
-                config=config, threads=threads, init=init, tokenizer=tokenizer,
+                config=config, threads=threads, init=init, tokenizer=tokenizer, scenes=scenes,
                 log=lambda line: show(json.loads(line)["step"], steps, json.loads(line)))
     if as_json:
         print(json.dumps(summary))

@@ -24,9 +24,12 @@ from edge_et.errors import InputError
 from export.scenes.facts import extraction_facts
 from export.scenes.questions import Question, describe, pick_question
 from export.scenes.render import render, sample_scene
+from export.scenes.varied import render_varied, sample_varied_scene
 
 FORMS = ("direct", "caption", "extract")
 TRAIN_SEED, HELDOUT_SEED = 0, 1
+# Which renderer draws a stream: render.py's fixed style, varied.py's, or the two alternating.
+STREAMS = ("classic", "varied", "mix")
 
 
 @dataclass(frozen=True)
@@ -38,8 +41,8 @@ class Example:
     question: Question
 
     def image(self):
-        """The rendered scene (a Pillow RGB image)."""
-        return render(self.scene)
+        """The rendered scene (a Pillow RGB image) at its own size: 128 pixels unless varied."""
+        return render_varied(self.scene) if "canvas" in self.scene else render(self.scene)
 
     def record(self, image_path: str) -> dict:
         """The eval-format JSONL object (edge-et eval reads it)."""
@@ -49,8 +52,18 @@ class Example:
                 "scene": self.scene, "statement": q.statement}
 
 
-def example(seed: int, index: int) -> Example:
-    """Example `index` of the stream `seed`; deterministic."""
+def example(seed: int, index: int, stream: str = "classic") -> Example:
+    """Example `index` of the stream `seed` drawn by `stream`'s renderer; deterministic.
+
+    The varied stream has its own random streams ("v" ids), so it never repeats a classic scene;
+    "mix" takes odd indices from it and even ones from the classic stream.
+    """
+    if stream not in STREAMS:
+        raise InputError(f"unknown scene stream {stream!r}; choose one of: {', '.join(STREAMS)}")
+    if stream == "varied" or (stream == "mix" and index % 2):
+        rng = random.Random(f"edge-et-varied-scenes/{seed}/{index}")
+        scene = sample_varied_scene(rng)
+        return Example(id=f"v{seed}-{index:06d}", scene=scene, question=pick_question(scene, rng))
     rng = random.Random(f"edge-et-scenes/{seed}/{index}")
     scene = sample_scene(rng)
     return Example(id=f"s{seed}-{index:06d}", scene=scene, question=pick_question(scene, rng))
@@ -70,7 +83,8 @@ def training_pair(ex: Example, form: str) -> tuple[str, str]:
     raise InputError(f"unknown training form {form!r}; choose one of: {', '.join(FORMS)}")
 
 
-def write_split(out: Path, name: str, seed: int, count: int, *, forms: bool = False) -> Path:
+def write_split(out: Path, name: str, seed: int, count: int, *, forms: bool = False,
+                stream: str = "classic") -> Path:
     """Write `count` examples as `out/<name>.jsonl` with PNGs under `out/images/<name>/`.
 
     Image paths in the JSONL are relative to `out`. With `forms`, each record also carries
@@ -84,7 +98,7 @@ def write_split(out: Path, name: str, seed: int, count: int, *, forms: bool = Fa
     target = out / f"{name}.jsonl"
     with target.open("w", encoding="utf-8") as handle:
         for index in range(count):
-            ex = example(seed, index)
+            ex = example(seed, index, stream)
             relative = f"images/{name}/{ex.id}.png"
             ex.image().save(out / relative, format="PNG")
             record = ex.record(relative)
