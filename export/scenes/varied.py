@@ -224,8 +224,15 @@ def _draw_text(draw: ImageDraw.ImageDraw, text: dict, width: int, height: int) -
     if right - left > limit:
         face = font_at(text["font"], max(6, int(size * limit / (right - left))))
         left, top, right, bottom = draw.textbbox((0, 0), text["value"], font=face)
-    draw.text((text["x"] * width - (left + right) / 2, text["y"] * height - (top + bottom) / 2),
-              text["value"], fill=ink, font=face)
+    # The word's box, moved (not resized) to lie inside its cell, MARGIN from the thirds lines.
+    x = _within(text["x"] * width, (right - left) / 2, text["col"], width)
+    y = _within(text["y"] * height, (bottom - top) / 2, text["row"], height)
+    draw.text((x - (left + right) / 2, y - (top + bottom) / 2), text["value"], fill=ink, font=face)
+
+
+def _within(centre: float, half: float, cell: int, side: int) -> float:
+    low, high = (cell / 3 + MARGIN) * side + half, ((cell + 1) / 3 - MARGIN) * side - half
+    return min(max(centre, low), high) if low <= high else (low + high) / 2
 
 
 def _draw_chart(draw: ImageDraw.ImageDraw, scene: dict, width: int, height: int) -> None:
@@ -238,7 +245,7 @@ def _draw_chart(draw: ImageDraw.ImageDraw, scene: dict, width: int, height: int)
         bar_top = base - (base - top) * bar["value"] / 9
         draw.rectangle((x0, bar_top, x1, base - 1), fill=COLORS[bar["color"]])
         label = str(bar["value"])
-        left, upper, right, lower = draw.textbbox((0, 0), label, font=face)
+        left, _, right, lower = draw.textbbox((0, 0), label, font=face)
         draw.text(((x0 + x1 - left - right) / 2, bar_top - height * 0.03 - lower), label,
                   fill=(0, 0, 0), font=face)
 
