@@ -24,12 +24,15 @@ from edge_et.errors import InputError
 from export.scenes.facts import extraction_facts
 from export.scenes.questions import Question, describe, pick_question
 from export.scenes.render import render, sample_scene
+from export.scenes.shifted import SHIFTED_SEED, render_shifted, sample_shifted_scene
 from export.scenes.varied import render_varied, sample_varied_scene
 
 FORMS = ("direct", "caption", "extract")
 TRAIN_SEED, HELDOUT_SEED = 0, 1
 # Which renderer draws a stream: render.py's fixed style, varied.py's, or the two alternating.
 STREAMS = ("classic", "varied", "mix")
+# Held out as a whole: pictures drawn by matplotlib (shifted.py), never a training stream.
+EVAL_STREAMS = STREAMS + ("shifted",)
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class Example:
 
     def image(self):
         """The rendered scene (a Pillow RGB image) at its own size: 128 pixels unless varied."""
+        if "figure" in self.scene:
+            return render_shifted(self.scene)
         return render_varied(self.scene) if "canvas" in self.scene else render(self.scene)
 
     def record(self, image_path: str) -> dict:
@@ -56,10 +61,15 @@ def example(seed: int, index: int, stream: str = "classic") -> Example:
     """Example `index` of the stream `seed` drawn by `stream`'s renderer; deterministic.
 
     The varied stream has its own random streams ("v" ids), so it never repeats a classic scene;
-    "mix" takes odd indices from it and even ones from the classic stream.
+    "mix" takes odd indices from it and even ones from the classic stream; "shifted" ("m" ids)
+    is matplotlib's, for evaluation only.
     """
-    if stream not in STREAMS:
-        raise InputError(f"unknown scene stream {stream!r}; choose one of: {', '.join(STREAMS)}")
+    if stream not in EVAL_STREAMS:
+        raise InputError(f"unknown scene stream {stream!r}; choose one of: {', '.join(EVAL_STREAMS)}")
+    if stream == "shifted":
+        rng = random.Random(f"edge-et-shifted-scenes/{seed}/{index}")
+        scene = sample_shifted_scene(rng)
+        return Example(id=f"m{seed}-{index:06d}", scene=scene, question=pick_question(scene, rng))
     if stream == "varied" or (stream == "mix" and index % 2):
         rng = random.Random(f"edge-et-varied-scenes/{seed}/{index}")
         scene = sample_varied_scene(rng)
