@@ -48,7 +48,7 @@ DATASETS = ("scenes", "easy-vqa")
 # reasoner near 15 s a question on 2 cores. Reasoners are instruct models: the paper's
 # step-by-step prompt, temperature 0.7, top-p 0.8, seeded per question.
 DECODING = {"extract": {"max_tokens": 256}, "caption": {"max_tokens": 256},
-            "direct": {"max_tokens": 16}, "reason": {"max_tokens": 384}}
+            "direct": {"max_tokens": 64}, "reason": {"max_tokens": 384}}
 
 
 def say(line: str) -> None:

@@ -26,10 +26,13 @@ from edge_et.errors import InputError
 from export.archs.idefics3 import sequential_positions
 from export.micro import resume
 from export.micro.model import (
+    BASE,
     MICRO,
+    SMALL,
     TEST_MICRO,
     Layout,
     build_micro,
+    letter_accuracy,
     pixels,
     sequence_loss,
 )
@@ -37,9 +40,10 @@ from export.scenes import FORMS, example, training_pair
 from export.scenes.forms import HELDOUT_SEED, STREAMS, TRAIN_SEED
 from export.scenes.varied import model_view
 
-CONFIGS = {"micro": MICRO, "test": TEST_MICRO}
+CONFIGS = {"micro": MICRO, "small": SMALL, "base": BASE, "test": TEST_MICRO}
 RECIPE_FILE = "tiny_recipe.json"  # the name export.tiny.checkpoints gives a checkpoint's recipe
 SUMMARY_FILE = "train_summary.json"
+DIRECT_FORMS = ("direct", "direct-text")  # forms whose target ends with the answer letter
 
 
 def batch_tensors(layout: Layout, form: str, seed: int, indices: range, scenes: str = "classic"):
@@ -150,6 +154,8 @@ def train(*, form: str, seed: int, out: Path, steps: int = 1200, batch: int = 16
             if (step + 1) % eval_every == 0 or step + 1 == steps:
                 entry = entry or {"step": step + 1}
                 entry["heldout_loss"] = round(_eval_loss(model, heldout, layout.image_id), 4)
+                if form in DIRECT_FORMS:  # the letter's own accuracy: the loss hides it
+                    entry["heldout_letter_acc"] = round(_eval_letters(model, heldout, layout), 4)
             if entry:
                 history.append(entry)
                 log_file.write(json.dumps(entry) + "\n")
@@ -169,6 +175,7 @@ def train(*, form: str, seed: int, out: Path, steps: int = 1200, batch: int = 16
     (hf_dir / RECIPE_FILE).write_text(json.dumps(recipe, sort_keys=True) + "\n")
     summary = {**recipe, "train_s": round(elapsed, 1), "s_per_step": round(elapsed / max(1, steps - first_step), 3),
                "final_loss": history[-1].get("loss"), "heldout_loss": history[-1]["heldout_loss"],
+               "heldout_letter_acc": history[-1].get("heldout_letter_acc"),
                "parameters": sum(p.numel() for p in model.parameters()),
                "torch_threads": torch.get_num_threads()}
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
@@ -187,6 +194,17 @@ def _read_recipe(hf_dir: Path) -> dict:
     if recipe is None:
         raise InputError(f"--init {hf_dir} is not a checkpoint trained by export.micro.train")
     return recipe
+
+
+def _eval_letters(model, data, layout: Layout) -> float:
+    import torch
+
+    letters = [layout.tok.encode(" " + letter, add_special_tokens=False)[-1] for letter in "ABCD"]
+    model.eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        accuracy = letter_accuracy(model, *data, image_id=layout.image_id, letter_ids=letters)
+    model.train()
+    return accuracy
 
 
 def _eval_loss(model, data, image_id: int) -> float:

@@ -6,6 +6,9 @@ scene stream. The training forms use the runtime's own prompt functions, so a mo
 trained on exactly the request it gets at inference (edge_et.runtime.pipeline):
 
     direct   prompts.direct_prompt(question)                   -> "Answer: B"
+    direct-text  the same prompt -> the answer statement, then "Answer: B": the end-to-end
+             baseline with an answer-with-text target (docs/micro-model.md, "The end-to-end
+             baseline": with "Answer: B" alone the letter's loss never left ln 4)
     caption  PromptSet().caption                               -> describe(scene)
     extract  prompts.extraction_prompt(hint_from_question(q))  -> describe(scene) + the facts
              of the hint's topics (facts.py says why not the bare statement)
@@ -27,7 +30,7 @@ from export.scenes.render import render, sample_scene
 from export.scenes.shifted import SHIFTED_SEED, render_shifted, sample_shifted_scene
 from export.scenes.varied import render_varied, sample_varied_scene
 
-FORMS = ("direct", "caption", "extract")
+FORMS = ("direct", "caption", "extract", "direct-text")
 TRAIN_SEED, HELDOUT_SEED = 0, 1
 # Which renderer draws a stream: render.py's fixed style, varied.py's, or the two alternating.
 STREAMS = ("classic", "varied", "mix")
@@ -84,6 +87,8 @@ def training_pair(ex: Example, form: str) -> tuple[str, str]:
     question = ex.question.prompt_text()
     if form == "direct":
         return prompts.direct_prompt(question), f"Answer: {ex.question.answer}"
+    if form == "direct-text":
+        return prompts.direct_prompt(question), f"{ex.question.statement} Answer: {ex.question.answer}"
     if form == "caption":
         return prompts.PromptSet().caption, describe(ex.scene)
     if form == "extract":

@@ -59,3 +59,22 @@ def test_an_unknown_scene_stream_is_one_user_error(tmp_path):
 
     with pytest.raises(EdgeEtError, match="unknown --scenes"):
         train(out=tmp_path, log=lambda line: None, scenes="photos", **SMALL)
+
+
+@pytest.mark.parametrize("form", ["direct", "direct-text"])
+def test_direct_forms_log_the_letters_accuracy_beside_the_loss(tmp_path, form):
+    from export.micro.train import train
+
+    summary = train(out=tmp_path, log=lambda line: None, **{**SMALL, "form": form, "steps": 2,
+                                                            "eval_every": 2, "eval_size": 4})
+    assert 0.0 <= summary["heldout_letter_acc"] <= 1.0
+    assert "heldout_letter_acc" in json.loads((tmp_path / "train_log.jsonl").read_text().splitlines()[-1])
+
+
+def test_the_answer_with_text_target_states_the_answer_then_names_the_letter():
+    from export.scenes.forms import example, training_pair
+
+    ex = example(1, 5)
+    prompt, target = training_pair(ex, "direct-text")
+    assert prompt == training_pair(ex, "direct")[0]
+    assert target == f"{ex.question.statement} Answer: {ex.question.answer}"
