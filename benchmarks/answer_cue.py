@@ -22,7 +22,14 @@ import json
 import time
 from pathlib import Path
 
-from benchmarks.replication import DECODING, RESULTS, machine, reasoner_stage, say, work_dir
+from benchmarks.replication import (
+    DECODING,
+    RESULTS,
+    machine,
+    reasoner_stage,
+    say,
+    work_dir,
+)
 
 CUE = "\nAnswer:"
 
@@ -91,18 +98,18 @@ def summarize(path: Path) -> dict:
 
 
 def write_markdown(summary: dict, reasoner: str, args) -> Path:
-    pct = lambda k, v: f"{k} ({k / summary['n']:.0%}) [{v[0]:.0%}-{v[1]:.0%}]"  # noqa: E731
+    pct = lambda k, v: f"{k} ({k / summary['n']:.0%}) [{v[0]:.0%}-{v[1]:.0%}]"
     lines = ["# The answer cue: parse failures without and with it", "",
-             f"`python -m benchmarks.answer_cue --limit {args.limit} --reasoner {reasoner}`: the reasoner "
+             (f"`python -m benchmarks.answer_cue --limit {args.limit} --reasoner {reasoner}`: the reasoner "
              "over held-out scenes' true extractions (oracle+think), decoding "
              f"`{json.dumps(DECODING['reason'])}` (the replication's), temperature 0.7, seed per scene. "
-             f"Machine: `{json.dumps(machine())}`; shared with other jobs (times not compared).", "",
-             "| reasoner | n | cue appended | parse failures without cue [95% CI] | with cue [95% CI] "
-             "| correct without | correct with |", "|---|---|---|---|---|---|---|",
-             f"| {reasoner} | {summary['n']} | {summary['cued']} "
+             f"Machine: `{json.dumps(machine())}`; shared with other jobs (times not compared)."), "",
+             ("| reasoner | n | cue appended | parse failures without cue [95% CI] | with cue [95% CI] "
+             "| correct without | correct with |"), "|---|---|---|---|---|---|---|",
+             (f"| {reasoner} | {summary['n']} | {summary['cued']} "
              f"| {pct(summary['without_cue']['parse_failures'], summary['without_cue']['failure_ci95'])} "
              f"| {pct(summary['with_cue']['parse_failures'], summary['with_cue']['failure_ci95'])} "
-             f"| {summary['without_cue']['correct']} | {summary['with_cue']['correct']} |", ""]
+             f"| {summary['without_cue']['correct']} | {summary['with_cue']['correct']} |"), ""]
     path = args.out / f"answer_cue-{reasoner}.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

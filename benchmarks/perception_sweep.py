@@ -94,11 +94,11 @@ def write_markdown(results: dict) -> Path:
     from edge_et.eval.metrics import wilson_interval
 
     lines = ["# Perception sweep: capacity, renderers, and the end-to-end baseline", "",
-             "Produced by `python -m benchmarks.perception_sweep` (its docstring says how). Scores "
+             ("Produced by `python -m benchmarks.perception_sweep` (its docstring says how). Scores "
              "through llama.cpp (F16, greedy) on held-out scenes; `facts` is the share of "
              "extractions with every needed fact, `recall` the share of true sentences stated "
              "(per-fact accuracy); direct forms are scored by their answer letter. 95% Wilson "
-             "intervals.", "", "| run | form | config | trained on | held-out set | n | score [95% CI] |",
+             "intervals."), "", "| run | form | config | trained on | held-out set | n | score [95% CI] |",
              "|---|---|---|---|---|---|---|"]
     for name, cell in results.items():
         for key, score in sorted(cell.get("scores", {}).items()):
