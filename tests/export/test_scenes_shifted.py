@@ -38,3 +38,14 @@ def test_each_shape_is_in_its_cell_with_its_colour_in_the_model_view():
             assert close.sum() >= 4, (ex.id, obj)  # its colour is drawn inside its own cell
             checked += 1
     assert checked > 20
+
+
+def test_micro_eval_scores_the_committed_model_on_shifted_pictures():
+    from pathlib import Path
+
+    from export.micro.eval import evaluate
+
+    bundle = Path(__file__).resolve().parents[2] / "models" / "micro" / "extract"
+    report = evaluate(bundle, "extract", limit=2, stream="shifted")
+    assert report["stream"] == "shifted" and report["examples"] == 2
+    assert 0.0 <= report["sentence_recall"] <= 1.0 and "facts_present" in report
