@@ -9,7 +9,7 @@ from export.scenes.forms import SHIFTED_SEED, STREAMS, example
 from export.scenes.shifted import PALETTE
 from export.scenes.varied import MODEL, model_view
 
-EXAMPLES = [example(SHIFTED_SEED, i, "shifted") for i in range(24)]
+EXAMPLES = [example(SHIFTED_SEED, i, "shifted") for i in range(16)]
 
 
 def test_shifted_scenes_are_drawn_by_matplotlib_and_never_a_training_stream():
@@ -37,7 +37,7 @@ def test_each_shape_is_in_its_cell_with_its_colour_in_the_model_view():
             close = np.abs(cell - colour).sum(axis=2) < 60
             assert close.sum() >= 4, (ex.id, obj)  # its colour is drawn inside its own cell
             checked += 1
-    assert checked > 20
+    assert checked > 12
 
 
 def test_micro_eval_scores_the_committed_model_on_shifted_pictures():
