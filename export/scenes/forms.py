@@ -27,7 +27,7 @@ from edge_et.errors import InputError
 from export.scenes.facts import extraction_facts
 from export.scenes.questions import Question, describe, pick_question
 from export.scenes.render import render, sample_scene
-from export.scenes.shifted import SHIFTED_SEED, render_shifted, sample_shifted_scene
+from export.scenes.shifted import SHIFTED_SEED, render_shifted, sample_shifted_scene  # noqa: F401 - SHIFTED_SEED beside the other seeds
 from export.scenes.varied import render_varied, sample_varied_scene
 
 FORMS = ("direct", "caption", "extract", "direct-text")
