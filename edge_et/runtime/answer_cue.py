@@ -4,8 +4,9 @@ A thinking model's answer always gets its turn: budget forcing closes the though
 answer budget follows (edge_et.runtime.generation). An instruct model asked to reason step by
 step has no such boundary. When it stops (or runs out of `max_tokens`) without a last line
 `Answer: X`, the paper's parse reads its last line, and a user sees no answer. Measured on
-Qwen2.5-Coder-1.5B over held-out scenes, most such endings were a LaTeX `\\boxed{A}` or a
-reasoning cut off at the token limit (docs/answer-cue.md).
+Qwen2.5-Coder-1.5B over held-out scenes, such endings were a LaTeX `\\boxed{A}` or "the answer
+is: A" without an `Answer:` line; none had reached the token limit, which the cue covers too
+(docs/answer-cue.md).
 
 So, only then: the cue `Answer:` is appended on a line of its own, as forced tokens, the
 format the paper's post-prompt asks for, and the model decodes at most the answer budget,
