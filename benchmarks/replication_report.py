@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-DATASETS = ("scenes", "easy-vqa")
+DATASETS = ("scenes", "shifted", "easy-vqa")
+TITLES = {"scenes": "held-out generated scenes (in domain)",
+          "shifted": "style-shifted scenes (drawn by matplotlib; never trained on)",
+          "easy-vqa": "easy-VQA test (out of domain)"}
 
 MD_HEAD = ("| system | reasoner | accuracy [95% CI] | n | parse failures | chance | "
            "s / question | perception s | reasoning s |")
@@ -39,7 +42,7 @@ def write_markdown(results: dict, path: Path) -> Path:
         rows = sorted((c for c in cells if c["dataset"] == dataset), key=_order)
         if not rows:
             continue
-        title = "held-out generated scenes (in domain)" if dataset == "scenes" else "easy-VQA test (out of domain)"
+        title = TITLES[dataset]
         lines += [f"## {title}", "", MD_HEAD, "|---|---|---|---|---|---|---|---|---|"]
         lines += [_md_row(c) for c in rows] + [""]
         lines += _category_table(rows) + ["Reproduce a row:", ""]

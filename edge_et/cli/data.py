@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from edge_et.cli.export import _toolchain  # imports an export module, or names the extra to install
+from edge_et.cli.export import (
+    _toolchain,  # imports an export module, or names the extra to install
+)
 from edge_et.cli.shared import err, out
 from edge_et.core.devices import DEVICE_HELP
+from edge_et.errors import InputError
 
 data_app = typer.Typer(no_args_is_help=True, help="Make training data for perception models.")
 
@@ -30,9 +32,9 @@ def extract_tuning(
     statement_tokens: int = typer.Option(128, min=1, help="Token limit of a statement."),
     target_tokens: int = typer.Option(1024, min=1, help="Token limit of a description."),
     residency: str = typer.Option("auto", help="auto (the memory plan decides) | co-resident | swap."),
-    mem_budget: Optional[str] = typer.Option(None, "--mem-budget", help="Memory budget (6GB, 512MiB, bytes)."),
+    mem_budget: str | None = typer.Option(None, "--mem-budget", help="Memory budget (6GB, 512MiB, bytes)."),
     device: str = typer.Option("cpu", help=DEVICE_HELP),
-    threads: Optional[int] = typer.Option(None, min=1, help="CPU threads (default: all cores)."),
+    threads: int | None = typer.Option(None, min=1, help="CPU threads (default: all cores)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
 ) -> None:
     """The paper's two-step recipe: QA pair -> statement (LLM), image + statement -> description (VLM)."""
@@ -68,11 +70,17 @@ def scenes(
     out_dir: Path = typer.Option(..., "--out", "-o", help="Folder for train.jsonl, heldout.jsonl and images/."),
     train: int = typer.Option(2000, "--train", min=0, help="Train examples, seed 0, with the three training forms (0: none)."),
     heldout: int = typer.Option(500, "--heldout", min=1, help="Held-out examples, seed 1."),
+    stream: str = typer.Option("classic", "--stream", help="classic | varied | mix (training renderers) | shifted (matplotlib, held out only: no train split)."),
 ) -> None:
     """The seeded generated scenes the micro perception model trains and is scored on, in the eval format."""
     forms = _toolchain("scenes.forms")
+    if stream not in forms.EVAL_STREAMS:
+        raise InputError(f"unknown --stream {stream!r}; choose one of: {', '.join(forms.EVAL_STREAMS)}")
+    if stream == "shifted":
+        train = 0  # never trained on
     if train:
-        out.print(str(forms.write_split(out_dir, "train", forms.TRAIN_SEED, train, forms=True)),
+        out.print(str(forms.write_split(out_dir, "train", forms.TRAIN_SEED, train, forms=True, stream=stream)),
                   highlight=False, markup=False, soft_wrap=True)
-    out.print(str(forms.write_split(out_dir, "heldout", forms.HELDOUT_SEED, heldout)),
+    seed = forms.SHIFTED_SEED if stream == "shifted" else forms.HELDOUT_SEED
+    out.print(str(forms.write_split(out_dir, "heldout", seed, heldout, stream=stream)),
               highlight=False, markup=False, soft_wrap=True)

@@ -165,7 +165,7 @@ def export_list(as_json: bool = typer.Option(False, "--json")) -> None:
 
 @export_app.command("train")
 def export_train(
-    form: str = typer.Option(..., "--form", help="What the model learns to write: direct | caption | extract."),
+    form: str = typer.Option(..., "--form", help="What the model learns to write: direct | caption | extract | direct-text (the statement, then the letter)."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Run folder: OUT/hf, OUT/train_log.jsonl, OUT/train_summary.json."),
     seed: int = typer.Option(0, help="Seed of the initial weights (the scene stream is fixed)."),
     steps: int = typer.Option(1200, min=1, help="Optimizer steps."),
@@ -174,10 +174,11 @@ def export_train(
     warmup: int = typer.Option(100, min=0, help="Linear warm-up steps."),
     init: Optional[Path] = typer.Option(None, help="Continue from this trained checkpoint (an earlier OUT/hf); its scene stream continues too."),
     tokenizer: Optional[Path] = typer.Option(None, help="Reuse this saved tokenizer (e.g. models/micro/extract) for an exact rebuild."),
-    config: str = typer.Option("micro", help="Model shape: micro (the shipped one) or test (tiny, for tests)."),
+    config: str = typer.Option("micro", help="Model shape: micro (3 M parameters, the shipped one), small (13 M), base (30 M), or test (tiny, for tests)."),
     threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads."),
     recipe: bool = typer.Option(False, "--recipe", help="The committed models' whole recipe (a caption base + three tuning rounds) instead of one run; resumes where it stopped."),
     as_json: bool = typer.Option(False, "--json", help="Print the training summary as one JSON object."),
+    scenes: str = typer.Option("classic", "--scenes", help="Training pictures: classic (128 px, white, fixed style) | varied (export/scenes/varied.py) | mix (half each)."),
 ) -> None:
     """Train the micro perception model (Idefics3) on generated scenes, on this machine's CPU."""
     if recipe and init is not None:
@@ -193,11 +194,11 @@ def export_train(
         if recipe:
             summary = _toolchain("micro.recipe").train_recipe(
                 form=form, out=out_dir, seed=seed, threads=threads, tokenizer=tokenizer,
-                config=config, batch=batch, progress=show)
+                config=config, batch=batch, progress=show, scenes=scenes)
         else:
             summary = _toolchain("micro.train").train(
                 form=form, seed=seed, out=out_dir, steps=steps, batch=batch, lr=lr, warmup=warmup,
-                config=config, threads=threads, init=init, tokenizer=tokenizer,
+                config=config, threads=threads, init=init, tokenizer=tokenizer, scenes=scenes,
                 log=lambda line: show(json.loads(line)["step"], steps, json.loads(line)))
     if as_json:
         print(json.dumps(summary))
@@ -243,8 +244,9 @@ def export_demo(
 @export_app.command("micro-eval")
 def export_micro_eval(
     bundle: Path = typer.Option(..., "--bundle", help="A bundle whose perception stage is a micro model."),
-    form: str = typer.Option(..., "--form", help="What the model was trained to write: direct | caption | extract."),
+    form: str = typer.Option(..., "--form", help="What the model was trained to write: direct | caption | extract | direct-text."),
     limit: int = typer.Option(200, min=1, help="Held-out scenes to run."),
+    stream: str = typer.Option("classic", "--stream", help="Held-out pictures: classic | varied | mix | shifted (drawn by matplotlib, never trained on)."),
     show: int = typer.Option(0, min=0, help="Print the first N outputs (stderr)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
@@ -253,7 +255,7 @@ def export_micro_eval(
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=err, transient=True, disable=as_json) as progress:
         progress.add_task(f"{form}: {limit} held-out scenes", total=None)
-        report = micro_eval.evaluate(bundle, form, limit=limit, show=show)
+        report = micro_eval.evaluate(bundle, form, limit=limit, show=show, stream=stream)
     if as_json:
         print(json.dumps(report))
         return

@@ -26,7 +26,7 @@ def run(
     mode: str = typer.Option("extract-think", help="extract-think | caption-think | direct | extract"),
     hint: Optional[str] = typer.Option(None, help="Extraction hint phrase; 'auto' asks the reasoning model; default: derived from the question."),
     think_budget: Optional[int] = typer.Option(None, min=0, help="Thinking tokens before </think> is forced (thinking models)."),
-    answer_budget: Optional[int] = typer.Option(None, min=1, help="Tokens allowed after </think>."),
+    answer_budget: Optional[int] = typer.Option(None, min=1, help="Tokens allowed after </think> (thinking models) or after the answer cue (instruct models)."),
     max_tokens: Optional[int] = typer.Option(None, min=1, help="Token limit of a non-thinking reasoner."),
     temperature: Optional[float] = typer.Option(None, min=0.0, help="Reasoning temperature (0 = greedy)."),
     seed: Optional[int] = typer.Option(None, help="Seed for sampling; the same seed repeats a run."),

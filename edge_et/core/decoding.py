@@ -7,7 +7,9 @@ Defaults (docs/method.md, and the authors' lmms-eval setup):
   generation_config, which the authors' `generate` call inherits), think budget 4096 +
   answer budget 1024.
 - reason (instruct models without a thinking mode, asked to reason step by step):
-  temperature 0.7, top-p 0.8, top-k 20, at most 1024 tokens.
+  temperature 0.7, top-p 0.8, top-k 20, at most 1024 tokens; when they end without an
+  `Answer:` line, the answer cue and at most 16 answer tokens (runtime/answer_cue.py: the
+  answer is one letter on one line, so the thinking models' 1024 would only allow rambling).
 - hint (`--hint auto`): greedy, at most 48 tokens.
 """
 
@@ -35,7 +37,8 @@ class Sampling:
 
 @dataclass(frozen=True)
 class StageDecoding:
-    """How one stage decodes. `budget`/`answer_budget` apply to thinking models only."""
+    """How one stage decodes. `budget` applies to thinking models only; `answer_budget` to
+    thinking models and to the answer cue of instruct reasoners."""
 
     temperature: float = 0.0
     top_p: float = 1.0
@@ -79,7 +82,7 @@ DEFAULTS: dict[str, StageDecoding] = {
     "caption": StageDecoding(),
     "direct": StageDecoding(),
     "think": StageDecoding(temperature=0.6, top_p=0.95, top_k=20, budget=4096, answer_budget=1024),
-    "reason": StageDecoding(temperature=0.7, top_p=0.8, top_k=20, max_tokens=1024),
+    "reason": StageDecoding(temperature=0.7, top_p=0.8, top_k=20, max_tokens=1024, answer_budget=16),
     "hint": StageDecoding(max_tokens=48),
 }
 

@@ -15,10 +15,11 @@ class StageStats:
     prompt_tokens: int = 0         # tokens fed before the first generated one (image tokens included)
     prefill_s: float = 0.0         # time to feed them, image encode excluded
     generated_tokens: int = 0      # tokens sampled by the model
-    forced_tokens: int = 0         # tokens inserted by budget forcing (`\n</think>`), not sampled
+    forced_tokens: int = 0         # tokens inserted, not sampled: budget forcing's `\n</think>`, the answer cue
     decode_s: float = 0.0          # time spent sampling and feeding generated tokens
     think_tokens: int | None = None  # thinking models: tokens inside <think>…</think>
     think_forced: bool | None = None  # thinking models: whether the budget ended the thinking
+    answer_cued: bool | None = None  # instruct reasoners: whether `Answer:` was cued (runtime/answer_cue.py)
 
     @property
     def decode_tok_s(self) -> float | None:

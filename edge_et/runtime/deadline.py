@@ -185,7 +185,7 @@ def choose_think_budget(bundle: Bundle, deadline_s: float, *, n_threads: int | N
     """The largest budget whose worst case fits `safety` x `deadline_s`, and how it was chosen.
 
     Thinking reasoners: a think budget (0 = thinking off), the answer budget on top.
-    Instruct reasoners: the reasoning stage's max_tokens (at least 1).
+    Instruct reasoners: the reasoning stage's max_tokens (at least 1), the cue's answer budget on top.
     Defaults come from the bundle's decoding: the extraction limit, the answer budget and the
     think budget (or reasoning max_tokens) as the upper bound.
     """
@@ -195,12 +195,13 @@ def choose_think_budget(bundle: Bundle, deadline_s: float, *, n_threads: int | N
     bundle.require("perception")
     extract_tokens = extract_tokens or stage_decoding("extract", bundle.decoding).max_tokens
     think = stage_decoding("think" if thinking else "reason", bundle.decoding)
-    answer = (answer_tokens or think.answer_budget) if thinking else 0
+    # After </think>, or after the answer cue an instruct reasoner may need (runtime/answer_cue.py).
+    answer = answer_tokens or think.answer_budget
     ceiling = max_budget if max_budget is not None else (think.budget if thinking else think.max_tokens)
     profile, source, path = device_speed(bundle, n_threads=n_threads, root=cache, image=image)
 
     def seconds(budget: int) -> dict:
-        tokens = (max(2, budget) if budget else 0) + answer if thinking else budget
+        tokens = (max(2, budget) if budget else 0) + answer if thinking else budget + answer
         return expected_seconds(bundle, profile, extract_tokens=extract_tokens, reasoning_tokens=tokens)
 
     floor = 0 if thinking else 1

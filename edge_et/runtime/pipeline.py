@@ -25,6 +25,7 @@ from edge_et.core.stats import Result, StageStats
 from edge_et.errors import BundleError, InputError, ModelError, ModelLoadError
 from edge_et.memory.probes import process_peak_rss
 from edge_et.memory.scheduler import Plan
+from edge_et.runtime.answer_cue import reason_with_answer_cue
 from edge_et.runtime.generation import TextSink, generate, think_then_answer
 from edge_et.runtime.plan import DEFAULT_CTX, requested_ctx
 from edge_et.runtime.stream import Event, stream_run
@@ -333,9 +334,9 @@ class Pipeline:
                         options: RunOptions, stats: StageStats) -> str:
         settings = self._reasoning_settings("reason", options)
         self._start(model, request, stats, thinking=None)
-        return generate(model, sampling=settings.sampling(result.seed + SEED_OFFSETS["think"]),
-                        max_tokens=settings.max_tokens, on_text=options.on_reasoning_text,
-                        stats=stats).text
+        return reason_with_answer_cue(model, sampling=settings.sampling(result.seed + SEED_OFFSETS["think"]),
+                                      max_tokens=settings.max_tokens, answer_budget=settings.answer_budget,
+                                      on_text=options.on_reasoning_text, stats=stats).text
 
     def _reasoning_settings(self, stage: str, options: RunOptions) -> StageDecoding:
         flags = {"budget": options.think_budget, "answer_budget": options.answer_budget,

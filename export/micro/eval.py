@@ -24,9 +24,9 @@ from edge_et.core.images import load_image_bytes
 from edge_et.errors import InputError
 from edge_et.runtime.pipeline import Pipeline, RunOptions
 from export.scenes import FORMS, example, training_pair
-from export.scenes.forms import HELDOUT_SEED
+from export.scenes.forms import HELDOUT_SEED, SHIFTED_SEED
 
-MODES = {"direct": "direct", "caption": "extract", "extract": "extract"}
+MODES = {"direct": "direct", "direct-text": "direct", "caption": "extract", "extract": "extract"}
 _SENTENCE = re.compile(r"(?<=\.)\s+")
 
 
@@ -37,7 +37,7 @@ def sentences(text: str) -> list[str]:
 
 def score(form: str, ex, output: str, answer: str) -> dict:
     """Scores of one output against example `ex` (see the module docstring)."""
-    if form == "direct":
+    if form in ("direct", "direct-text"):
         return {"correct": answer == ex.question.answer}
     _, target = training_pair(ex, form)
     wanted = sentences(target)
@@ -51,8 +51,9 @@ def score(form: str, ex, output: str, answer: str) -> dict:
 
 
 def evaluate(bundle_dir: Path, form: str, *, limit: int = 200, seed: int = HELDOUT_SEED,
-             show: int = 0) -> dict:
-    """Run `limit` held-out examples through the bundle's perception stage; return means."""
+             show: int = 0, stream: str = "classic") -> dict:
+    """Run `limit` held-out examples of `stream` through the bundle's perception stage; return
+    means. For "shifted" (matplotlib's pictures) the seed is its own, SHIFTED_SEED."""
     if form not in FORMS:
         raise InputError(f"unknown form {form!r}; choose one of: {', '.join(FORMS)}")
     rows, started = [], time.perf_counter()
@@ -64,7 +65,7 @@ def evaluate(bundle_dir: Path, form: str, *, limit: int = 200, seed: int = HELDO
             pipeline.prompts = replace(pipeline.prompts, extraction_prefix=pipeline.prompts.caption)
             hint = ""
         for index in range(limit):
-            ex = example(seed, index)
+            ex = example(SHIFTED_SEED if stream == "shifted" else seed, index, stream)
             buffer = BytesIO()
             ex.image().save(buffer, format="PNG")
             image = load_image_bytes(buffer.getvalue(), name=ex.id)
@@ -75,5 +76,5 @@ def evaluate(bundle_dir: Path, form: str, *, limit: int = 200, seed: int = HELDO
                 print(f"{ex.id} [{ex.question.category}] {result.extraction}", file=sys.stderr)
     keys = rows[0].keys()
     means = {k: round(sum(float(r[k]) for r in rows) / len(rows), 4) for k in keys}
-    return {"form": form, "examples": len(rows), "seed": seed, **means,
+    return {"form": form, "stream": stream, "examples": len(rows), "seed": seed, **means,
             "seconds_per_example": round((time.perf_counter() - started) / len(rows), 3)}

@@ -38,6 +38,12 @@ from export.tokenizer import generic_corpus, padded_vocab, train_bpe
 MICRO = dict(hidden=256, layers=3, heads=4, kv_heads=2, intermediate=512, vision_dim=128,
              vision_layers=4, vision_heads=4, vision_intermediate=512, image_size=128,
              patch_size=16, scale_factor=2, max_tiles_side=1)
+# The capacity sweep's larger shapes, same layout: about 13 M and 30 M parameters. The 40 MB a
+# committed model may take holds SMALL in F16 and BASE with its text model in Q8_0.
+SMALL = dict(MICRO, hidden=384, layers=6, heads=6, kv_heads=2, intermediate=1024, vision_dim=192,
+             vision_layers=6, vision_heads=4, vision_intermediate=768)
+BASE = dict(MICRO, hidden=512, layers=7, heads=8, kv_heads=4, intermediate=1536, vision_dim=256,
+            vision_layers=8, vision_heads=4, vision_intermediate=1024)
 # A config for tests: the same layout at a fraction of the cost.
 TEST_MICRO = dict(MICRO, hidden=64, layers=1, intermediate=128, vision_dim=32, vision_layers=1,
                   vision_heads=2, vision_intermediate=64)
@@ -170,13 +176,9 @@ def image_features(model, pixel_values):
     return model.model.connector(hidden)
 
 
-def sequence_loss(model, pixel_values, input_ids, attention_mask, loss_mask, image_id: int):
-    """Mean cross-entropy over the target tokens (loss_mask marks tokens to predict).
-
-    The tile and the overview are the same pixels for a one-tile image, so the tower runs
-    once and its features fill both image spans. Logits are computed only where a loss is
-    taken: most positions are prompt.
-    """
+def _hidden(model, pixel_values, input_ids, attention_mask, image_id: int):
+    """Last hidden states of a batch: the image features fill both image spans (one tile and
+    the overview are the same pixels for a one-tile image, so the tower runs once)."""
     import torch
 
     features = image_features(model, pixel_values)
@@ -184,8 +186,37 @@ def sequence_loss(model, pixel_values, input_ids, attention_mask, loss_mask, ima
     is_image = input_ids == image_id
     both_views = torch.cat([features, features], dim=1).to(embeds.dtype)
     embeds = embeds.masked_scatter(is_image[..., None], both_views)
-    hidden = model.model.text_model(inputs_embeds=embeds,
-                                    attention_mask=attention_mask).last_hidden_state
+    return model.model.text_model(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
+
+
+def sequence_loss(model, pixel_values, input_ids, attention_mask, loss_mask, image_id: int):
+    """Mean cross-entropy over the target tokens (loss_mask marks tokens to predict).
+
+    Logits are computed only where a loss is taken: most positions are prompt.
+    """
+    import torch
+
+    hidden = _hidden(model, pixel_values, input_ids, attention_mask, image_id)
     take = loss_mask[:, 1:]
     logits = model.lm_head(hidden[:, :-1][take])
     return torch.nn.functional.cross_entropy(logits.float(), input_ids[:, 1:][take])
+
+
+def letter_accuracy(model, pixel_values, input_ids, attention_mask, loss_mask, image_id: int,
+                    letter_ids: list[int]) -> float:
+    """Answer accuracy of a direct form under teacher forcing: at the letter that ends the
+    target (the token before eos), is the gold letter the likeliest of `letter_ids`?
+
+    The mean loss hides this: "Answer: B" is 4 target tokens, so a model sure of the format
+    and guessing among 4 letters sits at ln(4) / 4 = 0.347 however long it trains."""
+    import torch
+
+    hidden = _hidden(model, pixel_values, input_ids, attention_mask, image_id)
+    ends = loss_mask.long().cumsum(dim=1).argmax(dim=1)  # each row's eos: its last target token
+    rows = torch.arange(len(ends))
+    logits = model.lm_head(hidden[rows, ends - 2])[:, letter_ids]
+    gold = input_ids[rows, ends - 1]
+    if not torch.isin(gold, torch.tensor(letter_ids)).all():
+        raise ValueError("a target does not end with an option letter before eos")
+    chosen = torch.tensor(letter_ids)[logits.argmax(dim=1)]
+    return (chosen == gold).float().mean().item()

@@ -6,7 +6,7 @@ rounds of one form, each continuing the scene stream of the round before.
 models/micro/{direct,caption,extract} were trained this way (README, "The micro perception
 model"): the rounds grew one at a time while the extract model's loss kept falling, and every
 form got the same ones. Each round is its own run folder under OUT/rounds/; a stopped recipe
-resumes at the first round without a summary. OUT/hf is the final checkpoint (what
+resumes at the first round without a summary, from that round's last checkpoint (export.micro.resume). OUT/hf is the final checkpoint (what
 `edge-et export release --run OUT` exports) and OUT/train_summary.json the last round's summary,
 whose `init` chain records every round.
 """
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from edge_et.errors import InputError
+from export.micro import resume
 from export.micro.train import FORMS, SUMMARY_FILE, train
 
 # (form of the round: "base" is the caption base, "tune" the recipe's form; steps of 16 scenes,
@@ -35,7 +36,7 @@ def recipe_steps(scale: float = 1.0) -> list[int]:
 
 def train_recipe(*, form: str, out: Path, seed: int = 0, threads: int | None = None,
                  tokenizer: Path | None = None, config: str = "micro", scale: float = 1.0,
-                 batch: int = 16, progress: Progress | None = None) -> dict:
+                 batch: int = 16, progress: Progress | None = None, scenes: str = "classic") -> dict:
     """Run (or resume) every round into OUT/rounds/, then put the final checkpoint at OUT/hf."""
     if form not in FORMS:
         raise InputError(f"unknown --form {form!r}; choose one of: {', '.join(FORMS)}")
@@ -50,7 +51,8 @@ def train_recipe(*, form: str, out: Path, seed: int = 0, threads: int | None = N
         if (run / SUMMARY_FILE).is_file():  # finished before a stop: resume after it
             summary = json.loads((run / SUMMARY_FILE).read_text())
         else:
-            shutil.rmtree(run, ignore_errors=True)  # a round stopped half way starts again
+            if resume.saved(run) is None:  # a round stopped before its first checkpoint starts again
+                shutil.rmtree(run, ignore_errors=True)
 
             def log(line: str, offset=done) -> None:
                 if progress is not None:
@@ -58,7 +60,8 @@ def train_recipe(*, form: str, out: Path, seed: int = 0, threads: int | None = N
                     progress(offset + entry["step"], total, entry)
             summary = train(form=run_form, seed=seed, out=run, steps=n, batch=batch, lr=lr,
                             warmup=min(warmup, max(0, n - 1)), config=config, threads=threads,
-                            init=init, tokenizer=tokenizer if init is None else None, log=log)
+                            init=init, tokenizer=tokenizer if init is None else None, log=log,
+                            scenes=scenes)
         done += n
         init = run / "hf"
     shutil.copytree(init, out / "hf", dirs_exist_ok=True)

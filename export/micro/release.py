@@ -27,7 +27,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 SUMMARY = "train_summary.json"
 # A trained model ends its text itself; the limits only bound a runaway.
 DECODING = {"extract": {"max_tokens": 320}, "caption": {"max_tokens": 320},
-            "direct": {"max_tokens": 16}}
+            "direct": {"max_tokens": 64}}
 
 
 def export_run(run: Path, *, force: bool = True) -> Path:

@@ -24,31 +24,39 @@ import numpy as np
 
 from edge_et.errors import InputError
 from export.archs.idefics3 import sequential_positions
+from export.micro import resume
 from export.micro.model import (
+    BASE,
     MICRO,
+    SMALL,
     TEST_MICRO,
     Layout,
     build_micro,
+    letter_accuracy,
     pixels,
     sequence_loss,
 )
 from export.scenes import FORMS, example, training_pair
-from export.scenes.forms import HELDOUT_SEED, TRAIN_SEED
+from export.scenes.forms import HELDOUT_SEED, STREAMS, TRAIN_SEED
+from export.scenes.varied import model_view
 
-CONFIGS = {"micro": MICRO, "test": TEST_MICRO}
+CONFIGS = {"micro": MICRO, "small": SMALL, "base": BASE, "test": TEST_MICRO}
 RECIPE_FILE = "tiny_recipe.json"  # the name export.tiny.checkpoints gives a checkpoint's recipe
 SUMMARY_FILE = "train_summary.json"
+DIRECT_FORMS = ("direct", "direct-text")  # forms whose target ends with the answer letter
 
 
-def batch_tensors(layout: Layout, form: str, seed: int, indices: range):
-    """Pixels, ids, attention and loss masks for examples `indices` of scene stream `seed`."""
+def batch_tensors(layout: Layout, form: str, seed: int, indices: range, scenes: str = "classic"):
+    """Pixels, ids, attention and loss masks for examples `indices` of scene stream `seed`.
+
+    Pictures of any size become the 128 pixels libmtmd would give the model (model_view)."""
     import torch
 
     images, rows, starts = [], [], []
     for index in indices:
-        ex = example(seed, index)
+        ex = example(seed, index, scenes)
         ids, start = layout.sequence(*training_pair(ex, form))
-        images.append(pixels(ex.image()))
+        images.append(pixels(model_view(ex.image())))
         rows.append(ids)
         starts.append(start)
     width = max(len(r) for r in rows)
@@ -73,14 +81,16 @@ def learning_rate(step: int, steps: int, peak: float, warmup: int) -> float:
 def train(*, form: str, seed: int, out: Path, steps: int = 1200, batch: int = 16,
           lr: float = 1e-3, warmup: int = 100, config: str = "micro", threads: int | None = None,
           init: Path | None = None, tokenizer: Path | None = None, log_every: int = 25, eval_every: int = 200,
-          eval_size: int = 64, log=print) -> dict:
+          eval_size: int = 64, log=print, scenes: str = "classic", checkpoint_every: int = 100) -> dict:
     """Build the seeded random model (or start from the checkpoint `init`), train it on
     `form`, save it; return the summary.
 
     From `init` the scene stream continues where that checkpoint's training stopped, so a
     fine-tuned model never sees a scene twice; `seed` then only names the run. `tokenizer`
     reuses a saved tokenizer (a published model's) instead of training the scene BPE, whose
-    corpus follows the scene texts of the current code."""
+    corpus follows the scene texts of the current code. `scenes` picks the renderer
+    (export.scenes.forms.STREAMS). Every `checkpoint_every` steps the run saves OUT/resume/,
+    and the same command started again continues from there (export.micro.resume)."""
     import torch
 
     if form not in FORMS:
@@ -89,9 +99,12 @@ def train(*, form: str, seed: int, out: Path, steps: int = 1200, batch: int = 16
         raise InputError(f"unknown --config {config!r}; choose one of: {', '.join(CONFIGS)}")
     if steps < 1 or batch < 1:
         raise InputError("--steps and --batch must be at least 1")
+    if scenes not in STREAMS:
+        raise InputError(f"unknown --scenes {scenes!r}; choose one of: {', '.join(STREAMS)}")
     out = Path(out)
     hf_dir = out / "hf"
-    if hf_dir.exists() and any(hf_dir.iterdir()):
+    resumed = resume.saved(out)
+    if hf_dir.exists() and any(hf_dir.iterdir()) and resumed is None:
         raise InputError(f"{hf_dir} is not empty; choose another --out")
     if threads:
         torch.set_num_threads(threads)
@@ -111,15 +124,20 @@ def train(*, form: str, seed: int, out: Path, steps: int = 1200, batch: int = 16
     layout = Layout(tokenizer, CONFIGS[config])
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01,
                                   betas=(0.9, 0.98), fused=True)
-    heldout = batch_tensors(layout, form, HELDOUT_SEED, range(eval_size))
+    heldout = batch_tensors(layout, form, HELDOUT_SEED, range(eval_size), scenes)
     log_path = out / "train_log.jsonl"
-    history, started, window = [], time.perf_counter(), []
+    settings = {"form": form, "seed": seed, "steps": steps, "batch": batch, "lr": lr, "warmup": warmup,
+                "config": config, "offset": offset, "scenes": scenes}
+    first_step, history = resume.load(resumed, model, optimizer, settings) if resumed else (0, [])
+    started, window = time.perf_counter(), []
     with log_path.open("w", encoding="utf-8") as log_file:
-        for step in range(steps):
+        for entry in history:  # the log of a resumed run starts with what it had logged
+            log_file.write(json.dumps(entry) + "\n")
+        for step in range(first_step, steps):
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, steps, lr, warmup)
             first = offset + step * batch
-            data = batch_tensors(layout, form, TRAIN_SEED, range(first, first + batch))
+            data = batch_tensors(layout, form, TRAIN_SEED, range(first, first + batch), scenes)
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 loss = sequence_loss(model, *data, image_id=layout.image_id)
             optimizer.zero_grad(set_to_none=True)
@@ -136,21 +154,28 @@ def train(*, form: str, seed: int, out: Path, steps: int = 1200, batch: int = 16
             if (step + 1) % eval_every == 0 or step + 1 == steps:
                 entry = entry or {"step": step + 1}
                 entry["heldout_loss"] = round(_eval_loss(model, heldout, layout.image_id), 4)
+                if form in DIRECT_FORMS:  # the letter's own accuracy: the loss hides it
+                    entry["heldout_letter_acc"] = round(_eval_letters(model, heldout, layout), 4)
             if entry:
                 history.append(entry)
                 log_file.write(json.dumps(entry) + "\n")
                 log_file.flush()
                 log(json.dumps(entry))
+            if checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+                resume.save(out, model, optimizer, step + 1, history, settings)
     elapsed = time.perf_counter() - started
     model.save_pretrained(hf_dir, safe_serialization=True)
+    resume.clear(out)
     recipe = {"arch": "idefics3", "trained": True, "random_weights": False, "form": form,
               "seed": seed, "steps": steps, "batch": batch, "lr": lr, "warmup": warmup,
-              "config": config, "overrides": CONFIGS[config], "data": "export.scenes train stream",
+              "config": config, "overrides": CONFIGS[config],
+              "data": "export.scenes train stream" + ("" if scenes == "classic" else f" ({scenes})"),
               "examples_start": offset, "examples_end": offset + steps * batch,
               "init": base}
     (hf_dir / RECIPE_FILE).write_text(json.dumps(recipe, sort_keys=True) + "\n")
-    summary = {**recipe, "train_s": round(elapsed, 1), "s_per_step": round(elapsed / steps, 3),
+    summary = {**recipe, "train_s": round(elapsed, 1), "s_per_step": round(elapsed / max(1, steps - first_step), 3),
                "final_loss": history[-1].get("loss"), "heldout_loss": history[-1]["heldout_loss"],
+               "heldout_letter_acc": history[-1].get("heldout_letter_acc"),
                "parameters": sum(p.numel() for p in model.parameters()),
                "torch_threads": torch.get_num_threads()}
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
@@ -169,6 +194,17 @@ def _read_recipe(hf_dir: Path) -> dict:
     if recipe is None:
         raise InputError(f"--init {hf_dir} is not a checkpoint trained by export.micro.train")
     return recipe
+
+
+def _eval_letters(model, data, layout: Layout) -> float:
+    import torch
+
+    letters = [layout.tok.encode(" " + letter, add_special_tokens=False)[-1] for letter in "ABCD"]
+    model.eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        accuracy = letter_accuracy(model, *data, image_id=layout.image_id, letter_ids=letters)
+    model.train()
+    return accuracy
 
 
 def _eval_loss(model, data, image_id: int) -> float:

@@ -78,7 +78,8 @@ def describe(scene: dict) -> str:
         text = (f" The {kind} {scene['text']['value']} is written in black "
                 f"{place(scene['text'])}.")
     noun = plural("shape", len(objects))
-    return f"A white image with {len(objects)} {noun}: {listed}.{text}"
+    background = scene.get("background", {}).get("name", "white")  # render.py's scenes: white
+    return f"{with_article(background).capitalize()} image with {len(objects)} {noun}: {listed}.{text}"
 
 
 def place(item: dict) -> str:

@@ -66,7 +66,7 @@ def test_the_cli_trains_and_continues_a_run(tiny_run, tmp_path):
     assert (tmp_path / "run" / "hf" / "model.safetensors").is_file()
     done = train_cli("--form", "poem", "--out", str(tmp_path / "other"))
     assert done.returncode == 2 and done.stderr.strip().splitlines() == [
-        "error: unknown --form 'poem'; choose one of: direct, caption, extract"]
+        "error: unknown --form 'poem'; choose one of: direct, caption, extract, direct-text"]
 
 
 def test_bad_trainer_input_is_one_user_error(tiny_run, tmp_path):

@@ -8,8 +8,8 @@ import numpy as np
 
 from edge_et.backends.base import ContextFull, PromptStats, Sampling
 
-VOCAB = ["<eos>", "\n", "</think>", "<think>", "a", "b", "Answer: B", " "]
-EOS, NL, CLOSE, OPEN, A, B, ANSWER_B, SPACE = range(len(VOCAB))
+VOCAB = ["<eos>", "\n", "</think>", "<think>", "a", "b", "Answer: B", " ", "Answer:", " B"]
+EOS, NL, CLOSE, OPEN, A, B, ANSWER_B, SPACE, CUE, SPACE_B = range(len(VOCAB))
 
 
 class ScriptedModel:
@@ -30,7 +30,11 @@ class ScriptedModel:
         self.edited_logits: list[np.ndarray] = []
 
     def tokenize(self, *, text: str) -> list[int]:
-        return [VOCAB.index(text)] if text in VOCAB else [A] * len(text)
+        if text in VOCAB:
+            return [VOCAB.index(text)]
+        if text.startswith("\n") and text[1:] in VOCAB:  # the answer cue on its own line
+            return [NL, VOCAB.index(text[1:])]
+        return [A] * len(text)
 
     def piece(self, *, token: int) -> bytes:
         return VOCAB[token].encode()

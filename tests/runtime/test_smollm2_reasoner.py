@@ -28,7 +28,7 @@ def test_reasons_over_a_fixed_description_within_limits(smollm2):
     result = smollm2.reason_over(SAMPLE_DESCRIPTION, SAMPLE_QUESTION, RunOptions(seed=1))
     think = result.stages["think"]
     assert 150 < think.prompt_tokens < 400   # role + description + question + post-prompt
-    assert 1 <= think.generated_tokens <= 96
+    assert 1 <= think.generated_tokens <= 96 + 16  # reasoning, then at most the cued answer
     assert think.decode_s > 0 and think.prefill_s > 0 and think.load_s > 0
     assert result.reasoning.strip()
     assert result.answer  # the last line, parsed or raw
@@ -49,3 +49,14 @@ def test_the_answer_names_an_option_when_greedy(smollm2):
     texts = [line.split(". ", 1)[1] for line in SAMPLE_QUESTION.splitlines()[1:]]
     options = ("A", "B", "C", "D", *texts)
     assert any(option in result.answer for option in options)
+
+
+def test_reasoning_cut_short_is_cued_and_its_last_line_parses(smollm2):
+    result = smollm2.reason_over(SAMPLE_DESCRIPTION, SAMPLE_QUESTION,
+                                 RunOptions(temperature=0.0, max_tokens=8, answer_budget=6))
+    think = result.stages["think"]
+    assert think.answer_cued is True and think.forced_tokens >= 1
+    assert 8 < think.generated_tokens <= 8 + 6
+    _, cue, answer = result.reasoning.rpartition("Answer:")
+    assert cue and "\n" not in answer.strip()  # the cued answer is the last line
+    assert result.answer_matched and result.answer == answer.strip()
