@@ -66,11 +66,26 @@ def run(
             err.print(describe_choice(chosen), highlight=False, markup=False)
         if not as_json:
             render.random_weight_warnings(err, loaded)
-            err.print(f"plan: {pipeline.plan.decision} ({pipeline.plan.reason})", highlight=False, markup=False)
+        _print_plan(pipeline.plan, as_json)
         if batch is not None:
             _run_batch(pipeline, batch, output, options, as_json)
         else:
             _run_one(pipeline, image, question, options, stream, as_json, chosen)
+
+
+def _print_plan(plan, as_json: bool) -> None:
+    """The plan's decision and every degradation it applied, on stderr (one JSON line with
+    --json, so a reader of stdout still gets only the result)."""
+    from edge_et.memory.scheduler import format_degradations
+
+    if as_json:
+        err.print(json.dumps({"plan": {"decision": plan.decision, "reason": plan.reason,
+                                       "degradations": plan.degradations}}),
+                  highlight=False, markup=False, soft_wrap=True)
+        return
+    err.print(f"plan: {plan.decision} ({plan.reason})", highlight=False, markup=False)
+    for line in format_degradations(plan):
+        err.print(line, highlight=False, markup=False)
 
 
 def _run_one(pipeline, image, question, options, stream: bool, as_json: bool,
