@@ -29,6 +29,7 @@ def run(
     max_tokens: Optional[int] = typer.Option(None, min=1, help="Token limit of a non-thinking reasoner."),
     temperature: Optional[float] = typer.Option(None, min=0.0, help="Reasoning temperature (0 = greedy)."),
     seed: Optional[int] = typer.Option(None, help="Seed for sampling; the same seed repeats a run."),
+    speculative: str = typer.Option("auto", "--speculative", help="Speculative decoding of the reasoning stage: auto | off | lookup (n-grams of the prompt) | draft (the perception LM drafts; same vocabulary, co-resident)."),
     residency: str = typer.Option("auto", help="auto (the memory plan decides) | co-resident | swap."),
     mem_budget: Optional[str] = typer.Option(None, "--mem-budget", help="Memory budget (6GB, 512MiB, bytes); default: 80% of available memory."),
     device: str = typer.Option("cpu", help=DEVICE_HELP),
@@ -43,7 +44,10 @@ def run(
     from edge_et.runtime.api import open_bundle, open_pipeline
     from edge_et.runtime.pipeline import RunOptions, check_mode
 
+    from edge_et.runtime.speculation import check_speculative
+
     check_mode(mode)
+    check_speculative(speculative)
     if (batch is None) == (question is None):
         raise InputError("give --question (with --image) for one run, or --batch FILE.jsonl")
     loaded = open_bundle(bundle, modes=[mode], verify=verify)
@@ -57,7 +61,8 @@ def run(
     with open_pipeline(loaded, mem_budget=mem_budget, device=device, residency=residency,
                        threads=threads) as pipeline:
         options = RunOptions(mode=mode, hint=hint, seed=seed, think_budget=think_budget,
-                             answer_budget=answer_budget, max_tokens=max_tokens, temperature=temperature)
+                             answer_budget=answer_budget, max_tokens=max_tokens, temperature=temperature,
+                             speculative=speculative)
         chosen = None
         if deadline is not None:
             from edge_et.runtime.deadline import apply_deadline, describe_choice

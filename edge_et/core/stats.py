@@ -19,6 +19,9 @@ class StageStats:
     decode_s: float = 0.0          # time spent sampling and feeding generated tokens
     think_tokens: int | None = None  # thinking models: tokens inside <think>…</think>
     think_forced: bool | None = None  # thinking models: whether the budget ended the thinking
+    speculative: str | None = None   # reasoning: the drafter used (lookup, draft) or off
+    drafted_tokens: int | None = None  # speculative decoding: tokens drafted and verified
+    accepted_tokens: int | None = None  # drafted tokens the target kept (each saved a decode)
 
     @property
     def decode_tok_s(self) -> float | None:

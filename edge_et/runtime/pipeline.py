@@ -27,6 +27,7 @@ from edge_et.memory.probes import process_peak_rss
 from edge_et.memory.scheduler import Plan
 from edge_et.runtime.generation import TextSink, generate, think_then_answer
 from edge_et.runtime.plan import DEFAULT_CTX, requested_ctx
+from edge_et.runtime.speculation import choose_drafter, record_counts, speculate
 from edge_et.runtime.stream import Event, stream_run
 
 MODES = ("extract-think", "caption-think", "direct", "extract")
@@ -46,6 +47,7 @@ class RunOptions:
     answer_budget: int | None = None
     max_tokens: int | None = None      # reasoning limit for non-thinking models
     temperature: float | None = None   # reasoning stage
+    speculative: str | None = None     # auto | off | lookup | draft (runtime/speculation.py)
     on_reasoning_text: TextSink | None = None
     on_extraction_text: TextSink | None = None
     on_stage_finished: Callable[[str, StageStats], None] | None = None  # (stage, its stats)
@@ -272,8 +274,13 @@ class Pipeline:
         spec = self.bundle.reasoning
         request = prompts.reasoning_prompt(result.extraction, result.question, step_by_step=True,
                                            prompts=self.prompts)
-        out = self._think(model, spec, request, result, options, stats) if spec.thinking else \
-            self._reason_plainly(model, request, result, options, stats)
+        speculate(model, *choose_drafter(options.speculative, model, self._models.get("perception")),
+                  stats)
+        try:
+            out = self._think(model, spec, request, result, options, stats) if spec.thinking else \
+                self._reason_plainly(model, request, result, options, stats)
+        finally:
+            record_counts(model, stats)
         result.reasoning = out
         result.answer, result.answer_matched = prompts.parse_answer(out)
         _finished(options, "think", result)
