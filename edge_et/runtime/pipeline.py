@@ -139,6 +139,8 @@ class Pipeline:
             model = cls(model_path=str(spec.model_path),
                         mmproj_path=str(spec.mmproj_path) if spec.mmproj_path else None,
                         n_threads=self._n_threads, **self._stage_settings(spec))
+            if role == "reasoning" and hasattr(model, "reuse_prefix"):
+                model.reuse_prefix = True   # every request starts with the same fixed text
             self._models[role] = model
             self.model_loads += 1
             stats.load_s = model.load_s

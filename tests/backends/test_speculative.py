@@ -45,7 +45,7 @@ class Fixed:
 @pytest.fixture(scope="module")
 def reasoner(tiny_bundle):
     model = llama.LlamaCppModel(model_path=str(tiny_bundle / "reasoning.f16.gguf"), n_ctx=1024,
-                                n_threads=2)
+                                n_threads=1)   # one thread: no spin-waits on a busy machine
     yield model
     model.close()
 
@@ -161,3 +161,21 @@ def test_the_draft_model_needs_the_reasoners_vocabulary(reasoner, tiny_bundle):
         perception.close()
     assert choose_drafter("off", reasoner)[0] is None
     assert choose_drafter("auto", reasoner)[1] == "lookup"
+
+
+def test_prefix_reuse_keeps_the_shared_prompt_and_changes_no_output(reasoner):
+    other = PROMPT.replace("Which shape is left?", "Which shape is right?")
+    outputs = {}
+    for reuse in (False, True):
+        reasoner.reuse_prefix = reuse
+        texts = []
+        for prompt in (PROMPT, other, PROMPT):
+            begun = reasoner.start(prompt=prompt)
+            texts.append(generate(reasoner, sampling=Sampling(), max_tokens=24,
+                                  ignore_eos=True).text)
+            if reuse and prompt is other:
+                shared = len(reasoner.tokenize(text=PROMPT.split("Which")[0]))
+                assert shared - 2 <= begun.reused_tokens < begun.prompt_tokens
+        outputs[reuse] = texts
+    reasoner.reuse_prefix = False
+    assert outputs[True] == outputs[False]

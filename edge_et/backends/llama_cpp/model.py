@@ -22,6 +22,7 @@ from edge_et.backends.base import ContextFull, LogitEdit, PromptStats, Sampling
 from edge_et.backends.drafting import Drafter, SpecCounts
 from edge_et.backends.image_cache import EmbeddingCache
 from edge_et.backends.llama_cpp import log as llama_log
+from edge_et.backends.llama_cpp.prefix import keep_prefix
 from edge_et.backends.llama_cpp.speculative import Speculation, vocab_signature
 from edge_et.core.images import LoadedImage
 from edge_et.errors import BundleError, InputError, ModelError
@@ -62,6 +63,8 @@ class LlamaCppModel:
         self._chain_key: Sampling | None = None
         self._speculation: Speculation | None = None
         self._vocab_signature: dict | None = None
+        self.reuse_prefix = False    # keep the KV of a text prompt's shared prefix (prefix.py)
+        self._text_only = False      # the context holds text tokens only (prefix reuse is valid)
         started = time.perf_counter()
         self._llm = self._load_text(model_path, n_ctx, n_threads, n_gpu_layers, n_batch, kv_type)
         self._stack.callback(self._llm.close)
@@ -172,15 +175,23 @@ class LlamaCppModel:
         self._free_chain()
 
     def start(self, *, prompt: str, image: LoadedImage | None = None) -> PromptStats:
-        self._clear()
+        reuse = self.reuse_prefix and self._text_only and image is None
+        if not reuse:
+            self._clear()
+        elif self._speculation is not None:
+            self._speculation.rollback()
+        self._pending, self._text_only = [], image is None
+        self._free_chain()
         if image is not None:
             return self._start_with_image(prompt, image)
         tokens = self._llm.tokenize(prompt.encode("utf-8"), add_bos=self._add_special(prompt),
                                     special=True)
         self._check_fits(len(tokens))
         started = time.perf_counter()
-        self._llm.eval(tokens)
-        return PromptStats(prompt_tokens=len(tokens), prefill_s=time.perf_counter() - started)
+        reused = keep_prefix(self._llm, tokens) if reuse else 0
+        self._llm.eval(tokens[reused:])
+        return PromptStats(prompt_tokens=len(tokens), prefill_s=time.perf_counter() - started,
+                           reused_tokens=reused)
 
     def _check_fits(self, n_tokens: int) -> None:
         if n_tokens >= self.n_ctx:
