@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 DEFAULT_BUNDLE = ROOT / "models" / "bundles" / "default"
-MODES = ("off", "lookup")
+MODES = ("off", "lookup")   # "lookup": prompt-lookup drafting + prefix reuse
 
 
 def say(line: str) -> None:
@@ -53,6 +53,9 @@ def _trial(pipeline, picture, question, mode: str, think: int | None) -> dict:
     loaded = pipeline._models.get("perception")
     if loaded is not None:
         loaded.forget_images()   # every trial encodes the picture
+    reasoner = pipeline._models.get("reasoning")
+    if reasoner is not None:     # "on" is every optimisation: prefix reuse with the drafts
+        reasoner.reuse_prefix = mode != "off"
     started = time.perf_counter()
     result = pipeline.run(picture, question, RunOptions(seed=0, temperature=0.0, think_budget=think,
                                                         speculative=mode))
