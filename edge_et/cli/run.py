@@ -29,7 +29,7 @@ def run(
     max_tokens: Optional[int] = typer.Option(None, min=1, help="Token limit of a non-thinking reasoner."),
     temperature: Optional[float] = typer.Option(None, min=0.0, help="Reasoning temperature (0 = greedy)."),
     seed: Optional[int] = typer.Option(None, help="Seed for sampling; the same seed repeats a run."),
-    speculative: str = typer.Option("auto", "--speculative", help="Speculative decoding of the reasoning stage: auto | off | lookup (n-grams of the prompt) | draft (the perception LM drafts; same vocabulary, co-resident)."),
+    speculative: str = typer.Option("auto", "--speculative", help="Speculative decoding of the reasoning stage: auto (= off, by measurement) | off | lookup (n-grams of the prompt) | draft (the perception LM drafts; same vocabulary, co-resident)."),
     residency: str = typer.Option("auto", help="auto (the memory plan decides) | co-resident | swap."),
     mem_budget: Optional[str] = typer.Option(None, "--mem-budget", help="Memory budget (6GB, 512MiB, bytes); default: 80% of available memory."),
     device: str = typer.Option("cpu", help=DEVICE_HELP),

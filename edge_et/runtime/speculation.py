@@ -5,7 +5,10 @@
 - draft: the perception model's language model drafts, when it is loaded beside the reasoner
   (co-resident), on the same backend, and its vocabulary is the reasoner's (tokenizer type,
   BOS/EOS ids and a hash of the token list); refused with the reason otherwise.
-- auto: lookup (see docs/speculative.md for the measurements behind the choice).
+- auto: off, chosen by measurement (docs/latency.md): on the shared 2-core CPU both drafters
+  decoded slower than plain decoding (a verify batch costs more than the tokens it saves at
+  this acceptance), and on quantized pretrained models the batched verify kernels move
+  near-tie greedy tokens, so speculation is opt-in.
 - off: token by token.
 
 Only backends whose models take a drafter (`set_drafter`: llama.cpp) speculate; `auto` is
@@ -18,7 +21,7 @@ from edge_et.backends.drafting import SPECULATIVE_MODES, Drafter, PromptLookup
 from edge_et.core.stats import StageStats
 from edge_et.errors import InputError
 
-AUTO_MODE = "lookup"
+AUTO_MODE = "off"
 
 
 def check_speculative(mode: str | None) -> str:
@@ -32,7 +35,7 @@ def choose_drafter(mode: str | None, reasoner, perception=None) -> tuple[Drafter
     """(the drafter for `reasoner`, the mode it stands for); `perception`: the loaded
     perception model, or None when it is not resident."""
     mode = check_speculative(mode)
-    if mode == "off":
+    if mode == "off" or (mode == "auto" and AUTO_MODE == "off"):
         return None, "off"
     if not hasattr(reasoner, "set_drafter"):
         if mode == "auto":
@@ -41,7 +44,7 @@ def choose_drafter(mode: str | None, reasoner, perception=None) -> tuple[Drafter
                          "(llama.cpp only)")
     if mode == "draft":
         return _draft_model(reasoner, perception), "draft"
-    return PromptLookup(), "lookup" if mode == "lookup" else AUTO_MODE
+    return PromptLookup(), "lookup"
 
 
 def _draft_model(reasoner, perception) -> Drafter:
