@@ -48,8 +48,8 @@ def pretrained_table(part: dict) -> list[str]:
 
 
 READING = [
-    "### Reading these numbers", "",
-    "- Decode ran at 0.3-0.8 tok/s here against ~20 tok/s recorded for a 1.7B on the same VM "
+    "### Reading these numbers (the run recorded here, 2026-12-03)", "",
+    "- Decode ran at 0.3-0.8 tok/s here against ~20 tok/s recorded for the paper pair's 1.7B reasoner on this VM "
     "when quiet: the cores were oversubscribed, so a verify batch of 1 + 8 drafted tokens cost "
     "far more than one token, and both drafters lost (lookup 0.61x, draft 0.76x decode speed). "
     "On quiet cores a verify batch costs little more than one token, so the draft model's 73% "
