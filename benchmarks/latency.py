@@ -48,6 +48,9 @@ def paper_pair() -> Path:
     return paper_bundle(next(c for c in CONFIGS if c.name == "paper-0.6b+1.7b"))
 
 
+ANSWER_TOKENS = 32   # after </think>, as edge-et bench counts it (random weights never stop)
+
+
 def _trial(pipeline, picture, question, mode: str, think: int | None) -> dict:
     from edge_et.runtime.pipeline import RunOptions
 
@@ -59,6 +62,7 @@ def _trial(pipeline, picture, question, mode: str, think: int | None) -> dict:
         reasoner.reuse_prefix = mode != "off"
     started = time.perf_counter()
     result = pipeline.run(picture, question, RunOptions(seed=0, temperature=0.0, think_budget=think,
+                                                        answer_budget=ANSWER_TOKENS if think else None,
                                                         speculative=mode))
     e2e = time.perf_counter() - started
     extract, think_stats = result.stages["extract"], result.stages["think"]
