@@ -59,6 +59,13 @@ READING = [
     "extraction more than it copies it).",
     "- Greedy text was not identical off vs on for the quantized 1.5B: batched verify kernels "
     "flipped a near-tie token (see docs/latency.md). The answers were the same letter.",
+    "- Paper pair (random weights, measured when the load had dropped to ~3): end to end 83.5 s "
+    "off vs 47.7 s on (0.57x), but NOT from speculation: think decode stayed at 13.5 tok/s with "
+    "55% of lookup drafts accepted (random greedy text loops), and the think stage fell from "
+    "55.1 s to 21.2 s because prefix reuse kept the whole reasoning prompt: every trial asks the "
+    "same question about the same picture with a greedy extraction, so the prompt repeats. A new "
+    "question or picture reuses only the fixed prefix; the 0.57x is not what a user sees. One "
+    "trial pair only (time ran out), off measured before on.",
     "- Image encode and extract times of the default bundle's micro perception are tiny and "
     "unaffected by these options (speculation and prefix reuse apply to the reasoner only).", ""]
 
