@@ -36,6 +36,7 @@ class PromptStats:
     prefill_s: float
     image_encode_s: float | None = None
     image_cached: bool = False  # the image's embeddings came from the cache (no encode)
+    reused_tokens: int = 0      # leading prompt tokens whose KV state was kept (prefix reuse)
 
 
 class TextModel(Protocol):

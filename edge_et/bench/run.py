@@ -52,6 +52,28 @@ def bench_steps(settings: BenchSettings) -> int:
     return (1 if settings.bandwidth_mib else 0) + settings.warmup + settings.trials + curve
 
 
+# Relative work of a step, in generated-token equivalents, for a progress ETA from measured speed:
+# a model load and an image encode each cost about as much as this many decoded tokens.
+LOAD_UNITS, IMAGE_UNITS, BANDWIDTH_UNITS = 48, 96, 8
+
+
+def step_weights(settings: BenchSettings) -> list[float]:
+    """The work of each progress line, in order (len == bench_steps): the bar advances by these,
+    so its ETA (measured units per second) holds when a trial and a curve run differ in size."""
+    s = settings
+    sides = 2 if s.bare else 1
+    trial = (2 * LOAD_UNITS + IMAGE_UNITS * (2 if s.direct else 1)
+             + sides * (s.extract_tokens + s.think_tokens + s.answer_tokens)
+             + (s.direct_tokens if s.direct else 0))
+    weights = [float(BANDWIDTH_UNITS)] if s.bandwidth_mib else []
+    weights += [float(trial)] * (s.warmup + s.trials)
+    budgets = list(dict.fromkeys(s.budgets))
+    for round_ in range(s.curve_trials if budgets else 0):
+        shift = round_ % len(budgets)
+        weights += [float(b + s.answer_tokens) for b in budgets[shift:] + budgets[:shift]]
+    return weights
+
+
 def run_bench(bundle: Bundle | str | Path, *, images: Sequence[str | Path | LoadedImage],
               trials: int = 5, warmup: int = 1, extract_tokens: int = 128, think_tokens: int = 256,
               answer_tokens: int = 32, progress: Say | None = None, **more) -> BenchReport:

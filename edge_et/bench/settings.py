@@ -11,6 +11,8 @@ from edge_et.errors import InputError
 from edge_et.runtime.pipeline import RESIDENCIES
 
 DEFAULT_BUDGETS = (0, 256, 1024, 4096)
+DEFAULT_TRIALS, DEFAULT_WARMUP, DEFAULT_CURVE_TRIALS = 5, 1, 3
+CURVE_STEP = 4        # the curve's budgets: 0, then think tokens x 1, x 4, x 16
 Say = Callable[[str], None]
 
 
@@ -64,3 +66,29 @@ class Trial:
     def to_dict(self) -> dict:
         runs = {side: {k: v.metrics() for k, v in getattr(self, side).items()} for side in ("edge", "bare")}
         return {"image": self.image, "load_s": self.load_s, "peak_rss_bytes": self.peak_rss_bytes, **runs}
+
+
+# -- defaults that fit the run asked for ---------------------------------------------------------
+
+def curve_for(think_tokens: int, *, quick: bool = False) -> tuple[int, ...]:
+    """The curve's budgets around the think budget asked: 0, t, 4t, 16t (256 gives the
+    historical 0,256,1024,4096); `quick`: 0 and t only. No think tokens: no curve."""
+    if think_tokens <= 0:
+        return ()
+    if quick:
+        return (0, think_tokens)
+    return (0,) + tuple(think_tokens * CURVE_STEP ** k for k in range(3))
+
+
+def fitted_defaults(*, think_tokens: int, trials: int | None = None, warmup: int | None = None,
+                    budgets: tuple[int, ...] | None = None, curve_trials: int | None = None,
+                    quick: bool = False) -> dict:
+    """trials, warmup, budgets and curve_trials for a bench run: what was given, else defaults
+    scaled to the run asked for, so a short run stays short (`--trials 1 --think-tokens 8` is
+    no 20-minute curve). `quick`: one trial, no warm-up, a two-point curve of one round."""
+    trials = trials if trials is not None else (1 if quick else DEFAULT_TRIALS)
+    warmup = warmup if warmup is not None else (0 if quick else DEFAULT_WARMUP)
+    budgets = budgets if budgets is not None else curve_for(think_tokens, quick=quick)
+    if curve_trials is None:
+        curve_trials = 1 if quick else min(DEFAULT_CURVE_TRIALS, trials)
+    return {"trials": trials, "warmup": warmup, "budgets": budgets, "curve_trials": curve_trials}

@@ -30,6 +30,7 @@ def run(
     max_tokens: Optional[int] = typer.Option(None, min=1, help="Token limit of a non-thinking reasoner."),
     temperature: Optional[float] = typer.Option(None, min=0.0, help="Reasoning temperature (0 = greedy)."),
     seed: Optional[int] = typer.Option(None, help="Seed for sampling; the same seed repeats a run."),
+    speculative: str = typer.Option("auto", "--speculative", help="Speculative decoding of the reasoning stage: auto (= off, by measurement) | off | lookup (n-grams of the prompt) | draft (the perception LM drafts; same vocabulary, co-resident)."),
     residency: str = typer.Option("auto", help="auto (the memory plan decides) | co-resident | swap."),
     mem_budget: Optional[str] = typer.Option(None, "--mem-budget", help="Memory budget (6GB, 512MiB, bytes); default: 80% of available memory."),
     device: str = typer.Option("cpu", help=DEVICE_HELP),
@@ -44,7 +45,10 @@ def run(
     from edge_et.runtime.api import open_bundle, open_pipeline
     from edge_et.runtime.pipeline import RunOptions, check_mode
 
+    from edge_et.runtime.speculation import check_speculative
+
     check_mode(mode)
+    check_speculative(speculative)
     if (batch is None) == (question is None):
         raise InputError("give --question (with --image) for one run, or --batch FILE.jsonl")
     loaded = open_bundle(bundle, modes=[mode], verify=verify)
@@ -58,7 +62,8 @@ def run(
     with open_pipeline(loaded, mem_budget=mem_budget, device=device, residency=residency,
                        threads=threads) as pipeline:
         options = RunOptions(mode=mode, hint=hint, seed=seed, think_budget=think_budget,
-                             answer_budget=answer_budget, max_tokens=max_tokens, temperature=temperature)
+                             answer_budget=answer_budget, max_tokens=max_tokens, temperature=temperature,
+                             speculative=speculative)
         chosen = None
         if deadline is not None:
             from edge_et.runtime.deadline import apply_deadline, describe_choice
@@ -67,11 +72,26 @@ def run(
             err.print(describe_choice(chosen), highlight=False, markup=False)
         if not as_json:
             render.random_weight_warnings(err, loaded)
-            err.print(f"plan: {pipeline.plan.decision} ({pipeline.plan.reason})", highlight=False, markup=False)
+        _print_plan(pipeline.plan, as_json)
         if batch is not None:
             _run_batch(pipeline, batch, output, options, as_json, resume)
         else:
             _run_one(pipeline, image, question, options, stream, as_json, chosen)
+
+
+def _print_plan(plan, as_json: bool) -> None:
+    """The plan's decision and every degradation it applied, on stderr (one JSON line with
+    --json, so a reader of stdout still gets only the result)."""
+    from edge_et.memory.scheduler import format_degradations
+
+    if as_json:
+        err.print(json.dumps({"plan": {"decision": plan.decision, "reason": plan.reason,
+                                       "degradations": plan.degradations}}),
+                  highlight=False, markup=False, soft_wrap=True)
+        return
+    err.print(f"plan: {plan.decision} ({plan.reason})", highlight=False, markup=False)
+    for line in format_degradations(plan):
+        err.print(line, highlight=False, markup=False)
 
 
 def _run_one(pipeline, image, question, options, stream: bool, as_json: bool,

@@ -20,6 +20,9 @@ class StageStats:
     think_tokens: int | None = None  # thinking models: tokens inside <think>…</think>
     think_forced: bool | None = None  # thinking models: whether the budget ended the thinking
     answer_cued: bool | None = None  # instruct reasoners: whether `Answer:` was cued (runtime/answer_cue.py)
+    speculative: str | None = None   # reasoning: the drafter used (lookup, draft) or off
+    drafted_tokens: int | None = None  # speculative decoding: tokens drafted and verified
+    accepted_tokens: int | None = None  # drafted tokens the target kept (each saved a decode)
 
     @property
     def decode_tok_s(self) -> float | None:

@@ -8,12 +8,18 @@ budget fits):
 1. gpu-split — device cuda with VRAM: reasoning layers first (it decodes the most tokens),
    then perception, as many as VRAM minus a runtime reserve holds; the host part is then
    planned co-resident or swapped as below.
-2. co-resident — both models loaded: baseline + Σ stage totals, with an f16 KV cache, then q8_0.
-3. swap — load, run, free per stage: baseline + the larger stage, f16 then q8_0 KV.
-4. swap at a shorter context — each stage that does not fit halves its n_ctx (powers of two)
-   down to its floor, trying f16 then q8_0 at each length (a longer context beats a smaller
-   cache type: q8_0 keys/values are near-lossless, a short context refuses long inputs).
+2. co-resident — both models loaded: baseline + Σ stage totals, with an f16 KV cache.
+3. swap — load, run, free per stage: baseline + the larger stage, f16 KV at the asked context.
+   Swap degrades nothing: a single run loads each model once either way, and a batch under
+   swap loads each model once too, so it comes before any quality-reducing option.
+4. swap with degradations, per stage, only for the stage that does not fit: a q8_0 KV cache,
+   then a shorter context (powers of two down to its floor, f16 then q8_0 at each length:
+   a longer context beats a smaller cache type, q8_0 keys/values are near-lossless while a
+   short context refuses long inputs). Co-resident with q8_0 is never chosen: swap's room is
+   larger, so it needs at most the same degradations, usually fewer.
 5. refuse — naming the need, the budget and what would fit (a budget, a quant, a context).
+
+Every degradation applied is listed in `Plan.degradations` (stage, what, from, to, why).
 """
 
 from __future__ import annotations
@@ -58,10 +64,12 @@ class Plan:
     host_residency: str | None = None        # gpu-split: how the host part is held
     vram: VRAM | None = None
     suggestions: list[str] = field(default_factory=list)
+    degradations: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         data = {
             "decision": self.decision, "reason": self.reason,
+            "degradations": list(self.degradations),
             "budget_bytes": self.budget.bytes, "budget_source": self.budget.source,
             "baseline_bytes": self.baseline_bytes, "peak_bytes": self.peak_bytes,
             "device": self.device,
@@ -123,12 +131,11 @@ def plan(estimators: dict[str, Estimator], requested_ctx: dict[str, int],
 
 
 def _host_plan(estimators, requested_ctx, floors, budget, baseline) -> Plan | None:
-    for kv in KV_CHOICES:
-        stages = {role: est(requested_ctx[role], kv) for role, est in estimators.items()}
-        need = baseline + sum(fp.total_bytes for fp in stages.values())
-        if need <= budget.bytes and len(stages) > 1:
-            return Plan("co-resident", f"both models fit loaded together: {_of(need, budget)}"
-                        f"{_kv_note(kv)}", budget, baseline, stages, need)
+    stages = {role: est(requested_ctx[role], "f16") for role, est in estimators.items()}
+    need = baseline + sum(fp.total_bytes for fp in stages.values())
+    if need <= budget.bytes and len(stages) > 1:
+        return Plan("co-resident", f"both models fit loaded together: {_of(need, budget)}",
+                    budget, baseline, stages, need)
     stages = {}
     for role, est in estimators.items():
         choice = _fit_stage(est, context_ladder(requested_ctx[role], floors[role]),
@@ -139,11 +146,39 @@ def _host_plan(estimators, requested_ctx, floors, budget, baseline) -> Plan | No
     need = baseline + max(fp.total_bytes for fp in stages.values())
     notes = _shrink_notes(stages, requested_ctx)
     if len(stages) == 1:
-        return Plan("co-resident", f"the one model fits: {_of(need, budget)}{notes}",
-                    budget, baseline, stages, need)
-    together = format_size(_sum_full(estimators, requested_ctx, baseline))
-    return Plan("swap", f"the models do not fit together ({together} at f16); one at a time: "
-                f"{_of(need, budget)}{notes}", budget, baseline, stages, need)
+        result = Plan("co-resident", f"the one model fits: {_of(need, budget)}{notes}",
+                      budget, baseline, stages, need)
+    else:
+        together = format_size(_sum_full(estimators, requested_ctx, baseline))
+        result = Plan("swap", f"the models do not fit together ({together} at f16); one at a "
+                      f"time: {_of(need, budget)}{notes}", budget, baseline, stages, need)
+    result.degradations = degradations(stages, requested_ctx, budget.bytes - baseline)
+    return result
+
+
+def degradations(stages: dict[str, StageFootprint], requested_ctx: dict[str, int],
+                 room: int) -> list[dict]:
+    """Every quality-reducing choice in `stages` against what was asked (f16 KV at the
+    requested context), each with the reason: the stage's need at the better setting vs `room`."""
+    applied = []
+    for role, fp in stages.items():
+        why = f"{role} at f16, n_ctx {requested_ctx[role]} would not fit the {format_size(room)} " \
+              "left after the runtime, even alone"
+        if fp.kv_type != "f16":
+            applied.append({"stage": role, "what": "kv_cache", "from": "f16", "to": fp.kv_type,
+                            "why": why})
+        if fp.n_ctx < requested_ctx[role]:
+            applied.append({"stage": role, "what": "n_ctx", "from": requested_ctx[role],
+                            "to": fp.n_ctx, "why": why if fp.kv_type == "f16" else
+                            f"{role} at n_ctx {requested_ctx[role]} would not fit even with a "
+                            f"q8_0 KV cache ({format_size(room)} left after the runtime)"})
+    return applied
+
+
+def format_degradations(result: Plan) -> list[str]:
+    """One line per degradation the plan applied (none when it keeps the asked quality)."""
+    return [f"degraded: {d['stage']} {d['what']} {d['from']} -> {d['to']} ({d['why']})"
+            for d in result.degradations]
 
 
 def _fit_stage(estimate: Estimator, ladder: list[int], room: int) -> StageFootprint | None:
@@ -158,10 +193,6 @@ def _fit_stage(estimate: Estimator, ladder: list[int], room: int) -> StageFootpr
 
 def _sum_full(estimators, requested_ctx, baseline) -> int:
     return baseline + sum(est(requested_ctx[r], "f16").total_bytes for r, est in estimators.items())
-
-
-def _kv_note(kv: str) -> str:
-    return "; KV cache q8_0 (f16 would not fit)" if kv == "q8_0" else ""
 
 
 def _shrink_notes(stages: dict[str, StageFootprint], requested_ctx: dict[str, int]) -> str:
@@ -231,7 +262,7 @@ def _gpu_plan(estimators, requested_ctx, floors, budget, baseline, vram: VRAM) -
     return Plan("gpu-split", f"on the GPU ({vram.name}, {format_size(vram.free_bytes)} free): "
                 f"{', '.join(where)}; host part {host.decision}: {host.reason.split(': ', 1)[-1]}",
                 budget, baseline, host.stages, host.peak_bytes, device="cuda",
-                host_residency=host.decision, vram=vram)
+                host_residency=host.decision, vram=vram, degradations=host.degradations)
 
 
 def _offloaded(estimate: Estimator, layers: int, used: int) -> Estimator:

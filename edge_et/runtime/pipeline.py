@@ -28,6 +28,7 @@ from edge_et.memory.scheduler import Plan
 from edge_et.runtime.answer_cue import reason_with_answer_cue
 from edge_et.runtime.generation import TextSink, generate, think_then_answer
 from edge_et.runtime.plan import DEFAULT_CTX, requested_ctx
+from edge_et.runtime.speculation import choose_drafter, record_counts, speculate
 from edge_et.runtime.stream import Event, stream_run
 
 MODES = ("extract-think", "caption-think", "direct", "extract")
@@ -47,6 +48,7 @@ class RunOptions:
     answer_budget: int | None = None
     max_tokens: int | None = None      # reasoning limit for non-thinking models
     temperature: float | None = None   # reasoning stage
+    speculative: str | None = None     # auto | off | lookup | draft (runtime/speculation.py)
     on_reasoning_text: TextSink | None = None
     on_extraction_text: TextSink | None = None
     on_stage_finished: Callable[[str, StageStats], None] | None = None  # (stage, its stats)
@@ -175,6 +177,8 @@ class Pipeline:
                             n_threads=self._n_threads, **self._stage_settings(spec))
             except (ModelError, BundleError) as exc:  # the file changed since the bundle was checked
                 raise ModelLoadError(f"{role} model: {exc}") from None
+            if role == "reasoning" and hasattr(model, "reuse_prefix"):
+                model.reuse_prefix = True   # every request starts with the same fixed text
             self._models[role] = model
             self.model_loads += 1
             stats.load_s = model.load_s
@@ -310,8 +314,13 @@ class Pipeline:
         spec = self.bundle.reasoning
         request = prompts.reasoning_prompt(result.extraction, result.question, step_by_step=True,
                                            prompts=self.prompts)
-        out = self._think(model, spec, request, result, options, stats) if spec.thinking else \
-            self._reason_plainly(model, request, result, options, stats)
+        speculate(model, *choose_drafter(options.speculative, model, self._models.get("perception")),
+                  stats)
+        try:
+            out = self._think(model, spec, request, result, options, stats) if spec.thinking else \
+                self._reason_plainly(model, request, result, options, stats)
+        finally:
+            record_counts(model, stats)
         result.reasoning = out
         result.answer, result.answer_matched = prompts.parse_answer(out)
         _finished(options, "think", result)

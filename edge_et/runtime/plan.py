@@ -28,7 +28,14 @@ from edge_et.memory.probes import (
     parse_size,
     runtime_baseline_bytes,
 )
-from edge_et.memory.scheduler import Budget, Estimator, Plan, plan, resolve_budget
+from edge_et.memory.scheduler import (
+    Budget,
+    Estimator,
+    Plan,
+    format_degradations,
+    plan,
+    resolve_budget,
+)
 
 # The context a stage gets when its bundle entry names no n_ctx (the pipeline uses these too).
 DEFAULT_CTX = {"perception": 4096, "reasoning": 8192}
@@ -151,6 +158,7 @@ def format_plan(result: Plan) -> list[str]:
              f"budget: {format_size(result.budget.bytes)} ({result.budget.source}); "
              f"runtime baseline {format_size(result.baseline_bytes)}; "
              f"estimated peak {format_size(result.peak_bytes)}"]
+    lines += format_degradations(result)
     for role, fp in result.stages.items():
         parts = [f"weights {format_size(fp.weights_bytes + fp.repack_bytes)}",
                  f"KV {format_size(fp.kv_bytes)} ({fp.kv_type})",

@@ -63,13 +63,38 @@ def test_co_resident_when_both_fit_and_exactly_at_the_budget():
     assert all(fp.kv_type == "f16" for fp in exact.stages.values())
 
 
-def test_one_byte_short_of_co_resident_picks_q8_kv_before_swapping():
+def test_one_byte_short_of_co_resident_swaps_at_f16_instead_of_quantizing_the_kv():
     f16 = BASE + sum(totals(both()).values())
     q8 = BASE + sum(totals(both(), kv="q8_0").values())
     result = run(f16 - 1)
-    assert result.decision == "co-resident" and q8 <= f16 - 1
-    assert all(fp.kv_type == "q8_0" for fp in result.stages.values())
-    assert "q8_0" in result.reason
+    assert q8 <= f16 - 1    # the old policy would have stayed co-resident with q8_0 caches
+    assert result.decision == "swap"
+    assert all((fp.kv_type, fp.n_ctx) == ("f16", CTX[role])
+               for role, fp in result.stages.items())
+    assert result.degradations == [] and result.to_dict()["degradations"] == []
+
+
+def test_swap_degrades_only_the_stage_that_does_not_fit_and_names_why():
+    estimators = both()
+    room = estimators["reasoning"](8192, "q8_0").total_bytes
+    assert estimators["perception"](4096, "f16").total_bytes <= room
+    result = run(BASE + room, estimators)
+    assert result.stages["perception"].kv_type == "f16"
+    assert result.degradations == [
+        {"stage": "reasoning", "what": "kv_cache", "from": "f16", "to": "q8_0",
+         "why": result.degradations[0]["why"]}]
+    assert "reasoning at f16, n_ctx 8192 would not fit" in result.degradations[0]["why"]
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["degradations"][0]["to"] == "q8_0"
+
+
+def test_shrunk_context_is_listed_with_the_asked_and_chosen_length():
+    reasoning = both()["reasoning"]
+    result = run(BASE + reasoning(4096, "f16").total_bytes)
+    shrunk = [d for d in result.degradations if d["what"] == "n_ctx"]
+    assert shrunk == [{"stage": "reasoning", "what": "n_ctx", "from": 8192, "to": 4096,
+                       "why": shrunk[0]["why"]}]
+    assert all(d["what"] != "kv_cache" for d in result.degradations)   # f16 at 4096 fits
 
 
 def test_swap_when_only_one_model_at_a_time_fits_exactly():

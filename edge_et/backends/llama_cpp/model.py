@@ -19,8 +19,11 @@ import llama_cpp.mtmd_cpp as mtmd
 import numpy as np
 
 from edge_et.backends.base import ContextFull, LogitEdit, PromptStats, Sampling
+from edge_et.backends.drafting import Drafter, SpecCounts
 from edge_et.backends.image_cache import EmbeddingCache
 from edge_et.backends.llama_cpp import log as llama_log
+from edge_et.backends.llama_cpp.prefix import keep_prefix
+from edge_et.backends.llama_cpp.speculative import Speculation, vocab_signature
 from edge_et.core.images import LoadedImage
 from edge_et.errors import BundleError, InputError, ModelError
 
@@ -58,10 +61,15 @@ class LlamaCppModel:
         self._chunk_encodes = 0
         self._chain = None
         self._chain_key: Sampling | None = None
+        self._speculation: Speculation | None = None
+        self._vocab_signature: dict | None = None
+        self.reuse_prefix = False    # keep the KV of a text prompt's shared prefix (prefix.py)
+        self._text_only = False      # the context holds text tokens only (prefix reuse is valid)
         started = time.perf_counter()
         self._llm = self._load_text(model_path, n_ctx, n_threads, n_gpu_layers, n_batch, kv_type)
         self._stack.callback(self._llm.close)
         self._stack.callback(self._free_chain)
+        self._stack.callback(self.set_drafter, None)
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
         # llama.cpp pads the context up to a multiple of 256, but llama-cpp-python's token
         # buffer keeps the requested size: the smaller of the two is the real limit.
@@ -149,7 +157,8 @@ class LlamaCppModel:
 
     @property
     def tokens_in_context(self) -> int:
-        return self._llm.n_tokens + len(self._pending)
+        drafted = len(self._speculation.draft) if self._speculation else 0
+        return self._llm.n_tokens - drafted + len(self._pending)
 
     # -- prompt -------------------------------------------------------------------------
 
@@ -158,21 +167,31 @@ class LlamaCppModel:
         return not (self.bos_text and prompt.startswith(self.bos_text))
 
     def _clear(self) -> None:
+        if self._speculation is not None:
+            self._speculation.rollback()
         self._llm.reset()
         llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._llm.ctx), True)
         self._pending = []
         self._free_chain()
 
     def start(self, *, prompt: str, image: LoadedImage | None = None) -> PromptStats:
-        self._clear()
+        reuse = self.reuse_prefix and self._text_only and image is None
+        if not reuse:
+            self._clear()
+        elif self._speculation is not None:
+            self._speculation.rollback()
+        self._pending, self._text_only = [], image is None
+        self._free_chain()
         if image is not None:
             return self._start_with_image(prompt, image)
         tokens = self._llm.tokenize(prompt.encode("utf-8"), add_bos=self._add_special(prompt),
                                     special=True)
         self._check_fits(len(tokens))
         started = time.perf_counter()
-        self._llm.eval(tokens)
-        return PromptStats(prompt_tokens=len(tokens), prefill_s=time.perf_counter() - started)
+        reused = keep_prefix(self._llm, tokens) if reuse else 0
+        self._llm.eval(tokens[reused:])
+        return PromptStats(prompt_tokens=len(tokens), prefill_s=time.perf_counter() - started,
+                           reused_tokens=reused)
 
     def _check_fits(self, n_tokens: int) -> None:
         if n_tokens >= self.n_ctx:
@@ -291,23 +310,55 @@ class LlamaCppModel:
     # -- generation ---------------------------------------------------------------------
 
     def append(self, *, tokens: Sequence[int]) -> None:
-        self._pending.extend(int(t) for t in tokens)
+        for token in (int(t) for t in tokens):
+            # A drafted token the runtime kept is already in the KV cache.
+            if self._pending or self._speculation is None or not self._speculation.confirm(token):
+                self._pending.append(token)
 
     def sample(self, *, sampling: Sampling, edit: LogitEdit | None = None) -> int:
         if self._pending:
-            if self._llm.n_tokens + len(self._pending) > self.n_ctx:
+            if self.tokens_in_context > self.n_ctx:
                 raise ContextFull(self.n_ctx)
-            self._llm.eval(self._pending)
+            if self._speculation is not None:
+                self._speculation.evaluate(self._pending, self.n_ctx)
+            else:
+                self._llm.eval(self._pending)
             self._pending = []
         if self._chain is None or self._chain_key != sampling:
             self._build_chain(sampling)
+        row = self._speculation.logit_index if self._speculation is not None else -1
         if edit is not None:
-            edit(self._last_logits())
-        return int(llama_cpp.llama_sampler_sample(self._chain, self._llm.ctx, -1))
+            edit(self._last_logits(row))
+        return int(llama_cpp.llama_sampler_sample(self._chain, self._llm.ctx, row))
 
-    def _last_logits(self) -> np.ndarray:
+    # -- speculative decoding (speculative.py) ------------------------------------------
+
+    def set_drafter(self, drafter: Drafter | None) -> None:
+        """Draft ahead with `drafter` from the next evaluation on; None stops drafting."""
+        if self._speculation is not None:
+            self._speculation.rollback()
+            self._speculation.close()
+        self._speculation = Speculation(self._llm, drafter) if drafter is not None else None
+
+    @property
+    def speculation_counts(self) -> SpecCounts | None:
+        return self._speculation.counts if self._speculation is not None else None
+
+    @property
+    def vocab_signature(self) -> dict:
+        """Tokenizer type, special ids and token-list hash (computed once)."""
+        if self._vocab_signature is None:
+            self._vocab_signature = vocab_signature(self._llm)
+        return self._vocab_signature
+
+    @property
+    def llama(self) -> llama_cpp.Llama:
+        """The llama-cpp-python model, for a drafter that runs on this model's context."""
+        return self._llm
+
+    def _last_logits(self, row: int = -1) -> np.ndarray:
         # A view on llama.cpp's own buffer: edits here are what the sampler reads.
-        pointer = llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)
+        pointer = llama_cpp.llama_get_logits_ith(self._llm.ctx, row)
         return np.ctypeslib.as_array(pointer, shape=(llama_cpp.llama_vocab_n_tokens(self._vocab),))
 
     def _build_chain(self, sampling: Sampling) -> None:

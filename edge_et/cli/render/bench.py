@@ -11,7 +11,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from edge_et.core import atomic
@@ -298,18 +304,21 @@ def bench_images(image: Path | None, images: Path | None, scratch: Path) -> list
 
 
 @contextmanager
-def _progress(err: Console, total: int):
-    """A progress bar over the bench's `total` steps; each progress line starts the next step."""
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err, transient=True) as progress:
-        task = progress.add_task("bench", total=total)
-        started = [False]
+def _progress(err: Console, weights: list[float]):
+    """A progress bar over the bench's steps; each progress line starts the next step. The bar
+    advances by each step's work (`step_weights`), so the ETA, from the measured speed over the
+    whole run so far, holds when steps differ in size."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("step {task.fields[step]}"),
+                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                  console=err, transient=True, speed_estimate_period=24 * 3600) as progress:
+        task = progress.add_task("bench", total=sum(weights), step=f"0/{len(weights)}")
+        done = [0]
 
         def step(line: str) -> None:
-            if started[0]:
-                progress.advance(task)
-            started[0] = True
-            progress.update(task, description=line)
+            if done[0]:
+                progress.advance(task, weights[min(done[0], len(weights)) - 1])
+            done[0] += 1
+            progress.update(task, description=line, step=f"{done[0]}/{len(weights)}")
             err.print(f"[dim]{line}[/]", highlight=False)
         yield step
 
@@ -322,13 +331,14 @@ def bench_command(*, bundle: Path, image: Path | None, images: Path | None, out:
     import tempfile
 
     from edge_et.bench.compare import comparison_steps, run_comparison
-    from edge_et.bench.run import bench_steps, run_bench
+    from edge_et.bench.run import run_bench, step_weights
     from edge_et.bench.settings import BenchSettings
     from edge_et.bundle.manifest import Bundle
 
     loaded = [Bundle.load(b) for b in ([bundle] + ([against] if against else []))]
-    steps = (comparison_steps if against else bench_steps)(BenchSettings(**settings))
-    with tempfile.TemporaryDirectory() as scratch, _progress(err, steps) as step:
+    fitted = BenchSettings(**settings)
+    weights = [1.0] * comparison_steps(fitted) if against else step_weights(fitted)
+    with tempfile.TemporaryDirectory() as scratch, _progress(err, weights) as step:
         pictures = bench_images(image, images, Path(scratch))
         if against:
             result = run_comparison(loaded, images=pictures, progress=step, **settings)

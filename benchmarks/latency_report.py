@@ -1,0 +1,99 @@
+"""benchmarks/results/latency.md from latency.json (see benchmarks/latency.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROWS = (("e2e_s", "end to end s", "{:.1f}"), ("image_encode_s", "image encode s", "{:.2f}"),
+        ("extract_s", "extract s", "{:.1f}"), ("think_s", "think s", "{:.1f}"),
+        ("think_decode_tok_s", "think decode tok/s", "{:.1f}"))
+
+
+def _fmt(spec: str, value) -> str:
+    return "–" if value is None else spec.format(value)
+
+
+def bundle_table(part: dict) -> list[str]:
+    s = part["summary"]
+    lines = [f"### {part['name']}", "",
+             f"Bundle `{Path(part['bundle']).name}`, think budget {part['think_budget'] or 'the bundle’s'}, "
+             f"greedy, {len(part['trials'])} interleaved trial pairs, warm process (loads excluded, "
+             "the picture encoded every trial).", "",
+             "| metric | off (median) | lookup (median) | lookup / off (median of per-trial ratios) |",
+             "|---|---|---|---|"]
+    for key, label, spec in ROWS:
+        row = s[key]
+        lines.append(f"| {label} | {_fmt(spec, row['off'])} | {_fmt(spec, row['lookup'])} | "
+                     f"{_fmt('{:.2f}', row['ratio'])} |")
+    lines += ["", f"Drafted {s['drafted']}, accepted {s['accepted']} "
+              f"(acceptance {_fmt('{:.0%}', s['acceptance'])}); greedy reasoning identical off vs "
+              f"lookup in every trial: {s['identical_reasoning']}.", ""]
+    return lines
+
+
+def pretrained_table(part: dict) -> list[str]:
+    s = part["summary"]
+    lines = ["### Acceptance on pretrained weights", "",
+             f"Target `{part['target']}`, draft model `{part['draft']}` (vocabulary check: "
+             f"{part['vocab_mismatch'] or 'same tokenizer type, BOS/EOS and token list'}); "
+             f"{part['tokens']} greedy tokens over the default bundle's real extraction "
+             f"({len(part['trials'])} interleaved trials).", "",
+             "| drafter | decode tok/s (median) | / off (median ratio) | acceptance | drafted | "
+             "accepted | identical to off |", "|---|---|---|---|---|---|---|"]
+    for name, row in s.items():
+        lines.append(f"| {name} | {_fmt('{:.1f}', row['decode_tok_s'])} | "
+                     f"{_fmt('{:.2f}', row.get('decode_ratio'))} | {_fmt('{:.0%}', row.get('acceptance'))} | "
+                     f"{row.get('drafted', '–')} | {row.get('accepted', '–')} | {row['identical_to_off']} |")
+    return lines + [""]
+
+
+READING = [
+    "### Reading these numbers (the run recorded here, 2026-12-03)", "",
+    "- Decode ran at 0.3-0.8 tok/s here against ~20 tok/s recorded for the paper pair's 1.7B reasoner on this VM "
+    "when quiet: the cores were oversubscribed, so a verify batch of 1 + 8 drafted tokens cost "
+    "far more than one token, and both drafters lost (lookup 0.61x, draft 0.76x decode speed). "
+    "On quiet cores a verify batch costs little more than one token, so the draft model's 73% "
+    "acceptance should pay; that is unmeasured.",
+    "- Acceptance is weight-dependent, not load-dependent: Qwen2.5-Coder-0.5B drafting for "
+    "the 1.5B kept 73% of its drafts; prompt lookup kept 7-9% (the 1.5B paraphrases the "
+    "extraction more than it copies it).",
+    "- Greedy text was not identical off vs on for the quantized 1.5B: batched verify kernels "
+    "flipped a near-tie token (see docs/latency.md). The answers were the same letter.",
+    "- Paper pair (random weights, measured when the load had dropped to ~3): end to end 83.5 s "
+    "off vs 47.7 s on (0.57x), but NOT from speculation: think decode stayed at 13.5 tok/s with "
+    "55% of lookup drafts accepted (random greedy text loops), and the think stage fell from "
+    "55.1 s to 21.2 s because prefix reuse kept the whole reasoning prompt: every trial asks the "
+    "same question about the same picture with a greedy extraction, so the prompt repeats. A new "
+    "question or picture reuses only the fixed prefix; the 0.57x is not what a user sees. One "
+    "trial pair only (time ran out), off measured before on.",
+    "- Image encode and extract times of the default bundle's micro perception are tiny and "
+    "unaffected by these options (speculation and prefix reuse apply to the reasoner only).", ""]
+
+
+def write_markdown(report: dict, path: Path) -> Path:
+    m = report.get("machine", {})
+    lines = ["# Latency: speculative thinking off vs on", "",
+             "Recorded with `nice -n 5 python -m benchmarks.latency` (parts: `--only default|"
+             "pretrained|paper`). Machine: " + f"{m.get('cpu')}, {m.get('usable_cores')} usable cores, "
+             f"{m.get('threads')} threads, load average at start {m.get('load_average_at_start')}. "
+             "The machine was shared by 5 engineers running tests and benchmarks at the same time: "
+             "every number is noisy, which is why off and on alternate within each trial pair and "
+             "ratios are medians of per-trial ratios.", ""]
+    if "default" in report:
+        lines += ["Default bundle: pretrained reasoner (Qwen2.5-Coder-1.5B-Instruct Q4_K_M), trained micro "
+                  "perception.", ""] + bundle_table(report["default"])
+    if "pretrained" in report:
+        lines += pretrained_table(report["pretrained"])
+    if "paper" in report:
+        lines += ["Paper pair: RANDOM weights (speed is the architecture's; acceptance is not a "
+                  "forecast: random greedy text repeats itself, which lookup predicts).", ""]
+        lines += bundle_table(report["paper"])
+    else:
+        lines += ["### paper-0.6b+1.7b: not recorded", "",
+                  "The random-weight paper pair was built (cached under the bench-models cache) but "
+                  "not measured: at the load this run saw, one so400m view took 80-190 s to encode "
+                  "(about 6 s quiet) and the pair's run would not have finished in the session. "
+                  "Run `nice -n 5 python -m benchmarks.latency --only paper` on a quiet machine.", ""]
+    lines += READING
+    path.write_text("\n".join(lines) + "\n")
+    return path
