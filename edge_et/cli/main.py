@@ -17,6 +17,7 @@ from edge_et.cli.eval import eval_app
 from edge_et.cli.export import export_app
 from edge_et.cli.info import info
 from edge_et.cli.plan import plan
+from edge_et.cli.profiles import profiles
 from edge_et.cli.pull import pull
 from edge_et.cli.run import run
 from edge_et.cli.shared import err
@@ -27,7 +28,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 app.add_typer(export_app, name="export")
 app.add_typer(eval_app, name="eval")
 app.add_typer(data_app, name="data")
-for command in (run, info, plan, bench, pull):
+for command in (run, info, plan, bench, pull, profiles):
     app.command()(command)
 
 

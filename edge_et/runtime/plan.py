@@ -28,6 +28,7 @@ from edge_et.memory.probes import (
     parse_size,
     runtime_baseline_bytes,
 )
+from edge_et.memory.profiles import get_profile, profile_budget
 from edge_et.memory.scheduler import Budget, Estimator, Plan, plan, resolve_budget
 
 # The context a stage gets when its bundle entry names no n_ctx (the pipeline uses these too).
@@ -105,8 +106,10 @@ def check_device(bundle: Bundle, device: str) -> None:
 
 
 def plan_bundle(bundle: Bundle, *, mem_budget: str | int | None = None, device: str = "cpu",
-                n_ctx: int | None = None, baseline: int | None = None) -> Plan:
-    """The memory plan for running `bundle` on this machine (see scheduler.plan).
+                n_ctx: int | None = None, baseline: int | None = None,
+                device_profile: str | None = None) -> Plan:
+    """The memory plan for running `bundle` on this machine (see scheduler.plan), or with
+    `device_profile` on that device (edge_et/memory/profiles.toml: its app memory is the budget).
 
     `baseline`: the runtime's own RSS; measured now in this process when None, so call this
     before any model is loaded (or pass the RSS measured then).
@@ -118,7 +121,8 @@ def plan_bundle(bundle: Bundle, *, mem_budget: str | int | None = None, device: 
     if baseline is None:
         baseline, _ = runtime_baseline_bytes(
             lambda: [backends.get(s.backend).import_model_module() for s in bundle.stages()])
-    budget = _budget(flag, bundle_budget(bundle))
+    budget = _profile_budget(device_profile, flag) if device_profile else \
+        _budget(flag, bundle_budget(bundle))
     vram = backends.gpu_memory() if device == "cuda" else None
     stages = bundle.stages()
     # Other execution providers (NPUs) keep the weights in host memory: planned as the CPU.
@@ -137,6 +141,12 @@ def _budget(flag: int | None, bundle: int | None) -> Budget:
         raise InputError(f"cannot read this device's available memory ({memory.source}); "
                          "pass --mem-budget SIZE or set memory.budget in bundle.json")
     return resolve_budget(memory.available_bytes, available_source=memory.source)
+
+
+def _profile_budget(name: str, flag: int | None) -> Budget:
+    if flag is not None:
+        raise InputError("--mem-budget and --device-profile both set the budget; give one")
+    return profile_budget(get_profile(name))
 
 
 def _floor(spec: StageSpec, decoding: dict) -> int:
