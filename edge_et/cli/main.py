@@ -15,6 +15,7 @@ from edge_et.cli.bench import bench
 from edge_et.cli.data import data_app
 from edge_et.cli.eval import eval_app
 from edge_et.cli.export import export_app
+from edge_et.cli.export_mobile import export_mobile  # noqa: F401 - registers `export mobile`
 from edge_et.cli.info import info
 from edge_et.cli.plan import plan
 from edge_et.cli.profiles import profiles
