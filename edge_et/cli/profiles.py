@@ -9,10 +9,6 @@ from rich.table import Table
 
 from edge_et.cli.shared import out
 
-ProfileOpt = typer.Option(
-    None, "--device-profile",
-    help="Plan for that device instead of this one (its app memory is the budget); "
-         "`edge-et profiles` lists them.")
 
 
 def profiles(as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
@@ -34,6 +30,20 @@ def profiles(as_json: bool = typer.Option(False, "--json", help="Print one JSON 
                      f"{p.bandwidth_bytes_per_s / 1e9:g} GB/s", str(p.cores), published or "-")
     out.print(view)
     out.print("sources: `edge-et profiles --json`, or edge_et/memory/profiles.toml", highlight=False)
+
+
+def _list_on_request(value: str | None) -> str | None:
+    """`--device-profile list` lists the profiles and stops (before --bundle is asked for)."""
+    if value == "list":
+        profiles(as_json=False)
+        raise typer.Exit()
+    return value
+
+
+ProfileOpt = typer.Option(
+    None, "--device-profile", is_eager=True, callback=_list_on_request,
+    help="Plan for that device instead of this one (its app memory is the budget); "
+         "`--device-profile list` or `edge-et profiles` lists them.")
 
 
 def profile_lines(name: str) -> list[str]:

@@ -30,5 +30,7 @@ def test_plan_and_profiles_commands(tiny_bundle):
     assert data["budget_source"].startswith("device profile iphone-15-pro")
     listed = json.loads(edge_et("profiles", "--json").stdout)
     assert listed["galaxy-s22"]["published_decode"][0]["tok_s"] == 59
+    listed_by_plan = edge_et("plan", "--device-profile", "list")  # no --bundle needed to list
+    assert listed_by_plan.returncode == 0 and "galaxy-s22" in listed_by_plan.stdout
     assert_one_line_error(edge_et("plan", "--bundle", str(tiny_bundle), "--device-profile", "nokia"),
                           "unknown device profile 'nokia'")
