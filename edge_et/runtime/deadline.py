@@ -262,8 +262,8 @@ def describe_choice(info: dict) -> str:
     """One line for stderr: the budget chosen, the worst case expected, where the speed came from."""
     verdict = "fits" if info["meets_deadline"] else "does NOT fit even at the smallest budget"
     predicted = info["speed"].get("prediction")
-    where = (f"PREDICTED for {predicted['prediction_for']} ({predicted['method']}) from this machine's "
-             if predicted else "")
+    where = (f"PREDICTED for {predicted['prediction_for']} ({predicted['method']}; from this "
+             "machine's measured speed): " if predicted else "")
     return (f"{where}deadline {info['deadline_s']:g} s: {info['applies_to'].replace('_', ' ')} "
             f"{info['budget']} (worst case {info['expected_s']:.1f} s, {verdict}; "
             f"speed {'measured now' if info['speed']['source'] == 'measured' else 'cached'} "
