@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from edge_et.cli.export import _steps, _toolchain, export_app, out
+from edge_et.cli.export import _steps, _toolchain, err, export_app, out
 
 
 @export_app.command("mobile")
@@ -28,6 +28,11 @@ def export_mobile(
         data = mobile.export_mobile(out=out_dir, bundle=bundle, perception=perception,
                                     reasoning=reasoning, target=target, quant=quant, name=name,
                                     force=force, step=step)
+    failing = [role for role, v in data["measured"]["parity"].items() if not v["passes"]]
+    if failing:  # written anyway: its numbers are the point of measuring it
+        err.print(f"warning: the {' and '.join(failing)} stage of the package is outside its parity "
+                  "bounds (mobile.json measured.parity, parity.json); try --quant int8",
+                  markup=False, highlight=False)
     if as_json:
         print(json.dumps(data, ensure_ascii=False))
         return
