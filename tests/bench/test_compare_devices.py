@@ -78,3 +78,11 @@ def test_compare_command_prints_tables_json_and_a_chart(reports, tmp_path):
     assert chart.stat().st_size > 10_000
     shown = edge_et("compare", *map(str, reports), "--device-profile", "iphone-15-pro")
     assert "PREDICTED" in shown.stdout and "think: devices side by side" in shown.stdout
+
+
+def test_a_report_names_its_device():
+    from edge_et.runtime.measure import machine_info
+
+    machine = machine_info()
+    assert {"cpu", "gpu", "logical_cores", "usable_cores", "ram_bytes", "os", "onnxruntime"} <= set(machine)
+    assert machine["cpu"] and machine["ram_bytes"] > 0
