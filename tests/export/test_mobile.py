@@ -114,3 +114,16 @@ Model should perform well with CoreML MLProgram as is: YES
         "nnapi": {"partitions": 6, "nodes": 88, "of_nodes": 93, "performs_well": False,
                   "unsupported_ops": ["ai.onnx:Erf", "ai.onnx:LayerNormalization"]},
         "coreml_mlprogram": {"partitions": 1, "nodes": 93, "of_nodes": 93, "performs_well": True}}
+
+
+@pytest.mark.slow
+def test_checkpoints_are_exported_to_float_onnx_first(tmp_path):
+    from export.mobile.package import export_mobile
+    from export.tiny.bundle import tiny_ggufs
+
+    hf = tiny_ggufs("qwen3").hf_dir
+    data = export_mobile(out=tmp_path / "pkg", reasoning=hf, quant="int8", target="android")
+    assert data["reasoning_quant"] == "int8" and data["measured"]["parity"]["reasoning"]["passes"]
+    assert data["execution_providers"] == ["XnnpackExecutionProvider", "CPUExecutionProvider"]
+    assert [p.name for p in (tmp_path / "pkg" / "reasoning").glob("*.ort")] == ["decoder.ort"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no scratch left
