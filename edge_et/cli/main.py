@@ -12,11 +12,14 @@ import typer
 from rich.markup import escape
 
 from edge_et.cli.bench import bench
+from edge_et.cli.compare import compare
 from edge_et.cli.data import data_app
 from edge_et.cli.eval import eval_app
 from edge_et.cli.export import export_app
+from edge_et.cli.export_mobile import export_mobile  # noqa: F401 - registers `export mobile`
 from edge_et.cli.info import info
 from edge_et.cli.plan import plan
+from edge_et.cli.profiles import profiles
 from edge_et.cli.pull import pull
 from edge_et.cli.run import run
 from edge_et.cli.serve import serve
@@ -29,7 +32,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 app.add_typer(export_app, name="export")
 app.add_typer(eval_app, name="eval")
 app.add_typer(data_app, name="data")
-for command in (run, info, plan, bench, pull, serve):
+for command in (run, info, plan, bench, compare, pull, serve, profiles):
     app.command()(command)
 
 

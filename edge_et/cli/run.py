@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from edge_et.cli.profiles import ProfileOpt
 from edge_et.cli.render import result as render
 from edge_et.cli.shared import BundleOpt, err, out, resume_command
 from edge_et.core.devices import DEVICE_HELP
@@ -39,6 +40,7 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     verify: bool = typer.Option(False, "--verify", help="Check model sha256 before loading."),
     deadline: Optional[float] = typer.Option(None, "--deadline", help="Seconds a run may take: picks the think budget from this device's measured speed (measured once, then cached)."),
+    device_profile: Optional[str] = ProfileOpt,
 ) -> None:
     """Answer a question about an image (or every line of a --batch file)."""
     from edge_et.core.images import load_image
@@ -60,7 +62,7 @@ def run(
         image = load_image(image)  # a bad picture is reported before any planning or loading
     # Planned before anything loads: a plan that cannot fit stops here with exit code 2.
     with open_pipeline(loaded, mem_budget=mem_budget, device=device, residency=residency,
-                       threads=threads) as pipeline:
+                       threads=threads, device_profile=device_profile) as pipeline:
         options = RunOptions(mode=mode, hint=hint, seed=seed, think_budget=think_budget,
                              answer_budget=answer_budget, max_tokens=max_tokens, temperature=temperature,
                              speculative=speculative)
@@ -68,7 +70,8 @@ def run(
         if deadline is not None:
             from edge_et.runtime.deadline import apply_deadline, describe_choice
 
-            options, chosen = apply_deadline(loaded, options, deadline, n_threads=threads)
+            options, chosen = apply_deadline(loaded, options, deadline, n_threads=threads,
+                                             device_profile=device_profile)
             err.print(describe_choice(chosen), highlight=False, markup=False)
         if not as_json:
             render.random_weight_warnings(err, loaded)

@@ -17,8 +17,10 @@ from edge_et.errors import BundleError
 
 STAGE_CONFIG = "onnx_config.json"
 CONFIG_FORMAT = "edge-et.onnx/1"
-# A serialized ModelProto starts with field 1 (ir_version, a varint): tag byte 0x08.
+# A serialized ModelProto starts with field 1 (ir_version, a varint): tag byte 0x08. An ORT-format
+# model (a mobile package's `.ort`) is a flatbuffer with the file identifier "ORTM" at byte 4.
 _ONNX_FIRST_BYTE = 0x08
+_ORT_IDENTIFIER = b"ORTM"
 # Keys of onnx_config.json that name files of the stage folder.
 _FILE_KEYS = ("tokenizer", "embed")
 
@@ -29,13 +31,17 @@ def config_name(model: str) -> str:
 
 
 def check_onnx_file(path: Path, what: str) -> None:
-    """One line if `path` cannot be an ONNX model (empty, or not a ModelProto)."""
+    """One line if `path` cannot be an ONNX model (empty, or neither a ModelProto nor an
+    ORT-format flatbuffer)."""
     try:
         with open(path, "rb") as handle:
-            first = handle.read(1)
+            head = handle.read(8)
     except OSError as exc:
         raise BundleError(f"cannot read {what} '{path.name}': {exc.strerror or exc}") from None
-    if not first or first[0] != _ONNX_FIRST_BYTE:
+    if Path(path).suffix == ".ort":
+        if head[4:8] != _ORT_IDENTIFIER:
+            raise BundleError(f"{what} '{path.name}' is not an ORT-format model")
+    elif not head or head[0] != _ONNX_FIRST_BYTE:
         raise BundleError(f"{what} '{path.name}' is not an ONNX model")
 
 

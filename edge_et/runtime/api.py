@@ -30,7 +30,8 @@ def open_bundle(bundle: str | os.PathLike | Bundle, *, modes: Iterable[str] = ()
 def open_pipeline(bundle: str | os.PathLike | Bundle, *, mem_budget: str | int | None = None,
                   device: str = "cpu", residency: str | None = None, threads: int | None = None,
                   verify: bool = False, modes: Iterable[str] = (),
-                  image_cache_bytes: int | None = None) -> Pipeline:
+                  image_cache_bytes: int | None = None,
+                  device_profile: str | None = None) -> Pipeline:
     """A `Pipeline` on `bundle` under a memory plan that fits.
 
     mem_budget: "6GB", "512MiB" or bytes (default: the bundle's, else 80% of available memory).
@@ -38,9 +39,11 @@ def open_pipeline(bundle: str | os.PathLike | Bundle, *, mem_budget: str | int |
     modes: modes to check the bundle for now (each run checks its own mode anyway).
     image_cache_bytes: bound of the perception model's image-embedding cache (llama.cpp
         bundles; default 256 MiB); 0 keeps none.
+    device_profile: plan with that device's app memory as the budget (`edge-et profiles`).
     """
     loaded = open_bundle(bundle, modes=modes, verify=verify)
-    memory_plan = require_runnable(plan_bundle(loaded, mem_budget=mem_budget, device=device))
+    memory_plan = require_runnable(plan_bundle(loaded, mem_budget=mem_budget, device=device,
+                                                 device_profile=device_profile))
     return Pipeline(loaded, n_threads=threads, plan=memory_plan, device=device,
                     residency=None if residency == "auto" else residency,
                     image_cache_bytes=image_cache_bytes)

@@ -31,6 +31,7 @@ from edge_et.core.images import (
     load_image,
 )
 from edge_et.errors import InputError
+from edge_et.memory.profiles import get_profile
 from edge_et.runtime.measure import (
     cpu_model,
     edge_stage,
@@ -38,6 +39,7 @@ from edge_et.runtime.measure import (
     measure_bandwidth,
     open_model,
 )
+from edge_et.runtime.prediction import predict_speed_profile
 
 SPEED_FORMAT = "edge-et.speed/1"
 QUICK_TOKENS = 32
@@ -181,8 +183,12 @@ def expected_seconds(bundle: Bundle, profile: dict, *, extract_tokens: int, reas
 def choose_think_budget(bundle: Bundle, deadline_s: float, *, n_threads: int | None = None,
                         extract_tokens: int | None = None, answer_tokens: int | None = None,
                         max_budget: int | None = None, cache: Path | None = None,
-                        image: LoadedImage | None = None, safety: float = SAFETY) -> tuple[int, dict]:
+                        image: LoadedImage | None = None, safety: float = SAFETY,
+                        device_profile: str | None = None) -> tuple[int, dict]:
     """The largest budget whose worst case fits `safety` x `deadline_s`, and how it was chosen.
+
+    `device_profile`: choose for that device (edge_et/memory/profiles.toml) from a PREDICTION
+    of its speed built on this machine's measured one (edge_et/runtime/prediction.py).
 
     Thinking reasoners: a think budget (0 = thinking off), the answer budget on top.
     Instruct reasoners: the reasoning stage's max_tokens (at least 1), the cue's answer budget on top.
@@ -199,6 +205,10 @@ def choose_think_budget(bundle: Bundle, deadline_s: float, *, n_threads: int | N
     answer = answer_tokens or think.answer_budget
     ceiling = max_budget if max_budget is not None else (think.budget if thinking else think.max_tokens)
     profile, source, path = device_speed(bundle, n_threads=n_threads, root=cache, image=image)
+    prediction = None
+    if device_profile:
+        profile, prediction = predict_speed_profile(
+            profile, get_profile(device_profile), here_cores=machine_info(n_threads)["threads"])
 
     def seconds(budget: int) -> dict:
         tokens = (max(2, budget) if budget else 0) + answer if thinking else budget + answer
@@ -214,7 +224,8 @@ def choose_think_budget(bundle: Bundle, deadline_s: float, *, n_threads: int | N
                     "expected_s": chosen["total_s"], "meets_deadline": chosen["total_s"] <= deadline_s,
                     "worst_case": chosen, "extract_tokens": extract_tokens, "answer_tokens": answer,
                     "max_budget": ceiling, "safety": safety,
-                    "speed": {"source": source, "file": str(path), "cpu": cpu_model()}}
+                    "speed": {"source": source, "file": str(path), "cpu": cpu_model(),
+                              **({"prediction": prediction} if prediction else {})}}
 
 
 def _largest_fitting(fits, low: int, high: int) -> int:
@@ -227,7 +238,8 @@ def _largest_fitting(fits, low: int, high: int) -> int:
     return low
 
 
-def apply_deadline(bundle: Bundle, options, deadline_s: float, *, n_threads: int | None = None):
+def apply_deadline(bundle: Bundle, options, deadline_s: float, *, n_threads: int | None = None,
+                   device_profile: str | None = None):
     """`RunOptions` with the budget chosen for `deadline_s` filled in, and the choice's info.
 
     The -think modes only; an explicit --think-budget / --max-tokens conflicts with it.
@@ -239,7 +251,8 @@ def apply_deadline(bundle: Bundle, options, deadline_s: float, *, n_threads: int
     stage = "caption" if options.mode == "caption-think" else "extract"
     budget, info = choose_think_budget(
         bundle, deadline_s, n_threads=n_threads, answer_tokens=options.answer_budget,
-        extract_tokens=stage_decoding(stage, bundle.decoding).max_tokens)
+        extract_tokens=stage_decoding(stage, bundle.decoding).max_tokens,
+        device_profile=device_profile)
     field = "think_budget" if info["applies_to"] == "think_budget" else "max_tokens"
     return replace(options, **{field: budget}), info
 
@@ -247,7 +260,10 @@ def apply_deadline(bundle: Bundle, options, deadline_s: float, *, n_threads: int
 def describe_choice(info: dict) -> str:
     """One line for stderr: the budget chosen, the worst case expected, where the speed came from."""
     verdict = "fits" if info["meets_deadline"] else "does NOT fit even at the smallest budget"
-    return (f"deadline {info['deadline_s']:g} s: {info['applies_to'].replace('_', ' ')} "
+    predicted = info["speed"].get("prediction")
+    where = (f"PREDICTED for {predicted['prediction_for']} ({predicted['method']}; from this "
+             "machine's measured speed): " if predicted else "")
+    return (f"{where}deadline {info['deadline_s']:g} s: {info['applies_to'].replace('_', ' ')} "
             f"{info['budget']} (worst case {info['expected_s']:.1f} s, {verdict}; "
             f"speed {'measured now' if info['speed']['source'] == 'measured' else 'cached'} "
             f"in {info['speed']['file']})")

@@ -177,6 +177,18 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def gpu_model() -> str | None:
+    """The first NVIDIA GPU's name as the driver reports it (no CUDA context is created), or None."""
+    for info in sorted(Path("/proc/driver/nvidia/gpus").glob("*/information")):
+        try:
+            for line in info.read_text().splitlines():
+                if line.startswith("Model:"):
+                    return line.split(":", 1)[1].strip()
+        except OSError:
+            continue
+    return None
+
+
 def machine_info(n_threads: int | None = None) -> dict:
     """CPU, cores, RAM, OS and the backends' builds: what the numbers depend on."""
     try:
@@ -185,7 +197,8 @@ def machine_info(n_threads: int | None = None) -> dict:
         ram = None
     info = {"cpu": cpu_model(), "machine": platform.machine(), "logical_cores": os.cpu_count(),
             "usable_cores": _usable_cores(), "threads": n_threads or _usable_cores(),
-            "ram_bytes": ram, "os": platform.platform(), "python": platform.python_version()}
+            "ram_bytes": ram, "os": platform.platform(), "python": platform.python_version(),
+            "gpu": gpu_model()}
     for backend in backends.specs():
         info.update(backend.build_info())
     return info

@@ -28,6 +28,7 @@ from edge_et.memory.probes import (
     parse_size,
     runtime_baseline_bytes,
 )
+from edge_et.memory.profiles import get_profile, profile_budget
 from edge_et.memory.scheduler import (
     Budget,
     Estimator,
@@ -41,6 +42,7 @@ from edge_et.memory.scheduler import (
 DEFAULT_CTX = {"perception": 4096, "reasoning": 8192}
 PROMPT_TEXT_TOKENS = 256    # extraction request and chat template around the image
 QUESTION_TOKENS = 512       # question with its options, reasoning prompt, chat template
+ANSWER_CUE_TOKENS = 8        # the new line and `Answer:` the cue forces
 FLOOR_IMAGE_TOKENS = 1024   # llama.cpp warns Qwen-VL needs >= 1024 image tokens to ground well
 EXTRACTION_STAGES = ("extract", "caption", "direct")
 
@@ -68,8 +70,9 @@ def reasoning_floor(decoding: dict, thinking: bool) -> int:
     if thinking:
         think = stage_decoding("think", decoding)
         generation = think.budget + think.answer_budget
-    else:
-        generation = stage_decoding("reason", decoding).max_tokens
+    else:  # the reasoning, then possibly the answer cue and its line (runtime/answer_cue.py)
+        reason = stage_decoding("reason", decoding)
+        generation = reason.max_tokens + reason.answer_budget + ANSWER_CUE_TOKENS
     return generation + extraction_limit(decoding) + QUESTION_TOKENS
 
 
@@ -112,8 +115,10 @@ def check_device(bundle: Bundle, device: str) -> None:
 
 
 def plan_bundle(bundle: Bundle, *, mem_budget: str | int | None = None, device: str = "cpu",
-                n_ctx: int | None = None, baseline: int | None = None) -> Plan:
-    """The memory plan for running `bundle` on this machine (see scheduler.plan).
+                n_ctx: int | None = None, baseline: int | None = None,
+                device_profile: str | None = None) -> Plan:
+    """The memory plan for running `bundle` on this machine (see scheduler.plan), or with
+    `device_profile` on that device (edge_et/memory/profiles.toml: its app memory is the budget).
 
     `baseline`: the runtime's own RSS; measured now in this process when None, so call this
     before any model is loaded (or pass the RSS measured then).
@@ -125,7 +130,8 @@ def plan_bundle(bundle: Bundle, *, mem_budget: str | int | None = None, device: 
     if baseline is None:
         baseline, _ = runtime_baseline_bytes(
             lambda: [backends.get(s.backend).import_model_module() for s in bundle.stages()])
-    budget = _budget(flag, bundle_budget(bundle))
+    budget = _profile_budget(device_profile, flag) if device_profile else \
+        _budget(flag, bundle_budget(bundle))
     vram = backends.gpu_memory() if device == "cuda" else None
     stages = bundle.stages()
     # Other execution providers (NPUs) keep the weights in host memory: planned as the CPU.
@@ -144,6 +150,12 @@ def _budget(flag: int | None, bundle: int | None) -> Budget:
         raise InputError(f"cannot read this device's available memory ({memory.source}); "
                          "pass --mem-budget SIZE or set memory.budget in bundle.json")
     return resolve_budget(memory.available_bytes, available_source=memory.source)
+
+
+def _profile_budget(name: str, flag: int | None) -> Budget:
+    if flag is not None:
+        raise InputError("--mem-budget and --device-profile both set the budget; give one")
+    return profile_budget(get_profile(name))
 
 
 def _floor(spec: StageSpec, decoding: dict) -> int:

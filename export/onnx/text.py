@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -67,7 +68,11 @@ def language_model_checkpoint(vlm_dir: Path, out_dir: Path) -> Path:
     saved in (`language_model.model.*` of older conversions, `model.language_model.*` now).
     """
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
+    from transformers import (
+        AutoConfig,
+        AutoModelForCausalLM,
+        AutoModelForImageTextToText,
+    )
 
     config = json.loads((Path(vlm_dir) / "config.json").read_text())
     if config.get("model_type") not in LANGUAGE_MODELS:
@@ -188,14 +193,22 @@ INT8_BLOCK, INT8_ACCURACY_LEVEL = 32, 4
 
 def quantize_int8(src: Path, dst: Path) -> Path:
     """`src` with every constant MatMul weight at 8 bits (MatMulNBits), written to `dst`."""
+    return quantize_blockwise(src, dst, bits=8)
+
+
+def quantize_blockwise(src: Path, dst: Path, *, bits: int) -> Path:
+    """`src` with every constant MatMul weight at `bits` (4 or 8) in blocks of INT8_BLOCK, one
+    scale each, symmetric, int8 compute (MatMulNBits), written to `dst`."""
     from onnxruntime.quantization.matmul_nbits_quantizer import (
         DefaultWeightOnlyQuantConfig,
         MatMulNBitsQuantizer,
     )
 
-    config = DefaultWeightOnlyQuantConfig(block_size=INT8_BLOCK, is_symmetric=True, bits=8,
+    config = DefaultWeightOnlyQuantConfig(block_size=INT8_BLOCK, is_symmetric=True, bits=bits,
                                           accuracy_level=INT8_ACCURACY_LEVEL,
                                           op_types_to_quantize=("MatMul",))
+    # It logs every node it skips at INFO: thousands of lines that say nothing to the user.
+    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
     quantizer = MatMulNBitsQuantizer(str(src), algo_config=config)
     quantizer.process()
     return save(quantizer.model.model, dst)

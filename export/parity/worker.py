@@ -15,13 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-from export.parity import gguf_measure, llava_ov, onnx_measure
+from export.parity import gguf_measure, llava_ov, mobile, onnx_measure
 
 # kind -> the function that measures in the worker's process
 KINDS = {
     "gguf": gguf_measure.measure,  # a GGUF (and mmproj) against transformers, with the verdict
     "onnx": onnx_measure.measure,  # an ONNX stage folder against transformers, with the verdict
     "llava-ov-reference": llava_ov.reference,  # transformers' side of LLaVA-OneVision parity
+    "mobile-parity": mobile.parity,  # a mobile package against its source ONNX bundle
+    "mobile-rss": mobile.stage_rss,  # one stage of a mobile package: peak RSS, rates
 }
 
 

@@ -153,4 +153,4 @@ def test_onnx_providers_are_refused_for_llama_cpp_stages(bundles, sample_image):
         assert done.returncode == 2 and "ONNX Runtime provider" in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
     done = _cli("plan", "--bundle", str(bundles["onnx"]), "--device", "tpu")
-    assert done.returncode == 2 and "choose one of: cpu, cuda, coreml, qnn, nnapi, dml" in done.stderr
+    assert done.returncode == 2 and "choose one of: cpu, cuda, coreml, qnn, nnapi, dml, xnnpack" in done.stderr

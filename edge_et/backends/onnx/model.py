@@ -44,7 +44,7 @@ def read_stage_config(model_path: Path) -> dict:
 class OnnxModel:
     """An ONNX language model (with `vision.onnx`, a vision-language model). Implements TextModel.
 
-    `device` picks the execution provider (cpu, cuda, coreml, qnn, nnapi, dml; CPU fallback
+    `device` picks the execution provider (cpu, cuda, coreml, qnn, nnapi, dml, xnnpack; CPU fallback
     with a warning); unset, it is $EDGE_ET_ONNX_DEVICE, else cuda when the memory plan put
     layers on a GPU (n_gpu_layers > 0), else cpu. Settings that are llama.cpp's own (kv_type,
     image_max_tokens) are accepted and ignored, so a memory plan applies to either backend.

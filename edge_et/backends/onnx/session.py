@@ -26,6 +26,7 @@ PROVIDERS = {
     "qnn": "QNNExecutionProvider",
     "nnapi": "NnapiExecutionProvider",
     "dml": "DmlExecutionProvider",
+    "xnnpack": "XnnpackExecutionProvider",  # ARM/x86 CPU kernels of mobile builds (export mobile)
 }
 _warned: set[str] = set()
 

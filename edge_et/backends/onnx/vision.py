@@ -66,6 +66,16 @@ class VisionEncoder:
         self.image_token_id = int(config["image_token_id"])
         self._cache = EmbeddingCache(CACHE_BYTES)
         self.encodes = 0
+        # A mobile package fixes the number of views per call (NNAPI and CoreML want fixed
+        # shapes): feed exactly that many, the last call padded.
+        views = session.get_inputs()[0].shape[0]
+        self._fixed_batch = views if isinstance(views, int) and views > 0 else None
+
+    def _run_views(self, views: np.ndarray) -> np.ndarray:
+        short = (self._fixed_batch or len(views)) - len(views)
+        if short > 0:
+            views = np.concatenate([views, np.zeros((short, *views.shape[1:]), views.dtype)])
+        return self._session.run(None, {self._input: views})[0][:len(views) - short]
 
     def forget(self, sha256: str | None = None) -> None:
         """Drop the cached embeddings (all, or one picture's): that picture is encoded again."""
@@ -90,9 +100,9 @@ class VisionEncoder:
         if cached is not None:
             return cached[0], True
         pixels = self.pixel_values(image.rgb)
-        per_view = np.concatenate([
-            self._session.run(None, {self._input: pixels[at:at + VIEW_BATCH]})[0]
-            for at in range(0, len(pixels), VIEW_BATCH)])
+        batch = self._fixed_batch or VIEW_BATCH
+        per_view = np.concatenate([self._run_views(pixels[at:at + batch])
+                                   for at in range(0, len(pixels), batch)])
         packed = self.pack(per_view.astype(np.float32, copy=False), image)
         self.encodes += 1
         self._cache.put(image.sha256, (packed,))  # every view, packed: the whole picture

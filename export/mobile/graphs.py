@@ -1,0 +1,82 @@
+"""The graphs of a mobile package: the reasoner quantized blockwise, the vision encoder with
+fixed input shapes, everything else copied at its own precision."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from edge_et.errors import ExportError
+from export.onnx import text as onnx_text
+
+QUANT_BITS = {"int4": 4, "int8": 8}
+# Vision graphs that take a batch of equally sized views: their batch can be fixed, and the
+# runtime then feeds that many views per call. Qwen2-VL's patch count follows the picture.
+FIXED_BATCH_KINDS = ("llava_onevision", "idefics3")
+VIEWS_PER_CALL = 1  # the smallest fixed batch: a phone's encoder memory is one view's
+
+
+def quantized_bits(path: Path) -> int | None:
+    """The bits of the MatMulNBits nodes of a graph, or None when it has none (a float graph)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    for node in model.graph.node:
+        if node.op_type == "MatMulNBits":
+            return next((a.i for a in node.attribute if a.name == "bits"), None)
+    return None
+
+
+def quantize_reasoner(src: Path, dst: Path, quant: str) -> str:
+    """`src` (the reasoning decoder) at `quant`, written to `dst`; what was done, in words.
+
+    A float graph is quantized; a graph already at these bits is copied; one at other bits
+    cannot be re-quantized without the float weights, so that is one line."""
+    bits = QUANT_BITS[quant]
+    already = quantized_bits(src)
+    if already == bits:
+        copy_graph(src, dst)
+        return f"already {quant} (MatMulNBits {bits}-bit): copied"
+    if already is not None:
+        raise ExportError(f"the reasoning decoder is already {already}-bit; a {quant} package needs "
+                          "the float weights: export the ONNX bundle with --quant fp32 (or fp16)")
+    onnx_text.quantize_blockwise(src, dst, bits=bits)
+    return (f"MatMulNBits {bits}-bit, blocks of {onnx_text.INT8_BLOCK}, symmetric, "
+            f"accuracy level {onnx_text.INT8_ACCURACY_LEVEL}; token embedding kept float")
+
+
+def copy_graph(src: Path, dst: Path) -> None:
+    """A graph and its external data file, if it has one."""
+    shutil.copyfile(src, dst)
+    for suffix in ("_data", ".data"):
+        data = src.with_name(src.name + suffix)
+        if data.is_file():
+            shutil.copyfile(data, dst.with_name(dst.name + suffix))
+
+
+def fix_vision_shapes(src: Path, dst: Path, kind: str) -> dict:
+    """The vision graph with its batch of views fixed (ORT's make_dim_param_fixed), or copied
+    as it is where the input size follows the picture; says which, and the input shapes."""
+    import onnx
+    from onnxruntime.tools.onnx_model_utils import (
+        fix_output_shapes,
+        make_dim_param_fixed,
+    )
+
+    model = onnx.load(str(src))
+    if kind not in FIXED_BATCH_KINDS:
+        copy_graph(src, dst)
+        return {"fixed": False, "inputs": _shapes(model),
+                "why": f"{kind}: the number of patches follows the picture, so the input stays "
+                       "dynamic (NNAPI and CoreML then leave it to the CPU)"}
+    batch = model.graph.input[0].type.tensor_type.shape.dim[0]
+    if batch.dim_param:
+        make_dim_param_fixed(model.graph, batch.dim_param, VIEWS_PER_CALL)
+        fix_output_shapes(model)
+    onnx.save(model, str(dst))
+    return {"fixed": True, "inputs": _shapes(model), "views_per_call": VIEWS_PER_CALL}
+
+
+def _shapes(model) -> dict:
+    return {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
+            for i in model.graph.input}

@@ -1,0 +1,129 @@
+"""`edge-et export mobile` on the tiny ONNX bundle: the package's .ort graphs load and answer in
+onnxruntime here, parity with the source bundle is recorded and within its bounds, the ops
+config and mobile.json (files, sizes, RSS, providers) exist, bad input is one line."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("optimum.exporters.onnx")
+
+from edge_et.bundle.manifest import Bundle  # noqa: E402
+from edge_et.errors import EdgeEtError  # noqa: E402
+from edge_et.runtime.pipeline import Pipeline, RunOptions  # noqa: E402
+from export.mobile.usability import parse_checker_log  # noqa: E402
+from tests.cli.test_cli_errors import assert_one_line_error, edge_et  # noqa: E402
+
+QUESTION = "What is left of the square?\nA. circle\nB. star\nC. tree\nD. car"
+_STEP = {"temperature": 0.0, "repeat_penalty": 4.0}
+GREEDY = {"extract": {**_STEP, "max_tokens": 24}, "think": {**_STEP, "budget": 16, "answer_budget": 8}}
+
+
+@pytest.fixture(scope="module")
+def source() -> Path:
+    from export.tiny.onnx import tiny_onnx
+
+    # The fixture of tests/runtime/test_onnx_pipeline.py: built once, cached.
+    return tiny_onnx(perception="llava-ov-qwen3", reasoning="qwen3", quant="fp32", validate=False).bundle
+
+
+@pytest.fixture(scope="module")
+def package(source, tmp_path_factory) -> Path:
+    from export.mobile.package import export_mobile
+
+    out = tmp_path_factory.mktemp("mobile") / "pkg"
+    export_mobile(out=out, bundle=source, target="ios", quant="int4")
+    return out
+
+
+@pytest.mark.slow
+def test_the_package_holds_ort_graphs_the_ops_config_and_its_manifest(package):
+    graphs = sorted(p.relative_to(package).as_posix() for p in package.rglob("*.ort"))
+    assert graphs == ["perception/decoder.ort", "perception/embed.ort", "perception/vision.ort",
+                      "reasoning/decoder.ort"]
+    assert not list(package.rglob("*.onnx")) and not list(package.parent.glob(".pkg-mobile-*"))
+    ops = (package / "required_operators.config").read_text()
+    assert "com.microsoft;1;MatMulNBits" in ops and "/tmp" not in ops
+    data = json.loads((package / "mobile.json").read_text())
+    assert data["execution_providers"] == ["CoreMLExecutionProvider", "XnnpackExecutionProvider",
+                                           "CPUExecutionProvider"]
+    assert data["onnxruntime"]["onnxruntime_version"] and data["reasoning_quant"] == "int4"
+    assert data["stages"]["perception"]["vision"]["inputs"]["pixel_values"][0] == 1
+    vision_use = data["stages"]["perception"]["usability"]["vision.ort"]
+    assert {"nnapi", "coreml_mlprogram", "xnnpack"} <= set(vision_use)
+    assert data["prompts"]["extraction_prefix"] and data["decoding"]["think"]["budget"] == 4096
+    for role in ("perception", "reasoning"):
+        assert data["measured"]["parity"][role]["passes"], data["measured"]["parity"][role]
+        assert data["measured"]["peak_rss_bytes"][role]["peak_rss_bytes"] > 10 * 2**20
+    files = {row["file"]: row for row in data["files"]}
+    assert set(graphs) <= set(files) and data["sizes"]["graphs_bytes"] == sum(
+        files[g]["size_bytes"] for g in graphs)
+    parity = json.loads((package / "parity.json").read_text())
+    assert parity["perception"]["greedy"]["equal"] and parity["perception"]["vision"]["cosine"] > 0.9999
+    Bundle.load(package, verify_checksums=True)  # every file's sha256 recorded and right
+
+
+def _answers(bundle_dir: Path, image: Path, mode: str) -> dict:
+    bundle = Bundle.load(bundle_dir)
+    bundle.decoding = GREEDY
+    with Pipeline(bundle) as pipeline:
+        result = pipeline.run(image, QUESTION, RunOptions(mode=mode, seed=0))
+    return {"extraction": result.extraction, "reasoning": result.reasoning}
+
+
+@pytest.mark.slow
+def test_the_package_answers_and_its_extraction_is_the_sources(package, source, sample_image):
+    # The perception stage keeps its precision: the same extraction word for word.
+    assert _answers(package, sample_image, "extract") == _answers(source, sample_image, "extract")
+    full = _answers(package, sample_image, "extract-think")
+    assert full["extraction"] and full["reasoning"]
+    done = edge_et("run", "--bundle", str(package), "--image", str(sample_image), "--question",
+                   QUESTION, "--mode", "extract", "--device", "xnnpack", "--json")
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "XnnpackExecutionProvider" in line]
+    assert len(warnings) == 1 and "running on the CPU" in warnings[0]
+
+
+@pytest.mark.slow
+def test_bad_input_is_one_line(source, tiny_bundle, tmp_path):
+    from export.mobile.graphs import quantize_reasoner
+    from export.onnx.text import quantize_blockwise
+
+    assert_one_line_error(edge_et("export", "mobile", "--bundle", str(tiny_bundle), "--out",
+                                  str(tmp_path / "a")), "export mobile takes an ONNX bundle")
+    assert_one_line_error(edge_et("export", "mobile", "--bundle", str(source), "--quant", "int3",
+                                  "--out", str(tmp_path / "b")), "--quant 'int3'")
+    int8 = quantize_blockwise(source / "reasoning" / "decoder.onnx", tmp_path / "int8.onnx", bits=8)
+    with pytest.raises(EdgeEtError, match="already 8-bit; a int4 package needs the float weights"):
+        quantize_reasoner(int8, tmp_path / "x.onnx", "int4")
+    assert "copied" in quantize_reasoner(int8, tmp_path / "y.onnx", "int8")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_the_usability_log_is_read_per_provider():
+    log = """Checking NNAPI
+6 partitions with a total of 88/93 nodes can be handled by the NNAPI EP.
+\tUnsupported ops: ai.onnx:Erf,ai.onnx:LayerNormalization
+Model should perform well with NNAPI as is: NO
+Checking CoreML MLProgram
+1 partitions with a total of 93/93 nodes can be handled by the CoreML MLProgram EP.
+Model should perform well with CoreML MLProgram as is: YES
+"""
+    assert parse_checker_log(log) == {
+        "nnapi": {"partitions": 6, "nodes": 88, "of_nodes": 93, "performs_well": False,
+                  "unsupported_ops": ["ai.onnx:Erf", "ai.onnx:LayerNormalization"]},
+        "coreml_mlprogram": {"partitions": 1, "nodes": 93, "of_nodes": 93, "performs_well": True}}
+
+
+@pytest.mark.slow
+def test_checkpoints_are_exported_to_float_onnx_first(tmp_path):
+    from export.mobile.package import export_mobile
+    from export.tiny.bundle import tiny_ggufs
+
+    hf = tiny_ggufs("qwen3").hf_dir
+    data = export_mobile(out=tmp_path / "pkg", reasoning=hf, quant="int8", target="android")
+    assert data["reasoning_quant"] == "int8" and data["measured"]["parity"]["reasoning"]["passes"]
+    assert data["execution_providers"] == ["XnnpackExecutionProvider", "CPUExecutionProvider"]
+    assert [p.name for p in (tmp_path / "pkg" / "reasoning").glob("*.ort")] == ["decoder.ort"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no scratch left
