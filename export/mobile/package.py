@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 from edge_et.bundle.manifest import Bundle
+from edge_et.core.atomic import partial_directory, publish_directory
 from edge_et.errors import ExportError, InputError
 from edge_et.formats.onnx_stage import STAGE_CONFIG
 from export.mobile import graphs, manifest
@@ -48,18 +48,16 @@ def export_mobile(*, out: Path, bundle: Path | None = None, perception: Path | N
         raise InputError("give --bundle ONNX_BUNDLE, or --perception/--reasoning HF_DIR (not both)")
     out = Path(out)
     check_output(out, force)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-mobile-"))
-    try:
+    # Built in OUT.partial-XXXX beside `out`, renamed whole: a reader (or a kill) never sees
+    # half a package.
+    with partial_directory(out) as scratch:
         if bundle is None:
             bundle = _float_bundle(scratch / "source", perception, reasoning, step)
         source = _onnx_bundle(bundle)
         package = scratch / "package"
         data = build_package(source, package, target=target, quant=quant,
                              name=name or out.name, step=step)
-        publish(package, out)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        publish_directory(package, out)
     return data
 
 
@@ -187,13 +185,3 @@ def _verdicts(parity: dict) -> dict:
                    **({"image_cosine": s["vision"].get("cosine")} if "vision" in s else {}),
                    "file": PARITY_FILE}
             for role, s in parity.items()}
-
-
-def publish(package: Path, out: Path) -> Path:
-    """The finished folder becomes `out` by one rename on the same filesystem (a reader sees
-    the old package or the new one, never half of one). Kept in one function so it can move to
-    a shared atomic-write helper."""
-    if out.exists():
-        shutil.rmtree(out)
-    package.rename(out)
-    return out
