@@ -83,11 +83,14 @@ def run(
 
 
 def _print_plan(plan, as_json: bool) -> None:
-    """The plan's decision and every degradation it applied, on stderr (one JSON line with
-    --json, so a reader of stdout still gets only the result)."""
+    """The plan's decision and every degradation it applied, on stderr. With --json, one JSON
+    line and only when the plan degraded something: stdout keeps only the result, and stderr
+    stays empty (or one error line) for a plan that needed no compromise."""
     from edge_et.memory.scheduler import format_degradations
 
     if as_json:
+        if not plan.degradations:
+            return
         err.print(json.dumps({"plan": {"decision": plan.decision, "reason": plan.reason,
                                        "degradations": plan.degradations}}),
                   highlight=False, markup=False, soft_wrap=True)
