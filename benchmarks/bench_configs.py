@@ -91,7 +91,7 @@ CONFIGS = [
 # -- bundles ------------------------------------------------------------------------------------
 
 def models_root() -> Path:
-    from edge_et.runtime.deadline import cache_root
+    from edge_et.core.cache import cache_root
 
     return cache_root() / "bench-models"
 

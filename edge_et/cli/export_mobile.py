@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from edge_et.cli.export import _steps, _toolchain, err, export_app, out
+from edge_et.cli.export import step_printer, toolchain, err, export_app, out
 
 
 @export_app.command("mobile")
@@ -23,8 +23,8 @@ def export_mobile(
     as_json: bool = typer.Option(False, "--json", help="Print mobile.json."),
 ) -> None:
     """Write a mobile package: .ort graphs, ops config, mobile.json (providers, sizes, RSS, parity)."""
-    mobile = _toolchain("mobile.package")
-    with _steps(not as_json) as step:
+    mobile = toolchain("mobile.package")
+    with step_printer(not as_json) as step:
         data = mobile.export_mobile(out=out_dir, bundle=bundle, perception=perception,
                                     reasoning=reasoning, target=target, quant=quant, name=name,
                                     force=force, step=step)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from edge_et.backends.base import ContextFull, Sampling, TextModel
 from edge_et.core.prompts import parse_answer
 from edge_et.core.stats import StageStats
-from edge_et.runtime.generation import Generation, TextSink, _Stepper, generate
+from edge_et.runtime.generation import Generation, TextSink, Stepper, generate
 
 ANSWER_CUE = "Answer:"
 
@@ -41,11 +41,11 @@ def cue_answer(model: TextModel, reasoning: Generation, *, sampling: Sampling, a
                on_text: TextSink | None, stats: StageStats) -> Generation:
     """Append the cue after `reasoning` (already in the model's context) and decode the answer line."""
     stats.answer_cued = True
-    cue = _Stepper(model, sampling, stats, on_text)
+    cue = Stepper(model, sampling, stats, on_text)
     # An end token right after the cue would leave `Answer:` empty (SmolLM2 does this): the
     # answer's first text is sampled with end tokens masked, the rest as usual.
-    opening = _Stepper(model, sampling, stats, on_text, ignore_eos=True)
-    rest = _Stepper(model, sampling, stats, on_text)
+    opening = Stepper(model, sampling, stats, on_text, ignore_eos=True)
+    rest = Stepper(model, sampling, stats, on_text)
     try:
         for token in model.tokenize(text=cue_text(reasoning.text)):
             cue.force(token)
@@ -63,7 +63,7 @@ def cue_text(reasoning: str) -> str:
     return ANSWER_CUE if reasoning == "" or reasoning.endswith("\n") else "\n" + ANSWER_CUE
 
 
-def _answer_line(stepper: _Stepper, opening: str, budget: int) -> str:
+def _answer_line(stepper: Stepper, opening: str, budget: int) -> str:
     """Sample until the answer line (begun with `opening`) ends, the model stops, or `budget` is spent.
 
     A newline before any answer text does not end the line: `Answer:\\nB` still reads as B.

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import time
 from dataclasses import replace
@@ -23,6 +22,7 @@ from edge_et import backends
 from edge_et.backends.stage_run import StageRequest
 from edge_et.bundle.manifest import Bundle, StageSpec
 from edge_et.core import atomic, prompts
+from edge_et.core.cache import cache_root
 from edge_et.core.decoding import stage_decoding
 from edge_et.core.images import (
     SAMPLE_DESCRIPTION,
@@ -45,12 +45,6 @@ SPEED_FORMAT = "edge-et.speed/1"
 QUICK_TOKENS = 32
 SAFETY = 0.9            # plan for 90% of the deadline: speed wanders with load and heat
 DESCRIPTION_SLACK = 1.2  # reasoner tokens per VLM token when it re-reads the description
-
-
-def cache_root() -> Path:
-    """`$EDGE_ET_CACHE`, else `~/.cache/edge-et` (the export toolchain's cache, too)."""
-    env = os.environ.get("EDGE_ET_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "edge-et"
 
 
 def speed_key(bundle: Bundle, n_threads: int | None) -> tuple[str, dict]:

@@ -37,7 +37,7 @@ class Generation:
     stats: StageStats = field(default_factory=StageStats)
 
 
-class _Stepper:
+class Stepper:
     """Samples or forces tokens one at a time, streaming text and adding up stats."""
 
     def __init__(self, model: TextModel, sampling: Sampling, stats: StageStats,
@@ -102,12 +102,12 @@ def generate(model: TextModel, *, sampling: Sampling, max_tokens: int,
     `ignore_eos` never lets the model stop early (fixed-length benchmark runs).
     """
     stats = stats or StageStats()
-    stepper = _Stepper(model, sampling, stats, on_text, ignore_eos)
+    stepper = Stepper(model, sampling, stats, on_text, ignore_eos)
     reason = _run(stepper, max_tokens)
     return Generation(text=stepper.text, stop_reason=reason, stats=stats)
 
 
-def _run(stepper: _Stepper, max_tokens: int) -> str:
+def _run(stepper: Stepper, max_tokens: int) -> str:
     try:
         while stepper.count < max_tokens:
             if stepper.sample() is None:
@@ -154,7 +154,7 @@ def think_then_answer(model: TextModel, *, sampling: Sampling, think_budget: int
     """
     stats = stats or StageStats()
     ids = ThinkTokens.of(model)
-    stepper = _Stepper(model, sampling, stats, on_text, ignore_eos)
+    stepper = Stepper(model, sampling, stats, on_text, ignore_eos)
     try:
         closed, forced = _think(stepper, ids, max(2, think_budget))
     except ContextFull:
@@ -166,7 +166,7 @@ def think_then_answer(model: TextModel, *, sampling: Sampling, think_budget: int
     return Generation(text=stepper.text, stop_reason=reason, stats=stats)
 
 
-def _think(stepper: _Stepper, ids: ThinkTokens, budget: int) -> tuple[bool, bool]:
+def _think(stepper: Stepper, ids: ThinkTokens, budget: int) -> tuple[bool, bool]:
     """Run the thinking phase. Returns (closed with </think>, closed by forcing).
 
     When ignoring EOS (fixed-length benchmarks) the model's own `</think>` is masked too,
@@ -190,7 +190,7 @@ def _think(stepper: _Stepper, ids: ThinkTokens, budget: int) -> tuple[bool, bool
             return True, False
 
 
-def _finish(stepper: _Stepper, stats: StageStats, reason: str, think_tokens: int,
+def _finish(stepper: Stepper, stats: StageStats, reason: str, think_tokens: int,
             forced: bool) -> Generation:
     stats.think_tokens, stats.think_forced = think_tokens, forced
     return Generation(text=stepper.text, stop_reason=reason, stats=stats)

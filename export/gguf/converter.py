@@ -19,6 +19,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from edge_et.core.cache import cache_root
 from edge_et.errors import ExportError, MissingExtra
 
 # What the converter needs from the sdist (paths below `vendor/llama.cpp/`). `models/templates`
@@ -27,12 +28,6 @@ _WANTED = ("convert_hf_to_gguf.py", "LICENSE", "conversion/", "gguf-py/", "model
 _VENDOR = "vendor/llama.cpp/"
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
 RUNNER_MODULE = "export.gguf.runner"
-
-
-def cache_dir() -> Path:
-    """Return the edge-et cache root: `$EDGE_ET_CACHE`, else `~/.cache/edge-et`."""
-    env = os.environ.get("EDGE_ET_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "edge-et"
 
 
 def llama_cpp_version() -> str:
@@ -47,7 +42,7 @@ def llama_cpp_version() -> str:
 
 def sdist_path(version: str) -> Path:
     """Where the llama-cpp-python sdist of `version` lives in the cache."""
-    return cache_dir() / "sdist" / f"llama_cpp_python-{version}.tar.gz"
+    return cache_root() / "sdist" / f"llama_cpp_python-{version}.tar.gz"
 
 
 def fetch_sdist(version: str) -> Path:
@@ -73,7 +68,7 @@ def converter_dir(version: str | None = None) -> Path:
     sdist is downloaded first when the cache lacks it.
     """
     version = version or llama_cpp_version()
-    target = cache_dir() / "converter" / version
+    target = cache_root() / "converter" / version
     if (target / "convert_hf_to_gguf.py").is_file():
         return target
     sdist = fetch_sdist(version)

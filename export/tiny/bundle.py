@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge_et.core.cache import cache_root
 from export import archs
 from export.bundle import Stage, verify_bundle, write_bundle
 from export.gguf import files as gguf
-from export.gguf.converter import cache_dir
 from export.tiny import checkpoints as tiny
 
 # Everything that shapes the tiny bundle; part of the cache key with the export sources.
@@ -97,7 +97,7 @@ def tiny_ggufs(arch: str, *, seed: int = 0, outtype: str = "f16", root: Path | N
     recipe and unchanged export code returns at once.
     """
     recipe = {"arch": arch, "seed": seed, "outtype": outtype, "overrides": overrides}
-    root = Path(root) if root is not None else cache_dir()
+    root = Path(root) if root is not None else cache_root()
     key_dir = root / "tiny-gguf" / tiny.recipe_hash(recipe)
     done = key_dir / "files.json"
 
@@ -118,7 +118,7 @@ def tiny_ggufs(arch: str, *, seed: int = 0, outtype: str = "f16", root: Path | N
 
 def tiny_bundle_dir(root: Path | None = None) -> Path:
     """Where the tiny bundle for the current recipe lives (built or not)."""
-    root = Path(root) if root is not None else cache_dir()
+    root = Path(root) if root is not None else cache_root()
     return root / "tiny" / tiny.recipe_hash(TINY_RECIPE) / "bundle"
 
 

@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from export.gguf.converter import cache_dir
+from edge_et.core.cache import cache_root
 from export.onnx.pipeline import export_onnx
 from export.tiny import checkpoints as tiny
 from export.tiny.bundle import TinyGGUFs, build_once, tiny_ggufs
@@ -21,7 +21,10 @@ from export.tiny.bundle import TinyGGUFs, build_once, tiny_ggufs
 _ROOT = Path(__file__).resolve().parents[2]
 # The architecture modules count through `recipe_hash` (the recipe names them): that covers
 # export/archs/idefics3.py, whose patch-position rule shapes the "mtmd" Idefics3 vision graph.
-_SOURCES = ("export/onnx/*.py", "edge_et/backends/onnx/*.py", "edge_et/formats/*.py")
+# The parity checks count too: a bundle built with validate=True is only as checked as the
+# parity code that passed it.
+_SOURCES = ("export/onnx/*.py", "export/parity/onnx*.py", "export/parity/launcher.py",
+            "export/parity/worker.py", "edge_et/backends/onnx/*.py", "edge_et/formats/*.py")
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ def tiny_onnx(*, perception: str | None = None, reasoning: str | None = None,
               **{role: {"arch": arch, "seed": 0} for role, arch in roles.items()}}
     if image_layout is not None:
         recipe["image_layout"] = image_layout
-    base = Path(root) if root is not None else cache_dir()
+    base = Path(root) if root is not None else cache_root()
     key_dir = base / "tiny-onnx" / tiny.recipe_hash(recipe)
 
     def build(tmp: Path) -> None:

@@ -11,10 +11,10 @@ from benchmarks import swap_memory
 
 @pytest.mark.slow
 def test_swap_peak_is_bounded_by_the_larger_stage_and_co_resident_holds_both():
+    from edge_et.core.cache import cache_root
     from edge_et.core.images import write_sample_image
-    from export.gguf.converter import cache_dir
 
-    cache = cache_dir() / "bench" / "swap-100mb"
+    cache = cache_root() / "bench" / "swap-100mb"
     bundle = swap_memory.bundle_dir(cache)
     report = swap_memory.measure(bundle, write_sample_image(cache / "sample.png"))
     footprint = report["footprint_bytes"]

@@ -19,8 +19,8 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("llama_cpp")
 
+from edge_et.core.cache import cache_root  # noqa: E402
 from export import archs  # noqa: E402
-from export.gguf.converter import cache_dir  # noqa: E402
 from export.parity import gguf as parity
 from export.tiny import checkpoints as tiny
 
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _cached(kind: str, recipe: dict, make) -> Path:
     """`make(tmp_dir)` once per recipe into `<cache>/parity/<kind>/<hash>`; appears by rename."""
     extra = {"pipeline": (ROOT / "export" / "pipeline.py").read_text()}
-    target = cache_dir() / "parity" / kind / tiny.recipe_hash({**recipe, **extra})
+    target = cache_root() / "parity" / kind / tiny.recipe_hash({**recipe, **extra})
     if (target / "done").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ SEGMENTS = (("load", "load_s", "#9e9e9e"), ("image encode", "image_encode_s", "#
             ("prefill", "prefill_s", "#2980b9"), ("decode", "decode_s", "#e67e22"))
 
 
-def _fmt(value: float | None, scale: float = 1.0) -> str:
+def format_number(value: float | None, scale: float = 1.0) -> str:
     if value is None:
         return "-"
     value *= scale
@@ -44,7 +44,7 @@ def _cell(summary: dict | None, scale: float = 1.0) -> str:
     """median (min-max): the spread is what tells a reader whether a difference is noise."""
     if not summary:
         return "-"
-    return f"{_fmt(summary['median'], scale)} ({_fmt(summary['min'], scale)}-{_fmt(summary['max'], scale)})"
+    return f"{format_number(summary['median'], scale)} ({format_number(summary['min'], scale)}-{format_number(summary['max'], scale)})"
 
 
 def render_report(console: Console, report: dict) -> None:
@@ -83,19 +83,19 @@ def ratio_table(report: dict) -> Table:
     for stage, o in report["ratios"]["overhead"].items():
         if o.get("comparable"):
             verdict = "meets" if o["meets_goal"] else "misses"
-            table.add_row(f"{stage} overhead", _fmt(o["e2e"]),
+            table.add_row(f"{stage} overhead", format_number(o["e2e"]),
                           f"edge-et / {o.get('baseline', 'bare llama-cpp-python')}, end to end ({verdict} goal <= {o['goal']}); "
-                          f"TTFT {_fmt(o['ttft'])}, decode {_fmt(o['decode'])}")
+                          f"TTFT {format_number(o['ttft'])}, decode {format_number(o['decode'])}")
         else:
             table.add_row(f"{stage} overhead", "-", o["note"])
     price = report["ratios"].get("direct_price")
     if price:
-        table.add_row("price of Extract+Think", _fmt(price["resident"]),
-                      f"x the direct VLM answer (models resident); {_fmt(price['with_loads'])} with loads")
+        table.add_row("price of Extract+Think", format_number(price["resident"]),
+                      f"x the direct VLM answer (models resident); {format_number(price['with_loads'])} with loads")
     for stage, r in report["roofline"].items():
         table.add_row(f"{stage} decode vs bandwidth", f"{r['pct_of_limit']:.0f}%",
-                      f"{_fmt(r['decode_tok_s'])} of {_fmt(r['limit_tok_s'])} tok/s = "
-                      f"{_fmt(report['bandwidth']['read_bytes_per_s_all_threads'] / 1e9)} GB/s / "
+                      f"{format_number(r['decode_tok_s'])} of {format_number(r['limit_tok_s'])} tok/s = "
+                      f"{format_number(report['bandwidth']['read_bytes_per_s_all_threads'] / 1e9)} GB/s / "
                       f"{r['bytes_per_token'] / MiB:.1f} MiB per token")
     return table
 
@@ -105,8 +105,8 @@ def curve_table(report: dict) -> Table:
     for column in ("think budget", "tokens", "think s", "end-to-end s", "with loads s"):
         table.add_column(column, justify="right")
     for row in report["curve"]:
-        table.add_row(str(row["budget"]), _fmt(row["tokens"]["median"]), _cell(row["think_e2e_s"]),
-                      _fmt(row["e2e_s"]), _fmt(row["e2e_with_loads_s"]))
+        table.add_row(str(row["budget"]), format_number(row["tokens"]["median"]), _cell(row["think_e2e_s"]),
+                      format_number(row["e2e_s"]), format_number(row["e2e_with_loads_s"]))
     return table
 
 
@@ -125,9 +125,9 @@ def markdown_rows(report: dict, name: str | None = None) -> list[str]:
         rows.append("| " + " | ".join([
             name or report["bundle"], stage, _cell(m.get("load_s")), _cell(m.get("image_encode_s")),
             _cell(m.get("prefill_tok_s")), _cell(m.get("decode_tok_s")), _cell(m.get("ttft_s")),
-            _cell(m.get("e2e_s")), _fmt((m.get("peak_rss_bytes") or {}).get("median"), 1 / MiB),
-            _fmt(ratio), f"{roof['pct_of_limit']:.0f}%" if roof else "-",
-            _fmt(price.get("resident")) if stage == "direct" else "-"]) + " |")
+            _cell(m.get("e2e_s")), format_number((m.get("peak_rss_bytes") or {}).get("median"), 1 / MiB),
+            format_number(ratio), f"{roof['pct_of_limit']:.0f}%" if roof else "-",
+            format_number(price.get("resident")) if stage == "direct" else "-"]) + " |")
     return rows
 
 
@@ -146,7 +146,7 @@ def _stack(report: dict, stage: str, side: str = "stages") -> dict[str, float]:
 
 def plot_report(report: dict, path: Path) -> Path:
     """A stacked per-stage bar chart (and the budget curve beside it) as a PNG."""
-    plt = _pyplot()
+    plt = pyplot()
     bars = [("Extract+Think", report, "stages", ("extract", "think")),
             ("bare baseline", report, "bare", ("extract", "think")),
             ("direct VLM", report, "stages", ("direct",))]
@@ -157,7 +157,7 @@ def plot_report(report: dict, path: Path) -> Path:
 
 def plot_comparison(result: dict, path: Path) -> Path:
     """The stacked Extract+Think and direct bars of every compared bundle, and their curves."""
-    plt = _pyplot()
+    plt = pyplot()
     reports = result["reports"]
     bars = [(f"{_short(r)}\n{label}", r, "stages", stages) for r in reports
             for label, stages in (("E+T", ("extract", "think")), ("direct", ("direct",)))]
@@ -166,7 +166,7 @@ def plot_comparison(result: dict, path: Path) -> Path:
                         f"on {machine['cpu']} ({machine['threads']} threads)", path)
 
 
-def _pyplot():
+def pyplot():
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -219,9 +219,9 @@ def comparison_table(result: dict) -> Table:
             scale = 1 / MiB if key == "peak_rss_bytes" else 1.0
             cells = []
             for k, (median, ratio) in enumerate(zip(row["medians"], row["ratios_to_first"])):
-                cells.append(_fmt(median, scale))
+                cells.append(format_number(median, scale))
                 if k:
-                    cells.append(_fmt(ratio))
+                    cells.append(format_number(ratio))
             label = row["label"] + (" MiB" if key == "peak_rss_bytes" else "")
             table.add_row(stage, label, *cells)
     return table

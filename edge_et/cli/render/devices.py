@@ -7,7 +7,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from edge_et.cli.render.bench import _pyplot
+from edge_et.cli.render.bench import pyplot
 
 CHARTED = ("decode_tok_s", "prefill_tok_s", "ttft_s", "peak_rss_bytes")
 
@@ -51,7 +51,7 @@ def render_devices(console: Console, result: dict) -> None:
 
 def plot_devices(result: dict, path: Path) -> Path:
     """Grouped bars per stage for the CHARTED metrics; predictions hatched and labelled."""
-    plt = _pyplot()
+    plt = pyplot()
     stages = list(result["stages"])
     fig, axes = plt.subplots(1, len(CHARTED), figsize=(4.2 * len(CHARTED), 4.5), squeeze=False)
     devices = result["devices"]
