@@ -130,7 +130,7 @@ async def _whole(state: ServerState, job: Job, events: asyncio.Queue, request: R
 def _completion(state: ServerState, job: Job, result: edge_et.Result, id: str) -> dict:
     return shape.completion(id=id, model=state.model_name, result=result, thinking=state.thinking,
                             picture=job.picture, queue_s=(job.started_at or job.queued_at) - job.queued_at,
-                            extraction_cached=job.extraction_cached)
+                            extraction_cached=job.extraction_cached, cached_stop=job.cached_stop)
 
 
 async def _stream(state: ServerState, job: Job, events: asyncio.Queue,
@@ -163,7 +163,8 @@ async def _stream(state: ServerState, job: Job, events: asyncio.Queue,
                 break
             elif kind == "done":
                 whole = _completion(state, job, event[1], id)
-                yield chunk({}, finish_reason="stop", edge_et=whole["edge_et"], timings=whole["timings"])
+                yield chunk({}, finish_reason=whole["choices"][0]["finish_reason"],
+                            edge_et=whole["edge_et"], timings=whole["timings"])
                 if include_usage:
                     yield chunk(None, usage=whole["usage"])
                 break
