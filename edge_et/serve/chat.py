@@ -29,8 +29,6 @@ from edge_et.serve.scheduler import QueueFull
 from edge_et.serve.schema import ChatRequest, EdgeEtOptions
 from edge_et.serve.state import ServerState
 
-DISCONNECT_POLL_S = 0.5  # how often a waiting non-streamed request checks that its client is there
-
 
 async def chat_completions(body: ChatRequest, request: Request):
     state: ServerState = request.app.state.edge
@@ -109,15 +107,12 @@ class _Mailbox:
 
 
 async def _whole(state: ServerState, job: Job, events: asyncio.Queue, request: Request):
+    watcher = asyncio.create_task(_watch_disconnect(request, job, events))
     try:
         while True:
-            try:
-                event = await asyncio.wait_for(events.get(), DISCONNECT_POLL_S)
-            except TimeoutError:
-                if await request.is_disconnected():
-                    job.cancelled.set()
-                    return JSONResponse({}, status_code=499)  # nobody reads it
-                continue
+            event = await events.get()
+            if event[0] == "gone":
+                return JSONResponse({}, status_code=499)  # nobody reads it
             if event[0] == "error":
                 raise event[1]
             if event[0] == "done":
@@ -125,6 +120,20 @@ async def _whole(state: ServerState, job: Job, events: asyncio.Queue, request: R
     except asyncio.CancelledError:
         job.cancelled.set()
         raise
+    finally:
+        watcher.cancel()
+
+
+async def _watch_disconnect(request: Request, job: Job, events: asyncio.Queue) -> None:
+    """Stop `job` the moment its client's connection closes. The body has been read, so the
+    server's next message is the disconnect (as Starlette's own streaming responses listen):
+    the run stops at its next token, not at the next poll."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            job.cancelled.set()
+            events.put_nowait(("gone",))
+            return
 
 
 def _completion(state: ServerState, job: Job, result: edge_et.Result, id: str) -> dict:
