@@ -15,6 +15,7 @@ import random
 import threading
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
@@ -34,6 +35,7 @@ async def chat_completions(body: ChatRequest, request: Request):
     state: ServerState = request.app.state.edge
     scheduler = state.ready()
     question, url, options = parse_request(body)
+    admit(state, body, options)
     settings = state.settings
     picture = await run_in_threadpool(load_picture, url, settings.media_dir, settings.max_pixels)
     events: asyncio.Queue = asyncio.Queue()
@@ -56,6 +58,29 @@ async def chat_completions(body: ChatRequest, request: Request):
 def parse_request(body: ChatRequest) -> tuple[str, str, edge_et.RunOptions]:
     """The question, the image URL and the run options of a validated body, or a 400 ApiError."""
     return question_of(body), image_url_of(body), run_options(body)
+
+
+def admit(state: ServerState, body: ChatRequest, options: edge_et.RunOptions) -> None:
+    """A 400 naming the limit when the request's budgets need a longer reasoning context than
+    the slots were planned with: refused now, not cut when the context fills mid-run."""
+    pipeline = state.pipelines[0]  # every slot has the same plan
+    try:
+        pipeline.check_fits(options)
+    except edge_et.InputError as error:
+        raise ApiError(400, str(error), param=_overflowing_param(pipeline, body, options),
+                       code="context_length_exceeded") from None
+
+
+def _overflowing_param(pipeline: edge_et.Pipeline, body: ChatRequest, options: edge_et.RunOptions) -> str:
+    """`max_tokens` when the request fits without it, else `edge_et` (its budgets)."""
+    if body.max_tokens is None and body.max_completion_tokens is None:
+        return "edge_et"
+    ext = body.edge_et or EdgeEtOptions()
+    try:
+        pipeline.check_fits(replace(options, max_tokens=None, answer_budget=ext.answer_budget))
+    except edge_et.InputError:
+        return "edge_et"
+    return "max_tokens"
 
 
 def run_options(body: ChatRequest) -> edge_et.RunOptions:
