@@ -16,7 +16,18 @@ from edge_et.backends.base import Sampling
 from edge_et.runtime.answer_cue import reason_with_answer_cue
 from edge_et.runtime.generation import think_then_answer
 from edge_et.serve.completion import finish_reason
-from tests.helpers.fakes import ANSWER_B, CLOSE, CUE, EOS, NL, OPEN, SPACE, SPACE_B, A, ScriptedModel
+from tests.helpers.fakes import (
+    ANSWER_B,
+    CLOSE,
+    CUE,
+    EOS,
+    NL,
+    OPEN,
+    SPACE,
+    SPACE_B,
+    A,
+    ScriptedModel,
+)
 from tests.serve.conftest import QUESTION, chat_body, data_uri
 
 
