@@ -87,9 +87,6 @@ class ExtractionCache:
             return job.picture.sha256, "extract", hint.strip()
         return job.picture.sha256, "extract", edge_et.hint_from_question(job.question)
 
-    def __len__(self) -> int:
-        return len(self._items)
-
     def get(self, key: tuple | None) -> tuple[str, str | None] | None:
         """(text, stop reason), or None."""
         if key is None:
