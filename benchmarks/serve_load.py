@@ -13,6 +13,7 @@ Default bundle: the tiny random test bundle (random weights, short decoding), so
 are the server's own overhead plus tiny models, not a real model's speed.
 
     python -m benchmarks.serve_load [--bundle DIR] [--clients 4] [--requests 25] [--soak 2000]
+    python -m benchmarks.serve_load --no-load --soak 20000 --soak-caches off --name serve_soak_long
 """
 
 from __future__ import annotations
@@ -192,6 +193,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--requests", type=int, default=25)
     parser.add_argument("--soak", type=int, default=2000)
+    parser.add_argument("--soak-caches", default=",".join(SOAK_CACHES),
+                        help="which soaks to run: off, bounded, default (comma-separated)")
+    parser.add_argument("--no-load", action="store_true", help="soak only")
+    parser.add_argument("--name", default="serve_load", help="results file name (without .json)")
     parser.add_argument("--port", type=int, default=18431)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
@@ -199,17 +204,19 @@ def main() -> None:
     report = {"machine": machine(), "bundle": str(bundle),
               "weights": "random (tiny test bundle)" if args.bundle is None else "as the bundle says",
               "clients": args.clients, "requests_per_client": args.requests}
-    report["load"] = [load_run(bundle, parallel, args.clients, args.requests, args.port)
-                      for parallel in (1, 2)]
-    print(json.dumps(report["load"]), flush=True)
+    if not args.no_load:
+        report["load"] = [load_run(bundle, parallel, args.clients, args.requests, args.port)
+                          for parallel in (1, 2)]
+        print(json.dumps(report["load"]), flush=True)
     if args.soak:
-        for name, caches in SOAK_CACHES.items():
+        for name in args.soak_caches.split(","):
+            caches = SOAK_CACHES[name.strip()]
             report[f"soak_caches_{name}"] = soak_run(bundle, args.soak, args.port, caches)
             print(json.dumps({k: v for k, v in report[f"soak_caches_{name}"].items()
                               if k != "rss_samples"}), flush=True)
     report["machine"]["loadavg_end"] = os.getloadavg()
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "serve_load.json").write_text(json.dumps(report, indent=2))
+    (args.out / f"{args.name}.json").write_text(json.dumps(report, indent=2))
     print(json.dumps({key: ({k: v for k, v in value.items() if k != "rss_samples"}
                             if key.startswith("soak") else value) for key, value in report.items()},
                      indent=2))
