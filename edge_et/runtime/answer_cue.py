@@ -54,8 +54,17 @@ def cue_answer(model: TextModel, reasoning: Generation, *, sampling: Sampling, a
         reason = _answer_line(rest, opening.text, answer_budget - opening.count)
     except ContextFull:
         reason = "context_full"
+    stats.stop_reason = worst_stop(reasoning.stop_reason, reason)
     return Generation(text=reasoning.text + cue.text + opening.text + rest.text, stop_reason=reason,
                       stats=stats)
+
+
+def worst_stop(reasoning: str, answer: str) -> str:
+    """The stage's stop reason: a limit that cut the reasoning before its cue still cut it."""
+    for limit in ("context_full", "max_tokens"):
+        if limit in (reasoning, answer):
+            return limit
+    return answer
 
 
 def cue_text(reasoning: str) -> str:

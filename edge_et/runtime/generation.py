@@ -104,6 +104,7 @@ def generate(model: TextModel, *, sampling: Sampling, max_tokens: int,
     stats = stats or StageStats()
     stepper = Stepper(model, sampling, stats, on_text, ignore_eos)
     reason = _run(stepper, max_tokens)
+    stats.stop_reason = reason
     return Generation(text=stepper.text, stop_reason=reason, stats=stats)
 
 
@@ -163,6 +164,7 @@ def think_then_answer(model: TextModel, *, sampling: Sampling, think_budget: int
     if not closed:
         return _finish(stepper, stats, "eos", stepper.count, forced)
     reason = _run(stepper, max(2, think_budget) + answer_budget)
+    stats.stop_reason = reason
     return Generation(text=stepper.text, stop_reason=reason, stats=stats)
 
 
@@ -193,4 +195,5 @@ def _think(stepper: Stepper, ids: ThinkTokens, budget: int) -> tuple[bool, bool]
 def _finish(stepper: Stepper, stats: StageStats, reason: str, think_tokens: int,
             forced: bool) -> Generation:
     stats.think_tokens, stats.think_forced = think_tokens, forced
+    stats.stop_reason = reason
     return Generation(text=stepper.text, stop_reason=reason, stats=stats)

@@ -27,7 +27,7 @@ from edge_et.memory.probes import process_peak_rss
 from edge_et.memory.scheduler import Plan
 from edge_et.runtime.answer_cue import reason_with_answer_cue
 from edge_et.runtime.generation import TextSink, generate, think_then_answer
-from edge_et.runtime.plan import DEFAULT_CTX, requested_ctx
+from edge_et.runtime.plan import DEFAULT_CTX, check_reasoning_fits, requested_ctx
 from edge_et.runtime.speculation import choose_drafter, record_counts, speculate
 from edge_et.runtime.stream import Event, stream_run
 
@@ -199,6 +199,15 @@ class Pipeline:
             settings["image_max_tokens"] = planned.image_tokens
         return settings
 
+    def check_fits(self, options: RunOptions) -> None:
+        """InputError (one line, naming the limit) when `options` raise the reasoning stage's
+        need past the context its model is planned with; a server calls it before queueing."""
+        if not check_mode(options.mode).endswith("-think") or self.bundle.reasoning is None:
+            return
+        spec = self.bundle.reasoning
+        check_reasoning_fits(self._stage_settings(spec)["n_ctx"], self.bundle.decoding, spec.thinking,
+                             self._reasoning_flags(options))
+
     # -- one request ----------------------------------------------------------------------
 
     def run(self, image: ImageInput, question: str, options: RunOptions | None = None,
@@ -348,9 +357,12 @@ class Pipeline:
                                       on_text=options.on_reasoning_text, stats=stats).text
 
     def _reasoning_settings(self, stage: str, options: RunOptions) -> StageDecoding:
-        flags = {"budget": options.think_budget, "answer_budget": options.answer_budget,
-                 "max_tokens": options.max_tokens, "temperature": options.temperature}
-        return stage_decoding(stage, self.bundle.decoding, flags)
+        return stage_decoding(stage, self.bundle.decoding, self._reasoning_flags(options))
+
+    @staticmethod
+    def _reasoning_flags(options: RunOptions) -> dict:
+        return {"budget": options.think_budget, "answer_budget": options.answer_budget,
+                "max_tokens": options.max_tokens, "temperature": options.temperature}
 
     @staticmethod
     def _start(model: TextModel, request: str, stats: StageStats, *, thinking: bool | None) -> None:

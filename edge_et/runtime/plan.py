@@ -65,15 +65,34 @@ def perception_text_reserve(decoding: dict) -> int:
     return extraction_limit(decoding) + PROMPT_TEXT_TOKENS
 
 
-def reasoning_floor(decoding: dict, thinking: bool) -> int:
-    """The shortest reasoning context that holds the prompt and the whole generation."""
+def reasoning_floor(decoding: dict, thinking: bool, flags: dict | None = None) -> int:
+    """The shortest reasoning context that holds the prompt and the whole generation
+    (with `flags`: a run's own budgets, as the pipeline merges them)."""
+    return reasoning_generation(decoding, thinking, flags) + extraction_limit(decoding) + QUESTION_TOKENS
+
+
+def reasoning_generation(decoding: dict, thinking: bool, flags: dict | None = None) -> int:
+    """The most tokens the reasoning stage may generate."""
     if thinking:
-        think = stage_decoding("think", decoding)
-        generation = think.budget + think.answer_budget
-    else:  # the reasoning, then possibly the answer cue and its line (runtime/answer_cue.py)
-        reason = stage_decoding("reason", decoding)
-        generation = reason.max_tokens + reason.answer_budget + ANSWER_CUE_TOKENS
-    return generation + extraction_limit(decoding) + QUESTION_TOKENS
+        think = stage_decoding("think", decoding, flags)
+        return think.budget + think.answer_budget
+    # the reasoning, then possibly the answer cue and its line (runtime/answer_cue.py)
+    reason = stage_decoding("reason", decoding, flags)
+    return reason.max_tokens + reason.answer_budget + ANSWER_CUE_TOKENS
+
+
+def check_reasoning_fits(n_ctx: int, decoding: dict, thinking: bool, flags: dict) -> None:
+    """InputError naming the limit when a run's own budgets (`flags`) need a longer reasoning
+    context than `n_ctx`, the one its model is planned with, and more than the bundle's own
+    budgets do: refused before it starts rather than cut when the context fills."""
+    need = reasoning_floor(decoding, thinking, flags)
+    if need <= n_ctx or need <= reasoning_floor(decoding, thinking):
+        return
+    names = "think_budget + answer_budget" if thinking else "max_tokens + answer_budget"
+    room = n_ctx - (need - reasoning_generation(decoding, thinking, flags))
+    raise InputError(f"{names} of {reasoning_generation(decoding, thinking, flags)} tokens do not fit the "
+                     f"reasoning context of {n_ctx} tokens this pipeline is planned with (with the "
+                     f"extraction and the question, {need} tokens); {names} may be at most {max(room, 0)}")
 
 
 def perception_floor(decoding: dict, vision: VisionShape) -> int:

@@ -68,8 +68,18 @@ async def _models(request: Request) -> JSONResponse:
     card = {"id": state.model_name, "object": "model", "created": int(state.started), "owned_by": "edge-et",
             "edge_et": {"stages": stages, "slots": len(state.pipelines),
                         "residency": state.pipelines[0].residency,
-                        "plan": plan.decision if plan else None}}
+                        "plan": plan.decision if plan else None, "slot_plan": _slot_plan(plan)}}
     return JSONResponse({"object": "list", "data": [card]})
+
+
+def _slot_plan(plan) -> dict | None:
+    """What each slot was admitted with: its share of the budget, each stage's context and KV
+    type (a request whose budgets need more is refused), and any degradation the plan made."""
+    if plan is None:
+        return None
+    return {"budget_bytes": plan.budget.bytes, "peak_bytes": plan.peak_bytes,
+            "stages": {role: {"n_ctx": fp.n_ctx, "kv_type": fp.kv_type} for role, fp in plan.stages.items()},
+            "degradations": plan.degradations}
 
 
 async def _health(request: Request) -> JSONResponse:

@@ -15,6 +15,7 @@ import random
 import threading
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
@@ -29,13 +30,12 @@ from edge_et.serve.scheduler import QueueFull
 from edge_et.serve.schema import ChatRequest, EdgeEtOptions
 from edge_et.serve.state import ServerState
 
-DISCONNECT_POLL_S = 0.5  # how often a waiting non-streamed request checks that its client is there
-
 
 async def chat_completions(body: ChatRequest, request: Request):
     state: ServerState = request.app.state.edge
     scheduler = state.ready()
     question, url, options = parse_request(body)
+    admit(state, body, options)
     settings = state.settings
     picture = await run_in_threadpool(load_picture, url, settings.media_dir, settings.max_pixels)
     events: asyncio.Queue = asyncio.Queue()
@@ -58,6 +58,29 @@ async def chat_completions(body: ChatRequest, request: Request):
 def parse_request(body: ChatRequest) -> tuple[str, str, edge_et.RunOptions]:
     """The question, the image URL and the run options of a validated body, or a 400 ApiError."""
     return question_of(body), image_url_of(body), run_options(body)
+
+
+def admit(state: ServerState, body: ChatRequest, options: edge_et.RunOptions) -> None:
+    """A 400 naming the limit when the request's budgets need a longer reasoning context than
+    the slots were planned with: refused now, not cut when the context fills mid-run."""
+    pipeline = state.pipelines[0]  # every slot has the same plan
+    try:
+        pipeline.check_fits(options)
+    except edge_et.InputError as error:
+        raise ApiError(400, str(error), param=_overflowing_param(pipeline, body, options),
+                       code="context_length_exceeded") from None
+
+
+def _overflowing_param(pipeline: edge_et.Pipeline, body: ChatRequest, options: edge_et.RunOptions) -> str:
+    """`max_tokens` when the request fits without it, else `edge_et` (its budgets)."""
+    if body.max_tokens is None and body.max_completion_tokens is None:
+        return "edge_et"
+    ext = body.edge_et or EdgeEtOptions()
+    try:
+        pipeline.check_fits(replace(options, max_tokens=None, answer_budget=ext.answer_budget))
+    except edge_et.InputError:
+        return "edge_et"
+    return "max_tokens"
 
 
 def run_options(body: ChatRequest) -> edge_et.RunOptions:
@@ -109,15 +132,12 @@ class _Mailbox:
 
 
 async def _whole(state: ServerState, job: Job, events: asyncio.Queue, request: Request):
+    watcher = asyncio.create_task(_watch_disconnect(request, job, events))
     try:
         while True:
-            try:
-                event = await asyncio.wait_for(events.get(), DISCONNECT_POLL_S)
-            except TimeoutError:
-                if await request.is_disconnected():
-                    job.cancelled.set()
-                    return JSONResponse({}, status_code=499)  # nobody reads it
-                continue
+            event = await events.get()
+            if event[0] == "gone":
+                return JSONResponse({}, status_code=499)  # nobody reads it
             if event[0] == "error":
                 raise event[1]
             if event[0] == "done":
@@ -125,12 +145,26 @@ async def _whole(state: ServerState, job: Job, events: asyncio.Queue, request: R
     except asyncio.CancelledError:
         job.cancelled.set()
         raise
+    finally:
+        watcher.cancel()
+
+
+async def _watch_disconnect(request: Request, job: Job, events: asyncio.Queue) -> None:
+    """Stop `job` the moment its client's connection closes. The body has been read, so the
+    server's next message is the disconnect (as Starlette's own streaming responses listen):
+    the run stops at its next token, not at the next poll."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            job.cancelled.set()
+            events.put_nowait(("gone",))
+            return
 
 
 def _completion(state: ServerState, job: Job, result: edge_et.Result, id: str) -> dict:
     return shape.completion(id=id, model=state.model_name, result=result, thinking=state.thinking,
                             picture=job.picture, queue_s=(job.started_at or job.queued_at) - job.queued_at,
-                            extraction_cached=job.extraction_cached)
+                            extraction_cached=job.extraction_cached, cached_stop=job.cached_stop)
 
 
 async def _stream(state: ServerState, job: Job, events: asyncio.Queue,
@@ -163,7 +197,8 @@ async def _stream(state: ServerState, job: Job, events: asyncio.Queue,
                 break
             elif kind == "done":
                 whole = _completion(state, job, event[1], id)
-                yield chunk({}, finish_reason="stop", edge_et=whole["edge_et"], timings=whole["timings"])
+                yield chunk({}, finish_reason=whole["choices"][0]["finish_reason"],
+                            edge_et=whole["edge_et"], timings=whole["timings"])
                 if include_usage:
                     yield chunk(None, usage=whole["usage"])
                 break

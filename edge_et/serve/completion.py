@@ -14,6 +14,7 @@ import uuid
 import edge_et
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+CUT = ("max_tokens", "context_full")  # stop reasons that cut the text: OpenAI's "length"
 
 
 def new_id() -> str:
@@ -73,6 +74,17 @@ def message(result: edge_et.Result, thinking: bool) -> dict:
             "reasoning": thought, "extraction": result.extraction}
 
 
+def finish_reason(result: edge_et.Result, cached_stop: str | None = None) -> str:
+    """OpenAI's `finish_reason` of the reply's `content`: "length" when a token limit
+    (max_tokens, the answer budget, the context) cut the stage that wrote it, else "stop".
+    `cached_stop`: the stop reason of an extraction taken from the cache."""
+    # extract and direct: the perception text is the reply
+    stage = "think" if result.reasoning is not None else result.mode
+    stats = result.stages.get(stage)
+    stop = stats.stop_reason if stats else cached_stop
+    return "length" if stop in CUT else "stop"
+
+
 def usage(result: edge_et.Result) -> dict:
     prompt = sum(stats.prompt_tokens for stats in result.stages.values())
     completion = sum(stats.generated_tokens + stats.forced_tokens
@@ -97,10 +109,10 @@ def extension(result: edge_et.Result, picture: edge_et.LoadedImage, extraction_c
 
 
 def completion(*, id: str, model: str, result: edge_et.Result, thinking: bool, picture,
-               queue_s: float, extraction_cached: bool) -> dict:
+               queue_s: float, extraction_cached: bool, cached_stop: str | None = None) -> dict:
     return {"id": id, "object": "chat.completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "message": message(result, thinking), "finish_reason": "stop",
-                         "logprobs": None}],
+            "choices": [{"index": 0, "message": message(result, thinking),
+                         "finish_reason": finish_reason(result, cached_stop), "logprobs": None}],
             "usage": usage(result), "timings": timings(result, queue_s, extraction_cached),
             "edge_et": extension(result, picture, extraction_cached)}
 

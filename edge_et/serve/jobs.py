@@ -39,6 +39,7 @@ class Job:
     queued_at: float = field(default_factory=time.perf_counter)
     started_at: float | None = None
     extraction_cached: bool = False
+    cached_stop: str | None = None  # how the cached extraction's generation ended
     result: edge_et.Result | None = None
     error: BaseException | None = None
 
@@ -65,11 +66,12 @@ class Job:
 
 
 class ExtractionCache:
-    """Perception text by (pixel hash, stage, hint), least recently used dropped first."""
+    """Perception text and how its generation ended, by (pixel hash, stage, hint), least
+    recently used dropped first."""
 
     def __init__(self, entries: int = EXTRACTION_CACHE_ENTRIES):
         self._entries = entries
-        self._items: OrderedDict[tuple, tuple[str, str, str | None]] = OrderedDict()
+        self._items: OrderedDict[tuple, tuple[str, str | None]] = OrderedDict()
         self._lock = threading.Lock()
 
     @staticmethod
@@ -85,20 +87,21 @@ class ExtractionCache:
             return job.picture.sha256, "extract", hint.strip()
         return job.picture.sha256, "extract", edge_et.hint_from_question(job.question)
 
-    def get(self, key: tuple | None) -> str | None:
+    def get(self, key: tuple | None) -> tuple[str, str | None] | None:
+        """(text, stop reason), or None."""
         if key is None:
             return None
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
-                return self._items[key][0]
+                return self._items[key]
         return None
 
-    def put(self, key: tuple | None, text: str) -> None:
+    def put(self, key: tuple | None, text: str, stop_reason: str | None) -> None:
         if key is None:
             return
         with self._lock:
-            self._items[key] = (text, key[1], key[2])
+            self._items[key] = (text, stop_reason)
             self._items.move_to_end(key)
             while len(self._items) > self._entries:
                 self._items.popitem(last=False)
@@ -111,8 +114,10 @@ def perceive(pipeline: edge_et.Pipeline, job: Job, cache: ExtractionCache,
     cached = cache.get(key)
     if cached is None:
         job.result = pipeline.perceive(job.picture, job.question, job.hooked_options(on_piece))
-        cache.put(key, job.result.extraction)
+        stats = job.result.stages.get(key[1]) if key else None
+        cache.put(key, job.result.extraction, stats.stop_reason if stats else None)
         return
+    cached, job.cached_stop = cached
     job.extraction_cached = True
     hint, source = _cached_hint(job, key)
     job.result = edge_et.Result(mode=job.options.mode, question=job.question, hint=hint,

@@ -18,9 +18,9 @@ from edge_et.serve.state import ServerState, ServeSettings, check_settings, open
 
 def serve(settings: ServeSettings, *, log_level: str = "info") -> None:
     check_settings(settings)
-    bundle, pipelines = open_slots(settings)
-    state = ServerState(settings, bundle, pipelines)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    bundle, pipelines = open_slots(settings)  # logs each slot's memory plan
+    state = ServerState(settings, bundle, pipelines)
     config = uvicorn.Config(create_app(state), host=settings.host, port=settings.port,
                             log_level=log_level, timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)

@@ -95,7 +95,8 @@ class ResponseMessage(BaseModel):
 class Choice(BaseModel):
     index: int = 0
     message: ResponseMessage
-    finish_reason: str | None
+    finish_reason: Literal["stop", "length"] | None = Field(
+        description="length: a token limit (max_tokens, the answer budget, the context) cut the content")
     logprobs: None = None
 
 

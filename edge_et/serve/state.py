@@ -74,24 +74,74 @@ def is_loopback(host: str) -> bool:
 
 
 def open_slots(settings: ServeSettings) -> tuple[edge_et.Bundle, list[edge_et.Pipeline]]:
-    """The bundle and one planned pipeline per slot (nothing loaded yet)."""
+    """The bundle and one planned pipeline per slot (nothing loaded yet).
+
+    Admission through the memory planner: every slot holds both models (or swaps them) and its
+    own KV caches, so each slot is planned under 1/N of the budget. `--parallel N` that does
+    not fit is refused with one line naming the largest N that does and the budget N needs.
+    """
     bundle = edge_et.Bundle.load(settings.bundle)
     bundle.require("perception")
     total = edge_et.plan_bundle(bundle, mem_budget=settings.mem_budget, device=settings.device)
-    per_slot = total.budget.bytes // settings.parallel
-    try:
-        pipelines = [edge_et.open_pipeline(bundle, mem_budget=per_slot, device=settings.device,
-                                           residency=settings.residency, threads=settings.threads,
-                                           image_cache_bytes=settings.image_cache_bytes)
-                     for _ in range(settings.parallel)]
-    except edge_et.PlanRefused as refused:
-        if settings.parallel == 1:
-            raise
-        raise edge_et.PlanRefused(
-            f"--parallel {settings.parallel} gives each slot {per_slot / 2**20:.0f} MiB of the "
-            f"{total.budget.bytes / 2**20:.0f} MiB budget: {refused}",
-            needed_bytes=refused.needed_bytes, budget_bytes=refused.budget_bytes) from None
-    return bundle, pipelines
+    plan = slot_plan(bundle, settings, total, settings.parallel)
+    if plan.decision == "refuse":
+        raise _refusal(bundle, settings, total, plan)
+    _log_plan(plan, settings.parallel)
+    return bundle, [edge_et.Pipeline(bundle, n_threads=settings.threads, plan=plan,
+                                     device=settings.device, residency=settings.residency,
+                                     image_cache_bytes=settings.image_cache_bytes)
+                    for _ in range(settings.parallel)]
+
+
+def slot_plan(bundle: edge_et.Bundle, settings: ServeSettings, total, slots: int):
+    """The memory plan of one of `slots` slots: 1/slots of the budget, the runtime's baseline
+    as measured for the whole server (it is one process)."""
+    if slots == 1:
+        return total
+    return edge_et.plan_bundle(bundle, mem_budget=total.budget.bytes // slots,
+                               device=settings.device, baseline=total.baseline_bytes)
+
+
+def _refusal(bundle, settings: ServeSettings, total, refused) -> edge_et.PlanRefused:
+    """One line: why N slots do not fit, the largest N that does, the budget N would need."""
+    budget = total.budget.bytes
+    if settings.parallel == 1:
+        return edge_et.PlanRefused(f"memory plan: {refused.reason}", needed_bytes=refused.peak_bytes,
+                                   budget_bytes=budget)
+    fits = _most_slots(bundle, settings, total, settings.parallel - 1)
+    instead = f"--parallel {fits} fits" if fits else "not even one slot fits"
+    return edge_et.PlanRefused(
+        f"--parallel {settings.parallel} does not fit the {_mib(budget)} memory budget "
+        f"({total.budget.source}): each slot would get {_mib(budget // settings.parallel)} and "
+        f"one slot needs at least {_mib(refused.peak_bytes)}; {instead}, or give --mem-budget "
+        f"{_mib(refused.peak_bytes * settings.parallel)} or more for {settings.parallel}",
+        needed_bytes=refused.peak_bytes * settings.parallel, budget_bytes=budget)
+
+
+def _most_slots(bundle, settings: ServeSettings, total, upper: int) -> int:
+    """The largest slot count <= `upper` whose per-slot plan fits (0: none); a slot's budget
+    only shrinks as slots are added, so a binary search finds it."""
+    low, high = 0, upper
+    while low < high:
+        middle = (low + high + 1) // 2
+        if slot_plan(bundle, settings, total, middle).decision != "refuse":
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _log_plan(plan, slots: int) -> None:
+    contexts = ", ".join(f"{role} n_ctx {fp.n_ctx} ({fp.kv_type} KV)" for role, fp in plan.stages.items())
+    log.info("%d slot(s), each planned %s under %s: %s", slots, plan.decision, _mib(plan.budget.bytes),
+             contexts)
+    for degradation in plan.degradations:
+        log.warning("slot plan degraded: %s %s %s -> %s (%s)", degradation["stage"],
+                    degradation["what"], degradation["from"], degradation["to"], degradation["why"])
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:,.0f} MiB"
 
 
 class ServerState:

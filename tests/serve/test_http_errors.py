@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import threading
 import time
 
@@ -15,6 +16,7 @@ import pytest
 from tests.serve.conftest import (
     CORS_ORIGIN,
     ENDED_BY_ITSELF,
+    LONG,
     MAX_BODY,
     MAX_QUEUE,
     chat_body,
@@ -185,3 +187,30 @@ def test_browser_pages_from_the_allowed_origin_only(served):
     assert allowed.status_code == 200
     assert allowed.headers["access-control-allow-origin"] == CORS_ORIGIN
     assert "access-control-allow-origin" not in other.headers
+
+
+def test_a_client_that_leaves_a_whole_request_stops_its_run_and_frees_the_slot(served, sample_image):
+    """Not streamed: nothing is written until the run ends, so only the closed connection tells
+    the server; the run must stop at once (not run its 32,000-token thought for nobody)."""
+    cancelled = served.metric("edge_et_cancelled_total")
+    pieces = served.metric("edge_et_streamed_pieces_total", stage="reasoning")
+    payload = json.dumps(chat_body(data_uri(sample_image), **LONG)).encode()
+    host, port = served.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        raw.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    + f"Authorization: Bearer {served.key}\r\nContent-Length: {len(payload)}\r\n\r\n".encode()
+                    + payload)
+        deadline = time.monotonic() + 60
+        while served.metric("edge_et_streamed_pieces_total", stage="reasoning") < pieces + 50:
+            assert time.monotonic() < deadline, "the long run never reached its reasoning"
+            time.sleep(0.05)
+        closed_at = time.monotonic()
+    while served.metric("edge_et_cancelled_total") == cancelled:
+        assert time.monotonic() < closed_at + 5, "the run went on after its client left"
+        time.sleep(0.02)
+    stopped = served.metric("edge_et_streamed_pieces_total", stage="reasoning")
+    time.sleep(0.3)
+    assert served.metric("edge_et_streamed_pieces_total", stage="reasoning") == stopped
+    assert served.metric("edge_et_slots_busy") == 0
+    assert served.metric("edge_et_completions_total", outcome="cancelled") >= 1
+    short_request(served, sample_image)  # the slot takes the next request
