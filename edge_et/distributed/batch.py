@@ -82,5 +82,8 @@ class RayRunner:
 
 
 def _row(item: BatchItem, resumed: Resumed) -> dict:
-    return row(item.index, {"item": item_to_dict(item), "saved": resumed.extracted.get(item.index),
+    saved = resumed.extracted.get(item.index)
+    looks = item.image is not None and not item.error and saved is None
+    return row(item.index, {"item": item_to_dict(item), "saved": saved,
+                            "image": str(item.image) if looks else None,
                             "driver_reads": readable_here(item.image)})

@@ -60,15 +60,20 @@ def connected(settings: RaySettings) -> Iterator[object]:
     disconnected (a local instance stopped) afterwards. A Ray the caller initialised already is
     used as it is and left running."""
     ray = require_ray()
+    for name in ("ray", "ray.data"):  # Ray's notes and deprecations are not the user's business
+        logging.getLogger(name).setLevel(logging.ERROR)
+    # Ray Data keeps every actor's constructor arguments in the object store, and Ray's core
+    # logs a warning about that for each pool; its failures still arrive as exceptions.
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     if ray.is_initialized():
         yield ray
         return
     try:
         if settings.address == LOCAL:
             ray.init(num_cpus=settings.cpus or os.cpu_count(), include_dashboard=False,
-                     log_to_driver=False, logging_level=logging.WARNING)
+                     log_to_driver=False, logging_level=logging.ERROR)
         else:
-            ray.init(address=settings.address, log_to_driver=False, logging_level=logging.WARNING)
+            ray.init(address=settings.address, log_to_driver=False, logging_level=logging.ERROR)
     except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError
         where = "start a local Ray" if settings.address == LOCAL else \
             f"connect to the Ray cluster at {settings.address!r}"

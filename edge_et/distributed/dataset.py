@@ -24,18 +24,19 @@ def ordered_dataset(rows: list[dict], settings: RaySettings):
     context.print_on_execution_start = False
     dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
     if settings.images == "bytes":
-        here = ray.get_runtime_context().get_node_id()
-        strategy = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(here, soft=False)
+        here = {"ray.io/node-id": ray.get_runtime_context().get_node_id()}  # every node's label
         # I/O only: no CPU reserved, so it never waits behind the actors that hold them all.
         dataset = dataset.map_batches(read_on_driver_node, batch_size=1, batch_format="numpy",
-                                      num_cpus=0, scheduling_strategy=strategy)
+                                      num_cpus=0, label_selector=here)
     return dataset
 
 
 def through_pool(dataset, worker: type, pool: StagePool, job):
     """`dataset` through one stage's actor pool: each actor built once with `job`."""
+    ray = require_ray()
     return dataset.map_batches(worker, fn_constructor_kwargs={"job": job}, batch_size=1,
-                               batch_format="numpy", concurrency=pool.actors,
+                               batch_format="numpy",
+                               compute=ray.data.ActorPoolStrategy(size=pool.actors),
                                num_cpus=pool.threads, memory=pool.memory)
 
 

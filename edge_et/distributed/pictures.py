@@ -50,9 +50,9 @@ def read_on_driver_node(batch: dict) -> dict:
     entries = []
     for entry in rows_of(batch):
         payload = payload_of(entry)
-        image = payload["item"]["image"]
+        image = payload.get("image")  # None: the line needs no picture (an error, a saved extraction)
         data = b""
-        if image and not payload["item"]["error"] and payload.get("saved") is None:
+        if image:
             data, payload["read_error"] = picture_bytes(Path(image))
         entries.append(row(int(entry["index"]), payload, data))
     return batch_of(entries)

@@ -36,32 +36,34 @@ def stage_memory(plan: Plan, role: str) -> int:
 
 
 def plan_pools(plan: Plan, roles: list[str], threads: int | None, settings: RaySettings,
-               nodes: list[Node]) -> list[StagePool]:
-    """One pool per role, in stage order; InputError in one line when the cluster cannot hold
-    one actor of every stage at once (the run would wait forever)."""
+               nodes: list[Node], flags: list[str] | None = None) -> list[StagePool]:
+    """One pool per stage, in stage order, loading `roles[i]`; `flags[i]` names the
+    `--ray-{flag}-actors` count that stage takes (default: its role). InputError in one line
+    when the cluster cannot hold one actor of every stage at once (the run would wait forever).
+    """
     threads = threads or DEFAULT_THREADS
-    memory = {role: stage_memory(plan, role) for role in roles}
-    slots = actor_slots(nodes, threads, max(memory.values()))
+    flags = flags or roles
+    memory = [stage_memory(plan, role) for role in roles]
+    slots = actor_slots(nodes, threads, max(memory))
     wanted = {"perception": settings.perception_actors, "reasoning": settings.reasoning_actors}
-    counts = _counts(roles, slots, wanted)
-    need = sum(counts.values())
-    if need > slots:
+    counts = _counts([wanted.get(flag) for flag in flags], slots)
+    if sum(counts) > slots:
         cpus = sum(node.cpus for node in nodes)
+        asked = ", ".join(f"{n} {role}" for role, n in zip(roles, counts))
         raise InputError(
             f"the Ray cluster holds {slots} actor(s) of {threads} CPU(s) and "
-            f"{format_size(max(memory.values()))} ({cpus:g} CPUs on {len(nodes)} node(s)), "
-            f"{need} asked ({', '.join(f'{n} {r}' for r, n in counts.items())}); "
-            "give fewer --ray-*-actors or --threads, or a bigger cluster")
-    return [StagePool(role, threads, memory[role], counts[role]) for role in roles]
+            f"{format_size(max(memory))} ({cpus:g} CPUs on {len(nodes)} node(s)), "
+            f"{sum(counts)} asked ({asked}); give fewer --ray-*-actors or --threads, "
+            "or a bigger cluster")
+    return [StagePool(role, threads, size, count) for role, size, count in zip(roles, memory, counts)]
 
 
-def _counts(roles: list[str], slots: int, wanted: dict[str, int | None]) -> dict[str, int]:
-    """The flags' counts; the rest of the slots shared out, the first stage rounding down
+def _counts(wanted: list[int | None], slots: int) -> list[int]:
+    """The flags' counts; the rest of the slots shared out, the earlier stages rounding down
     (perception is one image encode and a short description; reasoning thinks for longer)."""
-    fixed = {role: wanted.get(role) for role in roles if wanted.get(role)}
-    free = [role for role in roles if role not in fixed]
-    left = max(slots - sum(fixed.values()), len(free))
-    share = {role: max(1, left // len(free)) for role in free}
+    free = [i for i, count in enumerate(wanted) if not count]
+    left = max(slots - sum(count for count in wanted if count), len(free))
+    counts = [count or max(1, left // max(len(free), 1)) for count in wanted]
     if free:
-        share[free[-1]] = max(1, left - sum(share[r] for r in free[:-1]))
-    return {role: fixed.get(role) or share[role] for role in roles}
+        counts[free[-1]] = max(1, left - sum(counts[i] for i in free[:-1]))
+    return counts

@@ -45,8 +45,11 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class _StageWorker:
+class StageWorker:
+    """An actor of one stage: `role`'s model loaded once, then `answer` for every row."""
+
     role = ""
+    keeps_picture = False  # True: a later stage still needs the picture's bytes
 
     def __init__(self, job: StageJob):
         self.job = job
@@ -58,14 +61,15 @@ class _StageWorker:
         for entry in rows_of(batch):
             payload = payload_of(entry)
             self.answer(entry, payload)
-            answered.append(row(int(entry["index"]), payload))  # the picture's bytes are done with
+            answered.append(row(int(entry["index"]), payload,
+                                bytes(entry["picture"]) if self.keeps_picture else b""))
         return batch_of(answered)
 
     def answer(self, entry: dict, payload: dict) -> None:
         raise NotImplementedError
 
 
-class PerceptionWorker(_StageWorker):
+class PerceptionWorker(StageWorker):
     """Stage 1 of each line (the whole line for modes without reasoning); a line whose
     extraction an earlier run saved passes through."""
 
@@ -87,7 +91,7 @@ class PerceptionWorker(_StageWorker):
         payload.setdefault("workers", []).append(self.name)
 
 
-class ReasoningWorker(_StageWorker):
+class ReasoningWorker(StageWorker):
     """Stage 2 of the -think modes, over the extraction stage 1 wrote."""
 
     role = "reasoning"
