@@ -25,11 +25,11 @@ ROOT = Path(__file__).resolve().parents[2]
 OPTIONS = RunOptions(seed=3)
 
 
-def answer(bundle: Path, batch: Path, runner=run_batch, **run) -> list[dict]:
+def answer(bundle: Path, batch: Path, runner=run_batch, options=OPTIONS, **run) -> list[dict]:
     records = []
     with open_pipeline(bundle, threads=1) as pipeline:
-        runner(pipeline, read_batch(batch), OPTIONS, records.append, **run)
-    return records
+        summary = runner(pipeline, read_batch(batch), options, records.append, **run)
+    return records if options is OPTIONS else (records, summary)
 
 
 @pytest.fixture(scope="module")
@@ -59,21 +59,25 @@ def test_a_worker_that_cannot_read_a_path_stops_the_run_in_one_line(ray_session,
     assert "\n" not in str(caught.value) and len(written) == 2  # the lines before it were written
 
 
-def test_a_killed_actor_is_retried_without_a_duplicate_record(ray_session, ray_data, local):
+def test_a_killed_actor_is_retried_without_a_duplicate_record(ray_session, ray_data):
+    # Long reasoning (the random model never stops early): when the first record arrives, the
+    # reasoning actor still has most lines to answer, in flight or queued.
+    options = RunOptions(seed=3, think_budget=200, answer_budget=40)
+    local, _ = answer(ray_data["bundle"], ray_data["batch"], options=options)
     killed = []
 
-    def kill_a_perception_actor() -> None:
+    def kill_the_reasoning_actor() -> None:
         if not killed:
-            pids = actor_pids("PerceptionWorker")
-            assert pids, "no perception actor process found"
+            pids = actor_pids("ReasoningWorker")
+            assert len(pids) == 1, f"reasoning actor processes: {pids}"
             os.kill(pids[0], signal.SIGKILL)
             killed.append(pids[0])
 
-    records = answer(ray_data["bundle"], ray_data["batch"], RayRunner(RaySettings(), 1),
-                     progress=kill_a_perception_actor)
-    assert killed
+    records, summary = answer(ray_data["bundle"], ray_data["batch"], RayRunner(RaySettings(), 1),
+                              options=options, progress=kill_the_reasoning_actor)
     assert [r["index"] for r in records] == list(range(len(local)))  # each line once, in order
     assert comparable(records) == comparable(local)
+    assert summary.model_loads == 3  # the restarted actor loaded its model again
 
 
 def resumable(bundle: Path, batch: Path, out: Path, runner, *, residency="co-resident",
