@@ -1,5 +1,6 @@
 """`eval --ray` and `data extract-tuning --ray` on a local Ray (2 CPUs, tiny bundle): the same
-predictions, report and targets as the local run, through the same resume code."""
+predictions, report and targets as the local run, through the same resume code. (The eval
+command itself runs on Ray in the two-node test.)"""
 
 import subprocess
 import sys
@@ -66,7 +67,7 @@ def test_ray_extract_tuning_writes_the_local_targets_and_skips_what_is_done(ray_
     assert (again.written, again.skipped) == (0, 3)  # the broken pair is retried, the rest done
 
 
-def test_cli_eval_and_extract_tuning_take_ray(ray_session, ray_data, tmp_path):
+def test_cli_extract_tuning_takes_ray(ray_session, ray_data, tmp_path):
     address = ray_session.get_runtime_context().gcs_address
     cli = [sys.executable, "-m", "edge_et.cli.main"]
     done = subprocess.run([*cli, "data", "extract-tuning", "--teacher", str(ray_data["bundle"]),
