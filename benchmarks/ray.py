@@ -56,11 +56,11 @@ def make_data(folder: Path, questions: int) -> Path:
 
 
 def run_config(name: str, flags: list[str], bundle: Path, data: Path, predictions: Path,
-               max_tokens: int) -> dict:
+               max_tokens: int, env: dict | None = None) -> dict:
     command = [*CLI, "eval", "--bundle", str(bundle), "--data", str(data), "--seed", "0",
                "--max-tokens", str(max_tokens), "--predictions", str(predictions), "--json", *flags]
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=3600)
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
     wall = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{name} failed:\n{done.stderr[-2000:]}")
@@ -79,17 +79,18 @@ def measure(bundle: Path, questions: int, max_tokens: int, rounds: int, two_node
         folder = Path(scratch)
         data = make_data(folder, questions)
         cluster = two_node_cluster() if two_node else None
-        address = cluster.__enter__() if cluster else None
+        address, cluster_env = cluster.__enter__() if cluster else (None, None)
         try:
             for round_ in range(rounds):
-                for name, flags in CONFIGS.items():
-                    if "{address}" in flags and address is None:
+                for number, (name, flags) in enumerate(CONFIGS.items()):
+                    on_cluster = "{address}" in flags
+                    if on_cluster and address is None:
                         continue
                     flags = [address if flag == "{address}" else flag for flag in flags]
                     print(f"round {round_ + 1}/{rounds}: {name}", file=sys.stderr, flush=True)
                     runs[name].append(run_config(name, flags, bundle, data,
-                                                 folder / f"p{round_}-{len(runs[name])}-{hash(name)}.jsonl",
-                                                 max_tokens))
+                                                 folder / f"p{round_}-{number}.jsonl", max_tokens,
+                                                 cluster_env if on_cluster else None))
         finally:
             if cluster:
                 cluster.__exit__(None, None, None)

@@ -29,6 +29,7 @@ def ray_session():
     folder = tempfile.mkdtemp(prefix="/tmp/edge-et-ray-")  # short: Ray's socket paths are limited
     try:
         ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR,
+                 object_store_memory=256 << 20,
                  log_to_driver=False, _temp_dir=folder)
     except Exception as exc:  # noqa: BLE001 - whatever stops Ray starting is the skip reason
         shutil.rmtree(folder, ignore_errors=True)

@@ -27,7 +27,7 @@ def test_eval_on_two_nodes_equals_the_local_run(ray_data, tmp_path):
                 seed=5).run()
     try:
         cluster = two_node_cluster()
-        address = cluster.__enter__()
+        address, env = cluster.__enter__()
     except (OSError, subprocess.SubprocessError, TimeoutError) as exc:
         pytest.skip(f"a two-node Ray cannot start here: {exc}")
     try:
@@ -35,7 +35,7 @@ def test_eval_on_two_nodes_equals_the_local_run(ray_data, tmp_path):
             [sys.executable, "-m", "edge_et.cli.main", "eval", "--bundle", str(ray_data["bundle"]),
              "--data", str(ray_data["eval"]), "--seed", "5", "--threads", "1", "--predictions",
              str(tmp_path / "ray.jsonl"), "--ray", address, "--json"],
-            cwd=ROOT, capture_output=True, text=True, timeout=300)
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     finally:
         cluster.__exit__(None, None, None)
     assert done.returncode == 0, done.stderr

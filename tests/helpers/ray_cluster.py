@@ -3,6 +3,7 @@ one machine (`ray start --head` plus `ray start --address`), started and always 
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -14,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 TIMING = ("stages", "peak_rss_bytes")
+OBJECT_STORE = 256 << 20  # bytes per node: the tests move a few small pictures
 
 
 def comparable(records: list[dict]) -> list[dict]:
@@ -54,6 +56,7 @@ def _ray_start(ports: list[int], folder: str, head_port: int, head: bool) -> lis
     ray = str(Path(sys.executable).with_name("ray"))
     node_manager, object_manager, agent, metrics, runtime_env, worker_low = ports
     common = ["--num-cpus", "1", "--block", "--node-ip-address", "127.0.0.1",
+              "--object-store-memory", str(OBJECT_STORE),
               "--node-manager-port", str(node_manager), "--object-manager-port", str(object_manager),
               "--dashboard-agent-listen-port", str(agent), "--metrics-export-port", str(metrics),
               "--runtime-env-agent-port", str(runtime_env), "--min-worker-port", str(worker_low),
@@ -66,12 +69,13 @@ def _ray_start(ports: list[int], folder: str, head_port: int, head: bool) -> lis
 
 @contextmanager
 def two_node_cluster(timeout_s: float = 90):
-    """`127.0.0.1:PORT` of a head node and a worker node, each one CPU, in their own process
-    groups; stopped by signal to those groups (never `ray stop`, which stops every Ray of the
-    user on this machine)."""
+    """(`127.0.0.1:PORT`, env) of a head node and a worker node, each one CPU, in their own
+    process groups; stopped by signal to those groups (never `ray stop`, which stops every Ray
+    of the user on this machine). Ray's token authentication stays on, with a token of this
+    cluster's own in `env`, which a driver needs to connect (nothing written to ~/.ray)."""
     folder = tempfile.mkdtemp(prefix="/tmp/edge-et-2n-")
     head_port, *ports = free_ports(13)
-    env = {**os.environ, "RAY_BACKEND_LOG_LEVEL": "fatal"}
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     processes = []
     try:
         for head, chosen in ((True, ports[:6]), (False, ports[6:])):
@@ -81,8 +85,8 @@ def two_node_cluster(timeout_s: float = 90):
             if head:
                 _wait_for_port(head_port, timeout_s)
         address = f"127.0.0.1:{head_port}"
-        _wait_for_nodes(address, 2, timeout_s)
-        yield address
+        _wait_for_nodes(address, 2, timeout_s, env)
+        yield address, env
     finally:
         for process in reversed(processes):
             _stop_group(process)
@@ -99,13 +103,13 @@ def _wait_for_port(port: int, timeout_s: float) -> None:
     raise TimeoutError(f"Ray's head did not listen on {port} within {timeout_s:.0f} s")
 
 
-def _wait_for_nodes(address: str, count: int, timeout_s: float) -> None:
+def _wait_for_nodes(address: str, count: int, timeout_s: float, env: dict) -> None:
     probe = ("import ray, sys, time\nray.init(address=sys.argv[1], logging_level='ERROR')\n"
              "deadline = time.monotonic() + float(sys.argv[3])\n"
              "while len([n for n in ray.nodes() if n['Alive']]) < int(sys.argv[2]):\n"
              "    assert time.monotonic() < deadline, 'nodes did not join'\n    time.sleep(0.5)\n")
     subprocess.run([sys.executable, "-c", probe, address, str(count), str(timeout_s)],
-                   check=True, timeout=timeout_s + 30, capture_output=True)
+                   check=True, timeout=timeout_s + 30, capture_output=True, env=env)
 
 
 def _stop_group(process: subprocess.Popen) -> None:
