@@ -17,7 +17,7 @@ that benchmarks/results/bench_*.json recorded (benchmarks.ray_plan).
 Default bundle: models/bundles/default (the demo: micro perception trained here, the real
 pretrained Qwen2.5-Coder-1.5B reasoner, greedy); data: easy-VQA questions (`eval convert`).
 
-    python -m benchmarks.ray [--bundle DIR] [--questions 16] [--max-tokens 48] [--rounds 2]
+    python -m benchmarks.ray [--bundle DIR] [--questions 8] [--max-tokens 32] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -152,8 +152,8 @@ def markdown(report: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, default=ROOT / "models" / "bundles" / "default")
-    parser.add_argument("--questions", type=int, default=16)
-    parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--questions", type=int, default=8)
+    parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--no-two-node", action="store_true")
     parser.add_argument("--out", type=Path, default=OUT / "ray.json")

@@ -38,6 +38,9 @@ class RaySettings:
         if self.images not in IMAGE_TRANSPORTS:
             raise InputError(f"unknown --ray-images {self.images!r}; choose one of: "
                              f"{', '.join(IMAGE_TRANSPORTS)}")
+        if self.cpus is not None and self.address != LOCAL:
+            raise InputError("--ray-cpus sizes a local Ray; a cluster has the CPUs its nodes "
+                             "were started with")
         for name in ("cpus", "perception_actors", "reasoning_actors"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -51,6 +54,8 @@ def require_ray():
         import ray.data  # noqa: F401  (Ray Data: pyarrow and pandas come with ray[data])
     except ImportError as exc:
         raise MissingExtra(f"--ray needs {exc.name}: pip install 'edge-et[ray]'", extra="ray") from None
+    for name in ("ray", "ray.data"):  # Ray's notes and deprecations are not the user's business
+        logging.getLogger(name).setLevel(logging.ERROR)
     return ray
 
 
@@ -60,8 +65,6 @@ def connected(settings: RaySettings) -> Iterator[object]:
     disconnected (a local instance stopped) afterwards. A Ray the caller initialised already is
     used as it is and left running."""
     ray = require_ray()
-    for name in ("ray", "ray.data"):  # Ray's notes and deprecations are not the user's business
-        logging.getLogger(name).setLevel(logging.ERROR)
     # Ray Data keeps every actor's constructor arguments in the object store, and Ray's core
     # logs a warning about that for each pool; its failures still arrive as exceptions.
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")

@@ -4,6 +4,7 @@ in input order, bad lines included; a killed actor is retried without a duplicat
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 
 from edge_et.distributed.batch import RayRunner
 from edge_et.distributed.cluster import RaySettings
-from edge_et.errors import InputError
+from edge_et.errors import EdgeEtError, InputError
 from edge_et.runtime.api import open_pipeline
 from edge_et.runtime.batch import read_batch, run_batch
 from edge_et.runtime.pipeline import RunOptions
@@ -125,3 +126,15 @@ def test_cli_batch_on_a_running_cluster_and_one_line_errors(ray_session, ray_dat
         assert done.returncode == 2 and fragment in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
     assert time.monotonic() - started < 120
+
+
+def test_a_model_that_will_not_load_on_the_workers_is_one_line(ray_session, ray_data, tmp_path):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(ray_data["bundle"], bundle)
+    with open_pipeline(bundle, threads=1) as pipeline:  # planned from the whole file
+        model = pipeline.bundle.require("reasoning").model_path
+        model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])  # then cut short
+        with pytest.raises(EdgeEtError) as caught:
+            RayRunner(RaySettings(), 1)(pipeline, read_batch(ray_data["batch"]), OPTIONS,
+                                        lambda record: None)
+    assert "reasoning model" in str(caught.value) and "\n" not in str(caught.value)
