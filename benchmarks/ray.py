@@ -64,13 +64,22 @@ def run_config(name: str, flags: list[str], bundle: Path, data: Path, prediction
     wall = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{name} failed:\n{done.stderr[-2000:]}")
-    report = json.loads(done.stdout)
+    report = last_json(done.stdout, f"{name}: no JSON report on stdout; stderr ends:\n{done.stderr[-1500:]}")
     mode = report["modes"]["extract-think"]
     answers = [(row["line"], row.get("answer"), row.get("error"))
                for row in map(json.loads, predictions.read_text().splitlines())]
     return {"config": name, "wall_s": wall, "eval_s": mode["seconds"], "questions": report["questions"],
             "accuracy": mode["accuracy"], "model_loads": mode["model_loads"],
             "median_s": mode["median_s"], "answers": answers, "loadavg_after": os.getloadavg()}
+
+
+def last_json(text: str, failure: str) -> dict:
+    """The command's report: the last stdout line that is a JSON object (a Ray node may print
+    its own lines on a driver's stdout)."""
+    for line in reversed(text.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise SystemExit(failure + f"\nstdout:\n{text[-1500:]}")
 
 
 def measure(bundle: Path, questions: int, max_tokens: int, rounds: int, two_node: bool) -> dict:

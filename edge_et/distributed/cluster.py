@@ -6,10 +6,12 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from edge_et import errors
 from edge_et.errors import EdgeEtError, InputError, MissingExtra, ModelError
 
 IMAGE_TRANSPORTS = ("bytes", "paths")
@@ -114,15 +116,29 @@ def first_line(exc: BaseException) -> str:
 
 def ray_failure(exc: BaseException) -> EdgeEtError:
     """The EdgeEtError behind a failure Ray reports from a worker (a model that would not load,
-    a bundle a node cannot read), else a ModelError naming Ray's own first line."""
-    seen = set()
+    a bundle a node cannot read), else a ModelError naming Ray's own first line.
+
+    A worker's exception reaches the driver as an object (RayTaskError.cause) or, when it
+    killed an actor's constructor, only as the text of its traceback, whose last
+    `edge_et.errors.Kind: message` line is the one-line message.
+    """
+    chain, seen = [], set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        cause = getattr(exc, "cause", None)  # RayTaskError/RayActorError: the worker's exception
-        if isinstance(exc, EdgeEtError) and not hasattr(exc, "cause"):
-            return exc
-        exc_next = cause if isinstance(cause, BaseException) else (exc.__cause__ or exc.__context__)
-        if exc_next is None:
-            break
-        exc = exc_next
-    return ModelError(f"the Ray run failed: {first_line(exc)}")
+        chain.append(exc)
+        cause = getattr(exc, "cause", None)
+        exc = cause if isinstance(cause, BaseException) else (exc.__cause__ or exc.__context__)
+    for link in chain:
+        if isinstance(link, EdgeEtError) and not hasattr(link, "cause"):
+            return link
+    for link in chain:
+        found = WORKER_ERROR.findall(str(link))
+        if found:
+            kind, message = found[-1]
+            error = getattr(errors, kind, None)
+            is_kind = isinstance(error, type) and issubclass(error, EdgeEtError)
+            return (error if is_kind else EdgeEtError)(message.strip())
+    return ModelError(f"the Ray run failed: {first_line(chain[-1] if chain else exc)}")
+
+
+WORKER_ERROR = re.compile(r"^edge_et\.(?:[\w.]+\.)?(\w+): (.+)$", re.MULTILINE)

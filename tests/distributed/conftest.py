@@ -1,4 +1,4 @@
-"""One local Ray (2 CPUs) for every Ray test, and the small data they share.
+"""One local Ray (2 CPUs) for every Ray test of this folder, and the small data they share.
 
 Ray starts in seconds, so the session is shared; it is skipped, with the reason, only where
 Ray is missing or cannot start.
@@ -18,9 +18,10 @@ LINES = 6
 QUESTION = "What color is shape {i}?\nA. red\nB. blue"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ray_session():
-    """Ray, started here with 2 CPUs and its own temporary folder; stopped after the tests."""
+    """Ray, started here with 2 CPUs and its own temporary folder; stopped after this folder's
+    tests, so the rest of the suite runs without Ray's processes."""
     try:
         import ray
         import ray.data  # noqa: F401
@@ -39,7 +40,7 @@ def ray_session():
     shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ray_data(tiny_bundle, tmp_path_factory):
     """The short tiny bundle; a batch file with good lines, a missing picture, a line that is not
     JSON and one with its own seed; an eval file and a QA file over the same pictures."""
