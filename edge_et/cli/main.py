@@ -14,6 +14,7 @@ from rich.markup import escape
 from edge_et.cli.bench import bench
 from edge_et.cli.compare import compare
 from edge_et.cli.data import data_app
+from edge_et.cli.distributed import ray_without_address
 from edge_et.cli.eval import eval_app
 from edge_et.cli.export import export_app
 from edge_et.cli.export_mobile import export_mobile  # noqa: F401 - registers `export mobile`
@@ -40,7 +41,7 @@ def main() -> None:
     """Entry point: every EdgeEtError becomes one `error:` line on stderr and its exit code (2)."""
     try:
         with interrupting():  # SIGTERM, like Ctrl-C, unwinds: temporary files are cleaned up
-            code = app(standalone_mode=False)  # a command's typer.Exit(code) comes back as `code`
+            code = app(args=ray_without_address(sys.argv[1:]), standalone_mode=False)  # typer.Exit(code) -> code
     except EdgeEtError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)

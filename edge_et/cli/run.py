@@ -9,6 +9,15 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from edge_et.cli.distributed import (
+    RayCpusOpt,
+    RayImagesOpt,
+    RayOpt,
+    RayPerceptionOpt,
+    RayReasoningOpt,
+    batch_runner,
+    ray_settings,
+)
 from edge_et.cli.profiles import ProfileOpt
 from edge_et.cli.render import result as render
 from edge_et.cli.shared import BundleOpt, err, out, resume_command
@@ -41,16 +50,20 @@ def run(
     verify: bool = typer.Option(False, "--verify", help="Check model sha256 before loading."),
     deadline: Optional[float] = typer.Option(None, "--deadline", help="Seconds a run may take: picks the think budget from this device's measured speed (measured once, then cached)."),
     device_profile: Optional[str] = ProfileOpt,
+    ray: Optional[str] = RayOpt, ray_cpus: Optional[int] = RayCpusOpt, ray_images: str = RayImagesOpt,
+    ray_perception_actors: Optional[int] = RayPerceptionOpt, ray_reasoning_actors: Optional[int] = RayReasoningOpt,
 ) -> None:
     """Answer a question about an image (or every line of a --batch file)."""
     from edge_et.core.images import load_image
     from edge_et.runtime.api import open_bundle, open_pipeline
     from edge_et.runtime.pipeline import RunOptions, check_mode
-
     from edge_et.runtime.speculation import check_speculative
 
     check_mode(mode)
     check_speculative(speculative)
+    on_ray = ray_settings(ray, ray_cpus, ray_images, ray_perception_actors, ray_reasoning_actors)
+    if on_ray is not None and batch is None:
+        raise InputError("--ray answers a --batch FILE.jsonl; one question runs here")
     if (batch is None) == (question is None):
         raise InputError("give --question (with --image) for one run, or --batch FILE.jsonl")
     loaded = open_bundle(bundle, modes=[mode], verify=verify)
@@ -77,7 +90,8 @@ def run(
             render.random_weight_warnings(err, loaded)
         _print_plan(pipeline.plan, as_json)
         if batch is not None:
-            _run_batch(pipeline, batch, output, options, as_json, resume)
+            with batch_runner(on_ray, threads) as runner:
+                _run_batch(pipeline, batch, output, options, as_json, resume, runner)
         else:
             _run_one(pipeline, image, question, options, stream, as_json, chosen)
 
@@ -118,9 +132,9 @@ def _run_one(pipeline, image, question, options, stream: bool, as_json: bool,
 
 
 def _run_batch(pipeline, batch: Path, output: Optional[Path], options, as_json: bool,
-               resume: bool) -> None:
+               resume: bool, runner) -> None:
     from edge_et.core.signals import graceful
-    from edge_et.runtime.batch import read_batch, run_batch
+    from edge_et.runtime.batch import read_batch
     from edge_et.runtime.resumable import BatchRun
 
     items = read_batch(batch)
@@ -128,11 +142,11 @@ def _run_batch(pipeline, batch: Path, output: Optional[Path], options, as_json: 
         raise InputError("--resume needs --output FILE: the results file to continue")
     with graceful() as flag:
         if output is None:
-            summary = run_batch(pipeline, items, options, _print_line, stop=lambda: flag.requested)
+            summary = runner(pipeline, items, options, _print_line, stop=lambda: flag.requested)
         else:
             prepared = BatchRun(pipeline, batch, items, options, output, resume=resume)
             with render.batch_progress(err, prepared.remaining, enabled=True) as advance:
-                summary = prepared.run(advance, stop=lambda: flag.requested)
+                summary = prepared.run(advance, stop=lambda: flag.requested, runner=runner)
     _batch_summary(summary, as_json)
     if flag.requested:
         render.batch_stopped(err, summary, flag.name, output, resume_command())

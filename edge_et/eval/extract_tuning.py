@@ -21,9 +21,10 @@ from __future__ import annotations
 import json
 import os
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image
@@ -91,7 +92,11 @@ def clean_statement(generated: str) -> str:
 
 def teacher_image(path: Path) -> LoadedImage:
     """The picture as the teacher sees it: decoded safely, then resized to 512x512."""
-    picture = load_image(path)
+    return teacher_view(load_image(path))
+
+
+def teacher_view(picture: LoadedImage) -> LoadedImage:
+    """A decoded picture resized to 512x512 (a Ray worker decodes the bytes it was sent)."""
     rgb = np.asarray(picture.to_pil().resize(TEACHER_SIZE, Image.BICUBIC))
     rgb.flags.writeable = False
     return LoadedImage(rgb=rgb, width=TEACHER_SIZE[0], height=TEACHER_SIZE[1],
@@ -166,12 +171,10 @@ def item_seed(seed: int, pair_id: str) -> int:
     return zlib.crc32(f"{seed}:{pair_id}".encode()) & 0x7FFFFFFF
 
 
-def make_targets(pipeline: Pipeline, pairs: list[QAPair], out: Path, *, seed: int = 0,
-                 statement_role: str = "reasoning", chunk: int = 16,
-                 statement_decoding: StageDecoding = STATEMENT_DECODING,
-                 target_decoding: StageDecoding = TARGET_DECODING,
-                 progress: Callable[[], None] = lambda: None) -> TuningSummary:
-    """Run both steps for every pair not yet in `out`, appending one record per pair."""
+def pending(pipeline: Pipeline, pairs: list[QAPair], out: Path,
+            statement_role: str) -> tuple[list[QAPair], TuningSummary]:
+    """The pairs not yet in `out`, and a summary that counts the others as skipped; checks
+    first that the teacher has the models both steps need."""
     if statement_role not in STATEMENT_ROLES:
         raise InputError(f"unknown statement model {statement_role!r}; choose one of: "
                          f"{', '.join(STATEMENT_ROLES)}")
@@ -179,21 +182,41 @@ def make_targets(pipeline: Pipeline, pairs: list[QAPair], out: Path, *, seed: in
     pipeline.bundle.require(statement_role)
     finished = done_ids(out)
     todo = [pair for pair in pairs if pair.id not in finished]
-    summary = TuningSummary(pairs=len(pairs), skipped=len(pairs) - len(todo))
+    return todo, TuningSummary(pairs=len(pairs), skipped=len(pairs) - len(todo))
+
+
+def make_targets(pipeline: Pipeline, pairs: list[QAPair], out: Path, *, seed: int = 0,
+                 statement_role: str = "reasoning", chunk: int = 16,
+                 statement_decoding: StageDecoding = STATEMENT_DECODING,
+                 target_decoding: StageDecoding = TARGET_DECODING,
+                 progress: Callable[[], None] = lambda: None) -> TuningSummary:
+    """Run both steps for every pair not yet in `out`, appending one record per pair."""
+    todo, summary = pending(pipeline, pairs, out, statement_role)
     chunk = max(1, chunk)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "a", encoding="utf-8") as target:
-        if _ends_torn(out):
-            target.write("\n")  # a crash mid-line: the next record starts on a line of its own
+    with targets_file(out) as write:
         for start in range(0, len(todo), chunk):
             for record in _chunk(pipeline, todo[start:start + chunk], seed, statement_role,
                                  (statement_decoding, target_decoding), out.parent, summary):
-                target.write(json.dumps(record, ensure_ascii=False) + "\n")
-                target.flush()  # every finished pair survives an interruption
+                write(record)
                 summary.written += 1
                 progress()
     summary.model_loads = pipeline.model_loads
     return summary
+
+
+@contextmanager
+def targets_file(out: Path) -> Iterator[Callable[[dict], None]]:
+    """`write(record)` appending to `out`, each record flushed as soon as it is written, so
+    every finished pair survives an interruption and the next run skips it (`done_ids`)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "a", encoding="utf-8") as target:
+        if _ends_torn(out):
+            target.write("\n")  # a crash mid-line: the next record starts on a line of its own
+
+        def write(record: dict) -> None:
+            target.write(json.dumps(record, ensure_ascii=False) + "\n")
+            target.flush()
+        yield write
 
 
 def _chunk(pipeline: Pipeline, group: list[QAPair], seed: int, role: str,
@@ -206,14 +229,15 @@ def _chunk(pipeline: Pipeline, group: list[QAPair], seed: int, role: str,
         except EdgeEtError as exc:  # before step 1: no teacher time spent on a broken picture
             summary.fail(pair, str(exc))
     usable = [pair for pair in group if pair.id in pictures]
-    statements = [_statement(pipeline, pair, seed, role, decoding[0]) for pair in usable]
+    statements = [statement_for(pipeline, pair, seed, role, decoding[0]) for pair in usable]
     for pair, (statement, stats) in zip(usable, statements):
-        yield _target(pipeline, pair, pictures.pop(pair.id), statement, stats, seed,
-                      decoding[1], folder)
+        yield target_record(pipeline, pair, pictures.pop(pair.id), statement, stats, seed,
+                             decoding[1], folder)
 
 
-def _statement(pipeline: Pipeline, pair: QAPair, seed: int, role: str,
-               settings: StageDecoding) -> tuple[str, dict]:
+def statement_for(pipeline: Pipeline, pair: QAPair, seed: int, role: str,
+                  settings: StageDecoding) -> tuple[str, dict]:
+    """Step 1 for one pair: its cleaned statement and the stage's stats."""
     stats = StageStats()
     text = pipeline.ask(role, statement_request(pair.question, pair.answer), settings=settings,
                         seed=item_seed(seed, pair.id), stats=stats)
@@ -222,8 +246,9 @@ def _statement(pipeline: Pipeline, pair: QAPair, seed: int, role: str,
     return clean_statement(text) or fallback, stats.to_dict()
 
 
-def _target(pipeline: Pipeline, pair: QAPair, picture: LoadedImage, statement: str,
-            statement_stats: dict, seed: int, settings: StageDecoding, folder: Path) -> dict:
+def target_record(pipeline: Pipeline, pair: QAPair, picture: LoadedImage, statement: str,
+                  statement_stats: dict, seed: int, settings: StageDecoding, folder: Path) -> dict:
+    """Step 2 for one pair: the output line, with the description written from `picture`."""
     stats = StageStats()
     description = pipeline.ask("perception", target_request(statement), image=picture,
                                settings=settings, seed=item_seed(seed, pair.id) + 1, stats=stats)

@@ -16,6 +16,7 @@ from pathlib import Path
 from edge_et.core import resume as resume_files
 from edge_et.core.journal import Journal
 from edge_et.eval.run import Earlier, EvalData, EvalItem, EvalReport, evaluate, prediction_row
+from edge_et.runtime.batch import BatchRunner, run_batch
 from edge_et.runtime.pipeline import Pipeline, RunOptions
 from edge_et.runtime.resumable import CALLBACKS
 
@@ -51,7 +52,7 @@ class EvalRun:
         return len(asked - set(self.earlier.rows))
 
     def run(self, progress: Callable[[], None] = lambda: None,
-            stop: Callable[[], bool] = lambda: False) -> EvalReport:
+            stop: Callable[[], bool] = lambda: False, runner: BatchRunner = run_batch) -> EvalReport:
         with Journal(self.predictions) as rows, \
                 Journal(resume_files.side_path(self.predictions)) as side:
             def record(mode: str, item: EvalItem, record: dict, scored) -> None:
@@ -62,7 +63,7 @@ class EvalRun:
 
             report = evaluate(self.pipeline, self.data, self.modes, self.options, seed=self.seed,
                               progress=progress, on_record=record, earlier=self.earlier,
-                              on_extracted=extracted, stop=stop)
+                              on_extracted=extracted, stop=stop, runner=runner)
         if not stop():
             resume_files.finished(self.predictions)
         return report

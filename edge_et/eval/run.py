@@ -39,7 +39,7 @@ from edge_et.eval.metrics import (
     stage_medians,
     stage_seconds,
 )
-from edge_et.runtime.batch import BatchItem, Resumed, run_batch
+from edge_et.runtime.batch import BatchItem, BatchRunner, Resumed, run_batch
 from edge_et.runtime.pipeline import MODES, Pipeline, RunOptions, check_mode
 
 EVAL_MODES = tuple(mode for mode in MODES if mode != "extract")  # extract gives no answer
@@ -195,13 +195,15 @@ def evaluate(pipeline: Pipeline, data: EvalData, modes: list[str], options: RunO
              seed: int = 0, progress: Callable[[], None] = lambda: None,
              on_record: Record | None = None, earlier: Earlier | None = None,
              on_extracted: Extracted | None = None,
-             stop: Callable[[], bool] = lambda: False) -> EvalReport:
+             stop: Callable[[], bool] = lambda: False,
+             runner: BatchRunner = run_batch) -> EvalReport:
     """Ask every item in every mode on one pipeline and score the answers.
 
     `progress` is called once per (mode, item) asked; `on_record(mode, item, record, scored)`
     sees each batch record (edge_et.runtime.batch) with its score, e.g. to save predictions.
     `earlier` rows are scored without asking again; `on_extracted(mode, item, saved)` sees each
     extraction of a staged run as it finishes; `stop()` True ends the run after the item in flight.
+    `runner` answers each mode's lines (run_batch's signature; edge_et.distributed's uses Ray).
     """
     chosen = check_eval_modes(modes)
     earlier = earlier or Earlier()
@@ -211,14 +213,14 @@ def evaluate(pipeline: Pipeline, data: EvalData, modes: list[str], options: RunO
         if stop():
             break
         reports[mode] = _run_mode(pipeline, data.items, mode, options, seed, progress, on_record,
-                                  earlier, on_extracted, stop, last=mode == order[-1])
+                                  earlier, on_extracted, stop, runner, last=mode == order[-1])
     return EvalReport(data=data, bundle=pipeline.bundle.name, seed=seed,
                       modes={mode: reports[mode] for mode in chosen if mode in reports})
 
 
 def _run_mode(pipeline: Pipeline, items: list[EvalItem], mode: str, options: RunOptions,
               seed: int, progress, on_record: Record | None, earlier: Earlier,
-              on_extracted: Extracted | None, stop, last: bool) -> ModeReport:
+              on_extracted: Extracted | None, stop, runner: BatchRunner, last: bool) -> ModeReport:
     batch = [BatchItem(index=i, image=item.image, question=item.prompt, id=item.id,
                        seed=item.seed(seed)) for i, item in enumerate(items)]
     done = {i for i, item in enumerate(items) if (mode, item.line) in earlier.rows}
@@ -238,9 +240,9 @@ def _run_mode(pipeline: Pipeline, items: list[EvalItem], mode: str, options: Run
         if on_extracted is not None:
             on_extracted(mode, items[index], saved)
 
-    run_batch(pipeline, batch, replace(options, mode=mode), write, progress, resumed=resumed,
-              on_extracted=extracted, stop=stop,
-              forget_used_pictures=last)  # the next mode shows the same pictures
+    runner(pipeline, batch, replace(options, mode=mode), write, progress, resumed=resumed,
+           on_extracted=extracted, stop=stop,
+           forget_used_pictures=last)  # the next mode shows the same pictures
     return ModeReport(mode=mode, rows=rows, seconds=time.perf_counter() - started,
                       model_loads=pipeline.model_loads - loads_before)
 

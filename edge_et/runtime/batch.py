@@ -26,6 +26,9 @@ from edge_et.errors import EdgeEtError, InputError, ModelLoadError
 from edge_et.runtime.pipeline import Pipeline, RunOptions
 
 Writer = Callable[[dict], None]
+# run_batch's signature: evaluations and resumable runs take another runner (edge_et.distributed
+# answers the lines on a Ray cluster) and keep their output, resume and journal code.
+BatchRunner = Callable[..., "BatchSummary"]
 
 
 @dataclass
@@ -169,7 +172,7 @@ def run_batch(pipeline: Pipeline, items: list[BatchItem], options: RunOptions,
         if staged else _unstaged(pipeline, todo, options, pictures, stop)
     written = 0
     for item, outcome in answers:
-        record = _record(item, outcome)
+        record = line_record(item, outcome)
         summary.errors += "error" in record
         write(record)
         written += 1
@@ -187,8 +190,8 @@ def _unstaged(pipeline, items, options, pictures, stop):
     for item in items:
         if stop():
             return
-        outcome = _attempt(lambda: pipeline.run(pictures.take(item.image), item.question,
-                                                _line_options(options, item)), item)
+        outcome = attempt_line(lambda: pipeline.run(pictures.take(item.image), item.question,
+                                                    line_options(options, item)), item)
         pictures.retire()
         yield item, outcome
 
@@ -201,8 +204,8 @@ def _staged(pipeline, items, options, pictures, extracted, on_extracted, stop):
             return
         saved = extracted.get(item.index)
         if saved is None:
-            outcome = _attempt(lambda: pipeline.perceive(pictures.take(item.image), item.question,
-                                                         _line_options(options, item)), item)
+            outcome = attempt_line(lambda: pipeline.perceive(
+                pictures.take(item.image), item.question, line_options(options, item)), item)
             pictures.retire()
             saved = outcome.to_dict() if isinstance(outcome, Result) else {"error": outcome}
             if on_extracted is not None:
@@ -213,12 +216,14 @@ def _staged(pipeline, items, options, pictures, extracted, on_extracted, stop):
         if stop():
             return
         if isinstance(outcome, Result):
-            outcome = _attempt(lambda: pipeline.reason(outcome, _line_options(options, item)), item)
+            outcome = attempt_line(lambda: pipeline.reason(outcome, line_options(options, item)),
+                                   item)
         yield item, outcome
 
 
-def _attempt(work: Callable[[], Result], item: BatchItem):
-    """The line's Result, or its error text: one bad line never stops the batch."""
+def attempt_line(work: Callable[[], Result], item: BatchItem):
+    """The line's Result, or its error text: one bad line never stops the batch (a Ray worker
+    answers its lines through this too, edge_et.distributed)."""
     if item.error:
         return item.error
     try:
@@ -229,13 +234,14 @@ def _attempt(work: Callable[[], Result], item: BatchItem):
         return str(exc)
 
 
-def _line_options(options: RunOptions, item: BatchItem) -> RunOptions:
+def line_options(options: RunOptions, item: BatchItem) -> RunOptions:
     own = {name: value for name, value in (("hint", item.hint), ("seed", item.seed))
            if value is not None}
     return replace(options, **own) if own else options
 
 
-def _record(item: BatchItem, outcome) -> dict:
+def line_record(item: BatchItem, outcome) -> dict:
+    """The result line of `item`: its Result's fields, or its error with the line's input."""
     head = {"index": item.index, "id": item.id}
     if isinstance(outcome, Result):
         return head | outcome.to_dict()

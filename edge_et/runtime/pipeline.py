@@ -130,10 +130,11 @@ class Pipeline:
         for role in list(self._models):
             self.release(role)
 
-    def load(self) -> None:
+    def load(self, roles: list[str] | None = None) -> None:
         """Load the models now instead of at the first request (a server's start-up). Under
-        swap only the perception model: every request needs it first."""
-        roles = [spec.role for spec in self.bundle.stages()]
+        swap only the perception model: every request needs it first. `roles` picks the
+        models (a Ray worker serves one stage)."""
+        roles = roles or [spec.role for spec in self.bundle.stages()]
         for role in roles[:1] if self.residency == "swap" else roles:
             self._model(role, StageStats())
 

@@ -15,7 +15,7 @@ from typing import Callable
 
 from edge_et.core import resume as resume_files
 from edge_et.core.journal import Journal
-from edge_et.runtime.batch import BatchItem, BatchSummary, Resumed, run_batch
+from edge_et.runtime.batch import BatchItem, BatchRunner, BatchSummary, Resumed, run_batch
 from edge_et.runtime.pipeline import Pipeline, RunOptions
 
 CALLBACKS = ("on_reasoning_text", "on_extraction_text", "on_stage_finished")
@@ -55,11 +55,12 @@ class BatchRun:
         return len(self.items) - len(self.resumed.done)
 
     def run(self, progress: Callable[[], None] = lambda: None,
-            stop: Callable[[], bool] = lambda: False) -> BatchSummary:
-        """Answer the remaining lines, appending each record as it is done."""
+            stop: Callable[[], bool] = lambda: False, runner: BatchRunner = run_batch) -> BatchSummary:
+        """Answer the remaining lines, appending each record as it is done (`runner`: run_batch's
+        signature; edge_et.distributed's answers them on a Ray cluster)."""
         with Journal(self.output) as results, \
                 Journal(resume_files.side_path(self.output)) as side:
-            summary = run_batch(self.pipeline, self.items, self.options, results.append, progress,
+            summary = runner(self.pipeline, self.items, self.options, results.append, progress,
                                 resumed=self.resumed, stop=stop,
                                 on_extracted=lambda index, saved: side.append(
                                     {"index": index, "extraction": saved}))
