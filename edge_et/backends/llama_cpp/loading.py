@@ -39,6 +39,8 @@ class PrefillSettings:
     @classmethod
     def from_json(cls, data: dict) -> PrefillSettings:
         """From a speed profile; unknown keys (a newer edge-et's) are ignored."""
+        if not isinstance(data, dict):
+            raise ValueError(f"invalid prefill settings {data!r}")
         known = {f.name for f in fields(cls)}
         settings = cls(**{k: v for k, v in data.items() if k in known})
         if settings.vision_flash not in VISION_FLASH or settings.n_ubatch > settings.n_batch:

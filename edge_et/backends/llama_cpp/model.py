@@ -50,10 +50,13 @@ class LlamaCppModel:
                  n_threads: int | None = None, n_gpu_layers: int = 0, n_batch: int = 512,
                  kv_type: str | None = None, image_max_tokens: int | None = None,
                  image_cache_bytes: int = IMAGE_CACHE_BYTES,
-                 prefill: PrefillSettings | None = None):
+                 prefill: PrefillSettings | None = None, image_cache: EmbeddingCache | None = None):
+        # `image_cache`: one shared by instances of the same files (tuning reloads a model
+        # under other settings without encoding its picture again).
         self._stack = ExitStack()
         self._pending: list[int] = []
-        self._image_cache = EmbeddingCache(image_cache_bytes)
+        self._image_cache = (image_cache if image_cache is not None
+                             else EmbeddingCache(image_cache_bytes))
         self.image_encodes = 0  # pictures encoded (cache hits excluded)
         self._chunk_encodes = 0
         self._chain = None
