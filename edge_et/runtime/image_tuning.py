@@ -4,7 +4,8 @@ speed profile (`<cache>/speed/<bundle>-<key>.json`, edge_et/runtime/deadline.py)
 The perception model's picture costs a vision encode (libmtmd: its flash attention and
 threads) and a prefill of the image tokens (the language model: n_batch, n_ubatch, flash
 attention). `tune_image_path` measures a few candidates of each against llama.cpp's defaults,
-interleaved (one order, then the reverse) so load from other processes hits all alike, and
+interleaved (one order, then the reverse, after an untimed warm-up) so load from other
+processes hits all alike, and
 keeps a candidate only when the median of its per-trial ratios to the default beats it by
 MARGIN; otherwise the defaults stay. The two parts are tuned one after the other (the encode
 does not depend on the language model's batch sizes), so the sweep is small.
@@ -80,6 +81,9 @@ def _sweep(job: tuple, candidates: list[PrefillSettings], metric: str,
            cache: EmbeddingCache | None) -> dict:
     """Seconds of `metric` per candidate and trial, interleaved; the winner by median ratio."""
     spec, image, content, trials, n_threads, say = job
+    # Untimed first: a process's first run pays one-time costs (files into the page cache,
+    # thread pools) that would otherwise count against the first candidate.
+    _measure(spec, image, content, candidates[0], metric, n_threads, cache)
     seconds = {c: [] for c in candidates}
     for trial in range(trials):
         for candidate in candidates if trial % 2 == 0 else candidates[::-1]:

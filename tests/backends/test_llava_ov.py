@@ -341,7 +341,7 @@ def test_libmtmd_batches_one_llava_view_at_a_time(tiny, images):
             scope.callback(mtmd.mtmd_batch_free, batch)
             assert mtmd.mtmd_batch_add_chunk(batch, chunks[0]) == 0
             assert mtmd.mtmd_batch_add_chunk(batch, chunks[1]) == 2, \
-                "libmtmd now batches LLaVA views: revisit docs/latency.md#batched-view-encoding"
+                "libmtmd now batches LLaVA views: revisit docs/latency.md, Batched view encoding"
             assert mtmd.mtmd_batch_encode(batch) == 0
             pointer = mtmd.mtmd_batch_get_output_embd(batch, chunks[0])
             batched = np.ctypeslib.as_array(ctypes.cast(pointer, ctypes.POINTER(ctypes.c_float)),
