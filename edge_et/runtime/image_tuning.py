@@ -108,7 +108,8 @@ def _measure(spec: StageSpec, image: LoadedImage, content: str, settings: Prefil
         prompt = render_user_turn(model.chat_template, model.media_marker + "\n" + content,
                                   bos_text=model.bos_text, eos_text=model.eos_text)
         if cache is not None and metric == "prefill_s":
-            model.start(prompt=prompt, image=image)   # encoded once, for every candidate
+            # Untimed: encodes the picture once for all candidates, and warms this model up.
+            model.start(prompt=prompt, image=image)
         return getattr(model.start(prompt=prompt, image=image), metric)
     finally:
         model.close()
