@@ -72,7 +72,8 @@ def overlap_table(part: dict) -> list[str]:
     s = part["summary"]
     lines = ["### Overlap: the reasoner made ready while the perception model decodes", "",
              f"`nice -n 5 python -m benchmarks.latency_overlap --trials {len(part['trials'])}`: paper "
-             f"pair (RANDOM weights), 128 extraction tokens, reasoner fixed prefix "
+             f"pair (RANDOM weights), 128 extraction tokens after a text-only extraction prompt "
+             f"of {s.get('extract_prompt_tokens', '?')} tokens, reasoner fixed prefix "
              f"{s['prefix_tokens']} tokens; load average {_loads(part.get('load_average_at_start'))} "
              f"at start, {_loads(part.get('load_average_at_end'))} at the end.", "",
              "| metric | sequential (median) | overlapped (median) | overlapped / sequential (median ratio) |",
