@@ -55,7 +55,8 @@ def image_path_table(part: dict) -> list[str]:
              f"{m.get('cpu')}, {m.get('usable_cores')} usable cores; load average "
              f"{_loads(part.get('load_average_at_start'))} at start, {_loads(part.get('load_average'))} "
              f"at the end. Candidates interleaved (one order, then the reverse); kept only when "
-             f"the median per-trial ratio to the default is under {1 - part['margin']:.2f}.", "",
+             f"faster than the default in every trial with a median per-trial ratio under "
+             f"{1 - part['margin']:.2f}.", "",
              "| part | settings | median s | / default (median ratio) | trials s |",
              "|---|---|---|---|---|"]
     for key, title in (("vision", "image encode"), ("prefill", "image prefill")):
@@ -64,7 +65,8 @@ def image_path_table(part: dict) -> list[str]:
             trials = ", ".join(f"{x:.1f}" for x in c["seconds"])
             lines.append(f"| {title} | {c['label']}{mark} | {c['median_s']:.1f} | "
                          f"{c['ratio_to_default']:.2f} | {trials} |")
-    return lines + ["", f"Kept in the speed profile: {part['chosen']}.", ""]
+    note = [f"Decision: {part['redecided']}.", ""] if part.get("redecided") else []
+    return lines + ["", f"Kept in the speed profile: {part['chosen']}.", ""] + note
 
 
 def overlap_table(part: dict) -> list[str]:

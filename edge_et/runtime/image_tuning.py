@@ -6,8 +6,8 @@ threads) and a prefill of the image tokens (the language model: n_batch, n_ubatc
 attention). `tune_image_path` measures a few candidates of each against llama.cpp's defaults,
 interleaved (one order, then the reverse, after an untimed warm-up) so load from other
 processes hits all alike, and
-keeps a candidate only when the median of its per-trial ratios to the default beats it by
-MARGIN; otherwise the defaults stay. The two parts are tuned one after the other (the encode
+keeps a candidate only when it was faster than the default in every trial and the median of
+its per-trial ratios beats it by MARGIN; otherwise the defaults stay. The two parts are tuned one after the other (the encode
 does not depend on the language model's batch sizes), so the sweep is small.
 
 The pipeline opens a llama.cpp perception model with the kept settings
@@ -90,12 +90,18 @@ def _sweep(job: tuple, candidates: list[PrefillSettings], metric: str,
             seconds[candidate].append(
                 _measure(spec, image, content, candidate, metric, n_threads, cache))
             say(f"{metric} {seconds[candidate][-1]:.2f} s  ({candidate.label()})")
-    default = candidates[0]
-    ratios = {c: statistics.median(t / d for t, d in zip(seconds[c], seconds[default]))
-              for c in candidates}
-    best = min(candidates, key=lambda c: ratios[c])
-    chosen = best if ratios[best] < 1 - MARGIN else default
-    return {"metric": metric, "seconds": seconds, "ratios": ratios, "chosen": chosen}
+    return {"metric": metric, "seconds": seconds, **decide(seconds, candidates[0])}
+
+
+def decide(seconds: dict, default) -> dict:
+    """Median per-trial ratios to `default`, and the winner: the lowest median under
+    1 - MARGIN among candidates faster than the default in EVERY trial (with two trials a
+    median is a mean, and one lucky trial under a moving load must not choose)."""
+    per_trial = {c: [t / d for t, d in zip(times, seconds[default])] for c, times in seconds.items()}
+    ratios = {c: statistics.median(r) for c, r in per_trial.items()}
+    steady = [c for c in seconds if c == default or max(per_trial[c]) < 1]
+    best = min(steady, key=lambda c: ratios[c])
+    return {"ratios": ratios, "chosen": best if ratios[best] < 1 - MARGIN else default}
 
 
 def _measure(spec: StageSpec, image: LoadedImage, content: str, settings: PrefillSettings,
