@@ -47,6 +47,52 @@ def pretrained_table(part: dict) -> list[str]:
     return lines + [""]
 
 
+def image_path_table(part: dict) -> list[str]:
+    """The image-path sweep (benchmarks/latency_image.py): every candidate beside the default."""
+    m = part.get("machine", {})
+    lines = ["### Image path settings (paper pair's perception, RANDOM weights)", "",
+             f"`nice -n 5 python -m benchmarks.latency_image --trials {part['trials']}`: "
+             f"{m.get('cpu')}, {m.get('usable_cores')} usable cores; load average "
+             f"{_loads(part.get('load_average_at_start'))} at start, {_loads(part.get('load_average'))} "
+             f"at the end. Candidates interleaved (one order, then the reverse); kept only when "
+             f"faster than the default in every trial with a median per-trial ratio under "
+             f"{1 - part['margin']:.2f}.", "",
+             "| part | settings | median s | / default (median ratio) | trials s |",
+             "|---|---|---|---|---|"]
+    for key, title in (("vision", "image encode"), ("prefill", "image prefill")):
+        for c in part[key]["candidates"]:
+            mark = " **(chosen)**" if c["settings"] == part[key]["chosen"] else ""
+            trials = ", ".join(f"{x:.1f}" for x in c["seconds"])
+            lines.append(f"| {title} | {c['label']}{mark} | {c['median_s']:.1f} | "
+                         f"{c['ratio_to_default']:.2f} | {trials} |")
+    note = [f"Decision: {part['redecided']}.", ""] if part.get("redecided") else []
+    return lines + ["", f"Kept in the speed profile: {part['chosen']}.", ""] + note
+
+
+def overlap_table(part: dict) -> list[str]:
+    """Reasoner load + fixed prefix during the extraction vs after it (benchmarks/latency_overlap.py)."""
+    s = part["summary"]
+    lines = ["### Overlap: the reasoner made ready while the perception model decodes", "",
+             f"`nice -n 5 python -m benchmarks.latency_overlap --trials {len(part['trials'])}`: paper "
+             f"pair (RANDOM weights), 128 extraction tokens after a text-only extraction prompt "
+             f"of {s.get('extract_prompt_tokens', '?')} tokens, reasoner fixed prefix "
+             f"{s['prefix_tokens']} tokens; load average {_loads(part.get('load_average_at_start'))} "
+             f"at start, {_loads(part.get('load_average_at_end'))} at the end.", "",
+             "| metric | sequential (median) | overlapped (median) | overlapped / sequential (median ratio) |",
+             "|---|---|---|---|"]
+    for key, label in (("total_s", "extraction + reasoner ready s"), ("extract_s", "extraction s"),
+                       ("decode_tok_s", "extraction decode tok/s"),
+                       ("after_extract_s", "wait after the extraction s"),
+                       ("load_s", "reasoner load s"), ("prefix_s", "reasoner prefix s")):
+        row = s[key]
+        lines.append(f"| {label} | {row['sequential']:.2f} | {row['overlapped']:.2f} | {row['ratio']:.2f} |")
+    return lines + [""]
+
+
+def _loads(values) -> str:
+    return "/".join(f"{v:.1f}" for v in values) if values else "?"
+
+
 READING = [
     "### Reading these numbers (the run recorded here, 2026-12-03)", "",
     "- Decode ran at 0.3-0.8 tok/s here against ~20 tok/s recorded for the paper pair's 1.7B reasoner on this VM "
@@ -94,6 +140,10 @@ def write_markdown(report: dict, path: Path) -> Path:
                   "not measured: at the load this run saw, one so400m view took 80-190 s to encode "
                   "(about 6 s quiet) and the pair's run would not have finished in the session. "
                   "Run `nice -n 5 python -m benchmarks.latency --only paper` on a quiet machine.", ""]
+    if "image_path" in report:
+        lines += image_path_table(report["image_path"])
+    if "overlap" in report:
+        lines += overlap_table(report["overlap"])
     lines += READING
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -87,10 +87,19 @@ def device_speed(bundle: Bundle, *, n_threads: int | None = None, root: Path | N
             pass  # a damaged cache file is measured again and overwritten
     profile = measure_speed(bundle, n_threads=n_threads, image=image)
     _, material = speed_key(bundle, n_threads)
-    atomic.write_text(path, json.dumps({"format": SPEED_FORMAT, "key": material,  # never half a file
-                                        "measured_at": time.time(), "profile": profile},
+    atomic.write_text(path, json.dumps({**_kept_entries(path), "format": SPEED_FORMAT,  # never half a file
+                                        "key": material, "measured_at": time.time(), "profile": profile},
                                        indent=2) + "\n")
     return profile, "measured", path
+
+
+def _kept_entries(path: Path) -> dict:
+    """What else the profile file holds (image_tuning's settings): a new speed keeps it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def measure_speed(bundle: Bundle, *, n_threads: int | None = None, tokens: int = QUICK_TOKENS,

@@ -21,15 +21,14 @@ from edge_et.core.chat import render_user_turn
 from edge_et.core.images import SAMPLE_DESCRIPTION
 from edge_et.core.stats import StageStats
 from edge_et.runtime.generation import generate, think_then_answer
+from edge_et.runtime.plan import DEFAULT_CTX
 
 # -- edge-et ---------------------------------------------------------------------------------
 
 def open_model(spec, need: int, n_threads: int | None = None):
     """Load a stage's model as the pipeline does, its context raised to `need` tokens where
     the model was trained for that many."""
-    from edge_et.runtime.pipeline import PERCEPTION_CTX, REASONING_CTX
-
-    wanted = max(spec.n_ctx or (PERCEPTION_CTX if spec.role == "perception" else REASONING_CTX), need)
+    wanted = max(spec.n_ctx or DEFAULT_CTX[spec.role], need)
     trained = spec.model_info.context_length if spec.model_info else None
     return backends.get(spec.backend).model_type()(
         model_path=str(spec.model_path), n_ctx=min(wanted, trained) if trained else wanted,

@@ -27,6 +27,7 @@ from edge_et.memory.probes import process_peak_rss
 from edge_et.memory.scheduler import Plan
 from edge_et.runtime.answer_cue import reason_with_answer_cue
 from edge_et.runtime.generation import TextSink, generate, think_then_answer
+from edge_et.runtime.image_tuning import tuned_prefill
 from edge_et.runtime.plan import DEFAULT_CTX, check_reasoning_fits, requested_ctx
 from edge_et.runtime.speculation import choose_drafter, record_counts, speculate
 from edge_et.runtime.stream import Event, stream_run
@@ -192,6 +193,9 @@ class Pipeline:
         extra = {"device": self._device} if self._device and takes_device else {}
         if spec.role == "perception" and self._image_cache_bytes is not None:
             extra["image_cache_bytes"] = self._image_cache_bytes  # llama.cpp's embedding cache
+        if spec.role == "perception" and spec.backend == "llama.cpp":
+            tuned = tuned_prefill(self.bundle, n_threads=self._n_threads)  # image_tuning.py
+            extra.update({"prefill": tuned} if tuned else {})
         if planned is None:
             return {"n_ctx": requested_ctx(spec), **extra}
         settings = {"n_ctx": planned.n_ctx, "kv_type": planned.kv_type,

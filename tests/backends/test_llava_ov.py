@@ -302,3 +302,80 @@ def test_too_long_for_the_context_is_a_user_error(tiny, images):
         assert model.image_encodes == 0  # refused before the encode
     finally:
         model.close()
+
+
+# -- batched view encoding and the image path's settings ------------------------------------
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a * b).sum() / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+@pytest.mark.slow
+def test_libmtmd_batches_one_llava_view_at_a_time(tiny, images):
+    """Why views are encoded one by one: this libmtmd's batch path takes a second chunk only
+    for clip graphs that declare batch support (InternVL, Gemma 4, DeepSeek-OCR), never for
+    the "mlp" (LLaVA) projector, whatever batch_max_tokens allows. A batch of one is what
+    encode_chunk computes. If a llama.cpp update batches LLaVA views, this test says so."""
+    import ctypes
+    from contextlib import ExitStack
+
+    import llama_cpp.mtmd_cpp as mtmd
+
+    from edge_et.backends.llama_cpp.model import LlamaCppModel
+    from edge_et.core.images import load_image
+
+    files = tiny["qwen3"]
+    model = LlamaCppModel(model_path=str(files["text"]), mmproj_path=str(files["f16"]),
+                          n_ctx=512, n_threads=2)
+    params = mtmd.mtmd_context_params_default()
+    params.print_timings, params.n_threads, params.batch_max_tokens = False, 2, 1 << 20
+    roomy = mtmd.mtmd_init_from_file(str(files["f16"]).encode(), model._llm.model, params)
+    images_ov = model._llava_ov
+    try:
+        views = llava_ov.make_views(load_image(images["large"]).rgb, images_ov.layout)
+        one_by_one = images_ov._encode_view(views[0])
+        with ExitStack() as scope:
+            chunks = [images_ov._image_chunk(view, scope) for view in views[:2]]
+            batch = mtmd.mtmd_batch_init(roomy)
+            scope.callback(mtmd.mtmd_batch_free, batch)
+            assert mtmd.mtmd_batch_add_chunk(batch, chunks[0]) == 0
+            assert mtmd.mtmd_batch_add_chunk(batch, chunks[1]) == 2, \
+                "libmtmd now batches LLaVA views: revisit docs/latency.md, Batched view encoding"
+            assert mtmd.mtmd_batch_encode(batch) == 0
+            pointer = mtmd.mtmd_batch_get_output_embd(batch, chunks[0])
+            batched = np.ctypeslib.as_array(ctypes.cast(pointer, ctypes.POINTER(ctypes.c_float)),
+                                            shape=one_by_one.shape).copy()
+        assert _cosine(batched, one_by_one) >= 0.99999
+    finally:
+        mtmd.mtmd_free(roomy)
+        model.close()
+
+
+@pytest.mark.slow
+def test_tuned_image_settings_keep_the_embeddings_and_logits(tiny, images):
+    """Every setting image tuning may choose computes the same picture: embeddings (cosine)
+    and the first token's logits after the image prefill."""
+    from edge_et.backends.llama_cpp.loading import PrefillSettings
+    from edge_et.backends.llama_cpp.model import LlamaCppModel
+    from edge_et.core.decoding import Sampling
+    from edge_et.core.images import load_image
+
+    files, picture = tiny["qwen3"], load_image(images["large"])
+    results = []
+    for settings in [PrefillSettings(), PrefillSettings(n_batch=2048, n_ubatch=64, flash_attn=True,
+                                                        vision_flash="off", vision_threads=1)]:
+        model = LlamaCppModel(model_path=str(files["text"]), mmproj_path=str(files["f32"]),
+                              n_ctx=512, n_threads=2, prefill=settings)
+        try:
+            embeddings = model._llava_ov.embed(picture)
+            logits = []
+            model.start(prompt=model.media_marker + "\nDescribe it.", image=picture)
+            model.sample(sampling=Sampling(), edit=lambda x: logits.append(x.copy()))
+            results.append((embeddings, logits[0]))
+        finally:
+            model.close()
+    (embeddings, logits), (tuned_embeddings, tuned_logits) = results
+    assert len(embeddings) > 64  # more image tokens than one ubatch of the tuned setting
+    assert _cosine(tuned_embeddings, embeddings) >= 0.99999
+    assert np.abs(tuned_logits - logits).max() < 1e-3

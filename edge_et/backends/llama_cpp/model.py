@@ -9,7 +9,6 @@ timed on its own (`image_encode_s`) and our safely decoded pixels are what it se
 from __future__ import annotations
 
 import ctypes
-import os
 import time
 from contextlib import ExitStack
 from typing import Sequence
@@ -22,6 +21,13 @@ from edge_et.backends.base import ContextFull, LogitEdit, PromptStats, Sampling
 from edge_et.backends.drafting import Drafter, SpecCounts
 from edge_et.backends.image_cache import EmbeddingCache
 from edge_et.backends.llama_cpp import log as llama_log
+from edge_et.backends.llama_cpp.loading import (  # noqa: F401  (KV_TYPES, default_threads: re-exported)
+    KV_TYPES,
+    PrefillSettings,
+    default_threads,
+    load_mmproj,
+    load_text,
+)
 from edge_et.backends.llama_cpp.prefix import keep_prefix
 from edge_et.backends.llama_cpp.speculative import Speculation, vocab_signature
 from edge_et.core.images import LoadedImage
@@ -29,8 +35,6 @@ from edge_et.errors import BundleError, InputError, ModelError
 
 llama_log.install()
 
-# KV cache element types by name; None keeps llama.cpp's default (f16).
-KV_TYPES = {None: None, "f16": None, "q8_0": 8}  # 8 = GGML_TYPE_Q8_0
 # Image embeddings kept for reuse (same picture, another question): at most this many bytes.
 IMAGE_CACHE_BYTES = 256 * 2**20
 
@@ -39,24 +43,20 @@ def _is_text(chunk) -> bool:
     return mtmd.mtmd_input_chunk_get_type(chunk) == mtmd.MTMD_INPUT_CHUNK_TYPE_TEXT
 
 
-def default_threads() -> int:
-    """All cores this process may use: decode on small devices is bandwidth-bound anyway."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS
-        return max(1, os.cpu_count() or 1)
-
-
 class LlamaCppModel:
     """A GGUF language model (with an mmproj, a vision-language model). Implements TextModel."""
 
     def __init__(self, *, model_path: str, n_ctx: int, mmproj_path: str | None = None,
                  n_threads: int | None = None, n_gpu_layers: int = 0, n_batch: int = 512,
                  kv_type: str | None = None, image_max_tokens: int | None = None,
-                 image_cache_bytes: int = IMAGE_CACHE_BYTES):
+                 image_cache_bytes: int = IMAGE_CACHE_BYTES,
+                 prefill: PrefillSettings | None = None, image_cache: EmbeddingCache | None = None):
+        # `image_cache`: one shared by instances of the same files (tuning reloads a model
+        # under other settings without encoding its picture again).
         self._stack = ExitStack()
         self._pending: list[int] = []
-        self._image_cache = EmbeddingCache(image_cache_bytes)
+        self._image_cache = (image_cache if image_cache is not None
+                             else EmbeddingCache(image_cache_bytes))
         self.image_encodes = 0  # pictures encoded (cache hits excluded)
         self._chunk_encodes = 0
         self._chain = None
@@ -66,7 +66,9 @@ class LlamaCppModel:
         self.reuse_prefix = False    # keep the KV of a text prompt's shared prefix (prefix.py)
         self._text_only = False      # the context holds text tokens only (prefix reuse is valid)
         started = time.perf_counter()
-        self._llm = self._load_text(model_path, n_ctx, n_threads, n_gpu_layers, n_batch, kv_type)
+        self.prefill = prefill or PrefillSettings(n_batch=n_batch)
+        self._llm = self._load_text(model_path, n_ctx, n_threads, n_gpu_layers, n_batch, kv_type,
+                                    self.prefill)
         self._stack.callback(self._llm.close)
         self._stack.callback(self._free_chain)
         self._stack.callback(self.set_drafter, None)
@@ -86,40 +88,14 @@ class LlamaCppModel:
     # -- loading ------------------------------------------------------------------------
 
     @staticmethod
-    def _load_text(path: str, n_ctx: int, n_threads: int | None, n_gpu_layers: int,
-                   n_batch: int, kv_type: str | None) -> llama_cpp.Llama:
-        threads = n_threads or default_threads()
-        if kv_type not in KV_TYPES:
-            raise InputError(f"unknown KV cache type {kv_type!r}; choose one of: f16, q8_0")
-        # A quantized V cache needs flash attention in llama.cpp.
-        kv = {"type_k": KV_TYPES[kv_type], "type_v": KV_TYPES[kv_type],
-              "flash_attn": True} if KV_TYPES[kv_type] is not None else {}
-        llama_log.clear()
-        try:
-            return llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_threads=threads,
-                                   n_threads_batch=threads, n_gpu_layers=n_gpu_layers,
-                                   n_batch=min(n_batch, n_ctx), verbose=False, **kv)
-        except (ValueError, RuntimeError, OSError) as exc:
-            reason = llama_log.last_error() or str(exc)
-            raise ModelError(f"llama.cpp cannot load '{os.path.basename(path)}': {reason}") from None
+    def _load_text(path: str, n_ctx: int, n_threads: int | None, n_gpu_layers: int, n_batch: int,
+                   kv_type: str | None, prefill: PrefillSettings) -> llama_cpp.Llama:
+        return load_text(path, n_ctx, n_threads, n_gpu_layers, kv_type, prefill)
 
     def _load_mmproj(self, path: str, use_gpu: bool, image_max_tokens: int | None):
-        params = mtmd.mtmd_context_params_default()
-        params.use_gpu = use_gpu
-        if image_max_tokens:
-            # The memory plan's bound on one image: mtmd downscales larger pictures to it.
-            params.image_max_tokens = image_max_tokens
-        params.print_timings = False
-        params.n_threads = self._llm.n_threads
-        llama_log.clear()
-        ctx = mtmd.mtmd_init_from_file(path.encode(), self._llm.model, params)
-        if not ctx:
-            reason = llama_log.last_error() or "unknown error"
-            raise ModelError(f"libmtmd cannot load mmproj '{os.path.basename(path)}' "
-                             f"with this model: {reason}")
+        ctx = load_mmproj(path, self._llm, use_gpu=use_gpu, image_max_tokens=image_max_tokens,
+                          settings=self.prefill)
         self._stack.callback(mtmd.mtmd_free, ctx)
-        if not mtmd.mtmd_support_vision(ctx):
-            raise BundleError(f"mmproj '{os.path.basename(path)}' has no vision support")
         return ctx
 
     def _llava_ov_images(self, path: str):
