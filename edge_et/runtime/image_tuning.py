@@ -27,7 +27,7 @@ from pathlib import Path
 
 from edge_et import backends
 from edge_et.backends.image_cache import EmbeddingCache
-from edge_et.backends.llama_cpp.loading import PrefillSettings, default_threads
+from edge_et.backends.llama_cpp.settings import PrefillSettings, default_threads
 from edge_et.bundle.manifest import Bundle, StageSpec
 from edge_et.core import atomic, prompts
 from edge_et.core.chat import render_user_turn
