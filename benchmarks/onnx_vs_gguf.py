@@ -53,27 +53,18 @@ def cache() -> Path:
 
 
 def reasoner_checkpoint(name: str) -> Path:
-    """The catalog model `name` as a float32 transformers checkpoint (read from its GGUF)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    """The catalog model `name` as a float32 transformers checkpoint (read from its GGUF by
+    export.gguf.to_transformers), cached at `<cache>/hf/<name>`."""
     from edge_et.bundle.catalog import find
     from edge_et.bundle.pull import pull
+    from export.gguf.to_transformers import float_checkpoint
 
     target = cache() / "hf" / name
     if (target / "config.json").is_file():
         return target
-    entry = find(name)
     folder = pull(name, store=models_root() / "store")
-    gguf = next(f.path for f in entry.files if f.role == "model")
-    say(f"reading {gguf} into transformers (dequantized to float32)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{name}-"))
-    AutoTokenizer.from_pretrained(folder, gguf_file=gguf).save_pretrained(scratch)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, dtype=torch.float32)
-    model.save_pretrained(scratch, safe_serialization=True)
-    scratch.rename(target)
-    return target
+    gguf = next(f.path for f in find(name).files if f.role == "model")
+    return float_checkpoint(folder / gguf, target=target, say=say)
 
 
 def build(perception: Path, reasoner: str) -> dict[str, Path]:
