@@ -1,4 +1,4 @@
-"""`edge-et export mobile`: an ONNX bundle → a package an app embeds (ORT format, int4, fixed shapes)."""
+"""`edge-et export mobile`: an ONNX or GGUF bundle → a package an app embeds (ORT format, int4, fixed shapes)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from edge_et.cli.export import step_printer, toolchain, err, export_app, out
 @export_app.command("mobile")
 def export_mobile(
     out_dir: Path = typer.Option(..., "--out", "-o", help="Package folder to write."),
-    bundle: Path | None = typer.Option(None, "--bundle", "-b", help="An ONNX bundle (edge-et export onnx; fp32 or fp16 for an int4 reasoner)."),
+    bundle: Path | None = typer.Option(None, "--bundle", "-b", help="An ONNX bundle (edge-et export onnx; fp32 or fp16 for an int4 reasoner), or a GGUF bundle such as the demo's (models/bundles/default): its micro perception is rebuilt from the GGUFs, its reasoner dequantized to float32, then both exported to ONNX first. Other GGUF perception models are not supported."),
     perception: Path | None = typer.Option(None, help="HF checkpoint of the perception VLM (exported to ONNX first)."),
     reasoning: Path | None = typer.Option(None, help="HF checkpoint of the reasoning LLM (exported to ONNX first)."),
     target: str = typer.Option("android", help="android (XNNPACK → CPU) | ios (CoreML → XNNPACK → CPU): the provider order in mobile.json."),

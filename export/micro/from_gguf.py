@@ -12,7 +12,9 @@ not. The ONNX and mobile exports need one, so it is rebuilt:
    transformers-vs-llama.cpp parity check) and every tensor of the result must be bit-identical
    to the committed files' (`roundtrip.json` records it).
 
-Cached under `<cache>/micro-hf/<sha256 of the GGUFs>/`: about a minute once, then instant.
+Cached under `<cache>/micro-hf/<key>/`, the key being the GGUFs' sha256 plus the source of the
+modules that rebuild (so that a change to them is proven again before it is used) and the
+library versions: about a minute once, then instant.
 
     python -m export.micro.from_gguf [models/micro/extract]   # prints the checkpoint's folder
 """
@@ -49,7 +51,7 @@ def micro_checkpoint(folder: Path, *, step=lambda label: None) -> Path:
     if not is_micro_folder(folder):
         raise InputError(f"{folder} is not a published micro model (it needs {TEXT}, {MMPROJ}, "
                          f"{SUMMARY} and the tokenizer files)")
-    key = _files_key(folder / TEXT, folder / MMPROJ)
+    key = _cache_key(folder / TEXT, folder / MMPROJ)
     target = cache_root() / "micro-hf" / key
     ready = lambda d: (d / "hf" / "config.json").is_file() and (d / ROUNDTRIP).is_file()  # noqa: E731
 
@@ -133,10 +135,22 @@ def compare_tensors(a: Path, b: Path) -> tuple[int, list[str]]:
     return same, differ
 
 
-def _files_key(*paths: Path) -> str:
+# The modules whose code decides the rebuilt weights (export/...).
+_REBUILDING = ("micro/from_gguf.py", "micro/model.py", "archs/idefics3.py", "archs/base.py",
+               "gguf/unconvert.py", "gguf/runner.py", "gguf/converter.py")
+
+
+def _cache_key(*ggufs: Path) -> str:
+    from importlib.metadata import version  # not `import transformers`: that takes seconds
+
     digest = hashlib.sha256()
-    for path in paths:
+    for path in ggufs:
         digest.update(hashlib.sha256(path.read_bytes()).hexdigest().encode())
+    here = Path(__file__).resolve().parents[1]
+    for name in _REBUILDING:
+        digest.update(name.encode() + b"\0" + (here / name).read_bytes())
+    for dist in ("transformers", "tokenizers", "llama_cpp_python"):
+        digest.update(f";{dist}={version(dist)}".encode())
     return digest.hexdigest()[:16]
 
 

@@ -1,6 +1,7 @@
 """`edge-et export mobile`: put a mobile package together and publish it in one rename.
 
-From an ONNX bundle (or Hugging Face checkpoints, exported to a float ONNX bundle first):
+From an ONNX bundle (or Hugging Face checkpoints, exported to a float ONNX bundle first; or a
+GGUF bundle, whose stages are read back into float checkpoints first: export/mobile/from_gguf.py):
 
 1. per stage, the graphs: the reasoner at int4/int8 (export/mobile/graphs.py), the vision
    encoder with its batch of views fixed, the perception decoder and embeddings as they are;
@@ -22,6 +23,7 @@ from edge_et.core.atomic import partial_directory, publish_directory
 from edge_et.errors import ExportError, InputError
 from edge_et.formats.onnx_stage import STAGE_CONFIG
 from export.mobile import graphs, manifest
+from export.mobile.from_gguf import float_checkpoints, is_gguf_bundle
 from export.mobile.ort_format import convert_folder
 from export.mobile.usability import check_usability
 from export.parity.launcher import run_worker
@@ -45,14 +47,17 @@ def export_mobile(*, out: Path, bundle: Path | None = None, perception: Path | N
     """Write the mobile package of `bundle` (or of the checkpoints) to `out`; returns mobile.json."""
     check_choices(target, quant)
     if (bundle is None) == (perception is None and reasoning is None):
-        raise InputError("give --bundle ONNX_BUNDLE, or --perception/--reasoning HF_DIR (not both)")
+        raise InputError("give --bundle ONNX_OR_GGUF_BUNDLE, or --perception/--reasoning HF_DIR (not both)")
     out = Path(out)
     check_output(out, force)
     # Built in OUT.partial-XXXX beside `out`, renamed whole: a reader (or a kill) never sees
     # half a package.
     with partial_directory(out) as scratch:
         if bundle is None:
-            bundle = _float_bundle(scratch / "source", perception, reasoning, step)
+            bundle = _float_bundle(scratch / "source", perception, reasoning, step=step)
+        elif is_gguf_bundle(gguf := Bundle.load(bundle)):
+            bundle = _float_bundle(scratch / "source", name=gguf.name, step=step,
+                                   **float_checkpoints(gguf, step=step))
         source = _onnx_bundle(bundle)
         package = scratch / "package"
         data = build_package(source, package, target=target, quant=quant,
@@ -61,11 +66,13 @@ def export_mobile(*, out: Path, bundle: Path | None = None, perception: Path | N
     return data
 
 
-def _float_bundle(out: Path, perception, reasoning, step: StepReporter) -> Path:
+def _float_bundle(out: Path, perception=None, reasoning=None, *, name: str | None = None,
+                  step: StepReporter) -> Path:
     from export.onnx.pipeline import export_onnx
 
     step("exporting the checkpoints to a float ONNX bundle first")
-    export_onnx(out=out, perception=perception, reasoning=reasoning, quant="fp32", step=step)
+    export_onnx(out=out, perception=perception, reasoning=reasoning, quant="fp32", name=name,
+                step=step)
     return out
 
 
@@ -74,7 +81,8 @@ def _onnx_bundle(path: Path) -> Bundle:
     for stage in source.stages():
         if stage.backend != "onnx":
             raise InputError(f"the {stage.role} stage of '{source.name}' runs on {stage.backend}; "
-                             "export mobile takes an ONNX bundle (`edge-et export onnx`)")
+                             "export mobile takes an ONNX bundle (`edge-et export onnx`) or a GGUF "
+                             "bundle of edge-et's micro perception and a transformers-readable reasoner")
     return source
 
 
