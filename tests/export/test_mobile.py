@@ -91,7 +91,7 @@ def test_bad_input_is_one_line(source, tiny_bundle, tmp_path):
     from export.onnx.text import quantize_blockwise
 
     assert_one_line_error(edge_et("export", "mobile", "--bundle", str(tiny_bundle), "--out",
-                                  str(tmp_path / "a")), "export mobile takes an ONNX bundle")
+                                  str(tmp_path / "a")), "is not one of edge-et's micro models")
     assert_one_line_error(edge_et("export", "mobile", "--bundle", str(source), "--quant", "int3",
                                   "--out", str(tmp_path / "b")), "--quant 'int3'")
     int8 = quantize_blockwise(source / "reasoning" / "decoder.onnx", tmp_path / "int8.onnx", bits=8)
