@@ -27,6 +27,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from edge_et.core.atomic import atomic_directory
 from edge_et.core.cache import cache_root
 from edge_et.errors import ExportError, InputError
 from edge_et.formats.gguf import read_gguf_info
@@ -44,18 +45,17 @@ def is_micro_folder(folder: Path) -> bool:
 
 def micro_checkpoint(folder: Path, *, step=lambda label: None) -> Path:
     """The float32 transformers checkpoint of the micro model published in `folder`, rebuilt
-    and proven once, then cached by the GGUFs' sha256."""
-    from export.tiny.bundle import build_once
-
+    and proven once, then cached (by the GGUFs' sha256 and the rebuilding code)."""
     folder = Path(folder)
     if not is_micro_folder(folder):
         raise InputError(f"{folder} is not a published micro model (it needs {TEXT}, {MMPROJ}, "
                          f"{SUMMARY} and the tokenizer files)")
     key = _cache_key(folder / TEXT, folder / MMPROJ)
     target = cache_root() / "micro-hf" / key
-    ready = lambda d: (d / "hf" / "config.json").is_file() and (d / ROUNDTRIP).is_file()  # noqa: E731
-
-    def build(scratch: Path) -> None:
+    if (target / "hf" / "config.json").is_file() and (target / ROUNDTRIP).is_file():
+        return target / "hf"
+    # Built beside the cache entry and renamed whole: a killed build leaves no half checkpoint.
+    with atomic_directory(target) as scratch:
         step(f"rebuilding the float micro checkpoint from {folder} (once; cached)")
         rebuild(folder, scratch / "hf", scratch / "work")
         step("proof: exporting it to GGUF again and comparing every tensor with the committed files")
@@ -65,8 +65,6 @@ def micro_checkpoint(folder: Path, *, step=lambda label: None) -> Path:
             raise ExportError(f"the rebuilt micro checkpoint does not give {folder}'s GGUFs back: "
                               f"{report['differences'][:3]}")
         shutil.rmtree(scratch / "work")
-
-    build_once(target, build, ready)
     return target / "hf"
 
 
