@@ -21,9 +21,14 @@ import sys
 from pathlib import Path
 
 from edge_et.errors import ExportError
+from export.onnx.text import total_bytes
 
 OPTIMIZATION_LEVEL = "basic"
 OPS_CONFIG = "required_operators.config"
+# An ORT-format file is one flatbuffer, with no external data: flatbuffers address at most
+# 2 GiB. Checked before converting, because onnxruntime only fails at the end of the
+# conversion (minutes for a 1.5B reasoner) with "Failed to save ORT format model".
+ORT_FORMAT_MAX_BYTES = 2**31 - 1
 
 
 def convert_folder(folder: Path, *, timeout: float = 3600) -> dict:
@@ -31,6 +36,7 @@ def convert_folder(folder: Path, *, timeout: float = 3600) -> dict:
     `<name>.ort` stays) and write OPS_CONFIG at its top; what was done and with which ORT."""
     import onnxruntime
 
+    check_fits_ort_format(folder)
     env = {**os.environ, "ORT_CONVERT_ONNX_MODELS_TO_ORT_OPTIMIZATION_LEVEL": OPTIMIZATION_LEVEL}
     command = [sys.executable, "-m", "onnxruntime.tools.convert_onnx_models_to_ort", str(folder),
                "--optimization_style", "Fixed", "--target_platform", "arm"]
@@ -48,6 +54,16 @@ def convert_folder(folder: Path, *, timeout: float = 3600) -> dict:
                      "the same or a later ONNX Runtime)",
             "optimization": f"{OPTIMIZATION_LEVEL} (Fixed), target platform arm",
             "ops_config": OPS_CONFIG, "graphs": converted}
+
+
+def check_fits_ort_format(folder: Path) -> None:
+    """ExportError naming the first graph (with its external data) too large for one ORT file."""
+    for graph in sorted(Path(folder).rglob("*.onnx")):
+        size = total_bytes(graph)
+        if size > ORT_FORMAT_MAX_BYTES:
+            raise ExportError(f"{graph.relative_to(folder)} is {size / 2**30:.2f} GiB with its weights; an "
+                              f"ORT-format file holds at most 2 GiB: package it with fewer bits (--quant int4) "
+                              "or a smaller model")
 
 
 def _settle(folder: Path) -> list[str]:

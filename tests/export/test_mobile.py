@@ -127,3 +127,20 @@ def test_checkpoints_are_exported_to_float_onnx_first(tmp_path):
     assert data["execution_providers"] == ["XnnpackExecutionProvider", "CPUExecutionProvider"]
     assert [p.name for p in (tmp_path / "pkg" / "reasoning").glob("*.ort")] == ["decoder.ort"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no scratch left
+
+
+def test_a_graph_over_the_ort_format_limit_is_refused_before_converting(tmp_path, monkeypatch):
+    # A 1.5B reasoner at int8 keeps ~2.7 GiB in one graph; onnxruntime failed only at the end
+    # of a minutes-long conversion. The limit is lowered so that a few bytes stand for it.
+    from edge_et.errors import ExportError
+    from export.mobile import ort_format
+
+    (tmp_path / "reasoning").mkdir()
+    (tmp_path / "reasoning" / "decoder.onnx").write_bytes(b"x" * 10)
+    (tmp_path / "reasoning" / "decoder.onnx_data").write_bytes(b"x" * 100)
+    monkeypatch.setattr(ort_format, "ORT_FORMAT_MAX_BYTES", 64)
+    with pytest.raises(ExportError, match=r"reasoning/decoder.onnx is 0.00 GiB .*--quant int4") as raised:
+        ort_format.convert_folder(tmp_path)
+    assert "\n" not in str(raised.value)
+    monkeypatch.setattr(ort_format, "ORT_FORMAT_MAX_BYTES", 110)
+    ort_format.check_fits_ort_format(tmp_path)  # 110 bytes: exactly at the limit still fits
