@@ -32,6 +32,7 @@ from edge_et.core.cache import cache_root
 from edge_et.errors import ExportError, InputError
 from edge_et.formats.gguf import read_gguf_info
 from export.micro.release import PUBLISHED, SUMMARY, TOKENIZER_FILES
+from export.micro.train import RECIPE_FILE, SUMMARY_ONLY
 
 TEXT, MMPROJ = PUBLISHED[0], PUBLISHED[1]
 ROUNDTRIP = "roundtrip.json"
@@ -89,6 +90,12 @@ def rebuild(folder: Path, out: Path, work: Path) -> dict:
     if report["unfilled"] or not report["exact"]:
         raise ExportError(f"{folder}: not every weight is in its GGUFs at full precision "
                           f"(unfilled: {report['unfilled'][:5]})")
+    # The recipe marks a checkpoint trained in libmtmd's image layout (a one-tile picture is a
+    # 1x1 grid plus the overview); without it `export onnx` cuts pictures as transformers does,
+    # a layout the model never saw, and its extractions go wrong (the demo's sample: "3 shapes,
+    # GOLD" instead of "2 shapes, EDGE").
+    recipe = {key: value for key, value in summary.items() if key not in SUMMARY_ONLY}
+    (out / RECIPE_FILE).write_text(json.dumps(recipe, sort_keys=True) + "\n")
     return report
 
 

@@ -43,6 +43,9 @@ from export.scenes.varied import model_view
 CONFIGS = {"micro": MICRO, "small": SMALL, "base": BASE, "test": TEST_MICRO}
 RECIPE_FILE = "tiny_recipe.json"  # the name export.tiny.checkpoints gives a checkpoint's recipe
 SUMMARY_FILE = "train_summary.json"
+# What the training summary adds to the recipe: measurements of the run, not how it was trained.
+SUMMARY_ONLY = ("train_s", "s_per_step", "final_loss", "heldout_loss", "heldout_letter_acc",
+                "parameters", "torch_threads")
 DIRECT_FORMS = ("direct", "direct-text")  # forms whose target ends with the answer letter
 
 

@@ -27,6 +27,9 @@ def test_the_rebuilt_checkpoint_exports_to_the_committed_ggufs_bit_for_bit(rebui
     assert proof["identical"] and proof["parity_validated"] and proof["differences"] == []
     assert proof["files"] == {TEXT: {"identical_tensors": 30, "differing_tensors": 0},
                               MMPROJ: {"identical_tensors": 70, "differing_tensors": 0}}
+    from export.onnx.idefics3 import default_layout
+
+    assert default_layout(rebuilt) == "mtmd"  # trained in libmtmd's image layout: exported in it
     config = json.loads((rebuilt / "config.json").read_text())
     assert config["architectures"] == ["Idefics3ForConditionalGeneration"]
     assert config["text_config"]["num_hidden_layers"] == 3 and config["vision_config"]["hidden_size"] == 128
@@ -46,6 +49,9 @@ def test_the_proof_sees_qk_rows_left_in_the_converters_rope_order(rebuilt, tmp_p
     for item in rebuilt.iterdir():
         if item.name != "model.safetensors":
             (wrong / item.name).symlink_to(item)
+    from export.onnx.idefics3 import default_layout
+
+    assert default_layout(rebuilt) == "mtmd"  # trained in libmtmd's image layout: exported in it
     config = json.loads((rebuilt / "config.json").read_text())["text_config"]
     heads, kv_heads = config["num_attention_heads"], config["num_key_value_heads"]
     weights = load_file(rebuilt / "model.safetensors")

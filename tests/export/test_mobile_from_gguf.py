@@ -51,3 +51,12 @@ def test_a_gguf_bundle_of_the_micro_model_and_a_tiny_reasoner_becomes_a_package_
     with Pipeline(bundle) as pipeline:
         result = pipeline.run(sample_image, QUESTION, RunOptions(mode="extract-think", seed=0))
     assert result.extraction.strip() and result.reasoning is not None
+    # The same weights through llama.cpp: the package cuts the picture in libmtmd's layout, the
+    # one the micro model was trained in, so the extraction is word for word the GGUF bundle's.
+    # (In transformers' layout the demo's sample came out "3 shapes ... GOLD" instead of
+    # "2 shapes ... EDGE".)
+    source = Bundle.load(gguf_bundle)
+    source.decoding = GREEDY
+    with Pipeline(source) as pipeline:
+        twin = pipeline.run(sample_image, QUESTION, RunOptions(mode="extract", seed=0))
+    assert result.extraction == twin.extraction
