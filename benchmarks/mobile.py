@@ -13,7 +13,7 @@ Packages:
 - with --demo, the demo bundle itself (GGUF: the micro perception rebuilt from its F16 GGUFs,
   the Q4_K_M 1.5B reasoner read back to float32), packaged by `export mobile --bundle` as a
   user would; its "source" sizes are the GGUF files. int4 only: at int8 the 1.5B reasoner's
-  graph (2.7 GiB with its float token embedding) is over the ORT format's 2 GiB per file.
+  graph (2.49 GiB with its float token embedding) is over the ORT format's 2 GiB per file.
 
 Every number comes from the package's mobile.json (written by the export itself: parity in a
 worker subprocess against the source bundle, peak RSS of each stage alone in a fresh worker).
