@@ -205,16 +205,23 @@ def main(argv: list[str] | None = None) -> None:
     from edge_et.runtime.measure import machine_info
 
     report["machine"] = machine_info() | {"load_average_at_start": list(_loadavg())}
+    # Each part keeps the load it started under: parts are often recorded on different days.
     if "default" in parts:
+        load = list(_loadavg())
         report["default"] = bundle_part("default", DEFAULT_BUNDLE, args.trials, None)
+        report["default"]["load_average_at_start"] = load
         _save(report, saved)
     if "pretrained" in parts:
+        load = list(_loadavg())
         extraction = _extraction_of_default()
         report["pretrained"] = pretrained_part(args.trials, args.tokens, extraction)
+        report["pretrained"]["load_average_at_start"] = load
         _save(report, saved)
     if "paper" in parts:
+        load = list(_loadavg())
         report["paper"] = bundle_part("paper-0.6b+1.7b", paper_pair(), args.trials, args.think,
                                       extract_tokens=128)
+        report["paper"]["load_average_at_start"] = load
         _save(report, saved)
     from benchmarks.latency_report import write_markdown
 

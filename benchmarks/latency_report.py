@@ -18,7 +18,7 @@ def bundle_table(part: dict) -> list[str]:
     lines = [f"### {part['name']}", "",
              f"Bundle `{Path(part['bundle']).name}`, think budget {part['think_budget'] or 'the bundle’s'}, "
              f"greedy, {len(part['trials'])} interleaved trial pairs, warm process (loads excluded, "
-             "the picture encoded every trial).", "",
+             f"the picture encoded every trial){_started(part)}.", "",
              "| metric | off (median) | lookup (median) | lookup / off (median of per-trial ratios) |",
              "|---|---|---|---|"]
     for key, label, spec in ROWS:
@@ -37,7 +37,7 @@ def pretrained_table(part: dict) -> list[str]:
              f"Target `{part['target']}`, draft model `{part['draft']}` (vocabulary check: "
              f"{part['vocab_mismatch'] or 'same tokenizer type, BOS/EOS and token list'}); "
              f"{part['tokens']} greedy tokens over the default bundle's real extraction "
-             f"({len(part['trials'])} interleaved trials).", "",
+             f"({len(part['trials'])} interleaved trials){_started(part)}.", "",
              "| drafter | decode tok/s (median) | / off (median ratio) | acceptance | drafted | "
              "accepted | identical to off |", "|---|---|---|---|---|---|---|"]
     for name, row in s.items():
@@ -89,20 +89,30 @@ def overlap_table(part: dict) -> list[str]:
     return lines + [""]
 
 
+def _started(part: dict) -> str:
+    load = part.get("load_average_at_start")
+    return f"; load average {_loads(load)} at start" if load else ""
+
+
 def _loads(values) -> str:
     return "/".join(f"{v:.1f}" for v in values) if values else "?"
 
 
 READING = [
-    "### Reading these numbers (the run recorded here, 2026-12-03)", "",
-    "- Decode ran at 0.3-0.8 tok/s here against ~20 tok/s recorded for the paper pair's 1.7B reasoner on this VM "
-    "when quiet: the cores were oversubscribed, so a verify batch of 1 + 8 drafted tokens cost "
-    "far more than one token, and both drafters lost (lookup 0.61x, draft 0.76x decode speed). "
-    "On quiet cores a verify batch costs little more than one token, so the draft model's 73% "
-    "acceptance should pay; that is unmeasured.",
-    "- Acceptance is weight-dependent, not load-dependent: Qwen2.5-Coder-0.5B drafting for "
-    "the 1.5B kept 73% of its drafts; prompt lookup kept 7-9% (the 1.5B paraphrases the "
-    "extraction more than it copies it).",
+    "### Reading these numbers", "",
+    "- Quiet machine (default and pretrained parts, recorded 2026-12-03 at load ~1 on 2 cores): "
+    "speculation loses. The 1.5B decodes at 21-24 tok/s alone; with prompt lookup 11-12 tok/s "
+    "(0.49-0.55x), with Qwen2.5-Coder-0.5B drafting 12.9 tok/s (0.59x) although 77% of its "
+    "drafts were accepted. On these two cores a verify batch of 1 + 8 tokens through the Q4_K "
+    "kernels costs several one-token steps (the batched kernels are compute-bound here, the "
+    "one-token ones bandwidth-bound), and the 0.5B draft's own decode comes on top. So `auto` "
+    "stays `off` on this CPU; a GPU or a many-core CPU, where a verify batch costs about one "
+    "step, is where the 77% acceptance could pay (not measured: no GPU was lent).",
+    "- An earlier record of the same parts under load 3-8 (0.3-0.8 tok/s) showed the same order "
+    "(lookup 0.61x, draft 0.76x).",
+    "- Acceptance is weight-dependent, not load-dependent: the 0.5B draft kept 73-77% of its "
+    "drafts in both records; prompt lookup kept 7-9% (the 1.5B paraphrases the extraction more "
+    "than it copies it).",
     "- Greedy text was not identical off vs on for the quantized 1.5B: batched verify kernels "
     "flipped a near-tie token (see docs/latency.md). The answers were the same letter.",
     "- Paper pair (random weights, measured when the load had dropped to ~3): end to end 83.5 s "
@@ -121,8 +131,8 @@ def write_markdown(report: dict, path: Path) -> Path:
     lines = ["# Latency: speculative thinking off vs on", "",
              "Recorded with `nice -n 5 python -m benchmarks.latency` (parts: `--only default|"
              "pretrained|paper`). Machine: " + f"{m.get('cpu')}, {m.get('usable_cores')} usable cores, "
-             f"{m.get('threads')} threads, load average at start {m.get('load_average_at_start')}. "
-             "The machine was shared by 5 engineers running tests and benchmarks at the same time: "
+             f"{m.get('threads')} threads; each part says the load it started under. "
+             "The machine is shared with other engineers' tests and benchmarks: "
              "every number is noisy, which is why off and on alternate within each trial pair and "
              "ratios are medians of per-trial ratios.", ""]
     if "default" in report:
