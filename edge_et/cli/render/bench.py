@@ -186,6 +186,11 @@ def _save_figure(plt, bars, reports: list[dict], title: str, path: Path) -> Path
     for report in curves:
         _curve_plot(axes[0][1], report, prefix=f"{_short(report)}: " if len(curves) > 1 else "")
     fig.suptitle(title, fontsize=10)
+    return write_figure(plt, fig, path)
+
+
+def write_figure(plt, fig, path: Path) -> Path:
+    """Lay out `fig`, write it to `path` (folders made) and free it."""
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

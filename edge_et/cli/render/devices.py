@@ -7,7 +7,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from edge_et.cli.render.bench import pyplot
+from edge_et.cli.render.bench import pyplot, write_figure
 
 CHARTED = ("decode_tok_s", "prefill_tok_s", "ttft_s", "peak_rss_bytes")
 
@@ -74,9 +74,4 @@ def plot_devices(result: dict, path: Path) -> Path:
     axes[0][0].legend(fontsize=7)
     fig.suptitle("edge-et compare: measured devices; hatched bars are PREDICTIONS from a device profile",
                  fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return write_figure(plt, fig, path)
