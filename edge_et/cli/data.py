@@ -7,6 +7,8 @@ the generated scene splits the micro perception model trains and is scored on.
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 from pathlib import Path
 
 import typer
@@ -50,6 +52,7 @@ def extract_tuning(
     from dataclasses import asdict, replace
 
     from edge_et.cli.render.eval import progress_bar
+    from edge_et.core.signals import graceful
     from edge_et.eval import extract_tuning as tuning
     from edge_et.runtime.api import open_pipeline
 
@@ -63,8 +66,17 @@ def extract_tuning(
         steps = dict(seed=seed, statement_role=statement_model, progress=advance,
                      statement_decoding=replace(tuning.STATEMENT_DECODING, max_tokens=statement_tokens),
                      target_decoding=replace(tuning.TARGET_DECODING, max_tokens=target_tokens))
-        summary = targets_on_ray(pipeline, pairs, out_file, on_ray, threads, steps) if on_ray else \
-            tuning.make_targets(pipeline, pairs, out_file, chunk=chunk, **steps)
+        if on_ray:  # Ctrl-C on Ray: docs/distributed.md
+            summary, flag = targets_on_ray(pipeline, pairs, out_file, on_ray, threads, steps), None
+        else:
+            with graceful() as flag:
+                summary = tuning.make_targets(pipeline, pairs, out_file, chunk=chunk,
+                                              stop=lambda: flag.requested, **steps)
+    if flag is not None and flag.requested:
+        err.print(f"stopped by {flag.name}: {summary.written} targets written to {out_file}; the same "
+                  f"command continues: {shlex.join(['edge-et', *sys.argv[1:]])}",
+                  highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(flag.exit_code)
     summary.bad_lines = len(bad)
     if as_json:
         print(json.dumps(asdict(summary) | {"bad_line_reasons": bad[:5]}))

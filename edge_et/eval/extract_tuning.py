@@ -189,8 +189,13 @@ def make_targets(pipeline: Pipeline, pairs: list[QAPair], out: Path, *, seed: in
                  statement_role: str = "reasoning", chunk: int = 16,
                  statement_decoding: StageDecoding = STATEMENT_DECODING,
                  target_decoding: StageDecoding = TARGET_DECODING,
-                 progress: Callable[[], None] = lambda: None) -> TuningSummary:
-    """Run both steps for every pair not yet in `out`, appending one record per pair."""
+                 progress: Callable[[], None] = lambda: None,
+                 stop: Callable[[], bool] = lambda: False) -> TuningSummary:
+    """Run both steps for every pair not yet in `out`, appending one record per pair.
+
+    `stop()` is asked after every record (edge_et.core.signals.graceful: Ctrl-C finishes the
+    pair in flight); the statements already made for the rest of that chunk are dropped and
+    made again by the next run, which skips every pair in `out`."""
     todo, summary = pending(pipeline, pairs, out, statement_role)
     chunk = max(1, chunk)
     with targets_file(out) as write:
@@ -200,6 +205,10 @@ def make_targets(pipeline: Pipeline, pairs: list[QAPair], out: Path, *, seed: in
                 write(record)
                 summary.written += 1
                 progress()
+                if stop():
+                    break
+            if stop():
+                break
     summary.model_loads = pipeline.model_loads
     return summary
 

@@ -132,3 +132,43 @@ def test_cli_extract_tuning_errors_are_one_line(bundle, tmp_path):
                            (["--teacher", str(bundle), "--in", str(tmp_path / "none.jsonl")], "cannot read")):
         done = _cli(*args, "--out", str(tmp_path / "o.jsonl"))
         assert done.returncode == 2 and fragment in done.stderr and "Traceback" not in done.stderr
+
+
+def test_make_targets_stops_after_the_pair_in_flight(bundle, pairs_file, tmp_path):
+    pairs, _ = tuning.read_pairs(pairs_file)
+    out = tmp_path / "t.jsonl"
+    with Pipeline(Bundle.load(bundle), n_threads=1) as pipeline:
+        stopped = tuning.make_targets(pipeline, pairs, out, stop=lambda: True, **SMALL)
+        assert stopped.written == 1 and tuning.done_ids(out) == {"p1"}
+        rest = tuning.make_targets(pipeline, pairs, out, **SMALL)
+    assert (rest.skipped, rest.written) == (1, 1) and tuning.done_ids(out) == {"p1", "p2"}
+
+
+def test_ctrl_c_finishes_the_pair_in_flight_and_the_same_command_continues(bundle, tmp_path):
+    import signal
+    import time
+
+    Image.new("RGB", (40, 30), (30, 30, 200)).save(tmp_path / "blue.png")
+    rows = [{"id": f"q{i}", "image": "blue.png", "question": f"What colour is shape {i}?", "answer": "blue"}
+            for i in range(24)]
+    (tmp_path / "vqa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "t.jsonl"
+    args = [sys.executable, "-m", "edge_et.cli.main", "data", "extract-tuning", "--teacher", str(bundle),
+            "--in", str(tmp_path / "vqa.jsonl"), "--out", str(out), "--threads", "1", "--chunk", "4",
+            "--statement-tokens", "8", "--target-tokens", "8"]
+    process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (out.is_file() and out.read_text().count("\n") >= 1):
+        assert process.poll() is None and time.monotonic() < deadline, "no target was written"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and "Traceback" not in stderr, stderr
+    stopped = [line for line in stderr.splitlines() if line.startswith("stopped by SIGINT")]
+    assert len(stopped) == 1 and "the same command continues: edge-et data extract-tuning" in stopped[0]
+    written = out.read_text().splitlines()
+    assert 1 <= len(written) < 24 and all(json.loads(line)["target"] is not None for line in written)
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
+    assert sorted(ids) == sorted(r["id"] for r in rows)  # every pair once
