@@ -30,6 +30,11 @@ def browser():
     driver.quit()
 
 
+# A random tiny model's 6-token thought can decode to nothing (byte pieces that never complete
+# a character: 1 seed in 60 did); a 40-token budget and a fixed seed make the run repeatable.
+SEED, BUDGET = 5, 40
+
+
 def test_the_page_streams_extraction_reasoning_answer_and_timings(browser, served, sample_image):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -37,17 +42,36 @@ def test_the_page_streams_extraction_reasoning_answer_and_timings(browser, serve
     browser.get(served.url + "/")
     browser.find_element(By.ID, "key").send_keys(served.key)
     browser.find_element(By.ID, "image").send_keys(str(sample_image))
+    browser.find_element(By.ID, "budget").send_keys(str(BUDGET))
+    browser.find_element(By.ID, "seed").send_keys(str(SEED))
     browser.find_element(By.ID, "go").click()
     wait = WebDriverWait(browser, 60)
     wait.until(lambda page: page.find_element(By.ID, "status").text.startswith(("done", "error")))
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "serve-page.png"))
-    assert browser.find_element(By.ID, "status").text.startswith("done"), \
-        browser.find_element(By.ID, "status").text
+    status = browser.find_element(By.ID, "status").text
+    assert status.startswith("done") and status.endswith(f"seed {SEED}"), status
     assert browser.find_element(By.ID, "model").text == "tiny-test"
-    assert browser.find_element(By.ID, "reasoning").text.strip()
+    shown = browser.find_element(By.ID, "reasoning").text
+    assert shown.strip()
     assert browser.find_element(By.ID, "answer").text.startswith("Answer:")
     stages = [row.get_attribute("data-stage")
               for row in browser.find_elements(By.CSS_SELECTOR, "#timings tbody tr")]
     assert "think" in stages and ("extract" in stages), stages
     assert (ARTIFACTS / "serve-page.png").stat().st_size > 10_000
+    assert shown.strip() == _same_request_by_api(browser, served, sample_image)
+
+
+def _same_request_by_api(browser, served, sample_image) -> str:
+    """The thought the API gives for the page's request: what the page showed must be it."""
+    import openai
+    from selenium.webdriver.common.by import By
+
+    from tests.serve.test_openai_client import data_uri, messages
+
+    question = browser.find_element(By.ID, "question").get_attribute("value")
+    client = openai.OpenAI(base_url=served.url + "/v1", api_key=served.key)
+    reply = client.chat.completions.create(
+        model="tiny", messages=messages(data_uri(sample_image), question), seed=SEED,
+        extra_body={"edge_et": {"mode": "extract-think", "think_budget": BUDGET}})
+    return reply.choices[0].message.model_extra["reasoning_content"]

@@ -54,7 +54,9 @@ function handle(chunk) {
       $("answer").textContent = ext.answer ? "Answer: " + ext.answer : "";
       const t = chunk.timings || {};
       if (t.extraction_cached) { addTiming("extract", { image_cached: true }); }
-      setStatus("done" + (t.queue_s ? ` (queued ${fmt(t.queue_s)} s)` : ""), false);
+      // The seed is shown so a run worth keeping can be asked again word for word.
+      const seed = ext.seed === undefined ? "" : ` · seed ${ext.seed}`;
+      setStatus("done" + (t.queue_s ? ` (queued ${fmt(t.queue_s)} s)` : "") + seed, false);
     }
   }
 }
@@ -73,6 +75,7 @@ async function ask(event) {
     edge_et: { mode: $("mode").value },
   };
   if ($("budget").value !== "") { body.edge_et.think_budget = Number($("budget").value); }
+  if ($("seed").value !== "") { body.seed = Number($("seed").value); }
   controller = new AbortController();
   $("go").disabled = true; $("stop").disabled = false;
   setStatus("running…", false);
