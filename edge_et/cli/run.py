@@ -40,6 +40,7 @@ def run(
     max_tokens: Optional[int] = typer.Option(None, min=1, help="Token limit of a non-thinking reasoner."),
     temperature: Optional[float] = typer.Option(None, min=0.0, help="Reasoning temperature (0 = greedy)."),
     seed: Optional[int] = typer.Option(None, help="Seed for sampling; the same seed repeats a run."),
+    stop: Optional[list[str]] = typer.Option(None, "--stop", help="End the reply before this text (repeatable; the thought is never cut). A newline in bash: --stop $'\\n'."),
     speculative: str = typer.Option("auto", "--speculative", help="Speculative decoding of the reasoning stage: auto (= off, by measurement) | off | lookup (n-grams of the prompt) | draft (the perception LM drafts; same vocabulary, co-resident)."),
     residency: str = typer.Option("auto", help="auto (the memory plan decides) | co-resident | swap."),
     mem_budget: Optional[str] = typer.Option(None, "--mem-budget", help="Memory budget (6GB, 512MiB, bytes); default: 80% of available memory."),
@@ -58,9 +59,11 @@ def run(
     from edge_et.runtime.api import open_bundle, open_pipeline
     from edge_et.runtime.pipeline import RunOptions, check_mode
     from edge_et.runtime.speculation import check_speculative
+    from edge_et.runtime.stop_strings import check_stops
 
     check_mode(mode)
     check_speculative(speculative)
+    stops = check_stops(stop)
     on_ray = ray_settings(ray, ray_cpus, ray_images, ray_perception_actors, ray_reasoning_actors)
     if on_ray is not None and batch is None:
         raise InputError("--ray answers a --batch FILE.jsonl; one question runs here")
@@ -78,7 +81,7 @@ def run(
                        threads=threads, device_profile=device_profile) as pipeline:
         options = RunOptions(mode=mode, hint=hint, seed=seed, think_budget=think_budget,
                              answer_budget=answer_budget, max_tokens=max_tokens, temperature=temperature,
-                             speculative=speculative)
+                             speculative=speculative, stop=stops or None)
         chosen = None
         if deadline is not None:
             from edge_et.runtime.deadline import apply_deadline, describe_choice

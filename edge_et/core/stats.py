@@ -24,7 +24,8 @@ class StageStats:
     drafted_tokens: int | None = None  # speculative decoding: tokens drafted and verified
     accepted_tokens: int | None = None  # drafted tokens the target kept (each saved a decode)
     # How generation ended: eos (the model ended it), answer_line (the cued answer's line
-    # ended), max_tokens (a token limit cut it), context_full. Budget forcing's forced end
+    # ended), max_tokens (a token limit cut it), context_full, stop_string (a caller's stop
+    # string ended the reply: runtime/stop_strings.py). Budget forcing's forced end
     # of a thought is the method, not a cut; a reasoning cut before its answer cue is.
     stop_reason: str | None = None
 

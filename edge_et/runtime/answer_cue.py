@@ -16,6 +16,8 @@ already ends in a parsable answer is returned untouched, byte for byte.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from edge_et.backends.base import ContextFull, Sampling, TextModel
 from edge_et.core.prompts import parse_answer
 from edge_et.core.stats import StageStats
@@ -26,12 +28,15 @@ ANSWER_CUE = "Answer:"
 
 def reason_with_answer_cue(model: TextModel, *, sampling: Sampling, max_tokens: int,
                            answer_budget: int, on_text: TextSink | None = None,
-                           stats: StageStats | None = None) -> Generation:
-    """Reason for at most `max_tokens`; cue the answer if the output's last line names none."""
+                           stats: StageStats | None = None, stops: Sequence[str] = ()) -> Generation:
+    """Reason for at most `max_tokens`; cue the answer if the output's last line names none.
+
+    A reply the caller's stop string ended is the reply they asked for: it gets no cue."""
     stats = stats or StageStats()
-    reasoning = generate(model, sampling=sampling, max_tokens=max_tokens, on_text=on_text, stats=stats)
+    reasoning = generate(model, sampling=sampling, max_tokens=max_tokens, on_text=on_text,
+                         stats=stats, stops=stops)
     stats.answer_cued = False
-    if reasoning.stop_reason == "context_full" or parse_answer(reasoning.text)[1]:
+    if reasoning.stop_reason in ("context_full", "stop_string") or parse_answer(reasoning.text)[1]:
         return reasoning
     return cue_answer(model, reasoning, sampling=sampling, answer_budget=answer_budget,
                       on_text=on_text, stats=stats)
@@ -55,8 +60,8 @@ def cue_answer(model: TextModel, reasoning: Generation, *, sampling: Sampling, a
     except ContextFull:
         reason = "context_full"
     stats.stop_reason = worst_stop(reasoning.stop_reason, reason)
-    return Generation(text=reasoning.text + cue.text + opening.text + rest.text, stop_reason=reason,
-                      stats=stats)
+    return Generation(text=reasoning.text + cue.finish() + opening.finish() + rest.finish(),
+                      stop_reason=reason, stats=stats)
 
 
 def worst_stop(reasoning: str, answer: str) -> str:

@@ -8,6 +8,9 @@ the think budget B:
 - token t = B - 1 is forced to `\\n` and token t = B to `</think>`.
 After `</think>` (the model's or the forced one) the answer follows; the whole output
 never exceeds B + answer budget tokens, the authors' `max_new_tokens`.
+
+A caller's stop strings end the reply (after `</think>` for a thinking model) before the first
+of them, with the stop reason `stop_string` (runtime/stop_strings.py).
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ from __future__ import annotations
 import codecs
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
 from edge_et.backends.base import ContextFull, LogitEdit, Sampling, TextModel
 from edge_et.core.stats import StageStats
 from edge_et.errors import BundleError
+from edge_et.runtime.stop_strings import StopStringReached, StopWatch
 
 TextSink = Callable[[str], None]
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
@@ -30,7 +34,8 @@ BOOST_FROM = 0.95
 
 @dataclass
 class Generation:
-    """Generated text and how generation ended (`eos`, `max_tokens`, `context_full`)."""
+    """Generated text and how generation ended (`eos`, `max_tokens`, `context_full`,
+    `stop_string`)."""
 
     text: str
     stop_reason: str
@@ -38,12 +43,19 @@ class Generation:
 
 
 class Stepper:
-    """Samples or forces tokens one at a time, streaming text and adding up stats."""
+    """Samples or forces tokens one at a time, streaming text and adding up stats.
+
+    With `stops`, a token whose text completes one raises StopStringReached once the watch is
+    armed (`armed`, or `stops_begin()` when the reply begins); `finish()` passes on what was
+    held back and gives the whole text.
+    """
 
     def __init__(self, model: TextModel, sampling: Sampling, stats: StageStats,
-                 on_text: TextSink | None, ignore_eos: bool = False):
+                 on_text: TextSink | None, ignore_eos: bool = False,
+                 stops: Sequence[str] = (), armed: bool = True):
         self.model, self.sampling, self.stats, self.on_text = model, sampling, stats, on_text
         self.ignore_eos = ignore_eos
+        self._watch = StopWatch(stops, self._emit, armed)
         self._banned: set[int] = set()  # end tokens masked out when ignoring EOS (benchmarks)
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._parts: list[str] = []
@@ -84,28 +96,46 @@ class Stepper:
         self.count += 1
         self.model.append(tokens=[token])
         text = self._decoder.decode(self.model.piece(token=token))
-        if text:
-            self._parts.append(text)
-            if self.on_text:
-                self.on_text(text)
+        if text and self._watch.feed(text):
+            raise StopStringReached
+
+    def _emit(self, text: str) -> None:
+        self._parts.append(text)
+        if self.on_text:
+            self.on_text(text)
+
+    def stops_begin(self) -> None:
+        """The reply begins: from here a stop string ends generation."""
+        self._watch.armed = True
+
+    def finish(self) -> str:
+        """The whole text, once generation ended: an incomplete UTF-8 tail and the text held
+        back as a possible stop string's start are passed on (unless a stop string ended it)."""
+        if not self._watch.reached:
+            tail = self._decoder.decode(b"", final=True)
+            if not (tail and self._watch.feed(tail)):
+                self._watch.release()
+        return self.text
 
     @property
     def text(self) -> str:
-        return "".join(self._parts) + self._decoder.decode(b"", final=True)
+        """The text passed on so far."""
+        return "".join(self._parts)
 
 
 def generate(model: TextModel, *, sampling: Sampling, max_tokens: int,
              on_text: TextSink | None = None, stats: StageStats | None = None,
-             ignore_eos: bool = False) -> Generation:
+             ignore_eos: bool = False, stops: Sequence[str] = ()) -> Generation:
     """Sample up to `max_tokens` tokens after the prompt already fed with `model.start`.
 
-    `ignore_eos` never lets the model stop early (fixed-length benchmark runs).
+    `ignore_eos` never lets the model stop early (fixed-length benchmark runs); the text ends
+    before the first of `stops`.
     """
     stats = stats or StageStats()
-    stepper = Stepper(model, sampling, stats, on_text, ignore_eos)
+    stepper = Stepper(model, sampling, stats, on_text, ignore_eos, stops)
     reason = _run(stepper, max_tokens)
     stats.stop_reason = reason
-    return Generation(text=stepper.text, stop_reason=reason, stats=stats)
+    return Generation(text=stepper.finish(), stop_reason=reason, stats=stats)
 
 
 def _run(stepper: Stepper, max_tokens: int) -> str:
@@ -116,6 +146,8 @@ def _run(stepper: Stepper, max_tokens: int) -> str:
         return "max_tokens"
     except ContextFull:
         return "context_full"
+    except StopStringReached:
+        return "stop_string"
 
 
 @dataclass(frozen=True)
@@ -148,14 +180,16 @@ def boost_edit(ids: ThinkTokens, t: int, budget: int) -> LogitEdit:
 
 def think_then_answer(model: TextModel, *, sampling: Sampling, think_budget: int,
                       answer_budget: int, on_text: TextSink | None = None,
-                      stats: StageStats | None = None, ignore_eos: bool = False) -> Generation:
+                      stats: StageStats | None = None, ignore_eos: bool = False,
+                      stops: Sequence[str] = ()) -> Generation:
     """Generate a thought of at most `think_budget` tokens, then the answer (see module doc).
 
-    With `ignore_eos` the thought runs to the budget and the answer to its budget (benchmarks).
+    With `ignore_eos` the thought runs to the budget and the answer to its budget (benchmarks);
+    the answer ends before the first of `stops` (the thought is never cut by them).
     """
     stats = stats or StageStats()
     ids = ThinkTokens.of(model)
-    stepper = Stepper(model, sampling, stats, on_text, ignore_eos)
+    stepper = Stepper(model, sampling, stats, on_text, ignore_eos, stops, armed=False)
     try:
         closed, forced = _think(stepper, ids, max(2, think_budget))
     except ContextFull:
@@ -163,9 +197,10 @@ def think_then_answer(model: TextModel, *, sampling: Sampling, think_budget: int
     stats.think_tokens, stats.think_forced = stepper.count, forced
     if not closed:
         return _finish(stepper, stats, "eos", stepper.count, forced)
+    stepper.stops_begin()
     reason = _run(stepper, max(2, think_budget) + answer_budget)
     stats.stop_reason = reason
-    return Generation(text=stepper.text, stop_reason=reason, stats=stats)
+    return Generation(text=stepper.finish(), stop_reason=reason, stats=stats)
 
 
 def _think(stepper: Stepper, ids: ThinkTokens, budget: int) -> tuple[bool, bool]:
@@ -196,4 +231,4 @@ def _finish(stepper: Stepper, stats: StageStats, reason: str, think_tokens: int,
             forced: bool) -> Generation:
     stats.think_tokens, stats.think_forced = think_tokens, forced
     stats.stop_reason = reason
-    return Generation(text=stepper.text, stop_reason=reason, stats=stats)
+    return Generation(text=stepper.finish(), stop_reason=reason, stats=stats)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, fields, replace
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from edge_et import backends
 from edge_et.backends.base import TextModel
@@ -30,6 +30,7 @@ from edge_et.runtime.generation import TextSink, generate, think_then_answer
 from edge_et.runtime.image_tuning import tuned_prefill
 from edge_et.runtime.plan import DEFAULT_CTX, check_reasoning_fits, requested_ctx
 from edge_et.runtime.speculation import choose_drafter, record_counts, speculate
+from edge_et.runtime.stop_strings import check_stops
 from edge_et.runtime.stream import Event, stream_run
 
 MODES = ("extract-think", "caption-think", "direct", "extract")
@@ -50,6 +51,7 @@ class RunOptions:
     max_tokens: int | None = None      # reasoning limit for non-thinking models
     temperature: float | None = None   # reasoning stage
     speculative: str | None = None     # auto | off | lookup | draft (runtime/speculation.py)
+    stop: Sequence[str] | str | None = None  # the reply ends before the first (runtime/stop_strings.py)
     on_reasoning_text: TextSink | None = None
     on_extraction_text: TextSink | None = None
     on_stage_finished: Callable[[str, StageStats], None] | None = None  # (stage, its stats)
@@ -220,6 +222,7 @@ class Pipeline:
         """Answer `question` about `image` (a path, bytes, a PIL image, a numpy array or a
         `LoadedImage`) in `options.mode`; keyword `values` set `RunOptions` fields."""
         options = merge_options(options, values)
+        check_stops(options.stop)
         result = self.perceive(image, question, options)
         if result.mode.endswith("-think"):
             self.reason(result, options)
@@ -283,7 +286,7 @@ class Pipeline:
 
     def ask(self, role: str, request: str, *, settings: StageDecoding, seed: int,
             stats: StageStats, image: LoadedImage | None = None,
-            on_text: TextSink | None = None) -> str:
+            on_text: TextSink | None = None, stops: Sequence[str] = ()) -> str:
         """One user turn of the caller's own to the `role` model; returns the generated text.
 
         With `image` (perception) the picture comes first, as in every perception request;
@@ -302,7 +305,7 @@ class Pipeline:
             stats.image_encode_s = begun.image_encode_s
             stats.image_cached = begun.image_cached
         return generate(model, sampling=settings.sampling(seed), max_tokens=settings.max_tokens,
-                        on_text=on_text, stats=stats).text
+                        on_text=on_text, stats=stats, stops=stops).text
 
     def _ask_hint(self, question: str, result: Result) -> str:
         text = self.ask("reasoning", prompts.hint_request(question, self.prompts),
@@ -317,7 +320,9 @@ class Pipeline:
                         settings=stage_decoding(stage, self.bundle.decoding),
                         seed=result.seed + SEED_OFFSETS[stage],
                         stats=result.stages.setdefault(stage, StageStats()),
-                        on_text=options.on_extraction_text)
+                        on_text=options.on_extraction_text,
+                        # direct and extract: the perception text is the reply the stops end
+                        stops=check_stops(options.stop) if stage == result.mode else ())
         result.extraction = text.strip()
         _finished(options, stage, result)
         return text
@@ -347,11 +352,13 @@ class Pipeline:
             # No thinking at all: the template's own switch writes an empty thought.
             self._start(model, request, stats, thinking=False)
             return generate(model, sampling=sampling, max_tokens=settings.answer_budget,
-                            on_text=options.on_reasoning_text, stats=stats).text
+                            on_text=options.on_reasoning_text, stats=stats,
+                            stops=check_stops(options.stop)).text
         self._start(model, request, stats, thinking=True)
         return think_then_answer(model, sampling=sampling, think_budget=settings.budget,
                                  answer_budget=settings.answer_budget,
-                                 on_text=options.on_reasoning_text, stats=stats).text
+                                 on_text=options.on_reasoning_text, stats=stats,
+                                 stops=check_stops(options.stop)).text
 
     def _reason_plainly(self, model: TextModel, request: str, result: Result,
                         options: RunOptions, stats: StageStats) -> str:
@@ -359,7 +366,8 @@ class Pipeline:
         self._start(model, request, stats, thinking=None)
         return reason_with_answer_cue(model, sampling=settings.sampling(result.seed + SEED_OFFSETS["think"]),
                                       max_tokens=settings.max_tokens, answer_budget=settings.answer_budget,
-                                      on_text=options.on_reasoning_text, stats=stats).text
+                                      on_text=options.on_reasoning_text, stats=stats,
+                                      stops=check_stops(options.stop)).text
 
     def _reasoning_settings(self, stage: str, options: RunOptions) -> StageDecoding:
         return stage_decoding(stage, self.bundle.decoding, self._reasoning_flags(options))

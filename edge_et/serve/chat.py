@@ -92,7 +92,7 @@ def run_options(body: ChatRequest) -> edge_et.RunOptions:
         mode=ext.mode, hint=ext.hint if ext.hint and ext.hint.strip() else None,
         seed=seed if seed is not None else random.randrange(2**31),
         think_budget=ext.think_budget, answer_budget=ext.answer_budget or limit,
-        max_tokens=limit, temperature=body.temperature)
+        max_tokens=limit, temperature=body.temperature, stop=body.stop)
 
 
 class _Mailbox:

@@ -8,7 +8,9 @@ generation stops at its next token.
 
 The extraction cache holds perception text by (pixel hash, stage, hint): the same picture with
 the same hint skips the perception model entirely. Perception decodes greedily by default, so
-the cached text is the text it would write again.
+the cached text is the text it would write again. Where the perception text is the reply
+(`extract`), the request's stop strings cut it: a cut text is not cached, and a cached one is
+cut as generation would have cut it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import edge_et
+from edge_et.runtime.stop_strings import check_stops, cut_at_stop
 
 EXTRACTION_CACHE_ENTRIES = 4096  # text only: a few MB at most
 
@@ -115,9 +118,14 @@ def perceive(pipeline: edge_et.Pipeline, job: Job, cache: ExtractionCache,
     if cached is None:
         job.result = pipeline.perceive(job.picture, job.question, job.hooked_options(on_piece))
         stats = job.result.stages.get(key[1]) if key else None
-        cache.put(key, job.result.extraction, stats.stop_reason if stats else None)
+        if not (stats and stats.stop_reason == "stop_string"):
+            cache.put(key, job.result.extraction, stats.stop_reason if stats else None)
         return
     cached, job.cached_stop = cached
+    if job.options.mode == "extract":
+        cut, stopped = cut_at_stop(cached, check_stops(job.options.stop))
+        if stopped:
+            cached, job.cached_stop = cut.strip(), "stop_string"
     job.extraction_cached = True
     hint, source = _cached_hint(job, key)
     job.result = edge_et.Result(mode=job.options.mode, question=job.question, hint=hint,

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edge_et.runtime.stop_strings import MAX_STOP_CHARS, MAX_STOPS
+
 MAX_TOKENS = 32768  # above every context a bundle plans; larger asks are refused, not truncated
 SEED_MAX = 2**31 - 1  # llama.cpp's sampler seed is 32-bit; the stages add small offsets
 
@@ -52,6 +54,9 @@ class EdgeEtOptions(BaseModel):
     seed: int | None = Field(None, ge=0, le=SEED_MAX)
 
 
+StopString = Annotated[str, Field(min_length=1, max_length=MAX_STOP_CHARS)]
+
+
 class StreamOptions(BaseModel):
     include_usage: bool = False
 
@@ -67,6 +72,8 @@ class ChatRequest(BaseModel):
     max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
     max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
     seed: int | None = Field(None, ge=0, le=SEED_MAX)
+    stop: StopString | Annotated[list[StopString], Field(max_length=MAX_STOPS)] | None = Field(
+        None, description="the reply (content) ends before the first of these; the thought is never cut")
     n: int | None = Field(None, ge=1, le=1, description="one choice per request")
     stream: bool | None = False
     stream_options: StreamOptions | None = None

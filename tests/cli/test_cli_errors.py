@@ -89,3 +89,8 @@ def test_info_json_describes_the_bundle(header_bundle):
     assert set(described["stages"]) == {"perception", "reasoning"}
     assert described["stages"]["perception"]["mmproj"]["architecture"] == "clip"
     assert described["stages"]["reasoning"]["model"]["context_length"] == 4096
+
+
+def test_an_empty_stop_string_is_refused_before_anything_loads(header_bundle):
+    done = edge_et("run", "--bundle", str(header_bundle), "--question", "Q?", "--stop", "")
+    assert_one_line_error(done, "stop string must be non-empty")

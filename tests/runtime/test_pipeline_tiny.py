@@ -136,3 +136,16 @@ def test_cli_human_output_streams_and_warns_about_random_weights(tiny_bundle, sa
     info = subprocess.run([sys.executable, "-m", "edge_et.cli.main", "info", str(tiny_bundle)], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert info.returncode == 0 and "RANDOM WEIGHTS" in info.stdout
+
+
+def test_a_stop_string_ends_the_answer_on_a_real_model_thought_untouched(pipeline, sample_image):
+    options = RunOptions(seed=7, think_budget=12, answer_budget=24)
+    reference = pipeline.run(sample_image, QUESTION, options).reasoning
+    thought, _, answer = reference.partition("</think>")
+    stop = answer.strip()[len(answer.strip()) // 2:][:2]
+    streamed: list[str] = []
+    stopped = pipeline.run(sample_image, QUESTION, options, stop=[stop],
+                           on_reasoning_text=streamed.append)
+    assert stopped.reasoning == reference[:reference.index(stop, len(thought))]
+    assert "".join(streamed) == stopped.reasoning
+    assert stopped.stages["think"].stop_reason == "stop_string"
