@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +22,7 @@ from edge_et.bundle import pull as pulling
 from edge_et.bundle.catalog import KINDS, RECEIPT, REQUIRED, hub_base_url, list_command, load_catalog
 from edge_et.errors import EdgeEtError
 
+ROOT = Path(__file__).resolve().parents[2]
 REPO = "acme/tiny-GGUF"
 SIZE = 3 * (1 << 20) + 12345  # several of pull's 1 MiB chunks, and not a multiple of them
 
@@ -35,7 +40,8 @@ class FakeHub(ThreadingHTTPServer):
     """A hub-like tree: /{repo}/resolve/{rev}/{file} with Range support, and the file listing API.
 
     `modes[path]` misbehaves on purpose: drop_once / drop_always (send half the body, then close),
-    ignore_range (answer 200 with the whole file), stall (say nothing until the client gives up).
+    ignore_range (answer 200 with the whole file), stall (say nothing until the client gives up),
+    trickle (the body in 256 KiB slices 0.3 s apart, so a client can be killed mid-transfer).
     """
 
     daemon_threads = True
@@ -113,9 +119,14 @@ class _Handler(BaseHTTPRequestHandler):
         body = data[start:]
         if mode == "drop_always" or (mode == "drop_once" and len(self.server.resolves(path)) == 1):
             body = body[: len(body) // 2]  # then the handler returns and the connection closes
+        slice_size = 256 << 10 if mode == "trickle" else len(body) or 1
         try:
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):  # the client gave up early (e.g. no disk space)
+            for start in range(0, len(body), slice_size):
+                self.wfile.write(body[start:start + slice_size])
+                if mode == "trickle":
+                    self.wfile.flush()
+                    time.sleep(0.3)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up early (or was killed)
             return
         record["sent"] = len(body)
 
@@ -276,6 +287,35 @@ def test_interrupted_pull_keeps_the_part_and_the_next_pull_resumes(setup):
     assert (setup["store"] / "tiny" / "tiny-Q8_0.gguf").read_bytes() == setup["data"]
     assert [r["range"] for r in hub.resolves("tiny-Q8_0.gguf")] == [f"bytes={kept}-"]
     assert hub.sent("tiny-Q8_0.gguf") == SIZE - kept
+
+
+def test_a_pull_killed_with_sigkill_resumes_from_its_part_file(setup):
+    """kill -9 gives pull no chance to clean up: what it wrote to `.part` must be a prefix the
+    next pull continues with a Range request, ending in the verified file."""
+    hub, part = setup["hub"], setup["store"] / "tiny" / "tiny-Q8_0.gguf.part"
+    hub.modes["tiny-Q8_0.gguf"] = "trickle"
+    env = {**os.environ, "EDGE_ET_HUB_URL": hub.url, "EDGE_ET_CATALOG": str(setup["catalog"]),
+           "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen([sys.executable, "-m", "edge_et.cli.main", "pull", "tiny", "--store",
+                                str(setup["store"])], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not (part.exists() and part.stat().st_size >= 1 << 20):
+            assert process.poll() is None and time.monotonic() < deadline, "the pull never got going"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait(timeout=20)
+    kept = part.stat().st_size
+    assert 0 < kept < SIZE and part.read_bytes() == setup["data"][:kept]
+    hub.modes.clear()
+    hub.log.clear()
+    do_pull(setup)
+    assert (setup["store"] / "tiny" / "tiny-Q8_0.gguf").read_bytes() == setup["data"]
+    assert [r["range"] for r in hub.resolves("tiny-Q8_0.gguf")] == [f"bytes={kept}-"]
+    assert not part.exists()
 
 
 def test_server_that_ignores_range_restarts_from_zero(setup):
