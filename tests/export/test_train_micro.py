@@ -36,6 +36,9 @@ def test_a_few_training_steps_lower_the_loss(tiny_run):
     assert summary["heldout_loss"] < 6.0 and summary["random_weights"] is False
     recipe = json.loads((out / "hf" / "tiny_recipe.json").read_text())
     assert recipe["trained"] and recipe["form"] == "extract" and recipe["examples_end"] == 120
+    # The micro model rebuilt from its GGUFs recovers its recipe as the summary minus SUMMARY_ONLY.
+    from export.micro.train import SUMMARY_ONLY
+    assert recipe == {key: value for key, value in summary.items() if key not in SUMMARY_ONLY}
 
 
 def test_tuning_from_a_checkpoint_continues_the_scene_stream(tiny_run, tmp_path):
