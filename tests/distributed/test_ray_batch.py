@@ -4,6 +4,7 @@ in input order, bad lines included; a killed actor is retried without a duplicat
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -138,3 +139,41 @@ def test_a_model_that_will_not_load_on_the_workers_is_one_line(ray_session, ray_
             RayRunner(RaySettings(), 1)(pipeline, read_batch(ray_data["batch"]), OPTIONS,
                                         lambda record: None)
     assert "reasoning model" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_ctrl_c_stops_a_ray_batch_whole_and_the_resume_finishes_it(ray_session, ray_data, local,
+                                                                   tmp_path):
+    """SIGINT to `run --batch --ray`: exit 130 with the command that resumes, whole lines only;
+    that command finishes the file, each line once, as a run that was never stopped writes it."""
+    address = ray_session.get_runtime_context().gcs_address
+    lines = ray_data["batch"].read_text().splitlines()
+    batch = ray_data["folder"] / "twice.jsonl"  # the signal lands with lines still to answer
+    batch.write_text("\n".join(lines * 2) + "\n")
+    out = tmp_path / "out.jsonl"
+    command = [sys.executable, "-m", "edge_et.cli.main", "run", "--bundle", str(ray_data["bundle"]),
+               "--batch", str(batch), "--output", str(out), "--seed", "3", "--threads", "1",
+               "--ray", address]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 240
+    while not (out.exists() and out.read_text().count("\n") >= 2):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "--resume" in stderr
+    assert 2 <= len(read_records(out)) < 2 * len(lines) and out.read_text().endswith("\n")
+    resumed = subprocess.run([*command, "--resume"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    records = read_records(out)
+    assert [record["index"] for record in records] == list(range(2 * len(lines)))
+    assert comparable(records[:len(lines)]) == comparable(local)
+    again = [{**record, "index": record["index"] - len(lines)} for record in records[len(lines):]]
+    assert _without_line_numbers(comparable(again)) == _without_line_numbers(comparable(local))
+
+
+def _without_line_numbers(records: list[dict]) -> list[dict]:
+    """Records whose error says "line N" with N cut: the second copy of a line has another N."""
+    return [{**record, "error": re.sub(r"^line \d+", "line", record["error"])} if "error" in record
+            else record for record in records]
