@@ -1,15 +1,21 @@
-"""The graphs of a mobile package: the reasoner quantized blockwise, the vision encoder with
-fixed input shapes, everything else copied at its own precision."""
+"""The graphs of a mobile package: the reasoner quantized blockwise (its token embedding too:
+embedding.py), the vision encoder with fixed input shapes, everything else copied at its own
+precision."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
 from edge_et.errors import ExportError
+from export.mobile import embedding
 from export.onnx import text as onnx_text
 
 QUANT_BITS = {"int4": 4, "int8": 8}
+# The token embedding: quantized at the package's bits (GatherBlockQuantized, embedding.py), or
+# float as it was before (the escape hatch if a reasoner's parity needs it).
+EMBEDDINGS = ("quant", "float")
 # Vision graphs that take a batch of equally sized views: their batch can be fixed, and the
 # runtime then feeds that many views per call. Qwen2-VL's patch count follows the picture.
 FIXED_BATCH_KINDS = ("llava_onevision", "idefics3")
@@ -27,22 +33,57 @@ def quantized_bits(path: Path) -> int | None:
     return None
 
 
-def quantize_reasoner(src: Path, dst: Path, quant: str) -> str:
-    """`src` (the reasoning decoder) at `quant`, written to `dst`; what was done, in words.
+def quantize_reasoner(src: Path, dst: Path, quant: str, embedding_quant: str = "quant") -> dict:
+    """`src` (the reasoning decoder) at `quant`, its token embedding at the same bits unless
+    `embedding_quant` is "float", written to `dst`; what was done to the decoder (in words) and
+    to the embedding (export/mobile/embedding.py).
 
-    A float graph is quantized; a graph already at these bits is copied; one at other bits
-    cannot be re-quantized without the float weights, so that is one line."""
+    A float graph is quantized; a graph already at these bits keeps its MatMulNBits (only what
+    is still float is quantized: a tied output matrix, the embedding); one at other bits cannot
+    be re-quantized without the float weights, so that is one line."""
+    import onnx
+
     bits = QUANT_BITS[quant]
     already = quantized_bits(src)
-    if already == bits:
-        copy_graph(src, dst)
-        return f"already {quant} (MatMulNBits {bits}-bit): copied"
-    if already is not None:
+    if already is not None and already != bits:
         raise ExportError(f"the reasoning decoder is already {already}-bit; a {quant} package needs "
                           "the float weights: export the ONNX bundle with --quant fp32 (or fp16)")
-    onnx_text.quantize_blockwise(src, dst, bits=bits)
-    return (f"MatMulNBits {bits}-bit, blocks of {onnx_text.INT8_BLOCK}, symmetric, "
-            f"accuracy level {onnx_text.INT8_ACCURACY_LEVEL}; token embedding kept float")
+    model = onnx.load(str(src))
+    table = embedding.find_table(model)
+    dims = _dims(model, table)
+    why = "--embedding float" if embedding_quant == "float" else embedding.why_not(model, table)
+    # Untied only for a quantized embedding: beside a float table, a quantized output matrix adds bytes.
+    folded = embedding.untie_output(model, table) if why is None else []
+    model = _quantize_matmuls(model, bits)
+    done = embedding.kept_float(dims, why) if why else embedding.quantize_gather(model, table, bits, folded)
+    onnx_text.save(model, dst)
+    how = (f"already {quant} (MatMulNBits {bits}-bit): kept" if already else
+           f"MatMulNBits {bits}-bit, blocks of {onnx_text.INT8_BLOCK}, symmetric, "
+           f"accuracy level {onnx_text.INT8_ACCURACY_LEVEL}")
+    words = "token embedding kept float" if why else f"token embedding GatherBlockQuantized {bits}-bit"
+    return {"decoder": f"{how}; {words}", "embedding": done}
+
+
+def _dims(model, name: str | None) -> list[int] | None:
+    found = next((t for t in model.graph.initializer if t.name == name), None)
+    return list(found.dims) if found is not None else None
+
+
+def _quantize_matmuls(model, bits: int):
+    """Every float constant MatMul weight of `model` as MatMulNBits at `bits`: the settings of
+    export/onnx/text.py's quantize_blockwise, on a model in memory (the graph is loaded once)."""
+    from onnxruntime.quantization.matmul_nbits_quantizer import (
+        DefaultWeightOnlyQuantConfig,
+        MatMulNBitsQuantizer,
+    )
+
+    config = DefaultWeightOnlyQuantConfig(block_size=onnx_text.INT8_BLOCK, is_symmetric=True, bits=bits,
+                                          accuracy_level=onnx_text.INT8_ACCURACY_LEVEL,
+                                          op_types_to_quantize=("MatMul",))
+    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
+    quantizer = MatMulNBitsQuantizer(model, algo_config=config)
+    quantizer.process()
+    return quantizer.model.model
 
 
 def copy_graph(src: Path, dst: Path) -> None:
