@@ -5,6 +5,7 @@ config and mobile.json (files, sizes, RSS, providers) exist, bad input is one li
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("optimum.exporters.onnx")
@@ -107,8 +108,7 @@ def test_bad_input_is_one_line(source, tiny_bundle, tmp_path):
     assert not any((tmp_path / n).exists() for n in "abc")
 
 
-def _logits(graph: Path, ids) -> "np.ndarray":
-    import numpy as np
+def _logits(graph: Path, ids: np.ndarray) -> np.ndarray:
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
@@ -123,7 +123,6 @@ def _logits(graph: Path, ids) -> "np.ndarray":
 @pytest.mark.parametrize("quant", ["int4", "int8"])
 def test_the_token_embedding_is_quantized_once_and_keeps_parity(source, tmp_path, quant):
     # The tiny Qwen3 ties its output matrix to the embedding: one quantized copy serves both.
-    import numpy as np
     import onnx
 
     from export.mobile.graphs import quantize_reasoner
