@@ -16,7 +16,7 @@ Packages:
   embedding the 1.5B reasoner's int8 graph was 2.49 GiB, over the ORT format's 2 GiB per file;
   a package the export refuses is recorded as such, not as a crash of the benchmark).
 
-The token embedding is quantized at the reasoner's bits (the export's default, `--embedding quant`).
+The token embedding is quantized to 8 bits (the export's default, `--embedding int8`).
 
 Every number comes from the package's mobile.json (written by the export itself: parity in a
 worker subprocess against the source bundle, peak RSS of each stage alone in a fresh worker).
@@ -60,13 +60,14 @@ def package_dir(label: str, quant: str, embedding: str | None) -> Path:
 
 
 def package(source: Path, quant: str, label: str, embedding: str | None = None) -> dict:
+    from export.mobile.graphs import DEFAULT_EMBEDDING
     from export.mobile.package import export_mobile
 
     out = package_dir(label, quant, embedding)
     say(f"{label}: mobile package, reasoner {quant}, token embedding {embedding or 'default'}")
     started = time.perf_counter()
     data = export_mobile(out=out, bundle=source, target="android", quant=quant,
-                         embedding=embedding or "quant", force=True, step=say)
+                         embedding=embedding or DEFAULT_EMBEDDING, force=True, step=say)
     data["export_s"] = time.perf_counter() - started
     data["source_sizes"] = _source_sizes(source)
     return data
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--demo packages {DEMO_BUNDLE}: build it first with `make demo`")
     started = time.perf_counter()
     rows, refused = [], []
-    # (quant, embedding): None is the export's default (quantized at the reasoner's bits).
+    # (quant, embedding): None is the export's default (int8).
     sources = [(tiny_source, "tiny", (("int4", None),)),
                (lambda: real_source(args.reasoner), args.reasoner, (("int4", None), ("int8", None)))]
     if args.demo:

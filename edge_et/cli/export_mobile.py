@@ -18,7 +18,7 @@ def export_mobile(
     reasoning: Path | None = typer.Option(None, help="HF checkpoint of the reasoning LLM (exported to ONNX first)."),
     target: str = typer.Option("android", help="android (XNNPACK → CPU) | ios (CoreML → XNNPACK → CPU): the provider order in mobile.json."),
     quant: str = typer.Option("int4", help="The reasoner's weights: int4 | int8 (MatMulNBits, blocks of 32)."),
-    embedding: str = typer.Option("quant", help="The reasoner's token embedding: quant (GatherBlockQuantized at --quant's bits; a tied output matrix shares its weight) | float (as before: larger, for a reasoner whose parity needs it)."),
+    embedding: str = typer.Option("int8", help="The reasoner's token embedding: int8 | int4 (GatherBlockQuantized; a tied output matrix shares its weight at these bits) | float (as before: larger)."),
     name: str | None = typer.Option(None, help="Package name (default: the folder name)."),
     force: bool = typer.Option(False, "--force", help="Replace a non-empty --out."),
     as_json: bool = typer.Option(False, "--json", help="Print mobile.json."),

@@ -33,7 +33,7 @@ PARITY_FILE = "parity.json"
 WORKER_TIMEOUT = 3600
 
 
-def check_choices(target: str, quant: str, embedding: str = "quant") -> None:
+def check_choices(target: str, quant: str, embedding: str = graphs.DEFAULT_EMBEDDING) -> None:
     if target not in manifest.TARGETS:
         raise InputError(f"--target {target!r}: choose one of {', '.join(manifest.TARGETS)}")
     if quant not in graphs.QUANT_BITS:
@@ -44,10 +44,10 @@ def check_choices(target: str, quant: str, embedding: str = "quant") -> None:
 
 def export_mobile(*, out: Path, bundle: Path | None = None, perception: Path | None = None,
                   reasoning: Path | None = None, target: str = "android", quant: str = "int4",
-                  embedding: str = "quant", name: str | None = None, force: bool = False,
+                  embedding: str = graphs.DEFAULT_EMBEDDING, name: str | None = None, force: bool = False,
                   step: StepReporter = lambda label: None) -> dict:
     """Write the mobile package of `bundle` (or of the checkpoints) to `out`; returns mobile.json.
-    `embedding`: the reasoner's token embedding, "quant" (at the reasoner's bits) or "float"."""
+    `embedding`: the reasoner's token embedding, int8, int4 or float (graphs.EMBEDDINGS)."""
     check_choices(target, quant, embedding)
     if (bundle is None) == (perception is None and reasoning is None):
         raise InputError("give --bundle ONNX_OR_GGUF_BUNDLE, or --perception/--reasoning HF_DIR (not both)")

