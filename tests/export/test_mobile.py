@@ -179,8 +179,9 @@ def test_checkpoints_are_exported_to_float_onnx_first(tmp_path):
 
 
 def test_a_graph_over_the_ort_format_limit_is_refused_before_converting(tmp_path, monkeypatch):
-    # A 1.5B reasoner at int8 keeps 2.49 GiB in one graph; onnxruntime failed only at the end
-    # of a minutes-long conversion. The limit is lowered so that a few bytes stand for it.
+    # A 1.5B reasoner at int8 with its float embedding kept 2.49 GiB in one graph; onnxruntime
+    # failed only at the end of a minutes-long conversion. The limit is lowered so that a few
+    # bytes stand for it.
     from edge_et.errors import ExportError
     from export.mobile import ort_format
 
