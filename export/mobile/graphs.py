@@ -89,8 +89,12 @@ def _quantize_matmuls(model, bits: int, only: list[str] | None = None):
                                           accuracy_level=onnx_text.INT8_ACCURACY_LEVEL,
                                           op_types_to_quantize=("MatMul",))
     logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
-    others = [] if only is None else [n.name for n in model.graph.node
-                                      if n.op_type == "MatMul" and n.input[1] not in only]
+    others = []
+    if only is not None:  # the quantizer excludes by node name: an unnamed MatMul gets one
+        for index, node in enumerate(model.graph.node):
+            if node.op_type == "MatMul" and node.input[1] not in only:
+                node.name = node.name or f"MatMul_unnamed_{index}"
+                others.append(node.name)
     quantizer = MatMulNBitsQuantizer(model, nodes_to_exclude=others, algo_config=config)
     quantizer.process()
     return quantizer.model.model
