@@ -1,4 +1,4 @@
-"""The reasoner's token embedding, quantized with ONNX Runtime's own quantizer (8 or 4 bits: graphs.EMBEDDINGS).
+"""The reasoner's token embedding at 8 or 4 bits (graphs.EMBEDDINGS), by ONNX Runtime's quantizer.
 
 What the installed onnxruntime (1.32) offers, and why it is used this way:
 
