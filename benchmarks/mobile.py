@@ -12,8 +12,11 @@ Packages:
   dequantized weights: the error measured is MatMulNBits' on real weight distributions;
 - with --demo, the demo bundle itself (GGUF: the micro perception rebuilt from its F16 GGUFs,
   the Q4_K_M 1.5B reasoner read back to float32), packaged by `export mobile --bundle` as a
-  user would; its "source" sizes are the GGUF files. int4 only: at int8 the 1.5B reasoner's
-  graph (2.49 GiB with its float token embedding) is over the ORT format's 2 GiB per file.
+  user would; its "source" sizes are the GGUF files. At int4 and at int8 (with its float token
+  embedding the 1.5B reasoner's int8 graph was 2.49 GiB, over the ORT format's 2 GiB per file;
+  a package the export refuses is recorded as such, not as a crash of the benchmark).
+
+The token embedding is quantized to 8 bits (the export's default, `--embedding int8`).
 
 Every number comes from the package's mobile.json (written by the export itself: parity in a
 worker subprocess against the source bundle, peak RSS of each stage alone in a fresh worker).
@@ -31,6 +34,7 @@ from pathlib import Path
 
 from benchmarks.bench_configs import DEMO_BUNDLE, NO_GPU_NOTE, RESULTS, built_once, models_root, say
 from benchmarks.onnx_vs_gguf import reasoner_checkpoint
+from edge_et.errors import ExportError
 
 DEFAULT_REASONER = "smollm2-135m-instruct-q4_1"
 
@@ -51,13 +55,19 @@ def real_source(reasoner: str) -> Path:
                                                   validate=False, name=f"{reasoner}-onnx", step=say))
 
 
-def package(source: Path, quant: str, label: str) -> dict:
+def package_dir(label: str, quant: str, embedding: str | None) -> Path:
+    return models_root() / "mobile" / f"{label}-{quant}{f'-embedding-{embedding}' if embedding else ''}-package"
+
+
+def package(source: Path, quant: str, label: str, embedding: str | None = None) -> dict:
+    from export.mobile.graphs import DEFAULT_EMBEDDING
     from export.mobile.package import export_mobile
 
-    out = models_root() / "mobile" / f"{label}-{quant}-package"
-    say(f"{label}: mobile package, reasoner {quant}")
+    out = package_dir(label, quant, embedding)
+    say(f"{label}: mobile package, reasoner {quant}, token embedding {embedding or 'default'}")
     started = time.perf_counter()
-    data = export_mobile(out=out, bundle=source, target="android", quant=quant, force=True, step=say)
+    data = export_mobile(out=out, bundle=source, target="android", quant=quant,
+                         embedding=embedding or DEFAULT_EMBEDDING, force=True, step=say)
     data["export_s"] = time.perf_counter() - started
     data["source_sizes"] = _source_sizes(source)
     return data
@@ -79,7 +89,7 @@ def _source_label(size) -> str:
     return f"{size['kind']} {size['bytes'] / 2**20:.1f}"
 
 
-def markdown(rows: list[dict], command: str, minutes: float, machine: dict) -> str:
+def markdown(rows: list[dict], command: str, minutes: float, machine: dict, refused: list[str]) -> str:
     lines = ["# Mobile packages: sizes, parity with the source ONNX bundle, peak RSS", "",
              f"Produced by `{command}` ({minutes:.1f} min) on {machine['cpu']} ({machine['threads']} threads, "
              f"{machine['ram_bytes'] / 2**30:.0f} GiB RAM, {machine['os']}), onnxruntime "
@@ -99,14 +109,15 @@ def markdown(rows: list[dict], command: str, minutes: float, machine: dict) -> s
             graph = next(f for f in row["files"] if f["file"] == f"{role}/decoder.ort")
             greedy = "24/24 equal" if verdict["greedy_equal"] else f"first {verdict['greedy_first_diff']} equal"
             rss = row["measured"]["peak_rss_bytes"][role]["peak_rss_bytes"] / 2**20
-            quant = row["reasoning_quant"] if role == "reasoning" else "own precision"
+            quant = (f"{row['reasoning_quant']}, embedding {row.get('reasoning_embedding') or 'float'}"  # older rows: float
+                     if role == "reasoning" else "own precision")
             lines.append(f"| {row['name']} | {role} | {quant} | {_source_label(row['source_sizes'][role])} → "
                          f"{graph['size_bytes'] / 2**20:.1f} | {'passes' if verdict['passes'] else 'FAILS'} "
                          f"({verdict['bounds']}) | {text['rel_rms']:.3g} | {text['max_abs'] / scale:.3g} | "
                          f"{text['argmax_agreement']:.1%} | {greedy} | {rss:.0f} MiB |")
     lines += ["", "Bounds (export/parity/mobile.py): same precision: max|Δ|/scale ≤ 1e-3, rms ≤ 2e-3, argmax "
               "100%, greedy equal, image cosine ≥ 0.9999; int8: 0.10, 0.10, 90%; int4: 0.30, 0.30, 75% "
-              "(greedy text reported only).", ""]
+              "(greedy text reported only).", "", *[f"- refused: {line}" for line in refused], ""]
     for row in rows:
         use = {role: {g: {ep: v.get("performs_well") for ep, v in checks.items() if isinstance(v, dict)}
                       for g, checks in stage["usability"].items()} for role, stage in row["stages"].items()}
@@ -126,23 +137,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.demo and not (DEMO_BUNDLE / "bundle.json").is_file():
         parser.error(f"--demo packages {DEMO_BUNDLE}: build it first with `make demo`")
     started = time.perf_counter()
-    rows = []
-    sources = [(tiny_source, "tiny", ("int4",)),
-               (lambda: real_source(args.reasoner), args.reasoner, ("int4", "int8"))]
+    rows, refused = [], []
+    # (quant, embedding): None is the export's default (int8).
+    sources = [(tiny_source, "tiny", (("int4", None),)),
+               (lambda: real_source(args.reasoner), args.reasoner, (("int4", None), ("int8", None)))]
     if args.demo:
-        sources.append((lambda: DEMO_BUNDLE, "demo", ("int4",)))
-    for make_source, label, quants in sources:
+        sources.append((lambda: DEMO_BUNDLE, "demo", (("int4", None), ("int8", None))))
+    for make_source, label, variants in sources:
         source = make_source()
-        for quant in quants:
-            row = package(source, quant, label)
-            row["_package"] = str(models_root() / "mobile" / f"{label}-{quant}-package")
+        for quant, embedding in variants:
+            try:
+                row = package(source, quant, label, embedding)
+            except ExportError as error:  # a package the export refuses is a result too
+                refused.append(f"{label} {quant}, embedding {embedding or 'default'}: {error}")
+                say(f"refused: {error}")
+                continue
+            row["_package"] = str(package_dir(label, quant, embedding))
             rows.append(row)
     minutes = (time.perf_counter() - started) / 60
     command = ("python -m benchmarks.mobile" + (f" --reasoner {args.reasoner}" if args.reasoner != DEFAULT_REASONER else "")
                + (" --demo" if args.demo else ""))
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "mobile.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (args.out / "mobile.md").write_text(markdown(rows, command, minutes, machine_info()))
+    (args.out / "mobile.json").write_text(json.dumps(rows + [{"refused": r} for r in refused], indent=2) + "\n")
+    (args.out / "mobile.md").write_text(markdown(rows, command, minutes, machine_info(), refused))
     say(f"wrote {args.out / 'mobile.md'}")
     return 0
 

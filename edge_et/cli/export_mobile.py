@@ -18,6 +18,7 @@ def export_mobile(
     reasoning: Path | None = typer.Option(None, help="HF checkpoint of the reasoning LLM (exported to ONNX first)."),
     target: str = typer.Option("android", help="android (XNNPACK → CPU) | ios (CoreML → XNNPACK → CPU): the provider order in mobile.json."),
     quant: str = typer.Option("int4", help="The reasoner's weights: int4 | int8 (MatMulNBits, blocks of 32)."),
+    embedding: str = typer.Option("int8", help="The reasoner's token embedding: int8 | int4 (GatherBlockQuantized; a tied output matrix shares its weight at these bits) | float (as before: larger)."),
     name: str | None = typer.Option(None, help="Package name (default: the folder name)."),
     force: bool = typer.Option(False, "--force", help="Replace a non-empty --out."),
     as_json: bool = typer.Option(False, "--json", help="Print mobile.json."),
@@ -26,7 +27,7 @@ def export_mobile(
     mobile = toolchain("mobile.package")
     with step_printer(not as_json) as step:
         data = mobile.export_mobile(out=out_dir, bundle=bundle, perception=perception,
-                                    reasoning=reasoning, target=target, quant=quant, name=name,
+                                    reasoning=reasoning, target=target, quant=quant, embedding=embedding, name=name,
                                     force=force, step=step)
     failing = [role for role, v in data["measured"]["parity"].items() if not v["passes"]]
     if failing:  # written anyway: its numbers are the point of measuring it
@@ -43,7 +44,7 @@ def export_mobile(
 def summary_lines(data: dict, folder: Path) -> list[str]:
     """What was written, how large, how close to the source, how much memory per stage."""
     head = (f"mobile package '{data['name']}' in {folder} (target {data['target']}, reasoner "
-            f"{data['reasoning_quant']}; providers {' → '.join(data['execution_providers'])})")
+            f"{data['reasoning_quant']}, token embedding {data['reasoning_embedding']}; providers {' → '.join(data['execution_providers'])})")
     sizes = (f"graphs {data['sizes']['graphs_bytes'] / 2**20:.1f} MiB, all files "
              f"{data['sizes']['total_bytes'] / 2**20:.1f} MiB; needs "
              f"{data['onnxruntime']['needs']}; ops config {data['onnxruntime']['ops_config']}")

@@ -64,12 +64,20 @@ def file_rows(folder: Path) -> list[dict]:
     return rows
 
 
+def _embedding_words(embedding: dict | None) -> str | None:
+    if embedding is None:
+        return None
+    return "float" if embedding["bits"] is None else f"int{embedding['bits']}"
+
+
 def write_mobile(folder: Path, *, name: str, target: str, quant: str, source, conversion: dict,
-                 stages: dict[str, dict], parity: dict, rss: dict) -> Path:
-    """mobile.json (see the module docstring)."""
+                 stages: dict[str, dict], parity: dict, rss: dict, embedding: dict | None = None) -> Path:
+    """mobile.json (see the module docstring). `embedding`: what was done to the reasoner's token
+    embedding (export/mobile/embedding.py), summed up as `reasoning_embedding`."""
     files = file_rows(folder)
     graphs = [row for row in files if row["file"].endswith(".ort")]
     data = {"format": MOBILE_FORMAT, "name": name, "target": target, "reasoning_quant": quant,
+            "reasoning_embedding": _embedding_words(embedding),
             "execution_providers": PROVIDER_ORDER[target],
             "onnxruntime": conversion, "stages": stages,
             **pipeline_settings(source),

@@ -62,8 +62,8 @@ def check_fits_ort_format(folder: Path) -> None:
         size = total_bytes(graph)
         if size > ORT_FORMAT_MAX_BYTES:
             raise ExportError(f"{graph.relative_to(folder)} is {size / 2**30:.2f} GiB with its weights; an "
-                              f"ORT-format file holds at most 2 GiB: package it with fewer bits (--quant int4) "
-                              "or a smaller model")
+                              f"ORT-format file holds at most 2 GiB: package it with fewer bits (--quant int4), "
+                              "a quantized token embedding (--embedding int8 or int4) or a smaller model")
 
 
 def _settle(folder: Path) -> list[str]:

@@ -33,19 +33,22 @@ PARITY_FILE = "parity.json"
 WORKER_TIMEOUT = 3600
 
 
-def check_choices(target: str, quant: str) -> None:
+def check_choices(target: str, quant: str, embedding: str = graphs.DEFAULT_EMBEDDING) -> None:
     if target not in manifest.TARGETS:
         raise InputError(f"--target {target!r}: choose one of {', '.join(manifest.TARGETS)}")
     if quant not in graphs.QUANT_BITS:
         raise InputError(f"--quant {quant!r}: choose one of {', '.join(graphs.QUANT_BITS)}")
+    if embedding not in graphs.EMBEDDINGS:
+        raise InputError(f"--embedding {embedding!r}: choose one of {', '.join(graphs.EMBEDDINGS)}")
 
 
 def export_mobile(*, out: Path, bundle: Path | None = None, perception: Path | None = None,
                   reasoning: Path | None = None, target: str = "android", quant: str = "int4",
-                  name: str | None = None, force: bool = False,
+                  embedding: str = graphs.DEFAULT_EMBEDDING, name: str | None = None, force: bool = False,
                   step: StepReporter = lambda label: None) -> dict:
-    """Write the mobile package of `bundle` (or of the checkpoints) to `out`; returns mobile.json."""
-    check_choices(target, quant)
+    """Write the mobile package of `bundle` (or of the checkpoints) to `out`; returns mobile.json.
+    `embedding`: the reasoner's token embedding, int8, int4 or float (graphs.EMBEDDINGS)."""
+    check_choices(target, quant, embedding)
     if (bundle is None) == (perception is None and reasoning is None):
         raise InputError("give --bundle ONNX_OR_GGUF_BUNDLE, or --perception/--reasoning HF_DIR (not both)")
     out = Path(out)
@@ -60,7 +63,7 @@ def export_mobile(*, out: Path, bundle: Path | None = None, perception: Path | N
                                    **float_checkpoints(gguf, step=step))
         source = _onnx_bundle(bundle)
         package = scratch / "package"
-        data = build_package(source, package, target=target, quant=quant,
+        data = build_package(source, package, target=target, quant=quant, embedding=embedding,
                              name=name or out.name, step=step)
         publish_directory(package, out)
     return data
@@ -86,13 +89,13 @@ def _onnx_bundle(path: Path) -> Bundle:
     return source
 
 
-def build_package(source: Bundle, package: Path, *, target: str, quant: str, name: str,
-                  step: StepReporter) -> dict:
+def build_package(source: Bundle, package: Path, *, target: str, quant: str, embedding: str,
+                  name: str, step: StepReporter) -> dict:
     """Everything of the package in the folder `package` (not yet published)."""
     stages, entries = {}, {}
     for spec in source.stages():
         step(f"{spec.role}: graphs ({quant if spec.role == 'reasoning' else 'own precision'})")
-        stages[spec.role] = _stage_graphs(spec, package / spec.role, quant)
+        stages[spec.role] = _stage_graphs(spec, package / spec.role, quant, embedding)
         step(f"{spec.role}: ONNX Runtime's mobile usability checker")
         stages[spec.role]["usability"] = _usability(package / spec.role)
     step("converting every graph to the ORT format")
@@ -112,10 +115,11 @@ def build_package(source: Bundle, package: Path, *, target: str, quant: str, nam
         rss[role] = _worker("mobile-rss", {"package": str(package), "role": role})
     return json.loads(manifest.write_mobile(
         package, name=name, target=target, quant=quant, source=source, conversion=conversion,
+        embedding=stages.get("reasoning", {}).get("embedding"),
         stages=stages, parity=_verdicts(parity), rss=rss).read_text())
 
 
-def _stage_graphs(spec, folder: Path, quant: str) -> dict:
+def _stage_graphs(spec, folder: Path, quant: str, embedding: str) -> dict:
     """The stage's graphs at their package precision (still .onnx) and its other files."""
     folder.mkdir(parents=True)
     source = Path(spec.model_path).parent
@@ -125,7 +129,7 @@ def _stage_graphs(spec, folder: Path, quant: str) -> dict:
             shutil.copyfile(source / name, folder / name)
     record = {"config": STAGE_CONFIG, "tokenizer": config.get("tokenizer", "tokenizer.json")}
     if spec.role == "reasoning":
-        record["decoder"] = graphs.quantize_reasoner(spec.model_path, folder / "decoder.onnx", quant)
+        record.update(graphs.quantize_reasoner(spec.model_path, folder / "decoder.onnx", quant, embedding))
         return record
     graphs.copy_graph(spec.model_path, folder / "decoder.onnx")
     record["decoder"] = f"{config.get('quant', 'fp32')}, as exported"

@@ -5,6 +5,7 @@ config and mobile.json (files, sizes, RSS, providers) exist, bad input is one li
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("optimum.exporters.onnx")
@@ -44,8 +45,11 @@ def test_the_package_holds_ort_graphs_the_ops_config_and_its_manifest(package):
                       "reasoning/decoder.ort"]
     assert not list(package.rglob("*.onnx")) and not list(package.parent.glob(".pkg-mobile-*"))
     ops = (package / "required_operators.config").read_text()
-    assert "com.microsoft;1;MatMulNBits" in ops and "/tmp" not in ops
+    assert "com.microsoft;1;GatherBlockQuantized,MatMulNBits" in ops and "/tmp" not in ops
     data = json.loads((package / "mobile.json").read_text())
+    assert data["reasoning_embedding"] == "int8"
+    embedding = data["stages"]["reasoning"]["embedding"]
+    assert embedding["op"] == "GatherBlockQuantized" and "one copy" in embedding["tied_output"]
     assert data["execution_providers"] == ["CoreMLExecutionProvider", "XnnpackExecutionProvider",
                                            "CPUExecutionProvider"]
     assert data["onnxruntime"]["onnxruntime_version"] and data["reasoning_quant"] == "int4"
@@ -97,8 +101,53 @@ def test_bad_input_is_one_line(source, tiny_bundle, tmp_path):
     int8 = quantize_blockwise(source / "reasoning" / "decoder.onnx", tmp_path / "int8.onnx", bits=8)
     with pytest.raises(EdgeEtError, match="already 8-bit; a int4 package needs the float weights"):
         quantize_reasoner(int8, tmp_path / "x.onnx", "int4")
-    assert "copied" in quantize_reasoner(int8, tmp_path / "y.onnx", "int8")
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    kept = quantize_reasoner(int8, tmp_path / "y.onnx", "int8")
+    assert "already int8" in kept["decoder"] and kept["embedding"]["bits"] == 8  # still float there
+    assert_one_line_error(edge_et("export", "mobile", "--bundle", str(source), "--embedding", "int2",
+                                  "--out", str(tmp_path / "c")), "--embedding 'int2': choose one of int8, int4, float")
+    assert not any((tmp_path / n).exists() for n in "abc")
+
+
+def _logits(graph: Path, ids: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+    feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "position_ids": np.arange(ids.shape[1])[None]}
+    for i in session.get_inputs():
+        if i.name.startswith("past_key_values"):  # no cache yet: [batch, heads, 0, head_dim]
+            feeds[i.name] = np.zeros([1, i.shape[1], 0, i.shape[3]], np.float32)
+    return session.run(["logits"], {k: v for k, v in feeds.items() if k in {i.name for i in session.get_inputs()}})[0][0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("quant, table", [("int4", "int8"), ("int8", "int8"), ("int4", "int4")])
+def test_the_token_embedding_is_quantized_once_and_keeps_parity(source, tmp_path, quant, table):
+    # The tiny Qwen3 ties its output matrix to the embedding: one quantized copy serves both.
+    # (int4 at 4 bits is only checked to run: it keeps this model's rms, not its argmax, bound.)
+    import onnx
+
+    from export.mobile.graphs import quantize_reasoner
+    from export.parity.gguf_text import compare_logits, summarize
+    from export.parity.mobile import failures
+
+    float_graph = source / "reasoning" / "decoder.onnx"
+    done = quantize_reasoner(float_graph, tmp_path / "q.onnx", quant, table)
+    model = onnx.load(str(tmp_path / "q.onnx"))
+    vocab, hidden = done["embedding"]["shape"]
+    gather = [n for n in model.graph.node if n.op_type == "GatherBlockQuantized"]
+    head = [n for n in model.graph.node if n.op_type == "MatMulNBits" and n.output[0] == "logits"]
+    assert len(gather) == 1 and len(head) == 1 and gather[0].input[0] == head[0].input[1]
+    assert {a.name: a.i for a in head[0].attribute}["bits"] == done["embedding"]["bits"] == int(table[3:])
+    floats = [t.name for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT
+              and np.prod(t.dims) == vocab * hidden]
+    assert not floats, f"a float vocab x hidden table is left: {floats}"
+    ids = np.random.default_rng(0).integers(0, vocab, (1, 48))
+    text = summarize([compare_logits(_logits(float_graph, ids), _logits(tmp_path / "q.onnx", ids))])
+    broken = failures({"text": text, "greedy": {"equal": True}}, quant)
+    assert not (broken if table == "int8" else [b for b in broken if "rms" in b]), text
+    kept = quantize_reasoner(float_graph, tmp_path / "f.onnx", quant, "float")
+    assert kept["embedding"]["kept_float"] == "--embedding float"
+    assert not [n for n in onnx.load(str(tmp_path / "f.onnx")).graph.node if n.op_type == "GatherBlockQuantized"]
 
 
 def test_the_usability_log_is_read_per_provider():
@@ -130,8 +179,9 @@ def test_checkpoints_are_exported_to_float_onnx_first(tmp_path):
 
 
 def test_a_graph_over_the_ort_format_limit_is_refused_before_converting(tmp_path, monkeypatch):
-    # A 1.5B reasoner at int8 keeps 2.49 GiB in one graph; onnxruntime failed only at the end
-    # of a minutes-long conversion. The limit is lowered so that a few bytes stand for it.
+    # A 1.5B reasoner at int8 with its float embedding kept 2.49 GiB in one graph; onnxruntime
+    # failed only at the end of a minutes-long conversion. The limit is lowered so that a few
+    # bytes stand for it.
     from edge_et.errors import ExportError
     from export.mobile import ort_format
 
