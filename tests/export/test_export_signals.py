@@ -1,4 +1,5 @@
-"""SIGTERM in the middle of a real `edge-et export gguf`: no bundle at --out, no partial folder left."""
+"""SIGTERM in the middle of a real `edge-et export gguf` or `export mobile`: nothing at --out, no
+partial folder left."""
 
 import signal
 import subprocess
@@ -35,3 +36,27 @@ def test_sigterm_mid_export_leaves_no_bundle_that_validates(tiny_bundle, tmp_pat
     assert list(tmp_path.iterdir()) == []  # neither --out nor the partial folder
     with pytest.raises(BundleError):
         Bundle.load(out)
+
+
+@pytest.mark.slow
+def test_sigterm_mid_mobile_export_leaves_no_package(tmp_path):
+    from export.tiny.onnx import tiny_onnx
+
+    # The tiny ONNX bundle tests/export/test_mobile.py packages (built once, cached).
+    source = tiny_onnx(perception="llava-ov-qwen3", reasoning="qwen3", quant="fp32", validate=False).bundle
+    out = tmp_path / "pkg"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edge_et.cli.main", "export", "mobile", "--bundle", str(source),
+         "--out", str(out), "--quant", "int4"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    # Mid-export: the first graph of the package is written, the package is not finished.
+    while process.poll() is None and time.monotonic() < deadline and not any(
+            tmp_path.glob("pkg.partial-*/package/*/*.onnx")):
+        time.sleep(0.05)
+    assert process.poll() is None, "the export finished before it could be interrupted"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    assert "interrupted by SIGTERM" in stderr and "Traceback" not in stderr
+    assert list(tmp_path.iterdir()) == []  # neither --out nor the partial folder
