@@ -1,5 +1,5 @@
-"""SIGTERM in the middle of a real `edge-et export gguf` or `export mobile`: nothing at --out, no
-partial folder left."""
+"""SIGTERM in the middle of a real `edge-et export gguf`, `export onnx` or `export mobile`: nothing
+at --out, no partial folder left."""
 
 import signal
 import subprocess
@@ -60,3 +60,24 @@ def test_sigterm_mid_mobile_export_leaves_no_package(tmp_path):
     assert process.returncode == 143, stderr
     assert "interrupted by SIGTERM" in stderr and "Traceback" not in stderr
     assert list(tmp_path.iterdir()) == []  # neither --out nor the partial folder
+
+
+@pytest.mark.slow
+def test_sigterm_mid_onnx_export_leaves_no_bundle(tiny_bundle, tmp_path):
+    pytest.importorskip("optimum.exporters.onnx")
+    hf = tiny_bundle.parent / "hf"
+    out = tmp_path / "bundle"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edge_et.cli.main", "export", "onnx", "--perception", str(hf / "qwen2vl"),
+         "--reasoning", str(hf / "qwen3"), "--no-validate", "--out", str(out)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline and not any(
+            tmp_path.glob("bundle.partial-*/**/*.onnx")):
+        time.sleep(0.05)
+    assert process.poll() is None, "the export finished before it could be interrupted"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    assert "interrupted by SIGTERM" in stderr and "Traceback" not in stderr
+    assert list(tmp_path.iterdir()) == []
