@@ -69,7 +69,7 @@ class StopWatch:
             self._held, self.reached = "", True
             self._pass(before)
             return True
-        keep = _partial_stop_length(window, self.stops)
+        keep = partial_stop_length(window, self.stops)
         self._held = window[len(window) - keep:] if keep else ""
         self._pass(window[:len(window) - keep])
         return False
@@ -84,8 +84,9 @@ class StopWatch:
             self._sink(text)
 
 
-def _partial_stop_length(text: str, stops: Sequence[str]) -> int:
-    """The length of the longest end of `text` that begins some stop string."""
+def partial_stop_length(text: str, stops: Sequence[str]) -> int:
+    """The length of the longest end of `text` that begins one of `stops` (what a stream must
+    hold back until the next piece says whether it completes it)."""
     longest = 0
     for stop in stops:
         for size in range(min(len(stop) - 1, len(text)), longest, -1):

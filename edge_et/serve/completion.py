@@ -12,8 +12,9 @@ import time
 import uuid
 
 import edge_et
+from edge_et.runtime.generation import THINK_CLOSE, THINK_OPEN
+from edge_et.runtime.stop_strings import partial_stop_length
 
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 CUT = ("max_tokens", "context_full")  # stop reasons that cut the text: OpenAI's "length"
 
 
@@ -48,7 +49,7 @@ class ThoughtSplitter:
             thought, _, answer = text.partition(THINK_CLOSE)
             self._in_thought = False
             return _without_open_tag(thought), self._answer(answer)
-        keep = _partial_tag_length(text)
+        keep = partial_stop_length(text, (THINK_CLOSE,))
         self._held = text[len(text) - keep:] if keep else ""
         return _without_open_tag(text[:len(text) - keep]), ""
 
@@ -131,9 +132,3 @@ def _without_open_tag(text: str) -> str:
     return stripped[len(THINK_OPEN):] if stripped.startswith(THINK_OPEN) else text
 
 
-def _partial_tag_length(text: str) -> int:
-    """How many trailing characters of `text` could begin `</think>`."""
-    for length in range(min(len(THINK_CLOSE) - 1, len(text)), 0, -1):
-        if THINK_CLOSE.startswith(text[-length:]):
-            return length
-    return 0
