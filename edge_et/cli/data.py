@@ -66,13 +66,15 @@ def extract_tuning(
         steps = dict(seed=seed, statement_role=statement_model, progress=advance,
                      statement_decoding=replace(tuning.STATEMENT_DECODING, max_tokens=statement_tokens),
                      target_decoding=replace(tuning.TARGET_DECODING, max_tokens=target_tokens))
-        if on_ray:  # Ctrl-C on Ray: docs/distributed.md
-            summary, flag = targets_on_ray(pipeline, pairs, out_file, on_ray, threads, steps), None
-        else:
-            with graceful() as flag:
-                summary = tuning.make_targets(pipeline, pairs, out_file, chunk=chunk,
-                                              stop=lambda: flag.requested, **steps)
-    if flag is not None and flag.requested:
+        # Ctrl-C or SIGTERM: the pair in hand is written (on Ray: the pairs already answered),
+        # then the summary line below says how to continue.
+        with graceful() as flag:
+            steps["stop"] = lambda: flag.requested
+            if on_ray:
+                summary = targets_on_ray(pipeline, pairs, out_file, on_ray, threads, steps)
+            else:
+                summary = tuning.make_targets(pipeline, pairs, out_file, chunk=chunk, **steps)
+    if flag.requested:
         err.print(f"stopped by {flag.name}: {summary.written} targets written to {out_file}; the same "
                   f"command continues: {shlex.join(['edge-et', *sys.argv[1:]])}",
                   highlight=False, markup=False, soft_wrap=True)

@@ -2,8 +2,11 @@
 predictions, report and targets as the local run, through the same resume code. (The eval
 command itself runs on Ray in the two-node test.)"""
 
+import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from edge_et.distributed.batch import RayRunner
@@ -67,13 +70,33 @@ def test_ray_extract_tuning_writes_the_local_targets_and_skips_what_is_done(ray_
     assert (again.written, again.skipped) == (0, 3)  # the broken pair is retried, the rest done
 
 
-def test_cli_extract_tuning_takes_ray(ray_session, ray_data, tmp_path):
+def test_cli_extract_tuning_on_ray_stops_on_ctrl_c_and_the_same_command_continues(
+        ray_session, ray_data, tmp_path):
+    """A real `data extract-tuning --ray`, SIGINT once 2 targets are written: exit 130, one line
+    with the count and the command; that command writes the rest, every pair once."""
     address = ray_session.get_runtime_context().gcs_address
-    cli = [sys.executable, "-m", "edge_et.cli.main"]
-    done = subprocess.run([*cli, "data", "extract-tuning", "--teacher", str(ray_data["bundle"]),
-                           "--in", str(ray_data["qa"]), "--out", str(tmp_path / "t.jsonl"),
-                           "--threads", "1", "--statement-tokens", "6", "--target-tokens", "6",
-                           "--ray", address, "--json"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    questions = [json.loads(line) for line in ray_data["eval"].read_text().splitlines()]
+    qa = ray_data["folder"] / "qa-long.jsonl"  # enough pairs that the signal lands mid-run
+    qa.write_text("".join(json.dumps({**q, "id": f"{q['id']}-{copy}"}) + "\n"
+                          for copy in range(3) for q in questions))
+    out = tmp_path / "t.jsonl"
+    command = [sys.executable, "-m", "edge_et.cli.main", "data", "extract-tuning", "--teacher",
+               str(ray_data["bundle"]), "--in", str(qa), "--out", str(out), "--threads", "1",
+               "--statement-tokens", "6", "--target-tokens", "6", "--ray", address]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (out.exists() and out.read_text().count("\n") >= 2):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "stopped by SIGINT" in stderr and "the same command continues" in stderr
+    assert "ray: 1 reasoning actor(s)" in stderr and "Traceback" not in stderr
+    written = len(read_records(out))
+    assert 2 <= written < len(questions) * 3
+    done = subprocess.run([*command, "--json"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert '"written": 3' in done.stdout and "ray: 1 reasoning actor(s)" in done.stderr
+    assert json.loads(done.stdout)["written"] == len(questions) * 3 - written
+    ids = [record["id"] for record in read_records(out)]
+    assert sorted(ids) == sorted(json.loads(line)["id"] for line in qa.read_text().splitlines())
