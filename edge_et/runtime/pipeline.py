@@ -10,8 +10,7 @@ Modes:
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, fields, replace
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 from edge_et import backends
 from edge_et.backends.base import TextModel
@@ -30,60 +29,19 @@ from edge_et.runtime.generation import TextSink, generate, think_then_answer
 from edge_et.runtime.image_tuning import tuned_prefill
 from edge_et.runtime.plan import DEFAULT_CTX, check_reasoning_fits, requested_ctx
 from edge_et.runtime.speculation import choose_drafter, record_counts, speculate
+from edge_et.runtime.options import (  # noqa: F401 - re-exported: edge_et.runtime.pipeline is where callers find them
+    MODES,
+    RunOptions,
+    check_mode,
+    check_text,
+    merge_options,
+)
 from edge_et.runtime.stop_strings import check_stops
 from edge_et.runtime.stream import Event, stream_run
 
-MODES = ("extract-think", "caption-think", "direct", "extract")
 PERCEPTION_CTX, REASONING_CTX = DEFAULT_CTX["perception"], DEFAULT_CTX["reasoning"]
 # Each stage samples from its own seed, so adding a stage does not change the others' draws.
 SEED_OFFSETS = {"hint": 1, "extract": 2, "caption": 2, "direct": 2, "think": 3}
-
-
-@dataclass
-class RunOptions:
-    """What a caller may set for one run; None means the bundle's or the paper's default."""
-
-    mode: str = "extract-think"
-    hint: str | None = None            # text, "auto", or None for the question rule (hints.py)
-    seed: int | None = None            # None: a fresh random seed, reported in the result
-    think_budget: int | None = None
-    answer_budget: int | None = None
-    max_tokens: int | None = None      # reasoning limit for non-thinking models
-    temperature: float | None = None   # reasoning stage
-    speculative: str | None = None     # auto | off | lookup | draft (runtime/speculation.py)
-    stop: Sequence[str] | str | None = None  # the reply ends before the first (runtime/stop_strings.py)
-    on_reasoning_text: TextSink | None = None
-    on_extraction_text: TextSink | None = None
-    on_stage_finished: Callable[[str, StageStats], None] | None = None  # (stage, its stats)
-
-
-def check_text(question: str, *texts: str | None) -> None:
-    """InputError in one line for an empty question, or text a tokenizer cannot take: a lone
-    surrogate (`\\ud800`, which a JSON escape can hold) has no UTF-8 form."""
-    if not question or not question.strip():
-        raise InputError("the question is empty")
-    for text in (question, *texts):
-        try:
-            (text or "").encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise InputError(f"the text holds {text[exc.start]!a}, which is not a character (an "
-                             f"unpaired surrogate, or a byte that is not UTF-8)") from None
-
-
-def merge_options(options: RunOptions | None, values: dict) -> RunOptions:
-    """`options` (or the defaults) with keyword values on top; an unknown name is an InputError."""
-    names = [item.name for item in fields(RunOptions)]
-    unknown = sorted(set(values) - set(names))
-    if unknown:
-        raise InputError(f"unknown option {unknown[0]!r}; options: {', '.join(names)}")
-    base = options if options is not None else RunOptions()
-    return replace(base, **values) if values else base
-
-
-def check_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise InputError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
-    return mode
 
 
 def check_bundle_for_mode(bundle: Bundle, mode: str) -> None:

@@ -21,7 +21,7 @@ from edge_et.runtime.api import open_pipeline
 from edge_et.runtime.batch import read_batch, run_batch
 from edge_et.runtime.pipeline import RunOptions
 from edge_et.runtime.resumable import BatchRun
-from tests.helpers.ray_cluster import actor_pids, comparable, read_records
+from tests.helpers.ray_cluster import actor_pids, comparable, ctrl_c_after_lines, read_records
 
 ROOT = Path(__file__).resolve().parents[2]
 OPTIONS = RunOptions(seed=3)
@@ -153,15 +153,7 @@ def test_ctrl_c_stops_a_ray_batch_whole_and_the_resume_finishes_it(ray_session, 
     command = [sys.executable, "-m", "edge_et.cli.main", "run", "--bundle", str(ray_data["bundle"]),
                "--batch", str(batch), "--output", str(out), "--seed", "3", "--threads", "1",
                "--ray", address]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
-    deadline = time.monotonic() + 240
-    while not (out.exists() and out.read_text().count("\n") >= 2):
-        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
+    stderr = ctrl_c_after_lines(command, out, ROOT)
     assert "Traceback" not in stderr and "--resume" in stderr
     assert 2 <= len(read_records(out)) < 2 * len(lines) and out.read_text().endswith("\n")
     resumed = subprocess.run([*command, "--resume"], cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -3,10 +3,8 @@ predictions, report and targets as the local run, through the same resume code. 
 command itself runs on Ray in the two-node test.)"""
 
 import json
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from edge_et.distributed.batch import RayRunner
@@ -18,7 +16,7 @@ from edge_et.eval.run import read_eval_file
 from edge_et.runtime.api import open_pipeline
 from edge_et.runtime.batch import run_batch
 from edge_et.runtime.pipeline import RunOptions
-from tests.helpers.ray_cluster import comparable, read_records
+from tests.helpers.ray_cluster import comparable, ctrl_c_after_lines, read_records
 
 ROOT = Path(__file__).resolve().parents[2]
 MODES = ["extract-think", "direct"]
@@ -83,14 +81,7 @@ def test_cli_extract_tuning_on_ray_stops_on_ctrl_c_and_the_same_command_continue
     command = [sys.executable, "-m", "edge_et.cli.main", "data", "extract-tuning", "--teacher",
                str(ray_data["bundle"]), "--in", str(qa), "--out", str(out), "--threads", "1",
                "--statement-tokens", "6", "--target-tokens", "6", "--ray", address]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
-    while not (out.exists() and out.read_text().count("\n") >= 2):
-        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
+    stderr = ctrl_c_after_lines(command, out, ROOT)
     assert "stopped by SIGINT" in stderr and "the same command continues" in stderr
     assert "ray: 1 reasoning actor(s)" in stderr and "Traceback" not in stderr
     written = len(read_records(out))

@@ -18,6 +18,20 @@ TIMING = ("stages", "peak_rss_bytes")
 OBJECT_STORE = 256 << 20  # bytes per node: the tests move a few small pictures
 
 
+def ctrl_c_after_lines(command: list[str], out: Path, cwd: Path, lines: int = 2) -> str:
+    """Run `command`, send SIGINT once `out` holds `lines` whole lines (mid-run), and return its
+    stderr after checking the exit code a Ctrl-C must give: 130."""
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (out.exists() and out.read_text().count("\n") >= lines):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    return stderr
+
+
 def comparable(records: list[dict]) -> list[dict]:
     """Records without what differs from run to run (timings, memory)."""
     return [{k: v for k, v in record.items() if k not in TIMING} for record in records]
