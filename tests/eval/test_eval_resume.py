@@ -102,5 +102,6 @@ def test_resume_with_a_changed_seed_is_refused_in_one_line(setup, tmp_path):
     evaluate(bundle, data, predictions, stop=lambda asked: asked >= 1)  # seed 5
     refused = cli(6)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
-    assert "seed" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "seed 5 -> 6" in errors[0]
     assert cli(5).returncode == 0
