@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 DEFAULT_BUNDLE = ROOT / "models" / "bundles" / "default"
-MODES = ("off", "lookup")   # "lookup": prompt-lookup drafting + prefix reuse
+MODES = ("off", "lookup")   # "lookup": prompt-lookup drafting (head reuse is on in both)
 
 
 def say(line: str) -> None:
@@ -57,9 +57,6 @@ def _trial(pipeline, picture, question, mode: str, think: int | None) -> dict:
     loaded = pipeline._models.get("perception")
     if loaded is not None:
         loaded.forget_images()   # every trial encodes the picture
-    reasoner = pipeline._models.get("reasoning")
-    if reasoner is not None:     # "on" is every optimisation: prefix reuse with the drafts
-        reasoner.reuse_prefix = mode != "off"
     started = time.perf_counter()
     result = pipeline.run(picture, question, RunOptions(seed=0, temperature=0.0, think_budget=think,
                                                         answer_budget=ANSWER_TOKENS if think else None,

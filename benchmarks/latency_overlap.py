@@ -59,8 +59,8 @@ def prepare_reasoner(bundle, into: dict) -> None:
     spec = bundle.require("reasoning")
     model = LlamaCppModel(model_path=str(spec.model_path), n_ctx=requested_ctx(spec))
     loaded = time.perf_counter()
-    model.reuse_prefix = True
-    stats = model.start(prompt=fixed_prefix(bundle, model))
+    head = fixed_prefix(bundle, model)
+    stats = model.start_with_heads(prompt=head, heads=[head])
     into.update(model=model, load_s=loaded - started, prefix_s=time.perf_counter() - loaded,
                 prefix_tokens=stats.prompt_tokens)
 

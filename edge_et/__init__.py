@@ -20,6 +20,7 @@ from edge_et.errors import (
     InputError,
     MissingExtra,
     ModelError,
+    PipelineBusy,
     PlanRefused,
 )
 from edge_et.runtime.api import open_pipeline
@@ -42,7 +43,7 @@ __all__ = [
     "open_pipeline", "Pipeline", "RunOptions", "Result", "StageStats", "Bundle", "plan_bundle",
     "ExtractionText", "ReasoningText", "StageFinished", "Finished",
     "EdgeEtError", "InputError", "BundleError", "PlanRefused", "MissingExtra", "ModelError",
-    "DownloadError", "ExportError",
+    "PipelineBusy", "DownloadError", "ExportError",
     # For servers and apps that manage images and caches themselves (edge_et.serve uses them).
     "decode_image", "LoadedImage", "DEFAULT_MAX_PIXELS", "hint_from_question",
 ]

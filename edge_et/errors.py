@@ -46,6 +46,10 @@ class MissingExtra(EdgeEtError):
         self.extra = extra
 
 
+class PipelineBusy(EdgeEtError):
+    """A call asked not to wait (`wait=False`) while another thread was using the pipeline."""
+
+
 class ModelError(EdgeEtError):
     """A backend (llama.cpp, libmtmd, ONNX Runtime) failed to load or run a model."""
 

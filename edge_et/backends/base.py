@@ -8,7 +8,7 @@ is written once for every backend.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -79,6 +79,19 @@ class TextModel(Protocol):
 
     def close(self) -> None:
         """Free the model and its context now (not at garbage collection)."""
+
+
+@runtime_checkable
+class HeadReuse(Protocol):
+    """A TextModel that keeps the state of a prompt's shared heads between requests.
+
+    Where reuse may end is a function of the prompt alone, so kept heads and a fresh start
+    evaluate the same batches: the result is byte-identical to `start(prompt=prompt)`.
+    """
+
+    def start_with_heads(self, *, prompt: str, heads: Sequence[str]) -> PromptStats:
+        """`start(prompt=prompt)` for a text prompt that begins with each of `heads`, texts
+        other prompts share, each a prefix of the next."""
 
 
 class VisionTextModel(TextModel, Protocol):

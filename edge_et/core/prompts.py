@@ -85,6 +85,14 @@ def reasoning_prompt(description: str, question: str, *, step_by_step: bool,
     return prompts.reasoning_role + "Description: " + description + question + post
 
 
+def reasoning_heads(description: str, prompts: PromptSet = PromptSet()) -> tuple[str, str]:
+    """The leading parts of `reasoning_prompt(description, ...)` that other requests share: the
+    text before the description (every request), and that with the description (every question
+    asked over the same description). A backend may keep their state between requests."""
+    fixed = prompts.reasoning_role + "Description: "
+    return fixed, fixed + (description if description.endswith("\n") else description + "\n")
+
+
 def direct_prompt(question: str, prompts: PromptSet = PromptSet()) -> str:
     """The end-to-end baseline: the VLM answers the question itself."""
     return question + prompts.direct_post

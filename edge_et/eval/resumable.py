@@ -23,9 +23,11 @@ from edge_et.runtime.resumable import CALLBACKS
 
 def eval_settings(pipeline: Pipeline, options: RunOptions, seed: int) -> dict:
     """What shapes the predictions (the mode is part of each row's key, so modes may change)."""
+    # RunOptions.seed is unset in an eval (each item's seed comes from the run's `seed`): it
+    # must not overwrite the run's seed, or a changed --seed would resume unnoticed.
     chosen = {item.name: getattr(options, item.name) for item in fields(RunOptions)
-              if item.name not in (*CALLBACKS, "mode")}
-    return {"bundle": str(pipeline.bundle.path), "seed": seed, **chosen}
+              if item.name not in (*CALLBACKS, "mode", "seed")}
+    return {"bundle": str(pipeline.bundle.path), **chosen, "seed": seed}
 
 
 def _keyed(entries: list[dict], value: str | None) -> dict[tuple[str, int], dict]:

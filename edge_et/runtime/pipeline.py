@@ -13,7 +13,7 @@ import random
 from typing import Iterator, Sequence
 
 from edge_et import backends
-from edge_et.backends.base import TextModel
+from edge_et.backends.base import HeadReuse, TextModel
 from edge_et.bundle.manifest import Bundle, StageSpec
 from edge_et.core import prompts
 from edge_et.core.chat import render_user_turn
@@ -28,6 +28,7 @@ from edge_et.runtime.answer_cue import reason_with_answer_cue
 from edge_et.runtime.generation import TextSink, generate, think_then_answer
 from edge_et.runtime.image_tuning import tuned_prefill
 from edge_et.runtime.plan import DEFAULT_CTX, check_reasoning_fits, requested_ctx
+from edge_et.runtime.serial import ModelLock, serialized
 from edge_et.runtime.speculation import choose_drafter, record_counts, speculate
 from edge_et.runtime.options import (  # noqa: F401 - re-exported: edge_et.runtime.pipeline is where callers find them
     MODES,
@@ -61,6 +62,8 @@ class Pipeline:
     other model before loading one, so only one is in memory at a time. With a memory
     `plan` (edge_et.memory.scheduler) each stage gets the plan's context, KV type, GPU layers and
     image bound, and the residency follows the plan's decision unless one is given.
+
+    A pipeline may be shared by threads: calls on its models run one at a time (serial.py).
     """
 
     def __init__(self, bundle: Bundle, *, n_threads: int | None = None,
@@ -79,6 +82,7 @@ class Pipeline:
         self._device = device  # for backends that take an execution provider (None: their default)
         self._image_cache_bytes = image_cache_bytes  # None: the backend's own bound
         self._models: dict[str, TextModel] = {}
+        self.model_lock = ModelLock()
 
     def __enter__(self) -> "Pipeline":
         return self
@@ -86,11 +90,13 @@ class Pipeline:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    @serialized
     def close(self) -> None:
         """Free every loaded model now."""
         for role in list(self._models):
             self.release(role)
 
+    @serialized
     def load(self, roles: list[str] | None = None) -> None:
         """Load the models now instead of at the first request (a server's start-up). Under
         swap only the perception model: every request needs it first. `roles` picks the
@@ -104,6 +110,7 @@ class Pipeline:
         """The roles whose model is in memory now."""
         return list(self._models)
 
+    @serialized
     def release(self, role: str) -> None:
         """Free one model now (its memory returns before the next load)."""
         model = self._models.pop(role, None)
@@ -111,6 +118,7 @@ class Pipeline:
             self._encodes_before += getattr(model, "image_encodes", 0)
             model.close()
 
+    @serialized
     def forget_image(self, picture: LoadedImage) -> None:
         """No later request shows `picture`: its cached embeddings need not take memory."""
         model = self._models.get("perception")
@@ -139,8 +147,6 @@ class Pipeline:
                             n_threads=self._n_threads, **self._stage_settings(spec))
             except (ModelError, BundleError) as exc:  # the file changed since the bundle was checked
                 raise ModelLoadError(f"{role} model: {exc}") from None
-            if role == "reasoning" and hasattr(model, "reuse_prefix"):
-                model.reuse_prefix = True   # every request starts with the same fixed text
             self._models[role] = model
             self.model_loads += 1
             stats.load_s = model.load_s
@@ -175,24 +181,32 @@ class Pipeline:
 
     # -- one request ----------------------------------------------------------------------
 
-    def run(self, image: ImageInput, question: str, options: RunOptions | None = None,
-            **values) -> Result:
+    def run(self, image: ImageInput, question: str, options: RunOptions | None = None, *,
+            wait: bool = True, **values) -> Result:
         """Answer `question` about `image` (a path, bytes, a PIL image, a numpy array or a
-        `LoadedImage`) in `options.mode`; keyword `values` set `RunOptions` fields."""
+        `LoadedImage`) in `options.mode`; keyword `values` set `RunOptions` fields.
+
+        Another thread's call on this pipeline finishes first; with `wait=False` a busy
+        pipeline raises PipelineBusy instead. The same request gives the same result whatever
+        ran before it (with a seed: byte for byte).
+        """
         options = merge_options(options, values)
         check_stops(options.stop)
-        result = self.perceive(image, question, options)
-        if result.mode.endswith("-think"):
-            self.reason(result, options)
+        with self.model_lock.held(wait=wait):
+            result = self.perceive(image, question, options)
+            if result.mode.endswith("-think"):
+                self.reason(result, options)
         return result
 
-    def stream(self, image: ImageInput, question: str, options: RunOptions | None = None,
-               **values) -> Iterator[Event]:
+    def stream(self, image: ImageInput, question: str, options: RunOptions | None = None, *,
+               wait: bool = True, **values) -> Iterator[Event]:
         """`run`, yielding ExtractionText, ReasoningText and StageFinished events as they
-        happen and Finished(result) last. Closing the iterator stops the run at its next token."""
-        return stream_run(lambda hooked: self.run(image, question, hooked),
+        happen and Finished(result) last. Closing the iterator stops the run at its next token.
+        The run starts when iteration does (PipelineBusy is raised then, with `wait=False`)."""
+        return stream_run(lambda hooked: self.run(image, question, hooked, wait=wait),
                           merge_options(options, values))
 
+    @serialized
     def perceive(self, image: ImageInput | None, question: str,
                  options: RunOptions = RunOptions()) -> Result:
         """Stage 1: everything the VLM does for this mode (the whole run for direct/extract)."""
@@ -215,12 +229,14 @@ class Pipeline:
         result.peak_rss_bytes = process_peak_rss()
         return result
 
+    @serialized
     def reason(self, result: Result, options: RunOptions = RunOptions()) -> Result:
         """Stage 2 of the -think modes: the reasoning model answers from `result.extraction`."""
         self._reason(result, options)
         result.peak_rss_bytes = process_peak_rss()
         return result
 
+    @serialized
     def reason_over(self, description: str, question: str,
                     options: RunOptions = RunOptions()) -> Result:
         """Stage 2 alone: the reasoning model answers from a given description (mode `think`)."""
@@ -242,6 +258,7 @@ class Pipeline:
                 return
         result.hint, result.hint_source = hint_from_question(question), "question-rule"
 
+    @serialized
     def ask(self, role: str, request: str, *, settings: StageDecoding, seed: int,
             stats: StageStats, image: LoadedImage | None = None,
             on_text: TextSink | None = None, stops: Sequence[str] = ()) -> str:
@@ -291,37 +308,40 @@ class Pipeline:
         spec = self.bundle.reasoning
         request = prompts.reasoning_prompt(result.extraction, result.question, step_by_step=True,
                                            prompts=self.prompts)
+        heads = prompts.reasoning_heads(result.extraction, self.prompts)
         speculate(model, *choose_drafter(options.speculative, model, self._models.get("perception")),
                   stats)
         try:
-            out = self._think(model, spec, request, result, options, stats) if spec.thinking else \
-                self._reason_plainly(model, request, result, options, stats)
+            out = self._think(model, spec, request, heads, result, options, stats) \
+                if spec.thinking else self._reason_plainly(model, request, heads, result, options, stats)
         finally:
             record_counts(model, stats)
         result.reasoning = out
         result.answer, result.answer_matched = prompts.parse_answer(out)
         _finished(options, "think", result)
 
-    def _think(self, model: TextModel, spec: StageSpec, request: str, result: Result,
+    def _think(self, model: TextModel, spec: StageSpec, request: str, heads: tuple[str, ...],
+               result: Result,
                options: RunOptions, stats: StageStats) -> str:
         settings = self._reasoning_settings("think", options)
         sampling = settings.sampling(result.seed + SEED_OFFSETS["think"])
         if settings.budget == 0:
             # No thinking at all: the template's own switch writes an empty thought.
-            self._start(model, request, stats, thinking=False)
+            self._start(model, request, stats, thinking=False, heads=heads)
             return generate(model, sampling=sampling, max_tokens=settings.answer_budget,
                             on_text=options.on_reasoning_text, stats=stats,
                             stops=check_stops(options.stop)).text
-        self._start(model, request, stats, thinking=True)
+        self._start(model, request, stats, thinking=True, heads=heads)
         return think_then_answer(model, sampling=sampling, think_budget=settings.budget,
                                  answer_budget=settings.answer_budget,
                                  on_text=options.on_reasoning_text, stats=stats,
                                  stops=check_stops(options.stop)).text
 
-    def _reason_plainly(self, model: TextModel, request: str, result: Result,
+    def _reason_plainly(self, model: TextModel, request: str, heads: tuple[str, ...],
+                        result: Result,
                         options: RunOptions, stats: StageStats) -> str:
         settings = self._reasoning_settings("reason", options)
-        self._start(model, request, stats, thinking=None)
+        self._start(model, request, stats, thinking=None, heads=heads)
         return reason_with_answer_cue(model, sampling=settings.sampling(result.seed + SEED_OFFSETS["think"]),
                                       max_tokens=settings.max_tokens, answer_budget=settings.answer_budget,
                                       on_text=options.on_reasoning_text, stats=stats,
@@ -336,12 +356,26 @@ class Pipeline:
                 "max_tokens": options.max_tokens, "temperature": options.temperature}
 
     @staticmethod
-    def _start(model: TextModel, request: str, stats: StageStats, *, thinking: bool | None) -> None:
+    def _start(model: TextModel, request: str, stats: StageStats, *, thinking: bool | None,
+               heads: tuple[str, ...] = ()) -> None:
+        """Feed `request` in the model's chat template. `heads`: texts the request starts with
+        that other requests share; a model that keeps their state (HeadReuse) skips them."""
         prompt = render_user_turn(model.chat_template, request, enable_thinking=thinking,
                                   bos_text=model.bos_text, eos_text=model.eos_text)
-        begun = model.start(prompt=prompt)
+        rendered = _rendered_heads(prompt, heads)
+        if rendered and isinstance(model, HeadReuse):
+            begun = model.start_with_heads(prompt=prompt, heads=rendered)
+        else:
+            begun = model.start(prompt=prompt)
         stats.prompt_tokens += begun.prompt_tokens
         stats.prefill_s += begun.prefill_s
+
+
+def _rendered_heads(prompt: str, heads: tuple[str, ...]) -> tuple[str, ...]:
+    """The prompt up to the end of each head (the template's text before them included); none
+    where the template changed the request's text."""
+    at = prompt.find(heads[-1]) if heads else -1
+    return tuple(prompt[:at + len(head)] for head in heads) if at >= 0 else ()
 
 
 def _residency_of(plan: Plan | None) -> str:

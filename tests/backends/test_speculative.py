@@ -164,19 +164,19 @@ def test_the_draft_model_needs_the_reasoners_vocabulary(reasoner, tiny_bundle):
     assert choose_drafter("lookup", reasoner)[1] == "lookup"
 
 
-def test_prefix_reuse_keeps_the_shared_prompt_and_changes_no_output(reasoner):
+def test_head_reuse_keeps_the_shared_prompt_and_changes_no_output(reasoner):
     other = PROMPT.replace("Which shape is left?", "Which shape is right?")
+    head = PROMPT.split("Which")[0]
     outputs = {}
     for reuse in (False, True):
-        reasoner.reuse_prefix = reuse
         texts = []
         for prompt in (PROMPT, other, PROMPT):
-            begun = reasoner.start(prompt=prompt)
+            begun = reasoner.start_with_heads(prompt=prompt, heads=[head]) if reuse \
+                else reasoner.start(prompt=prompt)
             texts.append(generate(reasoner, sampling=Sampling(), max_tokens=24,
                                   ignore_eos=True).text)
             if reuse and prompt is other:
-                shared = len(reasoner.tokenize(text=PROMPT.split("Which")[0]))
+                shared = len(reasoner.tokenize(text=head))
                 assert shared - 2 <= begun.reused_tokens < begun.prompt_tokens
         outputs[reuse] = texts
-    reasoner.reuse_prefix = False
     assert outputs[True] == outputs[False]

@@ -83,3 +83,16 @@ def test_hint_rule_joins_topics_and_strips_options():
     hint = hint_from_question("How many red circles are left of the square?")
     assert hint.startswith("the number of each kind of object in the image, the colors")
     assert hint.endswith(" and the spatial relationships between objects in the image")
+
+
+def test_reasoning_heads_are_the_leading_parts_of_the_reasoning_prompt():
+    from edge_et.core.prompts import PromptSet, reasoning_heads, reasoning_prompt
+
+    custom = PromptSet.from_overrides({"reasoning_role": "Role.\n\n"})
+    for description in ("A red circle.", "A red circle.\n", ""):
+        for prompts in (PromptSet(), custom):
+            fixed, described = reasoning_heads(description, prompts)
+            whole = reasoning_prompt(description, "Which?", step_by_step=True, prompts=prompts)
+            assert whole.startswith(described) and described.startswith(fixed)
+            assert whole[len(described):].startswith("Question: Which?")
+            assert fixed == prompts.reasoning_role + "Description: "

@@ -87,3 +87,21 @@ def test_resume_against_a_changed_data_file_or_without_predictions_is_one_line(s
                                "--data", str(changed), "--resume", *extra], cwd=ROOT,
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 2 and fragment in done.stderr and "Traceback" not in done.stderr
+
+
+def test_resume_with_a_changed_seed_is_refused_in_one_line(setup, tmp_path):
+    """eval.md promises it; before, `.resume.json` stored a null seed and any --seed resumed."""
+    bundle, data = setup
+    predictions = tmp_path / "pred.jsonl"
+
+    def cli(seed: int) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "edge_et.cli.main", "eval", "--bundle",
+                               str(bundle), "--data", str(data), "--mode", "direct", "--limit", "1",
+                               "--predictions", str(predictions), "--seed", str(seed), "--resume"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+    evaluate(bundle, data, predictions, stop=lambda asked: asked >= 1)  # seed 5
+    refused = cli(6)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "seed 5 -> 6" in errors[0]
+    assert cli(5).returncode == 0

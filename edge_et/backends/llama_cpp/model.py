@@ -28,7 +28,7 @@ from edge_et.backends.llama_cpp.loading import (  # noqa: F401  (KV_TYPES, defau
     load_mmproj,
     load_text,
 )
-from edge_et.backends.llama_cpp.prefix import keep_prefix
+from edge_et.backends.llama_cpp.prefix import KeptSegments, evaluate_in_segments, reset, segment_ends
 from edge_et.backends.llama_cpp.speculative import Speculation, vocab_signature
 from edge_et.core.images import LoadedImage
 from edge_et.errors import BundleError, InputError, ModelError
@@ -63,8 +63,7 @@ class LlamaCppModel:
         self._chain_key: Sampling | None = None
         self._speculation: Speculation | None = None
         self._vocab_signature: dict | None = None
-        self.reuse_prefix = False    # keep the KV of a text prompt's shared prefix (prefix.py)
-        self._text_only = False      # the context holds text tokens only (prefix reuse is valid)
+        self._kept = KeptSegments()  # shared heads whose KV state starts the context (prefix.py)
         started = time.perf_counter()
         self.prefill = prefill or PrefillSettings(n_batch=n_batch)
         self._llm = self._load_text(model_path, n_ctx, n_threads, n_gpu_layers, n_batch, kv_type,
@@ -142,30 +141,44 @@ class LlamaCppModel:
         # Templates that write the BOS text themselves (Llama 3, Gemma) must not get a second one.
         return not (self.bos_text and prompt.startswith(self.bos_text))
 
-    def _clear(self) -> None:
+    def _end_generation(self) -> None:
         if self._speculation is not None:
             self._speculation.rollback()
-        self._llm.reset()
-        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._llm.ctx), True)
         self._pending = []
         self._free_chain()
 
+    def _clear(self) -> None:
+        self._end_generation()
+        reset(self._llm)
+        self._kept = KeptSegments()
+
+    def _tokens(self, text: str, prompt: str) -> list[int]:
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=self._add_special(prompt),
+                                  special=True)
+
     def start(self, *, prompt: str, image: LoadedImage | None = None) -> PromptStats:
-        reuse = self.reuse_prefix and self._text_only and image is None
-        if not reuse:
-            self._clear()
-        elif self._speculation is not None:
-            self._speculation.rollback()
-        self._pending, self._text_only = [], image is None
-        self._free_chain()
+        self._clear()
         if image is not None:
             return self._start_with_image(prompt, image)
-        tokens = self._llm.tokenize(prompt.encode("utf-8"), add_bos=self._add_special(prompt),
-                                    special=True)
+        tokens = self._tokens(prompt, prompt)
         self._check_fits(len(tokens))
         started = time.perf_counter()
-        reused = keep_prefix(self._llm, tokens) if reuse else 0
-        self._llm.eval(tokens[reused:])
+        self._llm.eval(tokens)
+        return PromptStats(prompt_tokens=len(tokens), prefill_s=time.perf_counter() - started)
+
+    def start_with_heads(self, *, prompt: str, heads: Sequence[str]) -> PromptStats:
+        """`start` a text prompt that begins with each of `heads` (each a prefix of the next),
+        keeping their KV state for the next prompt that shares them (implements HeadReuse;
+        prefix.py says why the splits are fixed). The result is byte-identical to
+        `start(prompt=prompt)` on a fresh model."""
+        if not all(prompt.startswith(head) for head in heads):
+            raise ValueError("the prompt does not start with its heads")  # a runtime bug
+        self._end_generation()
+        tokens = self._tokens(prompt, prompt)
+        self._check_fits(len(tokens))
+        ends = segment_ends([self._tokens(head, prompt) for head in heads], tokens)
+        started = time.perf_counter()
+        reused = evaluate_in_segments(self._llm, self._kept, tokens, ends)
         return PromptStats(prompt_tokens=len(tokens), prefill_s=time.perf_counter() - started,
                            reused_tokens=reused)
 
