@@ -272,10 +272,10 @@ def _link(src: Path, dst: Path) -> None:
     try:
         shutil.copyfile(src, dst)
     except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise BundleError(f"disk full while copying {src.name} into the bundles home "
-                              f"{shown(dst.parent.parent)}; nothing was kept") from None
-        raise BundleError(f"cannot copy {src.name} into {shown(dst.parent.parent)}: "
+        if exc.errno in (errno.ENOSPC, errno.EFBIG):
+            raise BundleError(f"cannot copy {src.name} into the bundles home {shown(dst.parent.parent.parent)}: "
+                              f"{exc.strerror} (disk full?); nothing was kept") from None
+        raise BundleError(f"cannot copy {src.name} into {shown(dst.parent.parent.parent)}: "
                           f"{exc.strerror or exc}") from None
 
 

@@ -124,7 +124,7 @@ def _store_folder(role: str, ref: str, folder: Path, catalog: Catalog) -> Source
 def _gguf_folder(role: str, ref: str, folder: Path) -> Source:
     models, mmprojs = _ggufs_in(folder)
     if len(models) != 1 or len(mmprojs) > 1:
-        raise InputError(f"{ref}: expected one model GGUF (and for a VLM one mmproj*.gguf) in the folder, "
+        raise InputError(f"--{role} {ref}: expected one model GGUF (and for a VLM one mmproj*.gguf) in the folder, "
                          f"found {len(models)} and {len(mmprojs)}; name the file instead")
     return Source(role, ref, "gguf", path=models[0], mmproj=mmprojs[0] if mmprojs else None)
 
