@@ -18,11 +18,17 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
-from edge_et.bundle.catalog import DEFAULT_STORE, RECEIPT, Catalog, ModelEntry, load_catalog
+from edge_et.bundle.catalog import (
+    DEFAULT_STORE,
+    Catalog,
+    ModelEntry,
+    load_catalog,
+)
 from edge_et.bundle.home import bundles_home, check_name
 from edge_et.bundle.manifest import BUNDLE_FORMAT, MANIFEST, Bundle, sha256_file
 from edge_et.bundle.pairs import find_pair
@@ -319,15 +325,18 @@ def _manifest(name: str, description: str, sources: dict[str, Source], files: di
     return manifest
 
 
+def _without_digests(manifest: dict) -> dict:
+    return {k: ({**v, "sha256": None} if isinstance(v, dict) and "sha256" in v else v)
+            for k, v in manifest.items()}
+
+
 def _current(out: Path, manifest: dict, sources: dict[tuple[str, str], Path]) -> bool:
     """`out` already is this bundle: same manifest (but for digests) and the very same files."""
     try:
         old = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    strip = lambda m: {k: ({**v, "sha256": None} if isinstance(v, dict) and "sha256" in v else v)  # noqa: E731
-                       for k, v in m.items()}
-    if not isinstance(old, dict) or strip(old) != strip(manifest):
+    if not isinstance(old, dict) or _without_digests(old) != _without_digests(manifest):
         return False
     return all((out / name).is_file() and (out / name).samefile(path) for name, path in sources.items())
 

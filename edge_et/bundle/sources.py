@@ -16,6 +16,7 @@ from pathlib import Path
 
 from edge_et.bundle.catalog import RECEIPT, Catalog, ModelEntry
 from edge_et.bundle.manifest import MANIFEST
+from edge_et.bundle.names import resolve_bundle
 from edge_et.core.paths import path_problem, shown
 from edge_et.errors import BundleError, InputError
 
@@ -71,8 +72,6 @@ def _check_entry_kind(role: str, ref: str, entry: ModelEntry) -> ModelEntry:
 
 def _bundle_stage(role: str, ref: str) -> Source | None:
     """`BUNDLE:stage`: a stage of a bundle given by path or name; None when `ref` is not that form."""
-    from edge_et.bundle.home import resolve_bundle
-
     head, sep, tail = ref.rpartition(":")
     if not sep or tail not in ROLES or not head:
         return None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.markup import escape
@@ -47,13 +46,13 @@ def _size(n: int) -> str:
 @bundle_app.command("create")
 def create(
     name: str = typer.Argument(..., help="Bundle name (a catalog pair's name builds that pair; see edge-et pull --list)."),
-    perception: Optional[str] = typer.Option(None, "--perception", "-p", help="REF: catalog name, store folder, GGUF file, HF checkpoint folder, or BUNDLE:perception."),
-    reasoning: Optional[str] = typer.Option(None, "--reasoning", "-r", help="REF: catalog name, store folder, GGUF file, HF checkpoint folder, or BUNDLE:reasoning."),
-    mmproj: Optional[Path] = typer.Option(None, "--mmproj", help="The vision projector GGUF of a --perception GGUF file."),
-    quant: Optional[str] = typer.Option(None, "--quant", help="Quantization of converted checkpoints (default: the catalog's recommended)."),
+    perception: str | None = typer.Option(None, "--perception", "-p", help="REF: catalog name, store folder, GGUF file, HF checkpoint folder, or BUNDLE:perception."),
+    reasoning: str | None = typer.Option(None, "--reasoning", "-r", help="REF: catalog name, store folder, GGUF file, HF checkpoint folder, or BUNDLE:reasoning."),
+    mmproj: Path | None = typer.Option(None, "--mmproj", help="The vision projector GGUF of a --perception GGUF file."),
+    quant: str | None = typer.Option(None, "--quant", help="Quantization of converted checkpoints (default: the catalog's recommended)."),
     store: Path = StoreOpt,
-    home: Optional[Path] = HomeOpt,
-    base_url: Optional[str] = typer.Option(None, "--base-url", help="Hub URL (default: $EDGE_ET_HUB_URL, $HF_ENDPOINT or https://huggingface.co)."),
+    home: Path | None = HomeOpt,
+    base_url: str | None = typer.Option(None, "--base-url", help="Hub URL (default: $EDGE_ET_HUB_URL, $HF_ENDPOINT or https://huggingface.co)."),
     force: bool = typer.Option(False, "--force", help="Replace a folder of that name not made by bundle create."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (no progress)."),
 ) -> None:
@@ -91,8 +90,8 @@ def create(
 
 def list_local(
     store: Path = StoreOpt,
-    home: Optional[Path] = HomeOpt,
-    mem_budget: Optional[str] = typer.Option(None, "--mem-budget", help="Plan against this budget (default: 80% of available memory)."),
+    home: Path | None = HomeOpt,
+    mem_budget: str | None = typer.Option(None, "--mem-budget", help="Plan against this budget (default: 80% of available memory)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Show the local bundles and store models: size on disk, quantization, whether the plan fits."""
@@ -130,7 +129,7 @@ def _render_inventory(found: dict) -> None:
 def rm(
     name: str = typer.Argument(..., help="A bundle of the bundles home, or a store model no bundle uses."),
     store: Path = StoreOpt,
-    home: Optional[Path] = HomeOpt,
+    home: Path | None = HomeOpt,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Remove a bundle, or a store model that no bundle uses."""

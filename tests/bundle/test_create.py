@@ -141,7 +141,7 @@ def test_catalog_pair_pulled_converted_linked_planned_then_run_answers(world, sa
     """The journey: `bundle create PAIR` pulls a GGUF VLM and a checkpoint from the hub, converts the
     checkpoint once (parity-checked), links, plans; a rerun moves nothing; `run --bundle NAME`
     answers; `list` and `rm` see the bundle and the store models."""
-    tmp, env, hub = world["tmp"], world["env"], world["hub"]
+    tmp, env, hub = world["tmp"], world["env"], world["hub"]  # noqa: F811
     done = edge_et_cli("bundle", "create", "tiny-pair", cwd=tmp, env=env)
     assert done.returncode == 0, done.stderr
     assert "tiny-pair written" in done.stdout and "decision: co-resident" in done.stdout
