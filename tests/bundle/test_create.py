@@ -307,3 +307,15 @@ def test_catalog_pairs_name_real_models(tmp_path):
     assert download_text(find_pair("micro-coder-0.5b", catalog), catalog) == "491 MB"
     with pytest.raises(EdgeEtError):
         create_bundle("no/slash", reasoning="x", home=tmp_path)
+
+
+def test_readme_and_docs_give_every_pair_with_its_download():
+    from edge_et.bundle.catalog import load_catalog
+    from edge_et.bundle.pairs import download_text, load_pairs
+
+    catalog = load_catalog()
+    for document in ("README.md", "docs/bundles.md"):
+        rows = {line.split("|")[1].strip(" `"): line.split("|")[-2].strip()
+                for line in (ROOT / document).read_text().splitlines() if line.startswith("| `")}
+        for pair in load_pairs(catalog):
+            assert rows.get(pair.name) == download_text(pair, catalog), (document, pair.name)
