@@ -383,9 +383,8 @@ def create_bundle(name: str, *, perception: str | None = None, reasoning: str | 
     check_name(name)
     catalog = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
     pair = find_pair(name, catalog)
-    refs = {"perception": perception or (pair.perception if pair and not reasoning else None),
-            "reasoning": reasoning or (pair.reasoning if pair and not perception else None)}
-    if pair is not None and (perception or reasoning):
+    refs = {"perception": perception, "reasoning": reasoning}
+    if pair is not None:  # the pair's stages, where the command line does not replace them
         refs = {"perception": perception or pair.perception, "reasoning": reasoning or pair.reasoning}
     refs = {role: ref for role, ref in refs.items() if ref}
     if not refs:
