@@ -20,6 +20,9 @@ StoreOpt = typer.Option(Path("models/store"), "--store", help="Local model store
 HomeOpt = typer.Option(None, "--home", help="Bundles home (default: $EDGE_ET_BUNDLES, else models/bundles).")
 
 
+CONVERSION_NEEDS = ("torch", "transformers", "safetensors")
+
+
 class ExportConverter:
     """Checkpoint -> one-stage GGUF bundle through `export.pipeline.export_gguf`, parity-checked."""
 
@@ -27,9 +30,22 @@ class ExportConverter:
         self.step = step
 
     def check(self) -> None:
-        from edge_et.cli.export import toolchain
+        """MissingExtra, one line, before anything is downloaded: the toolchain and what converting
+        and the parity check import later (found, not imported: torch alone takes seconds)."""
+        import importlib.util
 
-        toolchain("pipeline")  # MissingExtra, one line, before anything is downloaded
+        from edge_et.cli.export import toolchain
+        from edge_et.errors import MissingExtra
+
+        toolchain("pipeline")
+        for module in CONVERSION_NEEDS:
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except ImportError:
+                found = False
+            if not found:
+                raise MissingExtra(f"converting a Hugging Face checkpoint needs '{module}': "
+                                   "pip install 'edge-et[export]'", extra="export")
 
     def __call__(self, checkpoint: Path, role: str, quant: str, out_dir: Path) -> None:
         from edge_et.cli.export import toolchain

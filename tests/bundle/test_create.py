@@ -244,7 +244,7 @@ def test_unsupported_architecture_fails_in_one_line_and_the_rerun_downloads_noth
     checkpoint.mkdir()
     (checkpoint / "config.json").write_text(json.dumps({"model_type": "nonsense-lm"}))
     done = edge_et_cli("bundle", "create", "x", "--perception", "tiny-vlm", "--reasoning", str(checkpoint),
-                       cwd=world["tmp"], env=world["env"])
+                       "--json", cwd=world["tmp"], env=world["env"])  # --json: no progress on stderr
     assert "'nonsense-lm' is not supported" in one_error_line(done)
     assert not (world["home"] / "x").exists() and not list((world["store"] / "converted").glob("*"))
     fetched = downloads(world["hub"])
@@ -275,7 +275,7 @@ def test_a_full_disk_while_copying_is_one_line_and_leaves_nothing(world, tmp_pat
         handle.write(b"\0" * (2 << 20))  # data past the header: the copy must write it
     home = shm / f"edge-et-home-{os.getpid()}-{tmp_path.name}"
     try:
-        done = edge_et_cli("bundle", "create", "x", "--reasoning", str(big), cwd=world["tmp"],
+        done = edge_et_cli("bundle", "create", "x", "--reasoning", str(big), "--json", cwd=world["tmp"],
                            env={**world["env"], "EDGE_ET_BUNDLES": str(home)}, limit_file_bytes=1 << 20)
         assert "cannot copy big.gguf" in one_error_line(done)
         assert list(home.iterdir()) == []
@@ -319,3 +319,21 @@ def test_readme_and_docs_give_every_pair_with_its_download():
                 for line in (ROOT / document).read_text().splitlines() if line.startswith("| `")}
         for pair in load_pairs(catalog):
             assert rows.get(pair.name) == download_text(pair, catalog), (document, pair.name)
+
+
+def test_a_checkpoint_without_the_export_extra_is_one_line_before_any_download(world):
+    """Where torch is not installed (hidden here from the import system, as if absent), a REF that
+    needs converting stops in one line naming the extra; the GGUF perception is not pulled."""
+    blocker = world["tmp"] / "no-torch"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class NoTorch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'torch':\n"
+        "            raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n"
+        "sys.meta_path.insert(0, NoTorch())\n")
+    done = edge_et_cli("bundle", "create", "tiny-pair", "--json", cwd=world["tmp"],
+                       env={**world["env"], "PYTHONPATH": f"{blocker}{os.pathsep}{ROOT}"})
+    assert "needs 'torch': pip install 'edge-et[export]'" in one_error_line(done)
+    assert downloads(world["hub"]) == 0 and not (world["home"] / "tiny-pair").exists()
