@@ -165,18 +165,11 @@ def default_cases(quick: bool = False) -> list[Case]:
 
 def machine() -> dict:
     """uname, CPU model and RAM of this machine."""
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from edge_et.core.host import cpu_model
     from edge_et.memory.probes import available_memory
 
     memory = available_memory()
-    return {"uname": " ".join(platform.uname()), "cpu": cpu, "ram_bytes": memory.total_bytes,
+    return {"uname": " ".join(platform.uname()), "cpu": cpu_model(), "ram_bytes": memory.total_bytes,
             "python": platform.python_version(), "threads": THREADS}
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 import numpy as np
 
 from edge_et.core.decoding import Sampling  # noqa: F401  (part of the backend contract)
+from edge_et.errors import InputError
 
 if TYPE_CHECKING:
     from edge_et.core.images import LoadedImage
@@ -26,6 +27,13 @@ class ContextFull(Exception):
 
     def __init__(self, n_ctx: int):
         super().__init__(f"the context window of {n_ctx} tokens is full")
+
+
+def check_prompt_fits(n_tokens: int, n_ctx: int) -> None:
+    """InputError (one line) when a prompt of `n_tokens` leaves no room to generate in `n_ctx`."""
+    if n_tokens >= n_ctx:
+        raise InputError(f"the prompt is {n_tokens} tokens but the context holds {n_ctx}; "
+                         "shorten the input or raise n_ctx in bundle.json")
 
 
 @dataclass

@@ -77,9 +77,13 @@ def test_mode_needing_a_missing_stage(tmp_path):
     assert_one_line_error(done, "has no reasoning model")
 
 
-def test_bad_option_values_are_usage_errors(header_bundle):
-    done = edge_et("run", "--bundle", str(header_bundle), "--question", "Q", "--think-budget", "-3")
-    assert done.returncode == 2 and "Traceback" not in done.stderr
+def test_bad_option_values_are_usage_errors(header_bundle, tmp_path):
+    from edge_et.core.images import write_sample_image
+    image = write_sample_image(tmp_path / "s.png")  # the run would go on to load models without the check
+    done = edge_et("run", "--bundle", str(header_bundle), "--image", str(image), "--question", "Q",
+                   "--think-budget", "-3")
+    assert done.returncode == 2 and "Traceback" not in done.stderr and done.stdout == ""
+    assert "--think-budget" in done.stderr and "-3 is not in the range x>=0" in done.stderr
 
 
 def test_info_json_describes_the_bundle(header_bundle):

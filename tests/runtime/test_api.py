@@ -38,7 +38,7 @@ def pipeline(bundle):
 def test_open_pipeline_plans_and_returns_a_pipeline(bundle):
     with edge_et.open_pipeline(bundle, residency="auto", verify=True) as opened:
         assert isinstance(opened, edge_et.Pipeline)
-        assert opened.plan.decision in ("co-resident", "swap")
+        assert opened.plan.decision == "co-resident"  # the tiny models fit beside each other anywhere
         assert isinstance(opened.bundle, edge_et.Bundle)
 
 

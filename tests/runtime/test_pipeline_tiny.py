@@ -73,6 +73,7 @@ def test_swap_residency_keeps_one_model_loaded(tiny_bundle, sample_image):
 
 
 def test_budget_forcing_on_a_real_thinking_model(pipeline, sample_image):
+    forced = []
     for seed in range(3):
         result = pipeline.run(sample_image, QUESTION, RunOptions(seed=seed, think_budget=16,
                                                                  answer_budget=6))
@@ -80,8 +81,12 @@ def test_budget_forcing_on_a_real_thinking_model(pipeline, sample_image):
         assert think.generated_tokens + think.forced_tokens <= 16 + 6
         assert think.think_tokens <= 16
         if think.think_forced:
-            assert think.forced_tokens == 2
+            assert think.think_tokens == 16 and think.forced_tokens == 2
             assert "\n</think>" in result.reasoning
+        forced.append(think.think_forced)
+    # Random weights rarely close a thought within 16 tokens: seeds 0-2 all reach the budget, so
+    # the checks above run (a seed that never forces would check upper bounds only).
+    assert forced == [True, True, True]
 
 
 def test_same_seed_same_output_and_other_seed_differs(pipeline, sample_image):

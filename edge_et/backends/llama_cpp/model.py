@@ -17,7 +17,7 @@ import llama_cpp
 import llama_cpp.mtmd_cpp as mtmd
 import numpy as np
 
-from edge_et.backends.base import ContextFull, LogitEdit, PromptStats, Sampling
+from edge_et.backends.base import ContextFull, LogitEdit, PromptStats, Sampling, check_prompt_fits
 from edge_et.backends.drafting import Drafter, SpecCounts
 from edge_et.backends.image_cache import EmbeddingCache
 from edge_et.backends.llama_cpp import log as llama_log
@@ -31,7 +31,7 @@ from edge_et.backends.llama_cpp.loading import (  # noqa: F401  (KV_TYPES, defau
 from edge_et.backends.llama_cpp.prefix import keep_prefix
 from edge_et.backends.llama_cpp.speculative import Speculation, vocab_signature
 from edge_et.core.images import LoadedImage
-from edge_et.errors import BundleError, InputError, ModelError
+from edge_et.errors import BundleError, ModelError
 
 llama_log.install()
 
@@ -170,9 +170,7 @@ class LlamaCppModel:
                            reused_tokens=reused)
 
     def _check_fits(self, n_tokens: int) -> None:
-        if n_tokens >= self.n_ctx:
-            raise InputError(f"the prompt is {n_tokens} tokens but the context holds {self.n_ctx}; "
-                             "shorten the input or raise n_ctx in bundle.json")
+        check_prompt_fits(n_tokens, self.n_ctx)
 
     def _start_with_image(self, prompt: str, image: LoadedImage) -> PromptStats:
         if self._mtmd is None:

@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from edge_et.backends.base import ContextFull, LogitEdit, PromptStats, Sampling
+from edge_et.backends.base import ContextFull, LogitEdit, PromptStats, Sampling, check_prompt_fits
 
 # Prompt positions per decoder call: bounds the all-position logits buffer (and the estimate).
 from edge_et.backends.onnx.footprint import PREFILL_CHUNK
@@ -26,7 +26,7 @@ from edge_et.backends.onnx.sampling import Sampler
 from edge_et.backends.onnx.session import DecoderSession, open_session
 from edge_et.backends.onnx.tokenizer import DeviceTokenizer
 from edge_et.core.images import LoadedImage
-from edge_et.errors import BundleError, InputError
+from edge_et.errors import BundleError
 from edge_et.formats.onnx_stage import STAGE_CONFIG, read_config
 
 MEDIA_MARKER = "<__media__>"  # the text that marks the image in a prompt (llama.cpp's too)
@@ -167,9 +167,7 @@ class OnnxModel:
         return embeds
 
     def _check_fits(self, n_tokens: int) -> None:
-        if n_tokens >= self.n_ctx:
-            raise InputError(f"the prompt is {n_tokens} tokens but the context holds {self.n_ctx}; "
-                             "shorten the input or raise n_ctx in bundle.json")
+        check_prompt_fits(n_tokens, self.n_ctx)
 
     def _embed_ids(self, ids: Sequence[int]) -> np.ndarray:
         if self._embed is None:
