@@ -1,6 +1,6 @@
 # edge-et: two set-up commands on a fresh machine.
 #   make demo   creates .venv, installs, builds the default bundle, runs Extract+Think on a sample image
-#   make test   installs what the tests need, checks the import contracts and runs the tests
+#   make test   installs what the tests need, lints, checks the import contracts, runs the tests
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -32,7 +32,9 @@ demo: install-export
 	$(BIN)/edge-et run --bundle $(BUNDLE) --image $(SAMPLE) --seed 0 \
 		--question "$$($(BIN)/python -c 'from edge_et.core.images import SAMPLE_QUESTION; print(SAMPLE_QUESTION)')"
 
-# lint-imports (seconds) checks the import contracts in pyproject.toml before the tests run.
+# Before the tests, in seconds: ruff's lint and format check ([tool.ruff] in pyproject.toml;
+# `ruff format .` and `ruff check --fix .` repair most of what they report) and lint-imports,
+# the import contracts.
 # The serve page test drives Debian's chromium through chromium-driver (skipped, with the reason,
 # where apt-get cannot install them).
 browser:
@@ -42,6 +44,8 @@ browser:
 		 echo "chromium/chromium-driver not installed: the serve page test will be skipped")
 
 test: install-export browser
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -ra
 

@@ -100,7 +100,9 @@ def summarize(path: Path) -> dict:
 
 
 def write_markdown(summary: dict, reasoner: str, args) -> Path:
-    pct = lambda k, v: f"{k} ({k / summary['n']:.0%}) [{v[0]:.0%}-{v[1]:.0%}]"
+    def pct(k, v):
+        return f"{k} ({k / summary['n']:.0%}) [{v[0]:.0%}-{v[1]:.0%}]"
+
     lines = ["# The answer cue: parse failures without and with it", "",
              (f"`python -m benchmarks.answer_cue --limit {args.limit} --reasoner {reasoner}`: the reasoner "
              "over held-out scenes' true extractions (oracle+think), decoding "

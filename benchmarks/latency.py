@@ -54,10 +54,10 @@ ANSWER_TOKENS = 32   # after </think>, as edge-et bench counts it (random weight
 def _trial(pipeline, picture, question, mode: str, think: int | None) -> dict:
     from edge_et.runtime.pipeline import RunOptions
 
-    loaded = pipeline._models.get("perception")
-    if loaded is not None:
-        loaded.forget_images()   # every trial encodes the picture
-    reasoner = pipeline._models.get("reasoning")
+    from edge_et.runtime.measure import forget_images
+
+    forget_images(pipeline.model("perception"))  # every trial encodes the picture
+    reasoner = pipeline.model("reasoning")
     if reasoner is not None:     # "on" is every optimisation: prefix reuse with the drafts
         reasoner.reuse_prefix = mode != "off"
     started = time.perf_counter()

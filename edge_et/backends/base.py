@@ -8,7 +8,7 @@ is written once for every backend.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -16,6 +16,7 @@ from edge_et.core.decoding import Sampling  # noqa: F401  (part of the backend c
 from edge_et.errors import InputError
 
 if TYPE_CHECKING:
+    from edge_et.backends.drafting import Drafter, SpecCounts
     from edge_et.core.images import LoadedImage
 
 # Edits the logits of the next token in place (budget forcing's boost uses it).
@@ -55,6 +56,7 @@ class TextModel(Protocol):
     chat_template: str | None  # Jinja chat template from the model's metadata
     bos_text: str        # BOS / EOS token text, for templates that reference them
     eos_text: str
+    media_marker: str    # marks the image's place in a prompt (a model without vision refuses images)
 
     def tokenize(self, *, text: str) -> list[int]:
         """Token ids of `text`, special tokens (`</think>`) parsed, no BOS added."""
@@ -89,7 +91,26 @@ class TextModel(Protocol):
         """Free the model and its context now (not at garbage collection)."""
 
 
-class VisionTextModel(TextModel, Protocol):
-    """A TextModel whose `start` accepts an image."""
+# -- optional abilities: a model class declares each by subclassing it; the runtime checks
+# with isinstance once, where it chooses what to do, never with hasattr at each call.
 
-    media_marker: str    # the text that marks the image position in a prompt
+@runtime_checkable
+class CachesImages(Protocol):
+    """A vision model that keeps image embeddings for later requests on the same picture."""
+
+    image_encodes: int  # pictures actually encoded (cache hits excluded)
+
+    def forget_images(self, sha256: str | None = None) -> None:
+        """Drop the cached embeddings of one picture (by its sha256), or of all (None)."""
+
+
+@runtime_checkable
+class Speculates(Protocol):
+    """A model that verifies a drafter's tokens in batches (edge_et/runtime/speculation.py)."""
+
+    def set_drafter(self, drafter: Drafter | None) -> None:
+        """Draft with `drafter` from the next evaluation on; None stops drafting."""
+
+    @property
+    def speculation_counts(self) -> SpecCounts | None:
+        """Tokens drafted and accepted since the drafter was set (None without one)."""

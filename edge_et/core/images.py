@@ -18,7 +18,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterator, Union
+from typing import BinaryIO, Iterator
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
@@ -158,7 +158,8 @@ def load_array(
                    "L" if pixels.ndim == 2 else "RGB")
 
 
-ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray, LoadedImage]
+ImageInput = (str | os.PathLike | bytes | bytearray | memoryview | Image.Image | np.ndarray
+              | LoadedImage)
 """The image forms the public API takes (see `as_loaded_image`)."""
 
 

@@ -12,8 +12,9 @@ import os
 from typing import Iterable
 
 from edge_et.bundle.manifest import Bundle
+from edge_et.errors import InputError
 from edge_et.memory.scheduler import require_runnable
-from edge_et.runtime.pipeline import Pipeline, check_bundle_for_mode
+from edge_et.runtime.pipeline import RESIDENCIES, Pipeline, check_bundle_for_mode
 from edge_et.runtime.plan import plan_bundle
 
 
@@ -41,6 +42,9 @@ def open_pipeline(bundle: str | os.PathLike | Bundle, *, mem_budget: str | int |
         bundles; default 256 MiB); 0 keeps none.
     device_profile: plan with that device's app memory as the budget (`edge-et profiles`).
     """
+    if residency not in (None, "auto", *RESIDENCIES):
+        raise InputError(f"unknown residency {residency!r}; choose one of: auto, "
+                         f"{', '.join(RESIDENCIES)}")
     loaded = open_bundle(bundle, modes=modes, verify=verify)
     memory_plan = require_runnable(plan_bundle(loaded, mem_budget=mem_budget, device=device,
                                                  device_profile=device_profile))

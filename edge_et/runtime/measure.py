@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_et import backends
+from edge_et.backends.base import CachesImages
 from edge_et.backends.stage_run import StageRequest, StageRun
 from edge_et.core.chat import render_user_turn
 from edge_et.core.host import cpu_model, usable_cores
@@ -44,9 +45,8 @@ def render_prompt(model, request: StageRequest) -> str:
 
 def forget_images(model) -> None:
     """Drop the backend's cached image embeddings, so every run pays its own encode."""
-    forget = getattr(model, "forget_images", None)
-    if forget is not None:
-        forget()
+    if isinstance(model, CachesImages):
+        model.forget_images()
 
 
 class _FirstToken:

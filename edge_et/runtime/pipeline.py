@@ -13,7 +13,7 @@ import random
 from typing import Iterator, Sequence
 
 from edge_et import backends
-from edge_et.backends.base import TextModel
+from edge_et.backends.base import CachesImages, TextModel
 from edge_et.bundle.manifest import Bundle, StageSpec
 from edge_et.core import prompts
 from edge_et.core.chat import render_user_turn
@@ -104,25 +104,30 @@ class Pipeline:
         """The roles whose model is in memory now."""
         return list(self._models)
 
+    def model(self, role: str) -> TextModel | None:
+        """The loaded model of `role` ("perception" or "reasoning"), or None when it is not in
+        memory now (not used yet, or freed under swap). For measurements beside the pipeline
+        (benchmarks, bench); a run loads what it needs by itself."""
+        return self._models.get(role)
+
     def release(self, role: str) -> None:
         """Free one model now (its memory returns before the next load)."""
         model = self._models.pop(role, None)
         if model is not None:
-            self._encodes_before += getattr(model, "image_encodes", 0)
+            self._encodes_before += model.image_encodes if isinstance(model, CachesImages) else 0
             model.close()
 
     def forget_image(self, picture: LoadedImage) -> None:
         """No later request shows `picture`: its cached embeddings need not take memory."""
         model = self._models.get("perception")
-        forget = getattr(model, "forget_images", None)
-        if forget is not None:
-            forget(picture.sha256)
+        if isinstance(model, CachesImages):
+            model.forget_images(picture.sha256)
 
     @property
     def image_encodes(self) -> int:
         """Images the vision encoder actually ran on (embedding-cache hits excluded)."""
         model = self._models.get("perception")
-        return self._encodes_before + (model.image_encodes if model else 0)
+        return self._encodes_before + (model.image_encodes if isinstance(model, CachesImages) else 0)
 
     # -- models ---------------------------------------------------------------------------
 

@@ -162,5 +162,5 @@ def test_second_question_on_a_tiled_picture_encodes_nothing(tiled_bundle, pictur
     monkeypatch.setattr(llama_cpp, "EmbeddingCache", lambda max_bytes: EmbeddingCache(0))
     with Pipeline(Bundle.load(tiled_bundle)) as off:
         reference = off.run(picture_file, QUESTION, RunOptions(mode="extract"))
-        assert off._models["perception"].chunk_encodes == CHUNKS
+        assert off.model("perception").chunk_encodes == CHUNKS
     assert reference.extraction == first["extraction"]

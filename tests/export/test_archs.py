@@ -114,7 +114,9 @@ def test_for_checkpoint_finds_the_spec_by_model_type(name, tmp_path):
 
 def test_source_files_follow_imports_between_architecture_modules():
     # A tiny build's cache key covers the modules it is made of, and only those.
-    files = lambda arch: {p.parent.name + "/" + p.name for p in archs.source_files(arch)}
+    def files(arch):
+        return {p.parent.name + "/" + p.name for p in archs.source_files(arch)}
+
     assert {"archs/qwen3.py", "archs/base.py", "export/tokenizer.py"} <= files("qwen3")
     assert "archs/qwen2vl.py" not in files("qwen3")
     assert {"archs/qwen25vl.py", "archs/qwen2vl.py", "archs/qwen3.py"} <= files("qwen25vl")
@@ -163,8 +165,10 @@ def test_tiny_model_converts_loads_and_generates(name, image):
         template = model.chat_template
         assert template and spec.thinking == ("<think>" in template)
         request = "Describe the image."
-        render = lambda content: render_user_turn(template, content, bos_text=model.bos_text,
-                                                  eos_text=model.eos_text)
+        def render(content):
+            return render_user_turn(template, content, bos_text=model.bos_text,
+                                    eos_text=model.eos_text)
+
         _assert_the_turn_end_stops_generation(model)
         text_only = model.start(prompt=render(request))
         assert len(_generate(model, 4)) == 4

@@ -152,3 +152,14 @@ def test_the_public_names():
         "BundleError", "PlanRefused", "MissingExtra", "ModelError"}
     assert all(hasattr(edge_et, name) for name in edge_et.__all__)
     assert edge_et.__version__
+
+
+def test_plan_bundle_takes_what_open_pipeline_takes(bundle):
+    from_folder = edge_et.plan_bundle(bundle, mem_budget="4GB", baseline=0)
+    from_str = edge_et.plan_bundle(str(bundle), mem_budget="4GB", baseline=0)
+    from_bundle = edge_et.plan_bundle(edge_et.Bundle.load(bundle), mem_budget="4GB", baseline=0)
+    assert from_folder.to_dict() == from_str.to_dict() == from_bundle.to_dict()
+    with pytest.raises(edge_et.InputError, match="a bundle folder or a Bundle, not int"):
+        edge_et.plan_bundle(7)
+    with pytest.raises(edge_et.BundleError):
+        edge_et.plan_bundle(ROOT / "no-such-bundle")

@@ -67,7 +67,7 @@ def test_same_picture_is_encoded_once(tiny_bundle, sample_image, tmp_path):
 def test_swap_residency_keeps_one_model_loaded(tiny_bundle, sample_image):
     with Pipeline(Bundle.load(tiny_bundle), residency="swap") as swapping:
         swapping.run(sample_image, QUESTION, RunOptions(seed=1, **SMALL))
-        assert list(swapping._models) == ["reasoning"] and swapping.model_loads == 2
+        assert swapping.loaded_roles == ["reasoning"] and swapping.model_loads == 2
         swapping.run(sample_image, QUESTION, RunOptions(seed=1, **SMALL))
         assert swapping.model_loads == 4 and swapping.image_encodes == 2
 

@@ -17,7 +17,15 @@ import llama_cpp
 import llama_cpp.mtmd_cpp as mtmd
 import numpy as np
 
-from edge_et.backends.base import ContextFull, LogitEdit, PromptStats, Sampling, check_prompt_fits
+from edge_et.backends.base import (
+    CachesImages,
+    ContextFull,
+    LogitEdit,
+    PromptStats,
+    Sampling,
+    Speculates,
+    check_prompt_fits,
+)
 from edge_et.backends.drafting import Drafter, SpecCounts
 from edge_et.backends.image_cache import EmbeddingCache
 from edge_et.backends.llama_cpp import log as llama_log
@@ -43,8 +51,9 @@ def _is_text(chunk) -> bool:
     return mtmd.mtmd_input_chunk_get_type(chunk) == mtmd.MTMD_INPUT_CHUNK_TYPE_TEXT
 
 
-class LlamaCppModel:
-    """A GGUF language model (with an mmproj, a vision-language model). Implements TextModel."""
+class LlamaCppModel(CachesImages, Speculates):
+    """A GGUF language model (with an mmproj, a vision-language model). Implements TextModel,
+    with the optional abilities CachesImages and Speculates."""
 
     def __init__(self, *, model_path: str, n_ctx: int, mmproj_path: str | None = None,
                  n_threads: int | None = None, n_gpu_layers: int = 0, n_batch: int = 512,
@@ -327,8 +336,25 @@ class LlamaCppModel:
 
     @property
     def llama(self) -> llama_cpp.Llama:
-        """The llama-cpp-python model, for a drafter that runs on this model's context."""
+        """The llama-cpp-python model, for a drafter that runs on this model's context and
+        for the bare baseline (the same weights and KV cache)."""
         return self._llm
+
+    @property
+    def mtmd_context(self):
+        """libmtmd's context of the mmproj (None without one), for the bare baseline."""
+        return self._mtmd
+
+    @property
+    def packs_images(self) -> bool:
+        """Whether edge-et packs this model's image views itself (LLaVA-OneVision's anyres),
+        so that libmtmd alone would feed different image tokens."""
+        return self._llava_ov is not None
+
+    @property
+    def llava_ov_images(self):
+        """The LLaVA-OneVision image path (llava_ov.LlavaOvImages), or None for libmtmd's own."""
+        return self._llava_ov
 
     def _last_logits(self, row: int = -1) -> np.ndarray:
         # A view on llama.cpp's own buffer: edits here are what the sampler reads.
