@@ -12,7 +12,7 @@ same tokens). "without" counts the questions whose reasoning named no option let
     python -m benchmarks.answer_cue --model PATH.gguf     # any instruct GGUF
 
 Every answer goes to benchmarks/results/answer_cue-<reasoner>.jsonl as it comes (a stopped
-run resumes), the summary to answer_cue.md.
+run resumes), the summary to benchmarks/results/answer_cue-<reasoner>.md.
 """
 
 from __future__ import annotations

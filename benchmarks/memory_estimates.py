@@ -212,7 +212,7 @@ fork + exec). The estimate is the plan's upper bound for any request the plan al
 pages untouched, and a 256-token image is far smaller than the 3744-token image the plan allows
 at n_ctx 4096 (the backend should cap libmtmd's image_max_tokens at that number). The KV cache
 and llama.cpp's reserved compute buffer are also checked against llama.cpp's own log lines in
-tests/test_memory_estimates.py (exact for KV, within 2% for the reservation)."""
+tests/memory/test_memory_estimates.py (exact for KV, within 2% for the reservation)."""
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -127,7 +127,7 @@ def tiled_bundle(tiled, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiled-bundle")
     write_bundle(out, name="tiled", perception=Stage(
         tiled.model, mmproj=tiled.mmproj, n_ctx=1024, random_weights=True,
-        source="tiny random Idefics3 that tiles (tests/test_tiled_images.py)"),
+        source="tiny random Idefics3 that tiles (tests/backends/test_tiled_images.py)"),
         decoding={"extract": {"max_tokens": 8}})
     return out
 

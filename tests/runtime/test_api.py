@@ -92,7 +92,8 @@ def test_closing_a_stream_stops_the_run_and_its_thread(pipeline, sample_image):
     at_close = len(calls)
     started = time.perf_counter()
     stream.close()
-    assert time.perf_counter() - started < 10
+    # A hang guard, generous on purpose (a loaded 2-core runner); the counts below are the check.
+    assert time.perf_counter() - started < 60
     assert not [t for t in threading.enumerate() if t.name == "edge-et-stream"]
     assert len(calls) <= at_close + 1  # at most the token in flight when it closed
     # The pipeline is still usable afterwards.
