@@ -75,7 +75,20 @@ class Bundle:
 
     @classmethod
     def load(cls, path: str | Path, *, verify_checksums: bool = False) -> "Bundle":
-        """Read and fully validate the bundle at `path` (a folder or its bundle.json)."""
+        """Read and fully validate the bundle at `path`; no model is loaded.
+
+        Args:
+            path: the bundle folder, or its bundle.json.
+            verify_checksums: also check every file's sha256 against the manifest (reads
+                every byte: seconds for GB-sized models).
+
+        Returns:
+            The `Bundle`: its stages (`perception`, `reasoning`), prompts, decoding and memory.
+
+        Raises:
+            BundleError: a missing folder or file, a malformed manifest, a file that is not a
+                valid model for its backend, or (with `verify_checksums`) a checksum mismatch.
+        """
         problem = path_problem(path)
         if problem:
             raise BundleError(f"bundle '{shown(path)}': {problem}")

@@ -94,7 +94,7 @@ class Pipeline:
     def load(self, roles: list[str] | None = None) -> None:
         """Load the models now instead of at the first request (a server's start-up). Under
         swap only the perception model: every request needs it first. `roles` picks the
-        models (a Ray worker serves one stage)."""
+        models (a Ray worker serves one stage). Raises ModelLoadError, MissingExtra."""
         roles = roles or [spec.role for spec in self.bundle.stages()]
         for role in roles[:1] if self.residency == "swap" else roles:
             self._model(role, StageStats())
@@ -182,8 +182,24 @@ class Pipeline:
 
     def run(self, image: ImageInput, question: str, options: RunOptions | None = None,
             **values) -> Result:
-        """Answer `question` about `image` (a path, bytes, a PIL image, a numpy array or a
-        `LoadedImage`) in `options.mode`; keyword `values` set `RunOptions` fields."""
+        """Answer `question` about `image` in `options.mode`.
+
+        Args:
+            image: a path, bytes, a PIL image, a numpy array or a `LoadedImage`.
+            question: the question; options (A. ..., B. ...) may follow on new lines.
+            options: a `RunOptions`; keyword `values` set (or override) its fields, e.g.
+                `seed=0, mode="direct"`.
+
+        Returns:
+            The `Result`: answer, extraction, reasoning and per-stage `StageStats`.
+
+        Raises:
+            InputError: an unreadable image, an empty question, an unknown mode or option
+                value, or budgets that do not fit the reasoning context.
+            BundleError: the bundle lacks the stage the mode needs.
+            ModelLoadError: a model file failed to load (changed since it was checked).
+            MissingExtra: the backend's package is not installed.
+        """
         options = merge_options(options, values)
         check_stops(options.stop)
         result = self.perceive(image, question, options)
@@ -193,14 +209,24 @@ class Pipeline:
 
     def stream(self, image: ImageInput, question: str, options: RunOptions | None = None,
                **values) -> Iterator[Event]:
-        """`run`, yielding ExtractionText, ReasoningText and StageFinished events as they
-        happen and Finished(result) last. Closing the iterator stops the run at its next token."""
+        """`run`, yielding events as they happen.
+
+        Args and raised kinds: as `run` (raised from the iterator).
+
+        Returns:
+            An iterator of ExtractionText, ReasoningText and StageFinished events, and
+            Finished(result) last. Closing it stops the run at its next token.
+        """
         return stream_run(lambda hooked: self.run(image, question, hooked),
                           merge_options(options, values))
 
     def perceive(self, image: ImageInput | None, question: str,
                  options: RunOptions = RunOptions()) -> Result:
-        """Stage 1: everything the VLM does for this mode (the whole run for direct/extract)."""
+        """Stage 1: everything the VLM does for this mode (the whole run for direct/extract).
+
+        Returns the `Result` so far (extraction, hint, perception stats); for a -think mode,
+        `reason(result)` completes it. Raises as `run`.
+        """
         mode = check_mode(options.mode)
         check_text(question, options.hint)
         check_bundle_for_mode(self.bundle, mode)
@@ -221,14 +247,22 @@ class Pipeline:
         return result
 
     def reason(self, result: Result, options: RunOptions = RunOptions()) -> Result:
-        """Stage 2 of the -think modes: the reasoning model answers from `result.extraction`."""
+        """Stage 2 of the -think modes: the reasoning model answers from `result.extraction`.
+
+        Returns `result`, completed (reasoning, answer, the `think` stage's stats). Raises
+        InputError for budgets that do not fit, BundleError without a reasoning stage.
+        """
         self._reason(result, options)
         result.peak_rss_bytes = process_peak_rss()
         return result
 
     def reason_over(self, description: str, question: str,
                     options: RunOptions = RunOptions()) -> Result:
-        """Stage 2 alone: the reasoning model answers from a given description (mode `think`)."""
+        """Stage 2 alone: the reasoning model answers from a given description (mode `think`).
+
+        Returns a new `Result` of mode `think`. Raises InputError for an empty question or
+        description, BundleError without a reasoning stage.
+        """
         check_text(question, description)
         self.bundle.require("reasoning")
         seed = options.seed if options.seed is not None else random.randrange(2**31)

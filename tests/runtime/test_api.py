@@ -164,3 +164,21 @@ def test_plan_bundle_takes_what_open_pipeline_takes(bundle):
         edge_et.plan_bundle(7)
     with pytest.raises(edge_et.BundleError):
         edge_et.plan_bundle(ROOT / "no-such-bundle")
+
+
+def test_public_functions_document_args_returns_and_error_kinds():
+    import inspect
+
+    functions = [edge_et.open_pipeline, edge_et.plan_bundle, edge_et.decode_image,
+                 edge_et.hint_from_question, edge_et.Bundle.load, edge_et.Pipeline.run]
+    for function in functions:
+        doc = inspect.getdoc(function) or ""
+        assert "Args:" in doc and "Returns:" in doc, function.__qualname__
+        assert "Raises" in doc, function.__qualname__
+        for name in inspect.signature(function).parameters:
+            if name not in ("self", "cls", "values"):
+                assert f"{name}:" in doc, (function.__qualname__, name)
+    for name in edge_et.__all__:
+        value = getattr(edge_et, name)
+        if callable(value):
+            assert inspect.getdoc(value), name
