@@ -38,6 +38,7 @@ def bench(
     budgets: Optional[str] = typer.Option(None, "--budgets", help="Think budgets of the latency curve ('none': no curve; default: 0 and --think-tokens x 1, 4, 16)."),
     curve_trials: Optional[int] = typer.Option(None, "--curve-trials", min=1, help="Runs per budget of the curve (default: min(3, trials))."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: all cores)."),
+    gpu_layers: int = typer.Option(0, "--gpu-layers", min=-1, help="Layers of each model on the GPU (llama.cpp built with CUDA or Metal; -1: all). The report's machine names the GPU."),
     residency: str = typer.Option("co-resident", help="co-resident | swap (free perception before reasoning)."),
     bare: bool = typer.Option(True, "--bare/--no-bare", help="Run bare llama-cpp-python beside edge-et (overhead ratio)."),
     direct: bool = typer.Option(True, "--direct/--no-direct", help="Run the direct VLM answer beside Extract+Think."),
@@ -55,7 +56,7 @@ def bench(
                              curve_trials=curve_trials)
     bench_command(bundle=bundle, against=against, image=image, images=images, out=out_file, plot=plot, as_json=as_json,
                   console=out, err=err, extract_tokens=extract_tokens, think_tokens=think_tokens,
-                  answer_tokens=answer_tokens, direct_tokens=direct_tokens, **fitted, n_threads=threads,
+                  answer_tokens=answer_tokens, direct_tokens=direct_tokens, **fitted, n_threads=threads, gpu_layers=gpu_layers,
                   residency=residency, bare=bare, direct=direct, bandwidth_mib=bandwidth_mib, seed=seed)
 
 

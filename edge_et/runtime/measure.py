@@ -27,14 +27,15 @@ from edge_et.runtime.plan import DEFAULT_CTX
 
 # -- edge-et ---------------------------------------------------------------------------------
 
-def open_model(spec, need: int, n_threads: int | None = None):
+def open_model(spec, need: int, n_threads: int | None = None, *, n_gpu_layers: int = 0):
     """Load a stage's model as the pipeline does, its context raised to `need` tokens where
-    the model was trained for that many."""
+    the model was trained for that many; `n_gpu_layers` go to the GPU (-1: all)."""
     wanted = max(spec.n_ctx or DEFAULT_CTX[spec.role], need)
     trained = spec.model_info.context_length if spec.model_info else None
     return backends.get(spec.backend).model_type()(
         model_path=str(spec.model_path), n_ctx=min(wanted, trained) if trained else wanted,
-        mmproj_path=str(spec.mmproj_path) if spec.mmproj_path else None, n_threads=n_threads)
+        mmproj_path=str(spec.mmproj_path) if spec.mmproj_path else None, n_threads=n_threads,
+        n_gpu_layers=n_gpu_layers)
 
 
 def render_prompt(model, request: StageRequest) -> str:
