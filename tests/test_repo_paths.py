@@ -32,8 +32,9 @@ ELSEWHERE = {
 # `edge_et/planted_x.py`: files the import-contract tests write, run and delete.
 PLANTED = re.compile(r"/planted_\w+\.py$")
 
-REPO_PATH = re.compile(r"(?<![\w./-])((?:%s)/[\w./-]*\w)" % "|".join(re.escape(t) for t in TOP))
-FILE_NAME = re.compile(r"(?<![\w./-])(\w[\w./-]*\.(?:py|md|toml|sh))\b")
+# Not after `$`: `$OUT/bench/x.md` is outside the repository.
+REPO_PATH = re.compile(r"(?<![\w./$-])((?:%s)/[\w./-]*\w)" % "|".join(re.escape(t) for t in TOP))
+FILE_NAME = re.compile(r"(?<![\w./$-])(\w[\w./-]*\.(?:py|md|toml|sh))\b")
 # ROOT / "edge_et" / "eval_data.py": a path built in code, one quoted part at a time.
 JOINED = re.compile(r"""((?:["'][\w.-]+["']\s*/\s*)+["'][\w.-]+["'])""")
 
