@@ -83,7 +83,7 @@ def test_bad_option_values_are_usage_errors(header_bundle, tmp_path):
     done = edge_et("run", "--bundle", str(header_bundle), "--image", str(image), "--question", "Q",
                    "--think-budget", "-3")
     assert done.returncode == 2 and "Traceback" not in done.stderr and done.stdout == ""
-    assert "--think-budget" in done.stderr and "-3 is not in the range x>=0" in done.stderr
+    assert "Invalid value for '--think-budget'" in done.stderr
 
 
 def test_info_json_describes_the_bundle(header_bundle):
