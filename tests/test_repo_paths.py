@@ -33,7 +33,8 @@ ELSEWHERE = {
 PLANTED = re.compile(r"/planted_\w+\.py$")
 
 # Not after `$`: `$OUT/bench/x.md` is outside the repository.
-REPO_PATH = re.compile(r"(?<![\w./$-])((?:%s)/[\w./-]*\w)" % "|".join(re.escape(t) for t in TOP))
+TOPS = "|".join(re.escape(top) for top in TOP)
+REPO_PATH = re.compile(rf"(?<![\w./$-])((?:{TOPS})/[\w./-]*\w)")
 FILE_NAME = re.compile(r"(?<![\w./$-])(\w[\w./-]*\.(?:py|md|toml|sh))\b")
 # ROOT / "edge_et" / "eval_data.py": a path built in code, one quoted part at a time.
 JOINED = re.compile(r"""((?:["'][\w.-]+["']\s*/\s*)+["'][\w.-]+["'])""")
