@@ -83,10 +83,12 @@ def test_budget_forcing_on_a_real_thinking_model(pipeline, sample_image):
         if think.think_forced:
             assert think.think_tokens == 16 and think.forced_tokens == 2
             assert "\n</think>" in result.reasoning
+        else:  # the model ended its thought itself, inside the budget: nothing was forced
+            assert think.think_tokens < 16 and think.forced_tokens == 0
         forced.append(think.think_forced)
-    # Random weights rarely close a thought within 16 tokens: seeds 0-2 all reach the budget, so
-    # the checks above run (a seed that never forces would check upper bounds only).
-    assert forced == [True, True, True]
+    # Random weights seldom close a thought within 16 tokens (here seeds 0 and 2 reach the
+    # budget): the forced branch above must have run, or only upper bounds were checked.
+    assert any(forced), forced
 
 
 def test_same_seed_same_output_and_other_seed_differs(pipeline, sample_image):

@@ -140,13 +140,15 @@ def test_every_mode_answers(client, sample_image, mode):
                                            extra_body={"edge_et": {"mode": mode}})
     message = reply.choices[0].message
     assert reply.model_extra["edge_et"]["mode"] == mode
+    # A stage whose output an earlier test's request cached has no timings of its own.
     stages = set(reply.model_extra["timings"]["stages"])
     if mode in ("extract", "direct"):
         assert message.content == message.model_extra["extraction"]
         assert message.model_extra["reasoning_content"] is None
-        assert stages == {mode}
+        assert stages <= {mode} and "think" not in stages
     else:  # a generic caption, no hint, then the reasoner
-        assert stages == {"caption", "think"} and reply.model_extra["edge_et"]["hint"] is None
+        assert "think" in stages and stages <= {"caption", "think"}
+        assert reply.model_extra["edge_et"]["hint"] is None
         assert message.model_extra["reasoning_content"] is not None
 
 
