@@ -12,7 +12,7 @@ same tokens). "without" counts the questions whose reasoning named no option let
     python -m benchmarks.answer_cue --model PATH.gguf     # any instruct GGUF
 
 Every answer goes to benchmarks/results/answer_cue-<reasoner>.jsonl as it comes (a stopped
-run resumes), the summary to answer_cue.md.
+run resumes), the summary to benchmarks/results/answer_cue-<reasoner>.md.
 """
 
 from __future__ import annotations
@@ -100,7 +100,9 @@ def summarize(path: Path) -> dict:
 
 
 def write_markdown(summary: dict, reasoner: str, args) -> Path:
-    pct = lambda k, v: f"{k} ({k / summary['n']:.0%}) [{v[0]:.0%}-{v[1]:.0%}]"
+    def pct(k, v):
+        return f"{k} ({k / summary['n']:.0%}) [{v[0]:.0%}-{v[1]:.0%}]"
+
     lines = ["# The answer cue: parse failures without and with it", "",
              (f"`python -m benchmarks.answer_cue --limit {args.limit} --reasoner {reasoner}`: the reasoner "
              "over held-out scenes' true extractions (oracle+think), decoding "

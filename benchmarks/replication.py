@@ -138,8 +138,11 @@ def cell_bundle(system: str, reasoner: str | None, given: dict[str, Path]) -> Pa
 
 def data_version(name: str) -> str:
     """A digest of the code that makes dataset `name`: a changed generator means new data."""
+    # The easy-VQA file is named through its module, so a move cannot leave a dead path here.
+    from edge_et.eval import data as easy_vqa_code
+
     sources = sorted((ROOT / "export" / "scenes").glob("*.py")) if name in ("scenes", "shifted") else \
-        [ROOT / "edge_et" / "eval_data.py"]
+        [Path(easy_vqa_code.__file__)]
     digest = hashlib.sha256(b"".join(path.read_bytes() for path in sources))
     return digest.hexdigest()[:12]
 
@@ -263,7 +266,9 @@ def machine() -> dict:
 
     import llama_cpp
 
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    from edge_et.core.host import cpu_model
+
+    return {"cpu": cpu_model(), "cores": os.cpu_count(),
             "python": platform.python_version(), "llama_cpp_python": llama_cpp.__version__,
             "os": platform.platform()}
 

@@ -171,9 +171,9 @@ def soak_run(bundle: Path, total: int, port: int, caches: tuple[str, ...]) -> di
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return {"cpu": cpu, "cores": os.cpu_count(), "system": platform.platform(),
+    from edge_et.core.host import cpu_model
+
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "system": platform.platform(),
             "python": platform.python_version(), "loadavg_start": os.getloadavg()}
 
 

@@ -107,13 +107,9 @@ def judge(samples: list[tuple], lines: int) -> dict:
 
 
 def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.system()
+    from edge_et.core.host import cpu_model
+
+    return cpu_model()
 
 
 def write_report(out: Path, result: dict, verdict: dict, lines: int, threads: int) -> None:

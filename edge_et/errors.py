@@ -7,9 +7,6 @@ traceback.
 
 from __future__ import annotations
 
-import sys
-from contextlib import contextmanager
-
 
 class EdgeEtError(Exception):
     """Something the caller can fix (input, files, memory, installation); the message is one line."""
@@ -60,17 +57,6 @@ class DownloadError(EdgeEtError):
 
 class ExportError(EdgeEtError):
     """The export toolchain could not produce a valid bundle (conversion or validation failed)."""
-
-
-@contextmanager
-def exit_on_error():
-    """For `python -m` entry points: an EdgeEtError inside becomes one `error:` line on stderr
-    and its exit code, as the CLI does."""
-    try:
-        yield
-    except EdgeEtError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(exc.exit_code) from None
 
 
 class ModelLoadError(ModelError):

@@ -53,11 +53,14 @@ class ExportReport:
     validated: bool = False
 
 
-def check_quant(quant: str, allowed: tuple[str, ...], flag: str) -> str:
-    normalized = quant.upper()
-    if normalized not in allowed:
-        raise InputError(f"{flag} {quant!r} is not supported; choose one of: {', '.join(allowed)}")
-    return normalized
+def check_quant(quant: str, allowed: tuple[str, ...], flag: str, what: str = "") -> str:
+    """`quant` as `allowed` spells it (q4_k_m -> Q4_K_M, FP16 -> fp16: either case is taken);
+    InputError naming `flag` (and `what`: " for ONNX") and the choices when it is none of them."""
+    by_case = {choice.lower(): choice for choice in allowed}
+    if quant.lower() not in by_case:
+        raise InputError(f"{flag} {quant!r} is not supported{what}; choose one of: "
+                         f"{', '.join(allowed)}")
+    return by_case[quant.lower()]
 
 
 def export_gguf(*, out: Path, perception: Path | None = None, reasoning: Path | None = None,

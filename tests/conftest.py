@@ -4,6 +4,19 @@ from pathlib import Path
 
 import pytest
 
+TESTS = Path(__file__).resolve().parent
+# `make test` runs the suite in two processes (pytest-xdist, `--dist loadgroup`). The tests of
+# a folder whose costly fixture is package- or session-wide stay in one process, so it starts
+# once: the local Ray of tests/distributed, the one `edge-et serve` of tests/serve.
+XDIST_GROUPS = {"distributed": "ray", "serve": "serve"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        parts = Path(item.path).relative_to(TESTS).parts
+        if len(parts) > 1 and parts[0] in XDIST_GROUPS:
+            item.add_marker(pytest.mark.xdist_group(XDIST_GROUPS[parts[0]]))
+
 
 @pytest.fixture(scope="session")
 def tiny_bundle() -> Path:

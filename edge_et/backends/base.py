@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Callable, Protocol, Sequence, runtime_checkabl
 import numpy as np
 
 from edge_et.core.decoding import Sampling  # noqa: F401  (part of the backend contract)
+from edge_et.errors import InputError
 
 if TYPE_CHECKING:
+    from edge_et.backends.drafting import Drafter, SpecCounts
     from edge_et.core.images import LoadedImage
 
 # Edits the logits of the next token in place (budget forcing's boost uses it).
@@ -26,6 +28,13 @@ class ContextFull(Exception):
 
     def __init__(self, n_ctx: int):
         super().__init__(f"the context window of {n_ctx} tokens is full")
+
+
+def check_prompt_fits(n_tokens: int, n_ctx: int) -> None:
+    """InputError (one line) when a prompt of `n_tokens` leaves no room to generate in `n_ctx`."""
+    if n_tokens >= n_ctx:
+        raise InputError(f"the prompt is {n_tokens} tokens but the context holds {n_ctx}; "
+                         "shorten the input or raise n_ctx in bundle.json")
 
 
 @dataclass
@@ -47,6 +56,7 @@ class TextModel(Protocol):
     chat_template: str | None  # Jinja chat template from the model's metadata
     bos_text: str        # BOS / EOS token text, for templates that reference them
     eos_text: str
+    media_marker: str    # marks the image's place in a prompt (a model without vision refuses images)
 
     def tokenize(self, *, text: str) -> list[int]:
         """Token ids of `text`, special tokens (`</think>`) parsed, no BOS added."""
@@ -81,6 +91,9 @@ class TextModel(Protocol):
         """Free the model and its context now (not at garbage collection)."""
 
 
+# -- optional abilities: a model class declares each by subclassing it; the runtime checks
+# with isinstance once, where it chooses what to do, never with hasattr at each call.
+
 @runtime_checkable
 class HeadReuse(Protocol):
     """A TextModel that keeps the state of a prompt's shared heads between requests.
@@ -94,7 +107,23 @@ class HeadReuse(Protocol):
         other prompts share, each a prefix of the next."""
 
 
-class VisionTextModel(TextModel, Protocol):
-    """A TextModel whose `start` accepts an image."""
+@runtime_checkable
+class CachesImages(Protocol):
+    """A vision model that keeps image embeddings for later requests on the same picture."""
 
-    media_marker: str    # the text that marks the image position in a prompt
+    image_encodes: int  # pictures actually encoded (cache hits excluded)
+
+    def forget_images(self, sha256: str | None = None) -> None:
+        """Drop the cached embeddings of one picture (by its sha256), or of all (None)."""
+
+
+@runtime_checkable
+class Speculates(Protocol):
+    """A model that verifies a drafter's tokens in batches (edge_et/runtime/speculation.py)."""
+
+    def set_drafter(self, drafter: Drafter | None) -> None:
+        """Draft with `drafter` from the next evaluation on; None stops drafting."""
+
+    @property
+    def speculation_counts(self) -> SpecCounts | None:
+        """Tokens drafted and accepted since the drafter was set (None without one)."""

@@ -94,8 +94,8 @@ def _direct_price(trials: list[Trial]) -> dict | None:
     loads = [t.load_s["perception"] + t.load_s["reasoning"] for t in trials]
     direct = [t.edge["direct"].e2e_s for t in trials]
     return {"resident": paired_median(list(zip(et, direct))),
-            "with_loads": paired_median([(a + l, d + t.load_s["perception"])
-                                         for a, l, d, t in zip(et, loads, direct, trials)]),
+            "with_loads": paired_median([(a + load, d + t.load_s["perception"])
+                                         for a, load, d, t in zip(et, loads, direct, trials)]),
             "extract_think_e2e_s": statistics.median(et), "direct_e2e_s": statistics.median(direct)}
 
 

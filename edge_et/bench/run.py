@@ -127,7 +127,8 @@ class TrialRunner:
         self.prompts = prompts.PromptSet.from_overrides(bundle.prompts)
 
     def open(self, role: str, need: int):
-        return open_model(self.bundle.require(role), need, self.settings.n_threads)
+        return open_model(self.bundle.require(role), need, self.settings.n_threads,
+                          n_gpu_layers=self.settings.gpu_layers)
 
     def _reasoning_need(self, think: int) -> int:
         # Description (extract_tokens), the prompt around it, the thought and the answer.

@@ -37,6 +37,7 @@ class BenchSettings:
     question: str = SAMPLE_QUESTION
     seed: int = 0
     n_threads: int | None = None
+    gpu_layers: int = 0       # layers each model offloads to the GPU (llama.cpp GPU builds; -1: all)
     residency: str = "co-resident"
     bare: bool = True
     direct: bool = True

@@ -76,8 +76,23 @@ class Bundle:
 
     @classmethod
     def load(cls, path: str | Path, *, verify_checksums: bool = False) -> Bundle:
-        """Read and fully validate the bundle at `path` (a folder or its bundle.json), or the
-        bundle of that name in the bundles home (edge_et.bundle.names.resolve_bundle)."""
+        """Read and fully validate the bundle at `path`; no model is loaded.
+
+        Args:
+            path: the bundle folder, or its bundle.json, or the name of a bundle in the bundles
+                home (edge_et.bundle.names.resolve_bundle).
+            verify_checksums: also check every file's sha256 against the manifest (reads
+                every byte: seconds for GB-sized models).
+
+        Returns:
+            The `Bundle`: its stages (`perception`, `reasoning`), prompts, decoding and memory.
+
+        Raises:
+            BundleError: a missing folder or file, a malformed manifest, a file that is not a
+                valid model for its backend, or (with `verify_checksums`) a checksum mismatch;
+                a name that is no bundle here (a catalog pair not built yet names the
+                `edge-et bundle create` command).
+        """
         path = resolve_bundle(path)
         problem = path_problem(path)
         if problem:

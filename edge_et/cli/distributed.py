@@ -15,7 +15,7 @@ from edge_et.runtime.batch import BatchRunner, run_batch
 RayOpt = typer.Option(
     None, "--ray", metavar="[ADDRESS]",
     help="Run on Ray: alone, a local Ray started for the run; or a cluster's HOST:PORT / auto "
-         "(pip install 'edge-et[ray]'; docs/distributed.md).")
+         "(pip install 'edge-et\\[ray]'; docs/distributed.md).")  # rich markup would eat a bare [ray]
 RayCpusOpt = typer.Option(None, "--ray-cpus", min=1, help="CPUs of the local Ray (default: all cores).")
 RayImagesOpt = typer.Option(
     "bytes", "--ray-images",

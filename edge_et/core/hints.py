@@ -47,7 +47,15 @@ def question_stem(question: str) -> str:
 
 
 def hint_from_question(question: str) -> str:
-    """The rule described in this module's docstring."""
+    """The extraction hint for `question` by the rule in this module's docstring.
+
+    Args:
+        question: the question, its options (A. ..., B. ...) on later lines or not.
+
+    Returns:
+        A short noun phrase ("the colors of the objects in the image"); never empty. Raises
+        nothing.
+    """
     stem = question_stem(question)
     words = " " + re.sub(r"[^a-z0-9 ]", " ", stem.lower()) + " "
     phrases = [phrase for phrase, cues in TOPICS

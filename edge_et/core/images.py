@@ -18,7 +18,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterator, Union
+from typing import BinaryIO, Iterator
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
@@ -158,13 +158,26 @@ def load_array(
                    "L" if pixels.ndim == 2 else "RGB")
 
 
-ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray, LoadedImage]
+ImageInput = (str | os.PathLike | bytes | bytearray | memoryview | Image.Image | np.ndarray
+              | LoadedImage)
 """The image forms the public API takes (see `as_loaded_image`)."""
 
 
 def as_loaded_image(image: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
-    """Any image form the public API takes: a path, bytes, a PIL image, a numpy array, or a
-    `LoadedImage` (returned as it is)."""
+    """Any image form the public API takes, decoded once (`edge_et.decode_image`).
+
+    Args:
+        image: a path (str or os.PathLike), encoded bytes, a PIL image, an RGB/RGBA/gray numpy
+            array (uint8), or a `LoadedImage` (returned as it is).
+        max_pixels: larger pictures are refused before decoding (a decompression bomb).
+
+    Returns:
+        A `LoadedImage`: RGB pixels, size, source and sha256 (the key of the embedding cache).
+
+    Raises:
+        InputError: a missing, empty, truncated or non-image file, a picture over `max_pixels`,
+            or an unsupported type.
+    """
     if isinstance(image, LoadedImage):
         return image
     if isinstance(image, (str, os.PathLike)):

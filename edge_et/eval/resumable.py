@@ -10,7 +10,6 @@ report covers every item, as an uninterrupted run's would.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import fields
 from pathlib import Path
 
 from edge_et.core import resume as resume_files
@@ -18,16 +17,12 @@ from edge_et.core.journal import Journal
 from edge_et.eval.run import Earlier, EvalData, EvalItem, EvalReport, evaluate, prediction_row
 from edge_et.runtime.batch import BatchRunner, run_batch
 from edge_et.runtime.pipeline import Pipeline, RunOptions
-from edge_et.runtime.resumable import CALLBACKS
+from edge_et.runtime.resumable import run_settings
 
 
 def eval_settings(pipeline: Pipeline, options: RunOptions, seed: int) -> dict:
     """What shapes the predictions (the mode is part of each row's key, so modes may change)."""
-    # RunOptions.seed is unset in an eval (each item's seed comes from the run's `seed`): it
-    # must not overwrite the run's seed, or a changed --seed would resume unnoticed.
-    chosen = {item.name: getattr(options, item.name) for item in fields(RunOptions)
-              if item.name not in (*CALLBACKS, "mode", "seed")}
-    return {"bundle": str(pipeline.bundle.path), **chosen, "seed": seed}
+    return run_settings(pipeline, options, leave_out=("mode",), seed=seed)
 
 
 def _keyed(entries: list[dict], value: str | None) -> dict[tuple[str, int], dict]:

@@ -109,6 +109,7 @@ class _Pictures:
         self._loaded: dict[Path, LoadedImage] = {}
         self._used_up: list[LoadedImage] = []
         self._on_last_use = on_last_use
+        self._readable: set[Path] = set()  # pictures that decoded (a missing file is no picture)
         self.decoded = 0
 
     def take(self, path: Path) -> LoadedImage:
@@ -119,6 +120,7 @@ class _Pictures:
         if picture is None:
             picture = load_image(path)
             self.decoded += 1
+            self._readable.add(key)
         if self._uses[key] > 0:
             self._loaded[key] = picture
         else:
@@ -133,7 +135,8 @@ class _Pictures:
 
     @property
     def distinct(self) -> int:
-        return len(self._uses)
+        """Distinct pictures the lines showed; a file that could not be read is not one."""
+        return len(self._readable)
 
 
 @dataclass
@@ -190,8 +193,9 @@ def _unstaged(pipeline, items, options, pictures, stop):
     for item in items:
         if stop():
             return
-        outcome = attempt_line(lambda: pipeline.run(pictures.take(item.image), item.question,
-                                                    line_options(options, item)), item)
+        # attempt_line calls the work at once: binding `item` here only quiets the linter.
+        outcome = attempt_line(lambda item=item: pipeline.run(
+            pictures.take(item.image), item.question, line_options(options, item)), item)
         pictures.retire()
         yield item, outcome
 
@@ -204,7 +208,7 @@ def _staged(pipeline, items, options, pictures, extracted, on_extracted, stop):
             return
         saved = extracted.get(item.index)
         if saved is None:
-            outcome = attempt_line(lambda: pipeline.perceive(
+            outcome = attempt_line(lambda item=item: pipeline.perceive(
                 pictures.take(item.image), item.question, line_options(options, item)), item)
             pictures.retire()
             saved = outcome.to_dict() if isinstance(outcome, Result) else {"error": outcome}
@@ -216,8 +220,10 @@ def _staged(pipeline, items, options, pictures, extracted, on_extracted, stop):
         if stop():
             return
         if isinstance(outcome, Result):
-            outcome = attempt_line(lambda: pipeline.reason(outcome, line_options(options, item)),
-                                   item)
+            outcome = attempt_line(
+                lambda item=item, outcome=outcome: pipeline.reason(outcome,
+                                                                   line_options(options, item)),
+                item)
         yield item, outcome
 
 

@@ -77,6 +77,10 @@ class Stepper:
         self._keep(token)
         return token
 
+    def ban(self, token: int) -> None:
+        """Never sample `token` again in this generation (fixed-length runs mask end tokens)."""
+        self._banned.add(token)
+
     def _with_bans(self, edit: LogitEdit | None) -> LogitEdit | None:
         if not self._banned:
             return edit
@@ -210,7 +214,7 @@ def _think(stepper: Stepper, ids: ThinkTokens, budget: int) -> tuple[bool, bool]
     so the thought is exactly `budget` tokens long.
     """
     if stepper.ignore_eos:
-        stepper._banned.add(ids.close)
+        stepper.ban(ids.close)
     while True:
         t = stepper.count + 1
         if t == budget - 1:

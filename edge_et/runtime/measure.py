@@ -16,8 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from edge_et import backends
+from edge_et.backends.base import CachesImages
 from edge_et.backends.stage_run import StageRequest, StageRun
 from edge_et.core.chat import render_user_turn
+from edge_et.core.host import cpu_model, usable_cores
 from edge_et.core.images import SAMPLE_DESCRIPTION
 from edge_et.core.stats import StageStats
 from edge_et.runtime.generation import generate, think_then_answer
@@ -25,14 +27,15 @@ from edge_et.runtime.plan import DEFAULT_CTX
 
 # -- edge-et ---------------------------------------------------------------------------------
 
-def open_model(spec, need: int, n_threads: int | None = None):
+def open_model(spec, need: int, n_threads: int | None = None, *, n_gpu_layers: int = 0):
     """Load a stage's model as the pipeline does, its context raised to `need` tokens where
-    the model was trained for that many."""
+    the model was trained for that many; `n_gpu_layers` go to the GPU (-1: all)."""
     wanted = max(spec.n_ctx or DEFAULT_CTX[spec.role], need)
     trained = spec.model_info.context_length if spec.model_info else None
     return backends.get(spec.backend).model_type()(
         model_path=str(spec.model_path), n_ctx=min(wanted, trained) if trained else wanted,
-        mmproj_path=str(spec.mmproj_path) if spec.mmproj_path else None, n_threads=n_threads)
+        mmproj_path=str(spec.mmproj_path) if spec.mmproj_path else None, n_threads=n_threads,
+        n_gpu_layers=n_gpu_layers)
 
 
 def render_prompt(model, request: StageRequest) -> str:
@@ -43,9 +46,8 @@ def render_prompt(model, request: StageRequest) -> str:
 
 def forget_images(model) -> None:
     """Drop the backend's cached image embeddings, so every run pays its own encode."""
-    forget = getattr(model, "forget_images", None)
-    if forget is not None:
-        forget()
+    if isinstance(model, CachesImages):
+        model.forget_images()
 
 
 class _FirstToken:
@@ -136,7 +138,7 @@ def measure_bandwidth(*, array_mib: int = 256, repeats: int = 7, threads: int | 
     """Memory read bandwidth in bytes/s: a float64 sum over an array far larger than the
     caches, one thread and `threads` threads (numpy releases the GIL in the sum), median of
     `repeats`. The array is touched once first so page faults are not timed."""
-    threads = threads or _usable_cores()
+    threads = threads or usable_cores()
     data = np.ones(array_mib * 2**20 // 8, dtype=np.float64)
     parts = np.array_split(data, threads)
     with ThreadPoolExecutor(threads) as pool:
@@ -160,22 +162,6 @@ def _median_time(work, repeats: int) -> float:
 
 # -- this machine ---------------------------------------------------------------------------
 
-def _usable_cores() -> int:
-    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
-    return max(1, len(usable))
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name, as the OS reports it."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("model name", "Hardware", "Model")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def gpu_model() -> str | None:
     """The first NVIDIA GPU's name as the driver reports it (no CUDA context is created), or None."""
     for info in sorted(Path("/proc/driver/nvidia/gpus").glob("*/information")):
@@ -195,7 +181,7 @@ def machine_info(n_threads: int | None = None) -> dict:
     except (ValueError, OSError, AttributeError):
         ram = None
     info = {"cpu": cpu_model(), "machine": platform.machine(), "logical_cores": os.cpu_count(),
-            "usable_cores": _usable_cores(), "threads": n_threads or _usable_cores(),
+            "usable_cores": usable_cores(), "threads": n_threads or usable_cores(),
             "ram_bytes": ram, "os": platform.platform(), "python": platform.python_version(),
             "gpu": gpu_model()}
     for backend in backends.specs():

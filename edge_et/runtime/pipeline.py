@@ -13,7 +13,7 @@ import random
 from typing import Iterator, Sequence
 
 from edge_et import backends
-from edge_et.backends.base import HeadReuse, TextModel
+from edge_et.backends.base import CachesImages, HeadReuse, TextModel
 from edge_et.bundle.manifest import Bundle, StageSpec
 from edge_et.core import prompts
 from edge_et.core.chat import render_user_turn
@@ -100,7 +100,7 @@ class Pipeline:
     def load(self, roles: list[str] | None = None) -> None:
         """Load the models now instead of at the first request (a server's start-up). Under
         swap only the perception model: every request needs it first. `roles` picks the
-        models (a Ray worker serves one stage)."""
+        models (a Ray worker serves one stage). Raises ModelLoadError, MissingExtra."""
         roles = roles or [spec.role for spec in self.bundle.stages()]
         for role in roles[:1] if self.residency == "swap" else roles:
             self._model(role, StageStats())
@@ -110,27 +110,32 @@ class Pipeline:
         """The roles whose model is in memory now."""
         return list(self._models)
 
+    def model(self, role: str) -> TextModel | None:
+        """The loaded model of `role` ("perception" or "reasoning"), or None when it is not in
+        memory now (not used yet, or freed under swap). For measurements beside the pipeline
+        (benchmarks, bench); a run loads what it needs by itself."""
+        return self._models.get(role)
+
     @serialized
     def release(self, role: str) -> None:
         """Free one model now (its memory returns before the next load)."""
         model = self._models.pop(role, None)
         if model is not None:
-            self._encodes_before += getattr(model, "image_encodes", 0)
+            self._encodes_before += model.image_encodes if isinstance(model, CachesImages) else 0
             model.close()
 
     @serialized
     def forget_image(self, picture: LoadedImage) -> None:
         """No later request shows `picture`: its cached embeddings need not take memory."""
         model = self._models.get("perception")
-        forget = getattr(model, "forget_images", None)
-        if forget is not None:
-            forget(picture.sha256)
+        if isinstance(model, CachesImages):
+            model.forget_images(picture.sha256)
 
     @property
     def image_encodes(self) -> int:
         """Images the vision encoder actually ran on (embedding-cache hits excluded)."""
         model = self._models.get("perception")
-        return self._encodes_before + (model.image_encodes if model else 0)
+        return self._encodes_before + (model.image_encodes if isinstance(model, CachesImages) else 0)
 
     # -- models ---------------------------------------------------------------------------
 
@@ -183,12 +188,29 @@ class Pipeline:
 
     def run(self, image: ImageInput, question: str, options: RunOptions | None = None, *,
             wait: bool = True, **values) -> Result:
-        """Answer `question` about `image` (a path, bytes, a PIL image, a numpy array or a
-        `LoadedImage`) in `options.mode`; keyword `values` set `RunOptions` fields.
+        """Answer `question` about `image` in `options.mode`.
 
         Another thread's call on this pipeline finishes first; with `wait=False` a busy
         pipeline raises PipelineBusy instead. The same request gives the same result whatever
         ran before it (with a seed: byte for byte).
+
+        Args:
+            image: a path, bytes, a PIL image, a numpy array or a `LoadedImage`.
+            question: the question; options (A. ..., B. ...) may follow on new lines.
+            options: a `RunOptions`; keyword `values` set (or override) its fields, e.g.
+                `seed=0, mode="direct"`.
+            wait: wait for another thread's call on this pipeline (False: PipelineBusy).
+
+        Returns:
+            The `Result`: answer, extraction, reasoning and per-stage `StageStats`.
+
+        Raises:
+            InputError: an unreadable image, an empty question, an unknown mode or option
+                value, or budgets that do not fit the reasoning context.
+            BundleError: the bundle lacks the stage the mode needs.
+            ModelLoadError: a model file failed to load (changed since it was checked).
+            MissingExtra: the backend's package is not installed.
+            PipelineBusy: `wait=False` and another thread is using the pipeline.
         """
         options = merge_options(options, values)
         check_stops(options.stop)
@@ -200,16 +222,26 @@ class Pipeline:
 
     def stream(self, image: ImageInput, question: str, options: RunOptions | None = None, *,
                wait: bool = True, **values) -> Iterator[Event]:
-        """`run`, yielding ExtractionText, ReasoningText and StageFinished events as they
-        happen and Finished(result) last. Closing the iterator stops the run at its next token.
-        The run starts when iteration does (PipelineBusy is raised then, with `wait=False`)."""
+        """`run`, yielding events as they happen.
+
+        Args and raised kinds: as `run` (raised from the iterator; the run starts when
+        iteration does, so PipelineBusy with `wait=False` is raised then).
+
+        Returns:
+            An iterator of ExtractionText, ReasoningText and StageFinished events, and
+            Finished(result) last. Closing it stops the run at its next token.
+        """
         return stream_run(lambda hooked: self.run(image, question, hooked, wait=wait),
                           merge_options(options, values))
 
     @serialized
     def perceive(self, image: ImageInput | None, question: str,
                  options: RunOptions = RunOptions()) -> Result:
-        """Stage 1: everything the VLM does for this mode (the whole run for direct/extract)."""
+        """Stage 1: everything the VLM does for this mode (the whole run for direct/extract).
+
+        Returns the `Result` so far (extraction, hint, perception stats); for a -think mode,
+        `reason(result)` completes it. Raises as `run`.
+        """
         mode = check_mode(options.mode)
         check_text(question, options.hint)
         check_bundle_for_mode(self.bundle, mode)
@@ -231,7 +263,11 @@ class Pipeline:
 
     @serialized
     def reason(self, result: Result, options: RunOptions = RunOptions()) -> Result:
-        """Stage 2 of the -think modes: the reasoning model answers from `result.extraction`."""
+        """Stage 2 of the -think modes: the reasoning model answers from `result.extraction`.
+
+        Returns `result`, completed (reasoning, answer, the `think` stage's stats). Raises
+        InputError for budgets that do not fit, BundleError without a reasoning stage.
+        """
         self._reason(result, options)
         result.peak_rss_bytes = process_peak_rss()
         return result
@@ -239,7 +275,11 @@ class Pipeline:
     @serialized
     def reason_over(self, description: str, question: str,
                     options: RunOptions = RunOptions()) -> Result:
-        """Stage 2 alone: the reasoning model answers from a given description (mode `think`)."""
+        """Stage 2 alone: the reasoning model answers from a given description (mode `think`).
+
+        Returns a new `Result` of mode `think`. Raises InputError for an empty question or
+        description, BundleError without a reasoning stage.
+        """
         check_text(question, description)
         self.bundle.require("reasoning")
         seed = options.seed if options.seed is not None else random.randrange(2**31)

@@ -16,6 +16,8 @@ With the defaults (think 4096 + answer 1024, extraction 1024) the reasoning floo
 
 from __future__ import annotations
 
+import os
+
 from edge_et import backends
 from edge_et.bundle.manifest import Bundle, StageSpec
 from edge_et.core.decoding import stage_decoding
@@ -108,7 +110,7 @@ def stage_estimator(spec: StageSpec, decoding: dict) -> Estimator:
 
 def bundle_budget(bundle: Bundle) -> int | None:
     """`memory.budget` of bundle.json ("6GB", "512MiB" or bytes), if the bundle sets one."""
-    memory = getattr(bundle, "memory", None) or {}
+    memory = bundle.memory
     if not isinstance(memory, dict):
         raise BundleError("bundle.json: 'memory' must be an object")
     value = memory.get("budget")
@@ -133,15 +135,37 @@ def check_device(bundle: Bundle, device: str) -> None:
                              "export the bundle with `edge-et export onnx`")
 
 
-def plan_bundle(bundle: Bundle, *, mem_budget: str | int | None = None, device: str = "cpu",
-                n_ctx: int | None = None, baseline: int | None = None,
+def plan_bundle(bundle: str | os.PathLike | Bundle, *, mem_budget: str | int | None = None,
+                device: str = "cpu", n_ctx: int | None = None, baseline: int | None = None,
                 device_profile: str | None = None) -> Plan:
     """The memory plan for running `bundle` on this machine (see scheduler.plan), or with
     `device_profile` on that device (edge_et/memory/profiles.toml: its app memory is the budget).
+    Reads file headers only; nothing is loaded.
 
-    `baseline`: the runtime's own RSS; measured now in this process when None, so call this
-    before any model is loaded (or pass the RSS measured then).
+    Args:
+        bundle: a bundle folder (as `open_pipeline` takes) or a loaded `Bundle`.
+        mem_budget: "6GB", "512MiB" or bytes; default the bundle's `memory.budget`, else 80% of
+            the available memory.
+        device: "cpu", "cuda" (layers go to the GPU as VRAM allows) or an ONNX Runtime provider.
+        n_ctx: the context to plan both stages with (default: each stage's own).
+        baseline: the runtime's own RSS; measured now in this process when None, so call this
+            before any model is loaded (or pass the RSS measured then).
+        device_profile: plan with that device's app memory as the budget (`edge-et profiles`).
+
+    Returns:
+        The `Plan`: `decision` (co-resident, swap, gpu-split or refuse), `reason`, the budget
+        and each stage's footprint. A refusal is returned, not raised (`open_pipeline` raises
+        `PlanRefused` for it).
+
+    Raises:
+        BundleError: the folder is not a valid bundle.
+        InputError: an unknown device, profile or size, a context under 16, or both a budget
+            and a profile.
     """
+    if isinstance(bundle, (str, os.PathLike)):
+        bundle = Bundle.load(bundle)
+    elif not isinstance(bundle, Bundle):
+        raise InputError(f"plan_bundle takes a bundle folder or a Bundle, not {type(bundle).__name__}")
     check_device(bundle, device)
     if n_ctx is not None and n_ctx < 16:
         raise InputError(f"--ctx must be at least 16, got {n_ctx}")
@@ -191,10 +215,13 @@ def format_plan(result: Plan) -> list[str]:
              f"estimated peak {format_size(result.peak_bytes)}"]
     lines += format_degradations(result)
     for role, fp in result.stages.items():
-        parts = [f"weights {format_size(fp.weights_bytes + fp.repack_bytes)}",
-                 f"KV {format_size(fp.kv_bytes)} ({fp.kv_type})",
-                 f"compute {format_size(fp.compute_bytes)}",
-                 f"other {format_size(fp.overhead_bytes)}"]
+        # The same split as plan --json: weights_bytes, then repack_bytes when the CPU repacks.
+        parts = [f"weights {format_size(fp.weights_bytes)}"]
+        if fp.repack_bytes:
+            parts.append(f"repack {format_size(fp.repack_bytes)}")
+        parts += [f"KV {format_size(fp.kv_bytes)} ({fp.kv_type})",
+                  f"compute {format_size(fp.compute_bytes)}",
+                  f"other {format_size(fp.overhead_bytes)}"]
         if fp.mmproj_bytes:
             parts.append(f"mmproj+image {format_size(fp.mmproj_bytes)} "
                          f"(images up to {fp.image_tokens} tokens)")

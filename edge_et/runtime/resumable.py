@@ -18,14 +18,24 @@ from edge_et.core.journal import Journal
 from edge_et.runtime.batch import BatchItem, BatchRunner, BatchSummary, Resumed, run_batch
 from edge_et.runtime.pipeline import Pipeline, RunOptions
 
+# Callbacks watch a run; they never change what it answers.
 CALLBACKS = ("on_reasoning_text", "on_extraction_text", "on_stage_finished")
 
 
-def answer_settings(pipeline: Pipeline, options: RunOptions) -> dict:
-    """What shapes the answers: a resume with other values would mix two different runs."""
+def run_settings(pipeline: Pipeline, options: RunOptions, *, leave_out: tuple[str, ...] = (),
+                 **extra) -> dict:
+    """What shapes the answers, for a resume to compare: the bundle, every option but the
+    callbacks and `leave_out`, and `extra`. A resume with other values would mix two runs."""
     chosen = {item.name: getattr(options, item.name) for item in fields(RunOptions)
-              if item.name not in CALLBACKS}
-    return {"bundle": str(pipeline.bundle.path), **chosen}
+              if item.name not in (*CALLBACKS, *leave_out)}
+    # `extra` last: eval's run seed must win over RunOptions.seed (unset there), or a changed
+    # --seed would resume unnoticed.
+    return {"bundle": str(pipeline.bundle.path), **chosen, **extra}
+
+
+def answer_settings(pipeline: Pipeline, options: RunOptions) -> dict:
+    """What shapes a batch's answers (`run --batch --resume` compares them)."""
+    return run_settings(pipeline, options)
 
 
 def resumed_from(point: resume_files.ResumePoint, items: list[BatchItem]) -> Resumed:

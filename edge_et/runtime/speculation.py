@@ -11,12 +11,13 @@
   near-tie greedy tokens, so speculation is opt-in.
 - off: token by token.
 
-Only backends whose models take a drafter (`set_drafter`: llama.cpp) speculate; `auto` is
-off elsewhere, an explicit mode is a one-line error.
+Only models that declare the ability (`backends.base.Speculates`: llama.cpp) speculate;
+`auto` is off elsewhere, an explicit mode is a one-line error.
 """
 
 from __future__ import annotations
 
+from edge_et.backends.base import Speculates, TextModel
 from edge_et.backends.drafting import SPECULATIVE_MODES, Drafter, PromptLookup
 from edge_et.core.stats import StageStats
 from edge_et.errors import InputError
@@ -31,13 +32,15 @@ def check_speculative(mode: str | None) -> str:
     return mode
 
 
-def choose_drafter(mode: str | None, reasoner, perception=None) -> tuple[Drafter | None, str]:
+def choose_drafter(mode: str | None, reasoner: TextModel,
+                   perception: TextModel | None = None) -> tuple[Drafter | None, str]:
     """(the drafter for `reasoner`, the mode it stands for); `perception`: the loaded
-    perception model, or None when it is not resident."""
+    perception model, or None when it is not resident. InputError (one line) for an unknown
+    mode or one the models cannot do."""
     mode = check_speculative(mode)
     if mode == "off" or (mode == "auto" and AUTO_MODE == "off"):
         return None, "off"
-    if not hasattr(reasoner, "set_drafter"):
+    if not isinstance(reasoner, Speculates):
         if mode == "auto":
             return None, "off"
         raise InputError(f"--speculative {mode}: the reasoner's backend has no speculative decoding "
@@ -47,13 +50,16 @@ def choose_drafter(mode: str | None, reasoner, perception=None) -> tuple[Drafter
     return PromptLookup(), "lookup"
 
 
-def _draft_model(reasoner, perception) -> Drafter:
+def _draft_model(reasoner: TextModel, perception: TextModel | None) -> Drafter:
+    # Only reached with a llama.cpp reasoner (the one backend that speculates): importing its
+    # model module loads nothing new.
+    from edge_et.backends.llama_cpp.model import LlamaCppModel
     from edge_et.backends.llama_cpp.speculative import DraftModel, vocab_mismatch
 
     if perception is None:
         raise InputError("--speculative draft: the perception model is not loaded beside the "
                          "reasoner (swap residency frees it); use lookup or --residency co-resident")
-    if not hasattr(perception, "llama"):
+    if not isinstance(perception, LlamaCppModel):
         raise InputError("--speculative draft: the perception model is not a llama.cpp model")
     reason = vocab_mismatch(reasoner.vocab_signature, perception.vocab_signature)
     if reason:
@@ -63,17 +69,18 @@ def _draft_model(reasoner, perception) -> Drafter:
     return drafter
 
 
-def speculate(reasoner, drafter: Drafter | None, label: str, stats: StageStats) -> None:
+def speculate(reasoner: TextModel, drafter: Drafter | None, label: str, stats: StageStats) -> None:
     """Attach `drafter` to `reasoner` for one stage (None: none) and say so in `stats`."""
-    if hasattr(reasoner, "set_drafter"):
+    if isinstance(reasoner, Speculates):
         reasoner.set_drafter(drafter)
     stats.speculative = label
 
 
-def record_counts(reasoner, stats: StageStats) -> None:
+def record_counts(reasoner: TextModel, stats: StageStats) -> None:
     """Drafted and kept tokens of the stage into `stats`; the drafter is detached."""
-    counts = getattr(reasoner, "speculation_counts", None)
+    if not isinstance(reasoner, Speculates):
+        return
+    counts = reasoner.speculation_counts
     if counts is not None:
         stats.drafted_tokens, stats.accepted_tokens = counts.drafted, counts.accepted
-    if hasattr(reasoner, "set_drafter"):
-        reasoner.set_drafter(None)
+    reasoner.set_drafter(None)

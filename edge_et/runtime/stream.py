@@ -12,7 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterator, Union
+from typing import Any, Callable, Iterator
 
 from edge_et.core.stats import Result, StageStats
 
@@ -46,7 +46,7 @@ class Finished:
     result: Result
 
 
-Event = Union[ExtractionText, ReasoningText, StageFinished, Finished]
+Event = ExtractionText | ReasoningText | StageFinished | Finished
 
 
 class _Stopped(BaseException):

@@ -24,7 +24,7 @@ import os
 import pkgutil
 import shutil
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from edge_et.errors import InputError
@@ -34,13 +34,13 @@ _NOT_ARCHITECTURES = {"base"}
 ROLES = ("reasoning", "perception")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _module_names() -> tuple[str, ...]:
     return tuple(sorted(m.name for m in pkgutil.iter_modules(__path__)
                         if not m.name.startswith("_") and m.name not in _NOT_ARCHITECTURES))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _specs_of(module_name: str) -> tuple[ArchSpec, ...]:
     module = importlib.import_module(f"{__name__}.{module_name}")
     specs = getattr(module, "SPECS", None)
@@ -54,7 +54,7 @@ def _specs_of(module_name: str) -> tuple[ArchSpec, ...]:
     return specs
 
 
-@lru_cache(maxsize=None)
+@cache
 def _registry() -> dict[str, tuple[ArchSpec, str]]:
     """name -> (spec, module name), over every module."""
     found: dict[str, tuple[ArchSpec, str]] = {}
@@ -97,7 +97,8 @@ def _read_config(hf_dir: Path) -> dict:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InputError(f"{hf_dir} has no config.json: is it a Hugging Face checkpoint folder?")
+        raise InputError(f"{hf_dir} has no config.json: is it a Hugging Face checkpoint folder?") \
+            from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"cannot read {path}: {exc}") from None
     if not isinstance(config, dict):

@@ -117,6 +117,12 @@ def build_config(text_type: str, tokenizer, *, vocab_size: int | None = None, hi
         tie_word_embeddings=True, dtype=dtype)
 
 
+def shape_config(text_type: str, *, tokenizer_size: int | None = None, **overrides):
+    """The config `build_tiny_*` would write for `overrides` (a full-size shape: `shapes`), with
+    no weights made: what a test counts parameters of on the meta device."""
+    return build_config(text_type, _tokenizer(tokenizer_size), **overrides)
+
+
 def _random_model(config, seed: int):
     """Seeded random weights. Full-size shapes skip transformers' slow per-module init and draw
     every tensor from one generator in place (a 1B-parameter model in seconds, not minutes)."""

@@ -142,7 +142,7 @@ class Layout:
                            + [ids("<fake_token_around_image>"), ids("<global-img>")]
                            + [self.image_id] * n + [ids("<fake_token_around_image>")])
 
-    @lru_cache(maxsize=4096)
+    @lru_cache(maxsize=4096)  # noqa: B019 - one Layout per training run; the cache dies with it
     def prompt(self, request: str) -> tuple[int, ...]:
         """The prompt for `request`, exactly as the runtime builds it around the image."""
         text = render_user_turn(CHAT_TEMPLATE, MEDIA_MARKER + "\n" + request)

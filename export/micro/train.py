@@ -1,6 +1,6 @@
 """Train the micro perception model from scratch on generated scenes, on a CPU.
 
-    edge-et export train --form extract --seed 0 --out models/micro/extract-run
+    edge-et export train --form extract --seed 0 --out models/store/micro/extract-run
 
 One command and a seed reproduce a model: the initial weights come from `--seed`, the data
 are the train split's scene stream (export.scenes, seed 0) read in order, and the schedule

@@ -36,6 +36,7 @@ from export.pipeline import (
     StepReporter,
     arch_spec_for,
     check_output,
+    check_quant as check_choice,
     element_count,
     is_thinking,
 )
@@ -64,11 +65,8 @@ def _require_toolchain() -> None:
 
 
 def check_quant(quant: str) -> str:
-    normalized = quant.lower()
-    if normalized not in QUANTS:
-        raise InputError(f"--quant {quant!r} is not supported for ONNX; choose one of: "
-                         f"{', '.join(QUANTS)}")
-    return normalized
+    """`quant` as an ONNX precision (fp32 | fp16 | int8, either case); InputError otherwise."""
+    return check_choice(quant, QUANTS, "--quant", " for ONNX")
 
 
 def export_onnx(*, out: Path, perception: Path | None = None, reasoning: Path | None = None,

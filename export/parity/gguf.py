@@ -63,24 +63,21 @@ random model). K-quants are judged loosely, so also validate the F16 file a K-qu
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_et.core.host import usable_cores
+from export.parity.judge import (
+    TextThresholds,
+    as_float,
+    crashed,
+    logit_bound,
+    prompt_failures,
+    verdict,
+)
 from export.parity.launcher import run_worker
 
 FORMAT = "edge-et.parity/1"
-
-
-@dataclass(frozen=True)
-class TextThresholds:
-    """max_abs: max |Δlogit| <= max_abs × max(1, max |reference logit|), per prompt.
-    rel_rms: rms(Δlogit) / std(reference logits) per prompt.
-    argmax: share of positions whose greedy token agrees, near-ties (see module doc) forgiven."""
-
-    max_abs: float
-    rel_rms: float
-    argmax: float
 
 
 @dataclass(frozen=True)
@@ -125,8 +122,7 @@ def mmproj_thresholds(quant: str) -> VisionThresholds:
 
 def default_threads() -> int:
     # The reference forward dominates; more than 4 threads buys little on tiny prompts.
-    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                      else os.cpu_count() or 1))
+    return max(1, min(4, usable_cores()))
 
 
 # -- the subprocess ----------------------------------------------------------------------
@@ -146,14 +142,9 @@ def run_parity(hf_dir: Path, *, text_gguf: Path, mmproj_gguf: Path | None = None
                "mmproj_gguf": str(Path(mmproj_gguf).resolve()) if mmproj_gguf else None,
                "quant": quant, "mmproj_quant": mmproj_quant, "threads": threads}
     outcome = run_worker("gguf", request, timeout=timeout, label="the parity worker")
-    return outcome if isinstance(outcome, dict) else _crashed(request, outcome)
-
-
-def _crashed(request: dict, error: str) -> dict:
-    report = {"format": FORMAT, **{k: request[k] for k in ("hf_dir", "quant", "mmproj_quant")},
-              "error": error}
-    report["ok"], report["first_failure"] = False, error
-    return report
+    if isinstance(outcome, dict):
+        return outcome
+    return crashed(FORMAT, request, ("hf_dir", "quant", "mmproj_quant"), outcome)
 
 
 # -- judging -----------------------------------------------------------------------------
@@ -171,20 +162,7 @@ def passes(report: dict) -> tuple[bool, str]:
         failures += _text_failures(report["text"], text_thresholds(quant), quant)
     if "vision" in report:
         failures += _vision_failures(report["vision"], report)
-    return (False, failures[0]) if failures else (True, "")
-
-
-validate = passes  # the same judge under the name `validate(report) -> (ok, first_failure)`
-
-
-def _bound(thresholds: TextThresholds, ref_abs_max: float) -> float:
-    return thresholds.max_abs * max(1.0, ref_abs_max)
-
-
-def as_float(value) -> float:
-    """A measurement as a float; None (a NaN in parity.json) becomes NaN, which fails every
-    `not value <= bound` test below (written that way so that NaN never passes)."""
-    return float("nan") if value is None else float(value)
+    return verdict(failures)
 
 
 def _text_failures(text: dict, th: TextThresholds, quant: str) -> list[str]:
@@ -198,32 +176,8 @@ def _text_failures(text: dict, th: TextThresholds, quant: str) -> list[str]:
         out.append(f"text: vocabulary sizes differ: hf {vocab['hf']} vs "
                    f"llama.cpp {vocab['llama_cpp']}")
     for prompt in text["prompts"]:
-        out += _prompt_failures(prompt, th, f"text ({quant}), prompt {prompt['name']!r}")
-    return out
-
-
-def _prompt_failures(p: dict, th: TextThresholds, where: str) -> list[str]:
-    out = []
-    bad = p["nonfinite"]
-    if bad["hf"] or bad["llama_cpp"]:
-        side = "llama.cpp" if bad["llama_cpp"] else "transformers"
-        out.append(f"{where}: {side} gave NaN/inf logits at "
-                   f"{max(bad['hf'], bad['llama_cpp'])} of {p['positions']} positions")
-    if not p.get("compared"):
-        return out
-    bound = _bound(th, as_float(p["ref_abs_max"]))
-    if not as_float(p["max_abs"]) <= bound:
-        out.append(f"{where}: max |logit diff| {as_float(p['max_abs']):.3g} > {bound:.3g} "
-                   f"({th.max_abs:g} x max(1, max|logit| {as_float(p['ref_abs_max']):.3g}))")
-    if not as_float(p["rel_rms"]) <= th.rel_rms:
-        out.append(f"{where}: rms logit diff / logit std {as_float(p['rel_rms']):.3g} > {th.rel_rms:g}")
-    real = [f for f in p["flips"] if not as_float(f["ref_gap"]) <= bound]
-    agreement = 1 - len(real) / p["compared"]
-    if agreement < th.argmax:
-        worst = max(real, key=lambda f: as_float(f["ref_gap"]))
-        out.append(f"{where}: greedy tokens agree at {agreement:.1%} of positions < "
-                   f"{th.argmax:.0%} (position {worst['pos']}: llama.cpp's pick is "
-                   f"{as_float(worst['ref_gap']):.3g} below the reference maximum)")
+        out += prompt_failures(prompt, th, f"text ({quant}), prompt {prompt['name']!r}",
+                               side="llama_cpp", name="llama.cpp")
     return out
 
 
@@ -254,7 +208,7 @@ def _first_token_failures(first: dict | None, report: dict, label: str) -> list[
     """The greedy first token with the image; a flip within the text quant's error is a tie."""
     if not first or first["hf"] == first["llama_cpp"]:
         return []
-    tie = _bound(text_thresholds(report["quant"]), as_float(first.get("ref_abs_max", 0.0)))
+    tie = logit_bound(text_thresholds(report["quant"]), first.get("ref_abs_max", 0.0))
     gap = as_float(first.get("ref_gap"))  # None: the measurer had no reference logits
     if gap <= tie:
         return []

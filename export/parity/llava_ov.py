@@ -75,7 +75,7 @@ def _llama_side(text_gguf: Path, mmproj_gguf: Path, image, question: str, thread
     model = LlamaCppModel(model_path=str(text_gguf), mmproj_path=str(mmproj_gguf), n_ctx=8192,
                           n_threads=threads)
     try:
-        images = model._llava_ov  # the model's LLaVA-OneVision path (None: not our mmproj)
+        images = model.llava_ov_images  # the model's LLaVA-OneVision path (None: not our mmproj)
         if images is None:
             raise ValueError(f"{Path(mmproj_gguf).name} is not an edge-et LLaVA-OneVision mmproj")
         started = time.perf_counter()

@@ -75,7 +75,7 @@ def _vision(source, package) -> dict:
     image = _picture(60, 100)  # not square: the views are padded or resized
     source.forget_images()
     package.forget_images()
-    measures = embedding_measures(source._vision.embed(image)[0], package._vision.embed(image)[0])
+    measures = embedding_measures(source.vision.embed(image)[0], package.vision.embed(image)[0])
     request = render_user_turn(source.chat_template, source.media_marker + "\n" + IMAGE_REQUEST,
                                enable_thinking=None, bos_text=source.bos_text, eos_text=source.eos_text)
     return {**measures, "greedy": _greedy(source, package, request, image)}

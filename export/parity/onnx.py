@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from export.parity.gguf import TextThresholds, as_float
+from export.parity.judge import TextThresholds, as_float, crashed, prompt_failures, verdict
 from export.parity.launcher import run_worker
 
 FORMAT = "edge-et.onnx-parity/1"
@@ -63,12 +63,8 @@ def run_parity(hf_dir: Path, stage_dir: Path, *, quant: str, threads: int | None
                "quant": quant, "threads": threads}
     outcome = run_worker("onnx", request, timeout=timeout,
                          label="the ONNX parity worker")
-    return outcome if isinstance(outcome, dict) else _crashed(request, outcome)
-
-
-def _crashed(request: dict, error: str) -> dict:
-    return {"format": FORMAT, "hf_dir": request["hf_dir"], "quant": request["quant"],
-            "error": error, "ok": False, "first_failure": error}
+    return outcome if isinstance(outcome, dict) else crashed(FORMAT, request, ("hf_dir", "quant"),
+                                                             outcome)
 
 
 # -- judging -----------------------------------------------------------------------------
@@ -84,7 +80,7 @@ def passes(report: dict) -> tuple[bool, str]:
     failures += _greedy_failures(report.get("greedy"), th, "text")
     if "vision" in report:
         failures += _vision_failures(report["vision"], th)
-    return (False, failures[0]) if failures else (True, "")
+    return verdict(failures)
 
 
 def _text_failures(text: dict, th: TextThresholds) -> list[str]:
@@ -95,22 +91,7 @@ def _text_failures(text: dict, th: TextThresholds) -> list[str]:
         out.append(f"text: vocabulary sizes differ: hf {text['n_vocab']['hf']} vs onnx "
                    f"{text['n_vocab']['onnx']}")
     for p in text["prompts"]:
-        where = f"text, prompt {p['name']!r}"
-        if p["nonfinite"]["hf"] or p["nonfinite"]["onnx"]:
-            out.append(f"{where}: NaN/inf logits (hf {p['nonfinite']['hf']}, onnx "
-                       f"{p['nonfinite']['onnx']} positions)")
-        if not p.get("compared"):
-            continue
-        bound = th.max_abs * max(1.0, as_float(p["ref_abs_max"]))
-        if not as_float(p["max_abs"]) <= bound:
-            out.append(f"{where}: max |logit diff| {as_float(p['max_abs']):.3g} > {bound:.3g}")
-        if not as_float(p["rel_rms"]) <= th.rel_rms:
-            out.append(f"{where}: rms logit diff / logit std {as_float(p['rel_rms']):.3g} > "
-                       f"{th.rel_rms:g}")
-        real = [f for f in p["flips"] if not as_float(f["ref_gap"]) <= bound]
-        if 1 - len(real) / p["compared"] < th.argmax:
-            out.append(f"{where}: greedy picks agree at {1 - len(real) / p['compared']:.1%} of "
-                       f"positions < {th.argmax:.0%}")
+        out += prompt_failures(p, th, f"text, prompt {p['name']!r}", side="onnx", name="onnx")
     return out
 
 

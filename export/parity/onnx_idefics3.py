@@ -81,7 +81,7 @@ def _mtmd_pixels(hf_dir: Path, rgb: np.ndarray, layout: runtime.Layout):
 def vision_section(hf, hf_dir: Path, model) -> dict:
     import torch
 
-    encoder = model._vision
+    encoder = model.vision
     layout = encoder.layout
     rgb = test_picture(*picture_size(layout))
     image = LoadedImage(rgb=rgb, width=rgb.shape[1], height=rgb.shape[0],

@@ -112,7 +112,7 @@ def _llava_ov_reference(hf, hf_dir: Path, rgb: np.ndarray, n_views: int):
 
 
 def _llava_ov_picture(model) -> tuple[int, int]:
-    tile = model._vision.layout.tile
+    tile = model.vision.layout.tile
     return tile + tile // 2, 2 * tile + tile // 3  # a grid with padding to undo
 
 
@@ -148,11 +148,11 @@ def vision_section(hf, hf_dir: Path, model) -> dict:
     image = LoadedImage(rgb=rgb, width=rgb.shape[1], height=rgb.shape[0],
                         sha256=pixel_sha256(rgb), source="parity", format="PNG",
                         original_mode="RGB")
-    ours = model._vision.pixel_values(rgb)
+    ours = model.vision.pixel_values(rgb)
     with torch.inference_mode():
         theirs, ref, image_inputs = reference(hf, hf_dir, rgb, len(ours))
     ref = ref.float().numpy()
-    got, _ = model._vision.embed(image)
+    got, _ = model.vision.embed(image)
     prompt = render_user_turn(model.chat_template, model.media_marker + "\n" + IMAGE_REQUEST,
                               bos_text=model.bos_text, eos_text=model.eos_text)
     head, tail = model.image_prompt_ids(prompt)

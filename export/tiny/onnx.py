@@ -23,7 +23,8 @@ _ROOT = Path(__file__).resolve().parents[2]
 # export/archs/idefics3.py, whose patch-position rule shapes the "mtmd" Idefics3 vision graph.
 # The parity checks count too: a bundle built with validate=True is only as checked as the
 # parity code that passed it.
-_SOURCES = ("export/onnx/*.py", "export/parity/onnx*.py", "export/parity/launcher.py",
+_SOURCES = ("export/onnx/*.py", "export/parity/onnx*.py", "export/parity/judge.py",
+            "export/parity/launcher.py",
             "export/parity/worker.py", "edge_et/backends/onnx/*.py", "edge_et/formats/*.py")
 
 

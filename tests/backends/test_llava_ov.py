@@ -242,7 +242,7 @@ def test_image_goes_end_to_end_through_the_runtime(tiny, images):
         prompt = render_user_turn(model.chat_template, model.media_marker + "\nDescribe it.")
         text_only = sum(len(model.tokenize(text=part)) for part in prompt.split(model.media_marker))
         first = model.start(prompt=prompt, image=picture)
-        layout = model._llava_ov.layout
+        layout = model.llava_ov_images.layout
         n_image = llava_ov.count_tokens(picture.height, picture.width, layout)
         assert first.prompt_tokens == text_only + n_image == model.tokens_in_context
         assert first.image_encode_s > 0 and not first.image_cached
@@ -330,8 +330,8 @@ def test_libmtmd_batches_one_llava_view_at_a_time(tiny, images):
                           n_ctx=512, n_threads=2)
     params = mtmd.mtmd_context_params_default()
     params.print_timings, params.n_threads, params.batch_max_tokens = False, 2, 1 << 20
-    roomy = mtmd.mtmd_init_from_file(str(files["f16"]).encode(), model._llm.model, params)
-    images_ov = model._llava_ov
+    roomy = mtmd.mtmd_init_from_file(str(files["f16"]).encode(), model.llama.model, params)
+    images_ov = model.llava_ov_images
     try:
         views = llava_ov.make_views(load_image(images["large"]).rgb, images_ov.layout)
         one_by_one = images_ov._encode_view(views[0])
@@ -368,10 +368,10 @@ def test_tuned_image_settings_keep_the_embeddings_and_logits(tiny, images):
         model = LlamaCppModel(model_path=str(files["text"]), mmproj_path=str(files["f32"]),
                               n_ctx=512, n_threads=2, prefill=settings)
         try:
-            embeddings = model._llava_ov.embed(picture)
+            embeddings = model.llava_ov_images.embed(picture)
             logits = []
             model.start(prompt=model.media_marker + "\nDescribe it.", image=picture)
-            model.sample(sampling=Sampling(), edit=lambda x: logits.append(x.copy()))
+            model.sample(sampling=Sampling(), edit=lambda x, seen=logits: seen.append(x.copy()))
             results.append((embeddings, logits[0]))
         finally:
             model.close()

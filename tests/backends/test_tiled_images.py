@@ -127,7 +127,7 @@ def tiled_bundle(tiled, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiled-bundle")
     write_bundle(out, name="tiled", perception=Stage(
         tiled.model, mmproj=tiled.mmproj, n_ctx=1024, random_weights=True,
-        source="tiny random Idefics3 that tiles (tests/test_tiled_images.py)"),
+        source="tiny random Idefics3 that tiles (tests/backends/test_tiled_images.py)"),
         decoding={"extract": {"max_tokens": 8}})
     return out
 
@@ -162,5 +162,5 @@ def test_second_question_on_a_tiled_picture_encodes_nothing(tiled_bundle, pictur
     monkeypatch.setattr(llama_cpp, "EmbeddingCache", lambda max_bytes: EmbeddingCache(0))
     with Pipeline(Bundle.load(tiled_bundle)) as off:
         reference = off.run(picture_file, QUESTION, RunOptions(mode="extract"))
-        assert off._models["perception"].chunk_encodes == CHUNKS
+        assert off.model("perception").chunk_encodes == CHUNKS
     assert reference.extraction == first["extraction"]

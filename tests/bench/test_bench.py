@@ -13,14 +13,8 @@ from rich.console import Console
 
 from edge_et.backends.stage_run import StageRequest
 from edge_et.bundle.manifest import Bundle
-from edge_et.cli.render.bench import (
-    MARKDOWN_HEADER,
-    bench_command,
-    bench_images,
-    markdown_rows,
-    parse_budgets,
-    plot_report,
-)
+from edge_et.cli.bench import bench_command, bench_images, parse_budgets
+from edge_et.cli.render.bench import MARKDOWN_HEADER, markdown_rows, plot_report
 from edge_et.core.decoding import Sampling
 from edge_et.errors import EdgeEtError
 from edge_et.runtime.measure import edge_stage
@@ -152,8 +146,10 @@ def test_shorter_deadline_picks_a_smaller_budget(tiny_bundle, tmp_path):
 
     bundle = Bundle.load(tiny_bundle)
     cache_profile(bundle, tmp_path)
-    pick = lambda seconds: choose_think_budget(bundle, seconds, cache=tmp_path, extract_tokens=64,  # noqa: E731
-                                               answer_tokens=32, max_budget=4096)
+    def pick(seconds):
+        return choose_think_budget(bundle, seconds, cache=tmp_path, extract_tokens=64,
+                                   answer_tokens=32, max_budget=4096)
+
     long_budget, long_info = pick(40.0)
     short_budget, short_info = pick(8.0)
     none_budget, none_info = pick(1.0)

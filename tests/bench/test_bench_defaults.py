@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from edge_et.bench.run import bench_steps, step_weights
 from edge_et.bench.settings import BenchSettings, curve_for, fitted_defaults
-from edge_et.cli.render import bench as render_bench
+from edge_et.cli import bench as bench_command_module
 from edge_et.cli.main import app
 
 
@@ -44,9 +44,9 @@ def test_one_weight_per_progress_line_and_curve_runs_weigh_their_budget(settings
 
 def test_the_bar_advances_by_the_work_done(monkeypatch):
     advanced = []
-    monkeypatch.setattr(render_bench.Progress, "advance",
+    monkeypatch.setattr(bench_command_module.Progress, "advance",
                         lambda self, task, amount=1: advanced.append(amount))
-    with render_bench._progress(Console(file=io.StringIO()), [10.0, 30.0, 60.0]) as step:
+    with bench_command_module._progress(Console(file=io.StringIO()), [10.0, 30.0, 60.0]) as step:
         for line in ("a", "b", "c"):
             step(line)
     assert advanced == [10.0, 30.0]   # each line finishes the step before it
@@ -54,7 +54,7 @@ def test_the_bar_advances_by_the_work_done(monkeypatch):
 
 def test_the_command_hands_the_fitted_defaults_to_the_bench(monkeypatch, tmp_path):
     seen = {}
-    monkeypatch.setattr(render_bench, "bench_command", lambda **kw: seen.update(kw))
+    monkeypatch.setattr(bench_command_module, "bench_command", lambda **kw: seen.update(kw))
     args = ["bench", "--bundle", str(tmp_path), "--trials", "1", "--think-tokens", "8"]
     done = CliRunner().invoke(app, args)
     assert done.exit_code == 0, done.output

@@ -29,3 +29,10 @@ def test_markdown_has_a_table_per_dataset(tmp_path):
     assert "| extract+think | smollm2-135m | 70.0% [10.0-90.0] | 10 | 1 | 25.0% | 2.10 | 0.10 | 2.00 |" in text
     assert "| end-to-end | - | 50.0% (n=4) | 20.0% (n=6) |" in text
     assert text.count("Reproduce a row:") == 2 and text.count(": `python -m benchmarks.replication") == 3
+
+
+def test_data_version_reads_the_code_that_makes_each_dataset():
+    # easy-vqa once hashed a file that had moved: FileNotFoundError before any cell ran.
+    versions = {name: replication.data_version(name) for name in ("scenes", "shifted", "easy-vqa")}
+    assert versions["scenes"] == versions["shifted"] != versions["easy-vqa"]
+    assert all(len(v) == 12 and int(v, 16) >= 0 for v in versions.values())

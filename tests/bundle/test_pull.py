@@ -202,7 +202,7 @@ def test_catalog_parses_with_complete_unique_entries():
     ("qwen2.5-coder-1.5b-instruct-q4_k_m", "cc324af0", "b046", 1_117_320_768),
 ])
 def test_pypi_digests_agree_with_models_md(name, head, tail, size):
-    """Digests computed here from the assembled files, against the ends and sizes MODELS.md gives."""
+    """Digests computed here from the assembled files, against the ends and sizes recorded from the published files."""
     spec = load_catalog().find(name).files[0]
     assert (spec.sha256[:8], spec.sha256[-4:], spec.size) == (head, tail, size)
 

@@ -1,6 +1,7 @@
 """User mistakes at the command line: one line on stderr, exit code 2, no traceback, nothing loaded."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -77,9 +78,13 @@ def test_mode_needing_a_missing_stage(tmp_path):
     assert_one_line_error(done, "has no reasoning model")
 
 
-def test_bad_option_values_are_usage_errors(header_bundle):
-    done = edge_et("run", "--bundle", str(header_bundle), "--question", "Q", "--think-budget", "-3")
-    assert done.returncode == 2 and "Traceback" not in done.stderr
+def test_bad_option_values_are_usage_errors(header_bundle, tmp_path):
+    from edge_et.core.images import write_sample_image
+    image = write_sample_image(tmp_path / "s.png")  # the run would go on to load models without the check
+    done = edge_et("run", "--bundle", str(header_bundle), "--image", str(image), "--question", "Q",
+                   "--think-budget", "-3")
+    assert done.returncode == 2 and "Traceback" not in done.stderr and done.stdout == ""
+    assert "Invalid value for '--think-budget'" in done.stderr
 
 
 def test_info_json_describes_the_bundle(header_bundle):
@@ -94,3 +99,18 @@ def test_info_json_describes_the_bundle(header_bundle):
 def test_an_empty_stop_string_is_refused_before_anything_loads(header_bundle):
     done = edge_et("run", "--bundle", str(header_bundle), "--question", "Q?", "--stop", "")
     assert_one_line_error(done, "stop string must be non-empty")
+
+
+def test_an_unknown_residency_lists_auto_too(header_bundle, tmp_path):
+    from edge_et.core.images import write_sample_image
+    image = write_sample_image(tmp_path / "s.png")
+    done = edge_et("run", "--bundle", str(header_bundle), "--image", str(image), "--question", "Q",
+                   "--residency", "foo")
+    assert_one_line_error(done, "unknown residency 'foo'; choose one of: auto, co-resident, swap")
+
+
+def test_help_shows_the_ray_extra_whole():
+    # rich markup once ate "[ray]", printing pip install 'edge-et'
+    done = subprocess.run([sys.executable, "-m", "edge_et.cli.main", "run", "--help"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 0 and "pip install 'edge-et[ray]'" in done.stdout

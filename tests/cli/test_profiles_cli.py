@@ -17,7 +17,9 @@ def test_plan_bundle_for_every_profile_uses_its_budget(tiny_bundle):
     for name, profile in load_profiles().items():
         result = plan_bundle(bundle, device_profile=name, baseline=50 * 2**20)
         assert result.budget.bytes == profile.app_memory_bytes
-        assert result.decision in ("co-resident", "swap", "refuse") and result.reason, name
+        # The tiny bundle's two models take a few MiB: they fit together in every profile.
+        assert result.decision == "co-resident", (name, result.reason)
+        assert result.reason.startswith("both models fit loaded together"), result.reason
     with pytest.raises(InputError, match="give one"):
         plan_bundle(bundle, device_profile="galaxy-s22", mem_budget="1GB", baseline=0)
 

@@ -1,6 +1,5 @@
-"""The paper's prompt strings and answer parsing (PAPER.md, stage 1 and stage 2)."""
+"""The paper's prompt strings and answer parsing (docs/method.md; tests/data/paper_prompts.txt)."""
 
-import re
 from pathlib import Path
 
 import pytest
@@ -8,7 +7,8 @@ import pytest
 from edge_et.core import prompts
 from edge_et.core.hints import hint_from_question, question_stem
 
-PAPER = Path(__file__).resolve().parents[3] / "shared" / "PAPER.md"
+# The method's strings as the paper and its code have them (source named in the file).
+PAPER_PROMPTS = Path(__file__).resolve().parents[1] / "data" / "paper_prompts.txt"
 
 EXPECTED_EXTRACTION = (
     "Describe the fine-grained content of the image, including scenes, objects, relationships, "
@@ -38,15 +38,19 @@ def test_reasoning_prompt_thinking_and_non_thinking():
     assert "Question: Question:" not in prompts.reasoning_prompt("d", "question: x", step_by_step=True)
 
 
-@pytest.mark.skipif(not PAPER.exists(), reason="shared/PAPER.md not beside the checkout")
-def test_strings_match_paper_md_verbatim():
-    paper = " ".join(PAPER.read_text().split())
-    for text in (prompts.EXTRACTION_PREFIX.strip(), prompts.REASONING_ROLE.strip(),
-                 prompts.THINKING_POST_PROMPT.strip(), prompts.NON_THINKING_POST_PROMPT.strip()):
-        words = " ".join(text.split())
-        # PAPER.md wraps lines and splits the post-prompts; every sentence must appear verbatim.
-        for sentence in re.split(r"(?<=[.:])\s+(?=[A-Z])", words):
-            assert sentence in paper, sentence
+def _paper_strings() -> list[str]:
+    lines = PAPER_PROMPTS.read_text(encoding="utf-8").splitlines()
+    return [line for line in lines if line.strip() and not line.startswith("#")]
+
+
+def test_strings_match_the_papers_verbatim():
+    extraction, role, thinking, non_thinking = _paper_strings()
+    assert prompts.EXTRACTION_PREFIX + "{hint}." == extraction
+    assert prompts.REASONING_ROLE == role + "\n\n"
+    assert prompts.THINKING_POST_PROMPT == "\n" + thinking
+    assert prompts.NON_THINKING_POST_PROMPT == "\n" + non_thinking
+    # Caption+Think asks the same as the extraction, without the question-specific sentence.
+    assert extraction.startswith(prompts.CAPTION_PROMPT + " Especially,")
 
 
 @pytest.mark.parametrize("output, answer, matched", [

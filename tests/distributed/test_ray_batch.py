@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -119,14 +118,12 @@ def test_cli_batch_on_a_running_cluster_and_one_line_errors(ray_session, ray_dat
     assert comparable(read_records(out)) == comparable(local)
     summary = json.loads(done.stderr.strip().splitlines()[-1])
     assert summary["residency"] == "ray" and summary["model_loads"] == 2
-    started = time.monotonic()
     for extra, fragment in ((["--image", "x.png", "--question", "q", "--ray"], "--ray answers a --batch"),
                             (["--batch", str(ray_data["batch"]), "--ray", address,
                               "--ray-perception-actors", "5"], "the Ray cluster holds 2 actor(s)")):
         done = subprocess.run([*base, *extra], cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert done.returncode == 2 and fragment in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
-    assert time.monotonic() - started < 120
 
 
 def test_a_model_that_will_not_load_on_the_workers_is_one_line(ray_session, ray_data, tmp_path):

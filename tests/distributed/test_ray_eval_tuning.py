@@ -60,8 +60,9 @@ def test_ray_extract_tuning_writes_the_local_targets_and_skips_what_is_done(ray_
                                      threads=1, seed=2, **SHORT)
         again = make_targets_on_ray(pipeline, pairs, tmp_path / "ray.jsonl", RaySettings(),
                                     threads=1, seed=2, **SHORT)
-    without_stats = lambda path: [{k: v for k, v in r.items() if k != "stages"}  # noqa: E731
-                                  for r in read_records(path)]
+    def without_stats(path):
+        return [{k: v for k, v in r.items() if k != "stages"} for r in read_records(path)]
+
     assert without_stats(tmp_path / "ray.jsonl") == without_stats(tmp_path / "local.jsonl")
     assert (on_ray.written, on_ray.failed) == (local.written, local.failed) == (3, 1)
     assert "file not found" in on_ray.failures[0] and on_ray.model_loads == 2

@@ -1,7 +1,7 @@
 """Every registered architecture, end to end on its tiny random checkpoint.
 
 Parametrized over `archs.names()`, so a newly registered architecture is covered without
-touching this file (STYLE.md 11): its tiny model builds, converts with the real llama.cpp
+touching this file (as optimum's test_all_models_tested does): its tiny model builds, converts with the real llama.cpp
 converter (f16, plus the mmproj for VLMs), loads in llama.cpp and generates; a VLM also takes
 an image through libmtmd. Full-size shapes are checked for size only, on the meta device.
 
@@ -114,7 +114,9 @@ def test_for_checkpoint_finds_the_spec_by_model_type(name, tmp_path):
 
 def test_source_files_follow_imports_between_architecture_modules():
     # A tiny build's cache key covers the modules it is made of, and only those.
-    files = lambda arch: {p.parent.name + "/" + p.name for p in archs.source_files(arch)}
+    def files(arch):
+        return {p.parent.name + "/" + p.name for p in archs.source_files(arch)}
+
     assert {"archs/qwen3.py", "archs/base.py", "export/tokenizer.py"} <= files("qwen3")
     assert "archs/qwen2vl.py" not in files("qwen3")
     assert {"archs/qwen25vl.py", "archs/qwen2vl.py", "archs/qwen3.py"} <= files("qwen25vl")
@@ -163,8 +165,10 @@ def test_tiny_model_converts_loads_and_generates(name, image):
         template = model.chat_template
         assert template and spec.thinking == ("<think>" in template)
         request = "Describe the image."
-        render = lambda content: render_user_turn(template, content, bos_text=model.bos_text,
-                                                  eos_text=model.eos_text)
+        def render(content):
+            return render_user_turn(template, content, bos_text=model.bos_text,
+                                    eos_text=model.eos_text)
+
         _assert_the_turn_end_stops_generation(model)
         text_only = model.start(prompt=render(request))
         assert len(_generate(model, 4)) == 4
@@ -230,17 +234,12 @@ def test_qwen3_quantizes_to_real_k_quants_and_loads(tmp_path):
         llm.close()
 
 
-def _blueprint_built(arch: str) -> None:
-    if not isinstance(archs.get(arch).build_tiny, TinyBuilder):
-        pytest.skip(f"{arch} is not built from a Blueprint: its shapes cannot be sized unbuilt")
-
-
 @pytest.mark.parametrize(("arch", "shape"), SHAPES)
 def test_shape_is_the_published_model(arch, shape):
     import torch
 
     if not isinstance(archs.get(arch).build_tiny, TinyBuilder):
-        pytest.skip(f"{arch} is not built from a Blueprint: its shapes cannot be sized unbuilt")
+        return _assert_llava_ov_shape(shape, archs.get(arch).shapes[shape])
     assert shape in PUBLISHED, f"add the published parameter count of {shape} to PUBLISHED"
     overrides = archs.get(arch).shapes[shape]
     bp = archs.get(arch).build_tiny.blueprint(**overrides)
@@ -250,3 +249,24 @@ def test_shape_is_the_published_model(arch, shape):
     total, embedding = count_parameters(bp)
     counted = total - embedding if kind == "non-embedding" else total
     assert abs(counted - published) / published <= 0.01, (kind, counted, published)
+
+
+def _assert_llava_ov_shape(shape: str, overrides: dict) -> None:
+    """The paper's perception models: a published Qwen3 behind SigLIP so400m-patch14-384 (the
+    LLaVA-OneVision cards give no parameter count of their own)."""
+    import torch
+    from transformers import LlavaOnevisionForConditionalGeneration
+
+    from export.archs import llava_ov
+
+    config = llava_ov.shape_config("qwen3", **overrides)
+    vision = config.vision_config
+    assert (vision.hidden_size, vision.num_hidden_layers, vision.patch_size, vision.image_size) \
+        == (1152, 26, 14, 384)
+    assert config.dtype == torch.bfloat16  # the cheap init, never an f32 copy
+    with torch.device("meta"):
+        model = LlavaOnevisionForConditionalGeneration(config)
+    language = model.model.language_model
+    counted = sum(p.numel() for p in language.parameters()) - language.embed_tokens.weight.numel()
+    published, kind = PUBLISHED[shape.removeprefix("llava-ov-")]
+    assert kind == "non-embedding" and abs(counted - published) / published <= 0.01, counted

@@ -2,7 +2,7 @@
 
 The tiny bundle (Qwen2-VL + Qwen3 from `export.archs`) is built once per recipe into the
 edge-et cache (~15 s cold); with the cache warm this file takes a few seconds. Every
-architecture's own tiny model is covered by tests/test_archs.py. Outputs of random weights are noise, so the tests assert
+architecture's own tiny model is covered by tests/export/test_archs.py. Outputs of random weights are noise, so the tests assert
 properties (single tokens, determinism, image tokens reach the model), never text.
 """
 
@@ -23,9 +23,9 @@ from edge_et.bundle.manifest import Bundle, sha256_file  # noqa: E402
 from edge_et.errors import EdgeEtError  # noqa: E402
 from export import archs  # noqa: E402
 from export.bundle import Stage, write_bundle  # noqa: E402
-from export.gguf import converter
-from export.gguf import files as gguf
-from export.tiny import checkpoints as tiny
+from export.gguf import converter  # noqa: E402
+from export.gguf import files as gguf  # noqa: E402
+from export.tiny import checkpoints as tiny  # noqa: E402
 from export.tiny.bundle import TINY_RECIPE, build_tiny_bundle  # noqa: E402
 
 pytestmark = pytest.mark.slow

@@ -69,7 +69,7 @@ def test_every_profile_gives_a_decision_with_reasons(name):
     budget = profile_budget(PROFILES[name])
     result = plan(estimators, {"perception": 2048, "reasoning": 4096},
                   {"perception": 1024, "reasoning": 2048}, budget, 60 * MiB)
-    assert result.decision in ("co-resident", "swap", "refuse") and result.reason
+    assert result.reason
     assert name in result.to_dict()["budget_source"]
     expected = ("refuse" if budget.bytes < 2.75 * 2**30 else "swap" if budget.bytes < 3.5 * 2**30
                 else "co-resident")

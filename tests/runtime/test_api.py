@@ -38,7 +38,7 @@ def pipeline(bundle):
 def test_open_pipeline_plans_and_returns_a_pipeline(bundle):
     with edge_et.open_pipeline(bundle, residency="auto", verify=True) as opened:
         assert isinstance(opened, edge_et.Pipeline)
-        assert opened.plan.decision in ("co-resident", "swap")
+        assert opened.plan.decision == "co-resident"  # the tiny models fit beside each other anywhere
         assert isinstance(opened.bundle, edge_et.Bundle)
 
 
@@ -92,7 +92,8 @@ def test_closing_a_stream_stops_the_run_and_its_thread(pipeline, sample_image):
     at_close = len(calls)
     started = time.perf_counter()
     stream.close()
-    assert time.perf_counter() - started < 10
+    # A hang guard, generous on purpose (a loaded 2-core runner); the counts below are the check.
+    assert time.perf_counter() - started < 60
     assert not [t for t in threading.enumerate() if t.name == "edge-et-stream"]
     assert len(calls) <= at_close + 1  # at most the token in flight when it closed
     # The pipeline is still usable afterwards.
@@ -152,3 +153,32 @@ def test_the_public_names():
         "BundleError", "PlanRefused", "MissingExtra", "ModelError"}
     assert all(hasattr(edge_et, name) for name in edge_et.__all__)
     assert edge_et.__version__
+
+
+def test_plan_bundle_takes_what_open_pipeline_takes(bundle):
+    from_folder = edge_et.plan_bundle(bundle, mem_budget="4GB", baseline=0)
+    from_str = edge_et.plan_bundle(str(bundle), mem_budget="4GB", baseline=0)
+    from_bundle = edge_et.plan_bundle(edge_et.Bundle.load(bundle), mem_budget="4GB", baseline=0)
+    assert from_folder.to_dict() == from_str.to_dict() == from_bundle.to_dict()
+    with pytest.raises(edge_et.InputError, match="a bundle folder or a Bundle, not int"):
+        edge_et.plan_bundle(7)
+    with pytest.raises(edge_et.BundleError):
+        edge_et.plan_bundle(ROOT / "no-such-bundle")
+
+
+def test_public_functions_document_args_returns_and_error_kinds():
+    import inspect
+
+    functions = [edge_et.open_pipeline, edge_et.plan_bundle, edge_et.decode_image,
+                 edge_et.hint_from_question, edge_et.Bundle.load, edge_et.Pipeline.run]
+    for function in functions:
+        doc = inspect.getdoc(function) or ""
+        assert "Args:" in doc and "Returns:" in doc, function.__qualname__
+        assert "Raises" in doc, function.__qualname__
+        for name in inspect.signature(function).parameters:
+            if name not in ("self", "cls", "values"):
+                assert f"{name}:" in doc, (function.__qualname__, name)
+    for name in edge_et.__all__:
+        value = getattr(edge_et, name)
+        if callable(value):
+            assert inspect.getdoc(value), name

@@ -49,7 +49,8 @@ def test_batch_loads_each_model_once_and_encodes_each_picture_once(tiny_bundle, 
     assert "not valid JSON" in failed[2] and "cannot read image" in failed[4]
     assert "needs string fields" in failed[6]
     assert summary.model_loads == 2
-    assert summary.image_encodes == summary.distinct_images - 1 == 2  # broken.png never encodes
+    # broken.png never decodes: not a picture, so neither encoded nor counted as one
+    assert summary.image_encodes == summary.distinct_images == 2
     assert summary.images_decoded == 2 and summary.errors == 3 and summary.answered == 5
     answered = [r for r in records if "error" not in r]
     assert all(r["mode"] == "extract-think" and "think" in r["stages"] for r in answered)

@@ -51,7 +51,7 @@ def test_the_pipeline_opens_the_perception_model_with_the_kept_settings(tiny_bun
     image_tuning.save_tuning(bundle, {"chosen": kept.to_json()})
     with Pipeline(bundle, residency="swap") as pipeline:
         pipeline.load()
-        assert pipeline._models["perception"].prefill == kept
+        assert pipeline.model("perception").prefill == kept
 
 
 def test_a_speed_measured_again_keeps_the_tuning(tiny_bundle, tmp_path, monkeypatch):

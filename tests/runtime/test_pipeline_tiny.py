@@ -67,12 +67,13 @@ def test_same_picture_is_encoded_once(tiny_bundle, sample_image, tmp_path):
 def test_swap_residency_keeps_one_model_loaded(tiny_bundle, sample_image):
     with Pipeline(Bundle.load(tiny_bundle), residency="swap") as swapping:
         swapping.run(sample_image, QUESTION, RunOptions(seed=1, **SMALL))
-        assert list(swapping._models) == ["reasoning"] and swapping.model_loads == 2
+        assert swapping.loaded_roles == ["reasoning"] and swapping.model_loads == 2
         swapping.run(sample_image, QUESTION, RunOptions(seed=1, **SMALL))
         assert swapping.model_loads == 4 and swapping.image_encodes == 2
 
 
 def test_budget_forcing_on_a_real_thinking_model(pipeline, sample_image):
+    forced = []
     for seed in range(3):
         result = pipeline.run(sample_image, QUESTION, RunOptions(seed=seed, think_budget=16,
                                                                  answer_budget=6))
@@ -80,8 +81,14 @@ def test_budget_forcing_on_a_real_thinking_model(pipeline, sample_image):
         assert think.generated_tokens + think.forced_tokens <= 16 + 6
         assert think.think_tokens <= 16
         if think.think_forced:
-            assert think.forced_tokens == 2
+            assert think.think_tokens == 16 and think.forced_tokens == 2
             assert "\n</think>" in result.reasoning
+        else:  # the model ended its thought itself, inside the budget: nothing was forced
+            assert think.think_tokens < 16 and think.forced_tokens == 0
+        forced.append(think.think_forced)
+    # Random weights seldom close a thought within 16 tokens (here seeds 0 and 2 reach the
+    # budget): the forced branch above must have run, or only upper bounds were checked.
+    assert any(forced), forced
 
 
 def test_same_seed_same_output_and_other_seed_differs(pipeline, sample_image):

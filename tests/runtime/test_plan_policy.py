@@ -41,3 +41,16 @@ def test_a_tighter_budget_degrades_the_larger_stage_and_says_so(tiny_bundle, cap
     assert printed["plan"]["degradations"] == result.degradations
     _print_plan(result, as_json=False)
     assert "degraded: " + larger in capsys.readouterr().err
+
+
+def test_plan_text_splits_weights_and_repack_as_its_json_does(tiny_bundle):
+    from dataclasses import replace
+
+    from edge_et.memory.probes import format_size
+
+    result = plan_bundle(Bundle.load(tiny_bundle), mem_budget=10**12, baseline=BASELINE)
+    role, footprint = next(iter(result.stages.items()))
+    result.stages[role] = replace(footprint, repack_bytes=3 * MiB)  # what x86/Arm CPUs repack
+    line = next(line for line in format_plan(result) if line.startswith(f"{role}:"))
+    assert f"weights {format_size(footprint.weights_bytes)}, repack 3.0 MiB, KV" in line
+    assert result.stages[role].to_dict()["weights_bytes"] == footprint.weights_bytes

@@ -61,5 +61,5 @@ def test_a_request_whose_budgets_overflow_the_planned_context_is_a_400_naming_th
 
 def test_the_slot_plan_is_in_the_models_card(served):
     card = httpx.get(served.url + "/v1/models", headers=served.headers).json()["data"][0]["edge_et"]
-    assert card["slots"] == 1 and card["plan"] in ("co-resident", "swap")
+    assert card["slots"] == 1 and card["plan"] == "co-resident"  # the tiny models fit together
     assert set(card["slot_plan"]["stages"]) == {"perception", "reasoning"}

@@ -78,19 +78,33 @@ def test_a_stream_has_the_openai_shape(client, sample_image):
 
 
 def test_the_async_client_streams_and_answers_concurrently(served, sample_image):
+    spans = {}  # request -> (sent, finished) on the event loop's clock
+
+    async def timed(name, request):
+        sent = asyncio.get_running_loop().time()
+        reply = await request()
+        spans[name] = (sent, asyncio.get_running_loop().time())
+        return reply
+
     async def main():
         async with openai.AsyncOpenAI(base_url=served.url + "/v1", api_key=served.key,
                                       max_retries=0) as client:
-            whole = client.chat.completions.create(model="tiny",
-                                                   messages=messages(data_uri(sample_image)))
-            stream = await client.chat.completions.create(
-                model="tiny", messages=messages(data_uri(sample_image), "How many shapes?"),
-                stream=True)
-            pieces = [chunk async for chunk in stream]
-            return await whole, pieces
+            async def whole():
+                return await client.chat.completions.create(
+                    model="tiny", messages=messages(data_uri(sample_image)))
+
+            async def streamed():
+                stream = await client.chat.completions.create(
+                    model="tiny", messages=messages(data_uri(sample_image), "How many shapes?"),
+                    stream=True)
+                return [chunk async for chunk in stream]
+            return await asyncio.gather(timed("whole", whole), timed("stream", streamed))
     whole, pieces = asyncio.run(main())
+    # Both requests were in flight at once: each was sent before the other finished.
+    assert spans["whole"][0] < spans["stream"][1] and spans["stream"][0] < spans["whole"][1]
     assert whole.choices[0].finish_reason == "length"  # the short bundle's answer budget
     assert pieces[-1].choices[0].finish_reason == "length"
+    assert len({piece.id for piece in pieces}) == 1 and pieces[0].id != whole.id
 
 
 def test_a_second_question_on_the_same_image_skips_the_encode_and_the_same_hint_the_extraction(
@@ -126,9 +140,16 @@ def test_every_mode_answers(client, sample_image, mode):
                                            extra_body={"edge_et": {"mode": mode}})
     message = reply.choices[0].message
     assert reply.model_extra["edge_et"]["mode"] == mode
+    # A stage whose output an earlier test's request cached has no timings of its own.
+    stages = set(reply.model_extra["timings"]["stages"])
     if mode in ("extract", "direct"):
         assert message.content == message.model_extra["extraction"]
         assert message.model_extra["reasoning_content"] is None
+        assert stages <= {mode} and "think" not in stages
+    else:  # a generic caption, no hint, then the reasoner
+        assert "think" in stages and stages <= {"caption", "think"}
+        assert reply.model_extra["edge_et"]["hint"] is None
+        assert message.model_extra["reasoning_content"] is not None
 
 
 def test_models_lists_the_bundle_with_its_stages(client, served):

@@ -25,7 +25,7 @@ def bare_comparable(model, request: StageRequest) -> bool:
     LLaVA-OneVision images are packed by edge-et (anyres views, newline rows); mtmd alone
     would feed one resized view, a different amount of work.
     """
-    return request.image is None or getattr(model, "_llava_ov", None) is None
+    return request.image is None or not model.packs_images
 
 
 def bare_stage(model, prompt: str, request: StageRequest) -> StageRun:
@@ -33,13 +33,13 @@ def bare_stage(model, prompt: str, request: StageRequest) -> StageRun:
     sampler chain (and `mtmd_helper_eval_chunks` for the image), no edge-et code."""
     import llama_cpp
 
-    llm = model._llm  # the same loaded weights and KV cache as the edge-et run
+    llm = model.llama  # the same loaded weights and KV cache as the edge-et run
     started = time.perf_counter()
     llm.reset()
     llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(llm.ctx), True)
     add_bos = not (model.bos_text and prompt.startswith(model.bos_text))
     if request.image is not None:
-        n_prompt = _bare_image_prompt(model._mtmd, llm, prompt, request.image, add_bos)
+        n_prompt = _bare_image_prompt(model.mtmd_context, llm, prompt, request.image, add_bos)
     else:
         tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)
         llm.eval(tokens)

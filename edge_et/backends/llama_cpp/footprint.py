@@ -31,6 +31,7 @@ from edge_et.backends.llama_cpp.vision_footprint import (
     image_tokens_for,
     vision_bytes,
 )
+from edge_et.core.host import cpu_flags
 from edge_et.errors import BundleError
 from edge_et.formats.gguf import ARRAY_TYPE, SCALAR_TYPES, GGUFInfo, GGUFReader
 from edge_et.memory.footprint import StageFootprint
@@ -239,23 +240,12 @@ def cpu_repack_types(machine: str | None = None, flags: frozenset[str] | None = 
     """ggml types the CPU backend repacks into a second copy on this machine."""
     machine = (machine or platform.machine()).lower()
     if flags is None:
-        flags = _cpu_flags()
+        flags = cpu_flags()
     if machine in ("x86_64", "amd64"):
         types = _REPACK_X86_AVX2 if "avx2" in flags else frozenset()
         return types | (_REPACK_X86_AVX512 if "avx512f" in flags else frozenset())
     if machine in ("arm64", "aarch64"):
         return _REPACK_ARM_DOTPROD | (frozenset({8}) if "i8mm" in flags else frozenset())
-    return frozenset()
-
-
-def _cpu_flags() -> frozenset[str]:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if line.startswith(("flags", "Features")):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
     return frozenset()
 
 

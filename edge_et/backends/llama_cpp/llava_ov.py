@@ -12,7 +12,7 @@ import time
 from contextlib import ExitStack
 from typing import Callable
 
-import llama_cpp  # noqa: E402  (heavy import last, as in llama_cpp.py)
+import llama_cpp
 import llama_cpp.mtmd_cpp as mtmd
 import numpy as np
 

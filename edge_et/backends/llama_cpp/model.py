@@ -17,7 +17,16 @@ import llama_cpp
 import llama_cpp.mtmd_cpp as mtmd
 import numpy as np
 
-from edge_et.backends.base import ContextFull, LogitEdit, PromptStats, Sampling
+from edge_et.backends.base import (
+    CachesImages,
+    ContextFull,
+    HeadReuse,
+    LogitEdit,
+    PromptStats,
+    Sampling,
+    Speculates,
+    check_prompt_fits,
+)
 from edge_et.backends.drafting import Drafter, SpecCounts
 from edge_et.backends.image_cache import EmbeddingCache
 from edge_et.backends.llama_cpp import log as llama_log
@@ -31,7 +40,7 @@ from edge_et.backends.llama_cpp.loading import (  # noqa: F401  (KV_TYPES, defau
 from edge_et.backends.llama_cpp.prefix import KeptSegments, evaluate_in_segments, reset, segment_ends
 from edge_et.backends.llama_cpp.speculative import Speculation, vocab_signature
 from edge_et.core.images import LoadedImage
-from edge_et.errors import BundleError, InputError, ModelError
+from edge_et.errors import BundleError, ModelError
 
 llama_log.install()
 
@@ -43,8 +52,9 @@ def _is_text(chunk) -> bool:
     return mtmd.mtmd_input_chunk_get_type(chunk) == mtmd.MTMD_INPUT_CHUNK_TYPE_TEXT
 
 
-class LlamaCppModel:
-    """A GGUF language model (with an mmproj, a vision-language model). Implements TextModel."""
+class LlamaCppModel(CachesImages, HeadReuse, Speculates):
+    """A GGUF language model (with an mmproj, a vision-language model). Implements TextModel,
+    with the optional abilities CachesImages and Speculates."""
 
     def __init__(self, *, model_path: str, n_ctx: int, mmproj_path: str | None = None,
                  n_threads: int | None = None, n_gpu_layers: int = 0, n_batch: int = 512,
@@ -183,9 +193,7 @@ class LlamaCppModel:
                            reused_tokens=reused)
 
     def _check_fits(self, n_tokens: int) -> None:
-        if n_tokens >= self.n_ctx:
-            raise InputError(f"the prompt is {n_tokens} tokens but the context holds {self.n_ctx}; "
-                             "shorten the input or raise n_ctx in bundle.json")
+        check_prompt_fits(n_tokens, self.n_ctx)
 
     def _start_with_image(self, prompt: str, image: LoadedImage) -> PromptStats:
         if self._mtmd is None:
@@ -342,8 +350,25 @@ class LlamaCppModel:
 
     @property
     def llama(self) -> llama_cpp.Llama:
-        """The llama-cpp-python model, for a drafter that runs on this model's context."""
+        """The llama-cpp-python model, for a drafter that runs on this model's context and
+        for the bare baseline (the same weights and KV cache)."""
         return self._llm
+
+    @property
+    def mtmd_context(self):
+        """libmtmd's context of the mmproj (None without one), for the bare baseline."""
+        return self._mtmd
+
+    @property
+    def packs_images(self) -> bool:
+        """Whether edge-et packs this model's image views itself (LLaVA-OneVision's anyres),
+        so that libmtmd alone would feed different image tokens."""
+        return self._llava_ov is not None
+
+    @property
+    def llava_ov_images(self):
+        """The LLaVA-OneVision image path (llava_ov.LlavaOvImages), or None for libmtmd's own."""
+        return self._llava_ov
 
     def _last_logits(self, row: int = -1) -> np.ndarray:
         # A view on llama.cpp's own buffer: edits here are what the sampler reads.

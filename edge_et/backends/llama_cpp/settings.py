@@ -10,8 +10,9 @@ chooses them by measurement per device and keeps them in the speed profile; abse
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, fields
+
+from edge_et.core.host import usable_cores
 
 # KV cache element types by name; None keeps llama.cpp's default (f16).
 KV_TYPES = {None: None, "f16": None, "q8_0": 8}  # 8 = GGML_TYPE_Q8_0
@@ -50,7 +51,4 @@ class PrefillSettings:
 
 def default_threads() -> int:
     """All cores this process may use: decode on small devices is bandwidth-bound anyway."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS
-        return max(1, os.cpu_count() or 1)
+    return usable_cores()

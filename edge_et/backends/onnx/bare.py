@@ -28,8 +28,8 @@ NO_IMAGE_BASELINE = ("no bare run for images: an ONNX image goes through edge-et
 
 def bare_onnx_stage(model, prompt: str, request: StageRequest) -> StageRun:
     """`request.requested` tokens after `prompt` through raw session calls on `model`'s sessions."""
-    session = model._decoder.session  # the same loaded graph as the edge-et run
-    embed = model._embed
+    session = model.decoder_session  # the same loaded graph as the edge-et run
+    embed = model.embed_session
     names = {i.name for i in session.get_inputs()}
     past = sorted((n for n in names if n.startswith("past_key_values.")),
                   key=lambda n: (int(n.split(".")[1]), n))

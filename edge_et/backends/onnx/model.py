@@ -17,7 +17,14 @@ from typing import Sequence
 
 import numpy as np
 
-from edge_et.backends.base import ContextFull, LogitEdit, PromptStats, Sampling
+from edge_et.backends.base import (
+    CachesImages,
+    ContextFull,
+    LogitEdit,
+    PromptStats,
+    Sampling,
+    check_prompt_fits,
+)
 
 # Prompt positions per decoder call: bounds the all-position logits buffer (and the estimate).
 from edge_et.backends.onnx.footprint import PREFILL_CHUNK
@@ -26,7 +33,7 @@ from edge_et.backends.onnx.sampling import Sampler
 from edge_et.backends.onnx.session import DecoderSession, open_session
 from edge_et.backends.onnx.tokenizer import DeviceTokenizer
 from edge_et.core.images import LoadedImage
-from edge_et.errors import BundleError, InputError
+from edge_et.errors import BundleError
 from edge_et.formats.onnx_stage import STAGE_CONFIG, read_config
 
 MEDIA_MARKER = "<__media__>"  # the text that marks the image in a prompt (llama.cpp's too)
@@ -41,8 +48,9 @@ def read_stage_config(model_path: Path) -> dict:
     return read_config(path)
 
 
-class OnnxModel:
-    """An ONNX language model (with `vision.onnx`, a vision-language model). Implements TextModel.
+class OnnxModel(CachesImages):
+    """An ONNX language model (with `vision.onnx`, a vision-language model). Implements TextModel
+    and the optional ability CachesImages.
 
     `device` picks the execution provider (cpu, cuda, coreml, qnn, nnapi, dml, xnnpack; CPU fallback
     with a warning); unset, it is $EDGE_ET_ONNX_DEVICE, else cuda when the memory plan put
@@ -86,6 +94,22 @@ class OnnxModel:
     @property
     def image_encodes(self) -> int:
         return self._vision.encodes if self._vision else 0
+
+    @property
+    def vision(self):
+        """The image encoder (onnx/encoders.py; None for a text-only stage): parity checks
+        compare its pixel values and embeddings with the reference."""
+        return self._vision
+
+    @property
+    def decoder_session(self):
+        """The decoder's ONNX Runtime session, for the bare baseline (the same loaded graph)."""
+        return self._decoder.session
+
+    @property
+    def embed_session(self):
+        """The token-embedding session (None where the decoder takes ids), for the bare baseline."""
+        return self._embed
 
     # -- tokens -------------------------------------------------------------------------
 
@@ -167,9 +191,7 @@ class OnnxModel:
         return embeds
 
     def _check_fits(self, n_tokens: int) -> None:
-        if n_tokens >= self.n_ctx:
-            raise InputError(f"the prompt is {n_tokens} tokens but the context holds {self.n_ctx}; "
-                             "shorten the input or raise n_ctx in bundle.json")
+        check_prompt_fits(n_tokens, self.n_ctx)
 
     def _embed_ids(self, ids: Sequence[int]) -> np.ndarray:
         if self._embed is None:
