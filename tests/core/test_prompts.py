@@ -94,9 +94,9 @@ def test_reasoning_heads_are_the_leading_parts_of_the_reasoning_prompt():
 
     custom = PromptSet.from_overrides({"reasoning_role": "Role.\n\n"})
     for description in ("A red circle.", "A red circle.\n", ""):
-        for prompts in (PromptSet(), custom):
-            fixed, described = reasoning_heads(description, prompts)
-            whole = reasoning_prompt(description, "Which?", step_by_step=True, prompts=prompts)
+        for chosen in (PromptSet(), custom):
+            fixed, described = reasoning_heads(description, chosen)
+            whole = reasoning_prompt(description, "Which?", step_by_step=True, prompts=chosen)
             assert whole.startswith(described) and described.startswith(fixed)
             assert whole[len(described):].startswith("Question: Which?")
-            assert fixed == prompts.reasoning_role + "Description: "
+            assert fixed == chosen.reasoning_role + "Description: "
