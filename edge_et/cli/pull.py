@@ -43,7 +43,8 @@ def pull(
 def _render_summary(summary: dict) -> None:
     """One line per file, then where the model lies."""
     for f in summary["files"]:
-        action = "downloaded" if f["downloaded"] else "already present"
+        action = ("downloaded" if f["downloaded"] else
+                  f"linked from the Hugging Face cache ({f['linked']})" if f.get("linked") else "already present")
         check = {"none": "no digest to check yet; recorded"}.get(f["verified_by"], f"sha256 ok ({f['verified_by']})")
         out.print(f"{escape(f['path'])}: {action}, {f['size']:,} bytes, {check}")
     out.print(f"[bold green]{escape(summary['name'])}[/] is in {escape(summary['path'])}")
