@@ -87,6 +87,7 @@ class ModelEntry:
                 "recommended_quant": self.recommended_quant, "license": self.license,
                 "repo": self.repo, "packages": list(self.packages),
                 "files": [f.path for f in self.files], "patterns": list(self.patterns),
+                "size": sum(f.size for f in self.files) if self.files and all(f.size for f in self.files) else None,
                 "description": self.description}
 
 
@@ -270,21 +271,3 @@ def list_command(store: Path | None = None, catalog: Catalog | Path | None = Non
         catalog = load_catalog(catalog)
     store = Path(store or DEFAULT_STORE)
     return [{**entry.summary(), "pulled": (store / entry.name / RECEIPT).is_file()} for entry in catalog.entries]
-
-
-def render_list(console, rows: list[dict]) -> None:
-    """The catalog as a rich table (rich is imported here only: JSON output needs none of it)."""
-    from rich.table import Table
-
-    table = Table(title="edge-et model catalog (edge-et pull NAME)")
-    for column in ("name", "kind", "from"):
-        table.add_column(column, no_wrap=True)
-    for column in ("quant", "license", "pulled"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        origin = row["repo"] or "pypi: " + row["packages"][0].split("==")[0]
-        quant = row["quant"] if row["quant"] == row["recommended_quant"] else \
-            f"{row['quant']} (rec. {row['recommended_quant']})"
-        table.add_row(row["name"], row["kind"], origin, quant, row["license"].split(" (")[0].split(":")[0],
-                      "yes" if row["pulled"] else "")
-    console.print(table)

