@@ -150,7 +150,9 @@ def _check_tokenizer_json(path: Path) -> None:
         return  # the export extra brings it; without it only the JSON is checked
     try:
         Tokenizer.from_file(str(path))
-    except Exception as exc:  # noqa: BLE001 - tokenizers raises plain Exception for every problem
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - plain Exception, or a Rust panic (a BaseException)
         raise _fail(path, f"is not a tokenizer the tokenizers library can load ({' '.join(str(exc).split())[:160]})") from None
 
 
@@ -193,7 +195,9 @@ def _check_safetensors(path: Path) -> None:
         try:  # the library's own header validation: dtypes, shapes, offsets that tile the data
             with safe_open(str(path), framework="numpy") as opened:
                 opened.keys()
-        except Exception as exc:  # noqa: BLE001 - safetensors raises its own SafetensorError
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - SafetensorError, or a Rust panic (a BaseException)
             raise _fail(path, f"is not a valid safetensors file ({' '.join(str(exc).split())[:160]})") from None
         return
     try:

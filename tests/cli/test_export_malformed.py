@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -57,8 +58,6 @@ def _assert_one_line_and_nothing_left(done: subprocess.CompletedProcess, out: Pa
     assert done.returncode == 2, done.stderr[-3000:]
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: "), done.stderr[-3000:]
     assert "Traceback" not in done.stderr
-    import re
-
     assert re.search(pattern, done.stderr), done.stderr
     assert not out.exists() and not [p for p in out.parent.iterdir() if ".partial-" in p.name]
 
