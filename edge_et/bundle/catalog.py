@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from edge_et.core.paths import shown
 from edge_et.errors import BundleError, InputError
@@ -253,16 +253,6 @@ def hub_base_url(base_url: str | None = None) -> str:
     if urlsplit(chosen).scheme not in ("http", "https"):
         raise InputError(f"hub URL '{chosen}' must start with http:// or https://")
     return chosen.rstrip("/")
-
-
-def file_url(base: str, repo: str, revision: str, path: str) -> str:
-    """The hub's download address of one file of a repo at a revision."""
-    return f"{base}/{repo}/resolve/{quote(revision, safe='')}/{quote(path)}"
-
-
-def listing_url(base: str, repo: str, revision: str) -> str:
-    """The hub API's file list of a repo at a revision, with sizes and LFS sha256 (`blobs`)."""
-    return f"{base}/api/models/{repo}/revision/{quote(revision, safe='')}?blobs=true"
 
 
 def list_command(store: Path | None = None, catalog: Catalog | Path | None = None) -> list[dict]:
