@@ -71,16 +71,16 @@ class _Transient(Exception):
 
 
 def _root_reason(exc: BaseException) -> str:
-    """The innermost cause worth showing: 'Connection refused' rather than urllib3's wrapper chain."""
-    seen, reason = set(), str(exc)
+    """The innermost cause worth showing: 'Connection refused' rather than urllib3's chain of wrappers."""
+    chain, seen = [], set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, OSError) and exc.strerror:
-            reason = exc.strerror
-        elif "refused" in str(exc).lower():
-            reason = "Connection refused"
-        exc = exc.__cause__ or exc.__context__ or (exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None)
-    return " ".join(reason.split())[:200]
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    for cause in reversed(chain):
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+    return " ".join(str(chain[-1] if str(chain[-1]) else chain[0]).split())[:200]
 
 
 def _classify(exc: Exception, *, what: str, repo: str, endpoint: str, cache: Path, timeout: float | None) -> Exception:
@@ -88,13 +88,17 @@ def _classify(exc: Exception, *, what: str, repo: str, endpoint: str, cache: Pat
     hf = library()
     errors, requests = hf.errors, _requests()
     host = urlsplit(endpoint).netloc or endpoint
-    if isinstance(exc, hf.errors.GatedRepoError) or (
-            isinstance(exc, errors.HfHubHTTPError) and _status(exc) in (401, 403)):
-        return DownloadError(f"access denied to {repo} on {host} (HTTP {_status(exc) or 401}): a gated or private "
-                             f"repo needs a token; accept its terms at {endpoint}/{repo}, then set HF_TOKEN or run "
+    if isinstance(exc, errors.GatedRepoError):
+        return DownloadError(f"access denied to {repo} on {host} (HTTP {_status(exc) or 401}): a gated repo "
+                             f"needs a token; accept its terms at {endpoint}/{repo}, then set HF_TOKEN or run "
                              "`hf auth login`")
     if isinstance(exc, errors.RepositoryNotFoundError):
-        return DownloadError(f"repo {repo} not found on {host} (HTTP 404)")
+        # The hub answers 401 for a repo that does not exist as for a private one it will not show.
+        return DownloadError(f"repo {repo} not found on {host} (HTTP {_status(exc) or 404}); if it is private, "
+                             "set HF_TOKEN or run `hf auth login`")
+    if isinstance(exc, errors.HfHubHTTPError) and _status(exc) in (401, 403):
+        return DownloadError(f"access denied to {what} on {host} (HTTP {_status(exc)}): set HF_TOKEN or run "
+                             "`hf auth login`")
     if isinstance(exc, errors.RevisionNotFoundError):
         return DownloadError(f"{repo}: revision not found on {host} (HTTP 404)")
     if isinstance(exc, errors.LocalEntryNotFoundError):
