@@ -271,32 +271,36 @@ def test_interrupted_pull_keeps_the_incomplete_blob_and_the_next_pull_resumes(se
     assert hub.sent("tiny-Q8_0.gguf") == SIZE - kept
 
 
-def test_a_pull_killed_with_sigkill_resumes_from_its_incomplete_blob(setup):
+def test_a_pull_killed_with_sigkill_resumes_from_its_incomplete_blob(hub, tmp_path):
     """kill -9 gives pull no chance to clean up: what it wrote to the cache's `.incomplete` must be a
-    prefix the next pull continues with a Range request, ending in the verified file."""
-    hub, part = setup["hub"], blob(setup["cache"], setup["data"]).with_suffix(".incomplete")
-    hub.modes["tiny-Q8_0.gguf"] = "trickle"
-    env = {**os.environ, "EDGE_ET_HUB_URL": hub.url, "EDGE_ET_CATALOG": str(setup["catalog"]),
-           "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen([sys.executable, "-m", "edge_et.cli.main", "pull", "tiny", "--store",
+    prefix the next pull continues with a Range request, ending in the verified file.
+    huggingface_hub writes in 10 MiB chunks, so the file is larger than one."""
+    data = payload(3, 24 << 20)
+    hub.add(REPO, "big-Q8_0.gguf", data)
+    catalog = write_catalog(tmp_path / "c.toml", hub_entry("big", [("big-Q8_0.gguf", sha(data))]))
+    setup = {"hub": hub, "catalog": catalog, "store": tmp_path / "store"}
+    part = blob(tmp_path / "hf-cache", data).with_suffix(".incomplete")
+    hub.modes["big-Q8_0.gguf"] = "trickle"
+    env = {**os.environ, "EDGE_ET_HUB_URL": hub.url, "EDGE_ET_CATALOG": str(catalog), "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen([sys.executable, "-m", "edge_et.cli.main", "pull", "big", "--store",
                                 str(setup["store"])], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
-        while not (part.exists() and part.stat().st_size >= 1 << 20):
+        while not (part.exists() and part.stat().st_size >= 10 << 20):
             assert process.poll() is None and time.monotonic() < deadline, "the pull never got going"
-            time.sleep(0.05)
+            time.sleep(0.02)
         process.send_signal(signal.SIGKILL)
     finally:
         process.kill()
         process.wait(timeout=20)
     kept = part.stat().st_size
-    assert 0 < kept < SIZE and part.read_bytes() == setup["data"][:kept]
+    assert 0 < kept < len(data) and part.read_bytes() == data[:kept]
     hub.modes.clear()
     hub.log.clear()
-    do_pull(setup)
-    assert (setup["store"] / "tiny" / "tiny-Q8_0.gguf").read_bytes() == setup["data"]
-    assert [r["range"] for r in hub.resolves("tiny-Q8_0.gguf")] == [f"bytes={kept}-"]
+    do_pull(setup, name="big")
+    assert (setup["store"] / "big" / "big-Q8_0.gguf").read_bytes() == data
+    assert [r["range"] for r in hub.resolves("big-Q8_0.gguf")] == [f"bytes={kept}-"]
     assert not part.exists()
 
 

@@ -13,8 +13,8 @@ What huggingface_hub's file_download relies on, as the hub sends it:
 
 `modes[path]` misbehaves on purpose when the bytes of `path` are sent: drop_once / drop_always (send
 half the body, then close), ignore_range (answer 200 with the whole file), stall (say nothing until
-the client gives up), trickle (256 KiB slices 0.3 s apart, so a client can be killed mid-transfer),
-corrupt (flip the bytes but keep the size).
+the client gives up), trickle (`trickle` = (slice bytes, pause s) at a time, so a client can be killed
+mid-transfer), corrupt (flip the bytes but keep the size).
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ class LoopbackHub(ThreadingHTTPServer):
         self.modes: dict[str, str] = {}
         self.log: list[dict] = []
         self.released = threading.Event()
+        self.trickle = (1 << 20, 0.1)
 
     @property
     def url(self) -> str:
@@ -216,13 +217,13 @@ class _Handler(BaseHTTPRequestHandler):
         if mode == "drop_always" or (mode == "drop_once" and len(self.server.resolves(path)) == 1):
             body = body[: len(body) // 2]
             self.close_connection = True  # then the handler returns and the connection closes short
-        slice_size = 256 << 10 if mode == "trickle" else len(body) or 1
+        slice_size = self.server.trickle[0] if mode == "trickle" else len(body) or 1
         try:
             for offset in range(0, len(body), slice_size):
                 self.wfile.write(body[offset:offset + slice_size])
                 if mode == "trickle":
                     self.wfile.flush()
-                    time.sleep(0.3)
+                    time.sleep(self.server.trickle[1])
         except (BrokenPipeError, ConnectionResetError):  # the client gave up early (or was killed)
             self.close_connection = True
             return
