@@ -147,7 +147,11 @@ def _requests():
 def _quiet(progress: bool, timeout: float | None):
     """huggingface_hub's progress bars off (for --json), and its read timeout set, for one call."""
     hf = library()
-    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+    from huggingface_hub.utils import (
+        are_progress_bars_disabled,
+        disable_progress_bars,
+        enable_progress_bars,
+    )
 
     was_disabled, old_timeout = are_progress_bars_disabled(), hf.constants.HF_HUB_DOWNLOAD_TIMEOUT
     if not progress:
@@ -194,7 +198,7 @@ def fetch(repo: str, revision: str, filename: str, *, endpoint: str, cache: Path
             blob = Path(found).resolve()
             downloaded = not isinstance(before, str) or Path(before).resolve() != blob
             return CachedFile(blob, blob.name, downloaded)
-        except Exception as exc:  # noqa: BLE001 - every kind is mapped to a one-line error below
+        except Exception as exc:  # every kind is mapped: a one-line error, a retry, or re-raised as is
             mapped = _classify(exc, what=what, repo=repo, endpoint=endpoint, cache=cache, timeout=timeout)
             if not isinstance(mapped, _Transient):
                 if mapped is exc:
@@ -222,7 +226,7 @@ def listing(repo: str, revision: str, *, endpoint: str, cache: Path | None = Non
                                                       timeout=timeout)
         return {s.rfilename: {"size": s.size, "sha256": s.lfs.sha256 if s.lfs else None}
                 for s in info.siblings or []}
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # mapped as in `fetch`; offline, the cache answers instead
         mapped = _classify(exc, what=f"{repo}@{revision}", repo=repo, endpoint=endpoint, cache=cache,
                            timeout=timeout)
         offline = hf.constants.HF_HUB_OFFLINE or isinstance(
@@ -231,7 +235,7 @@ def listing(repo: str, revision: str, *, endpoint: str, cache: Path | None = Non
             raise (mapped if isinstance(mapped, DownloadError) else DownloadError(str(mapped))) from None
     try:
         folder = Path(hf.snapshot_download(repo, revision=revision, cache_dir=str(cache), local_files_only=True))
-    except Exception:  # noqa: BLE001 - nothing cached for this revision
+    except Exception:  # nothing cached for this revision
         raise DownloadError(f"cannot list {repo}@{revision}: the hub is unreachable or HF_HUB_OFFLINE is set, "
                             f"and the Hugging Face cache ({cache}) has no snapshot of it") from None
     return {p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": None}

@@ -24,6 +24,7 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from edge_et.bundle import hub
 from edge_et.bundle.catalog import (
     DEFAULT_STORE,
     RECEIPT,
@@ -34,7 +35,6 @@ from edge_et.bundle.catalog import (
     load_catalog,
 )
 from edge_et.bundle.manifest import sha256_file
-from edge_et.bundle import hub
 from edge_et.bundle.progress import download_bars
 from edge_et.core import atomic
 from edge_et.core.paths import shown

@@ -20,7 +20,14 @@ import huggingface_hub.constants
 import pytest
 
 from edge_et.bundle import pull as pulling
-from edge_et.bundle.catalog import KINDS, RECEIPT, REQUIRED, hub_base_url, list_command, load_catalog
+from edge_et.bundle.catalog import (
+    KINDS,
+    RECEIPT,
+    REQUIRED,
+    hub_base_url,
+    list_command,
+    load_catalog,
+)
 from edge_et.errors import EdgeEtError
 from tests.helpers.loopback_hub import LoopbackHub
 

@@ -22,11 +22,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 pytest.importorskip("safetensors")
-from safetensors.numpy import save_file  # noqa: E402
+from safetensors.numpy import save_file
 
-from edge_et.errors import EdgeEtError, InputError  # noqa: E402
-from export.checkpoint import check_checkpoint  # noqa: E402
-from tests.fuzz.mutate import mutated  # noqa: E402
+from edge_et.errors import EdgeEtError, InputError
+from export.checkpoint import check_checkpoint
+from tests.fuzz.mutate import mutated
 
 SCRATCH = Path(tempfile.mkdtemp(prefix="edge-et-fuzz-checkpoint-"))
 atexit.register(shutil.rmtree, SCRATCH, True)  # scratch files of this session only

@@ -81,7 +81,7 @@ class LoopbackHub(ThreadingHTTPServer):
     def heads(self, path: str | None = None) -> list[dict]:
         return [r for r in self.log if r["kind"] == "head" and path in (None, r["file"])]
 
-    def start(self) -> "LoopbackHub":
+    def start(self) -> LoopbackHub:
         threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
         return self
 
