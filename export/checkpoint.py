@@ -152,7 +152,7 @@ def _check_tokenizer_json(path: Path) -> None:
         Tokenizer.from_file(str(path))
     except (KeyboardInterrupt, SystemExit):
         raise
-    except BaseException as exc:  # plain Exception, or a Rust panic (a BaseException)
+    except BaseException as exc:  # noqa: BLE001 - plain Exception, or a Rust panic (a BaseException)
         raise _fail(path, f"is not a tokenizer the tokenizers library can load ({' '.join(str(exc).split())[:160]})") from None
 
 
@@ -197,7 +197,7 @@ def _check_safetensors(path: Path) -> None:
                 opened.keys()
         except (KeyboardInterrupt, SystemExit):
             raise
-        except BaseException as exc:  # SafetensorError, or a Rust panic (a BaseException)
+        except BaseException as exc:  # noqa: BLE001 - SafetensorError, or a Rust panic (a BaseException)
             raise _fail(path, f"is not a valid safetensors file ({' '.join(str(exc).split())[:160]})") from None
         return
     try:

@@ -226,7 +226,7 @@ def listing(repo: str, revision: str, *, endpoint: str, cache: Path | None = Non
                                                       timeout=timeout)
         return {s.rfilename: {"size": s.size, "sha256": s.lfs.sha256 if s.lfs else None}
                 for s in info.siblings or []}
-    except Exception as exc:  # mapped as in `fetch`; offline, the cache answers instead
+    except Exception as exc:  # noqa: BLE001 - mapped as in `fetch`; offline, the cache answers instead
         mapped = _classify(exc, what=f"{repo}@{revision}", repo=repo, endpoint=endpoint, cache=cache,
                            timeout=timeout)
         offline = hf.constants.HF_HUB_OFFLINE or isinstance(
@@ -235,7 +235,7 @@ def listing(repo: str, revision: str, *, endpoint: str, cache: Path | None = Non
             raise (mapped if isinstance(mapped, DownloadError) else DownloadError(str(mapped))) from None
     try:
         folder = Path(hf.snapshot_download(repo, revision=revision, cache_dir=str(cache), local_files_only=True))
-    except Exception:  # nothing cached for this revision
+    except Exception:  # noqa: BLE001 - nothing cached for this revision
         raise DownloadError(f"cannot list {repo}@{revision}: the hub is unreachable or HF_HUB_OFFLINE is set, "
                             f"and the Hugging Face cache ({cache}) has no snapshot of it") from None
     return {p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": None}
