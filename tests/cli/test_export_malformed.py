@@ -78,3 +78,12 @@ def test_export_onnx_and_mobile_refuse_before_any_work(broken, tmp_path, command
     out = tmp_path / "bundle"
     done = edge_et("export", *command, "--reasoning", str(broken("hidden_size is a string")), "--out", str(out))
     _assert_one_line_and_nothing_left(done, out, BREAKS["hidden_size is a string"][1])
+
+
+def test_a_converter_failure_is_said_in_its_own_last_words():
+    from export.gguf.converter import failure_line
+
+    output = ("INFO:hf-to-gguf:Loading model: hf\nTraceback (most recent call last):\n  File \"convert.py\", "
+              "line 9, in <module>\n    main()\nValueError: Failed to detect model architecture\n")
+    assert failure_line(output) == "ValueError: Failed to detect model architecture"
+    assert failure_line("just a last line\n\n") == "just a last line" and failure_line("") == "no output"
