@@ -107,7 +107,8 @@ def _classify(exc: Exception, *, what: str, repo: str, endpoint: str, cache: Pat
             return DownloadError(f"HF_HUB_OFFLINE is set and {what} is not in the Hugging Face cache ({cache}); "
                                  "unset it to download, or pull on a machine that is online")
         if isinstance(cause, requests.exceptions.Timeout):
-            return _Transient(f"timed out after {timeout or hf.constants.DEFAULT_ETAG_TIMEOUT:g} s")
+            return DownloadError(f"{host} timed out (after {timeout or hf.constants.HF_HUB_ETAG_TIMEOUT:g} s, "
+                                 f"several tries) and {what} is not in the Hugging Face cache ({cache})")
         return DownloadError(f"cannot reach {host} ({_root_reason(exc)}) and {what} is not in the Hugging Face "
                              f"cache ({cache})")
     if isinstance(exc, errors.EntryNotFoundError):
@@ -115,15 +116,19 @@ def _classify(exc: Exception, *, what: str, repo: str, endpoint: str, cache: Pat
     if isinstance(exc, errors.FileMetadataError):
         return DownloadError(f"{host} does not answer like a Hugging Face hub ({exc}); check HF_ENDPOINT "
                              "or --base-url")
+    # huggingface_hub already retried (with back-off) what fails at request time: timeouts, refused
+    # connections, 5xx. What it does not retry is a body that breaks off (requests raises
+    # ChunkedEncodingError, not ConnectionError): that one is ours to resume.
+    resume = f"; run the same command again to resume from the partial file in the Hugging Face cache ({cache})"
     if isinstance(exc, errors.HfHubHTTPError):
-        status = _status(exc)
-        if status is not None and (status >= 500 or status == 429):
-            return _Transient(f"HTTP {status}")
-        return DownloadError(f"HTTP {status} from {host} for {what}")
+        return DownloadError(f"HTTP {_status(exc)} from {host} for {what}" + (resume if (_status(exc) or 0) >= 500 else ""))
     if isinstance(exc, requests.exceptions.Timeout):
-        return _Transient(f"timed out after {timeout or hf.constants.HF_HUB_DOWNLOAD_TIMEOUT:g} s")
-    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)):
-        return _Transient(_root_reason(exc))
+        return DownloadError(f"{host} timed out (after {timeout or hf.constants.HF_HUB_DOWNLOAD_TIMEOUT:g} s, "
+                             f"several tries) sending {what}" + resume)
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return DownloadError(f"cannot reach {host} ({_root_reason(exc)}) for {what}" + resume)
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return _Transient("the connection broke off")
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         return DownloadError(f"disk full while downloading {what} into {cache}; free space and run again "
                              "to resume")

@@ -33,7 +33,9 @@ from tests.helpers.loopback_hub import LoopbackHub
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO = "acme/tiny-GGUF"
-SIZE = 3 * (1 << 20) + 12345  # several 1 MiB chunks, and not a multiple of them
+# More than two of huggingface_hub's 10 MiB write chunks (a transfer that breaks off keeps the whole
+# chunks it wrote), and not a multiple of them.
+SIZE = 24 * (1 << 20) + 12345
 
 
 def payload(seed: int, size: int = SIZE) -> bytes:
@@ -65,6 +67,26 @@ def hf_cache(tmp_path, monkeypatch) -> Path:
     for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)
     return cache
+
+
+@pytest.fixture
+def backoffs(monkeypatch) -> list[float]:
+    """The waits of huggingface_hub's own retry back-off (1, 2, 4, 8, 8 s), recorded instead of slept:
+    a hub that does not answer is tried six times before a pull fails, in a blink here."""
+    import huggingface_hub.utils._http as hf_http
+
+    waits: list[float] = []
+
+    class Clock:
+        def __getattr__(self, name):
+            return getattr(time, name)
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            waits.append(seconds)
+
+    monkeypatch.setattr(hf_http, "time", Clock())
+    return waits
 
 
 def blob(cache: Path, data: bytes, repo: str = REPO) -> Path:
@@ -220,7 +242,7 @@ def test_offline_a_cached_file_is_linked_and_a_missing_one_is_one_line(setup, tm
                         done.stderr)
 
 
-def test_an_unreachable_hub_still_links_a_cached_file(setup):
+def test_an_unreachable_hub_still_links_a_cached_file(setup, backoffs):
     huggingface_hub.hf_hub_download(REPO, "tiny-Q8_0.gguf", endpoint=setup["hub"].url)
     report = do_pull(setup, base_url=f"http://127.0.0.1:{free_port()}")
     assert report.files[0].linked == "hardlink" and not report.files[0].downloaded
@@ -369,18 +391,20 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_connection_refused_is_a_one_line_user_error(setup):
+def test_connection_refused_is_a_one_line_user_error(setup, backoffs):
     with pytest.raises(EdgeEtError) as excinfo:
         do_pull(setup, base_url=f"http://127.0.0.1:{free_port()}")
     assert "refused" in one_line_error(excinfo).lower()
+    assert backoffs[:5] == [1, 2, 4, 8, 8]  # huggingface_hub's own retries, not ours on top
 
 
-def test_a_stalled_server_times_out(setup):
+def test_a_stalled_server_times_out(setup, backoffs):
     setup["hub"].modes["tiny-Q8_0.gguf"] = "stall"
     started = time.monotonic()
     with pytest.raises(EdgeEtError) as excinfo:
         do_pull(setup, timeout=0.3)
     assert "timed out" in one_line_error(excinfo) and time.monotonic() - started < 8
+    assert len(setup["hub"].resolves("tiny-Q8_0.gguf")) == 6 and backoffs == [1, 2, 4, 8, 8]
 
 
 def test_not_enough_disk_space_is_said_before_downloading(setup, monkeypatch):
