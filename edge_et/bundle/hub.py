@@ -193,17 +193,24 @@ def fetch(repo: str, revision: str, filename: str, *, endpoint: str, cache: Path
     before = None if force else hf.try_to_load_from_cache(repo, filename, cache_dir=str(cache), revision=revision)
     if size and not isinstance(before, str):
         _check_space(cache, size)
-    problem = ""
+    problem, restart, restarted = "", force, False
     for attempt in range(attempts):
         try:
             with _quiet(progress, timeout):
                 found = hf.hf_hub_download(repo, filename, revision=revision, cache_dir=str(cache),
-                                           endpoint=endpoint, force_download=force and attempt == 0,
+                                           endpoint=endpoint, force_download=restart,
                                            etag_timeout=timeout or hf.constants.HF_HUB_ETAG_TIMEOUT)
             blob = Path(found).resolve()
             downloaded = not isinstance(before, str) or Path(before).resolve() != blob
             return CachedFile(blob, blob.name, downloaded)
         except Exception as exc:  # every kind is mapped: a one-line error, a retry, or re-raised as is
+            restart = False  # later tries resume what this one wrote
+            if _status(exc) == 416 and not restarted:
+                # The .incomplete blob is no prefix the hub can continue (killed after its last byte
+                # but before the rename, or the file changed): start it over instead of failing forever.
+                restart = restarted = True
+                problem = "HTTP 416"
+                continue
             mapped = _classify(exc, what=what, repo=repo, endpoint=endpoint, cache=cache, timeout=timeout)
             if not isinstance(mapped, _Transient):
                 if mapped is exc:

@@ -343,6 +343,16 @@ def test_server_that_ignores_range_restarts_from_zero(setup):
     assert setup["hub"].resolves("tiny-Q8_0.gguf")[0]["range"] == "bytes=39-"
 
 
+def test_a_complete_incomplete_blob_is_fetched_again_not_stuck(setup):
+    """Killed after the last byte, before the rename: the hub answers 416 to its Range request."""
+    part = blob(setup["cache"], setup["data"]).with_suffix(".incomplete")
+    part.parent.mkdir(parents=True)
+    part.write_bytes(setup["data"])
+    assert do_pull(setup).files[0].downloaded
+    assert [r["range"] for r in setup["hub"].resolves("tiny-Q8_0.gguf")] == [f"bytes={SIZE}-", None]
+    assert (setup["store"] / "tiny" / "tiny-Q8_0.gguf").read_bytes() == setup["data"]
+
+
 def test_sha_mismatch_with_the_catalog_is_an_error_and_leaves_no_file(setup, tmp_path):
     catalog = write_catalog(tmp_path / "bad.toml", hub_entry("tiny", [("tiny-Q8_0.gguf", "0" * 64)]))
     with pytest.raises(EdgeEtError) as excinfo:
