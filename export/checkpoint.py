@@ -85,23 +85,16 @@ def _check_fields(config: dict, where: str, path: Path) -> None:
 def check_config(hf_dir: Path) -> dict:
     """config.json parsed, with the fields converters size tensors by typed and consistent."""
     path = hf_dir / "config.json"
-    config = read_json(path)
-    if not isinstance(config, dict):
-        raise _fail(path, "is not a JSON object")
-    if not isinstance(config.get("model_type"), str) or not config["model_type"]:
-        raise _fail(path, "has no model_type (a string such as \"qwen3\")")
+    config = check_folder(hf_dir, "")
     _check_fields(config, "", path)
     for name in SUBCONFIGS:
-        sub = config.get(name)
-        if sub is not None and not isinstance(sub, dict):
-            raise _fail(path, f"{name} is {json.dumps(sub)[:40]}; expected an object")
-        if sub:
-            _check_fields(sub, f"{name}.", path)
+        if config.get(name):
+            _check_fields(config[name], f"{name}.", path)
     text = config.get("text_config") if isinstance(config.get("text_config"), dict) else {}
     for key in REQUIRED:
         if text.get(key) is None and config.get(key) is None:
             raise _fail(path, f"has no {key} (neither at the top nor in text_config)")
-    _check_heads({**config, **text}, path)
+    _check_heads({**config, **{k: v for k, v in text.items() if v is not None}}, path)
     return config
 
 
@@ -206,6 +199,29 @@ def _check_safetensors(path: Path) -> None:
         raise _fail(path, "is not a safetensors file (its header is not JSON)") from None
 
 
+def check_folder(hf_dir: Path, flag: str) -> dict:
+    """The folder holds a config.json that parses as an object with a model_type; returns it.
+    Enough to ask which architecture it is (before the fields that architecture needs)."""
+    hf_dir = Path(hf_dir)
+    if not hf_dir.is_dir():
+        raise InputError(f"{flag} {shown(hf_dir)}: no such folder")
+    path = hf_dir / "config.json"
+    if not path.is_file():
+        raise InputError(f"{flag} {shown(hf_dir)}: not a Hugging Face checkpoint folder (no config.json)")
+    config = read_json(path)
+    if not isinstance(config, dict):
+        raise _fail(path, "is not a JSON object")
+    if not isinstance(config.get("model_type"), str) or not config["model_type"]:
+        raise _fail(path, "has no model_type (a string such as \"qwen3\")")
+    for name in SUBCONFIGS:  # the architecture is looked up by text_config.model_type too
+        sub = config.get(name)
+        if sub is not None and not isinstance(sub, dict):
+            raise _fail(path, f"{name} is {json.dumps(sub)[:40]}; expected an object")
+        if sub and sub.get("model_type") is not None and not isinstance(sub["model_type"], str):
+            raise _fail(path, f"{name}.model_type is {json.dumps(sub['model_type'])[:40]}; expected a string")
+    return config
+
+
 def check_checkpoint(hf_dir: Path, flag: str) -> dict:
     """Everything a converter reads from `hf_dir`, checked cheaply; returns the parsed config.json.
 
@@ -215,10 +231,7 @@ def check_checkpoint(hf_dir: Path, flag: str) -> dict:
         or mistyped config.json, a broken tokenizer file, missing or damaged weights.
     """
     hf_dir = Path(hf_dir)
-    if not hf_dir.is_dir():
-        raise InputError(f"{flag} {shown(hf_dir)}: no such folder")
-    if not (hf_dir / "config.json").is_file():
-        raise InputError(f"{flag} {shown(hf_dir)}: not a Hugging Face checkpoint folder (no config.json)")
+    check_folder(hf_dir, flag)
     config = check_config(hf_dir)
     check_tokenizer(hf_dir)
     check_weights(hf_dir)

@@ -20,7 +20,7 @@ from edge_et.formats.gguf import read_gguf_info
 from export import archs
 from export.archs.base import ArchSpec
 from export.bundle import Stage, write_bundle
-from export.checkpoint import check_checkpoint
+from export.checkpoint import check_checkpoint, check_folder
 from export.gguf import files as gguf
 from export.parity import gguf as parity
 
@@ -97,8 +97,9 @@ def arch_spec_for(hf_dir: Path, role: str) -> ArchSpec:
     a malformed checkpoint is one InputError line before any subprocess starts.
     """
     hf_dir = Path(hf_dir)
+    check_folder(hf_dir, f"--{role}")
+    spec = archs.for_checkpoint(hf_dir)  # an unsupported model_type is said before its fields
     check_checkpoint(hf_dir, f"--{role}")
-    spec = archs.for_checkpoint(hf_dir)
     if role == "perception" and not spec.is_vlm:
         raise InputError(f"--perception {hf_dir} is a text-only {spec.name} model; "
                          "the perception stage needs a vision-language model")

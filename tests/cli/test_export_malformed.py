@@ -38,6 +38,8 @@ BREAKS = {
     "tokenizer.json cut short": (lambda f: _cut(f, "tokenizer.json"), r"tokenizer\.json: is not valid JSON"),
     "no weights": (lambda f: (f / "model.safetensors").unlink(), r"has no weights"),
     "weights cut short": (lambda f: _cut(f, "model.safetensors"), r"model\.safetensors: is not a valid safetensors"),
+    "an unsupported architecture": (lambda f: _config(f, model_type="mamba", hidden_size=None),
+                                    r"model_type 'mamba' is not supported; supported model types: .*qwen3"),
     "heads do not divide": (lambda f: _config(f, num_key_value_heads=3), r"not a multiple of num_key_value_heads"),
     # Typed and consistent, yet not what the weights hold: checked by the converter itself.
     "vocab smaller than the tokenizer": (lambda f: _config(f, vocab_size=8), r"llama\.cpp's converter could not convert"),

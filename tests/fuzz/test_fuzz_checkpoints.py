@@ -1,7 +1,8 @@
 """Fuzz the export's input checks: a tiny checkpoint with its config.json, tokenizer.json or
 safetensors header mutated is either accepted or refused in one InputError line, never a traceback.
 
-Two surfaces, as the runtime's inputs are fuzzed: `check_checkpoint` in-process (hundreds of inputs
+Two surfaces, as the runtime's inputs are fuzzed: `arch_spec_for` (the architecture lookup and
+export/checkpoint.py's checks, what every export command runs first) in-process (hundreds of inputs
 a second, the `ci` profile's few hundred each), and `export_gguf` itself on a handful (the converter
 runs in a subprocess, seconds each): whatever the checks let through, the conversion either
 succeeds or fails as one EdgeEtError line, and leaves nothing at `--out`.
@@ -25,7 +26,7 @@ pytest.importorskip("safetensors")
 from safetensors.numpy import save_file
 
 from edge_et.errors import EdgeEtError, InputError
-from export.checkpoint import check_checkpoint
+from export.pipeline import arch_spec_for
 from tests.fuzz.mutate import mutated
 
 SCRATCH = Path(tempfile.mkdtemp(prefix="edge-et-fuzz-checkpoint-"))
@@ -60,8 +61,9 @@ def _write(folder: Path, seeds: dict[str, bytes], **changed: bytes) -> Path:
 
 
 def _check(folder: Path) -> None:
+    """What every export command runs first: the architecture lookup and the file checks."""
     try:
-        check_checkpoint(folder, "--reasoning")
+        arch_spec_for(folder, "reasoning")
     except InputError as exc:
         assert "\n" not in str(exc) and str(exc)
 
