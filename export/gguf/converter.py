@@ -141,8 +141,15 @@ def failure_line(output: str) -> str:
     """The line of a subprocess's output that says why it failed: the exception a traceback ends
     with, else its last line."""
     lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
-    errors = [line for line in lines if re.match(r"^[A-Za-z_.]*(Error|Exception|Exit)\b:?", line)]
-    chosen = (errors or lines or ["no output"])[-1]
+    errors = [i for i, line in enumerate(lines) if re.match(r"^[A-Za-z_.]*(Error|Exception|Exit)\b:?", line)]
+    if not errors:
+        return (lines or ["no output"])[-1][:300]
+    at = errors[-1]
+    chosen = lines[at]
+    if ":" not in chosen:  # a bare `AssertionError`: the failing source line says what was asserted
+        source = [line for line in lines[:at] if not set(line) <= set("^~ ")]
+        if source and not source[-1].startswith("File "):
+            chosen += f" ({source[-1]})"
     return chosen[:300]
 
 

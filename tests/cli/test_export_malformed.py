@@ -42,7 +42,8 @@ BREAKS = {
                                     r"model_type 'mamba' is not supported; supported model types: .*qwen3"),
     "heads do not divide": (lambda f: _config(f, num_key_value_heads=3), r"not a multiple of num_key_value_heads"),
     # Typed and consistent, yet not what the weights hold: checked by the converter itself.
-    "vocab smaller than the tokenizer": (lambda f: _config(f, vocab_size=8), r"llama\.cpp's converter could not convert"),
+    "vocab smaller than the tokenizer": (lambda f: _config(f, vocab_size=8),
+                                         r"llama\.cpp's converter could not convert hf: AssertionError \(assert "),
 }
 
 
@@ -89,3 +90,6 @@ def test_a_converter_failure_is_said_in_its_own_last_words():
               "line 9, in <module>\n    main()\nValueError: Failed to detect model architecture\n")
     assert failure_line(output) == "ValueError: Failed to detect model architecture"
     assert failure_line("just a last line\n\n") == "just a last line" and failure_line("") == "no output"
+    bare = ('  File "convert_hf_to_gguf.py", line 7, in get_vocab_base\n'
+            "    assert max(tokenizer.vocab.values()) < vocab_size\n           ^^^^^^^^\nAssertionError\n")
+    assert failure_line(bare) == "AssertionError (assert max(tokenizer.vocab.values()) < vocab_size)"
