@@ -343,14 +343,24 @@ def test_server_that_ignores_range_restarts_from_zero(setup):
     assert setup["hub"].resolves("tiny-Q8_0.gguf")[0]["range"] == "bytes=39-"
 
 
-def test_a_complete_incomplete_blob_is_fetched_again_not_stuck(setup):
-    """Killed after the last byte, before the rename: the hub answers 416 to its Range request."""
+def test_a_partial_blob_the_hub_cannot_continue_is_started_over(setup):
+    """Longer than the file (it changed upstream): the hub answers 416 to its Range request, and the
+    pull starts the file over once instead of failing the same way on every run."""
+    part = blob(setup["cache"], setup["data"]).with_suffix(".incomplete")
+    part.parent.mkdir(parents=True)
+    part.write_bytes(setup["data"] + b"stale tail")
+    assert do_pull(setup).files[0].downloaded
+    assert [r["range"] for r in setup["hub"].resolves("tiny-Q8_0.gguf")] == [f"bytes={SIZE + 10}-", None]
+    assert (setup["store"] / "tiny" / "tiny-Q8_0.gguf").read_bytes() == setup["data"]
+
+
+def test_a_complete_partial_blob_is_finished_without_a_download(setup):
+    """Killed after the last byte, before the rename: nothing is left to fetch; the sha256 still decides."""
     part = blob(setup["cache"], setup["data"]).with_suffix(".incomplete")
     part.parent.mkdir(parents=True)
     part.write_bytes(setup["data"])
-    assert do_pull(setup).files[0].downloaded
-    assert [r["range"] for r in setup["hub"].resolves("tiny-Q8_0.gguf")] == [f"bytes={SIZE}-", None]
-    assert (setup["store"] / "tiny" / "tiny-Q8_0.gguf").read_bytes() == setup["data"]
+    assert do_pull(setup).files[0].sha256 == sha(setup["data"])
+    assert setup["hub"].resolves("tiny-Q8_0.gguf") == []
 
 
 def test_sha_mismatch_with_the_catalog_is_an_error_and_leaves_no_file(setup, tmp_path):
