@@ -20,6 +20,7 @@ from edge_et.formats.gguf import read_gguf_info
 from export import archs
 from export.archs.base import ArchSpec
 from export.bundle import Stage, write_bundle
+from export.checkpoint import check_checkpoint, check_folder
 from export.gguf import files as gguf
 from export.parity import gguf as parity
 
@@ -93,11 +94,15 @@ def check_output(out: Path, force: bool) -> None:
 
 
 def arch_spec_for(hf_dir: Path, role: str) -> ArchSpec:
-    """The architecture of the checkpoint `hf_dir`, checked to fit `role`."""
+    """The architecture of the checkpoint `hf_dir`, checked to fit `role`.
+
+    Every file a converter reads is checked first, in-process and cheaply (export/checkpoint.py):
+    a malformed checkpoint is one InputError line before any subprocess starts.
+    """
     hf_dir = Path(hf_dir)
-    if not (hf_dir / "config.json").is_file():
-        raise InputError(f"--{role} {hf_dir}: not a Hugging Face checkpoint folder (no config.json)")
-    spec = archs.for_checkpoint(hf_dir)
+    check_folder(hf_dir, f"--{role}")
+    spec = archs.for_checkpoint(hf_dir)  # an unsupported model_type is said before its fields
+    check_checkpoint(hf_dir, f"--{role}")
     if role == "perception" and not spec.is_vlm:
         raise InputError(f"--perception {hf_dir} is a text-only {spec.name} model; "
                          "the perception stage needs a vision-language model")

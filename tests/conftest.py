@@ -18,6 +18,19 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group(XDIST_GROUPS[parts[0]]))
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `network` download real wheels from PyPI: offline they skip, saying why."""
+    marked = [item for item in items if item.get_closest_marker("network")]
+    if not marked:
+        return
+    from tests.helpers.network import offline_reason
+
+    reason = offline_reason()
+    if reason:
+        for item in marked:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
 @pytest.fixture(scope="session")
 def tiny_bundle() -> Path:
     """Tiny random Qwen2-VL + Qwen3 (thinking) GGUF bundle, built once per recipe into the cache."""

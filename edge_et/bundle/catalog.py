@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from edge_et.core.paths import shown
 from edge_et.errors import BundleError, InputError
@@ -87,6 +87,7 @@ class ModelEntry:
                 "recommended_quant": self.recommended_quant, "license": self.license,
                 "repo": self.repo, "packages": list(self.packages),
                 "files": [f.path for f in self.files], "patterns": list(self.patterns),
+                "size": sum(f.size for f in self.files) if self.files and all(f.size for f in self.files) else None,
                 "description": self.description}
 
 
@@ -254,37 +255,9 @@ def hub_base_url(base_url: str | None = None) -> str:
     return chosen.rstrip("/")
 
 
-def file_url(base: str, repo: str, revision: str, path: str) -> str:
-    """The hub's download address of one file of a repo at a revision."""
-    return f"{base}/{repo}/resolve/{quote(revision, safe='')}/{quote(path)}"
-
-
-def listing_url(base: str, repo: str, revision: str) -> str:
-    """The hub API's file list of a repo at a revision, with sizes and LFS sha256 (`blobs`)."""
-    return f"{base}/api/models/{repo}/revision/{quote(revision, safe='')}?blobs=true"
-
-
 def list_command(store: Path | None = None, catalog: Catalog | Path | None = None) -> list[dict]:
     """What `edge-et pull --list` shows: every catalog entry, and whether the store holds it."""
     if not isinstance(catalog, Catalog):
         catalog = load_catalog(catalog)
     store = Path(store or DEFAULT_STORE)
     return [{**entry.summary(), "pulled": (store / entry.name / RECEIPT).is_file()} for entry in catalog.entries]
-
-
-def render_list(console, rows: list[dict]) -> None:
-    """The catalog as a rich table (rich is imported here only: JSON output needs none of it)."""
-    from rich.table import Table
-
-    table = Table(title="edge-et model catalog (edge-et pull NAME)")
-    for column in ("name", "kind", "from"):
-        table.add_column(column, no_wrap=True)
-    for column in ("quant", "license", "pulled"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        origin = row["repo"] or "pypi: " + row["packages"][0].split("==")[0]
-        quant = row["quant"] if row["quant"] == row["recommended_quant"] else \
-            f"{row['quant']} (rec. {row['recommended_quant']})"
-        table.add_row(row["name"], row["kind"], origin, quant, row["license"].split(" (")[0].split(":")[0],
-                      "yes" if row["pulled"] else "")
-    console.print(table)

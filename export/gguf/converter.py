@@ -12,6 +12,7 @@ writer) goes through `run_with_gguf_py`, which starts the internal entry export/
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -122,15 +123,34 @@ def run_converter(args: list[str], *, pre_fallback: str | None = None) -> None:
 
     `pre_fallback` names a llama.cpp pre-tokenizer (e.g. "qwen2") to record when the
     tokenizer's pre-tokenizer hash is unknown to the converter, as it is for tokenizers
-    trained locally. Raises RuntimeError with the converter's last output lines on failure.
+    trained locally. Raises ExportError (one line: the converter's own error) on failure.
     """
     command = ["convert", "--converter-dir", str(converter_dir())]
     if pre_fallback:
         command += ["--pre-fallback", pre_fallback]
     proc = run_with_gguf_py(command + ["--", *args])
     if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-        raise RuntimeError(f"llama.cpp converter failed ({' '.join(args)}):\n{tail}")
+        # The checkpoint was checked before (export/checkpoint.py); what the converter still
+        # refuses (a tensor it lacks, a shape that disagrees with config.json) is said in its
+        # own last words, as one line, not as its traceback.
+        raise ExportError(f"llama.cpp's converter could not convert {Path(args[0]).name}: "
+                          f"{failure_line(proc.stdout + proc.stderr)}")
+
+
+def failure_line(output: str) -> str:
+    """The line of a subprocess's output that says why it failed: the exception a traceback ends
+    with, else its last line."""
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    errors = [i for i, line in enumerate(lines) if re.match(r"^[A-Za-z_.]*(Error|Exception|Exit)\b:?", line)]
+    if not errors:
+        return (lines or ["no output"])[-1][:300]
+    at = errors[-1]
+    chosen = lines[at]
+    if ":" not in chosen:  # a bare `AssertionError`: the failing source line says what was asserted
+        source = [line for line in lines[:at] if not set(line) <= set("^~ ")]
+        if source and not source[-1].startswith("File "):
+            chosen += f" ({source[-1]})"
+    return chosen[:300]
 
 
 def _patch_pre_tokenizer(fallback: str) -> None:

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_et.errors import ExportError
 from edge_et.formats.llava_ov import ASPECT_KEY, PACKING, PACKING_KEY, PINPOINTS_KEY
-from export.gguf.converter import run_with_gguf_py
+from export.gguf.converter import failure_line, run_with_gguf_py
 
 OUTTYPES = ("f32", "f16", "q8_0")
 
@@ -59,8 +60,8 @@ def write_mmproj(hf_dir: Path, out_file: Path, outtype: str = "f16") -> Path:
     out_file.parent.mkdir(parents=True, exist_ok=True)
     proc = run_with_gguf_py(["mmproj", str(hf_dir), str(out_file), "--outtype", outtype])
     if proc.returncode != 0 or not out_file.is_file():
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-        raise RuntimeError(f"LLaVA-OneVision mmproj export failed for {hf_dir}:\n{tail}")
+        raise ExportError(f"the LLaVA-OneVision mmproj writer could not convert {hf_dir.name}: "
+                          f"{failure_line(proc.stdout + proc.stderr)}")
     return out_file
 
 

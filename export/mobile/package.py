@@ -27,7 +27,7 @@ from export.mobile.from_gguf import float_checkpoints, is_gguf_bundle
 from export.mobile.ort_format import convert_folder
 from export.mobile.usability import check_usability
 from export.parity.launcher import run_worker
-from export.pipeline import StepReporter, check_output
+from export.pipeline import StepReporter, arch_spec_for, check_output
 
 PARITY_FILE = "parity.json"
 WORKER_TIMEOUT = 3600
@@ -51,6 +51,9 @@ def export_mobile(*, out: Path, bundle: Path | None = None, perception: Path | N
     check_choices(target, quant, embedding)
     if (bundle is None) == (perception is None and reasoning is None):
         raise InputError("give --bundle ONNX_OR_GGUF_BUNDLE, or --perception/--reasoning HF_DIR (not both)")
+    for role, folder in (("perception", perception), ("reasoning", reasoning)):
+        if folder is not None:  # checked before any work, as `export gguf` and `export onnx` do
+            arch_spec_for(Path(folder), role)
     out = Path(out)
     check_output(out, force)
     # Built in OUT.partial-XXXX beside `out`, renamed whole: a reader (or a kill) never sees

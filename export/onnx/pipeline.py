@@ -85,23 +85,23 @@ def export_onnx(*, out: Path, perception: Path | None = None, reasoning: Path | 
     _require_toolchain()
     if perception is None and reasoning is None:
         raise InputError("give --perception HF_DIR, --reasoning HF_DIR, or both")
+    dirs = {role: Path(p) for role, p in (("perception", perception), ("reasoning", reasoning))
+            if p is not None}
+    specs = {role: arch_spec_for(path, role) for role, path in dirs.items()}  # checks the files first
     if image_layout is not None:
         if perception is None:
             raise InputError("--image-layout applies to a --perception checkpoint")
         onnx_vision.check_options(Path(perception), layout=check_layout(image_layout))
     out = Path(out)
     check_output(out, force)
-    dirs = {role: Path(p) for role, p in (("perception", perception), ("reasoning", reasoning))
-            if p is not None}
-    specs = {role: arch_spec_for(path, role) for role, path in dirs.items()}
     with atomic.partial_directory(out) as scratch:  # a killed export leaves no bundle at `out`
         bundle_dir = scratch / "bundle"
         bundle_dir.mkdir()
         report = ExportReport(bundle=bundle_dir)
         entries = {}
         for role, spec in specs.items():
-            entries[role] = export_stage(dirs[role], spec, role, bundle_dir / role, quants[role],
-                                         scratch / role, step, image_layout=image_layout)
+            entries[role] = _exported(dirs[role], spec, role, bundle_dir / role, quants[role],
+                                      scratch / role, step, image_layout=image_layout)
             entries[role]["n_ctx"] = n_ctx or DEFAULT_CTX[role]
             if validate:
                 step(f"{role}: checking against transformers (subprocess)")
@@ -116,6 +116,22 @@ def export_onnx(*, out: Path, perception: Path | None = None, reasoning: Path | 
         atomic.publish_directory(bundle_dir, out)
     report.bundle = out
     return report
+
+
+# What transformers, optimum and torch.onnx raise for a checkpoint they cannot load or trace (a
+# config.json that disagrees with the weights' shapes, a tensor missing): the input's fault, said
+# in one line. export_stage's own checks raise EdgeEtError kinds and pass through untouched.
+_TOOLCHAIN_FAILURES = (RuntimeError, ValueError, KeyError, TypeError, IndexError, OSError)
+
+
+def _exported(hf_dir: Path, spec: ArchSpec, role: str, *args, **kwargs) -> dict:
+    """`export_stage`, with the toolchain's failures on this checkpoint as one ExportError line."""
+    try:
+        return export_stage(hf_dir, spec, role, *args, **kwargs)
+    except _TOOLCHAIN_FAILURES as exc:
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+        raise ExportError(f"the ONNX export of --{role} {hf_dir.name} ({spec.name}) failed: "
+                          f"{type(exc).__name__}: {first[:300]}") from exc
 
 
 def export_stage(hf_dir: Path, spec: ArchSpec, role: str, stage_dir: Path, quant: str,
