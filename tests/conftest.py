@@ -12,14 +12,12 @@ XDIST_GROUPS = {"distributed": "ray", "serve": "serve"}
 
 
 def pytest_collection_modifyitems(config, items):
+    """Folders that share a costly fixture stay in one xdist worker; tests marked `network`
+    download real wheels from PyPI: offline they skip, saying why."""
     for item in items:
         parts = Path(item.path).relative_to(TESTS).parts
         if len(parts) > 1 and parts[0] in XDIST_GROUPS:
             item.add_marker(pytest.mark.xdist_group(XDIST_GROUPS[parts[0]]))
-
-
-def pytest_collection_modifyitems(config, items):
-    """Tests marked `network` download real wheels from PyPI: offline they skip, saying why."""
     marked = [item for item in items if item.get_closest_marker("network")]
     if not marked:
         return

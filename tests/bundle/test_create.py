@@ -18,7 +18,6 @@ from edge_et.bundle.compose import create_bundle
 from edge_et.bundle.home import local_bundles, resolve_bundle
 from edge_et.bundle.manifest import Bundle, sha256_file
 from edge_et.errors import BundleError, EdgeEtError, InputError
-from tests.bundle.test_pull import hub  # noqa: F401 - the loopback hub fixture
 from tests.helpers.ggufs import text_gguf
 
 ROOT = Path(__file__).resolve().parents[2]
