@@ -75,7 +75,11 @@ class Bundle:
 
     @classmethod
     def load(cls, path: str | Path, *, verify_checksums: bool = False) -> "Bundle":
-        """Read and fully validate the bundle at `path` (a folder or its bundle.json)."""
+        """Read and fully validate the bundle at `path` (a folder or its bundle.json), or the
+        bundle of that name in the bundles home (edge_et.bundle.home.resolve_bundle)."""
+        from edge_et.bundle.home import resolve_bundle  # home imports this module
+
+        path = resolve_bundle(path)
         problem = path_problem(path)
         if problem:
             raise BundleError(f"bundle '{shown(path)}': {problem}")

@@ -23,7 +23,7 @@ from edge_et.cli.distributed import (
     batch_runner,
     ray_settings,
 )
-from edge_et.cli.shared import err, out, resume_command
+from edge_et.cli.shared import BUNDLE_HELP, err, out, resume_command
 from edge_et.core.devices import DEVICE_HELP
 from edge_et.errors import InputError
 
@@ -36,7 +36,7 @@ eval_app.add_typer(convert_app, name="convert")
 @eval_app.callback()
 def evaluate(
     ctx: typer.Context,
-    bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", help="Bundle folder (holds bundle.json)."),
+    bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", help=BUNDLE_HELP),
     data: Optional[Path] = typer.Option(None, "--data", "-d", help='JSONL: {"image", "question", "options", "answer", "category"?, "id"?} per line.'),
     mode: Optional[List[str]] = typer.Option(None, "--mode", help="extract-think (default) | caption-think | direct; repeat for a side-by-side table."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N usable questions."),
@@ -60,7 +60,7 @@ def evaluate(
     if ctx.invoked_subcommand is not None:
         return
     if bundle is None or data is None:
-        raise InputError("edge-et eval needs --bundle DIR and --data FILE.jsonl "
+        raise InputError("edge-et eval needs --bundle DIR|NAME and --data FILE.jsonl "
                          "(or a subcommand: edge-et eval convert easy-vqa --out FILE.jsonl)")
     from edge_et.eval.run import check_eval_modes, read_eval_file
     from edge_et.runtime.pipeline import RunOptions
