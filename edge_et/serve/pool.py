@@ -93,7 +93,7 @@ class ModelPool:
             entry.bundles.add(bundle)
             return entry
 
-    def client(self, keys: dict[str, str], *, swap: bool) -> "PoolClient":
+    def client(self, keys: dict[str, str], *, swap: bool) -> PoolClient:
         """A pipeline's source: role -> model key of its bundle and slot."""
         return PoolClient(self, keys, swap)
 
