@@ -126,13 +126,18 @@ class ModelPool:
     def resident_models(self) -> int:
         return sum(1 for e in self._entries.values() if e.model is not None)
 
-    def close(self) -> None:
-        """Unload everything; borrowers still waiting get a ModelLoadError."""
+    def stop(self) -> None:
+        """Borrowers waiting now or later get a ModelLoadError (the server is stopping)."""
         with self._cond:
             self._stopping = True
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """Unload everything (call once no run uses a model)."""
+        self.stop()
+        with self._cond:
             for entry in self._entries.values():
                 self._unload(entry)
-            self._cond.notify_all()
 
     # -- borrowing ----------------------------------------------------------------------------
 

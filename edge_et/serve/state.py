@@ -330,6 +330,7 @@ class ServerState:
                 "rss_bytes": current_rss(), "peak_rss_bytes": process_peak_rss()}
 
     def close(self) -> None:
+        self.pool.stop()  # runs waiting for a model end now, not after the join's timeout
         for served in self.bundles.values():
             if served.scheduler is not None:
                 served.scheduler.close()
