@@ -17,6 +17,7 @@ import pytest
 
 from tests.helpers.many_bundles import NAMES, many_bundles
 from tests.serve.conftest import KEY, QUESTION, data_uri, start_server
+from tests.serve.test_page_browser import browser  # noqa: F401 - the real Chromium fixture
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +73,8 @@ def test_three_bundles_share_one_budget_lru_and_one_copy_of_the_shared_reasoner(
         reasoner = next(m for m in listing(server)["edge_et"]["models"] if len(m["bundles"]) == 2)
         assert reasoner["loads"] == 1 and reasoner["evictions"] == 0
 
-        ask(client, "alpha", image, seed=1, extra_body={"edge_et": {"mode": "extract"}})
+        # a new hint: the extraction cache would otherwise answer without the perception model
+        ask(client, "alpha", image, seed=1, extra_body={"edge_et": {"mode": "extract", "hint": "the shapes"}})
         # beta's perception was used before the reasoner in beta's run: it goes, not the reasoner
         # (which was loaded first: a first-loaded-first-out policy would unload it)
         assert loaded(server) == {"alpha.perception", "alpha.reasoning", "beta.reasoning"}
@@ -84,10 +86,15 @@ def test_three_bundles_share_one_budget_lru_and_one_copy_of_the_shared_reasoner(
         answers: dict[str, list] = {name: [] for name in NAMES}
         failures: list[BaseException] = []
 
+        fresh: list = []
+
         def client_of(name: str) -> None:
             try:
-                for _ in range(3):
+                for turn in range(3):
                     answers[name].append(ask(client, name, image, seed=7))
+                    # a new hint each time: the perception model runs (and loads) too
+                    fresh.append(ask(client, name, image, seed=turn,
+                                     extra_body={"edge_et": {"hint": f"{name} {turn}"}}))
             except BaseException as error:  # noqa: BLE001 - reported below
                 failures.append(error)
 
@@ -105,6 +112,7 @@ def test_three_bundles_share_one_budget_lru_and_one_copy_of_the_shared_reasoner(
                     first[name].choices[0].message.model_extra["extraction"]
                 assert reply.choices[0].message.model_extra["reasoning_content"] == \
                     first[name].choices[0].message.model_extra["reasoning_content"]
+        assert len(fresh) == 9 and all(reply.choices[0].message.content is not None for reply in fresh)
         assert server.metric("edge_et_completions_total", outcome="error") == 0
 
         health = httpx.get(server.url + "/health", timeout=10).json()
@@ -138,3 +146,22 @@ def test_a_bundle_larger_than_the_budget_is_refused_at_once_with_the_figures(hom
         error = raised.value.body
         assert error["code"] == "memory_refused" and "MiB" in error["message"]
         assert listing(server)["data"][0]["edge_et"]["refused"]
+
+
+def test_the_page_picks_the_bundle(browser, home, sample_image, tmp_path):  # noqa: F811
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    with start_server(None, tmp_path, env={"EDGE_ET_BUNDLES": str(home)}) as server:
+        browser.get(server.url + "/")
+        browser.find_element(By.ID, "key").send_keys(server.key)
+        browser.find_element(By.ID, "question").click()  # the key's change event: the list loads
+        wait = WebDriverWait(browser, 60)
+        wait.until(lambda page: len(page.find_elements(By.CSS_SELECTOR, "#bundle option")) == 3)
+        Select(browser.find_element(By.ID, "bundle")).select_by_value("gamma")
+        assert browser.find_element(By.ID, "model").text == "gamma"
+        browser.find_element(By.ID, "image").send_keys(str(sample_image))
+        browser.find_element(By.ID, "go").click()
+        wait.until(lambda page: page.find_element(By.ID, "status").text.startswith(("done", "error")))
+        assert browser.find_element(By.ID, "status").text.startswith("done")
+        assert loaded(server) == {"gamma.perception", "gamma.reasoning"}  # gamma answered
