@@ -9,6 +9,10 @@ used first and shares the common reasoner. Real server, real openai client, real
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 
 import httpx
@@ -16,7 +20,7 @@ import openai
 import pytest
 
 from tests.helpers.many_bundles import NAMES, many_bundles
-from tests.serve.conftest import KEY, QUESTION, data_uri, start_server
+from tests.serve.conftest import KEY, QUESTION, ROOT, data_uri, start_server
 from tests.serve.test_page_browser import browser  # noqa: F401 - the real Chromium fixture
 
 pytestmark = pytest.mark.slow
@@ -46,6 +50,15 @@ def pair_budget(home, folder) -> tuple[int, dict]:
     sizes = {role: stage["bytes"] for role, stage in stages.items()}
     budget = figures["edge_et"]["memory"]["baseline_bytes"] + sum(sizes.values()) + min(sizes.values()) // 2
     return budget, sizes
+
+
+def ps(server, *options: str):
+    """`edge-et ps` against `server`: the parsed JSON with --json, else the text."""
+    done = subprocess.run(check=False, args=[sys.executable, "-m", "edge_et.cli.main", "ps", "--url", server.url,
+                           "--api-key", KEY, *options], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "80"})
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout) if "--json" in options else done.stdout
 
 
 def ask(client: openai.OpenAI, model: str, image: str, seed: int, **extra):
@@ -125,6 +138,14 @@ def test_three_bundles_share_one_budget_lru_and_one_copy_of_the_shared_reasoner(
             assert server.metric("edge_et_bundle_queue_depth", bundle=name) == 0
         assert server.metric("edge_et_pool_model_evictions_total", model=reasoner["model"]) >= 1
 
+        shown = ps(server, "--json")  # the CLI view of the same: what is loaded, with its memory
+        assert shown["memory"]["budget_bytes"] == budget
+        assert sorted(m["model"] for m in shown["models"]) == sorted(shared)
+        table = ps(server, "--all")
+        assert table.splitlines()[0].split()[:3] == ["MODEL", "SIZE", "STATE"]
+        assert reasoner["model"] in table and "alpha, beta" in table and "memory:" in table
+        assert max(len(line) for line in table.splitlines()) <= 80
+
 
 def test_an_unknown_model_is_a_404_naming_the_served_ones(home, sample_image, tmp_path):
     with start_server(None, tmp_path, env={"EDGE_ET_BUNDLES": str(home)}) as server:
@@ -165,3 +186,18 @@ def test_the_page_picks_the_bundle(browser, home, sample_image, tmp_path):  # no
         wait.until(lambda page: page.find_element(By.ID, "status").text.startswith(("done", "error")))
         assert browser.find_element(By.ID, "status").text.startswith("done")
         assert loaded(server) == {"gamma.perception", "gamma.reasoning"}  # gamma answered
+
+
+def test_an_empty_bundles_home_is_one_line_and_exit_code_2(tmp_path):
+    done = subprocess.run(check=False, args=[sys.executable, "-m", "edge_et.cli.main", "serve", "--port", "0"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "EDGE_ET_BUNDLES": str(tmp_path)})
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "no bundle to serve" in done.stderr and str(tmp_path) in done.stderr
+
+
+def test_ps_without_a_server_is_one_line_and_exit_code_2():
+    done = subprocess.run(check=False, args=[sys.executable, "-m", "edge_et.cli.main", "ps", "--url", "http://127.0.0.1:9"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 2 and done.stderr.startswith("error: no edge-et server answers"), done.stderr
