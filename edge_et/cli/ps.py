@@ -70,8 +70,8 @@ def format_ps(models: list[dict], memory: dict, show_all: bool = False) -> list[
         lines.append(f"memory: {format_size(memory.get('used_bytes', 0))} loaded of "
                      f"{format_size(memory.get('room_bytes', 0))} (budget "
                      f"{format_size(memory.get('budget_bytes', 0))} - runtime "
-                     f"{format_size(memory.get('baseline_bytes', 0))}); RSS "
-                     f"{format_size(memory.get('rss_bytes') or 0)}, peak "
+                     f"{format_size(memory.get('baseline_bytes', 0))})")
+        lines.append(f"process: RSS {format_size(memory.get('rss_bytes') or 0)}, peak "
                      f"{format_size(memory.get('peak_rss_bytes') or 0)}")
     return lines
 
