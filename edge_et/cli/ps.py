@@ -16,6 +16,8 @@ from edge_et.cli.shared import out
 from edge_et.errors import InputError
 from edge_et.memory.probes import format_size
 
+WIDTH = 80  # the table fits a terminal of 80 columns; --json has every name whole
+
 
 def ps(
     url: str = typer.Option("http://127.0.0.1:8080", "--url", help="The server's address."),
@@ -56,14 +58,14 @@ def fetch_models(url: str, api_key: str | None) -> dict:
 def format_ps(models: list[dict], memory: dict, show_all: bool = False) -> list[str]:
     """A table that fits 80 columns, then one line of memory figures."""
     shown = [m for m in models if show_all or m.get("loaded") or m.get("loading")]
-    lines = [f"{'MODEL':<30} {'SIZE':>10} {'STATE':<8} {'IDLE':>6} {'LOADS':>5} {'EVICT':>5}  BUNDLES"]
+    lines = [f"{'MODEL':<28} {'SIZE':>10} {'STATE':<7} {'IDLE':>5} {'LOADS':>5} {'EVICT':>5}  BUNDLES"]
     for model in shown:
         state = "loading" if model.get("loading") else "in use" if model.get("in_use") else \
             "loaded" if model.get("loaded") else "-"
         idle = f"{model['idle_s']:.0f}s" if model.get("idle_s") is not None else "-"
-        lines.append(f"{_cut(model['model'], 30):<30} {format_size(model['bytes']):>10} {state:<8} "
-                     f"{idle:>6} {model['loads']:>5} {model['evictions']:>5}  "
-                     f"{', '.join(model.get('bundles', []))}")
+        row = (f"{_cut(model['model'], 28):<28} {format_size(model['bytes']):>10} {state:<7} "
+               f"{idle:>5} {model['loads']:>5} {model['evictions']:>5}  ")
+        lines.append(row + _cut(", ".join(model.get("bundles", [])), WIDTH - len(row)))
     if not shown:
         lines.append("(nothing loaded)")
     if memory:
