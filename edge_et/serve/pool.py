@@ -29,6 +29,7 @@ from pathlib import Path
 
 import edge_et
 from edge_et.bundle.manifest import StageSpec, sha256_file
+from edge_et.errors import ModelLoadError
 from edge_et.memory.probes import format_size
 from edge_et.memory.residency import Resident, expired, next_expiry, place
 from edge_et.runtime.models import load_model
@@ -152,7 +153,7 @@ class ModelPool:
             try:
                 while True:
                     if self._stopping:
-                        raise edge_et.ModelLoadError("the server is stopping")
+                        raise ModelLoadError("the server is stopping")
                     if entry.resident:
                         if entry.model is not None and (entry.users == 0 or entry.owner is owner):
                             entry.owner, entry.users = owner, entry.users + 1
