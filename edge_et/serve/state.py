@@ -92,6 +92,7 @@ class Opened:
     bundle: edge_et.Bundle | None
     plan: object | None  # the memory plan of one slot (edge_et.memory.scheduler.Plan)
     refusal: str | None = None
+    refusal_code: str = "memory_refused"  # or "bundle_invalid": it does not load at all
 
 
 def open_bundles(settings: ServeSettings) -> list[Opened]:
@@ -130,7 +131,8 @@ def open_bundles(settings: ServeSettings) -> list[Opened]:
             if explicit:
                 raise
             log.warning("bundle %s is listed but not served: %s", name, error)
-            opened.append(Opened(name, Path(path), None, None, str(error)))
+            code = "memory_refused" if isinstance(error, edge_et.PlanRefused) else "bundle_invalid"
+            opened.append(Opened(name, Path(path), None, None, str(error), code))
             continue
         _log_plan(plan, settings.parallel, name or bundle.name)
         opened.append(Opened(name or bundle.name or Path(bundle.path).name, Path(bundle.path), bundle, plan))
@@ -205,6 +207,7 @@ class ServedBundle:
         self.settings, self.metrics = server.settings, server.metrics
         self.model_name, self.path = opened.name, opened.path
         self.bundle, self.plan, self.refusal = opened.bundle, opened.plan, opened.refusal
+        self.refusal_code = opened.refusal_code
         self.thinking = bool(self.bundle and self.bundle.reasoning and self.bundle.reasoning.thinking)
         self.scheduler: Scheduler | None = None
         self.pipelines: list[edge_et.Pipeline] = []
@@ -251,7 +254,7 @@ class ServedBundle:
         self.server.check_ready()
         if self.refusal is not None or self.scheduler is None:
             raise ApiError(400, f"model {self.model_name!r} cannot be served: {self.refusal}",
-                           param="model", code="memory_refused")
+                           param="model", code=self.refusal_code)
         return self.scheduler
 
     def request_residency(self, mode: str) -> RequestResidency:
