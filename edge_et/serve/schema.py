@@ -161,6 +161,6 @@ class Health(BaseModel):
     slots_busy: int
     queue_depth: int
     models: dict[str, Any] = Field(default_factory=dict,
-                                   description="per bundle: loaded, bytes, residency, queue_depth, busy, refused")
+                                   description="per bundle: loaded, bytes, loads, evictions, residency, queue_depth, busy, refused")
     memory: dict[str, Any] = Field(default_factory=dict,
                                    description="budget, room, bytes loaded, RSS now and peak")

@@ -272,11 +272,15 @@ class ServedBundle:
                            code="memory_refused")
 
     def status(self) -> dict:
-        """Loaded, bytes, queue: what /health shows for this bundle."""
+        """Loaded, bytes, loads, evictions (of its models: a model shared with another bundle
+        counts in both), queue: what /health shows for this bundle."""
         models = {role: self.server.pool.entry(key) for role, key in (self.keys[0].items() if self.keys else ())}
+        distinct = {entry.key: entry for entry in models.values()}.values()  # a shared file once
         return {"loaded": bool(models) and all(entry.model is not None for entry in models.values()),
                 "stages_loaded": {role: entry.model is not None for role, entry in models.items()},
-                "bytes": sum(entry.bytes for entry in {e.key: e for e in models.values()}.values()),
+                "bytes": sum(entry.bytes for entry in distinct),
+                "loads": sum(entry.loads for entry in distinct),
+                "evictions": sum(entry.evictions for entry in distinct),
                 "residency": self.residency.decision if self.residency else None,
                 "queue_depth": self.scheduler.queue_depth if self.scheduler else 0,
                 "busy": self.scheduler.busy if self.scheduler else 0,

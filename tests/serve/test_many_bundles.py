@@ -134,6 +134,8 @@ def test_three_bundles_share_one_budget_lru_and_one_copy_of_the_shared_reasoner(
         assert memory["used_bytes"] <= memory["room_bytes"]
         assert memory["peak_rss_bytes"] <= budget, (memory, sizes)  # the process's own VmHWM
         assert set(health["models"]) == set(NAMES)
+        assert all(health["models"][name]["loads"] >= 2 for name in NAMES)  # both its models, once at least
+        assert health["models"]["alpha"]["evictions"] >= 1
         for name in NAMES:
             assert server.metric("edge_et_bundle_queue_depth", bundle=name) == 0
         assert server.metric("edge_et_pool_model_evictions_total", model=reasoner["model"]) >= 1
