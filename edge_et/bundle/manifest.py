@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from edge_et import backends
+from edge_et.bundle.names import resolve_bundle
 from edge_et.core.paths import path_problem, shown
 from edge_et.errors import BundleError
 from edge_et.formats.gguf import GGUFInfo
@@ -48,7 +49,7 @@ class StageSpec:
     onnx_config: dict | None = field(default=None, repr=False)
 
     @classmethod
-    def from_dict(cls, role: str, data: dict) -> "StageSpec":
+    def from_dict(cls, role: str, data: dict) -> StageSpec:
         """Known keys only (a newer writer may add fields); types checked by validation."""
         declared = {f.name for f in fields(cls) if f.name not in
                     ("role", "model_path", "mmproj_path", "model_info", "mmproj_info",
@@ -74,11 +75,9 @@ class Bundle:
     memory: dict = field(default_factory=dict)  # e.g. {"budget": "6GB"} for the planner
 
     @classmethod
-    def load(cls, path: str | Path, *, verify_checksums: bool = False) -> "Bundle":
+    def load(cls, path: str | Path, *, verify_checksums: bool = False) -> Bundle:
         """Read and fully validate the bundle at `path` (a folder or its bundle.json), or the
-        bundle of that name in the bundles home (edge_et.bundle.home.resolve_bundle)."""
-        from edge_et.bundle.home import resolve_bundle  # home imports this module
-
+        bundle of that name in the bundles home (edge_et.bundle.names.resolve_bundle)."""
         path = resolve_bundle(path)
         problem = path_problem(path)
         if problem:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,8 +13,8 @@ from edge_et.errors import InputError
 
 
 def info(
-    bundle: Optional[Path] = typer.Argument(None, help=BUNDLE_HELP),
-    bundle_option: Optional[Path] = typer.Option(None, "--bundle", "-b", help="The same, as an option (like run and plan)."),
+    bundle: Path | None = typer.Argument(None, help=BUNDLE_HELP),
+    bundle_option: Path | None = typer.Option(None, "--bundle", "-b", help="The same, as an option (like run and plan)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     verify: bool = typer.Option(False, "--verify", help="Also check every file's sha256."),
 ) -> None:

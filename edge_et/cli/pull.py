@@ -25,11 +25,14 @@ def pull(
     from edge_et.bundle import pull as pulling
 
     if list_models:
-        rows = catalog.list_command(store)
-        if as_json:
-            print(json.dumps(rows, ensure_ascii=False))
+        from edge_et.bundle.pairs import list_pairs
+
+        rows, pairs = catalog.list_command(store), list_pairs(store)
+        if as_json:  # pairs are rows too, with kind "pair"
+            print(json.dumps(rows + pairs, ensure_ascii=False))
         else:
             catalog.render_list(out, rows)
+            _render_pairs(pairs)
         return
     if not name:
         raise InputError("name a model to pull (edge-et pull --list shows the catalog)")
@@ -47,3 +50,12 @@ def _render_summary(summary: dict) -> None:
         check = {"none": "no digest to check yet; recorded"}.get(f["verified_by"], f"sha256 ok ({f['verified_by']})")
         out.print(f"{escape(f['path'])}: {action}, {f['size']:,} bytes, {check}")
     out.print(f"[bold green]{escape(summary['name'])}[/] is in {escape(summary['path'])}")
+
+
+def _render_pairs(pairs: list[dict]) -> None:
+    """The catalog's pairs: one `bundle create NAME` each, with what a first build downloads."""
+    out.print("\n[bold]pairs[/] (edge-et bundle create NAME):", highlight=False)
+    for pair in pairs:
+        stages = " + ".join(escape(ref) for ref in (pair["perception"], pair["reasoning"]) if ref)
+        out.print(f"  [bold]{escape(pair['name'])}[/]: {stages}\n    downloads {escape(pair['download'])}",
+                  highlight=False)

@@ -32,7 +32,8 @@ def open_pipeline(bundle: str | os.PathLike | Bundle, *, mem_budget: str | int |
                   verify: bool = False, modes: Iterable[str] = (),
                   image_cache_bytes: int | None = None,
                   device_profile: str | None = None) -> Pipeline:
-    """A `Pipeline` on `bundle` under a memory plan that fits.
+    """A `Pipeline` on `bundle` (a folder, a bundle NAME in the bundles home, or a `Bundle`)
+    under a memory plan that fits.
 
     mem_budget: "6GB", "512MiB" or bytes (default: the bundle's, else 80% of available memory).
     residency: None or "auto" (the plan decides), "co-resident" or "swap".
