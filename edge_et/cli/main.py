@@ -22,6 +22,7 @@ from edge_et.cli.export_mobile import export_mobile  # noqa: F401 - registers `e
 from edge_et.cli.info import info
 from edge_et.cli.plan import plan
 from edge_et.cli.profiles import profiles
+from edge_et.cli.ps import ps
 from edge_et.cli.pull import pull
 from edge_et.cli.run import run
 from edge_et.cli.serve import serve
@@ -35,7 +36,7 @@ app.add_typer(export_app, name="export")
 app.add_typer(eval_app, name="eval")
 app.add_typer(data_app, name="data")
 app.add_typer(bundle_app, name="bundle")
-for command in (run, info, plan, bench, compare, pull, serve, profiles):
+for command in (run, info, plan, bench, compare, pull, serve, ps, profiles):
     app.command()(command)
 app.command("list")(list_local)
 app.command()(rm)

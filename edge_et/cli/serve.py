@@ -1,4 +1,4 @@
-"""`edge-et serve`: the OpenAI-compatible server (edge_et.serve) on one bundle."""
+"""`edge-et serve`: the OpenAI-compatible server (edge_et.serve) on one bundle or many."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from edge_et.cli.shared import BundleOpt
+from edge_et.cli.shared import BUNDLE_HELP
 from edge_et.core.devices import DEVICE_HELP
 from edge_et.errors import InputError, MissingExtra
 from edge_et.memory.probes import parse_size
@@ -17,7 +17,7 @@ _UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}
 
 
 def serve(
-    bundle: Path = BundleOpt,
+    bundle: list[Path] | None = typer.Option(None, "--bundle", "-b", help=BUNDLE_HELP + " Repeatable; none: every bundle of the bundles home."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on; another than loopback needs --api-key (or --insecure)."),
     port: int = typer.Option(8080, min=0, max=65535, help="Port (0: any free one)."),
     api_key: str | None = typer.Option(None, "--api-key", help="Require 'Authorization: Bearer KEY' on /v1 and /metrics."),
@@ -25,8 +25,8 @@ def serve(
     insecure: bool = typer.Option(False, "--insecure", help="Allow a non-loopback --host without an API key."),
     parallel: int = typer.Option(1, "--parallel", min=1, help="Requests run at once (one pipeline each; each gets 1/N of the memory budget)."),
     max_queue: int = typer.Option(16, "--max-queue", min=0, help="Requests that may wait for a slot; beyond it: 503 + Retry-After."),
-    keep_alive: str = typer.Option("5m", "--keep-alive", help="Free the models after this long idle (30s, 5m, 1h; -1: never)."),
-    mem_budget: str | None = typer.Option(None, "--mem-budget", help="Memory budget for all slots (6GB, 512MiB); default: 80% of available memory."),
+    keep_alive: str = typer.Option("5m", "--keep-alive", help="Free a model after this long idle (30s, 5m, 1h; -1: never)."),
+    mem_budget: str | None = typer.Option(None, "--mem-budget", help="Memory budget for all bundles and slots (6GB, 512MiB); default: 80% of available memory."),
     max_body: str = typer.Option("20MB", "--max-body", help="Largest request body; larger: 413."),
     max_pixels: float = typer.Option(16.0, "--max-megapixels", min=0.01, help="Largest picture, in megapixels; larger: 400."),
     allow_media_dir: Path | None = typer.Option(None, "--allow-media-dir", help="Allow file:// image URLs under this folder."),
@@ -39,7 +39,7 @@ def serve(
     warm_up: bool = typer.Option(True, "--warm-up/--no-warm-up", help="Run one short perception at start-up."),
     log_level: str = typer.Option("info", "--log-level", help="debug | info | warning | error."),
 ) -> None:
-    """Serve the bundle over HTTP: OpenAI's /v1/chat/completions, /v1/models, /health, /metrics, and a page at /."""
+    """Serve bundles over HTTP (a request's model picks one): OpenAI's /v1/chat/completions, /v1/models, /health, /metrics, and a page at /."""
     try:
         from edge_et.serve.runner import serve as run_server
         from edge_et.serve.state import ServeSettings
@@ -48,7 +48,7 @@ def serve(
                            extra="serve") from None
 
     settings = ServeSettings(
-        bundle=bundle, host=host, port=port, api_key=_api_key(api_key, api_key_file),
+        bundles=list(bundle or []), host=host, port=port, api_key=_api_key(api_key, api_key_file),
         insecure=insecure, parallel=parallel, max_queue=max_queue,
         keep_alive_s=parse_duration(keep_alive), mem_budget=mem_budget,
         max_body=parse_size(max_body), max_pixels=int(max_pixels * 1_000_000),

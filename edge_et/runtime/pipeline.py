@@ -21,12 +21,13 @@ from edge_et.core.decoding import StageDecoding, stage_decoding
 from edge_et.core.hints import hint_from_question
 from edge_et.core.images import ImageInput, LoadedImage, as_loaded_image
 from edge_et.core.stats import Result, StageStats
-from edge_et.errors import BundleError, InputError, ModelError, ModelLoadError
+from edge_et.errors import InputError
 from edge_et.memory.probes import process_peak_rss
 from edge_et.memory.scheduler import Plan
 from edge_et.runtime.answer_cue import reason_with_answer_cue
 from edge_et.runtime.generation import TextSink, generate, think_then_answer
 from edge_et.runtime.image_tuning import tuned_prefill
+from edge_et.runtime.models import ModelSource, OwnModels
 from edge_et.runtime.plan import DEFAULT_CTX, check_reasoning_fits, requested_ctx
 from edge_et.runtime.serial import ModelLock, serialized
 from edge_et.runtime.speculation import choose_drafter, record_counts, speculate
@@ -68,7 +69,7 @@ class Pipeline:
 
     def __init__(self, bundle: Bundle, *, n_threads: int | None = None,
                  residency: str | None = None, plan: Plan | None = None, device: str | None = None,
-                 image_cache_bytes: int | None = None):
+                 image_cache_bytes: int | None = None, models: ModelSource | None = None):
         residency = residency or _residency_of(plan)
         if residency not in RESIDENCIES:
             raise InputError(f"unknown residency {residency!r}; choose one of: {', '.join(RESIDENCIES)}")
@@ -83,6 +84,7 @@ class Pipeline:
         self._image_cache_bytes = image_cache_bytes  # None: the backend's own bound
         self._models: dict[str, TextModel] = {}
         self.model_lock = ModelLock()
+        self._source = models or OwnModels()  # a server of many bundles shares one (runtime/models.py)
 
     def __enter__(self) -> "Pipeline":
         return self
@@ -122,7 +124,7 @@ class Pipeline:
         model = self._models.pop(role, None)
         if model is not None:
             self._encodes_before += model.image_encodes if isinstance(model, CachesImages) else 0
-            model.close()
+            self._source.close(self.bundle.require(role), model)
 
     @serialized
     def forget_image(self, picture: LoadedImage) -> None:
@@ -145,16 +147,11 @@ class Pipeline:
                 for other in [r for r in self._models if r != role]:
                     self.release(other)
             spec = self.bundle.require(role)
-            cls = backends.get(spec.backend).model_type()
-            try:
-                model = cls(model_path=str(spec.model_path),
-                            mmproj_path=str(spec.mmproj_path) if spec.mmproj_path else None,
-                            n_threads=self._n_threads, **self._stage_settings(spec))
-            except (ModelError, BundleError) as exc:  # the file changed since the bundle was checked
-                raise ModelLoadError(f"{role} model: {exc}") from None
+            model, load_s = self._source.open(spec, self._stage_settings(spec), self._n_threads)
             self._models[role] = model
-            self.model_loads += 1
-            stats.load_s = model.load_s
+            if load_s is not None:  # None: a shared model that was already loaded
+                self.model_loads += 1
+                stats.load_s = load_s
         return self._models[role]
 
     def _stage_settings(self, spec: StageSpec) -> dict:

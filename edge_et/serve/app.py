@@ -20,11 +20,11 @@ from edge_et.serve import failures
 from edge_et.serve.chat import chat_completions
 from edge_et.serve.gate import Gate, key_checker
 from edge_et.serve.schema import ChatCompletion, ErrorResponse, Health, ModelList
-from edge_et.serve.state import ServerState
+from edge_et.serve.state import ServedBundle, ServerState
 
 PAGE = Path(__file__).resolve().parent / "page"
 PAGE_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
-ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 413, 500, 503)}
+ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 500, 503)}
 
 
 def create_app(state: ServerState) -> FastAPI:
@@ -49,9 +49,9 @@ def create_app(state: ServerState) -> FastAPI:
              responses=ERRORS | {200: {"content": {"text/event-stream": {}}}},
              summary="Answer a question about an image (Extract+Think)")(chat_completions)
     app.get("/v1/models", response_model=ModelList, dependencies=keyed,
-            responses=ERRORS, summary="The bundle as one model")(_models)
+            responses=ERRORS, summary="The served bundles, each as a model, with what is loaded")(_models)
     app.get("/health", response_model=Health, responses={503: {"model": ErrorResponse}},
-            summary="200 once the models are loaded, 503 before")(_health)
+            summary="200 once the server is ready (503 while one bundle loads); per bundle: loaded, bytes, queue")(_health)
     app.get("/metrics", dependencies=keyed, responses=ERRORS | {200: {"content": {"text/plain": {}}}},
             response_class=Response, summary="Prometheus metrics")(_metrics)
     app.get("/", include_in_schema=False)(_page)
@@ -60,16 +60,31 @@ def create_app(state: ServerState) -> FastAPI:
 
 
 async def _models(request: Request) -> JSONResponse:
+    """Every served bundle as a model, with what is loaded now; `edge_et` beside `data`: the
+    pool's models and the memory figures (what `edge-et ps` shows)."""
     state: ServerState = request.app.state.edge
-    stages = {spec.role: {"arch": spec.arch, "backend": spec.backend, "model": spec.model,
-                          "thinking": spec.thinking, "random_weights": spec.random_weights}
-              for spec in state.bundle.stages()}
-    plan = state.pipelines[0].plan
-    card = {"id": state.model_name, "object": "model", "created": int(state.started), "owned_by": "edge-et",
-            "edge_et": {"stages": stages, "slots": len(state.pipelines),
-                        "residency": state.pipelines[0].residency,
+    cards = [_card(state, served) for served in state.bundles.values()]
+    return JSONResponse({"object": "list", "data": cards,
+                         "edge_et": {"memory": state.memory(), "models": state.pool.snapshot()}})
+
+
+def _card(state: ServerState, served: ServedBundle) -> dict:
+    bundle, plan = served.bundle, served.plan
+    stages = {}
+    for spec in bundle.stages() if bundle else ():
+        entry = state.pool.entry(served.keys[0][spec.role])
+        stages[spec.role] = {"arch": spec.arch, "backend": spec.backend, "model": spec.model,
+                             "thinking": spec.thinking, "random_weights": spec.random_weights,
+                             "pool_model": entry.label, "bytes": entry.bytes,
+                             "loaded": entry.model is not None}
+    decided = served.residency
+    return {"id": served.model_name, "object": "model", "created": int(state.started),
+            "owned_by": "edge-et",
+            "edge_et": {"stages": stages, "slots": len(served.pipelines), "path": str(served.path),
+                        "residency": ("swap" if served.swaps else "co-resident") if decided else None,
+                        "residency_reason": decided.reason if decided else None,
+                        "loaded": served.status()["loaded"], "refused": served.refusal,
                         "plan": plan.decision if plan else None, "slot_plan": _slot_plan(plan)}}
-    return JSONResponse({"object": "list", "data": [card]})
 
 
 def _slot_plan(plan) -> dict | None:
@@ -83,10 +98,16 @@ def _slot_plan(plan) -> dict | None:
 
 
 async def _health(request: Request) -> JSONResponse:
+    """503 while a one-bundle server loads; then per bundle: loaded, bytes, queue."""
     state: ServerState = request.app.state.edge
-    scheduler = state.ready()
-    return JSONResponse({"status": "ok", "model": state.model_name, "slots": len(state.pipelines),
-                         "slots_busy": scheduler.busy, "queue_depth": scheduler.queue_depth})
+    state.check_ready()
+    statuses = {name: served.status() for name, served in state.bundles.items()}
+    first = next(iter(state.bundles.values()))
+    return JSONResponse({"status": "ok", "model": first.model_name,
+                         "slots": sum(len(s.pipelines) for s in state.bundles.values()),
+                         "slots_busy": sum(s["busy"] for s in statuses.values()),
+                         "queue_depth": sum(s["queue_depth"] for s in statuses.values()),
+                         "models": statuses, "memory": state.memory()})
 
 
 async def _metrics(request: Request) -> Response:

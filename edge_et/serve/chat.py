@@ -28,11 +28,11 @@ from edge_et.serve.jobs import Job
 from edge_et.serve.media import image_url_of, load_picture, question_of
 from edge_et.serve.scheduler import QueueFull
 from edge_et.serve.schema import ChatRequest, EdgeEtOptions
-from edge_et.serve.state import ServerState
+from edge_et.serve.state import ServedBundle as ServerState  # one served bundle
 
 
 async def chat_completions(body: ChatRequest, request: Request):
-    state: ServerState = request.app.state.edge
+    state: ServerState = request.app.state.edge.pick(body.model)  # the bundle `model` names
     scheduler = state.ready()
     question, url, options = parse_request(body)
     admit(state, body, options)

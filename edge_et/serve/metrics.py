@@ -16,6 +16,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 import edge_et
 
@@ -63,6 +64,12 @@ class Metrics:
         Gauge("edge_et_models_resident", "Models in memory now",
               registry=r).set_function(resident_models)
 
+    def bind_models(self, models: Callable[[], list[dict]], bundles: Callable[[], dict[str, dict]],
+                    memory: Callable[[], dict]) -> None:
+        """Per model (the pool's, labelled `model`: file@sha256) and per bundle (labelled
+        `bundle`: a request's `model`), read when scraped."""
+        self.registry.register(_PoolCollector(models, bundles, memory))
+
     def record(self, result: edge_et.Result, extraction_cached: bool) -> None:
         """Tokens, per-stage seconds and cache outcomes of one finished run."""
         for stage, stats in result.stages.items():
@@ -79,3 +86,43 @@ class Metrics:
 
     def text(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _PoolCollector:
+    """The model pool and the served bundles as metric families, one sample per model/bundle."""
+
+    def __init__(self, models, bundles, memory):
+        self._models, self._bundles, self._memory = models, bundles, memory
+
+    def collect(self):
+        models = self._models()
+        gauges = {"loaded": "1 when the model is in memory", "bytes": "Planned bytes of the model",
+                  "in_use": "1 while a run uses the model", "waiting": "Runs waiting for the model"}
+        for field, text in gauges.items():
+            family = GaugeMetricFamily(f"edge_et_pool_model_{field}", text, labels=["model"])
+            for model in models:
+                family.add_metric([model["model"]], float(model[field]))
+            yield family
+        counters = {"loads": "Loads of the model", "evictions": "Unloads to make room, least "
+                    "recently used first", "idle_unloads": "Unloads after the keep-alive",
+                    "swap_unloads": "Unloads by a swapping bundle before its other model loaded"}
+        for field, text in counters.items():
+            family = CounterMetricFamily(f"edge_et_pool_model_{field}", text, labels=["model"])
+            for model in models:
+                family.add_metric([model["model"]], model[field])
+            yield family
+        bundles = self._bundles()
+        for field, text in {"loaded": "1 when all the bundle's models are in memory",
+                            "bytes": "Planned bytes of the bundle's models",
+                            "queue_depth": "Requests waiting", "busy": "Slots running a request"}.items():
+            family = GaugeMetricFamily(f"edge_et_bundle_{field}", text, labels=["bundle"])
+            for name, status in bundles.items():
+                family.add_metric([name], float(status[field]))
+            yield family
+        memory = self._memory()
+        family = GaugeMetricFamily("edge_et_memory_bytes", "Budget, room after the runtime, "
+                                   "bytes the pool holds, peak RSS", labels=["kind"])
+        for kind in ("budget_bytes", "room_bytes", "used_bytes", "peak_rss_bytes"):
+            if memory.get(kind) is not None:
+                family.add_metric([kind.removesuffix("_bytes")], float(memory[kind]))
+        yield family

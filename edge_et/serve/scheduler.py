@@ -1,11 +1,12 @@
-"""Slots, a bounded queue, stage grouping and idle unload.
+"""One bundle's slots, its bounded queue and stage grouping.
 
 Each slot is one `Pipeline` with a thread of its own: `--parallel N` runs N requests at once,
 and a running request is never cancelled because another arrived (a new one waits in the
 queue; a full queue is a 503 with Retry-After). Under swap residency a slot takes every waiting
 request at once and runs all their perceptions, frees the perception model, then runs all
 their reasoning, as `run --batch` does: a model loads once per group, not once per request.
-A slot idle for the keep-alive frees its models; the next request loads them again.
+The models are borrowed from the server's pool (pool.py) and given back after each group; the
+pool decides what stays loaded and unloads what sits idle for the keep-alive.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 import edge_et
 from edge_et.serve.failures import ApiError, from_edge_et
@@ -29,19 +31,21 @@ class QueueFull(Exception):
 
 
 class Scheduler:
-    def __init__(self, pipelines: list[edge_et.Pipeline], *, max_queue: int,
-                 keep_alive_s: float | None, metrics: Metrics, extraction_cache_entries: int = 4096):
+    def __init__(self, pipelines: list[edge_et.Pipeline], *, max_queue: int, metrics: Metrics,
+                 extraction_cache_entries: int = 4096, group: bool = False,
+                 check: Callable[[Job], None] = lambda job: None, name: str = ""):
         self.pipelines = pipelines
         self.max_queue = max_queue
-        self.keep_alive_s = keep_alive_s  # None: never unload
         self.metrics = metrics
+        self.group = group  # swap residency: run waiting requests stage by stage
+        self._check = check  # refuses a job before it is queued (raises ApiError)
         self.cache = ExtractionCache(extraction_cache_entries)
         self._waiting: deque[Job] = deque()
         self._cond = threading.Condition()
         self._busy = 0
         self._stopping = False
         self._threads = [threading.Thread(target=self._slot, args=(pipeline,), daemon=True,
-                                          name=f"edge-et-slot-{i}")
+                                          name=f"edge-et-slot-{name}-{i}")
                          for i, pipeline in enumerate(pipelines)]
         for thread in self._threads:
             thread.start()
@@ -49,6 +53,7 @@ class Scheduler:
     # -- what the routes and metrics see --------------------------------------------------
 
     def submit(self, job: Job) -> None:
+        self._check(job)
         with self._cond:
             if len(self._waiting) >= self.max_queue:
                 raise QueueFull
@@ -62,14 +67,6 @@ class Scheduler:
     @property
     def busy(self) -> int:
         return self._busy
-
-    @property
-    def model_loads(self) -> int:
-        return sum(pipeline.model_loads for pipeline in self.pipelines)
-
-    @property
-    def resident_models(self) -> int:
-        return sum(len(pipeline.loaded_roles) for pipeline in self.pipelines)
 
     def close(self) -> None:
         with self._cond:
@@ -93,29 +90,21 @@ class Scheduler:
             try:
                 self._run_group(pipeline, jobs)
             finally:
+                pipeline.close()  # the models go back to the pool, which keeps them loaded
                 with self._cond:
                     self._busy -= 1
 
     def _next_jobs(self, pipeline: edge_et.Pipeline) -> list[Job] | None:
-        """Wait for work (unloading after the keep-alive); None when the server stops."""
+        """Wait for work; None when the server stops."""
         with self._cond:
-            idle_since = time.monotonic()
             while not self._waiting and not self._stopping:
-                timeout = self._idle_timeout(pipeline, idle_since)
-                if not self._cond.wait(timeout) and timeout is not None and pipeline.loaded_roles:
-                    pipeline.close()
-                    self.metrics.model_unloads.inc()
+                self._cond.wait()
             if self._stopping:
                 return None
-            take = GROUP_LIMIT if pipeline.residency == "swap" else 1
+            take = GROUP_LIMIT if self.group else 1
             jobs = [self._waiting.popleft() for _ in range(min(take, len(self._waiting)))]
             self._busy += 1
             return jobs
-
-    def _idle_timeout(self, pipeline: edge_et.Pipeline, idle_since: float) -> float | None:
-        if self.keep_alive_s is None or not pipeline.loaded_roles:
-            return None
-        return max(0.0, idle_since + self.keep_alive_s - time.monotonic())
 
     def _run_group(self, pipeline: edge_et.Pipeline, jobs: list[Job]) -> None:
         """Every job's perception, then (freeing perception first under swap) its reasoning."""
@@ -124,7 +113,7 @@ class Scheduler:
             self.metrics.queue_wait.observe(job.started_at - job.queued_at)
             self._attempt(job, lambda job=job: perceive(pipeline, job, self.cache, self._piece))
         thinking = [job for job in jobs if job.error is None and job.needs_reasoning]
-        if thinking and pipeline.residency == "swap":
+        if thinking and self.group:
             pipeline.release("perception")  # its memory returns before the reasoner loads
         for job in thinking:
             self._attempt(job, lambda job=job: reason(pipeline, job, self._piece))

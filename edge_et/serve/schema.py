@@ -156,7 +156,11 @@ class ModelList(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"]
-    model: str
+    model: str = Field(description="the first served bundle")
     slots: int
     slots_busy: int
     queue_depth: int
+    models: dict[str, Any] = Field(default_factory=dict,
+                                   description="per bundle: loaded, bytes, loads, evictions, residency, queue_depth, busy, refused")
+    memory: dict[str, Any] = Field(default_factory=dict,
+                                   description="budget, room, bytes loaded, RSS now and peak")

@@ -1,10 +1,14 @@
-"""What a server is started with, and the slots it opens before it listens.
+"""What a server is started with, and the bundles and slots it opens before it listens.
 
 Opening checks everything cheap up front, so a user mistake ends `edge-et serve` with one
-`error:` line before any port is bound: the bundle is read and validated, and the memory plan
-is made per slot. `--parallel N` gives each slot 1/N of the memory budget, so N pipelines with
-both models and their KV caches fit together or the server refuses to start (`PlanRefused`).
-Loading the models themselves happens after the port is bound; `/health` says 503 until then.
+`error:` line before any port is bound: each bundle named with `--bundle` is read and
+validated, and its memory plan is made per slot under the whole budget (each must fit alone;
+the pool, pool.py, decides at run time what stays loaded together). `--parallel N` gives each
+slot 1/N of the budget, so N pipelines fit together or the server refuses to start
+(`PlanRefused`). Without `--bundle`, every bundle of the bundles home is served; one that
+does not load or does not fit is listed with the reason and refused per request.
+With one bundle its models load after the port is bound (`/health` says 503 until then);
+with several they load when a request first needs them.
 """
 
 from __future__ import annotations
@@ -20,8 +24,14 @@ from pathlib import Path
 import numpy as np
 
 import edge_et
+from edge_et.bundle.home import bundles_home, local_bundles
+from edge_et.memory.probes import available_memory, current_rss, process_peak_rss
+from edge_et.memory.residency import RequestResidency, residency
+from edge_et.memory.scheduler import resolve_budget
 from edge_et.serve.failures import ApiError
+from edge_et.serve.jobs import Job
 from edge_et.serve.metrics import Metrics
+from edge_et.serve.pool import ModelPool, model_key
 from edge_et.serve.scheduler import Scheduler
 
 log = logging.getLogger("edge_et.serve")
@@ -31,7 +41,7 @@ WARM_UP_QUESTION = "What is in the picture?"
 
 @dataclass
 class ServeSettings:
-    bundle: Path
+    bundles: list[Path] = field(default_factory=list)  # none: every bundle of the bundles home
     host: str = "127.0.0.1"
     port: int = 8080
     api_key: str | None = None
@@ -73,24 +83,65 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def open_slots(settings: ServeSettings) -> tuple[edge_et.Bundle, list[edge_et.Pipeline]]:
-    """The bundle and one planned pipeline per slot (nothing loaded yet).
+@dataclass
+class Opened:
+    """A bundle to serve, planned (nothing loaded yet); `refusal` when it cannot be served."""
 
-    Admission through the memory planner: every slot holds both models (or swaps them) and its
-    own KV caches, so each slot is planned under 1/N of the budget. `--parallel N` that does
-    not fit is refused with one line naming the largest N that does and the budget N needs.
+    name: str
+    path: Path
+    bundle: edge_et.Bundle | None
+    plan: object | None  # the memory plan of one slot (edge_et.memory.scheduler.Plan)
+    refusal: str | None = None
+    refusal_code: str = "memory_refused"  # or "bundle_invalid": it does not load at all
+
+
+def open_bundles(settings: ServeSettings) -> list[Opened]:
+    """Every bundle to serve, validated and planned per slot under the whole budget.
+
+    A bundle named with `--bundle` that does not load or fit refuses the start (one line);
+    one found in the bundles home is kept with its `refusal`, which its requests get.
+    Raises InputError when there is nothing to serve.
     """
-    bundle = edge_et.Bundle.load(settings.bundle)
-    bundle.require("perception")
-    total = edge_et.plan_bundle(bundle, mem_budget=settings.mem_budget, device=settings.device)
-    plan = slot_plan(bundle, settings, total, settings.parallel)
-    if plan.decision == "refuse":
-        raise _refusal(bundle, settings, total, plan)
-    _log_plan(plan, settings.parallel)
-    return bundle, [edge_et.Pipeline(bundle, n_threads=settings.threads, plan=plan,
-                                     device=settings.device, residency=settings.residency,
-                                     image_cache_bytes=settings.image_cache_bytes)
-                    for _ in range(settings.parallel)]
+    explicit = bool(settings.bundles)
+    found = ([(None, path, None) for path in settings.bundles] if explicit else
+             [(local.name, local.path, local.problem) for local in local_bundles()])
+    if not found:
+        raise edge_et.InputError(f"no bundle to serve: the bundles home {bundles_home()} holds none "
+                                 "($EDGE_ET_BUNDLES); give --bundle DIR or NAME, or make one with "
+                                 "`edge-et bundle create`")
+    mem_budget = settings.mem_budget
+    if mem_budget is None and len(found) > 1:  # one budget for all: not one bundle's own
+        memory = available_memory()
+        mem_budget = resolve_budget(memory.available_bytes, available_source=memory.source).bytes
+    opened: list[Opened] = []
+    baseline = None
+    for name, path, problem in found:
+        try:
+            if problem:
+                raise edge_et.BundleError(problem)
+            bundle = edge_et.Bundle.load(path)
+            bundle.require("perception")
+            total = edge_et.plan_bundle(bundle, mem_budget=mem_budget, device=settings.device,
+                                        baseline=baseline)
+            baseline = total.baseline_bytes  # measured once, before any model
+            plan = slot_plan(bundle, settings, total, settings.parallel)
+            if plan.decision == "refuse":
+                raise _refusal(bundle, settings, total, plan)
+        except edge_et.EdgeEtError as error:
+            if explicit:
+                raise
+            log.warning("bundle %s is listed but not served: %s", name, error)
+            code = "memory_refused" if isinstance(error, edge_et.PlanRefused) else "bundle_invalid"
+            opened.append(Opened(name, Path(path), None, None, str(error), code))
+            continue
+        _log_plan(plan, settings.parallel, name or bundle.name)
+        opened.append(Opened(name or bundle.name or Path(bundle.path).name, Path(bundle.path), bundle, plan))
+    names = [item.name for item in opened]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise edge_et.InputError(f"two bundles are named {twice[0]!r}: a request's model could not "
+                                 "pick one; give each bundle.json its own name")
+    return opened
 
 
 def slot_plan(bundle: edge_et.Bundle, settings: ServeSettings, total, slots: int):
@@ -131,10 +182,10 @@ def _most_slots(bundle, settings: ServeSettings, total, upper: int) -> int:
     return low
 
 
-def _log_plan(plan, slots: int) -> None:
+def _log_plan(plan, slots: int, name: str) -> None:
     contexts = ", ".join(f"{role} n_ctx {fp.n_ctx} ({fp.kv_type} KV)" for role, fp in plan.stages.items())
-    log.info("%d slot(s), each planned %s under %s: %s", slots, plan.decision, _mib(plan.budget.bytes),
-             contexts)
+    log.info("%s: %d slot(s), each planned %s under %s: %s", name, slots, plan.decision,
+             _mib(plan.budget.bytes), contexts)
     for degradation in plan.degradations:
         log.warning("slot plan degraded: %s %s %s -> %s (%s)", degradation["stage"],
                     degradation["what"], degradation["from"], degradation["to"], degradation["why"])
@@ -144,59 +195,190 @@ def _mib(size: int) -> str:
     return f"{size / 2**20:,.0f} MiB"
 
 
-class ServerState:
-    """The server's shared objects; `scheduler` is None until the models are loaded."""
+PERCEPTION_ONLY = ("extract", "direct")  # modes that never load the reasoning model
 
-    def __init__(self, settings: ServeSettings, bundle: edge_et.Bundle,
-                 pipelines: list[edge_et.Pipeline]):
-        self.settings = settings
-        self.bundle = bundle
-        self.pipelines = pipelines
-        self.metrics = Metrics()
+
+class ServedBundle:
+    """One bundle the server answers for: its pipelines (one per slot), queue and memory figures.
+    A chat request reads it as it read the one-bundle server's state."""
+
+    def __init__(self, server: ServerState, opened: Opened):
+        self.server = server
+        self.settings, self.metrics = server.settings, server.metrics
+        self.model_name, self.path = opened.name, opened.path
+        self.bundle, self.plan, self.refusal = opened.bundle, opened.plan, opened.refusal
+        self.refusal_code = opened.refusal_code
+        self.thinking = bool(self.bundle and self.bundle.reasoning and self.bundle.reasoning.thinking)
         self.scheduler: Scheduler | None = None
+        self.pipelines: list[edge_et.Pipeline] = []
+        self.keys: list[dict[str, str]] = []  # per slot: role -> model key in the pool
+        self.sizes: dict[str, int] = {}       # role -> planned bytes of its model (one slot)
+        self.residency: RequestResidency | None = None
+        if self.bundle is not None:
+            self._open_slots(server.pool)
+
+    def _open_slots(self, pool: ModelPool) -> None:
+        settings, plan = self.settings, self.plan
+        room = plan.budget.bytes - plan.baseline_bytes
+        self.sizes = {role: fp.total_bytes for role, fp in plan.stages.items()}
+        for slot in range(settings.parallel):
+            keys = {}
+            for spec in self.bundle.stages():
+                fp = plan.stages[spec.role]
+                load = {"n_ctx": fp.n_ctx, "kv": fp.kv_type, "gpu": fp.gpu_layers,
+                        "image_tokens": fp.image_tokens, "threads": settings.threads,
+                        "device": settings.device,
+                        "image_cache": settings.image_cache_bytes if spec.role == "perception" else None}
+                key, label = model_key(self.bundle.path, spec, load, slot)
+                pool.register(key, label, fp.total_bytes, self.model_name)
+                keys[spec.role] = key
+            self.keys.append(keys)
+        self.residency = residency({role: (self.keys[0][role], size) for role, size in self.sizes.items()},
+                                   room)
+        swap = (settings.residency or self.residency.decision) == "swap"
+        for keys in self.keys:
+            # The pipeline borrows one model at a time (it never holds one while it waits for
+            # another, so borrowers cannot deadlock); the pool keeps both loaded when they fit.
+            self.pipelines.append(edge_et.Pipeline(
+                self.bundle, n_threads=settings.threads, plan=plan, device=settings.device,
+                residency="swap", image_cache_bytes=settings.image_cache_bytes,
+                models=pool.client(keys, swap=swap)))
+
+    @property
+    def swaps(self) -> bool:
+        return (self.settings.residency or (self.residency and self.residency.decision)) == "swap"
+
+    def ready(self) -> Scheduler:
+        """The scheduler; a 503 while the server loads, the refusal (with its figures) for a
+        bundle that cannot be served."""
+        self.server.check_ready()
+        if self.refusal is not None or self.scheduler is None:
+            raise ApiError(400, f"model {self.model_name!r} cannot be served: {self.refusal}",
+                           param="model", code=self.refusal_code)
+        return self.scheduler
+
+    def request_residency(self, mode: str) -> RequestResidency:
+        """Whether this request's models fit together, one at a time, or not at all."""
+        roles = ["perception"] if mode in PERCEPTION_ONLY else list(self.sizes)
+        room = self.plan.budget.bytes - self.plan.baseline_bytes
+        return residency({role: (self.keys[0][role], self.sizes[role]) for role in roles
+                          if role in self.sizes}, room)
+
+    def check(self, job: Job) -> None:
+        """Refuse at once, with the figures, a request that could not fit even alone."""
+        decided = self.request_residency(job.options.mode)
+        if decided.decision == "refuse":
+            raise ApiError(400, f"model {self.model_name!r}: {decided.reason}", param="model",
+                           code="memory_refused")
+
+    def status(self) -> dict:
+        """Loaded, bytes, loads, evictions (of its models: a model shared with another bundle
+        counts in both), queue: what /health shows for this bundle."""
+        models = {role: self.server.pool.entry(key) for role, key in (self.keys[0].items() if self.keys else ())}
+        distinct = {entry.key: entry for entry in models.values()}.values()  # a shared file once
+        return {"loaded": bool(models) and all(entry.model is not None for entry in models.values()),
+                "stages_loaded": {role: entry.model is not None for role, entry in models.items()},
+                "bytes": sum(entry.bytes for entry in distinct),
+                "loads": sum(entry.loads for entry in distinct),
+                "evictions": sum(entry.evictions for entry in distinct),
+                "residency": self.residency.decision if self.residency else None,
+                "queue_depth": self.scheduler.queue_depth if self.scheduler else 0,
+                "busy": self.scheduler.busy if self.scheduler else 0,
+                "refused": self.refusal}
+
+
+class ServerState:
+    """The server's shared objects: settings, metrics, the model pool and every served bundle."""
+
+    def __init__(self, settings: ServeSettings, opened: list[Opened]):
+        self.settings = settings
+        self.metrics = Metrics()
+        planned = [item.plan for item in opened if item.plan is not None]
+        self.budget_bytes = planned[0].budget.bytes if planned else 0
+        self.baseline_bytes = planned[0].baseline_bytes if planned else 0
+        self.pool = ModelPool(self.budget_bytes - self.baseline_bytes, keep_alive_s=settings.keep_alive_s,
+                              on_idle_unload=self.metrics.model_unloads.inc)
+        self.bundles = {item.name: ServedBundle(self, item) for item in opened}
+        self.loaded = False
         self.load_error: str | None = None
         self.on_load_failure = lambda: None  # set by the runner: stops the server
-        self.model_name = bundle.name or Path(bundle.path).name
         self.started = time.time()
-        self.thinking = bool(bundle.reasoning and bundle.reasoning.thinking)
+
+    def pick(self, name: str | None) -> ServedBundle:
+        """The bundle a request's `model` names (its name or folder name). With one bundle any
+        name picks it (one bundle per server, as llama-server); else an unknown one is a 404."""
+        served = list(self.bundles.values())
+        if len(served) == 1:
+            return served[0]
+        for bundle in served:
+            if name in (bundle.model_name, bundle.path.name):
+                return bundle
+        known = ", ".join(self.bundles)
+        if not name:
+            raise ApiError(400, f"name the model: this server serves {known}", param="model",
+                           code="model_required")
+        raise ApiError(404, f"the model {name!r} does not exist; this server serves {known}",
+                       param="model", code="model_not_found")
+
+    def check_ready(self) -> None:
+        if not self.loaded:
+            reason = self.load_error or "the models are loading"
+            raise ApiError(503, reason, code="loading", headers={"Retry-After": "2"})
 
     def start_loading(self) -> threading.Thread:
         thread = threading.Thread(target=self._load, name="edge-et-load", daemon=True)
         thread.start()
         return thread
 
-    def ready(self) -> Scheduler:
-        if self.scheduler is None:
-            reason = self.load_error or "the models are loading"
-            raise ApiError(503, reason, code="loading", headers={"Retry-After": "2"})
-        return self.scheduler
+    def memory(self) -> dict:
+        """The budget, what the pool holds, and this process's resident bytes (now and peak)."""
+        return {"budget_bytes": self.budget_bytes, "baseline_bytes": self.baseline_bytes,
+                "room_bytes": self.pool.room, "used_bytes": self.pool.used_bytes,
+                "rss_bytes": current_rss(), "peak_rss_bytes": process_peak_rss()}
 
     def close(self) -> None:
-        if self.scheduler is not None:
-            self.scheduler.close()
-        else:
-            for pipeline in self.pipelines:
+        self.pool.stop()  # runs waiting for a model end now, not after the join's timeout
+        for served in self.bundles.values():
+            if served.scheduler is not None:
+                served.scheduler.close()
+            for pipeline in served.pipelines:
                 pipeline.close()
+        self.pool.close()
 
     def _load(self) -> None:
+        """With one bundle, load its models now (and warm up); with several, load on demand."""
+        serving = [served for served in self.bundles.values() if served.bundle is not None]
         try:
-            for pipeline in self.pipelines:
-                pipeline.load()
-                if self.settings.warm_up:
-                    _warm_up(pipeline)
+            if len(self.bundles) == 1:
+                for served in serving:
+                    for pipeline in served.pipelines:
+                        pipeline.load()
+                        if self.settings.warm_up:
+                            _warm_up(pipeline)
+                        pipeline.close()  # back to the pool, which keeps it loaded
         except edge_et.EdgeEtError as error:
             self.load_error = f"loading failed: {error}"
             log.error(self.load_error)
             self.on_load_failure()
             return
-        scheduler = Scheduler(self.pipelines, max_queue=self.settings.max_queue,
-                              keep_alive_s=self.settings.keep_alive_s, metrics=self.metrics,
-                              extraction_cache_entries=self.settings.extraction_cache_entries)
-        self.metrics.bind(queue_depth=lambda: scheduler.queue_depth, busy=lambda: scheduler.busy,
-                          model_loads=lambda: scheduler.model_loads,
-                          resident_models=lambda: scheduler.resident_models)
-        self.scheduler = scheduler
-        log.info("ready: %s, %d slot(s)", self.model_name, len(self.pipelines))
+        for served in serving:
+            served.scheduler = Scheduler(served.pipelines, max_queue=self.settings.max_queue,
+                                         metrics=self.metrics, group=served.swaps, check=served.check,
+                                         extraction_cache_entries=self.settings.extraction_cache_entries,
+                                         name=served.model_name)
+        self.metrics.bind(queue_depth=lambda: sum(s["queue_depth"] for s in self._statuses()),
+                          busy=lambda: sum(s["busy"] for s in self._statuses()),
+                          model_loads=lambda: self.pool.loads,
+                          resident_models=lambda: self.pool.resident_models)
+        self.metrics.bind_models(self.pool.snapshot, self._statuses_by_name, self.memory)
+        self.loaded = True
+        log.info("ready: %s", ", ".join(f"{s.model_name} ({len(s.pipelines)} slot(s))" for s in serving))
+
+    def _statuses(self) -> list[dict]:
+        return list(self._statuses_by_name().values())
+
+    def _statuses_by_name(self) -> dict[str, dict]:
+        return {name: served.status() for name, served in self.bundles.items()}
 
 
 def _warm_up(pipeline: edge_et.Pipeline) -> None:

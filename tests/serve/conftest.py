@@ -127,13 +127,16 @@ def served(served_bundle, sample_image, tmp_path_factory) -> Served:
 
 
 @contextmanager
-def start_server(bundle: Path, folder: Path, *options: str) -> Iterator[Served]:
-    """`edge-et serve` on `bundle` in a subprocess on a free port, once /health says 200."""
+def start_server(bundle: Path | None, folder: Path, *options: str,
+                 env: dict[str, str] | None = None) -> Iterator[Served]:
+    """`edge-et serve` on `bundle` (None: the bundles home's, `env` may name it) in a
+    subprocess on a free port, once /health says 200."""
     port, log = free_port(), folder / f"server-{time.monotonic_ns()}.log"
-    command = [sys.executable, "-m", "edge_et.cli.main", "serve", "--bundle", str(bundle),
+    command = [sys.executable, "-m", "edge_et.cli.main", "serve",
+               *(["--bundle", str(bundle)] if bundle is not None else []),
                "--port", str(port), "--threads", "1", "--api-key", KEY, "--keep-alive", "-1",
                "--log-level", "warning", *options]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     with open(log, "wb") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = Served(url=f"http://127.0.0.1:{port}", key=KEY, media_dir=folder, log=log)

@@ -68,7 +68,7 @@ async function ask(event) {
   const file = $("image").files[0];
   if (!file) { setStatus("pick an image first", true); return; }
   const body = {
-    model: $("model").textContent, stream: true,
+    model: $("bundle").value || $("model").textContent, stream: true,
     messages: [{ role: "user", content: [
       { type: "image_url", image_url: { url: await readImage(file) } },
       { type: "text", text: $("question").value }] }],
@@ -113,15 +113,33 @@ async function readEvents(reader) {
   }
 }
 
+// The bundle picker: every bundle the server serves, those loaded now marked; the choice is
+// the request's `model` and stays picked across reloads of the list.
 async function loadModel() {
   try {
     const response = await fetch("/v1/models", { headers: headers() });
     const models = await response.json();
-    $("model").textContent = response.ok ? models.data[0].id : "(API key needed)";
+    if (!response.ok) { $("model").textContent = "(API key needed)"; return; }
+    const picked = $("bundle").value || localStorage.getItem("edge-et-model") || "";
+    $("bundle").replaceChildren(...models.data.map((card) => {
+      const option = document.createElement("option");
+      const info = card.edge_et || {};
+      option.value = card.id;
+      option.textContent = card.id + (info.refused ? " (does not fit)" : info.loaded ? " · loaded" : "");
+      option.disabled = Boolean(info.refused);
+      return option;
+    }));
+    if (models.data.some((card) => card.id === picked)) { $("bundle").value = picked; }
+    $("model").textContent = $("bundle").value;
   } catch (error) {
     $("model").textContent = "(server unreachable)";
   }
 }
+
+$("bundle").addEventListener("change", () => {
+  $("model").textContent = $("bundle").value;
+  localStorage.setItem("edge-et-model", $("bundle").value);
+});
 
 $("image").addEventListener("change", () => {
   const file = $("image").files[0];
