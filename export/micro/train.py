@@ -84,7 +84,8 @@ def learning_rate(step: int, steps: int, peak: float, warmup: int) -> float:
 def train(*, form: str, seed: int, out: Path, steps: int = 1200, batch: int = 16,
           lr: float = 1e-3, warmup: int = 100, config: str = "micro", threads: int | None = None,
           init: Path | None = None, tokenizer: Path | None = None, log_every: int = 25, eval_every: int = 200,
-          eval_size: int = 64, log=print, scenes: str = "classic", checkpoint_every: int = 100) -> dict:
+          eval_size: int = 64, log=print, scenes: str = "classic", checkpoint_every: int = 100,
+          stop_at: float | None = None) -> dict:
     """Build the seeded random model (or start from the checkpoint `init`), train it on
     `form`, save it; return the summary.
 
@@ -93,7 +94,10 @@ def train(*, form: str, seed: int, out: Path, steps: int = 1200, batch: int = 16
     reuses a saved tokenizer (a published model's) instead of training the scene BPE, whose
     corpus follows the scene texts of the current code. `scenes` picks the renderer
     (export.scenes.forms.STREAMS). Every `checkpoint_every` steps the run saves OUT/resume/,
-    and the same command started again continues from there (export.micro.resume)."""
+    and the same command started again continues from there (export.micro.resume). With
+    `stop_at` (a time.monotonic() value), the first log step past it saves that checkpoint and
+    raises resume.Paused: a run in chunks of bounded time, continued exactly (the checkpoint
+    falls on a log step, so the logged loss averages are those of an uninterrupted run)."""
     import torch
 
     if form not in FORMS:
@@ -166,6 +170,10 @@ def train(*, form: str, seed: int, out: Path, steps: int = 1200, batch: int = 16
                 log(json.dumps(entry))
             if checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
                 resume.save(out, model, optimizer, step + 1, history, settings)
+            if stop_at is not None and (step + 1) % log_every == 0 and step + 1 < steps \
+                    and time.monotonic() >= stop_at:
+                resume.save(out, model, optimizer, step + 1, history, settings)
+                raise resume.Paused(out, step + 1, steps)
     elapsed = time.perf_counter() - started
     model.save_pretrained(hf_dir, safe_serialization=True)
     resume.clear(out)
