@@ -72,7 +72,7 @@ def run_one(name: str, args, results: dict) -> None:
         chunk = _begin()
         try:
             train_recipe(form=form, out=folder, config=config, threads=args.threads, scenes=scenes,
-                         tokenizer=TOKENIZER, stop_at=args.stop_at,
+                         tokenizer=TOKENIZER, stop_at=args.stop_at, pixel_cache=True,
                          progress=lambda done, total, entry: _progress(name, done, total, entry))
         finally:  # a paused chunk is recorded too: its minutes and load count toward the run
             cell.setdefault("chunks", []).append(_end(chunk))
