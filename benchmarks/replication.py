@@ -139,7 +139,7 @@ def cell_bundle(system: str, reasoner: str | None, given: dict[str, Path]) -> Pa
 def data_version(name: str) -> str:
     """A digest of the code that makes dataset `name`: a changed generator means new data."""
     sources = sorted((ROOT / "export" / "scenes").glob("*.py")) if name in ("scenes", "shifted") else \
-        [ROOT / "edge_et" / "eval_data.py"]
+        [ROOT / "edge_et" / "eval" / "data.py"]
     digest = hashlib.sha256(b"".join(path.read_bytes() for path in sources))
     return digest.hexdigest()[:12]
 
