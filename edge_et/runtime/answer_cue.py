@@ -118,8 +118,8 @@ def letter_tokens(model: TextModel, letters: str) -> list[int] | None:
     no such single token in the model's vocabulary (then no answer can be limited to them)."""
     found: list[int] = []
     for letter in letters:
-        ids = [ids[0] for ids in (model.tokenize(text=" " + letter), model.tokenize(text=letter))
-               if len(ids) == 1 and model.piece(token=ids[0]).decode("utf-8", "replace").strip() == letter]
+        ids = [tokens[0] for tokens in (model.tokenize(text=" " + letter), model.tokenize(text=letter))
+               if len(tokens) == 1 and model.piece(token=tokens[0]).decode("utf-8", "replace").strip() == letter]
         if not ids:
             return None
         found += [token for token in ids if token not in found]
