@@ -236,7 +236,7 @@ def _oracle(data, reasoner: str, args, progress) -> dict:
         for item in data.items:
             truth = training_pair(example(HELDOUT_SEED, int(str(item.id).rsplit("-", 1)[1])), "extract")[1]
             result = pipeline.reason_over(truth, item.prompt, RunOptions(seed=item.seed(args.seed)))
-            rows.append(Scored(item.id, item.category, item.answer, answer_letter(result.answer, "".join(item.options)),
+            rows.append(Scored(item.id, item.category, item.answer, answer_letter(result.answer, "".join(item.options), item.options),
                                len(item.options), stage_s=stage_seconds(result.to_dict()["stages"])))
             progress()
     return ModeReport(mode="think", rows=rows).to_dict()

@@ -73,6 +73,7 @@ class Bundle:
     prompts: dict[str, str]
     decoding: dict[str, dict]
     memory: dict = field(default_factory=dict)  # e.g. {"budget": "6GB"} for the planner
+    answer: dict = field(default_factory=dict)  # e.g. {"force_letter": true} (runtime/answer_cue.py)
 
     @classmethod
     def load(cls, path: str | Path, *, verify_checksums: bool = False) -> Bundle:
@@ -110,7 +111,10 @@ class Bundle:
             prompts=_typed(data, "prompts", dict, default={}),
             decoding=_typed(data, "decoding", dict, default={}),
             memory=_typed(data, "memory", dict, default={}),
+            answer=_typed(data, "answer", dict, default={}),
         )
+        if not isinstance(bundle.answer.get("force_letter", False), bool):
+            raise BundleError(f"{MANIFEST}: 'answer.force_letter' must be true or false")
         if bundle.perception is None and bundle.reasoning is None:
             raise BundleError(f"bundle '{root}': {MANIFEST} declares neither 'perception' nor 'reasoning'")
         for stage in bundle.stages():

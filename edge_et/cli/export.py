@@ -263,5 +263,6 @@ def export_micro_eval(
     table.add_column("measure")
     table.add_column("value", justify="right")
     for key, value in report.items():
-        table.add_row(key, str(value))
+        # direct forms keep every answer (for scoring again later): --json prints them
+        table.add_row(key, f"{len(value)} answers (--json)" if key == "predictions" else str(value))
     out.print(table)

@@ -20,6 +20,11 @@ class StageStats:
     think_tokens: int | None = None  # thinking models: tokens inside <think>…</think>
     think_forced: bool | None = None  # thinking models: whether the budget ended the thinking
     answer_cued: bool | None = None  # instruct reasoners: whether `Answer:` was cued (runtime/answer_cue.py)
+    # A cued or forced answer was limited to the question's option letters (True), or the
+    # question had options the reasoner's vocabulary cannot write as single tokens (False:
+    # free text, as without options); None when no answer was cued or the question had none.
+    answer_constrained: bool | None = None
+    letter_forced: bool | None = None  # the opt-in forced letter was added (answer.force_letter)
     speculative: str | None = None   # reasoning: the drafter used (lookup, draft) or off
     drafted_tokens: int | None = None  # speculative decoding: tokens drafted and verified
     accepted_tokens: int | None = None  # drafted tokens the target kept (each saved a decode)

@@ -2,26 +2,23 @@
 
 Pure functions over `Scored` rows, so the numbers can be tested on scripted results.
 
-Scoring rule. The pipeline's answer is the paper's parse of the last line (`Answer: X`, else
-the line itself). It counts as the option letter L when it is L alone or L followed by a
-non-letter, after an optional "option " or "the answer is" as lmms-eval's MMStar scorer
-allows: "B", "b", "(B)", "B.", "B) circle", "**B**", "Option C", "The answer is: D.". That
-scorer compares only the first character, which also reads "Apple" as A; this rule does
-not. Anything else is a parse failure: it is counted, and it is wrong.
+Scoring rule: the pipeline's answer is the paper's parse of the last line (`Answer: X`, else
+the line itself; core/prompts.py); it counts as option letter L by edge_et.core.choices
+(answer_letter: L standing alone as a letter, not the first character of a sentence).
+Anything else is a parse failure: it is counted, and it is wrong.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import statistics
 from dataclasses import dataclass, field
+
+from edge_et.core.choices import answer_letter  # noqa: F401  (re-exported: scorers read it here)
 
 Z_95 = 1.959963984540054  # two-sided 95% normal quantile
 NO_CATEGORY = "(none)"
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # option letters, in order
-_LETTER = re.compile(r"^[\s*_`'\"]*(?:the answer is\s*:?\s*|option\s+)?\(?([A-Za-z])(?![A-Za-z])",
-                     re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -45,15 +42,6 @@ class Scored:
     @property
     def correct(self) -> bool:
         return self.error is None and self.letter == self.gold
-
-
-def answer_letter(answer: str, letters: str) -> str | None:
-    """The option letter that `answer` names (rule in the module doc), None if none of `letters`."""
-    match = _LETTER.match(answer or "")
-    if not match:
-        return None
-    letter = match.group(1).upper()
-    return letter if letter in letters.upper() else None
 
 
 def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:

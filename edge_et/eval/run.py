@@ -259,5 +259,5 @@ def score_record(item: EvalItem, record: dict) -> Scored:
     common = dict(id=item.id, category=item.category, gold=item.answer, n_options=len(item.options))
     if "error" in record:
         return Scored(**common, error=record["error"])
-    return Scored(**common, letter=answer_letter(record.get("answer", ""), "".join(item.options)),
+    return Scored(**common, letter=answer_letter(record.get("answer", ""), "".join(item.options), item.options),
                   stage_s=stage_seconds(record.get("stages", {})))

@@ -12,26 +12,43 @@ So, only then: the cue `Answer:` is appended on a line of its own, as forced tok
 format the paper's post-prompt asks for, and the model decodes at most the answer budget,
 stopping at the end of that line so it stays the last line the parser reads. Output that
 already ends in a parsable answer is returned untouched, byte for byte.
+
+When the question lists options (core/choices.py), the cued answer is one of their letters:
+its one token is sampled with every other token's logit masked (a logit edit, which every
+backend's `sample` takes), so a reasoning cut short cannot end in "Answer: 1" for option
+"A. 1". A reasoner whose vocabulary has no single token for some letter gets the free answer
+line as before, and the stage says so (`answer_constrained` false).
+
+`force_letter` is the opt-in (bundle `answer.force_letter`, RunOptions.force_letter) for a
+reply that did end in an answer line naming no option ("Answer: None"): a second cue on a
+new line and one constrained letter, which then is the last line the parser reads. Off by
+default: the paper's parse of what the reasoner wrote stays the answer.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Mapping, Sequence
 
-from edge_et.backends.base import ContextFull, Sampling, TextModel
+import numpy as np
+
+from edge_et.backends.base import ContextFull, LogitEdit, Sampling, TextModel
+from edge_et.core.choices import answer_letter
 from edge_et.core.prompts import parse_answer
 from edge_et.core.stats import StageStats
-from edge_et.runtime.generation import Generation, TextSink, Stepper, generate
+from edge_et.runtime.generation import Generation, Stepper, TextSink, generate
 
 ANSWER_CUE = "Answer:"
 
 
 def reason_with_answer_cue(model: TextModel, *, sampling: Sampling, max_tokens: int,
                            answer_budget: int, on_text: TextSink | None = None,
-                           stats: StageStats | None = None, stops: Sequence[str] = ()) -> Generation:
+                           stats: StageStats | None = None, stops: Sequence[str] = (),
+                           letters: str = "") -> Generation:
     """Reason for at most `max_tokens`; cue the answer if the output's last line names none.
 
-    A reply the caller's stop string ended is the reply they asked for: it gets no cue."""
+    letters: the question's option letters ("ABCD"; "" when it lists none), which the cued
+    answer is limited to. A reply the caller's stop string ended is the reply they asked
+    for: it gets no cue."""
     stats = stats or StageStats()
     reasoning = generate(model, sampling=sampling, max_tokens=max_tokens, on_text=on_text,
                          stats=stats, stops=stops)
@@ -39,13 +56,23 @@ def reason_with_answer_cue(model: TextModel, *, sampling: Sampling, max_tokens: 
     if reasoning.stop_reason in ("context_full", "stop_string") or parse_answer(reasoning.text)[1]:
         return reasoning
     return cue_answer(model, reasoning, sampling=sampling, answer_budget=answer_budget,
-                      on_text=on_text, stats=stats)
+                      on_text=on_text, stats=stats, letters=letters)
 
 
 def cue_answer(model: TextModel, reasoning: Generation, *, sampling: Sampling, answer_budget: int,
-               on_text: TextSink | None, stats: StageStats) -> Generation:
-    """Append the cue after `reasoning` (already in the model's context) and decode the answer line."""
+               on_text: TextSink | None, stats: StageStats, letters: str = "") -> Generation:
+    """Append the cue after `reasoning` (already in the model's context) and decode the answer
+    line: one of `letters` where the model's vocabulary allows it, else free text."""
     stats.answer_cued = True
+    mask = _letters_mask(model, letters, stats)
+    if mask is not None:
+        try:
+            added = _letter_after_cue(model, reasoning.text, mask, sampling, stats, on_text)
+            reason = "answer_line"
+        except ContextFull:
+            added, reason = "", "context_full"
+        stats.stop_reason = worst_stop(reasoning.stop_reason, reason)
+        return Generation(text=reasoning.text + added, stop_reason=reason, stats=stats)
     cue = Stepper(model, sampling, stats, on_text)
     # An end token right after the cue would leave `Answer:` empty (SmolLM2 does this): the
     # answer's first text is sampled with end tokens masked, the rest as usual.
@@ -62,6 +89,68 @@ def cue_answer(model: TextModel, reasoning: Generation, *, sampling: Sampling, a
     stats.stop_reason = worst_stop(reasoning.stop_reason, reason)
     return Generation(text=reasoning.text + cue.finish() + opening.finish() + rest.finish(),
                       stop_reason=reason, stats=stats)
+
+
+def force_letter(model: TextModel, text: str, *, options: Mapping[str, str], sampling: Sampling,
+                 stats: StageStats, on_text: TextSink | None = None) -> str:
+    """The opt-in forced letter: when the reply `text` (in the model's context) ends without
+    naming one of `options`' letters, a new `Answer:` line with one constrained letter.
+
+    Returns the text added ("" when the reply already names an option, the question lists
+    none, the vocabulary cannot write the letters, or the context is full)."""
+    letters = "".join(options)
+    if not letters or answer_letter(parse_answer(text)[0], letters, options) is not None \
+            or stats.stop_reason in ("context_full", "stop_string"):
+        return ""
+    mask = _letters_mask(model, letters, stats)
+    if mask is None:
+        return ""
+    try:
+        added = _letter_after_cue(model, text, mask, sampling, stats, on_text)
+    except ContextFull:
+        return ""
+    stats.letter_forced = True
+    return added
+
+
+def letter_tokens(model: TextModel, letters: str) -> list[int] | None:
+    """The tokens that write each of `letters` alone (" B" or "B"); None when some letter has
+    no such single token in the model's vocabulary (then no answer can be limited to them)."""
+    found: list[int] = []
+    for letter in letters:
+        ids = [tokens[0] for tokens in (model.tokenize(text=" " + letter), model.tokenize(text=letter))
+               if len(tokens) == 1 and model.piece(token=tokens[0]).decode("utf-8", "replace").strip() == letter]
+        if not ids:
+            return None
+        found += [token for token in ids if token not in found]
+    return found
+
+
+def _letters_mask(model: TextModel, letters: str, stats: StageStats) -> LogitEdit | None:
+    """A logit edit that leaves only `letters`' tokens; None (stated in `stats`) if not possible."""
+    if not letters:
+        return None
+    allowed = letter_tokens(model, letters)
+    stats.answer_constrained = allowed is not None
+    if allowed is None:
+        return None
+    index = np.array(allowed)
+
+    def only_letters(logits: np.ndarray) -> None:
+        kept = logits[index].copy()
+        logits[:] = -np.inf
+        logits[index] = kept
+    return only_letters
+
+
+def _letter_after_cue(model: TextModel, text: str, mask: LogitEdit, sampling: Sampling,
+                      stats: StageStats, on_text: TextSink | None) -> str:
+    """Force the cue on a line of its own after `text`, sample one letter token under `mask`."""
+    stepper = Stepper(model, sampling, stats, on_text)
+    for token in model.tokenize(text=cue_text(text)):
+        stepper.force(token)
+    stepper.sample(mask)
+    return stepper.finish()
 
 
 def worst_stop(reasoning: str, answer: str) -> str:

@@ -26,6 +26,9 @@ class RunOptions:
     temperature: float | None = None   # reasoning stage
     speculative: str | None = None     # auto | off | lookup | draft (runtime/speculation.py)
     stop: Sequence[str] | str | None = None  # the reply ends before the first (runtime/stop_strings.py)
+    # Multiple choice: a reply whose last line names no option gets one constrained letter
+    # (runtime/answer_cue.py force_letter). None: the bundle's `answer.force_letter` (default off).
+    force_letter: bool | None = None
     on_reasoning_text: TextSink | None = None
     on_extraction_text: TextSink | None = None
     on_stage_finished: Callable[[str, StageStats], None] | None = None  # (stage, its stats)

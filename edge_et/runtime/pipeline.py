@@ -17,6 +17,7 @@ from edge_et.backends.base import CachesImages, HeadReuse, TextModel
 from edge_et.bundle.manifest import Bundle, StageSpec
 from edge_et.core import prompts
 from edge_et.core.chat import render_user_turn
+from edge_et.core.choices import question_options
 from edge_et.core.decoding import StageDecoding, stage_decoding
 from edge_et.core.hints import hint_from_question
 from edge_et.core.images import ImageInput, LoadedImage, as_loaded_image
@@ -24,7 +25,7 @@ from edge_et.core.stats import Result, StageStats
 from edge_et.errors import InputError
 from edge_et.memory.probes import process_peak_rss
 from edge_et.memory.scheduler import Plan
-from edge_et.runtime.answer_cue import reason_with_answer_cue
+from edge_et.runtime.answer_cue import force_letter, reason_with_answer_cue
 from edge_et.runtime.generation import TextSink, generate, think_then_answer
 from edge_et.runtime.image_tuning import tuned_prefill
 from edge_et.runtime.models import ModelSource, OwnModels
@@ -351,6 +352,12 @@ class Pipeline:
         try:
             out = self._think(model, spec, request, heads, result, options, stats) \
                 if spec.thinking else self._reason_plainly(model, request, heads, result, options, stats)
+            if options.force_letter if options.force_letter is not None else \
+                    self.bundle.answer.get("force_letter", False):  # opt-in (runtime/answer_cue.py)
+                settings = self._reasoning_settings("think" if spec.thinking else "reason", options)
+                out += force_letter(model, out, options=question_options(result.question),
+                                    sampling=settings.sampling(result.seed + SEED_OFFSETS["think"]),
+                                    stats=stats, on_text=options.on_reasoning_text)
         finally:
             record_counts(model, stats)
         result.reasoning = out
@@ -382,7 +389,8 @@ class Pipeline:
         return reason_with_answer_cue(model, sampling=settings.sampling(result.seed + SEED_OFFSETS["think"]),
                                       max_tokens=settings.max_tokens, answer_budget=settings.answer_budget,
                                       on_text=options.on_reasoning_text, stats=stats,
-                                      stops=check_stops(options.stop)).text
+                                      stops=check_stops(options.stop),
+                                      letters="".join(question_options(result.question))).text
 
     def _reasoning_settings(self, stage: str, options: RunOptions) -> StageDecoding:
         return stage_decoding(stage, self.bundle.decoding, self._reasoning_flags(options))

@@ -3,7 +3,9 @@ llama.cpp (the runtime's own Pipeline, greedy), on held-out scenes.
 
     edge-et export micro-eval --bundle DIR --form extract [--limit 200] [--json]
 
-Per form: `direct` is scored by its answer letter; `caption` and `extract` by exact match
+Per form: `direct` is scored by its answer letter (edge_et.core.choices.answer_letter: a
+sentence that begins with "A" is not option A), and its answers are kept (`predictions`) so
+that a later rule can score them again without a model run; `caption` and `extract` by exact match
 with the ground-truth target, by the share of the target's sentences that appear word for
 word in the output (sentence recall), and, for `extract`, by whether every sentence that
 states what the question needs (the hint-topic facts) is there. This measures perception
@@ -20,6 +22,7 @@ from io import BytesIO
 from pathlib import Path
 
 from edge_et.bundle.manifest import Bundle
+from edge_et.core.choices import answer_letter
 from edge_et.core.images import load_image_bytes
 from edge_et.errors import InputError
 from edge_et.runtime.pipeline import Pipeline, RunOptions
@@ -38,7 +41,8 @@ def sentences(text: str) -> list[str]:
 def score(form: str, ex, output: str, answer: str) -> dict:
     """Scores of one output against example `ex` (see the module docstring)."""
     if form in ("direct", "direct-text"):
-        return {"correct": answer == ex.question.answer}
+        options = ex.question.options
+        return {"correct": answer_letter(answer, "".join(options), options) == ex.question.answer}
     _, target = training_pair(ex, form)
     wanted = sentences(target)
     got = set(sentences(output))
@@ -56,7 +60,7 @@ def evaluate(bundle_dir: Path, form: str, *, limit: int = 200, seed: int = HELDO
     means. For "shifted" (matplotlib's pictures) the seed is its own, SHIFTED_SEED."""
     if form not in FORMS:
         raise InputError(f"unknown form {form!r}; choose one of: {', '.join(FORMS)}")
-    rows, started = [], time.perf_counter()
+    rows, answers, started = [], [], time.perf_counter()
     with Pipeline(Bundle.load(bundle_dir)) as pipeline:
         hint = None
         if form == "caption":
@@ -72,9 +76,11 @@ def evaluate(bundle_dir: Path, form: str, *, limit: int = 200, seed: int = HELDO
             result = pipeline.perceive(image, ex.question.prompt_text(),
                                        RunOptions(mode=MODES[form], seed=0, hint=hint))
             rows.append(score(form, ex, result.extraction, result.answer))
+            answers.append({"id": ex.id, "gold": ex.question.answer, "answer": result.answer})
             if index < show:
                 print(f"{ex.id} [{ex.question.category}] {result.extraction}", file=sys.stderr)
     keys = rows[0].keys()
     means = {k: round(sum(float(r[k]) for r in rows) / len(rows), 4) for k in keys}
     return {"form": form, "stream": stream, "examples": len(rows), "seed": seed, **means,
-            "seconds_per_example": round((time.perf_counter() - started) / len(rows), 3)}
+            "seconds_per_example": round((time.perf_counter() - started) / len(rows), 3),
+            **({"predictions": answers} if form.startswith("direct") else {})}

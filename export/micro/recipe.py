@@ -36,8 +36,13 @@ def recipe_steps(scale: float = 1.0) -> list[int]:
 
 def train_recipe(*, form: str, out: Path, seed: int = 0, threads: int | None = None,
                  tokenizer: Path | None = None, config: str = "micro", scale: float = 1.0,
-                 batch: int = 16, progress: Progress | None = None, scenes: str = "classic") -> dict:
-    """Run (or resume) every round into OUT/rounds/, then put the final checkpoint at OUT/hf."""
+                 batch: int = 16, progress: Progress | None = None, scenes: str = "classic",
+                 stop_at: float | None = None, pixel_cache: bool | Path = False) -> dict:
+    """Run (or resume) every round into OUT/rounds/, then put the final checkpoint at OUT/hf.
+
+    stop_at: a time.monotonic() value; past it the round in progress saves its checkpoint and
+    resume.Paused is raised (export.micro.train), and the same call later continues.
+    pixel_cache: read pictures from pre-rendered shards (export.micro.shards; same pixels)."""
     if form not in FORMS:
         raise InputError(f"unknown --form {form!r}; choose one of: {', '.join(FORMS)}")
     out = Path(out)
@@ -61,7 +66,7 @@ def train_recipe(*, form: str, out: Path, seed: int = 0, threads: int | None = N
             summary = train(form=run_form, seed=seed, out=run, steps=n, batch=batch, lr=lr,
                             warmup=min(warmup, max(0, n - 1)), config=config, threads=threads,
                             init=init, tokenizer=tokenizer if init is None else None, log=log,
-                            scenes=scenes)
+                            scenes=scenes, stop_at=stop_at, pixel_cache=pixel_cache)
         done += n
         init = run / "hf"
     shutil.copytree(init, out / "hf", dirs_exist_ok=True)

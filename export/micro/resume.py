@@ -18,6 +18,15 @@ FOLDER = "resume"
 STATE = "state.pt"
 
 
+class Paused(Exception):
+    """A run stopped at its time limit (`train(stop_at=...)`) after saving its checkpoint: the
+    same command started again continues at `step`."""
+
+    def __init__(self, out: Path, step: int, steps: int):
+        super().__init__(f"{out}: paused at step {step} of {steps}; run the same command again to continue")
+        self.out, self.step, self.steps = Path(out), step, steps
+
+
 def saved(out: Path) -> Path | None:
     folder = Path(out) / FOLDER
     return folder if (folder / STATE).is_file() and (folder / "hf").is_dir() else None

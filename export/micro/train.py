@@ -36,6 +36,7 @@ from export.micro.model import (
     pixels,
     sequence_loss,
 )
+from export.micro.shards import PixelShards
 from export.scenes import FORMS, example, training_pair
 from export.scenes.forms import HELDOUT_SEED, STREAMS, TRAIN_SEED
 from export.scenes.varied import model_view
@@ -49,17 +50,20 @@ SUMMARY_ONLY = ("train_s", "s_per_step", "final_loss", "heldout_loss", "heldout_
 DIRECT_FORMS = ("direct", "direct-text")  # forms whose target ends with the answer letter
 
 
-def batch_tensors(layout: Layout, form: str, seed: int, indices: range, scenes: str = "classic"):
+def batch_tensors(layout: Layout, form: str, seed: int, indices: range, scenes: str = "classic",
+                  shards: PixelShards | None = None):
     """Pixels, ids, attention and loss masks for examples `indices` of scene stream `seed`.
 
-    Pictures of any size become the 128 pixels libmtmd would give the model (model_view)."""
+    Pictures of any size become the 128 pixels libmtmd would give the model (model_view);
+    with `shards` they are read from the pre-rendered cache (export.micro.shards), the same
+    bytes."""
     import torch
 
     images, rows, starts = [], [], []
     for index in indices:
         ex = example(seed, index, scenes)
         ids, start = layout.sequence(*training_pair(ex, form))
-        images.append(pixels(model_view(ex.image())))
+        images.append(shards.pixels(index) if shards is not None else pixels(model_view(ex.image())))
         rows.append(ids)
         starts.append(start)
     width = max(len(r) for r in rows)
@@ -84,7 +88,8 @@ def learning_rate(step: int, steps: int, peak: float, warmup: int) -> float:
 def train(*, form: str, seed: int, out: Path, steps: int = 1200, batch: int = 16,
           lr: float = 1e-3, warmup: int = 100, config: str = "micro", threads: int | None = None,
           init: Path | None = None, tokenizer: Path | None = None, log_every: int = 25, eval_every: int = 200,
-          eval_size: int = 64, log=print, scenes: str = "classic", checkpoint_every: int = 100) -> dict:
+          eval_size: int = 64, log=print, scenes: str = "classic", checkpoint_every: int = 100,
+          stop_at: float | None = None, pixel_cache: bool | Path = False) -> dict:
     """Build the seeded random model (or start from the checkpoint `init`), train it on
     `form`, save it; return the summary.
 
@@ -93,7 +98,12 @@ def train(*, form: str, seed: int, out: Path, steps: int = 1200, batch: int = 16
     reuses a saved tokenizer (a published model's) instead of training the scene BPE, whose
     corpus follows the scene texts of the current code. `scenes` picks the renderer
     (export.scenes.forms.STREAMS). Every `checkpoint_every` steps the run saves OUT/resume/,
-    and the same command started again continues from there (export.micro.resume)."""
+    and the same command started again continues from there (export.micro.resume). With
+    `stop_at` (a time.monotonic() value), the first log step past it saves that checkpoint and
+    raises resume.Paused: a run in chunks of bounded time, continued exactly (the checkpoint
+    falls on a log step, so the logged loss averages are those of an uninterrupted run).
+    `pixel_cache` (True: the edge-et cache, or a folder) reads the train stream's pictures from
+    pre-rendered shards (export.micro.shards): the same pixels, rendered once for every run."""
     import torch
 
     if form not in FORMS:
@@ -128,6 +138,8 @@ def train(*, form: str, seed: int, out: Path, steps: int = 1200, batch: int = 16
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01,
                                   betas=(0.9, 0.98), fused=True)
     heldout = batch_tensors(layout, form, HELDOUT_SEED, range(eval_size), scenes)
+    shards = None if not pixel_cache else \
+        PixelShards(None if pixel_cache is True else Path(pixel_cache), TRAIN_SEED, scenes)
     log_path = out / "train_log.jsonl"
     settings = {"form": form, "seed": seed, "steps": steps, "batch": batch, "lr": lr, "warmup": warmup,
                 "config": config, "offset": offset, "scenes": scenes}
@@ -140,7 +152,7 @@ def train(*, form: str, seed: int, out: Path, steps: int = 1200, batch: int = 16
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, steps, lr, warmup)
             first = offset + step * batch
-            data = batch_tensors(layout, form, TRAIN_SEED, range(first, first + batch), scenes)
+            data = batch_tensors(layout, form, TRAIN_SEED, range(first, first + batch), scenes, shards)
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 loss = sequence_loss(model, *data, image_id=layout.image_id)
             optimizer.zero_grad(set_to_none=True)
@@ -166,6 +178,10 @@ def train(*, form: str, seed: int, out: Path, steps: int = 1200, batch: int = 16
                 log(json.dumps(entry))
             if checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
                 resume.save(out, model, optimizer, step + 1, history, settings)
+            if stop_at is not None and (step + 1) % log_every == 0 and step + 1 < steps \
+                    and time.monotonic() >= stop_at:
+                resume.save(out, model, optimizer, step + 1, history, settings)
+                raise resume.Paused(out, step + 1, steps)
     elapsed = time.perf_counter() - started
     model.save_pretrained(hf_dir, safe_serialization=True)
     resume.clear(out)

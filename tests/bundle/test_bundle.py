@@ -32,6 +32,8 @@ def test_good_bundle_loads_with_header_facts(tmp_path):
     ({"reasoning__thinking": "yes"}, "'reasoning.thinking' has the wrong type"),
     ({"reasoning__n_ctx": 4}, "n_ctx' must be at least 16"),
     ({"name": ["x"]}, "'name' must be a str"),
+    ({"answer": {"force_letter": "yes"}}, "'answer.force_letter' must be true or false"),
+    ({"answer": ["force_letter"]}, "'answer' must be a dict"),
     ({"reasoning__model": "/etc/passwd"}, "must be relative to the bundle"),
     ({"reasoning__model": "../outside.gguf"}, "escapes the bundle folder"),
     ({"reasoning__model": "gone.gguf"}, "file 'gone.gguf' is missing"),

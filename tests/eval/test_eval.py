@@ -49,6 +49,19 @@ def test_answer_letter(answer, letter):
     assert answer_letter(answer, "ABCD") == letter
 
 
+@pytest.mark.parametrize("answer, letter", [
+    # An end-to-end model's sentence that begins with the article is not option A (issue 30;
+    # lmms-eval's first-character scorer reads it as A).
+    ("A white star in the bottom right", None), ("a red circle.", None), ("A 1", "A"),
+    ("B circle", "B"), ("b  Circle.", "B"), ("B square", None), ("A1", None),
+    ("The answer is A white star", None), ("A. white star", "A"), ("(C) blue", "C"),
+    ("D white star", "D"),
+])
+def test_answer_letter_is_a_real_option_letter(answer, letter):
+    texts = {"A": "1", "B": "circle", "C": "blue", "D": "white star?"}
+    assert answer_letter(answer, "ABCD", texts) == letter
+
+
 def test_wilson_interval_matches_known_values():
     low, high = wilson_interval(8, 10)
     assert (round(low, 4), round(high, 4)) == (0.4902, 0.9433)

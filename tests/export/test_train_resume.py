@@ -78,3 +78,24 @@ def test_the_answer_with_text_target_states_the_answer_then_names_the_letter():
     prompt, target = training_pair(ex, "direct-text")
     assert prompt == training_pair(ex, "direct")[0]
     assert target == f"{ex.question.statement} Answer: {ex.question.answer}"
+
+
+@pytest.mark.slow
+def test_a_time_limit_pauses_at_a_log_step_and_the_rerun_ends_like_an_unpaused_run(tmp_path):
+    # benchmarks.perception_sweep --max-minutes: training in chunks of bounded time (issue 30).
+    import time
+
+    from export.micro.resume import Paused
+    from export.micro.train import train
+
+    settings = {**SMALL, "log_every": 2, "checkpoint_every": 0}  # no periodic checkpoints
+    whole = train(out=tmp_path / "whole", log=lambda line: None, **settings)
+    with pytest.raises(Paused) as paused:
+        train(out=tmp_path / "cut", log=lambda line: None, stop_at=time.monotonic() - 1, **settings)
+    assert paused.value.step == 2 and (tmp_path / "cut" / "resume" / "state.pt").is_file()
+    steps_seen = []
+    resumed = train(out=tmp_path / "cut", log=lambda line: steps_seen.append(json.loads(line)["step"]),
+                    stop_at=time.monotonic() + 3600, **settings)
+    assert steps_seen == [4]
+    assert losses(tmp_path / "cut") == pytest.approx(losses(tmp_path / "whole"), abs=2e-3)
+    assert resumed["heldout_loss"] == pytest.approx(whole["heldout_loss"], abs=2e-3)

@@ -8,8 +8,8 @@ import numpy as np
 
 from edge_et.backends.base import ContextFull, PromptStats, Sampling
 
-VOCAB = ["<eos>", "\n", "</think>", "<think>", "a", "b", "Answer: B", " ", "Answer:", " B"]
-EOS, NL, CLOSE, OPEN, A, B, ANSWER_B, SPACE, CUE, SPACE_B = range(len(VOCAB))
+VOCAB = ["<eos>", "\n", "</think>", "<think>", "a", "b", "Answer: B", " ", "Answer:", " B", " A", " 1"]
+EOS, NL, CLOSE, OPEN, A, B, ANSWER_B, SPACE, CUE, SPACE_B, SPACE_A, ONE = range(len(VOCAB))
 
 
 class ScriptedModel:

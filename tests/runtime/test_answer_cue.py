@@ -1,9 +1,22 @@
 """The answer cue of instruct reasoners (runtime/answer_cue.py) on a scripted model."""
 
+import numpy as np
+
 from edge_et.backends.base import Sampling
 from edge_et.core.prompts import parse_answer
-from edge_et.runtime.answer_cue import cue_text, reason_with_answer_cue
-from tests.helpers.fakes import ANSWER_B, CUE, EOS, NL, SPACE_B, A, B, ScriptedModel
+from edge_et.runtime.answer_cue import cue_text, force_letter, reason_with_answer_cue
+from tests.helpers.fakes import (
+    ANSWER_B,
+    CUE,
+    EOS,
+    NL,
+    ONE,
+    SPACE_A,
+    SPACE_B,
+    A,
+    B,
+    ScriptedModel,
+)
 
 GREEDY = Sampling()
 
@@ -85,3 +98,60 @@ def test_an_end_token_right_after_the_cue_is_passed_over():
         return EOS if len(calls) == 1 else [SPACE_B, EOS][len(context) - context.index(CUE) - 1]
     _, out = run(script)
     assert out.text == "a\nAnswer: B" and out.stop_reason == "eos"
+
+
+# -- the question's option letters (issue 30) ---------------------------------------------------
+
+def run_with_letters(script, letters, max_tokens=10, answer_budget=4):
+    model = ScriptedModel(script)
+    model.start(prompt="reason")
+    return model, reason_with_answer_cue(model, sampling=GREEDY, max_tokens=max_tokens,
+                                         answer_budget=answer_budget, letters=letters)
+
+
+def test_the_cued_answer_is_one_of_the_option_letters():
+    # Cut short, the model would write "Answer: 1" (option "A. 1"): a wrong answer before.
+    model, out = run_with_letters(after_cue([ONE, NL]), "AB")
+    assert out.text == "ab\nAnswer: B" and parse_answer(out.text) == ("B", True)
+    assert out.stats.answer_cued is True and out.stats.answer_constrained is True
+    assert out.stop_reason == "answer_line" and out.stats.generated_tokens == 3
+    finite = {int(i) for i in np.flatnonzero(np.isfinite(model.edited_logits[-1]))}
+    assert finite == {SPACE_A, SPACE_B}  # only the letters' tokens were left to sample
+
+
+def test_without_options_the_cue_writes_free_text_as_before():
+    _, out = run_with_letters(after_cue([ONE, NL]), "")
+    assert out.text == "ab\nAnswer: 1\n" and out.stats.answer_constrained is None
+
+
+def test_letters_the_vocabulary_cannot_write_fall_back_to_free_text_visibly():
+    _, out = run_with_letters(after_cue([ONE, NL]), "XY")
+    assert out.text == "ab\nAnswer: 1\n" and out.stats.answer_constrained is False
+
+
+def forced(reply, then):
+    """Write `reply`, stop; after that, write `then` whatever is asked."""
+    def script(step, context):
+        return reply[step - 1] if step <= len(reply) else then
+    model = ScriptedModel(script)
+    model.start(prompt="reason")
+    out = reason_with_answer_cue(model, sampling=GREEDY, max_tokens=20, answer_budget=4,
+                                 letters="AB")
+    return model, out
+
+
+def test_force_letter_adds_a_letter_line_after_an_answer_that_names_no_option():
+    model, out = forced([A, NL, CUE, ONE, EOS], SPACE_A)  # "a\nAnswer: 1": parsed, names no option
+    assert out.stats.answer_cued is False  # the paper's parse matched: no cue
+    added = force_letter(model, out.text, options={"A": "one", "B": "two"}, sampling=GREEDY,
+                         stats=out.stats)
+    assert added == "\nAnswer: A" and parse_answer(out.text + added) == ("A", True)
+    assert out.stats.letter_forced is True and out.stats.answer_constrained is True
+
+
+def test_force_letter_leaves_an_answer_that_names_an_option_alone():
+    model, out = forced([A, NL, ANSWER_B, EOS], SPACE_A)
+    assert force_letter(model, out.text, options={"A": "one", "B": "two"}, sampling=GREEDY,
+                        stats=out.stats) == ""
+    assert out.stats.letter_forced is None
+    assert force_letter(model, "a\nAnswer: 1", options={}, sampling=GREEDY, stats=out.stats) == ""

@@ -72,3 +72,33 @@ def test_prompt_lookup_drafts_and_is_accepted_on_a_real_model(smollm2):
     assert think.speculative == "lookup" and think.drafted_tokens > 0
     assert 0 < think.accepted_tokens <= think.drafted_tokens
     assert lookup.reasoning.strip() and lookup.answer
+
+
+def test_a_reasoning_cut_short_answers_with_one_of_the_option_letters(smollm2):
+    # `run --deadline 8` on the demo: before, the free cue could write "Answer: 1" (issue 30).
+    for seed in range(3):
+        result = smollm2.reason_over(SAMPLE_DESCRIPTION, SAMPLE_QUESTION,
+                                     RunOptions(seed=seed, temperature=1.0, max_tokens=8))
+        think = result.stages["think"]
+        assert think.answer_cued is True and think.answer_constrained is True
+        assert result.answer_matched and result.answer in ("A", "B", "C", "D"), result.reasoning
+
+
+def test_force_letter_turns_an_answer_naming_no_option_into_a_letter_on_the_real_tokenizer(smollm2):
+    from edge_et.backends.base import Sampling
+    from edge_et.core.stats import StageStats
+    from edge_et.runtime.answer_cue import force_letter, letter_tokens
+    from edge_et.runtime.measure import open_model
+
+    model = open_model(smollm2.bundle.reasoning, 512)
+    try:
+        assert len(letter_tokens(model, "ABCD")) >= 4  # " A" and "A" ... are single tokens here
+        model.start(prompt="The circle is green.\nAnswer: None")
+        stats = StageStats()
+        added = force_letter(model, "The circle is green.\nAnswer: None",
+                             options={"A": "blue", "B": "green", "C": "red", "D": "yellow"},
+                             sampling=Sampling(temperature=0.7, seed=3), stats=stats)
+    finally:
+        model.close()
+    assert added.startswith("\nAnswer:") and added.split(":", 1)[1].strip() in ("A", "B", "C", "D")
+    assert stats.letter_forced is True and stats.forced_tokens >= 1 and stats.generated_tokens == 1

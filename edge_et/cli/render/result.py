@@ -47,7 +47,19 @@ def result(console: Console, res: Result, *, streamed: bool = False) -> None:
     if res.mode != "extract":
         parsed = "" if res.answer_matched else " [dim](no 'Answer:' line; last line used)[/]"
         console.print(f"[bold green]answer:[/] {escape(res.answer)}{parsed}")
+        _answer_notes(console, res.stages.get("think"))
     console.print(stage_table(res))
+
+
+def _answer_notes(console: Console, think) -> None:
+    """Say when the answer is not the reasoner's own free text, or could not be limited."""
+    if think is None:
+        return
+    if think.answer_constrained is False:
+        console.print("[yellow]note:[/] the question lists options, but this reasoner's vocabulary "
+                      "has no single token for each letter: the cued answer is free text.")
+    if think.letter_forced:
+        console.print("[dim](the reply named no option: a letter was forced, answer.force_letter)[/]")
 
 
 def stage_table(res: Result) -> Table:
