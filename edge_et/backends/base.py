@@ -81,6 +81,16 @@ class TextModel(Protocol):
         """Free the model and its context now (not at garbage collection)."""
 
 
+class ConstrainedSampling(Protocol):
+    """A backend ability: its `sample` honours `Sampling.constraint` (only tokens that keep the
+    text valid JSON, or valid under a JSON schema, are sampled). Declared by the backend's
+    `BackendSpec.constrain`, which checks a constraint before any model loads; a backend
+    without it refuses a constrained request in one line instead of ignoring the constraint."""
+
+    def sample(self, *, sampling: Sampling, edit: LogitEdit | None = None) -> int:
+        """As TextModel.sample, the constraint applied before the other samplers."""
+
+
 class VisionTextModel(TextModel, Protocol):
     """A TextModel whose `start` accepts an image."""
 

@@ -64,6 +64,10 @@ class Result:
     peak_rss_bytes: peak resident memory of this process so far.
     deadline: with `run --deadline`: the think budget chosen for it and the worst case
         expected from this device's measured speed (see edge_et.runtime.deadline).
+    conversation: a turn of a conversation (runtime/chat.py): `turns` earlier turns the
+        reasoner saw, `dropped` the oldest ones left out to fit its context, `prompt` its
+        rendered prompt when asked for (RunOptions.return_prompt).
+    image_detail: the detail the perception model looked at the picture with (low, high).
     """
 
     mode: str
@@ -79,6 +83,8 @@ class Result:
     image: str | None = None
     seed: int | None = None
     deadline: dict | None = None
+    conversation: dict | None = None
+    image_detail: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> Result:

@@ -10,28 +10,34 @@ Modes:
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Iterator, Sequence
 
 from edge_et import backends
 from edge_et.backends.base import TextModel
 from edge_et.bundle.manifest import Bundle, StageSpec
 from edge_et.core import prompts
-from edge_et.core.chat import render_user_turn
-from edge_et.core.decoding import StageDecoding, stage_decoding
+from edge_et.core.chat import render_chat, render_user_turn
+from edge_et.core.decoding import JsonConstraint, StageDecoding, stage_decoding
 from edge_et.core.hints import hint_from_question
 from edge_et.core.images import ImageInput, LoadedImage, as_loaded_image
 from edge_et.core.stats import Result, StageStats
 from edge_et.errors import BundleError, InputError, ModelError, ModelLoadError
 from edge_et.memory.probes import process_peak_rss
 from edge_et.memory.scheduler import Plan
+from edge_et.runtime import chat as conversations
 from edge_et.runtime.answer_cue import reason_with_answer_cue
+from edge_et.runtime.constraints import PERCEPTION_REPLIES, check_constraint
 from edge_et.runtime.generation import TextSink, generate, think_then_answer
+from edge_et.runtime.image_detail import look
 from edge_et.runtime.image_tuning import tuned_prefill
-from edge_et.runtime.plan import DEFAULT_CTX, check_reasoning_fits, requested_ctx
+from edge_et.runtime.plan import DEFAULT_CTX, check_reasoning_fits, reasoning_generation, requested_ctx
 from edge_et.runtime.speculation import choose_drafter, record_counts, speculate
 from edge_et.runtime.options import (  # noqa: F401 - re-exported: edge_et.runtime.pipeline is where callers find them
+    CHAT_MODE,
     MODES,
     RunOptions,
+    check_image_detail,
     check_mode,
     check_text,
     merge_options,
@@ -167,13 +173,28 @@ class Pipeline:
     def check_fits(self, options: RunOptions) -> None:
         """InputError (one line, naming the limit) when `options` raise the reasoning stage's
         need past the context its model is planned with; a server calls it before queueing."""
-        if not check_mode(options.mode).endswith("-think") or self.bundle.reasoning is None:
+        if not _reasons(options.mode) or self.bundle.reasoning is None:
             return
         spec = self.bundle.reasoning
         check_reasoning_fits(self._stage_settings(spec)["n_ctx"], self.bundle.decoding, spec.thinking,
                              self._reasoning_flags(options))
 
+    def check_options(self, options: RunOptions) -> None:
+        """Everything about `options` that can be refused before a request is queued, in one
+        line (InputError): its budgets (check_fits), its image detail, and a JSON constraint
+        that the reply's backend cannot apply or compile."""
+        check_image_detail(options.image_detail)
+        mode = options.mode if options.mode == CHAT_MODE else check_mode(options.mode)
+        check_constraint(self.bundle, mode, options.constraint)
+        self.check_fits(options)
+
     # -- one request ----------------------------------------------------------------------
+
+    def chat(self, messages: Sequence[dict], options: RunOptions | None = None, **values) -> Result:
+        """Answer the last user turn of a conversation (our extension: runtime/chat.py).
+        `messages`: dicts with `role` and `content`, a user turn's `image`, an assistant turn's
+        `extraction`; a conversation with no picture yet is answered by the reasoner alone."""
+        return conversations.run_chat(self, messages, merge_options(options, values))
 
     def run(self, image: ImageInput, question: str, options: RunOptions | None = None,
             **values) -> Result:
@@ -182,7 +203,7 @@ class Pipeline:
         options = merge_options(options, values)
         check_stops(options.stop)
         result = self.perceive(image, question, options)
-        if result.mode.endswith("-think"):
+        if _reasons(result.mode):
             self.reason(result, options)
         return result
 
@@ -196,12 +217,18 @@ class Pipeline:
     def perceive(self, image: ImageInput | None, question: str,
                  options: RunOptions = RunOptions()) -> Result:
         """Stage 1: everything the VLM does for this mode (the whole run for direct/extract)."""
+        seed = options.seed if options.seed is not None else random.randrange(2**31)
+        if options.mode == CHAT_MODE:  # a conversation's text-only turn: nothing to look at
+            check_text(question)
+            self.bundle.require("reasoning")
+            return Result(mode=CHAT_MODE, question=question, seed=seed)
         mode = check_mode(options.mode)
         check_text(question, options.hint)
         check_bundle_for_mode(self.bundle, mode)
-        picture = _load(image)
-        seed = options.seed if options.seed is not None else random.randrange(2**31)
-        result = Result(mode=mode, question=question, image=picture.source, seed=seed)
+        check_constraint(self.bundle, mode, options.constraint)
+        picture = self._look(_load(image), check_image_detail(options.image_detail))
+        result = Result(mode=mode, question=question, image=picture.source, seed=seed,
+                        image_detail=picture.detail)
         if mode == "direct":
             text = self._perceive(picture, prompts.direct_prompt(question, self.prompts),
                                   "direct", result, options)
@@ -230,6 +257,13 @@ class Pipeline:
         result = Result(mode="think", question=question, extraction=description, seed=seed)
         return self.reason(result, options)
 
+    def _look(self, picture: LoadedImage, detail: str) -> LoadedImage:
+        """The picture at `detail` (runtime/image_detail.py)."""
+        if detail != "low":
+            return picture
+        spec = self.bundle.require("perception")
+        return look(picture, detail, backends.get(spec.backend).vision_shape(spec))
+
     def _choose_hint(self, question: str, result: Result, options: RunOptions) -> None:
         if options.hint is not None and options.hint.strip().lower() != "auto":
             result.hint, result.hint_source = options.hint.strip(), "flag"
@@ -244,7 +278,8 @@ class Pipeline:
 
     def ask(self, role: str, request: str, *, settings: StageDecoding, seed: int,
             stats: StageStats, image: LoadedImage | None = None,
-            on_text: TextSink | None = None, stops: Sequence[str] = ()) -> str:
+            on_text: TextSink | None = None, stops: Sequence[str] = (),
+            constraint: JsonConstraint | None = None) -> str:
         """One user turn of the caller's own to the `role` model; returns the generated text.
 
         With `image` (perception) the picture comes first, as in every perception request;
@@ -262,7 +297,8 @@ class Pipeline:
             stats.prompt_tokens, stats.prefill_s = begun.prompt_tokens, begun.prefill_s
             stats.image_encode_s = begun.image_encode_s
             stats.image_cached = begun.image_cached
-        return generate(model, sampling=settings.sampling(seed), max_tokens=settings.max_tokens,
+        sampling = replace(settings.sampling(seed), constraint=constraint)
+        return generate(model, sampling=sampling, max_tokens=settings.max_tokens,
                         on_text=on_text, stats=stats, stops=stops).text
 
     def _ask_hint(self, question: str, result: Result) -> str:
@@ -280,7 +316,8 @@ class Pipeline:
                         stats=result.stages.setdefault(stage, StageStats()),
                         on_text=options.on_extraction_text,
                         # direct and extract: the perception text is the reply the stops end
-                        stops=check_stops(options.stop) if stage == result.mode else ())
+                        stops=check_stops(options.stop) if stage == result.mode else (),
+                        constraint=options.constraint if stage in PERCEPTION_REPLIES else None)
         result.extraction = text.strip()
         _finished(options, stage, result)
         return text
@@ -289,8 +326,13 @@ class Pipeline:
         stats = result.stages.setdefault("think", StageStats())
         model = self._model("reasoning", stats)
         spec = self.bundle.reasoning
-        request = prompts.reasoning_prompt(result.extraction, result.question, step_by_step=True,
-                                           prompts=self.prompts)
+        request = conversations.reasoning_request(result, self.prompts)
+        if options.history is not None and not options.history.empty:
+            flags = self._reasoning_flags(options)
+            request, result.conversation = conversations.fit_history(
+                model, options.history, request, thinking=spec.thinking or None,
+                need=reasoning_generation(self.bundle.decoding, spec.thinking, flags),
+                keep_prompt=options.return_prompt)
         speculate(model, *choose_drafter(options.speculative, model, self._models.get("perception")),
                   stats)
         try:
@@ -309,19 +351,25 @@ class Pipeline:
         if settings.budget == 0:
             # No thinking at all: the template's own switch writes an empty thought.
             self._start(model, request, stats, thinking=False)
-            return generate(model, sampling=sampling, max_tokens=settings.answer_budget,
-                            on_text=options.on_reasoning_text, stats=stats,
-                            stops=check_stops(options.stop)).text
+            return generate(model, sampling=replace(sampling, constraint=options.constraint),
+                            max_tokens=settings.answer_budget, on_text=options.on_reasoning_text,
+                            stats=stats, stops=check_stops(options.stop)).text
         self._start(model, request, stats, thinking=True)
         return think_then_answer(model, sampling=sampling, think_budget=settings.budget,
                                  answer_budget=settings.answer_budget,
                                  on_text=options.on_reasoning_text, stats=stats,
-                                 stops=check_stops(options.stop)).text
+                                 stops=check_stops(options.stop),
+                                 answer_constraint=options.constraint).text
 
     def _reason_plainly(self, model: TextModel, request: str, result: Result,
                         options: RunOptions, stats: StageStats) -> str:
         settings = self._reasoning_settings("reason", options)
         self._start(model, request, stats, thinking=None)
+        if options.constraint is not None:  # the reply is the JSON: no answer cue after it
+            sampling = settings.sampling(result.seed + SEED_OFFSETS["think"])
+            return generate(model, sampling=replace(sampling, constraint=options.constraint),
+                            max_tokens=settings.max_tokens, on_text=options.on_reasoning_text,
+                            stats=stats, stops=check_stops(options.stop)).text
         return reason_with_answer_cue(model, sampling=settings.sampling(result.seed + SEED_OFFSETS["think"]),
                                       max_tokens=settings.max_tokens, answer_budget=settings.answer_budget,
                                       on_text=options.on_reasoning_text, stats=stats,
@@ -336,12 +384,20 @@ class Pipeline:
                 "max_tokens": options.max_tokens, "temperature": options.temperature}
 
     @staticmethod
-    def _start(model: TextModel, request: str, stats: StageStats, *, thinking: bool | None) -> None:
-        prompt = render_user_turn(model.chat_template, request, enable_thinking=thinking,
-                                  bos_text=model.bos_text, eos_text=model.eos_text)
+    def _start(model: TextModel, request: str | list[dict], stats: StageStats, *,
+               thinking: bool | None) -> None:
+        # `request`: one user turn, or a conversation's messages (runtime/chat.py)
+        messages = [{"role": "user", "content": request}] if isinstance(request, str) else request
+        prompt = render_chat(model.chat_template, messages, enable_thinking=thinking,
+                             bos_text=model.bos_text, eos_text=model.eos_text)
         begun = model.start(prompt=prompt)
         stats.prompt_tokens += begun.prompt_tokens
         stats.prefill_s += begun.prefill_s
+
+
+def _reasons(mode: str) -> bool:
+    """Whether `mode` has a reasoning stage (the -think modes, a conversation's text turn)."""
+    return mode == CHAT_MODE or check_mode(mode).endswith("-think")
 
 
 def _residency_of(plan: Plan | None) -> str:

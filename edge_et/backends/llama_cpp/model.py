@@ -21,6 +21,7 @@ from edge_et.backends.base import ContextFull, LogitEdit, PromptStats, Sampling
 from edge_et.backends.drafting import Drafter, SpecCounts
 from edge_et.backends.image_cache import EmbeddingCache
 from edge_et.backends.llama_cpp import log as llama_log
+from edge_et.backends.llama_cpp.grammar import gbnf
 from edge_et.backends.llama_cpp.loading import (  # noqa: F401  (KV_TYPES, default_threads: re-exported)
     KV_TYPES,
     PrefillSettings,
@@ -44,7 +45,8 @@ def _is_text(chunk) -> bool:
 
 
 class LlamaCppModel:
-    """A GGUF language model (with an mmproj, a vision-language model). Implements TextModel."""
+    """A GGUF language model (with an mmproj, a vision-language model). Implements TextModel
+    and ConstrainedSampling (a JSON constraint as a grammar sampler, grammar.py)."""
 
     def __init__(self, *, model_path: str, n_ctx: int, mmproj_path: str | None = None,
                  n_threads: int | None = None, n_gpu_layers: int = 0, n_batch: int = 512,
@@ -341,6 +343,10 @@ class LlamaCppModel:
         self._free_chain()
         chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
         add = lambda sampler: llama_cpp.llama_sampler_chain_add(chain, sampler)  # noqa: E731
+        if sampling.constraint is not None:
+            # First, so the samplers after it only ever see tokens the grammar allows.
+            grammar = gbnf(sampling.constraint).encode("utf-8")
+            add(llama_cpp.llama_sampler_init_grammar(self._vocab, grammar, b"root"))
         if sampling.repeat_penalty != 1.0:
             # 0.3.36's vendored llama.cpp still takes the vocabulary size first.
             n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
