@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 
 from edge_et.cli.bench import bench
+from edge_et.cli.chat import chat
 from edge_et.cli.compare import compare
 from edge_et.cli.data import data_app
 from edge_et.cli.distributed import ray_without_address
@@ -33,7 +34,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 app.add_typer(export_app, name="export")
 app.add_typer(eval_app, name="eval")
 app.add_typer(data_app, name="data")
-for command in (run, info, plan, bench, compare, pull, serve, profiles):
+for command in (run, chat, info, plan, bench, compare, pull, serve, profiles):
     app.command()(command)
 
 

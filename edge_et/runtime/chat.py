@@ -67,20 +67,23 @@ def fit_history(model: TextModel, history: History, request: str, *, need: int,
 
 
 @dataclass
-class _UserTurn:
+class UserTurn:
+    """A user turn of a conversation: its text, the picture it is about (None: text only),
+    and the assistant's answer and the turn's extraction when the conversation holds them."""
+
     question: str
     picture: LoadedImage | None
     answer: str | None = None
     extraction: str | None = None
 
 
-def split_messages(messages: Sequence[dict]) -> tuple[str | None, list[_UserTurn], _UserTurn]:
+def split_messages(messages: Sequence[dict]) -> tuple[str | None, list[UserTurn], UserTurn]:
     """(system text, earlier user turns with their answers, the current turn) of `messages`:
     dicts with `role` (system, developer, user, assistant), `content` (text), and optionally
     `image` (user: any image form `run` takes) and `extraction` (assistant: the perception text
     of the turn it answers). InputError when the last message is not a user turn with text."""
     system: list[str] = []
-    turns: list[_UserTurn] = []
+    turns: list[UserTurn] = []
     picture: LoadedImage | None = None
     for index, message in enumerate(messages):
         role, text = message.get("role"), message.get("content") or ""
@@ -94,7 +97,7 @@ def split_messages(messages: Sequence[dict]) -> tuple[str | None, list[_UserTurn
         elif role == "user":
             if message.get("image") is not None:
                 picture = as_loaded_image(message["image"])
-            turns.append(_UserTurn(question=text, picture=picture))
+            turns.append(UserTurn(question=text, picture=picture))
         elif turns:  # an assistant turn answers the user turn before it
             turns[-1].answer = text
             turns[-1].extraction = message.get("extraction") or turns[-1].extraction
@@ -112,7 +115,13 @@ def run_chat(pipeline: "Pipeline", messages: Sequence[dict], options: RunOptions
     system, earlier, current = split_messages(messages)
     seed = options.seed if options.seed is not None else random.randrange(2**31)
     options = replace(options, seed=seed)
-    extract = extract or _perception_extractor(pipeline, options)
+    history = history_of(system, earlier, extract or _perception_extractor(pipeline, options))
+    return pipeline.run(current.picture, current.question, turn_options(options, current, history))
+
+
+def history_of(system: str | None, earlier: Sequence[UserTurn], extract: Extractor) -> History:
+    """The earlier turns as the reasoner sees them, each extraction made (`extract`) where the
+    conversation does not carry it."""
     turns = []
     for turn in earlier:
         extraction = turn.extraction
@@ -120,10 +129,13 @@ def run_chat(pipeline: "Pipeline", messages: Sequence[dict], options: RunOptions
             extraction = extract(turn.picture, turn.question)
         turns.append(Turn(question=turn.question, answer=turn.answer or "",
                           extraction=extraction if turn.picture is not None else None))
-    history = History(system=system, turns=tuple(turns))
+    return History(system=system, turns=tuple(turns))
+
+
+def turn_options(options: RunOptions, current: UserTurn, history: History | None) -> RunOptions:
+    """`options` for the current turn: the `chat` mode when it has no picture, the history."""
     mode = options.mode if current.picture is not None else CHAT_MODE
-    return pipeline.run(current.picture, current.question,
-                        replace(options, mode=mode, history=history))
+    return replace(options, mode=mode, history=history)
 
 
 def _perception_extractor(pipeline: "Pipeline", options: RunOptions) -> Extractor:
@@ -170,6 +182,11 @@ class Conversation:
         self.options = options or RunOptions()
         self.messages: list[dict] = [{"role": "system", "content": system}] if system else []
         self._image = as_loaded_image(image) if image is not None else None
+
+    @property
+    def image(self) -> LoadedImage | None:
+        """The picture the next turn is about (None: text only)."""
+        return self._image
 
     def ask(self, question: str, image: ImageInput | None = None, **values) -> Result:
         """Answer `question` (about `image` from now on, if given; else the latest picture).

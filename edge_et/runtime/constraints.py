@@ -11,6 +11,8 @@ JSON text's last line.
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 from edge_et import backends
 from edge_et.bundle.manifest import Bundle
@@ -33,6 +35,19 @@ def json_constraint(schema: dict | str | None) -> JsonConstraint:
     if not isinstance(schema, dict):
         raise InputError("the JSON schema must be a JSON object")
     return JsonConstraint(schema=json.dumps(schema, sort_keys=True, separators=(",", ":")))
+
+
+def schema_file_constraint(path: str | os.PathLike | None) -> JsonConstraint | None:
+    """The constraint of a JSON-schema file (`--json-schema FILE`), None without one;
+    InputError (one line) for a file that cannot be read or is not a JSON object."""
+    if path is None:
+        return None
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise InputError(f"cannot read the JSON schema {os.fsdecode(path)}: {reason}") from None
+    return json_constraint(text)
 
 
 def check_constraint(bundle: Bundle, mode: str, constraint: JsonConstraint | None) -> None:

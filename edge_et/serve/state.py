@@ -44,6 +44,7 @@ class ServeSettings:
     max_pixels: int = 16_000_000  # a 4K frame is 8.3 MP; 16 MP is about 48 MB of RGB
     media_dir: Path | None = None
     cors_origins: list[str] = field(default_factory=list)
+    allowed_hosts: list[str] = field(default_factory=list)  # Host names beyond loopback (serve/hosts.py)
     threads: int | None = None
     device: str = "cpu"
     residency: str | None = None
