@@ -53,7 +53,8 @@ class StageStats:
 class Result:
     """The outcome of one question about one image.
 
-    mode: extract-think | caption-think | direct | extract.
+    mode: extract-think | caption-think | direct | extract; chat: a conversation's text-only
+        turn, answered by the reasoning model alone (runtime/chat.py).
     answer: parsed with the paper's rule (empty in `extract` mode).
     answer_matched: whether the last line matched `Answer: X` (False: the raw last line was used).
     hint: the extraction hint used (None for modes without one) and hint_source

@@ -27,7 +27,7 @@ from edge_et.core.images import ImageInput, LoadedImage, as_loaded_image
 from edge_et.core.stats import Result
 from edge_et.errors import InputError
 from edge_et.runtime.generation import THINK_CLOSE, THINK_OPEN
-from edge_et.runtime.options import CHAT_MODE, RunOptions
+from edge_et.runtime.options import CHAT_MODE, RunOptions, merge_options
 
 if TYPE_CHECKING:
     from edge_et.runtime.pipeline import Pipeline
@@ -152,7 +152,7 @@ def reply_text(result: Result, thinking: bool) -> str:
         return result.extraction
     if not thinking:
         return result.reasoning.strip()
-    thought, closed, answer = result.reasoning.partition(THINK_CLOSE)
+    _, closed, answer = result.reasoning.partition(THINK_CLOSE)
     return answer.strip() if closed else ""
 
 
@@ -194,11 +194,10 @@ class Conversation:
         if image is not None:
             self._image = as_loaded_image(image)
         user = {"role": "user", "content": question}
-        if self._image is not None and not any(m.get("image") is not None for m in self.messages):
-            user["image"] = self._image
-        elif image is not None:
-            user["image"] = self._image
-        options = replace(self.options, **values) if values else self.options
+        shown = any(m.get("image") is not None for m in self.messages)
+        if self._image is not None and (image is not None or not shown):
+            user["image"] = self._image  # the picture enters the conversation with this turn
+        options = merge_options(self.options, values)
         result = self.pipeline.chat(self.messages + [user], options)
         thinking = bool(self.pipeline.bundle.reasoning and self.pipeline.bundle.reasoning.thinking)
         self.messages += [user, {"role": "assistant", "content": reply_text(result, thinking),
