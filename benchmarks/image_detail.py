@@ -70,6 +70,8 @@ def measure(bundle_path: Path, trials: int, threads: int | None) -> dict:
 
     bundle = Bundle.load(bundle_path)
     bundle.decoding = {**bundle.decoding, "extract": {"max_tokens": 1}}  # the first token only
+    # anyres_max_9 on 1024x768 is about 4,900 tokens: more than the default 4,096 context
+    bundle.perception.n_ctx = max(bundle.perception.n_ctx or 0, 8192)
     image = picture()
     runs: dict[str, list[dict]] = {"high": [], "low": []}
     with edge_et.open_pipeline(bundle, threads=threads, image_cache_bytes=0) as pipeline:

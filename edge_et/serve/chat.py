@@ -127,9 +127,11 @@ def _too_long(state: ServerState, body: ChatRequest, options: edge_et.RunOptions
         else:
             high = middle - 1
     name = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
-    return ApiError(400, f"{name} {limit} does not fit the reasoning context this server's slots "
-                         f"are planned with (with the thought, the extraction and the question); "
-                         f"{name} may be at most {low}", param=name, code="context_length_exceeded")
+    plan = pipeline.plan.stages.get("reasoning") if pipeline.plan else None
+    context = f"the reasoning context of {plan.n_ctx} tokens" if plan else "the reasoning context"
+    return ApiError(400, f"{name} {limit} does not fit {context} this server's slots are planned "
+                         f"with (with the thought, the extraction and the question); {name} may be "
+                         f"at most {low}", param=name, code="context_length_exceeded")
 
 
 def _fits(pipeline: edge_et.Pipeline, options: edge_et.RunOptions) -> bool:

@@ -118,7 +118,10 @@ def schemas(count: int, rng: random.Random) -> list[dict]:
     leaves = [
         lambda: {"type": "boolean"},
         lambda: {"type": "integer"},
-        lambda: {"type": "string", "maxLength": rng.randint(1, 12)},
+        # ASCII by pattern: llama.cpp's grammar counts code points of byte sequences that
+        # Python's strict UTF-8 decoder rejects (overlong, surrogates), which random models
+        # emit, so a maxLength on free text can read longer here than the grammar allowed
+        lambda: {"type": "string", "pattern": f"^[A-Za-z ]{{1,{rng.randint(1, 12)}}}$"},
         lambda: {"enum": rng.sample(["red", "green", "blue", "yellow", "none"], rng.randint(1, 4))},
         lambda: {"type": "string", "enum": ["A", "B", "C", "D"]},
         lambda: {"type": "array", "items": {"type": "integer"}, "maxItems": rng.randint(1, 3)},
