@@ -111,6 +111,11 @@ def write_markdown(report: dict, path: Path) -> None:
             lines.append(f"| {part['label']} | {detail} | {m['prompt_tokens']:.0f} | {m['encode_s']:.2f} | "
                          f"{m['prefill_s']:.2f} | {m['first_token_s']:.2f} | "
                          f"{f'{ratio:.3f}' if detail == 'low' else ''} |")
+    lines += ["", "The demo's micro Idefics3 encoder takes 128-pixel pictures and does not tile "
+              "(`clip.vision.preproc_image_size` = image size = 128): one view at either level, so "
+              "`low` changes nothing there. The paper's LLaVA-OneVision is where `low` matters: "
+              "anyres_max_9 cuts 1024x768 into a 2x3 grid plus the global view (7 SigLIP encodes, "
+              "4,725 image tokens); `low` encodes the global view alone (729 image tokens)."]
     lines += ["", "Per-trial low/high ratios: " + "; ".join(
         f"{p['label']}: {', '.join(f'{r:.3f}' for r in p['low_over_high_first_token']['per_trial'])}"
         for p in report["bundles"]), ""]

@@ -150,7 +150,7 @@ def reply_text(result: Result, thinking: bool) -> str:
     (its whole text when it does not think), or the perception text in extract/direct."""
     if result.reasoning is None:
         return result.extraction
-    if not thinking:
+    if not _has_thought(result, thinking):
         return result.reasoning.strip()
     _, closed, answer = result.reasoning.partition(THINK_CLOSE)
     return answer.strip() if closed else ""
@@ -158,10 +158,17 @@ def reply_text(result: Result, thinking: bool) -> str:
 
 def thought_text(result: Result, thinking: bool) -> str | None:
     """The thought of a thinking reasoner (without its tags), else None."""
-    if result.reasoning is None or not thinking:
+    if result.reasoning is None or not _has_thought(result, thinking):
         return None
     thought = result.reasoning.partition(THINK_CLOSE)[0].strip()
     return thought.removeprefix(THINK_OPEN).strip()
+
+
+def _has_thought(result: Result, thinking: bool) -> bool:
+    """A thinking model wrote a thought (its think budget was above 0: at 0 the template writes
+    an empty one into the prompt and the text is the answer alone)."""
+    think = result.stages.get("think")
+    return thinking and think is not None and think.think_tokens is not None
 
 
 class Conversation:

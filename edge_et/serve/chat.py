@@ -28,6 +28,7 @@ import edge_et
 from edge_et.serve import completion as shape
 from edge_et.serve.failures import ApiError
 from edge_et.serve.jobs import Job
+from edge_et.core.decoding import stage_decoding
 from edge_et.runtime.chat import UserTurn, split_messages
 from edge_et.runtime.constraints import check_constraint, json_constraint
 from edge_et.serve.media import conversation_of
@@ -250,7 +251,8 @@ async def _watch_disconnect(request: Request, job: Job, events: asyncio.Queue) -
 
 
 def _completion(state: ServerState, job: Job, result: edge_et.Result, id: str) -> dict:
-    return shape.completion(id=id, model=state.model_name, result=result, thinking=state.thinking,
+    return shape.completion(id=id, model=state.model_name, result=result,
+                            thinking=writes_thought(state, job.options),
                             picture=job.picture, queue_s=(job.started_at or job.queued_at) - job.queued_at,
                             extraction_cached=job.extraction_cached, cached_stop=job.cached_stop)
 
@@ -258,7 +260,7 @@ def _completion(state: ServerState, job: Job, result: edge_et.Result, id: str) -
 async def _stream(state: ServerState, job: Job, events: asyncio.Queue,
                   include_usage: bool) -> AsyncIterator[str]:
     id, created = shape.new_id(), int(time.time())
-    splitter = shape.ThoughtSplitter(state.thinking)
+    splitter = shape.ThoughtSplitter(writes_thought(state, job.options))
     perception_is_reply = job.options.mode in ("extract", "direct")
 
     def chunk(delta: dict | None, **extra) -> str:
@@ -293,6 +295,17 @@ async def _stream(state: ServerState, job: Job, events: asyncio.Queue,
         yield "data: [DONE]\n\n"
     finally:
         job.cancelled.set()  # the client left (or the run ended): stop at the next token
+
+
+def writes_thought(state: ServerState, options: edge_et.RunOptions) -> bool:
+    """Whether the reasoner's text begins with a thought closed by `</think>`: a thinking model
+    with a think budget above 0 (at 0 the template writes an empty thought into the prompt, and
+    the generated text is the answer alone)."""
+    if not state.thinking:
+        return False
+    if options.think_budget is not None:
+        return options.think_budget > 0
+    return stage_decoding("think", state.bundle.decoding).budget > 0
 
 
 def _error_body(error: BaseException) -> dict:

@@ -136,8 +136,9 @@ def test_low_detail_is_one_global_view_on_llava_onevision(tiny_llava_ov):
             assert result.image_detail == detail and not result.stages["extract"].image_cached
     layout = llava_ov.read_layout(bundle.perception.mmproj_path)
     request = tokens["high"] - llava_ov.count_tokens(768, 1024, layout)
-    assert tokens["low"] == request + layout.side ** 2  # the global view alone: no grid, no newlines
-    assert tokens["low"] * 3 < tokens["high"]
+    # the global view alone: no grid, no newlines (the paper-size saving is measured in
+    # benchmarks/results/image_detail.md; this tiny encoder's views are a few tokens each)
+    assert tokens["low"] == request + layout.side ** 2 < tokens["high"]
 
 
 def test_onnx_refuses_a_json_constraint_in_one_line(tiny_llava_ov, sample_image, tmp_path):

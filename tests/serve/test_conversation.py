@@ -16,7 +16,8 @@ import openai
 import pytest
 from PIL import Image
 
-from tests.serve.conftest import data_uri
+from tests.helpers.short_bundle import short_bundle
+from tests.serve.conftest import data_uri, start_server
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +97,22 @@ def test_an_echoed_extraction_is_used_as_it_is(client, sample_image):
     assert "A circle." in prompt and "(echoed, not used)" not in prompt
 
 
-def test_the_oldest_turns_are_dropped_first_and_the_reply_says_so(client, sample_image):
+@pytest.fixture(scope="module")
+def small_context(tiny_bundle, tmp_path_factory):
+    """A server whose reasoner has a 1,024-token context: a short conversation overflows it."""
+    folder = tmp_path_factory.mktemp("small-context")
+    bundle = short_bundle(tiny_bundle, folder)
+    manifest = json.loads((bundle / "bundle.json").read_text())
+    manifest["reasoning"]["n_ctx"] = 1024
+    (bundle / "bundle.json").write_text(json.dumps(manifest))
+    with start_server(bundle, folder, key=None) as server:
+        yield openai.OpenAI(base_url=server.url + "/v1", api_key="none", max_retries=0)
+
+
+def test_the_oldest_turns_are_dropped_first_and_the_reply_says_so(small_context, sample_image):
+    client = small_context
     picture = data_uri(sample_image)
-    long_answer = "word " * 3000  # each earlier turn about 3,000 tokens; the context is 40,960
+    long_answer = "word " * 100  # each earlier turn over 100 tokens; the context is 1,024
     messages = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": picture}},
                                              {"type": "text", "text": "first question"}]}]
     for index in range(15):
@@ -195,3 +209,14 @@ def test_image_detail_low_is_one_small_look(client, tmp_path):
         assert reply.model_extra["edge_et"]["image_detail"] == detail
         tokens[detail] = reply.model_extra["timings"]["stages"]["extract"]["prompt_tokens"]
     assert tokens["low"] * 3 < tokens["high"], tokens  # Qwen2-VL: a small pixel cap
+
+
+def test_a_think_budget_of_0_puts_the_whole_reply_in_content(client, sample_image):
+    # at budget 0 the template writes an empty thought into the prompt: the text is the answer
+    reply = client.chat.completions.create(
+        model="tiny-test", seed=3, max_tokens=40, messages=[{"role": "user", "content": "Say A."}],
+        extra_body={"edge_et": {"think_budget": 0}},
+        response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": {
+            "type": "object", "properties": {"a": {"type": "boolean"}}, "required": ["a"]}}})
+    assert json.loads(reply.choices[0].message.content)["a"] in (True, False)
+    assert not reply.choices[0].message.model_extra["reasoning_content"]
