@@ -24,6 +24,7 @@ from edge_et.errors import (
     PlanRefused,
 )
 from edge_et.runtime.api import open_pipeline
+from edge_et.runtime.chat import Conversation
 from edge_et.runtime.pipeline import Pipeline, RunOptions
 from edge_et.runtime.plan import plan_bundle
 from edge_et.runtime.stream import ExtractionText, Finished, ReasoningText, StageFinished
@@ -40,7 +41,7 @@ def __getattr__(name: str) -> str:
         return "0+unknown"
 
 __all__ = [
-    "open_pipeline", "Pipeline", "RunOptions", "Result", "StageStats", "Bundle", "plan_bundle",
+    "open_pipeline", "Pipeline", "RunOptions", "Result", "Conversation", "StageStats", "Bundle", "plan_bundle",
     "ExtractionText", "ReasoningText", "StageFinished", "Finished",
     "EdgeEtError", "InputError", "BundleError", "PlanRefused", "MissingExtra", "ModelError",
     "PipelineBusy", "DownloadError", "ExportError",

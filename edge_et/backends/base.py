@@ -94,17 +94,29 @@ class TextModel(Protocol):
 # -- optional abilities: a model class declares each by subclassing it; the runtime checks
 # with isinstance once, where it chooses what to do, never with hasattr at each call.
 
+class ConstrainedSampling(Protocol):
+    """A backend ability: its `sample` honours `Sampling.constraint` (only tokens that keep the
+    text valid JSON, or valid under a JSON schema, are sampled). Declared by the backend's
+    `BackendSpec.constrain`, which checks a constraint before any model loads; a backend
+    without it refuses a constrained request in one line instead of ignoring the constraint."""
+
+    def sample(self, *, sampling: Sampling, edit: LogitEdit | None = None) -> int:
+        """As TextModel.sample, the constraint applied before the other samplers."""
+
+
 @runtime_checkable
 class HeadReuse(Protocol):
     """A TextModel that keeps the state of a prompt's shared heads between requests.
 
-    Where reuse may end is a function of the prompt alone, so kept heads and a fresh start
-    evaluate the same batches: the result is byte-identical to `start(prompt=prompt)`.
+    Where reuse may end is a function of the prompt and its heads alone, so kept heads and a
+    fresh model evaluate the same batches: the result is byte-identical to the same call on a
+    fresh model, whatever was started before. (Not to `start(prompt=prompt)`, which evaluates
+    the prompt in one run of batches: a quantized model may round that split differently.)
     """
 
     def start_with_heads(self, *, prompt: str, heads: Sequence[str]) -> PromptStats:
-        """`start(prompt=prompt)` for a text prompt that begins with each of `heads`, texts
-        other prompts share, each a prefix of the next."""
+        """`start` for a text prompt that begins with each of `heads`, texts other prompts
+        share, each a prefix of the next; evaluated one run of batches per head."""
 
 
 @runtime_checkable

@@ -70,6 +70,9 @@ class BackendSpec:
     gpu_memory(): the VRAM the backend would offload to, or None.
     build_info(): machine-report fields about the installed library (bench, speed keys).
     host_info(): `edge-et info` fields about this machine for the backend's stages.
+    constrain(constraint): the backend's compiled form of a JsonConstraint (InputError, one
+        line, for a schema it cannot compile); None where the backend's models cannot
+        constrain decoding (base.ConstrainedSampling): a constrained request is then refused.
     """
 
     name: str
@@ -90,6 +93,7 @@ class BackendSpec:
     gpu_memory: Callable[[], VRAM | None] = field(default=lambda: None)
     build_info: Callable[[], dict] = field(default=dict)
     host_info: Callable[[], dict] = field(default=dict)
+    constrain: Callable[[object], object] | None = None
 
     def import_model_module(self):
         """The model's module, imported with its native libraries (ImportError when the extra

@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from edge_et.cli.bench import bench
 from edge_et.cli.bundle import bundle_app, list_local, rm
+from edge_et.cli.chat import chat
 from edge_et.cli.compare import compare
 from edge_et.cli.data import data_app
 from edge_et.cli.distributed import ray_without_address
@@ -36,7 +37,7 @@ app.add_typer(export_app, name="export")
 app.add_typer(eval_app, name="eval")
 app.add_typer(data_app, name="data")
 app.add_typer(bundle_app, name="bundle")
-for command in (run, info, plan, bench, compare, pull, serve, ps, profiles):
+for command in (run, chat, info, plan, bench, compare, pull, serve, ps, profiles):
     app.command()(command)
 app.command("list")(list_local)
 app.command()(rm)

@@ -41,6 +41,8 @@ def run(
     temperature: Optional[float] = typer.Option(None, min=0.0, help="Reasoning temperature (0 = greedy)."),
     seed: Optional[int] = typer.Option(None, help="Seed for sampling; the same seed repeats a run."),
     stop: Optional[list[str]] = typer.Option(None, "--stop", help="End the reply before this text (repeatable; the thought is never cut). A newline in bash: --stop $'\\n'."),
+    json_schema: Optional[Path] = typer.Option(None, "--json-schema", help="The reply is JSON under this schema (a file): the answer after the thought, or the perception text in extract/direct (llama.cpp bundles)."),
+    image_detail: str = typer.Option("auto", "--image-detail", help="low (one cheap look: one view, or a small pixel cap) | high (the model's own tiling) | auto (the bundle's default: high)."),
     speculative: str = typer.Option("auto", "--speculative", help="Speculative decoding of the reasoning stage: auto (= off, by measurement) | off | lookup (n-grams of the prompt) | draft (the perception LM drafts; same vocabulary, co-resident)."),
     residency: str = typer.Option("auto", help="auto (the memory plan decides) | co-resident | swap."),
     mem_budget: Optional[str] = typer.Option(None, "--mem-budget", help="Memory budget (6GB, 512MiB, bytes); default: 80% of available memory."),
@@ -57,11 +59,14 @@ def run(
     """Answer a question about an image (or every line of a --batch file)."""
     from edge_et.core.images import load_image
     from edge_et.runtime.api import open_bundle, open_pipeline
-    from edge_et.runtime.pipeline import RunOptions, check_mode
+    from edge_et.runtime.constraints import schema_file_constraint
+    from edge_et.runtime.pipeline import RunOptions, check_image_detail, check_mode
     from edge_et.runtime.speculation import check_speculative
     from edge_et.runtime.stop_strings import check_stops
 
     check_mode(mode)
+    check_image_detail(image_detail)
+    constraint = schema_file_constraint(json_schema)
     check_speculative(speculative)
     stops = check_stops(stop)
     on_ray = ray_settings(ray, ray_cpus, ray_images, ray_perception_actors, ray_reasoning_actors)
@@ -81,7 +86,9 @@ def run(
                        threads=threads, device_profile=device_profile) as pipeline:
         options = RunOptions(mode=mode, hint=hint, seed=seed, think_budget=think_budget,
                              answer_budget=answer_budget, max_tokens=max_tokens, temperature=temperature,
-                             speculative=speculative, stop=stops or None)
+                             speculative=speculative, stop=stops or None, constraint=constraint,
+                             image_detail=image_detail)
+        pipeline.check_options(options)  # a schema its backend cannot apply: one line, nothing loaded
         chosen = None
         if deadline is not None:
             from edge_et.runtime.deadline import apply_deadline, describe_choice

@@ -31,6 +31,7 @@ def serve(
     max_pixels: float = typer.Option(16.0, "--max-megapixels", min=0.01, help="Largest picture, in megapixels; larger: 400."),
     allow_media_dir: Path | None = typer.Option(None, "--allow-media-dir", help="Allow file:// image URLs under this folder."),
     cors_origin: list[str] | None = typer.Option(None, "--cors-origin", help="Allow browser pages from this origin (repeatable)."),
+    allowed_hosts: list[str] | None = typer.Option(None, "--allowed-hosts", help="Answer requests for this Host name too (repeatable; *: any); default: loopback names and IP addresses only, any with an API key."),
     device: str = typer.Option("cpu", help=DEVICE_HELP),
     threads: int | None = typer.Option(None, min=1, help="CPU threads per slot (default: all cores)."),
     residency: str = typer.Option("auto", help="auto (the memory plan decides) | co-resident | swap."),
@@ -53,6 +54,7 @@ def serve(
         keep_alive_s=parse_duration(keep_alive), mem_budget=mem_budget,
         max_body=parse_size(max_body), max_pixels=int(max_pixels * 1_000_000),
         media_dir=allow_media_dir, cors_origins=list(cors_origin or []), threads=threads,
+        allowed_hosts=list(allowed_hosts or []),
         device=device, residency=None if residency == "auto" else residency, warm_up=warm_up,
         image_cache_bytes=_cache_bytes(image_cache),
         extraction_cache_entries=extraction_cache)

@@ -1,4 +1,5 @@
-"""Render a model's own chat template (Jinja, from its metadata) for one user turn."""
+"""Render a model's own chat template (Jinja, from its metadata) for one user turn or a
+conversation."""
 
 from __future__ import annotations
 
@@ -34,10 +35,18 @@ def render_user_turn(template: str | None, content: str, *, enable_thinking: boo
 
     `enable_thinking` is passed to templates that know it (Qwen3); others ignore it.
     """
+    return render_chat(template, [{"role": "user", "content": content}],
+                       enable_thinking=enable_thinking, bos_text=bos_text, eos_text=eos_text)
+
+
+def render_chat(template: str | None, messages: list[dict], *, enable_thinking: bool | None = None,
+                bos_text: str = "", eos_text: str = "") -> str:
+    """The prompt text for `messages` ({"role", "content"} dicts: system, user, assistant)
+    followed by the assistant's generation prompt. BundleError when the template fails."""
     extra = {} if enable_thinking is None else {"enable_thinking": enable_thinking}
     try:
         return _compile(template or CHATML).render(
-            messages=[{"role": "user", "content": content}], add_generation_prompt=True,
+            messages=messages, add_generation_prompt=True,
             bos_token=bos_text, eos_token=eos_text, **extra)
     except jinja2.TemplateError as exc:
         raise BundleError(f"the model's chat template failed to render: {exc}") from None

@@ -21,10 +21,21 @@ from edge_et.errors import BundleError, InputError
 
 
 @dataclass(frozen=True)
+class JsonConstraint:
+    """Generated text must be JSON: any JSON value (`schema` None, OpenAI's `json_object`) or
+    one that matches a JSON schema (`schema`: its canonical JSON text, so the constraint is
+    hashable and two equal schemas share one compiled grammar). A backend that can constrain
+    decoding compiles it (llama.cpp: a GBNF grammar); runtime/constraints.py checks that it can."""
+
+    schema: str | None = None
+
+
+@dataclass(frozen=True)
 class Sampling:
     """Sampling settings, applied in the order transformers uses: temperature, top-k, top-p, min-p.
 
-    temperature 0 means greedy. The seed makes a generation repeatable.
+    temperature 0 means greedy. The seed makes a generation repeatable. `constraint`: only
+    tokens that keep the text valid under it may be sampled (backends/base.ConstrainedSampling).
     """
 
     temperature: float = 0.0
@@ -33,6 +44,7 @@ class Sampling:
     min_p: float = 0.0
     repeat_penalty: float = 1.0
     seed: int = 0
+    constraint: JsonConstraint | None = None
 
 
 @dataclass(frozen=True)

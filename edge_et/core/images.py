@@ -77,6 +77,9 @@ class LoadedImage:
         source: the path (or name) exactly as the caller gave it.
         format: Pillow's name for the file format, e.g. "PNG", "JPEG", "MPO".
         original_mode: Pillow's pixel mode before conversion, e.g. "P", "I;16".
+        detail: how closely the perception model looks (runtime/image_detail.py): "high"
+            (its own tiling), or "low" (a model with views of its own, LLaVA-OneVision,
+            encodes its one global view only).
     """
 
     rgb: np.ndarray = field(repr=False)
@@ -86,6 +89,7 @@ class LoadedImage:
     source: str
     format: str
     original_mode: str
+    detail: str = "high"
 
     def to_pil(self) -> Image.Image:
         """Return a new RGB Pillow image with these pixels."""

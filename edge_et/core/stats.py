@@ -58,7 +58,8 @@ class StageStats:
 class Result:
     """The outcome of one question about one image.
 
-    mode: extract-think | caption-think | direct | extract.
+    mode: extract-think | caption-think | direct | extract; chat: a conversation's text-only
+        turn, answered by the reasoning model alone (runtime/chat.py).
     answer: parsed with the paper's rule (empty in `extract` mode).
     answer_matched: whether the last line matched `Answer: X` (False: the raw last line was used).
     hint: the extraction hint used (None for modes without one) and hint_source
@@ -69,6 +70,10 @@ class Result:
     peak_rss_bytes: peak resident memory of this process so far.
     deadline: with `run --deadline`: the think budget chosen for it and the worst case
         expected from this device's measured speed (see edge_et.runtime.deadline).
+    conversation: a turn of a conversation (runtime/chat.py): `turns` earlier turns the
+        reasoner saw, `dropped` the oldest ones left out to fit its context, `prompt` its
+        rendered prompt when asked for (RunOptions.return_prompt).
+    image_detail: the detail the perception model looked at the picture with (low, high).
     """
 
     mode: str
@@ -84,6 +89,8 @@ class Result:
     image: str | None = None
     seed: int | None = None
     deadline: dict | None = None
+    conversation: dict | None = None
+    image_detail: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> Result:

@@ -119,6 +119,12 @@ def make_views(rgb: np.ndarray, layout: Layout) -> list[np.ndarray]:
     return [_resize(image, layout.tile, layout.tile)] + [np.ascontiguousarray(t) for t in tiles]
 
 
+def base_view(rgb: np.ndarray, layout: Layout) -> np.ndarray:
+    """The one global view (the whole image squashed to one tile): `detail: low`."""
+    image = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8))
+    return _resize(image, layout.tile, layout.tile)
+
+
 def _resize(image: Image.Image, height: int, width: int) -> np.ndarray:
     # Pillow's bicubic on uint8, as transformers' `resize` does for uint8 input.
     return np.asarray(image.resize((width, height), resample=Image.Resampling.BICUBIC))

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import codecs
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import numpy as np
 
 from edge_et.backends.base import ContextFull, LogitEdit, Sampling, TextModel
+from edge_et.core.decoding import JsonConstraint
 from edge_et.core.stats import StageStats
 from edge_et.errors import BundleError
 from edge_et.runtime.stop_strings import StopStringReached, StopWatch
@@ -185,11 +186,13 @@ def boost_edit(ids: ThinkTokens, t: int, budget: int) -> LogitEdit:
 def think_then_answer(model: TextModel, *, sampling: Sampling, think_budget: int,
                       answer_budget: int, on_text: TextSink | None = None,
                       stats: StageStats | None = None, ignore_eos: bool = False,
-                      stops: Sequence[str] = ()) -> Generation:
+                      stops: Sequence[str] = (),
+                      answer_constraint: JsonConstraint | None = None) -> Generation:
     """Generate a thought of at most `think_budget` tokens, then the answer (see module doc).
 
     With `ignore_eos` the thought runs to the budget and the answer to its budget (benchmarks);
-    the answer ends before the first of `stops` (the thought is never cut by them).
+    the answer ends before the first of `stops` (the thought is never cut by them). With
+    `answer_constraint` only the answer is constrained: the thought is free.
     """
     stats = stats or StageStats()
     ids = ThinkTokens.of(model)
@@ -202,6 +205,8 @@ def think_then_answer(model: TextModel, *, sampling: Sampling, think_budget: int
     if not closed:
         return _finish(stepper, stats, "eos", stepper.count, forced)
     stepper.stops_begin()
+    if answer_constraint is not None:
+        stepper.sampling = replace(sampling, constraint=answer_constraint)
     reason = _run(stepper, max(2, think_budget) + answer_budget)
     stats.stop_reason = reason
     return Generation(text=stepper.finish(), stop_reason=reason, stats=stats)

@@ -6,11 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Callable, Sequence
 
+from edge_et.core.conversation import History
+from edge_et.core.decoding import JsonConstraint
 from edge_et.core.stats import StageStats
 from edge_et.errors import InputError
 from edge_et.runtime.generation import TextSink
 
 MODES = ("extract-think", "caption-think", "direct", "extract")
+# A text-only turn (no picture in the conversation yet): the reasoning model answers the user's
+# text itself. Only conversations produce it (runtime/chat.py); `run --mode` does not offer it.
+CHAT_MODE = "chat"
+IMAGE_DETAILS = ("auto", "low", "high")
 
 
 @dataclass
@@ -29,6 +35,12 @@ class RunOptions:
     # Multiple choice: a reply whose last line names no option gets one constrained letter
     # (runtime/answer_cue.py force_letter). None: the bundle's `answer.force_letter` (default off).
     force_letter: bool | None = None
+    # The reply must be JSON (under a schema): the reasoner's answer after its thought, or the
+    # perception text in extract/direct (runtime/constraints.py).
+    constraint: JsonConstraint | None = None
+    image_detail: str = "auto"         # low | high | auto (runtime/image_detail.py)
+    history: History | None = None     # earlier turns of a conversation (runtime/chat.py)
+    return_prompt: bool = False        # keep the reasoner's rendered prompt in Result.conversation
     on_reasoning_text: TextSink | None = None
     on_extraction_text: TextSink | None = None
     on_stage_finished: Callable[[str, StageStats], None] | None = None  # (stage, its stats)
@@ -55,6 +67,12 @@ def merge_options(options: RunOptions | None, values: dict) -> RunOptions:
         raise InputError(f"unknown option {unknown[0]!r}; options: {', '.join(names)}")
     base = options if options is not None else RunOptions()
     return replace(base, **values) if values else base
+
+
+def check_image_detail(detail: str) -> str:
+    if detail not in IMAGE_DETAILS:
+        raise InputError(f"unknown image detail {detail!r}; choose one of: {', '.join(IMAGE_DETAILS)}")
+    return detail
 
 
 def check_mode(mode: str) -> str:

@@ -10,31 +10,37 @@ Modes:
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Iterator, Sequence
 
 from edge_et import backends
 from edge_et.backends.base import CachesImages, HeadReuse, TextModel
 from edge_et.bundle.manifest import Bundle, StageSpec
 from edge_et.core import prompts
-from edge_et.core.chat import render_user_turn
+from edge_et.core.chat import render_chat, render_user_turn
 from edge_et.core.choices import question_options
-from edge_et.core.decoding import StageDecoding, stage_decoding
+from edge_et.core.decoding import JsonConstraint, StageDecoding, stage_decoding
 from edge_et.core.hints import hint_from_question
 from edge_et.core.images import ImageInput, LoadedImage, as_loaded_image
 from edge_et.core.stats import Result, StageStats
 from edge_et.errors import InputError
 from edge_et.memory.probes import process_peak_rss
 from edge_et.memory.scheduler import Plan
+from edge_et.runtime import chat as conversations
 from edge_et.runtime.answer_cue import force_letter, reason_with_answer_cue
+from edge_et.runtime.constraints import PERCEPTION_REPLIES, check_constraint
 from edge_et.runtime.generation import TextSink, generate, think_then_answer
+from edge_et.runtime.image_detail import look
 from edge_et.runtime.image_tuning import tuned_prefill
 from edge_et.runtime.models import ModelSource, OwnModels
-from edge_et.runtime.plan import DEFAULT_CTX, check_reasoning_fits, requested_ctx
+from edge_et.runtime.plan import DEFAULT_CTX, check_reasoning_fits, reasoning_generation, requested_ctx
 from edge_et.runtime.serial import ModelLock, serialized
 from edge_et.runtime.speculation import choose_drafter, record_counts, speculate
 from edge_et.runtime.options import (  # noqa: F401 - re-exported: edge_et.runtime.pipeline is where callers find them
+    CHAT_MODE,
     MODES,
     RunOptions,
+    check_image_detail,
     check_mode,
     check_text,
     merge_options,
@@ -176,13 +182,29 @@ class Pipeline:
     def check_fits(self, options: RunOptions) -> None:
         """InputError (one line, naming the limit) when `options` raise the reasoning stage's
         need past the context its model is planned with; a server calls it before queueing."""
-        if not check_mode(options.mode).endswith("-think") or self.bundle.reasoning is None:
+        if not _reasons(options.mode) or self.bundle.reasoning is None:
             return
         spec = self.bundle.reasoning
         check_reasoning_fits(self._stage_settings(spec)["n_ctx"], self.bundle.decoding, spec.thinking,
                              self._reasoning_flags(options))
 
+    def check_options(self, options: RunOptions) -> None:
+        """Everything about `options` that can be refused before a request is queued, in one
+        line (InputError): its budgets (check_fits), its image detail, and a JSON constraint
+        that the reply's backend cannot apply or compile."""
+        check_image_detail(options.image_detail)
+        mode = options.mode if options.mode == CHAT_MODE else check_mode(options.mode)
+        check_constraint(self.bundle, mode, options.constraint)
+        self.check_fits(options)
+
     # -- one request ----------------------------------------------------------------------
+
+    @serialized
+    def chat(self, messages: Sequence[dict], options: RunOptions | None = None, **values) -> Result:
+        """Answer the last user turn of a conversation (our extension: runtime/chat.py).
+        `messages`: dicts with `role` and `content`, a user turn's `image`, an assistant turn's
+        `extraction`; a conversation with no picture yet is answered by the reasoner alone."""
+        return conversations.run_chat(self, messages, merge_options(options, values))
 
     def run(self, image: ImageInput, question: str, options: RunOptions | None = None, *,
             wait: bool = True, **values) -> Result:
@@ -214,7 +236,7 @@ class Pipeline:
         check_stops(options.stop)
         with self.model_lock.held(wait=wait):
             result = self.perceive(image, question, options)
-            if result.mode.endswith("-think"):
+            if _reasons(result.mode):
                 self.reason(result, options)
         return result
 
@@ -240,12 +262,18 @@ class Pipeline:
         Returns the `Result` so far (extraction, hint, perception stats); for a -think mode,
         `reason(result)` completes it. Raises as `run`.
         """
+        seed = options.seed if options.seed is not None else random.randrange(2**31)
+        if options.mode == CHAT_MODE:  # a conversation's text-only turn: nothing to look at
+            check_text(question)
+            self.bundle.require("reasoning")
+            return Result(mode=CHAT_MODE, question=question, seed=seed)
         mode = check_mode(options.mode)
         check_text(question, options.hint)
         check_bundle_for_mode(self.bundle, mode)
-        picture = _load(image)
-        seed = options.seed if options.seed is not None else random.randrange(2**31)
-        result = Result(mode=mode, question=question, image=picture.source, seed=seed)
+        check_constraint(self.bundle, mode, options.constraint)
+        picture = self._look(_load(image), check_image_detail(options.image_detail))
+        result = Result(mode=mode, question=question, image=picture.source, seed=seed,
+                        image_detail=picture.detail)
         if mode == "direct":
             text = self._perceive(picture, prompts.direct_prompt(question, self.prompts),
                                   "direct", result, options)
@@ -284,6 +312,13 @@ class Pipeline:
         result = Result(mode="think", question=question, extraction=description, seed=seed)
         return self.reason(result, options)
 
+    def _look(self, picture: LoadedImage, detail: str) -> LoadedImage:
+        """The picture at `detail` (runtime/image_detail.py)."""
+        if detail != "low":
+            return picture
+        spec = self.bundle.require("perception")
+        return look(picture, detail, backends.get(spec.backend).vision_shape(spec))
+
     def _choose_hint(self, question: str, result: Result, options: RunOptions) -> None:
         if options.hint is not None and options.hint.strip().lower() != "auto":
             result.hint, result.hint_source = options.hint.strip(), "flag"
@@ -299,7 +334,8 @@ class Pipeline:
     @serialized
     def ask(self, role: str, request: str, *, settings: StageDecoding, seed: int,
             stats: StageStats, image: LoadedImage | None = None,
-            on_text: TextSink | None = None, stops: Sequence[str] = ()) -> str:
+            on_text: TextSink | None = None, stops: Sequence[str] = (),
+            constraint: JsonConstraint | None = None) -> str:
         """One user turn of the caller's own to the `role` model; returns the generated text.
 
         With `image` (perception) the picture comes first, as in every perception request;
@@ -317,7 +353,8 @@ class Pipeline:
             stats.prompt_tokens, stats.prefill_s = begun.prompt_tokens, begun.prefill_s
             stats.image_encode_s = begun.image_encode_s
             stats.image_cached = begun.image_cached
-        return generate(model, sampling=settings.sampling(seed), max_tokens=settings.max_tokens,
+        sampling = replace(settings.sampling(seed), constraint=constraint)
+        return generate(model, sampling=sampling, max_tokens=settings.max_tokens,
                         on_text=on_text, stats=stats, stops=stops).text
 
     def _ask_hint(self, question: str, result: Result) -> str:
@@ -335,7 +372,8 @@ class Pipeline:
                         stats=result.stages.setdefault(stage, StageStats()),
                         on_text=options.on_extraction_text,
                         # direct and extract: the perception text is the reply the stops end
-                        stops=check_stops(options.stop) if stage == result.mode else ())
+                        stops=check_stops(options.stop) if stage == result.mode else (),
+                        constraint=options.constraint if stage in PERCEPTION_REPLIES else None)
         result.extraction = text.strip()
         _finished(options, stage, result)
         return text
@@ -344,16 +382,23 @@ class Pipeline:
         stats = result.stages.setdefault("think", StageStats())
         model = self._model("reasoning", stats)
         spec = self.bundle.reasoning
-        request = prompts.reasoning_prompt(result.extraction, result.question, step_by_step=True,
-                                           prompts=self.prompts)
-        heads = prompts.reasoning_heads(result.extraction, self.prompts)
+        request = conversations.reasoning_request(result, self.prompts)
+        heads = () if result.mode == CHAT_MODE else \
+            prompts.reasoning_heads(result.extraction, self.prompts)
+        if options.history is not None and not options.history.empty:
+            flags = self._reasoning_flags(options)
+            request, result.conversation = conversations.fit_history(
+                model, options.history, request, thinking=spec.thinking or None,
+                need=reasoning_generation(self.bundle.decoding, spec.thinking, flags),
+                keep_prompt=options.return_prompt)
         speculate(model, *choose_drafter(options.speculative, model, self._models.get("perception")),
                   stats)
         try:
             out = self._think(model, spec, request, heads, result, options, stats) \
                 if spec.thinking else self._reason_plainly(model, request, heads, result, options, stats)
-            if options.force_letter if options.force_letter is not None else \
-                    self.bundle.answer.get("force_letter", False):  # opt-in (runtime/answer_cue.py)
+            forced = options.force_letter if options.force_letter is not None else \
+                self.bundle.answer.get("force_letter", False)  # opt-in (runtime/answer_cue.py)
+            if forced and options.constraint is None:  # a JSON reply gets no letter after it
                 settings = self._reasoning_settings("think" if spec.thinking else "reason", options)
                 out += force_letter(model, out, options=question_options(result.question),
                                     sampling=settings.sampling(result.seed + SEED_OFFSETS["think"]),
@@ -372,20 +417,26 @@ class Pipeline:
         if settings.budget == 0:
             # No thinking at all: the template's own switch writes an empty thought.
             self._start(model, request, stats, thinking=False, heads=heads)
-            return generate(model, sampling=sampling, max_tokens=settings.answer_budget,
-                            on_text=options.on_reasoning_text, stats=stats,
-                            stops=check_stops(options.stop)).text
+            return generate(model, sampling=replace(sampling, constraint=options.constraint),
+                            max_tokens=settings.answer_budget, on_text=options.on_reasoning_text,
+                            stats=stats, stops=check_stops(options.stop)).text
         self._start(model, request, stats, thinking=True, heads=heads)
         return think_then_answer(model, sampling=sampling, think_budget=settings.budget,
                                  answer_budget=settings.answer_budget,
                                  on_text=options.on_reasoning_text, stats=stats,
-                                 stops=check_stops(options.stop)).text
+                                 stops=check_stops(options.stop),
+                                 answer_constraint=options.constraint).text
 
     def _reason_plainly(self, model: TextModel, request: str, heads: tuple[str, ...],
                         result: Result,
                         options: RunOptions, stats: StageStats) -> str:
         settings = self._reasoning_settings("reason", options)
         self._start(model, request, stats, thinking=None, heads=heads)
+        if options.constraint is not None:  # the reply is the JSON: no answer cue after it
+            sampling = settings.sampling(result.seed + SEED_OFFSETS["think"])
+            return generate(model, sampling=replace(sampling, constraint=options.constraint),
+                            max_tokens=settings.max_tokens, on_text=options.on_reasoning_text,
+                            stats=stats, stops=check_stops(options.stop)).text
         return reason_with_answer_cue(model, sampling=settings.sampling(result.seed + SEED_OFFSETS["think"]),
                                       max_tokens=settings.max_tokens, answer_budget=settings.answer_budget,
                                       on_text=options.on_reasoning_text, stats=stats,
@@ -401,12 +452,14 @@ class Pipeline:
                 "max_tokens": options.max_tokens, "temperature": options.temperature}
 
     @staticmethod
-    def _start(model: TextModel, request: str, stats: StageStats, *, thinking: bool | None,
-               heads: tuple[str, ...] = ()) -> None:
-        """Feed `request` in the model's chat template. `heads`: texts the request starts with
-        that other requests share; a model that keeps their state (HeadReuse) skips them."""
-        prompt = render_user_turn(model.chat_template, request, enable_thinking=thinking,
-                                  bos_text=model.bos_text, eos_text=model.eos_text)
+    def _start(model: TextModel, request: str | list[dict], stats: StageStats, *,
+               thinking: bool | None, heads: tuple[str, ...] = ()) -> None:
+        """Feed `request` (one user turn, or a conversation's messages: runtime/chat.py) in the
+        model's chat template. `heads`: texts the prompt's last turn starts with that other
+        requests share; a model that keeps their state (HeadReuse) skips them."""
+        messages = [{"role": "user", "content": request}] if isinstance(request, str) else request
+        prompt = render_chat(model.chat_template, messages, enable_thinking=thinking,
+                             bos_text=model.bos_text, eos_text=model.eos_text)
         rendered = _rendered_heads(prompt, heads)
         if rendered and isinstance(model, HeadReuse):
             begun = model.start_with_heads(prompt=prompt, heads=rendered)
@@ -421,6 +474,11 @@ def _rendered_heads(prompt: str, heads: tuple[str, ...]) -> tuple[str, ...]:
     where the template changed the request's text."""
     at = prompt.find(heads[-1]) if heads else -1
     return tuple(prompt[:at + len(head)] for head in heads) if at >= 0 else ()
+
+
+def _reasons(mode: str) -> bool:
+    """Whether `mode` has a reasoning stage (the -think modes, a conversation's text turn)."""
+    return mode == CHAT_MODE or check_mode(mode).endswith("-think")
 
 
 def _residency_of(plan: Plan | None) -> str:

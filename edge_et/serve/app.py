@@ -19,12 +19,13 @@ import edge_et
 from edge_et.serve import failures
 from edge_et.serve.chat import chat_completions
 from edge_et.serve.gate import Gate, key_checker
+from edge_et.serve.hosts import HostCheck
 from edge_et.serve.schema import ChatCompletion, ErrorResponse, Health, ModelList
 from edge_et.serve.state import ServedBundle, ServerState
 
 PAGE = Path(__file__).resolve().parent / "page"
 PAGE_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
-ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 500, 503)}
+ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 413, 500, 503)}
 
 
 def create_app(state: ServerState) -> FastAPI:
@@ -43,6 +44,9 @@ def create_app(state: ServerState) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=state.settings.cors_origins,
                            allow_methods=["GET", "POST"], allow_headers=["authorization", "content-type"])
     app.add_middleware(Gate, max_body=state.settings.max_body, metrics=state.metrics)
+    # Added last, so it runs first: a rebound name is refused before anything else is read.
+    app.add_middleware(HostCheck, allowed_hosts=state.settings.allowed_hosts,
+                       cors_origins=state.settings.cors_origins, keyed=bool(state.settings.api_key))
     keyed = [Depends(key_checker(state.settings.api_key, state.metrics))]
 
     app.post("/v1/chat/completions", response_model=ChatCompletion, dependencies=keyed,

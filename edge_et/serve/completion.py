@@ -72,7 +72,7 @@ def message(result: edge_et.Result, thinking: bool) -> dict:
                 "reasoning": None, "extraction": result.extraction}
     thought, answer = split_thought(result.reasoning, thinking)
     return {"role": "assistant", "content": answer, "reasoning_content": thought,
-            "reasoning": thought, "extraction": result.extraction}
+            "reasoning": thought, "extraction": result.extraction if result.mode != "chat" else None}
 
 
 def finish_reason(result: edge_et.Result, cached_stop: str | None = None) -> str:
@@ -105,8 +105,10 @@ def extension(result: edge_et.Result, picture: edge_et.LoadedImage, extraction_c
     perception = [s for s in result.stages.values() if s.image_cached is not None]
     return {"mode": result.mode, "answer": result.answer, "answer_matched": result.answer_matched,
             "hint": result.hint, "hint_source": result.hint_source, "seed": result.seed,
-            "image_sha256": picture.sha256, "extraction_cached": extraction_cached,
-            "image_cached": bool(perception and perception[0].image_cached) or extraction_cached}
+            "image_sha256": picture.sha256 if picture is not None else None,
+            "extraction_cached": extraction_cached,
+            "image_cached": bool(perception and perception[0].image_cached) or extraction_cached,
+            "image_detail": result.image_detail, "conversation": result.conversation}
 
 
 def completion(*, id: str, model: str, result: edge_et.Result, thinking: bool, picture,

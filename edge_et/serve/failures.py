@@ -19,9 +19,13 @@ import edge_et
 log = logging.getLogger("edge_et.serve")
 
 # status -> OpenAI's error type for it
-TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
-         405: "invalid_request_error", 413: "invalid_request_error", 500: "server_error",
-         503: "unavailable_error"}
+TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+         404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error",
+         500: "server_error", 503: "unavailable_error"}
+# status -> the `code` of an error raised without one: every error has a code a client can test
+CODES = {400: "invalid_request", 401: "invalid_api_key", 403: "forbidden", 404: "not_found",
+         405: "method_not_allowed", 413: "request_too_large", 500: "server_error",
+         503: "unavailable"}
 
 
 class ApiError(HTTPException):
@@ -42,7 +46,7 @@ class ApiError(HTTPException):
 def error_body(status: int, message: str, *, param: str | None = None,
                code: str | None = None) -> dict:
     return {"error": {"message": message, "type": TYPES.get(status, "invalid_request_error"),
-                      "param": param, "code": code}}
+                      "param": param, "code": code or CODES.get(status, "error")}}
 
 
 def from_edge_et(error: edge_et.EdgeEtError) -> ApiError:
@@ -67,6 +71,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        if _bad_json(error):
+            return respond(ApiError(400, _json_message(error), code="invalid_json"))
         return respond(ApiError(400, _validation_message(error), param=_validation_param(error),
                                 code="invalid_request"))
 
@@ -82,6 +88,21 @@ def install(app: FastAPI) -> None:
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return respond(ApiError(500, f"internal error: {type(error).__name__}"))
+
+
+def _bad_json(error: RequestValidationError) -> bool:
+    problems = error.errors()
+    return bool(problems) and problems[0].get("type") == "json_invalid"
+
+
+def _json_message(error: RequestValidationError) -> str:
+    """The body is not JSON: the decoder's reason and where (the location is a character
+    offset, not a field, so it is no `param`)."""
+    first = error.errors()[0]
+    where = [part for part in first.get("loc", ()) if part != "body"]
+    reason = (first.get("ctx") or {}).get("error") or first.get("msg", "invalid JSON")
+    at = f" at character {where[0]}" if where and isinstance(where[0], int) else ""
+    return f"the body is not valid JSON: {reason}{at}"
 
 
 def _validation_message(error: RequestValidationError) -> str:

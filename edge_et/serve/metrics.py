@@ -81,7 +81,7 @@ class Metrics:
                     self.stage_seconds.labels(stage, phase).inc(seconds)
             if stats.image_cached is not None:
                 self.cache.labels("embedding", "hit" if stats.image_cached else "miss").inc()
-        if result.mode != "direct":
+        if result.mode not in ("direct", "chat"):  # chat: no picture, no extraction
             self.cache.labels("extraction", "hit" if extraction_cached else "miss").inc()
 
     def text(self) -> bytes:

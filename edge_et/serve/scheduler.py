@@ -53,9 +53,13 @@ class Scheduler:
     # -- what the routes and metrics see --------------------------------------------------
 
     def submit(self, job: Job) -> None:
+        """Queue `job`; QueueFull when it would have to wait and `max_queue` jobs already
+        wait. A job that an idle slot takes at once never waits: `--max-queue 0` means no
+        waiting, not no service."""
         self._check(job)
         with self._cond:
-            if len(self._waiting) >= self.max_queue:
+            idle = len(self.pipelines) - self._busy
+            if len(self._waiting) + 1 - idle > self.max_queue:
                 raise QueueFull
             self._waiting.append(job)
             self._cond.notify()

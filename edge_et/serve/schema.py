@@ -19,16 +19,21 @@ SEED_MAX = 2**31 - 1  # llama.cpp's sampler seed is 32-bit; the stages add small
 
 
 class ImageURL(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     url: str = Field(description="data: URI, raw base64, or file:// under --allow-media-dir")
-    detail: str | None = None
+    detail: Literal["low", "high", "auto"] | None = Field(
+        None, description="low: one cheap look (one view, or a small pixel cap); high: the model's own "
+                          "tiling; auto: the bundle's default (high)")
 
 
 class TextPart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     type: Literal["text"]
     text: str
 
 
 class ImagePart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     type: Literal["image_url"]
     image_url: ImageURL
 
@@ -37,9 +42,15 @@ ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
 
 
 class Message(BaseModel):
-    model_config = ConfigDict(extra="allow")  # name, tool_calls ...: accepted, not used
+    """A turn. An assistant turn may carry back the `extraction` this server sent with it (the
+    next turn then need not make it again); the other fields of a reply that a client echoes
+    (`reasoning_content`, `refusal` ...) are accepted and not used, and a turn with tool calls
+    is refused (serve/strict.py)."""
+
+    model_config = ConfigDict(extra="allow")
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ContentPart] | None = None
+    extraction: str | None = None
 
 
 class EdgeEtOptions(BaseModel):
@@ -52,6 +63,24 @@ class EdgeEtOptions(BaseModel):
     think_budget: int | None = Field(None, ge=0, le=MAX_TOKENS)
     answer_budget: int | None = Field(None, ge=1, le=MAX_TOKENS)
     seed: int | None = Field(None, ge=0, le=SEED_MAX)
+    return_prompt: bool = Field(False, description="return the reasoner's rendered prompt of a "
+                                                   "conversation turn in edge_et.conversation.prompt")
+
+
+class JsonSchemaFormat(BaseModel):
+    name: str = Field(max_length=64)
+    schema_: dict[str, Any] | None = Field(None, alias="schema")
+    description: str | None = None
+    strict: bool | None = None
+
+
+class ResponseFormat(BaseModel):
+    """OpenAI's response_format: the reply (the answer after a thought; the perception text in
+    extract and direct) is constrained to JSON, or JSON under the schema, by a grammar."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
 
 
 StopString = Annotated[str, Field(min_length=1, max_length=MAX_STOP_CHARS)]
@@ -62,8 +91,8 @@ class StreamOptions(BaseModel):
 
 
 class ChatRequest(BaseModel):
-    """OpenAI's chat completion request; fields not listed (top_p, user ...) are accepted and
-    ignored, as llama-server does."""
+    """OpenAI's chat completion request. Fields not listed here are refused with a 400 naming
+    them unless they are at their no-op value (serve/strict.py): nothing is silently ignored."""
 
     model_config = ConfigDict(extra="allow")
     model: str | None = None
@@ -77,6 +106,7 @@ class ChatRequest(BaseModel):
     n: int | None = Field(None, ge=1, le=1, description="one choice per request")
     stream: bool | None = False
     stream_options: StreamOptions | None = None
+    response_format: ResponseFormat | None = None
     edge_et: EdgeEtOptions | None = None
 
 
@@ -119,15 +149,20 @@ class Usage(BaseModel):
 
 
 class EdgeEtResult(BaseModel):
-    mode: str
+    mode: str = Field(description="extract-think, caption-think, direct, extract; chat: a text-only "
+                                  "turn the reasoning model answered alone")
     answer: str
     answer_matched: bool
     hint: str | None = None
     hint_source: str | None = None
     seed: int | None = None
-    image_sha256: str
+    image_sha256: str | None = None
     extraction_cached: bool = False
     image_cached: bool = False
+    image_detail: str | None = None
+    conversation: dict[str, Any] | None = Field(
+        None, description="earlier turns the reasoner saw (turns), the oldest left out to fit its "
+                          "context (dropped), its prompt when asked (prompt)")
 
 
 class ChatCompletion(BaseModel):

@@ -54,6 +54,7 @@ class ServeSettings:
     max_pixels: int = 16_000_000  # a 4K frame is 8.3 MP; 16 MP is about 48 MB of RGB
     media_dir: Path | None = None
     cors_origins: list[str] = field(default_factory=list)
+    allowed_hosts: list[str] = field(default_factory=list)  # Host names beyond loopback (serve/hosts.py)
     threads: int | None = None
     device: str = "cpu"
     residency: str | None = None
@@ -305,20 +306,21 @@ class ServerState:
         self.started = time.time()
 
     def pick(self, name: str | None) -> ServedBundle:
-        """The bundle a request's `model` names (its name or folder name). With one bundle any
-        name picks it (one bundle per server, as llama-server); else an unknown one is a 404."""
+        """The bundle a request's `model` names (its name or its folder's). With one bundle an
+        absent `model` picks it; an unknown name is a 404 `model_not_found` listing what is
+        served, never a silent fallback to another bundle."""
         served = list(self.bundles.values())
-        if len(served) == 1:
-            return served[0]
         for bundle in served:
             if name in (bundle.model_name, bundle.path.name):
                 return bundle
+        if name is None and len(served) == 1:
+            return served[0]
         known = ", ".join(self.bundles)
         if not name:
             raise ApiError(400, f"name the model: this server serves {known}", param="model",
                            code="model_required")
-        raise ApiError(404, f"the model {name!r} does not exist; this server serves {known}",
-                       param="model", code="model_not_found")
+        raise ApiError(404, f"the model {name!r} does not exist here; this server serves: {known} "
+                            "(GET /v1/models)", param="model", code="model_not_found")
 
     def check_ready(self) -> None:
         if not self.loaded:

@@ -1,7 +1,7 @@
 """Request bodies of `edge-et serve`: every JSON body is a request or a client error, never a 500.
 
 The path a body takes before it reaches a slot is fuzzed without a server: the pydantic schema
-(FastAPI answers its ValidationError with a 400), then `parse_request` and the picture decoder,
+(FastAPI answers its ValidationError with a 400), then `parse_request` (strict fields, the conversation, its pictures),
 which answer with an ApiError. Anything else escaping, or a status of 500 and up, is a bug.
 The whole server is fuzzed through its OpenAPI schema by tests/serve/test_schema_fuzz.py.
 """
@@ -22,7 +22,6 @@ from pydantic import ValidationError  # noqa: E402
 
 from edge_et.serve.chat import parse_request  # noqa: E402
 from edge_et.serve.failures import ApiError  # noqa: E402
-from edge_et.serve.media import load_picture  # noqa: E402
 from edge_et.serve.schema import ChatRequest  # noqa: E402
 from tests.fuzz.test_fuzz_manifests import VALUES  # noqa: E402
 
@@ -54,8 +53,7 @@ BODY = st.fixed_dictionaries(
 def test_request_bodies_parse_or_fail_as_client_errors(body):
     try:
         request = ChatRequest.model_validate(body)
-        _question, url, _options = parse_request(request)
-        load_picture(url, None, 1 << 20)
+        parse_request(request, thinking=True, media_dir=None, max_pixels=1 << 20)
     except ValidationError:
         return  # FastAPI's handler answers it as a 400 (tests/serve checks the JSON shape)
     except ApiError as error:

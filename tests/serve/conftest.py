@@ -75,7 +75,7 @@ def data_uri(path: Path) -> str:
 
 
 def chat_body(image_url: str, question: str = QUESTION, **extra) -> dict:
-    return {"model": "tiny", "messages": [{"role": "user", "content": [
+    return {"model": "tiny-test", "messages": [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": image_url}},
         {"type": "text", "text": question}]}], **extra}
 
@@ -128,18 +128,18 @@ def served(served_bundle, sample_image, tmp_path_factory) -> Served:
 
 @contextmanager
 def start_server(bundle: Path | None, folder: Path, *options: str,
-                 env: dict[str, str] | None = None) -> Iterator[Served]:
+                 env: dict[str, str] | None = None, key: str | None = KEY) -> Iterator[Served]:
     """`edge-et serve` on `bundle` (None: the bundles home's, `env` may name it) in a
-    subprocess on a free port, once /health says 200."""
+    subprocess on a free port, once /health says 200 (`key` None: a server without an API key)."""
     port, log = free_port(), folder / f"server-{time.monotonic_ns()}.log"
     command = [sys.executable, "-m", "edge_et.cli.main", "serve",
                *(["--bundle", str(bundle)] if bundle is not None else []),
-               "--port", str(port), "--threads", "1", "--api-key", KEY, "--keep-alive", "-1",
-               "--log-level", "warning", *options]
+               "--port", str(port), "--threads", "1", "--keep-alive", "-1",
+               "--log-level", "warning", *(("--api-key", key) if key else ()), *options]
     env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     with open(log, "wb") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = Served(url=f"http://127.0.0.1:{port}", key=KEY, media_dir=folder, log=log)
+    server = Served(url=f"http://127.0.0.1:{port}", key=key or "", media_dir=folder, log=log)
     try:
         _wait_healthy(server, process)
         yield server

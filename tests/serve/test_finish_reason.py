@@ -38,10 +38,10 @@ def client(served) -> openai.OpenAI:
 
 def test_an_answer_cut_by_max_tokens_finishes_with_length_whole_and_streamed(client, sample_image):
     messages = chat_body(data_uri(sample_image), QUESTION)["messages"]
-    whole = client.chat.completions.create(model="tiny", messages=messages, max_tokens=1, seed=2)
+    whole = client.chat.completions.create(model="tiny-test", messages=messages, max_tokens=1, seed=2)
     assert whole.choices[0].finish_reason == "length"
     assert whole.usage.completion_tokens_details.reasoning_tokens == 6  # the thought, then 1 token
-    chunks = list(client.chat.completions.create(model="tiny", messages=messages, max_tokens=1,
+    chunks = list(client.chat.completions.create(model="tiny-test", messages=messages, max_tokens=1,
                                                  seed=2, stream=True))
     finals = [chunk.choices[0].finish_reason for chunk in chunks if chunk.choices
               and chunk.choices[0].finish_reason]
@@ -51,7 +51,7 @@ def test_an_answer_cut_by_max_tokens_finishes_with_length_whole_and_streamed(cli
 def test_a_cached_extraction_keeps_the_stop_reason_it_was_written_with(client, sample_image):
     """`extract` mode replies with the perception text: the short bundle cuts it at 8 tokens,
     and a second request served from the extraction cache says so too."""
-    body = {"model": "tiny", "messages": chat_body(data_uri(sample_image))["messages"],
+    body = {"model": "tiny-test", "messages": chat_body(data_uri(sample_image))["messages"],
             "extra_body": {"edge_et": {"mode": "extract", "hint": "finish reason probe"}}}
     first, cached = (client.chat.completions.create(**body) for _ in range(2))
     assert cached.model_extra["edge_et"]["extraction_cached"] is True

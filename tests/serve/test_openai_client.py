@@ -25,7 +25,7 @@ def messages(image_url: str, question: str = QUESTION) -> list:
 
 
 def test_a_whole_completion_has_extraction_reasoning_answer_usage_and_timings(client, sample_image):
-    reply = client.chat.completions.create(model="tiny", messages=messages(data_uri(sample_image)),
+    reply = client.chat.completions.create(model="tiny-test", messages=messages(data_uri(sample_image)),
                                            seed=3, extra_body={"edge_et": {"hint": "the shapes"}})
     choice = reply.choices[0]
     assert reply.object == "chat.completion" and reply.id.startswith("chatcmpl-")
@@ -46,7 +46,7 @@ def test_a_whole_completion_has_extraction_reasoning_answer_usage_and_timings(cl
 
 
 def test_the_same_seed_gives_the_same_completion(client, sample_image):
-    runs = [client.chat.completions.create(model="tiny", messages=messages(data_uri(sample_image)),
+    runs = [client.chat.completions.create(model="tiny-test", messages=messages(data_uri(sample_image)),
                                            seed=11, temperature=0.7) for _ in range(2)]
     assert runs[0].choices[0].message.content == runs[1].choices[0].message.content
     assert runs[0].model_extra["edge_et"]["answer"] == runs[1].model_extra["edge_et"]["answer"]
@@ -54,7 +54,7 @@ def test_the_same_seed_gives_the_same_completion(client, sample_image):
 
 def test_a_stream_has_the_openai_shape(client, sample_image):
     chunks = list(client.chat.completions.create(
-        model="tiny", messages=messages(data_uri(sample_image)), stream=True, seed=5,
+        model="tiny-test", messages=messages(data_uri(sample_image)), stream=True, seed=5,
         stream_options={"include_usage": True}, extra_body={"edge_et": {"hint": "a stream hint"}}))
     assert len({chunk.id for chunk in chunks}) == 1
     assert chunks[0].choices[0].delta.role == "assistant"
@@ -70,7 +70,7 @@ def test_a_stream_has_the_openai_shape(client, sample_image):
     assert finals[0].model_extra["edge_et"]["answer"] is not None
     assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens > 0
     thought = "".join((d.model_extra or {}).get("reasoning_content") or "" for d in deltas)
-    whole = client.chat.completions.create(model="tiny", messages=messages(data_uri(sample_image)),
+    whole = client.chat.completions.create(model="tiny-test", messages=messages(data_uri(sample_image)),
                                            seed=5, extra_body={"edge_et": {"hint": "a stream hint"}})
     assert thought.strip() == whole.choices[0].message.model_extra["reasoning_content"]
     answer = "".join(d.content or "" for d in deltas)
@@ -91,11 +91,11 @@ def test_the_async_client_streams_and_answers_concurrently(served, sample_image)
                                       max_retries=0) as client:
             async def whole():
                 return await client.chat.completions.create(
-                    model="tiny", messages=messages(data_uri(sample_image)))
+                    model="tiny-test", messages=messages(data_uri(sample_image)))
 
             async def streamed():
                 stream = await client.chat.completions.create(
-                    model="tiny", messages=messages(data_uri(sample_image), "How many shapes?"),
+                    model="tiny-test", messages=messages(data_uri(sample_image), "How many shapes?"),
                     stream=True)
                 return [chunk async for chunk in stream]
             return await asyncio.gather(timed("whole", whole), timed("stream", streamed))
@@ -110,11 +110,11 @@ def test_the_async_client_streams_and_answers_concurrently(served, sample_image)
 def test_a_second_question_on_the_same_image_skips_the_encode_and_the_same_hint_the_extraction(
         client, sample_image):
     image = messages(data_uri(sample_image))
-    first = client.chat.completions.create(model="tiny", messages=image, seed=1,
+    first = client.chat.completions.create(model="tiny-test", messages=image, seed=1,
                                            extra_body={"edge_et": {"hint": "cache probe one"}})
-    other_hint = client.chat.completions.create(model="tiny", messages=image, seed=1,
+    other_hint = client.chat.completions.create(model="tiny-test", messages=image, seed=1,
                                                 extra_body={"edge_et": {"hint": "cache probe two"}})
-    same_hint = client.chat.completions.create(model="tiny", messages=image, seed=1,
+    same_hint = client.chat.completions.create(model="tiny-test", messages=image, seed=1,
                                                extra_body={"edge_et": {"hint": "cache probe one"}})
     assert other_hint.model_extra["timings"]["stages"]["extract"]["image_cached"] is True
     assert other_hint.model_extra["edge_et"]["extraction_cached"] is False
@@ -129,14 +129,14 @@ def test_a_follow_up_turn_without_an_image_asks_about_the_earlier_one(client, sa
     turns = messages(data_uri(sample_image)) + [
         {"role": "assistant", "content": "B"},
         {"role": "user", "content": "And what color is the square?\nA. purple\nB. red"}]
-    reply = client.chat.completions.create(model="tiny", messages=turns)
+    reply = client.chat.completions.create(model="tiny-test", messages=turns)
     assert reply.model_extra["edge_et"]["image_cached"] is True
     assert reply.model_extra["edge_et"]["hint"] == "the colors of the objects in the image"
 
 
 @pytest.mark.parametrize("mode", ["extract", "direct", "caption-think"])
 def test_every_mode_answers(client, sample_image, mode):
-    reply = client.chat.completions.create(model="tiny", messages=messages(data_uri(sample_image)),
+    reply = client.chat.completions.create(model="tiny-test", messages=messages(data_uri(sample_image)),
                                            extra_body={"edge_et": {"mode": mode}})
     message = reply.choices[0].message
     assert reply.model_extra["edge_et"]["mode"] == mode

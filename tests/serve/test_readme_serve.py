@@ -13,8 +13,10 @@ SECTION = (ROOT / "README.md").read_text(encoding="utf-8").split("## Serve\n", 1
 
 
 def _pointed(code: str, served, sample_image) -> str:
+    # the README names the demo bundle (its folder, "default"); this server serves the tiny one
     return (code.replace("http://127.0.0.1:8080", served.url)
-            .replace("models/samples/sample.png", str(sample_image)))
+            .replace("models/samples/sample.png", str(sample_image))
+            .replace('model="default"', 'model="tiny-test"'))
 
 
 def test_the_python_example_answers_with_extraction_reasoning_and_answer(served, sample_image, capsys):

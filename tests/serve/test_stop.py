@@ -22,7 +22,7 @@ def client(served) -> openai.OpenAI:
 
 def ask(client, sample_image, **extra):
     return client.chat.completions.create(
-        model="tiny", messages=chat_body(data_uri(sample_image), QUESTION)["messages"], seed=SEED,
+        model="tiny-test", messages=chat_body(data_uri(sample_image), QUESTION)["messages"], seed=SEED,
         extra_body={"edge_et": BUDGETS}, **extra)
 
 

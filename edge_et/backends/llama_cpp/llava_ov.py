@@ -39,7 +39,10 @@ class LlavaOvImages:
     # -- image -> embeddings --------------------------------------------------------------
 
     def embed(self, image: LoadedImage) -> np.ndarray:
-        """The packed image embeddings (n_tokens, n_embd) float32: what the LLM gets."""
+        """The packed image embeddings (n_tokens, n_embd) float32: what the LLM gets; at
+        `detail` low, the global view's alone (side * side, no grid, no newlines)."""
+        if image.detail == "low":
+            return self._encode_view(llava_ov.base_view(image.rgb, self.layout)).astype(np.float32)
         views = [self._encode_view(view) for view in llava_ov.make_views(image.rgb, self.layout)]
         return llava_ov.pack(np.stack(views), image.height, image.width, self.layout)
 
@@ -89,7 +92,8 @@ class LlavaOvImages:
         before, _, after = prompt.partition(self._marker.decode("utf-8"))
         head = self._llm.tokenize(before.encode("utf-8"), add_bos=add_special, special=True)
         tail = self._llm.tokenize(after.encode("utf-8"), add_bos=False, special=True)
-        n_image = llava_ov.count_tokens(image.height, image.width, self.layout)
+        n_image = (self.layout.side ** 2 if image.detail == "low"
+                   else llava_ov.count_tokens(image.height, image.width, self.layout))
         check_fits(len(head) + n_image + len(tail))  # before spending time on the encode
         started = time.perf_counter()
         # The packed views are one part: the whole picture, so one cache entry holds it all.

@@ -19,6 +19,7 @@ import numpy as np
 
 from edge_et.backends.base import (
     CachesImages,
+    ConstrainedSampling,
     ContextFull,
     HeadReuse,
     LogitEdit,
@@ -30,6 +31,7 @@ from edge_et.backends.base import (
 from edge_et.backends.drafting import Drafter, SpecCounts
 from edge_et.backends.image_cache import EmbeddingCache
 from edge_et.backends.llama_cpp import log as llama_log
+from edge_et.backends.llama_cpp.grammar import gbnf
 from edge_et.backends.llama_cpp.loading import (  # noqa: F401  (KV_TYPES, default_threads: re-exported)
     KV_TYPES,
     PrefillSettings,
@@ -52,9 +54,10 @@ def _is_text(chunk) -> bool:
     return mtmd.mtmd_input_chunk_get_type(chunk) == mtmd.MTMD_INPUT_CHUNK_TYPE_TEXT
 
 
-class LlamaCppModel(CachesImages, HeadReuse, Speculates):
+class LlamaCppModel(CachesImages, ConstrainedSampling, HeadReuse, Speculates):
     """A GGUF language model (with an mmproj, a vision-language model). Implements TextModel,
-    with the optional abilities CachesImages and Speculates."""
+    with the optional abilities CachesImages, ConstrainedSampling (a JSON constraint as a
+    grammar sampler, grammar.py), HeadReuse and Speculates."""
 
     def __init__(self, *, model_path: str, n_ctx: int, mmproj_path: str | None = None,
                  n_threads: int | None = None, n_gpu_layers: int = 0, n_batch: int = 512,
@@ -179,8 +182,8 @@ class LlamaCppModel(CachesImages, HeadReuse, Speculates):
     def start_with_heads(self, *, prompt: str, heads: Sequence[str]) -> PromptStats:
         """`start` a text prompt that begins with each of `heads` (each a prefix of the next),
         keeping their KV state for the next prompt that shares them (implements HeadReuse;
-        prefix.py says why the splits are fixed). The result is byte-identical to
-        `start(prompt=prompt)` on a fresh model."""
+        prefix.py says why the splits are fixed). The result is byte-identical to the same
+        call on a fresh model, whatever was started before."""
         if not all(prompt.startswith(head) for head in heads):
             raise ValueError("the prompt does not start with its heads")  # a runtime bug
         self._end_generation()
@@ -379,6 +382,10 @@ class LlamaCppModel(CachesImages, HeadReuse, Speculates):
         self._free_chain()
         chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
         add = lambda sampler: llama_cpp.llama_sampler_chain_add(chain, sampler)  # noqa: E731
+        if sampling.constraint is not None:
+            # First, so the samplers after it only ever see tokens the grammar allows.
+            grammar = gbnf(sampling.constraint).encode("utf-8")
+            add(llama_cpp.llama_sampler_init_grammar(self._vocab, grammar, b"root"))
         if sampling.repeat_penalty != 1.0:
             # 0.3.36's vendored llama.cpp still takes the vocabulary size first.
             n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)

@@ -72,6 +72,11 @@ def build_info() -> dict:
             "llama_cpp_system": llama_cpp.llama_print_system_info().decode().strip(" |")}
 
 
+def _constrain(constraint):
+    from edge_et.backends.llama_cpp.grammar import gbnf  # imports llama_cpp
+    return gbnf(constraint)
+
+
 LLAMA_CPP = BackendSpec(
     name="llama.cpp", extra="llama", model_class="edge_et.backends.llama_cpp.model:LlamaCppModel",
     devices=DEVICES, validate_stage=validate_gguf_stage, stage_files=manifest_files,
@@ -80,4 +85,4 @@ LLAMA_CPP = BackendSpec(
     no_bare_note="no bare run: LLaVA-OneVision images are packed by edge-et; bare mtmd would "
                  "feed a different number of image tokens",
     decode_reads=_decode_reads, kv_bytes_per_position=_kv_bytes_per_position,
-    gpu_memory=cuda_vram, build_info=build_info)
+    gpu_memory=cuda_vram, build_info=build_info, constrain=_constrain)
