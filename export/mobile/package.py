@@ -115,7 +115,7 @@ def build_package(source: Bundle, package: Path, *, target: str, quant: str, emb
         rss[role] = _worker("mobile-rss", {"package": str(package), "role": role})
     return json.loads(manifest.write_mobile(
         package, name=name, target=target, quant=quant, source=source, conversion=conversion,
-        embedding=stages.get("reasoning", {}).get("embedding"),
+        embedding=stages.get("reasoning", {}).get("embedding"), entries=entries,
         stages=stages, parity=_verdicts(parity), rss=rss).read_text())
 
 
