@@ -18,9 +18,10 @@ from pathlib import Path
 from edge_et.bundle.manifest import BUNDLE_FORMAT, MANIFEST, sha256_file
 from edge_et.core.decoding import DEFAULTS, stage_decoding
 from edge_et.core.prompts import PromptSet
+from edge_et.formats.mobile import FORMAT_NAME, FORMAT_VERSION, MOBILE_MANIFEST
 
-MOBILE_FORMAT = "edge-et.mobile/2"  # 2: the stage settings and pipeline rules (contract.py)
-MOBILE_MANIFEST = "mobile.json"
+# 2: the stage settings and the pipeline's rules (contract.py)
+MOBILE_FORMAT = f"{FORMAT_NAME}/{FORMAT_VERSION}"
 # What an app tries, in order; ONNX Runtime assigns each node to the first provider that
 # takes it, and the CPU provider takes everything else.
 PROVIDER_ORDER = {"ios": ["CoreMLExecutionProvider", "XnnpackExecutionProvider", "CPUExecutionProvider"],

@@ -94,7 +94,8 @@ export async function run(pkg, request, on = {}, signal = null) {
   const stepper = new Stepper(perception, sampler, (t) => on.text?.("extract", t),
                               { signal, onToken: (id, f) => on.token?.("extract", id, f) });
   const extraction = await generate(stepper, settings.max_tokens);
-  Object.assign(stats, finished(stepper, extraction.stop));
+  Object.assign(stats, finished(stepper, extraction.stop), { total_ms: performance.now() - stats.started });
+  delete stats.started;
   result.extraction = extraction.text.trim();
   result.tokens.extract = stepper.tokens;
   result.stages.extract = stats;
@@ -139,6 +140,8 @@ export async function run(pkg, request, on = {}, signal = null) {
   Object.assign(think, finished(main, out.stop), { generated_tokens: result.tokens.think.length });
   if (out.thinkTokens !== undefined) Object.assign(think, { think_tokens: out.thinkTokens, think_forced: out.forced });
   if (out.cued !== undefined) think.answer_cued = out.cued;
+  think.total_ms = performance.now() - think.started;
+  delete think.started;
   result.stages.think = think;
   const parsed = parseAnswer(out.text, pipe);
   result.answer = parsed.answer;
@@ -148,6 +151,5 @@ export async function run(pkg, request, on = {}, signal = null) {
 }
 
 function finished(stepper, stop) {
-  return { stop_reason: stop, generated_tokens: stepper.count, decode_ms: stepper.decodeMs,
-           total_ms: 0 };
+  return { stop_reason: stop, generated_tokens: stepper.count, decode_ms: stepper.decodeMs };
 }
