@@ -96,7 +96,11 @@ def preprocessing(vision: dict, graph: Path) -> dict:
     elif kind == "idefics3":
         spelled["resample"] = LANCZOS if vision.get("layout") == "mtmd" else int(vision.get("resample", LANCZOS))
     if "resample" in spelled:
+        import PIL
+
         spelled["resample_name"] = PILLOW_FILTERS[spelled["resample"]]
+        # The runtime resizes with this Pillow; its two passes' order changed in Pillow 13.
+        spelled["pillow"] = PIL.__version__
     spelled["views_per_call"] = _fixed_views(graph)
     spelled["wrap"] = list(vision.get("wrap") or ("", ""))  # Qwen2-VL's vision start and end
     return spelled

@@ -74,8 +74,48 @@ function clip8(ss) {
   return v < 0 ? 0 : v > 255 ? 255 : v;
 }
 
+function horizontalPass(src, width, rows, offset, { kk, bounds, ksize }) {
+  const out = new Uint8Array(rows * width * 3);
+  const half = 1 << (PRECISION_BITS - 1);
+  for (let yy = 0; yy < rows; yy++) {
+    const row = (yy + offset) * src.width * 3;
+    for (let xx = 0; xx < width; xx++) {
+      const xmin = bounds[xx * 2], xmax = bounds[xx * 2 + 1], k = xx * ksize;
+      let s0 = half, s1 = half, s2 = half;
+      for (let x = 0; x < xmax; x++) {
+        const p = row + (x + xmin) * 3, w = kk[k + x];
+        s0 += src.data[p] * w; s1 += src.data[p + 1] * w; s2 += src.data[p + 2] * w;
+      }
+      const o = (yy * width + xx) * 3;
+      out[o] = clip8(s0); out[o + 1] = clip8(s1); out[o + 2] = clip8(s2);
+    }
+  }
+  return { data: out, width, height: rows };
+}
+
+function verticalPass(src, height, { kk, bounds, ksize }) {
+  const width = src.width;
+  const out = new Uint8Array(height * width * 3);
+  const half = 1 << (PRECISION_BITS - 1);
+  for (let yy = 0; yy < height; yy++) {
+    const ymin = bounds[yy * 2], ymax = bounds[yy * 2 + 1], k = yy * ksize;
+    for (let xx = 0; xx < width; xx++) {
+      let s0 = half, s1 = half, s2 = half;
+      for (let y = 0; y < ymax; y++) {
+        const p = ((y + ymin) * width + xx) * 3, w = kk[k + y];
+        s0 += src.data[p] * w; s1 += src.data[p + 1] * w; s2 += src.data[p + 2] * w;
+      }
+      const o = (yy * width + xx) * 3;
+      out[o] = clip8(s0); out[o + 1] = clip8(s1); out[o + 2] = clip8(s2);
+    }
+  }
+  return { data: out, width, height };
+}
+
 /**
- * Resize an RGB picture as Pillow does.
+ * Resize an RGB picture as Pillow 13 does (`resample_passes` in the manifest: the vertical pass
+ * runs first when the height shrinks by more than twice what the width does, else the
+ * horizontal pass first, over only the rows the vertical pass reads).
  * @param {{data: Uint8Array, width: number, height: number}} image H x W x 3, row-major
  * @param {number} width, height  the new size
  * @param {number} resample  Pillow's filter constant (1 lanczos, 2 bilinear, 3 bicubic, 4 box, 5 hamming)
@@ -84,53 +124,25 @@ function clip8(ss) {
 export function resize(image, width, height, resample) {
   const filter = FILTERS[resample];
   if (!filter) throw new Error(`resampling filter ${resample} is not one of Pillow's convolutions`);
-  if (image.width === width && image.height === height) {
-    return { data: image.data.slice(), width, height };
-  }
-  const vert = coefficients(image.height, height, filter);
+  if (image.width === width && image.height === height) return { data: image.data.slice(), width, height };
+  const needH = width !== image.width, needV = height !== image.height;
+  const shrinkV = image.height - height;
+  const horizontalFirst = !(shrinkV > 0 && shrinkV > (image.width - width) * 2);
+  const vert = needV || (needH && horizontalFirst) ? coefficients(image.height, height, filter) : null;
+  const horiz = needH ? coefficients(image.width, width, filter) : null;
   let src = image;
-  if (width !== image.width) {
-    // Only the rows the vertical pass reads are resampled horizontally.
-    const first = vert.bounds[0];
-    const last = vert.bounds[height * 2 - 2] + vert.bounds[height * 2 - 1];
-    const horiz = coefficients(image.width, width, filter);
-    const rows = last - first;
-    const out = new Uint8Array(rows * width * 3);
-    const half = 1 << (PRECISION_BITS - 1);
-    for (let yy = 0; yy < rows; yy++) {
-      const row = (yy + first) * image.width * 3;
-      for (let xx = 0; xx < width; xx++) {
-        const xmin = horiz.bounds[xx * 2], xmax = horiz.bounds[xx * 2 + 1];
-        const k = xx * horiz.ksize;
-        let s0 = half, s1 = half, s2 = half;
-        for (let x = 0; x < xmax; x++) {
-          const p = row + (x + xmin) * 3, w = horiz.kk[k + x];
-          s0 += image.data[p] * w; s1 += image.data[p + 1] * w; s2 += image.data[p + 2] * w;
-        }
-        const o = (yy * width + xx) * 3;
-        out[o] = clip8(s0); out[o + 1] = clip8(s1); out[o + 2] = clip8(s2);
-      }
+  if (horizontalFirst) {
+    if (needH) {
+      // Only the rows the vertical pass reads are resampled horizontally.
+      const first = vert.bounds[0];
+      const last = vert.bounds[height * 2 - 2] + vert.bounds[height * 2 - 1];
+      for (let i = 0; i < height; i++) vert.bounds[i * 2] -= first;
+      src = horizontalPass(src, width, last - first, first, horiz);
     }
-    for (let i = 0; i < height; i++) vert.bounds[i * 2] -= first;
-    src = { data: out, width, height: rows };
+    if (needV) src = verticalPass(src, height, vert);
+  } else {
+    if (needV) src = verticalPass(src, height, vert);
+    if (needH) src = horizontalPass(src, width, height, 0, horiz);
   }
-  if (height === image.height) {
-    return src.height === height ? src : { data: src.data, width, height };
-  }
-  const out = new Uint8Array(height * width * 3);
-  const half = 1 << (PRECISION_BITS - 1);
-  for (let yy = 0; yy < height; yy++) {
-    const ymin = vert.bounds[yy * 2], ymax = vert.bounds[yy * 2 + 1];
-    const k = yy * vert.ksize;
-    for (let xx = 0; xx < width; xx++) {
-      let s0 = half, s1 = half, s2 = half;
-      for (let y = 0; y < ymax; y++) {
-        const p = ((y + ymin) * width + xx) * 3, w = vert.kk[k + y];
-        s0 += src.data[p] * w; s1 += src.data[p + 1] * w; s2 += src.data[p + 2] * w;
-      }
-      const o = (yy * width + xx) * 3;
-      out[o] = clip8(s0); out[o + 1] = clip8(s1); out[o + 2] = clip8(s2);
-    }
-  }
-  return { data: out, width, height };
+  return src;
 }
