@@ -26,7 +26,8 @@ QUESTION = "What color is the circle?\nA. blue\nB. green\nC. red\nD. yellow"
 # A random tiny model repeats itself greedily; the penalty makes the tokens varied, so that
 # equal sequences say something. Both runtimes read these from the package.
 _STEP = {"temperature": 0.0, "repeat_penalty": 4.0}
-GREEDY = {"extract": {**_STEP, "max_tokens": 24}, "think": {**_STEP, "budget": 16, "answer_budget": 8}}
+GREEDY = {"extract": {**_STEP, "max_tokens": 24}, "think": {**_STEP, "budget": 16, "answer_budget": 8},
+          "reason": {**_STEP, "max_tokens": 16, "answer_budget": 8}}
 
 
 def npm_ci() -> None:
@@ -41,7 +42,9 @@ def npm_ci() -> None:
 
 @pytest.fixture(scope="module")
 def packages(tmp_path_factory) -> Path:
-    """good/ (the tiny bundle with greedy decoding, exported --web) and three bad copies."""
+    """good/ (the tiny bundle with greedy decoding, exported --web), instruct/ (the same graphs
+    with the reasoner marked as not thinking: the answer cue instead of budget forcing) and three
+    bad copies."""
     from export.mobile.package import export_mobile
     from export.tiny.onnx import tiny_onnx
 
@@ -53,8 +56,12 @@ def packages(tmp_path_factory) -> Path:
     manifest["decoding"] = GREEDY
     (source / "bundle.json").write_text(json.dumps(manifest))
     export_mobile(out=root / "good", bundle=source, quant="int4", web=True)
-    for bad in ("missing", "damaged", "newer"):
-        shutil.copytree(root / "good", root / bad)
+    for other in ("instruct", "missing", "damaged", "newer"):
+        shutil.copytree(root / "good", root / other)
+    for name, key in (("bundle.json", None), ("mobile.json", "stages")):
+        data = json.loads((root / "instruct" / name).read_text())
+        (data[key] if key else data)["reasoning"]["thinking"] = False
+        (root / "instruct" / name).write_text(json.dumps(data))
     (root / "missing" / "reasoning" / "decoder.ort").unlink()
     embed = root / "damaged" / "perception" / "embed.ort"
     data = bytearray(embed.read_bytes())
@@ -137,11 +144,12 @@ def _record(model, into: list[int]) -> None:
     model.append = append
 
 
-def test_the_page_answers_as_the_python_runtime_token_for_token(browser, served, packages, sample_image):
+@pytest.mark.parametrize("package", ["good", "instruct"])
+def test_the_page_answers_as_the_python_runtime_token_for_token(browser, served, packages, sample_image, package):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    status, error = _open(browser, served, "good")
+    status, error = _open(browser, served, package)
     assert (status, error) == ("package loaded", ""), error
     question = browser.find_element(By.ID, "question")
     question.clear()
@@ -153,10 +161,14 @@ def test_the_page_answers_as_the_python_runtime_token_for_token(browser, served,
     page = browser.execute_script("return window.edgeEt")
     assert page["error"] is None, page["error"]
     shown = page["result"]
-    expected = python_run(packages / "good", sample_image)
+    expected = python_run(packages / package, sample_image)
     assert shown["tokens"]["extract"] == expected["tokens"]["extract"]
     assert shown["tokens"]["think"] == expected["tokens"]["think"]
     assert len(expected["tokens"]["extract"]) == 24 and len(expected["tokens"]["think"]) > 16
+    if package == "instruct":  # the random reasoner names no answer: the cue was forced
+        assert "\nAnswer:" in expected["reasoning"] and shown["stages"]["think"]["answer_cued"]
+    else:
+        assert shown["stages"]["think"]["think_forced"]
     for key in ("hint", "extraction", "reasoning", "answer"):
         assert shown[key] == expected[key], key
     # and the page shows them: the streamed text, the answer, a timing row per stage
