@@ -127,8 +127,8 @@ def rate(stage: dict, tokens: str, seconds: str) -> str:
 
 def table(label: str, runs: dict, load: dict) -> str:
     lines = [f"# The web app beside the Python runtime: {label}", "",
-             f"Package `{runs['package']}`; the sample picture and question, greedy, seed 0. "
-             f"Load average before {load['before']}, after {load['after']} (2-core shared machine).", "",
+             (f"Package `{runs['package']}`; the sample picture and question, greedy, seed 0. "
+              f"Load average before {load['before']}, after {load['after']} (2-core shared machine)."), "",
              "| runtime | load s | extract: encode s, prefill tok/s, decode tok/s | reasoning: prefill tok/s, decode tok/s | peak memory MiB |",
              "|---|---|---|---|---|"]
     for key in ("chromium", "python"):
@@ -139,8 +139,8 @@ def table(label: str, runs: dict, load: dict) -> str:
                      f"{rate(t, 'prompt_tokens', 'prefill_s')}, {rate(t, 'generated_tokens', 'decode_s')} | "
                      f"{(r['peak_memory_bytes'] or 0) / 2**20:,.0f} ({r['peak_memory_what']}) |")
     same = runs["chromium"]["extraction"] == runs["python"]["extraction"]
-    lines += ["", f"Extraction equal: {same}. Answers: page {runs['chromium']['answer']!r}, "
-                  f"Python {runs['python']['answer']!r}."]
+    lines += ["", (f"Extraction equal: {same}. Answers: page {runs['chromium']['answer']!r}, "
+                   f"Python {runs['python']['answer']!r}.")]
     return "\n".join(lines) + "\n"
 
 

@@ -50,6 +50,11 @@ def summary_lines(data: dict, folder: Path) -> list[str]:
              f"{data['sizes']['total_bytes'] / 2**20:.1f} MiB; needs "
              f"{data['onnxruntime']['needs']}; ops config {data['onnxruntime']['ops_config']}")
     lines = [head, sizes]
+    if data.get("web"):
+        web = data["web"]
+        lines.append(f"web: {web['runtime']}; MatMulNBits at accuracy level {web['matmul_accuracy_level']} "
+                     f"(fp32, as WebAssembly computes); graphs {sum(web['graph_bytes'].values()) / 2**20:.0f} MiB "
+                     f"of one {web['wasm_memory_limit_bytes'] / 2**30:.0f} GiB WebAssembly heap (web/, docs/mobile.md)")
     for role, verdict in data["measured"]["parity"].items():
         rss = data["measured"]["peak_rss_bytes"][role]["peak_rss_bytes"] / 2**20
         state = "passes" if verdict["passes"] else "FAILS: " + "; ".join(verdict["failures"])
