@@ -10,6 +10,9 @@ import { run } from "./pipeline.js";
 ort.env.wasm.wasmPaths = new URL("../node_modules/onnxruntime-web/dist/", import.meta.url).href;
 // Threads need a cross-origin isolated page (serve.mjs sends the headers); else one thread.
 ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+// ONNX Runtime in a worker: loading a 1 GiB graph and every decoder step would otherwise hold
+// the page's main thread (no streamed text, no Stop, a frozen tab for minutes).
+ort.env.wasm.proxy = true;
 
 const $ = (id) => document.getElementById(id);
 const state = { pkg: null, abort: null };
