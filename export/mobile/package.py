@@ -59,12 +59,19 @@ def export_mobile(*, out: Path, bundle: Path | None = None, perception: Path | N
     # Built in OUT.partial-XXXX beside `out`, renamed whole: a reader (or a kill) never sees
     # half a package.
     with partial_directory(out) as scratch:
+        settings = None
         if bundle is None:
             bundle = _float_bundle(scratch / "source", perception, reasoning, step=step)
         elif is_gguf_bundle(gguf := Bundle.load(bundle)):
             bundle = _float_bundle(scratch / "source", name=gguf.name, step=step,
                                    **float_checkpoints(gguf, step=step))
+            settings = gguf
         source = _onnx_bundle(bundle)
+        if settings is not None:
+            # The float ONNX bundle in between has no settings of its own: the package decodes
+            # and prompts as the GGUF bundle does (the demo's reasoner is greedy, 384 tokens;
+            # without this the package sampled at the paper's 0.7).
+            source.prompts, source.decoding, source.memory = settings.prompts, settings.decoding, settings.memory
         package = scratch / "package"
         data = build_package(source, package, target=target, quant=quant, embedding=embedding,
                              name=name or out.name, step=step, web=web)
