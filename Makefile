@@ -10,7 +10,7 @@ SAMPLE := models/samples/sample.png
 # so later installs take seconds. Keep PIP_NO_CACHE_DIR unset.
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: demo test fuzz venv install install-export browser clean
+.PHONY: demo test fuzz venv install install-export browser web clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,12 +43,18 @@ browser:
 		 (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 || \
 		 echo "chromium/chromium-driver not installed: the serve page test will be skipped")
 
+# The reference web app's npm dependencies, exactly as web/package-lock.json pins them (`npm ci`,
+# again only when the lock file changed); its Chromium test installs them itself when missing.
+web: web/node_modules/.package-lock.json
+web/node_modules/.package-lock.json: web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+
 # The tests run in $(TEST_WORKERS) processes (pytest-xdist): much of the suite waits on servers,
 # Ray and subprocesses. Measured on the 2-core machine: 14.1 min with 2 against 19.5 serial
 # (docs/architecture.md). Tests that share Ray or the serve process stay in one process
 # (tests/conftest.py). TEST_WORKERS=0 runs them serially.
 TEST_WORKERS ?= 2
-test: install-export browser
+test: install-export browser web
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports

@@ -21,6 +21,7 @@ def export_mobile(
     embedding: str = typer.Option("int8", help="The reasoner's token embedding: int8 | int4 (GatherBlockQuantized; a tied output matrix shares its weight at these bits) | float (as before: larger)."),
     name: str | None = typer.Option(None, help="Package name (default: the folder name)."),
     force: bool = typer.Option(False, "--force", help="Replace a non-empty --out."),
+    web: bool = typer.Option(False, "--web", help="For a web page (ONNX Runtime Web, web/): the reasoner computes in fp32 as WebAssembly does, and mobile.json gains its 'web' section (threads, the 4 GiB WebAssembly memory)."),
     as_json: bool = typer.Option(False, "--json", help="Print mobile.json."),
 ) -> None:
     """Write a mobile package: .ort graphs, ops config, mobile.json (providers, sizes, RSS, parity)."""
@@ -28,7 +29,7 @@ def export_mobile(
     with step_printer(not as_json) as step:
         data = mobile.export_mobile(out=out_dir, bundle=bundle, perception=perception,
                                     reasoning=reasoning, target=target, quant=quant, embedding=embedding, name=name,
-                                    force=force, step=step)
+                                    force=force, web=web, step=step)
     failing = [role for role, v in data["measured"]["parity"].items() if not v["passes"]]
     if failing:  # written anyway: its numbers are the point of measuring it
         err.print(f"warning: the {' and '.join(failing)} stage of the package is outside its parity "
@@ -49,6 +50,11 @@ def summary_lines(data: dict, folder: Path) -> list[str]:
              f"{data['sizes']['total_bytes'] / 2**20:.1f} MiB; needs "
              f"{data['onnxruntime']['needs']}; ops config {data['onnxruntime']['ops_config']}")
     lines = [head, sizes]
+    if data.get("web"):
+        web = data["web"]
+        lines.append(f"web: {web['runtime']}; MatMulNBits at accuracy level {web['matmul_accuracy_level']} "
+                     f"(fp32, as WebAssembly computes); graphs {sum(web['graph_bytes'].values()) / 2**20:.0f} MiB "
+                     f"of one {web['wasm_memory_limit_bytes'] / 2**30:.0f} GiB WebAssembly heap (web/, docs/mobile.md)")
     for role, verdict in data["measured"]["parity"].items():
         rss = data["measured"]["peak_rss_bytes"][role]["peak_rss_bytes"] / 2**20
         state = "passes" if verdict["passes"] else "FAILS: " + "; ".join(verdict["failures"])

@@ -37,10 +37,12 @@ def quantized_bits(path: Path) -> int | None:
     return None
 
 
-def quantize_reasoner(src: Path, dst: Path, quant: str, embedding_quant: str = DEFAULT_EMBEDDING) -> dict:
+def quantize_reasoner(src: Path, dst: Path, quant: str, embedding_quant: str = DEFAULT_EMBEDDING,
+                      accuracy_level: int | None = None) -> dict:
     """`src` (the reasoning decoder) at `quant`, its token embedding at `embedding_quant` (a key of
     EMBEDDINGS), written to `dst`; what was done to the decoder (in words) and to the embedding
-    (export/mobile/embedding.py).
+    (export/mobile/embedding.py). `accuracy_level`: MatMulNBits' compute type for every node
+    (default: int8 compute, onnx_text.INT8_ACCURACY_LEVEL; a web package asks for 0, fp32).
 
     A float graph is quantized; a graph already at these bits keeps its MatMulNBits (only what
     is still float is quantized: a tied output matrix, the embedding); one at other bits cannot
@@ -63,12 +65,27 @@ def quantize_reasoner(src: Path, dst: Path, quant: str, embedding_quant: str = D
         model = _quantize_matmuls(model, table_bits, only=folded)
     model = _quantize_matmuls(model, bits)
     done = embedding.kept_float(dims, why) if why else embedding.quantize_gather(model, table, table_bits, folded)
+    level = onnx_text.INT8_ACCURACY_LEVEL if accuracy_level is None else accuracy_level
+    if accuracy_level is not None:
+        set_accuracy_level(model, accuracy_level)
     onnx_text.save(model, dst)
-    how = (f"already {quant} (MatMulNBits {bits}-bit): kept" if already else
+    how = (f"already {quant} (MatMulNBits {bits}-bit): kept, accuracy level {level}" if already else
            f"MatMulNBits {bits}-bit, blocks of {onnx_text.INT8_BLOCK}, symmetric, "
-           f"accuracy level {onnx_text.INT8_ACCURACY_LEVEL}")
+           f"accuracy level {level}")
     words = "token embedding kept float" if why else f"token embedding GatherBlockQuantized {table_bits}-bit"
     return {"decoder": f"{how}; {words}", "embedding": done}
+
+
+def set_accuracy_level(model, level: int) -> int:
+    """Every MatMulNBits node of `model` set to compute at `level` (0: fp32, 4: int8); how many."""
+    from onnx import helper
+
+    nodes = [n for n in model.graph.node if n.op_type == "MatMulNBits"]
+    for node in nodes:
+        kept = [a for a in node.attribute if a.name != "accuracy_level"]
+        del node.attribute[:]
+        node.attribute.extend(kept + [helper.make_attribute("accuracy_level", level)])
+    return len(nodes)
 
 
 def _dims(model, name: str | None) -> list[int] | None:

@@ -18,9 +18,10 @@ from pathlib import Path
 from edge_et.bundle.manifest import BUNDLE_FORMAT, MANIFEST, sha256_file
 from edge_et.core.decoding import DEFAULTS, stage_decoding
 from edge_et.core.prompts import PromptSet
+from edge_et.formats.mobile import FORMAT_NAME, FORMAT_VERSION, MOBILE_MANIFEST
 
-MOBILE_FORMAT = "edge-et.mobile/1"
-MOBILE_MANIFEST = "mobile.json"
+# 2: the stage settings and the pipeline's rules (contract.py)
+MOBILE_FORMAT = f"{FORMAT_NAME}/{FORMAT_VERSION}"
 # What an app tries, in order; ONNX Runtime assigns each node to the first provider that
 # takes it, and the CPU provider takes everything else.
 PROVIDER_ORDER = {"ios": ["CoreMLExecutionProvider", "XnnpackExecutionProvider", "CPUExecutionProvider"],
@@ -71,16 +72,24 @@ def _embedding_words(embedding: dict | None) -> str | None:
 
 
 def write_mobile(folder: Path, *, name: str, target: str, quant: str, source, conversion: dict,
-                 stages: dict[str, dict], parity: dict, rss: dict, embedding: dict | None = None) -> Path:
+                 stages: dict[str, dict], parity: dict, rss: dict, embedding: dict | None = None,
+                 entries: dict[str, dict] | None = None, web: dict | None = None) -> Path:
     """mobile.json (see the module docstring). `embedding`: what was done to the reasoner's token
-    embedding (export/mobile/embedding.py), summed up as `reasoning_embedding`."""
+    embedding (export/mobile/embedding.py), summed up as `reasoning_embedding`. `entries`: the
+    bundle.json entries per role, for the stage settings an app reads (contract.py); `web`: what
+    a web page needs (export mobile --web)."""
+    from export.mobile.contract import pipeline_contract, stage_contract
+
+    for role, entry in (entries or {}).items():
+        stages[role].update(stage_contract(folder, role, entry))
     files = file_rows(folder)
     graphs = [row for row in files if row["file"].endswith(".ort")]
     data = {"format": MOBILE_FORMAT, "name": name, "target": target, "reasoning_quant": quant,
             "reasoning_embedding": _embedding_words(embedding),
             "execution_providers": PROVIDER_ORDER[target],
             "onnxruntime": conversion, "stages": stages,
-            **pipeline_settings(source),
+            **pipeline_settings(source), "pipeline": pipeline_contract(),
+            **({"web": web} if web else {}),
             "measured": {"peak_rss_bytes": rss, "parity": parity,
                          "where": "measured by the export on this machine with onnxruntime's CPU "
                                   "provider, not on a phone"},

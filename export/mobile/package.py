@@ -26,6 +26,7 @@ from export.mobile import graphs, manifest
 from export.mobile.from_gguf import float_checkpoints, is_gguf_bundle
 from export.mobile.ort_format import convert_folder
 from export.mobile.usability import check_usability
+from export.mobile.web import WEB_ACCURACY_LEVEL, web_section
 from export.parity.launcher import run_worker
 from export.pipeline import StepReporter, arch_spec_for, check_output
 
@@ -45,9 +46,11 @@ def check_choices(target: str, quant: str, embedding: str = graphs.DEFAULT_EMBED
 def export_mobile(*, out: Path, bundle: Path | None = None, perception: Path | None = None,
                   reasoning: Path | None = None, target: str = "android", quant: str = "int4",
                   embedding: str = graphs.DEFAULT_EMBEDDING, name: str | None = None, force: bool = False,
-                  step: StepReporter = lambda label: None) -> dict:
+                  web: bool = False, step: StepReporter = lambda label: None) -> dict:
     """Write the mobile package of `bundle` (or of the checkpoints) to `out`; returns mobile.json.
-    `embedding`: the reasoner's token embedding, int8, int4 or float (graphs.EMBEDDINGS)."""
+    `embedding`: the reasoner's token embedding, int8, int4 or float (graphs.EMBEDDINGS).
+    `web`: for a web page (ONNX Runtime Web): the reasoner computes in fp32 as WebAssembly
+    does, and mobile.json gains its `web` section (export/mobile/web.py)."""
     check_choices(target, quant, embedding)
     if (bundle is None) == (perception is None and reasoning is None):
         raise InputError("give --bundle ONNX_OR_GGUF_BUNDLE, or --perception/--reasoning HF_DIR (not both)")
@@ -59,15 +62,22 @@ def export_mobile(*, out: Path, bundle: Path | None = None, perception: Path | N
     # Built in OUT.partial-XXXX beside `out`, renamed whole: a reader (or a kill) never sees
     # half a package.
     with partial_directory(out) as scratch:
+        settings = None
         if bundle is None:
             bundle = _float_bundle(scratch / "source", perception, reasoning, step=step)
         elif is_gguf_bundle(gguf := Bundle.load(bundle)):
             bundle = _float_bundle(scratch / "source", name=gguf.name, step=step,
                                    **float_checkpoints(gguf, step=step))
+            settings = gguf
         source = _onnx_bundle(bundle)
+        if settings is not None:
+            # The float ONNX bundle in between has no settings of its own: the package decodes
+            # and prompts as the GGUF bundle does (the demo's reasoner is greedy, 384 tokens;
+            # without this the package sampled at the paper's 0.7).
+            source.prompts, source.decoding, source.memory = settings.prompts, settings.decoding, settings.memory
         package = scratch / "package"
         data = build_package(source, package, target=target, quant=quant, embedding=embedding,
-                             name=name or out.name, step=step)
+                             name=name or out.name, step=step, web=web)
         publish_directory(package, out)
     return data
 
@@ -93,12 +103,13 @@ def _onnx_bundle(path: Path) -> Bundle:
 
 
 def build_package(source: Bundle, package: Path, *, target: str, quant: str, embedding: str,
-                  name: str, step: StepReporter) -> dict:
+                  name: str, step: StepReporter, web: bool = False) -> dict:
     """Everything of the package in the folder `package` (not yet published)."""
     stages, entries = {}, {}
+    level = WEB_ACCURACY_LEVEL if web else None
     for spec in source.stages():
         step(f"{spec.role}: graphs ({quant if spec.role == 'reasoning' else 'own precision'})")
-        stages[spec.role] = _stage_graphs(spec, package / spec.role, quant, embedding)
+        stages[spec.role] = _stage_graphs(spec, package / spec.role, quant, embedding, level)
         step(f"{spec.role}: ONNX Runtime's mobile usability checker")
         stages[spec.role]["usability"] = _usability(package / spec.role)
     step("converting every graph to the ORT format")
@@ -118,11 +129,11 @@ def build_package(source: Bundle, package: Path, *, target: str, quant: str, emb
         rss[role] = _worker("mobile-rss", {"package": str(package), "role": role})
     return json.loads(manifest.write_mobile(
         package, name=name, target=target, quant=quant, source=source, conversion=conversion,
-        embedding=stages.get("reasoning", {}).get("embedding"),
-        stages=stages, parity=_verdicts(parity), rss=rss).read_text())
+        embedding=stages.get("reasoning", {}).get("embedding"), entries=entries,
+        web=web_section(package, entries) if web else None, stages=stages, parity=_verdicts(parity), rss=rss).read_text())
 
 
-def _stage_graphs(spec, folder: Path, quant: str, embedding: str) -> dict:
+def _stage_graphs(spec, folder: Path, quant: str, embedding: str, level: int | None = None) -> dict:
     """The stage's graphs at their package precision (still .onnx) and its other files."""
     folder.mkdir(parents=True)
     source = Path(spec.model_path).parent
@@ -132,7 +143,8 @@ def _stage_graphs(spec, folder: Path, quant: str, embedding: str) -> dict:
             shutil.copyfile(source / name, folder / name)
     record = {"config": STAGE_CONFIG, "tokenizer": config.get("tokenizer", "tokenizer.json")}
     if spec.role == "reasoning":
-        record.update(graphs.quantize_reasoner(spec.model_path, folder / "decoder.onnx", quant, embedding))
+        record.update(graphs.quantize_reasoner(spec.model_path, folder / "decoder.onnx", quant, embedding,
+                                               accuracy_level=level))
         return record
     graphs.copy_graph(spec.model_path, folder / "decoder.onnx")
     record["decoder"] = f"{config.get('quant', 'fp32')}, as exported"

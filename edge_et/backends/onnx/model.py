@@ -34,6 +34,7 @@ from edge_et.backends.onnx.session import DecoderSession, open_session
 from edge_et.backends.onnx.tokenizer import DeviceTokenizer
 from edge_et.core.images import LoadedImage
 from edge_et.errors import BundleError
+from edge_et.formats.mobile import package_stage_settings
 from edge_et.formats.onnx_stage import STAGE_CONFIG, read_config
 
 MEDIA_MARKER = "<__media__>"  # the text that marks the image in a prompt (llama.cpp's too)
@@ -41,7 +42,12 @@ DEVICE_ENV = "EDGE_ET_ONNX_DEVICE"
 
 
 def read_stage_config(model_path: Path) -> dict:
-    """The `onnx_config.json` beside a decoder, checked for its format."""
+    """The stage's settings: from the package's mobile.json where the decoder is in a mobile
+    package (format 2 on: what an app reads), else the `onnx_config.json` beside the decoder,
+    checked for its format."""
+    settings = package_stage_settings(Path(model_path))
+    if settings is not None:
+        return settings
     path = Path(model_path).parent / STAGE_CONFIG
     if not path.is_file():
         raise BundleError(f"ONNX stage '{path.parent.name}' has no {STAGE_CONFIG}")
