@@ -37,7 +37,11 @@ CUE = "\nAnswer:"
 def reasoner_bundle(name: str, model: Path | None) -> Path:
     from export.bundle import Stage, write_bundle
 
-    stage = Stage(model, n_ctx=8192, thinking=False, source=str(model)) if model else reasoner_stage(name)
+    stage = (
+        Stage(model, n_ctx=8192, thinking=False, source=str(model))
+        if model
+        else reasoner_stage(name)
+    )
     target = work_dir() / "bundles" / f"answer-cue+{name}"
     write_bundle(target, name=f"reasoner-{name}", reasoning=stage, decoding=DECODING)
     return target
@@ -54,25 +58,39 @@ def measure(args) -> Path:
     done = {json.loads(line)["id"] for line in out.open()} if out.is_file() else set()
     if all(example(HELDOUT_SEED, index).id in done for index in range(args.limit)):
         return out  # all measured: only the summary is rewritten, no model loads
-    with Pipeline(Bundle.load(reasoner_bundle(args.reasoner, args.model)), n_threads=args.threads) as pipeline:
+    with Pipeline(
+        Bundle.load(reasoner_bundle(args.reasoner, args.model)), n_threads=args.threads
+    ) as pipeline:
         for index in range(args.limit):
             ex = example(HELDOUT_SEED, index)
             if ex.id in done:
                 continue
             truth = training_pair(ex, "extract")[1]
             started = time.perf_counter()
-            result = pipeline.reason_over(truth, ex.question.prompt_text(), RunOptions(seed=index + args.seed))
+            result = pipeline.reason_over(
+                truth, ex.question.prompt_text(), RunOptions(seed=index + args.seed)
+            )
             think = result.stages["think"]
             before = result.reasoning.rsplit(CUE, 1)[0] if think.answer_cued else result.reasoning
-            record = {"id": ex.id, "gold": ex.question.answer, "category": ex.question.category,
-                      "cued": think.answer_cued, "letter": answer_letter(result.answer, "ABCD"),
-                      "letter_without_cue": _letter_of(before) if think.answer_cued else
-                      answer_letter(result.answer, "ABCD"),
-                      "generated_tokens": think.generated_tokens, "forced_tokens": think.forced_tokens,
-                      "seconds": round(time.perf_counter() - started, 2), "reasoning": result.reasoning}
+            record = {
+                "id": ex.id,
+                "gold": ex.question.answer,
+                "category": ex.question.category,
+                "cued": think.answer_cued,
+                "letter": answer_letter(result.answer, "ABCD"),
+                "letter_without_cue": _letter_of(before)
+                if think.answer_cued
+                else answer_letter(result.answer, "ABCD"),
+                "generated_tokens": think.generated_tokens,
+                "forced_tokens": think.forced_tokens,
+                "seconds": round(time.perf_counter() - started, 2),
+                "reasoning": result.reasoning,
+            }
             with out.open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps(record) + "\n")
-            say(f"{ex.id}: cued={think.answer_cued} letter={record['letter']} gold={record['gold']}")
+            say(
+                f"{ex.id}: cued={think.answer_cued} letter={record['letter']} gold={record['gold']}"
+            )
     return out
 
 
@@ -92,10 +110,15 @@ def summarize(path: Path) -> dict:
     for name, key in (("without_cue", "letter_without_cue"), ("with_cue", "letter")):
         failures = sum(r[key] is None for r in rows)
         correct = sum(r[key] == r["gold"] for r in rows)
-        summary[name] = {"parse_failures": failures, "failure_ci95": wilson_interval(failures, n),
-                         "correct": correct, "accuracy_ci95": wilson_interval(correct, n)}
-    summary["hit_max_tokens"] = sum(r["generated_tokens"] >= DECODING["reason"]["max_tokens"]
-                                    and not r["cued"] for r in rows)
+        summary[name] = {
+            "parse_failures": failures,
+            "failure_ci95": wilson_interval(failures, n),
+            "correct": correct,
+            "accuracy_ci95": wilson_interval(correct, n),
+        }
+    summary["hit_max_tokens"] = sum(
+        r["generated_tokens"] >= DECODING["reason"]["max_tokens"] and not r["cued"] for r in rows
+    )
     return summary
 
 
@@ -103,17 +126,29 @@ def write_markdown(summary: dict, reasoner: str, args) -> Path:
     def pct(k, v):
         return f"{k} ({k / summary['n']:.0%}) [{v[0]:.0%}-{v[1]:.0%}]"
 
-    lines = ["# The answer cue: parse failures without and with it", "",
-             (f"`python -m benchmarks.answer_cue --limit {args.limit} --reasoner {reasoner}`: the reasoner "
-             "over held-out scenes' true extractions (oracle+think), decoding "
-             f"`{json.dumps(DECODING['reason'])}` (the replication's), temperature 0.7, seed per scene. "
-             f"Machine: `{json.dumps(machine())}`; shared with other jobs (times not compared)."), "",
-             ("| reasoner | n | cue appended | parse failures without cue [95% CI] | with cue [95% CI] "
-             "| correct without | correct with |"), "|---|---|---|---|---|---|---|",
-             (f"| {reasoner} | {summary['n']} | {summary['cued']} "
-             f"| {pct(summary['without_cue']['parse_failures'], summary['without_cue']['failure_ci95'])} "
-             f"| {pct(summary['with_cue']['parse_failures'], summary['with_cue']['failure_ci95'])} "
-             f"| {summary['without_cue']['correct']} | {summary['with_cue']['correct']} |"), ""]
+    lines = [
+        "# The answer cue: parse failures without and with it",
+        "",
+        (
+            f"`python -m benchmarks.answer_cue --limit {args.limit} --reasoner {reasoner}`: the reasoner "
+            "over held-out scenes' true extractions (oracle+think), decoding "
+            f"`{json.dumps(DECODING['reason'])}` (the replication's), temperature 0.7, seed per scene. "
+            f"Machine: `{json.dumps(machine())}`; shared with other jobs (times not compared)."
+        ),
+        "",
+        (
+            "| reasoner | n | cue appended | parse failures without cue [95% CI] | with cue [95% CI] "
+            "| correct without | correct with |"
+        ),
+        "|---|---|---|---|---|---|---|",
+        (
+            f"| {reasoner} | {summary['n']} | {summary['cued']} "
+            f"| {pct(summary['without_cue']['parse_failures'], summary['without_cue']['failure_ci95'])} "
+            f"| {pct(summary['with_cue']['parse_failures'], summary['with_cue']['failure_ci95'])} "
+            f"| {summary['without_cue']['correct']} | {summary['with_cue']['correct']} |"
+        ),
+        "",
+    ]
     path = args.out / f"answer_cue-{reasoner}.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -123,7 +158,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--limit", type=int, default=60)
     parser.add_argument("--reasoner", default="qwen2.5-coder-1.5b")
-    parser.add_argument("--model", type=Path, default=None, help="an instruct GGUF instead of the catalog's")
+    parser.add_argument(
+        "--model", type=Path, default=None, help="an instruct GGUF instead of the catalog's"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=RESULTS)

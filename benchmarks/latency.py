@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 DEFAULT_BUNDLE = ROOT / "models" / "bundles" / "default"
-MODES = ("off", "lookup")   # "lookup": prompt-lookup drafting (head reuse is on in both)
+MODES = ("off", "lookup")  # "lookup": prompt-lookup drafting (head reuse is on in both)
 
 
 def say(line: str) -> None:
@@ -48,38 +48,52 @@ def paper_pair() -> Path:
     return paper_bundle(next(c for c in CONFIGS if c.name == "paper-0.6b+1.7b"))
 
 
-ANSWER_TOKENS = 32   # after </think>, as edge-et bench counts it (random weights never stop)
+ANSWER_TOKENS = 32  # after </think>, as edge-et bench counts it (random weights never stop)
 
 
 def _trial(pipeline, picture, question, mode: str, think: int | None) -> dict:
-    from edge_et.runtime.pipeline import RunOptions
-
     from edge_et.runtime.measure import forget_images
+    from edge_et.runtime.pipeline import RunOptions
 
     forget_images(pipeline.model("perception"))  # every trial encodes the picture
     started = time.perf_counter()
-    result = pipeline.run(picture, question, RunOptions(seed=0, temperature=0.0, think_budget=think,
-                                                        answer_budget=ANSWER_TOKENS if think else None,
-                                                        speculative=mode))
+    result = pipeline.run(
+        picture,
+        question,
+        RunOptions(
+            seed=0,
+            temperature=0.0,
+            think_budget=think,
+            answer_budget=ANSWER_TOKENS if think else None,
+            speculative=mode,
+        ),
+    )
     e2e = time.perf_counter() - started
     extract, think_stats = result.stages["extract"], result.stages["think"]
-    return {"mode": mode, "e2e_s": e2e, "image_encode_s": extract.image_encode_s,
-            "extract_s": extract.prefill_s + extract.decode_s + (extract.image_encode_s or 0),
-            "think_s": think_stats.prefill_s + think_stats.decode_s,
-            "think_tokens": think_stats.generated_tokens + think_stats.forced_tokens,
-            "think_decode_tok_s": think_stats.decode_tok_s,
-            "drafted": think_stats.drafted_tokens, "accepted": think_stats.accepted_tokens,
-            "answer": result.answer, "reasoning": result.reasoning}
+    return {
+        "mode": mode,
+        "e2e_s": e2e,
+        "image_encode_s": extract.image_encode_s,
+        "extract_s": extract.prefill_s + extract.decode_s + (extract.image_encode_s or 0),
+        "think_s": think_stats.prefill_s + think_stats.decode_s,
+        "think_tokens": think_stats.generated_tokens + think_stats.forced_tokens,
+        "think_decode_tok_s": think_stats.decode_tok_s,
+        "drafted": think_stats.drafted_tokens,
+        "accepted": think_stats.accepted_tokens,
+        "answer": result.answer,
+        "reasoning": result.reasoning,
+    }
 
 
-def bundle_part(name: str, bundle: Path, trials: int, think: int | None,
-                extract_tokens: int | None = None) -> dict:
+def bundle_part(
+    name: str, bundle: Path, trials: int, think: int | None, extract_tokens: int | None = None
+) -> dict:
     from edge_et.bundle.manifest import Bundle
     from edge_et.core.images import SAMPLE_QUESTION, load_image, write_sample_image
     from edge_et.runtime.api import open_pipeline
 
     loaded = Bundle.load(bundle)
-    if extract_tokens:   # random weights never stop: bound the description as the bench does
+    if extract_tokens:  # random weights never stop: bound the description as the bench does
         loaded.decoding = {**(loaded.decoding or {}), "extract": {"max_tokens": extract_tokens}}
 
     picture = load_image(write_sample_image(Path("/tmp") / "edge-et-latency-sample.png"))
@@ -94,23 +108,33 @@ def bundle_part(name: str, bundle: Path, trials: int, think: int | None,
                 say(f"{name}: trial {index + 1}/{trials}, speculative {mode}")
                 pair[mode] = _trial(pipeline, picture, SAMPLE_QUESTION, mode, think)
             runs.append(pair)
-    return {"name": name, "bundle": str(bundle), "think_budget": think, "trials": runs,
-            "extract_tokens": extract_tokens,
-            "summary": summarize(runs)}
+    return {
+        "name": name,
+        "bundle": str(bundle),
+        "think_budget": think,
+        "trials": runs,
+        "extract_tokens": extract_tokens,
+        "summary": summarize(runs),
+    }
 
 
 def summarize(runs: list[dict]) -> dict:
     out = {}
     for metric in ("e2e_s", "image_encode_s", "extract_s", "think_s", "think_decode_tok_s"):
         values = {m: [r[m][metric] for r in runs if r[m][metric] is not None] for m in MODES}
-        ratios = [r["lookup"][metric] / r["off"][metric] for r in runs
-                  if r["off"][metric] and r["lookup"][metric] is not None]
+        ratios = [
+            r["lookup"][metric] / r["off"][metric]
+            for r in runs
+            if r["off"][metric] and r["lookup"][metric] is not None
+        ]
         out[metric] = {m: _median(values[m]) for m in MODES} | {"ratio": _median(ratios)}
     drafted = sum(r["lookup"]["drafted"] or 0 for r in runs)
     accepted = sum(r["lookup"]["accepted"] or 0 for r in runs)
     out["acceptance"] = accepted / drafted if drafted else None
     out["drafted"], out["accepted"] = drafted, accepted
-    out["identical_reasoning"] = all(r["off"]["reasoning"] == r["lookup"]["reasoning"] for r in runs)
+    out["identical_reasoning"] = all(
+        r["off"]["reasoning"] == r["lookup"]["reasoning"] for r in runs
+    )
     return out
 
 
@@ -119,6 +143,7 @@ def _median(values: list[float]) -> float | None:
 
 
 # -- part 3: acceptance on pretrained weights ---------------------------------------------------
+
 
 def pretrained_part(trials: int, tokens: int, extraction: str) -> dict:
     from edge_et.backends.drafting import PromptLookup
@@ -135,9 +160,18 @@ def pretrained_part(trials: int, tokens: int, extraction: str) -> dict:
     draft = LlamaCppModel(model_path=str(draft_path), n_ctx=2048)
     mismatch = vocab_mismatch(target.vocab_signature, draft.vocab_signature)
     request = prompts.reasoning_prompt(extraction, SAMPLE_QUESTION, step_by_step=True)
-    prompt = render_user_turn(target.chat_template, request, enable_thinking=None,
-                              bos_text=target.bos_text, eos_text=target.eos_text)
-    drafters = {"off": lambda: None, "lookup": PromptLookup, "draft": lambda: DraftModel(draft.llama)}
+    prompt = render_user_turn(
+        target.chat_template,
+        request,
+        enable_thinking=None,
+        bos_text=target.bos_text,
+        eos_text=target.eos_text,
+    )
+    drafters = {
+        "off": lambda: None,
+        "lookup": PromptLookup,
+        "draft": lambda: DraftModel(draft.llama),
+    }
     runs = []
     for index in range(trials):
         names = list(drafters) if index % 2 == 0 else list(drafters)[::-1]
@@ -151,26 +185,44 @@ def pretrained_part(trials: int, tokens: int, extraction: str) -> dict:
             target.start(prompt=prompt)
             out = generate(target, sampling=Sampling(), max_tokens=tokens)
             counts = target.speculation_counts
-            row[name] = {"decode_s": out.stats.decode_s, "tokens": out.stats.generated_tokens,
-                         "decode_tok_s": out.stats.decode_tok_s, "text": out.text,
-                         "drafted": counts.drafted if counts else None,
-                         "accepted": counts.accepted if counts else None}
+            row[name] = {
+                "decode_s": out.stats.decode_s,
+                "tokens": out.stats.generated_tokens,
+                "decode_tok_s": out.stats.decode_tok_s,
+                "text": out.text,
+                "drafted": counts.drafted if counts else None,
+                "accepted": counts.accepted if counts else None,
+            }
             target.set_drafter(None)
         runs.append(row)
     target.close()
     draft.close()
     summary = {}
     for name in drafters:
-        summary[name] = {"decode_tok_s": _median([r[name]["decode_tok_s"] for r in runs]),
-                         "identical_to_off": all(r[name]["text"] == r["off"]["text"] for r in runs)}
+        summary[name] = {
+            "decode_tok_s": _median([r[name]["decode_tok_s"] for r in runs]),
+            "identical_to_off": all(r[name]["text"] == r["off"]["text"] for r in runs),
+        }
         if name != "off":
             d = sum(r[name]["drafted"] for r in runs)
             a = sum(r[name]["accepted"] for r in runs)
-            summary[name] |= {"acceptance": a / d if d else None, "drafted": d, "accepted": a,
-                              "decode_ratio": _median([r[name]["decode_tok_s"] / r["off"]["decode_tok_s"]
-                                                       for r in runs])}
-    return {"target": target_path.name, "draft": draft_path.name, "vocab_mismatch": mismatch,
-            "extraction": extraction, "tokens": tokens, "trials": runs, "summary": summary}
+            summary[name] |= {
+                "acceptance": a / d if d else None,
+                "drafted": d,
+                "accepted": a,
+                "decode_ratio": _median(
+                    [r[name]["decode_tok_s"] / r["off"]["decode_tok_s"] for r in runs]
+                ),
+            }
+    return {
+        "target": target_path.name,
+        "draft": draft_path.name,
+        "vocab_mismatch": mismatch,
+        "extraction": extraction,
+        "tokens": tokens,
+        "trials": runs,
+        "summary": summary,
+    }
 
 
 def pretrained_paths() -> tuple[Path, Path]:
@@ -188,6 +240,7 @@ def pretrained_paths() -> tuple[Path, Path]:
 
 
 # -- output -------------------------------------------------------------------------------------
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -216,8 +269,9 @@ def main(argv: list[str] | None = None) -> None:
         _save(report, saved)
     if "paper" in parts:
         load = list(_loadavg())
-        report["paper"] = bundle_part("paper-0.6b+1.7b", paper_pair(), args.trials, args.think,
-                                      extract_tokens=128)
+        report["paper"] = bundle_part(
+            "paper-0.6b+1.7b", paper_pair(), args.trials, args.think, extract_tokens=128
+        )
         report["paper"]["load_average_at_start"] = load
         _save(report, saved)
     from benchmarks.latency_report import write_markdown

@@ -26,8 +26,11 @@ from benchmarks.latency import RESULTS, paper_pair, say
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=2)
-    parser.add_argument("--bundle", type=Path, help="a bundle with a llama.cpp perception model "
-                        "and mmproj (default: the paper pair)")
+    parser.add_argument(
+        "--bundle",
+        type=Path,
+        help="a bundle with a llama.cpp perception model and mmproj (default: the paper pair)",
+    )
     args = parser.parse_args(argv)
     from benchmarks.latency_report import write_markdown
     from edge_et.bundle.manifest import Bundle
@@ -39,13 +42,16 @@ def main(argv: list[str] | None = None) -> None:
     started_load = list(os.getloadavg())
     bundle = args.bundle or paper_pair()
     record = tune_image_path(Bundle.load(bundle), picture, trials=args.trials, say=say)
-    if args.bundle:   # another bundle's tuning is saved in its profile, not in the paper's table
+    if args.bundle:  # another bundle's tuning is saved in its profile, not in the paper's table
         say(f"kept for {bundle}: {record['chosen']}")
         return
     saved = RESULTS / "latency.json"
     report = json.loads(saved.read_text()) if saved.exists() else {}
-    report["image_path"] = record | {"machine": machine_info(), "load_average_at_start": started_load,
-                                     "bundle": str(bundle)}
+    report["image_path"] = record | {
+        "machine": machine_info(),
+        "load_average_at_start": started_load,
+        "bundle": str(bundle),
+    }
     saved.write_text(json.dumps(report, indent=1, default=str) + "\n")
     write_markdown(report, RESULTS / "latency.md")
     say(f"saved {saved}")

@@ -44,10 +44,19 @@ def fixed_prefix(bundle, model) -> str:
     from edge_et.core.images import SAMPLE_QUESTION
 
     mark = "\x00DESCRIPTION\x00"
-    request = prompts.reasoning_prompt(mark, SAMPLE_QUESTION, step_by_step=True,
-                                       prompts=prompts.PromptSet.from_overrides(bundle.prompts))
-    text = render_user_turn(model.chat_template, request, enable_thinking=True,
-                            bos_text=model.bos_text, eos_text=model.eos_text)
+    request = prompts.reasoning_prompt(
+        mark,
+        SAMPLE_QUESTION,
+        step_by_step=True,
+        prompts=prompts.PromptSet.from_overrides(bundle.prompts),
+    )
+    text = render_user_turn(
+        model.chat_template,
+        request,
+        enable_thinking=True,
+        bos_text=model.bos_text,
+        eos_text=model.eos_text,
+    )
     return text.split(mark)[0]
 
 
@@ -61,8 +70,12 @@ def prepare_reasoner(bundle, into: dict) -> None:
     loaded = time.perf_counter()
     head = fixed_prefix(bundle, model)
     stats = model.start_with_heads(prompt=head, heads=[head])
-    into.update(model=model, load_s=loaded - started, prefix_s=time.perf_counter() - loaded,
-                prefix_tokens=stats.prompt_tokens)
+    into.update(
+        model=model,
+        load_s=loaded - started,
+        prefix_s=time.perf_counter() - loaded,
+        prefix_tokens=stats.prompt_tokens,
+    )
 
 
 def trial(bundle, perception, prompt: str, mode: str) -> dict:
@@ -83,10 +96,16 @@ def trial(bundle, perception, prompt: str, mode: str) -> dict:
     worker.join()
     done = time.perf_counter()
     reasoner.pop("model").close()
-    return {"mode": mode, "total_s": done - started, "extract_s": extract_done - started,
-            "decode_s": extract_done - decode_started, "extract_prompt_tokens": prompt_tokens,
-            "decode_tok_s": out.stats.decode_tok_s, "after_extract_s": done - extract_done,
-            **reasoner}
+    return {
+        "mode": mode,
+        "total_s": done - started,
+        "extract_s": extract_done - started,
+        "decode_s": extract_done - decode_started,
+        "extract_prompt_tokens": prompt_tokens,
+        "decode_tok_s": out.stats.decode_tok_s,
+        "after_extract_s": done - extract_done,
+        **reasoner,
+    }
 
 
 def run(trials: int) -> dict:
@@ -100,8 +119,12 @@ def run(trials: int) -> dict:
     spec = bundle.require("perception")
     perception = LlamaCppModel(model_path=str(spec.model_path), n_ctx=requested_ctx(spec))
     content = prompts.extraction_prompt("the details")
-    prompt = render_user_turn(perception.chat_template, content, bos_text=perception.bos_text,
-                              eos_text=perception.eos_text)
+    prompt = render_user_turn(
+        perception.chat_template,
+        content,
+        bos_text=perception.bos_text,
+        eos_text=perception.eos_text,
+    )
     runs = []
     try:
         say("overlap: warm-up")
@@ -111,12 +134,18 @@ def run(trials: int) -> dict:
             for mode in MODES if index % 2 == 0 else MODES[::-1]:
                 say(f"overlap: trial {index + 1}/{trials}, {mode}")
                 pair[mode] = trial(bundle, perception, prompt, mode)
-                say(f"  total {pair[mode]['total_s']:.1f} s, decode {pair[mode]['decode_tok_s']:.1f} tok/s")
+                say(
+                    f"  total {pair[mode]['total_s']:.1f} s, decode {pair[mode]['decode_tok_s']:.1f} tok/s"
+                )
             runs.append(pair)
     finally:
         perception.close()
-    return {"bundle": str(paper_pair()), "trials": runs, "summary": summarize(runs),
-            "load_average_at_end": list(os.getloadavg())}
+    return {
+        "bundle": str(paper_pair()),
+        "trials": runs,
+        "summary": summarize(runs),
+        "load_average_at_end": list(os.getloadavg()),
+    }
 
 
 def summarize(runs: list[dict]) -> dict:
@@ -140,8 +169,10 @@ def main(argv: list[str] | None = None) -> None:
     saved = RESULTS / "latency.json"
     report = json.loads(saved.read_text()) if saved.exists() else {}
     started_load = list(os.getloadavg())
-    report["overlap"] = run(args.trials) | {"machine": machine_info(),
-                                            "load_average_at_start": started_load}
+    report["overlap"] = run(args.trials) | {
+        "machine": machine_info(),
+        "load_average_at_start": started_load,
+    }
     saved.write_text(json.dumps(report, indent=1, default=str) + "\n")
     write_markdown(report, RESULTS / "latency.md")
     say(f"saved {saved}")

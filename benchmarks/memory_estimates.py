@@ -26,11 +26,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-GENERATED = 8          # tokens generated after the prompt
+GENERATED = 8  # tokens generated after the prompt
 THREADS = 2
-TOLERANCE = 0.20       # the issue's bound: measured within ±20% of the estimate (worst cases)
-FILLER = ("Item {i}: a red circle sits left of a blue square, above the word EDGE; "
-          "count {i} shapes and note their colours. ")
+TOLERANCE = 0.20  # the issue's bound: measured within ±20% of the estimate (worst cases)
+FILLER = (
+    "Item {i}: a red circle sits left of a blue square, above the word EDGE; "
+    "count {i} shapes and note their colours. "
+)
 
 
 @dataclass
@@ -41,10 +43,11 @@ class Case:
     bundle: str
     role: str
     kv_type: str = "f16"
-    request: str = "worst"   # worst: fill the context / largest image; short: a typical one
+    request: str = "worst"  # worst: fill the context / largest image; short: a typical one
 
 
 # -- the child: load one stage, run one request, report RSS ------------------------------------
+
 
 def child(spec: dict) -> dict:
     """Runs in the subprocess; returns baseline, after-load and peak RSS plus what it fed."""
@@ -56,26 +59,37 @@ def child(spec: dict) -> dict:
     baseline = current_rss()
     started = time.perf_counter()
     model_class = LlamaCppModel if spec["kv_type"] == "f16" else _q8_model_class()
-    model = model_class(model_path=spec["model"], n_ctx=spec["n_ctx"], n_threads=THREADS,
-                        mmproj_path=spec.get("mmproj"))
+    model = model_class(
+        model_path=spec["model"],
+        n_ctx=spec["n_ctx"],
+        n_threads=THREADS,
+        mmproj_path=spec.get("mmproj"),
+    )
     loaded = current_rss()
     if spec.get("image"):
-        begun = model.start(prompt=model.media_marker + "\nDescribe the image.",
-                            image=load_image(spec["image"]))
+        begun = model.start(
+            prompt=model.media_marker + "\nDescribe the image.", image=load_image(spec["image"])
+        )
         fed = begun.prompt_tokens
     else:
         text = "".join(FILLER.format(i=i) for i in range(spec["prompt_tokens"] // 20 + 10))
-        tokens = model.tokenize(text=text)[:spec["prompt_tokens"]]
+        tokens = model.tokenize(text=text)[: spec["prompt_tokens"]]
         model.append(tokens=tokens)
         fed = len(tokens)
     for _ in range(GENERATED):
         model.append(tokens=[model.sample(sampling=Sampling())])
     model.sample(sampling=Sampling())
     import resource
-    return {"baseline_bytes": baseline, "loaded_bytes": loaded, "end_bytes": current_rss(),
-            "peak_bytes": process_peak_rss(), "prompt_tokens": fed,
-            "ru_maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-            "seconds": round(time.perf_counter() - started, 1)}
+
+    return {
+        "baseline_bytes": baseline,
+        "loaded_bytes": loaded,
+        "end_bytes": current_rss(),
+        "peak_bytes": process_peak_rss(),
+        "prompt_tokens": fed,
+        "ru_maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 def _q8_model_class():
@@ -87,19 +101,34 @@ def _q8_model_class():
     class Q8KVModel(LlamaCppModel):
         @staticmethod
         def _load_text(path, n_ctx, n_threads, n_gpu_layers, n_batch, *args, **kwargs):
-            return llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads,
-                                   n_threads_batch=n_threads, n_gpu_layers=n_gpu_layers,
-                                   n_batch=min(n_batch, n_ctx), flash_attn=True,
-                                   type_k=8, type_v=8, verbose=False)
+            return llama_cpp.Llama(
+                model_path=path,
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                n_threads_batch=n_threads,
+                n_gpu_layers=n_gpu_layers,
+                n_batch=min(n_batch, n_ctx),
+                flash_attn=True,
+                type_k=8,
+                type_v=8,
+                verbose=False,
+            )
+
     return Q8KVModel
 
 
 # -- the parent: estimate, spawn, compare -------------------------------------------------------
 
+
 def measure(spec: dict) -> dict:
     """Run `child(spec)` in a fresh interpreter and return its report."""
-    done = subprocess.run([sys.executable, "-m", "benchmarks.memory_estimates", "--child", json.dumps(spec)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.memory_estimates", "--child", json.dumps(spec)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"child failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -123,10 +152,16 @@ def run_case(case: Case, workdir: Path) -> dict:
         spec["prompt_tokens"] = n_ctx - 2 * GENERATED if case.request == "worst" else 300
     report = measure(spec)
     estimate = report["baseline_bytes"] + footprint.total_bytes
-    return {**asdict(case), "n_ctx": n_ctx, "model": spec_stage.model_path.name,
-            "image_tokens_planned": footprint.image_tokens, **report,
-            "estimate_bytes": estimate, "stage_estimate": footprint.to_dict(),
-            "ratio": round(report["peak_bytes"] / estimate, 4)}
+    return {
+        **asdict(case),
+        "n_ctx": n_ctx,
+        "model": spec_stage.model_path.name,
+        "image_tokens_planned": footprint.image_tokens,
+        **report,
+        "estimate_bytes": estimate,
+        "stage_estimate": footprint.to_dict(),
+        "ratio": round(report["peak_bytes"] / estimate, 4),
+    }
 
 
 def _image_for_tokens(tokens: int, footprint, stage, workdir: Path) -> Path:
@@ -141,7 +176,9 @@ def _image_for_tokens(tokens: int, footprint, stage, workdir: Path) -> Path:
     cell = vision.patch_size * vision.merge
     cols = max(1, math.isqrt(tokens))
     rows = max(1, tokens // cols)
-    pixels = np.random.default_rng(0).integers(0, 256, (rows * cell, cols * cell, 3), dtype=np.uint8)
+    pixels = np.random.default_rng(0).integers(
+        0, 256, (rows * cell, cols * cell, 3), dtype=np.uint8
+    )
     path = workdir / f"image-{rows}x{cols}.png"
     Image.fromarray(pixels).save(path)
     return path
@@ -153,13 +190,18 @@ def default_cases(quick: bool = False) -> list[Case]:
     from export.tiny.bundle import build_tiny_bundle
 
     tiny, demo = str(build_tiny_bundle()), str(build_default_bundle())
-    cases = [Case("tiny perception", tiny, "perception"), Case("tiny reasoning", tiny, "reasoning"),
-             Case("demo perception", demo, "perception"),
-             Case("demo reasoning (SmolLM2-135M Q4_1)", demo, "reasoning")]
+    cases = [
+        Case("tiny perception", tiny, "perception"),
+        Case("tiny reasoning", tiny, "reasoning"),
+        Case("demo perception", demo, "perception"),
+        Case("demo reasoning (SmolLM2-135M Q4_1)", demo, "reasoning"),
+    ]
     if not quick:
-        cases += [Case("demo reasoning, KV q8_0", demo, "reasoning", kv_type="q8_0"),
-                  Case("demo reasoning, 300-token prompt", demo, "reasoning", request="short"),
-                  Case("demo perception, 256-token image", demo, "perception", request="short")]
+        cases += [
+            Case("demo reasoning, KV q8_0", demo, "reasoning", kv_type="q8_0"),
+            Case("demo reasoning, 300-token prompt", demo, "reasoning", request="short"),
+            Case("demo perception, 256-token image", demo, "perception", request="short"),
+        ]
     return cases
 
 
@@ -169,8 +211,13 @@ def machine() -> dict:
     from edge_et.memory.probes import available_memory
 
     memory = available_memory()
-    return {"uname": " ".join(platform.uname()), "cpu": cpu_model(), "ram_bytes": memory.total_bytes,
-            "python": platform.python_version(), "threads": THREADS}
+    return {
+        "uname": " ".join(platform.uname()),
+        "cpu": cpu_model(),
+        "ram_bytes": memory.total_bytes,
+        "python": platform.python_version(),
+        "threads": THREADS,
+    }
 
 
 def write_results(records: list[dict], out: Path) -> None:
@@ -178,30 +225,44 @@ def write_results(records: list[dict], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     info = machine()
     (out / "memory_estimates.json").write_text(
-        json.dumps({"machine": info, "tolerance": TOLERANCE, "cases": records}, indent=2) + "\n")
+        json.dumps({"machine": info, "tolerance": TOLERANCE, "cases": records}, indent=2) + "\n"
+    )
     mib = lambda value: f"{value / 2**20:.1f}"  # noqa: E731
-    lines = ["# Memory estimates vs measured peak RSS", "",
-             f"Machine: `{info['uname']}`; CPU {info['cpu']}; RAM {info['ram_bytes'] / 2**30:.1f} GiB; "
-             f"Python {info['python']}; {THREADS} threads; llama-cpp-python 0.3.36 (CPU).", "",
-             "Each stage runs alone in a fresh process (`benchmarks/memory_estimates.py`). "
-             "Estimate = that process's RSS before loading (baseline) + the plan's stage total. "
-             "`worst` fills the context (text) or feeds the largest image the plan allows; "
-             "`short` is a typical request, which the estimate must only bound.", "",
-             "| case | n_ctx | KV | request | fed tokens | baseline MiB | estimate MiB | "
-             "measured peak MiB | measured / estimate |",
-             "|---|---:|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "# Memory estimates vs measured peak RSS",
+        "",
+        f"Machine: `{info['uname']}`; CPU {info['cpu']}; RAM {info['ram_bytes'] / 2**30:.1f} GiB; "
+        f"Python {info['python']}; {THREADS} threads; llama-cpp-python 0.3.36 (CPU).",
+        "",
+        "Each stage runs alone in a fresh process (`benchmarks/memory_estimates.py`). "
+        "Estimate = that process's RSS before loading (baseline) + the plan's stage total. "
+        "`worst` fills the context (text) or feeds the largest image the plan allows; "
+        "`short` is a typical request, which the estimate must only bound.",
+        "",
+        "| case | n_ctx | KV | request | fed tokens | baseline MiB | estimate MiB | "
+        "measured peak MiB | measured / estimate |",
+        "|---|---:|---|---|---:|---:|---:|---:|---:|",
+    ]
     for r in records:
-        lines.append(f"| {r['name']} | {r['n_ctx']} | {r['kv_type']} | {r['request']} | "
-                     f"{r['prompt_tokens']} | {mib(r['baseline_bytes'])} | {mib(r['estimate_bytes'])} | "
-                     f"{mib(r['peak_bytes'])} | {r['ratio']:.3f} |")
-    lines += ["", "The stage estimates, by term (MiB; `edge-et plan --json` gives the same fields):", "",
-              "| case | weights (+repack) | KV | compute | other | mmproj + image |",
-              "|---|---:|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {r['name']} | {r['n_ctx']} | {r['kv_type']} | {r['request']} | "
+            f"{r['prompt_tokens']} | {mib(r['baseline_bytes'])} | {mib(r['estimate_bytes'])} | "
+            f"{mib(r['peak_bytes'])} | {r['ratio']:.3f} |"
+        )
+    lines += [
+        "",
+        "The stage estimates, by term (MiB; `edge-et plan --json` gives the same fields):",
+        "",
+        "| case | weights (+repack) | KV | compute | other | mmproj + image |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for r in records:
         e = r["stage_estimate"]
-        lines.append(f"| {r['name']} | {mib(e['weights_bytes'] + e['repack_bytes'])} | "
-                     f"{mib(e['kv_bytes'])} | {mib(e['compute_bytes'])} | {mib(e['overhead_bytes'])} | "
-                     f"{mib(e['mmproj_bytes'])} |")
+        lines.append(
+            f"| {r['name']} | {mib(e['weights_bytes'] + e['repack_bytes'])} | "
+            f"{mib(e['kv_bytes'])} | {mib(e['compute_bytes'])} | {mib(e['overhead_bytes'])} | "
+            f"{mib(e['mmproj_bytes'])} |"
+        )
     lines += ["", NOTES]
     (out / "memory_estimates.md").write_text("\n".join(lines) + "\n")
 
@@ -228,10 +289,12 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for case in default_cases(args.quick):
             record = run_case(case, Path(tmp))
-            print(f"{case.name:40s} estimate {record['estimate_bytes'] / 2**20:7.1f} MiB  "
-                  f"measured {record['peak_bytes'] / 2**20:7.1f} MiB  ratio {record['ratio']:.3f}  "
-                  f"({record['seconds']} s)",
-                  file=sys.stderr)
+            print(
+                f"{case.name:40s} estimate {record['estimate_bytes'] / 2**20:7.1f} MiB  "
+                f"measured {record['peak_bytes'] / 2**20:7.1f} MiB  ratio {record['ratio']:.3f}  "
+                f"({record['seconds']} s)",
+                file=sys.stderr,
+            )
             records.append(record)
     write_results(records, args.out)
 

@@ -42,7 +42,9 @@ DEFAULT_REASONER = "smollm2-135m-instruct-q4_1"
 def tiny_source() -> Path:
     from export.tiny.onnx import tiny_onnx
 
-    return tiny_onnx(perception="llava-ov-qwen3", reasoning="qwen3", quant="fp32", validate=False).bundle
+    return tiny_onnx(
+        perception="llava-ov-qwen3", reasoning="qwen3", quant="fp32", validate=False
+    ).bundle
 
 
 def real_source(reasoner: str) -> Path:
@@ -50,13 +52,25 @@ def real_source(reasoner: str) -> Path:
 
     hf = reasoner_checkpoint(reasoner)
     say(f"{reasoner}: fp32 ONNX bundle (built once, then cached)")
-    return built_once(models_root() / "mobile" / f"{reasoner}-fp32-onnx",
-                      lambda scratch: export_onnx(out=scratch / "bundle", reasoning=hf, quant="fp32",
-                                                  validate=False, name=f"{reasoner}-onnx", step=say))
+    return built_once(
+        models_root() / "mobile" / f"{reasoner}-fp32-onnx",
+        lambda scratch: export_onnx(
+            out=scratch / "bundle",
+            reasoning=hf,
+            quant="fp32",
+            validate=False,
+            name=f"{reasoner}-onnx",
+            step=say,
+        ),
+    )
 
 
 def package_dir(label: str, quant: str, embedding: str | None) -> Path:
-    return models_root() / "mobile" / f"{label}-{quant}{f'-embedding-{embedding}' if embedding else ''}-package"
+    return (
+        models_root()
+        / "mobile"
+        / f"{label}-{quant}{f'-embedding-{embedding}' if embedding else ''}-package"
+    )
 
 
 def package(source: Path, quant: str, label: str, embedding: str | None = None) -> dict:
@@ -66,8 +80,15 @@ def package(source: Path, quant: str, label: str, embedding: str | None = None) 
     out = package_dir(label, quant, embedding)
     say(f"{label}: mobile package, reasoner {quant}, token embedding {embedding or 'default'}")
     started = time.perf_counter()
-    data = export_mobile(out=out, bundle=source, target="android", quant=quant,
-                         embedding=embedding or DEFAULT_EMBEDDING, force=True, step=say)
+    data = export_mobile(
+        out=out,
+        bundle=source,
+        target="android",
+        quant=quant,
+        embedding=embedding or DEFAULT_EMBEDDING,
+        force=True,
+        step=say,
+    )
     data["export_s"] = time.perf_counter() - started
     data["source_sizes"] = _source_sizes(source)
     return data
@@ -78,9 +99,15 @@ def _source_sizes(source: Path) -> dict:
     from edge_et.bundle.manifest import Bundle
 
     bundle = Bundle.load(source)
-    return {s.role: {"bytes": file_bytes(s.model_path),
-                     "kind": "GGUF " + s.model_path.name.split(".")[-2] if s.backend == "llama.cpp" else "fp32"}
-            for s in bundle.stages()}
+    return {
+        s.role: {
+            "bytes": file_bytes(s.model_path),
+            "kind": "GGUF " + s.model_path.name.split(".")[-2]
+            if s.backend == "llama.cpp"
+            else "fp32",
+        }
+        for s in bundle.stages()
+    }
 
 
 def _source_label(size) -> str:
@@ -89,40 +116,69 @@ def _source_label(size) -> str:
     return f"{size['kind']} {size['bytes'] / 2**20:.1f}"
 
 
-def markdown(rows: list[dict], command: str, minutes: float, machine: dict, refused: list[str]) -> str:
-    lines = ["# Mobile packages: sizes, parity with the source ONNX bundle, peak RSS", "",
-             f"Produced by `{command}` ({minutes:.1f} min) on {machine['cpu']} ({machine['threads']} threads, "
-             f"{machine['ram_bytes'] / 2**30:.0f} GiB RAM, {machine['os']}), onnxruntime "
-             f"{rows[0]['onnxruntime']['onnxruntime_version']}, CPU provider, a machine shared with other "
-             "jobs. " + NO_GPU_NOTE, "",
-             "Nothing here ran on a phone. Parity: every position's logits of the GGUF check's probe prompts "
-             "and a chat turn, package vs source bundle; greedy: 24 tokens of the chat turn (repeat "
-             "penalty 4). Peak RSS: the process peak of one stage alone (fresh worker: Python, numpy, "
-             "onnxruntime and the stage; 32 tokens, the perception stage with a 128 px picture).", "",
-             "| package | stage | weights | decoder MiB: source → package | parity (bounds) | rms ratio | max\\|Δ\\|/scale | argmax | greedy | peak RSS |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+def markdown(
+    rows: list[dict], command: str, minutes: float, machine: dict, refused: list[str]
+) -> str:
+    lines = [
+        "# Mobile packages: sizes, parity with the source ONNX bundle, peak RSS",
+        "",
+        f"Produced by `{command}` ({minutes:.1f} min) on {machine['cpu']} ({machine['threads']} threads, "
+        f"{machine['ram_bytes'] / 2**30:.0f} GiB RAM, {machine['os']}), onnxruntime "
+        f"{rows[0]['onnxruntime']['onnxruntime_version']}, CPU provider, a machine shared with other "
+        "jobs. " + NO_GPU_NOTE,
+        "",
+        "Nothing here ran on a phone. Parity: every position's logits of the GGUF check's probe prompts "
+        "and a chat turn, package vs source bundle; greedy: 24 tokens of the chat turn (repeat "
+        "penalty 4). Peak RSS: the process peak of one stage alone (fresh worker: Python, numpy, "
+        "onnxruntime and the stage; 32 tokens, the perception stage with a 128 px picture).",
+        "",
+        "| package | stage | weights | decoder MiB: source → package | parity (bounds) | rms ratio | max\\|Δ\\|/scale | argmax | greedy | peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
         for role, verdict in row["measured"]["parity"].items():
             parity = json.loads((Path(row["_package"]) / "parity.json").read_text())[role]
             text = parity["text"]
             scale = max(1.0, text["ref_abs_max"])
             graph = next(f for f in row["files"] if f["file"] == f"{role}/decoder.ort")
-            greedy = "24/24 equal" if verdict["greedy_equal"] else f"first {verdict['greedy_first_diff']} equal"
+            greedy = (
+                "24/24 equal"
+                if verdict["greedy_equal"]
+                else f"first {verdict['greedy_first_diff']} equal"
+            )
             rss = row["measured"]["peak_rss_bytes"][role]["peak_rss_bytes"] / 2**20
-            quant = (f"{row['reasoning_quant']}, embedding {row.get('reasoning_embedding') or 'float'}"  # older rows: float
-                     if role == "reasoning" else "own precision")
-            lines.append(f"| {row['name']} | {role} | {quant} | {_source_label(row['source_sizes'][role])} → "
-                         f"{graph['size_bytes'] / 2**20:.1f} | {'passes' if verdict['passes'] else 'FAILS'} "
-                         f"({verdict['bounds']}) | {text['rel_rms']:.3g} | {text['max_abs'] / scale:.3g} | "
-                         f"{text['argmax_agreement']:.1%} | {greedy} | {rss:.0f} MiB |")
-    lines += ["", "Bounds (export/parity/mobile.py): same precision: max|Δ|/scale ≤ 1e-3, rms ≤ 2e-3, argmax "
-              "100%, greedy equal, image cosine ≥ 0.9999; int8: 0.10, 0.10, 90%; int4: 0.30, 0.30, 75% "
-              "(greedy text reported only).", "", *[f"- refused: {line}" for line in refused], ""]
+            quant = (
+                f"{row['reasoning_quant']}, embedding {row.get('reasoning_embedding') or 'float'}"  # older rows: float
+                if role == "reasoning"
+                else "own precision"
+            )
+            lines.append(
+                f"| {row['name']} | {role} | {quant} | {_source_label(row['source_sizes'][role])} → "
+                f"{graph['size_bytes'] / 2**20:.1f} | {'passes' if verdict['passes'] else 'FAILS'} "
+                f"({verdict['bounds']}) | {text['rel_rms']:.3g} | {text['max_abs'] / scale:.3g} | "
+                f"{text['argmax_agreement']:.1%} | {greedy} | {rss:.0f} MiB |"
+            )
+    lines += [
+        "",
+        "Bounds (export/parity/mobile.py): same precision: max|Δ|/scale ≤ 1e-3, rms ≤ 2e-3, argmax "
+        "100%, greedy equal, image cosine ≥ 0.9999; int8: 0.10, 0.10, 90%; int4: 0.30, 0.30, 75% "
+        "(greedy text reported only).",
+        "",
+        *[f"- refused: {line}" for line in refused],
+        "",
+    ]
     for row in rows:
-        use = {role: {g: {ep: v.get("performs_well") for ep, v in checks.items() if isinstance(v, dict)}
-                      for g, checks in stage["usability"].items()} for role, stage in row["stages"].items()}
-        lines.append(f"- {row['name']}: graphs {row['sizes']['graphs_bytes'] / 2**20:.1f} MiB, export "
-                     f"{row['export_s']:.0f} s; usability checker 'performs well as is': {json.dumps(use)}")
+        use = {
+            role: {
+                g: {ep: v.get("performs_well") for ep, v in checks.items() if isinstance(v, dict)}
+                for g, checks in stage["usability"].items()
+            }
+            for role, stage in row["stages"].items()
+        }
+        lines.append(
+            f"- {row['name']}: graphs {row['sizes']['graphs_bytes'] / 2**20:.1f} MiB, export "
+            f"{row['export_s']:.0f} s; usability checker 'performs well as is': {json.dumps(use)}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -130,8 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     from edge_et.runtime.measure import machine_info
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reasoner", default=DEFAULT_REASONER, help="catalog name of the real reasoner")
-    parser.add_argument("--demo", action="store_true", help="also package the demo bundle (make demo)")
+    parser.add_argument(
+        "--reasoner", default=DEFAULT_REASONER, help="catalog name of the real reasoner"
+    )
+    parser.add_argument(
+        "--demo", action="store_true", help="also package the demo bundle (make demo)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.demo and not (DEMO_BUNDLE / "bundle.json").is_file():
@@ -139,8 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     rows, refused = [], []
     # (quant, embedding): None is the export's default (int8).
-    sources = [(tiny_source, "tiny", (("int4", None),)),
-               (lambda: real_source(args.reasoner), args.reasoner, (("int4", None), ("int8", None)))]
+    sources = [
+        (tiny_source, "tiny", (("int4", None),)),
+        (lambda: real_source(args.reasoner), args.reasoner, (("int4", None), ("int8", None))),
+    ]
     if args.demo:
         sources.append((lambda: DEMO_BUNDLE, "demo", (("int4", None), ("int8", None))))
     for make_source, label, variants in sources:
@@ -155,10 +217,15 @@ def main(argv: list[str] | None = None) -> int:
             row["_package"] = str(package_dir(label, quant, embedding))
             rows.append(row)
     minutes = (time.perf_counter() - started) / 60
-    command = ("python -m benchmarks.mobile" + (f" --reasoner {args.reasoner}" if args.reasoner != DEFAULT_REASONER else "")
-               + (" --demo" if args.demo else ""))
+    command = (
+        "python -m benchmarks.mobile"
+        + (f" --reasoner {args.reasoner}" if args.reasoner != DEFAULT_REASONER else "")
+        + (" --demo" if args.demo else "")
+    )
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "mobile.json").write_text(json.dumps(rows + [{"refused": r} for r in refused], indent=2) + "\n")
+    (args.out / "mobile.json").write_text(
+        json.dumps(rows + [{"refused": r} for r in refused], indent=2) + "\n"
+    )
     (args.out / "mobile.md").write_text(markdown(rows, command, minutes, machine_info(), refused))
     say(f"wrote {args.out / 'mobile.md'}")
     return 0

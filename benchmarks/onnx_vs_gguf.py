@@ -42,10 +42,20 @@ from benchmarks.bench_configs import (
 ROOT = Path(__file__).resolve().parents[1]
 
 DEFAULT_PERCEPTION = ROOT / "models" / "store" / "micro" / "extract" / "hf"
-SETTINGS = dict(trials=3, warmup=1, extract_tokens=64, think_tokens=256, answer_tokens=32,
-                direct_tokens=16, budgets=(), bandwidth_mib=256)
-FORMATS = {"gguf": "perception F16 (+ F16 mmproj), reasoning Q8_0; llama.cpp",
-           "onnx": "perception fp32, reasoning int8; ONNX Runtime, CPU provider"}
+SETTINGS = dict(
+    trials=3,
+    warmup=1,
+    extract_tokens=64,
+    think_tokens=256,
+    answer_tokens=32,
+    direct_tokens=16,
+    budgets=(),
+    bandwidth_mib=256,
+)
+FORMATS = {
+    "gguf": "perception F16 (+ F16 mmproj), reasoning Q8_0; llama.cpp",
+    "onnx": "perception fp32, reasoning int8; ONNX Runtime, CPU provider",
+}
 
 
 def cache() -> Path:
@@ -76,13 +86,22 @@ def build(perception: Path, reasoner: str) -> dict[str, Path]:
     key = recipe_key(str(perception.resolve()), recipe.get("examples_end"), reasoner, FORMATS)
     builders = {
         "gguf": lambda out: _gguf_bundle(out, perception, hf),
-        "onnx": lambda out: export_onnx(out=out, perception=perception, reasoning=hf, quant="int8",
-                                        perception_quant="fp32", name="demo-onnx", step=say),
+        "onnx": lambda out: export_onnx(
+            out=out,
+            perception=perception,
+            reasoning=hf,
+            quant="int8",
+            perception_quant="fp32",
+            name="demo-onnx",
+            step=say,
+        ),
     }
     bundles = {}
     for fmt, export in builders.items():
         say(f"{fmt} bundle: {FORMATS[fmt]} (built once, then cached)")
-        bundles[fmt] = built_once(cache() / f"{fmt}-{key}", lambda scratch, e=export: e(scratch / "bundle"))
+        bundles[fmt] = built_once(
+            cache() / f"{fmt}-{key}", lambda scratch, e=export: e(scratch / "bundle")
+        )
     return bundles
 
 
@@ -98,9 +117,13 @@ def _gguf_bundle(out: Path, perception: Path, reasoning: Path) -> None:
         export_gguf(out=part, **{role: hf}, quant=quant, mmproj_quant="F16", name=role, step=say)
         parts[role] = Bundle.load(part).require(role)
     p, r = parts["perception"], parts["reasoning"]
-    write_bundle(out, name="demo-gguf", description="the demo's models: GGUF (llama.cpp)",
-                 perception=Stage(p.model_path, mmproj=p.mmproj_path, n_ctx=p.n_ctx, source=p.source),
-                 reasoning=Stage(r.model_path, n_ctx=r.n_ctx, thinking=r.thinking, source=r.source))
+    write_bundle(
+        out,
+        name="demo-gguf",
+        description="the demo's models: GGUF (llama.cpp)",
+        perception=Stage(p.model_path, mmproj=p.mmproj_path, n_ctx=p.n_ctx, source=p.source),
+        reasoning=Stage(r.model_path, n_ctx=r.n_ctx, thinking=r.thinking, source=r.source),
+    )
 
 
 def bench(bundles: dict[str, Path], threads: int | None) -> dict:
@@ -109,8 +132,13 @@ def bench(bundles: dict[str, Path], threads: int | None) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         image = write_sample_image(Path(tmp) / "sample.png")
-        return run_comparison([bundles["gguf"], bundles["onnx"]], images=[image], progress=say,
-                              n_threads=threads, **SETTINGS)
+        return run_comparison(
+            [bundles["gguf"], bundles["onnx"]],
+            images=[image],
+            progress=say,
+            n_threads=threads,
+            **SETTINGS,
+        )
 
 
 def markdown(result: dict, command: str, minutes: float) -> str:
@@ -118,33 +146,53 @@ def markdown(result: dict, command: str, minutes: float) -> str:
     from edge_et.cli.render.bench import MiB, format_number
 
     names = [r["bundle"] for r in result["reports"]]
-    lines = ["# ONNX vs GGUF: the micro extract model and a real reasoner in both formats, side by side", "",
-             f"Produced by `{command}` ({minutes:.1f} min); `edge-et bench --bundle GGUF --against ONNX` "
-             "runs the same comparison on any two bundles. Trials interleave (GGUF ONNX, ONNX GGUF, ...); "
-             "ratios are medians of per-trial ratios (ONNX / GGUF).", "",
-             "Machine:", *machine_lines(result["reports"]), "", NO_GPU_NOTE, ""]
+    lines = [
+        "# ONNX vs GGUF: the micro extract model and a real reasoner in both formats, side by side",
+        "",
+        f"Produced by `{command}` ({minutes:.1f} min); `edge-et bench --bundle GGUF --against ONNX` "
+        "runs the same comparison on any two bundles. Trials interleave (GGUF ONNX, ONNX GGUF, ...); "
+        "ratios are medians of per-trial ratios (ONNX / GGUF).",
+        "",
+        "Machine:",
+        *machine_lines(result["reports"]),
+        "",
+        NO_GPU_NOTE,
+        "",
+    ]
     for b in result["comparison"]["bundles"]:
-        parts = [f"{role}: {s['backend']} {s['quantization']} {s['size_bytes'] / MiB:.0f} MiB ({s['arch']})"
-                 for role, s in b["stages"].items()]
+        parts = [
+            f"{role}: {s['backend']} {s['quantization']} {s['size_bytes'] / MiB:.0f} MiB ({s['arch']})"
+            for role, s in b["stages"].items()
+        ]
         lines.append(f"- **{b['name']}**: " + "; ".join(parts))
     s = result["reports"][0]["settings"]
-    lines += ["", f"Fixed work per trial (EOS ignored): extract {s['extract_tokens']} tokens, think "
-              f"{s['think_tokens']} + answer {s['answer_tokens']} tokens, direct {s['direct_tokens']} "
-              f"tokens; {s['trials']} trials after {s['warmup']} warm-up.", "",
-              f"| stage | metric | {names[0]} | {names[1]} | ONNX / GGUF |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"Fixed work per trial (EOS ignored): extract {s['extract_tokens']} tokens, think "
+        f"{s['think_tokens']} + answer {s['answer_tokens']} tokens, direct {s['direct_tokens']} "
+        f"tokens; {s['trials']} trials after {s['warmup']} warm-up.",
+        "",
+        f"| stage | metric | {names[0]} | {names[1]} | ONNX / GGUF |",
+        "|---|---|---|---|---|",
+    ]
     for stage, metrics in result["comparison"]["stages"].items():
         for key, row in metrics.items():
             if all(m is None for m in row["medians"]):
                 continue
             scale = 1 / MiB if key == "peak_rss_bytes" else 1.0
             unit = " MiB" if key == "peak_rss_bytes" else ""
-            lines.append(f"| {stage} | {row['label']}{unit} | {format_number(row['medians'][0], scale)} | "
-                         f"{format_number(row['medians'][1], scale)} | {format_number(row['ratios_to_first'][1])} |")
+            lines.append(
+                f"| {stage} | {row['label']}{unit} | {format_number(row['medians'][0], scale)} | "
+                f"{format_number(row['medians'][1], scale)} | {format_number(row['ratios_to_first'][1])} |"
+            )
     lines += ["", "Each bundle against its own bare baseline (same loaded model, plain calls):", ""]
     for report in result["reports"]:
         for stage, o in report["ratios"]["overhead"].items():
-            text = (f"{format_number(o['e2e'])} end to end vs {o['baseline']}" if o.get("comparable")
-                    else o["note"])
+            text = (
+                f"{format_number(o['e2e'])} end to end vs {o['baseline']}"
+                if o.get("comparable")
+                else o["note"]
+            )
             lines.append(f"- {report['bundle']} {stage}: {text}")
     notes = dict.fromkeys(n for r in result["reports"] for n in r["notes"])
     lines += ["", "Notes:", *[f"- {n}" for n in notes], ""]
@@ -153,10 +201,17 @@ def markdown(result: dict, command: str, minutes: float) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--perception", type=Path, default=DEFAULT_PERCEPTION,
-                        help="HF checkpoint of the micro perception model")
-    parser.add_argument("--reasoner", default="qwen2.5-coder-0.5b-instruct-q4_k_m",
-                        help="catalog name of the reasoning model")
+    parser.add_argument(
+        "--perception",
+        type=Path,
+        default=DEFAULT_PERCEPTION,
+        help="HF checkpoint of the micro perception model",
+    )
+    parser.add_argument(
+        "--reasoner",
+        default="qwen2.5-coder-0.5b-instruct-q4_k_m",
+        help="catalog name of the reasoning model",
+    )
     parser.add_argument("--trials", type=int, default=SETTINGS["trials"])
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
@@ -166,9 +221,22 @@ def main(argv: list[str] | None = None) -> None:
         return
     SETTINGS["trials"] = args.trials
     started = time.perf_counter()
-    built = subprocess.run([sys.executable, "-m", "benchmarks.onnx_vs_gguf", "--build-only",
-                            "--perception", str(args.perception), "--reasoner", args.reasoner],
-                           cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True)
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.onnx_vs_gguf",
+            "--build-only",
+            "--perception",
+            str(args.perception),
+            "--reasoner",
+            args.reasoner,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
     bundles = {k: Path(v) for k, v in json.loads(built.stdout.strip().splitlines()[-1]).items()}
     result = bench(bundles, args.threads)
     minutes = (time.perf_counter() - started) / 60
@@ -176,7 +244,9 @@ def main(argv: list[str] | None = None) -> None:
 
     save_json(result, RESULTS / "onnx_vs_gguf.json")
     plot_comparison(result, RESULTS / "onnx_vs_gguf.png")
-    command = " ".join(["python -m benchmarks.onnx_vs_gguf", *(argv if argv is not None else sys.argv[1:])])
+    command = " ".join(
+        ["python -m benchmarks.onnx_vs_gguf", *(argv if argv is not None else sys.argv[1:])]
+    )
     (RESULTS / "onnx_vs_gguf.md").write_text(markdown(result, command, minutes), encoding="utf-8")
     say(f"wrote {RESULTS / 'onnx_vs_gguf.md'} ({minutes:.1f} min)")
 

@@ -71,9 +71,17 @@ def run_one(name: str, args, results: dict) -> None:
         say(f"{name}: training ({form}, {config}, {scenes} scenes)")
         chunk = _begin()
         try:
-            train_recipe(form=form, out=folder, config=config, threads=args.threads, scenes=scenes,
-                         tokenizer=TOKENIZER, stop_at=args.stop_at, pixel_cache=True,
-                         progress=lambda done, total, entry: _progress(name, done, total, entry))
+            train_recipe(
+                form=form,
+                out=folder,
+                config=config,
+                threads=args.threads,
+                scenes=scenes,
+                tokenizer=TOKENIZER,
+                stop_at=args.stop_at,
+                pixel_cache=True,
+                progress=lambda done, total, entry: _progress(name, done, total, entry),
+            )
         finally:  # a paused chunk is recorded too: its minutes and load count toward the run
             cell.setdefault("chunks", []).append(_end(chunk))
             save(results)
@@ -104,8 +112,11 @@ def _check_time(args) -> None:
 
 
 def _begin() -> dict:
-    return {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "load_before": _load(),
-            "_t0": time.perf_counter()}
+    return {
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "load_before": _load(),
+        "_t0": time.perf_counter(),
+    }
 
 
 def _end(chunk: dict) -> dict:
@@ -129,7 +140,9 @@ def _curve(folder: Path) -> list[dict]:
     curve, offset = [], 0
     for run in sorted((folder / "rounds").iterdir(), key=lambda p: int(p.name.split("-")[0])):
         log = run / "train_log.jsonl"
-        entries = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
+        entries = (
+            [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
+        )
         curve += [{**e, "step": offset + e["step"]} for e in entries if "heldout_loss" in e]
         offset += int(run.name.rsplit("-", 1)[1])
     return curve
@@ -143,15 +156,21 @@ def save(results: dict) -> None:
 def write_markdown(results: dict) -> Path:
     from edge_et.eval.metrics import wilson_interval
 
-    lines = ["# Perception sweep: capacity, renderers, and the end-to-end baseline", "",
-             ("Produced by `python -m benchmarks.perception_sweep` (its docstring says how). Scores "
-             "through llama.cpp (F16, greedy) on held-out scenes; `facts` is the share of "
-             "extractions with every needed fact, `recall` the share of true sentences stated "
-             "(per-fact accuracy); direct forms are scored by their answer letter. 95% Wilson "
-             "intervals. `load`: the 1-minute load average before / after (2 cores; '-' where a "
-             "result predates its recording: those ran at load 10-19)."), "",
-             "| run | form | config | trained on | held-out set | n | score [95% CI] | load |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Perception sweep: capacity, renderers, and the end-to-end baseline",
+        "",
+        (
+            "Produced by `python -m benchmarks.perception_sweep` (its docstring says how). Scores "
+            "through llama.cpp (F16, greedy) on held-out scenes; `facts` is the share of "
+            "extractions with every needed fact, `recall` the share of true sentences stated "
+            "(per-fact accuracy); direct forms are scored by their answer letter. 95% Wilson "
+            "intervals. `load`: the 1-minute load average before / after (2 cores; '-' where a "
+            "result predates its recording: those ran at load 10-19)."
+        ),
+        "",
+        "| run | form | config | trained on | held-out set | n | score [95% CI] | load |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, cell in results.items():
         for key, score in sorted(cell.get("scores", {}).items()):
             n = score["examples"]
@@ -159,17 +178,26 @@ def write_markdown(results: dict) -> Path:
             hits = round(score[metric] * n)
             low, high = wilson_interval(hits, n)
             extra = "" if metric == "correct" else f"; recall {score['sentence_recall']:.0%}"
-            lines.append(f"| {name} | {cell['form']} | {cell['config']} | {cell['scenes']} | "
-                         f"{key.rsplit('-', 1)[0]} | {n} | {metric} {score[metric]:.0%} "
-                         f"[{low:.0%}-{high:.0%}]{extra} | {_loads(score)} |")
+            lines.append(
+                f"| {name} | {cell['form']} | {cell['config']} | {cell['scenes']} | "
+                f"{key.rsplit('-', 1)[0]} | {n} | {metric} {score[metric]:.0%} "
+                f"[{low:.0%}-{high:.0%}]{extra} | {_loads(score)} |"
+            )
     trained = [(name, cell["chunks"]) for name, cell in results.items() if cell.get("chunks")]
     if trained:
-        lines += ["", "Training time recorded per chunk (this command's runs since load was recorded):", "",
-                  "| run | chunks | wall minutes | load before / after, per chunk |", "|---|---|---|---|"]
+        lines += [
+            "",
+            "Training time recorded per chunk (this command's runs since load was recorded):",
+            "",
+            "| run | chunks | wall minutes | load before / after, per chunk |",
+            "|---|---|---|---|",
+        ]
         for name, chunks in trained:
             minutes = sum(chunk["wall_s"] for chunk in chunks) / 60
-            lines.append(f"| {name} | {len(chunks)} | {minutes:.0f} | "
-                         f"{', '.join(_loads(chunk) for chunk in chunks)} |")
+            lines.append(
+                f"| {name} | {len(chunks)} | {minutes:.0f} | "
+                f"{', '.join(_loads(chunk) for chunk in chunks)} |"
+            )
     path = RESULTS / "perception_sweep.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -185,12 +213,22 @@ def main(argv: list[str] | None = None) -> None:
     from export.micro.resume import Paused
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", action="append", choices=list(RUNS),
-                        help="repeatable; default every run but the base ones, in order")
-    parser.add_argument("--limit", type=int, default=200, help="held-out scenes per set (default 200)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=list(RUNS),
+        help="repeatable; default every run but the base ones, in order",
+    )
+    parser.add_argument(
+        "--limit", type=int, default=200, help="held-out scenes per set (default 200)"
+    )
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--max-minutes", type=float, default=None,
-                        help="pause after about this many minutes (exit 3); the same command continues")
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="pause after about this many minutes (exit 3); the same command continues",
+    )
     parser.add_argument("--summary", action="store_true", help="only rewrite the markdown")
     args = parser.parse_args(argv)
     if args.max_minutes is not None and args.max_minutes <= 0:

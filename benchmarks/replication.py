@@ -39,17 +39,30 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-SYSTEMS = {"end-to-end": ("direct", "direct"), "caption+think": ("caption", "caption-think"),
-           "extract+think": ("extract", "extract-think")}
-REASONERS = {"smollm2-135m": "smollm2-135m-instruct-q4_1",
-             "qwen2.5-coder-0.5b": "qwen2.5-coder-0.5b-instruct-q4_k_m",
-             "qwen2.5-coder-1.5b": "qwen2.5-coder-1.5b-instruct-q4_k_m"}
-DATASETS = ("scenes", "easy-vqa", "shifted")  # shifted: scenes drawn by matplotlib, never trained on
+SYSTEMS = {
+    "end-to-end": ("direct", "direct"),
+    "caption+think": ("caption", "caption-think"),
+    "extract+think": ("extract", "extract-think"),
+}
+REASONERS = {
+    "smollm2-135m": "smollm2-135m-instruct-q4_1",
+    "qwen2.5-coder-0.5b": "qwen2.5-coder-0.5b-instruct-q4_k_m",
+    "qwen2.5-coder-1.5b": "qwen2.5-coder-1.5b-instruct-q4_k_m",
+}
+DATASETS = (
+    "scenes",
+    "easy-vqa",
+    "shifted",
+)  # shifted: scenes drawn by matplotlib, never trained on
 # Descriptions of these scenes are short; 384 reasoning tokens (as the demo) keep a 1.5B
 # reasoner near 15 s a question on 2 cores. Reasoners are instruct models: the paper's
 # step-by-step prompt, temperature 0.7, top-p 0.8, seeded per question.
-DECODING = {"extract": {"max_tokens": 256}, "caption": {"max_tokens": 256},
-            "direct": {"max_tokens": 64}, "reason": {"max_tokens": 384}}
+DECODING = {
+    "extract": {"max_tokens": 256},
+    "caption": {"max_tokens": 256},
+    "direct": {"max_tokens": 64},
+    "reason": {"max_tokens": 384},
+}
 
 
 def say(line: str) -> None:
@@ -64,6 +77,7 @@ def work_dir() -> Path:
 
 # -- models -------------------------------------------------------------------------------
 
+
 def perception_stage(form: str, given: dict[str, Path]):
     """The trained perception model of `form` as an export Stage (exporting it if needed)."""
     from edge_et.bundle.manifest import Bundle
@@ -71,24 +85,35 @@ def perception_stage(form: str, given: dict[str, Path]):
 
     folders = [given[form]] if form in given else default_folders(form)
     for folder in folders:
-        exported = next((d for d in (folder, folder / "gguf") if (d / "bundle.json").is_file()), None)
+        exported = next(
+            (d for d in (folder, folder / "gguf") if (d / "bundle.json").is_file()), None
+        )
         if exported is not None:  # the trainer's own export (F16) when it made one
             spec = Bundle.load(exported).require("perception")
-            return Stage(spec.model_path, mmproj=spec.mmproj_path, n_ctx=spec.n_ctx or 2048,
-                         random_weights=spec.random_weights,
-                         source=spec.source or f"micro perception model ({form})")
+            return Stage(
+                spec.model_path,
+                mmproj=spec.mmproj_path,
+                n_ctx=spec.n_ctx or 2048,
+                random_weights=spec.random_weights,
+                source=spec.source or f"micro perception model ({form})",
+            )
         hf = folder / "hf" if (folder / "hf" / "config.json").is_file() else folder
         if (hf / "config.json").is_file():
             return perception_stage(form, {form: _exported(form, hf)})
-    raise SystemExit(f"no trained '{form}' perception model in {', '.join(map(str, folders))}; "
-                     f"train one: edge-et export train --form {form} --out "
-                     f"models/micro/{form}-run (or pass --perception {form}=PATH)")
+    raise SystemExit(
+        f"no trained '{form}' perception model in {', '.join(map(str, folders))}; "
+        f"train one: edge-et export train --form {form} --out "
+        f"models/micro/{form}-run (or pass --perception {form}=PATH)"
+    )
 
 
 def default_folders(form: str) -> list[Path]:
     """Where a trained model of `form` is looked for when --perception does not say."""
-    return [ROOT / base / "micro" / name for base in ("models", "models/store")
-            for name in (form, f"{form}-run")]
+    return [
+        ROOT / base / "micro" / name
+        for base in ("models", "models/store")
+        for name in (form, f"{form}-run")
+    ]
 
 
 def _exported(form: str, hf: Path) -> Path:
@@ -102,8 +127,15 @@ def _exported(form: str, hf: Path) -> Path:
     target = work_dir() / "perception" / f"{form}-{digest.hexdigest()[:12]}"
     if not (target / "bundle.json").is_file():
         say(f"exporting the {form} perception model ({hf}) to F16, parity-checked")
-        export_gguf(out=target, perception=hf, quant="F16", mmproj_quant="F16", name=f"micro-{form}",
-                    force=True, step=say)
+        export_gguf(
+            out=target,
+            perception=hf,
+            quant="F16",
+            mmproj_quant="F16",
+            name=f"micro-{form}",
+            force=True,
+            step=say,
+        )
     return target
 
 
@@ -128,21 +160,30 @@ def cell_bundle(system: str, reasoner: str | None, given: dict[str, Path]) -> Pa
     perception = perception_stage(form, given)
     reasoning = reasoner_stage(reasoner) if reasoner else None
     target = work_dir() / "bundles" / f"{form}+{reasoner or 'none'}"
-    write_bundle(target, name=f"micro-{form}" + (f"+{reasoner}" if reasoner else ""),
-                 description=f"replication: {system}", perception=perception, reasoning=reasoning,
-                 decoding=DECODING)
+    write_bundle(
+        target,
+        name=f"micro-{form}" + (f"+{reasoner}" if reasoner else ""),
+        description=f"replication: {system}",
+        perception=perception,
+        reasoning=reasoning,
+        decoding=DECODING,
+    )
     return target
 
 
 # -- data ---------------------------------------------------------------------------------
+
 
 def data_version(name: str) -> str:
     """A digest of the code that makes dataset `name`: a changed generator means new data."""
     # The easy-VQA file is named through its module, so a move cannot leave a dead path here.
     from edge_et.eval import data as easy_vqa_code
 
-    sources = sorted((ROOT / "export" / "scenes").glob("*.py")) if name in ("scenes", "shifted") else \
-        [Path(easy_vqa_code.__file__)]
+    sources = (
+        sorted((ROOT / "export" / "scenes").glob("*.py"))
+        if name in ("scenes", "shifted")
+        else [Path(easy_vqa_code.__file__)]
+    )
     digest = hashlib.sha256(b"".join(path.read_bytes() for path in sources))
     return digest.hexdigest()[:12]
 
@@ -167,7 +208,10 @@ def dataset_file(name: str, limit: int) -> Path:
 
 # -- cells --------------------------------------------------------------------------------
 
-def cells(datasets: list[str], reasoners: list[str], oracle: bool = False) -> list[tuple[str, str, str | None]]:
+
+def cells(
+    datasets: list[str], reasoners: list[str], oracle: bool = False
+) -> list[tuple[str, str, str | None]]:
     """(dataset, system, reasoner) in running order; end-to-end needs no reasoner.
 
     With `oracle`, each reasoner also answers the scenes from their true extraction (the
@@ -176,7 +220,9 @@ def cells(datasets: list[str], reasoners: list[str], oracle: bool = False) -> li
     plan = []
     for dataset in datasets:
         plan.append((dataset, "end-to-end", None))
-        systems = ("caption+think", "extract+think") + (("oracle+think",) if oracle and dataset == "scenes" else ())
+        systems = ("caption+think", "extract+think") + (
+            ("oracle+think",) if oracle and dataset == "scenes" else ()
+        )
         plan += [(dataset, system, reasoner) for reasoner in reasoners for system in systems]
     return plan
 
@@ -199,15 +245,28 @@ def run_cell(dataset: str, system: str, reasoner: str | None, args) -> dict:
         result = _oracle(data, reasoner, args, progress)
     else:
         mode = SYSTEMS[system][1]
-        with Pipeline(Bundle.load(cell_bundle(system, reasoner, args.given)), n_threads=args.threads,
-                      residency="co-resident") as pipeline:
-            report = evaluate(pipeline, data, [mode], RunOptions(), seed=args.seed, progress=progress)
+        with Pipeline(
+            Bundle.load(cell_bundle(system, reasoner, args.given)),
+            n_threads=args.threads,
+            residency="co-resident",
+        ) as pipeline:
+            report = evaluate(
+                pipeline, data, [mode], RunOptions(), seed=args.seed, progress=progress
+            )
         result = report.modes[mode].to_dict()
-    say(f"  accuracy {result['accuracy']} {result['ci95']} in {time.perf_counter() - started:.0f} s")
+    say(
+        f"  accuracy {result['accuracy']} {result['ci95']} in {time.perf_counter() - started:.0f} s"
+    )
     form = SYSTEMS.get(system, ("extract",))[0]
-    return {"dataset": dataset, "system": system, "reasoner": reasoner, "data": str(data.path),
-            "questions": len(data.items), "training": None if system == "oracle+think"
-            else _training_summary(form, args.given), **result}
+    return {
+        "dataset": dataset,
+        "system": system,
+        "reasoner": reasoner,
+        "data": str(data.path),
+        "questions": len(data.items),
+        "training": None if system == "oracle+think" else _training_summary(form, args.given),
+        **result,
+    }
 
 
 def _progress(total: int):
@@ -217,6 +276,7 @@ def _progress(total: int):
         done[0] += 1
         if done[0] % 25 == 0:
             say(f"  {done[0]}/{total}")
+
     return advance
 
 
@@ -230,14 +290,26 @@ def _oracle(data, reasoner: str, args, progress) -> dict:
     from export.scenes.forms import HELDOUT_SEED, example, training_pair
 
     target = work_dir() / "bundles" / f"none+{reasoner}"
-    write_bundle(target, name=f"reasoner-{reasoner}", reasoning=reasoner_stage(reasoner), decoding=DECODING)
+    write_bundle(
+        target, name=f"reasoner-{reasoner}", reasoning=reasoner_stage(reasoner), decoding=DECODING
+    )
     rows = []
     with Pipeline(Bundle.load(target), n_threads=args.threads) as pipeline:
         for item in data.items:
-            truth = training_pair(example(HELDOUT_SEED, int(str(item.id).rsplit("-", 1)[1])), "extract")[1]
+            truth = training_pair(
+                example(HELDOUT_SEED, int(str(item.id).rsplit("-", 1)[1])), "extract"
+            )[1]
             result = pipeline.reason_over(truth, item.prompt, RunOptions(seed=item.seed(args.seed)))
-            rows.append(Scored(item.id, item.category, item.answer, answer_letter(result.answer, "".join(item.options), item.options),
-                               len(item.options), stage_s=stage_seconds(result.to_dict()["stages"])))
+            rows.append(
+                Scored(
+                    item.id,
+                    item.category,
+                    item.answer,
+                    answer_letter(result.answer, "".join(item.options), item.options),
+                    len(item.options),
+                    stage_s=stage_seconds(result.to_dict()["stages"]),
+                )
+            )
             progress()
     return ModeReport(mode="think", rows=rows).to_dict()
 
@@ -251,6 +323,7 @@ def _training_summary(form: str, given: dict[str, Path]) -> dict | None:
 
 
 # -- recording ----------------------------------------------------------------------------
+
 
 def load_results(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {"cells": {}}
@@ -268,24 +341,46 @@ def machine() -> dict:
 
     from edge_et.core.host import cpu_model
 
-    return {"cpu": cpu_model(), "cores": os.cpu_count(),
-            "python": platform.python_version(), "llama_cpp_python": llama_cpp.__version__,
-            "os": platform.platform()}
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "llama_cpp_python": llama_cpp.__version__,
+        "os": platform.platform(),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--limit", type=int, default=200, help="questions per dataset (default 200)")
-    parser.add_argument("--dataset", action="append", choices=DATASETS, help="repeatable; default both")
-    parser.add_argument("--reasoner", action="append", choices=list(REASONERS), help="repeatable; default all")
-    parser.add_argument("--perception", action="append", default=[], metavar="FORM=PATH",
-                        help="a trained model of form direct|caption|extract (bundle or training folder)")
+    parser.add_argument(
+        "--limit", type=int, default=200, help="questions per dataset (default 200)"
+    )
+    parser.add_argument(
+        "--dataset", action="append", choices=DATASETS, help="repeatable; default both"
+    )
+    parser.add_argument(
+        "--reasoner", action="append", choices=list(REASONERS), help="repeatable; default all"
+    )
+    parser.add_argument(
+        "--perception",
+        action="append",
+        default=[],
+        metavar="FORM=PATH",
+        help="a trained model of form direct|caption|extract (bundle or training folder)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--system", action="append", choices=list(SYSTEMS) + ["oracle+think"],
-                        help="run only these systems (repeatable); default all")
-    parser.add_argument("--oracle", action="store_true",
-                        help="also: each reasoner over the scenes' true extractions (its ceiling)")
+    parser.add_argument(
+        "--system",
+        action="append",
+        choices=list(SYSTEMS) + ["oracle+think"],
+        help="run only these systems (repeatable); default all",
+    )
+    parser.add_argument(
+        "--oracle",
+        action="store_true",
+        help="also: each reasoner over the scenes' true extractions (its ceiling)",
+    )
     parser.add_argument("--force", action="store_true", help="measure recorded cells again")
     parser.add_argument("--summary", action="store_true", help="only rewrite replication.md")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -295,17 +390,26 @@ def main(argv: list[str] | None = None) -> None:
     results = load_results(path)
     if not args.summary:
         results.update(machine=machine(), decoding=DECODING, seed=args.seed)
-        for dataset, system, reasoner in cells(args.dataset or list(DATASETS), args.reasoner or list(REASONERS), args.oracle):
+        for dataset, system, reasoner in cells(
+            args.dataset or list(DATASETS), args.reasoner or list(REASONERS), args.oracle
+        ):
             if args.system and system not in args.system:
                 continue
             key = cell_key(dataset, system, reasoner)
             recorded = results["cells"].get(key)
-            if recorded and recorded.get("limit") == args.limit and not args.force \
-                    and recorded.get("data_version") == data_version(dataset):
+            if (
+                recorded
+                and recorded.get("limit") == args.limit
+                and not args.force
+                and recorded.get("data_version") == data_version(dataset)
+            ):
                 continue
             cell = run_cell(dataset, system, reasoner, args)
-            cell.update(limit=args.limit, data_version=data_version(dataset),
-                        command=_command(args, dataset, system, reasoner))
+            cell.update(
+                limit=args.limit,
+                data_version=data_version(dataset),
+                command=_command(args, dataset, system, reasoner),
+            )
             results["cells"][key] = cell
             save_results(results, path)  # after each cell: a stopped run keeps what it measured
     save_results(results, path)
@@ -317,14 +421,26 @@ def main(argv: list[str] | None = None) -> None:
 def _form_path(item: str, parser) -> tuple[str, Path]:
     form, _, value = item.partition("=")
     if form not in ("direct", "caption", "extract") or not value:
-        parser.error(f"--perception wants FORM=PATH with FORM direct, caption or extract; got {item!r}")
+        parser.error(
+            f"--perception wants FORM=PATH with FORM direct, caption or extract; got {item!r}"
+        )
     return form, Path(value)
 
 
 def _command(args, dataset: str, system: str, reasoner: str | None) -> str:
     """The command that measures this one cell again."""
-    parts = ["python", "-m", "benchmarks.replication", "--limit", str(args.limit), "--dataset", dataset,
-             "--system", system, "--force"]
+    parts = [
+        "python",
+        "-m",
+        "benchmarks.replication",
+        "--limit",
+        str(args.limit),
+        "--dataset",
+        dataset,
+        "--system",
+        system,
+        "--force",
+    ]
     parts += ["--oracle"] if system == "oracle+think" else []
     parts += ["--reasoner", reasoner] if reasoner else []
     parts += [f"--perception {form}={path}" for form, path in args.given.items()]

@@ -44,9 +44,11 @@ WARM_UP = 0.25  # share of the soak before growth is measured
 # The caches grow by design until their bounds (llama.cpp's embedding cache: 256 MiB; a tiny
 # model's picture is ~4.5 KB of embeddings, so ~60k pictures). Bounded: 1 MiB holds ~230
 # pictures' embeddings and 200 extractions, both full long before the warm-up's 500 pictures.
-SOAK_CACHES = {"off": ("--image-cache", "0", "--extraction-cache", "0"),
-               "bounded": ("--image-cache", "1MiB", "--extraction-cache", "200"),
-               "default": ()}
+SOAK_CACHES = {
+    "off": ("--image-cache", "0", "--extraction-cache", "0"),
+    "bounded": ("--image-cache", "1MiB", "--extraction-cache", "200"),
+    "default": (),
+}
 
 
 def picture(seed: int, size: int = 96) -> str:
@@ -57,19 +59,46 @@ def picture(seed: int, size: int = 96) -> str:
 
 
 def body(image: str, stream: bool) -> dict:
-    return {"model": "bench", "stream": stream, "messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": image}}, {"type": "text", "text": QUESTION}]}]}
+    return {
+        "model": "bench",
+        "stream": stream,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": image}},
+                    {"type": "text", "text": QUESTION},
+                ],
+            }
+        ],
+    }
 
 
 class Server:
     """`edge-et serve` in a subprocess; `rss()` reads its VmRSS."""
 
     def __init__(self, bundle: Path, port: int, *options: str):
-        command = [sys.executable, "-m", "edge_et.cli.main", "serve", "--bundle", str(bundle),
-                   "--port", str(port), "--api-key", KEY, "--log-level", "warning",
-                   "--max-queue", "64", *options]
+        command = [
+            sys.executable,
+            "-m",
+            "edge_et.cli.main",
+            "serve",
+            "--bundle",
+            str(bundle),
+            "--port",
+            str(port),
+            "--api-key",
+            KEY,
+            "--log-level",
+            "warning",
+            "--max-queue",
+            "64",
+            *options,
+        ]
         self.url = f"http://127.0.0.1:{port}"
-        self.process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
+        )
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             try:
@@ -97,8 +126,9 @@ def one_request(client: httpx.Client, payload: dict) -> tuple[float, bool]:
     try:
         if payload["stream"]:
             with client.stream("POST", "/v1/chat/completions", json=payload) as response:
-                ok = response.status_code == 200 and any(line == "data: [DONE]"
-                                                         for line in response.iter_lines())
+                ok = response.status_code == 200 and any(
+                    line == "data: [DONE]" for line in response.iter_lines()
+                )
         else:
             response = client.post("/v1/chat/completions", json=payload)
             ok = response.status_code == 200 and bool(response.json()["choices"])
@@ -112,14 +142,16 @@ def drive(server: Server, payloads: list[list[dict]], on_done=lambda: None) -> d
     latencies, failures, lock = [], [0], threading.Lock()
 
     def client_loop(mine: list[dict]) -> None:
-        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"},
-                          timeout=300) as client:
+        with httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=300
+        ) as client:
             for payload in mine:
                 seconds, ok = one_request(client, payload)
                 with lock:
                     latencies.append(seconds)
                     failures[0] += not ok
                 on_done()
+
     started = time.perf_counter()
     threads = [threading.Thread(target=client_loop, args=(mine,)) for mine in payloads]
     for thread in threads:
@@ -128,16 +160,22 @@ def drive(server: Server, payloads: list[list[dict]], on_done=lambda: None) -> d
         thread.join()
     wall = time.perf_counter() - started
     ordered = sorted(latencies)
-    return {"requests": len(latencies), "failed": failures[0], "wall_s": round(wall, 2),
-            "throughput_rps": round(len(latencies) / wall, 2),
-            "p50_s": round(statistics.median(ordered), 3),
-            "p95_s": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 3)}
+    return {
+        "requests": len(latencies),
+        "failed": failures[0],
+        "wall_s": round(wall, 2),
+        "throughput_rps": round(len(latencies) / wall, 2),
+        "p50_s": round(statistics.median(ordered), 3),
+        "p95_s": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 3),
+    }
 
 
 def load_run(bundle: Path, parallel: int, clients: int, requests: int, port: int) -> dict:
     images = [picture(1000 + i) for i in range(max(1, clients * requests // 4))]
-    payloads = [[body(images[(c * requests + r) // 4], stream=(r % 2 == 0)) for r in range(requests)]
-                for c in range(clients)]
+    payloads = [
+        [body(images[(c * requests + r) // 4], stream=(r % 2 == 0)) for r in range(requests)]
+        for c in range(clients)
+    ]
     server = Server(bundle, port, "--parallel", str(parallel), "--threads", "1")
     try:
         return {"parallel": parallel, **drive(server, payloads)}
@@ -154,32 +192,50 @@ def soak_run(bundle: Path, total: int, port: int, caches: tuple[str, ...]) -> di
             done[0] += 1
             if done[0] % RSS_EVERY == 0:
                 samples.append((done[0], server.rss()))
-    payloads = [[body(picture(c * total + i), stream=(i % 2 == 0)) for i in range(total // 2)]
-                for c in range(2)]
+
+    payloads = [
+        [body(picture(c * total + i), stream=(i % 2 == 0)) for i in range(total // 2)]
+        for c in range(2)
+    ]
     try:
         result = drive(server, payloads, sampled)
     finally:
         server.stop()
     after = [(count, rss) for count, rss in samples if count >= total * WARM_UP]
     warm, final = after[0][1], samples[-1][1]
-    slope = np.polyfit([c for c, _ in after], [r for _, r in after], 1)[0] if len(after) > 2 else 0.0
-    return {**result, "distinct_images": total, "cache_options": " ".join(caches) or "(defaults)",
-            "warm_up_requests": after[0][0], "rss_after_warmup_bytes": warm,
-            "rss_final_bytes": final, "rss_growth": round((final - warm) / warm, 4),
-            "rss_slope_bytes_per_request": round(float(slope), 1),
-            "rss_max_bytes": max(rss for _, rss in samples), "rss_samples": samples}
+    slope = (
+        np.polyfit([c for c, _ in after], [r for _, r in after], 1)[0] if len(after) > 2 else 0.0
+    )
+    return {
+        **result,
+        "distinct_images": total,
+        "cache_options": " ".join(caches) or "(defaults)",
+        "warm_up_requests": after[0][0],
+        "rss_after_warmup_bytes": warm,
+        "rss_final_bytes": final,
+        "rss_growth": round((final - warm) / warm, 4),
+        "rss_slope_bytes_per_request": round(float(slope), 1),
+        "rss_max_bytes": max(rss for _, rss in samples),
+        "rss_samples": samples,
+    }
 
 
 def machine() -> dict:
     from edge_et.core.host import cpu_model
 
-    return {"cpu": cpu_model(), "cores": os.cpu_count(), "system": platform.platform(),
-            "python": platform.python_version(), "loadavg_start": os.getloadavg()}
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "system": platform.platform(),
+        "python": platform.python_version(),
+        "loadavg_start": os.getloadavg(),
+    }
 
 
 def tiny_short_bundle() -> Path:
     from export.tiny.bundle import build_tiny_bundle  # the test bundle's recipe, cached
     from tests.helpers.short_bundle import short_bundle
+
     folder = Path.home() / ".cache" / "edge-et" / "serve-bench"
     if not (folder / "short" / "bundle.json").exists():
         folder.mkdir(parents=True, exist_ok=True)
@@ -193,33 +249,56 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--requests", type=int, default=25)
     parser.add_argument("--soak", type=int, default=2000)
-    parser.add_argument("--soak-caches", default=",".join(SOAK_CACHES),
-                        help="which soaks to run: off, bounded, default (comma-separated)")
+    parser.add_argument(
+        "--soak-caches",
+        default=",".join(SOAK_CACHES),
+        help="which soaks to run: off, bounded, default (comma-separated)",
+    )
     parser.add_argument("--no-load", action="store_true", help="soak only")
     parser.add_argument("--name", default="serve_load", help="results file name (without .json)")
     parser.add_argument("--port", type=int, default=18431)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     bundle = args.bundle or tiny_short_bundle()
-    report = {"machine": machine(), "bundle": str(bundle),
-              "weights": "random (tiny test bundle)" if args.bundle is None else "as the bundle says",
-              "clients": args.clients, "requests_per_client": args.requests}
+    report = {
+        "machine": machine(),
+        "bundle": str(bundle),
+        "weights": "random (tiny test bundle)" if args.bundle is None else "as the bundle says",
+        "clients": args.clients,
+        "requests_per_client": args.requests,
+    }
     if not args.no_load:
-        report["load"] = [load_run(bundle, parallel, args.clients, args.requests, args.port)
-                          for parallel in (1, 2)]
+        report["load"] = [
+            load_run(bundle, parallel, args.clients, args.requests, args.port)
+            for parallel in (1, 2)
+        ]
         print(json.dumps(report["load"]), flush=True)
     if args.soak:
         for name in args.soak_caches.split(","):
             caches = SOAK_CACHES[name.strip()]
             report[f"soak_caches_{name}"] = soak_run(bundle, args.soak, args.port, caches)
-            print(json.dumps({k: v for k, v in report[f"soak_caches_{name}"].items()
-                              if k != "rss_samples"}), flush=True)
+            print(
+                json.dumps(
+                    {k: v for k, v in report[f"soak_caches_{name}"].items() if k != "rss_samples"}
+                ),
+                flush=True,
+            )
     report["machine"]["loadavg_end"] = os.getloadavg()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(report, indent=2))
-    print(json.dumps({key: ({k: v for k, v in value.items() if k != "rss_samples"}
-                            if key.startswith("soak") else value) for key, value in report.items()},
-                     indent=2))
+    print(
+        json.dumps(
+            {
+                key: (
+                    {k: v for k, v in value.items() if k != "rss_samples"}
+                    if key.startswith("soak")
+                    else value
+                )
+                for key, value in report.items()
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -53,8 +53,9 @@ def batch_file(folder: Path, lines: int) -> Path:
         size = rng.randrange(40, 96)
         picture = Image.new("RGB", (size, size), tuple(rng.randrange(256) for _ in range(3)))
         box = sorted(rng.sample(range(size), 2))
-        ImageDraw.Draw(picture).ellipse((box[0], box[0], box[1], box[1]),
-                                        fill=tuple(rng.randrange(256) for _ in range(3)))
+        ImageDraw.Draw(picture).ellipse(
+            (box[0], box[0], box[1], box[1]), fill=tuple(rng.randrange(256) for _ in range(3))
+        )
         picture.save(folder / f"{number}.png")
         rows.append(json.dumps({"image": f"{number}.png", "question": QUESTION, "id": number}))
     path = folder / "batch.jsonl"
@@ -74,10 +75,27 @@ def rss_bytes(pid: int) -> int | None:
 
 def soak(bundle: Path, batch: Path, output: Path, threads: int, every_s: float = 0.5) -> dict:
     """Run the batch in one child process; sample (seconds, lines written, RSS) until it ends."""
-    command = [sys.executable, "-m", "edge_et.cli.main", "run", "--bundle", str(bundle), "--batch",
-               str(batch), "--output", str(output), "--seed", "0", "--threads", str(threads), "--json"]
+    command = [
+        sys.executable,
+        "-m",
+        "edge_et.cli.main",
+        "run",
+        "--bundle",
+        str(bundle),
+        "--batch",
+        str(batch),
+        "--output",
+        str(output),
+        "--seed",
+        "0",
+        "--threads",
+        str(threads),
+        "--json",
+    ]
     started = time.monotonic()
-    child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     samples = []
     while child.poll() is None:
         rss = rss_bytes(child.pid)
@@ -99,11 +117,20 @@ def judge(samples: list[tuple], lines: int) -> dict:
     first, last = steady[0], steady[-1]
     growth = (last[2] - first[2]) / first[2]
     peak = max(s[2] for s in steady)
-    curve = [next(s for s in samples if s[1] >= mark) for mark in range(0, lines, max(lines // 10, 1))
-             if any(s[1] >= mark for s in samples)]
-    return {"rss_after_warmup": first[2], "rss_at_end": last[2], "peak_after_warmup": peak,
-            "growth": round(growth, 4), "peak_growth": round((peak - first[2]) / first[2], 4),
-            "passed": growth <= LIMIT, "curve": curve}
+    curve = [
+        next(s for s in samples if s[1] >= mark)
+        for mark in range(0, lines, max(lines // 10, 1))
+        if any(s[1] >= mark for s in samples)
+    ]
+    return {
+        "rss_after_warmup": first[2],
+        "rss_at_end": last[2],
+        "peak_after_warmup": peak,
+        "growth": round(growth, 4),
+        "peak_growth": round((peak - first[2]) / first[2], 4),
+        "passed": growth <= LIMIT,
+        "curve": curve,
+    }
 
 
 def cpu_name() -> str:
@@ -114,12 +141,15 @@ def cpu_name() -> str:
 
 def write_report(out: Path, result: dict, verdict: dict, lines: int, threads: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    head = json.dumps({k: v for k, v in result.items() if k != "samples"} | {"verdict": verdict},
-                      indent=2)[:-2]
+    head = json.dumps(
+        {k: v for k, v in result.items() if k != "samples"} | {"verdict": verdict}, indent=2
+    )[:-2]
     rows = ",\n".join(f"    {json.dumps(sample)}" for sample in result["samples"])  # one per line
     (out / "soak.json").write_text(f'{head},\n  "samples": [\n{rows}\n  ]\n}}\n')
     mib = 1 << 20
-    rows = "\n".join(f"| {written} | {seconds} | {rss / mib:.1f} |" for seconds, written, rss in verdict["curve"])
+    rows = "\n".join(
+        f"| {written} | {seconds} | {rss / mib:.1f} |" for seconds, written, rss in verdict["curve"]
+    )
     text = f"""# Soak: one batch process, {lines} lines over {lines} distinct images
 
 `python -m benchmarks.soak_batch --lines {lines} --threads {threads}` on {cpu_name()}
@@ -131,12 +161,12 @@ journal on. RSS = VmRSS of the child, sampled every 0.5 s by the parent.
 |---|---|---|
 {rows}
 
-- RSS after warm-up (first {lines // 10} lines): {verdict['rss_after_warmup'] / mib:.1f} MiB
-- RSS at the last line: {verdict['rss_at_end'] / mib:.1f} MiB; peak after warm-up {verdict['peak_after_warmup'] / mib:.1f} MiB
-- growth after warm-up: **{verdict['growth'] * 100:+.2f}%** (peak {verdict['peak_growth'] * 100:+.2f}%);
-  criterion <= {LIMIT * 100:.0f}%: **{'pass' if verdict['passed'] else 'FAIL'}**
-- {result['summary']['answered']} answered, {result['summary']['errors']} errors, {result['summary']['model_loads']} model loads,
-  {result['summary']['image_encodes']} image encodes, {result['seconds']} s in all
+- RSS after warm-up (first {lines // 10} lines): {verdict["rss_after_warmup"] / mib:.1f} MiB
+- RSS at the last line: {verdict["rss_at_end"] / mib:.1f} MiB; peak after warm-up {verdict["peak_after_warmup"] / mib:.1f} MiB
+- growth after warm-up: **{verdict["growth"] * 100:+.2f}%** (peak {verdict["peak_growth"] * 100:+.2f}%);
+  criterion <= {LIMIT * 100:.0f}%: **{"pass" if verdict["passed"] else "FAIL"}**
+- {result["summary"]["answered"]} answered, {result["summary"]["errors"]} errors, {result["summary"]["model_loads"]} model loads,
+  {result["summary"]["image_encodes"]} image encodes, {result["seconds"]} s in all
 """
     (out / "soak.md").write_text(text)
 
@@ -149,8 +179,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="edge-et-soak-") as scratch:
         folder = Path(scratch)
-        result = soak(soak_bundle(folder), batch_file(folder, args.lines), folder / "out.jsonl",
-                      args.threads)
+        result = soak(
+            soak_bundle(folder), batch_file(folder, args.lines), folder / "out.jsonl", args.threads
+        )
     verdict = judge(result["samples"], args.lines)
     write_report(args.out, result, verdict, args.lines, args.threads)
     print(json.dumps({k: v for k, v in verdict.items() if k != "curve"}))

@@ -56,15 +56,30 @@ def bundle_dir(cache: Path) -> Path:
     if verify_bundle(target):
         return target
     hf = tiny.build("idefics3", cache / "hf-smolvlm-256m", shape="smolvlm-256m")
-    exported = export_gguf(out=cache / "perception", perception=hf, quant="Q8_0",
-                           mmproj_quant="F16", validate=False, force=True)
+    exported = export_gguf(
+        out=cache / "perception",
+        perception=hf,
+        quant="Q8_0",
+        mmproj_quant="F16",
+        validate=False,
+        force=True,
+    )
     reasoner = next(pull(REASONER, store=cache / "store").glob("*.gguf"))
     spec = json.loads((exported.bundle / "bundle.json").read_text())["perception"]
-    write_bundle(target, name="swap-100mb", description="memory benchmark: >=100 MB per stage",
-                 perception=Stage(exported.bundle / spec["model"], mmproj=exported.bundle / spec["mmproj"],
-                                  n_ctx=4096, random_weights=True, source="smolvlm-256m shape"),
-                 reasoning=Stage(reasoner, n_ctx=4096, thinking=False, source=REASONER),
-                 decoding=DECODING)
+    write_bundle(
+        target,
+        name="swap-100mb",
+        description="memory benchmark: >=100 MB per stage",
+        perception=Stage(
+            exported.bundle / spec["model"],
+            mmproj=exported.bundle / spec["mmproj"],
+            n_ctx=4096,
+            random_weights=True,
+            source="smolvlm-256m shape",
+        ),
+        reasoning=Stage(reasoner, n_ctx=4096, thinking=False, source=REASONER),
+        decoding=DECODING,
+    )
     return target
 
 
@@ -72,8 +87,13 @@ def measure(bundle: Path, image: Path) -> dict:
     """Run the four cases, each in a fresh process, and judge them."""
     runs = {}
     for case in ("perception", "reasoning", "swap", "co-resident"):
-        done = subprocess.run([sys.executable, "-c", CHILD, case, str(bundle), str(image), QUESTION],
-                              cwd=ROOT, capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD, case, str(bundle), str(image), QUESTION],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         runs[case] = json.loads(done.stdout.strip().splitlines()[-1])
     return judge(runs)
 
@@ -95,8 +115,10 @@ def judge(runs: dict) -> dict:
     total = footprint["perception"] + footprint["reasoning"]
     swap_limit = 1.15 * larger + baseline
     return {
-        "runs": runs, "footprint_bytes": footprint,
-        "swap_peak_bytes": runs["swap"]["peak"], "swap_limit_bytes": int(swap_limit),
+        "runs": runs,
+        "footprint_bytes": footprint,
+        "swap_peak_bytes": runs["swap"]["peak"],
+        "swap_limit_bytes": int(swap_limit),
         "swap_bounded": runs["swap"]["peak"] <= swap_limit,
         "co_resident_peak_bytes": runs["co-resident"]["peak"],
         "stage_sum_plus_baseline_bytes": total + baseline,
@@ -111,22 +133,35 @@ def write(report: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "swap_memory.json").write_text(json.dumps(report, indent=2) + "\n")
     mib = lambda b: f"{b / 2**20:.1f}"  # noqa: E731
-    lines = ["# Swap vs co-resident peak memory (extract-think, one image)", "",
-             "| process | baseline MiB | peak MiB | footprint MiB | model loads |", "|---|---:|---:|---:|---:|"]
+    lines = [
+        "# Swap vs co-resident peak memory (extract-think, one image)",
+        "",
+        "| process | baseline MiB | peak MiB | footprint MiB | model loads |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for case, run in report["runs"].items():
-        lines.append(f"| {case} | {mib(run['baseline'])} | {mib(run['peak'])} | "
-                     f"{mib(report['footprint_bytes'][case])} | {run['loads']} |")
-    lines += ["", f"swap peak {mib(report['swap_peak_bytes'])} MiB <= limit "
-              f"{mib(report['swap_limit_bytes'])} MiB (1.15 x larger stage + baseline): "
-              f"{report['swap_bounded']}",
-              f"co-resident peak {mib(report['co_resident_peak_bytes'])} MiB >= stages' sum + baseline "
-              f"{mib(report['stage_sum_plus_baseline_bytes'])} MiB (within 10%): {report['co_resident_at_least_sum']}",
-              f"swap / co-resident peak: {report['swap_over_co_resident']}", "",
-              "Planner estimate (worst case: full context, largest image) vs measured stage footprint: " +
-              ", ".join(f"{role} {mib(est)} vs {mib(report['footprint_bytes'][role])} MiB"
-                        for role, est in report.get("estimate_bytes", {}).items()), "",
-              "Perception: random-weight SmolVLM-256M shape (Q8_0 text, F16 mmproj); reasoning: the real "
-              "Qwen2.5-Coder-0.5B-Instruct Q4_K_M from PyPI. Peak = VmHWM of a fresh process."]
+        lines.append(
+            f"| {case} | {mib(run['baseline'])} | {mib(run['peak'])} | "
+            f"{mib(report['footprint_bytes'][case])} | {run['loads']} |"
+        )
+    lines += [
+        "",
+        f"swap peak {mib(report['swap_peak_bytes'])} MiB <= limit "
+        f"{mib(report['swap_limit_bytes'])} MiB (1.15 x larger stage + baseline): "
+        f"{report['swap_bounded']}",
+        f"co-resident peak {mib(report['co_resident_peak_bytes'])} MiB >= stages' sum + baseline "
+        f"{mib(report['stage_sum_plus_baseline_bytes'])} MiB (within 10%): {report['co_resident_at_least_sum']}",
+        f"swap / co-resident peak: {report['swap_over_co_resident']}",
+        "",
+        "Planner estimate (worst case: full context, largest image) vs measured stage footprint: "
+        + ", ".join(
+            f"{role} {mib(est)} vs {mib(report['footprint_bytes'][role])} MiB"
+            for role, est in report.get("estimate_bytes", {}).items()
+        ),
+        "",
+        "Perception: random-weight SmolVLM-256M shape (Q8_0 text, F16 mmproj); reasoning: the real "
+        "Qwen2.5-Coder-0.5B-Instruct Q4_K_M from PyPI. Peak = VmHWM of a fresh process.",
+    ]
     (out / "swap_memory.md").write_text("\n".join(lines) + "\n")
 
 

@@ -23,12 +23,23 @@ from pathlib import Path
 
 from benchmarks.replication import RESULTS, ROOT, say
 
-TOKENIZER = ROOT / "models" / "micro" / "extract"  # the committed models' scene BPE, as the sweep uses
+TOKENIZER = (
+    ROOT / "models" / "micro" / "extract"
+)  # the committed models' scene BPE, as the sweep uses
 PARTS = ("scene", "render", "tokenise", "collate", "forward", "backward", "optimiser")
 
 
-def profile(*, config: str, scenes: str, form: str, threads: int, steps: int, warmup: int,
-            batch: int = 16, cached: Path | None = None) -> dict:
+def profile(
+    *,
+    config: str,
+    scenes: str,
+    form: str,
+    threads: int,
+    steps: int,
+    warmup: int,
+    batch: int = 16,
+    cached: Path | None = None,
+) -> dict:
     """Seconds per part, summed over `steps` timed steps; with `cached`, pictures come from the
     pre-rendered shards in that folder (export.micro.shards) instead of being rendered."""
     import numpy as np
@@ -58,8 +69,9 @@ def profile(*, config: str, scenes: str, form: str, threads: int, steps: int, wa
     sequential_positions(model)
     model.train()
     layout = Layout(tokenizer, CONFIGS[config])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, betas=(0.9, 0.98),
-                                  fused=True)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=1e-4, weight_decay=0.01, betas=(0.9, 0.98), fused=True
+    )
     totals = dict.fromkeys(PARTS, 0.0)
     clock = time.perf_counter
     started = None
@@ -71,7 +83,9 @@ def profile(*, config: str, scenes: str, form: str, threads: int, steps: int, wa
             t0 = clock()
             ex = example(TRAIN_SEED, index, scenes)
             t1 = clock()
-            images.append(shards.pixels(index) if shards is not None else pixels(model_view(ex.image())))
+            images.append(
+                shards.pixels(index) if shards is not None else pixels(model_view(ex.image()))
+            )
             t2 = clock()
             ids, start = layout.sequence(*training_pair(ex, form))
             t3 = clock()
@@ -86,9 +100,9 @@ def profile(*, config: str, scenes: str, form: str, threads: int, steps: int, wa
         attention = torch.zeros((len(rows), width), dtype=torch.long)
         loss_mask = torch.zeros((len(rows), width), dtype=torch.bool)
         for i, (row, start) in enumerate(zip(rows, starts)):
-            ids[i, :len(row)] = torch.tensor(row)
-            attention[i, :len(row)] = 1
-            loss_mask[i, start:len(row)] = True
+            ids[i, : len(row)] = torch.tensor(row)
+            attention[i, : len(row)] = 1
+            loss_mask[i, start : len(row)] = True
         data = (torch.from_numpy(np.stack(images)), ids, attention, loss_mask)
         t1 = clock()
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -106,29 +120,49 @@ def profile(*, config: str, scenes: str, form: str, threads: int, steps: int, wa
         totals["backward"] += t3 - t2
         totals["optimiser"] += t4 - t3
     wall = clock() - started
-    return {"config": config, "scenes": scenes, "form": form, "threads": threads, "batch": batch,
-            "steps": steps, "warmup": warmup, "cached_pixels": cached is not None,
-            "wall_s": round(wall, 2), "steps_per_s": round(steps / wall, 4),
-            "s_per_step": round(wall / steps, 4),
-            "parts_s_per_step": {k: round(v / steps, 4) for k, v in totals.items()},
-            "shares": {k: round(v / wall, 3) for k, v in totals.items()},
-            "parameters": sum(p.numel() for p in model.parameters())}
+    return {
+        "config": config,
+        "scenes": scenes,
+        "form": form,
+        "threads": threads,
+        "batch": batch,
+        "steps": steps,
+        "warmup": warmup,
+        "cached_pixels": cached is not None,
+        "wall_s": round(wall, 2),
+        "steps_per_s": round(steps / wall, 4),
+        "s_per_step": round(wall / steps, 4),
+        "parts_s_per_step": {k: round(v / steps, 4) for k, v in totals.items()},
+        "shares": {k: round(v / wall, 3) for k, v in totals.items()},
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
 
 
 def write_markdown(runs: list[dict]) -> Path:
-    lines = ["# Where a micro training step's time goes", "",
-             ("Produced by `python -m benchmarks.train_step_profile` (its docstring says how): each part "
-              "of export.micro.train's step timed separately on a fresh model, batch 16, the train "
-              "stream; `load` is the 1-minute load average before / after the run (2 cores)."), "",
-             "| when | config | scenes | threads | pixels | steps | s / step | steps / s | "
-             + " | ".join(PARTS) + " | load |",
-             "|---|---|---|---|---|---|---|---|" + "---|" * len(PARTS) + "---|"]
+    lines = [
+        "# Where a micro training step's time goes",
+        "",
+        (
+            "Produced by `python -m benchmarks.train_step_profile` (its docstring says how): each part "
+            "of export.micro.train's step timed separately on a fresh model, batch 16, the train "
+            "stream; `load` is the 1-minute load average before / after the run (2 cores)."
+        ),
+        "",
+        "| when | config | scenes | threads | pixels | steps | s / step | steps / s | "
+        + " | ".join(PARTS)
+        + " | load |",
+        "|---|---|---|---|---|---|---|---|" + "---|" * len(PARTS) + "---|",
+    ]
     for run in runs:
-        shares = " | ".join(f"{run['parts_s_per_step'][p]:.3f} s ({run['shares'][p]:.0%})" for p in PARTS)
-        lines.append(f"| {run['when']} | {run['config']} | {run['scenes']} | {run['threads']} | "
-                     f"{'cached shards' if run['cached_pixels'] else 'rendered'} | {run['steps']} | "
-                     f"{run['s_per_step']:.3f} | {run['steps_per_s']:.3f} | {shares} | "
-                     f"{run['load_before'][0]:.2f} / {run['load_after'][0]:.2f} |")
+        shares = " | ".join(
+            f"{run['parts_s_per_step'][p]:.3f} s ({run['shares'][p]:.0%})" for p in PARTS
+        )
+        lines.append(
+            f"| {run['when']} | {run['config']} | {run['scenes']} | {run['threads']} | "
+            f"{'cached shards' if run['cached_pixels'] else 'rendered'} | {run['steps']} | "
+            f"{run['s_per_step']:.3f} | {run['steps_per_s']:.3f} | {shares} | "
+            f"{run['load_before'][0]:.2f} / {run['load_after'][0]:.2f} |"
+        )
     path = RESULTS / "train_step_profile.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -142,19 +176,35 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--cached", type=Path, default=None,
-                        help="read pictures from pre-rendered shards in this folder (export.micro.shards)")
+    parser.add_argument(
+        "--cached",
+        type=Path,
+        default=None,
+        help="read pictures from pre-rendered shards in this folder (export.micro.shards)",
+    )
     parser.add_argument("--summary", action="store_true", help="only rewrite the markdown")
     args = parser.parse_args(argv)
     path = RESULTS / "train_step_profile.json"
     runs = json.loads(path.read_text()) if path.is_file() else []
     if not args.summary:
         before = os.getloadavg()
-        say(f"profiling {args.config} on {args.scenes} scenes, {args.threads} threads, {args.steps} steps")
-        run = profile(config=args.config, scenes=args.scenes, form=args.form, threads=args.threads,
-                      steps=args.steps, warmup=args.warmup, cached=args.cached)
-        run.update(when=time.strftime("%Y-%m-%d %H:%M"), load_before=[round(x, 2) for x in before],
-                   load_after=[round(x, 2) for x in os.getloadavg()])
+        say(
+            f"profiling {args.config} on {args.scenes} scenes, {args.threads} threads, {args.steps} steps"
+        )
+        run = profile(
+            config=args.config,
+            scenes=args.scenes,
+            form=args.form,
+            threads=args.threads,
+            steps=args.steps,
+            warmup=args.warmup,
+            cached=args.cached,
+        )
+        run.update(
+            when=time.strftime("%Y-%m-%d %H:%M"),
+            load_before=[round(x, 2) for x in before],
+            load_after=[round(x, 2) for x in os.getloadavg()],
+        )
         runs.append(run)
         path.write_text(json.dumps(runs, indent=2) + "\n", encoding="utf-8")
         print(json.dumps(run))

@@ -43,14 +43,26 @@ def chromium_run(package: Path, image: Path, question: str, profile: Path) -> di
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    server = subprocess.Popen(["node", str(WEB / "serve.mjs"), "--package", str(package), "--port", "0"],
-                              stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        ["node", str(WEB / "serve.mjs"), "--package", str(package), "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     url = server.stdout.readline().strip()
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={profile}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
     peak, stop = [0], threading.Event()
@@ -72,8 +84,9 @@ def chromium_run(package: Path, image: Path, question: str, profile: Path) -> di
     try:
         started = time.perf_counter()
         driver.get(url)
-        WebDriverWait(driver, 1800).until(lambda page: page.find_element(By.ID, "status").text
-                                          in ("package loaded", "error"))
+        WebDriverWait(driver, 1800).until(
+            lambda page: page.find_element(By.ID, "status").text in ("package loaded", "error")
+        )
         wall_load = time.perf_counter() - started
         loaded = driver.execute_script("return window.edgeEt")
         if loaded["error"]:
@@ -83,8 +96,11 @@ def chromium_run(package: Path, image: Path, question: str, profile: Path) -> di
         box.send_keys(question)
         driver.find_element(By.ID, "image").send_keys(str(image))
         driver.find_element(By.ID, "go").click()
-        WebDriverWait(driver, 3600).until(lambda page: page.execute_script(
-            "return window.edgeEt.result !== null || window.edgeEt.error !== null"))
+        WebDriverWait(driver, 3600).until(
+            lambda page: page.execute_script(
+                "return window.edgeEt.result !== null || window.edgeEt.error !== null"
+            )
+        )
         page = driver.execute_script("return window.edgeEt")
         if page["error"]:
             raise SystemExit(f"the page failed: {page['error']}")
@@ -95,30 +111,78 @@ def chromium_run(package: Path, image: Path, question: str, profile: Path) -> di
         driver.quit()
         server.terminate()
     result = page["result"]
-    stages = {name: {"prompt_tokens": s["prompt_tokens"], "image_encode_s": (s.get("image_encode_ms") or 0) / 1000 or None,
-                     "prefill_s": s["prefill_ms"] / 1000, "generated_tokens": s["generated_tokens"],
-                     "decode_s": s["decode_ms"] / 1000} for name, s in result["stages"].items()}
-    return {"runtime": f"Chromium {version}, onnxruntime-web (wasm), {page['loaded']['threads']} thread(s)",
-            "load_s": page["loaded"]["load_ms"] / 1000, "load_wall_s": wall_load, "stages": stages,
-            "peak_memory_bytes": peak[0], "peak_memory_what": "sum of the RSS of Chromium's processes",
-            "extraction": result["extraction"], "answer": result["answer"], "tokens": result["tokens"]}
+    stages = {
+        name: {
+            "prompt_tokens": s["prompt_tokens"],
+            "image_encode_s": (s.get("image_encode_ms") or 0) / 1000 or None,
+            "prefill_s": s["prefill_ms"] / 1000,
+            "generated_tokens": s["generated_tokens"],
+            "decode_s": s["decode_ms"] / 1000,
+        }
+        for name, s in result["stages"].items()
+    }
+    return {
+        "runtime": f"Chromium {version}, onnxruntime-web (wasm), {page['loaded']['threads']} thread(s)",
+        "load_s": page["loaded"]["load_ms"] / 1000,
+        "load_wall_s": wall_load,
+        "stages": stages,
+        "peak_memory_bytes": peak[0],
+        "peak_memory_what": "sum of the RSS of Chromium's processes",
+        "extraction": result["extraction"],
+        "answer": result["answer"],
+        "tokens": result["tokens"],
+    }
 
 
 def python_run(package: Path, image: Path, question: str) -> dict:
     """`edge-et run` on the package in a fresh process: its report's numbers."""
-    done = subprocess.run([sys.executable, "-m", "edge_et.cli.main", "run", "--bundle", str(package),
-                           "--image", str(image), "--question", question, "--seed", "0", "--json"],
-                          capture_output=True, text=True, check=True, env={**os.environ})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge_et.cli.main",
+            "run",
+            "--bundle",
+            str(package),
+            "--image",
+            str(image),
+            "--question",
+            question,
+            "--seed",
+            "0",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ},
+    )
     report = json.loads(done.stdout)
     import onnxruntime
 
-    stages = {name: {k: s.get(k) for k in ("prompt_tokens", "image_encode_s", "prefill_s", "generated_tokens",
-                                           "decode_s", "load_s")}
-              for name, s in report["stages"].items()}
-    return {"runtime": f"Python, onnxruntime {onnxruntime.__version__} CPU", "stages": stages,
-            "load_s": sum(s.get("load_s") or 0 for s in report["stages"].values()),
-            "peak_memory_bytes": report.get("peak_rss_bytes"), "peak_memory_what": "peak RSS of the process",
-            "extraction": report.get("extraction"), "answer": report.get("answer")}
+    stages = {
+        name: {
+            k: s.get(k)
+            for k in (
+                "prompt_tokens",
+                "image_encode_s",
+                "prefill_s",
+                "generated_tokens",
+                "decode_s",
+                "load_s",
+            )
+        }
+        for name, s in report["stages"].items()
+    }
+    return {
+        "runtime": f"Python, onnxruntime {onnxruntime.__version__} CPU",
+        "stages": stages,
+        "load_s": sum(s.get("load_s") or 0 for s in report["stages"].values()),
+        "peak_memory_bytes": report.get("peak_rss_bytes"),
+        "peak_memory_what": "peak RSS of the process",
+        "extraction": report.get("extraction"),
+        "answer": report.get("answer"),
+    }
 
 
 def rate(stage: dict, tokens: str, seconds: str) -> str:
@@ -126,21 +190,34 @@ def rate(stage: dict, tokens: str, seconds: str) -> str:
 
 
 def table(label: str, runs: dict, load: dict) -> str:
-    lines = [f"# The web app beside the Python runtime: {label}", "",
-             (f"Package `{runs['package']}`; the sample picture and question, greedy, seed 0. "
-              f"Load average before {load['before']}, after {load['after']} (2-core shared machine)."), "",
-             "| runtime | load s | extract: encode s, prefill tok/s, decode tok/s | reasoning: prefill tok/s, decode tok/s | peak memory MiB |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"# The web app beside the Python runtime: {label}",
+        "",
+        (
+            f"Package `{runs['package']}`; the sample picture and question, greedy, seed 0. "
+            f"Load average before {load['before']}, after {load['after']} (2-core shared machine)."
+        ),
+        "",
+        "| runtime | load s | extract: encode s, prefill tok/s, decode tok/s | reasoning: prefill tok/s, decode tok/s | peak memory MiB |",
+        "|---|---|---|---|---|",
+    ]
     for key in ("chromium", "python"):
         r = runs[key]
         e, t = r["stages"]["extract"], r["stages"]["think"]
-        lines.append(f"| {r['runtime']} | {r['load_s']:.1f} | {e['image_encode_s'] or 0:.2f}, "
-                     f"{rate(e, 'prompt_tokens', 'prefill_s')}, {rate(e, 'generated_tokens', 'decode_s')} | "
-                     f"{rate(t, 'prompt_tokens', 'prefill_s')}, {rate(t, 'generated_tokens', 'decode_s')} | "
-                     f"{(r['peak_memory_bytes'] or 0) / 2**20:,.0f} ({r['peak_memory_what']}) |")
+        lines.append(
+            f"| {r['runtime']} | {r['load_s']:.1f} | {e['image_encode_s'] or 0:.2f}, "
+            f"{rate(e, 'prompt_tokens', 'prefill_s')}, {rate(e, 'generated_tokens', 'decode_s')} | "
+            f"{rate(t, 'prompt_tokens', 'prefill_s')}, {rate(t, 'generated_tokens', 'decode_s')} | "
+            f"{(r['peak_memory_bytes'] or 0) / 2**20:,.0f} ({r['peak_memory_what']}) |"
+        )
     same = runs["chromium"]["extraction"] == runs["python"]["extraction"]
-    lines += ["", (f"Extraction equal: {same}. Answers: page {runs['chromium']['answer']!r}, "
-                   f"Python {runs['python']['answer']!r}.")]
+    lines += [
+        "",
+        (
+            f"Extraction equal: {same}. Answers: page {runs['chromium']['answer']!r}, "
+            f"Python {runs['python']['answer']!r}."
+        ),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -160,7 +237,12 @@ def main(argv: list[str] | None = None) -> None:
     say("Python runtime: edge-et run on the same package")
     python = python_run(args.package.resolve(), image, SAMPLE_QUESTION)
     load["after"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    runs = {"package": str(args.package), "chromium": chromium, "python": python, "load_average": load}
+    runs = {
+        "package": str(args.package),
+        "chromium": chromium,
+        "python": python,
+        "load_average": load,
+    }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"web-{args.label}.json").write_text(json.dumps(runs, indent=2) + "\n")
     (RESULTS / f"web-{args.label}.md").write_text(table(args.label, runs, load))

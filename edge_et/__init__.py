@@ -35,16 +35,38 @@ def __getattr__(name: str) -> str:
     if name != "__version__":
         raise AttributeError(f"module 'edge_et' has no attribute {name!r}")
     from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("edge-et")  # pyproject.toml's version, the one source of truth
     except PackageNotFoundError:  # a source tree that was never installed
         return "0+unknown"
 
+
 __all__ = [
-    "open_pipeline", "Pipeline", "RunOptions", "Result", "Conversation", "StageStats", "Bundle", "plan_bundle",
-    "ExtractionText", "ReasoningText", "StageFinished", "Finished",
-    "EdgeEtError", "InputError", "BundleError", "PlanRefused", "MissingExtra", "ModelError",
-    "PipelineBusy", "DownloadError", "ExportError",
+    "open_pipeline",
+    "Pipeline",
+    "RunOptions",
+    "Result",
+    "Conversation",
+    "StageStats",
+    "Bundle",
+    "plan_bundle",
+    "ExtractionText",
+    "ReasoningText",
+    "StageFinished",
+    "Finished",
+    "EdgeEtError",
+    "InputError",
+    "BundleError",
+    "PlanRefused",
+    "MissingExtra",
+    "ModelError",
+    "PipelineBusy",
+    "DownloadError",
+    "ExportError",
     # For servers and apps that manage images and caches themselves (edge_et.serve uses them).
-    "decode_image", "LoadedImage", "DEFAULT_MAX_PIXELS", "hint_from_question",
+    "decode_image",
+    "LoadedImage",
+    "DEFAULT_MAX_PIXELS",
+    "hint_from_question",
 ]

@@ -28,8 +28,9 @@ class BundleError(EdgeEtError):
 class PlanRefused(EdgeEtError):
     """The bundle does not fit the memory budget; `needed_bytes` and `budget_bytes` say by how much."""
 
-    def __init__(self, message: str, *, needed_bytes: int | None = None,
-                 budget_bytes: int | None = None):
+    def __init__(
+        self, message: str, *, needed_bytes: int | None = None, budget_bytes: int | None = None
+    ):
         super().__init__(message)
         self.needed_bytes = needed_bytes
         self.budget_bytes = budget_bytes

@@ -71,15 +71,25 @@ def _stage_entry(stage: Stage, out_dir: Path, *, reasoning: bool) -> dict[str, A
     entry["arch"] = stage.arch or architecture(out_dir / model)
     if reasoning:
         entry["thinking"] = bool(stage.thinking)
-    entry.update(n_ctx=stage.n_ctx, random_weights=stage.random_weights, source=stage.source,
-                 sha256={name: sha256_file(out_dir / name) for name in files})
+    entry.update(
+        n_ctx=stage.n_ctx,
+        random_weights=stage.random_weights,
+        source=stage.source,
+        sha256={name: sha256_file(out_dir / name) for name in files},
+    )
     return entry
 
 
-def write_bundle(out_dir: Path, *, name: str, description: str = "",
-                 perception: Stage | None = None, reasoning: Stage | None = None,
-                 prompts: dict[str, Any] | None = None,
-                 decoding: dict[str, Any] | None = None) -> Path:
+def write_bundle(
+    out_dir: Path,
+    *,
+    name: str,
+    description: str = "",
+    perception: Stage | None = None,
+    reasoning: Stage | None = None,
+    prompts: dict[str, Any] | None = None,
+    decoding: dict[str, Any] | None = None,
+) -> Path:
     """Write a bundle into `out_dir` and return the path of its `bundle.json`.
 
     Model files outside `out_dir` are hardlinked or copied in. Either stage may be absent
@@ -95,8 +105,11 @@ def write_bundle(out_dir: Path, *, name: str, description: str = "",
     if len(set(names)) != len(names):  # they share one folder: same names would overwrite
         raise ValueError(f"bundle files need distinct names, got {names}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    manifest: dict[str, Any] = {"format": BUNDLE_FORMAT, "name": name,
-                                "description": " ".join(description.split())}
+    manifest: dict[str, Any] = {
+        "format": BUNDLE_FORMAT,
+        "name": name,
+        "description": " ".join(description.split()),
+    }
     if perception is not None:
         manifest["perception"] = _stage_entry(perception, out_dir, reasoning=False)
     if reasoning is not None:

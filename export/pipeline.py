@@ -10,9 +10,9 @@ Everything happens in a scratch folder beside the output; the bundle appears by 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from edge_et.core import atomic
 from edge_et.errors import ExportError, InputError
@@ -59,15 +59,25 @@ def check_quant(quant: str, allowed: tuple[str, ...], flag: str, what: str = "")
     InputError naming `flag` (and `what`: " for ONNX") and the choices when it is none of them."""
     by_case = {choice.lower(): choice for choice in allowed}
     if quant.lower() not in by_case:
-        raise InputError(f"{flag} {quant!r} is not supported{what}; choose one of: "
-                         f"{', '.join(allowed)}")
+        raise InputError(
+            f"{flag} {quant!r} is not supported{what}; choose one of: {', '.join(allowed)}"
+        )
     return by_case[quant.lower()]
 
 
-def export_gguf(*, out: Path, perception: Path | None = None, reasoning: Path | None = None,
-                quant: str = "Q4_K_M", mmproj_quant: str = "F16", validate: bool = True,
-                name: str | None = None, force: bool = False, n_ctx: int | None = None,
-                step: StepReporter = lambda label: None) -> ExportReport:
+def export_gguf(
+    *,
+    out: Path,
+    perception: Path | None = None,
+    reasoning: Path | None = None,
+    quant: str = "Q4_K_M",
+    mmproj_quant: str = "F16",
+    validate: bool = True,
+    name: str | None = None,
+    force: bool = False,
+    n_ctx: int | None = None,
+    step: StepReporter = lambda label: None,
+) -> ExportReport:
     """Export one or both checkpoints into a bundle at `out` and return what was written."""
     quant = check_quant(quant, TEXT_QUANTS, "--quant")
     mmproj_quant = check_quant(mmproj_quant, MMPROJ_QUANTS, "--mmproj-quant")
@@ -75,11 +85,23 @@ def export_gguf(*, out: Path, perception: Path | None = None, reasoning: Path | 
         raise InputError("give --perception HF_DIR, --reasoning HF_DIR, or both")
     out = Path(out)
     check_output(out, force)
-    specs = {role: arch_spec_for(path, role) for role, path in
-             (("perception", perception), ("reasoning", reasoning)) if path is not None}
+    specs = {
+        role: arch_spec_for(path, role)
+        for role, path in (("perception", perception), ("reasoning", reasoning))
+        if path is not None
+    }
     with atomic.partial_directory(out) as scratch:  # a killed export leaves no bundle at `out`
-        report = _export_into(scratch, specs, {"perception": perception, "reasoning": reasoning},
-                              quant, mmproj_quant, validate, name or out.name, n_ctx, step)
+        report = _export_into(
+            scratch,
+            specs,
+            {"perception": perception, "reasoning": reasoning},
+            quant,
+            mmproj_quant,
+            validate,
+            name or out.name,
+            n_ctx,
+            step,
+        )
         atomic.publish_directory(scratch / "bundle", out)
     report.bundle = out
     return report
@@ -104,14 +126,24 @@ def arch_spec_for(hf_dir: Path, role: str) -> ArchSpec:
     spec = archs.for_checkpoint(hf_dir)  # an unsupported model_type is said before its fields
     check_checkpoint(hf_dir, f"--{role}")
     if role == "perception" and not spec.is_vlm:
-        raise InputError(f"--perception {hf_dir} is a text-only {spec.name} model; "
-                         "the perception stage needs a vision-language model")
+        raise InputError(
+            f"--perception {hf_dir} is a text-only {spec.name} model; "
+            "the perception stage needs a vision-language model"
+        )
     return spec
 
 
-def _export_into(scratch: Path, specs: dict[str, ArchSpec], dirs: dict[str, Path | None],
-                 quant: str, mmproj_quant: str, validate: bool, name: str,
-                 n_ctx: int | None, step: StepReporter) -> ExportReport:
+def _export_into(
+    scratch: Path,
+    specs: dict[str, ArchSpec],
+    dirs: dict[str, Path | None],
+    quant: str,
+    mmproj_quant: str,
+    validate: bool,
+    name: str,
+    n_ctx: int | None,
+    step: StepReporter,
+) -> ExportReport:
     bundle_dir = scratch / "bundle"
     bundle_dir.mkdir()
     report = ExportReport(bundle=bundle_dir)
@@ -119,7 +151,9 @@ def _export_into(scratch: Path, specs: dict[str, ArchSpec], dirs: dict[str, Path
     for role, spec in specs.items():
         hf_dir = Path(dirs[role])
         source = spec.prepare(hf_dir, scratch / f"{role}-prepared") if spec.prepare else hf_dir
-        text, f16 = _text_gguf(source, bundle_dir / f"{role}.{quant}.gguf", quant, spec, scratch, step, role)
+        text, f16 = _text_gguf(
+            source, bundle_dir / f"{role}.{quant}.gguf", quant, spec, scratch, step, role
+        )
         if validate and f16 is not None:
             # K-quant bounds are loose enough to hide a structural fault on a random model;
             # the F16 file it was quantized from is held to F16's tight bounds first.
@@ -134,12 +168,21 @@ def _export_into(scratch: Path, specs: dict[str, ArchSpec], dirs: dict[str, Path
         if validate:
             step(f"{role}: checking against transformers (subprocess)")
             report.parity[role] = _parity(hf_dir, text, mmproj, quant, mmproj_quant)
-        stages[role] = Stage(model=text, mmproj=mmproj, n_ctx=n_ctx or _default_ctx(text, role),
-                             thinking=is_thinking(hf_dir, spec) if role == "reasoning" else None,
-                             source=f"exported by edge-et from {hf_dir.resolve().name} ({spec.name}, {quant})")
+        stages[role] = Stage(
+            model=text,
+            mmproj=mmproj,
+            n_ctx=n_ctx or _default_ctx(text, role),
+            thinking=is_thinking(hf_dir, spec) if role == "reasoning" else None,
+            source=f"exported by edge-et from {hf_dir.resolve().name} ({spec.name}, {quant})",
+        )
     step("writing bundle.json")
-    write_bundle(bundle_dir, name=name, description=f"exported from Hugging Face checkpoints ({quant})",
-                 perception=stages.get("perception"), reasoning=stages.get("reasoning"))
+    write_bundle(
+        bundle_dir,
+        name=name,
+        description=f"exported from Hugging Face checkpoints ({quant})",
+        perception=stages.get("perception"),
+        reasoning=stages.get("reasoning"),
+    )
     if validate:
         atomic.write_text(bundle_dir / PARITY_FILE, json.dumps(report.parity, indent=2) + "\n")
         report.validated = True
@@ -147,15 +190,26 @@ def _export_into(scratch: Path, specs: dict[str, ArchSpec], dirs: dict[str, Path
     return report
 
 
-def _text_gguf(source: Path, target: Path, quant: str, spec: ArchSpec, scratch: Path,
-               step: StepReporter, role: str) -> tuple[Path, Path | None]:
+def _text_gguf(
+    source: Path,
+    target: Path,
+    quant: str,
+    spec: ArchSpec,
+    scratch: Path,
+    step: StepReporter,
+    role: str,
+) -> tuple[Path, Path | None]:
     """The text GGUF at `quant`, and the F16 file it was quantized from (None if direct)."""
     if quant in DIRECT_TYPES:
         step(f"{role}: converting the {spec.name} text model to {quant}")
-        converted = gguf.convert(source, target, outtype=DIRECT_TYPES[quant], pre_tokenizer=spec.pre_tokenizer)
+        converted = gguf.convert(
+            source, target, outtype=DIRECT_TYPES[quant], pre_tokenizer=spec.pre_tokenizer
+        )
         return converted, None
     step(f"{role}: converting the {spec.name} text model to F16")
-    f16 = gguf.convert(source, scratch / f"{role}.F16.gguf", outtype="f16", pre_tokenizer=spec.pre_tokenizer)
+    f16 = gguf.convert(
+        source, scratch / f"{role}.F16.gguf", outtype="f16", pre_tokenizer=spec.pre_tokenizer
+    )
     step(f"{role}: quantizing to {quant}")
     return gguf.quantize(f16, target, quant), f16
 
@@ -168,12 +222,19 @@ def _mmproj(source: Path, spec: ArchSpec, target: Path, mmproj_quant: str) -> Pa
 
 
 def _parity(hf_dir: Path, text: Path, mmproj: Path | None, quant: str, mmproj_quant: str) -> dict:
-    report = parity.run_parity(hf_dir, text_gguf=text, mmproj_gguf=mmproj, quant=quant,
-                               mmproj_quant=mmproj_quant if mmproj else None)
+    report = parity.run_parity(
+        hf_dir,
+        text_gguf=text,
+        mmproj_gguf=mmproj,
+        quant=quant,
+        mmproj_quant=mmproj_quant if mmproj else None,
+    )
     ok, failure = parity.passes(report)
     if not ok:
-        raise ExportError(f"validation failed for {hf_dir.name} ({quant}): {failure} "
-                          "(use --no-validate to keep such an export anyway)")
+        raise ExportError(
+            f"validation failed for {hf_dir.name} ({quant}): {failure} "
+            "(use --no-validate to keep such an export anyway)"
+        )
     return report
 
 
@@ -204,8 +265,15 @@ def summarize(bundle_dir: Path, stages: dict[str, Stage]) -> list[ExportedFile]:
             info = read_gguf_info(bundle_dir / Path(path).name)
             elements = sum(element_count(t.shape) for t in info.tensors)
             bpw = info.tensor_bytes * 8 / elements if elements else 0.0
-            rows.append(ExportedFile(role=role, file=Path(path).name, quant=info.file_type,
-                                     size_bytes=info.size_bytes, bits_per_weight=round(bpw, 2)))
+            rows.append(
+                ExportedFile(
+                    role=role,
+                    file=Path(path).name,
+                    quant=info.file_type,
+                    size_bytes=info.size_bytes,
+                    bits_per_weight=round(bpw, 2),
+                )
+            )
     return rows
 
 

@@ -33,14 +33,20 @@ def generic_corpus() -> list[str]:
     colors = ["red", "green", "blue", "yellow", "purple", "orange", "black", "white"]
     shapes = ["circle", "square", "triangle", "star", "rectangle", "hexagon"]
     places = ["top left", "top right", "center", "bottom left", "bottom right", "middle"]
-    lines = [f"There is a {c} {s} in the {p} of the image."
-             for c, s, p in itertools.product(colors, shapes, places)]
-    lines += [f"Question: how many {s}s are there? Answer: {n}."
-              for s, n in itertools.product(shapes, range(12))]
-    lines += [f"Let me think. {a} plus {b} is {a + b}, so the answer is {a + b}."
-              for a, b in itertools.product(range(0, 40, 3), range(0, 30, 4))]
+    lines = [
+        f"There is a {c} {s} in the {p} of the image."
+        for c, s, p in itertools.product(colors, shapes, places)
+    ]
+    lines += [
+        f"Question: how many {s}s are there? Answer: {n}."
+        for s, n in itertools.product(shapes, range(12))
+    ]
+    lines += [
+        f"Let me think. {a} plus {b} is {a + b}, so the answer is {a + b}."
+        for a, b in itertools.product(range(0, 40, 3), range(0, 30, 4))
+    ]
     words = _COMMON_WORDS.split()
-    lines += [" ".join(words[i:i + 9]).capitalize() + "." for i in range(0, len(words), 5)]
+    lines += [" ".join(words[i : i + 9]).capitalize() + "." for i in range(0, len(words), 5)]
     lines += [
         "The picture shows a street with cars, people walking, trees and a tall building.",
         "A chart plots sales per month; the highest value is in July and the lowest in March.",
@@ -51,7 +57,7 @@ def generic_corpus() -> list[str]:
     ]
     # Headings and line breaks give "\n" and "\n\n" their own tokens, as in real Qwen and
     # SmolLM2 vocabularies (after punctuation the regex glues newlines to the punctuation).
-    return [f"Part {i}\n\n" + "\n".join(lines[i:i + 3]) + "\n" for i in range(0, len(lines), 3)]
+    return [f"Part {i}\n\n" + "\n".join(lines[i : i + 3]) + "\n" for i in range(0, len(lines), 3)]
 
 
 _COMMON_WORDS = """
@@ -111,13 +117,18 @@ def train_bpe(texts: Sequence[str], vocab_size: int) -> str:
 
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(QWEN2_PRE_REGEX), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN2_PRE_REGEX), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(texts, trainer=trainer)
     return tok.to_str()
 
@@ -138,9 +149,19 @@ def _pad_vocab(tok, size: int):
     return Tokenizer.from_str(json.dumps(data))
 
 
-def build_tokenizer(tokenizer_class, *, special: Sequence[str], chat_template: str,
-                    eos: str, pad: str, bos: str | None = None, unk: str | None = None,
-                    plain: Sequence[str] = (), size: int | None = None, **class_kwargs):
+def build_tokenizer(
+    tokenizer_class,
+    *,
+    special: Sequence[str],
+    chat_template: str,
+    eos: str,
+    pad: str,
+    bos: str | None = None,
+    unk: str | None = None,
+    plain: Sequence[str] = (),
+    size: int | None = None,
+    **class_kwargs,
+):
     """Train the corpus BPE and wrap it in the transformers `tokenizer_class`.
 
     `special` tokens, then `plain` ones (added but not special, like Qwen3's `<think>`,
@@ -159,8 +180,15 @@ def build_tokenizer(tokenizer_class, *, special: Sequence[str], chat_template: s
     # (the transformers constructor would add its named tokens first).
     tok.add_special_tokens(list(special))
     tok.add_tokens(list(plain))
-    fast = tokenizer_class(tokenizer_object=tok, eos_token=eos, pad_token=pad, bos_token=bos,
-                           unk_token=unk, clean_up_tokenization_spaces=False, **class_kwargs)
+    fast = tokenizer_class(
+        tokenizer_object=tok,
+        eos_token=eos,
+        pad_token=pad,
+        bos_token=bos,
+        unk_token=unk,
+        clean_up_tokenization_spaces=False,
+        **class_kwargs,
+    )
     named = {eos, pad, bos, unk}
     fast.add_special_tokens({"additional_special_tokens": [t for t in special if t not in named]})
     fast.chat_template = chat_template
@@ -179,11 +207,13 @@ def chat_parts(image: str) -> str:
     part becomes `image` (the placeholder transformers expects). The runtime passes a
     string that already holds libmtmd's media marker.
     """
-    return ("{%- if message['content'] is string -%}{{- message['content'] -}}"
-            "{%- else -%}{%- for part in message['content'] -%}"
-            "{%- if part['type'] == 'text' -%}{{- part['text'] -}}"
-            "{%- else -%}{{- '" + image + "' -}}{%- endif -%}"
-            "{%- endfor -%}{%- endif -%}")
+    return (
+        "{%- if message['content'] is string -%}{{- message['content'] -}}"
+        "{%- else -%}{%- for part in message['content'] -%}"
+        "{%- if part['type'] == 'text' -%}{{- part['text'] -}}"
+        "{%- else -%}{{- '" + image + "' -}}{%- endif -%}"
+        "{%- endfor -%}{%- endif -%}"
+    )
 
 
 def chatml_template(*, image: str = "", default_system: str | None = None) -> str:
@@ -194,11 +224,16 @@ def chatml_template(*, image: str = "", default_system: str | None = None) -> st
     """
     system = ""
     if default_system is not None:
-        system = ("{%- if messages[0]['role'] != 'system' -%}"
-                  "{{- '<|im_start|>system\\n" + default_system + "<|im_end|>\\n' -}}"
-                  "{%- endif -%}")
-    return (system + "{%- for message in messages -%}"
-            "{{- '<|im_start|>' + message['role'] + '\\n' -}}" + chat_parts(image)
-            + "{{- '<|im_end|>\\n' -}}"
-            "{%- endfor -%}"
-            "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}")
+        system = (
+            "{%- if messages[0]['role'] != 'system' -%}"
+            "{{- '<|im_start|>system\\n" + default_system + "<|im_end|>\\n' -}}"
+            "{%- endif -%}"
+        )
+    return (
+        system + "{%- for message in messages -%}"
+        "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
+        + chat_parts(image)
+        + "{{- '<|im_end|>\\n' -}}"
+        "{%- endfor -%}"
+        "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
+    )

@@ -64,8 +64,9 @@ def shown_commands() -> list[Shown]:
                         continue
                     found.append(Shown(doc.name, number, text))
             else:
-                found += [Shown(doc.name, number, m.group(1), fenced=False)
-                          for m in INLINE.finditer(line)]
+                found += [
+                    Shown(doc.name, number, m.group(1), fenced=False) for m in INLINE.finditer(line)
+                ]
     return found
 
 
@@ -107,8 +108,11 @@ def problems(shown: Shown) -> list[str]:
     if is_group(command) and not option_params(command):
         unknown = [w for w in rest if not w.startswith("-")][:1]
         return [f"no command {' '.join(path + tuple(unknown))!r}"] if unknown else []
-    options = {name: param for param in option_params(command)
-               for name in (*param.opts, *param.secondary_opts)}
+    options = {
+        name: param
+        for param in option_params(command)
+        for name in (*param.opts, *param.secondary_opts)
+    }
     out, given, valued, at = [], set(), False, 0
     while at < len(rest):
         word = rest[at]
@@ -131,8 +135,11 @@ def problems(shown: Shown) -> list[str]:
     # a span that gives an option its value is an example too.
     example = shown.fenced or valued
     if given and example and not fragment and "--help" not in shown.text:
-        out += [f"{' '.join(path)} needs {param.opts[0]}" for param in option_params(command)
-                if param.required and param.name not in given]
+        out += [
+            f"{' '.join(path)} needs {param.opts[0]}"
+            for param in option_params(command)
+            if param.required and param.name not in given
+        ]
     return out
 
 
@@ -178,11 +185,14 @@ def test_cheap_shown_commands_run_as_written(shown, tiny_bundle, sample_image):
     assert done.stdout.strip()
 
 
-@pytest.mark.parametrize("text, problem", [
-    ("edge-et export train --scenes mix", "export train needs --form"),
-    ("edge-et export micro-eval --stream shifted", "export micro-eval needs --bundle"),
-    ("edge-et run --bundle DIR --embeding int8", "run has no option --embeding"),
-    ("edge-et exprot gguf", "no command 'exprot'"),
-])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("edge-et export train --scenes mix", "export train needs --form"),
+        ("edge-et export micro-eval --stream shifted", "export micro-eval needs --bundle"),
+        ("edge-et run --bundle DIR --embeding int8", "run has no option --embeding"),
+        ("edge-et exprot gguf", "no command 'exprot'"),
+    ],
+)
 def test_a_broken_example_is_caught(text, problem):
     assert problem in problems(Shown("x.md", 1, text))

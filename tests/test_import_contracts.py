@@ -26,8 +26,14 @@ LINT_IMPORTS = "from importlinter.cli import lint_imports_command; lint_imports_
 def lint_imports(root: Path) -> subprocess.CompletedProcess:
     # A wide terminal keeps each contract's name on one line of the report.
     env = {**os.environ, "PYTHONPATH": str(root), "COLUMNS": "400"}
-    return subprocess.run([sys.executable, "-c", LINT_IMPORTS, "--no-cache"], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", LINT_IMPORTS, "--no-cache"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def broken_sections(report: str) -> dict[str, str]:
@@ -36,8 +42,14 @@ def broken_sections(report: str) -> dict[str, str]:
     sections: dict[str, str] = {}
     current = None
     for line in broken.splitlines():
-        named = next((n for n in (LAYERS, DEVICE_ONLY, EXPORT_FORMATS_ONLY, NO_CYCLES)
-                      if line.startswith(n)), None)
+        named = next(
+            (
+                n
+                for n in (LAYERS, DEVICE_ONLY, EXPORT_FORMATS_ONLY, NO_CYCLES)
+                if line.startswith(n)
+            ),
+            None,
+        )
         if named:
             current = named
             sections[current] = ""
@@ -52,15 +64,17 @@ def planted_report(tmp_path_factory) -> str:
     root = tmp_path_factory.mktemp("planted")
     shutil.copy(ROOT / "pyproject.toml", root / "pyproject.toml")
     for package in PACKAGES:
-        shutil.copytree(ROOT / package, root / package,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            ROOT / package, root / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
     (root / "edge_et/core/planted_upward.py").write_text("import edge_et.cli\n")
     (root / "edge_et/runtime/planted_torch.py").write_text("import torch\n")
     (root / "export/gguf/planted_runtime.py").write_text("import edge_et.runtime.pipeline\n")
     (root / "edge_et/formats/planted_a.py").write_text("import edge_et.formats.planted_b\n")
     (root / "edge_et/formats/planted_b.py").write_text("import edge_et.formats.planted_a\n")
     (root / "edge_et/backends/planted_type_hint.py").write_text(
-        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import edge_et.bundle.manifest\n")
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import edge_et.bundle.manifest\n"
+    )
     done = lint_imports(root)
     assert done.returncode != 0, done.stdout
     return done.stdout

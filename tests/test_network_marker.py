@@ -19,7 +19,9 @@ def test_an_unreachable_index_is_a_reason_given_quickly(monkeypatch):
         reason = network.offline_reason()
     finally:
         network.offline_reason.cache_clear()
-    assert reason and f"127.0.0.1:{port} is unreachable" in reason and time.monotonic() - started < 4
+    assert (
+        reason and f"127.0.0.1:{port} is unreachable" in reason and time.monotonic() - started < 4
+    )
 
 
 def test_a_listening_index_is_online(monkeypatch):

@@ -42,24 +42,37 @@ JOINED = re.compile(r"""((?:["'][\w.-]+["']\s*/\s*)+["'][\w.-]+["'])""")
 
 @cache
 def tracked() -> tuple[str, ...]:
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                            cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return tuple(path for path in listed.splitlines() if (ROOT / path).exists())
 
 
 def ignored(path: str) -> bool:
     """An output a command writes (models/store/..., models/bundles/...): .gitignore names it."""
     for candidate in (path, path + "/"):  # `models/store/` in .gitignore matches folders only
-        if subprocess.run(["git", "check-ignore", "--no-index", "-q", candidate], cwd=ROOT).returncode == 0:
+        if (
+            subprocess.run(
+                ["git", "check-ignore", "--no-index", "-q", candidate], cwd=ROOT
+            ).returncode
+            == 0
+        ):
             return True
     return False
 
 
 def scanned_files() -> list[str]:
-    return [path for path in tracked()
-            if (Path(path).suffix in SCANNED or Path(path).name == "Makefile")
-            and not path.startswith(("benchmarks/results/", "tests/fuzz/corpus/"))
-            and path != "tests/test_repo_paths.py"]  # it names moved files on purpose
+    return [
+        path
+        for path in tracked()
+        if (Path(path).suffix in SCANNED or Path(path).name == "Makefile")
+        and not path.startswith(("benchmarks/results/", "tests/fuzz/corpus/"))
+        and path != "tests/test_repo_paths.py"
+    ]  # it names moved files on purpose
 
 
 def mentions(text: str, python: bool) -> list[tuple[int, str]]:
@@ -73,7 +86,7 @@ def mentions(text: str, python: bool) -> list[tuple[int, str]]:
             name = match.group(1)
             if pattern_follows(line, match.end()):
                 continue
-            quoted = python and line[max(0, match.start() - 1):match.start()] in ("'", '"')
+            quoted = python and line[max(0, match.start() - 1) : match.start()] in ("'", '"')
             if not name.startswith(TOP) and not ("/" not in name and quoted):
                 found.append((number, name))  # a quoted bare name in code: a test's own file
         if python:
@@ -86,7 +99,7 @@ def mentions(text: str, python: bool) -> list[tuple[int, str]]:
 
 def pattern_follows(line: str, end: int) -> bool:
     """`bench_*.json`, `answer_cue-<reasoner>.md`, `mobile.{json,md}`: a pattern, not a path."""
-    return any(c in line[end:end + 2] for c in "*<{[")
+    return any(c in line[end : end + 2] for c in "*<{[")
 
 
 def exists(path: str) -> bool:
@@ -100,17 +113,24 @@ def exists(path: str) -> bool:
 
 
 def test_every_named_repository_path_exists():
-    missing = [f"{source}:{line}: {path}" for source in scanned_files()
-               for line, path in mentions((ROOT / source).read_text(errors="replace"),
-                                          source.endswith(".py"))
-               if not exists(path)]
+    missing = [
+        f"{source}:{line}: {path}"
+        for source in scanned_files()
+        for line, path in mentions(
+            (ROOT / source).read_text(errors="replace"), source.endswith(".py")
+        )
+        if not exists(path)
+    ]
     assert not missing, "paths that do not exist:\n" + "\n".join(missing)
 
 
-@pytest.mark.parametrize("text, named", [
-    ('sources = [ROOT / "edge_et" / "eval_data.py"]', "edge_et/eval_data.py"),
-    ("# as in llama_cpp_model.py", "llama_cpp_model.py"),
-    ("see tests/test_tiled_images.py", "tests/test_tiled_images.py"),
-])
+@pytest.mark.parametrize(
+    "text, named",
+    [
+        ('sources = [ROOT / "edge_et" / "eval_data.py"]', "edge_et/eval_data.py"),
+        ("# as in llama_cpp_model.py", "llama_cpp_model.py"),
+        ("see tests/test_tiled_images.py", "tests/test_tiled_images.py"),
+    ],
+)
 def test_a_moved_file_is_caught(text, named):
     assert (1, named) in mentions(text, python=True) and not exists(named)

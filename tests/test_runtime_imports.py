@@ -19,8 +19,13 @@ print(" ".join(sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)))
 
 
 def test_every_runtime_module_imports_without_heavy_packages():
-    done = subprocess.run([sys.executable, "-c", f"HEAVY={HEAVY!r}\n" + PROBE], cwd=ROOT,
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", f"HEAVY={HEAVY!r}\n" + PROBE],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     count, heavy = (done.stdout.splitlines() + [""])[:2]
     assert int(count) >= 10  # the walk really found the modules
     assert heavy == "", f"runtime imported: {heavy}"

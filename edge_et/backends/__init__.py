@@ -27,7 +27,9 @@ def specs() -> tuple[BackendSpec, ...]:
 def get(name: str) -> BackendSpec:
     """The backend called `name`; an unknown name is one line listing the valid ones."""
     if name not in _REGISTRY:
-        raise BundleError(f"unknown backend {name!r}; known backends: {', '.join(sorted(_REGISTRY))}")
+        raise BundleError(
+            f"unknown backend {name!r}; known backends: {', '.join(sorted(_REGISTRY))}"
+        )
     return _REGISTRY[name]
 
 

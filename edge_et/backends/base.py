@@ -7,8 +7,9 @@ is written once for every backend.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -33,8 +34,10 @@ class ContextFull(Exception):
 def check_prompt_fits(n_tokens: int, n_ctx: int) -> None:
     """InputError (one line) when a prompt of `n_tokens` leaves no room to generate in `n_ctx`."""
     if n_tokens >= n_ctx:
-        raise InputError(f"the prompt is {n_tokens} tokens but the context holds {n_ctx}; "
-                         "shorten the input or raise n_ctx in bundle.json")
+        raise InputError(
+            f"the prompt is {n_tokens} tokens but the context holds {n_ctx}; "
+            "shorten the input or raise n_ctx in bundle.json"
+        )
 
 
 @dataclass
@@ -45,18 +48,18 @@ class PromptStats:
     prefill_s: float
     image_encode_s: float | None = None
     image_cached: bool = False  # the image's embeddings came from the cache (no encode)
-    reused_tokens: int = 0      # leading prompt tokens whose KV state was kept (prefix reuse)
+    reused_tokens: int = 0  # leading prompt tokens whose KV state was kept (prefix reuse)
 
 
 class TextModel(Protocol):
     """A loaded language model that the runtime drives one token at a time."""
 
-    load_s: float        # seconds the load took
-    n_ctx: int           # context window in tokens
+    load_s: float  # seconds the load took
+    n_ctx: int  # context window in tokens
     chat_template: str | None  # Jinja chat template from the model's metadata
-    bos_text: str        # BOS / EOS token text, for templates that reference them
+    bos_text: str  # BOS / EOS token text, for templates that reference them
     eos_text: str
-    media_marker: str    # marks the image's place in a prompt (a model without vision refuses images)
+    media_marker: str  # marks the image's place in a prompt (a model without vision refuses images)
 
     def tokenize(self, *, text: str) -> list[int]:
         """Token ids of `text`, special tokens (`</think>`) parsed, no BOS added."""
@@ -93,6 +96,7 @@ class TextModel(Protocol):
 
 # -- optional abilities: a model class declares each by subclassing it; the runtime checks
 # with isinstance once, where it chooses what to do, never with hasattr at each call.
+
 
 class ConstrainedSampling(Protocol):
     """A backend ability: its `sample` honours `Sampling.constraint` (only tokens that keep the

@@ -12,8 +12,9 @@ samples the same positions in the same order with or without drafts.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -64,7 +65,7 @@ class PromptLookup:
         for n in range(min(self.ngram_max, len(tokens) - 1), self.ngram_min - 1, -1):
             start = _last_earlier_match(tokens, n)
             if start is not None:
-                follow = tokens[start + n:start + n + limit]
+                follow = tokens[start + n : start + n + limit]
                 if len(follow):
                     return [int(t) for t in follow]
         return []
@@ -73,9 +74,9 @@ class PromptLookup:
 def _last_earlier_match(tokens: np.ndarray, n: int) -> int | None:
     """Start of the most recent earlier occurrence of the last `n` tokens, or None."""
     key = tokens[-n:]
-    candidates = len(tokens) - n   # starts 0 .. len-n-1 end before the key itself
+    candidates = len(tokens) - n  # starts 0 .. len-n-1 end before the key itself
     hits = np.ones(candidates, dtype=bool)
     for offset in range(n):
-        hits &= tokens[offset:offset + candidates] == key[offset]
+        hits &= tokens[offset : offset + candidates] == key[offset]
     found = np.flatnonzero(hits)
     return int(found[-1]) if len(found) else None

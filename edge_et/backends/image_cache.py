@@ -10,7 +10,7 @@ Backends that pack a picture into one span (ONNX, LLaVA-OneVision) store a singl
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -8,9 +8,10 @@ model is opened. The registry (edge_et.backends) maps the manifest's `backend` n
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from edge_et.backends.stage_run import StageRequest, StageRun
 from edge_et.errors import MissingExtra
@@ -46,8 +47,12 @@ BareRun = Callable[[object, str, StageRequest], StageRun]
 def manifest_files(stage: Stage, derived: list[str] | None = None) -> list[str]:
     """The stage's files in checksum order: model, mmproj, files the backend derives from the
     model's name (`derived`), then the manifest's extra_files."""
-    return [stage.model] + ([stage.mmproj] if stage.mmproj else []) + (derived or []) \
+    return (
+        [stage.model]
+        + ([stage.mmproj] if stage.mmproj else [])
+        + (derived or [])
         + stage.extra_files
+    )
 
 
 @dataclass(frozen=True)
@@ -105,7 +110,9 @@ class BackendSpec:
         try:
             module = self.import_model_module()
         except ImportError as exc:
-            raise MissingExtra(f"the {self.name} backend needs a package that is not installed ({exc.name}); "
-                               f"install it with: pip install 'edge-et[{self.extra}]'",
-                               extra=self.extra) from None
+            raise MissingExtra(
+                f"the {self.name} backend needs a package that is not installed ({exc.name}); "
+                f"install it with: pip install 'edge-et[{self.extra}]'",
+                extra=self.extra,
+            ) from None
         return getattr(module, self.model_class.split(":")[1])

@@ -64,8 +64,15 @@ class StageRun:
 
     def metrics(self) -> dict[str, float | None]:
         """The numbers a report summarizes (text left out)."""
-        return {"prompt_tokens": self.prompt_tokens, "image_encode_s": self.image_encode_s,
-                "prefill_s": self.prefill_s, "prefill_tok_s": self.prefill_tok_s,
-                "ttft_s": self.ttft_s, "decode_s": self.decode_s,
-                "decode_tok_s": self.decode_tok_s, "tokens": self.tokens,
-                "requested": self.requested, "e2e_s": self.e2e_s}
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "image_encode_s": self.image_encode_s,
+            "prefill_s": self.prefill_s,
+            "prefill_tok_s": self.prefill_tok_s,
+            "ttft_s": self.ttft_s,
+            "decode_s": self.decode_s,
+            "decode_tok_s": self.decode_tok_s,
+            "tokens": self.tokens,
+            "requested": self.requested,
+            "e2e_s": self.e2e_s,
+        }

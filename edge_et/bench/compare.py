@@ -10,8 +10,8 @@ trials.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from edge_et import backends
 from edge_et.bench.report import build_report, paired_median, summarize
@@ -29,10 +29,15 @@ from edge_et.errors import InputError
 from edge_et.runtime.measure import reset_peak_rss
 
 # metric -> (label, True when higher is better): what the comparison table shows per stage.
-COMPARED = {"load_s": ("load s", False), "image_encode_s": ("image encode s", False),
-            "prefill_tok_s": ("prefill tok/s", True), "decode_tok_s": ("decode tok/s", True),
-            "ttft_s": ("TTFT s", False), "e2e_s": ("end-to-end s", False),
-            "peak_rss_bytes": ("peak RSS", False)}
+COMPARED = {
+    "load_s": ("load s", False),
+    "image_encode_s": ("image encode s", False),
+    "prefill_tok_s": ("prefill tok/s", True),
+    "decode_tok_s": ("decode tok/s", True),
+    "ttft_s": ("TTFT s", False),
+    "e2e_s": ("end-to-end s", False),
+    "peak_rss_bytes": ("peak RSS", False),
+}
 
 
 def comparison_steps(settings: BenchSettings, n_bundles: int = 2) -> int:
@@ -41,9 +46,13 @@ def comparison_steps(settings: BenchSettings, n_bundles: int = 2) -> int:
     return bandwidth + n_bundles * (bench_steps(settings) - bandwidth)
 
 
-def run_comparison(bundles: Sequence[Bundle | str | Path], *,
-                   images: Sequence[str | Path | LoadedImage], progress: Say | None = None,
-                   **settings) -> dict:
+def run_comparison(
+    bundles: Sequence[Bundle | str | Path],
+    *,
+    images: Sequence[str | Path | LoadedImage],
+    progress: Say | None = None,
+    **settings,
+) -> dict:
     """Bench every bundle in `bundles` (the first is the reference) in one interleaved run.
 
     Returns {"reports": [each bundle's BenchReport dict], "comparison": {...}}: per stage
@@ -69,8 +78,10 @@ def run_comparison(bundles: Sequence[Bundle | str | Path], *,
             trials[k].append(runners[k].trial(settings.warmup + i, label=label))
     curves = [r.curve() if settings.budgets else {} for r in runners]
     stage_peaks = reset_peak_rss()
-    reports = [build_report(b, settings, t, c, bandwidth, stage_peaks=stage_peaks).to_dict()
-               for b, t, c in zip(loaded, trials, curves)]
+    reports = [
+        build_report(b, settings, t, c, bandwidth, stage_peaks=stage_peaks).to_dict()
+        for b, t, c in zip(loaded, trials, curves)
+    ]
     return {"reports": reports, "comparison": compare(loaded, trials)}
 
 
@@ -89,11 +100,17 @@ def compare(bundles: Sequence[Bundle], trials: Sequence[Sequence[Trial]]) -> dic
         for metric, (label, higher_better) in COMPARED.items():
             values = [[_value(t, stage, metric) for t in runs] for runs in trials]
             table[stage][metric] = {
-                "label": label, "higher_is_better": higher_better,
+                "label": label,
+                "higher_is_better": higher_better,
                 "medians": [(summarize(v) or {}).get("median") for v in values],
-                "ratios_to_first": [paired_median(list(zip(v, values[0]))) for v in values]}
-    return {"bundles": [_identity(b) for b in bundles], "reference": 0, "stages": table,
-            "trials": len(reference)}
+                "ratios_to_first": [paired_median(list(zip(v, values[0]))) for v in values],
+            }
+    return {
+        "bundles": [_identity(b) for b in bundles],
+        "reference": 0,
+        "stages": table,
+        "trials": len(reference),
+    }
 
 
 def _value(trial: Trial, stage: str, metric: str) -> float | None:
@@ -112,6 +129,11 @@ def _identity(bundle: Bundle) -> dict:
         files = backends.get(s.backend).describe(s)
         quant = files["model"].get("quantization")
         size = sum(f.get("size_bytes", 0) for f in files.values())
-        stages[s.role] = {"backend": s.backend, "arch": s.arch, "file": s.model,
-                          "quantization": quant, "size_bytes": size}
+        stages[s.role] = {
+            "backend": s.backend,
+            "arch": s.arch,
+            "file": s.model,
+            "quantization": quant,
+            "size_bytes": size,
+        }
     return {"name": bundle.name, "path": str(bundle.path), "stages": stages}

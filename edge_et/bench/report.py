@@ -4,8 +4,8 @@ the recorded trials (edge_et/bench/run.py runs them; edge_et/cli/render/bench.py
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 from edge_et import backends
 from edge_et.backends.stage_run import StageRun
@@ -47,13 +47,18 @@ class BenchReport:
 
 # -- the report ---------------------------------------------------------------------------------
 
+
 def summarize(values: Sequence[float | None]) -> dict | None:
     """{median, min, max, n} of the values that exist; None when none do."""
     present = [v for v in values if v is not None]
     if not present:
         return None
-    return {"median": statistics.median(present), "min": min(present), "max": max(present),
-            "n": len(present)}
+    return {
+        "median": statistics.median(present),
+        "min": min(present),
+        "max": max(present),
+        "n": len(present),
+    }
 
 
 def paired_median(pairs: Sequence[tuple[float | None, float | None]]) -> float | None:
@@ -64,7 +69,11 @@ def paired_median(pairs: Sequence[tuple[float | None, float | None]]) -> float |
 
 def _stage_summary(trials: list[Trial], stage: str, side: str, role: str) -> dict:
     runs = [getattr(t, side)[stage] for t in trials if stage in getattr(t, side)]
-    metrics = {key: summarize([r.metrics()[key] for r in runs]) for key in runs[0].metrics()} if runs else {}
+    metrics = (
+        {key: summarize([r.metrics()[key] for r in runs]) for key in runs[0].metrics()}
+        if runs
+        else {}
+    )
     if side == "edge" and runs:
         metrics["load_s"] = summarize([t.load_s.get(role) for t in trials])
         metrics["peak_rss_bytes"] = summarize([t.peak_rss_bytes.get(stage) for t in trials])
@@ -78,13 +87,20 @@ def _overhead(trials: list[Trial], stage: str, bare: bool, backend: str) -> dict
     pairs = [(t.edge[stage], t.bare[stage]) for t in trials if stage in t.bare]
     spec = backends.get(backend)
     if not pairs:
-        return {"comparable": False, "note": "bare baseline skipped (--no-bare)" if not bare else
-                spec.no_bare_note}
+        return {
+            "comparable": False,
+            "note": "bare baseline skipped (--no-bare)" if not bare else spec.no_bare_note,
+        }
     e2e = paired_median([(e.e2e_s, b.e2e_s) for e, b in pairs])
-    return {"comparable": True, "e2e": e2e, "baseline": spec.bare_label,
-            "ttft": paired_median([(e.ttft_s, b.ttft_s) for e, b in pairs]),
-            "decode": paired_median([(b.decode_tok_s, e.decode_tok_s) for e, b in pairs]),
-            "goal": OVERHEAD_GOAL, "meets_goal": e2e is not None and e2e <= OVERHEAD_GOAL}
+    return {
+        "comparable": True,
+        "e2e": e2e,
+        "baseline": spec.bare_label,
+        "ttft": paired_median([(e.ttft_s, b.ttft_s) for e, b in pairs]),
+        "decode": paired_median([(b.decode_tok_s, e.decode_tok_s) for e, b in pairs]),
+        "goal": OVERHEAD_GOAL,
+        "meets_goal": e2e is not None and e2e <= OVERHEAD_GOAL,
+    }
 
 
 def _direct_price(trials: list[Trial]) -> dict | None:
@@ -93,10 +109,17 @@ def _direct_price(trials: list[Trial]) -> dict | None:
     et = [t.edge["extract"].e2e_s + t.edge["think"].e2e_s for t in trials]
     loads = [t.load_s["perception"] + t.load_s["reasoning"] for t in trials]
     direct = [t.edge["direct"].e2e_s for t in trials]
-    return {"resident": paired_median(list(zip(et, direct))),
-            "with_loads": paired_median([(a + load, d + t.load_s["perception"])
-                                         for a, load, d, t in zip(et, loads, direct, trials)]),
-            "extract_think_e2e_s": statistics.median(et), "direct_e2e_s": statistics.median(direct)}
+    return {
+        "resident": paired_median(list(zip(et, direct))),
+        "with_loads": paired_median(
+            [
+                (a + load, d + t.load_s["perception"])
+                for a, load, d, t in zip(et, loads, direct, trials)
+            ]
+        ),
+        "extract_think_e2e_s": statistics.median(et),
+        "direct_e2e_s": statistics.median(direct),
+    }
 
 
 def _roofline(bundle: Bundle, stages: dict, bandwidth: dict | None) -> dict:
@@ -115,8 +138,13 @@ def _roofline(bundle: Bundle, stages: dict, bandwidth: dict | None) -> dict:
             continue
         limit = bandwidth["read_bytes_per_s_all_threads"] / need["bytes_per_token"]
         limit_1 = bandwidth["read_bytes_per_s_1_thread"] / need["bytes_per_token"]
-        out[stage] = {**need, "limit_tok_s": limit, "limit_tok_s_1_thread": limit_1,
-                      "decode_tok_s": decode["median"], "pct_of_limit": 100 * decode["median"] / limit}
+        out[stage] = {
+            **need,
+            "limit_tok_s": limit,
+            "limit_tok_s_1_thread": limit_1,
+            "decode_tok_s": decode["median"],
+            "pct_of_limit": 100 * decode["median"] / limit,
+        }
     return out
 
 
@@ -126,49 +154,95 @@ def _curve_rows(runs: dict[int, list[StageRun]], stages: dict) -> list[dict]:
     rows = []
     for budget, stage_runs in runs.items():
         think = summarize([r.e2e_s for r in stage_runs])
-        rows.append({"budget": budget, "requested": stage_runs[0].requested,
-                     "tokens": summarize([r.tokens for r in stage_runs]),
-                     "decode_tok_s": summarize([r.decode_tok_s for r in stage_runs]),
-                     "think_e2e_s": think, "e2e_s": extract + think["median"],
-                     "e2e_with_loads_s": extract + think["median"] + loads})
+        rows.append(
+            {
+                "budget": budget,
+                "requested": stage_runs[0].requested,
+                "tokens": summarize([r.tokens for r in stage_runs]),
+                "decode_tok_s": summarize([r.decode_tok_s for r in stage_runs]),
+                "think_e2e_s": think,
+                "e2e_s": extract + think["median"],
+                "e2e_with_loads_s": extract + think["median"] + loads,
+            }
+        )
     return rows
 
 
 def _notes(bundle: Bundle, trials: list[Trial], curve: dict, stage_peaks: bool) -> list[str]:
-    notes = [f"the {s.role} model has RANDOM WEIGHTS: its text is noise, but at fixed generated "
-             "lengths (EOS ignored) its speed and memory are those of the real architecture"
-             for s in bundle.stages() if s.random_weights]
-    short = {f"{side} {name}: {run.tokens} of {run.requested} tokens ({run.stop_reason})"
-             for t in trials for side in ("edge", "bare") for name, run in getattr(t, side).items()
-             if run.tokens != run.requested}
-    short |= {f"curve budget {b}: {r.tokens} of {r.requested} tokens ({r.stop_reason})"
-              for b, rs in curve.items() for r in rs if r.tokens != r.requested}
+    notes = [
+        f"the {s.role} model has RANDOM WEIGHTS: its text is noise, but at fixed generated "
+        "lengths (EOS ignored) its speed and memory are those of the real architecture"
+        for s in bundle.stages()
+        if s.random_weights
+    ]
+    short = {
+        f"{side} {name}: {run.tokens} of {run.requested} tokens ({run.stop_reason})"
+        for t in trials
+        for side in ("edge", "bare")
+        for name, run in getattr(t, side).items()
+        if run.tokens != run.requested
+    }
+    short |= {
+        f"curve budget {b}: {r.tokens} of {r.requested} tokens ({r.stop_reason})"
+        for b, rs in curve.items()
+        for r in rs
+        if r.tokens != r.requested
+    }
     notes += sorted(short)
-    notes.append("peak RSS per stage: the process peak from just before the stage (Linux clear_refs), "
-                 "every model resident then counted" if stage_peaks else "peak RSS: this OS cannot "
-                 "reset the peak, so each stage shows the process peak so far")
+    notes.append(
+        "peak RSS per stage: the process peak from just before the stage (Linux clear_refs), "
+        "every model resident then counted"
+        if stage_peaks
+        else "peak RSS: this OS cannot reset the peak, so each stage shows the process peak so far"
+    )
     return notes
 
 
-def build_report(bundle: Bundle, settings: BenchSettings, trials: list[Trial],
-                 curve: dict[int, list[StageRun]], bandwidth: dict | None, *,
-                 stage_peaks: bool = True) -> BenchReport:
+def build_report(
+    bundle: Bundle,
+    settings: BenchSettings,
+    trials: list[Trial],
+    curve: dict[int, list[StageRun]],
+    bandwidth: dict | None,
+    *,
+    stage_peaks: bool = True,
+) -> BenchReport:
     """Summaries, ratios and limits from the recorded trials."""
     names = [n for n in ("extract", "think", "direct") if n in trials[0].edge]
     stages = {n: _stage_summary(trials, n, "edge", STAGE_ROLES[n]) for n in names}
     bare = {n: _stage_summary(trials, n, "bare", STAGE_ROLES[n]) for n in names if n != "direct"}
-    ratios = {"overhead": {n: _overhead(trials, n, settings.bare, bundle.require(STAGE_ROLES[n]).backend)
-                           for n in ("extract", "think")},
-              "direct_price": _direct_price(trials)}
-    models = {s.role: {"file": s.model, "backend": s.backend, "arch": s.arch, "mmproj": s.mmproj, "thinking": s.thinking,
-                       "random_weights": s.random_weights,
-                       "size_bytes": s.model_info.size_bytes if s.model_info else None,
-                       "file_type": s.model_info.file_type if s.model_info else None}
-              for s in bundle.stages()}
+    ratios = {
+        "overhead": {
+            n: _overhead(trials, n, settings.bare, bundle.require(STAGE_ROLES[n]).backend)
+            for n in ("extract", "think")
+        },
+        "direct_price": _direct_price(trials),
+    }
+    models = {
+        s.role: {
+            "file": s.model,
+            "backend": s.backend,
+            "arch": s.arch,
+            "mmproj": s.mmproj,
+            "thinking": s.thinking,
+            "random_weights": s.random_weights,
+            "size_bytes": s.model_info.size_bytes if s.model_info else None,
+            "file_type": s.model_info.file_type if s.model_info else None,
+        }
+        for s in bundle.stages()
+    }
     settings_dict = {**asdict(settings), "budgets": list(settings.budgets)}
-    return BenchReport(bundle=bundle.name, settings=settings_dict, machine=machine_info(settings.n_threads),
-                       stages=stages, bare=bare, ratios=ratios, bandwidth=bandwidth,
-                       roofline=_roofline(bundle, stages, bandwidth),
-                       curve=_curve_rows(curve, stages) if curve else [],
-                       trials=[t.to_dict() for t in trials], models=models,
-                       notes=_notes(bundle, trials, curve, stage_peaks))
+    return BenchReport(
+        bundle=bundle.name,
+        settings=settings_dict,
+        machine=machine_info(settings.n_threads),
+        stages=stages,
+        bare=bare,
+        ratios=ratios,
+        bandwidth=bandwidth,
+        roofline=_roofline(bundle, stages, bandwidth),
+        curve=_curve_rows(curve, stages) if curve else [],
+        trials=[t.to_dict() for t in trials],
+        models=models,
+        notes=_notes(bundle, trials, curve, stage_peaks),
+    )

@@ -20,8 +20,8 @@ Then a thinking-budget curve: end-to-end latency against the think budget.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from edge_et import backends
 from edge_et.backends.stage_run import StageRequest, StageRun
@@ -46,6 +46,7 @@ from edge_et.runtime.pipeline import SEED_OFFSETS
 
 # -- running ------------------------------------------------------------------------------------
 
+
 def bench_steps(settings: BenchSettings) -> int:
     """How many progress lines a run says: bandwidth, each trial, each curve run."""
     curve = len(dict.fromkeys(settings.budgets)) * settings.curve_trials if settings.budgets else 0
@@ -62,9 +63,12 @@ def step_weights(settings: BenchSettings) -> list[float]:
     so its ETA (measured units per second) holds when a trial and a curve run differ in size."""
     s = settings
     sides = 2 if s.bare else 1
-    trial = (2 * LOAD_UNITS + IMAGE_UNITS * (2 if s.direct else 1)
-             + sides * (s.extract_tokens + s.think_tokens + s.answer_tokens)
-             + (s.direct_tokens if s.direct else 0))
+    trial = (
+        2 * LOAD_UNITS
+        + IMAGE_UNITS * (2 if s.direct else 1)
+        + sides * (s.extract_tokens + s.think_tokens + s.answer_tokens)
+        + (s.direct_tokens if s.direct else 0)
+    )
     weights = [float(BANDWIDTH_UNITS)] if s.bandwidth_mib else []
     weights += [float(trial)] * (s.warmup + s.trials)
     budgets = list(dict.fromkeys(s.budgets))
@@ -74,16 +78,31 @@ def step_weights(settings: BenchSettings) -> list[float]:
     return weights
 
 
-def run_bench(bundle: Bundle | str | Path, *, images: Sequence[str | Path | LoadedImage],
-              trials: int = 5, warmup: int = 1, extract_tokens: int = 128, think_tokens: int = 256,
-              answer_tokens: int = 32, progress: Say | None = None, **more) -> BenchReport:
+def run_bench(
+    bundle: Bundle | str | Path,
+    *,
+    images: Sequence[str | Path | LoadedImage],
+    trials: int = 5,
+    warmup: int = 1,
+    extract_tokens: int = 128,
+    think_tokens: int = 256,
+    answer_tokens: int = 32,
+    progress: Say | None = None,
+    **more,
+) -> BenchReport:
     """Benchmark `bundle` on this device; `more` sets any other `BenchSettings` field.
 
     `images` rotate across trials (trial i uses image i mod len). `progress` receives one
     line as each step starts, `bench_steps(settings)` lines in all (the CLI's progress bar).
     """
-    settings = BenchSettings(trials=trials, warmup=warmup, extract_tokens=extract_tokens,
-                             think_tokens=think_tokens, answer_tokens=answer_tokens, **more)
+    settings = BenchSettings(
+        trials=trials,
+        warmup=warmup,
+        extract_tokens=extract_tokens,
+        think_tokens=think_tokens,
+        answer_tokens=answer_tokens,
+        **more,
+    )
     settings.check()
     loaded = load_benchable(bundle)
     pictures = load_pictures(images)
@@ -92,8 +111,10 @@ def run_bench(bundle: Bundle | str | Path, *, images: Sequence[str | Path | Load
     bench = TrialRunner(loaded, settings, pictures, say)
     for index in range(settings.warmup):
         bench.trial(index, label=f"warm-up {index + 1}/{settings.warmup}")
-    runs = [bench.trial(settings.warmup + i, label=f"trial {i + 1}/{settings.trials}")
-            for i in range(settings.trials)]
+    runs = [
+        bench.trial(settings.warmup + i, label=f"trial {i + 1}/{settings.trials}")
+        for i in range(settings.trials)
+    ]
     curve = bench.curve() if settings.budgets else {}
     return build_report(loaded, settings, runs, curve, bandwidth, stage_peaks=reset_peak_rss())
 
@@ -122,13 +143,19 @@ def measure_bandwidth_step(settings: BenchSettings, say: Say) -> dict | None:
 class TrialRunner:
     """Opens models and runs trials the way the pipeline runs a request."""
 
-    def __init__(self, bundle: Bundle, settings: BenchSettings, images: list[LoadedImage], say: Say):
+    def __init__(
+        self, bundle: Bundle, settings: BenchSettings, images: list[LoadedImage], say: Say
+    ):
         self.bundle, self.settings, self.images, self.say = bundle, settings, images, say
         self.prompts = prompts.PromptSet.from_overrides(bundle.prompts)
 
     def open(self, role: str, need: int):
-        return open_model(self.bundle.require(role), need, self.settings.n_threads,
-                          n_gpu_layers=self.settings.gpu_layers)
+        return open_model(
+            self.bundle.require(role),
+            need,
+            self.settings.n_threads,
+            n_gpu_layers=self.settings.gpu_layers,
+        )
 
     def _reasoning_need(self, think: int) -> int:
         # Description (extract_tokens), the prompt around it, the thought and the answer.
@@ -173,8 +200,9 @@ class TrialRunner:
         finally:
             reasoning.close()
 
-    def _pair(self, role: str, model, request: StageRequest,
-              index: int) -> tuple[StageRun, StageRun | None]:
+    def _pair(
+        self, role: str, model, request: StageRequest, index: int
+    ) -> tuple[StageRun, StageRun | None]:
         """edge-et and bare on the same model, edge-et first in even trials, bare first in odd;
         edge-et alone where the backend has no comparable bare run (its `bare_runner`)."""
         backend = backends.get(self.bundle.require(role).backend)
@@ -195,23 +223,34 @@ class TrialRunner:
     def _extract(self, model, image: LoadedImage, index: int) -> StageRequest:
         hint = hint_from_question(self.settings.question)
         content = model.media_marker + "\n" + prompts.extraction_prompt(hint, self.prompts)
-        sampling = stage_decoding("extract", self.bundle.decoding).sampling(self._seed("extract", index))
+        sampling = stage_decoding("extract", self.bundle.decoding).sampling(
+            self._seed("extract", index)
+        )
         return StageRequest(content, sampling, self.settings.extract_tokens, image=image)
 
     def _direct(self, model, image: LoadedImage, index: int) -> StageRequest:
-        content = model.media_marker + "\n" + prompts.direct_prompt(self.settings.question, self.prompts)
-        sampling = stage_decoding("direct", self.bundle.decoding).sampling(self._seed("direct", index))
+        content = (
+            model.media_marker + "\n" + prompts.direct_prompt(self.settings.question, self.prompts)
+        )
+        sampling = stage_decoding("direct", self.bundle.decoding).sampling(
+            self._seed("direct", index)
+        )
         return StageRequest(content, sampling, self.settings.direct_tokens, image=image)
 
     def think_request(self, description: str, budget: int, index: int) -> StageRequest:
         """The reasoning stage for `budget` think tokens (0: the template's no-thinking switch)."""
-        content = prompts.reasoning_prompt(description.strip(), self.settings.question,
-                                           step_by_step=True, prompts=self.prompts)
+        content = prompts.reasoning_prompt(
+            description.strip(), self.settings.question, step_by_step=True, prompts=self.prompts
+        )
         answer = self.settings.answer_tokens
         if not self.bundle.reasoning.thinking:
-            sampling = stage_decoding("reason", self.bundle.decoding).sampling(self._seed("think", index))
+            sampling = stage_decoding("reason", self.bundle.decoding).sampling(
+                self._seed("think", index)
+            )
             return StageRequest(content, sampling, budget + answer)
-        sampling = stage_decoding("think", self.bundle.decoding).sampling(self._seed("think", index))
+        sampling = stage_decoding("think", self.bundle.decoding).sampling(
+            self._seed("think", index)
+        )
         if budget == 0:
             return StageRequest(content, sampling, answer, thinking=False)
         return StageRequest(content, sampling, answer, thinking=True, think_budget=budget)
@@ -227,8 +266,12 @@ class TrialRunner:
             for round_ in range(self.settings.curve_trials):
                 shift = round_ % len(budgets)
                 for budget in budgets[shift:] + budgets[:shift]:
-                    self.say(f"curve round {round_ + 1}/{self.settings.curve_trials}: budget {budget}")
-                    runs[budget].append(edge_stage(model, self.think_request(description, budget, round_)))
+                    self.say(
+                        f"curve round {round_ + 1}/{self.settings.curve_trials}: budget {budget}"
+                    )
+                    runs[budget].append(
+                        edge_stage(model, self.think_request(description, budget, round_))
+                    )
         finally:
             model.close()
         return runs

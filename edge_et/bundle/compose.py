@@ -49,7 +49,10 @@ DEFAULT_CTX = 4096  # a GGUF whose header states no context length
 # for a reasoner; the perception module is small and sensitive, as the catalog's Q8_0 says).
 DEFAULT_QUANT = {"perception": "Q8_0", "reasoning": "Q4_K_M"}
 # Decoding keys that belong to each stage: carried over from a source bundle with the stage.
-STAGE_DECODING = {"perception": ("extract", "caption", "direct"), "reasoning": ("think", "reason", "hint")}
+STAGE_DECODING = {
+    "perception": ("extract", "caption", "direct"),
+    "reasoning": ("think", "reason", "hint"),
+}
 CREATOR = "edge-et bundle create"
 
 
@@ -92,10 +95,15 @@ class CreateReport:
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "path": str(self.path), "unchanged": self.unchanged,
-                "downloaded": any(s.downloaded for s in self.stages),
-                "converted": any(s.converted for s in self.stages),
-                "seconds": round(self.seconds, 3), "stages": [asdict(s) for s in self.stages]}
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "unchanged": self.unchanged,
+            "downloaded": any(s.downloaded for s in self.stages),
+            "converted": any(s.converted for s in self.stages),
+            "seconds": round(self.seconds, 3),
+            "stages": [asdict(s) for s in self.stages],
+        }
 
 
 @dataclass
@@ -116,13 +124,17 @@ def _writable_home(home: Path) -> None:
         home.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=home).close()
     except OSError as exc:
-        raise BundleError(f"cannot write to the bundles home {shown(home)}: {exc.strerror or exc} "
-                          f"(set $EDGE_ET_BUNDLES to a writable folder)") from None
+        raise BundleError(
+            f"cannot write to the bundles home {shown(home)}: {exc.strerror or exc} "
+            f"(set $EDGE_ET_BUNDLES to a writable folder)"
+        ) from None
 
 
 def _check_target(out: Path, force: bool) -> None:
     if out.is_symlink() or (out.exists() and not out.is_dir()):
-        raise InputError(f"{shown(out)} exists and is not a bundle folder; remove it or choose another name")
+        raise InputError(
+            f"{shown(out)} exists and is not a bundle folder; remove it or choose another name"
+        )
     if not out.is_dir() or force:
         return
     try:
@@ -130,8 +142,10 @@ def _check_target(out: Path, force: bool) -> None:
     except (OSError, ValueError, AttributeError):
         made_by = None
     if made_by != CREATOR and any(out.iterdir()):
-        raise InputError(f"{shown(out)} exists and was not made by `bundle create`; pass --force to "
-                         "replace it, or choose another name")
+        raise InputError(
+            f"{shown(out)} exists and was not made by `bundle create`; pass --force to "
+            "replace it, or choose another name"
+        )
 
 
 def _receipt_complete(folder: Path) -> bool:
@@ -149,13 +163,21 @@ def _receipt_complete(folder: Path) -> bool:
     return True
 
 
-def _pull(entry: ModelEntry, store: Path, catalog: Catalog, base_url: str | None, progress: bool,
-          step: Callable[[str], None]) -> bool:
+def _pull(
+    entry: ModelEntry,
+    store: Path,
+    catalog: Catalog,
+    base_url: str | None,
+    progress: bool,
+    step: Callable[[str], None],
+) -> bool:
     """Pull `entry` into the store unless it is there; True when something was downloaded."""
     if _receipt_complete(store / entry.name):
         return False
     step(f"pulling {entry.name} into {shown(store)}")
-    report = pull_report(entry.name, store=store, base_url=base_url, progress=progress, catalog=catalog)
+    report = pull_report(
+        entry.name, store=store, base_url=base_url, progress=progress, catalog=catalog
+    )
     return any(f.downloaded for f in report.files)
 
 
@@ -171,11 +193,17 @@ def _quant_for(source: Source, checkpoint: Path, catalog: Catalog, quant: str | 
     if source.entry is not None:
         return source.entry.recommended_quant
     try:
-        model_type = json.loads((checkpoint / "config.json").read_text(encoding="utf-8")).get("model_type")
+        model_type = json.loads((checkpoint / "config.json").read_text(encoding="utf-8")).get(
+            "model_type"
+        )
     except (OSError, ValueError, AttributeError):
         model_type = None  # the toolchain reports a malformed config in its own words
     for entry in catalog.entries:
-        if entry.format != "gguf" and entry.kind == source.role and entry.architecture == model_type:
+        if (
+            entry.format != "gguf"
+            and entry.kind == source.role
+            and entry.architecture == model_type
+        ):
             return entry.recommended_quant
     return DEFAULT_QUANT[source.role]
 
@@ -192,21 +220,33 @@ def _checkpoint_key(checkpoint: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def _converted(source: Source, checkpoint: Path, store: Path, catalog: Catalog, quant: str | None,
-               convert: Converter) -> tuple[Path, Path | None, bool, bool]:
+def _converted(
+    source: Source,
+    checkpoint: Path,
+    store: Path,
+    catalog: Catalog,
+    quant: str | None,
+    convert: Converter,
+) -> tuple[Path, Path | None, bool, bool]:
     """The GGUFs of a converted checkpoint: converted once, then reused (model, mmproj, converted, random)."""
     chosen = _quant_for(source, checkpoint, catalog, quant)
     if source.entry is not None and source.kind in ("catalog", "store"):
         out = checkpoint / f"gguf-{chosen}"
     else:
-        out = store / "converted" / f"{checkpoint.resolve().name}-{_checkpoint_key(checkpoint)}-{chosen}"
+        out = (
+            store
+            / "converted"
+            / f"{checkpoint.resolve().name}-{_checkpoint_key(checkpoint)}-{chosen}"
+        )
     converted = False
     if not (out / MANIFEST).is_file():
         convert(checkpoint, source.role, chosen, out)
         converted = True
     stage = json.loads((out / MANIFEST).read_text(encoding="utf-8")).get(source.role) or {}
     if not stage.get("model"):
-        raise BundleError(f"the conversion of {shown(checkpoint)} wrote no {source.role} stage to {shown(out)}")
+        raise BundleError(
+            f"the conversion of {shown(checkpoint)} wrote no {source.role} stage to {shown(out)}"
+        )
     mmproj = out / stage["mmproj"] if stage.get("mmproj") else None
     return out / stage["model"], mmproj, converted, bool(stage.get("random_weights"))
 
@@ -224,22 +264,39 @@ def _check_kind(source: Source, model: Path, mmproj: Path | None) -> GGUFInfo:
     """Read the headers and refuse what cannot serve the stage, in one line each."""
     info = _header(model, f"the {source.role} model")
     if info.architecture == MMPROJ_ARCH:
-        raise InputError(f"--{source.role} {source.ref}: {model.name} is a vision projector (mmproj), "
-                         "not a language model")
+        raise InputError(
+            f"--{source.role} {source.ref}: {model.name} is a vision projector (mmproj), "
+            "not a language model"
+        )
     if source.role == "reasoning":
         return info
     if mmproj is None:
-        raise InputError(f"--perception {source.ref}: {model.name} has no vision projector; a text GGUF "
-                         "cannot be the perception stage (a VLM: give its mmproj with --mmproj FILE)")
+        raise InputError(
+            f"--perception {source.ref}: {model.name} has no vision projector; a text GGUF "
+            "cannot be the perception stage (a VLM: give its mmproj with --mmproj FILE)"
+        )
     projector = _header(mmproj, "the mmproj")
-    if projector.architecture != MMPROJ_ARCH or not projector.metadata.get("clip.has_vision_encoder", False):
-        raise InputError(f"--mmproj {mmproj.name} is a '{projector.architecture}' model, not a vision "
-                         "projector with a vision encoder (clip)")
+    if projector.architecture != MMPROJ_ARCH or not projector.metadata.get(
+        "clip.has_vision_encoder", False
+    ):
+        raise InputError(
+            f"--mmproj {mmproj.name} is a '{projector.architecture}' model, not a vision "
+            "projector with a vision encoder (clip)"
+        )
     return info
 
 
-def _fetch(source: Source, *, store: Path, catalog: Catalog, base_url: str | None, progress: bool,
-           convert: Converter | None, quant: str | None, step: Callable[[str], None]) -> _Files:
+def _fetch(
+    source: Source,
+    *,
+    store: Path,
+    catalog: Catalog,
+    base_url: str | None,
+    progress: bool,
+    convert: Converter | None,
+    quant: str | None,
+    step: Callable[[str], None],
+) -> _Files:
     """The stage's GGUF files on disk: pulled, converted or found where they are."""
     downloaded = converted = random = False
     if source.kind == "catalog":
@@ -249,14 +306,18 @@ def _fetch(source: Source, *, store: Path, catalog: Catalog, base_url: str | Non
         model, mmproj = _entry_files(source.entry, source.path)
     elif source.needs_conversion:
         step(f"{source.role}: converting {shown(source.path)} to GGUF (once; parity-checked)")
-        model, mmproj, converted, random = _converted(source, source.path, store, catalog, quant, convert)
+        model, mmproj, converted, random = _converted(
+            source, source.path, store, catalog, quant, convert
+        )
     else:
         model, mmproj = source.path, source.mmproj
         random = bool(source.bundle_stage.get("random_weights"))
     if source.role == "perception" and mmproj is None and source.mmproj is not None:
         mmproj = source.mmproj
     info = _check_kind(source, model, mmproj)
-    return _Files(model, mmproj if source.role == "perception" else None, info, downloaded, converted, random)
+    return _Files(
+        model, mmproj if source.role == "perception" else None, info, downloaded, converted, random
+    )
 
 
 def _n_ctx(role: str, info: GGUFInfo) -> int:
@@ -279,25 +340,44 @@ def _link(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EFBIG):
-            raise BundleError(f"cannot copy {src.name} into the bundles home {shown(dst.parent.parent.parent)}: "
-                              f"{exc.strerror} (disk full?); nothing was kept") from None
-        raise BundleError(f"cannot copy {src.name} into {shown(dst.parent.parent.parent)}: "
-                          f"{exc.strerror or exc}") from None
+            raise BundleError(
+                f"cannot copy {src.name} into the bundles home {shown(dst.parent.parent.parent)}: "
+                f"{exc.strerror} (disk full?); nothing was kept"
+            ) from None
+        raise BundleError(
+            f"cannot copy {src.name} into {shown(dst.parent.parent.parent)}: {exc.strerror or exc}"
+        ) from None
 
 
 def _names(files: dict[str, _Files]) -> dict[tuple[str, str], str]:
     """Each file's name in the bundle: its own, prefixed by its role where two would collide."""
-    wanted = [(role, kind, path) for role, f in files.items()
-              for kind, path in (("model", f.model), ("mmproj", f.mmproj)) if path is not None]
+    wanted = [
+        (role, kind, path)
+        for role, f in files.items()
+        for kind, path in (("model", f.model), ("mmproj", f.mmproj))
+        if path is not None
+    ]
     plain = [path.name for _, _, path in wanted]
-    return {(role, kind): path.name if plain.count(path.name) == 1 else f"{role}.{path.name}"
-            for role, kind, path in wanted}
+    return {
+        (role, kind): path.name if plain.count(path.name) == 1 else f"{role}.{path.name}"
+        for role, kind, path in wanted
+    }
 
 
-def _manifest(name: str, description: str, sources: dict[str, Source], files: dict[str, _Files],
-              names: dict[tuple[str, str], str], digests: dict[str, str]) -> dict:
-    manifest: dict = {"format": BUNDLE_FORMAT, "name": name, "description": description,
-                      "created_by": CREATOR}
+def _manifest(
+    name: str,
+    description: str,
+    sources: dict[str, Source],
+    files: dict[str, _Files],
+    names: dict[tuple[str, str], str],
+    digests: dict[str, str],
+) -> dict:
+    manifest: dict = {
+        "format": BUNDLE_FORMAT,
+        "name": name,
+        "description": description,
+        "created_by": CREATOR,
+    }
     decoding: dict = {}
     for role in ROLES:
         if role not in files:
@@ -312,22 +392,29 @@ def _manifest(name: str, description: str, sources: dict[str, Source], files: di
         stage["arch"] = got.info.architecture
         if role == "reasoning":
             stage["thinking"] = _thinking(got.info)
-        stage.update(n_ctx=_n_ctx(role, got.info), random_weights=got.random_weights,
-                     source=source.describe(), sha256={f: digests[f] for f in listed})
+        stage.update(
+            n_ctx=_n_ctx(role, got.info),
+            random_weights=got.random_weights,
+            source=source.describe(),
+            sha256={f: digests[f] for f in listed},
+        )
         manifest[role] = stage
         carried = source.bundle_stage.get("decoding") or {}
         decoding.update({k: v for k, v in carried.items() if k in STAGE_DECODING[role]})
     manifest["prompts"] = {}
     manifest["decoding"] = decoding
-    manifest["origin"] = {role: {"ref": s.ref, "kind": s.kind,
-                                 "store": s.entry.name if s.entry is not None else None}
-                          for role, s in sources.items()}
+    manifest["origin"] = {
+        role: {"ref": s.ref, "kind": s.kind, "store": s.entry.name if s.entry is not None else None}
+        for role, s in sources.items()
+    }
     return manifest
 
 
 def _without_digests(manifest: dict) -> dict:
-    return {k: ({**v, "sha256": None} if isinstance(v, dict) and "sha256" in v else v)
-            for k, v in manifest.items()}
+    return {
+        k: ({**v, "sha256": None} if isinstance(v, dict) and "sha256" in v else v)
+        for k, v in manifest.items()
+    }
 
 
 def _current(out: Path, manifest: dict, sources: dict[tuple[str, str], Path]) -> bool:
@@ -338,7 +425,9 @@ def _current(out: Path, manifest: dict, sources: dict[tuple[str, str], Path]) ->
         return False
     if not isinstance(old, dict) or _without_digests(old) != _without_digests(manifest):
         return False
-    return all((out / name).is_file() and (out / name).samefile(path) for name, path in sources.items())
+    return all(
+        (out / name).is_file() and (out / name).samefile(path) for name, path in sources.items()
+    )
 
 
 def _space_for_copies(home: Path, paths: list[Path]) -> None:
@@ -347,8 +436,10 @@ def _space_for_copies(home: Path, paths: list[Path]) -> None:
     needed = sum(p.stat().st_size for p in paths if p.stat().st_dev != home_dev)
     free = shutil.disk_usage(home).free
     if needed > free:
-        raise BundleError(f"not enough space in the bundles home {shown(home)}: {needed:,} bytes to copy, "
-                          f"{free:,} free (the models are on another file system, so they cannot be linked)")
+        raise BundleError(
+            f"not enough space in the bundles home {shown(home)}: {needed:,} bytes to copy, "
+            f"{free:,} free (the models are on another file system, so they cannot be linked)"
+        )
 
 
 def _describe(name: str, pair, sources: dict[str, Source]) -> str:
@@ -357,11 +448,22 @@ def _describe(name: str, pair, sources: dict[str, Source]) -> str:
     return f"{name}: " + "; ".join(f"{role} {s.ref}" for role, s in sources.items())
 
 
-def create_bundle(name: str, *, perception: str | None = None, reasoning: str | None = None,
-                  mmproj: Path | None = None, home: Path | None = None, store: Path | None = None,
-                  catalog: Catalog | Path | None = None, base_url: str | None = None,
-                  progress: bool = False, convert: Converter | None = None, quant: str | None = None,
-                  force: bool = False, step: Callable[[str], None] = lambda label: None) -> CreateReport:
+def create_bundle(
+    name: str,
+    *,
+    perception: str | None = None,
+    reasoning: str | None = None,
+    mmproj: Path | None = None,
+    home: Path | None = None,
+    store: Path | None = None,
+    catalog: Catalog | Path | None = None,
+    base_url: str | None = None,
+    progress: bool = False,
+    convert: Converter | None = None,
+    quant: str | None = None,
+    force: bool = False,
+    step: Callable[[str], None] = lambda label: None,
+) -> CreateReport:
     """Build bundle `name` in the bundles home from a perception REF and a reasoning REF.
 
     A catalog pair's name alone is enough (its stages are the defaults); either stage may be left
@@ -385,30 +487,61 @@ def create_bundle(name: str, *, perception: str | None = None, reasoning: str | 
     pair = find_pair(name, catalog)
     refs = {"perception": perception, "reasoning": reasoning}
     if pair is not None:  # the pair's stages, where the command line does not replace them
-        refs = {"perception": perception or pair.perception, "reasoning": reasoning or pair.reasoning}
+        refs = {
+            "perception": perception or pair.perception,
+            "reasoning": reasoning or pair.reasoning,
+        }
     refs = {role: ref for role, ref in refs.items() if ref}
     if not refs:
-        raise InputError(f"'{name}' is not a catalog pair: give --perception REF and/or --reasoning REF "
-                         "(edge-et pull --list shows the pairs)")
+        raise InputError(
+            f"'{name}' is not a catalog pair: give --perception REF and/or --reasoning REF "
+            "(edge-et pull --list shows the pairs)"
+        )
     if mmproj is not None and "perception" not in refs:
         raise InputError("--mmproj belongs to the perception stage; give --perception too")
     home = Path(home) if home is not None else bundles_home()
     store = Path(store) if store is not None else DEFAULT_STORE
     out = home / name
-    sources = {role: classify(role, ref, mmproj=mmproj if role == "perception" else None,
-                              catalog=catalog, base=catalog.path.parent) for role, ref in refs.items()}
+    sources = {
+        role: classify(
+            role,
+            ref,
+            mmproj=mmproj if role == "perception" else None,
+            catalog=catalog,
+            base=catalog.path.parent,
+        )
+        for role, ref in refs.items()
+    }
     _check_target(out, force)
     _writable_home(home)
     if any(s.needs_conversion for s in sources.values()):
         if convert is None:
-            raise MissingExtra("converting a Hugging Face checkpoint needs the export toolchain: "
-                               "pip install 'edge-et[export]'", extra="export")
+            raise MissingExtra(
+                "converting a Hugging Face checkpoint needs the export toolchain: "
+                "pip install 'edge-et[export]'",
+                extra="export",
+            )
         convert.check()
-    files = {role: _fetch(s, store=store, catalog=catalog, base_url=base_url, progress=progress,
-                          convert=convert, quant=quant, step=step) for role, s in sources.items()}
+    files = {
+        role: _fetch(
+            s,
+            store=store,
+            catalog=catalog,
+            base_url=base_url,
+            progress=progress,
+            convert=convert,
+            quant=quant,
+            step=step,
+        )
+        for role, s in sources.items()
+    }
     names = _names(files)
-    paths = {names[(role, kind)]: path for role, f in files.items()
-             for kind, path in (("model", f.model), ("mmproj", f.mmproj)) if path is not None}
+    paths = {
+        names[(role, kind)]: path
+        for role, f in files.items()
+        for kind, path in (("model", f.model), ("mmproj", f.mmproj))
+        if path is not None
+    }
     report = CreateReport(name, out)
     description = _describe(name, pair, sources)
     probe = _manifest(name, description, sources, files, names, {n: None for n in paths})
@@ -421,18 +554,35 @@ def create_bundle(name: str, *, perception: str | None = None, reasoning: str | 
     manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
     for role, got in files.items():
         stage = manifest[role]
-        report.stages.append(StageResult(
-            role=role, ref=sources[role].ref, kind=sources[role].kind, model=stage["model"],
-            mmproj=stage.get("mmproj"), arch=stage["arch"], quant=got.info.file_type,
-            n_ctx=stage["n_ctx"], thinking=stage.get("thinking"),
-            bytes=sum((out / f).stat().st_size for f in stage["sha256"]),
-            downloaded=got.downloaded, converted=got.converted))
+        report.stages.append(
+            StageResult(
+                role=role,
+                ref=sources[role].ref,
+                kind=sources[role].kind,
+                model=stage["model"],
+                mmproj=stage.get("mmproj"),
+                arch=stage["arch"],
+                quant=got.info.file_type,
+                n_ctx=stage["n_ctx"],
+                thinking=stage.get("thinking"),
+                bytes=sum((out / f).stat().st_size for f in stage["sha256"]),
+                downloaded=got.downloaded,
+                converted=got.converted,
+            )
+        )
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _build(out: Path, name: str, description: str, sources: dict[str, Source], files: dict[str, _Files],
-           names: dict[tuple[str, str], str], paths: dict[str, Path]) -> None:
+def _build(
+    out: Path,
+    name: str,
+    description: str,
+    sources: dict[str, Source],
+    files: dict[str, _Files],
+    names: dict[tuple[str, str], str],
+    paths: dict[str, Path],
+) -> None:
     """Link, hash, write and validate in a scratch folder; then rename it to `out` in one step."""
     try:
         with atomic.partial_directory(out) as scratch:
@@ -449,4 +599,6 @@ def _build(out: Path, name: str, description: str, sources: dict[str, Source], f
         raise
     except OSError as exc:
         what = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-        raise BundleError(f"cannot write the bundle {shown(out)}: {what}; nothing was kept") from None
+        raise BundleError(
+            f"cannot write the bundle {shown(out)}: {what}; nothing was kept"
+        ) from None

@@ -59,7 +59,11 @@ def local_bundles(home: Path | None = None) -> list[LocalBundle]:
         return []
     found = []
     for folder in sorted(home.iterdir()):
-        if not folder.is_dir() or not is_bundle_name(folder.name) or not (folder / MANIFEST).exists():
+        if (
+            not folder.is_dir()
+            or not is_bundle_name(folder.name)
+            or not (folder / MANIFEST).exists()
+        ):
             continue
         try:
             Bundle.load(folder)

@@ -48,7 +48,9 @@ def _inodes(folder: Path) -> set[tuple[int, int]]:
 
 def _origin_stores(bundle: LocalBundle) -> set[str]:
     try:
-        origin = json.loads((bundle.path / MANIFEST).read_text(encoding="utf-8")).get("origin") or {}
+        origin = (
+            json.loads((bundle.path / MANIFEST).read_text(encoding="utf-8")).get("origin") or {}
+        )
         return {stage.get("store") for stage in origin.values() if isinstance(stage, dict)} - {None}
     except (OSError, ValueError, AttributeError):
         return set()
@@ -57,12 +59,16 @@ def _origin_stores(bundle: LocalBundle) -> set[str]:
 def users(model_folder: Path, bundles: list[LocalBundle]) -> tuple[str, ...]:
     """Names of the bundles that use the store model in `model_folder`."""
     inodes = _inodes(model_folder)
-    return tuple(b.name for b in bundles
-                 if model_folder.name in _origin_stores(b) or inodes & _inodes(b.path))
+    return tuple(
+        b.name
+        for b in bundles
+        if model_folder.name in _origin_stores(b) or inodes & _inodes(b.path)
+    )
 
 
-def store_models(store: Path, *, home: Path | None = None,
-                 catalog: Catalog | Path | None = None) -> list[StoreModel]:
+def store_models(
+    store: Path, *, home: Path | None = None, catalog: Catalog | Path | None = None
+) -> list[StoreModel]:
     """Every model folder of the store (those with a pull.json), by name."""
     store = Path(store)
     if not store.is_dir():
@@ -77,9 +83,16 @@ def store_models(store: Path, *, home: Path | None = None,
         entry = None
         if catalog is not None and folder.name in catalog.names():
             entry = catalog.find(folder.name)
-        found.append(StoreModel(folder.name, folder, folder_bytes(folder),
-                                entry.quant if entry else "?", entry.kind if entry else "?",
-                                users(folder, bundles)))
+        found.append(
+            StoreModel(
+                folder.name,
+                folder,
+                folder_bytes(folder),
+                entry.quant if entry else "?",
+                entry.kind if entry else "?",
+                users(folder, bundles),
+            )
+        )
     return found
 
 
@@ -106,12 +119,16 @@ def remove(name: str, *, home: Path | None = None, store: Path) -> dict:
     else:
         target, kind = Path(store) / name, "model"
         if not (target / RECEIPT).is_file():
-            raise InputError(f"'{shown(name)}' is neither a bundle in {shown(home)} nor a model in the store "
-                             f"{shown(store)} (edge-et list shows both)")
+            raise InputError(
+                f"'{shown(name)}' is neither a bundle in {shown(home)} nor a model in the store "
+                f"{shown(store)} (edge-et list shows both)"
+            )
         in_use = users(target, local_bundles(home))
         if in_use:
-            raise InputError(f"the store model '{name}' is used by bundle(s) {', '.join(in_use)}; remove "
-                             f"those first (edge-et rm {in_use[0]})")
+            raise InputError(
+                f"the store model '{name}' is used by bundle(s) {', '.join(in_use)}; remove "
+                f"those first (edge-et rm {in_use[0]})"
+            )
     size = folder_bytes(target)
     try:
         _remove_folder(target)

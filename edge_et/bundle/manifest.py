@@ -51,9 +51,12 @@ class StageSpec:
     @classmethod
     def from_dict(cls, role: str, data: dict) -> StageSpec:
         """Known keys only (a newer writer may add fields); types checked by validation."""
-        declared = {f.name for f in fields(cls) if f.name not in
-                    ("role", "model_path", "mmproj_path", "model_info", "mmproj_info",
-                     "onnx_config")}
+        declared = {
+            f.name
+            for f in fields(cls)
+            if f.name
+            not in ("role", "model_path", "mmproj_path", "model_info", "mmproj_info", "onnx_config")
+        }
         return cls(role=role, **{k: v for k, v in data.items() if k in declared})
 
     def files(self) -> list[str]:
@@ -73,7 +76,9 @@ class Bundle:
     prompts: dict[str, str]
     decoding: dict[str, dict]
     memory: dict = field(default_factory=dict)  # e.g. {"budget": "6GB"} for the planner
-    answer: dict = field(default_factory=dict)  # e.g. {"force_letter": true} (runtime/answer_cue.py)
+    answer: dict = field(
+        default_factory=dict
+    )  # e.g. {"force_letter": true} (runtime/answer_cue.py)
 
     @classmethod
     def load(cls, path: str | Path, *, verify_checksums: bool = False) -> Bundle:
@@ -116,7 +121,9 @@ class Bundle:
         if not isinstance(bundle.answer.get("force_letter", False), bool):
             raise BundleError(f"{MANIFEST}: 'answer.force_letter' must be true or false")
         if bundle.perception is None and bundle.reasoning is None:
-            raise BundleError(f"bundle '{root}': {MANIFEST} declares neither 'perception' nor 'reasoning'")
+            raise BundleError(
+                f"bundle '{root}': {MANIFEST} declares neither 'perception' nor 'reasoning'"
+            )
         for stage in bundle.stages():
             _validate_stage(bundle.path, stage, verify_checksums)
         return bundle
@@ -145,18 +152,24 @@ def _read_manifest(root: Path) -> dict:
     except (OSError, UnicodeDecodeError) as exc:
         raise BundleError(f"cannot read '{manifest}': {exc}") from None
     except json.JSONDecodeError as exc:
-        raise BundleError(f"'{manifest}' is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        raise BundleError(
+            f"'{manifest}' is not valid JSON: {exc.msg} at line {exc.lineno}"
+        ) from None
     if not isinstance(data, dict):
         raise BundleError(f"'{manifest}' must hold a JSON object")
     if data.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"'{manifest}': format is {data.get('format')!r}, expected '{BUNDLE_FORMAT}'")
+        raise BundleError(
+            f"'{manifest}': format is {data.get('format')!r}, expected '{BUNDLE_FORMAT}'"
+        )
     return data
 
 
 def _typed(data: dict, key: str, kind: type, *, default):
     value = data.get(key, default)
     if not isinstance(value, kind):
-        raise BundleError(f"{MANIFEST}: '{key}' must be a {kind.__name__}, got {type(value).__name__}")
+        raise BundleError(
+            f"{MANIFEST}: '{key}' must be a {kind.__name__}, got {type(value).__name__}"
+        )
     return value
 
 
@@ -169,24 +182,37 @@ def _stage(data: dict, role: str) -> StageSpec | None:
     for key, kind in (("backend", str), ("model", str)):
         if not isinstance(raw.get(key), kind):
             raise BundleError(f"{MANIFEST}: '{role}.{key}' is required and must be a string")
-    checks = {"arch": str, "mmproj": (str, type(None)), "n_ctx": (int, type(None)),
-              "thinking": bool, "random_weights": bool, "source": str, "sha256": dict,
-              "extra_files": list}
+    checks = {
+        "arch": str,
+        "mmproj": (str, type(None)),
+        "n_ctx": (int, type(None)),
+        "thinking": bool,
+        "random_weights": bool,
+        "source": str,
+        "sha256": dict,
+        "extra_files": list,
+    }
     for key, kind in checks.items():
         if key in raw and not isinstance(raw[key], kind):
-            raise BundleError(f"{MANIFEST}: '{role}.{key}' has the wrong type ({type(raw[key]).__name__})")
+            raise BundleError(
+                f"{MANIFEST}: '{role}.{key}' has the wrong type ({type(raw[key]).__name__})"
+            )
     if raw.get("n_ctx") is not None and raw["n_ctx"] < 16:
         raise BundleError(f"{MANIFEST}: '{role}.n_ctx' must be at least 16")
     if raw["backend"] not in SUPPORTED_BACKENDS:
-        raise BundleError(f"{MANIFEST}: '{role}.backend' is {raw['backend']!r}; "
-                          f"known backends: {', '.join(SUPPORTED_BACKENDS)}")
+        raise BundleError(
+            f"{MANIFEST}: '{role}.backend' is {raw['backend']!r}; "
+            f"known backends: {', '.join(SUPPORTED_BACKENDS)}"
+        )
     return StageSpec.from_dict(role, raw)
 
 
 def resolve_inside(root: Path, relative: str, what: str) -> Path:
     """`root/relative`, refusing absolute paths and anything (symlinks too) that leaves `root`."""
     if not relative or Path(relative).is_absolute() or "\\" in relative:
-        raise BundleError(f"{MANIFEST}: {what} path {shown(relative)!r} must be relative to the bundle")
+        raise BundleError(
+            f"{MANIFEST}: {what} path {shown(relative)!r} must be relative to the bundle"
+        )
     problem = path_problem(root / relative)
     if problem:
         raise BundleError(f"{MANIFEST}: {what} path {shown(relative)!r} cannot be used: {problem}")
@@ -202,7 +228,8 @@ def resolve_inside(root: Path, relative: str, what: str) -> Path:
 
 def _validate_stage(root: Path, stage: StageSpec, verify_checksums: bool) -> None:
     backends.get(stage.backend).validate_stage(
-        stage, lambda relative, what: resolve_inside(root, relative, what))
+        stage, lambda relative, what: resolve_inside(root, relative, what)
+    )
     if verify_checksums:
         _verify_checksums(root, stage)
 
@@ -214,8 +241,10 @@ def _verify_checksums(root: Path, stage: StageSpec) -> None:
             raise BundleError(f"{MANIFEST}: no sha256 recorded for '{name}'")
         actual = sha256_file(root / name)
         if actual != expected.lower():
-            raise BundleError(f"'{name}' does not match its sha256 (expected {expected[:12]}…, "
-                              f"got {actual[:12]}…): the file is damaged or was replaced")
+            raise BundleError(
+                f"'{name}' does not match its sha256 (expected {expected[:12]}…, "
+                f"got {actual[:12]}…): the file is damaged or was replaced"
+            )
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -40,8 +40,10 @@ def is_bundle_name(ref: str) -> bool:
 def check_name(name: str) -> str:
     """`name` if it can name a bundle in the home; a one-line BundleError otherwise."""
     if not is_bundle_name(name):
-        raise BundleError(f"bundle name '{shown(name)}' may use only letters, digits, '.', '_' and "
-                          "'-' (at most 128), and must start with a letter or digit")
+        raise BundleError(
+            f"bundle name '{shown(name)}' may use only letters, digits, '.', '_' and "
+            "'-' (at most 128), and must start with a letter or digit"
+        )
     return name
 
 
@@ -81,5 +83,7 @@ def resolve_bundle(ref: str | os.PathLike) -> Path:
     hint = _pair_hint(text)
     if hint:
         raise BundleError(f"bundle '{text}' is not built yet; build it with: {hint}")
-    raise BundleError(f"bundle '{text}' does not exist: no such folder, and no bundle of that name "
-                      f"in {shown(home)} (edge-et list shows the bundles there)")
+    raise BundleError(
+        f"bundle '{text}' does not exist: no such folder, and no bundle of that name "
+        f"in {shown(home)} (edge-et list shows the bundles there)"
+    )

@@ -41,9 +41,15 @@ class Pair:
 
     def summary(self) -> dict:
         """A JSON-ready view (`pull --list --json`, `bundle create --json`)."""
-        return {"name": self.name, "kind": "pair", "perception": self.perception,
-                "reasoning": self.reasoning, "download_gb": self.download_gb,
-                "offline": self.offline, "description": self.description}
+        return {
+            "name": self.name,
+            "kind": "pair",
+            "perception": self.perception,
+            "reasoning": self.reasoning,
+            "download_gb": self.download_gb,
+            "offline": self.offline,
+            "description": self.description,
+        }
 
 
 def _pair(raw: object, index: int, models: set[str]) -> Pair:
@@ -68,13 +74,20 @@ def _pair(raw: object, index: int, models: set[str]) -> Pair:
     if not any(stages.values()):
         raise BundleError(f"{where}: names neither 'perception' nor 'reasoning'")
     size = raw.get("download_gb")
-    if size is not None and (isinstance(size, bool) or not isinstance(size, (int, float)) or size < 0):
+    if size is not None and (
+        isinstance(size, bool) or not isinstance(size, (int, float)) or size < 0
+    ):
         raise BundleError(f"{where}: 'download_gb' must be a non-negative number")
     offline = raw.get("offline", False)
     if not isinstance(offline, bool):
         raise BundleError(f"{where}: 'offline' must be true or false")
-    return Pair(name=name, description=" ".join(raw["description"].split()), download_gb=size,
-                offline=offline, **stages)
+    return Pair(
+        name=name,
+        description=" ".join(raw["description"].split()),
+        download_gb=size,
+        offline=offline,
+        **stages,
+    )
 
 
 @lru_cache(maxsize=8)
@@ -142,4 +155,6 @@ def list_pairs(store: Path | None = None, catalog: Catalog | Path | None = None)
     """What `pull --list` shows of the pairs: each pair, what it downloads, and its stages."""
     if not isinstance(catalog, Catalog):
         catalog = load_catalog(catalog)
-    return [{**pair.summary(), "download": download_text(pair, catalog)} for pair in load_pairs(catalog)]
+    return [
+        {**pair.summary(), "download": download_text(pair, catalog)} for pair in load_pairs(catalog)
+    ]

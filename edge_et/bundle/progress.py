@@ -38,6 +38,13 @@ def download_bars(enabled: bool):
         TimeRemainingColumn,
         TransferSpeedColumn,
     )
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), TimeRemainingColumn(), console=Console(stderr=True)) as progress:
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+    ) as progress:
         yield lambda label: DownloadBar(progress, label)

@@ -43,8 +43,11 @@ class Source:
 
     @property
     def needs_conversion(self) -> bool:
-        return self.kind == "checkpoint" or (self.entry is not None and self.entry.format != "gguf"
-                                             and self.kind in ("catalog", "store"))
+        return self.kind == "checkpoint" or (
+            self.entry is not None
+            and self.entry.format != "gguf"
+            and self.kind in ("catalog", "store")
+        )
 
     def describe(self) -> str:
         """One line for the manifest's `source`: where the weights came from."""
@@ -58,10 +61,14 @@ class Source:
 
 def _wrong_kind(role: str, ref: str, kind: str) -> InputError:
     if role == "perception":
-        return InputError(f"--perception {ref} is a {kind} model (text only); the perception stage needs a "
-                          "vision-language model (edge-et pull --list shows them)")
-    return InputError(f"--reasoning {ref} is a {kind} model; the reasoning stage needs a text LLM "
-                      "(edge-et pull --list shows them)")
+        return InputError(
+            f"--perception {ref} is a {kind} model (text only); the perception stage needs a "
+            "vision-language model (edge-et pull --list shows them)"
+        )
+    return InputError(
+        f"--reasoning {ref} is a {kind} model; the reasoning stage needs a text LLM "
+        "(edge-et pull --list shows them)"
+    )
 
 
 def _check_entry_kind(role: str, ref: str, entry: ModelEntry) -> ModelEntry:
@@ -88,16 +95,21 @@ def _stage_of(role: str, ref: str, folder: Path, stage_role: str) -> Source:
     if not isinstance(stage, dict):
         raise InputError(f"{ref}: the bundle has no {stage_role} stage")
     if stage_role != role:
-        raise InputError(f"--{role} {ref} is that bundle's {stage_role} stage; the {role} stage needs "
-                         f"a {'vision-language model' if role == 'perception' else 'text LLM'}")
+        raise InputError(
+            f"--{role} {ref} is that bundle's {stage_role} stage; the {role} stage needs "
+            f"a {'vision-language model' if role == 'perception' else 'text LLM'}"
+        )
     if stage.get("backend", "llama.cpp") != "llama.cpp":
-        raise InputError(f"{ref}: a {stage.get('backend')} stage; bundle create combines GGUF (llama.cpp) "
-                         "stages only")
+        raise InputError(
+            f"{ref}: a {stage.get('backend')} stage; bundle create combines GGUF (llama.cpp) "
+            "stages only"
+        )
     model = folder / str(stage.get("model", ""))
     mmproj = folder / stage["mmproj"] if stage.get("mmproj") else None
     decoding = manifest.get("decoding") if isinstance(manifest.get("decoding"), dict) else {}
-    return Source(role, ref, "bundle", path=model, mmproj=mmproj,
-                  bundle_stage={**stage, "decoding": decoding})
+    return Source(
+        role, ref, "bundle", path=model, mmproj=mmproj, bundle_stage={**stage, "decoding": decoding}
+    )
 
 
 def _ggufs_in(folder: Path) -> tuple[list[Path], list[Path]]:
@@ -123,15 +135,19 @@ def _store_folder(role: str, ref: str, folder: Path, catalog: Catalog) -> Source
 def _gguf_folder(role: str, ref: str, folder: Path) -> Source:
     models, mmprojs = _ggufs_in(folder)
     if len(models) != 1 or len(mmprojs) > 1:
-        raise InputError(f"--{role} {ref}: expected one model GGUF (and for a VLM one mmproj*.gguf) in the folder, "
-                         f"found {len(models)} and {len(mmprojs)}; name the file instead")
+        raise InputError(
+            f"--{role} {ref}: expected one model GGUF (and for a VLM one mmproj*.gguf) in the folder, "
+            f"found {len(models)} and {len(mmprojs)}; name the file instead"
+        )
     return Source(role, ref, "gguf", path=models[0], mmproj=mmprojs[0] if mmprojs else None)
 
 
 def _path_source(role: str, ref: str, path: Path, mmproj: Path | None, catalog: Catalog) -> Source:
     if path.is_file():
         if path.suffix.lower() != ".gguf":
-            raise InputError(f"--{role} {ref}: not a GGUF file (*.gguf), a folder or a catalog name")
+            raise InputError(
+                f"--{role} {ref}: not a GGUF file (*.gguf), a folder or a catalog name"
+            )
         return Source(role, ref, "gguf", path=path, mmproj=mmproj)
     if (path / MANIFEST).is_file():
         try:
@@ -144,8 +160,10 @@ def _path_source(role: str, ref: str, path: Path, mmproj: Path | None, catalog: 
             return _stage_of(role, ref, path, roles[0])
         if role in roles:
             return _stage_of(role, ref, path, role)
-        raise InputError(f"--{role} {ref}: a bundle without a usable stage; give BUNDLE:perception or "
-                         "BUNDLE:reasoning")
+        raise InputError(
+            f"--{role} {ref}: a bundle without a usable stage; give BUNDLE:perception or "
+            "BUNDLE:reasoning"
+        )
     if (path / RECEIPT).is_file():
         return _store_folder(role, ref, path, catalog)
     if (path / "config.json").is_file():
@@ -153,8 +171,9 @@ def _path_source(role: str, ref: str, path: Path, mmproj: Path | None, catalog: 
     return _gguf_folder(role, ref, path)
 
 
-def classify(role: str, ref: str, *, mmproj: Path | None, catalog: Catalog,
-             base: Path | None = None) -> Source:
+def classify(
+    role: str, ref: str, *, mmproj: Path | None, catalog: Catalog, base: Path | None = None
+) -> Source:
     """What `ref` is for stage `role`; looks at files and the catalog only.
 
     base: the folder a relative catalog-pair path is relative to (the catalog file's folder).
@@ -166,7 +185,9 @@ def classify(role: str, ref: str, *, mmproj: Path | None, catalog: Catalog,
     if role not in ROLES:
         raise InputError(f"unknown stage '{role}'; expected perception or reasoning")
     if mmproj is not None and role != "perception":
-        raise InputError("--mmproj belongs to the perception stage; the reasoning model is text only")
+        raise InputError(
+            "--mmproj belongs to the perception stage; the reasoning model is text only"
+        )
     if mmproj is not None and not Path(mmproj).is_file():
         raise InputError(f"--mmproj {shown(mmproj)}: no such file")
     source = _bundle_stage(role, ref)
@@ -182,6 +203,12 @@ def classify(role: str, ref: str, *, mmproj: Path | None, catalog: Catalog,
     if path.exists():
         return _path_source(role, ref, path, mmproj, catalog)
     looks_like_path = os.sep in ref or ref.lower().endswith(".gguf")
-    raise InputError(f"--{role} {shown(ref)}: " + ("no such file or folder" if looks_like_path else
-                     "not a catalog model, a bundle stage (BUNDLE:stage), a GGUF file or a folder "
-                     "(edge-et pull --list shows the catalog)"))
+    raise InputError(
+        f"--{role} {shown(ref)}: "
+        + (
+            "no such file or folder"
+            if looks_like_path
+            else "not a catalog model, a bundle stage (BUNDLE:stage), a GGUF file or a folder "
+            "(edge-et pull --list shows the catalog)"
+        )
+    )

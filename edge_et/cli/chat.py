@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 
 import typer
 
@@ -24,22 +24,47 @@ HELP_LINE = "a question per line; /image PATH switches the picture, /reset forge
 
 def chat(
     bundle: Path = BundleOpt,
-    image: Optional[Path] = typer.Option(None, "--image", "-i", help="The picture the conversation is about (none: text only until /image)."),
-    system: Optional[str] = typer.Option(None, "--system", help="System text for the reasoning model."),
-    mode: str = typer.Option("extract-think", help="extract-think | caption-think (turns about a picture)."),
-    hint: Optional[str] = typer.Option(None, help="Extraction hint for every turn; default: from each question."),
-    think_budget: Optional[int] = typer.Option(None, min=0, help="Thinking tokens before </think> is forced."),
-    answer_budget: Optional[int] = typer.Option(None, min=1, help="Tokens after </think> (or the answer cue)."),
-    max_tokens: Optional[int] = typer.Option(None, min=1, help="Token limit of a non-thinking reasoner."),
-    temperature: Optional[float] = typer.Option(None, min=0.0, help="Reasoning temperature (0 = greedy)."),
-    seed: Optional[int] = typer.Option(None, help="Seed of the first turn (each turn uses the next)."),
-    image_detail: str = typer.Option("auto", "--image-detail", help="low (one cheap look) | high | auto."),
-    json_schema: Optional[Path] = typer.Option(None, "--json-schema", help="Every answer is JSON under this schema (a file)."),
+    image: Path | None = typer.Option(
+        None,
+        "--image",
+        "-i",
+        help="The picture the conversation is about (none: text only until /image).",
+    ),
+    system: str | None = typer.Option(
+        None, "--system", help="System text for the reasoning model."
+    ),
+    mode: str = typer.Option(
+        "extract-think", help="extract-think | caption-think (turns about a picture)."
+    ),
+    hint: str | None = typer.Option(
+        None, help="Extraction hint for every turn; default: from each question."
+    ),
+    think_budget: int | None = typer.Option(
+        None, min=0, help="Thinking tokens before </think> is forced."
+    ),
+    answer_budget: int | None = typer.Option(
+        None, min=1, help="Tokens after </think> (or the answer cue)."
+    ),
+    max_tokens: int | None = typer.Option(
+        None, min=1, help="Token limit of a non-thinking reasoner."
+    ),
+    temperature: float | None = typer.Option(
+        None, min=0.0, help="Reasoning temperature (0 = greedy)."
+    ),
+    seed: int | None = typer.Option(None, help="Seed of the first turn (each turn uses the next)."),
+    image_detail: str = typer.Option(
+        "auto", "--image-detail", help="low (one cheap look) | high | auto."
+    ),
+    json_schema: Path | None = typer.Option(
+        None, "--json-schema", help="Every answer is JSON under this schema (a file)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="One JSON line (the Result) per turn."),
-    mem_budget: Optional[str] = typer.Option(None, "--mem-budget", help="Memory budget (6GB, 512MiB)."),
+    mem_budget: str | None = typer.Option(
+        None, "--mem-budget", help="Memory budget (6GB, 512MiB)."
+    ),
     residency: str = typer.Option("auto", help="auto | co-resident | swap."),
     device: str = typer.Option("cpu", help=DEVICE_HELP),
-    threads: Optional[int] = typer.Option(None, min=1, help="CPU threads (default: all cores)."),
+    threads: int | None = typer.Option(None, min=1, help="CPU threads (default: all cores)."),
 ) -> None:
     """Talk about a picture: follow-up questions without reloading anything."""
     from edge_et.core.images import load_image
@@ -53,12 +78,20 @@ def chat(
         raise InputError(f"chat --mode is extract-think or caption-think, not {mode!r}")
     loaded = open_bundle(bundle, modes=[mode])
     picture = load_image(image) if image is not None else None
-    options = RunOptions(mode=mode, hint=hint, seed=seed, think_budget=think_budget,
-                         answer_budget=answer_budget, max_tokens=max_tokens,
-                         temperature=temperature, image_detail=image_detail,
-                         constraint=schema_file_constraint(json_schema))
-    with open_pipeline(loaded, mem_budget=mem_budget, device=device, residency=residency,
-                       threads=threads) as pipeline:
+    options = RunOptions(
+        mode=mode,
+        hint=hint,
+        seed=seed,
+        think_budget=think_budget,
+        answer_budget=answer_budget,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        image_detail=image_detail,
+        constraint=schema_file_constraint(json_schema),
+    )
+    with open_pipeline(
+        loaded, mem_budget=mem_budget, device=device, residency=residency, threads=threads
+    ) as pipeline:
         pipeline.check_options(options)  # an unusable schema or detail: one line, nothing loaded
         talk = Conversation(pipeline, picture, system=system, options=options)
         thinking = bool(loaded.reasoning and loaded.reasoning.thinking)
@@ -73,8 +106,9 @@ def chat(
                 continue
             try:
                 if line.startswith("/image "):
-                    talk = Conversation(pipeline, load_image(line[7:].strip()), system=system,
-                                        options=options)
+                    talk = Conversation(
+                        pipeline, load_image(line[7:].strip()), system=system, options=options
+                    )
                     continue
                 values = {"seed": seed + turn} if seed is not None else {}
                 result = talk.ask(line, **values)
@@ -106,6 +140,9 @@ def _show(result, thinking: bool, as_json: bool) -> None:
     if thought:
         out.print(f"[dim]{thought}[/dim]", highlight=False, soft_wrap=True)
     if result.conversation and result.conversation.get("dropped"):
-        err.print(f"({result.conversation['dropped']} oldest turn(s) left out to fit the context)",
-                  highlight=False, markup=False)
+        err.print(
+            f"({result.conversation['dropped']} oldest turn(s) left out to fit the context)",
+            highlight=False,
+            markup=False,
+        )
     out.print(reply_text(result, thinking), highlight=False, markup=False, soft_wrap=True)

@@ -11,9 +11,18 @@ from edge_et.cli.shared import out
 
 
 def compare(
-    reports: list[Path] = typer.Argument(..., help="Bench reports saved with `edge-et bench --out` (the first is the reference of predictions)."),
-    device_profile: list[str] = typer.Option([], "--device-profile", help="Add a PREDICTED row for this profile (repeatable; `edge-et profiles` lists them)."),
-    plot: Path | None = typer.Option(None, "--plot", help="Write a bar chart (PNG; needs matplotlib)."),
+    reports: list[Path] = typer.Argument(
+        ...,
+        help="Bench reports saved with `edge-et bench --out` (the first is the reference of predictions).",
+    ),
+    device_profile: list[str] = typer.Option(
+        [],
+        "--device-profile",
+        help="Add a PREDICTED row for this profile (repeatable; `edge-et profiles` lists them).",
+    ),
+    plot: Path | None = typer.Option(
+        None, "--plot", help="Write a bar chart (PNG; needs matplotlib)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Compare devices: per stage load, encode, prefill/decode tok/s, TTFT, peak RSS, % of bandwidth limit."""

@@ -31,8 +31,11 @@ from edge_et.cli.shared import err
 from edge_et.core.signals import Interrupted, interrupting
 from edge_et.errors import EdgeEtError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Extract+Think on your device: a VLM extracts, an LLM thinks.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Extract+Think on your device: a VLM extracts, an LLM thinks.",
+)
 app.add_typer(export_app, name="export")
 app.add_typer(eval_app, name="eval")
 app.add_typer(data_app, name="data")
@@ -47,7 +50,9 @@ def main() -> None:
     """Entry point: every EdgeEtError becomes one `error:` line on stderr and its exit code (2)."""
     try:
         with interrupting():  # SIGTERM, like Ctrl-C, unwinds: temporary files are cleaned up
-            code = app(args=ray_without_address(sys.argv[1:]), standalone_mode=False)  # typer.Exit(code) -> code
+            code = app(
+                args=ray_without_address(sys.argv[1:]), standalone_mode=False
+            )  # typer.Exit(code) -> code
     except EdgeEtError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
@@ -63,7 +68,9 @@ def main() -> None:
         sys.exit(1)
     except Exception as exc:
         # typer's (vendored click) usage errors: they know how to show themselves, exit code 2.
-        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
+        if callable(getattr(exc, "show", None)) and isinstance(
+            getattr(exc, "exit_code", None), int
+        ):
             exc.show()
             sys.exit(exc.exit_code)
         raise

@@ -15,10 +15,15 @@ from edge_et.core.devices import DEVICE_HELP
 def plan(
     bundle: Path = BundleOpt,
     mem_budget: str | None = typer.Option(
-        None, "--mem-budget", help="Memory budget: 6GB, 6GiB, 512MiB or bytes "
-        "(default: bundle.json memory.budget, else 80% of available memory)."),
+        None,
+        "--mem-budget",
+        help="Memory budget: 6GB, 6GiB, 512MiB or bytes "
+        "(default: bundle.json memory.budget, else 80% of available memory).",
+    ),
     device: str = typer.Option("cpu", help=DEVICE_HELP),
-    ctx: int | None = typer.Option(None, "--ctx", min=16, help="Context length for every stage (default: the bundle's)."),
+    ctx: int | None = typer.Option(
+        None, "--ctx", min=16, help="Context length for every stage (default: the bundle's)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     device_profile: str | None = ProfileOpt,
 ) -> None:
@@ -26,8 +31,13 @@ def plan(
     from edge_et.bundle.manifest import Bundle
     from edge_et.runtime.plan import format_plan, plan_bundle
 
-    result = plan_bundle(Bundle.load(bundle), mem_budget=mem_budget, device=device, n_ctx=ctx,
-                         device_profile=device_profile)
+    result = plan_bundle(
+        Bundle.load(bundle),
+        mem_budget=mem_budget,
+        device=device,
+        n_ctx=ctx,
+        device_profile=device_profile,
+    )
     if as_json:
         data = result.to_dict()
         if device_profile:

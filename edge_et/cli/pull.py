@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.markup import escape
@@ -14,9 +13,15 @@ from edge_et.errors import InputError
 
 
 def pull(
-    name: Optional[str] = typer.Argument(None, help="Catalog name of the model (see --list)."),
-    store: Path = typer.Option(Path("models/store"), "--store", help="Local model store; the model lands in STORE/NAME/."),
-    base_url: Optional[str] = typer.Option(None, "--base-url", help="Hub URL (default: $EDGE_ET_HUB_URL, $HF_ENDPOINT or https://huggingface.co)."),
+    name: str | None = typer.Argument(None, help="Catalog name of the model (see --list)."),
+    store: Path = typer.Option(
+        Path("models/store"), "--store", help="Local model store; the model lands in STORE/NAME/."
+    ),
+    base_url: str | None = typer.Option(
+        None,
+        "--base-url",
+        help="Hub URL (default: $EDGE_ET_HUB_URL, $HF_ENDPOINT or https://huggingface.co).",
+    ),
     list_models: bool = typer.Option(False, "--list", help="Show the model catalog and exit."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
@@ -47,8 +52,15 @@ def pull(
 def _render_summary(summary: dict) -> None:
     """One line per file, then where the model lies."""
     for f in summary["files"]:
-        action = ("downloaded" if f["downloaded"] else
-                  f"linked from the Hugging Face cache ({f['linked']})" if f.get("linked") else "already present")
-        check = {"none": "no digest to check yet; recorded"}.get(f["verified_by"], f"sha256 ok ({f['verified_by']})")
+        action = (
+            "downloaded"
+            if f["downloaded"]
+            else f"linked from the Hugging Face cache ({f['linked']})"
+            if f.get("linked")
+            else "already present"
+        )
+        check = {"none": "no digest to check yet; recorded"}.get(
+            f["verified_by"], f"sha256 ok ({f['verified_by']})"
+        )
         out.print(f"{escape(f['path'])}: {action}, {f['size']:,} bytes, {check}")
     out.print(f"[bold green]{escape(summary['name'])}[/] is in {escape(summary['path'])}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -28,33 +27,89 @@ from edge_et.errors import InputError
 
 def run(
     bundle: Path = BundleOpt,
-    image: Optional[Path] = typer.Option(None, "--image", "-i", help="Image file."),
-    question: Optional[str] = typer.Option(None, "--question", "-q", help="The question (options A-D may follow on new lines)."),
-    batch: Optional[Path] = typer.Option(None, "--batch", help='JSONL file, one {"image": ..., "question": ...} per line.'),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Batch results file (JSONL; default: stdout)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue a stopped --batch run: skip the lines already in --output, append the rest."),
-    mode: str = typer.Option("extract-think", help="extract-think | caption-think | direct | extract"),
-    hint: Optional[str] = typer.Option(None, help="Extraction hint phrase; 'auto' asks the reasoning model; default: derived from the question."),
-    think_budget: Optional[int] = typer.Option(None, min=0, help="Thinking tokens before </think> is forced (thinking models)."),
-    answer_budget: Optional[int] = typer.Option(None, min=1, help="Tokens allowed after </think> (thinking models) or after the answer cue (instruct models)."),
-    max_tokens: Optional[int] = typer.Option(None, min=1, help="Token limit of a non-thinking reasoner."),
-    temperature: Optional[float] = typer.Option(None, min=0.0, help="Reasoning temperature (0 = greedy)."),
-    seed: Optional[int] = typer.Option(None, help="Seed for sampling; the same seed repeats a run."),
-    stop: Optional[list[str]] = typer.Option(None, "--stop", help="End the reply before this text (repeatable; the thought is never cut). A newline in bash: --stop $'\\n'."),
-    json_schema: Optional[Path] = typer.Option(None, "--json-schema", help="The reply is JSON under this schema (a file): the answer after the thought, or the perception text in extract/direct (llama.cpp bundles)."),
-    image_detail: str = typer.Option("auto", "--image-detail", help="low (one cheap look: one view, or a small pixel cap) | high (the model's own tiling) | auto (the bundle's default: high)."),
-    speculative: str = typer.Option("auto", "--speculative", help="Speculative decoding of the reasoning stage: auto (= off, by measurement) | off | lookup (n-grams of the prompt) | draft (the perception LM drafts; same vocabulary, co-resident)."),
-    residency: str = typer.Option("auto", help="auto (the memory plan decides) | co-resident | swap."),
-    mem_budget: Optional[str] = typer.Option(None, "--mem-budget", help="Memory budget (6GB, 512MiB, bytes); default: 80% of available memory."),
+    image: Path | None = typer.Option(None, "--image", "-i", help="Image file."),
+    question: str | None = typer.Option(
+        None, "--question", "-q", help="The question (options A-D may follow on new lines)."
+    ),
+    batch: Path | None = typer.Option(
+        None, "--batch", help='JSONL file, one {"image": ..., "question": ...} per line.'
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Batch results file (JSONL; default: stdout)."
+    ),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Continue a stopped --batch run: skip the lines already in --output, append the rest.",
+    ),
+    mode: str = typer.Option(
+        "extract-think", help="extract-think | caption-think | direct | extract"
+    ),
+    hint: str | None = typer.Option(
+        None,
+        help="Extraction hint phrase; 'auto' asks the reasoning model; default: derived from the question.",
+    ),
+    think_budget: int | None = typer.Option(
+        None, min=0, help="Thinking tokens before </think> is forced (thinking models)."
+    ),
+    answer_budget: int | None = typer.Option(
+        None,
+        min=1,
+        help="Tokens allowed after </think> (thinking models) or after the answer cue (instruct models).",
+    ),
+    max_tokens: int | None = typer.Option(
+        None, min=1, help="Token limit of a non-thinking reasoner."
+    ),
+    temperature: float | None = typer.Option(
+        None, min=0.0, help="Reasoning temperature (0 = greedy)."
+    ),
+    seed: int | None = typer.Option(None, help="Seed for sampling; the same seed repeats a run."),
+    stop: list[str] | None = typer.Option(
+        None,
+        "--stop",
+        help="End the reply before this text (repeatable; the thought is never cut). A newline in bash: --stop $'\\n'.",
+    ),
+    json_schema: Path | None = typer.Option(
+        None,
+        "--json-schema",
+        help="The reply is JSON under this schema (a file): the answer after the thought, or the perception text in extract/direct (llama.cpp bundles).",
+    ),
+    image_detail: str = typer.Option(
+        "auto",
+        "--image-detail",
+        help="low (one cheap look: one view, or a small pixel cap) | high (the model's own tiling) | auto (the bundle's default: high).",
+    ),
+    speculative: str = typer.Option(
+        "auto",
+        "--speculative",
+        help="Speculative decoding of the reasoning stage: auto (= off, by measurement) | off | lookup (n-grams of the prompt) | draft (the perception LM drafts; same vocabulary, co-resident).",
+    ),
+    residency: str = typer.Option(
+        "auto", help="auto (the memory plan decides) | co-resident | swap."
+    ),
+    mem_budget: str | None = typer.Option(
+        None,
+        "--mem-budget",
+        help="Memory budget (6GB, 512MiB, bytes); default: 80% of available memory.",
+    ),
     device: str = typer.Option("cpu", help=DEVICE_HELP),
-    threads: Optional[int] = typer.Option(None, min=1, help="CPU threads (default: all cores)."),
-    stream: bool = typer.Option(False, "--stream", help="Print reasoning tokens as they are generated."),
+    threads: int | None = typer.Option(None, min=1, help="CPU threads (default: all cores)."),
+    stream: bool = typer.Option(
+        False, "--stream", help="Print reasoning tokens as they are generated."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     verify: bool = typer.Option(False, "--verify", help="Check model sha256 before loading."),
-    deadline: Optional[float] = typer.Option(None, "--deadline", help="Seconds a run may take: picks the think budget from this device's measured speed (measured once, then cached)."),
-    device_profile: Optional[str] = ProfileOpt,
-    ray: Optional[str] = RayOpt, ray_cpus: Optional[int] = RayCpusOpt, ray_images: str = RayImagesOpt,
-    ray_perception_actors: Optional[int] = RayPerceptionOpt, ray_reasoning_actors: Optional[int] = RayReasoningOpt,
+    deadline: float | None = typer.Option(
+        None,
+        "--deadline",
+        help="Seconds a run may take: picks the think budget from this device's measured speed (measured once, then cached).",
+    ),
+    device_profile: str | None = ProfileOpt,
+    ray: str | None = RayOpt,
+    ray_cpus: int | None = RayCpusOpt,
+    ray_images: str = RayImagesOpt,
+    ray_perception_actors: int | None = RayPerceptionOpt,
+    ray_reasoning_actors: int | None = RayReasoningOpt,
 ) -> None:
     """Answer a question about an image (or every line of a --batch file)."""
     from edge_et.core.images import load_image
@@ -82,19 +137,37 @@ def run(
             raise InputError("the question is empty")
         image = load_image(image)  # a bad picture is reported before any planning or loading
     # Planned before anything loads: a plan that cannot fit stops here with exit code 2.
-    with open_pipeline(loaded, mem_budget=mem_budget, device=device, residency=residency,
-                       threads=threads, device_profile=device_profile) as pipeline:
-        options = RunOptions(mode=mode, hint=hint, seed=seed, think_budget=think_budget,
-                             answer_budget=answer_budget, max_tokens=max_tokens, temperature=temperature,
-                             speculative=speculative, stop=stops or None, constraint=constraint,
-                             image_detail=image_detail)
-        pipeline.check_options(options)  # a schema its backend cannot apply: one line, nothing loaded
+    with open_pipeline(
+        loaded,
+        mem_budget=mem_budget,
+        device=device,
+        residency=residency,
+        threads=threads,
+        device_profile=device_profile,
+    ) as pipeline:
+        options = RunOptions(
+            mode=mode,
+            hint=hint,
+            seed=seed,
+            think_budget=think_budget,
+            answer_budget=answer_budget,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            speculative=speculative,
+            stop=stops or None,
+            constraint=constraint,
+            image_detail=image_detail,
+        )
+        pipeline.check_options(
+            options
+        )  # a schema its backend cannot apply: one line, nothing loaded
         chosen = None
         if deadline is not None:
             from edge_et.runtime.deadline import apply_deadline, describe_choice
 
-            options, chosen = apply_deadline(loaded, options, deadline, n_threads=threads,
-                                             device_profile=device_profile)
+            options, chosen = apply_deadline(
+                loaded, options, deadline, n_threads=threads, device_profile=device_profile
+            )
             err.print(describe_choice(chosen), highlight=False, markup=False)
         if not as_json:
             render.random_weight_warnings(err, loaded)
@@ -115,20 +188,34 @@ def _print_plan(plan, as_json: bool) -> None:
     if as_json:
         if not plan.degradations:
             return
-        err.print(json.dumps({"plan": {"decision": plan.decision, "reason": plan.reason,
-                                       "degradations": plan.degradations}}),
-                  highlight=False, markup=False, soft_wrap=True)
+        err.print(
+            json.dumps(
+                {
+                    "plan": {
+                        "decision": plan.decision,
+                        "reason": plan.reason,
+                        "degradations": plan.degradations,
+                    }
+                }
+            ),
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
         return
     err.print(f"plan: {plan.decision} ({plan.reason})", highlight=False, markup=False)
     for line in format_degradations(plan):
         err.print(line, highlight=False, markup=False)
 
 
-def _run_one(pipeline, image, question, options, stream: bool, as_json: bool,
-             deadline: dict | None = None) -> None:
+def _run_one(
+    pipeline, image, question, options, stream: bool, as_json: bool, deadline: dict | None = None
+) -> None:
     sink = Console(stderr=as_json)
     if stream:
-        options.on_reasoning_text = lambda text: sink.print(text, end="", markup=False, highlight=False)
+        options.on_reasoning_text = lambda text: sink.print(
+            text, end="", markup=False, highlight=False
+        )
         if not as_json:
             sink.rule("reasoning (streamed)")
     result = pipeline.run(image, question, options)
@@ -141,8 +228,9 @@ def _run_one(pipeline, image, question, options, stream: bool, as_json: bool,
         render.result(out, result, streamed=stream)
 
 
-def _run_batch(pipeline, batch: Path, output: Optional[Path], options, as_json: bool,
-               resume: bool, runner) -> None:
+def _run_batch(
+    pipeline, batch: Path, output: Path | None, options, as_json: bool, resume: bool, runner
+) -> None:
     from edge_et.core.signals import graceful
     from edge_et.runtime.batch import read_batch
     from edge_et.runtime.resumable import BatchRun

@@ -11,8 +11,10 @@ from rich.console import Console
 out = Console()
 err = Console(stderr=True)
 
-BUNDLE_HELP = ("Bundle folder (holds bundle.json), or the NAME of a bundle in the bundles home "
-               "($EDGE_ET_BUNDLES, default models/bundles; `edge-et list` shows them).")
+BUNDLE_HELP = (
+    "Bundle folder (holds bundle.json), or the NAME of a bundle in the bundles home "
+    "($EDGE_ET_BUNDLES, default models/bundles; `edge-et list` shows them)."
+)
 BundleOpt = typer.Option(..., "--bundle", "-b", help=BUNDLE_HELP)
 
 

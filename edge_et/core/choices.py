@@ -20,8 +20,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-_LETTER = re.compile(r"^[\s*_`'\"]*(?:the answer is\s*:?\s*|option\s+)?\(?([A-Za-z])(?![A-Za-z0-9])(.*)$",
-                     re.IGNORECASE | re.DOTALL)
+_LETTER = re.compile(
+    r"^[\s*_`'\"]*(?:the answer is\s*:?\s*|option\s+)?\(?([A-Za-z])(?![A-Za-z0-9])(.*)$",
+    re.IGNORECASE | re.DOTALL,
+)
 _OPTION_LINE = re.compile(r"^\s*\(?([A-Z])\s*[.):]\s*(\S.*?)\s*$")
 _INLINE = re.compile(r"([A-Z])\s*[.):]\s*(.*?)\s*(?=,\s*[A-Z]\s*[.):]|$)")
 _OPTIONS_LABEL = re.compile(r"^\s*options?\s*:\s*", re.IGNORECASE)
@@ -36,7 +38,7 @@ def question_options(question: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for line in question.splitlines():
         label = _OPTIONS_LABEL.match(line)
-        pairs = _INLINE.findall(line[label.end():]) if label else []
+        pairs = _INLINE.findall(line[label.end() :]) if label else []
         match = _OPTION_LINE.match(line)
         for letter, text in pairs or ([match.groups()] if match else []):
             if letter == chr(ord("A") + len(found)):

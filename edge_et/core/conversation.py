@@ -65,7 +65,7 @@ def messages(history: History | None, request: str, *, keep: int | None = None) 
         out.append({"role": "system", "content": history.system})
     turns = history.turns if history is not None else ()
     if keep is not None:
-        turns = turns[len(turns) - keep:] if keep > 0 else ()
+        turns = turns[len(turns) - keep :] if keep > 0 else ()
     for turn in turns:
         out.append({"role": "user", "content": turn_text(turn)})
         out.append({"role": "assistant", "content": turn.answer})

@@ -62,10 +62,16 @@ class StageDecoding:
     answer_budget: int = 1024
 
     def sampling(self, seed: int) -> Sampling:
-        return Sampling(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
-                        min_p=self.min_p, repeat_penalty=self.repeat_penalty, seed=seed)
+        return Sampling(
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_k=self.top_k,
+            min_p=self.min_p,
+            repeat_penalty=self.repeat_penalty,
+            seed=seed,
+        )
 
-    def merged(self, overrides: dict, where: str) -> "StageDecoding":
+    def merged(self, overrides: dict, where: str) -> StageDecoding:
         """These settings with `overrides` applied; unknown keys ignored, bad values refused."""
         changes = {}
         for item in fields(self):
@@ -84,7 +90,9 @@ class StageDecoding:
 
     def _check(self, where: str) -> None:
         if self.temperature < 0 or not 0 < self.top_p <= 1 or self.top_k < 0 or self.min_p < 0:
-            raise InputError(f"{where}: temperature >= 0, 0 < top_p <= 1, top_k >= 0, min_p >= 0 required")
+            raise InputError(
+                f"{where}: temperature >= 0, 0 < top_p <= 1, top_k >= 0, min_p >= 0 required"
+            )
         if self.max_tokens < 1 or self.budget < 0 or self.answer_budget < 1:
             raise InputError(f"{where}: max_tokens and answer_budget must be >= 1, budget >= 0")
 
@@ -94,7 +102,9 @@ DEFAULTS: dict[str, StageDecoding] = {
     "caption": StageDecoding(),
     "direct": StageDecoding(),
     "think": StageDecoding(temperature=0.6, top_p=0.95, top_k=20, budget=4096, answer_budget=1024),
-    "reason": StageDecoding(temperature=0.7, top_p=0.8, top_k=20, max_tokens=1024, answer_budget=16),
+    "reason": StageDecoding(
+        temperature=0.7, top_p=0.8, top_k=20, max_tokens=1024, answer_budget=16
+    ),
     "hint": StageDecoding(max_tokens=48),
 }
 

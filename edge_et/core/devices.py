@@ -4,5 +4,7 @@
 # mobile/desktop accelerators), planned against host memory: ONNX Runtime keeps the weights
 # there and falls back to the CPU for the operators a provider does not take.
 DEVICES = ("cpu", "cuda", "coreml", "qnn", "nnapi", "dml", "xnnpack")
-DEVICE_HELP = ("cpu | cuda (layers go to the GPU as VRAM allows); ONNX bundles also coreml | qnn | "
-               "nnapi | dml | xnnpack (CPU fallback with a warning).")
+DEVICE_HELP = (
+    "cpu | cuda (layers go to the GPU as VRAM allows); ONNX bundles also coreml | qnn | "
+    "nnapi | dml | xnnpack (CPU fallback with a warning)."
+)

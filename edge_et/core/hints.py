@@ -18,21 +18,48 @@ from __future__ import annotations
 import re
 
 TOPICS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("the number of each kind of object in the image",
-     ("how many", "number of", "count", "how much")),
-    ("the colors of the objects in the image",
-     ("color", "colour", "red", "blue", "green", "yellow", "purple", "orange", "black", "white")),
-    ("the spatial relationships between objects in the image",
-     ("left", "right", "above", "below", "under", "behind", "front", "between", "next to",
-      "where", "position", "top", "bottom", "corner", "center", "near")),
-    ("any text, numbers and labels written in the image",
-     ("text", "written", "say", "read", "word", "letter", "label", "sign", "title", "digit")),
-    ("the relative sizes of the objects in the image",
-     ("bigger", "smaller", "larger", "largest", "smallest", "size", "tallest", "taller")),
-    ("the shapes of the objects in the image",
-     ("shape", "form")),
-    ("the actions and interactions taking place in the image",
-     ("doing", "action", "playing", "holding", "wearing")),
+    (
+        "the number of each kind of object in the image",
+        ("how many", "number of", "count", "how much"),
+    ),
+    (
+        "the colors of the objects in the image",
+        ("color", "colour", "red", "blue", "green", "yellow", "purple", "orange", "black", "white"),
+    ),
+    (
+        "the spatial relationships between objects in the image",
+        (
+            "left",
+            "right",
+            "above",
+            "below",
+            "under",
+            "behind",
+            "front",
+            "between",
+            "next to",
+            "where",
+            "position",
+            "top",
+            "bottom",
+            "corner",
+            "center",
+            "near",
+        ),
+    ),
+    (
+        "any text, numbers and labels written in the image",
+        ("text", "written", "say", "read", "word", "letter", "label", "sign", "title", "digit"),
+    ),
+    (
+        "the relative sizes of the objects in the image",
+        ("bigger", "smaller", "larger", "largest", "smallest", "size", "tallest", "taller"),
+    ),
+    ("the shapes of the objects in the image", ("shape", "form")),
+    (
+        "the actions and interactions taking place in the image",
+        ("doing", "action", "playing", "holding", "wearing"),
+    ),
 )
 
 _OPTION_LINE = re.compile(r"^\s*(\(?[A-Ha-h][.)]|options?\s*:)", re.IGNORECASE)
@@ -58,8 +85,11 @@ def hint_from_question(question: str) -> str:
     """
     stem = question_stem(question)
     words = " " + re.sub(r"[^a-z0-9 ]", " ", stem.lower()) + " "
-    phrases = [phrase for phrase, cues in TOPICS
-               if any(f" {cue} " in words or f" {cue}s " in words for cue in cues)]
+    phrases = [
+        phrase
+        for phrase, cues in TOPICS
+        if any(f" {cue} " in words or f" {cue}s " in words for cue in cues)
+    ]
     if not phrases:
         return f'the details needed to answer "{stem}"' if stem else "the main objects in the image"
     if len(phrases) == 1:

@@ -31,8 +31,11 @@ def _cpuinfo_field(*names: str) -> str | None:
 
 def cpu_model() -> str:
     """The CPU's marketing name as the OS reports it (the machine type where it reports none)."""
-    return _cpuinfo_field("model name", "Hardware", "Model") or platform.processor() or \
-        platform.machine()
+    return (
+        _cpuinfo_field("model name", "Hardware", "Model")
+        or platform.processor()
+        or platform.machine()
+    )
 
 
 def cpu_flags() -> frozenset[str]:

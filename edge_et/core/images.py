@@ -15,10 +15,11 @@ import logging
 import os
 import stat
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
@@ -153,17 +154,24 @@ def load_array(
     pixels: np.ndarray, *, name: str = "<array>", max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> LoadedImage:
     """H x W x 3 RGB or H x W gray uint8 pixels, copied (the caller may change its array)."""
-    if pixels.dtype != np.uint8 or not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)):
-        raise _fail(name, f"expected an H x W x 3 (RGB) or H x W (gray) uint8 array, got shape "
-                          f"{tuple(pixels.shape)} of {pixels.dtype}")
+    if pixels.dtype != np.uint8 or not (
+        pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)
+    ):
+        raise _fail(
+            name,
+            f"expected an H x W x 3 (RGB) or H x W (gray) uint8 array, got shape "
+            f"{tuple(pixels.shape)} of {pixels.dtype}",
+        )
     _check_size((pixels.shape[1], pixels.shape[0]), name, max_pixels)
     rgb = np.repeat(pixels[:, :, np.newaxis], 3, axis=2) if pixels.ndim == 2 else pixels
-    return _loaded(np.array(rgb, dtype=np.uint8, order="C"), name, "array",
-                   "L" if pixels.ndim == 2 else "RGB")
+    return _loaded(
+        np.array(rgb, dtype=np.uint8, order="C"), name, "array", "L" if pixels.ndim == 2 else "RGB"
+    )
 
 
-ImageInput = (str | os.PathLike | bytes | bytearray | memoryview | Image.Image | np.ndarray
-              | LoadedImage)
+ImageInput = (
+    str | os.PathLike | bytes | bytearray | memoryview | Image.Image | np.ndarray | LoadedImage
+)
 """The image forms the public API takes (see `as_loaded_image`)."""
 
 
@@ -192,8 +200,10 @@ def as_loaded_image(image: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) 
         return load_pil_image(image, max_pixels=max_pixels)
     if isinstance(image, np.ndarray):
         return load_array(image, max_pixels=max_pixels)
-    raise InputError(f"cannot read an image from a {type(image).__name__}: give a path, bytes, "
-                     "a PIL image or a numpy array")
+    raise InputError(
+        f"cannot read an image from a {type(image).__name__}: give a path, bytes, "
+        "a PIL image or a numpy array"
+    )
 
 
 def _fail(name: str, reason: str) -> InputError:
@@ -234,14 +244,23 @@ def _decode(fp: BinaryIO, name: str, max_pixels: int) -> LoadedImage:
             try:
                 rgb = _upright_rgb(image)
             except Exception as error:  # noqa: BLE001 - see _pillow_reason
-                raise _fail(name, pillow_log.explain(_pillow_reason(error, fp, max_pixels))) from error
+                raise _fail(
+                    name, pillow_log.explain(_pillow_reason(error, fp, max_pixels))
+                ) from error
             return _loaded(rgb, name, image.format or "unknown", image.mode)
 
 
 def _loaded(rgb: np.ndarray, name: str, format: str, mode: str) -> LoadedImage:
     rgb.flags.writeable = False
-    return LoadedImage(rgb=rgb, width=rgb.shape[1], height=rgb.shape[0], sha256=pixel_sha256(rgb),
-                       source=name, format=format, original_mode=mode)
+    return LoadedImage(
+        rgb=rgb,
+        width=rgb.shape[1],
+        height=rgb.shape[0],
+        sha256=pixel_sha256(rgb),
+        source=name,
+        format=format,
+        original_mode=mode,
+    )
 
 
 class _PillowLog(logging.Handler):
@@ -404,7 +423,9 @@ def write_sample_image(path: str | os.PathLike) -> Path:
     return target
 
 
-def _draw_centered_text(draw: ImageDraw.ImageDraw, text: str, center: tuple[int, int], size: int) -> None:
+def _draw_centered_text(
+    draw: ImageDraw.ImageDraw, text: str, center: tuple[int, int], size: int
+) -> None:
     try:
         font = ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1 has only the tiny bitmap font

@@ -45,8 +45,10 @@ class Journal:
             _write_all(self._fd, data)
         except OSError as exc:
             _truncate_quietly(self._fd, start)
-            raise WriteFailed(f"cannot write to '{shown(self.path)}': {_reason(exc)}; "
-                              "every line written before is kept") from None
+            raise WriteFailed(
+                f"cannot write to '{shown(self.path)}': {_reason(exc)}; "
+                "every line written before is kept"
+            ) from None
         self._unsynced = True
         if time.monotonic() - self._synced_at >= self.sync_every:
             self.sync()
@@ -122,12 +124,15 @@ def read_journal(path: Path, *, repair: bool = False) -> list[dict]:
         return []
     except OSError as exc:
         raise InputError(f"cannot read '{shown(path)}': {exc.strerror or exc}") from None
-    whole = data[:data.rfind(b"\n") + 1]
+    whole = data[: data.rfind(b"\n") + 1]
     if repair and len(whole) != len(data):
         with open(path, "r+b") as handle:
             handle.truncate(len(whole))
-    return [_record(path, number, line)
-            for number, line in enumerate(whole.splitlines(), start=1) if line.strip()]
+    return [
+        _record(path, number, line)
+        for number, line in enumerate(whole.splitlines(), start=1)
+        if line.strip()
+    ]
 
 
 def _record(path: Path, number: int, line: bytes) -> dict:
@@ -136,6 +141,8 @@ def _record(path: Path, number: int, line: bytes) -> dict:
     except (ValueError, UnicodeDecodeError):
         record = None
     if not isinstance(record, dict):
-        raise InputError(f"'{shown(path)}' line {number} is not a result line written by edge-et; "
-                         f"move the file away or start without --resume")
+        raise InputError(
+            f"'{shown(path)}' line {number} is not a result line written by edge-et; "
+            f"move the file away or start without --resume"
+        )
     return record

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from edge_et.core.paths import path_problem, shown
 from edge_et.errors import InputError
@@ -31,8 +32,10 @@ def local_path(value: str, folder: Path) -> Path:
     try:
         path = Path(value).expanduser()
     except RuntimeError:  # `~name` for a user this system does not know
-        raise ValueError(f"path '{shown(value)}': no home folder for "
-                         f"'{shown(value.split('/')[0])}' on this system") from None
+        raise ValueError(
+            f"path '{shown(value)}': no home folder for "
+            f"'{shown(value.split('/')[0])}' on this system"
+        ) from None
     path = path if path.is_absolute() else folder / path
     problem = path_problem(path)
     if problem:
@@ -52,8 +55,9 @@ def read_lines(path: Path, what: str) -> list[str]:
         raise InputError(f"cannot read {what} '{shown(path)}': {exc}") from None
 
 
-def parse_lines(path: Path, parse: Callable[[int, dict, Path], Item], *, what: str,
-                limit: int | None = None) -> tuple[list[Item], list[str]]:
+def parse_lines(
+    path: Path, parse: Callable[[int, dict, Path], Item], *, what: str, limit: int | None = None
+) -> tuple[list[Item], list[str]]:
     """`parse(line_number, object, folder)` over every non-blank line of the file at `path`.
 
     Returns the parsed items (the first `limit` of them) and `line N: reason` for each line

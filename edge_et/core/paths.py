@@ -37,8 +37,10 @@ def shown(path: str | os.PathLike) -> str:
     text = os.fsdecode(path).replace("\0", "\\0")
     # Control characters (a newline would split the one-line message), undecodable bytes and
     # lone surrogates (a strict UTF-8 stream refuses them) print as escapes.
-    text = "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
-                   for char in text)
+    text = "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
     if len(text) <= SHOWN_HEAD + SHOWN_TAIL + 20:
         return text
     return f"{text[:SHOWN_HEAD]}...{text[-SHOWN_TAIL:]} ({len(text):,} characters)"

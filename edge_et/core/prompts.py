@@ -24,7 +24,7 @@ REASONING_ROLE = (
     "based on the detailed description of the image.\n\n"
 )
 THINKING_POST_PROMPT = (
-    '\nPlease reason step by step, and give the final answer on the last line by itself in the '
+    "\nPlease reason step by step, and give the final answer on the last line by itself in the "
     'format of "Answer:". Do not add anything other than the letter answer after "Answer:".'
 )
 NON_THINKING_POST_PROMPT = (
@@ -36,7 +36,7 @@ DIRECT_POST_PROMPT = "\nAnswer with the option's letter from the given choices d
 # `--hint auto`: one short call to the reasoning model, phrased like the paper's Qwen3-8B hints.
 HINT_REQUEST = (
     "A vision model will describe an image so that a reader who cannot see it can answer a "
-    "question. Write one short noun phrase (at most 15 words, starting with \"the\") naming what "
+    'question. Write one short noun phrase (at most 15 words, starting with "the") naming what '
     "the description should pay attention to. Reply with the phrase only.\n\nQuestion: {question}"
 )
 
@@ -56,7 +56,7 @@ class PromptSet:
     hint_request: str = HINT_REQUEST
 
     @classmethod
-    def from_overrides(cls, overrides: dict[str, str] | None) -> "PromptSet":
+    def from_overrides(cls, overrides: dict[str, str] | None) -> PromptSet:
         """Defaults with the given keys replaced; unknown keys are ignored."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in (overrides or {}).items() if k in known})
@@ -70,8 +70,9 @@ def extraction_prompt(hint: str, prompts: PromptSet = PromptSet()) -> str:
     return text
 
 
-def reasoning_prompt(description: str, question: str, *, step_by_step: bool,
-                     prompts: PromptSet = PromptSet()) -> str:
+def reasoning_prompt(
+    description: str, question: str, *, step_by_step: bool, prompts: PromptSet = PromptSet()
+) -> str:
     """Stage 2 request: role, description, question, and the post-prompt.
 
     `step_by_step` selects the thinking post-prompt (used for thinking models and,

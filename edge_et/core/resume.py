@@ -64,12 +64,20 @@ def prepare(output: Path, source: Path, settings: dict, *, resume: bool) -> Resu
     a fresh start too, so the same command works for the first run and every rerun.
     """
     output = Path(output)
-    state = {"format": STATE_FORMAT, "input": str(source), "input_sha256": input_sha256(source),
-             "settings": _plain(settings)}
+    state = {
+        "format": STATE_FORMAT,
+        "input": str(source),
+        "input_sha256": input_sha256(source),
+        "settings": _plain(settings),
+    }
     if resume and output.exists():
         _check_state(output, source, state)
-        return ResumePoint(output, read_journal(output, repair=True),
-                           read_journal(side_path(output), repair=True), resumed=True)
+        return ResumePoint(
+            output,
+            read_journal(output, repair=True),
+            read_journal(side_path(output), repair=True),
+            resumed=True,
+        )
     for path in (output, side_path(output)):
         path.unlink(missing_ok=True)
     write_text(state_path(output), json.dumps(state, indent=2, ensure_ascii=False) + "\n")
@@ -92,17 +100,27 @@ def _check_state(output: Path, source: Path, state: dict) -> None:
     except (OSError, ValueError):
         saved = None
     if not isinstance(saved, dict) or saved.get("format") != STATE_FORMAT:
-        raise InputError(f"'{shown(output)}' has no readable {state_path(output).name} beside it, so "
-                         f"it cannot be checked against the input; move it away or drop --resume")
+        raise InputError(
+            f"'{shown(output)}' has no readable {state_path(output).name} beside it, so "
+            f"it cannot be checked against the input; move it away or drop --resume"
+        )
     if saved.get("input_sha256") != state["input_sha256"]:
-        raise InputError(f"the input '{shown(source)}' changed since '{shown(output)}' was started "
-                         f"(its sha256 differs); resuming would mix two inputs: restore it or "
-                         f"drop --resume to start afresh")
+        raise InputError(
+            f"the input '{shown(source)}' changed since '{shown(output)}' was started "
+            f"(its sha256 differs); resuming would mix two inputs: restore it or "
+            f"drop --resume to start afresh"
+        )
     old = saved.get("settings") or {}
-    changed = sorted(key for key in set(old) | set(state["settings"])
-                     if old.get(key) != state["settings"].get(key))
+    changed = sorted(
+        key
+        for key in set(old) | set(state["settings"])
+        if old.get(key) != state["settings"].get(key)
+    )
     if changed:
-        shown_changes = ", ".join(f"{key} {old.get(key)!r} -> {state['settings'].get(key)!r}"
-                                  for key in changed)
-        raise InputError(f"'{shown(output)}' was started with other settings ({shown_changes}); "
-                         f"resume with the same ones or drop --resume to start afresh")
+        shown_changes = ", ".join(
+            f"{key} {old.get(key)!r} -> {state['settings'].get(key)!r}" for key in changed
+        )
+        raise InputError(
+            f"'{shown(output)}' was started with other settings ({shown_changes}); "
+            f"resume with the same ones or drop --resume to start afresh"
+        )

@@ -62,8 +62,10 @@ class StopFlag:
     def _handle(self, signum: int, _frame) -> None:
         if self.signum is None:
             self.signum = signum
-            self._notice(f"{signal.Signals(signum).name}: finishing the line in flight, then "
-                         f"stopping (press Ctrl-C again to stop at once)")
+            self._notice(
+                f"{signal.Signals(signum).name}: finishing the line in flight, then "
+                f"stopping (press Ctrl-C again to stop at once)"
+            )
             return
         os._exit(128 + signum)  # every file is whole at every moment: nothing to tidy
 
@@ -83,8 +85,10 @@ def graceful(notice: Callable[[str], None] = _notice_on_stderr) -> Iterator[Stop
 @contextlib.contextmanager
 def interrupting() -> Iterator[None]:
     """Within the block, SIGINT/SIGTERM raise `Interrupted` (cleanup runs, exit code 128 + signal)."""
+
     def handle(signum: int, _frame) -> None:
         raise Interrupted(signum)
+
     with _handlers(handle):
         yield
 

@@ -9,23 +9,27 @@ from dataclasses import asdict, dataclass, field
 class StageStats:
     """What one stage cost. Times in seconds, measured with time.perf_counter."""
 
-    load_s: float = 0.0            # model (and mmproj) load; 0 when it was already resident
+    load_s: float = 0.0  # model (and mmproj) load; 0 when it was already resident
     image_encode_s: float | None = None  # vision encoder + projector; perception stages only
     image_cached: bool | None = None  # perception: embeddings reused from an earlier question
-    prompt_tokens: int = 0         # tokens fed before the first generated one (image tokens included)
-    prefill_s: float = 0.0         # time to feed them, image encode excluded
-    generated_tokens: int = 0      # tokens sampled by the model
-    forced_tokens: int = 0         # tokens inserted, not sampled: budget forcing's `\n</think>`, the answer cue
-    decode_s: float = 0.0          # time spent sampling and feeding generated tokens
+    prompt_tokens: int = 0  # tokens fed before the first generated one (image tokens included)
+    prefill_s: float = 0.0  # time to feed them, image encode excluded
+    generated_tokens: int = 0  # tokens sampled by the model
+    forced_tokens: int = (
+        0  # tokens inserted, not sampled: budget forcing's `\n</think>`, the answer cue
+    )
+    decode_s: float = 0.0  # time spent sampling and feeding generated tokens
     think_tokens: int | None = None  # thinking models: tokens inside <think>…</think>
     think_forced: bool | None = None  # thinking models: whether the budget ended the thinking
-    answer_cued: bool | None = None  # instruct reasoners: whether `Answer:` was cued (runtime/answer_cue.py)
+    answer_cued: bool | None = (
+        None  # instruct reasoners: whether `Answer:` was cued (runtime/answer_cue.py)
+    )
     # A cued or forced answer was limited to the question's option letters (True), or the
     # question had options the reasoner's vocabulary cannot write as single tokens (False:
     # free text, as without options); None when no answer was cued or the question had none.
     answer_constrained: bool | None = None
     letter_forced: bool | None = None  # the opt-in forced letter was added (answer.force_letter)
-    speculative: str | None = None   # reasoning: the drafter used (lookup, draft) or off
+    speculative: str | None = None  # reasoning: the drafter used (lookup, draft) or off
     drafted_tokens: int | None = None  # speculative decoding: tokens drafted and verified
     accepted_tokens: int | None = None  # drafted tokens the target kept (each saved a decode)
     # How generation ended: eos (the model ended it), answer_line (the cued answer's line
@@ -96,8 +100,9 @@ class Result:
     def from_dict(cls, data: dict) -> Result:
         """The Result `to_dict` wrote, e.g. an extraction saved for a resumed run's reasoning."""
         fields = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
-        fields["stages"] = {name: StageStats.from_dict(stats)
-                            for name, stats in (data.get("stages") or {}).items()}
+        fields["stages"] = {
+            name: StageStats.from_dict(stats) for name, stats in (data.get("stages") or {}).items()
+        }
         return cls(**fields)
 
     def to_dict(self) -> dict:

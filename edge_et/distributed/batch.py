@@ -32,15 +32,27 @@ class RayRunner:
     nothing here. `on_pools(pools)` hears each run's actor pools before it starts.
     """
 
-    def __init__(self, settings: RaySettings, threads: int | None = None,
-                 on_pools: Callable[[list[StagePool]], None] = lambda pools: None):
+    def __init__(
+        self,
+        settings: RaySettings,
+        threads: int | None = None,
+        on_pools: Callable[[list[StagePool]], None] = lambda pools: None,
+    ):
         self.settings, self.threads, self.on_pools = settings, threads, on_pools
 
-    def __call__(self, pipeline: Pipeline, items: list[BatchItem], options: RunOptions,
-                 write: Writer, progress: Callable[[], None] = lambda: None, *,
-                 resumed: Resumed | None = None, on_extracted=None,
-                 stop: Callable[[], bool] = lambda: False,
-                 forget_used_pictures: bool = True) -> BatchSummary:
+    def __call__(
+        self,
+        pipeline: Pipeline,
+        items: list[BatchItem],
+        options: RunOptions,
+        write: Writer,
+        progress: Callable[[], None] = lambda: None,
+        *,
+        resumed: Resumed | None = None,
+        on_extracted=None,
+        stop: Callable[[], bool] = lambda: False,
+        forget_used_pictures: bool = True,
+    ) -> BatchSummary:
         started = time.perf_counter()
         resumed = resumed or Resumed()
         todo = [item for item in items if item.index not in resumed.done]
@@ -53,8 +65,10 @@ class RayRunner:
                 if payload.get("unreadable"):
                     raise InputError(payload["unreadable"])
                 outcome = payload["outcome"]
-                record = line_record(by_index[index], outcome["error"] if "error" in outcome
-                                     else Result.from_dict(outcome))
+                record = line_record(
+                    by_index[index],
+                    outcome["error"] if "error" in outcome else Result.from_dict(outcome),
+                )
                 summary.errors += "error" in record
                 write(record)
                 written += 1
@@ -67,14 +81,19 @@ class RayRunner:
         summary.seconds = round(time.perf_counter() - started, 3)
         return summary
 
-    def _dataset(self, pipeline: Pipeline, todo: list[BatchItem], options: RunOptions,
-                 resumed: Resumed):
+    def _dataset(
+        self, pipeline: Pipeline, todo: list[BatchItem], options: RunOptions, resumed: Resumed
+    ):
         roles = ["perception", "reasoning"] if options.mode.endswith("-think") else ["perception"]
         plan = pipeline.plan or plan_bundle(pipeline.bundle)  # a Pipeline built without one
         pools = plan_pools(plan, roles, self.threads, self.settings, alive_nodes())
         self.on_pools(pools)
-        job = StageJob(bundle=str(pipeline.bundle.path), plan=pipeline.plan,
-                       threads=pools[0].threads, options=options)
+        job = StageJob(
+            bundle=str(pipeline.bundle.path),
+            plan=pipeline.plan,
+            threads=pools[0].threads,
+            options=options,
+        )
         dataset = ordered_dataset([_row(item, resumed) for item in todo], self.settings)
         for pool in pools:
             dataset = through_pool(dataset, WORKERS[pool.role], pool, job)
@@ -84,6 +103,12 @@ class RayRunner:
 def _row(item: BatchItem, resumed: Resumed) -> dict:
     saved = resumed.extracted.get(item.index)
     looks = item.image is not None and not item.error and saved is None
-    return row(item.index, {"item": item_to_dict(item), "saved": saved,
-                            "image": str(item.image) if looks else None,
-                            "driver_reads": readable_here(item.image)})
+    return row(
+        item.index,
+        {
+            "item": item_to_dict(item),
+            "saved": saved,
+            "image": str(item.image) if looks else None,
+            "driver_reads": readable_here(item.image),
+        },
+    )

@@ -38,11 +38,14 @@ class RaySettings:
 
     def __post_init__(self) -> None:
         if self.images not in IMAGE_TRANSPORTS:
-            raise InputError(f"unknown --ray-images {self.images!r}; choose one of: "
-                             f"{', '.join(IMAGE_TRANSPORTS)}")
+            raise InputError(
+                f"unknown --ray-images {self.images!r}; choose one of: "
+                f"{', '.join(IMAGE_TRANSPORTS)}"
+            )
         if self.cpus is not None and self.address != LOCAL:
-            raise InputError("--ray-cpus sizes a local Ray; a cluster has the CPUs its nodes "
-                             "were started with")
+            raise InputError(
+                "--ray-cpus sizes a local Ray; a cluster has the CPUs its nodes were started with"
+            )
         for name in ("cpus", "perception_actors", "reasoning_actors"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -55,7 +58,9 @@ def require_ray():
         import ray
         import ray.data  # noqa: F401  (Ray Data: pyarrow and pandas come with ray[data])
     except ImportError as exc:
-        raise MissingExtra(f"--ray needs {exc.name}: pip install 'edge-et[ray]'", extra="ray") from None
+        raise MissingExtra(
+            f"--ray needs {exc.name}: pip install 'edge-et[ray]'", extra="ray"
+        ) from None
     for name in ("ray", "ray.data"):  # Ray's notes and deprecations are not the user's business
         logging.getLogger(name).setLevel(logging.ERROR)
     return ray
@@ -75,13 +80,20 @@ def connected(settings: RaySettings) -> Iterator[object]:
         return
     try:
         if settings.address == LOCAL:
-            ray.init(num_cpus=settings.cpus or os.cpu_count(), include_dashboard=False,
-                     log_to_driver=False, logging_level=logging.ERROR)
+            ray.init(
+                num_cpus=settings.cpus or os.cpu_count(),
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.ERROR,
+            )
         else:
             ray.init(address=settings.address, log_to_driver=False, logging_level=logging.ERROR)
     except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError
-        where = "start a local Ray" if settings.address == LOCAL else \
-            f"connect to the Ray cluster at {settings.address!r}"
+        where = (
+            "start a local Ray"
+            if settings.address == LOCAL
+            else f"connect to the Ray cluster at {settings.address!r}"
+        )
         raise InputError(f"cannot {where}: {first_line(exc)}") from None
     try:
         yield ray
@@ -99,14 +111,22 @@ class Node:
 
 def alive_nodes() -> list[Node]:
     ray = require_ray()
-    return [Node(cpus=node["Resources"].get("CPU", 0.0), memory=node["Resources"].get("memory", 0.0))
-            for node in ray.nodes() if node.get("Alive")]
+    return [
+        Node(cpus=node["Resources"].get("CPU", 0.0), memory=node["Resources"].get("memory", 0.0))
+        for node in ray.nodes()
+        if node.get("Alive")
+    ]
 
 
 def actor_slots(nodes: list[Node], threads: int, memory: int) -> int:
     """How many actors of `threads` CPUs and `memory` bytes the nodes hold at once."""
-    return sum(min(math.floor(node.cpus / threads + 1e-9),
-                   math.floor(node.memory / memory) if memory else math.inf) for node in nodes)
+    return sum(
+        min(
+            math.floor(node.cpus / threads + 1e-9),
+            math.floor(node.memory / memory) if memory else math.inf,
+        )
+        for node in nodes
+    )
 
 
 def first_line(exc: BaseException) -> str:

@@ -26,18 +26,24 @@ def ordered_dataset(rows: list[dict], settings: RaySettings):
     if settings.images == "bytes":
         here = {"ray.io/node-id": ray.get_runtime_context().get_node_id()}  # every node's label
         # I/O only: no CPU reserved, so it never waits behind the actors that hold them all.
-        dataset = dataset.map_batches(read_on_driver_node, batch_size=1, batch_format="numpy",
-                                      num_cpus=0, label_selector=here)
+        dataset = dataset.map_batches(
+            read_on_driver_node, batch_size=1, batch_format="numpy", num_cpus=0, label_selector=here
+        )
     return dataset
 
 
 def through_pool(dataset, worker: type, pool: StagePool, job):
     """`dataset` through one stage's actor pool: each actor built once with `job`."""
     ray = require_ray()
-    return dataset.map_batches(worker, fn_constructor_kwargs={"job": job}, batch_size=1,
-                               batch_format="numpy",
-                               compute=ray.data.ActorPoolStrategy(size=pool.actors),
-                               num_cpus=pool.threads, memory=pool.memory)
+    return dataset.map_batches(
+        worker,
+        fn_constructor_kwargs={"job": job},
+        batch_size=1,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=pool.actors),
+        num_cpus=pool.threads,
+        memory=pool.memory,
+    )
 
 
 def results(dataset, stop: Callable[[], bool]) -> Iterator[tuple[int, dict]]:

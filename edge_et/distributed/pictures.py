@@ -50,7 +50,9 @@ def read_on_driver_node(batch: dict) -> dict:
     entries = []
     for entry in rows_of(batch):
         payload = payload_of(entry)
-        image = payload.get("image")  # None: the line needs no picture (an error, a saved extraction)
+        image = payload.get(
+            "image"
+        )  # None: the line needs no picture (an error, a saved extraction)
         data = b""
         if image:
             data, payload["read_error"] = picture_bytes(Path(image))
@@ -58,8 +60,9 @@ def read_on_driver_node(batch: dict) -> dict:
     return batch_of(entries)
 
 
-def worker_picture(entry: dict, payload: dict, path: Path,
-                   prepare=lambda picture: picture) -> LoadedImage:
+def worker_picture(
+    entry: dict, payload: dict, path: Path, prepare=lambda picture: picture
+) -> LoadedImage:
     """The line's picture on a worker, decoded (and `prepare`d) from the bytes it was sent or
     from `path`. InputError for a bad picture; WorkerCannotRead when only this worker fails."""
     if payload.get("read_error"):
@@ -68,10 +71,12 @@ def worker_picture(entry: dict, payload: dict, path: Path,
     if data:
         return prepare(load_image_bytes(data, name=os.fsdecode(path)))
     if payload.get("driver_reads") and not readable_here(path):
-        raise WorkerCannotRead(f"the Ray worker on {socket.gethostname()} cannot read "
-                               f"'{shown(path)}', which this machine reads: with --ray-images "
-                               f"paths every node must mount the pictures at the same path; "
-                               f"use --ray-images bytes to send them")
+        raise WorkerCannotRead(
+            f"the Ray worker on {socket.gethostname()} cannot read "
+            f"'{shown(path)}', which this machine reads: with --ray-images "
+            f"paths every node must mount the pictures at the same path; "
+            f"use --ray-images bytes to send them"
+        )
     return prepare(load_image(path))
 
 

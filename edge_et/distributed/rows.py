@@ -28,9 +28,11 @@ def rows_of(batch: dict) -> list[dict]:
 
 def batch_of(rows: list[dict]) -> dict:
     """Row dicts as a numpy batch; the bytes column is dropped once the picture was used."""
-    return {"index": np.array([int(r["index"]) for r in rows], dtype=np.int64),
-            "payload": np.array([r["payload"] for r in rows], dtype=object),
-            "picture": np.array([bytes(r["picture"]) for r in rows], dtype=object)}
+    return {
+        "index": np.array([int(r["index"]) for r in rows], dtype=np.int64),
+        "payload": np.array([r["payload"] for r in rows], dtype=object),
+        "picture": np.array([bytes(r["picture"]) for r in rows], dtype=object),
+    }
 
 
 def payload_of(entry: dict) -> dict:
@@ -38,12 +40,24 @@ def payload_of(entry: dict) -> dict:
 
 
 def item_to_dict(item: BatchItem) -> dict:
-    return {"index": item.index, "image": str(item.image) if item.image else None,
-            "question": item.question, "id": item.id, "hint": item.hint, "seed": item.seed,
-            "error": item.error}
+    return {
+        "index": item.index,
+        "image": str(item.image) if item.image else None,
+        "question": item.question,
+        "id": item.id,
+        "hint": item.hint,
+        "seed": item.seed,
+        "error": item.error,
+    }
 
 
 def item_from_dict(data: dict) -> BatchItem:
-    return BatchItem(index=data["index"], image=Path(data["image"]) if data["image"] else None,
-                     question=data["question"], id=data["id"], hint=data["hint"],
-                     seed=data["seed"], error=data["error"])
+    return BatchItem(
+        index=data["index"],
+        image=Path(data["image"]) if data["image"] else None,
+        question=data["question"],
+        id=data["id"],
+        hint=data["hint"],
+        seed=data["seed"],
+        error=data["error"],
+    )

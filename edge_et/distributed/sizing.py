@@ -21,13 +21,15 @@ DEFAULT_THREADS = 1  # per actor: small models gain more from more actors than f
 class StagePool:
     """The actor pool of one stage."""
 
-    role: str          # the bundle role whose model the actors load
-    threads: int       # llama.cpp n_threads, and the actor's num_cpus
-    memory: int        # bytes: the stage's planned footprint plus the runtime's own
+    role: str  # the bundle role whose model the actors load
+    threads: int  # llama.cpp n_threads, and the actor's num_cpus
+    memory: int  # bytes: the stage's planned footprint plus the runtime's own
     actors: int
 
     def describe(self) -> str:
-        return f"{self.actors} {self.role} actor(s) x {self.threads} CPU, {format_size(self.memory)}"
+        return (
+            f"{self.actors} {self.role} actor(s) x {self.threads} CPU, {format_size(self.memory)}"
+        )
 
 
 def stage_memory(plan: Plan, role: str) -> int:
@@ -35,8 +37,14 @@ def stage_memory(plan: Plan, role: str) -> int:
     return plan.stages[role].total_bytes + plan.baseline_bytes
 
 
-def plan_pools(plan: Plan, roles: list[str], threads: int | None, settings: RaySettings,
-               nodes: list[Node], flags: list[str] | None = None) -> list[StagePool]:
+def plan_pools(
+    plan: Plan,
+    roles: list[str],
+    threads: int | None,
+    settings: RaySettings,
+    nodes: list[Node],
+    flags: list[str] | None = None,
+) -> list[StagePool]:
     """One pool per stage, in stage order, loading `roles[i]`; `flags[i]` names the
     `--ray-{flag}-actors` count that stage takes (default: its role). InputError in one line
     when the cluster cannot hold one actor of every stage at once (the run would wait forever).
@@ -54,8 +62,11 @@ def plan_pools(plan: Plan, roles: list[str], threads: int | None, settings: RayS
             f"the Ray cluster holds {slots} actor(s) of {threads} CPU(s) and "
             f"{format_size(max(memory))} ({cpus:g} CPUs on {len(nodes)} node(s)), "
             f"{sum(counts)} asked ({asked}); give fewer --ray-*-actors or --threads, "
-            "or a bigger cluster")
-    return [StagePool(role, threads, size, count) for role, size, count in zip(roles, memory, counts)]
+            "or a bigger cluster"
+        )
+    return [
+        StagePool(role, threads, size, count) for role, size, count in zip(roles, memory, counts)
+    ]
 
 
 def _counts(wanted: list[int | None], slots: int) -> list[int]:

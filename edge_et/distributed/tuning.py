@@ -43,8 +43,9 @@ class TuningJob:
 
 def _pair(payload: dict) -> tuning.QAPair:
     data = payload["pair"]
-    return tuning.QAPair(id=data["id"], image=Path(data["image"]), question=data["question"],
-                         answer=data["answer"])
+    return tuning.QAPair(
+        id=data["id"], image=Path(data["image"]), question=data["question"], answer=data["answer"]
+    )
 
 
 def _checked_picture(entry: dict, payload: dict, path: Path):
@@ -73,7 +74,8 @@ class StatementWorker(StageWorker):
         if _checked_picture(entry, payload, pair.image) is None:
             return
         payload["statement"], payload["statement_stats"] = tuning.statement_for(
-            self.pipeline, pair, self.job.seed, self.role, self.job.statement_decoding)
+            self.pipeline, pair, self.job.seed, self.role, self.job.statement_decoding
+        )
         payload["workers"] = [self.name]
 
 
@@ -90,19 +92,33 @@ class TargetWorker(StageWorker):
         if picture is None:
             return
         payload["record"] = tuning.target_record(
-            self.pipeline, pair, picture, payload["statement"], payload["statement_stats"],
-            self.job.seed, self.job.target_decoding, Path(self.job.folder))
+            self.pipeline,
+            pair,
+            picture,
+            payload["statement"],
+            payload["statement_stats"],
+            self.job.seed,
+            self.job.target_decoding,
+            Path(self.job.folder),
+        )
         payload["workers"].append(self.name)
 
 
-def make_targets_on_ray(pipeline: Pipeline, pairs: list[tuning.QAPair], out: Path,
-                        settings: RaySettings, *, threads: int | None = None, seed: int = 0,
-                        statement_role: str = "reasoning",
-                        statement_decoding: StageDecoding = tuning.STATEMENT_DECODING,
-                        target_decoding: StageDecoding = tuning.TARGET_DECODING,
-                        progress: Callable[[], None] = lambda: None,
-                        on_pools: Callable[[list[StagePool]], None] = lambda pools: None,
-                        stop: Callable[[], bool] = lambda: False) -> tuning.TuningSummary:
+def make_targets_on_ray(
+    pipeline: Pipeline,
+    pairs: list[tuning.QAPair],
+    out: Path,
+    settings: RaySettings,
+    *,
+    threads: int | None = None,
+    seed: int = 0,
+    statement_role: str = "reasoning",
+    statement_decoding: StageDecoding = tuning.STATEMENT_DECODING,
+    target_decoding: StageDecoding = tuning.TARGET_DECODING,
+    progress: Callable[[], None] = lambda: None,
+    on_pools: Callable[[list[StagePool]], None] = lambda pools: None,
+    stop: Callable[[], bool] = lambda: False,
+) -> tuning.TuningSummary:
     """`make_targets` with the two steps on Ray; `pipeline` (the driver's) loads nothing."""
     todo, summary = tuning.pending(pipeline, pairs, out, statement_role)
     if not todo:
@@ -110,12 +126,23 @@ def make_targets_on_ray(pipeline: Pipeline, pairs: list[tuning.QAPair], out: Pat
     plan = pipeline.plan or plan_bundle(pipeline.bundle)
     # --ray-reasoning-actors sizes step 1 whichever model writes the statements, and
     # --ray-perception-actors step 2: with the VLM on both, two pools of the same model.
-    pools = plan_pools(plan, [statement_role, "perception"], threads, settings, alive_nodes(),
-                       flags=["reasoning", "perception"])
+    pools = plan_pools(
+        plan,
+        [statement_role, "perception"],
+        threads,
+        settings,
+        alive_nodes(),
+        flags=["reasoning", "perception"],
+    )
     on_pools(pools)
-    job = TuningJob(StageJob(str(pipeline.bundle.path), pipeline.plan, pools[0].threads,
-                             RunOptions()),
-                    seed, statement_role, statement_decoding, target_decoding, str(out.parent))
+    job = TuningJob(
+        StageJob(str(pipeline.bundle.path), pipeline.plan, pools[0].threads, RunOptions()),
+        seed,
+        statement_role,
+        statement_decoding,
+        target_decoding,
+        str(out.parent),
+    )
     dataset = ordered_dataset([_row(i, pair) for i, pair in enumerate(todo)], settings)
     dataset = through_pool(dataset, StatementWorker, pools[0], job)
     dataset = through_pool(dataset, TargetWorker, pools[1], job)
@@ -136,6 +163,16 @@ def make_targets_on_ray(pipeline: Pipeline, pairs: list[tuning.QAPair], out: Pat
 
 
 def _row(index: int, pair: tuning.QAPair) -> dict:
-    return row(index, {"pair": {"id": pair.id, "image": str(pair.image), "question": pair.question,
-                                "answer": pair.answer},
-                       "image": str(pair.image), "driver_reads": readable_here(pair.image)})
+    return row(
+        index,
+        {
+            "pair": {
+                "id": pair.id,
+                "image": str(pair.image),
+                "question": pair.question,
+                "answer": pair.answer,
+            },
+            "image": str(pair.image),
+            "driver_reads": readable_here(pair.image),
+        },
+    )

@@ -34,8 +34,13 @@ class StageJob:
 
     def pipeline(self, role: str) -> Pipeline:
         """A pipeline with the `role` model loaded now (each actor pays its load once)."""
-        pipeline = Pipeline(open_bundle(self.bundle), n_threads=self.threads, plan=self.plan,
-                            device=self.device, residency="co-resident")
+        pipeline = Pipeline(
+            open_bundle(self.bundle),
+            n_threads=self.threads,
+            plan=self.plan,
+            device=self.device,
+            residency="co-resident",
+        )
         pipeline.load([role])
         return pipeline
 
@@ -61,8 +66,13 @@ class StageWorker:
         for entry in rows_of(batch):
             payload = payload_of(entry)
             self.answer(entry, payload)
-            answered.append(row(int(entry["index"]), payload,
-                                bytes(entry["picture"]) if self.keeps_picture else b""))
+            answered.append(
+                row(
+                    int(entry["index"]),
+                    payload,
+                    bytes(entry["picture"]) if self.keeps_picture else b"",
+                )
+            )
         return batch_of(answered)
 
     def answer(self, entry: dict, payload: dict) -> None:
@@ -82,12 +92,18 @@ class PerceptionWorker(StageWorker):
         item = item_from_dict(payload["item"])
         options = line_options(self.job.options, item)
         try:
-            outcome = attempt_line(lambda: self.pipeline.perceive(
-                worker_picture(entry, payload, item.image), item.question, options), item)
+            outcome = attempt_line(
+                lambda: self.pipeline.perceive(
+                    worker_picture(entry, payload, item.image), item.question, options
+                ),
+                item,
+            )
         except WorkerCannotRead as exc:
             payload["unreadable"] = str(exc)
             outcome = str(exc)
-        payload["outcome"] = outcome.to_dict() if isinstance(outcome, Result) else {"error": outcome}
+        payload["outcome"] = (
+            outcome.to_dict() if isinstance(outcome, Result) else {"error": outcome}
+        )
         payload.setdefault("workers", []).append(self.name)
 
 
@@ -101,8 +117,13 @@ class ReasoningWorker(StageWorker):
         if "error" in outcome:
             return
         item = item_from_dict(payload["item"])
-        answered = attempt_line(lambda: self.pipeline.reason(
-            Result.from_dict(outcome), line_options(self.job.options, item)), item)
-        payload["outcome"] = answered.to_dict() if isinstance(answered, Result) \
-            else {"error": answered}
+        answered = attempt_line(
+            lambda: self.pipeline.reason(
+                Result.from_dict(outcome), line_options(self.job.options, item)
+            ),
+            item,
+        )
+        payload["outcome"] = (
+            answered.to_dict() if isinstance(answered, Result) else {"error": answered}
+        )
         payload.setdefault("workers", []).append(self.name)

@@ -58,8 +58,12 @@ class ConvertSummary:
     categories: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"out": str(self.out), "questions": self.questions, "images": self.images,
-                "categories": self.categories}
+        return {
+            "out": str(self.out),
+            "questions": self.questions,
+            "images": self.images,
+            "categories": self.categories,
+        }
 
 
 def answer_pools(answers: list[str]) -> dict[str, tuple[str, ...]]:
@@ -75,8 +79,9 @@ def category_of(answer: str, pools: dict[str, tuple[str, ...]]) -> str:
     raise InputError(f"easy-vqa answer {answer!r} is of no known type; is this easy-vqa 1.0?")
 
 
-def to_eval_line(question: SourceQuestion, pools: dict[str, tuple[str, ...]], seed: int,
-                 image: str) -> dict:
+def to_eval_line(
+    question: SourceQuestion, pools: dict[str, tuple[str, ...]], seed: int, image: str
+) -> dict:
     """The eval-format object for one question (module doc: distractors and order)."""
     category = category_of(question.answer, pools)
     rng = random.Random(f"easy-vqa:{seed}:{question.index}")
@@ -84,10 +89,14 @@ def to_eval_line(question: SourceQuestion, pools: dict[str, tuple[str, ...]], se
     choices = [question.answer] + rng.sample(others, min(3, len(others)))
     rng.shuffle(choices)
     text = question.text.strip()
-    return {"id": f"easy-vqa-test-{question.index}", "image": image,
-            "question": text[:1].upper() + text[1:],
-            "options": dict(zip(LETTERS, choices)),
-            "answer": LETTERS[choices.index(question.answer)], "category": category}
+    return {
+        "id": f"easy-vqa-test-{question.index}",
+        "image": image,
+        "question": text[:1].upper() + text[1:],
+        "options": dict(zip(LETTERS, choices)),
+        "answer": LETTERS[choices.index(question.answer)],
+        "category": category,
+    }
 
 
 def select(questions: list[SourceQuestion], limit: int | None, seed: int) -> list[SourceQuestion]:
@@ -103,10 +112,14 @@ def load_test_split():
     try:
         import easy_vqa
     except ImportError:
-        raise MissingExtra(f"the easy-vqa package is not installed: {INSTALL_HINT}",
-                           extra="eval") from None
+        raise MissingExtra(
+            f"the easy-vqa package is not installed: {INSTALL_HINT}", extra="eval"
+        ) from None
     texts, answers, image_ids = easy_vqa.get_test_questions()
-    questions = [SourceQuestion(i, t, a, int(m)) for i, (t, a, m) in enumerate(zip(texts, answers, image_ids))]
+    questions = [
+        SourceQuestion(i, t, a, int(m))
+        for i, (t, a, m) in enumerate(zip(texts, answers, image_ids))
+    ]
     return questions, easy_vqa.get_test_image_paths(), easy_vqa.get_answers()
 
 
@@ -125,8 +138,14 @@ def convert_easy_vqa(out: Path, *, seed: int = 0, limit: int | None = None) -> C
         raise InputError(f"cannot write '{out}': {exc.strerror or exc}") from None
 
 
-def _write(out: Path, folder: Path, questions: list[SourceQuestion], image_paths: dict,
-           pools: dict, seed: int) -> ConvertSummary:
+def _write(
+    out: Path,
+    folder: Path,
+    questions: list[SourceQuestion],
+    image_paths: dict,
+    pools: dict,
+    seed: int,
+) -> ConvertSummary:
     summary, counts, copied = ConvertSummary(out=out), Counter(), set()
     with atomic.atomic_file(out) as target:  # a stopped conversion leaves no half data file
         for question in questions:

@@ -21,10 +21,10 @@ from __future__ import annotations
 import json
 import os
 import zlib
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image
@@ -86,7 +86,7 @@ def clean_statement(generated: str) -> str:
     text = " ".join(generated.split())
     for label in ("Declarative Statement(s):", "Declarative Statement:", "Statement:"):
         if text.lower().startswith(label.lower()):
-            text = text[len(label):].strip()
+            text = text[len(label) :].strip()
     return text.lstrip("-*1. ").strip().strip('"').strip()
 
 
@@ -99,12 +99,19 @@ def teacher_view(picture: LoadedImage) -> LoadedImage:
     """A decoded picture resized to 512x512 (a Ray worker decodes the bytes it was sent)."""
     rgb = np.asarray(picture.to_pil().resize(TEACHER_SIZE, Image.BICUBIC))
     rgb.flags.writeable = False
-    return LoadedImage(rgb=rgb, width=TEACHER_SIZE[0], height=TEACHER_SIZE[1],
-                       sha256=pixel_sha256(rgb), source=picture.source, format=picture.format,
-                       original_mode=picture.original_mode)
+    return LoadedImage(
+        rgb=rgb,
+        width=TEACHER_SIZE[0],
+        height=TEACHER_SIZE[1],
+        sha256=pixel_sha256(rgb),
+        source=picture.source,
+        format=picture.format,
+        original_mode=picture.original_mode,
+    )
 
 
 # -- input and output ---------------------------------------------------------------------
+
 
 def read_pairs(path: Path) -> tuple[list[QAPair], list[str]]:
     """Usable pairs and one-line reasons for the unusable lines; InputError if none is usable."""
@@ -125,11 +132,23 @@ def parse_pair(number: int, raw: dict, folder: Path) -> tuple[int, QAPair]:
     options = raw.get("options")
     if isinstance(options, dict) and isinstance(answer, str) and answer.strip().upper() in options:
         answer = options[answer.strip().upper()]  # eval format: the correct option's text
-    for key, value in (("image", raw.get("image")), ("question", raw.get("question")), ("answer", answer)):
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool) or not str(value).strip():
+    for key, value in (
+        ("image", raw.get("image")),
+        ("question", raw.get("question")),
+        ("answer", answer),
+    ):
+        if (
+            not isinstance(value, (str, int, float))
+            or isinstance(value, bool)
+            or not str(value).strip()
+        ):
             raise ValueError(f"needs a non-empty '{key}'")
-    return number, QAPair(id=str(raw.get("id", f"line-{number}")), question=str(raw["question"]),
-                          answer=str(answer), image=local_path(str(raw["image"]), folder))
+    return number, QAPair(
+        id=str(raw.get("id", f"line-{number}")),
+        question=str(raw["question"]),
+        answer=str(answer),
+        image=local_path(str(raw["image"]), folder),
+    )
 
 
 def done_ids(out: Path) -> set[str]:
@@ -149,14 +168,15 @@ def done_ids(out: Path) -> set[str]:
 
 # -- the two steps ------------------------------------------------------------------------
 
+
 @dataclass
 class TuningSummary:
     """What a run did; `failures` holds the first few one-line reasons."""
 
     pairs: int = 0
-    skipped: int = 0      # already in the output (resumed)
+    skipped: int = 0  # already in the output (resumed)
     written: int = 0
-    failed: int = 0       # pairs whose image could not be read: not written, retried next run
+    failed: int = 0  # pairs whose image could not be read: not written, retried next run
     bad_lines: int = 0
     model_loads: int = 0
     failures: list[str] = field(default_factory=list)
@@ -171,13 +191,16 @@ def item_seed(seed: int, pair_id: str) -> int:
     return zlib.crc32(f"{seed}:{pair_id}".encode()) & 0x7FFFFFFF
 
 
-def pending(pipeline: Pipeline, pairs: list[QAPair], out: Path,
-            statement_role: str) -> tuple[list[QAPair], TuningSummary]:
+def pending(
+    pipeline: Pipeline, pairs: list[QAPair], out: Path, statement_role: str
+) -> tuple[list[QAPair], TuningSummary]:
     """The pairs not yet in `out`, and a summary that counts the others as skipped; checks
     first that the teacher has the models both steps need."""
     if statement_role not in STATEMENT_ROLES:
-        raise InputError(f"unknown statement model {statement_role!r}; choose one of: "
-                         f"{', '.join(STATEMENT_ROLES)}")
+        raise InputError(
+            f"unknown statement model {statement_role!r}; choose one of: "
+            f"{', '.join(STATEMENT_ROLES)}"
+        )
     pipeline.bundle.require("perception")
     pipeline.bundle.require(statement_role)
     finished = done_ids(out)
@@ -185,12 +208,19 @@ def pending(pipeline: Pipeline, pairs: list[QAPair], out: Path,
     return todo, TuningSummary(pairs=len(pairs), skipped=len(pairs) - len(todo))
 
 
-def make_targets(pipeline: Pipeline, pairs: list[QAPair], out: Path, *, seed: int = 0,
-                 statement_role: str = "reasoning", chunk: int = 16,
-                 statement_decoding: StageDecoding = STATEMENT_DECODING,
-                 target_decoding: StageDecoding = TARGET_DECODING,
-                 progress: Callable[[], None] = lambda: None,
-                 stop: Callable[[], bool] = lambda: False) -> TuningSummary:
+def make_targets(
+    pipeline: Pipeline,
+    pairs: list[QAPair],
+    out: Path,
+    *,
+    seed: int = 0,
+    statement_role: str = "reasoning",
+    chunk: int = 16,
+    statement_decoding: StageDecoding = STATEMENT_DECODING,
+    target_decoding: StageDecoding = TARGET_DECODING,
+    progress: Callable[[], None] = lambda: None,
+    stop: Callable[[], bool] = lambda: False,
+) -> TuningSummary:
     """Run both steps for every pair not yet in `out`, appending one record per pair.
 
     `stop()` is asked after every record (edge_et.core.signals.graceful: Ctrl-C finishes the
@@ -200,8 +230,15 @@ def make_targets(pipeline: Pipeline, pairs: list[QAPair], out: Path, *, seed: in
     chunk = max(1, chunk)
     with targets_file(out) as write:
         for start in range(0, len(todo), chunk):
-            for record in _chunk(pipeline, todo[start:start + chunk], seed, statement_role,
-                                 (statement_decoding, target_decoding), out.parent, summary):
+            for record in _chunk(
+                pipeline,
+                todo[start : start + chunk],
+                seed,
+                statement_role,
+                (statement_decoding, target_decoding),
+                out.parent,
+                summary,
+            ):
                 write(record)
                 summary.written += 1
                 progress()
@@ -225,11 +262,19 @@ def targets_file(out: Path) -> Iterator[Callable[[dict], None]]:
         def write(record: dict) -> None:
             target.write(json.dumps(record, ensure_ascii=False) + "\n")
             target.flush()
+
         yield write
 
 
-def _chunk(pipeline: Pipeline, group: list[QAPair], seed: int, role: str,
-           decoding: tuple[StageDecoding, StageDecoding], folder: Path, summary: TuningSummary):
+def _chunk(
+    pipeline: Pipeline,
+    group: list[QAPair],
+    seed: int,
+    role: str,
+    decoding: tuple[StageDecoding, StageDecoding],
+    folder: Path,
+    summary: TuningSummary,
+):
     """Step 1 for every pair of the chunk, then step 2: one model at a time under swap."""
     pictures = {}
     for pair in group:
@@ -240,31 +285,58 @@ def _chunk(pipeline: Pipeline, group: list[QAPair], seed: int, role: str,
     usable = [pair for pair in group if pair.id in pictures]
     statements = [statement_for(pipeline, pair, seed, role, decoding[0]) for pair in usable]
     for pair, (statement, stats) in zip(usable, statements):
-        yield target_record(pipeline, pair, pictures.pop(pair.id), statement, stats, seed,
-                             decoding[1], folder)
+        yield target_record(
+            pipeline, pair, pictures.pop(pair.id), statement, stats, seed, decoding[1], folder
+        )
 
 
-def statement_for(pipeline: Pipeline, pair: QAPair, seed: int, role: str,
-                  settings: StageDecoding) -> tuple[str, dict]:
+def statement_for(
+    pipeline: Pipeline, pair: QAPair, seed: int, role: str, settings: StageDecoding
+) -> tuple[str, dict]:
     """Step 1 for one pair: its cleaned statement and the stage's stats."""
     stats = StageStats()
-    text = pipeline.ask(role, statement_request(pair.question, pair.answer), settings=settings,
-                        seed=item_seed(seed, pair.id), stats=stats)
+    text = pipeline.ask(
+        role,
+        statement_request(pair.question, pair.answer),
+        settings=settings,
+        seed=item_seed(seed, pair.id),
+        stats=stats,
+    )
     # A teacher that writes nothing still leaves the fact in the target's request.
     fallback = f'The answer to "{" ".join(pair.question.split())}" is {pair.answer.strip()}.'
     return clean_statement(text) or fallback, stats.to_dict()
 
 
-def target_record(pipeline: Pipeline, pair: QAPair, picture: LoadedImage, statement: str,
-                  statement_stats: dict, seed: int, settings: StageDecoding, folder: Path) -> dict:
+def target_record(
+    pipeline: Pipeline,
+    pair: QAPair,
+    picture: LoadedImage,
+    statement: str,
+    statement_stats: dict,
+    seed: int,
+    settings: StageDecoding,
+    folder: Path,
+) -> dict:
     """Step 2 for one pair: the output line, with the description written from `picture`."""
     stats = StageStats()
-    description = pipeline.ask("perception", target_request(statement), image=picture,
-                               settings=settings, seed=item_seed(seed, pair.id) + 1, stats=stats)
-    return {"id": pair.id, "image": _relative(pair.image, folder), "question": pair.question,
-            "answer": pair.answer, "statement": statement, "target": description.strip(),
-            "teacher": pipeline.bundle.name,
-            "stages": {"statement": statement_stats, "target": stats.to_dict()}}
+    description = pipeline.ask(
+        "perception",
+        target_request(statement),
+        image=picture,
+        settings=settings,
+        seed=item_seed(seed, pair.id) + 1,
+        stats=stats,
+    )
+    return {
+        "id": pair.id,
+        "image": _relative(pair.image, folder),
+        "question": pair.question,
+        "answer": pair.answer,
+        "statement": statement,
+        "target": description.strip(),
+        "teacher": pipeline.bundle.name,
+        "stages": {"statement": statement_stats, "target": stats.to_dict()},
+    }
 
 
 def _ends_torn(path: Path) -> bool:

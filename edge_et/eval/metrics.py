@@ -83,18 +83,28 @@ class Accuracy:
 
     def to_dict(self) -> dict:
         low, high = self.ci95
-        return {"accuracy": _r(self.accuracy), "ci95": [_r(low), _r(high)], "correct": self.correct,
-                "scored": self.scored, "parse_failures": self.parse_failures,
-                "errors": self.errors, "chance": _r(self.chance)}
+        return {
+            "accuracy": _r(self.accuracy),
+            "ci95": [_r(low), _r(high)],
+            "correct": self.correct,
+            "scored": self.scored,
+            "parse_failures": self.parse_failures,
+            "errors": self.errors,
+            "chance": _r(self.chance),
+        }
 
 
 def accuracy(rows: list[Scored]) -> Accuracy:
     """Correct / scored; errored rows are only counted, parse failures count as wrong."""
     answered = [row for row in rows if row.error is None]
     chance = sum(1 / row.n_options for row in answered) / len(answered) if answered else None
-    return Accuracy(correct=sum(row.correct for row in answered), scored=len(answered),
-                    parse_failures=sum(row.letter is None for row in answered),
-                    errors=len(rows) - len(answered), chance=chance)
+    return Accuracy(
+        correct=sum(row.correct for row in answered),
+        scored=len(answered),
+        parse_failures=sum(row.letter is None for row in answered),
+        errors=len(rows) - len(answered),
+        chance=chance,
+    )
 
 
 def by_category(rows: list[Scored]) -> dict[str, Accuracy]:
@@ -109,8 +119,10 @@ def stage_medians(rows: list[Scored]) -> dict[str, float]:
     """Median seconds per stage over answered questions, and `question`: the median total."""
     answered = [row for row in rows if row.error is None and row.stage_s]
     stages = sorted({name for row in answered for name in row.stage_s})
-    medians = {name: statistics.median(row.stage_s[name] for row in answered if name in row.stage_s)
-               for name in stages}
+    medians = {
+        name: statistics.median(row.stage_s[name] for row in answered if name in row.stage_s)
+        for name in stages
+    }
     if answered:
         medians["question"] = statistics.median(sum(row.stage_s.values()) for row in answered)
     return {name: round(value, 4) for name, value in medians.items()}
@@ -121,8 +133,12 @@ def stage_seconds(stages: dict[str, dict]) -> dict[str, float]:
 
     Model loads are left out: they are paid once per run, not per question.
     """
-    return {name: (s.get("image_encode_s") or 0.0) + (s.get("prefill_s") or 0.0)
-            + (s.get("decode_s") or 0.0) for name, s in stages.items()}
+    return {
+        name: (s.get("image_encode_s") or 0.0)
+        + (s.get("prefill_s") or 0.0)
+        + (s.get("decode_s") or 0.0)
+        for name, s in stages.items()
+    }
 
 
 def _r(value: float | None) -> float | None:

@@ -26,41 +26,73 @@ def eval_settings(pipeline: Pipeline, options: RunOptions, seed: int) -> dict:
 
 
 def _keyed(entries: list[dict], value: str | None) -> dict[tuple[str, int], dict]:
-    return {(entry["mode"], entry["line"]): entry[value] if value else entry for entry in entries
-            if isinstance(entry.get("mode"), str) and isinstance(entry.get("line"), int)
-            and (value is None or isinstance(entry.get(value), dict))}
+    return {
+        (entry["mode"], entry["line"]): entry[value] if value else entry
+        for entry in entries
+        if isinstance(entry.get("mode"), str)
+        and isinstance(entry.get("line"), int)
+        and (value is None or isinstance(entry.get(value), dict))
+    }
 
 
 class EvalRun:
     """`data` in `modes`, predictions journaled to `predictions`; earlier lines checked or cleared."""
 
-    def __init__(self, pipeline: Pipeline, data: EvalData, modes: list[str], options: RunOptions,
-                 predictions: Path, *, seed: int = 0, resume: bool = False):
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        data: EvalData,
+        modes: list[str],
+        options: RunOptions,
+        predictions: Path,
+        *,
+        seed: int = 0,
+        resume: bool = False,
+    ):
         self.pipeline, self.data, self.modes, self.options = pipeline, data, modes, options
         self.predictions, self.seed = Path(predictions), seed
-        point = resume_files.prepare(predictions, data.path, eval_settings(pipeline, options, seed),
-                                     resume=resume)
-        self.earlier = Earlier(rows=_keyed(point.records, None),
-                               extractions=_keyed(point.extractions, "extraction"))
+        point = resume_files.prepare(
+            predictions, data.path, eval_settings(pipeline, options, seed), resume=resume
+        )
+        self.earlier = Earlier(
+            rows=_keyed(point.records, None), extractions=_keyed(point.extractions, "extraction")
+        )
 
     @property
     def remaining(self) -> int:
         asked = {(mode, item.line) for mode in self.modes for item in self.data.items}
         return len(asked - set(self.earlier.rows))
 
-    def run(self, progress: Callable[[], None] = lambda: None,
-            stop: Callable[[], bool] = lambda: False, runner: BatchRunner = run_batch) -> EvalReport:
-        with Journal(self.predictions) as rows, \
-                Journal(resume_files.side_path(self.predictions)) as side:
+    def run(
+        self,
+        progress: Callable[[], None] = lambda: None,
+        stop: Callable[[], bool] = lambda: False,
+        runner: BatchRunner = run_batch,
+    ) -> EvalReport:
+        with (
+            Journal(self.predictions) as rows,
+            Journal(resume_files.side_path(self.predictions)) as side,
+        ):
+
             def record(mode: str, item: EvalItem, record: dict, scored) -> None:
                 rows.append(prediction_row(mode, item, record, scored))
 
             def extracted(mode: str, item: EvalItem, saved: dict) -> None:
                 side.append({"mode": mode, "line": item.line, "extraction": saved})
 
-            report = evaluate(self.pipeline, self.data, self.modes, self.options, seed=self.seed,
-                              progress=progress, on_record=record, earlier=self.earlier,
-                              on_extracted=extracted, stop=stop, runner=runner)
+            report = evaluate(
+                self.pipeline,
+                self.data,
+                self.modes,
+                self.options,
+                seed=self.seed,
+                progress=progress,
+                on_record=record,
+                earlier=self.earlier,
+                on_extracted=extracted,
+                stop=stop,
+                runner=runner,
+            )
         if not stop():
             resume_files.finished(self.predictions)
         return report

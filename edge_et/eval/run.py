@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 from edge_et.core.jsonl import json_object, local_path, parse_lines
 from edge_et.errors import InputError
@@ -49,12 +49,12 @@ EVAL_MODES = tuple(mode for mode in MODES if mode != "extract")  # extract gives
 class EvalItem:
     """One usable line of the data file."""
 
-    line: int                 # 1-based line number in the file
+    line: int  # 1-based line number in the file
     id: object
     image: Path
-    question: str             # the question stem, without options
-    options: dict[str, str]   # letter -> option text, A, B, ... in order
-    answer: str               # the correct letter
+    question: str  # the question stem, without options
+    options: dict[str, str]  # letter -> option text, A, B, ... in order
+    answer: str  # the correct letter
     category: str = NO_CATEGORY
 
     @property
@@ -105,12 +105,19 @@ def parse_eval_item(number: int, raw: dict, folder: Path) -> EvalItem:
     options = _options(raw.get("options"))
     answer = raw.get("answer")
     if not isinstance(answer, str) or answer.strip().upper() not in options:
-        raise ValueError(f"'answer' must be one of the option letters {', '.join(options)}, "
-                         f"got {answer!r}")
+        raise ValueError(
+            f"'answer' must be one of the option letters {', '.join(options)}, got {answer!r}"
+        )
     category = raw.get("category")
-    return EvalItem(line=number, id=raw.get("id"), image=local_path(raw["image"], folder),
-                    question=raw["question"], options=options, answer=answer.strip().upper(),
-                    category=str(category) if category not in (None, "") else NO_CATEGORY)
+    return EvalItem(
+        line=number,
+        id=raw.get("id"),
+        image=local_path(raw["image"], folder),
+        question=raw["question"],
+        options=options,
+        answer=answer.strip().upper(),
+        category=str(category) if category not in (None, "") else NO_CATEGORY,
+    )
 
 
 def _options(raw) -> dict[str, str]:
@@ -119,16 +126,19 @@ def _options(raw) -> dict[str, str]:
     if not isinstance(raw, dict) or not 2 <= len(raw) <= len(LETTERS):
         raise ValueError("'options' must map 2 to 26 letters (A, B, ...) to option texts")
     letters = [str(key).strip().upper() for key in raw]
-    if letters != list(LETTERS[:len(letters)]):
+    if letters != list(LETTERS[: len(letters)]):
         got = ", ".join(repr(letter) for letter in letters)  # repr: a key may hold a newline
         raise ValueError(f"option letters must be A, B, ... in order, got {got}")
-    texts = [str(value).strip() if isinstance(value, (str, int, float)) else "" for value in raw.values()]
+    texts = [
+        str(value).strip() if isinstance(value, (str, int, float)) else "" for value in raw.values()
+    ]
     if not all(texts):
         raise ValueError("every option needs a non-empty text")
     return dict(zip(letters, texts))
 
 
 # -- running ------------------------------------------------------------------------------
+
 
 @dataclass
 class ModeReport:
@@ -144,11 +154,15 @@ class ModeReport:
         return accuracy(self.rows)
 
     def to_dict(self) -> dict:
-        return {"mode": self.mode, **self.overall.to_dict(),
-                "categories": {name: acc.to_dict() for name, acc in by_category(self.rows).items()},
-                "median_s": stage_medians(self.rows), "seconds": round(self.seconds, 3),
-                "model_loads": self.model_loads,
-                "errors_seen": sorted({row.error for row in self.rows if row.error})[:5]}
+        return {
+            "mode": self.mode,
+            **self.overall.to_dict(),
+            "categories": {name: acc.to_dict() for name, acc in by_category(self.rows).items()},
+            "median_s": stage_medians(self.rows),
+            "seconds": round(self.seconds, 3),
+            "model_loads": self.model_loads,
+            "errors_seen": sorted({row.error for row in self.rows if row.error})[:5],
+        }
 
 
 @dataclass
@@ -161,10 +175,15 @@ class EvalReport:
     modes: dict[str, ModeReport]
 
     def to_dict(self) -> dict:
-        return {"data": str(self.data.path), "bundle": self.bundle, "seed": self.seed,
-                "questions": len(self.data.items), "data_errors": len(self.data.errors),
-                "data_error_lines": self.data.errors[:20],
-                "modes": {name: report.to_dict() for name, report in self.modes.items()}}
+        return {
+            "data": str(self.data.path),
+            "bundle": self.bundle,
+            "seed": self.seed,
+            "questions": len(self.data.items),
+            "data_errors": len(self.data.errors),
+            "data_error_lines": self.data.errors[:20],
+            "modes": {name: report.to_dict() for name, report in self.modes.items()},
+        }
 
 
 Record = Callable[[str, EvalItem, dict, Scored], None]
@@ -175,7 +194,9 @@ def check_eval_modes(modes: list[str]) -> list[str]:
     chosen = list(dict.fromkeys(modes or ["extract-think"]))
     for mode in chosen:
         if check_mode(mode) not in EVAL_MODES:
-            raise InputError(f"mode {mode!r} gives no answer to score; choose from: {', '.join(EVAL_MODES)}")
+            raise InputError(
+                f"mode {mode!r} gives no answer to score; choose from: {', '.join(EVAL_MODES)}"
+            )
     return chosen
 
 
@@ -191,12 +212,20 @@ class Earlier:
 Extracted = Callable[[str, EvalItem, dict], None]
 
 
-def evaluate(pipeline: Pipeline, data: EvalData, modes: list[str], options: RunOptions, *,
-             seed: int = 0, progress: Callable[[], None] = lambda: None,
-             on_record: Record | None = None, earlier: Earlier | None = None,
-             on_extracted: Extracted | None = None,
-             stop: Callable[[], bool] = lambda: False,
-             runner: BatchRunner = run_batch) -> EvalReport:
+def evaluate(
+    pipeline: Pipeline,
+    data: EvalData,
+    modes: list[str],
+    options: RunOptions,
+    *,
+    seed: int = 0,
+    progress: Callable[[], None] = lambda: None,
+    on_record: Record | None = None,
+    earlier: Earlier | None = None,
+    on_extracted: Extracted | None = None,
+    stop: Callable[[], bool] = lambda: False,
+    runner: BatchRunner = run_batch,
+) -> EvalReport:
     """Ask every item in every mode on one pipeline and score the answers.
 
     `progress` is called once per (mode, item) asked; `on_record(mode, item, record, scored)`
@@ -212,22 +241,56 @@ def evaluate(pipeline: Pipeline, data: EvalData, modes: list[str], options: RunO
     for mode in order:
         if stop():
             break
-        reports[mode] = _run_mode(pipeline, data.items, mode, options, seed, progress, on_record,
-                                  earlier, on_extracted, stop, runner, last=mode == order[-1])
-    return EvalReport(data=data, bundle=pipeline.bundle.name, seed=seed,
-                      modes={mode: reports[mode] for mode in chosen if mode in reports})
+        reports[mode] = _run_mode(
+            pipeline,
+            data.items,
+            mode,
+            options,
+            seed,
+            progress,
+            on_record,
+            earlier,
+            on_extracted,
+            stop,
+            runner,
+            last=mode == order[-1],
+        )
+    return EvalReport(
+        data=data,
+        bundle=pipeline.bundle.name,
+        seed=seed,
+        modes={mode: reports[mode] for mode in chosen if mode in reports},
+    )
 
 
-def _run_mode(pipeline: Pipeline, items: list[EvalItem], mode: str, options: RunOptions,
-              seed: int, progress, on_record: Record | None, earlier: Earlier,
-              on_extracted: Extracted | None, stop, runner: BatchRunner, last: bool) -> ModeReport:
-    batch = [BatchItem(index=i, image=item.image, question=item.prompt, id=item.id,
-                       seed=item.seed(seed)) for i, item in enumerate(items)]
+def _run_mode(
+    pipeline: Pipeline,
+    items: list[EvalItem],
+    mode: str,
+    options: RunOptions,
+    seed: int,
+    progress,
+    on_record: Record | None,
+    earlier: Earlier,
+    on_extracted: Extracted | None,
+    stop,
+    runner: BatchRunner,
+    last: bool,
+) -> ModeReport:
+    batch = [
+        BatchItem(index=i, image=item.image, question=item.prompt, id=item.id, seed=item.seed(seed))
+        for i, item in enumerate(items)
+    ]
     done = {i for i, item in enumerate(items) if (mode, item.line) in earlier.rows}
     rows = [score_record(items[i], earlier.rows[(mode, items[i].line)]) for i in sorted(done)]
-    resumed = Resumed(done=done, extracted={i: earlier.extractions[(mode, item.line)]
-                                            for i, item in enumerate(items)
-                                            if (mode, item.line) in earlier.extractions})
+    resumed = Resumed(
+        done=done,
+        extracted={
+            i: earlier.extractions[(mode, item.line)]
+            for i, item in enumerate(items)
+            if (mode, item.line) in earlier.extractions
+        },
+    )
     loads_before, started = pipeline.model_loads, time.perf_counter()
 
     def write(record: dict) -> None:
@@ -240,18 +303,36 @@ def _run_mode(pipeline: Pipeline, items: list[EvalItem], mode: str, options: Run
         if on_extracted is not None:
             on_extracted(mode, items[index], saved)
 
-    runner(pipeline, batch, replace(options, mode=mode), write, progress, resumed=resumed,
-           on_extracted=extracted, stop=stop,
-           forget_used_pictures=last)  # the next mode shows the same pictures
-    return ModeReport(mode=mode, rows=rows, seconds=time.perf_counter() - started,
-                      model_loads=pipeline.model_loads - loads_before)
+    runner(
+        pipeline,
+        batch,
+        replace(options, mode=mode),
+        write,
+        progress,
+        resumed=resumed,
+        on_extracted=extracted,
+        stop=stop,
+        forget_used_pictures=last,
+    )  # the next mode shows the same pictures
+    return ModeReport(
+        mode=mode,
+        rows=rows,
+        seconds=time.perf_counter() - started,
+        model_loads=pipeline.model_loads - loads_before,
+    )
 
 
 def prediction_row(mode: str, item: EvalItem, record: dict, scored: Scored) -> dict:
     """One line of `--predictions`: the item, its score and the batch record's fields."""
-    return {"mode": mode, "line": item.line, "id": item.id, "category": item.category,
-            "gold": item.answer, "letter": scored.letter, "correct": scored.correct} | {
-                k: v for k, v in record.items() if k not in ("index", "id", "mode")}
+    return {
+        "mode": mode,
+        "line": item.line,
+        "id": item.id,
+        "category": item.category,
+        "gold": item.answer,
+        "letter": scored.letter,
+        "correct": scored.correct,
+    } | {k: v for k, v in record.items() if k not in ("index", "id", "mode")}
 
 
 def score_record(item: EvalItem, record: dict) -> Scored:
@@ -259,5 +340,8 @@ def score_record(item: EvalItem, record: dict) -> Scored:
     common = dict(id=item.id, category=item.category, gold=item.answer, n_options=len(item.options))
     if "error" in record:
         return Scored(**common, error=record["error"])
-    return Scored(**common, letter=answer_letter(record.get("answer", ""), "".join(item.options), item.options),
-                  stage_s=stage_seconds(record.get("stages", {})))
+    return Scored(
+        **common,
+        letter=answer_letter(record.get("answer", ""), "".join(item.options), item.options),
+        stage_s=stage_seconds(record.get("stages", {})),
+    )

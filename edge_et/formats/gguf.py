@@ -15,23 +15,78 @@ from pathlib import Path
 GGUF_MAGIC = b"GGUF"
 
 # GGUF value types (gguf.h: enum gguf_type).
-SCALAR_TYPES = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
-                10: "<Q", 11: "<q", 12: "<d"}
+SCALAR_TYPES = {
+    0: "<B",
+    1: "<b",
+    2: "<H",
+    3: "<h",
+    4: "<I",
+    5: "<i",
+    6: "<f",
+    7: "<?",
+    10: "<Q",
+    11: "<q",
+    12: "<d",
+}
 _STRING, ARRAY_TYPE = 8, 9
 
 # llama_ftype values written as general.file_type by the converter and quantizer.
-FILE_TYPES = {0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1",
-              10: "Q2_K", 11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S",
-              15: "Q4_K_M", 16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K", 32: "BF16"}
+FILE_TYPES = {
+    0: "F32",
+    1: "F16",
+    2: "Q4_0",
+    3: "Q4_1",
+    7: "Q8_0",
+    8: "Q5_0",
+    9: "Q5_1",
+    10: "Q2_K",
+    11: "Q3_K_S",
+    12: "Q3_K_M",
+    13: "Q3_K_L",
+    14: "Q4_K_S",
+    15: "Q4_K_M",
+    16: "Q5_K_S",
+    17: "Q5_K_M",
+    18: "Q6_K",
+    32: "BF16",
+}
 
 
 # ggml_type → (elements per block, bytes per block), from ggml.c's type_traits.
-GGML_TYPE_SIZES = {0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24),
-                   8: (32, 34), 9: (32, 36), 10: (256, 84), 11: (256, 110), 12: (256, 144),
-                   13: (256, 176), 14: (256, 210), 15: (256, 292), 16: (256, 66), 17: (256, 74),
-                   18: (256, 98), 19: (256, 50), 20: (32, 18), 21: (256, 110), 22: (256, 82),
-                   23: (256, 136), 24: (1, 1), 25: (1, 2), 26: (1, 4), 27: (1, 8), 28: (1, 8),
-                   29: (256, 56), 30: (1, 2), 34: (256, 54), 35: (256, 66), 39: (32, 17)}
+GGML_TYPE_SIZES = {
+    0: (1, 4),
+    1: (1, 2),
+    2: (32, 18),
+    3: (32, 20),
+    6: (32, 22),
+    7: (32, 24),
+    8: (32, 34),
+    9: (32, 36),
+    10: (256, 84),
+    11: (256, 110),
+    12: (256, 144),
+    13: (256, 176),
+    14: (256, 210),
+    15: (256, 292),
+    16: (256, 66),
+    17: (256, 74),
+    18: (256, 98),
+    19: (256, 50),
+    20: (32, 18),
+    21: (256, 110),
+    22: (256, 82),
+    23: (256, 136),
+    24: (1, 1),
+    25: (1, 2),
+    26: (1, 4),
+    27: (1, 8),
+    28: (1, 8),
+    29: (256, 56),
+    30: (1, 2),
+    34: (256, 54),
+    35: (256, 66),
+    39: (32, 17),
+}
 
 
 @dataclass(frozen=True)
@@ -117,7 +172,7 @@ class GGUFReader:
         length = self.unpack("<Q")
         if self.pos + length > len(self.buf):
             raise GGUFError("file ends inside its header (truncated?)")
-        raw = self.buf[self.pos:self.pos + length]
+        raw = self.buf[self.pos : self.pos + length]
         self.pos += length
         return raw.decode("utf-8", errors="replace")
 
@@ -126,7 +181,9 @@ class GGUFReader:
             self.pos += struct.calcsize(SCALAR_TYPES[item_type]) * count
         elif item_type == _STRING:
             for _ in range(count):
-                length = self.unpack("<Q")  # read first: `pos += unpack()` would lose unpack's advance
+                length = self.unpack(
+                    "<Q"
+                )  # read first: `pos += unpack()` would lose unpack's advance
                 self.pos += length
         else:
             raise GGUFError(f"unsupported nested array type {item_type}")
@@ -203,5 +260,7 @@ def _check_data_fits(info: GGUFInfo) -> None:
         return
     needed = info.data_offset + max(ends)
     if needed > info.size_bytes:
-        raise GGUFError(f"truncated: its tensors need {needed:,} bytes but the file has "
-                        f"{info.size_bytes:,} (incomplete download?)")
+        raise GGUFError(
+            f"truncated: its tensors need {needed:,} bytes but the file has "
+            f"{info.size_bytes:,} (incomplete download?)"
+        )

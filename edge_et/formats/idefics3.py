@@ -57,15 +57,20 @@ class Layout:
     split: bool = True
 
     @classmethod
-    def from_config(cls, vision: dict) -> "Layout":
+    def from_config(cls, vision: dict) -> Layout:
         mode = str(vision.get("layout", "hf"))
         if mode not in LAYOUTS:
-            raise BundleError(f"onnx_config.json: image layout {mode!r} is not known; "
-                              f"known: {', '.join(LAYOUTS)}")
-        return cls(tile=int(vision["tile"]), longest_edge=int(vision["longest_edge"]),
-                   tokens=int(vision["tokens_per_view"]), mode=mode,
-                   resample=int(vision.get("resample", LANCZOS)),
-                   split=bool(vision.get("do_image_splitting", True)))
+            raise BundleError(
+                f"onnx_config.json: image layout {mode!r} is not known; known: {', '.join(LAYOUTS)}"
+            )
+        return cls(
+            tile=int(vision["tile"]),
+            longest_edge=int(vision["longest_edge"]),
+            tokens=int(vision["tokens_per_view"]),
+            mode=mode,
+            resample=int(vision.get("resample", LANCZOS)),
+            split=bool(vision.get("do_image_splitting", True)),
+        )
 
     @property
     def filter(self) -> int:
@@ -107,8 +112,10 @@ def grid_shape(height: int, width: int, layout: Layout) -> tuple[int, int]:
     """Tile (rows, cols) of a height x width picture; (0, 0): sent once, without a grid."""
     if layout.mode == "hf" and not layout.split:
         return 0, 0
-    rows, cols = (side // layout.tile for side in
-                  refined_size(*resized_size(height, width, layout.longest_edge), layout))
+    rows, cols = (
+        side // layout.tile
+        for side in refined_size(*resized_size(height, width, layout.longest_edge), layout)
+    )
     if layout.mode == "hf" and rows == cols == 1:
         return 0, 0
     return rows, cols
@@ -148,8 +155,11 @@ def make_views(rgb: np.ndarray, layout: Layout) -> list[np.ndarray]:
         return [np.asarray(_resize(resized, tile, tile, resample))]
     refined = np.asarray(_resize(resized, *refined_size(*resized.size[::-1], layout), resample))
     rows, cols = grid_shape(height, width, layout)
-    tiles = [np.ascontiguousarray(refined[r * tile:(r + 1) * tile, c * tile:(c + 1) * tile])
-             for r in range(rows) for c in range(cols)]
+    tiles = [
+        np.ascontiguousarray(refined[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile])
+        for r in range(rows)
+        for c in range(cols)
+    ]
     overview = _resize(Image.fromarray(refined), tile, tile, resample)
     return tiles + [np.asarray(overview)]
 
@@ -171,11 +181,15 @@ class SpanTokens:
     tiles: tuple[tuple[int, ...], ...]
 
     @classmethod
-    def from_config(cls, tokens: dict) -> "SpanTokens":
-        return cls(fake=int(tokens["fake"]), global_img=int(tokens["global"]),
-                   image=int(tokens["image"]), newline=tuple(tokens["newline"]),
-                   blank=tuple(tokens["blank"]),
-                   tiles=tuple(tuple(int(t) for t in row) for row in tokens["tiles"]))
+    def from_config(cls, tokens: dict) -> SpanTokens:
+        return cls(
+            fake=int(tokens["fake"]),
+            global_img=int(tokens["global"]),
+            image=int(tokens["image"]),
+            newline=tuple(tokens["newline"]),
+            blank=tuple(tokens["blank"]),
+            tiles=tuple(tuple(int(t) for t in row) for row in tokens["tiles"]),
+        )
 
 
 def span_ids(rows: int, cols: int, layout: Layout, tokens: SpanTokens) -> list[int]:
@@ -185,8 +199,9 @@ def span_ids(rows: int, cols: int, layout: Layout, tokens: SpanTokens) -> list[i
     if rows == cols == 0:
         return overview
     if rows > len(tokens.tiles) or cols > len(tokens.tiles[0]):
-        raise ValueError(f"a {rows} x {cols} grid needs <row_{rows}_col_{cols}>, which the "
-                         "tokenizer lacks")
+        raise ValueError(
+            f"a {rows} x {cols} grid needs <row_{rows}_col_{cols}>, which the tokenizer lacks"
+        )
     ids: list[int] = []
     for r in range(rows):
         for c in range(cols):

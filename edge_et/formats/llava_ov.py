@@ -64,17 +64,22 @@ def read_layout(mmproj_path: str | Path) -> Layout | None:
         return None
     tile, patch = int(meta["clip.vision.image_size"]), int(meta["clip.vision.patch_size"])
     aspect = str(meta.get(ASPECT_KEY, "anyres_max_9"))
-    return Layout(tile=tile, side=tile // patch,
-                  pinpoints=tuple((int(h), int(w)) for h, w in json.loads(meta[PINPOINTS_KEY])),
-                  max_tiles=int(aspect.removeprefix("anyres_max_")),
-                  newline=_read_newline(info))
+    return Layout(
+        tile=tile,
+        side=tile // patch,
+        pinpoints=tuple((int(h), int(w)) for h, w in json.loads(meta[PINPOINTS_KEY])),
+        max_tiles=int(aspect.removeprefix("anyres_max_")),
+        newline=_read_newline(info),
+    )
 
 
 def _read_newline(info) -> np.ndarray:
     tensor = next((t for t in info.tensors if t.name == NEWLINE_TENSOR), None)
     if tensor is None or tensor.ggml_type not in _FLOAT_TYPES or tensor.nbytes is None:
-        raise BundleError(f"mmproj '{info.path.name}' declares LLaVA-OneVision packing but has "
-                          f"no float {NEWLINE_TENSOR} tensor")
+        raise BundleError(
+            f"mmproj '{info.path.name}' declares LLaVA-OneVision packing but has "
+            f"no float {NEWLINE_TENSOR} tensor"
+        )
     with open(info.path, "rb") as handle:
         handle.seek(info.data_offset + tensor.offset)
         raw = handle.read(tensor.nbytes)
@@ -84,8 +89,9 @@ def _read_newline(info) -> np.ndarray:
 # -- 1. views -------------------------------------------------------------------------------
 
 
-def select_best_resolution(height: int, width: int,
-                           pinpoints: tuple[tuple[int, int], ...]) -> tuple[int, int]:
+def select_best_resolution(
+    height: int, width: int, pinpoints: tuple[tuple[int, int], ...]
+) -> tuple[int, int]:
     """The pinpoint that keeps the most of the image's pixels, then wastes the fewest."""
     best, best_kept, best_waste = pinpoints[0], 0, math.inf
     for target_h, target_w in pinpoints:
@@ -113,9 +119,12 @@ def make_views(rgb: np.ndarray, layout: Layout) -> list[np.ndarray]:
     new_h, new_w = fit_size(height, width, (grid_h, grid_w))
     canvas = np.zeros((grid_h, grid_w, 3), dtype=np.uint8)  # HF pads with 0: black, not grey
     top, left = (grid_h - new_h) // 2, (grid_w - new_w) // 2
-    canvas[top:top + new_h, left:left + new_w] = _resize(image, new_h, new_w)
-    tiles = [canvas[y:y + layout.tile, x:x + layout.tile]
-             for y in range(0, grid_h, layout.tile) for x in range(0, grid_w, layout.tile)]
+    canvas[top : top + new_h, left : left + new_w] = _resize(image, new_h, new_w)
+    tiles = [
+        canvas[y : y + layout.tile, x : x + layout.tile]
+        for y in range(0, grid_h, layout.tile)
+        for x in range(0, grid_w, layout.tile)
+    ]
     return [_resize(image, layout.tile, layout.tile)] + [np.ascontiguousarray(t) for t in tiles]
 
 
@@ -146,7 +155,7 @@ def _unpad_box(height: int, width: int, rows: int, cols: int) -> tuple[int, int,
 
 def _shrunk(rows: int, cols: int, layout: Layout) -> tuple[int, int] | None:
     """The size anyres_max_N shrinks a rows x cols map to, or None when it stays."""
-    ratio = math.sqrt(rows * cols / (layout.max_tiles * layout.side ** 2))
+    ratio = math.sqrt(rows * cols / (layout.max_tiles * layout.side**2))
     return (int(rows // ratio), int(cols // ratio)) if ratio > 1.1 else None
 
 
@@ -159,11 +168,12 @@ def grid_shape(height: int, width: int, layout: Layout) -> tuple[int, int]:
 def count_tokens(height: int, width: int, layout: Layout) -> int:
     """Embeddings a height x width image becomes: base view + rows x (cols + newline)."""
     tiles_h, tiles_w = grid_shape(height, width, layout)
-    top, bottom, left, right = _unpad_box(height, width, tiles_h * layout.side,
-                                          tiles_w * layout.side)
+    top, bottom, left, right = _unpad_box(
+        height, width, tiles_h * layout.side, tiles_w * layout.side
+    )
     rows, cols = bottom - top, right - left
     rows, cols = _shrunk(rows, cols, layout) or (rows, cols)
-    return layout.side ** 2 + rows * (cols + 1)
+    return layout.side**2 + rows * (cols + 1)
 
 
 def pack(views: np.ndarray, height: int, width: int, layout: Layout) -> np.ndarray:
@@ -172,11 +182,16 @@ def pack(views: np.ndarray, height: int, width: int, layout: Layout) -> np.ndarr
     tiles_h, tiles_w = grid_shape(height, width, layout)
     side, dim = layout.side, views.shape[-1]
     if views.shape != (1 + tiles_h * tiles_w, side * side, dim):
-        raise ValueError(f"expected {1 + tiles_h * tiles_w} views of {side * side} embeddings, "
-                         f"got {views.shape}")
+        raise ValueError(
+            f"expected {1 + tiles_h * tiles_w} views of {side * side} embeddings, got {views.shape}"
+        )
     views = views.astype(np.float32, copy=False)
-    grid = (views[1:].reshape(tiles_h, tiles_w, side, side, dim)
-            .transpose(0, 2, 1, 3, 4).reshape(tiles_h * side, tiles_w * side, dim))
+    grid = (
+        views[1:]
+        .reshape(tiles_h, tiles_w, side, side, dim)
+        .transpose(0, 2, 1, 3, 4)
+        .reshape(tiles_h * side, tiles_w * side, dim)
+    )
     top, bottom, left, right = _unpad_box(height, width, *grid.shape[:2])
     grid = grid[top:bottom, left:right]
     target = _shrunk(*grid.shape[:2], layout)
@@ -200,8 +215,10 @@ def bilinear_resize(features: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
 
 def _source_indices(size_in: int, size_out: int):
     scale = np.float32(size_in) / np.float32(size_out)
-    src = np.maximum((np.arange(size_out, dtype=np.float32) + np.float32(0.5)) * scale
-                     - np.float32(0.5), np.float32(0))
+    src = np.maximum(
+        (np.arange(size_out, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5),
+        np.float32(0),
+    )
     low = np.minimum(src.astype(np.int64), size_in - 1)
     high = np.minimum(low + 1, size_in - 1)
     return low, high, (src - low).astype(np.float32)

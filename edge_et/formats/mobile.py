@@ -18,17 +18,21 @@ from edge_et.errors import BundleError
 MOBILE_MANIFEST = "mobile.json"
 FORMAT_NAME = "edge-et.mobile"
 FORMAT_VERSION = 2  # 2: stage settings, sessions, preprocessing, the pipeline's rules
-SETTINGS_FROM = 2   # the first format whose stages carry their settings
+SETTINGS_FROM = 2  # the first format whose stages carry their settings
 
 
 def format_version(manifest: dict) -> int:
     """The manifest's format number; one line if it is not ours or newer than we read."""
     name, _, version = str(manifest.get("format", "")).partition("/")
     if name != FORMAT_NAME or not version.isdigit():
-        raise BundleError(f"{MOBILE_MANIFEST}: format {manifest.get('format')!r} is not {FORMAT_NAME}/N")
+        raise BundleError(
+            f"{MOBILE_MANIFEST}: format {manifest.get('format')!r} is not {FORMAT_NAME}/N"
+        )
     if int(version) > FORMAT_VERSION:
-        raise BundleError(f"{MOBILE_MANIFEST} is format {manifest['format']}, newer than this edge-et "
-                          f"reads ({FORMAT_NAME}/{FORMAT_VERSION}): upgrade edge-et")
+        raise BundleError(
+            f"{MOBILE_MANIFEST} is format {manifest['format']}, newer than this edge-et "
+            f"reads ({FORMAT_NAME}/{FORMAT_VERSION}): upgrade edge-et"
+        )
     return int(version)
 
 

@@ -75,23 +75,29 @@ def validate_onnx_stage(stage, resolve) -> None:
     config = read_config(config_path)
     arch = config.get("arch", "")
     if stage.arch and arch and stage.arch != arch:
-        raise BundleError(f"{label} '{stage.model}' is architecture '{arch}', "
-                          f"but bundle.json says '{stage.arch}'")
+        raise BundleError(
+            f"{label} '{stage.model}' is architecture '{arch}', but bundle.json says '{stage.arch}'"
+        )
     stage.arch = stage.arch or arch
     missing = [f for f in referenced_files(stage.model, config) if f not in stage.extra_files]
     if missing:
-        raise BundleError(f"bundle.json: '{stage.role}.extra_files' must list '{missing[0]}' "
-                          f"(named by {STAGE_CONFIG})")
+        raise BundleError(
+            f"bundle.json: '{stage.role}.extra_files' must list '{missing[0]}' "
+            f"(named by {STAGE_CONFIG})"
+        )
     for name in stage.extra_files:
         resolve(name, f"{stage.role} file")
     if stage.role == "perception":
         if not stage.mmproj:
-            raise BundleError("bundle.json: the ONNX perception stage needs an 'mmproj' "
-                              "(vision.onnx) file")
+            raise BundleError(
+                "bundle.json: the ONNX perception stage needs an 'mmproj' (vision.onnx) file"
+            )
         stage.mmproj_path = resolve(stage.mmproj, "perception vision graph")
         check_onnx_file(stage.mmproj_path, "perception vision graph")
         if not config.get("vision"):
             raise BundleError(f"'{config_name(stage.model)}' has no 'vision' section")
     elif stage.mmproj:
-        raise BundleError("bundle.json: the reasoning model is text-only; remove 'reasoning.mmproj'")
+        raise BundleError(
+            "bundle.json: the reasoning model is text-only; remove 'reasoning.mmproj'"
+        )
     stage.onnx_config = config

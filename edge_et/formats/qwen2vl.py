@@ -27,7 +27,7 @@ def window_order(grid: tuple[int, int, int], *, window_tokens: int) -> tuple[np.
     for frame in index:
         for top in range(0, rows, window_tokens):
             for left in range(0, cols, window_tokens):
-                window = frame[top:top + window_tokens, left:left + window_tokens].ravel()
+                window = frame[top : top + window_tokens, left : left + window_tokens].ravel()
                 order.append(window)
                 sizes.append(len(window))
     return np.concatenate(order), sizes
@@ -44,8 +44,9 @@ def patch_order(order: np.ndarray, unit: int) -> np.ndarray:
     return (order[:, None] * unit + np.arange(unit)[None, :]).ravel()
 
 
-def rotary_table(grid: tuple[int, int, int], *, head_dim: int,
-                 merge: int) -> tuple[np.ndarray, np.ndarray]:
+def rotary_table(
+    grid: tuple[int, int, int], *, head_dim: int, merge: int
+) -> tuple[np.ndarray, np.ndarray]:
     """cos, sin (patches, head_dim) float32 of the tower's 2-D rotary embedding: half of each
     head's rotary frequencies turn with the patch row, half with its column (`rot_pos_emb`)."""
     t, h, w = grid
@@ -56,8 +57,9 @@ def rotary_table(grid: tuple[int, int, int], *, head_dim: int,
         return pos.reshape(h // merge, merge, w // merge, merge).transpose(0, 2, 1, 3).ravel()
 
     quarter = head_dim // 4  # frequencies per axis: the rotary dim is head_dim / 2
-    inv_freq = (1.0 / (np.float32(ROTARY_THETA) ** (np.arange(0, 2 * quarter, 2,
-                                                              dtype=np.float32) / (2 * quarter))))
+    inv_freq = 1.0 / (
+        np.float32(ROTARY_THETA) ** (np.arange(0, 2 * quarter, 2, dtype=np.float32) / (2 * quarter))
+    )
     table = np.arange(max(h, w), dtype=np.float32)[:, None] * inv_freq[None, :].astype(np.float32)
     freqs = np.concatenate([table[merge_order(rows)], table[merge_order(cols)]], axis=1)
     freqs = np.tile(freqs, (t, 1))

@@ -40,16 +40,16 @@ class StageFootprint:
     n_ctx: int
     kv_type: str = "f16"
     flash_attn: bool = False
-    weights_bytes: int = 0     # tensor bytes of the language model (the GGUF's tensor data)
-    repack_bytes: int = 0      # repacked copies of CPU weights (the mapped file stays resident)
+    weights_bytes: int = 0  # tensor bytes of the language model (the GGUF's tensor data)
+    repack_bytes: int = 0  # repacked copies of CPU weights (the mapped file stays resident)
     kv_bytes: int = 0
     compute_bytes: int = 0
-    overhead_bytes: int = 0    # header/vocabulary pages, context and tokenizer tables
-    mmproj_bytes: int = 0      # perception: projector weights + image encode (see vision_bytes)
-    image_tokens: int = 0      # perception: the largest image the estimate allows, in tokens
-    n_params: int = 0          # weights of the language model (to scale by bits per weight)
-    gpu_layers: int = 0        # llama.cpp n_gpu_layers (n_layer + 1 puts the output layer there too)
-    vram_bytes: int = 0        # what those layers need on the GPU
+    overhead_bytes: int = 0  # header/vocabulary pages, context and tokenizer tables
+    mmproj_bytes: int = 0  # perception: projector weights + image encode (see vision_bytes)
+    image_tokens: int = 0  # perception: the largest image the estimate allows, in tokens
+    n_params: int = 0  # weights of the language model (to scale by bits per weight)
+    gpu_layers: int = 0  # llama.cpp n_gpu_layers (n_layer + 1 puts the output layer there too)
+    vram_bytes: int = 0  # what those layers need on the GPU
     layer_weights: tuple[int, ...] = field(default=(), repr=False)
     output_weights: int = field(default=0, repr=False)
     reserved_compute_bytes: int = field(default=0, repr=False)
@@ -57,13 +57,32 @@ class StageFootprint:
     @property
     def total_bytes(self) -> int:
         """Resident host memory of the stage (layers offloaded to a GPU are not counted)."""
-        return (self.weights_bytes + self.repack_bytes + self.kv_bytes + self.compute_bytes
-                + self.overhead_bytes + self.mmproj_bytes)
+        return (
+            self.weights_bytes
+            + self.repack_bytes
+            + self.kv_bytes
+            + self.compute_bytes
+            + self.overhead_bytes
+            + self.mmproj_bytes
+        )
 
     def to_dict(self) -> dict:
-        data = {k: getattr(self, k) for k in (
-            "weights_bytes", "repack_bytes", "kv_bytes", "compute_bytes", "overhead_bytes",
-            "mmproj_bytes", "total_bytes", "n_ctx", "kv_type", "flash_attn", "gpu_layers")}
+        data = {
+            k: getattr(self, k)
+            for k in (
+                "weights_bytes",
+                "repack_bytes",
+                "kv_bytes",
+                "compute_bytes",
+                "overhead_bytes",
+                "mmproj_bytes",
+                "total_bytes",
+                "n_ctx",
+                "kv_type",
+                "flash_attn",
+                "gpu_layers",
+            )
+        }
         if self.image_tokens:
             data["image_tokens"] = self.image_tokens
         if self.gpu_layers:

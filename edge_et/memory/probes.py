@@ -20,9 +20,9 @@ import resource
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from edge_et.errors import InputError
 
@@ -31,9 +31,22 @@ MiB = 1 << 20
 # libraries), measured on Linux x86_64 / CPython 3.11 / llama-cpp-python 0.3.36: the baseline
 # when it cannot be measured in-process (the [llama] extra is not installed).
 BASELINE_FALLBACK_BYTES = 46 * MiB
-_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
-          "gb": 10**9, "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
-          "tib": 2**40}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 10**3,
+    "kb": 10**3,
+    "m": 10**6,
+    "mb": 10**6,
+    "g": 10**9,
+    "gb": 10**9,
+    "t": 10**12,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 
 
@@ -51,8 +64,10 @@ def parse_size(text: str | int) -> int:
     match = _SIZE.match(str(text))
     unit = match.group(2).lower() if match else None
     if not match or unit not in _UNITS:
-        raise InputError(f"cannot read memory size {text!r}: use a number of bytes or a unit, "
-                         "e.g. 6GB, 6GiB, 512MiB, 800M")
+        raise InputError(
+            f"cannot read memory size {text!r}: use a number of bytes or a unit, "
+            "e.g. 6GB, 6GiB, 512MiB, 800M"
+        )
     value = int(float(match.group(1)) * _UNITS[unit])
     if value <= 0:
         raise InputError(f"memory size must be positive, got {text!r}")
@@ -67,6 +82,7 @@ def format_size(value: int) -> str:
 
 
 # -- system memory -----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class MemoryInfo:
@@ -151,10 +167,18 @@ def _cgroup_pair(folder: Path, limit_file: str, usage_file: str) -> tuple[int, i
 def _macos_memory() -> MemoryInfo | None:
     """Free + inactive + speculative pages (what macOS hands out without swapping), and hw.memsize."""
     try:
-        total = int(subprocess.run(["sysctl", "-n", "hw.memsize"], capture_output=True,
-                                   text=True, timeout=5, check=True).stdout)
-        stat = subprocess.run(["vm_stat"], capture_output=True, text=True, timeout=5,
-                              check=True).stdout
+        total = int(
+            subprocess.run(
+                ["sysctl", "-n", "hw.memsize"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=True,
+            ).stdout
+        )
+        stat = subprocess.run(
+            ["vm_stat"], capture_output=True, text=True, timeout=5, check=True
+        ).stdout
     except (OSError, subprocess.SubprocessError, ValueError):
         return None
     return parse_vm_stat(stat, total)
@@ -165,8 +189,10 @@ def parse_vm_stat(text: str, total: int) -> MemoryInfo | None:
     page = re.search(r"page size of (\d+) bytes", text)
     if not page:
         return None
-    pages = {m.group(1).strip(): int(m.group(2))
-             for m in re.finditer(r"^(Pages [^:]+):\s+(\d+)\.?$", text, re.MULTILINE)}
+    pages = {
+        m.group(1).strip(): int(m.group(2))
+        for m in re.finditer(r"^(Pages [^:]+):\s+(\d+)\.?$", text, re.MULTILINE)
+    }
     free = sum(pages.get(f"Pages {kind}", 0) for kind in ("free", "inactive", "speculative"))
     return MemoryInfo(free * int(page.group(1)), total, "vm_stat free+inactive+speculative")
 
@@ -181,6 +207,7 @@ def _sysconf_memory() -> MemoryInfo:
 
 
 # -- GPU memory --------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class VRAM:
@@ -197,8 +224,16 @@ def nvidia_smi_memory(run=subprocess.run) -> VRAM | None:
     if run is subprocess.run and shutil.which("nvidia-smi") is None:
         return None
     try:
-        done = run(["nvidia-smi", "--query-gpu=memory.free,memory.total,name",
-                    "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=10)
+        done = run(
+            [
+                "nvidia-smi",
+                "--query-gpu=memory.free,memory.total,name",
+                "--format=csv,noheader,nounits",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return parse_nvidia_smi(done.stdout) if done.returncode == 0 else None
@@ -217,6 +252,7 @@ def parse_nvidia_smi(text: str) -> VRAM | None:
 
 
 # -- this process ------------------------------------------------------------------------------
+
 
 def process_peak_rss() -> int:
     """Peak resident set size of this process image.

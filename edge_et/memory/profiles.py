@@ -18,10 +18,18 @@ from edge_et.memory.scheduler import Budget
 TABLE = Path(__file__).with_name("profiles.toml")
 GB = 10**9  # the table is in decimal GB and GB/s, as the sources state them
 TARGETS = ("ios", "android")
-_REQUIRED = {"description": str, "os": str, "target": str, "ram_gb": (int, float),
-             "app_memory_gb": (int, float), "app_memory_source": str,
-             "bandwidth_gbs": (int, float), "bandwidth_source": str, "cores": int,
-             "cores_source": str}
+_REQUIRED = {
+    "description": str,
+    "os": str,
+    "target": str,
+    "ram_gb": (int, float),
+    "app_memory_gb": (int, float),
+    "app_memory_source": str,
+    "bandwidth_gbs": (int, float),
+    "bandwidth_source": str,
+    "cores": int,
+    "cores_source": str,
+}
 
 
 @dataclass(frozen=True)
@@ -70,31 +78,50 @@ def _profile(name: str, row: dict) -> DeviceProfile:
             raise InputError(f"device profile {name!r}: '{key}' is missing or has the wrong type")
     if row["target"] not in TARGETS:
         raise InputError(f"device profile {name!r}: target must be one of {', '.join(TARGETS)}")
-    if not 0 < row["app_memory_gb"] <= row["ram_gb"] or row["bandwidth_gbs"] <= 0 or row["cores"] < 1:
-        raise InputError(f"device profile {name!r}: app memory must be within the RAM, "
-                         "bandwidth and cores positive")
-    published = tuple(PublishedDecode(str(p["model"]), float(p["tok_s"]), str(p["runtime"]),
-                                      str(p["source"])) for p in row.get("published_decode", []))
+    if (
+        not 0 < row["app_memory_gb"] <= row["ram_gb"]
+        or row["bandwidth_gbs"] <= 0
+        or row["cores"] < 1
+    ):
+        raise InputError(
+            f"device profile {name!r}: app memory must be within the RAM, "
+            "bandwidth and cores positive"
+        )
+    published = tuple(
+        PublishedDecode(str(p["model"]), float(p["tok_s"]), str(p["runtime"]), str(p["source"]))
+        for p in row.get("published_decode", [])
+    )
     return DeviceProfile(
-        name=name, description=row["description"], os=row["os"], target=row["target"],
-        ram_bytes=int(row["ram_gb"] * GB), app_memory_bytes=int(row["app_memory_gb"] * GB),
+        name=name,
+        description=row["description"],
+        os=row["os"],
+        target=row["target"],
+        ram_bytes=int(row["ram_gb"] * GB),
+        app_memory_bytes=int(row["app_memory_gb"] * GB),
         app_memory_source=row["app_memory_source"],
         bandwidth_bytes_per_s=float(row["bandwidth_gbs"] * GB),
-        bandwidth_source=row["bandwidth_source"], cores=row["cores"],
-        cores_source=row["cores_source"], published_decode=published)
+        bandwidth_source=row["bandwidth_source"],
+        cores=row["cores"],
+        cores_source=row["cores_source"],
+        published_decode=published,
+    )
 
 
 def get_profile(name: str, profiles: dict[str, DeviceProfile] | None = None) -> DeviceProfile:
     """The profile called `name`, or one line that lists the known names."""
     profiles = load_profiles() if profiles is None else profiles
     if name not in profiles:
-        raise InputError(f"unknown device profile {name!r}; known: {', '.join(profiles)} "
-                         "(`edge-et profiles` shows them)")
+        raise InputError(
+            f"unknown device profile {name!r}; known: {', '.join(profiles)} "
+            "(`edge-et profiles` shows them)"
+        )
     return profiles[name]
 
 
 def profile_budget(profile: DeviceProfile) -> Budget:
     """The plan's budget on that device: all the memory one app may use there, and why."""
-    return Budget(profile.app_memory_bytes,
-                  f"device profile {profile.name}: the memory an app may use there "
-                  f"({profile.app_memory_source})")
+    return Budget(
+        profile.app_memory_bytes,
+        f"device profile {profile.name}: the memory an app may use there "
+        f"({profile.app_memory_source})",
+    )

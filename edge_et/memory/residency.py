@@ -77,8 +77,11 @@ def place(loaded: Sequence[Resident], key: str, size: int, room: int) -> Placeme
     if any(model.key == key for model in loaded):
         return Placement("ready", reason="already loaded")
     if size > room:
-        return Placement("refuse", reason=f"needs {format_size(size)}, more than the "
-                         f"{format_size(room)} the budget leaves after the runtime, even alone")
+        return Placement(
+            "refuse",
+            reason=f"needs {format_size(size)}, more than the "
+            f"{format_size(room)} the budget leaves after the runtime, even alone",
+        )
     free = room - sum(model.bytes for model in loaded)
     if size <= free:
         return Placement("load", reason=f"fits in the {format_size(free)} free")
@@ -89,19 +92,26 @@ def place(loaded: Sequence[Resident], key: str, size: int, room: int) -> Placeme
         evict.append(model.key)
         free += model.bytes
     if free >= size:
-        return Placement("load", tuple(evict), f"fits after unloading {len(evict)} idle "
-                         f"model(s), least recently used first")
+        return Placement(
+            "load",
+            tuple(evict),
+            f"fits after unloading {len(evict)} idle model(s), least recently used first",
+        )
     held = sum(model.bytes for model in loaded if model.users)
-    return Placement("wait", reason=f"needs {format_size(size)}; runs hold {format_size(held)} of "
-                     f"{format_size(room)}: waits for one to finish")
+    return Placement(
+        "wait",
+        reason=f"needs {format_size(size)}; runs hold {format_size(held)} of "
+        f"{format_size(room)}: waits for one to finish",
+    )
 
 
 def expired(loaded: Sequence[Resident], now: float, keep_alive_s: float | None) -> list[str]:
     """Keys of the idle models unused for `keep_alive_s` seconds or more (None: never)."""
     if keep_alive_s is None:
         return []
-    return [model.key for model in loaded
-            if model.users == 0 and now - model.last_used >= keep_alive_s]
+    return [
+        model.key for model in loaded if model.users == 0 and now - model.last_used >= keep_alive_s
+    ]
 
 
 def next_expiry(loaded: Sequence[Resident], keep_alive_s: float | None) -> float | None:
@@ -116,8 +126,8 @@ def next_expiry(loaded: Sequence[Resident], keep_alive_s: float | None) -> float
 class RequestResidency:
     """How one request's stages share memory, with the figures (see `residency`)."""
 
-    decision: str              # co-resident | swap | refuse
-    need_bytes: int            # both models (co-resident) or the larger one
+    decision: str  # co-resident | swap | refuse
+    need_bytes: int  # both models (co-resident) or the larger one
     room_bytes: int
     reason: str
     models: dict[str, int] = field(default_factory=dict)  # key -> bytes, each counted once
@@ -141,14 +151,27 @@ def residency(stages: Mapping[str, tuple[str, int]], room: int) -> RequestReside
     largest = max(models.values(), default=0)
     names = ", ".join(f"{role} {format_size(size)}" for role, (_, size) in stages.items())
     if together <= room:
-        return RequestResidency("co-resident", together, room,
-                                f"{names}: {format_size(together)} together in a room of "
-                                f"{format_size(room)}", models)
+        return RequestResidency(
+            "co-resident",
+            together,
+            room,
+            f"{names}: {format_size(together)} together in a room of {format_size(room)}",
+            models,
+        )
     if largest <= room:
-        return RequestResidency("swap", largest, room,
-                                f"{names}: {format_size(together)} together exceed the room of "
-                                f"{format_size(room)}; one at a time", models)
-    return RequestResidency("refuse", largest, room,
-                            f"{names}: the largest alone needs {format_size(largest)}, more than "
-                            f"the {format_size(room)} the memory budget leaves after the runtime",
-                            models)
+        return RequestResidency(
+            "swap",
+            largest,
+            room,
+            f"{names}: {format_size(together)} together exceed the room of "
+            f"{format_size(room)}; one at a time",
+            models,
+        )
+    return RequestResidency(
+        "refuse",
+        largest,
+        room,
+        f"{names}: the largest alone needs {format_size(largest)}, more than "
+        f"the {format_size(room)} the memory budget leaves after the runtime",
+        models,
+    )

@@ -40,27 +40,50 @@ from edge_et.runtime.generation import Generation, Stepper, TextSink, generate
 ANSWER_CUE = "Answer:"
 
 
-def reason_with_answer_cue(model: TextModel, *, sampling: Sampling, max_tokens: int,
-                           answer_budget: int, on_text: TextSink | None = None,
-                           stats: StageStats | None = None, stops: Sequence[str] = (),
-                           letters: str = "") -> Generation:
+def reason_with_answer_cue(
+    model: TextModel,
+    *,
+    sampling: Sampling,
+    max_tokens: int,
+    answer_budget: int,
+    on_text: TextSink | None = None,
+    stats: StageStats | None = None,
+    stops: Sequence[str] = (),
+    letters: str = "",
+) -> Generation:
     """Reason for at most `max_tokens`; cue the answer if the output's last line names none.
 
     letters: the question's option letters ("ABCD"; "" when it lists none), which the cued
     answer is limited to. A reply the caller's stop string ended is the reply they asked
     for: it gets no cue."""
     stats = stats or StageStats()
-    reasoning = generate(model, sampling=sampling, max_tokens=max_tokens, on_text=on_text,
-                         stats=stats, stops=stops)
+    reasoning = generate(
+        model, sampling=sampling, max_tokens=max_tokens, on_text=on_text, stats=stats, stops=stops
+    )
     stats.answer_cued = False
     if reasoning.stop_reason in ("context_full", "stop_string") or parse_answer(reasoning.text)[1]:
         return reasoning
-    return cue_answer(model, reasoning, sampling=sampling, answer_budget=answer_budget,
-                      on_text=on_text, stats=stats, letters=letters)
+    return cue_answer(
+        model,
+        reasoning,
+        sampling=sampling,
+        answer_budget=answer_budget,
+        on_text=on_text,
+        stats=stats,
+        letters=letters,
+    )
 
 
-def cue_answer(model: TextModel, reasoning: Generation, *, sampling: Sampling, answer_budget: int,
-               on_text: TextSink | None, stats: StageStats, letters: str = "") -> Generation:
+def cue_answer(
+    model: TextModel,
+    reasoning: Generation,
+    *,
+    sampling: Sampling,
+    answer_budget: int,
+    on_text: TextSink | None,
+    stats: StageStats,
+    letters: str = "",
+) -> Generation:
     """Append the cue after `reasoning` (already in the model's context) and decode the answer
     line: one of `letters` where the model's vocabulary allows it, else free text."""
     stats.answer_cued = True
@@ -87,20 +110,33 @@ def cue_answer(model: TextModel, reasoning: Generation, *, sampling: Sampling, a
     except ContextFull:
         reason = "context_full"
     stats.stop_reason = worst_stop(reasoning.stop_reason, reason)
-    return Generation(text=reasoning.text + cue.finish() + opening.finish() + rest.finish(),
-                      stop_reason=reason, stats=stats)
+    return Generation(
+        text=reasoning.text + cue.finish() + opening.finish() + rest.finish(),
+        stop_reason=reason,
+        stats=stats,
+    )
 
 
-def force_letter(model: TextModel, text: str, *, options: Mapping[str, str], sampling: Sampling,
-                 stats: StageStats, on_text: TextSink | None = None) -> str:
+def force_letter(
+    model: TextModel,
+    text: str,
+    *,
+    options: Mapping[str, str],
+    sampling: Sampling,
+    stats: StageStats,
+    on_text: TextSink | None = None,
+) -> str:
     """The opt-in forced letter: when the reply `text` (in the model's context) ends without
     naming one of `options`' letters, a new `Answer:` line with one constrained letter.
 
     Returns the text added ("" when the reply already names an option, the question lists
     none, the vocabulary cannot write the letters, or the context is full)."""
     letters = "".join(options)
-    if not letters or answer_letter(parse_answer(text)[0], letters, options) is not None \
-            or stats.stop_reason in ("context_full", "stop_string"):
+    if (
+        not letters
+        or answer_letter(parse_answer(text)[0], letters, options) is not None
+        or stats.stop_reason in ("context_full", "stop_string")
+    ):
         return ""
     mask = _letters_mask(model, letters, stats)
     if mask is None:
@@ -118,8 +154,12 @@ def letter_tokens(model: TextModel, letters: str) -> list[int] | None:
     no such single token in the model's vocabulary (then no answer can be limited to them)."""
     found: list[int] = []
     for letter in letters:
-        ids = [tokens[0] for tokens in (model.tokenize(text=" " + letter), model.tokenize(text=letter))
-               if len(tokens) == 1 and model.piece(token=tokens[0]).decode("utf-8", "replace").strip() == letter]
+        ids = [
+            tokens[0]
+            for tokens in (model.tokenize(text=" " + letter), model.tokenize(text=letter))
+            if len(tokens) == 1
+            and model.piece(token=tokens[0]).decode("utf-8", "replace").strip() == letter
+        ]
         if not ids:
             return None
         found += [token for token in ids if token not in found]
@@ -140,11 +180,18 @@ def _letters_mask(model: TextModel, letters: str, stats: StageStats) -> LogitEdi
         kept = logits[index].copy()
         logits[:] = -np.inf
         logits[index] = kept
+
     return only_letters
 
 
-def _letter_after_cue(model: TextModel, text: str, mask: LogitEdit, sampling: Sampling,
-                      stats: StageStats, on_text: TextSink | None) -> str:
+def _letter_after_cue(
+    model: TextModel,
+    text: str,
+    mask: LogitEdit,
+    sampling: Sampling,
+    stats: StageStats,
+    on_text: TextSink | None,
+) -> str:
     """Force the cue on a line of its own after `text`, sample one letter token under `mask`."""
     stepper = Stepper(model, sampling, stats, on_text)
     for token in model.tokenize(text=cue_text(text)):

@@ -9,7 +9,7 @@ plan is computed from the file headers and a plan that does not fit is refused
 from __future__ import annotations
 
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 from edge_et.bundle.manifest import Bundle
 from edge_et.errors import InputError
@@ -18,8 +18,9 @@ from edge_et.runtime.pipeline import RESIDENCIES, Pipeline, check_bundle_for_mod
 from edge_et.runtime.plan import plan_bundle
 
 
-def open_bundle(bundle: str | os.PathLike | Bundle, *, modes: Iterable[str] = (),
-                verify: bool = False) -> Bundle:
+def open_bundle(
+    bundle: str | os.PathLike | Bundle, *, modes: Iterable[str] = (), verify: bool = False
+) -> Bundle:
     """The bundle at `bundle` (or `bundle` itself), checked to hold the stages `modes` need;
     `verify` also checks every file's sha256 when reading from a folder."""
     loaded = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle, verify_checksums=verify)
@@ -28,11 +29,18 @@ def open_bundle(bundle: str | os.PathLike | Bundle, *, modes: Iterable[str] = ()
     return loaded
 
 
-def open_pipeline(bundle: str | os.PathLike | Bundle, *, mem_budget: str | int | None = None,
-                  device: str = "cpu", residency: str | None = None, threads: int | None = None,
-                  verify: bool = False, modes: Iterable[str] = (),
-                  image_cache_bytes: int | None = None,
-                  device_profile: str | None = None) -> Pipeline:
+def open_pipeline(
+    bundle: str | os.PathLike | Bundle,
+    *,
+    mem_budget: str | int | None = None,
+    device: str = "cpu",
+    residency: str | None = None,
+    threads: int | None = None,
+    verify: bool = False,
+    modes: Iterable[str] = (),
+    image_cache_bytes: int | None = None,
+    device_profile: str | None = None,
+) -> Pipeline:
     """A `Pipeline` on `bundle` under a memory plan that fits; models load on first use.
 
     Args:
@@ -61,11 +69,18 @@ def open_pipeline(bundle: str | os.PathLike | Bundle, *, mem_budget: str | int |
         MissingExtra: the bundle's backend is not installed (names the extra).
     """
     if residency not in (None, "auto", *RESIDENCIES):
-        raise InputError(f"unknown residency {residency!r}; choose one of: auto, "
-                         f"{', '.join(RESIDENCIES)}")
+        raise InputError(
+            f"unknown residency {residency!r}; choose one of: auto, {', '.join(RESIDENCIES)}"
+        )
     loaded = open_bundle(bundle, modes=modes, verify=verify)
-    memory_plan = require_runnable(plan_bundle(loaded, mem_budget=mem_budget, device=device,
-                                                 device_profile=device_profile))
-    return Pipeline(loaded, n_threads=threads, plan=memory_plan, device=device,
-                    residency=None if residency == "auto" else residency,
-                    image_cache_bytes=image_cache_bytes)
+    memory_plan = require_runnable(
+        plan_bundle(loaded, mem_budget=mem_budget, device=device, device_profile=device_profile)
+    )
+    return Pipeline(
+        loaded,
+        n_threads=threads,
+        plan=memory_plan,
+        device=device,
+        residency=None if residency == "auto" else residency,
+        image_cache_bytes=image_cache_bytes,
+    )

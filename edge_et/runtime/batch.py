@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 from edge_et.core.images import LoadedImage, load_image
 from edge_et.core.jsonl import local_path, read_lines
@@ -57,14 +57,16 @@ class BatchSummary:
     images_decoded: int = 0
     seconds: float = 0.0
     residency: str = ""
-    resumed: int = 0   # lines an earlier run had answered (skipped)
-    left: int = 0      # lines not answered because the run was stopped
+    resumed: int = 0  # lines an earlier run had answered (skipped)
+    left: int = 0  # lines not answered because the run was stopped
 
 
 def read_batch(path: Path) -> list[BatchItem]:
     """Parse the JSONL file; unreadable lines become items that carry their error."""
     lines = read_lines(path, "batch file")
-    items = [_parse_line(i, line, Path(path).parent) for i, line in enumerate(lines) if line.strip()]
+    items = [
+        _parse_line(i, line, Path(path).parent) for i, line in enumerate(lines) if line.strip()
+    ]
     if not items:
         raise InputError(f"batch file '{shown(path)}' has no lines")
     for position, item in enumerate(items):
@@ -81,8 +83,11 @@ def _parse_line(number: int, line: str, folder: Path) -> BatchItem:
         return item
     if isinstance(data, dict):
         item.id = data.get("id")
-    if not isinstance(data, dict) or not isinstance(data.get("question"), str) \
-            or not isinstance(data.get("image"), str):
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("question"), str)
+        or not isinstance(data.get("image"), str)
+    ):
         item.error = f"line {number + 1}: needs string fields 'image' and 'question'"
         return item
     item.question = data["question"]
@@ -103,9 +108,14 @@ class _Pictures:
     to its limit with embeddings no later line asks for.
     """
 
-    def __init__(self, items: list[BatchItem],
-                 on_last_use: Callable[[LoadedImage], None] = lambda picture: None):
-        self._uses = Counter(item.image.resolve() for item in items if item.image and not item.error)
+    def __init__(
+        self,
+        items: list[BatchItem],
+        on_last_use: Callable[[LoadedImage], None] = lambda picture: None,
+    ):
+        self._uses = Counter(
+            item.image.resolve() for item in items if item.image and not item.error
+        )
         self._loaded: dict[Path, LoadedImage] = {}
         self._used_up: list[LoadedImage] = []
         self._on_last_use = on_last_use
@@ -151,11 +161,18 @@ class Resumed:
     extracted: dict[int, dict] = field(default_factory=dict)
 
 
-def run_batch(pipeline: Pipeline, items: list[BatchItem], options: RunOptions,
-              write: Writer, progress: Callable[[], None] = lambda: None, *,
-              resumed: Resumed | None = None, on_extracted: Callable[[int, dict], None] | None = None,
-              stop: Callable[[], bool] = lambda: False,
-              forget_used_pictures: bool = True) -> BatchSummary:
+def run_batch(
+    pipeline: Pipeline,
+    items: list[BatchItem],
+    options: RunOptions,
+    write: Writer,
+    progress: Callable[[], None] = lambda: None,
+    *,
+    resumed: Resumed | None = None,
+    on_extracted: Callable[[int, dict], None] | None = None,
+    stop: Callable[[], bool] = lambda: False,
+    forget_used_pictures: bool = True,
+) -> BatchSummary:
     """Answer every item not in `resumed.done`, writing one record per item in input order.
 
     Staged (swap) runs hand each extraction to `on_extracted(index, record)` as it finishes.
@@ -166,13 +183,17 @@ def run_batch(pipeline: Pipeline, items: list[BatchItem], options: RunOptions,
     started = time.perf_counter()
     resumed = resumed or Resumed()
     todo = [item for item in items if item.index not in resumed.done]
-    summary = BatchSummary(lines=len(items), resumed=len(items) - len(todo),
-                           residency=pipeline.residency)
+    summary = BatchSummary(
+        lines=len(items), resumed=len(items) - len(todo), residency=pipeline.residency
+    )
     staged = pipeline.residency == "swap" and options.mode.endswith("-think")
     looking = [item for item in todo if not (staged and item.index in resumed.extracted)]
     pictures = _Pictures(looking, pipeline.forget_image if forget_used_pictures else lambda _: None)
-    answers = _staged(pipeline, todo, options, pictures, resumed.extracted, on_extracted, stop) \
-        if staged else _unstaged(pipeline, todo, options, pictures, stop)
+    answers = (
+        _staged(pipeline, todo, options, pictures, resumed.extracted, on_extracted, stop)
+        if staged
+        else _unstaged(pipeline, todo, options, pictures, stop)
+    )
     written = 0
     for item, outcome in answers:
         record = line_record(item, outcome)
@@ -194,8 +215,12 @@ def _unstaged(pipeline, items, options, pictures, stop):
         if stop():
             return
         # attempt_line calls the work at once: binding `item` here only quiets the linter.
-        outcome = attempt_line(lambda item=item: pipeline.run(
-            pictures.take(item.image), item.question, line_options(options, item)), item)
+        outcome = attempt_line(
+            lambda item=item: pipeline.run(
+                pictures.take(item.image), item.question, line_options(options, item)
+            ),
+            item,
+        )
         pictures.retire()
         yield item, outcome
 
@@ -208,8 +233,12 @@ def _staged(pipeline, items, options, pictures, extracted, on_extracted, stop):
             return
         saved = extracted.get(item.index)
         if saved is None:
-            outcome = attempt_line(lambda item=item: pipeline.perceive(
-                pictures.take(item.image), item.question, line_options(options, item)), item)
+            outcome = attempt_line(
+                lambda item=item: pipeline.perceive(
+                    pictures.take(item.image), item.question, line_options(options, item)
+                ),
+                item,
+            )
             pictures.retire()
             saved = outcome.to_dict() if isinstance(outcome, Result) else {"error": outcome}
             if on_extracted is not None:
@@ -221,9 +250,11 @@ def _staged(pipeline, items, options, pictures, extracted, on_extracted, stop):
             return
         if isinstance(outcome, Result):
             outcome = attempt_line(
-                lambda item=item, outcome=outcome: pipeline.reason(outcome,
-                                                                   line_options(options, item)),
-                item)
+                lambda item=item, outcome=outcome: pipeline.reason(
+                    outcome, line_options(options, item)
+                ),
+                item,
+            )
         yield item, outcome
 
 
@@ -241,8 +272,11 @@ def attempt_line(work: Callable[[], Result], item: BatchItem):
 
 
 def line_options(options: RunOptions, item: BatchItem) -> RunOptions:
-    own = {name: value for name, value in (("hint", item.hint), ("seed", item.seed))
-           if value is not None}
+    own = {
+        name: value
+        for name, value in (("hint", item.hint), ("seed", item.seed))
+        if value is not None
+    }
     return replace(options, **own) if own else options
 
 
@@ -251,5 +285,8 @@ def line_record(item: BatchItem, outcome) -> dict:
     head = {"index": item.index, "id": item.id}
     if isinstance(outcome, Result):
         return head | outcome.to_dict()
-    return head | {"error": outcome, "image": str(item.image) if item.image else None,
-                   "question": item.question}
+    return head | {
+        "error": outcome,
+        "image": str(item.image) if item.image else None,
+        "question": item.question,
+    }

@@ -16,8 +16,9 @@ edge_et.core.conversation).
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from edge_et.backends.base import TextModel
 from edge_et.core import conversation, prompts
@@ -43,12 +44,20 @@ def reasoning_request(result: Result, prompt_set: prompts.PromptSet) -> str:
     """The current turn for the reasoner: the paper's prompt, or the text of a `chat` turn."""
     if result.mode == CHAT_MODE:
         return result.question
-    return prompts.reasoning_prompt(result.extraction, result.question, step_by_step=True,
-                                    prompts=prompt_set)
+    return prompts.reasoning_prompt(
+        result.extraction, result.question, step_by_step=True, prompts=prompt_set
+    )
 
 
-def fit_history(model: TextModel, history: History, request: str, *, need: int,
-                thinking: bool | None, keep_prompt: bool = False) -> tuple[list[dict], dict]:
+def fit_history(
+    model: TextModel,
+    history: History,
+    request: str,
+    *,
+    need: int,
+    thinking: bool | None,
+    keep_prompt: bool = False,
+) -> tuple[list[dict], dict]:
     """The reasoner's messages with as many of the latest earlier turns as fit its context
     together with `need` generated tokens, and what was kept ({"turns", "dropped"}, and the
     rendered "prompt" when `keep_prompt`). With no turn left the prompt is the current turn's
@@ -56,8 +65,13 @@ def fit_history(model: TextModel, history: History, request: str, *, need: int,
     total = len(history.turns)
     for keep in range(total, -1, -1):
         messages = conversation.messages(history, request, keep=keep)
-        prompt = render_chat(model.chat_template, messages, enable_thinking=thinking,
-                             bos_text=model.bos_text, eos_text=model.eos_text)
+        prompt = render_chat(
+            model.chat_template,
+            messages,
+            enable_thinking=thinking,
+            bos_text=model.bos_text,
+            eos_text=model.eos_text,
+        )
         if len(model.tokenize(text=prompt)) + need + MARGIN_TOKENS <= model.n_ctx:
             break
     info = {"turns": keep, "dropped": total - keep}
@@ -108,8 +122,12 @@ def split_messages(messages: Sequence[dict]) -> tuple[str | None, list[UserTurn]
     return ("\n\n".join(system) or None), turns[:-1], turns[-1]
 
 
-def run_chat(pipeline: "Pipeline", messages: Sequence[dict], options: RunOptions,
-             extract: Extractor | None = None) -> Result:
+def run_chat(
+    pipeline: Pipeline,
+    messages: Sequence[dict],
+    options: RunOptions,
+    extract: Extractor | None = None,
+) -> Result:
     """The answer to the last user turn of `messages` (see the module doc). `extract` makes an
     earlier turn's extraction (default: the pipeline's perception, extract mode)."""
     system, earlier, current = split_messages(messages)
@@ -127,8 +145,13 @@ def history_of(system: str | None, earlier: Sequence[UserTurn], extract: Extract
         extraction = turn.extraction
         if turn.picture is not None and extraction is None:
             extraction = extract(turn.picture, turn.question)
-        turns.append(Turn(question=turn.question, answer=turn.answer or "",
-                          extraction=extraction if turn.picture is not None else None))
+        turns.append(
+            Turn(
+                question=turn.question,
+                answer=turn.answer or "",
+                extraction=extraction if turn.picture is not None else None,
+            )
+        )
     return History(system=system, turns=tuple(turns))
 
 
@@ -138,10 +161,11 @@ def turn_options(options: RunOptions, current: UserTurn, history: History | None
     return replace(options, mode=mode, history=history)
 
 
-def _perception_extractor(pipeline: "Pipeline", options: RunOptions) -> Extractor:
+def _perception_extractor(pipeline: Pipeline, options: RunOptions) -> Extractor:
     def extract(picture: LoadedImage, question: str) -> str:
         quiet = RunOptions(mode="extract", seed=options.seed, image_detail=options.image_detail)
         return pipeline.perceive(picture, question, quiet).extraction
+
     return extract
 
 
@@ -183,8 +207,14 @@ class Conversation:
     each turn's extraction are kept, so a follow-up costs its own extraction and reasoning.
     """
 
-    def __init__(self, pipeline: "Pipeline", image: ImageInput | None = None, *,
-                 system: str | None = None, options: RunOptions | None = None):
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        image: ImageInput | None = None,
+        *,
+        system: str | None = None,
+        options: RunOptions | None = None,
+    ):
         self.pipeline = pipeline
         self.options = options or RunOptions()
         self.messages: list[dict] = [{"role": "system", "content": system}] if system else []
@@ -207,6 +237,12 @@ class Conversation:
         options = merge_options(self.options, values)
         result = self.pipeline.chat(self.messages + [user], options)
         thinking = bool(self.pipeline.bundle.reasoning and self.pipeline.bundle.reasoning.thinking)
-        self.messages += [user, {"role": "assistant", "content": reply_text(result, thinking),
-                                 "extraction": result.extraction or None}]
+        self.messages += [
+            user,
+            {
+                "role": "assistant",
+                "content": reply_text(result, thinking),
+                "extraction": result.extraction or None,
+            },
+        ]
         return result

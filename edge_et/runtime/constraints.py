@@ -59,6 +59,8 @@ def check_constraint(bundle: Bundle, mode: str, constraint: JsonConstraint | Non
     spec = bundle.require(role)
     backend = backends.get(spec.backend)
     if backend.constrain is None:
-        raise InputError(f"the {role} model runs on {backend.name}, which cannot constrain its "
-                         f"reply to JSON; use a llama.cpp bundle for response_format / --json-schema")
+        raise InputError(
+            f"the {role} model runs on {backend.name}, which cannot constrain its "
+            f"reply to JSON; use a llama.cpp bundle for response_format / --json-schema"
+        )
     backend.constrain(constraint)

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import codecs
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -51,9 +51,16 @@ class Stepper:
     held back and gives the whole text.
     """
 
-    def __init__(self, model: TextModel, sampling: Sampling, stats: StageStats,
-                 on_text: TextSink | None, ignore_eos: bool = False,
-                 stops: Sequence[str] = (), armed: bool = True):
+    def __init__(
+        self,
+        model: TextModel,
+        sampling: Sampling,
+        stats: StageStats,
+        on_text: TextSink | None,
+        ignore_eos: bool = False,
+        stops: Sequence[str] = (),
+        armed: bool = True,
+    ):
         self.model, self.sampling, self.stats, self.on_text = model, sampling, stats, on_text
         self.ignore_eos = ignore_eos
         self._watch = StopWatch(stops, self._emit, armed)
@@ -91,6 +98,7 @@ class Stepper:
             if edit is not None:
                 edit(logits)
             logits[banned] = -np.inf
+
         return masked
 
     def force(self, token: int) -> None:
@@ -128,9 +136,16 @@ class Stepper:
         return "".join(self._parts)
 
 
-def generate(model: TextModel, *, sampling: Sampling, max_tokens: int,
-             on_text: TextSink | None = None, stats: StageStats | None = None,
-             ignore_eos: bool = False, stops: Sequence[str] = ()) -> Generation:
+def generate(
+    model: TextModel,
+    *,
+    sampling: Sampling,
+    max_tokens: int,
+    on_text: TextSink | None = None,
+    stats: StageStats | None = None,
+    ignore_eos: bool = False,
+    stops: Sequence[str] = (),
+) -> Generation:
     """Sample up to `max_tokens` tokens after the prompt already fed with `model.start`.
 
     `ignore_eos` never lets the model stop early (fixed-length benchmark runs); the text ends
@@ -163,12 +178,14 @@ class ThinkTokens:
     newline: int
 
     @classmethod
-    def of(cls, model: TextModel) -> "ThinkTokens":
+    def of(cls, model: TextModel) -> ThinkTokens:
         close, newline = model.tokenize(text=THINK_CLOSE), model.tokenize(text="\n")
         if len(close) != 1 or len(newline) != 1:
-            raise BundleError(f"the bundle marks the reasoning model as thinking, but {THINK_CLOSE!r} "
-                              f"and '\\n' are not single tokens in its vocabulary (got {close} and "
-                              f"{newline}); set \"thinking\": false in bundle.json")
+            raise BundleError(
+                f"the bundle marks the reasoning model as thinking, but {THINK_CLOSE!r} "
+                f"and '\\n' are not single tokens in its vocabulary (got {close} and "
+                f'{newline}); set "thinking": false in bundle.json'
+            )
         return cls(close=close[0], newline=newline[0])
 
 
@@ -180,14 +197,22 @@ def boost_edit(ids: ThinkTokens, t: int, budget: int) -> LogitEdit:
         boosted = logits[ids.close] * factor
         logits[ids.newline] = boosted
         logits[ids.close] = boosted
+
     return edit
 
 
-def think_then_answer(model: TextModel, *, sampling: Sampling, think_budget: int,
-                      answer_budget: int, on_text: TextSink | None = None,
-                      stats: StageStats | None = None, ignore_eos: bool = False,
-                      stops: Sequence[str] = (),
-                      answer_constraint: JsonConstraint | None = None) -> Generation:
+def think_then_answer(
+    model: TextModel,
+    *,
+    sampling: Sampling,
+    think_budget: int,
+    answer_budget: int,
+    on_text: TextSink | None = None,
+    stats: StageStats | None = None,
+    ignore_eos: bool = False,
+    stops: Sequence[str] = (),
+    answer_constraint: JsonConstraint | None = None,
+) -> Generation:
     """Generate a thought of at most `think_budget` tokens, then the answer (see module doc).
 
     With `ignore_eos` the thought runs to the budget and the answer to its budget (benchmarks);
@@ -236,8 +261,9 @@ def _think(stepper: Stepper, ids: ThinkTokens, budget: int) -> tuple[bool, bool]
             return True, False
 
 
-def _finish(stepper: Stepper, stats: StageStats, reason: str, think_tokens: int,
-            forced: bool) -> Generation:
+def _finish(
+    stepper: Stepper, stats: StageStats, reason: str, think_tokens: int, forced: bool
+) -> Generation:
     stats.think_tokens, stats.think_forced = think_tokens, forced
     stats.stop_reason = reason
     return Generation(text=stepper.finish(), stop_reason=reason, stats=stats)

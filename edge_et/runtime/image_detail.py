@@ -45,8 +45,10 @@ def _shrunk(picture: LoadedImage, scale: float) -> LoadedImage:
     if scale >= 1:
         return replace(picture, detail="low")
     width, height = max(1, round(picture.width * scale)), max(1, round(picture.height * scale))
-    rgb = np.asarray(picture.to_pil().resize((width, height), Image.Resampling.BICUBIC),
-                     dtype=np.uint8).copy()
+    rgb = np.asarray(
+        picture.to_pil().resize((width, height), Image.Resampling.BICUBIC), dtype=np.uint8
+    ).copy()
     rgb.flags.writeable = False
-    return replace(picture, rgb=rgb, width=width, height=height, sha256=pixel_sha256(rgb),
-                   detail="low")
+    return replace(
+        picture, rgb=rgb, width=width, height=height, sha256=pixel_sha256(rgb), detail="low"
+    )

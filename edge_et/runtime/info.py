@@ -5,8 +5,10 @@ from __future__ import annotations
 from edge_et import backends
 from edge_et.bundle.manifest import Bundle, StageSpec
 
-RANDOM_NOTE = ("random weights: this model was never trained, its output is noise "
-               "(it exercises the real architecture and runtime only)")
+RANDOM_NOTE = (
+    "random weights: this model was never trained, its output is noise "
+    "(it exercises the real architecture and runtime only)"
+)
 
 
 def describe_bundle(bundle: Bundle) -> dict:

@@ -12,8 +12,10 @@ from edge_et.runtime.plan import plan_bundle
 
 
 def _quants(bundle) -> str:
-    return " + ".join(f"{s.role[0]}:{s.model_info.file_type}" if s.model_info is not None else s.role
-                      for s in bundle.stages())
+    return " + ".join(
+        f"{s.role[0]}:{s.model_info.file_type}" if s.model_info is not None else s.role
+        for s in bundle.stages()
+    )
 
 
 def inventory(*, home: Path | None = None, store: Path, mem_budget: str | None = None) -> dict:
@@ -26,8 +28,15 @@ def inventory(*, home: Path | None = None, store: Path, mem_budget: str | None =
     home = Path(home) if home is not None else bundles_home()
     bundles = []
     for local in local_bundles(home):
-        row = {"name": local.name, "path": str(local.path), "size_bytes": local.size_bytes,
-               "quant": None, "plan": None, "fits": False, "problem": local.problem}
+        row = {
+            "name": local.name,
+            "path": str(local.path),
+            "size_bytes": local.size_bytes,
+            "quant": None,
+            "plan": None,
+            "fits": False,
+            "problem": local.problem,
+        }
         if local.problem is None:
             try:
                 loaded = local.load()
@@ -37,6 +46,15 @@ def inventory(*, home: Path | None = None, store: Path, mem_budget: str | None =
             except EdgeEtError as exc:
                 row["problem"] = str(exc)
         bundles.append(row)
-    models = [{"name": m.name, "path": str(m.path), "size_bytes": m.size_bytes, "quant": m.quant,
-               "kind": m.kind, "used_by": list(m.used_by)} for m in store_models(store, home=home)]
+    models = [
+        {
+            "name": m.name,
+            "path": str(m.path),
+            "size_bytes": m.size_bytes,
+            "quant": m.quant,
+            "kind": m.kind,
+            "used_by": list(m.used_by),
+        }
+        for m in store_models(store, home=home)
+    ]
     return {"home": str(home), "store": str(store), "bundles": bundles, "models": models}

@@ -27,21 +27,30 @@ from edge_et.runtime.plan import DEFAULT_CTX
 
 # -- edge-et ---------------------------------------------------------------------------------
 
+
 def open_model(spec, need: int, n_threads: int | None = None, *, n_gpu_layers: int = 0):
     """Load a stage's model as the pipeline does, its context raised to `need` tokens where
     the model was trained for that many; `n_gpu_layers` go to the GPU (-1: all)."""
     wanted = max(spec.n_ctx or DEFAULT_CTX[spec.role], need)
     trained = spec.model_info.context_length if spec.model_info else None
     return backends.get(spec.backend).model_type()(
-        model_path=str(spec.model_path), n_ctx=min(wanted, trained) if trained else wanted,
-        mmproj_path=str(spec.mmproj_path) if spec.mmproj_path else None, n_threads=n_threads,
-        n_gpu_layers=n_gpu_layers)
+        model_path=str(spec.model_path),
+        n_ctx=min(wanted, trained) if trained else wanted,
+        mmproj_path=str(spec.mmproj_path) if spec.mmproj_path else None,
+        n_threads=n_threads,
+        n_gpu_layers=n_gpu_layers,
+    )
 
 
 def render_prompt(model, request: StageRequest) -> str:
     """The prompt text exactly as the pipeline renders it for this request."""
-    return render_user_turn(model.chat_template, request.content, enable_thinking=request.thinking,
-                            bos_text=model.bos_text, eos_text=model.eos_text)
+    return render_user_turn(
+        model.chat_template,
+        request.content,
+        enable_thinking=request.thinking,
+        bos_text=model.bos_text,
+        eos_text=model.eos_text,
+    )
 
 
 def forget_images(model) -> None:
@@ -82,20 +91,38 @@ def edge_stage(model, request: StageRequest) -> StageRun:
     first, stats = _FirstToken(model), StageStats()
     try:
         if request.think_budget:
-            out = think_then_answer(model, sampling=request.sampling, think_budget=request.think_budget,
-                                    answer_budget=request.tokens, stats=stats, ignore_eos=True)
+            out = think_then_answer(
+                model,
+                sampling=request.sampling,
+                think_budget=request.think_budget,
+                answer_budget=request.tokens,
+                stats=stats,
+                ignore_eos=True,
+            )
         else:
-            out = generate(model, sampling=request.sampling, max_tokens=request.tokens,
-                           stats=stats, ignore_eos=True)
+            out = generate(
+                model,
+                sampling=request.sampling,
+                max_tokens=request.tokens,
+                stats=stats,
+                ignore_eos=True,
+            )
     finally:
         first.remove()
     ended = time.perf_counter()
     first_at = first.at or ended
-    return StageRun(prompt_tokens=begun.prompt_tokens, image_encode_s=begun.image_encode_s,
-                    prefill_s=begun.prefill_s, ttft_s=first_at - started,
-                    decode_s=ended - first_at, tokens=stats.generated_tokens + stats.forced_tokens,
-                    requested=request.requested, e2e_s=ended - started,
-                    stop_reason=out.stop_reason, text=out.text)
+    return StageRun(
+        prompt_tokens=begun.prompt_tokens,
+        image_encode_s=begun.image_encode_s,
+        prefill_s=begun.prefill_s,
+        ttft_s=first_at - started,
+        decode_s=ended - first_at,
+        tokens=stats.generated_tokens + stats.forced_tokens,
+        requested=request.requested,
+        e2e_s=ended - started,
+        stop_reason=out.stop_reason,
+        text=out.text,
+    )
 
 
 def stand_in_description(model, n_tokens: int) -> str:
@@ -111,6 +138,7 @@ def stand_in_description(model, n_tokens: int) -> str:
 
 
 # -- memory ---------------------------------------------------------------------------------
+
 
 def reset_peak_rss() -> bool:
     """Reset this process's peak RSS (Linux `clear_refs` 5) so a stage's own peak can be read.
@@ -134,7 +162,9 @@ def _trim_heap() -> None:
         pass  # not glibc: nothing to trim this way
 
 
-def measure_bandwidth(*, array_mib: int = 256, repeats: int = 7, threads: int | None = None) -> dict:
+def measure_bandwidth(
+    *, array_mib: int = 256, repeats: int = 7, threads: int | None = None
+) -> dict:
     """Memory read bandwidth in bytes/s: a float64 sum over an array far larger than the
     caches, one thread and `threads` threads (numpy releases the GIL in the sum), median of
     `repeats`. The array is touched once first so page faults are not timed."""
@@ -144,10 +174,14 @@ def measure_bandwidth(*, array_mib: int = 256, repeats: int = 7, threads: int | 
     with ThreadPoolExecutor(threads) as pool:
         single = _median_time(data.sum, repeats)
         parallel = _median_time(lambda: list(pool.map(np.sum, parts)), repeats)
-    return {"read_bytes_per_s_1_thread": data.nbytes / single,
-            "read_bytes_per_s_all_threads": data.nbytes / parallel,
-            "threads": threads, "array_mib": array_mib, "repeats": repeats,
-            "method": "numpy float64 sum, median of repeats"}
+    return {
+        "read_bytes_per_s_1_thread": data.nbytes / single,
+        "read_bytes_per_s_all_threads": data.nbytes / parallel,
+        "threads": threads,
+        "array_mib": array_mib,
+        "repeats": repeats,
+        "method": "numpy float64 sum, median of repeats",
+    }
 
 
 def _median_time(work, repeats: int) -> float:
@@ -161,6 +195,7 @@ def _median_time(work, repeats: int) -> float:
 
 
 # -- this machine ---------------------------------------------------------------------------
+
 
 def gpu_model() -> str | None:
     """The first NVIDIA GPU's name as the driver reports it (no CUDA context is created), or None."""
@@ -180,10 +215,17 @@ def machine_info(n_threads: int | None = None) -> dict:
         ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         ram = None
-    info = {"cpu": cpu_model(), "machine": platform.machine(), "logical_cores": os.cpu_count(),
-            "usable_cores": usable_cores(), "threads": n_threads or usable_cores(),
-            "ram_bytes": ram, "os": platform.platform(), "python": platform.python_version(),
-            "gpu": gpu_model()}
+    info = {
+        "cpu": cpu_model(),
+        "machine": platform.machine(),
+        "logical_cores": os.cpu_count(),
+        "usable_cores": usable_cores(),
+        "threads": n_threads or usable_cores(),
+        "ram_bytes": ram,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "gpu": gpu_model(),
+    }
     for backend in backends.specs():
         info.update(backend.build_info())
     return info

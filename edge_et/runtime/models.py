@@ -20,7 +20,9 @@ from edge_et.errors import BundleError, ModelError, ModelLoadError
 class ModelSource(Protocol):
     """Lends loaded models to a pipeline."""
 
-    def open(self, spec: StageSpec, settings: dict, n_threads: int | None) -> tuple[TextModel, float | None]:
+    def open(
+        self, spec: StageSpec, settings: dict, n_threads: int | None
+    ) -> tuple[TextModel, float | None]:
         """The model of `spec` loaded with `settings` (the backend's keyword arguments), and
         the seconds this call spent loading it (None when it was already loaded).
 
@@ -35,9 +37,12 @@ def load_model(spec: StageSpec, settings: dict, n_threads: int | None) -> TextMo
     """Load `spec`'s model with its backend; ModelLoadError (one line) when that fails."""
     cls = backends.get(spec.backend).model_type()
     try:
-        return cls(model_path=str(spec.model_path),
-                   mmproj_path=str(spec.mmproj_path) if spec.mmproj_path else None,
-                   n_threads=n_threads, **settings)
+        return cls(
+            model_path=str(spec.model_path),
+            mmproj_path=str(spec.mmproj_path) if spec.mmproj_path else None,
+            n_threads=n_threads,
+            **settings,
+        )
     except (ModelError, BundleError) as exc:  # the file changed since the bundle was checked
         raise ModelLoadError(f"{spec.role} model: {exc}") from None
 
@@ -45,7 +50,9 @@ def load_model(spec: StageSpec, settings: dict, n_threads: int | None) -> TextMo
 class OwnModels:
     """A pipeline's own models: loaded on `open`, freed on `close`."""
 
-    def open(self, spec: StageSpec, settings: dict, n_threads: int | None) -> tuple[TextModel, float | None]:
+    def open(
+        self, spec: StageSpec, settings: dict, n_threads: int | None
+    ) -> tuple[TextModel, float | None]:
         model = load_model(spec, settings, n_threads)
         return model, model.load_s
 

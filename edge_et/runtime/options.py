@@ -3,8 +3,8 @@ image is read or model loaded."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Callable, Sequence
 
 from edge_et.core.conversation import History
 from edge_et.core.decoding import JsonConstraint
@@ -24,23 +24,25 @@ class RunOptions:
     """What a caller may set for one run; None means the bundle's or the paper's default."""
 
     mode: str = "extract-think"
-    hint: str | None = None            # text, "auto", or None for the question rule (hints.py)
-    seed: int | None = None            # None: a fresh random seed, reported in the result
+    hint: str | None = None  # text, "auto", or None for the question rule (hints.py)
+    seed: int | None = None  # None: a fresh random seed, reported in the result
     think_budget: int | None = None
     answer_budget: int | None = None
-    max_tokens: int | None = None      # reasoning limit for non-thinking models
-    temperature: float | None = None   # reasoning stage
-    speculative: str | None = None     # auto | off | lookup | draft (runtime/speculation.py)
-    stop: Sequence[str] | str | None = None  # the reply ends before the first (runtime/stop_strings.py)
+    max_tokens: int | None = None  # reasoning limit for non-thinking models
+    temperature: float | None = None  # reasoning stage
+    speculative: str | None = None  # auto | off | lookup | draft (runtime/speculation.py)
+    stop: Sequence[str] | str | None = (
+        None  # the reply ends before the first (runtime/stop_strings.py)
+    )
     # Multiple choice: a reply whose last line names no option gets one constrained letter
     # (runtime/answer_cue.py force_letter). None: the bundle's `answer.force_letter` (default off).
     force_letter: bool | None = None
     # The reply must be JSON (under a schema): the reasoner's answer after its thought, or the
     # perception text in extract/direct (runtime/constraints.py).
     constraint: JsonConstraint | None = None
-    image_detail: str = "auto"         # low | high | auto (runtime/image_detail.py)
-    history: History | None = None     # earlier turns of a conversation (runtime/chat.py)
-    return_prompt: bool = False        # keep the reasoner's rendered prompt in Result.conversation
+    image_detail: str = "auto"  # low | high | auto (runtime/image_detail.py)
+    history: History | None = None  # earlier turns of a conversation (runtime/chat.py)
+    return_prompt: bool = False  # keep the reasoner's rendered prompt in Result.conversation
     on_reasoning_text: TextSink | None = None
     on_extraction_text: TextSink | None = None
     on_stage_finished: Callable[[str, StageStats], None] | None = None  # (stage, its stats)
@@ -55,8 +57,10 @@ def check_text(question: str, *texts: str | None) -> None:
         try:
             (text or "").encode("utf-8")
         except UnicodeEncodeError as exc:
-            raise InputError(f"the text holds {text[exc.start]!a}, which is not a character (an "
-                             f"unpaired surrogate, or a byte that is not UTF-8)") from None
+            raise InputError(
+                f"the text holds {text[exc.start]!a}, which is not a character (an "
+                f"unpaired surrogate, or a byte that is not UTF-8)"
+            ) from None
 
 
 def merge_options(options: RunOptions | None, values: dict) -> RunOptions:
@@ -71,7 +75,9 @@ def merge_options(options: RunOptions | None, values: dict) -> RunOptions:
 
 def check_image_detail(detail: str) -> str:
     if detail not in IMAGE_DETAILS:
-        raise InputError(f"unknown image detail {detail!r}; choose one of: {', '.join(IMAGE_DETAILS)}")
+        raise InputError(
+            f"unknown image detail {detail!r}; choose one of: {', '.join(IMAGE_DETAILS)}"
+        )
     return detail
 
 

@@ -10,8 +10,8 @@ Modes:
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from typing import Iterator, Sequence
 
 from edge_et import backends
 from edge_et.backends.base import CachesImages, HeadReuse, TextModel
@@ -33,9 +33,6 @@ from edge_et.runtime.generation import TextSink, generate, think_then_answer
 from edge_et.runtime.image_detail import look
 from edge_et.runtime.image_tuning import tuned_prefill
 from edge_et.runtime.models import ModelSource, OwnModels
-from edge_et.runtime.plan import DEFAULT_CTX, check_reasoning_fits, reasoning_generation, requested_ctx
-from edge_et.runtime.serial import ModelLock, serialized
-from edge_et.runtime.speculation import choose_drafter, record_counts, speculate
 from edge_et.runtime.options import (  # noqa: F401 - re-exported: edge_et.runtime.pipeline is where callers find them
     CHAT_MODE,
     MODES,
@@ -45,6 +42,14 @@ from edge_et.runtime.options import (  # noqa: F401 - re-exported: edge_et.runti
     check_text,
     merge_options,
 )
+from edge_et.runtime.plan import (
+    DEFAULT_CTX,
+    check_reasoning_fits,
+    reasoning_generation,
+    requested_ctx,
+)
+from edge_et.runtime.serial import ModelLock, serialized
+from edge_et.runtime.speculation import choose_drafter, record_counts, speculate
 from edge_et.runtime.stop_strings import check_stops
 from edge_et.runtime.stream import Event, stream_run
 
@@ -74,12 +79,22 @@ class Pipeline:
     A pipeline may be shared by threads: calls on its models run one at a time (serial.py).
     """
 
-    def __init__(self, bundle: Bundle, *, n_threads: int | None = None,
-                 residency: str | None = None, plan: Plan | None = None, device: str | None = None,
-                 image_cache_bytes: int | None = None, models: ModelSource | None = None):
+    def __init__(
+        self,
+        bundle: Bundle,
+        *,
+        n_threads: int | None = None,
+        residency: str | None = None,
+        plan: Plan | None = None,
+        device: str | None = None,
+        image_cache_bytes: int | None = None,
+        models: ModelSource | None = None,
+    ):
         residency = residency or _residency_of(plan)
         if residency not in RESIDENCIES:
-            raise InputError(f"unknown residency {residency!r}; choose one of: {', '.join(RESIDENCIES)}")
+            raise InputError(
+                f"unknown residency {residency!r}; choose one of: {', '.join(RESIDENCIES)}"
+            )
         self.bundle = bundle
         self.prompts = prompts.PromptSet.from_overrides(bundle.prompts)
         self.residency = residency
@@ -91,9 +106,11 @@ class Pipeline:
         self._image_cache_bytes = image_cache_bytes  # None: the backend's own bound
         self._models: dict[str, TextModel] = {}
         self.model_lock = ModelLock()
-        self._source = models or OwnModels()  # a server of many bundles shares one (runtime/models.py)
+        self._source = (
+            models or OwnModels()
+        )  # a server of many bundles shares one (runtime/models.py)
 
-    def __enter__(self) -> "Pipeline":
+    def __enter__(self) -> Pipeline:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -144,7 +161,9 @@ class Pipeline:
     def image_encodes(self) -> int:
         """Images the vision encoder actually ran on (embedding-cache hits excluded)."""
         model = self._models.get("perception")
-        return self._encodes_before + (model.image_encodes if isinstance(model, CachesImages) else 0)
+        return self._encodes_before + (
+            model.image_encodes if isinstance(model, CachesImages) else 0
+        )
 
     # -- models ---------------------------------------------------------------------------
 
@@ -173,8 +192,12 @@ class Pipeline:
             extra.update({"prefill": tuned} if tuned else {})
         if planned is None:
             return {"n_ctx": requested_ctx(spec), **extra}
-        settings = {"n_ctx": planned.n_ctx, "kv_type": planned.kv_type,
-                    "n_gpu_layers": planned.gpu_layers, **extra}
+        settings = {
+            "n_ctx": planned.n_ctx,
+            "kv_type": planned.kv_type,
+            "n_gpu_layers": planned.gpu_layers,
+            **extra,
+        }
         if spec.role == "perception" and planned.image_tokens:
             settings["image_max_tokens"] = planned.image_tokens
         return settings
@@ -185,8 +208,12 @@ class Pipeline:
         if not _reasons(options.mode) or self.bundle.reasoning is None:
             return
         spec = self.bundle.reasoning
-        check_reasoning_fits(self._stage_settings(spec)["n_ctx"], self.bundle.decoding, spec.thinking,
-                             self._reasoning_flags(options))
+        check_reasoning_fits(
+            self._stage_settings(spec)["n_ctx"],
+            self.bundle.decoding,
+            spec.thinking,
+            self._reasoning_flags(options),
+        )
 
     def check_options(self, options: RunOptions) -> None:
         """Everything about `options` that can be refused before a request is queued, in one
@@ -206,8 +233,15 @@ class Pipeline:
         `extraction`; a conversation with no picture yet is answered by the reasoner alone."""
         return conversations.run_chat(self, messages, merge_options(options, values))
 
-    def run(self, image: ImageInput, question: str, options: RunOptions | None = None, *,
-            wait: bool = True, **values) -> Result:
+    def run(
+        self,
+        image: ImageInput,
+        question: str,
+        options: RunOptions | None = None,
+        *,
+        wait: bool = True,
+        **values,
+    ) -> Result:
         """Answer `question` about `image` in `options.mode`.
 
         Another thread's call on this pipeline finishes first; with `wait=False` a busy
@@ -240,8 +274,15 @@ class Pipeline:
                 self.reason(result, options)
         return result
 
-    def stream(self, image: ImageInput, question: str, options: RunOptions | None = None, *,
-               wait: bool = True, **values) -> Iterator[Event]:
+    def stream(
+        self,
+        image: ImageInput,
+        question: str,
+        options: RunOptions | None = None,
+        *,
+        wait: bool = True,
+        **values,
+    ) -> Iterator[Event]:
         """`run`, yielding events as they happen.
 
         Args and raised kinds: as `run` (raised from the iterator; the run starts when
@@ -251,12 +292,15 @@ class Pipeline:
             An iterator of ExtractionText, ReasoningText and StageFinished events, and
             Finished(result) last. Closing it stops the run at its next token.
         """
-        return stream_run(lambda hooked: self.run(image, question, hooked, wait=wait),
-                          merge_options(options, values))
+        return stream_run(
+            lambda hooked: self.run(image, question, hooked, wait=wait),
+            merge_options(options, values),
+        )
 
     @serialized
-    def perceive(self, image: ImageInput | None, question: str,
-                 options: RunOptions = RunOptions()) -> Result:
+    def perceive(
+        self, image: ImageInput | None, question: str, options: RunOptions = RunOptions()
+    ) -> Result:
         """Stage 1: everything the VLM does for this mode (the whole run for direct/extract).
 
         Returns the `Result` so far (extraction, hint, perception stats); for a -think mode,
@@ -272,11 +316,17 @@ class Pipeline:
         check_bundle_for_mode(self.bundle, mode)
         check_constraint(self.bundle, mode, options.constraint)
         picture = self._look(_load(image), check_image_detail(options.image_detail))
-        result = Result(mode=mode, question=question, image=picture.source, seed=seed,
-                        image_detail=picture.detail)
+        result = Result(
+            mode=mode,
+            question=question,
+            image=picture.source,
+            seed=seed,
+            image_detail=picture.detail,
+        )
         if mode == "direct":
-            text = self._perceive(picture, prompts.direct_prompt(question, self.prompts),
-                                  "direct", result, options)
+            text = self._perceive(
+                picture, prompts.direct_prompt(question, self.prompts), "direct", result, options
+            )
             result.answer, result.answer_matched = prompts.parse_answer(text)
         elif mode == "caption-think":
             self._perceive(picture, self.prompts.caption, "caption", result, options)
@@ -299,8 +349,9 @@ class Pipeline:
         return result
 
     @serialized
-    def reason_over(self, description: str, question: str,
-                    options: RunOptions = RunOptions()) -> Result:
+    def reason_over(
+        self, description: str, question: str, options: RunOptions = RunOptions()
+    ) -> Result:
         """Stage 2 alone: the reasoning model answers from a given description (mode `think`).
 
         Returns a new `Result` of mode `think`. Raises InputError for an empty question or
@@ -332,10 +383,19 @@ class Pipeline:
         result.hint, result.hint_source = hint_from_question(question), "question-rule"
 
     @serialized
-    def ask(self, role: str, request: str, *, settings: StageDecoding, seed: int,
-            stats: StageStats, image: LoadedImage | None = None,
-            on_text: TextSink | None = None, stops: Sequence[str] = (),
-            constraint: JsonConstraint | None = None) -> str:
+    def ask(
+        self,
+        role: str,
+        request: str,
+        *,
+        settings: StageDecoding,
+        seed: int,
+        stats: StageStats,
+        image: LoadedImage | None = None,
+        on_text: TextSink | None = None,
+        stops: Sequence[str] = (),
+        constraint: JsonConstraint | None = None,
+    ) -> str:
         """One user turn of the caller's own to the `role` model; returns the generated text.
 
         With `image` (perception) the picture comes first, as in every perception request;
@@ -344,36 +404,58 @@ class Pipeline:
         """
         model = self._model(role, stats)
         if image is None:
-            self._start(model, request, stats,
-                        thinking=False if self.bundle.require(role).thinking else None)
+            self._start(
+                model,
+                request,
+                stats,
+                thinking=False if self.bundle.require(role).thinking else None,
+            )
         else:
-            prompt = render_user_turn(model.chat_template, model.media_marker + "\n" + request,
-                                      bos_text=model.bos_text, eos_text=model.eos_text)
+            prompt = render_user_turn(
+                model.chat_template,
+                model.media_marker + "\n" + request,
+                bos_text=model.bos_text,
+                eos_text=model.eos_text,
+            )
             begun = model.start(prompt=prompt, image=image)
             stats.prompt_tokens, stats.prefill_s = begun.prompt_tokens, begun.prefill_s
             stats.image_encode_s = begun.image_encode_s
             stats.image_cached = begun.image_cached
         sampling = replace(settings.sampling(seed), constraint=constraint)
-        return generate(model, sampling=sampling, max_tokens=settings.max_tokens,
-                        on_text=on_text, stats=stats, stops=stops).text
+        return generate(
+            model,
+            sampling=sampling,
+            max_tokens=settings.max_tokens,
+            on_text=on_text,
+            stats=stats,
+            stops=stops,
+        ).text
 
     def _ask_hint(self, question: str, result: Result) -> str:
-        text = self.ask("reasoning", prompts.hint_request(question, self.prompts),
-                        settings=stage_decoding("hint", self.bundle.decoding),
-                        seed=result.seed + SEED_OFFSETS["hint"],
-                        stats=result.stages.setdefault("hint", StageStats()))
+        text = self.ask(
+            "reasoning",
+            prompts.hint_request(question, self.prompts),
+            settings=stage_decoding("hint", self.bundle.decoding),
+            seed=result.seed + SEED_OFFSETS["hint"],
+            stats=result.stages.setdefault("hint", StageStats()),
+        )
         return prompts.clean_hint(text)
 
-    def _perceive(self, picture: LoadedImage, request: str, stage: str, result: Result,
-                  options: RunOptions) -> str:
-        text = self.ask("perception", request, image=picture,
-                        settings=stage_decoding(stage, self.bundle.decoding),
-                        seed=result.seed + SEED_OFFSETS[stage],
-                        stats=result.stages.setdefault(stage, StageStats()),
-                        on_text=options.on_extraction_text,
-                        # direct and extract: the perception text is the reply the stops end
-                        stops=check_stops(options.stop) if stage == result.mode else (),
-                        constraint=options.constraint if stage in PERCEPTION_REPLIES else None)
+    def _perceive(
+        self, picture: LoadedImage, request: str, stage: str, result: Result, options: RunOptions
+    ) -> str:
+        text = self.ask(
+            "perception",
+            request,
+            image=picture,
+            settings=stage_decoding(stage, self.bundle.decoding),
+            seed=result.seed + SEED_OFFSETS[stage],
+            stats=result.stages.setdefault(stage, StageStats()),
+            on_text=options.on_extraction_text,
+            # direct and extract: the perception text is the reply the stops end
+            stops=check_stops(options.stop) if stage == result.mode else (),
+            constraint=options.constraint if stage in PERCEPTION_REPLIES else None,
+        )
         result.extraction = text.strip()
         _finished(options, stage, result)
         return text
@@ -383,83 +465,152 @@ class Pipeline:
         model = self._model("reasoning", stats)
         spec = self.bundle.reasoning
         request = conversations.reasoning_request(result, self.prompts)
-        heads = () if result.mode == CHAT_MODE else \
-            prompts.reasoning_heads(result.extraction, self.prompts)
+        heads = (
+            ()
+            if result.mode == CHAT_MODE
+            else prompts.reasoning_heads(result.extraction, self.prompts)
+        )
         if options.history is not None and not options.history.empty:
             flags = self._reasoning_flags(options)
             request, result.conversation = conversations.fit_history(
-                model, options.history, request, thinking=spec.thinking or None,
+                model,
+                options.history,
+                request,
+                thinking=spec.thinking or None,
                 need=reasoning_generation(self.bundle.decoding, spec.thinking, flags),
-                keep_prompt=options.return_prompt)
-        speculate(model, *choose_drafter(options.speculative, model, self._models.get("perception")),
-                  stats)
+                keep_prompt=options.return_prompt,
+            )
+        speculate(
+            model,
+            *choose_drafter(options.speculative, model, self._models.get("perception")),
+            stats,
+        )
         try:
-            out = self._think(model, spec, request, heads, result, options, stats) \
-                if spec.thinking else self._reason_plainly(model, request, heads, result, options, stats)
-            forced = options.force_letter if options.force_letter is not None else \
-                self.bundle.answer.get("force_letter", False)  # opt-in (runtime/answer_cue.py)
+            out = (
+                self._think(model, spec, request, heads, result, options, stats)
+                if spec.thinking
+                else self._reason_plainly(model, request, heads, result, options, stats)
+            )
+            forced = (
+                options.force_letter
+                if options.force_letter is not None
+                else self.bundle.answer.get("force_letter", False)
+            )  # opt-in (runtime/answer_cue.py)
             if forced and options.constraint is None:  # a JSON reply gets no letter after it
                 settings = self._reasoning_settings("think" if spec.thinking else "reason", options)
-                out += force_letter(model, out, options=question_options(result.question),
-                                    sampling=settings.sampling(result.seed + SEED_OFFSETS["think"]),
-                                    stats=stats, on_text=options.on_reasoning_text)
+                out += force_letter(
+                    model,
+                    out,
+                    options=question_options(result.question),
+                    sampling=settings.sampling(result.seed + SEED_OFFSETS["think"]),
+                    stats=stats,
+                    on_text=options.on_reasoning_text,
+                )
         finally:
             record_counts(model, stats)
         result.reasoning = out
         result.answer, result.answer_matched = prompts.parse_answer(out)
         _finished(options, "think", result)
 
-    def _think(self, model: TextModel, spec: StageSpec, request: str, heads: tuple[str, ...],
-               result: Result,
-               options: RunOptions, stats: StageStats) -> str:
+    def _think(
+        self,
+        model: TextModel,
+        spec: StageSpec,
+        request: str,
+        heads: tuple[str, ...],
+        result: Result,
+        options: RunOptions,
+        stats: StageStats,
+    ) -> str:
         settings = self._reasoning_settings("think", options)
         sampling = settings.sampling(result.seed + SEED_OFFSETS["think"])
         if settings.budget == 0:
             # No thinking at all: the template's own switch writes an empty thought.
             self._start(model, request, stats, thinking=False, heads=heads)
-            return generate(model, sampling=replace(sampling, constraint=options.constraint),
-                            max_tokens=settings.answer_budget, on_text=options.on_reasoning_text,
-                            stats=stats, stops=check_stops(options.stop)).text
+            return generate(
+                model,
+                sampling=replace(sampling, constraint=options.constraint),
+                max_tokens=settings.answer_budget,
+                on_text=options.on_reasoning_text,
+                stats=stats,
+                stops=check_stops(options.stop),
+            ).text
         self._start(model, request, stats, thinking=True, heads=heads)
-        return think_then_answer(model, sampling=sampling, think_budget=settings.budget,
-                                 answer_budget=settings.answer_budget,
-                                 on_text=options.on_reasoning_text, stats=stats,
-                                 stops=check_stops(options.stop),
-                                 answer_constraint=options.constraint).text
+        return think_then_answer(
+            model,
+            sampling=sampling,
+            think_budget=settings.budget,
+            answer_budget=settings.answer_budget,
+            on_text=options.on_reasoning_text,
+            stats=stats,
+            stops=check_stops(options.stop),
+            answer_constraint=options.constraint,
+        ).text
 
-    def _reason_plainly(self, model: TextModel, request: str, heads: tuple[str, ...],
-                        result: Result,
-                        options: RunOptions, stats: StageStats) -> str:
+    def _reason_plainly(
+        self,
+        model: TextModel,
+        request: str,
+        heads: tuple[str, ...],
+        result: Result,
+        options: RunOptions,
+        stats: StageStats,
+    ) -> str:
         settings = self._reasoning_settings("reason", options)
         self._start(model, request, stats, thinking=None, heads=heads)
         if options.constraint is not None:  # the reply is the JSON: no answer cue after it
             sampling = settings.sampling(result.seed + SEED_OFFSETS["think"])
-            return generate(model, sampling=replace(sampling, constraint=options.constraint),
-                            max_tokens=settings.max_tokens, on_text=options.on_reasoning_text,
-                            stats=stats, stops=check_stops(options.stop)).text
-        return reason_with_answer_cue(model, sampling=settings.sampling(result.seed + SEED_OFFSETS["think"]),
-                                      max_tokens=settings.max_tokens, answer_budget=settings.answer_budget,
-                                      on_text=options.on_reasoning_text, stats=stats,
-                                      stops=check_stops(options.stop),
-                                      letters="".join(question_options(result.question))).text
+            return generate(
+                model,
+                sampling=replace(sampling, constraint=options.constraint),
+                max_tokens=settings.max_tokens,
+                on_text=options.on_reasoning_text,
+                stats=stats,
+                stops=check_stops(options.stop),
+            ).text
+        return reason_with_answer_cue(
+            model,
+            sampling=settings.sampling(result.seed + SEED_OFFSETS["think"]),
+            max_tokens=settings.max_tokens,
+            answer_budget=settings.answer_budget,
+            on_text=options.on_reasoning_text,
+            stats=stats,
+            stops=check_stops(options.stop),
+            letters="".join(question_options(result.question)),
+        ).text
 
     def _reasoning_settings(self, stage: str, options: RunOptions) -> StageDecoding:
         return stage_decoding(stage, self.bundle.decoding, self._reasoning_flags(options))
 
     @staticmethod
     def _reasoning_flags(options: RunOptions) -> dict:
-        return {"budget": options.think_budget, "answer_budget": options.answer_budget,
-                "max_tokens": options.max_tokens, "temperature": options.temperature}
+        return {
+            "budget": options.think_budget,
+            "answer_budget": options.answer_budget,
+            "max_tokens": options.max_tokens,
+            "temperature": options.temperature,
+        }
 
     @staticmethod
-    def _start(model: TextModel, request: str | list[dict], stats: StageStats, *,
-               thinking: bool | None, heads: tuple[str, ...] = ()) -> None:
+    def _start(
+        model: TextModel,
+        request: str | list[dict],
+        stats: StageStats,
+        *,
+        thinking: bool | None,
+        heads: tuple[str, ...] = (),
+    ) -> None:
         """Feed `request` (one user turn, or a conversation's messages: runtime/chat.py) in the
         model's chat template. `heads`: texts the prompt's last turn starts with that other
         requests share; a model that keeps their state (HeadReuse) skips them."""
         messages = [{"role": "user", "content": request}] if isinstance(request, str) else request
-        prompt = render_chat(model.chat_template, messages, enable_thinking=thinking,
-                             bos_text=model.bos_text, eos_text=model.eos_text)
+        prompt = render_chat(
+            model.chat_template,
+            messages,
+            enable_thinking=thinking,
+            bos_text=model.bos_text,
+            eos_text=model.eos_text,
+        )
         rendered = _rendered_heads(prompt, heads)
         if rendered and isinstance(model, HeadReuse):
             begun = model.start_with_heads(prompt=prompt, heads=rendered)
@@ -473,7 +624,7 @@ def _rendered_heads(prompt: str, heads: tuple[str, ...]) -> tuple[str, ...]:
     """The prompt up to the end of each head (the template's text before them included); none
     where the template changed the request's text."""
     at = prompt.find(heads[-1]) if heads else -1
-    return tuple(prompt[:at + len(head)] for head in heads) if at >= 0 else ()
+    return tuple(prompt[: at + len(head)] for head in heads) if at >= 0 else ()
 
 
 def _reasons(mode: str) -> bool:

@@ -42,10 +42,10 @@ from edge_et.memory.scheduler import (
 
 # The context a stage gets when its bundle entry names no n_ctx (the pipeline uses these too).
 DEFAULT_CTX = {"perception": 4096, "reasoning": 8192}
-PROMPT_TEXT_TOKENS = 256    # extraction request and chat template around the image
-QUESTION_TOKENS = 512       # question with its options, reasoning prompt, chat template
-ANSWER_CUE_TOKENS = 8        # the new line and `Answer:` the cue forces
-FLOOR_IMAGE_TOKENS = 1024   # llama.cpp warns Qwen-VL needs >= 1024 image tokens to ground well
+PROMPT_TEXT_TOKENS = 256  # extraction request and chat template around the image
+QUESTION_TOKENS = 512  # question with its options, reasoning prompt, chat template
+ANSWER_CUE_TOKENS = 8  # the new line and `Answer:` the cue forces
+FLOOR_IMAGE_TOKENS = 1024  # llama.cpp warns Qwen-VL needs >= 1024 image tokens to ground well
 EXTRACTION_STAGES = ("extract", "caption", "direct")
 
 
@@ -70,7 +70,11 @@ def perception_text_reserve(decoding: dict) -> int:
 def reasoning_floor(decoding: dict, thinking: bool, flags: dict | None = None) -> int:
     """The shortest reasoning context that holds the prompt and the whole generation
     (with `flags`: a run's own budgets, as the pipeline merges them)."""
-    return reasoning_generation(decoding, thinking, flags) + extraction_limit(decoding) + QUESTION_TOKENS
+    return (
+        reasoning_generation(decoding, thinking, flags)
+        + extraction_limit(decoding)
+        + QUESTION_TOKENS
+    )
 
 
 def reasoning_generation(decoding: dict, thinking: bool, flags: dict | None = None) -> int:
@@ -92,9 +96,11 @@ def check_reasoning_fits(n_ctx: int, decoding: dict, thinking: bool, flags: dict
         return
     names = "think_budget + answer_budget" if thinking else "max_tokens + answer_budget"
     room = n_ctx - (need - reasoning_generation(decoding, thinking, flags))
-    raise InputError(f"{names} of {reasoning_generation(decoding, thinking, flags)} tokens do not fit the "
-                     f"reasoning context of {n_ctx} tokens this pipeline is planned with (with the "
-                     f"extraction and the question, {need} tokens); {names} may be at most {max(room, 0)}")
+    raise InputError(
+        f"{names} of {reasoning_generation(decoding, thinking, flags)} tokens do not fit the "
+        f"reasoning context of {n_ctx} tokens this pipeline is planned with (with the "
+        f"extraction and the question, {need} tokens); {names} may be at most {max(room, 0)}"
+    )
 
 
 def perception_floor(decoding: dict, vision: VisionShape) -> int:
@@ -130,14 +136,22 @@ def check_device(bundle: Bundle, device: str) -> None:
     for stage in bundle.stages():
         accepted = backends.get(stage.backend).devices
         if device not in accepted:
-            raise InputError(f"--device {device} is an ONNX Runtime provider, but the {stage.role} stage "
-                             f"runs on {stage.backend} ({', '.join(accepted)} only); "
-                             "export the bundle with `edge-et export onnx`")
+            raise InputError(
+                f"--device {device} is an ONNX Runtime provider, but the {stage.role} stage "
+                f"runs on {stage.backend} ({', '.join(accepted)} only); "
+                "export the bundle with `edge-et export onnx`"
+            )
 
 
-def plan_bundle(bundle: str | os.PathLike | Bundle, *, mem_budget: str | int | None = None,
-                device: str = "cpu", n_ctx: int | None = None, baseline: int | None = None,
-                device_profile: str | None = None) -> Plan:
+def plan_bundle(
+    bundle: str | os.PathLike | Bundle,
+    *,
+    mem_budget: str | int | None = None,
+    device: str = "cpu",
+    n_ctx: int | None = None,
+    baseline: int | None = None,
+    device_profile: str | None = None,
+) -> Plan:
     """The memory plan for running `bundle` on this machine (see scheduler.plan), or with
     `device_profile` on that device (edge_et/memory/profiles.toml: its app memory is the budget).
     Reads file headers only; nothing is loaded.
@@ -165,16 +179,22 @@ def plan_bundle(bundle: str | os.PathLike | Bundle, *, mem_budget: str | int | N
     if isinstance(bundle, (str, os.PathLike)):
         bundle = Bundle.load(bundle)
     elif not isinstance(bundle, Bundle):
-        raise InputError(f"plan_bundle takes a bundle folder or a Bundle, not {type(bundle).__name__}")
+        raise InputError(
+            f"plan_bundle takes a bundle folder or a Bundle, not {type(bundle).__name__}"
+        )
     check_device(bundle, device)
     if n_ctx is not None and n_ctx < 16:
         raise InputError(f"--ctx must be at least 16, got {n_ctx}")
     flag = parse_size(mem_budget) if mem_budget is not None else None
     if baseline is None:
         baseline, _ = runtime_baseline_bytes(
-            lambda: [backends.get(s.backend).import_model_module() for s in bundle.stages()])
-    budget = _profile_budget(device_profile, flag) if device_profile else \
-        _budget(flag, bundle_budget(bundle))
+            lambda: [backends.get(s.backend).import_model_module() for s in bundle.stages()]
+        )
+    budget = (
+        _profile_budget(device_profile, flag)
+        if device_profile
+        else _budget(flag, bundle_budget(bundle))
+    )
     vram = backends.gpu_memory() if device == "cuda" else None
     stages = bundle.stages()
     # Other execution providers (NPUs) keep the weights in host memory: planned as the CPU.
@@ -190,8 +210,10 @@ def _budget(flag: int | None, bundle: int | None) -> Budget:
         return resolve_budget(0, flag=flag, bundle=bundle)
     memory = available_memory()
     if memory.available_bytes <= 0:
-        raise InputError(f"cannot read this device's available memory ({memory.source}); "
-                         "pass --mem-budget SIZE or set memory.budget in bundle.json")
+        raise InputError(
+            f"cannot read this device's available memory ({memory.source}); "
+            "pass --mem-budget SIZE or set memory.budget in bundle.json"
+        )
     return resolve_budget(memory.available_bytes, available_source=memory.source)
 
 
@@ -209,24 +231,32 @@ def _floor(spec: StageSpec, decoding: dict) -> int:
 
 def format_plan(result: Plan) -> list[str]:
     """Plain lines for the terminal: the decision, its reason, then one line per stage."""
-    lines = [f"decision: {result.decision}", f"reason: {result.reason}",
-             f"budget: {format_size(result.budget.bytes)} ({result.budget.source}); "
-             f"runtime baseline {format_size(result.baseline_bytes)}; "
-             f"estimated peak {format_size(result.peak_bytes)}"]
+    lines = [
+        f"decision: {result.decision}",
+        f"reason: {result.reason}",
+        f"budget: {format_size(result.budget.bytes)} ({result.budget.source}); "
+        f"runtime baseline {format_size(result.baseline_bytes)}; "
+        f"estimated peak {format_size(result.peak_bytes)}",
+    ]
     lines += format_degradations(result)
     for role, fp in result.stages.items():
         # The same split as plan --json: weights_bytes, then repack_bytes when the CPU repacks.
         parts = [f"weights {format_size(fp.weights_bytes)}"]
         if fp.repack_bytes:
             parts.append(f"repack {format_size(fp.repack_bytes)}")
-        parts += [f"KV {format_size(fp.kv_bytes)} ({fp.kv_type})",
-                  f"compute {format_size(fp.compute_bytes)}",
-                  f"other {format_size(fp.overhead_bytes)}"]
+        parts += [
+            f"KV {format_size(fp.kv_bytes)} ({fp.kv_type})",
+            f"compute {format_size(fp.compute_bytes)}",
+            f"other {format_size(fp.overhead_bytes)}",
+        ]
         if fp.mmproj_bytes:
-            parts.append(f"mmproj+image {format_size(fp.mmproj_bytes)} "
-                         f"(images up to {fp.image_tokens} tokens)")
+            parts.append(
+                f"mmproj+image {format_size(fp.mmproj_bytes)} "
+                f"(images up to {fp.image_tokens} tokens)"
+            )
         if fp.gpu_layers:
             parts.append(f"GPU {fp.gpu_layers} layers, {format_size(fp.vram_bytes)} VRAM")
-        lines.append(f"{role}: n_ctx {fp.n_ctx}, total {format_size(fp.total_bytes)} = "
-                     + ", ".join(parts))
+        lines.append(
+            f"{role}: n_ctx {fp.n_ctx}, total {format_size(fp.total_bytes)} = " + ", ".join(parts)
+        )
     return lines

@@ -24,8 +24,10 @@ def scale_factors(profile: DeviceProfile, *, here_bandwidth: float, here_cores: 
     """{"bandwidth": ratio, "compute": ratio} that turn this machine's rates into the profile's."""
     if here_bandwidth <= 0 or here_cores < 1:
         raise ValueError("this machine's bandwidth and cores must be positive")
-    return {"bandwidth": profile.bandwidth_bytes_per_s / here_bandwidth,
-            "compute": profile.cores / here_cores}
+    return {
+        "bandwidth": profile.bandwidth_bytes_per_s / here_bandwidth,
+        "compute": profile.cores / here_cores,
+    }
 
 
 def predict_rates(measured: dict, factors: dict) -> dict:
@@ -41,14 +43,22 @@ def predict_rates(measured: dict, factors: dict) -> dict:
     return predicted
 
 
-def predict_speed_profile(speed: dict, profile: DeviceProfile, *, here_cores: int) -> tuple[dict, dict]:
+def predict_speed_profile(
+    speed: dict, profile: DeviceProfile, *, here_cores: int
+) -> tuple[dict, dict]:
     """A deadline speed profile (edge_et/runtime/deadline.py) as predicted on `profile`, and
     the label that says so. The KV-growth term reads the profile's bandwidth."""
-    factors = scale_factors(profile, here_bandwidth=speed["read_bytes_per_s"], here_cores=here_cores)
+    factors = scale_factors(
+        profile, here_bandwidth=speed["read_bytes_per_s"], here_cores=here_cores
+    )
     predicted = {role: predict_rates(speed[role], factors) for role in ("perception", "reasoning")}
     predicted["read_bytes_per_s"] = profile.bandwidth_bytes_per_s
-    label = {"prediction_for": profile.name, "factors": factors,
-             "method": "PREDICTION: decode scaled by bandwidth ratio, " + COMPUTE_NOTE
-                       + "; load as measured here",
-             "published_decode": [vars(d) for d in profile.published_decode]}
+    label = {
+        "prediction_for": profile.name,
+        "factors": factors,
+        "method": "PREDICTION: decode scaled by bandwidth ratio, "
+        + COMPUTE_NOTE
+        + "; load as measured here",
+        "published_decode": [vars(d) for d in profile.published_decode],
+    }
     return predicted, label

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 from edge_et.errors import PipelineBusy
 
@@ -29,8 +30,10 @@ class ModelLock:
     def held(self, *, wait: bool = True) -> Iterator[None]:
         """Hold the lock for the block; PipelineBusy when `wait` is False and another thread has it."""
         if not self._lock.acquire(blocking=wait):
-            raise PipelineBusy("the pipeline is running another request; wait for it "
-                               "(wait=True) or open another pipeline")
+            raise PipelineBusy(
+                "the pipeline is running another request; wait for it "
+                "(wait=True) or open another pipeline"
+            )
         try:
             yield
         finally:
@@ -44,4 +47,5 @@ def serialized(method: Method) -> Method:
     def locked(self, *args, **kwargs):
         with self.model_lock.held():
             return method(self, *args, **kwargs)
+
     return locked  # type: ignore[return-value]

@@ -28,12 +28,15 @@ AUTO_MODE = "off"
 def check_speculative(mode: str | None) -> str:
     mode = mode or "auto"
     if mode not in SPECULATIVE_MODES:
-        raise InputError(f"unknown --speculative {mode!r}; choose one of: {', '.join(SPECULATIVE_MODES)}")
+        raise InputError(
+            f"unknown --speculative {mode!r}; choose one of: {', '.join(SPECULATIVE_MODES)}"
+        )
     return mode
 
 
-def choose_drafter(mode: str | None, reasoner: TextModel,
-                   perception: TextModel | None = None) -> tuple[Drafter | None, str]:
+def choose_drafter(
+    mode: str | None, reasoner: TextModel, perception: TextModel | None = None
+) -> tuple[Drafter | None, str]:
     """(the drafter for `reasoner`, the mode it stands for); `perception`: the loaded
     perception model, or None when it is not resident. InputError (one line) for an unknown
     mode or one the models cannot do."""
@@ -43,8 +46,10 @@ def choose_drafter(mode: str | None, reasoner: TextModel,
     if not isinstance(reasoner, Speculates):
         if mode == "auto":
             return None, "off"
-        raise InputError(f"--speculative {mode}: the reasoner's backend has no speculative decoding "
-                         "(llama.cpp only)")
+        raise InputError(
+            f"--speculative {mode}: the reasoner's backend has no speculative decoding "
+            "(llama.cpp only)"
+        )
     if mode == "draft":
         return _draft_model(reasoner, perception), "draft"
     return PromptLookup(), "lookup"
@@ -57,13 +62,17 @@ def _draft_model(reasoner: TextModel, perception: TextModel | None) -> Drafter:
     from edge_et.backends.llama_cpp.speculative import DraftModel, vocab_mismatch
 
     if perception is None:
-        raise InputError("--speculative draft: the perception model is not loaded beside the "
-                         "reasoner (swap residency frees it); use lookup or --residency co-resident")
+        raise InputError(
+            "--speculative draft: the perception model is not loaded beside the "
+            "reasoner (swap residency frees it); use lookup or --residency co-resident"
+        )
     if not isinstance(perception, LlamaCppModel):
         raise InputError("--speculative draft: the perception model is not a llama.cpp model")
     reason = vocab_mismatch(reasoner.vocab_signature, perception.vocab_signature)
     if reason:
-        raise InputError(f"--speculative draft: the perception LM cannot draft for the reasoner: {reason}")
+        raise InputError(
+            f"--speculative draft: the perception LM cannot draft for the reasoner: {reason}"
+        )
     drafter = DraftModel(perception.llama)
     drafter.reset()
     return drafter

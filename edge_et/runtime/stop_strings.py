@@ -11,7 +11,7 @@ text returned, as in llama-server and the OpenAI API.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from edge_et.errors import InputError
 
@@ -37,7 +37,9 @@ def check_stops(stops: Sequence[str] | str | None) -> tuple[str, ...]:
         if not isinstance(stop, str) or not stop:
             raise InputError(f"a stop string must be non-empty text, got {stop!r}")
         if len(stop) > MAX_STOP_CHARS:
-            raise InputError(f"a stop string is {len(stop)} characters long; at most {MAX_STOP_CHARS}")
+            raise InputError(
+                f"a stop string is {len(stop)} characters long; at most {MAX_STOP_CHARS}"
+            )
     return tuple(dict.fromkeys(stops))
 
 
@@ -45,7 +47,7 @@ def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
     """(`text` before the first stop string, whether one was found): the same cut a
     generation would have made, for text that was generated without the stops."""
     hits = [at for at in (text.find(stop) for stop in stops) if at >= 0]
-    return (text[:min(hits)], True) if hits else (text, False)
+    return (text[: min(hits)], True) if hits else (text, False)
 
 
 class StopWatch:
@@ -70,8 +72,8 @@ class StopWatch:
             self._pass(before)
             return True
         keep = partial_stop_length(window, self.stops)
-        self._held = window[len(window) - keep:] if keep else ""
-        self._pass(window[:len(window) - keep])
+        self._held = window[len(window) - keep :] if keep else ""
+        self._pass(window[: len(window) - keep])
         return False
 
     def release(self) -> None:
@@ -90,7 +92,7 @@ def partial_stop_length(text: str, stops: Sequence[str]) -> int:
     longest = 0
     for stop in stops:
         for size in range(min(len(stop) - 1, len(text)), longest, -1):
-            if stop.startswith(text[len(text) - size:]):
+            if stop.startswith(text[len(text) - size :]):
                 longest = size
                 break
     return longest

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from edge_et.core.stats import Result, StageStats
 
@@ -78,10 +79,14 @@ def stream_run(run: Callable[[Any], Result], options: Any) -> Iterator[Event]:
 
     hooked = replace(
         options,
-        on_extraction_text=_also(options.on_extraction_text, lambda text: emit(ExtractionText(text))),
+        on_extraction_text=_also(
+            options.on_extraction_text, lambda text: emit(ExtractionText(text))
+        ),
         on_reasoning_text=_also(options.on_reasoning_text, lambda text: emit(ReasoningText(text))),
-        on_stage_finished=_also(options.on_stage_finished,
-                                lambda stage, stats: emit(StageFinished(stage, stats))))
+        on_stage_finished=_also(
+            options.on_stage_finished, lambda stage, stats: emit(StageFinished(stage, stats))
+        ),
+    )
 
     def work() -> None:
         try:
@@ -93,10 +98,14 @@ def stream_run(run: Callable[[Any], Result], options: Any) -> Iterator[Event]:
         finally:
             events.put(_DONE)
 
-    return _consume(events, stopped, threading.Thread(target=work, name="edge-et-stream", daemon=True))
+    return _consume(
+        events, stopped, threading.Thread(target=work, name="edge-et-stream", daemon=True)
+    )
 
 
-def _consume(events: queue.Queue, stopped: threading.Event, worker: threading.Thread) -> Iterator[Event]:
+def _consume(
+    events: queue.Queue, stopped: threading.Event, worker: threading.Thread
+) -> Iterator[Event]:
     worker.start()
     try:
         while (item := events.get()) is not _DONE:
@@ -116,4 +125,5 @@ def _also(first: Callable | None, then: Callable) -> Callable:
     def both(*args) -> None:
         first(*args)
         then(*args)
+
     return both

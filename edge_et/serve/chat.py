@@ -25,12 +25,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
 import edge_et
-from edge_et.serve import completion as shape
-from edge_et.serve.failures import ApiError
-from edge_et.serve.jobs import Job
 from edge_et.core.decoding import stage_decoding
 from edge_et.runtime.chat import UserTurn, split_messages
 from edge_et.runtime.constraints import check_constraint, json_constraint
+from edge_et.serve import completion as shape
+from edge_et.serve.failures import ApiError
+from edge_et.serve.jobs import Job
 from edge_et.serve.media import conversation_of
 from edge_et.serve.scheduler import QueueFull
 from edge_et.serve.schema import ChatRequest, EdgeEtOptions
@@ -42,26 +42,45 @@ async def chat_completions(body: ChatRequest, request: Request):
     state: ServerState = request.app.state.edge.pick(body.model)  # the bundle `model` names
     scheduler = state.ready()
     settings = state.settings
-    parsed = await run_in_threadpool(parse_request, body, thinking=state.thinking,
-                                     media_dir=settings.media_dir, max_pixels=settings.max_pixels)
+    parsed = await run_in_threadpool(
+        parse_request,
+        body,
+        thinking=state.thinking,
+        media_dir=settings.media_dir,
+        max_pixels=settings.max_pixels,
+    )
     admit(state, body, parsed.options)
     events: asyncio.Queue = asyncio.Queue()
-    job = Job(picture=parsed.current.picture, question=parsed.current.question,
-              options=parsed.options, system=parsed.system, earlier=parsed.earlier,
-              deliver=_Mailbox(asyncio.get_running_loop(), events).deliver)
+    job = Job(
+        picture=parsed.current.picture,
+        question=parsed.current.question,
+        options=parsed.options,
+        system=parsed.system,
+        earlier=parsed.earlier,
+        deliver=_Mailbox(asyncio.get_running_loop(), events).deliver,
+    )
     try:
         scheduler.submit(job)
     except QueueFull:
         state.metrics.rejections.labels("queue_full").inc()
-        waiting = (f"{scheduler.max_queue} waiting, --max-queue" if scheduler.max_queue
-                   else "--max-queue 0: no request waits")
-        raise ApiError(503, f"every slot is busy and the queue is full ({waiting}); retry shortly",
-                       code="queue_full", headers={"Retry-After": "1"}) from None
+        waiting = (
+            f"{scheduler.max_queue} waiting, --max-queue"
+            if scheduler.max_queue
+            else "--max-queue 0: no request waits"
+        )
+        raise ApiError(
+            503,
+            f"every slot is busy and the queue is full ({waiting}); retry shortly",
+            code="queue_full",
+            headers={"Retry-After": "1"},
+        ) from None
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(_stream(state, job, events, include_usage),
-                                 media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            _stream(state, job, events, include_usage),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
     return await _whole(state, job, events, request)
 
 
@@ -75,8 +94,9 @@ class Parsed:
     options: edge_et.RunOptions
 
 
-def parse_request(body: ChatRequest, *, thinking: bool, media_dir: Path | None,
-                  max_pixels: int) -> Parsed:
+def parse_request(
+    body: ChatRequest, *, thinking: bool, media_dir: Path | None, max_pixels: int
+) -> Parsed:
     """The validated body as a conversation turn, its pictures decoded; a 400 ApiError for a
     field this server does not honour, a bad turn or a bad picture."""
     refuse_unhonoured(body)
@@ -97,16 +117,18 @@ def admit(state: ServerState, body: ChatRequest, options: edge_et.RunOptions) ->
     try:
         check_constraint(state.bundle, options.mode, options.constraint)
     except edge_et.InputError as error:
-        raise ApiError(400, str(error), param="response_format",
-                       code="unsupported_response_format") from None
+        raise ApiError(
+            400, str(error), param="response_format", code="unsupported_response_format"
+        ) from None
     try:
         pipeline.check_fits(options)
     except edge_et.InputError as error:
         raise _too_long(state, body, options, error) from None
 
 
-def _too_long(state: ServerState, body: ChatRequest, options: edge_et.RunOptions,
-              error: edge_et.InputError) -> ApiError:
+def _too_long(
+    state: ServerState, body: ChatRequest, options: edge_et.RunOptions, error: edge_et.InputError
+) -> ApiError:
     """`max_tokens` with the largest value that fits, when the request fits without it; else
     `edge_et` (its budgets, as the pipeline's message names them)."""
     pipeline = state.pipelines[0]
@@ -124,9 +146,14 @@ def _too_long(state: ServerState, body: ChatRequest, options: edge_et.RunOptions
     name = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
     plan = pipeline.plan.stages.get("reasoning") if pipeline.plan else None
     context = f"the reasoning context of {plan.n_ctx} tokens" if plan else "the reasoning context"
-    return ApiError(400, f"{name} {limit} does not fit {context} this server's slots are planned "
-                         f"with (with the thought, the extraction and the question); {name} may be "
-                         f"at most {low}", param=name, code="context_length_exceeded")
+    return ApiError(
+        400,
+        f"{name} {limit} does not fit {context} this server's slots are planned "
+        f"with (with the thought, the extraction and the question); {name} may be "
+        f"at most {low}",
+        param=name,
+        code="context_length_exceeded",
+    )
 
 
 def _fits(pipeline: edge_et.Pipeline, options: edge_et.RunOptions) -> bool:
@@ -137,8 +164,9 @@ def _fits(pipeline: edge_et.Pipeline, options: edge_et.RunOptions) -> bool:
     return True
 
 
-def _with_limit(state: ServerState, body: ChatRequest, options: edge_et.RunOptions,
-                limit: int | None) -> edge_et.RunOptions:
+def _with_limit(
+    state: ServerState, body: ChatRequest, options: edge_et.RunOptions, limit: int | None
+) -> edge_et.RunOptions:
     """`options` as `run_options` makes them with `limit` as the request's max_tokens."""
     ext = body.edge_et or EdgeEtOptions()
     if state.thinking:
@@ -146,8 +174,9 @@ def _with_limit(state: ServerState, body: ChatRequest, options: edge_et.RunOptio
     return replace(options, max_tokens=limit)
 
 
-def run_options(body: ChatRequest, thinking: bool, detail: str = "auto", *,
-                text_only: bool = False) -> edge_et.RunOptions:
+def run_options(
+    body: ChatRequest, thinking: bool, detail: str = "auto", *, text_only: bool = False
+) -> edge_et.RunOptions:
     """OpenAI's fields as edge-et's options; `edge_et.seed` wins over `seed`.
 
     `max_tokens` limits the reply once: a thinking reasoner's answer after its thought (its
@@ -162,8 +191,13 @@ def run_options(body: ChatRequest, thinking: bool, detail: str = "auto", *,
         seed=seed if seed is not None else random.randrange(2**31),
         think_budget=ext.think_budget,
         answer_budget=ext.answer_budget or (limit if thinking else None),
-        max_tokens=None if thinking else limit, temperature=body.temperature, stop=body.stop,
-        constraint=_constraint(body), image_detail=detail, return_prompt=ext.return_prompt)
+        max_tokens=None if thinking else limit,
+        temperature=body.temperature,
+        stop=body.stop,
+        constraint=_constraint(body),
+        image_detail=detail,
+        return_prompt=ext.return_prompt,
+    )
 
 
 def _constraint(body: ChatRequest):
@@ -173,8 +207,12 @@ def _constraint(body: ChatRequest):
     if fmt.type == "json_object":
         return json_constraint(None)
     if fmt.json_schema is None or fmt.json_schema.schema_ is None:
-        raise ApiError(400, "response_format json_schema needs json_schema.schema",
-                       param="response_format", code="invalid_response_format")
+        raise ApiError(
+            400,
+            "response_format json_schema needs json_schema.schema",
+            param="response_format",
+            code="invalid_response_format",
+        )
     return json_constraint(fmt.json_schema.schema_)
 
 
@@ -245,14 +283,21 @@ async def _watch_disconnect(request: Request, job: Job, events: asyncio.Queue) -
 
 
 def _completion(state: ServerState, job: Job, result: edge_et.Result, id: str) -> dict:
-    return shape.completion(id=id, model=state.model_name, result=result,
-                            thinking=writes_thought(state, job.options),
-                            picture=job.picture, queue_s=(job.started_at or job.queued_at) - job.queued_at,
-                            extraction_cached=job.extraction_cached, cached_stop=job.cached_stop)
+    return shape.completion(
+        id=id,
+        model=state.model_name,
+        result=result,
+        thinking=writes_thought(state, job.options),
+        picture=job.picture,
+        queue_s=(job.started_at or job.queued_at) - job.queued_at,
+        extraction_cached=job.extraction_cached,
+        cached_stop=job.cached_stop,
+    )
 
 
-async def _stream(state: ServerState, job: Job, events: asyncio.Queue,
-                  include_usage: bool) -> AsyncIterator[str]:
+async def _stream(
+    state: ServerState, job: Job, events: asyncio.Queue, include_usage: bool
+) -> AsyncIterator[str]:
     id, created = shape.new_id(), int(time.time())
     splitter = shape.ThoughtSplitter(writes_thought(state, job.options))
     perception_is_reply = job.options.mode in ("extract", "direct")
@@ -267,7 +312,10 @@ async def _stream(state: ServerState, job: Job, events: asyncio.Queue,
             event = await events.get()
             kind = event[0]
             if kind == "extraction":
-                yield chunk({"extraction": event[1]} | ({"content": event[1]} if perception_is_reply else {}))
+                yield chunk(
+                    {"extraction": event[1]}
+                    | ({"content": event[1]} if perception_is_reply else {})
+                )
             elif kind == "reasoning":
                 thought, answer = splitter.feed(event[1])
                 if thought:
@@ -281,8 +329,12 @@ async def _stream(state: ServerState, job: Job, events: asyncio.Queue,
                 break
             elif kind == "done":
                 whole = _completion(state, job, event[1], id)
-                yield chunk({}, finish_reason=whole["choices"][0]["finish_reason"],
-                            edge_et=whole["edge_et"], timings=whole["timings"])
+                yield chunk(
+                    {},
+                    finish_reason=whole["choices"][0]["finish_reason"],
+                    edge_et=whole["edge_et"],
+                    timings=whole["timings"],
+                )
                 if include_usage:
                     yield chunk(None, usage=whole["usage"])
                 break

@@ -50,8 +50,8 @@ class ThoughtSplitter:
             self._in_thought = False
             return _without_open_tag(thought), self._answer(answer)
         keep = partial_stop_length(text, (THINK_CLOSE,))
-        self._held = text[len(text) - keep:] if keep else ""
-        return _without_open_tag(text[:len(text) - keep]), ""
+        self._held = text[len(text) - keep :] if keep else ""
+        return _without_open_tag(text[: len(text) - keep]), ""
 
 
 def split_thought(text: str | None, thinking: bool) -> tuple[str | None, str]:
@@ -68,11 +68,21 @@ def split_thought(text: str | None, thinking: bool) -> tuple[str | None, str]:
 
 def message(result: edge_et.Result, thinking: bool) -> dict:
     if result.reasoning is None:  # extract and direct: the perception text is the reply
-        return {"role": "assistant", "content": result.extraction, "reasoning_content": None,
-                "reasoning": None, "extraction": result.extraction}
+        return {
+            "role": "assistant",
+            "content": result.extraction,
+            "reasoning_content": None,
+            "reasoning": None,
+            "extraction": result.extraction,
+        }
     thought, answer = split_thought(result.reasoning, thinking)
-    return {"role": "assistant", "content": answer, "reasoning_content": thought,
-            "reasoning": thought, "extraction": result.extraction if result.mode != "chat" else None}
+    return {
+        "role": "assistant",
+        "content": answer,
+        "reasoning_content": thought,
+        "reasoning": thought,
+        "extraction": result.extraction if result.mode != "chat" else None,
+    }
 
 
 def finish_reason(result: edge_et.Result, cached_stop: str | None = None) -> str:
@@ -88,12 +98,18 @@ def finish_reason(result: edge_et.Result, cached_stop: str | None = None) -> str
 
 def usage(result: edge_et.Result) -> dict:
     prompt = sum(stats.prompt_tokens for stats in result.stages.values())
-    completion = sum(stats.generated_tokens + stats.forced_tokens
-                     for stats in result.stages.values())
+    completion = sum(
+        stats.generated_tokens + stats.forced_tokens for stats in result.stages.values()
+    )
     think = result.stages.get("think")
-    return {"prompt_tokens": prompt, "completion_tokens": completion,
-            "total_tokens": prompt + completion,
-            "completion_tokens_details": {"reasoning_tokens": (think.think_tokens or 0) if think else 0}}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "completion_tokens_details": {
+            "reasoning_tokens": (think.think_tokens or 0) if think else 0
+        },
+    }
 
 
 def timings(result: edge_et.Result, queue_s: float, extraction_cached: bool) -> dict:
@@ -101,36 +117,80 @@ def timings(result: edge_et.Result, queue_s: float, extraction_cached: bool) -> 
     return {"queue_s": round(queue_s, 6), "extraction_cached": extraction_cached, "stages": stages}
 
 
-def extension(result: edge_et.Result, picture: edge_et.LoadedImage, extraction_cached: bool) -> dict:
+def extension(
+    result: edge_et.Result, picture: edge_et.LoadedImage, extraction_cached: bool
+) -> dict:
     perception = [s for s in result.stages.values() if s.image_cached is not None]
-    return {"mode": result.mode, "answer": result.answer, "answer_matched": result.answer_matched,
-            "hint": result.hint, "hint_source": result.hint_source, "seed": result.seed,
-            "image_sha256": picture.sha256 if picture is not None else None,
-            "extraction_cached": extraction_cached,
-            "image_cached": bool(perception and perception[0].image_cached) or extraction_cached,
-            "image_detail": result.image_detail, "conversation": result.conversation}
+    return {
+        "mode": result.mode,
+        "answer": result.answer,
+        "answer_matched": result.answer_matched,
+        "hint": result.hint,
+        "hint_source": result.hint_source,
+        "seed": result.seed,
+        "image_sha256": picture.sha256 if picture is not None else None,
+        "extraction_cached": extraction_cached,
+        "image_cached": bool(perception and perception[0].image_cached) or extraction_cached,
+        "image_detail": result.image_detail,
+        "conversation": result.conversation,
+    }
 
 
-def completion(*, id: str, model: str, result: edge_et.Result, thinking: bool, picture,
-               queue_s: float, extraction_cached: bool, cached_stop: str | None = None) -> dict:
-    return {"id": id, "object": "chat.completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "message": message(result, thinking),
-                         "finish_reason": finish_reason(result, cached_stop), "logprobs": None}],
-            "usage": usage(result), "timings": timings(result, queue_s, extraction_cached),
-            "edge_et": extension(result, picture, extraction_cached)}
+def completion(
+    *,
+    id: str,
+    model: str,
+    result: edge_et.Result,
+    thinking: bool,
+    picture,
+    queue_s: float,
+    extraction_cached: bool,
+    cached_stop: str | None = None,
+) -> dict:
+    return {
+        "id": id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message(result, thinking),
+                "finish_reason": finish_reason(result, cached_stop),
+                "logprobs": None,
+            }
+        ],
+        "usage": usage(result),
+        "timings": timings(result, queue_s, extraction_cached),
+        "edge_et": extension(result, picture, extraction_cached),
+    }
 
 
-def chunk(*, id: str, model: str, created: int, delta: dict | None = None,
-          finish_reason: str | None = None, **extra) -> dict:
+def chunk(
+    *,
+    id: str,
+    model: str,
+    created: int,
+    delta: dict | None = None,
+    finish_reason: str | None = None,
+    **extra,
+) -> dict:
     """One `chat.completion.chunk`; `delta=None` with `usage` in `extra` is the usage chunk."""
-    choices = [] if delta is None else [{"index": 0, "delta": delta,
-                                         "finish_reason": finish_reason, "logprobs": None}]
-    return {"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-            "choices": choices, **extra}
+    choices = (
+        []
+        if delta is None
+        else [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}]
+    )
+    return {
+        "id": id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": choices,
+        **extra,
+    }
 
 
 def _without_open_tag(text: str) -> str:
     stripped = text.lstrip()
-    return stripped[len(THINK_OPEN):] if stripped.startswith(THINK_OPEN) else text
-
-
+    return stripped[len(THINK_OPEN) :] if stripped.startswith(THINK_OPEN) else text

@@ -19,13 +19,27 @@ import edge_et
 log = logging.getLogger("edge_et.serve")
 
 # status -> OpenAI's error type for it
-TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-         404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error",
-         500: "server_error", 503: "unavailable_error"}
+TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    500: "server_error",
+    503: "unavailable_error",
+}
 # status -> the `code` of an error raised without one: every error has a code a client can test
-CODES = {400: "invalid_request", 401: "invalid_api_key", 403: "forbidden", 404: "not_found",
-         405: "method_not_allowed", 413: "request_too_large", 500: "server_error",
-         503: "unavailable"}
+CODES = {
+    400: "invalid_request",
+    401: "invalid_api_key",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    500: "server_error",
+    503: "unavailable",
+}
 
 
 class ApiError(HTTPException):
@@ -33,8 +47,15 @@ class ApiError(HTTPException):
     An HTTPException, so that FastAPI passes it through where it wraps other errors (raised
     while the body is read, it would otherwise become a generic 400)."""
 
-    def __init__(self, status: int, message: str, *, param: str | None = None,
-                 code: str | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(status_code=status, detail=message, headers=headers)
         self.status, self.message, self.param, self.code = status, message, param, code
         self.headers = headers or {}
@@ -43,10 +64,17 @@ class ApiError(HTTPException):
         return error_body(self.status, self.message, param=self.param, code=self.code)
 
 
-def error_body(status: int, message: str, *, param: str | None = None,
-               code: str | None = None) -> dict:
-    return {"error": {"message": message, "type": TYPES.get(status, "invalid_request_error"),
-                      "param": param, "code": code or CODES.get(status, "error")}}
+def error_body(
+    status: int, message: str, *, param: str | None = None, code: str | None = None
+) -> dict:
+    return {
+        "error": {
+            "message": message,
+            "type": TYPES.get(status, "invalid_request_error"),
+            "param": param,
+            "code": code or CODES.get(status, "error"),
+        }
+    }
 
 
 def from_edge_et(error: edge_et.EdgeEtError) -> ApiError:
@@ -73,8 +101,14 @@ def install(app: FastAPI) -> None:
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
         if _bad_json(error):
             return respond(ApiError(400, _json_message(error), code="invalid_json"))
-        return respond(ApiError(400, _validation_message(error), param=_validation_param(error),
-                                code="invalid_request"))
+        return respond(
+            ApiError(
+                400,
+                _validation_message(error),
+                param=_validation_param(error),
+                code="invalid_request",
+            )
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:

@@ -56,20 +56,30 @@ class Gate:
                     self.metrics.rejections.labels("too_large").inc()
                     raise ApiError(413, self._message(), code="request_too_large")
             return message
+
         return limited
 
     async def _too_large(self, send) -> None:
         self.metrics.rejections.labels("too_large").inc()
         body = json.dumps(ApiError(413, self._message(), code="request_too_large").body()).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     def _message(self) -> str:
-        return (f"the request body is over the server's limit of {self.max_body:,} bytes "
-                "(--max-body); send a smaller image")
+        return (
+            f"the request body is over the server's limit of {self.max_body:,} bytes "
+            "(--max-body); send a smaller image"
+        )
 
 
 def _content_length(scope) -> int | None:
@@ -84,13 +94,20 @@ def _content_length(scope) -> int | None:
 
 def key_checker(api_key: str | None, metrics: Metrics):
     """A FastAPI dependency: `Authorization: Bearer KEY` when the server has a key."""
+
     async def require_key(request: Request) -> None:
         if api_key is None:
             return
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
-                                                                 api_key.encode()):
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), api_key.encode()
+        ):
             metrics.rejections.labels("unauthorized").inc()
-            raise ApiError(401, "missing or wrong API key: send 'Authorization: Bearer KEY'",
-                           code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+            raise ApiError(
+                401,
+                "missing or wrong API key: send 'Authorization: Bearer KEY'",
+                code="invalid_api_key",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
     return require_key

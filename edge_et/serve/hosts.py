@@ -37,15 +37,25 @@ class HostCheck:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        headers = {name: value.decode("latin-1") for name, value in scope.get("headers", ())
-                   if name in (b"host", b"origin")}
+        headers = {
+            name: value.decode("latin-1")
+            for name, value in scope.get("headers", ())
+            if name in (b"host", b"origin")
+        }
         host = headers.get(b"host", "")
         refusal = self._refusal(host, headers.get(b"origin"))
         if refusal is not None:
             body = json.dumps(refusal.body()).encode()
-            await send({"type": "http.response.start", "status": 403,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(body)).encode())]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 403,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": body})
             return
         await self.app(scope, receive, send)
@@ -53,24 +63,31 @@ class HostCheck:
     def _refusal(self, host: str, origin: str | None) -> ApiError | None:
         name = host_name(host)
         if not (self.any_host or allowed_name(name) or name in self.allowed_hosts):
-            return ApiError(403, f"the Host {name!r} is not allowed (DNS rebinding protection): "
-                                 "use 127.0.0.1 or localhost, or start the server with "
-                                 f"--allowed-hosts {name} (or an API key)", code="host_not_allowed")
+            return ApiError(
+                403,
+                f"the Host {name!r} is not allowed (DNS rebinding protection): "
+                "use 127.0.0.1 or localhost, or start the server with "
+                f"--allowed-hosts {name} (or an API key)",
+                code="host_not_allowed",
+            )
         if origin is None:
             return None
         given = origin.rstrip("/").lower()
         if given in self.origins or "*" in self.origins or _same_origin(given, host):
             return None
-        return ApiError(403, f"the Origin {origin!r} is not allowed: pages of other origins may "
-                             "use this server only if started with --cors-origin for them",
-                        code="origin_not_allowed")
+        return ApiError(
+            403,
+            f"the Origin {origin!r} is not allowed: pages of other origins may "
+            "use this server only if started with --cors-origin for them",
+            code="origin_not_allowed",
+        )
 
 
 def host_name(host: str) -> str:
     """The name part of a Host header (no port; an IPv6 address without brackets), lowercase."""
     host = host.strip().lower()
     if host.startswith("["):
-        return host[1:host.find("]")] if "]" in host else host[1:]
+        return host[1 : host.find("]")] if "]" in host else host[1:]
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 

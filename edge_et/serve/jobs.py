@@ -65,6 +65,7 @@ class Job:
 
     def hooked_options(self, on_piece: Callable[[str], None]) -> edge_et.RunOptions:
         """The options with callbacks that stream this job's events (and count pieces)."""
+
         def extraction(text: str) -> None:
             on_piece("perception")
             self.emit("extraction", text)
@@ -72,8 +73,13 @@ class Job:
         def reasoning(text: str) -> None:
             on_piece("reasoning")
             self.emit("reasoning", text)
-        return replace(self.options, on_extraction_text=extraction, on_reasoning_text=reasoning,
-                       on_stage_finished=lambda stage, stats: self.emit("stage", stage, stats))
+
+        return replace(
+            self.options,
+            on_extraction_text=extraction,
+            on_reasoning_text=reasoning,
+            on_stage_finished=lambda stage, stats: self.emit("stage", stage, stats),
+        )
 
 
 class ExtractionCache:
@@ -90,15 +96,22 @@ class ExtractionCache:
         """None where the text cannot be reused: direct mode answers the question itself, an
         `auto` hint is the reasoning model's own choice, a constrained extraction is JSON."""
         mode, hint = job.options.mode, job.options.hint
-        if job.picture is None or mode == "direct" or (hint is not None and hint.strip().lower() == "auto"):
+        if (
+            job.picture is None
+            or mode == "direct"
+            or (hint is not None and hint.strip().lower() == "auto")
+        ):
             return None
         if mode == "extract" and job.options.constraint is not None:  # JSON, not a description
             return None
-        return ExtractionCache.key_of(job.picture, job.question, mode, hint, job.options.image_detail)
+        return ExtractionCache.key_of(
+            job.picture, job.question, mode, hint, job.options.image_detail
+        )
 
     @staticmethod
-    def key_of(picture: edge_et.LoadedImage, question: str, mode: str, hint: str | None,
-               detail: str) -> tuple:
+    def key_of(
+        picture: edge_et.LoadedImage, question: str, mode: str, hint: str | None, detail: str
+    ) -> tuple:
         detail = "low" if detail == "low" else "high"  # auto is the bundle's default: high
         if mode == "caption-think":
             return picture.sha256, "caption", "", detail
@@ -126,8 +139,9 @@ class ExtractionCache:
                 self._items.popitem(last=False)
 
 
-def perceive(pipeline: edge_et.Pipeline, job: Job, cache: ExtractionCache,
-             on_piece: Callable[[str], None]) -> None:
+def perceive(
+    pipeline: edge_et.Pipeline, job: Job, cache: ExtractionCache, on_piece: Callable[[str], None]
+) -> None:
     """Stage 1 of `job` into `job.result`, from the extraction cache when it holds the text
     (a conversation's earlier turns first become its history)."""
     if job.system or job.earlier:
@@ -148,27 +162,39 @@ def perceive(pipeline: edge_et.Pipeline, job: Job, cache: ExtractionCache,
             cached, job.cached_stop = cut.strip(), "stop_string"
     job.extraction_cached = True
     hint, source = _cached_hint(job, key)
-    job.result = edge_et.Result(mode=job.options.mode, question=job.question, hint=hint,
-                                hint_source=source, extraction=cached, seed=job.options.seed,
-                                image=job.picture.source, image_detail=key[3])
+    job.result = edge_et.Result(
+        mode=job.options.mode,
+        question=job.question,
+        hint=hint,
+        hint_source=source,
+        extraction=cached,
+        seed=job.options.seed,
+        image=job.picture.source,
+        image_detail=key[3],
+    )
     if cached:
         job.emit("extraction", cached)
 
 
 def _cached_extractor(pipeline: edge_et.Pipeline, job: Job, cache: ExtractionCache):
     """extract(picture, question) for an earlier turn, through the extraction cache."""
+
     def extract(picture: edge_et.LoadedImage, question: str) -> str:
-        key = ExtractionCache.key_of(picture, question, "extract-think", None, job.options.image_detail)
+        key = ExtractionCache.key_of(
+            picture, question, "extract-think", None, job.options.image_detail
+        )
         cached = cache.get(key)
         if cached is not None:
             return cached[0]
         if job.cancelled.is_set():
             raise Cancelled
-        options = edge_et.RunOptions(mode="extract", seed=job.options.seed,
-                                     image_detail=job.options.image_detail)
+        options = edge_et.RunOptions(
+            mode="extract", seed=job.options.seed, image_detail=job.options.image_detail
+        )
         result = pipeline.perceive(picture, question, options)
         cache.put(key, result.extraction, result.stages["extract"].stop_reason)
         return result.extraction
+
     return extract
 
 

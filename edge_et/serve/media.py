@@ -20,8 +20,9 @@ from edge_et.serve.failures import ApiError
 from edge_et.serve.schema import ChatRequest, ImagePart, TextPart
 
 
-def conversation_of(request: ChatRequest, media_dir: Path | None,
-                    max_pixels: int) -> tuple[list[dict], str]:
+def conversation_of(
+    request: ChatRequest, media_dir: Path | None, max_pixels: int
+) -> tuple[list[dict], str]:
     """The request's messages as `Pipeline.chat` takes them (pictures decoded, each distinct URL
     once) and the image detail of the latest picture; a 400 for a bad turn or picture."""
     question_of(request)  # the last user turn is the question: a 400 before any decoding
@@ -52,12 +53,20 @@ def text_of(content) -> str:
 def question_of(request: ChatRequest) -> str:
     """The last user turn's text parts, joined by new lines."""
     if request.messages[-1].role != "user":
-        raise ApiError(400, "the conversation must end with a user turn: it is the question",
-                       param="messages", code="invalid_messages")
+        raise ApiError(
+            400,
+            "the conversation must end with a user turn: it is the question",
+            param="messages",
+            code="invalid_messages",
+        )
     text = text_of(request.messages[-1].content)
     if not text.strip():
-        raise ApiError(400, "the last user turn has no text: it is the question", param="messages",
-                       code="invalid_messages")
+        raise ApiError(
+            400,
+            "the last user turn has no text: it is the question",
+            param="messages",
+            code="invalid_messages",
+        )
     return text
 
 
@@ -67,15 +76,22 @@ def image_bytes(url: str, media_dir: Path | None) -> bytes:
     if scheme == "data":
         return _data_uri(url)
     if scheme in ("http", "https"):
-        raise ApiError(400, "remote image URLs are not fetched (the server is offline by default): "
-                            "send the image as a data: URI or base64", param="messages",
-                       code="remote_url_refused")
+        raise ApiError(
+            400,
+            "remote image URLs are not fetched (the server is offline by default): "
+            "send the image as a data: URI or base64",
+            param="messages",
+            code="remote_url_refused",
+        )
     if scheme == "file":
         return _local_file(url, media_dir)
     if scheme:
-        raise ApiError(400, f"unsupported image URL scheme {scheme!r}: use a data: URI",
-                       param="messages",
-                       code="invalid_image")
+        raise ApiError(
+            400,
+            f"unsupported image URL scheme {scheme!r}: use a data: URI",
+            param="messages",
+            code="invalid_image",
+        )
     return _base64(url)
 
 
@@ -91,12 +107,19 @@ def load_picture(url: str, media_dir: Path | None, max_pixels: int) -> edge_et.L
 def _data_uri(url: str) -> bytes:
     header, comma, payload = url.partition(",")
     if not comma:
-        raise ApiError(400, "malformed data: URI (no comma before the data)", param="messages",
-                       code="invalid_image")
+        raise ApiError(
+            400,
+            "malformed data: URI (no comma before the data)",
+            param="messages",
+            code="invalid_image",
+        )
     if not header.lower().endswith(";base64"):
-        raise ApiError(400, "data: URIs must be base64 (data:image/png;base64,...)",
-                       param="messages",
-                       code="invalid_image")
+        raise ApiError(
+            400,
+            "data: URIs must be base64 (data:image/png;base64,...)",
+            param="messages",
+            code="invalid_image",
+        )
     return _base64(payload)
 
 
@@ -104,8 +127,12 @@ def _base64(text: str) -> bytes:
     try:
         data = base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError):
-        raise ApiError(400, "the image is neither a data: URI nor valid base64",
-                       param="messages", code="invalid_image") from None
+        raise ApiError(
+            400,
+            "the image is neither a data: URI nor valid base64",
+            param="messages",
+            code="invalid_image",
+        ) from None
     if not data:
         raise ApiError(400, "the image is empty", param="messages", code="invalid_image")
     return data
@@ -113,23 +140,36 @@ def _base64(text: str) -> bytes:
 
 def _local_file(url: str, media_dir: Path | None) -> bytes:
     if media_dir is None:
-        raise ApiError(400, "file:// images are refused: start the server with --allow-media-dir",
-                       param="messages", code="file_url_refused")
+        raise ApiError(
+            400,
+            "file:// images are refused: start the server with --allow-media-dir",
+            param="messages",
+            code="file_url_refused",
+        )
     parsed = urlparse(url)
     if parsed.netloc not in ("", "localhost"):
-        raise ApiError(400, "file:// URLs must name a local path", param="messages",
-                       code="invalid_image")
+        raise ApiError(
+            400, "file:// URLs must name a local path", param="messages", code="invalid_image"
+        )
     root = media_dir.resolve()
     path = Path(unquote(parsed.path)).resolve()  # symlinks and .. resolved before the check
     if not path.is_relative_to(root):
-        raise ApiError(400, "the image path is outside --allow-media-dir", param="messages",
-                       code="path_outside_media_dir")
+        raise ApiError(
+            400,
+            "the image path is outside --allow-media-dir",
+            param="messages",
+            code="path_outside_media_dir",
+        )
     if not path.is_file():
-        raise ApiError(400, f"no image file at {parsed.path!r} under --allow-media-dir",
-                       param="messages",
-                       code="invalid_image")
+        raise ApiError(
+            400,
+            f"no image file at {parsed.path!r} under --allow-media-dir",
+            param="messages",
+            code="invalid_image",
+        )
     try:
         return path.read_bytes()
     except OSError as error:
-        raise ApiError(400, f"cannot read the image: {error.strerror}", param="messages",
-                       code="invalid_image") from None
+        raise ApiError(
+            400, f"cannot read the image: {error.strerror}", param="messages", code="invalid_image"
+        ) from None

@@ -47,14 +47,14 @@ class Entry:
     bundles: set[str] = field(default_factory=set)
     model: object | None = None
     loading: bool = False
-    owner: object | None = None      # the client that borrowed it
-    users: int = 0                   # nested borrows by `owner`
+    owner: object | None = None  # the client that borrowed it
+    users: int = 0  # nested borrows by `owner`
     last_used: float = 0.0
-    waiting: int = 0                 # borrowers waiting for it
+    waiting: int = 0  # borrowers waiting for it
     loads: int = 0
-    evictions: int = 0               # unloaded to make room (least recently used)
-    idle_unloads: int = 0            # unloaded after the keep-alive
-    swap_unloads: int = 0            # freed by a swap client before it loaded its other model
+    evictions: int = 0  # unloaded to make room (least recently used)
+    idle_unloads: int = 0  # unloaded after the keep-alive
+    swap_unloads: int = 0  # freed by a swap client before it loaded its other model
 
     @property
     def resident(self) -> bool:
@@ -64,9 +64,14 @@ class Entry:
 class ModelPool:
     """Loaded models within `room` bytes (the budget minus the runtime's baseline)."""
 
-    def __init__(self, room: int, *, keep_alive_s: float | None,
-                 clock: Callable[[], float] = time.monotonic,
-                 on_idle_unload: Callable[[], None] = lambda: None):
+    def __init__(
+        self,
+        room: int,
+        *,
+        keep_alive_s: float | None,
+        clock: Callable[[], float] = time.monotonic,
+        on_idle_unload: Callable[[], None] = lambda: None,
+    ):
         self.room = room
         self.keep_alive_s = keep_alive_s
         self._clock = clock
@@ -104,12 +109,26 @@ class ModelPool:
         """Every known model: label, bytes, loaded, in use, waiting, counters, bundles."""
         now = self._clock()
         with self._cond:
-            return [{"model": e.label, "key": e.key, "bytes": e.bytes, "loaded": e.model is not None,
-                     "loading": e.loading, "in_use": e.users > 0, "waiting": e.waiting,
-                     "idle_s": round(now - e.last_used, 3) if e.model is not None and not e.users else None,
-                     "loads": e.loads, "evictions": e.evictions, "idle_unloads": e.idle_unloads,
-                     "swap_unloads": e.swap_unloads, "bundles": sorted(e.bundles)}
-                    for e in self._entries.values()]
+            return [
+                {
+                    "model": e.label,
+                    "key": e.key,
+                    "bytes": e.bytes,
+                    "loaded": e.model is not None,
+                    "loading": e.loading,
+                    "in_use": e.users > 0,
+                    "waiting": e.waiting,
+                    "idle_s": round(now - e.last_used, 3)
+                    if e.model is not None and not e.users
+                    else None,
+                    "loads": e.loads,
+                    "evictions": e.evictions,
+                    "idle_unloads": e.idle_unloads,
+                    "swap_unloads": e.swap_unloads,
+                    "bundles": sorted(e.bundles),
+                }
+                for e in self._entries.values()
+            ]
 
     def entry(self, key: str) -> Entry:
         return self._entries[key]
@@ -142,8 +161,9 @@ class ModelPool:
 
     # -- borrowing ----------------------------------------------------------------------------
 
-    def borrow(self, key: str, owner: object, spec: StageSpec, settings: dict,
-               n_threads: int | None) -> tuple[object, float | None]:
+    def borrow(
+        self, key: str, owner: object, spec: StageSpec, settings: dict, n_threads: int | None
+    ) -> tuple[object, float | None]:
         """The loaded model `key`, lent to `owner`; loads it first when needed (seconds, else
         None). Waits while another run uses it or while runs hold the room it needs.
         Raises PlanRefused when it could never fit, ModelLoadError when loading fails."""
@@ -162,14 +182,21 @@ class ModelPool:
                         continue
                     decision = place(self._residents(), key, entry.bytes, self.room)
                     if decision.action == "refuse":
-                        raise edge_et.PlanRefused(f"model {entry.label}: {decision.reason}",
-                                                  needed_bytes=entry.bytes, budget_bytes=self.room)
+                        raise edge_et.PlanRefused(
+                            f"model {entry.label}: {decision.reason}",
+                            needed_bytes=entry.bytes,
+                            budget_bytes=self.room,
+                        )
                     if decision.action == "wait":
                         self._cond.wait()
                         continue
                     for other in decision.evict:
                         victim = self._entries[other]
-                        log.info("unloading %s (least recently used) to load %s", victim.label, entry.label)
+                        log.info(
+                            "unloading %s (least recently used) to load %s",
+                            victim.label,
+                            entry.label,
+                        )
                         victim.evictions += 1
                         self._unload(victim)
                     entry.loading, entry.owner, entry.users = True, owner, 1
@@ -214,8 +241,11 @@ class ModelPool:
     # -- inside the lock ----------------------------------------------------------------------
 
     def _residents(self) -> list[Resident]:
-        return [Resident(e.key, e.bytes, e.users, e.last_used)
-                for e in self._entries.values() if e.resident]
+        return [
+            Resident(e.key, e.bytes, e.users, e.last_used)
+            for e in self._entries.values()
+            if e.resident
+        ]
 
     def _unload(self, entry: Entry) -> None:
         if entry.model is not None:

@@ -18,15 +18,23 @@ from edge_et.serve.state import ServerState, ServeSettings, check_settings, open
 
 def serve(settings: ServeSettings, *, log_level: str = "info") -> None:
     check_settings(settings)
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
     opened = open_bundles(settings)  # logs each bundle's slot plan
     state = ServerState(settings, opened)
-    config = uvicorn.Config(create_app(state), host=settings.host, port=settings.port,
-                            log_level=log_level, timeout_graceful_shutdown=5)
+    config = uvicorn.Config(
+        create_app(state),
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        timeout_graceful_shutdown=5,
+    )
     server = uvicorn.Server(config)
 
     def stop() -> None:
         server.should_exit = True
+
     state.on_load_failure = stop
     server.run()
     if state.load_error:  # the models did not load: the server stopped itself

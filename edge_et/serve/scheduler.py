@@ -31,9 +31,17 @@ class QueueFull(Exception):
 
 
 class Scheduler:
-    def __init__(self, pipelines: list[edge_et.Pipeline], *, max_queue: int, metrics: Metrics,
-                 extraction_cache_entries: int = 4096, group: bool = False,
-                 check: Callable[[Job], None] = lambda job: None, name: str = ""):
+    def __init__(
+        self,
+        pipelines: list[edge_et.Pipeline],
+        *,
+        max_queue: int,
+        metrics: Metrics,
+        extraction_cache_entries: int = 4096,
+        group: bool = False,
+        check: Callable[[Job], None] = lambda job: None,
+        name: str = "",
+    ):
         self.pipelines = pipelines
         self.max_queue = max_queue
         self.metrics = metrics
@@ -44,9 +52,12 @@ class Scheduler:
         self._cond = threading.Condition()
         self._busy = 0
         self._stopping = False
-        self._threads = [threading.Thread(target=self._slot, args=(pipeline,), daemon=True,
-                                          name=f"edge-et-slot-{name}-{i}")
-                         for i, pipeline in enumerate(pipelines)]
+        self._threads = [
+            threading.Thread(
+                target=self._slot, args=(pipeline,), daemon=True, name=f"edge-et-slot-{name}-{i}"
+            )
+            for i, pipeline in enumerate(pipelines)
+        ]
         for thread in self._threads:
             thread.start()
 

@@ -22,8 +22,10 @@ class ImageURL(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: str = Field(description="data: URI, raw base64, or file:// under --allow-media-dir")
     detail: Literal["low", "high", "auto"] | None = Field(
-        None, description="low: one cheap look (one view, or a small pixel cap); high: the model's own "
-                          "tiling; auto: the bundle's default (high)")
+        None,
+        description="low: one cheap look (one view, or a small pixel cap); high: the model's own "
+        "tiling; auto: the bundle's default (high)",
+    )
 
 
 class TextPart(BaseModel):
@@ -58,13 +60,17 @@ class EdgeEtOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     mode: Literal["extract-think", "caption-think", "direct", "extract"] = "extract-think"
-    hint: str | None = Field(None, max_length=2000,
-                                description="extraction hint; 'auto' asks the reasoning model")
+    hint: str | None = Field(
+        None, max_length=2000, description="extraction hint; 'auto' asks the reasoning model"
+    )
     think_budget: int | None = Field(None, ge=0, le=MAX_TOKENS)
     answer_budget: int | None = Field(None, ge=1, le=MAX_TOKENS)
     seed: int | None = Field(None, ge=0, le=SEED_MAX)
-    return_prompt: bool = Field(False, description="return the reasoner's rendered prompt of a "
-                                                   "conversation turn in edge_et.conversation.prompt")
+    return_prompt: bool = Field(
+        False,
+        description="return the reasoner's rendered prompt of a "
+        "conversation turn in edge_et.conversation.prompt",
+    )
 
 
 class JsonSchemaFormat(BaseModel):
@@ -102,7 +108,9 @@ class ChatRequest(BaseModel):
     max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
     seed: int | None = Field(None, ge=0, le=SEED_MAX)
     stop: StopString | Annotated[list[StopString], Field(max_length=MAX_STOPS)] | None = Field(
-        None, description="the reply (content) ends before the first of these; the thought is never cut")
+        None,
+        description="the reply (content) ends before the first of these; the thought is never cut",
+    )
     n: int | None = Field(None, ge=1, le=1, description="one choice per request")
     stream: bool | None = False
     stream_options: StreamOptions | None = None
@@ -133,7 +141,8 @@ class Choice(BaseModel):
     index: int = 0
     message: ResponseMessage
     finish_reason: Literal["stop", "length"] | None = Field(
-        description="length: a token limit (max_tokens, the answer budget, the context) cut the content")
+        description="length: a token limit (max_tokens, the answer budget, the context) cut the content"
+    )
     logprobs: None = None
 
 
@@ -149,8 +158,10 @@ class Usage(BaseModel):
 
 
 class EdgeEtResult(BaseModel):
-    mode: str = Field(description="extract-think, caption-think, direct, extract; chat: a text-only "
-                                  "turn the reasoning model answered alone")
+    mode: str = Field(
+        description="extract-think, caption-think, direct, extract; chat: a text-only "
+        "turn the reasoning model answered alone"
+    )
     answer: str
     answer_matched: bool
     hint: str | None = None
@@ -161,8 +172,10 @@ class EdgeEtResult(BaseModel):
     image_cached: bool = False
     image_detail: str | None = None
     conversation: dict[str, Any] | None = Field(
-        None, description="earlier turns the reasoner saw (turns), the oldest left out to fit its "
-                          "context (dropped), its prompt when asked (prompt)")
+        None,
+        description="earlier turns the reasoner saw (turns), the oldest left out to fit its "
+        "context (dropped), its prompt when asked (prompt)",
+    )
 
 
 class ChatCompletion(BaseModel):
@@ -195,7 +208,10 @@ class Health(BaseModel):
     slots: int
     slots_busy: int
     queue_depth: int
-    models: dict[str, Any] = Field(default_factory=dict,
-                                   description="per bundle: loaded, bytes, loads, evictions, residency, queue_depth, busy, refused")
-    memory: dict[str, Any] = Field(default_factory=dict,
-                                   description="budget, room, bytes loaded, RSS now and peak")
+    models: dict[str, Any] = Field(
+        default_factory=dict,
+        description="per bundle: loaded, bytes, loads, evictions, residency, queue_depth, busy, refused",
+    )
+    memory: dict[str, Any] = Field(
+        default_factory=dict, description="budget, room, bytes loaded, RSS now and peak"
+    )

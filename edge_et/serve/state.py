@@ -54,7 +54,9 @@ class ServeSettings:
     max_pixels: int = 16_000_000  # a 4K frame is 8.3 MP; 16 MP is about 48 MB of RGB
     media_dir: Path | None = None
     cors_origins: list[str] = field(default_factory=list)
-    allowed_hosts: list[str] = field(default_factory=list)  # Host names beyond loopback (serve/hosts.py)
+    allowed_hosts: list[str] = field(
+        default_factory=list
+    )  # Host names beyond loopback (serve/hosts.py)
     threads: int | None = None
     device: str = "cpu"
     residency: str | None = None
@@ -68,7 +70,8 @@ def check_settings(settings: ServeSettings) -> None:
     if not is_loopback(settings.host) and not settings.api_key and not settings.insecure:
         raise edge_et.InputError(
             f"refusing to listen on {settings.host} without an API key: anyone on the network "
-            "could use it; give --api-key/--api-key-file, or --insecure to accept that")
+            "could use it; give --api-key/--api-key-file, or --insecure to accept that"
+        )
     if settings.parallel < 1 or settings.max_queue < 0 or settings.max_body < 1:
         raise edge_et.InputError("--parallel must be >= 1, --max-queue >= 0 and --max-body >= 1")
     if settings.media_dir is not None and not settings.media_dir.is_dir():
@@ -104,12 +107,17 @@ def open_bundles(settings: ServeSettings) -> list[Opened]:
     Raises InputError when there is nothing to serve.
     """
     explicit = bool(settings.bundles)
-    found = ([(None, path, None) for path in settings.bundles] if explicit else
-             [(local.name, local.path, local.problem) for local in local_bundles()])
+    found = (
+        [(None, path, None) for path in settings.bundles]
+        if explicit
+        else [(local.name, local.path, local.problem) for local in local_bundles()]
+    )
     if not found:
-        raise edge_et.InputError(f"no bundle to serve: the bundles home {bundles_home()} holds none "
-                                 "($EDGE_ET_BUNDLES); give --bundle DIR or NAME, or make one with "
-                                 "`edge-et bundle create`")
+        raise edge_et.InputError(
+            f"no bundle to serve: the bundles home {bundles_home()} holds none "
+            "($EDGE_ET_BUNDLES); give --bundle DIR or NAME, or make one with "
+            "`edge-et bundle create`"
+        )
     mem_budget = settings.mem_budget
     if mem_budget is None and len(found) > 1:  # one budget for all: not one bundle's own
         memory = available_memory()
@@ -122,8 +130,9 @@ def open_bundles(settings: ServeSettings) -> list[Opened]:
                 raise edge_et.BundleError(problem)
             bundle = edge_et.Bundle.load(path)
             bundle.require("perception")
-            total = edge_et.plan_bundle(bundle, mem_budget=mem_budget, device=settings.device,
-                                        baseline=baseline)
+            total = edge_et.plan_bundle(
+                bundle, mem_budget=mem_budget, device=settings.device, baseline=baseline
+            )
             baseline = total.baseline_bytes  # measured once, before any model
             plan = slot_plan(bundle, settings, total, settings.parallel)
             if plan.decision == "refuse":
@@ -136,12 +145,16 @@ def open_bundles(settings: ServeSettings) -> list[Opened]:
             opened.append(Opened(name, Path(path), None, None, str(error), code))
             continue
         _log_plan(plan, settings.parallel, name or bundle.name)
-        opened.append(Opened(name or bundle.name or Path(bundle.path).name, Path(bundle.path), bundle, plan))
+        opened.append(
+            Opened(name or bundle.name or Path(bundle.path).name, Path(bundle.path), bundle, plan)
+        )
     names = [item.name for item in opened]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
-        raise edge_et.InputError(f"two bundles are named {twice[0]!r}: a request's model could not "
-                                 "pick one; give each bundle.json its own name")
+        raise edge_et.InputError(
+            f"two bundles are named {twice[0]!r}: a request's model could not "
+            "pick one; give each bundle.json its own name"
+        )
     return opened
 
 
@@ -150,16 +163,21 @@ def slot_plan(bundle: edge_et.Bundle, settings: ServeSettings, total, slots: int
     as measured for the whole server (it is one process)."""
     if slots == 1:
         return total
-    return edge_et.plan_bundle(bundle, mem_budget=total.budget.bytes // slots,
-                               device=settings.device, baseline=total.baseline_bytes)
+    return edge_et.plan_bundle(
+        bundle,
+        mem_budget=total.budget.bytes // slots,
+        device=settings.device,
+        baseline=total.baseline_bytes,
+    )
 
 
 def _refusal(bundle, settings: ServeSettings, total, refused) -> edge_et.PlanRefused:
     """One line: why N slots do not fit, the largest N that does, the budget N would need."""
     budget = total.budget.bytes
     if settings.parallel == 1:
-        return edge_et.PlanRefused(f"memory plan: {refused.reason}", needed_bytes=refused.peak_bytes,
-                                   budget_bytes=budget)
+        return edge_et.PlanRefused(
+            f"memory plan: {refused.reason}", needed_bytes=refused.peak_bytes, budget_bytes=budget
+        )
     fits = _most_slots(bundle, settings, total, settings.parallel - 1)
     instead = f"--parallel {fits} fits" if fits else "not even one slot fits"
     return edge_et.PlanRefused(
@@ -167,7 +185,9 @@ def _refusal(bundle, settings: ServeSettings, total, refused) -> edge_et.PlanRef
         f"({total.budget.source}): each slot would get {_mib(budget // settings.parallel)} and "
         f"one slot needs at least {_mib(refused.peak_bytes)}; {instead}, or give --mem-budget "
         f"{_mib(refused.peak_bytes * settings.parallel)} or more for {settings.parallel}",
-        needed_bytes=refused.peak_bytes * settings.parallel, budget_bytes=budget)
+        needed_bytes=refused.peak_bytes * settings.parallel,
+        budget_bytes=budget,
+    )
 
 
 def _most_slots(bundle, settings: ServeSettings, total, upper: int) -> int:
@@ -184,12 +204,26 @@ def _most_slots(bundle, settings: ServeSettings, total, upper: int) -> int:
 
 
 def _log_plan(plan, slots: int, name: str) -> None:
-    contexts = ", ".join(f"{role} n_ctx {fp.n_ctx} ({fp.kv_type} KV)" for role, fp in plan.stages.items())
-    log.info("%s: %d slot(s), each planned %s under %s: %s", name, slots, plan.decision,
-             _mib(plan.budget.bytes), contexts)
+    contexts = ", ".join(
+        f"{role} n_ctx {fp.n_ctx} ({fp.kv_type} KV)" for role, fp in plan.stages.items()
+    )
+    log.info(
+        "%s: %d slot(s), each planned %s under %s: %s",
+        name,
+        slots,
+        plan.decision,
+        _mib(plan.budget.bytes),
+        contexts,
+    )
     for degradation in plan.degradations:
-        log.warning("slot plan degraded: %s %s %s -> %s (%s)", degradation["stage"],
-                    degradation["what"], degradation["from"], degradation["to"], degradation["why"])
+        log.warning(
+            "slot plan degraded: %s %s %s -> %s (%s)",
+            degradation["stage"],
+            degradation["what"],
+            degradation["from"],
+            degradation["to"],
+            degradation["why"],
+        )
 
 
 def _mib(size: int) -> str:
@@ -209,11 +243,13 @@ class ServedBundle:
         self.model_name, self.path = opened.name, opened.path
         self.bundle, self.plan, self.refusal = opened.bundle, opened.plan, opened.refusal
         self.refusal_code = opened.refusal_code
-        self.thinking = bool(self.bundle and self.bundle.reasoning and self.bundle.reasoning.thinking)
+        self.thinking = bool(
+            self.bundle and self.bundle.reasoning and self.bundle.reasoning.thinking
+        )
         self.scheduler: Scheduler | None = None
         self.pipelines: list[edge_et.Pipeline] = []
         self.keys: list[dict[str, str]] = []  # per slot: role -> model key in the pool
-        self.sizes: dict[str, int] = {}       # role -> planned bytes of its model (one slot)
+        self.sizes: dict[str, int] = {}  # role -> planned bytes of its model (one slot)
         self.residency: RequestResidency | None = None
         if self.bundle is not None:
             self._open_slots(server.pool)
@@ -226,24 +262,39 @@ class ServedBundle:
             keys = {}
             for spec in self.bundle.stages():
                 fp = plan.stages[spec.role]
-                load = {"n_ctx": fp.n_ctx, "kv": fp.kv_type, "gpu": fp.gpu_layers,
-                        "image_tokens": fp.image_tokens, "threads": settings.threads,
-                        "device": settings.device,
-                        "image_cache": settings.image_cache_bytes if spec.role == "perception" else None}
+                load = {
+                    "n_ctx": fp.n_ctx,
+                    "kv": fp.kv_type,
+                    "gpu": fp.gpu_layers,
+                    "image_tokens": fp.image_tokens,
+                    "threads": settings.threads,
+                    "device": settings.device,
+                    "image_cache": settings.image_cache_bytes
+                    if spec.role == "perception"
+                    else None,
+                }
                 key, label = model_key(self.bundle.path, spec, load, slot)
                 pool.register(key, label, fp.total_bytes, self.model_name)
                 keys[spec.role] = key
             self.keys.append(keys)
-        self.residency = residency({role: (self.keys[0][role], size) for role, size in self.sizes.items()},
-                                   room)
+        self.residency = residency(
+            {role: (self.keys[0][role], size) for role, size in self.sizes.items()}, room
+        )
         swap = (settings.residency or self.residency.decision) == "swap"
         for keys in self.keys:
             # The pipeline borrows one model at a time (it never holds one while it waits for
             # another, so borrowers cannot deadlock); the pool keeps both loaded when they fit.
-            self.pipelines.append(edge_et.Pipeline(
-                self.bundle, n_threads=settings.threads, plan=plan, device=settings.device,
-                residency="swap", image_cache_bytes=settings.image_cache_bytes,
-                models=pool.client(keys, swap=swap)))
+            self.pipelines.append(
+                edge_et.Pipeline(
+                    self.bundle,
+                    n_threads=settings.threads,
+                    plan=plan,
+                    device=settings.device,
+                    residency="swap",
+                    image_cache_bytes=settings.image_cache_bytes,
+                    models=pool.client(keys, swap=swap),
+                )
+            )
 
     @property
     def swaps(self) -> bool:
@@ -254,38 +305,53 @@ class ServedBundle:
         bundle that cannot be served."""
         self.server.check_ready()
         if self.refusal is not None or self.scheduler is None:
-            raise ApiError(400, f"model {self.model_name!r} cannot be served: {self.refusal}",
-                           param="model", code=self.refusal_code)
+            raise ApiError(
+                400,
+                f"model {self.model_name!r} cannot be served: {self.refusal}",
+                param="model",
+                code=self.refusal_code,
+            )
         return self.scheduler
 
     def request_residency(self, mode: str) -> RequestResidency:
         """Whether this request's models fit together, one at a time, or not at all."""
         roles = ["perception"] if mode in PERCEPTION_ONLY else list(self.sizes)
         room = self.plan.budget.bytes - self.plan.baseline_bytes
-        return residency({role: (self.keys[0][role], self.sizes[role]) for role in roles
-                          if role in self.sizes}, room)
+        return residency(
+            {role: (self.keys[0][role], self.sizes[role]) for role in roles if role in self.sizes},
+            room,
+        )
 
     def check(self, job: Job) -> None:
         """Refuse at once, with the figures, a request that could not fit even alone."""
         decided = self.request_residency(job.options.mode)
         if decided.decision == "refuse":
-            raise ApiError(400, f"model {self.model_name!r}: {decided.reason}", param="model",
-                           code="memory_refused")
+            raise ApiError(
+                400,
+                f"model {self.model_name!r}: {decided.reason}",
+                param="model",
+                code="memory_refused",
+            )
 
     def status(self) -> dict:
         """Loaded, bytes, loads, evictions (of its models: a model shared with another bundle
         counts in both), queue: what /health shows for this bundle."""
-        models = {role: self.server.pool.entry(key) for role, key in (self.keys[0].items() if self.keys else ())}
+        models = {
+            role: self.server.pool.entry(key)
+            for role, key in (self.keys[0].items() if self.keys else ())
+        }
         distinct = {entry.key: entry for entry in models.values()}.values()  # a shared file once
-        return {"loaded": bool(models) and all(entry.model is not None for entry in models.values()),
-                "stages_loaded": {role: entry.model is not None for role, entry in models.items()},
-                "bytes": sum(entry.bytes for entry in distinct),
-                "loads": sum(entry.loads for entry in distinct),
-                "evictions": sum(entry.evictions for entry in distinct),
-                "residency": self.residency.decision if self.residency else None,
-                "queue_depth": self.scheduler.queue_depth if self.scheduler else 0,
-                "busy": self.scheduler.busy if self.scheduler else 0,
-                "refused": self.refusal}
+        return {
+            "loaded": bool(models) and all(entry.model is not None for entry in models.values()),
+            "stages_loaded": {role: entry.model is not None for role, entry in models.items()},
+            "bytes": sum(entry.bytes for entry in distinct),
+            "loads": sum(entry.loads for entry in distinct),
+            "evictions": sum(entry.evictions for entry in distinct),
+            "residency": self.residency.decision if self.residency else None,
+            "queue_depth": self.scheduler.queue_depth if self.scheduler else 0,
+            "busy": self.scheduler.busy if self.scheduler else 0,
+            "refused": self.refusal,
+        }
 
 
 class ServerState:
@@ -297,8 +363,11 @@ class ServerState:
         planned = [item.plan for item in opened if item.plan is not None]
         self.budget_bytes = planned[0].budget.bytes if planned else 0
         self.baseline_bytes = planned[0].baseline_bytes if planned else 0
-        self.pool = ModelPool(self.budget_bytes - self.baseline_bytes, keep_alive_s=settings.keep_alive_s,
-                              on_idle_unload=self.metrics.model_unloads.inc)
+        self.pool = ModelPool(
+            self.budget_bytes - self.baseline_bytes,
+            keep_alive_s=settings.keep_alive_s,
+            on_idle_unload=self.metrics.model_unloads.inc,
+        )
         self.bundles = {item.name: ServedBundle(self, item) for item in opened}
         self.loaded = False
         self.load_error: str | None = None
@@ -317,10 +386,18 @@ class ServerState:
             return served[0]
         known = ", ".join(self.bundles)
         if not name:
-            raise ApiError(400, f"name the model: this server serves {known}", param="model",
-                           code="model_required")
-        raise ApiError(404, f"the model {name!r} does not exist here; this server serves: {known} "
-                            "(GET /v1/models)", param="model", code="model_not_found")
+            raise ApiError(
+                400,
+                f"name the model: this server serves {known}",
+                param="model",
+                code="model_required",
+            )
+        raise ApiError(
+            404,
+            f"the model {name!r} does not exist here; this server serves: {known} (GET /v1/models)",
+            param="model",
+            code="model_not_found",
+        )
 
     def check_ready(self) -> None:
         if not self.loaded:
@@ -334,9 +411,14 @@ class ServerState:
 
     def memory(self) -> dict:
         """The budget, what the pool holds, and this process's resident bytes (now and peak)."""
-        return {"budget_bytes": self.budget_bytes, "baseline_bytes": self.baseline_bytes,
-                "room_bytes": self.pool.room, "used_bytes": self.pool.used_bytes,
-                "rss_bytes": current_rss(), "peak_rss_bytes": process_peak_rss()}
+        return {
+            "budget_bytes": self.budget_bytes,
+            "baseline_bytes": self.baseline_bytes,
+            "room_bytes": self.pool.room,
+            "used_bytes": self.pool.used_bytes,
+            "rss_bytes": current_rss(),
+            "peak_rss_bytes": process_peak_rss(),
+        }
 
     def close(self) -> None:
         self.pool.stop()  # runs waiting for a model end now, not after the join's timeout
@@ -364,17 +446,26 @@ class ServerState:
             self.on_load_failure()
             return
         for served in serving:
-            served.scheduler = Scheduler(served.pipelines, max_queue=self.settings.max_queue,
-                                         metrics=self.metrics, group=served.swaps, check=served.check,
-                                         extraction_cache_entries=self.settings.extraction_cache_entries,
-                                         name=served.model_name)
-        self.metrics.bind(queue_depth=lambda: sum(s["queue_depth"] for s in self._statuses()),
-                          busy=lambda: sum(s["busy"] for s in self._statuses()),
-                          model_loads=lambda: self.pool.loads,
-                          resident_models=lambda: self.pool.resident_models)
+            served.scheduler = Scheduler(
+                served.pipelines,
+                max_queue=self.settings.max_queue,
+                metrics=self.metrics,
+                group=served.swaps,
+                check=served.check,
+                extraction_cache_entries=self.settings.extraction_cache_entries,
+                name=served.model_name,
+            )
+        self.metrics.bind(
+            queue_depth=lambda: sum(s["queue_depth"] for s in self._statuses()),
+            busy=lambda: sum(s["busy"] for s in self._statuses()),
+            model_loads=lambda: self.pool.loads,
+            resident_models=lambda: self.pool.resident_models,
+        )
         self.metrics.bind_models(self.pool.snapshot, self._statuses_by_name, self.memory)
         self.loaded = True
-        log.info("ready: %s", ", ".join(f"{s.model_name} ({len(s.pipelines)} slot(s))" for s in serving))
+        log.info(
+            "ready: %s", ", ".join(f"{s.model_name} ({len(s.pipelines)} slot(s))" for s in serving)
+        )
 
     def _statuses(self) -> list[dict]:
         return list(self._statuses_by_name().values())
@@ -387,5 +478,6 @@ def _warm_up(pipeline: edge_et.Pipeline) -> None:
     """One short perception on a blank picture, as llama-server's warm-up run: the first
     client request does not pay for first-use costs (allocations, encoder set-up)."""
     blank = np.full((64, 64, 3), 255, dtype=np.uint8)
-    pipeline.perceive(blank, WARM_UP_QUESTION, edge_et.RunOptions(mode="extract",
-                                                                  seed=random.randrange(2**31)))
+    pipeline.perceive(
+        blank, WARM_UP_QUESTION, edge_et.RunOptions(mode="extract", seed=random.randrange(2**31))
+    )

@@ -36,8 +36,13 @@ ROLES = ("reasoning", "perception")
 
 @cache
 def _module_names() -> tuple[str, ...]:
-    return tuple(sorted(m.name for m in pkgutil.iter_modules(__path__)
-                        if not m.name.startswith("_") and m.name not in _NOT_ARCHITECTURES))
+    return tuple(
+        sorted(
+            m.name
+            for m in pkgutil.iter_modules(__path__)
+            if not m.name.startswith("_") and m.name not in _NOT_ARCHITECTURES
+        )
+    )
 
 
 @cache
@@ -49,8 +54,10 @@ def _specs_of(module_name: str) -> tuple[ArchSpec, ...]:
     specs = tuple(specs)
     for spec in specs:
         if not isinstance(spec, ArchSpec) or spec.role not in ROLES:
-            raise TypeError(f"export/archs/{module_name}.py must define SPEC or SPECS as "
-                            f"ArchSpec instances with role in {ROLES}, got {spec!r}")
+            raise TypeError(
+                f"export/archs/{module_name}.py must define SPEC or SPECS as "
+                f"ArchSpec instances with role in {ROLES}, got {spec!r}"
+            )
     return specs
 
 
@@ -61,8 +68,10 @@ def _registry() -> dict[str, tuple[ArchSpec, str]]:
     for module_name in _module_names():
         for spec in _specs_of(module_name):
             if spec.name in found:
-                raise RuntimeError(f"architecture {spec.name!r} is declared by both "
-                                   f"{found[spec.name][1]}.py and {module_name}.py")
+                raise RuntimeError(
+                    f"architecture {spec.name!r} is declared by both "
+                    f"{found[spec.name][1]}.py and {module_name}.py"
+                )
             found[spec.name] = (spec, module_name)
     return found
 
@@ -97,8 +106,9 @@ def _read_config(hf_dir: Path) -> dict:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InputError(f"{hf_dir} has no config.json: is it a Hugging Face checkpoint folder?") \
-            from None
+        raise InputError(
+            f"{hf_dir} has no config.json: is it a Hugging Face checkpoint folder?"
+        ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"cannot read {path}: {exc}") from None
     if not isinstance(config, dict):
@@ -113,15 +123,18 @@ def for_checkpoint(hf_dir: Path) -> ArchSpec:
     outer = config.get("model_type")
     text = (config.get("text_config") or {}).get("model_type")
     for key in (f"{outer}/{text}", outer):
-        matches = [(spec, module) for spec, module in _registry().values()
-                   if key in spec.model_types]
+        matches = [
+            (spec, module) for spec, module in _registry().values() if key in spec.model_types
+        ]
         if len(matches) == 1:
             return matches[0][0]
         if matches:
             return _choose(hf_dir, key, matches)
     known = sorted({t for spec, _ in _registry().values() for t in spec.model_types})
-    raise InputError(f"{hf_dir}: model_type {outer!r} is not supported; supported model "
-                     f"types: {', '.join(known)}")
+    raise InputError(
+        f"{hf_dir}: model_type {outer!r} is not supported; supported model "
+        f"types: {', '.join(known)}"
+    )
 
 
 def _choose(hf_dir: Path, key: str, matches: list[tuple[ArchSpec, str]]) -> ArchSpec:
@@ -131,8 +144,9 @@ def _choose(hf_dir: Path, key: str, matches: list[tuple[ArchSpec, str]]) -> Arch
     if len(modules) == 1:
         chooser = getattr(importlib.import_module(f"{__name__}.{modules.pop()}"), "spec_for", None)
     if chooser is None:
-        raise RuntimeError(f"model_type {key!r} is claimed by "
-                           f"{', '.join(spec.name for spec, _ in matches)}")
+        raise RuntimeError(
+            f"model_type {key!r} is claimed by {', '.join(spec.name for spec, _ in matches)}"
+        )
     try:
         return chooser(hf_dir)
     except ValueError as exc:

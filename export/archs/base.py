@@ -98,8 +98,12 @@ class TinyBuilder:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         save_checkpoint(random_model(bp, seed), bp, out)
-        (out / "tiny_recipe.json").write_text(json.dumps(
-            {"seed": seed, "random_weights": True, "overrides": overrides}, sort_keys=True) + "\n")
+        (out / "tiny_recipe.json").write_text(
+            json.dumps(
+                {"seed": seed, "random_weights": True, "overrides": overrides}, sort_keys=True
+            )
+            + "\n"
+        )
         return out
 
     def parameter_counts(self, **overrides: Any) -> tuple[int, int]:
@@ -192,7 +196,8 @@ def save_checkpoint(model, bp: Blueprint, out: Path) -> None:
         bp.image_processor.save_pretrained(out)
     if bp.processor_config:
         (out / "processor_config.json").write_text(
-            json.dumps(bp.processor_config, indent=2, sort_keys=True) + "\n")
+            json.dumps(bp.processor_config, indent=2, sort_keys=True) + "\n"
+        )
     if bp.config_edit is not None:
         path = out / "config.json"
         config = json.loads(path.read_text())

@@ -31,44 +31,95 @@ def chat_template(image: str = "<start_of_image>") -> str:
         + chat_parts(image)
         + "{{- '<end_of_turn>\\n' -}}"
         "{%- endfor -%}"
-        "{%- if add_generation_prompt -%}{{- '<start_of_turn>model\\n' -}}{%- endif -%}")
+        "{%- if add_generation_prompt -%}{{- '<start_of_turn>model\\n' -}}{%- endif -%}"
+    )
 
 
 def gemma_tokenizer(template: str, *, special: Sequence[str] = (), size: int | None = None):
     """A Gemma-style tokenizer: adds <bos>; eos <eos> (llama.cpp also ends on <end_of_turn>)."""
     from transformers import GemmaTokenizerFast
 
-    return build_tokenizer(GemmaTokenizerFast, special=GEMMA_SPECIALS + list(special),
-                           chat_template=template, size=size, bos="<bos>", eos="<eos>",
-                           pad="<pad>", unk="<unk>", add_bos_token=True)
+    return build_tokenizer(
+        GemmaTokenizerFast,
+        special=GEMMA_SPECIALS + list(special),
+        chat_template=template,
+        size=size,
+        bos="<bos>",
+        eos="<eos>",
+        pad="<pad>",
+        unk="<unk>",
+        add_bos_token=True,
+    )
 
 
-def text_config(tokenizer, *, hidden: int, layers: int, heads: int, kv_heads: int,
-                head_dim: int, intermediate: int, sliding_window: int, max_positions: int,
-                tie: bool = True, dtype: str = "float32") -> dict:
+def text_config(
+    tokenizer,
+    *,
+    hidden: int,
+    layers: int,
+    heads: int,
+    kv_heads: int,
+    head_dim: int,
+    intermediate: int,
+    sliding_window: int,
+    max_positions: int,
+    tie: bool = True,
+    dtype: str = "float32",
+) -> dict:
     """Gemma3TextConfig keyword arguments; the vocabulary is the tokenizer's length."""
     return dict(
-        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=intermediate,
-        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
-        head_dim=head_dim, query_pre_attn_scalar=head_dim, sliding_window=sliding_window,
-        max_position_embeddings=max_positions, rope_theta=1_000_000.0,
-        rope_local_base_freq=10_000.0, rms_norm_eps=1e-6, tie_word_embeddings=tie,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, dtype=dtype)
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        head_dim=head_dim,
+        query_pre_attn_scalar=head_dim,
+        sliding_window=sliding_window,
+        max_position_embeddings=max_positions,
+        rope_theta=1_000_000.0,
+        rope_local_base_freq=10_000.0,
+        rms_norm_eps=1e-6,
+        tie_word_embeddings=tie,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        dtype=dtype,
+    )
 
 
-def blueprint(*, hidden: int = 64, layers: int = 2, heads: int = 2, kv_heads: int = 1,
-              head_dim: int = 32, intermediate: int = 128, sliding_window: int = 512,
-              max_positions: int = 32_768, vocab: int | None = None,
-              dtype: str = "float32") -> Blueprint:
+def blueprint(
+    *,
+    hidden: int = 64,
+    layers: int = 2,
+    heads: int = 2,
+    kv_heads: int = 1,
+    head_dim: int = 32,
+    intermediate: int = 128,
+    sliding_window: int = 512,
+    max_positions: int = 32_768,
+    vocab: int | None = None,
+    dtype: str = "float32",
+) -> Blueprint:
     """A Gemma3ForCausalLM; `vocab` pads the tokenizer to exactly that many tokens."""
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
     tokenizer = gemma_tokenizer(chat_template(), size=vocab)
-    config = Gemma3TextConfig(**text_config(
-        tokenizer, hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads,
-        head_dim=head_dim, intermediate=intermediate, sliding_window=sliding_window,
-        max_positions=max_positions, dtype=dtype))
+    config = Gemma3TextConfig(
+        **text_config(
+            tokenizer,
+            hidden=hidden,
+            layers=layers,
+            heads=heads,
+            kv_heads=kv_heads,
+            head_dim=head_dim,
+            intermediate=intermediate,
+            sliding_window=sliding_window,
+            max_positions=max_positions,
+            dtype=dtype,
+        )
+    )
     return Blueprint(Gemma3ForCausalLM, config, tokenizer)
 
 
@@ -79,8 +130,16 @@ SPEC = ArchSpec(
     build_tiny=TinyBuilder(blueprint),
     gguf_arch="gemma3",
     shapes={
-        "gemma3-270m": dict(hidden=640, layers=18, heads=4, kv_heads=1, head_dim=256,
-                            intermediate=2048, vocab=GEMMA_VOCAB, dtype="bfloat16"),
+        "gemma3-270m": dict(
+            hidden=640,
+            layers=18,
+            heads=4,
+            kv_heads=1,
+            head_dim=256,
+            intermediate=2048,
+            vocab=GEMMA_VOCAB,
+            dtype="bfloat16",
+        ),
     },
     thinking=False,
     pre_tokenizer=PRE_TOKENIZER,

@@ -53,8 +53,14 @@ CHAT_TEMPLATE = (
 TEXT_ARCHITECTURES = {"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}
 
 # SigLIP so400m-patch14-384 as the paper's conversion script configures it (26 layers, no head).
-SIGLIP_SO400M = dict(vision_hidden=1152, vision_intermediate=4304, vision_layers=26,
-                     vision_heads=16, image_size=384, patch_size=14)
+SIGLIP_SO400M = dict(
+    vision_hidden=1152,
+    vision_intermediate=4304,
+    vision_layers=26,
+    vision_heads=16,
+    image_size=384,
+    patch_size=14,
+)
 # Qwen3-0.6B / -1.7B; the vocabulary is Qwen3's 151,936 rows plus <image>/<video>, padded to 64.
 QWEN3_SHAPES = {
     "0.6b": dict(hidden=1024, intermediate=3072, layers=28, heads=16, kv_heads=8, head_dim=128),
@@ -74,47 +80,106 @@ def _tokenizer(size: int | None = None):
     from transformers import Qwen2TokenizerFast
 
     return build_tokenizer(
-        Qwen2TokenizerFast, special=[*QWEN_SPECIALS, IMAGE_TOKEN, VIDEO_TOKEN],
-        chat_template=CHAT_TEMPLATE, eos="<|im_end|>", pad="<|endoftext|>", size=size)
+        Qwen2TokenizerFast,
+        special=[*QWEN_SPECIALS, IMAGE_TOKEN, VIDEO_TOKEN],
+        chat_template=CHAT_TEMPLATE,
+        eos="<|im_end|>",
+        pad="<|endoftext|>",
+        size=size,
+    )
 
 
-def _text_config(text_type: str, tokenizer, *, vocab_size: int | None, hidden: int, layers: int,
-                 heads: int, kv_heads: int, intermediate: int, head_dim: int | None) -> dict:
+def _text_config(
+    text_type: str,
+    tokenizer,
+    *,
+    vocab_size: int | None,
+    hidden: int,
+    layers: int,
+    heads: int,
+    kv_heads: int,
+    intermediate: int,
+    head_dim: int | None,
+) -> dict:
     config = dict(
-        model_type=text_type, vocab_size=vocab_size or padded_vocab(tokenizer),
-        hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=layers,
-        num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=32768,
-        rope_theta=1_000_000.0, tie_word_embeddings=True, bos_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-        architectures=[TEXT_ARCHITECTURES[text_type]])
+        model_type=text_type,
+        vocab_size=vocab_size or padded_vocab(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=32768,
+        rope_theta=1_000_000.0,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        architectures=[TEXT_ARCHITECTURES[text_type]],
+    )
     if text_type == "qwen3":
         config["head_dim"] = head_dim or hidden // heads
     return config
 
 
-def build_config(text_type: str, tokenizer, *, vocab_size: int | None = None, hidden: int = 64,
-                 layers: int = 2, heads: int = 4, kv_heads: int = 2, intermediate: int = 128,
-                 head_dim: int | None = None, vision_hidden: int = 32,
-                 vision_intermediate: int = 64, vision_layers: int = 2, vision_heads: int = 2,
-                 image_size: int = 42, patch_size: int = 14, dtype: str = "float32"):
+def build_config(
+    text_type: str,
+    tokenizer,
+    *,
+    vocab_size: int | None = None,
+    hidden: int = 64,
+    layers: int = 2,
+    heads: int = 4,
+    kv_heads: int = 2,
+    intermediate: int = 128,
+    head_dim: int | None = None,
+    vision_hidden: int = 32,
+    vision_intermediate: int = 64,
+    vision_layers: int = 2,
+    vision_heads: int = 2,
+    image_size: int = 42,
+    patch_size: int = 14,
+    dtype: str = "float32",
+):
     """A LlavaOnevisionConfig with the paper's choices (full features of the last SigLIP layer,
     anyres_max_9, image newline) and the given sizes."""
     from transformers import LlavaOnevisionConfig
 
     ids = tokenizer.convert_tokens_to_ids
-    text = _text_config(text_type, tokenizer, vocab_size=vocab_size, hidden=hidden, layers=layers,
-                        heads=heads, kv_heads=kv_heads, intermediate=intermediate,
-                        head_dim=head_dim)
-    vision = dict(model_type="siglip_vision_model", hidden_size=vision_hidden,
-                  intermediate_size=vision_intermediate, num_hidden_layers=vision_layers,
-                  num_attention_heads=vision_heads, image_size=image_size, patch_size=patch_size,
-                  vision_use_head=False)
+    text = _text_config(
+        text_type,
+        tokenizer,
+        vocab_size=vocab_size,
+        hidden=hidden,
+        layers=layers,
+        heads=heads,
+        kv_heads=kv_heads,
+        intermediate=intermediate,
+        head_dim=head_dim,
+    )
+    vision = dict(
+        model_type="siglip_vision_model",
+        hidden_size=vision_hidden,
+        intermediate_size=vision_intermediate,
+        num_hidden_layers=vision_layers,
+        num_attention_heads=vision_heads,
+        image_size=image_size,
+        patch_size=patch_size,
+        vision_use_head=False,
+    )
     return LlavaOnevisionConfig(
-        text_config=text, vision_config=vision, image_token_index=ids(IMAGE_TOKEN),
-        video_token_index=ids(VIDEO_TOKEN), vision_feature_select_strategy="full",
-        vision_feature_layer=-1, vision_aspect_ratio="anyres_max_9",
-        image_grid_pinpoints=pinpoints(image_size), use_image_newline_parameter=True,
-        tie_word_embeddings=True, dtype=dtype)
+        text_config=text,
+        vision_config=vision,
+        image_token_index=ids(IMAGE_TOKEN),
+        video_token_index=ids(VIDEO_TOKEN),
+        vision_feature_select_strategy="full",
+        vision_feature_layer=-1,
+        vision_aspect_ratio="anyres_max_9",
+        image_grid_pinpoints=pinpoints(image_size),
+        use_image_newline_parameter=True,
+        tie_word_embeddings=True,
+        dtype=dtype,
+    )
 
 
 def shape_config(text_type: str, *, tokenizer_size: int | None = None, **overrides):
@@ -153,12 +218,15 @@ def save_image_processor(out: Path, image_size: int) -> None:
     LlavaOnevisionImageProcessor(
         size={"height": image_size, "width": image_size},
         image_grid_pinpoints=pinpoints(image_size),
-        image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5],  # SigLIP's
-        resample=PILImageResampling.BICUBIC).save_pretrained(out)
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5],  # SigLIP's
+        resample=PILImageResampling.BICUBIC,
+    ).save_pretrained(out)
 
 
-def _build(text_type: str, out: Path, *, seed: int = 0, tokenizer_size: int | None = None,
-           **overrides) -> Path:
+def _build(
+    text_type: str, out: Path, *, seed: int = 0, tokenizer_size: int | None = None, **overrides
+) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = _tokenizer(tokenizer_size)
@@ -195,7 +263,12 @@ def prepare(hf_dir: Path, work_dir: Path) -> Path:
     hf_dir, view = Path(hf_dir).resolve(), Path(work_dir) / "llava_ov_text"
     shutil.rmtree(view, ignore_errors=True)
     view.mkdir(parents=True)
-    rewritten = ("config.json", "tokenizer_config.json", "chat_template.jinja", "chat_template.json")
+    rewritten = (
+        "config.json",
+        "tokenizer_config.json",
+        "chat_template.jinja",
+        "chat_template.json",
+    )
     for item in hf_dir.iterdir():
         if item.name not in rewritten:
             (view / item.name).symlink_to(item)
@@ -203,8 +276,10 @@ def prepare(hf_dir: Path, work_dir: Path) -> Path:
     config = json.loads((hf_dir / "config.json").read_text())
     text_type = config.setdefault("text_config", {}).setdefault("model_type", "qwen2")
     if text_type not in TEXT_ARCHITECTURES:
-        raise ValueError(f"LLaVA-OneVision with a {text_type!r} language model is not supported; "
-                         f"known: {', '.join(TEXT_ARCHITECTURES)}")
+        raise ValueError(
+            f"LLaVA-OneVision with a {text_type!r} language model is not supported; "
+            f"known: {', '.join(TEXT_ARCHITECTURES)}"
+        )
     config["text_config"]["architectures"] = [TEXT_ARCHITECTURES[text_type]]
     (view / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return view
@@ -222,17 +297,30 @@ def _shapes() -> dict[str, dict]:
     return {f"llava-ov-qwen3-{size}": {**FULL_SIZE, **lm} for size, lm in QWEN3_SHAPES.items()}
 
 
-_COMMON = dict(role="perception", model_types=(MODEL_TYPE,), prepare=prepare,
-               write_mmproj=write_mmproj, pre_tokenizer="qwen2")
+_COMMON = dict(
+    role="perception",
+    model_types=(MODEL_TYPE,),
+    prepare=prepare,
+    write_mmproj=write_mmproj,
+    pre_tokenizer="qwen2",
+)
 SPECS = [
-    ArchSpec(name="llava-ov-qwen2", build_tiny=build_tiny_qwen2, gguf_arch="qwen2",
-             notes="LLaVA-OneVision (SigLIP + MLP + Qwen2); own mmproj, anyres packed by edge-et",
-             **_COMMON),
-    ArchSpec(name="llava-ov-qwen3", build_tiny=build_tiny_qwen3, gguf_arch="qwen3",
-             shapes=_shapes(),
-             notes="the paper's perception model (llava-extract-qwen3-*); own mmproj, anyres "
-                   "packed by edge-et",
-             **_COMMON),
+    ArchSpec(
+        name="llava-ov-qwen2",
+        build_tiny=build_tiny_qwen2,
+        gguf_arch="qwen2",
+        notes="LLaVA-OneVision (SigLIP + MLP + Qwen2); own mmproj, anyres packed by edge-et",
+        **_COMMON,
+    ),
+    ArchSpec(
+        name="llava-ov-qwen3",
+        build_tiny=build_tiny_qwen3,
+        gguf_arch="qwen3",
+        shapes=_shapes(),
+        notes="the paper's perception model (llava-extract-qwen3-*); own mmproj, anyres "
+        "packed by edge-et",
+        **_COMMON,
+    ),
 ]
 
 
@@ -242,5 +330,7 @@ def spec_for(hf_dir: Path) -> ArchSpec:
     for spec in SPECS:
         if spec.gguf_arch == text_type:
             return spec
-    raise ValueError(f"LLaVA-OneVision with a {text_type!r} language model is not supported; "
-                     f"known: {', '.join(s.gguf_arch for s in SPECS)}")
+    raise ValueError(
+        f"LLaVA-OneVision with a {text_type!r} language model is not supported; "
+        f"known: {', '.join(s.gguf_arch for s in SPECS)}"
+    )

@@ -23,9 +23,12 @@ CHAT_TEMPLATE = chatml_template(image="<|vision_start|><|image_pad|><|vision_end
 def vision_token_ids(tokenizer) -> dict[str, int]:
     """The config's image/video/vision-boundary token ids, from the tokenizer."""
     ids = tokenizer.convert_tokens_to_ids
-    return dict(image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
-                vision_start_token_id=ids("<|vision_start|>"),
-                vision_end_token_id=ids("<|vision_end|>"))
+    return dict(
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
+    )
 
 
 def mrope_section(head_dim: int) -> list[int]:
@@ -36,15 +39,25 @@ def mrope_section(head_dim: int) -> list[int]:
     return [half - 2 * side, side, side]
 
 
-def qwen_vl_text(tokenizer, *, hidden: int, layers: int, heads: int, kv_heads: int,
-                 intermediate: int, **extra) -> dict:
+def qwen_vl_text(
+    tokenizer, *, hidden: int, layers: int, heads: int, kv_heads: int, intermediate: int, **extra
+) -> dict:
     """text_config keyword arguments shared by the Qwen VL builders."""
     return dict(
-        vocab_size=padded_vocab(tokenizer), hidden_size=hidden, intermediate_size=intermediate,
-        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
-        max_position_embeddings=4096, tie_word_embeddings=True, rms_norm_eps=1e-6,
-        bos_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, **extra)
+        vocab_size=padded_vocab(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+        rms_norm_eps=1e-6,
+        bos_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **extra,
+    )
 
 
 def image_processor(patch_size: int, merge: int = 2):
@@ -52,37 +65,72 @@ def image_processor(patch_size: int, merge: int = 2):
     from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
 
     unit = patch_size * merge
-    return Qwen2VLImageProcessor(patch_size=patch_size, merge_size=merge, min_pixels=unit * unit,
-                                 max_pixels=(16 * unit) ** 2)
+    return Qwen2VLImageProcessor(
+        patch_size=patch_size, merge_size=merge, min_pixels=unit * unit, max_pixels=(16 * unit) ** 2
+    )
 
 
 def set_top_level_architectures(name: str):
     """A config edit that copies the model class into the top-level `architectures`."""
+
     def edit(config: dict) -> bool:
         if config.get("architectures") == [name]:
             return False
         config["architectures"] = [name]
         return True
+
     return edit
 
 
-def blueprint(*, hidden: int = 128, layers: int = 2, heads: int = 4, kv_heads: int = 2,
-              intermediate: int = 256, vision_dim: int = 64, vision_depth: int = 3,
-              vision_heads: int = 4) -> Blueprint:
+def blueprint(
+    *,
+    hidden: int = 128,
+    layers: int = 2,
+    heads: int = 4,
+    kv_heads: int = 2,
+    intermediate: int = 256,
+    vision_dim: int = 64,
+    vision_depth: int = 3,
+    vision_heads: int = 4,
+) -> Blueprint:
     """A Qwen2VLForConditionalGeneration: text model plus vision tower."""
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
     tokenizer = qwen_tokenizer(CHAT_TEMPLATE, special=VISION_SPECIALS)
-    text = qwen_vl_text(tokenizer, hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads,
-                        intermediate=intermediate, rope_scaling={
-                            "type": "mrope", "mrope_section": mrope_section(hidden // heads)})
-    vision = dict(depth=vision_depth, embed_dim=vision_dim, hidden_size=hidden,
-                  num_heads=vision_heads, mlp_ratio=2, patch_size=14, spatial_merge_size=2,
-                  temporal_patch_size=2, in_channels=3)
-    config = Qwen2VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=True,
-                           dtype="float32", **vision_token_ids(tokenizer))
-    return Blueprint(Qwen2VLForConditionalGeneration, config, tokenizer,
-                     image_processor=image_processor(14), config_edit=_EDIT)
+    text = qwen_vl_text(
+        tokenizer,
+        hidden=hidden,
+        layers=layers,
+        heads=heads,
+        kv_heads=kv_heads,
+        intermediate=intermediate,
+        rope_scaling={"type": "mrope", "mrope_section": mrope_section(hidden // heads)},
+    )
+    vision = dict(
+        depth=vision_depth,
+        embed_dim=vision_dim,
+        hidden_size=hidden,
+        num_heads=vision_heads,
+        mlp_ratio=2,
+        patch_size=14,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        in_channels=3,
+    )
+    config = Qwen2VLConfig(
+        text_config=text,
+        vision_config=vision,
+        tie_word_embeddings=True,
+        dtype="float32",
+        **vision_token_ids(tokenizer),
+    )
+    return Blueprint(
+        Qwen2VLForConditionalGeneration,
+        config,
+        tokenizer,
+        image_processor=image_processor(14),
+        config_edit=_EDIT,
+    )
 
 
 _EDIT = set_top_level_architectures("Qwen2VLForConditionalGeneration")

@@ -22,10 +22,20 @@ def _mrope_section(head_dim: int) -> list[int]:
     return [half - 2 * side, side, side]
 
 
-def blueprint(*, hidden: int = 128, layers: int = 3, heads: int = 4, kv_heads: int = 2,
-              intermediate: int = 256, vision_dim: int = 64, vision_depth: int = 3,
-              vision_heads: int = 4, vision_intermediate: int = 128, positions_side: int = 8,
-              deepstack: tuple[int, ...] = (0, 1)) -> Blueprint:
+def blueprint(
+    *,
+    hidden: int = 128,
+    layers: int = 3,
+    heads: int = 4,
+    kv_heads: int = 2,
+    intermediate: int = 256,
+    vision_dim: int = 64,
+    vision_depth: int = 3,
+    vision_heads: int = 4,
+    vision_intermediate: int = 128,
+    positions_side: int = 8,
+    deepstack: tuple[int, ...] = (0, 1),
+) -> Blueprint:
     """A Qwen3VLForConditionalGeneration (dense text model)."""
     from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
@@ -37,23 +47,49 @@ def blueprint(*, hidden: int = 128, layers: int = 3, heads: int = 4, kv_heads: i
     tokenizer = qwen_tokenizer(CHAT_TEMPLATE, special=VISION_SPECIALS, plain=THINK_TOKENS)
     head_dim = hidden // heads
     text = dict(
-        vocab_size=padded_vocab(tokenizer), hidden_size=hidden, intermediate_size=intermediate,
-        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
-        head_dim=head_dim, max_position_embeddings=4096, rms_norm_eps=1e-6,
-        rope_theta=5_000_000.0, tie_word_embeddings=True,
-        rope_scaling={"rope_type": "default", "mrope_section": _mrope_section(head_dim),
-                      "mrope_interleaved": True},
-        bos_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id)
-    vision = dict(depth=vision_depth, hidden_size=vision_dim, intermediate_size=vision_intermediate,
-                  num_heads=vision_heads, out_hidden_size=hidden, patch_size=16,
-                  spatial_merge_size=2, temporal_patch_size=2, in_channels=3,
-                  num_position_embeddings=positions_side ** 2,
-                  deepstack_visual_indexes=list(deepstack))
-    config = Qwen3VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=True,
-                           dtype="float32", **vision_token_ids(tokenizer))
-    return Blueprint(Qwen3VLForConditionalGeneration, config, tokenizer,
-                     image_processor=image_processor(16))
+        vocab_size=padded_vocab(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        head_dim=head_dim,
+        max_position_embeddings=4096,
+        rms_norm_eps=1e-6,
+        rope_theta=5_000_000.0,
+        tie_word_embeddings=True,
+        rope_scaling={
+            "rope_type": "default",
+            "mrope_section": _mrope_section(head_dim),
+            "mrope_interleaved": True,
+        },
+        bos_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    vision = dict(
+        depth=vision_depth,
+        hidden_size=vision_dim,
+        intermediate_size=vision_intermediate,
+        num_heads=vision_heads,
+        out_hidden_size=hidden,
+        patch_size=16,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        in_channels=3,
+        num_position_embeddings=positions_side**2,
+        deepstack_visual_indexes=list(deepstack),
+    )
+    config = Qwen3VLConfig(
+        text_config=text,
+        vision_config=vision,
+        tie_word_embeddings=True,
+        dtype="float32",
+        **vision_token_ids(tokenizer),
+    )
+    return Blueprint(
+        Qwen3VLForConditionalGeneration, config, tokenizer, image_processor=image_processor(16)
+    )
 
 
 SPEC = ArchSpec(

@@ -36,8 +36,9 @@ def llama_cpp_version() -> str:
     try:
         import llama_cpp
     except ImportError as exc:
-        raise MissingExtra("llama-cpp-python is not installed: pip install 'edge-et[llama]'",
-                           extra="llama") from exc
+        raise MissingExtra(
+            "llama-cpp-python is not installed: pip install 'edge-et[llama]'", extra="llama"
+        ) from exc
     return llama_cpp.__version__
 
 
@@ -52,13 +53,26 @@ def fetch_sdist(version: str) -> Path:
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-           "--retries", "1", f"llama-cpp-python=={version}", "-d", str(target.parent)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "--retries",
+        "1",
+        f"llama-cpp-python=={version}",
+        "-d",
+        str(target.parent),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0 or not target.is_file():
         raise ExportError(
             f"cannot fetch the llama.cpp converter: run `{' '.join(cmd[2:])}` on a machine with "
-            f"PyPI access and put llama_cpp_python-{version}.tar.gz into {target.parent}")
+            f"PyPI access and put llama_cpp_python-{version}.tar.gz into {target.parent}"
+        )
     return target
 
 
@@ -95,7 +109,7 @@ def _extract_converter(sdist: Path, dest: Path) -> None:
             _, _, inner = member.name.partition("/")  # drop `llama_cpp_python-<ver>/`
             if not inner.startswith(_VENDOR) or not (member.isfile() or member.isdir()):
                 continue
-            rel = inner[len(_VENDOR):]
+            rel = inner[len(_VENDOR) :]
             if not rel.startswith(_WANTED) or "/tests/" in rel or "__pycache__" in rel:
                 continue
             member.name = rel
@@ -133,15 +147,21 @@ def run_converter(args: list[str], *, pre_fallback: str | None = None) -> None:
         # The checkpoint was checked before (export/checkpoint.py); what the converter still
         # refuses (a tensor it lacks, a shape that disagrees with config.json) is said in its
         # own last words, as one line, not as its traceback.
-        raise ExportError(f"llama.cpp's converter could not convert {Path(args[0]).name}: "
-                          f"{failure_line(proc.stdout + proc.stderr)}")
+        raise ExportError(
+            f"llama.cpp's converter could not convert {Path(args[0]).name}: "
+            f"{failure_line(proc.stdout + proc.stderr)}"
+        )
 
 
 def failure_line(output: str) -> str:
     """The line of a subprocess's output that says why it failed: the exception a traceback ends
     with, else its last line."""
     lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
-    errors = [i for i, line in enumerate(lines) if re.match(r"^[A-Za-z_.]*(Error|Exception|Exit)\b:?", line)]
+    errors = [
+        i
+        for i, line in enumerate(lines)
+        if re.match(r"^[A-Za-z_.]*(Error|Exception|Exit)\b:?", line)
+    ]
     if not errors:
         return (lines or ["no output"])[-1][:300]
     at = errors[-1]

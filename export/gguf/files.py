@@ -16,8 +16,15 @@ from export.gguf.converter import run_converter
 CONVERT_TYPES = ("f32", "f16", "bf16", "q8_0")
 
 
-def convert(hf_dir: Path, out_file: Path, *, outtype: str = "f16", mmproj: bool = False,
-            pre_tokenizer: str | None = None, model_name: str | None = None) -> Path:
+def convert(
+    hf_dir: Path,
+    out_file: Path,
+    *,
+    outtype: str = "f16",
+    mmproj: bool = False,
+    pre_tokenizer: str | None = None,
+    model_name: str | None = None,
+) -> Path:
     """Convert the HF checkpoint in `hf_dir` to `out_file` and return `out_file`.
 
     `mmproj=True` writes the vision projector instead of the text model. `pre_tokenizer`
@@ -25,8 +32,10 @@ def convert(hf_dir: Path, out_file: Path, *, outtype: str = "f16", mmproj: bool 
     tokenizer (locally trained ones); `model_name` sets `general.name`.
     """
     if outtype not in CONVERT_TYPES:
-        raise ValueError(f"outtype {outtype!r} is not one of {', '.join(CONVERT_TYPES)}; "
-                         "use quantize() for K-quants")
+        raise ValueError(
+            f"outtype {outtype!r} is not one of {', '.join(CONVERT_TYPES)}; "
+            "use quantize() for K-quants"
+        )
     hf_dir, out_file = Path(hf_dir).resolve(), Path(out_file).resolve()
     out_file.parent.mkdir(parents=True, exist_ok=True)
     args = [str(hf_dir), "--outtype", outtype, "--outfile", str(out_file)]
@@ -45,8 +54,11 @@ def quant_types() -> dict[str, int]:
     import llama_cpp
 
     prefix = "LLAMA_FTYPE_MOSTLY_"
-    return {name[len(prefix):]: getattr(llama_cpp, name)
-            for name in dir(llama_cpp) if name.startswith(prefix)}
+    return {
+        name[len(prefix) :]: getattr(llama_cpp, name)
+        for name in dir(llama_cpp)
+        if name.startswith(prefix)
+    }
 
 
 def quantize(src: Path, dst: Path, qtype: str = "Q4_K_M", *, threads: int = 0) -> Path:

@@ -32,9 +32,14 @@ OUTTYPES = ("f32", "f16", "q8_0")
 
 # HF SigLIP/LLaVA-OV name pieces -> libmtmd names (clip-impl.h TN_*).
 _LAYER_PARTS = {
-    "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
-    "self_attn.out_proj": "attn_out", "layer_norm1": "ln1", "layer_norm2": "ln2",
-    "mlp.fc1": "ffn_up", "mlp.fc2": "ffn_down",
+    "self_attn.q_proj": "attn_q",
+    "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v",
+    "self_attn.out_proj": "attn_out",
+    "layer_norm1": "ln1",
+    "layer_norm2": "ln2",
+    "mlp.fc1": "ffn_up",
+    "mlp.fc2": "ffn_down",
 }
 _FIXED = {
     "vision_tower.vision_model.embeddings.patch_embedding.weight": "v.patch_embd.weight",
@@ -60,8 +65,10 @@ def write_mmproj(hf_dir: Path, out_file: Path, outtype: str = "f16") -> Path:
     out_file.parent.mkdir(parents=True, exist_ok=True)
     proc = run_with_gguf_py(["mmproj", str(hf_dir), str(out_file), "--outtype", outtype])
     if proc.returncode != 0 or not out_file.is_file():
-        raise ExportError(f"the LLaVA-OneVision mmproj writer could not convert {hf_dir.name}: "
-                          f"{failure_line(proc.stdout + proc.stderr)}")
+        raise ExportError(
+            f"the LLaVA-OneVision mmproj writer could not convert {hf_dir.name}: "
+            f"{failure_line(proc.stdout + proc.stderr)}"
+        )
     return out_file
 
 
@@ -73,7 +80,7 @@ def gguf_name(hf_name: str, n_layers: int) -> str | None:
         if name in _FIXED:
             return _FIXED[name]
         if name.startswith(_LAYER_PREFIX):
-            index, _, rest = name[len(_LAYER_PREFIX):].partition(".")
+            index, _, rest = name[len(_LAYER_PREFIX) :].partition(".")
             part, _, kind = rest.rpartition(".")
             if int(index) < n_layers and part in _LAYER_PARTS:
                 return f"v.blk.{index}.{_LAYER_PARTS[part]}.{kind}"
@@ -90,8 +97,9 @@ def feature_layers(config: dict) -> list[int]:
     layers = [k if k >= 0 else n_layers + 1 + k for k in layers]
     # mtmd stacks feature layers in depth order; transformers in list order: they agree only sorted.
     if layers != sorted(layers) or not all(0 < k <= n_layers for k in layers):
-        raise ValueError(f"vision_feature_layer {wanted!r} is not supported "
-                         "(need ascending layers)")
+        raise ValueError(
+            f"vision_feature_layer {wanted!r} is not supported (need ascending layers)"
+        )
     return layers
 
 
@@ -185,8 +193,17 @@ def write_in_subprocess(hf_dir: Path, out_file: Path, outtype: str) -> None:
     check_supported(config, processor)
     layers = feature_layers(config)
     tensors = _load_tensors(hf_dir, max(layers))
-    missing = [n for n in ("v.patch_embd.weight", "v.position_embd.weight", "mm.0.weight",
-                           "mm.2.weight", "v.image_newline") if n not in tensors]
+    missing = [
+        n
+        for n in (
+            "v.patch_embd.weight",
+            "v.position_embd.weight",
+            "mm.0.weight",
+            "mm.2.weight",
+            "v.image_newline",
+        )
+        if n not in tensors
+    ]
     if missing:
         raise SystemExit(f"checkpoint lacks tensors for: {', '.join(missing)}")
     writer = gguf.GGUFWriter(str(out_file), "clip")
@@ -198,4 +215,3 @@ def write_in_subprocess(hf_dir: Path, out_file: Path, outtype: str) -> None:
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-

@@ -29,16 +29,21 @@ def supported_architectures() -> set[str]:
     return set(GGUF_CONFIG_MAPPING) - {"general", "tokenizer"}
 
 
-def float_checkpoint(gguf_file: Path, *, target: Path | None = None,
-                     say=lambda label: None) -> Path:
+def float_checkpoint(
+    gguf_file: Path, *, target: Path | None = None, say=lambda label: None
+) -> Path:
     """The float32 transformers checkpoint of the text GGUF `gguf_file`, written once into
     `target` (default: the cache, keyed by the file's sha256) and then reused."""
     gguf_file = Path(gguf_file)
     arch = read_gguf_info(gguf_file).architecture
     if arch not in supported_architectures():
-        raise InputError(f"{gguf_file.name}: transformers cannot read a {arch!r} GGUF back into a "
-                         f"checkpoint (it reads {', '.join(sorted(supported_architectures()))})")
-    target = Path(target) if target is not None else cache_root() / "gguf-hf" / _cache_key(gguf_file)
+        raise InputError(
+            f"{gguf_file.name}: transformers cannot read a {arch!r} GGUF back into a "
+            f"checkpoint (it reads {', '.join(sorted(supported_architectures()))})"
+        )
+    target = (
+        Path(target) if target is not None else cache_root() / "gguf-hf" / _cache_key(gguf_file)
+    )
     if (target / "config.json").is_file():
         return target
     import torch
@@ -54,13 +59,19 @@ def float_checkpoint(gguf_file: Path, *, target: Path | None = None,
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
         tokenizer.add_tokens(_user_defined_tokens(gguf_file))
         tokenizer.save_pretrained(scratch)
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, config=config,
-                                                     dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(
+            folder, gguf_file=name, config=config, dtype=torch.float32
+        )
         model.save_pretrained(scratch, safe_serialization=True)
         scratch.rename(target)
-    except (RuntimeError, ValueError, KeyError) as exc:  # transformers' reader: one line, not a traceback
-        raise ExportError(f"transformers could not read {gguf_file.name} back: "
-                          f"{' '.join(str(exc).split())[:300]}") from exc
+    except (
+        RuntimeError,
+        ValueError,
+        KeyError,
+    ) as exc:  # transformers' reader: one line, not a traceback
+        raise ExportError(
+            f"transformers could not read {gguf_file.name} back: {' '.join(str(exc).split())[:300]}"
+        ) from exc
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return target
@@ -91,8 +102,11 @@ def _user_defined_tokens(gguf_file: Path) -> list:
     tokens, types = fields.get("tokenizer.ggml.tokens"), fields.get("tokenizer.ggml.token_type")
     if tokens is None or types is None:
         return []
-    return [AddedToken(bytes(tokens.parts[t]).decode("utf-8"), special=False, normalized=False)
-            for t, k in zip(tokens.data, types.data) if int(types.parts[k][0]) == TokenType.USER_DEFINED]
+    return [
+        AddedToken(bytes(tokens.parts[t]).decode("utf-8"), special=False, normalized=False)
+        for t, k in zip(tokens.data, types.data)
+        if int(types.parts[k][0]) == TokenType.USER_DEFINED
+    ]
 
 
 def _cache_key(path: Path) -> str:

@@ -28,7 +28,7 @@ from edge_et.errors import ExportError
 
 WEIGHTS = "model.safetensors"
 LAYOUT = "probe_layout.json"
-EXACT_LIMIT = 2 ** 24  # float32 holds every integer up to here
+EXACT_LIMIT = 2**24  # float32 holds every integer up to here
 EXACT_TYPES = ("F32", "F16", "BF16")
 
 
@@ -39,17 +39,23 @@ def probe_checkpoint(skeleton: Path, out: Path) -> Path:
 
     skeleton, out = Path(skeleton), Path(out)
     if not (skeleton / WEIGHTS).is_file():
-        raise ExportError(f"{skeleton} holds no single {WEIGHTS} (sharded checkpoints are not probed)")
+        raise ExportError(
+            f"{skeleton} holds no single {WEIGHTS} (sharded checkpoints are not probed)"
+        )
     _copy_besides_weights(skeleton, out)
     tensors = load_file(skeleton / WEIGHTS)
     layout, probe, start = [], {}, 0
     for name in sorted(tensors):
         array = tensors[name]
-        layout.append({"name": name, "shape": list(array.shape), "dtype": str(array.dtype), "start": start})
+        layout.append(
+            {"name": name, "shape": list(array.shape), "dtype": str(array.dtype), "start": start}
+        )
         probe[name] = np.arange(start, start + array.size, dtype=np.float32).reshape(array.shape)
         start += array.size
     if start > EXACT_LIMIT:
-        raise ExportError(f"{skeleton} has {start} weights; a float32 probe names at most {EXACT_LIMIT}")
+        raise ExportError(
+            f"{skeleton} has {start} weights; a float32 probe names at most {EXACT_LIMIT}"
+        )
     save_file(probe, out / WEIGHTS, metadata={"format": "pt"})
     (out / LAYOUT).write_text(json.dumps({"total": start, "tensors": layout}, indent=1) + "\n")
     return out
@@ -99,28 +105,38 @@ def fill_in_subprocess(layout_file: Path, out_file: Path, pairs: list[tuple[Path
             index = _indices(tensor, total, probe_file)
             source = real.pop(tensor.name, None)
             if source is None:
-                raise ExportError(f"{real_file} lacks {tensor.name}, which the converter writes for this model")
+                raise ExportError(
+                    f"{real_file} lacks {tensor.name}, which the converter writes for this model"
+                )
             kind = GGMLQuantizationType(source.tensor_type).name
-            values = np.asarray(dequantize(source.data, source.tensor_type), dtype=np.float32).reshape(-1)
+            values = np.asarray(
+                dequantize(source.data, source.tensor_type), dtype=np.float32
+            ).reshape(-1)
             if values.size != index.size:
-                raise ExportError(f"{Path(real_file).name}: {tensor.name} holds {values.size} values, "
-                                  f"the model's skeleton {index.size}: another shape")
+                raise ExportError(
+                    f"{Path(real_file).name}: {tensor.name} holds {values.size} values, "
+                    f"the model's skeleton {index.size}: another shape"
+                )
             again = filled[index]
             if again.any() and not np.array_equal(flat[index][again], values[again]):
-                raise ExportError(f"{Path(real_file).name}: {tensor.name} disagrees with another "
-                                  "tensor made from the same weights")
+                raise ExportError(
+                    f"{Path(real_file).name}: {tensor.name} disagrees with another "
+                    "tensor made from the same weights"
+                )
             flat[index], filled[index] = values, True
             types[tensor.name] = kind
             report["exact"] &= kind in EXACT_TYPES
         if real:
-            raise ExportError(f"{Path(real_file).name} has tensors the model's skeleton does not make: "
-                              f"{', '.join(sorted(real)[:5])}")
+            raise ExportError(
+                f"{Path(real_file).name} has tensors the model's skeleton does not make: "
+                f"{', '.join(sorted(real)[:5])}"
+            )
     weights = {}
     for row in layout["tensors"]:
         start, size = row["start"], int(np.prod(row["shape"], dtype=np.int64))
-        if not filled[start:start + size].all():
+        if not filled[start : start + size].all():
             report["unfilled"].append(row["name"])
-        weights[row["name"]] = flat[start:start + size].reshape(row["shape"])
+        weights[row["name"]] = flat[start : start + size].reshape(row["shape"])
     save_file(weights, str(out_file), metadata={"format": "pt"})
     return report
 
@@ -129,7 +145,11 @@ def _indices(tensor, total: int, probe_file) -> np.ndarray:
     """The probe tensor's values as HF element indices; refused unless each is one."""
     probe = np.asarray(tensor.data, dtype=np.float32).reshape(-1)
     index = probe.astype(np.int64)
-    if not (np.array_equal(index, probe) and index.min(initial=0) >= 0 and index.max(initial=0) < total):
-        raise ExportError(f"{Path(probe_file).name}: the converter computes {tensor.name} rather than "
-                          "moving weights into it; it cannot be read back")
+    if not (
+        np.array_equal(index, probe) and index.min(initial=0) >= 0 and index.max(initial=0) < total
+    ):
+        raise ExportError(
+            f"{Path(probe_file).name}: the converter computes {tensor.name} rather than "
+            "moving weights into it; it cannot be read back"
+        )
     return index

@@ -54,8 +54,15 @@ def score(form: str, ex, output: str, answer: str) -> dict:
     return result
 
 
-def evaluate(bundle_dir: Path, form: str, *, limit: int = 200, seed: int = HELDOUT_SEED,
-             show: int = 0, stream: str = "classic") -> dict:
+def evaluate(
+    bundle_dir: Path,
+    form: str,
+    *,
+    limit: int = 200,
+    seed: int = HELDOUT_SEED,
+    show: int = 0,
+    stream: str = "classic",
+) -> dict:
     """Run `limit` held-out examples of `stream` through the bundle's perception stage; return
     means. For "shifted" (matplotlib's pictures) the seed is its own, SHIFTED_SEED."""
     if form not in FORMS:
@@ -73,14 +80,21 @@ def evaluate(bundle_dir: Path, form: str, *, limit: int = 200, seed: int = HELDO
             buffer = BytesIO()
             ex.image().save(buffer, format="PNG")
             image = load_image_bytes(buffer.getvalue(), name=ex.id)
-            result = pipeline.perceive(image, ex.question.prompt_text(),
-                                       RunOptions(mode=MODES[form], seed=0, hint=hint))
+            result = pipeline.perceive(
+                image, ex.question.prompt_text(), RunOptions(mode=MODES[form], seed=0, hint=hint)
+            )
             rows.append(score(form, ex, result.extraction, result.answer))
             answers.append({"id": ex.id, "gold": ex.question.answer, "answer": result.answer})
             if index < show:
                 print(f"{ex.id} [{ex.question.category}] {result.extraction}", file=sys.stderr)
     keys = rows[0].keys()
     means = {k: round(sum(float(r[k]) for r in rows) / len(rows), 4) for k in keys}
-    return {"form": form, "stream": stream, "examples": len(rows), "seed": seed, **means,
-            "seconds_per_example": round((time.perf_counter() - started) / len(rows), 3),
-            **({"predictions": answers} if form.startswith("direct") else {})}
+    return {
+        "form": form,
+        "stream": stream,
+        "examples": len(rows),
+        "seed": seed,
+        **means,
+        "seconds_per_example": round((time.perf_counter() - started) / len(rows), 3),
+        **({"predictions": answers} if form.startswith("direct") else {}),
+    }

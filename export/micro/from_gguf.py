@@ -49,8 +49,10 @@ def micro_checkpoint(folder: Path, *, step=lambda label: None) -> Path:
     and proven once, then cached (by the GGUFs' sha256 and the rebuilding code)."""
     folder = Path(folder)
     if not is_micro_folder(folder):
-        raise InputError(f"{folder} is not a published micro model (it needs {TEXT}, {MMPROJ}, "
-                         f"{SUMMARY} and the tokenizer files)")
+        raise InputError(
+            f"{folder} is not a published micro model (it needs {TEXT}, {MMPROJ}, "
+            f"{SUMMARY} and the tokenizer files)"
+        )
     key = _cache_key(folder / TEXT, folder / MMPROJ)
     target = cache_root() / "micro-hf" / key
     if (target / "hf" / "config.json").is_file() and (target / ROUNDTRIP).is_file():
@@ -59,12 +61,16 @@ def micro_checkpoint(folder: Path, *, step=lambda label: None) -> Path:
     with atomic_directory(target) as scratch:
         step(f"rebuilding the float micro checkpoint from {folder} (once; cached)")
         rebuild(folder, scratch / "hf", scratch / "work")
-        step("proof: exporting it to GGUF again and comparing every tensor with the committed files")
+        step(
+            "proof: exporting it to GGUF again and comparing every tensor with the committed files"
+        )
         report = roundtrip(scratch / "hf", folder, scratch / "work" / "again")
         (scratch / ROUNDTRIP).write_text(json.dumps(report, indent=2) + "\n")
         if not report["identical"]:
-            raise ExportError(f"the rebuilt micro checkpoint does not give {folder}'s GGUFs back: "
-                              f"{report['differences'][:3]}")
+            raise ExportError(
+                f"the rebuilt micro checkpoint does not give {folder}'s GGUFs back: "
+                f"{report['differences'][:3]}"
+            )
         shutil.rmtree(scratch / "work")
     return target / "hf"
 
@@ -79,17 +85,23 @@ def rebuild(folder: Path, out: Path, work: Path) -> dict:
 
     summary = json.loads((folder / SUMMARY).read_text())
     if summary.get("arch") != "idefics3":
-        raise InputError(f"{folder / SUMMARY}: arch {summary.get('arch')!r}; only idefics3 micro models are rebuilt")
+        raise InputError(
+            f"{folder / SUMMARY}: arch {summary.get('arch')!r}; only idefics3 micro models are rebuilt"
+        )
     skeleton = build_micro(work / "skeleton", seed=0, tokenizer_dir=folder, **summary["overrides"])
     probe = probe_checkpoint(skeleton, work / "probe")
     prepared = idefics3.prepare(probe, work / "probe-prepared")  # what the export converts
     spec = idefics3.SPEC
-    text = files.convert(prepared, work / "probe.text.gguf", outtype="f32", pre_tokenizer=spec.pre_tokenizer)
+    text = files.convert(
+        prepared, work / "probe.text.gguf", outtype="f32", pre_tokenizer=spec.pre_tokenizer
+    )
     mmproj = files.convert(prepared, work / "probe.mmproj.gguf", outtype="f32", mmproj=True)
     report = fill(probe, [(text, folder / TEXT), (mmproj, folder / MMPROJ)], out)
     if report["unfilled"] or not report["exact"]:
-        raise ExportError(f"{folder}: not every weight is in its GGUFs at full precision "
-                          f"(unfilled: {report['unfilled'][:5]})")
+        raise ExportError(
+            f"{folder}: not every weight is in its GGUFs at full precision "
+            f"(unfilled: {report['unfilled'][:5]})"
+        )
     # The recipe marks a checkpoint trained in libmtmd's image layout (a one-tile picture is a
     # 1x1 grid plus the overview); without it `export onnx` cuts pictures as transformers does,
     # a layout the model never saw, and its extractions go wrong (the demo's sample: "3 shapes,
@@ -105,8 +117,14 @@ def roundtrip(hf_dir: Path, folder: Path, out: Path) -> dict:
     from export.micro.release import MMPROJ_QUANT, TEXT_QUANT
     from export.pipeline import export_gguf
 
-    report = export_gguf(out=out, perception=hf_dir, quant=TEXT_QUANT, mmproj_quant=MMPROJ_QUANT,
-                         name="micro-roundtrip", force=True)
+    report = export_gguf(
+        out=out,
+        perception=hf_dir,
+        quant=TEXT_QUANT,
+        mmproj_quant=MMPROJ_QUANT,
+        name="micro-roundtrip",
+        force=True,
+    )
     result = {"parity_validated": report.validated, "files": {}, "differences": []}
     for name in (TEXT, MMPROJ):
         same, differ = compare_tensors(out / name, folder / name)
@@ -128,7 +146,9 @@ def compare_tensors(a: Path, b: Path) -> tuple[int, list[str]]:
                 differ.append(f"{ta.name} only in the new file")
                 continue
             if (ta.shape, ta.ggml_type) != (tb.shape, tb.ggml_type):
-                differ.append(f"{ta.name}: shape/type {ta.shape}/{ta.ggml_type} vs {tb.shape}/{tb.ggml_type}")
+                differ.append(
+                    f"{ta.name}: shape/type {ta.shape}/{ta.ggml_type} vs {tb.shape}/{tb.ggml_type}"
+                )
                 continue
             fa.seek(info_a.data_offset + ta.offset)
             fb.seek(info_b.data_offset + tb.offset)
@@ -141,8 +161,15 @@ def compare_tensors(a: Path, b: Path) -> tuple[int, list[str]]:
 
 
 # The modules whose code decides the rebuilt weights (export/...).
-_REBUILDING = ("micro/from_gguf.py", "micro/model.py", "archs/idefics3.py", "archs/base.py",
-               "gguf/unconvert.py", "gguf/runner.py", "gguf/converter.py")
+_REBUILDING = (
+    "micro/from_gguf.py",
+    "micro/model.py",
+    "archs/idefics3.py",
+    "archs/base.py",
+    "gguf/unconvert.py",
+    "gguf/runner.py",
+    "gguf/converter.py",
+)
 
 
 def _cache_key(*ggufs: Path) -> str:
@@ -160,7 +187,11 @@ def _cache_key(*ggufs: Path) -> str:
 
 
 def main(argv: list[str]) -> int:
-    folder = Path(argv[0]) if argv else Path(__file__).resolve().parents[2] / "models" / "micro" / "extract"
+    folder = (
+        Path(argv[0])
+        if argv
+        else Path(__file__).resolve().parents[2] / "models" / "micro" / "extract"
+    )
     print(micro_checkpoint(folder, step=lambda label: print(label, file=sys.stderr)))
     return 0
 

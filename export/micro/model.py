@@ -35,18 +35,58 @@ from export.archs.idefics3 import CHAT_TEMPLATE, IMAGE_SPECIALS
 from export.archs.llama import SMOLLM2_SPECIALS
 from export.tokenizer import generic_corpus, padded_vocab, train_bpe
 
-MICRO = dict(hidden=256, layers=3, heads=4, kv_heads=2, intermediate=512, vision_dim=128,
-             vision_layers=4, vision_heads=4, vision_intermediate=512, image_size=128,
-             patch_size=16, scale_factor=2, max_tiles_side=1)
+MICRO = dict(
+    hidden=256,
+    layers=3,
+    heads=4,
+    kv_heads=2,
+    intermediate=512,
+    vision_dim=128,
+    vision_layers=4,
+    vision_heads=4,
+    vision_intermediate=512,
+    image_size=128,
+    patch_size=16,
+    scale_factor=2,
+    max_tiles_side=1,
+)
 # The capacity sweep's larger shapes, same layout: about 13 M and 30 M parameters. The 40 MB a
 # committed model may take holds SMALL in F16 and BASE with its text model in Q8_0.
-SMALL = dict(MICRO, hidden=384, layers=6, heads=6, kv_heads=2, intermediate=1024, vision_dim=192,
-             vision_layers=6, vision_heads=4, vision_intermediate=768)
-BASE = dict(MICRO, hidden=512, layers=7, heads=8, kv_heads=4, intermediate=1536, vision_dim=256,
-            vision_layers=8, vision_heads=4, vision_intermediate=1024)
+SMALL = dict(
+    MICRO,
+    hidden=384,
+    layers=6,
+    heads=6,
+    kv_heads=2,
+    intermediate=1024,
+    vision_dim=192,
+    vision_layers=6,
+    vision_heads=4,
+    vision_intermediate=768,
+)
+BASE = dict(
+    MICRO,
+    hidden=512,
+    layers=7,
+    heads=8,
+    kv_heads=4,
+    intermediate=1536,
+    vision_dim=256,
+    vision_layers=8,
+    vision_heads=4,
+    vision_intermediate=1024,
+)
 # A config for tests: the same layout at a fraction of the cost.
-TEST_MICRO = dict(MICRO, hidden=64, layers=1, intermediate=128, vision_dim=32, vision_layers=1,
-                  vision_heads=2, vision_intermediate=64)
+TEST_MICRO = dict(
+    MICRO,
+    hidden=64,
+    layers=1,
+    intermediate=128,
+    vision_dim=32,
+    vision_layers=1,
+    vision_heads=2,
+    vision_intermediate=64,
+)
 MEDIA_MARKER = "<__media__>"  # libmtmd's default marker (mtmd_default_marker)
 EOS = "<end_of_utterance>"
 
@@ -84,9 +124,14 @@ def micro_tokenizer():
     tok = Tokenizer.from_str(_trained_micro_bpe())
     special = SMOLLM2_SPECIALS + IMAGE_SPECIALS
     tok.add_special_tokens(special)
-    fast = GPT2TokenizerFast(tokenizer_object=tok, eos_token=EOS, pad_token="<|im_end|>",
-                             bos_token="<|im_start|>", unk_token="<|endoftext|>",
-                             clean_up_tokenization_spaces=False)
+    fast = GPT2TokenizerFast(
+        tokenizer_object=tok,
+        eos_token=EOS,
+        pad_token="<|im_end|>",
+        bos_token="<|im_start|>",
+        unk_token="<|endoftext|>",
+        clean_up_tokenization_spaces=False,
+    )
     named = {EOS, "<|im_end|>", "<|im_start|>", "<|endoftext|>"}
     fast.add_special_tokens({"additional_special_tokens": [t for t in special if t not in named]})
     fast.chat_template = CHAT_TEMPLATE
@@ -137,10 +182,14 @@ class Layout:
         blank = tokenizer.encode("\n\n", add_special_tokens=False)
         if len(blank) != 1:
             raise RuntimeError("the tokenizer lacks a single '\\n\\n' token")
-        self.image_span = ([ids("<fake_token_around_image>"), ids("<row_1_col_1>")]
-                           + [self.image_id] * n + blank
-                           + [ids("<fake_token_around_image>"), ids("<global-img>")]
-                           + [self.image_id] * n + [ids("<fake_token_around_image>")])
+        self.image_span = (
+            [ids("<fake_token_around_image>"), ids("<row_1_col_1>")]
+            + [self.image_id] * n
+            + blank
+            + [ids("<fake_token_around_image>"), ids("<global-img>")]
+            + [self.image_id] * n
+            + [ids("<fake_token_around_image>")]
+        )
 
     @lru_cache(maxsize=4096)  # noqa: B019 - one Layout per training run; the cache dies with it
     def prompt(self, request: str) -> tuple[int, ...]:
@@ -186,7 +235,9 @@ def _hidden(model, pixel_values, input_ids, attention_mask, image_id: int):
     is_image = input_ids == image_id
     both_views = torch.cat([features, features], dim=1).to(embeds.dtype)
     embeds = embeds.masked_scatter(is_image[..., None], both_views)
-    return model.model.text_model(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
+    return model.model.text_model(
+        inputs_embeds=embeds, attention_mask=attention_mask
+    ).last_hidden_state
 
 
 def sequence_loss(model, pixel_values, input_ids, attention_mask, loss_mask, image_id: int):
@@ -202,8 +253,9 @@ def sequence_loss(model, pixel_values, input_ids, attention_mask, loss_mask, ima
     return torch.nn.functional.cross_entropy(logits.float(), input_ids[:, 1:][take])
 
 
-def letter_accuracy(model, pixel_values, input_ids, attention_mask, loss_mask, image_id: int,
-                    letter_ids: list[int]) -> float:
+def letter_accuracy(
+    model, pixel_values, input_ids, attention_mask, loss_mask, image_id: int, letter_ids: list[int]
+) -> float:
     """Answer accuracy of a direct form under teacher forcing: at the letter that ends the
     target (the token before eos), is the gold letter the likeliest of `letter_ids`?
 

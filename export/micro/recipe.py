@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from edge_et.errors import InputError
 from export.micro import resume
@@ -24,8 +24,12 @@ from export.micro.train import FORMS, SUMMARY_FILE, train
 
 # (form of the round: "base" is the caption base, "tune" the recipe's form; steps of 16 scenes,
 # peak learning rate, warm-up steps)
-ROUNDS = (("base", 1200, 1e-3, 100), ("tune", 200, 5e-4, 20), ("tune", 400, 3e-4, 10),
-          ("tune", 1200, 3e-4, 10))
+ROUNDS = (
+    ("base", 1200, 1e-3, 100),
+    ("tune", 200, 5e-4, 20),
+    ("tune", 400, 3e-4, 10),
+    ("tune", 1200, 3e-4, 10),
+)
 Progress = Callable[[int, int, dict], None]  # (steps done, steps in all, the last log entry)
 
 
@@ -34,10 +38,21 @@ def recipe_steps(scale: float = 1.0) -> list[int]:
     return [max(1, round(steps * scale)) for _, steps, _, _ in ROUNDS]
 
 
-def train_recipe(*, form: str, out: Path, seed: int = 0, threads: int | None = None,
-                 tokenizer: Path | None = None, config: str = "micro", scale: float = 1.0,
-                 batch: int = 16, progress: Progress | None = None, scenes: str = "classic",
-                 stop_at: float | None = None, pixel_cache: bool | Path = False) -> dict:
+def train_recipe(
+    *,
+    form: str,
+    out: Path,
+    seed: int = 0,
+    threads: int | None = None,
+    tokenizer: Path | None = None,
+    config: str = "micro",
+    scale: float = 1.0,
+    batch: int = 16,
+    progress: Progress | None = None,
+    scenes: str = "classic",
+    stop_at: float | None = None,
+    pixel_cache: bool | Path = False,
+) -> dict:
     """Run (or resume) every round into OUT/rounds/, then put the final checkpoint at OUT/hf.
 
     stop_at: a time.monotonic() value; past it the round in progress saves its checkpoint and
@@ -56,20 +71,35 @@ def train_recipe(*, form: str, out: Path, seed: int = 0, threads: int | None = N
         if (run / SUMMARY_FILE).is_file():  # finished before a stop: resume after it
             summary = json.loads((run / SUMMARY_FILE).read_text())
         else:
-            if resume.saved(run) is None:  # a round stopped before its first checkpoint starts again
+            if (
+                resume.saved(run) is None
+            ):  # a round stopped before its first checkpoint starts again
                 shutil.rmtree(run, ignore_errors=True)
 
             def log(line: str, offset=done) -> None:
                 if progress is not None:
                     entry = json.loads(line)
                     progress(offset + entry["step"], total, entry)
-            summary = train(form=run_form, seed=seed, out=run, steps=n, batch=batch, lr=lr,
-                            warmup=min(warmup, max(0, n - 1)), config=config, threads=threads,
-                            init=init, tokenizer=tokenizer if init is None else None, log=log,
-                            scenes=scenes, stop_at=stop_at, pixel_cache=pixel_cache)
+
+            summary = train(
+                form=run_form,
+                seed=seed,
+                out=run,
+                steps=n,
+                batch=batch,
+                lr=lr,
+                warmup=min(warmup, max(0, n - 1)),
+                config=config,
+                threads=threads,
+                init=init,
+                tokenizer=tokenizer if init is None else None,
+                log=log,
+                scenes=scenes,
+                stop_at=stop_at,
+                pixel_cache=pixel_cache,
+            )
         done += n
         init = run / "hf"
     shutil.copytree(init, out / "hf", dirs_exist_ok=True)
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
-

@@ -26,8 +26,11 @@ PUBLISHED = ("perception.F16.gguf", "mmproj.F16.gguf", "parity.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 SUMMARY = "train_summary.json"
 # A trained model ends its text itself; the limits only bound a runaway.
-DECODING = {"extract": {"max_tokens": 320}, "caption": {"max_tokens": 320},
-            "direct": {"max_tokens": 64}}
+DECODING = {
+    "extract": {"max_tokens": 320},
+    "caption": {"max_tokens": 320},
+    "direct": {"max_tokens": 64},
+}
 
 
 def export_run(run: Path, *, force: bool = True) -> Path:
@@ -35,8 +38,14 @@ def export_run(run: Path, *, force: bool = True) -> Path:
     run = Path(run)
     if not (run / "hf" / "config.json").is_file():
         raise InputError(f"{run} holds no trained checkpoint (expected {run}/hf/config.json)")
-    report = export_gguf(out=run / "gguf", perception=run / "hf", quant=TEXT_QUANT,
-                         mmproj_quant=MMPROJ_QUANT, name=f"micro-{run.name}", force=force)
+    report = export_gguf(
+        out=run / "gguf",
+        perception=run / "hf",
+        quant=TEXT_QUANT,
+        mmproj_quant=MMPROJ_QUANT,
+        name=f"micro-{run.name}",
+        force=force,
+    )
     if not report.validated:
         raise InputError(f"the export of {run} was not validated")
     return report.bundle
@@ -61,18 +70,29 @@ def publish(run: Path, target: Path) -> list[Path]:
     written.append(target / SUMMARY)
     # A perception-only bundle in place, so the folder runs as it is (edge-et run --mode extract).
     form = summary.get("form", run.name)
-    write_bundle(target, name=f"micro-{form}", description=f"micro perception model ({form} form)",
-                 perception=Stage(target / PUBLISHED[0], mmproj=target / PUBLISHED[1], n_ctx=2048,
-                                  random_weights=False, source=source_line(summary)),
-                 decoding=DECODING)
+    write_bundle(
+        target,
+        name=f"micro-{form}",
+        description=f"micro perception model ({form} form)",
+        perception=Stage(
+            target / PUBLISHED[0],
+            mmproj=target / PUBLISHED[1],
+            n_ctx=2048,
+            random_weights=False,
+            source=source_line(summary),
+        ),
+        decoding=DECODING,
+    )
     written.append(target / "bundle.json")
     return written
 
 
 def source_line(summary: dict) -> str:
     """Where the weights came from, for bundle.json."""
-    return (f"edge-et micro Idefics3 trained from scratch by export.micro.train "
-            f"(seed {summary.get('seed')}: {describe_training(summary)})")
+    return (
+        f"edge-et micro Idefics3 trained from scratch by export.micro.train "
+        f"(seed {summary.get('seed')}: {describe_training(summary)})"
+    )
 
 
 def describe_training(summary: dict) -> str:
@@ -91,5 +111,4 @@ def describe_training(summary: dict) -> str:
     parts = [f"{form} {' + '.join(map(str, steps))} steps" for form, steps in groups]
     batches = sorted({int(r.get("batch", 0)) for r in runs})
     total = sum(sum(steps) for _, steps in groups)
-    return (", then ".join(parts) +
-            f" (batch {'/'.join(map(str, batches))}; {total} steps in all)")
+    return ", then ".join(parts) + f" (batch {'/'.join(map(str, batches))}; {total} steps in all)"

@@ -23,7 +23,9 @@ class Paused(Exception):
     same command started again continues at `step`."""
 
     def __init__(self, out: Path, step: int, steps: int):
-        super().__init__(f"{out}: paused at step {step} of {steps}; run the same command again to continue")
+        super().__init__(
+            f"{out}: paused at step {step} of {steps}; run the same command again to continue"
+        )
         self.out, self.step, self.steps = Path(out), step, steps
 
 
@@ -52,8 +54,10 @@ def load(folder: Path, model, optimizer, settings: dict) -> tuple[int, list[dict
 
     recorded = json.loads((folder / "history.json").read_text())
     if recorded["settings"] != settings:
-        raise InputError(f"{folder} was saved by a run with other settings "
-                         f"({recorded['settings']}); remove it or use the same options")
+        raise InputError(
+            f"{folder} was saved by a run with other settings "
+            f"({recorded['settings']}); remove it or use the same options"
+        )
     model.load_state_dict(load_file(str(folder / "hf" / "model.safetensors")), strict=False)
     state = torch.load(folder / STATE, weights_only=False)
     optimizer.load_state_dict(state["optimizer"])

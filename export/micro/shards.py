@@ -78,8 +78,14 @@ class PixelShards:
         from export.scenes.varied import model_view
 
         first = shard * SHARD
-        views = np.stack([np.asarray(model_view(example(self.seed, index, self.stream).image()), dtype=np.uint8)
-                          for index in range(first, first + SHARD)])
+        views = np.stack(
+            [
+                np.asarray(
+                    model_view(example(self.seed, index, self.stream).image()), dtype=np.uint8
+                )
+                for index in range(first, first + SHARD)
+            ]
+        )
         self.folder.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.npz")
         np.savez_compressed(partial, views=views)

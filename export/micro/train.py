@@ -45,13 +45,26 @@ CONFIGS = {"micro": MICRO, "small": SMALL, "base": BASE, "test": TEST_MICRO}
 RECIPE_FILE = "tiny_recipe.json"  # the name export.tiny.checkpoints gives a checkpoint's recipe
 SUMMARY_FILE = "train_summary.json"
 # What the training summary adds to the recipe: measurements of the run, not how it was trained.
-SUMMARY_ONLY = ("train_s", "s_per_step", "final_loss", "heldout_loss", "heldout_letter_acc",
-                "parameters", "torch_threads")
+SUMMARY_ONLY = (
+    "train_s",
+    "s_per_step",
+    "final_loss",
+    "heldout_loss",
+    "heldout_letter_acc",
+    "parameters",
+    "torch_threads",
+)
 DIRECT_FORMS = ("direct", "direct-text")  # forms whose target ends with the answer letter
 
 
-def batch_tensors(layout: Layout, form: str, seed: int, indices: range, scenes: str = "classic",
-                  shards: PixelShards | None = None):
+def batch_tensors(
+    layout: Layout,
+    form: str,
+    seed: int,
+    indices: range,
+    scenes: str = "classic",
+    shards: PixelShards | None = None,
+):
     """Pixels, ids, attention and loss masks for examples `indices` of scene stream `seed`.
 
     Pictures of any size become the 128 pixels libmtmd would give the model (model_view);
@@ -63,7 +76,9 @@ def batch_tensors(layout: Layout, form: str, seed: int, indices: range, scenes: 
     for index in indices:
         ex = example(seed, index, scenes)
         ids, start = layout.sequence(*training_pair(ex, form))
-        images.append(shards.pixels(index) if shards is not None else pixels(model_view(ex.image())))
+        images.append(
+            shards.pixels(index) if shards is not None else pixels(model_view(ex.image()))
+        )
         rows.append(ids)
         starts.append(start)
     width = max(len(r) for r in rows)
@@ -71,9 +86,9 @@ def batch_tensors(layout: Layout, form: str, seed: int, indices: range, scenes: 
     attention = torch.zeros((len(rows), width), dtype=torch.long)
     loss_mask = torch.zeros((len(rows), width), dtype=torch.bool)
     for i, (row, start) in enumerate(zip(rows, starts)):
-        ids[i, :len(row)] = torch.tensor(row)
-        attention[i, :len(row)] = 1
-        loss_mask[i, start:len(row)] = True  # every answer token and the closing eos
+        ids[i, : len(row)] = torch.tensor(row)
+        attention[i, : len(row)] = 1
+        loss_mask[i, start : len(row)] = True  # every answer token and the closing eos
     return torch.from_numpy(np.stack(images)), ids, attention, loss_mask
 
 
@@ -85,11 +100,28 @@ def learning_rate(step: int, steps: int, peak: float, warmup: int) -> float:
     return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def train(*, form: str, seed: int, out: Path, steps: int = 1200, batch: int = 16,
-          lr: float = 1e-3, warmup: int = 100, config: str = "micro", threads: int | None = None,
-          init: Path | None = None, tokenizer: Path | None = None, log_every: int = 25, eval_every: int = 200,
-          eval_size: int = 64, log=print, scenes: str = "classic", checkpoint_every: int = 100,
-          stop_at: float | None = None, pixel_cache: bool | Path = False) -> dict:
+def train(
+    *,
+    form: str,
+    seed: int,
+    out: Path,
+    steps: int = 1200,
+    batch: int = 16,
+    lr: float = 1e-3,
+    warmup: int = 100,
+    config: str = "micro",
+    threads: int | None = None,
+    init: Path | None = None,
+    tokenizer: Path | None = None,
+    log_every: int = 25,
+    eval_every: int = 200,
+    eval_size: int = 64,
+    log=print,
+    scenes: str = "classic",
+    checkpoint_every: int = 100,
+    stop_at: float | None = None,
+    pixel_cache: bool | Path = False,
+) -> dict:
     """Build the seeded random model (or start from the checkpoint `init`), train it on
     `form`, save it; return the summary.
 
@@ -135,14 +167,27 @@ def train(*, form: str, seed: int, out: Path, steps: int = 1200, batch: int = 16
     sequential_positions(model)
     model.train()
     layout = Layout(tokenizer, CONFIGS[config])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01,
-                                  betas=(0.9, 0.98), fused=True)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98), fused=True
+    )
     heldout = batch_tensors(layout, form, HELDOUT_SEED, range(eval_size), scenes)
-    shards = None if not pixel_cache else \
-        PixelShards(None if pixel_cache is True else Path(pixel_cache), TRAIN_SEED, scenes)
+    shards = (
+        None
+        if not pixel_cache
+        else PixelShards(None if pixel_cache is True else Path(pixel_cache), TRAIN_SEED, scenes)
+    )
     log_path = out / "train_log.jsonl"
-    settings = {"form": form, "seed": seed, "steps": steps, "batch": batch, "lr": lr, "warmup": warmup,
-                "config": config, "offset": offset, "scenes": scenes}
+    settings = {
+        "form": form,
+        "seed": seed,
+        "steps": steps,
+        "batch": batch,
+        "lr": lr,
+        "warmup": warmup,
+        "config": config,
+        "offset": offset,
+        "scenes": scenes,
+    }
     first_step, history = resume.load(resumed, model, optimizer, settings) if resumed else (0, [])
     started, window = time.perf_counter(), []
     with log_path.open("w", encoding="utf-8") as log_file:
@@ -152,7 +197,9 @@ def train(*, form: str, seed: int, out: Path, steps: int = 1200, batch: int = 16
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, steps, lr, warmup)
             first = offset + step * batch
-            data = batch_tensors(layout, form, TRAIN_SEED, range(first, first + batch), scenes, shards)
+            data = batch_tensors(
+                layout, form, TRAIN_SEED, range(first, first + batch), scenes, shards
+            )
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 loss = sequence_loss(model, *data, image_id=layout.image_id)
             optimizer.zero_grad(set_to_none=True)
@@ -162,9 +209,12 @@ def train(*, form: str, seed: int, out: Path, steps: int = 1200, batch: int = 16
             window.append(loss.item())
             entry = None
             if (step + 1) % log_every == 0 or step + 1 == steps:
-                entry = {"step": step + 1, "loss": round(sum(window) / len(window), 4),
-                         "lr": round(optimizer.param_groups[0]["lr"], 6),
-                         "elapsed_s": round(time.perf_counter() - started, 1)}
+                entry = {
+                    "step": step + 1,
+                    "loss": round(sum(window) / len(window), 4),
+                    "lr": round(optimizer.param_groups[0]["lr"], 6),
+                    "elapsed_s": round(time.perf_counter() - started, 1),
+                }
                 window = []
             if (step + 1) % eval_every == 0 or step + 1 == steps:
                 entry = entry or {"step": step + 1}
@@ -178,25 +228,45 @@ def train(*, form: str, seed: int, out: Path, steps: int = 1200, batch: int = 16
                 log(json.dumps(entry))
             if checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
                 resume.save(out, model, optimizer, step + 1, history, settings)
-            if stop_at is not None and (step + 1) % log_every == 0 and step + 1 < steps \
-                    and time.monotonic() >= stop_at:
+            if (
+                stop_at is not None
+                and (step + 1) % log_every == 0
+                and step + 1 < steps
+                and time.monotonic() >= stop_at
+            ):
                 resume.save(out, model, optimizer, step + 1, history, settings)
                 raise resume.Paused(out, step + 1, steps)
     elapsed = time.perf_counter() - started
     model.save_pretrained(hf_dir, safe_serialization=True)
     resume.clear(out)
-    recipe = {"arch": "idefics3", "trained": True, "random_weights": False, "form": form,
-              "seed": seed, "steps": steps, "batch": batch, "lr": lr, "warmup": warmup,
-              "config": config, "overrides": CONFIGS[config],
-              "data": "export.scenes train stream" + ("" if scenes == "classic" else f" ({scenes})"),
-              "examples_start": offset, "examples_end": offset + steps * batch,
-              "init": base}
+    recipe = {
+        "arch": "idefics3",
+        "trained": True,
+        "random_weights": False,
+        "form": form,
+        "seed": seed,
+        "steps": steps,
+        "batch": batch,
+        "lr": lr,
+        "warmup": warmup,
+        "config": config,
+        "overrides": CONFIGS[config],
+        "data": "export.scenes train stream" + ("" if scenes == "classic" else f" ({scenes})"),
+        "examples_start": offset,
+        "examples_end": offset + steps * batch,
+        "init": base,
+    }
     (hf_dir / RECIPE_FILE).write_text(json.dumps(recipe, sort_keys=True) + "\n")
-    summary = {**recipe, "train_s": round(elapsed, 1), "s_per_step": round(elapsed / max(1, steps - first_step), 3),
-               "final_loss": history[-1].get("loss"), "heldout_loss": history[-1]["heldout_loss"],
-               "heldout_letter_acc": history[-1].get("heldout_letter_acc"),
-               "parameters": sum(p.numel() for p in model.parameters()),
-               "torch_threads": torch.get_num_threads()}
+    summary = {
+        **recipe,
+        "train_s": round(elapsed, 1),
+        "s_per_step": round(elapsed / max(1, steps - first_step), 3),
+        "final_loss": history[-1].get("loss"),
+        "heldout_loss": history[-1]["heldout_loss"],
+        "heldout_letter_acc": history[-1].get("heldout_letter_acc"),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "torch_threads": torch.get_num_threads(),
+    }
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

@@ -50,20 +50,28 @@ def pipeline_contract() -> dict:
         "media_marker": MEDIA_MARKER,
         "image_prompt": "{media}\n{request}",
         "image_input": "RGB, 8 bits per channel, EXIF orientation applied, transparency composited "
-                       "over white (Pillow's alpha_composite)",
+        "over white (Pillow's alpha_composite)",
         "seed_offsets": dict(SEED_OFFSETS),
         "prefill_chunk": PREFILL_CHUNK,
         "hint_rule": {
-            "option_line": _pattern(hints._OPTION_LINE), "label": _pattern(hints._LABEL),
+            "option_line": _pattern(hints._OPTION_LINE),
+            "label": _pattern(hints._LABEL),
             "topics": [[phrase, list(cues)] for phrase, cues in hints.TOPICS],
             "fallback": 'the details needed to answer "{stem}"',
-            "empty": "the main objects in the image"},
+            "empty": "the main objects in the image",
+        },
         "answer_pattern": _pattern(ANSWER_PATTERN),
-        "sampler": {"order": ["repeat_penalty", "greedy | temperature", "top_k", "top_p", "min_p"],
-                    "repeat_window": REPEAT_WINDOW,
-                    "greedy": "the first maximal logit"},
-        "budget_forcing": {"open": THINK_OPEN, "close": THINK_CLOSE, "newline": "\n",
-                           "boost_from": BOOST_FROM},
+        "sampler": {
+            "order": ["repeat_penalty", "greedy | temperature", "top_k", "top_p", "min_p"],
+            "repeat_window": REPEAT_WINDOW,
+            "greedy": "the first maximal logit",
+        },
+        "budget_forcing": {
+            "open": THINK_OPEN,
+            "close": THINK_CLOSE,
+            "newline": "\n",
+            "boost_from": BOOST_FROM,
+        },
         "answer_cue": {"text": ANSWER_CUE},
     }
 
@@ -77,12 +85,19 @@ def stage_contract(folder: Path, role: str, entry: dict) -> dict:
         sessions["embed"] = settings["embed"]
     if entry.get("mmproj"):
         sessions["vision"] = Path(entry["mmproj"]).name
-    found = {"settings": settings, "sessions": sessions,
-             "n_ctx": min(int(entry.get("n_ctx") or settings["max_positions"]), int(settings["max_positions"]))}
+    found = {
+        "settings": settings,
+        "sessions": sessions,
+        "n_ctx": min(
+            int(entry.get("n_ctx") or settings["max_positions"]), int(settings["max_positions"])
+        ),
+    }
     if role == "reasoning":
         found["thinking"] = bool(entry.get("thinking"))
     if settings.get("vision"):
-        found["preprocessing"] = preprocessing(settings["vision"], folder / role / sessions["vision"])
+        found["preprocessing"] = preprocessing(
+            settings["vision"], folder / role / sessions["vision"]
+        )
     return found
 
 
@@ -94,7 +109,9 @@ def preprocessing(vision: dict, graph: Path) -> dict:
     if kind == "llava_onevision":
         spelled["resample"] = BICUBIC
     elif kind == "idefics3":
-        spelled["resample"] = LANCZOS if vision.get("layout") == "mtmd" else int(vision.get("resample", LANCZOS))
+        spelled["resample"] = (
+            LANCZOS if vision.get("layout") == "mtmd" else int(vision.get("resample", LANCZOS))
+        )
     if "resample" in spelled:
         import PIL
 

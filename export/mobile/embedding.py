@@ -21,7 +21,9 @@ What the installed onnxruntime (1.32) offers, and why it is used this way:
 
 from __future__ import annotations
 
-BLOCK = 32  # the MatMul pass's block (export/onnx/text.py INT8_BLOCK): a shared weight has one layout
+BLOCK = (
+    32  # the MatMul pass's block (export/onnx/text.py INT8_BLOCK): a shared weight has one layout
+)
 
 
 def find_table(model) -> str | None:
@@ -29,8 +31,14 @@ def find_table(model) -> str | None:
     from onnx import TensorProto
 
     floats = (TensorProto.FLOAT, TensorProto.FLOAT16)
-    tables = {t.name: t for t in model.graph.initializer if len(t.dims) == 2 and t.data_type in floats}
-    gathered = [tables[n.input[0]] for n in model.graph.node if n.op_type == "Gather" and n.input[0] in tables]
+    tables = {
+        t.name: t for t in model.graph.initializer if len(t.dims) == 2 and t.data_type in floats
+    }
+    gathered = [
+        tables[n.input[0]]
+        for n in model.graph.node
+        if n.op_type == "Gather" and n.input[0] in tables
+    ]
     if not gathered:
         return None
     return max(gathered, key=lambda t: t.dims[0] * t.dims[1]).name
@@ -48,10 +56,15 @@ def why_not(model, table: str | None) -> str | None:
     hidden = _initializer(model, table).dims[1]
     if hidden % BLOCK:
         return f"its rows ({hidden}) are not whole blocks of {BLOCK}"
-    readers = [f"{n.op_type} {n.name}" for n in model.graph.node
-               if table in n.input and n is not gather and n.op_type != "Transpose"]
+    readers = [
+        f"{n.op_type} {n.name}"
+        for n in model.graph.node
+        if table in n.input and n is not gather and n.op_type != "Transpose"
+    ]
     if readers:
-        return f"the table is also read by {', '.join(readers)}: a quantized Gather would add a copy"
+        return (
+            f"the table is also read by {', '.join(readers)}: a quantized Gather would add a copy"
+        )
     return None
 
 
@@ -93,22 +106,43 @@ def quantize_gather(model, table: str, bits: int, folded: list[str]) -> dict:
     scales_3d = numpy_helper.from_array(scale_array.reshape(vocab, -1, 1), f"{table}_gather_scales")
     gather = _gather(model, table)
     # [*indices, blocks, 32] → [*indices, hidden]; a 0 keeps the input's dim (input_ids' batch, sequence)
-    shape = numpy_helper.from_array(np.array([0] * _indices_rank(model, gather) + [hidden], np.int64),
-                                    f"{table}_gather_shape")
+    shape = numpy_helper.from_array(
+        np.array([0] * _indices_rank(model, gather) + [hidden], np.int64), f"{table}_gather_shape"
+    )
     rows = f"{gather.output[0]}_blocks"
-    nodes = [helper.make_node("GatherBlockQuantized", [data, gather.input[1], scales_3d.name], [rows],
-                              name=f"{gather.name}_Q{bits}", domain="com.microsoft", gather_axis=0,
-                              quantize_axis=2, block_size=BLOCK, bits=bits),
-             helper.make_node("Reshape", [rows, shape.name], [gather.output[0]], name=f"{gather.name}_rows")]
+    nodes = [
+        helper.make_node(
+            "GatherBlockQuantized",
+            [data, gather.input[1], scales_3d.name],
+            [rows],
+            name=f"{gather.name}_Q{bits}",
+            domain="com.microsoft",
+            gather_axis=0,
+            quantize_axis=2,
+            block_size=BLOCK,
+            bits=bits,
+        ),
+        helper.make_node(
+            "Reshape", [rows, shape.name], [gather.output[0]], name=f"{gather.name}_rows"
+        ),
+    ]
     _replace(model, gather, nodes)
     model.graph.initializer.extend([scales_3d, shape])
     _drop_initializer(model, table)
-    done = {"op": "GatherBlockQuantized", "bits": bits, "block_size": BLOCK, "symmetric": True,
-            "shape": [vocab, hidden], "data": f"uint8 {list(_initializer(model, data).dims)}, MatMulNBits' layout",
-            "by": "onnxruntime.quantization.matmul_nbits_quantizer (DefaultWeightOnlyQuantizer)"}
+    done = {
+        "op": "GatherBlockQuantized",
+        "bits": bits,
+        "block_size": BLOCK,
+        "symmetric": True,
+        "shape": [vocab, hidden],
+        "data": f"uint8 {list(_initializer(model, data).dims)}, MatMulNBits' layout",
+        "by": "onnxruntime.quantization.matmul_nbits_quantizer (DefaultWeightOnlyQuantizer)",
+    }
     if shared is not None:
-        done["tied_output"] = (f"one copy: the output matrix's MatMulNBits {bits}-bit weight is also the "
-                               "Gather's data (only the scales are stored twice)")
+        done["tied_output"] = (
+            f"one copy: the output matrix's MatMulNBits {bits}-bit weight is also the "
+            "Gather's data (only the scales are stored twice)"
+        )
     return done
 
 
@@ -135,7 +169,9 @@ def _quantize_rows(model, table: str, bits: int):
     )
 
     weights = numpy_helper.to_array(_initializer(model, table))
-    quantizer = DefaultWeightOnlyQuantizer(DefaultWeightOnlyQuantConfig(block_size=BLOCK, is_symmetric=True, bits=bits))
+    quantizer = DefaultWeightOnlyQuantizer(
+        DefaultWeightOnlyQuantConfig(block_size=BLOCK, is_symmetric=True, bits=bits)
+    )
     packed, scales, _ = quantizer.qbits_block_quant(np.ascontiguousarray(weights.T))
     model.graph.initializer.append(numpy_helper.from_array(packed, f"{table}_Q{bits}"))
     return f"{table}_Q{bits}", scales
@@ -144,13 +180,17 @@ def _quantize_rows(model, table: str, bits: int):
 def _matmul_weight(model, folded: list[str]):
     """The MatMulNBits node the MatMul pass made of a folded output matrix, or None."""
     for node in model.graph.node:
-        if node.op_type == "MatMulNBits" and any(node.input[1].startswith(f"{name}_Q") for name in folded):
+        if node.op_type == "MatMulNBits" and any(
+            node.input[1].startswith(f"{name}_Q") for name in folded
+        ):
             return node
     return None
 
 
 def _gather(model, table: str):
-    return next((n for n in model.graph.node if n.op_type == "Gather" and n.input[0] == table), None)
+    return next(
+        (n for n in model.graph.node if n.op_type == "Gather" and n.input[0] == table), None
+    )
 
 
 def _initializer(model, name: str):
@@ -161,7 +201,7 @@ def _replace(model, old, new: list) -> None:
     nodes = list(model.graph.node)
     at = nodes.index(old)
     del model.graph.node[:]
-    model.graph.node.extend(nodes[:at] + new + nodes[at + 1:])
+    model.graph.node.extend(nodes[:at] + new + nodes[at + 1 :])
 
 
 def _drop_initializer(model, name: str) -> None:

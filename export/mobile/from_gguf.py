@@ -20,8 +20,10 @@ from export.micro.from_gguf import MMPROJ, TEXT, is_micro_folder, micro_checkpoi
 LLAMA_CPP = "llama.cpp"
 # Where `edge-et export release --publish` puts the micro models (the demo's is extract/).
 MICRO_MODELS = Path(__file__).resolve().parents[2] / "models" / "micro"
-SUPPORTED = ("a GGUF bundle whose perception is edge-et's micro model (models/micro/*) and whose "
-             "reasoner is a text GGUF transformers reads (llama, qwen2, qwen3, ...)")
+SUPPORTED = (
+    "a GGUF bundle whose perception is edge-et's micro model (models/micro/*) and whose "
+    "reasoner is a text GGUF transformers reads (llama, qwen2, qwen3, ...)"
+)
 
 
 def is_gguf_bundle(source: Bundle) -> bool:
@@ -34,8 +36,10 @@ def float_checkpoints(source: Bundle, *, step=lambda label: None) -> dict[str, P
     found = {}
     for stage in source.stages():
         if stage.backend != LLAMA_CPP:
-            raise InputError(f"the {stage.role} stage of '{source.name}' runs on {stage.backend}, "
-                             f"the other on llama.cpp; export mobile takes {SUPPORTED}, or an ONNX bundle")
+            raise InputError(
+                f"the {stage.role} stage of '{source.name}' runs on {stage.backend}, "
+                f"the other on llama.cpp; export mobile takes {SUPPORTED}, or an ONNX bundle"
+            )
         if stage.role == "perception":
             found["perception"] = micro_checkpoint(_micro_folder(source, stage), step=step)
         else:
@@ -54,8 +58,12 @@ def _micro_folder(source: Bundle, stage: StageSpec) -> Path:
             return here
         wanted = [sha256_file(path) for path in files]
         for folder in sorted(MICRO_MODELS.iterdir()) if MICRO_MODELS.is_dir() else []:
-            if is_micro_folder(folder) and wanted == [sha256_file(folder / n) for n in (TEXT, MMPROJ)]:
+            if is_micro_folder(folder) and wanted == [
+                sha256_file(folder / n) for n in (TEXT, MMPROJ)
+            ]:
                 return folder
-    raise InputError(f"the perception stage of '{source.name}' ({stage.model_path.name}) is not one of "
-                     f"edge-et's micro models in {MICRO_MODELS}; export mobile takes {SUPPORTED} "
-                     "(or give --perception HF_DIR)")
+    raise InputError(
+        f"the perception stage of '{source.name}' ({stage.model_path.name}) is not one of "
+        f"edge-et's micro models in {MICRO_MODELS}; export mobile takes {SUPPORTED} "
+        "(or give --perception HF_DIR)"
+    )

@@ -37,8 +37,13 @@ def quantized_bits(path: Path) -> int | None:
     return None
 
 
-def quantize_reasoner(src: Path, dst: Path, quant: str, embedding_quant: str = DEFAULT_EMBEDDING,
-                      accuracy_level: int | None = None) -> dict:
+def quantize_reasoner(
+    src: Path,
+    dst: Path,
+    quant: str,
+    embedding_quant: str = DEFAULT_EMBEDDING,
+    accuracy_level: int | None = None,
+) -> dict:
     """`src` (the reasoning decoder) at `quant`, its token embedding at `embedding_quant` (a key of
     EMBEDDINGS), written to `dst`; what was done to the decoder (in words) and to the embedding
     (export/mobile/embedding.py). `accuracy_level`: MatMulNBits' compute type for every node
@@ -52,8 +57,10 @@ def quantize_reasoner(src: Path, dst: Path, quant: str, embedding_quant: str = D
     bits = QUANT_BITS[quant]
     already = quantized_bits(src)
     if already is not None and already != bits:
-        raise ExportError(f"the reasoning decoder is already {already}-bit; a {quant} package needs "
-                          "the float weights: export the ONNX bundle with --quant fp32 (or fp16)")
+        raise ExportError(
+            f"the reasoning decoder is already {already}-bit; a {quant} package needs "
+            "the float weights: export the ONNX bundle with --quant fp32 (or fp16)"
+        )
     model = onnx.load(str(src))
     table = embedding.find_table(model)
     dims = _dims(model, table)
@@ -61,18 +68,31 @@ def quantize_reasoner(src: Path, dst: Path, quant: str, embedding_quant: str = D
     why = "--embedding float" if table_bits is None else embedding.why_not(model, table)
     # Untied only for a quantized embedding: beside a float table, a quantized output matrix adds bytes.
     folded = embedding.untie_output(model, table) if why is None else []
-    if folded and table_bits != bits:  # the tied output matrix at the embedding's bits: one weight for both
+    if (
+        folded and table_bits != bits
+    ):  # the tied output matrix at the embedding's bits: one weight for both
         model = _quantize_matmuls(model, table_bits, only=folded)
     model = _quantize_matmuls(model, bits)
-    done = embedding.kept_float(dims, why) if why else embedding.quantize_gather(model, table, table_bits, folded)
+    done = (
+        embedding.kept_float(dims, why)
+        if why
+        else embedding.quantize_gather(model, table, table_bits, folded)
+    )
     level = onnx_text.INT8_ACCURACY_LEVEL if accuracy_level is None else accuracy_level
     if accuracy_level is not None:
         set_accuracy_level(model, accuracy_level)
     onnx_text.save(model, dst)
-    how = (f"already {quant} (MatMulNBits {bits}-bit): kept, accuracy level {level}" if already else
-           f"MatMulNBits {bits}-bit, blocks of {onnx_text.INT8_BLOCK}, symmetric, "
-           f"accuracy level {level}")
-    words = "token embedding kept float" if why else f"token embedding GatherBlockQuantized {table_bits}-bit"
+    how = (
+        f"already {quant} (MatMulNBits {bits}-bit): kept, accuracy level {level}"
+        if already
+        else f"MatMulNBits {bits}-bit, blocks of {onnx_text.INT8_BLOCK}, symmetric, "
+        f"accuracy level {level}"
+    )
+    words = (
+        "token embedding kept float"
+        if why
+        else f"token embedding GatherBlockQuantized {table_bits}-bit"
+    )
     return {"decoder": f"{how}; {words}", "embedding": done}
 
 
@@ -102,9 +122,13 @@ def _quantize_matmuls(model, bits: int, only: list[str] | None = None):
         MatMulNBitsQuantizer,
     )
 
-    config = DefaultWeightOnlyQuantConfig(block_size=onnx_text.INT8_BLOCK, is_symmetric=True, bits=bits,
-                                          accuracy_level=onnx_text.INT8_ACCURACY_LEVEL,
-                                          op_types_to_quantize=("MatMul",))
+    config = DefaultWeightOnlyQuantConfig(
+        block_size=onnx_text.INT8_BLOCK,
+        is_symmetric=True,
+        bits=bits,
+        accuracy_level=onnx_text.INT8_ACCURACY_LEVEL,
+        op_types_to_quantize=("MatMul",),
+    )
     logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
     others = []
     if only is not None:  # the quantizer excludes by node name: an unnamed MatMul gets one
@@ -138,9 +162,12 @@ def fix_vision_shapes(src: Path, dst: Path, kind: str) -> dict:
     model = onnx.load(str(src))
     if kind not in FIXED_BATCH_KINDS:
         copy_graph(src, dst)
-        return {"fixed": False, "inputs": _shapes(model),
-                "why": f"{kind}: the number of patches follows the picture, so the input stays "
-                       "dynamic (NNAPI and CoreML then leave it to the CPU)"}
+        return {
+            "fixed": False,
+            "inputs": _shapes(model),
+            "why": f"{kind}: the number of patches follows the picture, so the input stays "
+            "dynamic (NNAPI and CoreML then leave it to the CPU)",
+        }
     batch = model.graph.input[0].type.tensor_type.shape.dim[0]
     if batch.dim_param:
         make_dim_param_fixed(model.graph, batch.dim_param, VIEWS_PER_CALL)
@@ -150,5 +177,7 @@ def fix_vision_shapes(src: Path, dst: Path, kind: str) -> dict:
 
 
 def _shapes(model) -> dict:
-    return {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
-            for i in model.graph.input}
+    return {
+        i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
+        for i in model.graph.input
+    }

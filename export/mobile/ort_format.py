@@ -38,10 +38,19 @@ def convert_folder(folder: Path, *, timeout: float = 3600) -> dict:
 
     check_fits_ort_format(folder)
     env = {**os.environ, "ORT_CONVERT_ONNX_MODELS_TO_ORT_OPTIMIZATION_LEVEL": OPTIMIZATION_LEVEL}
-    command = [sys.executable, "-m", "onnxruntime.tools.convert_onnx_models_to_ort", str(folder),
-               "--optimization_style", "Fixed", "--target_platform", "arm"]
-    done = subprocess.run(command, check=False, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    command = [
+        sys.executable,
+        "-m",
+        "onnxruntime.tools.convert_onnx_models_to_ort",
+        str(folder),
+        "--optimization_style",
+        "Fixed",
+        "--target_platform",
+        "arm",
+    ]
+    done = subprocess.run(
+        command, check=False, env=env, capture_output=True, text=True, timeout=timeout
+    )
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise ExportError(f"onnxruntime's ORT-format conversion failed: {tail[0]}")
@@ -49,11 +58,14 @@ def convert_folder(folder: Path, *, timeout: float = 3600) -> dict:
     config = folder / OPS_CONFIG
     (folder / f"required_operators.{OPTIMIZATION_LEVEL}.config").replace(config)
     _relative_comments(config, folder)
-    return {"onnxruntime_version": onnxruntime.__version__,
-            "needs": f"onnxruntime {onnxruntime.__version__} or newer (the ORT format is read by "
-                     "the same or a later ONNX Runtime)",
-            "optimization": f"{OPTIMIZATION_LEVEL} (Fixed), target platform arm",
-            "ops_config": OPS_CONFIG, "graphs": converted}
+    return {
+        "onnxruntime_version": onnxruntime.__version__,
+        "needs": f"onnxruntime {onnxruntime.__version__} or newer (the ORT format is read by "
+        "the same or a later ONNX Runtime)",
+        "optimization": f"{OPTIMIZATION_LEVEL} (Fixed), target platform arm",
+        "ops_config": OPS_CONFIG,
+        "graphs": converted,
+    }
 
 
 def check_fits_ort_format(folder: Path) -> None:
@@ -61,9 +73,11 @@ def check_fits_ort_format(folder: Path) -> None:
     for graph in sorted(Path(folder).rglob("*.onnx")):
         size = total_bytes(graph)
         if size > ORT_FORMAT_MAX_BYTES:
-            raise ExportError(f"{graph.relative_to(folder)} is {size / 2**30:.2f} GiB with its weights; an "
-                              f"ORT-format file holds at most 2 GiB: package it with fewer bits (--quant int4), "
-                              "a quantized token embedding (--embedding int8 or int4) or a smaller model")
+            raise ExportError(
+                f"{graph.relative_to(folder)} is {size / 2**30:.2f} GiB with its weights; an "
+                f"ORT-format file holds at most 2 GiB: package it with fewer bits (--quant int4), "
+                "a quantized token embedding (--embedding int8 or int4) or a smaller model"
+            )
 
 
 def _settle(folder: Path) -> list[str]:
@@ -73,8 +87,11 @@ def _settle(folder: Path) -> list[str]:
         final = ort.with_name(ort.name.replace(f".{OPTIMIZATION_LEVEL}.ort", ".ort"))
         ort.replace(final)
         source = final.with_suffix(".onnx")
-        for path in (source, source.with_name(source.name + "_data"),
-                     source.with_name(source.name + ".data")):
+        for path in (
+            source,
+            source.with_name(source.name + "_data"),
+            source.with_name(source.name + ".data"),
+        ):
             path.unlink(missing_ok=True)
         converted.append(final.relative_to(folder).as_posix())
     if not converted:

@@ -43,17 +43,29 @@ def check_choices(target: str, quant: str, embedding: str = graphs.DEFAULT_EMBED
         raise InputError(f"--embedding {embedding!r}: choose one of {', '.join(graphs.EMBEDDINGS)}")
 
 
-def export_mobile(*, out: Path, bundle: Path | None = None, perception: Path | None = None,
-                  reasoning: Path | None = None, target: str = "android", quant: str = "int4",
-                  embedding: str = graphs.DEFAULT_EMBEDDING, name: str | None = None, force: bool = False,
-                  web: bool = False, step: StepReporter = lambda label: None) -> dict:
+def export_mobile(
+    *,
+    out: Path,
+    bundle: Path | None = None,
+    perception: Path | None = None,
+    reasoning: Path | None = None,
+    target: str = "android",
+    quant: str = "int4",
+    embedding: str = graphs.DEFAULT_EMBEDDING,
+    name: str | None = None,
+    force: bool = False,
+    web: bool = False,
+    step: StepReporter = lambda label: None,
+) -> dict:
     """Write the mobile package of `bundle` (or of the checkpoints) to `out`; returns mobile.json.
     `embedding`: the reasoner's token embedding, int8, int4 or float (graphs.EMBEDDINGS).
     `web`: for a web page (ONNX Runtime Web): the reasoner computes in fp32 as WebAssembly
     does, and mobile.json gains its `web` section (export/mobile/web.py)."""
     check_choices(target, quant, embedding)
     if (bundle is None) == (perception is None and reasoning is None):
-        raise InputError("give --bundle ONNX_OR_GGUF_BUNDLE, or --perception/--reasoning HF_DIR (not both)")
+        raise InputError(
+            "give --bundle ONNX_OR_GGUF_BUNDLE, or --perception/--reasoning HF_DIR (not both)"
+        )
     for role, folder in (("perception", perception), ("reasoning", reasoning)):
         if folder is not None:  # checked before any work, as `export gguf` and `export onnx` do
             arch_spec_for(Path(folder), role)
@@ -66,29 +78,44 @@ def export_mobile(*, out: Path, bundle: Path | None = None, perception: Path | N
         if bundle is None:
             bundle = _float_bundle(scratch / "source", perception, reasoning, step=step)
         elif is_gguf_bundle(gguf := Bundle.load(bundle)):
-            bundle = _float_bundle(scratch / "source", name=gguf.name, step=step,
-                                   **float_checkpoints(gguf, step=step))
+            bundle = _float_bundle(
+                scratch / "source", name=gguf.name, step=step, **float_checkpoints(gguf, step=step)
+            )
             settings = gguf
         source = _onnx_bundle(bundle)
         if settings is not None:
             # The float ONNX bundle in between has no settings of its own: the package decodes
             # and prompts as the GGUF bundle does (the demo's reasoner is greedy, 384 tokens;
             # without this the package sampled at the paper's 0.7).
-            source.prompts, source.decoding, source.memory = settings.prompts, settings.decoding, settings.memory
+            source.prompts, source.decoding, source.memory = (
+                settings.prompts,
+                settings.decoding,
+                settings.memory,
+            )
         package = scratch / "package"
-        data = build_package(source, package, target=target, quant=quant, embedding=embedding,
-                             name=name or out.name, step=step, web=web)
+        data = build_package(
+            source,
+            package,
+            target=target,
+            quant=quant,
+            embedding=embedding,
+            name=name or out.name,
+            step=step,
+            web=web,
+        )
         publish_directory(package, out)
     return data
 
 
-def _float_bundle(out: Path, perception=None, reasoning=None, *, name: str | None = None,
-                  step: StepReporter) -> Path:
+def _float_bundle(
+    out: Path, perception=None, reasoning=None, *, name: str | None = None, step: StepReporter
+) -> Path:
     from export.onnx.pipeline import export_onnx
 
     step("exporting the checkpoints to a float ONNX bundle first")
-    export_onnx(out=out, perception=perception, reasoning=reasoning, quant="fp32", name=name,
-                step=step)
+    export_onnx(
+        out=out, perception=perception, reasoning=reasoning, quant="fp32", name=name, step=step
+    )
     return out
 
 
@@ -96,14 +123,25 @@ def _onnx_bundle(path: Path) -> Bundle:
     source = Bundle.load(path)
     for stage in source.stages():
         if stage.backend != "onnx":
-            raise InputError(f"the {stage.role} stage of '{source.name}' runs on {stage.backend}; "
-                             "export mobile takes an ONNX bundle (`edge-et export onnx`) or a GGUF "
-                             "bundle of edge-et's micro perception and a transformers-readable reasoner")
+            raise InputError(
+                f"the {stage.role} stage of '{source.name}' runs on {stage.backend}; "
+                "export mobile takes an ONNX bundle (`edge-et export onnx`) or a GGUF "
+                "bundle of edge-et's micro perception and a transformers-readable reasoner"
+            )
     return source
 
 
-def build_package(source: Bundle, package: Path, *, target: str, quant: str, embedding: str,
-                  name: str, step: StepReporter, web: bool = False) -> dict:
+def build_package(
+    source: Bundle,
+    package: Path,
+    *,
+    target: str,
+    quant: str,
+    embedding: str,
+    name: str,
+    step: StepReporter,
+    web: bool = False,
+) -> dict:
     """Everything of the package in the folder `package` (not yet published)."""
     stages, entries = {}, {}
     level = WEB_ACCURACY_LEVEL if web else None
@@ -116,21 +154,39 @@ def build_package(source: Bundle, package: Path, *, target: str, quant: str, emb
     conversion = convert_folder(package)
     for spec in source.stages():
         entries[spec.role] = _settle_stage(spec, package / spec.role, quant, stages[spec.role])
-    manifest.write_bundle(package, name=name, source=source, entries=entries,
-                          description=f"mobile package ({target}, reasoner {quant}) of "
-                                      f"'{source.name}': ORT-format graphs")
+    manifest.write_bundle(
+        package,
+        name=name,
+        source=source,
+        entries=entries,
+        description=f"mobile package ({target}, reasoner {quant}) of "
+        f"'{source.name}': ORT-format graphs",
+    )
     step("parity against the source bundle (subprocess)")
-    parity = _worker("mobile-parity", {"source": str(source.path), "package": str(package),
-                                       "quant": quant})
+    parity = _worker(
+        "mobile-parity", {"source": str(source.path), "package": str(package), "quant": quant}
+    )
     manifest.write_json(package / PARITY_FILE, parity)
     rss = {}
     for role in entries:
         step(f"{role}: peak RSS of the stage alone (subprocess)")
         rss[role] = _worker("mobile-rss", {"package": str(package), "role": role})
-    return json.loads(manifest.write_mobile(
-        package, name=name, target=target, quant=quant, source=source, conversion=conversion,
-        embedding=stages.get("reasoning", {}).get("embedding"), entries=entries,
-        web=web_section(package, entries) if web else None, stages=stages, parity=_verdicts(parity), rss=rss).read_text())
+    return json.loads(
+        manifest.write_mobile(
+            package,
+            name=name,
+            target=target,
+            quant=quant,
+            source=source,
+            conversion=conversion,
+            embedding=stages.get("reasoning", {}).get("embedding"),
+            entries=entries,
+            web=web_section(package, entries) if web else None,
+            stages=stages,
+            parity=_verdicts(parity),
+            rss=rss,
+        ).read_text()
+    )
 
 
 def _stage_graphs(spec, folder: Path, quant: str, embedding: str, level: int | None = None) -> dict:
@@ -143,8 +199,11 @@ def _stage_graphs(spec, folder: Path, quant: str, embedding: str, level: int | N
             shutil.copyfile(source / name, folder / name)
     record = {"config": STAGE_CONFIG, "tokenizer": config.get("tokenizer", "tokenizer.json")}
     if spec.role == "reasoning":
-        record.update(graphs.quantize_reasoner(spec.model_path, folder / "decoder.onnx", quant, embedding,
-                                               accuracy_level=level))
+        record.update(
+            graphs.quantize_reasoner(
+                spec.model_path, folder / "decoder.onnx", quant, embedding, accuracy_level=level
+            )
+        )
         return record
     graphs.copy_graph(spec.model_path, folder / "decoder.onnx")
     record["decoder"] = f"{config.get('quant', 'fp32')}, as exported"
@@ -183,10 +242,14 @@ def _settle_stage(spec, folder: Path, quant: str, record: dict) -> dict:
     role = spec.role
     files = sorted(p.name for p in folder.iterdir() if p.is_file())
     main = {"decoder.ort", "vision.ort", STAGE_CONFIG}
-    entry = {"backend": "onnx", "model": f"{role}/decoder.ort", "arch": spec.arch,
-             "extra_files": [f"{role}/{f}" for f in files if f not in main],
-             "random_weights": spec.random_weights,
-             "source": f"{spec.source}; as a mobile package (ORT format)"}
+    entry = {
+        "backend": "onnx",
+        "model": f"{role}/decoder.ort",
+        "arch": spec.arch,
+        "extra_files": [f"{role}/{f}" for f in files if f not in main],
+        "random_weights": spec.random_weights,
+        "source": f"{spec.source}; as a mobile package (ORT format)",
+    }
     if spec.n_ctx:
         entry["n_ctx"] = spec.n_ctx
     if role == "perception":
@@ -206,9 +269,17 @@ def _worker(kind: str, request: dict) -> dict:
 
 def _verdicts(parity: dict) -> dict:
     """Per role: passes, bounds, failures and the headline numbers (parity.json has the rest)."""
-    return {role: {"passes": s["passes"], "bounds": s["bounds"], "failures": s["failures"],
-                   "rel_rms": s["text"].get("rel_rms"), "argmax_agreement": s["text"].get("argmax_agreement"),
-                   "greedy_equal": s["greedy"]["equal"], "greedy_first_diff": s["greedy"]["first_diff"],
-                   **({"image_cosine": s["vision"].get("cosine")} if "vision" in s else {}),
-                   "file": PARITY_FILE}
-            for role, s in parity.items()}
+    return {
+        role: {
+            "passes": s["passes"],
+            "bounds": s["bounds"],
+            "failures": s["failures"],
+            "rel_rms": s["text"].get("rel_rms"),
+            "argmax_agreement": s["text"].get("argmax_agreement"),
+            "greedy_equal": s["greedy"]["equal"],
+            "greedy_first_diff": s["greedy"]["first_diff"],
+            **({"image_cosine": s["vision"].get("cosine")} if "vision" in s else {}),
+            "file": PARITY_FILE,
+        }
+        for role, s in parity.items()
+    }

@@ -13,9 +13,11 @@ import logging
 import re
 from pathlib import Path
 
-XNNPACK_NOTE = ("not checked: ONNX Runtime's usability checker knows NNAPI and CoreML only; "
-                "XNNPACK takes the float Conv/MatMul/Gemm-style nodes it supports and leaves the "
-                "rest (MatMulNBits included) to the CPU provider")
+XNNPACK_NOTE = (
+    "not checked: ONNX Runtime's usability checker knows NNAPI and CoreML only; "
+    "XNNPACK takes the float Conv/MatMul/Gemm-style nodes it supports and leaves the "
+    "rest (MatMulNBits included) to the CPU provider"
+)
 _SECTION = re.compile(r"^Checking (NNAPI|CoreML NeuralNetwork|CoreML MLProgram)\s*$")
 _PARTITIONS = re.compile(r"(\d+) partitions with a total of (\d+)/(\d+) nodes")
 _UNSUPPORTED = re.compile(r"Unsupported ops: (.*)$")
@@ -53,8 +55,11 @@ def parse_checker_log(log: str) -> dict:
         elif current is None:
             continue
         elif (parts := _PARTITIONS.search(line)) is not None:
-            current.update(partitions=int(parts.group(1)), nodes=int(parts.group(2)),
-                           of_nodes=int(parts.group(3)))
+            current.update(
+                partitions=int(parts.group(1)),
+                nodes=int(parts.group(2)),
+                of_nodes=int(parts.group(3)),
+            )
         elif (ops := _UNSUPPORTED.search(line)) is not None:
             current["unsupported_ops"] = [op for op in ops.group(1).split(",") if op]
         elif (verdict := _VERDICT.search(line)) is not None:

@@ -27,8 +27,9 @@ TESTED_WITH = "onnxruntime-web 1.31.1 (web/package-lock.json)"
 
 def web_section(package: Path, entries: dict[str, dict]) -> dict:
     """The `web` section of mobile.json for the package in `package`."""
-    graph_bytes = {role: sum(p.stat().st_size for p in (package / role).glob("*.ort"))
-                   for role in entries}
+    graph_bytes = {
+        role: sum(p.stat().st_size for p in (package / role).glob("*.ort")) for role in entries
+    }
     return {
         "runtime": "onnxruntime-web, execution provider 'wasm' (WebAssembly CPU kernels)",
         "tested_with": TESTED_WITH,
@@ -36,11 +37,11 @@ def web_section(package: Path, entries: dict[str, dict]) -> dict:
         "matmul_accuracy_level": WEB_ACCURACY_LEVEL,
         "graph_optimization": "all",
         "threads": "ort.env.wasm.numThreads > 1 needs a cross-origin isolated page (headers "
-                   "Cross-Origin-Opener-Policy: same-origin, Cross-Origin-Embedder-Policy: "
-                   "require-corp); otherwise one thread",
+        "Cross-Origin-Opener-Policy: same-origin, Cross-Origin-Embedder-Policy: "
+        "require-corp); otherwise one thread",
         "wasm_memory_limit_bytes": WASM_MEMORY_LIMIT,
         "graph_bytes": graph_bytes,
         "memory": "every session of a page shares one WebAssembly heap of at most 4 GiB: both "
-                  "stages' graphs, the weights ONNX Runtime prepacks, KV caches and activations "
-                  "must fit in it together (measured for the demo package: docs/mobile.md)",
+        "stages' graphs, the weights ONNX Runtime prepacks, KV caches and activations "
+        "must fit in it together (measured for the demo package: docs/mobile.md)",
     }

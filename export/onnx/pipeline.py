@@ -36,16 +36,20 @@ from export.pipeline import (
     StepReporter,
     arch_spec_for,
     check_output,
-    check_quant as check_choice,
     element_count,
     is_thinking,
+)
+from export.pipeline import (
+    check_quant as check_choice,
 )
 
 QUANTS = onnx_text.QUANTS
 # model_type → module whose export_decoder(hf_dir, decoder, embed) traces the language model
 # itself, where optimum-onnx has no export for it.
-OWN_DECODERS = {"qwen2_vl": "export.onnx.qwen2vl_decoder",
-                "qwen2_5_vl": "export.onnx.qwen2vl_decoder"}
+OWN_DECODERS = {
+    "qwen2_vl": "export.onnx.qwen2vl_decoder",
+    "qwen2_5_vl": "export.onnx.qwen2vl_decoder",
+}
 DEFAULT_CTX = {"perception": 4096, "reasoning": 8192}
 
 
@@ -53,15 +57,19 @@ def _require_toolchain() -> None:
     """One line naming the missing package (the `export` extra carries all of them)."""
     from importlib.util import find_spec
 
-    for module, dist in (("optimum.exporters.onnx", "optimum-onnx"), ("onnx", "onnx"),
-                         ("onnxruntime", "onnxruntime")):
+    for module, dist in (
+        ("optimum.exporters.onnx", "optimum-onnx"),
+        ("onnx", "onnx"),
+        ("onnxruntime", "onnxruntime"),
+    ):
         try:
             found = find_spec(module) is not None
         except ModuleNotFoundError:
             found = False
         if not found:
-            raise MissingExtra(f"the ONNX export needs '{dist}': pip install 'edge-et[export]'",
-                               extra="export")
+            raise MissingExtra(
+                f"the ONNX export needs '{dist}': pip install 'edge-et[export]'", extra="export"
+            )
 
 
 def check_quant(quant: str) -> str:
@@ -69,11 +77,20 @@ def check_quant(quant: str) -> str:
     return check_choice(quant, QUANTS, "--quant", " for ONNX")
 
 
-def export_onnx(*, out: Path, perception: Path | None = None, reasoning: Path | None = None,
-                quant: str = "int8", validate: bool = True, name: str | None = None,
-                force: bool = False, n_ctx: int | None = None, image_layout: str | None = None,
-                perception_quant: str | None = None,
-                step: StepReporter = lambda label: None) -> ExportReport:
+def export_onnx(
+    *,
+    out: Path,
+    perception: Path | None = None,
+    reasoning: Path | None = None,
+    quant: str = "int8",
+    validate: bool = True,
+    name: str | None = None,
+    force: bool = False,
+    n_ctx: int | None = None,
+    image_layout: str | None = None,
+    perception_quant: str | None = None,
+    step: StepReporter = lambda label: None,
+) -> ExportReport:
     """Export one or both checkpoints into an ONNX bundle at `out`; returns what was written.
 
     `image_layout` ("hf" or "mtmd", Idefics3/SmolVLM only; edge_et/formats/idefics3.py):
@@ -85,9 +102,14 @@ def export_onnx(*, out: Path, perception: Path | None = None, reasoning: Path | 
     _require_toolchain()
     if perception is None and reasoning is None:
         raise InputError("give --perception HF_DIR, --reasoning HF_DIR, or both")
-    dirs = {role: Path(p) for role, p in (("perception", perception), ("reasoning", reasoning))
-            if p is not None}
-    specs = {role: arch_spec_for(path, role) for role, path in dirs.items()}  # checks the files first
+    dirs = {
+        role: Path(p)
+        for role, p in (("perception", perception), ("reasoning", reasoning))
+        if p is not None
+    }
+    specs = {
+        role: arch_spec_for(path, role) for role, path in dirs.items()
+    }  # checks the files first
     if image_layout is not None:
         if perception is None:
             raise InputError("--image-layout applies to a --perception checkpoint")
@@ -100,8 +122,16 @@ def export_onnx(*, out: Path, perception: Path | None = None, reasoning: Path | 
         report = ExportReport(bundle=bundle_dir)
         entries = {}
         for role, spec in specs.items():
-            entries[role] = _exported(dirs[role], spec, role, bundle_dir / role, quants[role],
-                                      scratch / role, step, image_layout=image_layout)
+            entries[role] = _exported(
+                dirs[role],
+                spec,
+                role,
+                bundle_dir / role,
+                quants[role],
+                scratch / role,
+                step,
+                image_layout=image_layout,
+            )
             entries[role]["n_ctx"] = n_ctx or DEFAULT_CTX[role]
             if validate:
                 step(f"{role}: checking against transformers (subprocess)")
@@ -130,12 +160,23 @@ def _exported(hf_dir: Path, spec: ArchSpec, role: str, *args, **kwargs) -> dict:
         return export_stage(hf_dir, spec, role, *args, **kwargs)
     except _TOOLCHAIN_FAILURES as exc:
         first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
-        raise ExportError(f"the ONNX export of --{role} {hf_dir.name} ({spec.name}) failed: "
-                          f"{type(exc).__name__}: {first[:300]}") from exc
+        raise ExportError(
+            f"the ONNX export of --{role} {hf_dir.name} ({spec.name}) failed: "
+            f"{type(exc).__name__}: {first[:300]}"
+        ) from exc
 
 
-def export_stage(hf_dir: Path, spec: ArchSpec, role: str, stage_dir: Path, quant: str,
-                 work: Path, step: StepReporter, *, image_layout: str | None = None) -> dict:
+def export_stage(
+    hf_dir: Path,
+    spec: ArchSpec,
+    role: str,
+    stage_dir: Path,
+    quant: str,
+    work: Path,
+    step: StepReporter,
+    *,
+    image_layout: str | None = None,
+) -> dict:
     """Write one stage folder; returns its manifest entry (paths relative to the bundle)."""
     stage_dir.mkdir(parents=True)
     work.mkdir(parents=True)
@@ -158,20 +199,28 @@ def export_stage(hf_dir: Path, spec: ArchSpec, role: str, stage_dir: Path, quant
         for written in onnx_text.data_files(graph):
             written.chmod(0o644)  # onnxruntime's quantizer writes its data file private
     shutil.copyfile(hf_dir / "tokenizer.json", stage_dir / "tokenizer.json")
-    config = onnx_stage.stage_config(hf_dir, template_source, arch=spec.name, quant=quant,
-                                     vision=vision, embed="embed.onnx" if spec.is_vlm else None)
+    config = onnx_stage.stage_config(
+        hf_dir,
+        template_source,
+        arch=spec.name,
+        quant=quant,
+        vision=vision,
+        embed="embed.onnx" if spec.is_vlm else None,
+    )
     onnx_stage.write_stage_config(stage_dir, config)
     return _entry(hf_dir, spec, role, stage_dir)
 
 
-def _export_vlm_decoder(hf_dir: Path, spec: ArchSpec, role: str, work: Path,
-                        step: StepReporter) -> None:
+def _export_vlm_decoder(
+    hf_dir: Path, spec: ArchSpec, role: str, work: Path, step: StepReporter
+) -> None:
     """`decoder.onnx` (inputs_embeds in) and `embed.onnx` of a VLM's language model in `work`."""
     model_type = json.loads((hf_dir / "config.json").read_text()).get("model_type")
     if model_type in OWN_DECODERS:
         step(f"{role}: exporting the {spec.name} language model (torch.onnx, M-RoPE positions)")
         import_module(OWN_DECODERS[model_type]).export_decoder(
-            hf_dir, work / "decoder.onnx", work / "embed.onnx")
+            hf_dir, work / "decoder.onnx", work / "embed.onnx"
+        )
         return
     step(f"{role}: exporting the {spec.name} language model (optimum-onnx, inputs_embeds)")
     lm = onnx_text.language_model_checkpoint(hf_dir, work / "lm")
@@ -183,8 +232,12 @@ def _entry(hf_dir: Path, spec: ArchSpec, role: str, stage_dir: Path) -> dict:
     files = sorted(p.name for p in stage_dir.iterdir())
     main = {"model": "decoder.onnx", "mmproj": "vision.onnx" if spec.is_vlm else None}
     extra = [f for f in files if f not in main.values() and f != STAGE_CONFIG]
-    entry = {"backend": "onnx", "model": f"{role}/decoder.onnx", "arch": spec.name,
-             "extra_files": [f"{role}/{f}" for f in extra]}
+    entry = {
+        "backend": "onnx",
+        "model": f"{role}/decoder.onnx",
+        "arch": spec.name,
+        "extra_files": [f"{role}/{f}" for f in extra],
+    }
     if spec.is_vlm:
         entry["mmproj"] = f"{role}/vision.onnx"
     else:
@@ -201,8 +254,11 @@ def _random(hf_dir: Path) -> bool:
 
 def write_manifest(bundle_dir: Path, name: str, quant: str, entries: dict[str, dict]) -> Path:
     """bundle.json with every file's sha256, written last and atomically."""
-    manifest = {"format": BUNDLE_FORMAT, "name": name,
-                "description": f"ONNX bundle exported from Hugging Face checkpoints ({quant})"}
+    manifest = {
+        "format": BUNDLE_FORMAT,
+        "name": name,
+        "description": f"ONNX bundle exported from Hugging Face checkpoints ({quant})",
+    }
     for role, entry in entries.items():
         files = [entry["model"], f"{role}/{STAGE_CONFIG}", *entry["extra_files"]]
         files += [entry["mmproj"]] if entry.get("mmproj") else []
@@ -216,12 +272,16 @@ def _parity(hf_dir: Path, stage_dir: Path, quant: str) -> dict:
     report = onnx_parity.run_parity(hf_dir, stage_dir, quant=quant)
     ok, failure = onnx_parity.passes(report)
     if not ok:
-        raise ExportError(f"validation failed for {hf_dir.name} ({quant}): {failure} "
-                          "(use --no-validate to keep such an export anyway)")
+        raise ExportError(
+            f"validation failed for {hf_dir.name} ({quant}): {failure} "
+            "(use --no-validate to keep such an export anyway)"
+        )
     return report
 
 
-def summarize(bundle_dir: Path, entries: dict[str, dict], quants: dict[str, str]) -> list[ExportedFile]:
+def summarize(
+    bundle_dir: Path, entries: dict[str, dict], quants: dict[str, str]
+) -> list[ExportedFile]:
     """Every graph of the bundle with its size and bits per stored weight element."""
     import onnx
 
@@ -235,7 +295,9 @@ def summarize(bundle_dir: Path, entries: dict[str, dict], quants: dict[str, str]
             elements = sum(element_count(tuple(t.dims)) for t in model.graph.initializer)
             size = onnx_text.total_bytes(path)
             bits = round(size * 8 / elements, 2) if elements else 0.0
-            rows.append(ExportedFile(role=role, file=rel, quant=quants[role], size_bytes=size,
-                                     bits_per_weight=bits))
+            rows.append(
+                ExportedFile(
+                    role=role, file=rel, quant=quants[role], size_bytes=size, bits_per_weight=bits
+                )
+            )
     return rows
-

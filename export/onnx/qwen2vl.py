@@ -67,8 +67,9 @@ def vision_module(model, windowed: frozenset[int] = frozenset()):
             hidden = self.visual.patch_embed(pixel_values)
             for index, block in enumerate(self.visual.blocks):
                 mask = window_mask[0] if index in windowed else None
-                hidden = hidden + _attention(block.attn, block.norm1(hidden), rotary_cos,
-                                             rotary_sin, mask)
+                hidden = hidden + _attention(
+                    block.attn, block.norm1(hidden), rotary_cos, rotary_sin, mask
+                )
                 hidden = hidden + block.mlp(block.norm2(hidden))
             return self.visual.merger(hidden)
 
@@ -84,8 +85,9 @@ def trace_inputs(sizes: dict, processor: dict, windowed: bool):
     t, h, w = _TRACE_GRID
     patch, merge = processor["patch_size"], processor["merge_size"]
     width = 3 * processor["temporal_patch_size"] * patch * patch
-    cos, sin = rotary_table((t, h, w), head_dim=sizes["vision_hidden"] // sizes["vision_heads"],
-                            merge=merge)
+    cos, sin = rotary_table(
+        (t, h, w), head_dim=sizes["vision_hidden"] // sizes["vision_heads"], merge=merge
+    )
     inputs = [torch.zeros(t * h * w, width), torch.from_numpy(cos), torch.from_numpy(sin)]
     if windowed:  # two windows: the mask is an input, its values do not shape the trace
         half = t * h * w // (2 * merge * merge)
@@ -100,7 +102,8 @@ def export_qwen2vl(hf_dir: Path, out_dir: Path, *, file: str = "vision.onnx") ->
     from transformers import AutoModelForImageTextToText
 
     model = AutoModelForImageTextToText.from_pretrained(
-        hf_dir, dtype=torch.float32, attn_implementation="eager").eval()
+        hf_dir, dtype=torch.float32, attn_implementation="eager"
+    ).eval()
     processor = json.loads((Path(hf_dir) / "preprocessor_config.json").read_text())
     model_type, vision = model.config.model_type, model.config.vision_config
     sizes = tower_sizes(model_type, vision)
@@ -112,15 +115,24 @@ def export_qwen2vl(hf_dir: Path, out_dir: Path, *, file: str = "vision.onnx") ->
         axes["window_mask"] = {0: "patches", 1: "patches"}
     axes["image_embeds"] = {0: "tokens"}
     with torch.no_grad():
-        torch.onnx.export(vision_module(model, windowed),
-                          trace_inputs(sizes, processor, bool(windowed)),
-                          str(Path(out_dir) / file), input_names=names,
-                          output_names=["image_embeds"],
-                          dynamic_axes=axes,
-                          opset_version=OPSET, dynamo=False)
-    section = {"kind": model_type, "file": file, **processor_section(processor),
-               "wrap": _vision_boundaries(hf_dir, model.config),
-               "image_token_id": model.config.image_token_id, **sizes}
+        torch.onnx.export(
+            vision_module(model, windowed),
+            trace_inputs(sizes, processor, bool(windowed)),
+            str(Path(out_dir) / file),
+            input_names=names,
+            output_names=["image_embeds"],
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    section = {
+        "kind": model_type,
+        "file": file,
+        **processor_section(processor),
+        "wrap": _vision_boundaries(hf_dir, model.config),
+        "image_token_id": model.config.image_token_id,
+        **sizes,
+    }
     if windowed:
         section["window_size"] = int(vision.window_size)
     return section
@@ -138,10 +150,14 @@ def _vision_boundaries(hf_dir: Path, config) -> list[str]:
 def processor_section(processor: dict) -> dict:
     """What the numpy Qwen2VLImageProcessor needs from preprocessor_config.json."""
     size = processor.get("size") or {}
-    return {"patch_size": processor["patch_size"], "merge_size": processor["merge_size"],
-            "temporal_patch_size": processor["temporal_patch_size"],
-            # As the processor's __init__: min_pixels/max_pixels, where given, override `size`.
-            "min_pixels": int(processor.get("min_pixels") or size["shortest_edge"]),
-            "max_pixels": int(processor.get("max_pixels") or size["longest_edge"]),
-            "mean": processor["image_mean"], "std": processor["image_std"],
-            "rescale": processor.get("rescale_factor", 1 / 255)}
+    return {
+        "patch_size": processor["patch_size"],
+        "merge_size": processor["merge_size"],
+        "temporal_patch_size": processor["temporal_patch_size"],
+        # As the processor's __init__: min_pixels/max_pixels, where given, override `size`.
+        "min_pixels": int(processor.get("min_pixels") or size["shortest_edge"]),
+        "max_pixels": int(processor.get("max_pixels") or size["longest_edge"]),
+        "mean": processor["image_mean"],
+        "std": processor["image_std"],
+        "rescale": processor.get("rescale_factor", 1 / 255),
+    }

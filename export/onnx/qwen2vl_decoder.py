@@ -40,8 +40,9 @@ def _additive_mask(attention_mask, new: int):
     total = attention_mask.shape[1]
     keys = torch.arange(total)
     queries = torch.arange(new) + (total - new)  # the new tokens' cache indices
-    allowed = (keys[None, :] <= queries[:, None])[None, None] \
-        & attention_mask[:, None, None, :].bool()
+    allowed = (keys[None, :] <= queries[:, None])[None, None] & attention_mask[
+        :, None, None, :
+    ].bool()
     return torch.where(allowed, torch.tensor(0.0), torch.tensor(torch.finfo(torch.float32).min))
 
 
@@ -66,8 +67,14 @@ def decoder_module(model):
             rotary = self.lm.rotary_emb(inputs_embeds, position_ids)
             hidden = inputs_embeds
             for layer in self.lm.layers:
-                hidden = layer(hidden, attention_mask=mask, past_key_values=cache, use_cache=True,
-                               cache_position=cache_position, position_embeddings=rotary)[0]
+                hidden = layer(
+                    hidden,
+                    attention_mask=mask,
+                    past_key_values=cache,
+                    use_cache=True,
+                    cache_position=cache_position,
+                    position_embeddings=rotary,
+                )[0]
             logits = self.head(self.lm.norm(hidden))
             presents = []
             for layer in cache.layers:
@@ -81,13 +88,16 @@ def io_names(n_layers: int) -> tuple[list[str], list[str], dict]:
     """Input names, output names and dynamic axes, as optimum names them."""
     past = [f"past_key_values.{i}.{kv}" for i in range(n_layers) for kv in ("key", "value")]
     present = [name.replace("past_key_values.", "present.") for name in past]
-    axes = {"inputs_embeds": {0: "batch_size", 1: "sequence_length"},
-            "attention_mask": {0: "batch_size", 1: "past_sequence_length + sequence_length"},
-            "position_ids": {1: "batch_size", 2: "sequence_length"},
-            "logits": {0: "batch_size", 1: "sequence_length"}}
+    axes = {
+        "inputs_embeds": {0: "batch_size", 1: "sequence_length"},
+        "attention_mask": {0: "batch_size", 1: "past_sequence_length + sequence_length"},
+        "position_ids": {1: "batch_size", 2: "sequence_length"},
+        "logits": {0: "batch_size", 1: "sequence_length"},
+    }
     axes.update({name: {0: "batch_size", 2: "past_sequence_length"} for name in past})
-    axes.update({name: {0: "batch_size", 2: "past_sequence_length + sequence_length"}
-                 for name in present})
+    axes.update(
+        {name: {0: "batch_size", 2: "past_sequence_length + sequence_length"} for name in present}
+    )
     return ["inputs_embeds", "attention_mask", "position_ids", *past], ["logits", *present], axes
 
 
@@ -98,19 +108,31 @@ def export_decoder(hf_dir: Path, out_decoder: Path, out_embed: Path) -> None:
     from transformers import AutoModelForImageTextToText
 
     model = AutoModelForImageTextToText.from_pretrained(
-        hf_dir, dtype=torch.float32, attn_implementation="eager").eval()
+        hf_dir, dtype=torch.float32, attn_implementation="eager"
+    ).eval()
     text = model.config.text_config
     n_layers, kv_heads = text.num_hidden_layers, text.num_key_value_heads
     head_dim = text.hidden_size // text.num_attention_heads
     inputs, outputs, axes = io_names(n_layers)
     past = [torch.zeros(1, kv_heads, _TRACE_PAST, head_dim) for _ in range(2 * n_layers)]
-    dummy = (torch.zeros(1, _TRACE_NEW, text.hidden_size),
-             torch.ones(1, _TRACE_PAST + _TRACE_NEW, dtype=torch.int64),
-             torch.arange(_TRACE_NEW).expand(3, 1, _TRACE_NEW).contiguous(), *past)
+    dummy = (
+        torch.zeros(1, _TRACE_NEW, text.hidden_size),
+        torch.ones(1, _TRACE_PAST + _TRACE_NEW, dtype=torch.int64),
+        torch.arange(_TRACE_NEW).expand(3, 1, _TRACE_NEW).contiguous(),
+        *past,
+    )
     with torch.no_grad():
-        torch.onnx.export(decoder_module(model), dummy, str(out_decoder), input_names=inputs,
-                          output_names=outputs, dynamic_axes=axes, opset_version=OPSET,
-                          dynamo=False)
+        torch.onnx.export(
+            decoder_module(model),
+            dummy,
+            str(out_decoder),
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            dynamo=False,
+        )
     weight = onnx.numpy_helper.from_array(
-        model.model.language_model.embed_tokens.weight.detach().numpy(), "embed_tokens.weight")
+        model.model.language_model.embed_tokens.weight.detach().numpy(), "embed_tokens.weight"
+    )
     save(embed_graph(weight, [onnx.helper.make_opsetid("", OPSET)]), out_embed)

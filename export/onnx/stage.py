@@ -17,8 +17,17 @@ OPSET = 17
 
 # Tokens that end a turn in common chat vocabularies; llama.cpp marks the same texts as
 # end-of-generation, so both backends stop on the same ids.
-END_OF_TURN_TEXTS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|eom_id|>", "<|end|>",
-                     "<end_of_turn>", "<|end_of_text|>", "<end_of_utterance>", "<EOT>")
+END_OF_TURN_TEXTS = (
+    "<|im_end|>",
+    "<|endoftext|>",
+    "<|eot_id|>",
+    "<|eom_id|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "<|end_of_text|>",
+    "<end_of_utterance>",
+    "<EOT>",
+)
 
 
 def chat_template(source: Path) -> str | None:
@@ -60,8 +69,15 @@ def _adds_bos(tokenizer) -> bool:
     return tokenizer.bos_token_id is not None and bool(ids) and ids[0] == tokenizer.bos_token_id
 
 
-def stage_config(hf_dir: Path, template_source: Path, *, arch: str, quant: str,
-                 vision: dict | None = None, embed: str | None = None) -> dict:
+def stage_config(
+    hf_dir: Path,
+    template_source: Path,
+    *,
+    arch: str,
+    quant: str,
+    vision: dict | None = None,
+    embed: str | None = None,
+) -> dict:
     """The onnx_config.json dict of one stage exported from `hf_dir`.
 
     `template_source`: the folder whose chat template the GGUF export would use (the arch's
@@ -73,16 +89,21 @@ def stage_config(hf_dir: Path, template_source: Path, *, arch: str, quant: str,
     text = text_config_of(hf_dir)
     heads = int(text["num_attention_heads"])
     config = {
-        "format": CONFIG_FORMAT, "arch": arch, "quant": quant, "tokenizer": "tokenizer.json",
+        "format": CONFIG_FORMAT,
+        "arch": arch,
+        "quant": quant,
+        "tokenizer": "tokenizer.json",
         "chat_template": chat_template(Path(template_source)) or tokenizer.chat_template,
-        "bos_text": tokenizer.bos_token or "", "eos_text": tokenizer.eos_token or "",
+        "bos_text": tokenizer.bos_token or "",
+        "eos_text": tokenizer.eos_token or "",
         "add_bos": _adds_bos(tokenizer),
         "end_token_ids": end_token_ids(Path(hf_dir), tokenizer, text),
         "max_positions": int(text.get("max_position_embeddings") or 4096),
         "n_layer": int(text["num_hidden_layers"]),
         "n_head_kv": int(text.get("num_key_value_heads") or heads),
         "head_dim": int(text.get("head_dim") or int(text["hidden_size"]) // heads),
-        "hidden_size": int(text["hidden_size"]), "vocab_size": int(text["vocab_size"]),
+        "hidden_size": int(text["hidden_size"]),
+        "vocab_size": int(text["vocab_size"]),
     }
     if embed:
         config["embed"] = embed

@@ -22,11 +22,20 @@ QUANTS = ("fp32", "fp16", "int8")
 # Above this, weights go to an external data file (protobuf's 2 GiB message limit).
 EXTERNAL_DATA_BYTES = 1_800_000_000
 # Where each VLM (as transformers 4.57 loads it) keeps its language model's decoder stack.
-LANGUAGE_MODELS = {"llava_onevision": lambda vlm: vlm.model.language_model,
-                   "idefics3": lambda vlm: vlm.model.text_model,
-                   "smolvlm": lambda vlm: vlm.model.text_model}
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                    "added_tokens.json", "vocab.json", "merges.txt", "chat_template.jinja")
+LANGUAGE_MODELS = {
+    "llava_onevision": lambda vlm: vlm.model.language_model,
+    "idefics3": lambda vlm: vlm.model.text_model,
+    "smolvlm": lambda vlm: vlm.model.text_model,
+}
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+    "chat_template.jinja",
+)
 
 
 def export_decoder(hf_dir: Path, out_dir: Path) -> Path:
@@ -39,9 +48,14 @@ def export_decoder(hf_dir: Path, out_dir: Path) -> Path:
     from optimum.exporters.onnx import main_export
 
     large = float32_bytes(Path(hf_dir)) > EXTERNAL_DATA_BYTES
-    main_export(str(hf_dir), output=str(out_dir), task="text-generation-with-past",
-                device="cpu", do_validation=False,  # our own parity check validates
-                no_post_process=large)
+    main_export(
+        str(hf_dir),
+        output=str(out_dir),
+        task="text-generation-with-past",
+        device="cpu",
+        do_validation=False,  # our own parity check validates
+        no_post_process=large,
+    )
     return Path(out_dir) / "model.onnx"
 
 
@@ -101,8 +115,11 @@ def _embedding_gather(graph):
     """The Gather that looks up `input_ids` in an embedding initializer."""
     weights = {init.name for init in graph.initializer}
     for node in graph.node:
-        if node.op_type == "Gather" and list(node.input)[1:] == ["input_ids"] \
-                and node.input[0] in weights:
+        if (
+            node.op_type == "Gather"
+            and list(node.input)[1:] == ["input_ids"]
+            and node.input[0] in weights
+        ):
             return node
     raise ValueError("the decoder graph has no embedding Gather on input_ids")
 
@@ -118,8 +135,9 @@ def graft_inputs_embeds(decoder: Path, out_decoder: Path, out_embed: Path) -> No
     gather = _embedding_gather(graph)
     weight = next(i for i in graph.initializer if i.name == gather.input[0])
     hidden = weight.dims[1]
-    embeds = helper.make_tensor_value_info("inputs_embeds", TensorProto.FLOAT,
-                                           ["batch_size", "sequence_length", hidden])
+    embeds = helper.make_tensor_value_info(
+        "inputs_embeds", TensorProto.FLOAT, ["batch_size", "sequence_length", hidden]
+    )
     for node in graph.node:
         for i, name in enumerate(node.input):
             if name == gather.output[0]:
@@ -143,11 +161,20 @@ def embed_graph(weight, opsets):
     graph = helper.make_graph(
         [helper.make_node("Gather", [weight.name, "input_ids"], ["inputs_embeds"], axis=0)],
         "embed_tokens",
-        [helper.make_tensor_value_info("input_ids", TensorProto.INT64,
-                                       ["batch_size", "sequence_length"])],
-        [helper.make_tensor_value_info("inputs_embeds", TensorProto.FLOAT,
-                                       ["batch_size", "sequence_length", weight.dims[1]])],
-        initializer=[weight])
+        [
+            helper.make_tensor_value_info(
+                "input_ids", TensorProto.INT64, ["batch_size", "sequence_length"]
+            )
+        ],
+        [
+            helper.make_tensor_value_info(
+                "inputs_embeds",
+                TensorProto.FLOAT,
+                ["batch_size", "sequence_length", weight.dims[1]],
+            )
+        ],
+        initializer=[weight],
+    )
     default = next(o.version for o in opsets if o.domain in ("", "ai.onnx"))
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", default)])
 
@@ -158,8 +185,13 @@ def save(model, path: Path) -> Path:
 
     path = Path(path)
     large = sum(len(t.raw_data) for t in model.graph.initializer) > EXTERNAL_DATA_BYTES
-    onnx.save_model(model, str(path), save_as_external_data=large, all_tensors_to_one_file=True,
-                    location=f"{path.name}_data" if large else None)
+    onnx.save_model(
+        model,
+        str(path),
+        save_as_external_data=large,
+        all_tensors_to_one_file=True,
+        location=f"{path.name}_data" if large else None,
+    )
     return path
 
 
@@ -204,9 +236,13 @@ def quantize_blockwise(src: Path, dst: Path, *, bits: int) -> Path:
         MatMulNBitsQuantizer,
     )
 
-    config = DefaultWeightOnlyQuantConfig(block_size=INT8_BLOCK, is_symmetric=True, bits=bits,
-                                          accuracy_level=INT8_ACCURACY_LEVEL,
-                                          op_types_to_quantize=("MatMul",))
+    config = DefaultWeightOnlyQuantConfig(
+        block_size=INT8_BLOCK,
+        is_symmetric=True,
+        bits=bits,
+        accuracy_level=INT8_ACCURACY_LEVEL,
+        op_types_to_quantize=("MatMul",),
+    )
     # It logs every node it skips at INFO: thousands of lines that say nothing to the user.
     logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
     quantizer = MatMulNBitsQuantizer(str(src), algo_config=config)

@@ -45,8 +45,11 @@ def _llava_ov_module(model):
         def forward(self, pixel_values):
             states = self.tower(pixel_values, output_hidden_states=True).hidden_states
             layer = config.vision_feature_layer
-            features = states[layer] if isinstance(layer, int) else \
-                torch.cat([states[i] for i in layer], dim=-1)
+            features = (
+                states[layer]
+                if isinstance(layer, int)
+                else torch.cat([states[i] for i in layer], dim=-1)
+            )
             if config.vision_feature_select_strategy == "default":
                 features = features[:, 1:]
             return self.projector(features)
@@ -60,32 +63,51 @@ def export_llava_ov(hf_dir: Path, out_dir: Path, *, file: str = "vision.onnx") -
     from transformers import LlavaOnevisionForConditionalGeneration
 
     model = LlavaOnevisionForConditionalGeneration.from_pretrained(
-        hf_dir, dtype=torch.float32, attn_implementation="eager").eval()
+        hf_dir, dtype=torch.float32, attn_implementation="eager"
+    ).eval()
     vision = model.config.vision_config
     tile = vision.image_size
     dummy = torch.zeros(2, 3, tile, tile)
     with torch.no_grad():
-        torch.onnx.export(_llava_ov_module(model), (dummy,), str(Path(out_dir) / file),
-                          input_names=["pixel_values"], output_names=["image_embeds"],
-                          dynamic_axes={"pixel_values": {0: "views"}, "image_embeds": {0: "views"}},
-                          opset_version=OPSET, dynamo=False)
+        torch.onnx.export(
+            _llava_ov_module(model),
+            (dummy,),
+            str(Path(out_dir) / file),
+            input_names=["pixel_values"],
+            output_names=["image_embeds"],
+            dynamic_axes={"pixel_values": {0: "views"}, "image_embeds": {0: "views"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
     np.save(Path(out_dir) / NEWLINE_FILE, model.model.image_newline.detach().float().numpy())
     processor = json.loads((Path(hf_dir) / "preprocessor_config.json").read_text())
-    return {"kind": "llava_onevision", "file": file, "tile": tile,
-            "side": tile // vision.patch_size,
-            "pinpoints": [list(p) for p in model.config.image_grid_pinpoints],
-            "max_tiles": int(str(model.config.vision_aspect_ratio).removeprefix("anyres_max_")),
-            "newline": NEWLINE_FILE, "mean": processor["image_mean"],
-            "std": processor["image_std"], "rescale": processor.get("rescale_factor", 1 / 255),
-            "image_token_id": model.config.image_token_id,
-            # The tower's sizes: the memory planner sizes the encoder's activations from them.
-            "vision_hidden": vision.hidden_size, "vision_heads": vision.num_attention_heads,
-            "vision_intermediate": vision.intermediate_size}
+    return {
+        "kind": "llava_onevision",
+        "file": file,
+        "tile": tile,
+        "side": tile // vision.patch_size,
+        "pinpoints": [list(p) for p in model.config.image_grid_pinpoints],
+        "max_tiles": int(str(model.config.vision_aspect_ratio).removeprefix("anyres_max_")),
+        "newline": NEWLINE_FILE,
+        "mean": processor["image_mean"],
+        "std": processor["image_std"],
+        "rescale": processor.get("rescale_factor", 1 / 255),
+        "image_token_id": model.config.image_token_id,
+        # The tower's sizes: the memory planner sizes the encoder's activations from them.
+        "vision_hidden": vision.hidden_size,
+        "vision_heads": vision.num_attention_heads,
+        "vision_intermediate": vision.intermediate_size,
+    }
 
 
 # model_type → exporter(hf_dir, out_dir, **options) -> vision section
-EXPORTERS = {"llava_onevision": export_llava_ov, "qwen2_vl": export_qwen2vl,
-             "qwen2_5_vl": export_qwen2vl, "idefics3": export_idefics3, "smolvlm": export_idefics3}
+EXPORTERS = {
+    "llava_onevision": export_llava_ov,
+    "qwen2_vl": export_qwen2vl,
+    "qwen2_5_vl": export_qwen2vl,
+    "idefics3": export_idefics3,
+    "smolvlm": export_idefics3,
+}
 # Options only some exporters take: name → the model types that take it.
 OPTIONS = {"layout": ("idefics3", "smolvlm")}
 
@@ -96,8 +118,10 @@ def check_options(hf_dir: Path, **options) -> dict:
     given = {k: v for k, v in options.items() if v is not None}
     for name in given:
         if model_type not in OPTIONS.get(name, ()):
-            raise InputError(f"the image {name} option applies to "
-                             f"{'/'.join(OPTIONS.get(name, ()))} checkpoints, not {model_type}")
+            raise InputError(
+                f"the image {name} option applies to "
+                f"{'/'.join(OPTIONS.get(name, ()))} checkpoints, not {model_type}"
+            )
     return given
 
 
@@ -106,6 +130,7 @@ def export_vision(hf_dir: Path, out_dir: Path, **options) -> dict:
     `options` set to None are left to the exporter's default."""
     model_type = json.loads((Path(hf_dir) / "config.json").read_text()).get("model_type")
     if model_type not in EXPORTERS:
-        raise ValueError(f"no ONNX vision export for {model_type!r} yet; supported: "
-                         f"{', '.join(EXPORTERS)}")
+        raise ValueError(
+            f"no ONNX vision export for {model_type!r} yet; supported: {', '.join(EXPORTERS)}"
+        )
     return EXPORTERS[model_type](Path(hf_dir), Path(out_dir), **check_options(hf_dir, **options))

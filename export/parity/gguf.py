@@ -127,9 +127,17 @@ def default_threads() -> int:
 
 # -- the subprocess ----------------------------------------------------------------------
 
-def run_parity(hf_dir: Path, *, text_gguf: Path, mmproj_gguf: Path | None = None, quant: str,
-               mmproj_quant: str | None = None, threads: int | None = None,
-               timeout: float = 3600) -> dict:
+
+def run_parity(
+    hf_dir: Path,
+    *,
+    text_gguf: Path,
+    mmproj_gguf: Path | None = None,
+    quant: str,
+    mmproj_quant: str | None = None,
+    threads: int | None = None,
+    timeout: float = 3600,
+) -> dict:
     """Measure `text_gguf` (and `mmproj_gguf`) against `hf_dir` in a subprocess.
 
     Returns the report dict (JSON-ready; see the module doc). A worker that crashes or times
@@ -138,9 +146,14 @@ def run_parity(hf_dir: Path, *, text_gguf: Path, mmproj_gguf: Path | None = None
     text_thresholds(quant)  # unknown quant types fail here, not in the subprocess
     if mmproj_gguf:
         mmproj_thresholds(mmproj_quant or "F16")
-    request = {"hf_dir": str(Path(hf_dir).resolve()), "text_gguf": str(Path(text_gguf).resolve()),
-               "mmproj_gguf": str(Path(mmproj_gguf).resolve()) if mmproj_gguf else None,
-               "quant": quant, "mmproj_quant": mmproj_quant, "threads": threads}
+    request = {
+        "hf_dir": str(Path(hf_dir).resolve()),
+        "text_gguf": str(Path(text_gguf).resolve()),
+        "mmproj_gguf": str(Path(mmproj_gguf).resolve()) if mmproj_gguf else None,
+        "quant": quant,
+        "mmproj_quant": mmproj_quant,
+        "threads": threads,
+    }
     outcome = run_worker("gguf", request, timeout=timeout, label="the parity worker")
     if isinstance(outcome, dict):
         return outcome
@@ -148,6 +161,7 @@ def run_parity(hf_dir: Path, *, text_gguf: Path, mmproj_gguf: Path | None = None
 
 
 # -- judging -----------------------------------------------------------------------------
+
 
 def passes(report: dict) -> tuple[bool, str]:
     """(True, "") if every measurement is within its quant's thresholds, else (False, line)
@@ -168,16 +182,24 @@ def passes(report: dict) -> tuple[bool, str]:
 def _text_failures(text: dict, th: TextThresholds, quant: str) -> list[str]:
     if text.get("error"):
         return [f"text: {text['error']}"]
-    out = [f"text: llama.cpp tokenizes {m['case']!r} differently from the HF tokenizer at token "
-           f"{m['first_diff_at']}: hf {m['hf']} vs llama.cpp {m['llama_cpp']}"
-           for m in text["tokenization"]["mismatches"]]
+    out = [
+        f"text: llama.cpp tokenizes {m['case']!r} differently from the HF tokenizer at token "
+        f"{m['first_diff_at']}: hf {m['hf']} vs llama.cpp {m['llama_cpp']}"
+        for m in text["tokenization"]["mismatches"]
+    ]
     vocab = text["n_vocab"]
     if vocab["hf"] != vocab["llama_cpp"]:
-        out.append(f"text: vocabulary sizes differ: hf {vocab['hf']} vs "
-                   f"llama.cpp {vocab['llama_cpp']}")
+        out.append(
+            f"text: vocabulary sizes differ: hf {vocab['hf']} vs llama.cpp {vocab['llama_cpp']}"
+        )
     for prompt in text["prompts"]:
-        out += prompt_failures(prompt, th, f"text ({quant}), prompt {prompt['name']!r}",
-                               side="llama_cpp", name="llama.cpp")
+        out += prompt_failures(
+            prompt,
+            th,
+            f"text ({quant}), prompt {prompt['name']!r}",
+            side="llama_cpp",
+            name="llama.cpp",
+        )
     return out
 
 
@@ -188,19 +210,25 @@ def _vision_failures(vision: dict, report: dict) -> list[str]:
     label = f"vision ({report.get('mmproj_quant')} mmproj)"
     emb = vision.get("embeddings") or {}
     if isinstance(emb.get("shape"), dict):
-        return [f"{label}: image embeddings differ in shape: hf {emb['shape'].get('hf')} vs "
-                f"llama.cpp {emb['shape'].get('llama_cpp')}"]
+        return [
+            f"{label}: image embeddings differ in shape: hf {emb['shape'].get('hf')} vs "
+            f"llama.cpp {emb['shape'].get('llama_cpp')}"
+        ]
     if "cosine" not in emb:
         return [f"{label}: the report has no image embedding measurements"]
     if emb.get("ref_norm", 1.0) == 0:
-        return [f"{label}: transformers' image features are all zero (an untrained projector?): "
-                "nothing to compare"]
+        return [
+            f"{label}: transformers' image features are all zero (an untrained projector?): "
+            "nothing to compare"
+        ]
     out = []
     if not as_float(emb["cosine"]) >= th.cosine:
         out.append(f"{label}: image embedding cosine {as_float(emb['cosine']):.5f} < {th.cosine}")
     if not as_float(emb["min_token_cosine"]) >= th.min_token:
-        out.append(f"{label}: worst image token cosine {as_float(emb['min_token_cosine']):.5f} "
-                   f"< {th.min_token}")
+        out.append(
+            f"{label}: worst image token cosine {as_float(emb['min_token_cosine']):.5f} "
+            f"< {th.min_token}"
+        )
     return out + _first_token_failures(vision.get("first_token"), report, label)
 
 
@@ -212,7 +240,12 @@ def _first_token_failures(first: dict | None, report: dict, label: str) -> list[
     gap = as_float(first.get("ref_gap"))  # None: the measurer had no reference logits
     if gap <= tie:
         return []
-    why = ("no reference logits" if first.get("ref_gap") is None
-           else f"reference gap {gap:.3g} > {tie:.3g}")
-    return [f"{label}: first token with the image differs: hf {first['hf']} vs llama.cpp "
-            f"{first['llama_cpp']} ({why})"]
+    why = (
+        "no reference logits"
+        if first.get("ref_gap") is None
+        else f"reference gap {gap:.3g} > {tie:.3g}"
+    )
+    return [
+        f"{label}: first token with the image differs: hf {first['hf']} vs llama.cpp "
+        f"{first['llama_cpp']} ({why})"
+    ]

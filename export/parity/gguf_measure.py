@@ -26,31 +26,71 @@ from export.parity.gguf_vision import vision_report
 def check_text(hf_dir: Path, gguf_path: Path, *, quant: str, threads: int | None = None) -> dict:
     """Compare the text GGUF with `hf_dir` in this process; returns a report with "text"."""
     thresholds = text_thresholds(quant)
-    return _report(hf_dir, quant=quant, text=_guarded(
-        text_report, Path(hf_dir), Path(gguf_path), threads=threads or default_threads()),
-        thresholds={"text": asdict(thresholds)})
+    return _report(
+        hf_dir,
+        quant=quant,
+        text=_guarded(
+            text_report, Path(hf_dir), Path(gguf_path), threads=threads or default_threads()
+        ),
+        thresholds={"text": asdict(thresholds)},
+    )
 
 
-def check_vision(hf_dir: Path, text_gguf: Path, mmproj_gguf: Path, *, quant: str,
-                 mmproj_quant: str, threads: int | None = None) -> dict:
+def check_vision(
+    hf_dir: Path,
+    text_gguf: Path,
+    mmproj_gguf: Path,
+    *,
+    quant: str,
+    mmproj_quant: str,
+    threads: int | None = None,
+) -> dict:
     """Compare the mmproj (with the text GGUF) with `hf_dir` in this process ("vision")."""
-    thresholds = {"text": asdict(text_thresholds(quant)),
-                  "mmproj": asdict(mmproj_thresholds(mmproj_quant))}
-    return _report(hf_dir, quant=quant, mmproj_quant=mmproj_quant, thresholds=thresholds,
-                   vision=_guarded(vision_report, Path(hf_dir), Path(text_gguf),
-                                   Path(mmproj_gguf), threads=threads or default_threads()))
+    thresholds = {
+        "text": asdict(text_thresholds(quant)),
+        "mmproj": asdict(mmproj_thresholds(mmproj_quant)),
+    }
+    return _report(
+        hf_dir,
+        quant=quant,
+        mmproj_quant=mmproj_quant,
+        thresholds=thresholds,
+        vision=_guarded(
+            vision_report,
+            Path(hf_dir),
+            Path(text_gguf),
+            Path(mmproj_gguf),
+            threads=threads or default_threads(),
+        ),
+    )
 
 
-def measure(hf_dir: str, *, text_gguf: str, mmproj_gguf: str | None = None, quant: str,
-            mmproj_quant: str | None = None, threads: int | None = None) -> dict:
+def measure(
+    hf_dir: str,
+    *,
+    text_gguf: str,
+    mmproj_gguf: str | None = None,
+    quant: str,
+    mmproj_quant: str | None = None,
+    threads: int | None = None,
+) -> dict:
     """Both checks in this process: what the "gguf" worker runs. Adds `ok` and `first_failure`."""
     started = time.perf_counter()
     report = check_text(Path(hf_dir), Path(text_gguf), quant=quant, threads=threads)
     if mmproj_gguf:
-        vision = check_vision(Path(hf_dir), Path(text_gguf), Path(mmproj_gguf), quant=quant,
-                              mmproj_quant=mmproj_quant or "F16", threads=threads)
-        report.update(mmproj_quant=vision["mmproj_quant"], vision=vision["vision"],
-                      thresholds=vision["thresholds"])
+        vision = check_vision(
+            Path(hf_dir),
+            Path(text_gguf),
+            Path(mmproj_gguf),
+            quant=quant,
+            mmproj_quant=mmproj_quant or "F16",
+            threads=threads,
+        )
+        report.update(
+            mmproj_quant=vision["mmproj_quant"],
+            vision=vision["vision"],
+            thresholds=vision["thresholds"],
+        )
     report["seconds"] = round(time.perf_counter() - started, 2)
     ok, failure = passes(report)
     report["ok"], report["first_failure"] = ok, failure or None
@@ -68,10 +108,15 @@ def _guarded(fn, *args, **kwargs) -> dict:
 def _report(hf_dir: Path, *, quant: str, mmproj_quant: str | None = None, **sections) -> dict:
     config = Path(hf_dir) / "config.json"
     model_type = json.loads(config.read_text()).get("model_type") if config.is_file() else None
-    return {"format": FORMAT, "hf_dir": str(Path(hf_dir).resolve()), "model_type": model_type,
-            "quant": str(quant).upper(),
-            "mmproj_quant": str(mmproj_quant).upper() if mmproj_quant else None,
-            "versions": _versions(), **sections}
+    return {
+        "format": FORMAT,
+        "hf_dir": str(Path(hf_dir).resolve()),
+        "model_type": model_type,
+        "quant": str(quant).upper(),
+        "mmproj_quant": str(mmproj_quant).upper() if mmproj_quant else None,
+        "versions": _versions(),
+        **sections,
+    }
 
 
 def _versions() -> dict:

@@ -56,16 +56,19 @@ def text_prompts(tokenizer) -> list[Prompt]:
     prompts = [Prompt("plain", PLAIN_TEXT, True)]
     if tokenizer.chat_template:
         chat = tokenizer.apply_chat_template(
-            [{"role": "user", "content": CHAT_QUESTION}], tokenize=False,
-            add_generation_prompt=True)
+            [{"role": "user", "content": CHAT_QUESTION}], tokenize=False, add_generation_prompt=True
+        )
         # As the runtime does: a template that writes BOS itself must not get a second one.
         prompts.append(Prompt("chat", chat, not (bos and chat.startswith(bos))))
     # Not the pad token: real prompts never hold it, and transformers zeroes its embedding row
     # at init, which a random model keeps (llama.cpp 0.3.36's qwen2vl, whose RMSNorm epsilon is
     # 0, turns that zero row into NaN logits for the whole batch).
     skip = {bos, tokenizer.pad_token}
-    specials = [t for t in tokenizer.all_special_tokens
-                if not any(m in t.lower() for m in _MEDIA_MARKS) and t not in skip]
+    specials = [
+        t
+        for t in tokenizer.all_special_tokens
+        if not any(m in t.lower() for m in _MEDIA_MARKS) and t not in skip
+    ]
     pieces = ["Look:"] + [f"{t} part {i}" for i, t in enumerate(specials[:4])]
     if "<think>" in tokenizer.get_vocab():
         pieces.append("<think>\nLet me count.\n</think>\n\nAnswer: B")
@@ -79,6 +82,7 @@ def hf_ids(tokenizer, prompt: Prompt) -> list[int]:
 
 
 # -- transformers side -------------------------------------------------------------------
+
 
 def load_hf_model(hf_dir: Path):
     """The fp32 reference model; a VLM loads whole and is run on its text-only path."""
@@ -95,12 +99,14 @@ def hf_logits(model, ids: list[int]) -> np.ndarray:
     import torch
 
     with torch.inference_mode():
-        out = model(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids),
-                                                                             dtype=torch.long))
+        out = model(
+            input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long)
+        )
     return out.logits[0].float().numpy()
 
 
 # -- llama.cpp side ----------------------------------------------------------------------
+
 
 def load_llama(gguf_path: Path, n_ctx: int, threads: int, *, logits_all: bool = True):
     """A llama.cpp model, by default one that keeps the logits of every position (an
@@ -112,18 +118,27 @@ def load_llama(gguf_path: Path, n_ctx: int, threads: int, *, logits_all: bool = 
     llama_log.install()  # keep llama.cpp's hundreds of load lines out of the report's stderr
     llama_log.clear()
     try:
-        return llama_cpp.Llama(model_path=str(gguf_path), n_ctx=n_ctx, n_batch=n_ctx,
-                               n_ubatch=n_ctx, n_threads=threads, n_threads_batch=threads,
-                               logits_all=logits_all, verbose=False, seed=0)
+        return llama_cpp.Llama(
+            model_path=str(gguf_path),
+            n_ctx=n_ctx,
+            n_batch=n_ctx,
+            n_ubatch=n_ctx,
+            n_threads=threads,
+            n_threads_batch=threads,
+            logits_all=logits_all,
+            verbose=False,
+            seed=0,
+        )
     except (ValueError, RuntimeError, OSError) as exc:
-        raise RuntimeError(f"llama.cpp cannot load {gguf_path.name}: "
-                           f"{llama_log.last_error() or exc}") from None
+        raise RuntimeError(
+            f"llama.cpp cannot load {gguf_path.name}: {llama_log.last_error() or exc}"
+        ) from None
 
 
 def llama_logits(llm, ids: list[int]) -> np.ndarray:
     llm.reset()  # eval() then drops every cached position >= 0
     llm.eval(ids)
-    return np.array(llm.scores[:len(ids)], dtype=np.float32)
+    return np.array(llm.scores[: len(ids)], dtype=np.float32)
 
 
 def tokenization(llm, tokenizer, prompts: list[Prompt]) -> dict:
@@ -135,15 +150,24 @@ def tokenization(llm, tokenizer, prompts: list[Prompt]) -> dict:
         expected = list(tokenizer(text, add_special_tokens=add_special)["input_ids"])
         got = llm.tokenize(text.encode("utf-8"), add_bos=add_special, special=True)
         if got != expected:
-            at = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b),
-                      min(len(got), len(expected)))
-            mismatches.append({"case": name, "text": text, "first_diff_at": at,
-                               "hf": expected[max(0, at - 2):at + 4],
-                               "llama_cpp": got[max(0, at - 2):at + 4]})
+            at = next(
+                (i for i, (a, b) in enumerate(zip(got, expected)) if a != b),
+                min(len(got), len(expected)),
+            )
+            mismatches.append(
+                {
+                    "case": name,
+                    "text": text,
+                    "first_diff_at": at,
+                    "hf": expected[max(0, at - 2) : at + 4],
+                    "llama_cpp": got[max(0, at - 2) : at + 4],
+                }
+            )
     return {"cases": len(cases), "mismatches": mismatches}
 
 
 # -- llama.cpp with an image (libmtmd) ----------------------------------------------------
+
 
 def _mtmd(stack: ExitStack, llm, mmproj: Path, threads: int):
     import llama_cpp.mtmd_cpp as mtmd
@@ -164,8 +188,9 @@ def _chunks(stack: ExitStack, ctx, prompt: str, image: np.ndarray):
     import llama_cpp.mtmd_cpp as mtmd
 
     rgb = np.ascontiguousarray(image)
-    bitmap = mtmd.mtmd_bitmap_init(rgb.shape[1], rgb.shape[0],
-                                   rgb.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)))
+    bitmap = mtmd.mtmd_bitmap_init(
+        rgb.shape[1], rgb.shape[0], rgb.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))
+    )
     stack.callback(mtmd.mtmd_bitmap_free, bitmap)
     chunks = mtmd.mtmd_input_chunks_init()
     stack.callback(mtmd.mtmd_input_chunks_free, chunks)
@@ -173,15 +198,17 @@ def _chunks(stack: ExitStack, ctx, prompt: str, image: np.ndarray):
     encoded = prompt.encode("utf-8")
     text.text, text.text_len = encoded, len(encoded)
     text.add_special, text.parse_special = True, True
-    status = mtmd.mtmd_tokenize(ctx, chunks, ctypes.byref(text),
-                                (mtmd.mtmd_bitmap_p_ctypes * 1)(bitmap), 1)
+    status = mtmd.mtmd_tokenize(
+        ctx, chunks, ctypes.byref(text), (mtmd.mtmd_bitmap_p_ctypes * 1)(bitmap), 1
+    )
     if status != 0:
         raise RuntimeError(f"mtmd_tokenize failed with status {status}")
     return chunks
 
 
-def llama_image_side(text_gguf: Path, mmproj: Path, prompt: str, image: np.ndarray,
-                     threads: int) -> dict:
+def llama_image_side(
+    text_gguf: Path, mmproj: Path, prompt: str, image: np.ndarray, threads: int
+) -> dict:
     """Image embeddings, the token layout (text ids and image slots) and first-token logits."""
     import llama_cpp
     import llama_cpp.mtmd_cpp as mtmd
@@ -209,15 +236,21 @@ def llama_image_side(text_gguf: Path, mmproj: Path, prompt: str, image: np.ndarr
             embeddings.append(flat.reshape(n, width).copy())
             layout.append(n)  # an int: that many image slots
         new_n_past = llama_cpp.llama_pos(0)
-        if mtmd.mtmd_helper_eval_chunks(ctx, llm.ctx, chunks, 0, 0, llm.n_batch, True,
-                                        ctypes.byref(new_n_past)) != 0:
+        if (
+            mtmd.mtmd_helper_eval_chunks(
+                ctx, llm.ctx, chunks, 0, 0, llm.n_batch, True, ctypes.byref(new_n_past)
+            )
+            != 0
+        ):
             raise RuntimeError("mtmd_helper_eval_chunks failed")
-        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1),
-                                       shape=(llm.n_vocab(),)).copy()
+        logits = np.ctypeslib.as_array(
+            llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),)
+        ).copy()
     return {"embeddings": np.concatenate(embeddings), "layout": layout, "logits": logits}
 
 
 # -- comparison --------------------------------------------------------------------------
+
 
 def compare_logits(ref: np.ndarray, got: np.ndarray) -> dict:
     """Differences between reference and llama.cpp logits ([positions, vocab] each).
@@ -227,9 +260,13 @@ def compare_logits(ref: np.ndarray, got: np.ndarray) -> dict:
     `>` test); with no finite position left only the counts are returned.
     """
     finite = np.isfinite(ref).all(-1) & np.isfinite(got).all(-1)
-    counts = {"positions": int(len(ref)), "nonfinite": {
-        "hf": int((~np.isfinite(ref).all(-1)).sum()),
-        "llama_cpp": int((~np.isfinite(got).all(-1)).sum())}}
+    counts = {
+        "positions": int(len(ref)),
+        "nonfinite": {
+            "hf": int((~np.isfinite(ref).all(-1)).sum()),
+            "llama_cpp": int((~np.isfinite(got).all(-1)).sum()),
+        },
+    }
     if not finite.any():
         return counts
     return {**counts, **_finite_measures(ref[finite], got[finite], np.nonzero(finite)[0])}
@@ -250,7 +287,7 @@ def _finite_measures(ref: np.ndarray, got: np.ndarray, positions: np.ndarray) ->
         "mean_abs": float(diff.mean()),
         "ref_abs_max": float(np.abs(ref).max()),
         "ref_std": float(centered.std()),
-        "rel_rms": float(np.sqrt((diff ** 2).mean()) / max(centered.std(), 1e-12)),
+        "rel_rms": float(np.sqrt((diff**2).mean()) / max(centered.std(), 1e-12)),
         "argmax_agree": int(len(ref) - len(flips)),
         "top5_agree": int(sum(ref_top[i] in top5[i] for i in rows)),
         # A constant row has no correlation (NaN); count it as none.
@@ -296,13 +333,17 @@ def text_report(hf_dir: Path, gguf_path: Path, *, threads: int = 2) -> dict:
     n_ctx = 64 * (max(len(s) for s in ids.values()) // 64 + 1)
     llm = load_llama(gguf_path, n_ctx, threads)
     try:
-        per_prompt = [{"name": name, **_compare_prompt(reference[name], llama_logits(llm, seq))}
-                      for name, seq in ids.items()]
-        report = {"gguf": gguf_path.name,
-                  "n_vocab": {"hf": next(iter(reference.values())).shape[-1],
-                              "llama_cpp": llm.n_vocab()},
-                  "tokenization": tokenization(llm, tokenizer, prompts),
-                  "prompts": per_prompt, "summary": summarize(per_prompt)}
+        per_prompt = [
+            {"name": name, **_compare_prompt(reference[name], llama_logits(llm, seq))}
+            for name, seq in ids.items()
+        ]
+        report = {
+            "gguf": gguf_path.name,
+            "n_vocab": {"hf": next(iter(reference.values())).shape[-1], "llama_cpp": llm.n_vocab()},
+            "tokenization": tokenization(llm, tokenizer, prompts),
+            "prompts": per_prompt,
+            "summary": summarize(per_prompt),
+        }
     finally:
         llm.close()
     report["seconds"] = round(time.perf_counter() - started, 2)
@@ -326,18 +367,24 @@ def compare_embeddings(ref: np.ndarray, got: np.ndarray, chunks: list[int] | Non
     per_chunk = {}
     if chunks and len(chunks) > 1:
         bounds = np.cumsum([0, *chunks])
-        per_chunk = {"chunk_cosine": [_cosine(ref[a:b], got[a:b])
-                                      for a, b in zip(bounds[:-1], bounds[1:])]}
+        per_chunk = {
+            "chunk_cosine": [_cosine(ref[a:b], got[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+        }
     ref64, got64 = ref.astype(np.float64), got.astype(np.float64)
     dots = (ref64 * got64).sum(-1)
     norms = np.linalg.norm(ref64, axis=-1) * np.linalg.norm(got64, axis=-1)
     per_token = dots / np.maximum(norms, 1e-30)
-    return {"shape": list(ref.shape), "cosine": _cosine(ref, got),
-            "min_token_cosine": float(per_token.min()), "mean_token_cosine": float(per_token.mean()),
-            "max_abs": float(np.abs(ref64 - got64).max()),
-            # An all-zero reference (an untrained projector) makes every cosine meaningless.
-            "ref_norm": float(np.linalg.norm(ref64)), "got_norm": float(np.linalg.norm(got64)),
-            **per_chunk}
+    return {
+        "shape": list(ref.shape),
+        "cosine": _cosine(ref, got),
+        "min_token_cosine": float(per_token.min()),
+        "mean_token_cosine": float(per_token.mean()),
+        "max_abs": float(np.abs(ref64 - got64).max()),
+        # An all-zero reference (an untrained projector) makes every cosine meaningless.
+        "ref_norm": float(np.linalg.norm(ref64)),
+        "got_norm": float(np.linalg.norm(got64)),
+        **per_chunk,
+    }
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -350,9 +397,13 @@ def first_token(ref: np.ndarray, got: np.ndarray) -> dict:
     vocab = min(len(ref), len(got))
     ref, got = ref[:vocab], got[:vocab]
     hf_top, ll_top = int(ref.argmax()), int(got.argmax())
-    return {"hf": hf_top, "llama_cpp": ll_top, "ref_gap": float(ref[hf_top] - ref[ll_top]),
-            "max_abs": float(np.abs(ref.astype(np.float64) - got).max()),
-            "ref_abs_max": float(np.abs(ref).max())}
+    return {
+        "hf": hf_top,
+        "llama_cpp": ll_top,
+        "ref_gap": float(ref[hf_top] - ref[ll_top]),
+        "max_abs": float(np.abs(ref.astype(np.float64) - got).max()),
+        "ref_abs_max": float(np.abs(ref).max()),
+    }
 
 
 def _compare_prompt(ref: np.ndarray, got: np.ndarray) -> dict:

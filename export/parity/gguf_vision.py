@@ -73,6 +73,7 @@ def _image_processor(hf_dir: Path):
 
 # -- Qwen2-VL, Qwen2.5-VL, Qwen3-VL: dynamic resolution in units of patch x merge ----------
 
+
 def _qwen_size(config: dict, pre: dict) -> tuple[int, int]:
     vision = config.get("vision_config", {})
     align = vision.get("patch_size", 14) * vision.get("spatial_merge_size", 2)
@@ -103,11 +104,13 @@ def _qwen_features(model, pixels: dict):
     return embeds[0]
 
 
-QWEN_VL = VisionHooks(_qwen_size, _qwen_pixels, _qwen_features,
-                      "<|vision_start|><|image_pad|><|vision_end|>")
+QWEN_VL = VisionHooks(
+    _qwen_size, _qwen_pixels, _qwen_features, "<|vision_start|><|image_pad|><|vision_end|>"
+)
 
 
 # -- Gemma 3: one fixed-size SigLIP view, bidirectional attention over the image -----------
+
 
 def _square_size(config: dict, pre: dict) -> tuple[int, int]:
     side = config["vision_config"]["image_size"]
@@ -130,11 +133,17 @@ def _gemma3_token_types(ids, image_token: int) -> dict:
     return {"token_type_ids": (ids == image_token).long()}
 
 
-GEMMA3 = VisionHooks(_square_size, _gemma3_pixels, _gemma3_features, "<start_of_image>",
-                     forward_extras=_gemma3_token_types)
+GEMMA3 = VisionHooks(
+    _square_size,
+    _gemma3_pixels,
+    _gemma3_features,
+    "<start_of_image>",
+    forward_extras=_gemma3_token_types,
+)
 
 
 # -- Idefics3 / SmolVLM: tiles + a global view, in the same grid on both sides -----------
+
 
 def _idefics3_size(config: dict, pre: dict) -> tuple[int, int]:
     """A square of the processor's longest edge: both sides resize every picture's longest
@@ -153,14 +162,17 @@ def _idefics3_pixels(hf_dir: Path, image: np.ndarray, views: int) -> dict:
     3), so its one view stands for both."""
     from PIL import Image
 
-    pixels = _image_processor(hf_dir)(images=[[Image.fromarray(image)]],
-                                      return_tensors="pt")["pixel_values"]
+    pixels = _image_processor(hf_dir)(images=[[Image.fromarray(image)]], return_tensors="pt")[
+        "pixel_values"
+    ]
     if pixels.shape[1] == 1 and views == 2:
         pixels = pixels.expand(1, 2, *pixels.shape[2:]).contiguous()
     if pixels.shape[1] != views:
-        raise ValueError(f"transformers cut the {image.shape[1]}x{image.shape[0]} test picture "
-                         f"into {pixels.shape[1]} views but libmtmd into {views} image chunks: "
-                         "their layouts differ, so there is nothing to compare view by view")
+        raise ValueError(
+            f"transformers cut the {image.shape[1]}x{image.shape[0]} test picture "
+            f"into {pixels.shape[1]} views but libmtmd into {views} image chunks: "
+            "their layouts differ, so there is nothing to compare view by view"
+        )
     return {"pixel_values": pixels}
 
 
@@ -187,11 +199,22 @@ def _idefics3_sequential_positions(model) -> None:
     embeddings.forward = forward
 
 
-IDEFICS3 = VisionHooks(_idefics3_size, _idefics3_pixels, _idefics3_features, "<image>",
-                       prepare_model=_idefics3_sequential_positions)
+IDEFICS3 = VisionHooks(
+    _idefics3_size,
+    _idefics3_pixels,
+    _idefics3_features,
+    "<image>",
+    prepare_model=_idefics3_sequential_positions,
+)
 
-HOOKS: dict[str, VisionHooks] = {"qwen2_vl": QWEN_VL, "qwen2_5_vl": QWEN_VL, "qwen3_vl": QWEN_VL,
-                                 "gemma3": GEMMA3, "idefics3": IDEFICS3, "smolvlm": IDEFICS3}
+HOOKS: dict[str, VisionHooks] = {
+    "qwen2_vl": QWEN_VL,
+    "qwen2_5_vl": QWEN_VL,
+    "qwen3_vl": QWEN_VL,
+    "gemma3": GEMMA3,
+    "idefics3": IDEFICS3,
+    "smolvlm": IDEFICS3,
+}
 # model_types whose parity another module owns: name -> its measuring function.
 EXTERNAL = {"llava_onevision": llava_ov.image_embedding_parity}
 
@@ -202,18 +225,26 @@ def supported() -> list[str]:
 
 # -- the test image ----------------------------------------------------------------------
 
+
 def synthetic_image(width: int, height: int) -> np.ndarray:
     """A fixed RGB image with gradients, edges and shapes: every patch differs from the next."""
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    image = np.stack([255 * x / max(width - 1, 1), 255 * y / max(height - 1, 1),
-                      127 + 100 * np.sin((x + 2 * y) / 9.0)], axis=-1)
-    image[height // 5: height // 2, width // 6: width // 3] = (220, 30, 30)  # a red block
+    image = np.stack(
+        [
+            255 * x / max(width - 1, 1),
+            255 * y / max(height - 1, 1),
+            127 + 100 * np.sin((x + 2 * y) / 9.0),
+        ],
+        axis=-1,
+    )
+    image[height // 5 : height // 2, width // 6 : width // 3] = (220, 30, 30)  # a red block
     inside = (x - 0.7 * width) ** 2 + (y - 0.6 * height) ** 2 < (0.18 * min(width, height)) ** 2
     image[inside] = (20, 40, 200)  # a blue disc
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
 # -- transformers side --------------------------------------------------------------------
+
 
 def hf_side(hf_dir: Path, hooks: VisionHooks, image: np.ndarray, layout: list) -> dict:
     """The reference image features and first-token logits on libmtmd's exact token layout."""
@@ -222,13 +253,18 @@ def hf_side(hf_dir: Path, hooks: VisionHooks, image: np.ndarray, layout: list) -
     model = load_hf_model(hf_dir)
     hooks.prepare_model(model)
     image_token = _image_token_id(model.config)
-    ids = torch.tensor([[t for part in layout
-                         for t in (part if isinstance(part, list) else [image_token] * part)]])
+    ids = torch.tensor(
+        [[t for part in layout for t in (part if isinstance(part, list) else [image_token] * part)]]
+    )
     pixels = hooks.hf_pixels(hf_dir, image, sum(isinstance(p, int) for p in layout))
     with torch.inference_mode():
         features = hooks.features(model, pixels).float().numpy()
-        out = model(input_ids=ids, attention_mask=torch.ones_like(ids), **pixels,
-                    **hooks.forward_extras(ids, image_token))
+        out = model(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            **pixels,
+            **hooks.forward_extras(ids, image_token),
+        )
     logits = out.logits[0, -1].float().numpy()
     del model
     gc.collect()
@@ -245,6 +281,7 @@ def _image_token_id(config) -> int:
 
 # -- the check ---------------------------------------------------------------------------
 
+
 def image_prompt(hf_dir: Path, hooks: VisionHooks, marker: str) -> str:
     """The chat prompt with one image and QUESTION, the image as libmtmd's media marker."""
     from transformers import AutoTokenizer
@@ -252,8 +289,9 @@ def image_prompt(hf_dir: Path, hooks: VisionHooks, marker: str) -> str:
     tokenizer = AutoTokenizer.from_pretrained(hf_dir)
     if tokenizer.chat_template:
         content = [{"type": "image"}, {"type": "text", "text": QUESTION}]
-        rendered = tokenizer.apply_chat_template([{"role": "user", "content": content}],
-                                                 tokenize=False, add_generation_prompt=True)
+        rendered = tokenizer.apply_chat_template(
+            [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+        )
         if hooks.placeholder in rendered:
             return rendered.replace(hooks.placeholder, marker, 1)
     return f"{marker}\n{QUESTION}\n"
@@ -270,8 +308,10 @@ def vision_report(hf_dir: Path, text_gguf: Path, mmproj_gguf: Path, *, threads: 
     if model_type in EXTERNAL:
         return _external(model_type, hf_dir, text_gguf, mmproj_gguf, config, threads, started)
     if model_type not in HOOKS:
-        raise ValueError(f"no vision parity hooks for model_type {model_type!r}; "
-                         f"supported: {', '.join(supported())}")
+        raise ValueError(
+            f"no vision parity hooks for model_type {model_type!r}; "
+            f"supported: {', '.join(supported())}"
+        )
     hooks = HOOKS[model_type]
     pre_path = hf_dir / "preprocessor_config.json"
     pre = json.loads(pre_path.read_text()) if pre_path.is_file() else {}
@@ -282,16 +322,27 @@ def vision_report(hf_dir: Path, text_gguf: Path, mmproj_gguf: Path, *, threads: 
     prompt = image_prompt(hf_dir, hooks, mtmd.mtmd_default_marker().decode())
     ll = llama_image_side(text_gguf, mmproj_gguf, prompt, image, threads)
     hf = hf_side(hf_dir, hooks, image, ll["layout"])
-    return {"mmproj": mmproj_gguf.name, "image_size": [width, height],
-            "image_tokens": sum(p for p in ll["layout"] if isinstance(p, int)),
-            "embeddings": compare_embeddings(hf["embeddings"], ll["embeddings"],
-                                             [p for p in ll["layout"] if isinstance(p, int)]),
-            "first_token": first_token(hf["logits"], ll["logits"]),
-            "seconds": round(time.perf_counter() - started, 2)}
+    return {
+        "mmproj": mmproj_gguf.name,
+        "image_size": [width, height],
+        "image_tokens": sum(p for p in ll["layout"] if isinstance(p, int)),
+        "embeddings": compare_embeddings(
+            hf["embeddings"], ll["embeddings"], [p for p in ll["layout"] if isinstance(p, int)]
+        ),
+        "first_token": first_token(hf["logits"], ll["logits"]),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
 
 
-def _external(model_type: str, hf_dir: Path, text_gguf: Path, mmproj_gguf: Path,
-              config: dict, threads: int, started: float) -> dict:
+def _external(
+    model_type: str,
+    hf_dir: Path,
+    text_gguf: Path,
+    mmproj_gguf: Path,
+    config: dict,
+    threads: int,
+    started: float,
+) -> dict:
     """Architectures whose parity another module owns (LLaVA-OneVision's view packing);
     its result is mapped onto this module's report fields and also kept whole."""
     measure = EXTERNAL[model_type]
@@ -305,15 +356,31 @@ def _external(model_type: str, hf_dir: Path, text_gguf: Path, mmproj_gguf: Path,
     shape = [result.get("n_tokens_ref"), result.get("n_tokens_gguf")]
     # Newer versions return this module's `embeddings` and `first_token` fields themselves.
     embeddings = result.get("embeddings") or (
-        {"shape": {"hf": shape[:1], "llama_cpp": shape[1:]}} if shape[0] != shape[1] else
-        {"shape": shape[:1], "cosine": result["cosine"],
-         "min_token_cosine": result["min_token_cosine"], "max_abs": result.get("max_abs_diff")})
+        {"shape": {"hf": shape[:1], "llama_cpp": shape[1:]}}
+        if shape[0] != shape[1]
+        else {
+            "shape": shape[:1],
+            "cosine": result["cosine"],
+            "min_token_cosine": result["min_token_cosine"],
+            "max_abs": result.get("max_abs_diff"),
+        }
+    )
     # Without reference logits no near-tie can be forgiven (ref_gap None).
     first = result.get("first_token") or {
-        "hf": result.get("first_token_ref"), "llama_cpp": result.get("first_token_gguf"),
-        "ref_gap": None, "max_abs": result.get("logits_max_abs_diff")}
-    return {"mmproj": mmproj_gguf.name, "image_size": [side, side], "image_tokens": shape[1],
-            "embeddings": embeddings, "first_token": first,
-            "external": {"function": f"{measure.__module__}.{measure.__name__}", "result": {
-                k: v for k, v in result.items() if k not in ("embeddings", "first_token")}},
-            "seconds": round(time.perf_counter() - started, 2)}
+        "hf": result.get("first_token_ref"),
+        "llama_cpp": result.get("first_token_gguf"),
+        "ref_gap": None,
+        "max_abs": result.get("logits_max_abs_diff"),
+    }
+    return {
+        "mmproj": mmproj_gguf.name,
+        "image_size": [side, side],
+        "image_tokens": shape[1],
+        "embeddings": embeddings,
+        "first_token": first,
+        "external": {
+            "function": f"{measure.__module__}.{measure.__name__}",
+            "result": {k: v for k, v in result.items() if k not in ("embeddings", "first_token")},
+        },
+        "seconds": round(time.perf_counter() - started, 2),
+    }

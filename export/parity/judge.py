@@ -36,23 +36,31 @@ def prompt_failures(p: dict, th: TextThresholds, where: str, *, side: str, name:
     bad = p["nonfinite"]
     if bad["hf"] or bad[side]:
         who = name if bad[side] else "transformers"
-        out.append(f"{where}: {who} gave NaN/inf logits at {max(bad['hf'], bad[side])} of "
-                   f"{p['positions']} positions")
+        out.append(
+            f"{where}: {who} gave NaN/inf logits at {max(bad['hf'], bad[side])} of "
+            f"{p['positions']} positions"
+        )
     if not p.get("compared"):
         return out
     bound = logit_bound(th, p["ref_abs_max"])
     if not as_float(p["max_abs"]) <= bound:
-        out.append(f"{where}: max |logit diff| {as_float(p['max_abs']):.3g} > {bound:.3g} "
-                   f"({th.max_abs:g} x max(1, max|logit| {as_float(p['ref_abs_max']):.3g}))")
+        out.append(
+            f"{where}: max |logit diff| {as_float(p['max_abs']):.3g} > {bound:.3g} "
+            f"({th.max_abs:g} x max(1, max|logit| {as_float(p['ref_abs_max']):.3g}))"
+        )
     if not as_float(p["rel_rms"]) <= th.rel_rms:
-        out.append(f"{where}: rms logit diff / logit std {as_float(p['rel_rms']):.3g} > {th.rel_rms:g}")
+        out.append(
+            f"{where}: rms logit diff / logit std {as_float(p['rel_rms']):.3g} > {th.rel_rms:g}"
+        )
     real = [f for f in p["flips"] if not as_float(f["ref_gap"]) <= bound]
     agreement = 1 - len(real) / p["compared"]
     if agreement < th.argmax:
         worst = max(real, key=lambda f: as_float(f["ref_gap"]))
-        out.append(f"{where}: greedy tokens agree at {agreement:.1%} of positions < "
-                   f"{th.argmax:.0%} (position {worst['pos']}: {name}'s pick is "
-                   f"{as_float(worst['ref_gap']):.3g} below the reference maximum)")
+        out.append(
+            f"{where}: greedy tokens agree at {agreement:.1%} of positions < "
+            f"{th.argmax:.0%} (position {worst['pos']}: {name}'s pick is "
+            f"{as_float(worst['ref_gap']):.3g} below the reference maximum)"
+        )
     return out
 
 
@@ -63,5 +71,10 @@ def verdict(failures: list[str]) -> tuple[bool, str]:
 
 def crashed(report_format: str, request: dict, keys: tuple[str, ...], error: str) -> dict:
     """The report of a worker that crashed or timed out: `passes` rejects it with `error`."""
-    return {"format": report_format, **{k: request[k] for k in keys}, "error": error,
-            "ok": False, "first_failure": error}
+    return {
+        "format": report_format,
+        **{k: request[k] for k in keys},
+        "error": error,
+        "ok": False,
+        "first_failure": error,
+    }

@@ -22,15 +22,17 @@ def run_worker(kind: str, request: dict, *, timeout: float, label: str) -> dict 
     report)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
-        [str(_PROJECT_ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
+        [str(_PROJECT_ROOT)] + [p for p in [env.get("PYTHONPATH")] if p]
+    )
     with tempfile.TemporaryDirectory(prefix="edge-et-worker-") as tmp:
         req, rep = Path(tmp) / "request.json", Path(tmp) / "report.json"
         req.write_text(json.dumps(request))
         # cwd = the scratch folder: `-m` puts cwd first on sys.path; nothing there may shadow us.
         cmd = [sys.executable, "-m", WORKER_MODULE, kind, str(req), str(rep)]
         try:
-            proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True,
-                                  timeout=timeout)
+            proc = subprocess.run(
+                cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout
+            )
         except subprocess.TimeoutExpired:
             return f"{label} ran past {timeout:.0f} s"
         if proc.returncode != 0 or not rep.is_file():

@@ -29,8 +29,15 @@ from export.parity.launcher import run_worker
 QUESTION = "Describe the image."
 
 
-def image_embedding_parity(hf_dir: Path, text_gguf: Path, mmproj_gguf: Path, image_path: Path,
-                           *, question: str = QUESTION, threads: int = 2) -> dict:
+def image_embedding_parity(
+    hf_dir: Path,
+    text_gguf: Path,
+    mmproj_gguf: Path,
+    image_path: Path,
+    *,
+    question: str = QUESTION,
+    threads: int = 2,
+) -> dict:
     """Measure a LLaVA-OneVision GGUF pair against its HF checkpoint on `image_path`.
 
     Returns dict(cosine, min_token_cosine, max_abs_diff, n_tokens_ref, n_tokens_processor,
@@ -53,17 +60,25 @@ def image_embedding_parity(hf_dir: Path, text_gguf: Path, mmproj_gguf: Path, ima
     embeddings = compare_embeddings(ref["features"], llama["features"])
     first = first_token(ref["logits"], llama["logits"])
     nan = float("nan")
-    return {"cosine": embeddings.get("cosine", nan),
-            "min_token_cosine": embeddings.get("min_token_cosine", nan),
-            "max_abs_diff": embeddings.get("max_abs", nan),
-            "n_tokens_ref": len(ref["features"]), "n_tokens_processor": ref["n_processor"],
-            "n_tokens_gguf": len(llama["features"]), "grid": llama["grid"],
-            "first_token_ref": ref["first_token"], "first_token_gguf": llama["first_token"],
-            "first_token_match": ref["first_token"] == llama["first_token"],
-            "logits_max_abs_diff": first["max_abs"],
-            "prompt_tokens_ref": ref["prompt_tokens"], "prompt_tokens_gguf": llama["prompt_tokens"],
-            "encode_s": round(llama["encode_s"], 3), "reference_s": round(ref_s, 2),
-            "embeddings": embeddings, "first_token": first}
+    return {
+        "cosine": embeddings.get("cosine", nan),
+        "min_token_cosine": embeddings.get("min_token_cosine", nan),
+        "max_abs_diff": embeddings.get("max_abs", nan),
+        "n_tokens_ref": len(ref["features"]),
+        "n_tokens_processor": ref["n_processor"],
+        "n_tokens_gguf": len(llama["features"]),
+        "grid": llama["grid"],
+        "first_token_ref": ref["first_token"],
+        "first_token_gguf": llama["first_token"],
+        "first_token_match": ref["first_token"] == llama["first_token"],
+        "logits_max_abs_diff": first["max_abs"],
+        "prompt_tokens_ref": ref["prompt_tokens"],
+        "prompt_tokens_gguf": llama["prompt_tokens"],
+        "encode_s": round(llama["encode_s"], 3),
+        "reference_s": round(ref_s, 2),
+        "embeddings": embeddings,
+        "first_token": first,
+    }
 
 
 # -- llama.cpp side (this process) -----------------------------------------------------------
@@ -72,8 +87,9 @@ def image_embedding_parity(hf_dir: Path, text_gguf: Path, mmproj_gguf: Path, ima
 def _llama_side(text_gguf: Path, mmproj_gguf: Path, image, question: str, threads: int) -> dict:
     from edge_et.backends.llama_cpp.model import LlamaCppModel
 
-    model = LlamaCppModel(model_path=str(text_gguf), mmproj_path=str(mmproj_gguf), n_ctx=8192,
-                          n_threads=threads)
+    model = LlamaCppModel(
+        model_path=str(text_gguf), mmproj_path=str(mmproj_gguf), n_ctx=8192, n_threads=threads
+    )
     try:
         images = model.llava_ov_images  # the model's LLaVA-OneVision path (None: not our mmproj)
         if images is None:
@@ -87,11 +103,15 @@ def _llama_side(text_gguf: Path, mmproj_gguf: Path, image, question: str, thread
         first = model.sample(sampling=Sampling(), edit=lambda logits: seen.append(logits.copy()))
     finally:
         model.close()
-    return {"features": features, "encode_s": encode_s, "first_token": int(first),
-            "logits": seen[0],
-            "prompt_tokens": stats.prompt_tokens,
-            "grid": list(grid_shape(image.height, image.width, images.layout)),
-            "prompt": prompt.replace(model.media_marker, "<image>")}
+    return {
+        "features": features,
+        "encode_s": encode_s,
+        "first_token": int(first),
+        "logits": seen[0],
+        "prompt_tokens": stats.prompt_tokens,
+        "grid": list(grid_shape(image.height, image.width, images.layout)),
+        "prompt": prompt.replace(model.media_marker, "<image>"),
+    }
 
 
 # -- transformers side (subprocess) ----------------------------------------------------------
@@ -100,14 +120,19 @@ def _llama_side(text_gguf: Path, mmproj_gguf: Path, image, question: str, thread
 def _reference(hf_dir: Path, pixels: Path, prompt: str, tmp: Path) -> dict:
     out = tmp / "reference.npz"
     request = {"hf_dir": str(hf_dir), "pixels": str(pixels), "prompt": prompt, "out": str(out)}
-    outcome = run_worker("llava-ov-reference", request, timeout=3600,
-                         label="the transformers reference")
+    outcome = run_worker(
+        "llava-ov-reference", request, timeout=3600, label="the transformers reference"
+    )
     if isinstance(outcome, str):
         raise RuntimeError(outcome)
     data = np.load(out)
-    return {"features": data["features"], "first_token": int(data["first_token"]),
-            "logits": data["logits"],
-            "n_processor": int(data["n_processor"]), "prompt_tokens": int(data["prompt_tokens"])}
+    return {
+        "features": data["features"],
+        "first_token": int(data["first_token"]),
+        "logits": data["logits"],
+        "n_processor": int(data["n_processor"]),
+        "prompt_tokens": int(data["prompt_tokens"]),
+    }
 
 
 def processor_token_count(hf_dir: Path, height: int, width: int) -> int:
@@ -124,9 +149,11 @@ def processor_token_count(hf_dir: Path, height: int, width: int) -> int:
 
     config = LlavaOnevisionConfig.from_pretrained(hf_dir)
     tile, patch = config.vision_config.image_size, config.vision_config.patch_size
-    fake = SimpleNamespace(image_processor=LlavaOnevisionImageProcessor.from_pretrained(hf_dir),
-                           num_image_tokens=(tile // patch) ** 2,
-                           vision_aspect_ratio=config.vision_aspect_ratio)
+    fake = SimpleNamespace(
+        image_processor=LlavaOnevisionImageProcessor.from_pretrained(hf_dir),
+        num_image_tokens=(tile // patch) ** 2,
+        vision_aspect_ratio=config.vision_aspect_ratio,
+    )
     fake._get_unpadded_features = partial(Processor._get_unpadded_features, fake)
     return Processor._get_number_of_features(fake, height, width, tile, tile)
 
@@ -146,15 +173,26 @@ def reference(hf_dir: str, pixels: str, prompt: str, out: str) -> dict:
     model.eval()
     inputs = LlavaOnevisionImageProcessor.from_pretrained(hf_dir)(rgb, return_tensors="pt")
     with torch.no_grad():
-        features = model.model.get_image_features(inputs["pixel_values"],
-                                                  inputs["image_sizes"])[0]
-        ids = _prompt_ids(AutoTokenizer.from_pretrained(hf_dir), prompt,
-                          model.config.image_token_id, len(features))
-        logits = model(input_ids=torch.tensor([ids]), pixel_values=inputs["pixel_values"],
-                       image_sizes=inputs["image_sizes"]).logits[0, -1]
-    np.savez(out, features=features.float().numpy(), logits=logits.float().numpy(),
-             first_token=int(logits.argmax()), prompt_tokens=len(ids),
-             n_processor=processor_token_count(hf_dir, *rgb.shape[:2]))
+        features = model.model.get_image_features(inputs["pixel_values"], inputs["image_sizes"])[0]
+        ids = _prompt_ids(
+            AutoTokenizer.from_pretrained(hf_dir),
+            prompt,
+            model.config.image_token_id,
+            len(features),
+        )
+        logits = model(
+            input_ids=torch.tensor([ids]),
+            pixel_values=inputs["pixel_values"],
+            image_sizes=inputs["image_sizes"],
+        ).logits[0, -1]
+    np.savez(
+        out,
+        features=features.float().numpy(),
+        logits=logits.float().numpy(),
+        first_token=int(logits.argmax()),
+        prompt_tokens=len(ids),
+        n_processor=processor_token_count(hf_dir, *rgb.shape[:2]),
+    )
     return {"out": out}
 
 
@@ -162,5 +200,4 @@ def _prompt_ids(tokenizer, prompt: str, image_id: int, n_image: int) -> list[int
     # What the processor does: one <image> in the text becomes n_image image tokens.
     ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     at = ids.index(image_id)
-    return ids[:at] + [image_id] * n_image + ids[at + 1:]
-
+    return ids[:at] + [image_id] * n_image + ids[at + 1 :]

@@ -42,15 +42,22 @@ from export.parity.onnx_checks import (
 
 # (text bounds, greedy tokens must all agree, image cosine). int4 is blockwise 4-bit weights
 # against float ones: looser than int8's (docs/onnx.md), and greedy text is reported only.
-BOUNDS = {"same": (TextThresholds(1e-3, 2e-3, 1.0), True, 0.9999),
-          "int8": (TextThresholds(0.10, 0.10, 0.90), False, 0.99),
-          "int4": (TextThresholds(0.30, 0.30, 0.75), False, 0.99)}
+BOUNDS = {
+    "same": (TextThresholds(1e-3, 2e-3, 1.0), True, 0.9999),
+    "int8": (TextThresholds(0.10, 0.10, 0.90), False, 0.99),
+    "int4": (TextThresholds(0.30, 0.30, 0.75), False, 0.99),
+}
 RSS_TOKENS = 32
 
 
 def _prompts(model) -> list[str]:
-    chat = render_user_turn(model.chat_template, CHAT_QUESTION, enable_thinking=None,
-                            bos_text=model.bos_text, eos_text=model.eos_text)
+    chat = render_user_turn(
+        model.chat_template,
+        CHAT_QUESTION,
+        enable_thinking=None,
+        bos_text=model.bos_text,
+        eos_text=model.eos_text,
+    )
     return [*PROBES, chat]
 
 
@@ -59,14 +66,18 @@ def _text(source, package) -> dict:
     for text in _prompts(source):
         ids = source.prompt_ids(text, first=True)
         measures = compare_logits(source.score(ids=ids), package.score(ids=ids))
-        measures["nonfinite"] = {"source": measures["nonfinite"]["hf"],
-                                 "package": measures["nonfinite"].pop("llama_cpp")}
+        measures["nonfinite"] = {
+            "source": measures["nonfinite"]["hf"],
+            "package": measures["nonfinite"].pop("llama_cpp"),
+        }
         per_prompt.append(measures)
     return summarize(per_prompt)
 
 
 def _greedy(source, package, prompt: str, image=None) -> dict:
-    report = greedy_report(onnx_greedy(source, prompt, image), onnx_greedy(package, prompt, image), 0)
+    report = greedy_report(
+        onnx_greedy(source, prompt, image), onnx_greedy(package, prompt, image), 0
+    )
     report["source"], report["package"] = report.pop("hf"), report.pop("onnx")
     return report
 
@@ -76,8 +87,13 @@ def _vision(source, package) -> dict:
     source.forget_images()
     package.forget_images()
     measures = embedding_measures(source.vision.embed(image)[0], package.vision.embed(image)[0])
-    request = render_user_turn(source.chat_template, source.media_marker + "\n" + IMAGE_REQUEST,
-                               enable_thinking=None, bos_text=source.bos_text, eos_text=source.eos_text)
+    request = render_user_turn(
+        source.chat_template,
+        source.media_marker + "\n" + IMAGE_REQUEST,
+        enable_thinking=None,
+        bos_text=source.bos_text,
+        eos_text=source.eos_text,
+    )
     return {**measures, "greedy": _greedy(source, package, request, image)}
 
 
@@ -92,8 +108,7 @@ def parity(source: str, package: str, quant: str) -> dict:
     for role in [s.role for s in pkg.stages()]:
         a, b = _open(src.require(role)), _open(pkg.require(role))
         try:
-            section = {"text": _text(a, b),
-                       "greedy": _greedy(a, b, _prompts(a)[-1])}
+            section = {"text": _text(a, b), "greedy": _greedy(a, b, _prompts(a)[-1])}
             if role == "perception":
                 section["vision"] = _vision(a, b)
         finally:
@@ -140,10 +155,16 @@ def stage_rss(package: str, role: str, tokens: int = RSS_TOKENS) -> dict:
     load_s = time.perf_counter() - started
     run = edge_stage(model, _request(model, role, tokens))
     model.close()
-    return {"peak_rss_bytes": process_peak_rss(), "before_load_rss_bytes": before, "load_s": load_s,
-            "prompt_tokens": run.prompt_tokens, "tokens": run.tokens,
-            "prefill_tok_s": run.prefill_tok_s, "decode_tok_s": run.decode_tok_s,
-            "image_encode_s": run.image_encode_s}
+    return {
+        "peak_rss_bytes": process_peak_rss(),
+        "before_load_rss_bytes": before,
+        "load_s": load_s,
+        "prompt_tokens": run.prompt_tokens,
+        "tokens": run.tokens,
+        "prefill_tok_s": run.prefill_tok_s,
+        "decode_tok_s": run.decode_tok_s,
+        "image_encode_s": run.image_encode_s,
+    }
 
 
 def _request(model, role: str, tokens: int) -> StageRequest:
@@ -151,14 +172,22 @@ def _request(model, role: str, tokens: int) -> StageRequest:
         image = _picture(128, 128)
         content = model.media_marker + "\n" + prompts.extraction_prompt("the details")
         return StageRequest(content, Sampling(), tokens, image=image)
-    return StageRequest(prompts.reasoning_prompt(SAMPLE_DESCRIPTION, SAMPLE_QUESTION, step_by_step=True),
-                        Sampling(), tokens)
+    return StageRequest(
+        prompts.reasoning_prompt(SAMPLE_DESCRIPTION, SAMPLE_QUESTION, step_by_step=True),
+        Sampling(),
+        tokens,
+    )
 
 
 def _picture(height: int, width: int) -> LoadedImage:
     rgb = test_picture(height, width)
     rgb.flags.writeable = False
-    return LoadedImage(rgb=rgb, width=width, height=height, sha256=pixel_sha256(rgb),
-                       source="test picture", format="generated", original_mode="RGB")
-
-
+    return LoadedImage(
+        rgb=rgb,
+        width=width,
+        height=height,
+        sha256=pixel_sha256(rgb),
+        source="test picture",
+        format="generated",
+        original_mode="RGB",
+    )

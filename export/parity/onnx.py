@@ -54,20 +54,28 @@ def thresholds(quant: str) -> OnnxThresholds:
     return THRESHOLDS[quant]
 
 
-def run_parity(hf_dir: Path, stage_dir: Path, *, quant: str, threads: int | None = None,
-               timeout: float = 3600) -> dict:
+def run_parity(
+    hf_dir: Path, stage_dir: Path, *, quant: str, threads: int | None = None, timeout: float = 3600
+) -> dict:
     """Measure the stage folder `stage_dir` against `hf_dir` in a subprocess; a crash or a
     timeout still gives a report (with `error`) that `passes` rejects."""
     thresholds(quant)
-    request = {"hf_dir": str(Path(hf_dir).resolve()), "stage_dir": str(Path(stage_dir).resolve()),
-               "quant": quant, "threads": threads}
-    outcome = run_worker("onnx", request, timeout=timeout,
-                         label="the ONNX parity worker")
-    return outcome if isinstance(outcome, dict) else crashed(FORMAT, request, ("hf_dir", "quant"),
-                                                             outcome)
+    request = {
+        "hf_dir": str(Path(hf_dir).resolve()),
+        "stage_dir": str(Path(stage_dir).resolve()),
+        "quant": quant,
+        "threads": threads,
+    }
+    outcome = run_worker("onnx", request, timeout=timeout, label="the ONNX parity worker")
+    return (
+        outcome
+        if isinstance(outcome, dict)
+        else crashed(FORMAT, request, ("hf_dir", "quant"), outcome)
+    )
 
 
 # -- judging -----------------------------------------------------------------------------
+
 
 def passes(report: dict) -> tuple[bool, str]:
     """(True, "") when every measurement is within bounds, else (False, first failure)."""
@@ -84,12 +92,16 @@ def passes(report: dict) -> tuple[bool, str]:
 
 
 def _text_failures(text: dict, th: TextThresholds) -> list[str]:
-    out = [f"text: the runtime tokenizes {m['case']!r} differently from the HF tokenizer at "
-           f"token {m['first_diff_at']}: hf {m['hf']} vs onnx {m['onnx']}"
-           for m in text["tokenization"]["mismatches"]]
+    out = [
+        f"text: the runtime tokenizes {m['case']!r} differently from the HF tokenizer at "
+        f"token {m['first_diff_at']}: hf {m['hf']} vs onnx {m['onnx']}"
+        for m in text["tokenization"]["mismatches"]
+    ]
     if text["n_vocab"]["hf"] != text["n_vocab"]["onnx"]:
-        out.append(f"text: vocabulary sizes differ: hf {text['n_vocab']['hf']} vs onnx "
-                   f"{text['n_vocab']['onnx']}")
+        out.append(
+            f"text: vocabulary sizes differ: hf {text['n_vocab']['hf']} vs onnx "
+            f"{text['n_vocab']['onnx']}"
+        )
     for p in text["prompts"]:
         out += prompt_failures(p, th, f"text, prompt {p['name']!r}", side="onnx", name="onnx")
     return out
@@ -99,8 +111,10 @@ def _greedy_failures(greedy: dict | None, th: OnnxThresholds, what: str) -> list
     if greedy is None:
         return [f"{what}: no greedy generation measured"]
     if th.greedy_exact and not greedy["equal"]:
-        return [f"{what}: greedy tokens differ from transformers' at token {greedy['first_diff']} "
-                f"(hf {greedy['hf'][:8]}..., onnx {greedy['onnx'][:8]}...)"]
+        return [
+            f"{what}: greedy tokens differ from transformers' at token {greedy['first_diff']} "
+            f"(hf {greedy['hf'][:8]}..., onnx {greedy['onnx'][:8]}...)"
+        ]
     return []
 
 
@@ -108,21 +122,29 @@ def _vision_failures(vision: dict, th: OnnxThresholds) -> list[str]:
     out = []
     pixels = vision["pixels"]
     if pixels["max_abs"] is None:
-        return [f"vision: pixel values differ in shape: hf {pixels['shape']['hf']} vs onnx "
-                f"{pixels['shape']['onnx']}"]
+        return [
+            f"vision: pixel values differ in shape: hf {pixels['shape']['hf']} vs onnx "
+            f"{pixels['shape']['onnx']}"
+        ]
     if not as_float(pixels["max_abs"]) <= PIXEL_MAX_ABS:
-        out.append(f"vision: numpy preprocessing differs from the HF image processor by "
-                   f"{as_float(pixels['max_abs']):.3g} > {PIXEL_MAX_ABS:g}")
+        out.append(
+            f"vision: numpy preprocessing differs from the HF image processor by "
+            f"{as_float(pixels['max_abs']):.3g} > {PIXEL_MAX_ABS:g}"
+        )
     prompt = vision.get("prompt_ids")
     if prompt and not prompt["equal"]:
         out.append("vision: the runtime's prompt ids with the image differ from the processor's")
     emb = vision["embeddings"]
     if "cosine" not in emb:
-        return out + [f"vision: image embeddings differ in shape: hf {emb['shape']['hf']} vs "
-                      f"onnx {emb['shape']['onnx']}"]
+        return out + [
+            f"vision: image embeddings differ in shape: hf {emb['shape']['hf']} vs "
+            f"onnx {emb['shape']['onnx']}"
+        ]
     if not as_float(emb["cosine"]) >= th.cosine:
         out.append(f"vision: image embedding cosine {as_float(emb['cosine']):.6f} < {th.cosine}")
     if not as_float(emb["min_token_cosine"]) >= th.min_token:
-        out.append(f"vision: worst image token cosine {as_float(emb['min_token_cosine']):.6f} < "
-                   f"{th.min_token}")
+        out.append(
+            f"vision: worst image token cosine {as_float(emb['min_token_cosine']):.6f} < "
+            f"{th.min_token}"
+        )
     return out + _greedy_failures(vision.get("greedy"), th, "vision")

@@ -54,32 +54,50 @@ def hf_greedy(hf, ids: list[int], ends: list[int], **extra) -> list[int]:
     from transformers import LogitsProcessorList
 
     with torch.inference_mode():
-        out = hf.generate(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids),
-                          dtype=torch.long), max_new_tokens=GREEDY_TOKENS, do_sample=False,
-                          eos_token_id=ends, pad_token_id=ends[0],
-                          logits_processor=LogitsProcessorList(
-                              [_drawn_penalty(len(ids), GREEDY_PENALTY)]), **extra)
-    tokens = out[0, len(ids):].tolist()
-    return tokens[:next((i for i, t in enumerate(tokens) if t in ends), len(tokens))]
+        out = hf.generate(
+            input_ids=torch.tensor([ids]),
+            attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+            max_new_tokens=GREEDY_TOKENS,
+            do_sample=False,
+            eos_token_id=ends,
+            pad_token_id=ends[0],
+            logits_processor=LogitsProcessorList([_drawn_penalty(len(ids), GREEDY_PENALTY)]),
+            **extra,
+        )
+    tokens = out[0, len(ids) :].tolist()
+    return tokens[: next((i for i, t in enumerate(tokens) if t in ends), len(tokens))]
 
 
 def greedy_report(hf_tokens: list[int], onnx_tokens: list[int], prompt_tokens: int) -> dict:
-    first = next((i for i, (a, b) in enumerate(zip(hf_tokens, onnx_tokens)) if a != b),
-                 None if len(hf_tokens) == len(onnx_tokens) else min(len(hf_tokens),
-                                                                     len(onnx_tokens)))
-    return {"prompt_tokens": prompt_tokens, "repeat_penalty": GREEDY_PENALTY, "hf": hf_tokens,
-            "onnx": onnx_tokens, "equal": first is None, "first_diff": first}
+    first = next(
+        (i for i, (a, b) in enumerate(zip(hf_tokens, onnx_tokens)) if a != b),
+        None if len(hf_tokens) == len(onnx_tokens) else min(len(hf_tokens), len(onnx_tokens)),
+    )
+    return {
+        "prompt_tokens": prompt_tokens,
+        "repeat_penalty": GREEDY_PENALTY,
+        "hf": hf_tokens,
+        "onnx": onnx_tokens,
+        "equal": first is None,
+        "first_diff": first,
+    }
 
 
 def test_picture(height: int, width: int) -> np.ndarray:
     """A smooth, seeded RGB picture (gradients plus a few blocks), uint8."""
     rng = np.random.default_rng(7)
     y, x = np.mgrid[0:height, 0:width]
-    rgb = np.stack([x * 255 // max(1, width - 1), y * 255 // max(1, height - 1),
-                    (x + y) * 127 // max(1, width + height - 2)], axis=-1).astype(np.uint8)
+    rgb = np.stack(
+        [
+            x * 255 // max(1, width - 1),
+            y * 255 // max(1, height - 1),
+            (x + y) * 127 // max(1, width + height - 2),
+        ],
+        axis=-1,
+    ).astype(np.uint8)
     for _ in range(4):
         top, left = rng.integers(0, height // 2), rng.integers(0, width // 2)
-        rgb[top:top + height // 4, left:left + width // 4] = rng.integers(0, 256, 3)
+        rgb[top : top + height // 4, left : left + width // 4] = rng.integers(0, 256, 3)
     return rgb
 
 
@@ -88,8 +106,15 @@ def embedding_measures(ref: np.ndarray, got: np.ndarray) -> dict:
         return {"shape": {"hf": list(ref.shape), "onnx": list(got.shape)}}
     ref64, got64 = ref.astype(np.float64), got.astype(np.float64)
     token_cos = (ref64 * got64).sum(-1) / np.maximum(
-        np.linalg.norm(ref64, axis=-1) * np.linalg.norm(got64, axis=-1), 1e-30)
-    cosine = float((ref64 * got64).sum() / max(np.linalg.norm(ref64) * np.linalg.norm(got64),
-                                               1e-30))
-    return {"shape": list(ref.shape), "cosine": cosine, "min_token_cosine": float(token_cos.min()),
-            "max_abs": float(np.abs(ref64 - got64).max()), "ref_norm": float(np.linalg.norm(ref64))}
+        np.linalg.norm(ref64, axis=-1) * np.linalg.norm(got64, axis=-1), 1e-30
+    )
+    cosine = float(
+        (ref64 * got64).sum() / max(np.linalg.norm(ref64) * np.linalg.norm(got64), 1e-30)
+    )
+    return {
+        "shape": list(ref.shape),
+        "cosine": cosine,
+        "min_token_cosine": float(token_cos.min()),
+        "max_abs": float(np.abs(ref64 - got64).max()),
+        "ref_norm": float(np.linalg.norm(ref64)),
+    }

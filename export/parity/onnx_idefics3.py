@@ -45,13 +45,17 @@ def _hf_inputs(hf_dir: Path, rgb: np.ndarray, prompt: str, layout: runtime.Layou
     transformers' processor makes them."""
     from transformers import AutoTokenizer, Idefics3ImageProcessor, Idefics3Processor
 
-    processor = Idefics3Processor(image_processor=Idefics3ImageProcessor.from_pretrained(hf_dir),
-                                  tokenizer=AutoTokenizer.from_pretrained(hf_dir),
-                                  image_seq_len=layout.tokens)
+    processor = Idefics3Processor(
+        image_processor=Idefics3ImageProcessor.from_pretrained(hf_dir),
+        tokenizer=AutoTokenizer.from_pretrained(hf_dir),
+        image_seq_len=layout.tokens,
+    )
     inputs = processor(text=[prompt], images=[[rgb]], return_tensors="pt")
-    return {"pixel_values": inputs["pixel_values"],
-            "pixel_attention_mask": inputs["pixel_attention_mask"],
-            "ids": inputs["input_ids"][0].tolist()}
+    return {
+        "pixel_values": inputs["pixel_values"],
+        "pixel_attention_mask": inputs["pixel_attention_mask"],
+        "ids": inputs["input_ids"][0].tolist(),
+    }
 
 
 def _mtmd_pixels(hf_dir: Path, rgb: np.ndarray, layout: runtime.Layout):
@@ -64,17 +68,30 @@ def _mtmd_pixels(hf_dir: Path, rgb: np.ndarray, layout: runtime.Layout):
     last = ChannelDimension.LAST
 
     def resize(image, height, width):
-        return proc.resize(image, {"height": height, "width": width}, resample=runtime.LANCZOS,
-                           input_data_format=last)
+        return proc.resize(
+            image,
+            {"height": height, "width": width},
+            resample=runtime.LANCZOS,
+            input_data_format=last,
+        )
 
     resized = resize(rgb, *runtime.resized_size(*rgb.shape[:2], layout.longest_edge))
     refined = resize(resized, *runtime.refined_size(*resized.shape[:2], layout))
     tile = layout.tile
-    views = [refined[y:y + tile, x:x + tile] for y in range(0, refined.shape[0], tile)
-             for x in range(0, refined.shape[1], tile)] + [resize(refined, tile, tile)]
-    views = [proc.normalize(proc.rescale(v, proc.rescale_factor, input_data_format=last),
-                            proc.image_mean, proc.image_std, input_data_format=last)
-             for v in views]
+    views = [
+        refined[y : y + tile, x : x + tile]
+        for y in range(0, refined.shape[0], tile)
+        for x in range(0, refined.shape[1], tile)
+    ] + [resize(refined, tile, tile)]
+    views = [
+        proc.normalize(
+            proc.rescale(v, proc.rescale_factor, input_data_format=last),
+            proc.image_mean,
+            proc.image_std,
+            input_data_format=last,
+        )
+        for v in views
+    ]
     return torch.from_numpy(np.stack(views).transpose(0, 3, 1, 2).copy())[None]
 
 
@@ -84,18 +101,34 @@ def vision_section(hf, hf_dir: Path, model) -> dict:
     encoder = model.vision
     layout = encoder.layout
     rgb = test_picture(*picture_size(layout))
-    image = LoadedImage(rgb=rgb, width=rgb.shape[1], height=rgb.shape[0],
-                        sha256=pixel_sha256(rgb), source="parity", format="PNG",
-                        original_mode="RGB")
-    prompt = render_user_turn(model.chat_template, model.media_marker + "\n" + IMAGE_REQUEST,
-                              bos_text=model.bos_text, eos_text=model.eos_text)
+    image = LoadedImage(
+        rgb=rgb,
+        width=rgb.shape[1],
+        height=rgb.shape[0],
+        sha256=pixel_sha256(rgb),
+        source="parity",
+        format="PNG",
+        original_mode="RGB",
+    )
+    prompt = render_user_turn(
+        model.chat_template,
+        model.media_marker + "\n" + IMAGE_REQUEST,
+        bos_text=model.bos_text,
+        eos_text=model.eos_text,
+    )
     before, _, after = prompt.partition(model.media_marker)
-    ours_ids = model.prompt_ids(before, first=True) + encoder.span_ids(image) + \
-        model.prompt_ids(after, first=False)
+    ours_ids = (
+        model.prompt_ids(before, first=True)
+        + encoder.span_ids(image)
+        + model.prompt_ids(after, first=False)
+    )
     if layout.mode == "hf":
         ref = _hf_inputs(hf_dir, rgb, before + "<image>" + after, layout)
-        pixels, extra, ids = ref["pixel_values"], \
-            {"pixel_attention_mask": ref["pixel_attention_mask"]}, ref["ids"]
+        pixels, extra, ids = (
+            ref["pixel_values"],
+            {"pixel_attention_mask": ref["pixel_attention_mask"]},
+            ref["ids"],
+        )
     else:
         hf = load_reference(hf_dir, "mtmd")
         pixels, extra, ids = _mtmd_pixels(hf_dir, rgb, layout), {}, ours_ids
@@ -107,12 +140,19 @@ def vision_section(hf, hf_dir: Path, model) -> dict:
     got, _ = encoder.embed(image)
     ends = sorted(model.config["end_token_ids"])
     hf_tokens = hf_greedy(hf, ids, ends, pixel_values=pixels, **extra)
-    return {"image_size": [int(rgb.shape[0]), int(rgb.shape[1])], "layout": layout.mode,
-            "grid": list(runtime.grid_shape(rgb.shape[0], rgb.shape[1], layout)),
-            "pixels": {"shape": {"hf": list(theirs.shape), "onnx": list(ours.shape)},
-                       "max_abs": float(np.abs(theirs - ours).max()) if theirs.shape == ours.shape
-                       else None},
-            "prompt_ids": {"reference": "transformers" if layout.mode == "hf" else "runtime",
-                           "equal": ids == ours_ids, "tokens": len(ours_ids)},
-            "embeddings": embedding_measures(reference, got),
-            "greedy": greedy_report(hf_tokens, onnx_greedy(model, prompt, image), len(ids))}
+    return {
+        "image_size": [int(rgb.shape[0]), int(rgb.shape[1])],
+        "layout": layout.mode,
+        "grid": list(runtime.grid_shape(rgb.shape[0], rgb.shape[1], layout)),
+        "pixels": {
+            "shape": {"hf": list(theirs.shape), "onnx": list(ours.shape)},
+            "max_abs": float(np.abs(theirs - ours).max()) if theirs.shape == ours.shape else None,
+        },
+        "prompt_ids": {
+            "reference": "transformers" if layout.mode == "hf" else "runtime",
+            "equal": ids == ours_ids,
+            "tokens": len(ours_ids),
+        },
+        "embeddings": embedding_measures(reference, got),
+        "greedy": greedy_report(hf_tokens, onnx_greedy(model, prompt, image), len(ids)),
+    }

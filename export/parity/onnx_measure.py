@@ -53,8 +53,12 @@ def _open(stage_dir: Path, threads: int):
     from edge_et.backends.onnx.model import OnnxModel
 
     vision = stage_dir / "vision.onnx"
-    return OnnxModel(model_path=str(stage_dir / "decoder.onnx"), n_ctx=4096,
-                     mmproj_path=str(vision) if vision.is_file() else None, n_threads=threads)
+    return OnnxModel(
+        model_path=str(stage_dir / "decoder.onnx"),
+        n_ctx=4096,
+        mmproj_path=str(vision) if vision.is_file() else None,
+        n_threads=threads,
+    )
 
 
 def _rename(measures: dict) -> dict:
@@ -70,11 +74,15 @@ def text_section(hf, tokenizer, model) -> dict:
         ids = hf_ids(tokenizer, prompt)
         ref, got = hf_logits(hf, ids), model.score(ids=ids)
         vocab = min(ref.shape[-1], got.shape[-1])
-        per_prompt.append({"name": prompt.name, **_rename(compare_logits(ref[:, :vocab],
-                                                                         got[:, :vocab]))})
-    return {"n_vocab": {"hf": int(ref.shape[-1]), "onnx": int(got.shape[-1])},
-            "tokenization": _tokenization(tokenizer, model, prompts),
-            "prompts": per_prompt, "summary": summarize(per_prompt)}
+        per_prompt.append(
+            {"name": prompt.name, **_rename(compare_logits(ref[:, :vocab], got[:, :vocab]))}
+        )
+    return {
+        "n_vocab": {"hf": int(ref.shape[-1]), "onnx": int(got.shape[-1])},
+        "tokenization": _tokenization(tokenizer, model, prompts),
+        "prompts": per_prompt,
+        "summary": summarize(per_prompt),
+    }
 
 
 def _tokenization(tokenizer, model, prompts) -> dict:
@@ -85,17 +93,25 @@ def _tokenization(tokenizer, model, prompts) -> dict:
         expected = list(tokenizer(text, add_special_tokens=add_special)["input_ids"])
         got = model.prompt_ids(text, first=add_special)
         if got != expected:
-            at = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b),
-                      min(len(got), len(expected)))
-            mismatches.append({"case": name, "first_diff_at": at,
-                               "hf": expected[max(0, at - 2):at + 4],
-                               "onnx": got[max(0, at - 2):at + 4]})
+            at = next(
+                (i for i, (a, b) in enumerate(zip(got, expected)) if a != b),
+                min(len(got), len(expected)),
+            )
+            mismatches.append(
+                {
+                    "case": name,
+                    "first_diff_at": at,
+                    "hf": expected[max(0, at - 2) : at + 4],
+                    "onnx": got[max(0, at - 2) : at + 4],
+                }
+            )
     return {"cases": len(cases), "mismatches": mismatches}
 
 
 def greedy_section(hf, model) -> dict:
-    prompt = render_user_turn(model.chat_template, CHAT_QUESTION, bos_text=model.bos_text,
-                              eos_text=model.eos_text)
+    prompt = render_user_turn(
+        model.chat_template, CHAT_QUESTION, bos_text=model.bos_text, eos_text=model.eos_text
+    )
     ids = model.prompt_ids(prompt, first=True)
     ends = sorted(model.config["end_token_ids"])
     return greedy_report(hf_greedy(hf, ids, ends), onnx_greedy(model, prompt), len(ids))
@@ -107,8 +123,11 @@ def _llava_ov_reference(hf, hf_dir: Path, rgb: np.ndarray, n_views: int):
 
     inputs = LlavaOnevisionImageProcessor.from_pretrained(hf_dir)(rgb, return_tensors="pt")
     ref = hf.model.get_image_features(inputs["pixel_values"], inputs["image_sizes"])[0]
-    return inputs["pixel_values"][0, :n_views].numpy(), ref, \
-        {"pixel_values": inputs["pixel_values"], "image_sizes": inputs["image_sizes"]}
+    return (
+        inputs["pixel_values"][0, :n_views].numpy(),
+        ref,
+        {"pixel_values": inputs["pixel_values"], "image_sizes": inputs["image_sizes"]},
+    )
 
 
 def _llava_ov_picture(model) -> tuple[int, int]:
@@ -123,8 +142,11 @@ def _qwen2vl_reference(hf, hf_dir: Path, rgb, n_views: int):  # noqa: ARG001 - o
 
     inputs = Qwen2VLImageProcessor.from_pretrained(hf_dir)(rgb, return_tensors="pt")
     ref = hf.model.get_image_features(inputs["pixel_values"], inputs["image_grid_thw"])[0]
-    return inputs["pixel_values"].numpy(), ref, \
-        {"pixel_values": inputs["pixel_values"], "image_grid_thw": inputs["image_grid_thw"]}
+    return (
+        inputs["pixel_values"].numpy(),
+        ref,
+        {"pixel_values": inputs["pixel_values"], "image_grid_thw": inputs["image_grid_thw"]},
+    )
 
 
 def _qwen2vl_picture(model) -> tuple[int, int]:
@@ -145,32 +167,47 @@ def vision_section(hf, hf_dir: Path, model) -> dict:
 
     picture, reference = VISION_REFERENCES[model.config["vision"]["kind"]]
     rgb = test_picture(*picture(model))
-    image = LoadedImage(rgb=rgb, width=rgb.shape[1], height=rgb.shape[0],
-                        sha256=pixel_sha256(rgb), source="parity", format="PNG",
-                        original_mode="RGB")
+    image = LoadedImage(
+        rgb=rgb,
+        width=rgb.shape[1],
+        height=rgb.shape[0],
+        sha256=pixel_sha256(rgb),
+        source="parity",
+        format="PNG",
+        original_mode="RGB",
+    )
     ours = model.vision.pixel_values(rgb)
     with torch.inference_mode():
         theirs, ref, image_inputs = reference(hf, hf_dir, rgb, len(ours))
     ref = ref.float().numpy()
     got, _ = model.vision.embed(image)
-    prompt = render_user_turn(model.chat_template, model.media_marker + "\n" + IMAGE_REQUEST,
-                              bos_text=model.bos_text, eos_text=model.eos_text)
+    prompt = render_user_turn(
+        model.chat_template,
+        model.media_marker + "\n" + IMAGE_REQUEST,
+        bos_text=model.bos_text,
+        eos_text=model.eos_text,
+    )
     head, tail = model.image_prompt_ids(prompt)
     image_id = int(model.config["vision"]["image_token_id"])
     ids = head + [image_id] * len(ref) + tail
     ends = sorted(model.config["end_token_ids"])
     hf_tokens = hf_greedy(hf, ids, ends, **image_inputs)
-    return {"image_size": [int(rgb.shape[0]), int(rgb.shape[1])],
-            "pixels": {"shape": {"hf": list(theirs.shape), "onnx": list(ours.shape)},
-                       "max_abs": float(np.abs(theirs - ours).max()) if theirs.shape == ours.shape
-                       else None},
-            "embeddings": embedding_measures(ref, got),
-            "greedy": greedy_report(hf_tokens, onnx_greedy(model, prompt, image), len(ids))}
+    return {
+        "image_size": [int(rgb.shape[0]), int(rgb.shape[1])],
+        "pixels": {
+            "shape": {"hf": list(theirs.shape), "onnx": list(ours.shape)},
+            "max_abs": float(np.abs(theirs - ours).max()) if theirs.shape == ours.shape else None,
+        },
+        "embeddings": embedding_measures(ref, got),
+        "greedy": greedy_report(hf_tokens, onnx_greedy(model, prompt, image), len(ids)),
+    }
 
 
 # vision kind → its section; Idefics3's image span is more than image tokens (its own module).
-VISION_SECTIONS = {**{kind: vision_section for kind in VISION_REFERENCES},
-                   "idefics3": onnx_idefics3.vision_section}
+VISION_SECTIONS = {
+    **{kind: vision_section for kind in VISION_REFERENCES},
+    "idefics3": onnx_idefics3.vision_section,
+}
 
 
 def measure_sections(hf_dir: str, stage_dir: str, quant: str, threads: int = 2) -> dict:
@@ -184,8 +221,11 @@ def measure_sections(hf_dir: str, stage_dir: str, quant: str, threads: int = 2) 
     model = _open(stage, threads)
     hf = load_hf_model(hf_path)
     tokenizer = AutoTokenizer.from_pretrained(hf_path)
-    report = {"stage": stage.name, "text": text_section(hf, tokenizer, model),
-              "greedy": greedy_section(hf, model)}
+    report = {
+        "stage": stage.name,
+        "text": text_section(hf, tokenizer, model),
+        "greedy": greedy_section(hf, model),
+    }
     if (stage / "vision.onnx").is_file():
         report["vision"] = VISION_SECTIONS[model.config["vision"]["kind"]](hf, hf_path, model)
     model.close()
@@ -196,8 +236,13 @@ def measure_sections(hf_dir: str, stage_dir: str, quant: str, threads: int = 2) 
 def measure(hf_dir: str, stage_dir: str, quant: str, threads: int | None = None) -> dict:
     """Measure in this process and add the verdict: what the "onnx" worker runs."""
     started = time.perf_counter()
-    report = {"format": FORMAT, "hf_dir": str(Path(hf_dir).resolve()), "quant": quant,
-              "thresholds": asdict(thresholds(quant)), "versions": _versions()}
+    report = {
+        "format": FORMAT,
+        "hf_dir": str(Path(hf_dir).resolve()),
+        "quant": quant,
+        "thresholds": asdict(thresholds(quant)),
+        "versions": _versions(),
+    }
     try:
         report.update(measure_sections(hf_dir, stage_dir, quant, threads or default_threads()))
     except Exception as exc:  # noqa: BLE001 - every failure must land in the report

@@ -41,8 +41,10 @@ def json_safe(value):
 def main(argv: list[str]) -> int:
     """Read the request, run the kind's function, write the report."""
     if len(argv) != 3 or argv[0] not in KINDS:
-        print(f"usage: python -m export.parity.worker {{{','.join(KINDS)}}} REQUEST REPORT",
-              file=sys.stderr)
+        print(
+            f"usage: python -m export.parity.worker {{{','.join(KINDS)}}} REQUEST REPORT",
+            file=sys.stderr,
+        )
         return 2
     kind, request_path, report_path = argv[0], Path(argv[1]), Path(argv[2])
     report = KINDS[kind](**json.loads(request_path.read_text()))

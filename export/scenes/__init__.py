@@ -11,5 +11,16 @@ from export.scenes.forms import FORMS, Example, example, training_pair, write_sp
 from export.scenes.questions import CATEGORIES, Question, describe, format_question
 from export.scenes.render import IMAGE_SIZE, render
 
-__all__ = ["CATEGORIES", "FORMS", "IMAGE_SIZE", "Example", "Question", "describe", "example",
-           "format_question", "render", "training_pair", "write_split"]
+__all__ = [
+    "CATEGORIES",
+    "FORMS",
+    "IMAGE_SIZE",
+    "Example",
+    "Question",
+    "describe",
+    "example",
+    "format_question",
+    "render",
+    "training_pair",
+    "write_split",
+]

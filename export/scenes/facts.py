@@ -46,31 +46,49 @@ def _shape_facts(scene: dict, topics: list[str]) -> list[str]:
     facts: list[str] = []
     for topic in topics:
         if topic == "count":
-            kinds = ", ".join(f"{sum(o['shape'] == s for o in objects)} "
-                              f"{plural(s, sum(o['shape'] == s for o in objects))}"
-                              for s in SHAPES)
-            facts.append(f"There {_is_are(len(objects))} {len(objects)} "
-                         f"{plural('shape', len(objects))} in the image. By kind: {kinds}.")
+            kinds = ", ".join(
+                f"{sum(o['shape'] == s for o in objects)} "
+                f"{plural(s, sum(o['shape'] == s for o in objects))}"
+                for s in SHAPES
+            )
+            facts.append(
+                f"There {_is_are(len(objects))} {len(objects)} "
+                f"{plural('shape', len(objects))} in the image. By kind: {kinds}."
+            )
             if "color" in topics:
-                facts.append("By color: " + ", ".join(
-                    f"{sum(o['color'] == c for o in objects)} {c}" for c in sorted(COLORS)) + ".")
+                facts.append(
+                    "By color: "
+                    + ", ".join(
+                        f"{sum(o['color'] == c for o in objects)} {c}" for c in sorted(COLORS)
+                    )
+                    + "."
+                )
         elif topic == "color":
             kinds = [o["shape"] for o in objects]
-            facts += [f"The {o['shape']} is {o['color']}." if kinds.count(o["shape"]) == 1
-                      else f"The {o['shape']} {place(o)} is {o['color']}." for o in objects]
+            facts += [
+                f"The {o['shape']} is {o['color']}."
+                if kinds.count(o["shape"]) == 1
+                else f"The {o['shape']} {place(o)} is {o['color']}."
+                for o in objects
+            ]
         elif topic == "position":
             facts += _neighbours(objects)
         elif topic == "text":
             text = scene.get("text")
             kind = "number" if text and text["value"].isdigit() else "word"
-            facts.append(f"The {kind} written in the image is {text['value']}." if text
-                         else "There is no text in the image.")
+            facts.append(
+                f"The {kind} written in the image is {text['value']}."
+                if text
+                else "There is no text in the image."
+            )
         elif topic == "size":
             for size in ("large", "small"):
                 named = [f"the {name(o)}" for o in objects if o["size"] == size]
                 if named:
-                    facts.append(f"The {size} {plural('shape', len(named))} "
-                                 f"{_is_are(len(named))} {_join(named)}.")
+                    facts.append(
+                        f"The {size} {plural('shape', len(named))} "
+                        f"{_is_are(len(named))} {_join(named)}."
+                    )
         elif topic == "shape":
             present = list(dict.fromkeys(o["shape"] for o in objects))
             facts.append(f"The kinds of shape in the image are: {_join(present)}.")
@@ -88,8 +106,9 @@ def _neighbours(objects: list[dict]) -> list[str]:
         for members in lines.values():
             members = sorted(members, key=lambda o: o[other])
             relation = "to the left of" if same == "row" else "above"
-            facts += [f"The {name(a)} is {relation} the {name(b)}."
-                      for a, b in zip(members, members[1:])]
+            facts += [
+                f"The {name(a)} is {relation} the {name(b)}." for a, b in zip(members, members[1:])
+            ]
     return facts
 
 
@@ -107,16 +126,20 @@ def _chart_facts(scene: dict, topics: list[str]) -> list[str]:
         elif topic == "color":
             facts.append(f"The bar colors from left to right are {_join(colors)}.")
         elif topic == "position":
-            facts += [f"The bar directly to the right of the {a} bar is the {b} bar."
-                      for a, b in zip(colors, colors[1:])]
+            facts += [
+                f"The bar directly to the right of the {a} bar is the {b} bar."
+                for a, b in zip(colors, colors[1:])
+            ]
         elif topic == "text":
-            facts += [f"The number written above the {b['color']} bar is {b['value']}."
-                      for b in bars]
+            facts += [
+                f"The number written above the {b['color']} bar is {b['value']}." for b in bars
+            ]
         elif topic == "size":
             tallest = max(bars, key=lambda b: b["value"])["color"]
             shortest = min(bars, key=lambda b: b["value"])["color"]
-            facts.append(f"The tallest bar is the {tallest} bar and the shortest bar is "
-                         f"the {shortest} bar.")
+            facts.append(
+                f"The tallest bar is the {tallest} bar and the shortest bar is the {shortest} bar."
+            )
         elif topic == "shape":
             facts.append("The bars are rectangles.")
     return facts

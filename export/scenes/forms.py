@@ -55,9 +55,16 @@ class Example:
     def record(self, image_path: str) -> dict:
         """The eval-format JSONL object (edge-et eval reads it)."""
         q = self.question
-        return {"id": self.id, "image": image_path, "question": q.question,
-                "options": q.options, "answer": q.answer, "category": q.category,
-                "scene": self.scene, "statement": q.statement}
+        return {
+            "id": self.id,
+            "image": image_path,
+            "question": q.question,
+            "options": q.options,
+            "answer": q.answer,
+            "category": q.category,
+            "scene": self.scene,
+            "statement": q.statement,
+        }
 
 
 def example(seed: int, index: int, stream: str = "classic") -> Example:
@@ -68,7 +75,9 @@ def example(seed: int, index: int, stream: str = "classic") -> Example:
     is matplotlib's, for evaluation only.
     """
     if stream not in EVAL_STREAMS:
-        raise InputError(f"unknown scene stream {stream!r}; choose one of: {', '.join(EVAL_STREAMS)}")
+        raise InputError(
+            f"unknown scene stream {stream!r}; choose one of: {', '.join(EVAL_STREAMS)}"
+        )
     if stream == "shifted":
         rng = random.Random(f"edge-et-shifted-scenes/{seed}/{index}")
         scene = sample_shifted_scene(rng)
@@ -88,7 +97,9 @@ def training_pair(ex: Example, form: str) -> tuple[str, str]:
     if form == "direct":
         return prompts.direct_prompt(question), f"Answer: {ex.question.answer}"
     if form == "direct-text":
-        return prompts.direct_prompt(question), f"{ex.question.statement} Answer: {ex.question.answer}"
+        return prompts.direct_prompt(
+            question
+        ), f"{ex.question.statement} Answer: {ex.question.answer}"
     if form == "caption":
         return prompts.PromptSet().caption, describe(ex.scene)
     if form == "extract":
@@ -98,8 +109,9 @@ def training_pair(ex: Example, form: str) -> tuple[str, str]:
     raise InputError(f"unknown training form {form!r}; choose one of: {', '.join(FORMS)}")
 
 
-def write_split(out: Path, name: str, seed: int, count: int, *, forms: bool = False,
-                stream: str = "classic") -> Path:
+def write_split(
+    out: Path, name: str, seed: int, count: int, *, forms: bool = False, stream: str = "classic"
+) -> Path:
     """Write `count` examples as `out/<name>.jsonl` with PNGs under `out/images/<name>/`.
 
     Image paths in the JSONL are relative to `out`. With `forms`, each record also carries
@@ -118,7 +130,8 @@ def write_split(out: Path, name: str, seed: int, count: int, *, forms: bool = Fa
             ex.image().save(out / relative, format="PNG")
             record = ex.record(relative)
             if forms:
-                record["forms"] = {f: dict(zip(("prompt", "target"), training_pair(ex, f)))
-                                   for f in FORMS}
+                record["forms"] = {
+                    f: dict(zip(("prompt", "target"), training_pair(ex, f))) for f in FORMS
+                }
             handle.write(json.dumps(record, sort_keys=True) + "\n")
     return target

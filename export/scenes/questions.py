@@ -67,19 +67,25 @@ def describe(scene: dict) -> str:
     if scene["kind"] == "chart":
         bars = scene["bars"]
         parts = [with_article(f"{b['color']} bar") + f" with the value {b['value']}" for b in bars]
-        return (f"A bar chart with {len(bars)} bars. From left to right: "
-                + ", ".join(parts[:-1]) + " and " + parts[-1] + ".")
+        return (
+            f"A bar chart with {len(bars)} bars. From left to right: "
+            + ", ".join(parts[:-1])
+            + " and "
+            + parts[-1]
+            + "."
+        )
     objects = scene["objects"]
     parts = [with_article(f"{o['size']} {name(o)}") + " " + place(o) for o in objects]
     listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
     text = ""
     if scene.get("text"):
         kind = "number" if scene["text"]["value"].isdigit() else "word"
-        text = (f" The {kind} {scene['text']['value']} is written in black "
-                f"{place(scene['text'])}.")
+        text = f" The {kind} {scene['text']['value']} is written in black {place(scene['text'])}."
     noun = plural("shape", len(objects))
     background = scene.get("background", {}).get("name", "white")  # render.py's scenes: white
-    return f"{with_article(background).capitalize()} image with {len(objects)} {noun}: {listed}.{text}"
+    return (
+        f"{with_article(background).capitalize()} image with {len(objects)} {noun}: {listed}.{text}"
+    )
 
 
 def place(item: dict) -> str:
@@ -105,8 +111,9 @@ def pick_question(scene: dict, rng: random.Random) -> Question:
     return rng.choice(by_category[category])
 
 
-def _choices(answer: str, pool: list[str], rng: random.Random, category: str,
-             question: str, statement: str) -> Question:
+def _choices(
+    answer: str, pool: list[str], rng: random.Random, category: str, question: str, statement: str
+) -> Question:
     """Four options: the answer and three distinct distractors from `pool`, shuffled."""
     distractors = rng.sample(sorted(set(pool) - {answer}), 3)
     options = distractors + [answer]
@@ -117,6 +124,7 @@ def _choices(answer: str, pool: list[str], rng: random.Random, category: str,
 
 
 # -- shapes scenes --------------------------------------------------------------------------
+
 
 def _count(scene: dict, rng: random.Random) -> Question:
     objects = scene["objects"]
@@ -134,8 +142,9 @@ def _count(scene: dict, rng: random.Random) -> Question:
         color = rng.choice(sorted(COLORS))
         n = sum(o["color"] == color for o in objects)
         question = f"How many {color} shapes are there in the image?"
-        statement = (f"There {'is' if n == 1 else 'are'} {n} {color} "
-                     f"{plural('shape', n)} in the image.")
+        statement = (
+            f"There {'is' if n == 1 else 'are'} {n} {color} {plural('shape', n)} in the image."
+        )
     return _choices(str(n), [str(i) for i in range(7)], rng, "count", question, statement)
 
 
@@ -149,9 +158,14 @@ def _color(scene: dict, rng: random.Random) -> Question | None:
     if not unique:
         return None
     obj = rng.choice(unique)
-    return _choices(obj["color"], sorted(COLORS), rng, "color",
-                    f"What color is the {obj['shape']}?",
-                    f"The {obj['shape']} is {obj['color']}.")
+    return _choices(
+        obj["color"],
+        sorted(COLORS),
+        rng,
+        "color",
+        f"What color is the {obj['shape']}?",
+        f"The {obj['shape']} is {obj['color']}.",
+    )
 
 
 # (relation word, question phrase, test that `other` stands in that relation to `ref`)
@@ -176,13 +190,24 @@ def _position(scene: dict, rng: random.Random) -> Question | None:
             pairs.append((phrase, hits[0]))
     if pairs and rng.random() < 0.6:
         phrase, other = rng.choice(pairs)
-        return _choices(other["shape"], list(SHAPES), rng, "position",
-                        f"What shape is {phrase} the {name(ref)}?",
-                        f"The shape {phrase} the {name(ref)} is {with_article(other['shape'])}.")
+        return _choices(
+            other["shape"],
+            list(SHAPES),
+            rng,
+            "position",
+            f"What shape is {phrase} the {name(ref)}?",
+            f"The shape {phrase} the {name(ref)} is {with_article(other['shape'])}.",
+        )
     where = position_name(ref["row"], ref["col"])
     statement = f"The {name(ref)} is {place(ref)}."
-    return _choices(where, list(POSITIONS), rng, "position",
-                    f"Where is the {name(ref)} in the image?", statement)
+    return _choices(
+        where,
+        list(POSITIONS),
+        rng,
+        "position",
+        f"Where is the {name(ref)} in the image?",
+        statement,
+    )
 
 
 def _text(scene: dict, rng: random.Random) -> Question | None:
@@ -192,10 +217,22 @@ def _text(scene: dict, rng: random.Random) -> Question | None:
     value = text["value"]
     if value.isdigit():
         pool = [str(i) for i in range(1, 100)]
-        return _choices(value, pool, rng, "text", "What number is written in the image?",
-                        f"The number written in the image is {value}.")
-    return _choices(value, list(WORDS), rng, "text", "What word is written in the image?",
-                    f"The word written in the image is {value}.")
+        return _choices(
+            value,
+            pool,
+            rng,
+            "text",
+            "What number is written in the image?",
+            f"The number written in the image is {value}.",
+        )
+    return _choices(
+        value,
+        list(WORDS),
+        rng,
+        "text",
+        "What word is written in the image?",
+        f"The word written in the image is {value}.",
+    )
 
 
 def _comparison(scene: dict, rng: random.Random) -> Question | None:
@@ -216,17 +253,27 @@ def _comparison(scene: dict, rng: random.Random) -> Question | None:
         statement = f"The {name(big)} is larger than the {name(small)}."
     rng.shuffle(options)
     letter = LETTERS[options.index(answer)]
-    return Question(f"Which is larger, the {name(first)} or the {name(second)}?",
-                    dict(zip(LETTERS, options)), letter, "comparison", statement)
+    return Question(
+        f"Which is larger, the {name(first)} or the {name(second)}?",
+        dict(zip(LETTERS, options)),
+        letter,
+        "comparison",
+        statement,
+    )
 
 
 def _existence(scene: dict, rng: random.Random) -> Question:
     present = sorted({name(o) for o in scene["objects"]})
     answer = rng.choice(present)
     absent = [f"{c} {s}" for c in sorted(COLORS) for s in SHAPES if f"{c} {s}" not in present]
-    return _choices(answer, absent + [answer], rng, "existence",
-                    "Which of these shapes is in the image?",
-                    f"The image contains {with_article(answer)}.")
+    return _choices(
+        answer,
+        absent + [answer],
+        rng,
+        "existence",
+        "Which of these shapes is in the image?",
+        f"The image contains {with_article(answer)}.",
+    )
 
 
 _SHAPE_MAKERS = (_count, _color, _position, _text, _comparison, _existence)
@@ -234,37 +281,65 @@ _SHAPE_MAKERS = (_count, _color, _position, _text, _comparison, _existence)
 
 # -- charts ---------------------------------------------------------------------------------
 
+
 def _chart_count(scene: dict, rng: random.Random) -> Question:
     n = len(scene["bars"])
-    return _choices(str(n), [str(i) for i in range(1, 8)], rng, "count",
-                    "How many bars are there in the chart?", f"There are {n} bars in the chart.")
+    return _choices(
+        str(n),
+        [str(i) for i in range(1, 8)],
+        rng,
+        "count",
+        "How many bars are there in the chart?",
+        f"There are {n} bars in the chart.",
+    )
 
 
 def _chart_color(scene: dict, rng: random.Random) -> Question:
     bars = scene["bars"]
     index = rng.randrange(len(bars))
-    place = ("leftmost" if index == 0 else "rightmost" if index == len(bars) - 1
-             else ("second" if index == 1 else "third") + " from the left")
+    place = (
+        "leftmost"
+        if index == 0
+        else "rightmost"
+        if index == len(bars) - 1
+        else ("second" if index == 1 else "third") + " from the left"
+    )
     color = bars[index]["color"]
-    return _choices(color, sorted(COLORS), rng, "color",
-                    f"What color is the {place} bar?", f"The {place} bar is {color}.")
+    return _choices(
+        color,
+        sorted(COLORS),
+        rng,
+        "color",
+        f"What color is the {place} bar?",
+        f"The {place} bar is {color}.",
+    )
 
 
 def _chart_position(scene: dict, rng: random.Random) -> Question:
     bars = scene["bars"]
     i = rng.randrange(len(bars) - 1)
     left, right = bars[i]["color"], bars[i + 1]["color"]
-    return _choices(right, sorted(COLORS), rng, "position",
-                    f"Which bar is directly to the right of the {left} bar?",
-                    f"The bar directly to the right of the {left} bar is the {right} bar.")
+    return _choices(
+        right,
+        sorted(COLORS),
+        rng,
+        "position",
+        f"Which bar is directly to the right of the {left} bar?",
+        f"The bar directly to the right of the {left} bar is the {right} bar.",
+    )
 
 
 def _chart_text(scene: dict, rng: random.Random) -> Question:
     bar = rng.choice(scene["bars"])
     value = str(bar["value"])
-    return _choices(value, [str(i) for i in range(1, 10)], rng, "text",
-                    f"What number is written above the {bar['color']} bar?",
-                    f"The number written above the {bar['color']} bar is {value}.")
+    return _choices(
+        value,
+        [str(i) for i in range(1, 10)],
+        rng,
+        "text",
+        f"What number is written above the {bar['color']} bar?",
+        f"The number written above the {bar['color']} bar is {value}.",
+    )
 
 
 def _chart_comparison(scene: dict, rng: random.Random) -> Question:
@@ -276,9 +351,13 @@ def _chart_comparison(scene: dict, rng: random.Random) -> Question:
     distractors = [c for c in dict.fromkeys(pool) if c != bar["color"]][:3]
     options = distractors + [bar["color"]]
     rng.shuffle(options)
-    return Question(f"Which bar is the {word}?", dict(zip(LETTERS, options)),
-                    LETTERS[options.index(bar["color"])], "comparison",
-                    f"The {word} bar is the {bar['color']} bar.")
+    return Question(
+        f"Which bar is the {word}?",
+        dict(zip(LETTERS, options)),
+        LETTERS[options.index(bar["color"])],
+        "comparison",
+        f"The {word} bar is the {bar['color']} bar.",
+    )
 
 
 def _chart_existence(scene: dict, rng: random.Random) -> Question | None:
@@ -287,10 +366,21 @@ def _chart_existence(scene: dict, rng: random.Random) -> Question | None:
     if len(absent) < 3:
         return None
     answer = rng.choice(colors)
-    return _choices(answer, absent + [answer], rng, "existence",
-                    "Which color of bar appears in the chart?",
-                    f"The chart has a {answer} bar.")
+    return _choices(
+        answer,
+        absent + [answer],
+        rng,
+        "existence",
+        "Which color of bar appears in the chart?",
+        f"The chart has a {answer} bar.",
+    )
 
 
-_CHART_MAKERS = (_chart_count, _chart_color, _chart_position, _chart_text, _chart_comparison,
-                 _chart_existence)
+_CHART_MAKERS = (
+    _chart_count,
+    _chart_color,
+    _chart_position,
+    _chart_text,
+    _chart_comparison,
+    _chart_existence,
+)

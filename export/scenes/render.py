@@ -27,12 +27,38 @@ BACKGROUND = (255, 255, 255)
 INK = (0, 0, 0)
 
 SHAPES = ("circle", "square", "triangle", "star", "diamond")
-COLORS = {"red": (220, 30, 30), "green": (30, 160, 50), "blue": (30, 60, 210),
-          "yellow": (235, 200, 20), "purple": (140, 50, 170), "orange": (245, 130, 20)}
+COLORS = {
+    "red": (220, 30, 30),
+    "green": (30, 160, 50),
+    "blue": (30, 60, 210),
+    "yellow": (235, 200, 20),
+    "purple": (140, 50, 170),
+    "orange": (245, 130, 20),
+}
 SIZES = {"small": 9, "large": 17}  # half-widths in pixels; a cell is ~42 pixels
 # Short printed words (capitals, no colour or shape names, so text never reads as an object).
-WORDS = ("CAT", "DOG", "SUN", "BOX", "MAP", "CUP", "HAT", "KEY", "BUS", "PEN", "TOP", "ZIP",
-         "EDGE", "BIRD", "FISH", "MOON", "STOP", "OPEN", "GOLD", "LAMP")
+WORDS = (
+    "CAT",
+    "DOG",
+    "SUN",
+    "BOX",
+    "MAP",
+    "CUP",
+    "HAT",
+    "KEY",
+    "BUS",
+    "PEN",
+    "TOP",
+    "ZIP",
+    "EDGE",
+    "BIRD",
+    "FISH",
+    "MOON",
+    "STOP",
+    "OPEN",
+    "GOLD",
+    "LAMP",
+)
 ROWS = ("top", "middle", "bottom")
 COLS = ("left", "middle", "right")
 FONT_SIZE = 18
@@ -51,9 +77,14 @@ def position_name(row: int, col: int) -> str:
 POSITIONS = tuple(position_name(r, c) for r in range(3) for c in range(3))
 
 # The demo's picture (edge_et.core.images.write_sample_image draws the same pixels; a test checks).
-SAMPLE_SCENE = {"kind": "shapes", "text": {"value": "EDGE", "row": 0, "col": 1}, "objects": [
-    {"shape": "circle", "color": "green", "size": "large", "row": 1, "col": 0},
-    {"shape": "square", "color": "purple", "size": "large", "row": 1, "col": 2}]}
+SAMPLE_SCENE = {
+    "kind": "shapes",
+    "text": {"value": "EDGE", "row": 0, "col": 1},
+    "objects": [
+        {"shape": "circle", "color": "green", "size": "large", "row": 1, "col": 0},
+        {"shape": "square", "color": "purple", "size": "large", "row": 1, "col": 2},
+    ],
+}
 
 
 def sample_scene(rng: random.Random) -> dict:
@@ -68,8 +99,15 @@ def _sample_shapes(rng: random.Random) -> dict:
     n_objects = rng.randint(1, 5)
     objects = []
     for row, col in sorted(cells[:n_objects]):
-        objects.append({"shape": rng.choice(SHAPES), "color": rng.choice(sorted(COLORS)),
-                        "size": rng.choice(sorted(SIZES)), "row": row, "col": col})
+        objects.append(
+            {
+                "shape": rng.choice(SHAPES),
+                "color": rng.choice(sorted(COLORS)),
+                "size": rng.choice(sorted(SIZES)),
+                "row": row,
+                "col": col,
+            }
+        )
     text = None
     if rng.random() < TEXT_SHARE:
         row, col = cells[n_objects]
@@ -93,8 +131,13 @@ def render(scene: dict) -> Image.Image:
         _draw_chart(draw, scene["bars"])
         return image
     for obj in scene["objects"]:
-        draw_shape(draw, obj["shape"], COLORS[obj["color"]], cell_center(obj["row"], obj["col"]),
-                   SIZES[obj["size"]])
+        draw_shape(
+            draw,
+            obj["shape"],
+            COLORS[obj["color"]],
+            cell_center(obj["row"], obj["col"]),
+            SIZES[obj["size"]],
+        )
     if scene.get("text"):
         text = scene["text"]
         draw_text(draw, text["value"], cell_center(text["row"], text["col"]), FONT_SIZE)
@@ -107,8 +150,13 @@ def cell_center(row: int, col: int) -> tuple[float, float]:
     return ((col + 0.5) * cell, (row + 0.5) * cell)
 
 
-def draw_shape(draw: ImageDraw.ImageDraw, shape: str, fill: tuple[int, int, int],
-               center: tuple[float, float], half: int) -> None:
+def draw_shape(
+    draw: ImageDraw.ImageDraw,
+    shape: str,
+    fill: tuple[int, int, int],
+    center: tuple[float, float],
+    half: int,
+) -> None:
     """One filled shape of half-width `half` around `center`."""
     x, y = center
     if shape == "circle":
@@ -139,12 +187,15 @@ def font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def draw_text(draw: ImageDraw.ImageDraw, text: str, center: tuple[float, float],
-              size: int) -> None:
+def draw_text(draw: ImageDraw.ImageDraw, text: str, center: tuple[float, float], size: int) -> None:
     """`text` in black, centred on `center` (textbbox: the bitmap font has no anchors)."""
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font(size))
-    draw.text((center[0] - (left + right) / 2, center[1] - (top + bottom) / 2), text,
-              fill=INK, font=font(size))
+    draw.text(
+        (center[0] - (left + right) / 2, center[1] - (top + bottom) / 2),
+        text,
+        fill=INK,
+        font=font(size),
+    )
 
 
 def _draw_chart(draw: ImageDraw.ImageDraw, bars: list[dict]) -> None:

@@ -27,8 +27,14 @@ from export.scenes.varied import LARGE_HALF, MARGIN, MODEL, MORE_WORDS, SMALL_HA
 SHIFTED_SEED = 2  # a stream of its own: train is 0, held-out 1
 MARKERS = {"circle": "o", "square": "s", "triangle": "^", "star": "*", "diamond": "D"}
 # Matplotlib's "tab:" colours (and gold), not the training palette, under the same names.
-PALETTE = {"red": "tab:red", "green": "tab:green", "blue": "tab:blue", "yellow": "gold",
-           "purple": "tab:purple", "orange": "tab:orange"}
+PALETTE = {
+    "red": "tab:red",
+    "green": "tab:green",
+    "blue": "tab:blue",
+    "yellow": "gold",
+    "purple": "tab:purple",
+    "orange": "tab:orange",
+}
 FACES = ("white", "whitesmoke", "ivory", "aliceblue", "honeydew", "lavenderblush", "linen")
 FONTS = ("STIXGeneral", "cmss10", "cmr10")
 DPI = 100
@@ -38,13 +44,21 @@ def sample_shifted_scene(rng: random.Random) -> dict:
     """A scene in render.py's format plus `figure` (pixels, face, font): drawn by matplotlib."""
     width = rng.randint(160, 900)
     height = min(900, max(160, round(width * rng.uniform(2 / 3, 3 / 2))))  # aspect within 2:3-3:2
-    figure = {"width": width, "height": height, "face": rng.choice(FACES), "font": rng.choice(FONTS)}
+    figure = {
+        "width": width,
+        "height": height,
+        "face": rng.choice(FACES),
+        "font": rng.choice(FONTS),
+    }
     if rng.random() < CHART_KIND_SHARE:
         n_bars = rng.randint(3, 4)
         colors = rng.sample(sorted(COLORS), n_bars)
         values = rng.sample(range(1, 10), n_bars)
-        return {"kind": "chart", "bars": [{"color": c, "value": v} for c, v in zip(colors, values)],
-                "figure": figure}
+        return {
+            "kind": "chart",
+            "bars": [{"color": c, "value": v} for c, v in zip(colors, values)],
+            "figure": figure,
+        }
     cells = rng.sample([(r, c) for r in range(3) for c in range(3)], 6)
     n_objects = rng.randint(1, 5)
     objects: list[dict] = []
@@ -58,7 +72,9 @@ def sample_shifted_scene(rng: random.Random) -> dict:
     return {"kind": "shapes", "objects": objects, "text": text, "figure": figure}
 
 
-def _apart(rng: random.Random, row: int, col: int, placed: list[dict], width: int, height: int) -> dict:
+def _apart(
+    rng: random.Random, row: int, col: int, placed: list[dict], width: int, height: int
+) -> dict:
     """A shape in cell (row, col) that does not overlap `placed` (this set tests counting, not
     occlusion): up to 20 draws of its centre, then it becomes small."""
     size = rng.choice(("large", "small"))
@@ -71,11 +87,22 @@ def _apart(rng: random.Random, row: int, col: int, placed: list[dict], width: in
         model_half = rng.uniform(max(low, 3.0 * stretch), max(low, 3.0 * stretch, high))
         half = model_half * math.sqrt(width * height) / MODEL
         x, y = _in_third(rng, col, half / width), _in_third(rng, row, half / height)
-        if all(math.hypot((x - o["x"]) * width, (y - o["y"]) * height) > 1.3 * (half + o["half"])
-               for o in placed):
+        if all(
+            math.hypot((x - o["x"]) * width, (y - o["y"]) * height) > 1.3 * (half + o["half"])
+            for o in placed
+        ):
             break
-    return {"shape": shape, "color": colour, "size": size, "row": row, "col": col, "x": round(x, 4),
-            "y": round(y, 4), "half": round(half, 2), "hollow": hollow}
+    return {
+        "shape": shape,
+        "color": colour,
+        "size": size,
+        "row": row,
+        "col": col,
+        "x": round(x, 4),
+        "y": round(y, 4),
+        "half": round(half, 2),
+        "hollow": hollow,
+    }
 
 
 def _in_third(rng: random.Random, cell: int, half: float) -> float:
@@ -114,9 +141,16 @@ def render_shifted(scene: dict) -> Image.Image:
 def _marker(axes, obj: dict, width: int, height: int) -> None:
     points = 2 * obj["half"] * 72 / DPI  # the marker's nominal diameter, in points
     colour = PALETTE[obj["color"]]
-    axes.plot([obj["x"] * width], [obj["y"] * height], marker=MARKERS[obj["shape"]], markersize=points,
-              markerfacecolor="none" if obj["hollow"] else colour, markeredgecolor=colour,
-              markeredgewidth=_edge_points(width, height) if obj["hollow"] else 0.5, linestyle="none")
+    axes.plot(
+        [obj["x"] * width],
+        [obj["y"] * height],
+        marker=MARKERS[obj["shape"]],
+        markersize=points,
+        markerfacecolor="none" if obj["hollow"] else colour,
+        markeredgecolor=colour,
+        markeredgewidth=_edge_points(width, height) if obj["hollow"] else 0.5,
+        linestyle="none",
+    )
 
 
 def _edge_points(width: int, height: int) -> float:
@@ -127,15 +161,24 @@ def _edge_points(width: int, height: int) -> float:
 def _text(axes, text: dict, spec: dict, width: int, height: int) -> None:
     cell_w, cell_h = width / 3, height / 3
     size_px = min(cell_h * 0.4, cell_w * 0.9 / max(2, len(text["value"])) * 1.6)
-    axes.text((text["col"] + 0.5) * cell_w, (text["row"] + 0.5) * cell_h, text["value"], ha="center",
-              va="center", fontsize=size_px * 72 / DPI, family=spec["font"], color="black")
+    axes.text(
+        (text["col"] + 0.5) * cell_w,
+        (text["row"] + 0.5) * cell_h,
+        text["value"],
+        ha="center",
+        va="center",
+        fontsize=size_px * 72 / DPI,
+        family=spec["font"],
+        color="black",
+    )
 
 
 def _chart(figure, bars: list[dict], spec: dict) -> None:
     axes = figure.add_axes((0.08, 0.08, 0.88, 0.8))
     axes.set_facecolor(spec["face"])
-    drawn = axes.bar(range(len(bars)), [b["value"] for b in bars],
-                     color=[PALETTE[b["color"]] for b in bars])
+    drawn = axes.bar(
+        range(len(bars)), [b["value"] for b in bars], color=[PALETTE[b["color"]] for b in bars]
+    )
     axes.bar_label(drawn, fontsize=max(6, spec["height"] * 0.06 * 72 / DPI), family=spec["font"])
     axes.set_ylim(0, 10.5)
     axes.set_xticks([])

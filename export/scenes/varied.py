@@ -42,41 +42,84 @@ from export.scenes.render import (
 )
 
 MODEL = IMAGE_SIZE  # the tile the micro model sees
-MARGIN = 0.05        # of the frame, between a centre and a thirds line
-MIN_HALF = 3.0       # model pixels: the smallest half-width, each way
-SMALL_HALF = (MIN_HALF, 9.0)   # model pixels, geometric mean of the two ways
-LARGE_HALF = (12.0, 20.0)      # a shape among others stays about inside its cell
-ALONE_HALF = (12.0, 54.0)      # a single shape may fill most of the frame
+MARGIN = 0.05  # of the frame, between a centre and a thirds line
+MIN_HALF = 3.0  # model pixels: the smallest half-width, each way
+SMALL_HALF = (MIN_HALF, 9.0)  # model pixels, geometric mean of the two ways
+LARGE_HALF = (12.0, 20.0)  # a shape among others stays about inside its cell
+ALONE_HALF = (12.0, 54.0)  # a single shape may fill most of the frame
 # Light backgrounds keep black text and every shape colour visible; the name goes in the caption.
-BACKGROUNDS = {"white": (255, 255, 255), "light grey": (214, 214, 214), "beige": (240, 230, 200),
-               "light blue": (212, 226, 246), "light green": (214, 240, 214), "light pink": (246, 222, 228)}
+BACKGROUNDS = {
+    "white": (255, 255, 255),
+    "light grey": (214, 214, 214),
+    "beige": (240, 230, 200),
+    "light blue": (212, 226, 246),
+    "light green": (214, 240, 214),
+    "light pink": (246, 222, 228),
+}
 PATTERNS = ("plain", "gradient", "noise", "stripes", "checks")
 # Rotation a shape may take without looking like another kind (a square at 45 degrees is a diamond).
 MAX_TURN = {"circle": 0, "square": 15, "diamond": 15, "triangle": 30, "star": 180}
-MORE_WORDS = ("TREE", "BOAT", "RAIN", "SNOW", "KITE", "BELL", "DUCK", "FROG", "LION", "ROSE",
-              "MILK", "BOOK", "DOOR", "RING", "SHIP", "WIND", "TAXI", "JAZZ", "QUIZ", "VAN")
+MORE_WORDS = (
+    "TREE",
+    "BOAT",
+    "RAIN",
+    "SNOW",
+    "KITE",
+    "BELL",
+    "DUCK",
+    "FROG",
+    "LION",
+    "ROSE",
+    "MILK",
+    "BOOK",
+    "DOOR",
+    "RING",
+    "SHIP",
+    "WIND",
+    "TAXI",
+    "JAZZ",
+    "QUIZ",
+    "VAN",
+)
 # Fonts matplotlib ships (the `bench` and `export` extras install it), so every machine draws the
 # same glyphs; None is Pillow's own. The style-shifted set uses none of these (export/scenes/shifted.py).
-FONT_FILES = (None, "DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSerif.ttf", "DejaVuSansMono.ttf",
-              "DejaVuSerif-Italic.ttf")
+FONT_FILES = (
+    None,
+    "DejaVuSans.ttf",
+    "DejaVuSans-Bold.ttf",
+    "DejaVuSerif.ttf",
+    "DejaVuSansMono.ttf",
+    "DejaVuSerif-Italic.ttf",
+)
 
 
 def sample_varied_scene(rng: random.Random) -> dict:
     """A scene in render.py's format plus `canvas`, `background`, `effects` and free geometry."""
     width, height = _canvas(rng)
-    scene = {"canvas": {"width": width, "height": height}, "background": _background(rng),
-             "effects": {"blur": round(rng.uniform(0.3, 1.2), 2) if rng.random() < 0.3 else 0.0,
-                         "jpeg": rng.randint(15, 90) if rng.random() < 0.4 else None}}
+    scene = {
+        "canvas": {"width": width, "height": height},
+        "background": _background(rng),
+        "effects": {
+            "blur": round(rng.uniform(0.3, 1.2), 2) if rng.random() < 0.3 else 0.0,
+            "jpeg": rng.randint(15, 90) if rng.random() < 0.4 else None,
+        },
+    }
     if rng.random() < CHART_KIND_SHARE:
         n_bars = rng.randint(3, 4)
         colors = rng.sample(sorted(COLORS), n_bars)
         values = rng.sample(range(1, 10), n_bars)
-        return {"kind": "chart", "bars": [{"color": c, "value": v} for c, v in zip(colors, values)],
-                "font": rng.randrange(len(FONT_FILES)), **scene}
+        return {
+            "kind": "chart",
+            "bars": [{"color": c, "value": v} for c, v in zip(colors, values)],
+            "font": rng.randrange(len(FONT_FILES)),
+            **scene,
+        }
     cells = rng.sample([(r, c) for r in range(3) for c in range(3)], 6)
     n_objects = rng.randint(1, 5)
-    objects = [_shape(rng, row, col, alone=n_objects == 1, width=width, height=height)
-               for row, col in sorted(cells[:n_objects])]
+    objects = [
+        _shape(rng, row, col, alone=n_objects == 1, width=width, height=height)
+        for row, col in sorted(cells[:n_objects])
+    ]
     text = None
     if rng.random() < TEXT_SHARE:
         text = _text(rng, *cells[n_objects])
@@ -109,10 +152,19 @@ def _shape(rng: random.Random, row: int, col: int, *, alone: bool, width: int, h
     half = model_half * math.sqrt(width * height) / MODEL
     x, y = _free_centre(rng, col, half / width), _free_centre(rng, row, half / height)
     shape = rng.choice(SHAPES)
-    return {"shape": shape, "color": rng.choice(sorted(COLORS)), "size": size, "row": row, "col": col,
-            "x": round(x, 4), "y": round(y, 4), "half": round(half, 2),
-            "turn": round(rng.uniform(-MAX_TURN[shape], MAX_TURN[shape]), 1),
-            "outline": rng.random() < 0.3, "shade": round(rng.uniform(0.85, 1.1), 3)}
+    return {
+        "shape": shape,
+        "color": rng.choice(sorted(COLORS)),
+        "size": size,
+        "row": row,
+        "col": col,
+        "x": round(x, 4),
+        "y": round(y, 4),
+        "half": round(half, 2),
+        "turn": round(rng.uniform(-MAX_TURN[shape], MAX_TURN[shape]), 1),
+        "outline": rng.random() < 0.3,
+        "shade": round(rng.uniform(0.85, 1.1), 3),
+    }
 
 
 def _free_centre(rng: random.Random, cell: int, half: float) -> float:
@@ -126,12 +178,19 @@ def _free_centre(rng: random.Random, cell: int, half: float) -> float:
 
 def _text(rng: random.Random, row: int, col: int) -> dict:
     value = rng.choice(WORDS + MORE_WORDS) if rng.random() < 0.6 else str(rng.randint(1, 999))
-    return {"value": value, "row": row, "col": col, "x": round(_free_centre(rng, col, 0.12), 4),
-            "y": round(_free_centre(rng, row, 0.06), 4), "font": rng.randrange(len(FONT_FILES)),
-            "height": round(rng.uniform(10, 20) / MODEL, 4)}
+    return {
+        "value": value,
+        "row": row,
+        "col": col,
+        "x": round(_free_centre(rng, col, 0.12), 4),
+        "y": round(_free_centre(rng, row, 0.06), 4),
+        "font": rng.randrange(len(FONT_FILES)),
+        "height": round(rng.uniform(10, 20) / MODEL, 4),
+    }
 
 
 # -- drawing ------------------------------------------------------------------------------
+
 
 def render_varied(scene: dict) -> Image.Image:
     """The scene at its canvas size, effects applied; deterministic for a Pillow build."""
@@ -161,13 +220,17 @@ def _background_image(background: dict, width: int, height: int) -> Image.Image:
     pattern = background["pattern"]
     if pattern == "gradient":
         angle = rng.uniform(0, 2 * math.pi)
-        ramp = (np.cos(angle) * xs / width + np.sin(angle) * ys / height)
+        ramp = np.cos(angle) * xs / width + np.sin(angle) * ys / height
         shift = (ramp - ramp.mean())[..., None] * 40
     elif pattern == "noise":
         shift = rng.normal(0, 10, (height, width, 1))
     elif pattern in ("stripes", "checks"):
         period = max(4.0, rng.uniform(0.04, 0.12) * max(width, height))
-        stripes = np.floor(xs / period) if pattern == "stripes" else np.floor(xs / period) + np.floor(ys / period)
+        stripes = (
+            np.floor(xs / period)
+            if pattern == "stripes"
+            else np.floor(xs / period) + np.floor(ys / period)
+        )
         shift = ((stripes % 2) * 2 - 1)[..., None] * 9
     else:
         shift = np.zeros((height, width, 1), dtype=np.float32)
@@ -196,8 +259,13 @@ def _outline(shape: str, x: float, y: float, half: float, turn: float) -> list[t
     elif shape == "triangle":
         unit = [(0, -1), (1, 1), (-1, 1)]
     elif shape == "star":
-        unit = [((1 if i % 2 == 0 else 0.45) * math.cos(-math.pi / 2 + i * math.pi / 5),
-                 (1 if i % 2 == 0 else 0.45) * math.sin(-math.pi / 2 + i * math.pi / 5)) for i in range(10)]
+        unit = [
+            (
+                (1 if i % 2 == 0 else 0.45) * math.cos(-math.pi / 2 + i * math.pi / 5),
+                (1 if i % 2 == 0 else 0.45) * math.sin(-math.pi / 2 + i * math.pi / 5),
+            )
+            for i in range(10)
+        ]
     else:
         raise ValueError(f"unknown shape {shape!r}")
     cos, sin = math.cos(math.radians(turn)), math.sin(math.radians(turn))
@@ -212,7 +280,9 @@ def font_at(index: int, pixels: int) -> ImageFont.ImageFont:
         return ImageFont.load_default(size=pixels)
     import matplotlib
 
-    return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name), pixels)
+    return ImageFont.truetype(
+        str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name), pixels
+    )
 
 
 def _draw_text(draw: ImageDraw.ImageDraw, text: dict, width: int, height: int) -> None:
@@ -246,8 +316,12 @@ def _draw_chart(draw: ImageDraw.ImageDraw, scene: dict, width: int, height: int)
         draw.rectangle((x0, bar_top, x1, base - 1), fill=COLORS[bar["color"]])
         label = str(bar["value"])
         left, _, right, lower = draw.textbbox((0, 0), label, font=face)
-        draw.text(((x0 + x1 - left - right) / 2, bar_top - height * 0.03 - lower), label,
-                  fill=(0, 0, 0), font=face)
+        draw.text(
+            ((x0 + x1 - left - right) / 2, bar_top - height * 0.03 - lower),
+            label,
+            fill=(0, 0, 0),
+            font=face,
+        )
 
 
 def _effects(image: Image.Image, effects: dict, width: int, height: int) -> Image.Image:

@@ -45,8 +45,7 @@ class TinyGGUFs:
     mmproj: Path | None
 
 
-def build_once(key_dir: Path, build: Callable[[Path], None],
-                ready: Callable[[Path], bool]) -> None:
+def build_once(key_dir: Path, build: Callable[[Path], None], ready: Callable[[Path], bool]) -> None:
     """Build into a temporary sibling of `key_dir` and rename it into place, unless `ready`.
 
     A concurrent build that finishes first wins; its result is kept.
@@ -67,8 +66,14 @@ def build_once(key_dir: Path, build: Callable[[Path], None],
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def convert_tiny(arch: str, hf_dir: Path, model_file: Path, mmproj_file: Path | None = None,
-                 *, outtype: str = "f16") -> tuple[Path, Path | None]:
+def convert_tiny(
+    arch: str,
+    hf_dir: Path,
+    model_file: Path,
+    mmproj_file: Path | None = None,
+    *,
+    outtype: str = "f16",
+) -> tuple[Path, Path | None]:
     """Convert a tiny checkpoint of `arch` as the export pipeline does: `spec.prepare` on a
     copy, the spec's pre-tokenizer fallback, and for VLMs the mmproj into `mmproj_file`.
     Returns (model_file, mmproj_file or None)."""
@@ -78,19 +83,23 @@ def convert_tiny(arch: str, hf_dir: Path, model_file: Path, mmproj_file: Path | 
     scratch = model_file.parent / f".prepared-{arch}"
     source = spec.prepare(hf_dir, scratch) if spec.prepare else hf_dir
     name = f"tiny-{arch}"
-    model = gguf.convert(source, model_file, outtype=outtype, pre_tokenizer=spec.pre_tokenizer,
-                         model_name=name)
+    model = gguf.convert(
+        source, model_file, outtype=outtype, pre_tokenizer=spec.pre_tokenizer, model_name=name
+    )
     mmproj = None
     if spec.is_vlm:
-        mmproj = (spec.write_mmproj(source, mmproj_file, outtype) if spec.write_mmproj
-                  else gguf.convert(source, mmproj_file, outtype=outtype, mmproj=True,
-                                    model_name=name))
+        mmproj = (
+            spec.write_mmproj(source, mmproj_file, outtype)
+            if spec.write_mmproj
+            else gguf.convert(source, mmproj_file, outtype=outtype, mmproj=True, model_name=name)
+        )
     shutil.rmtree(scratch, ignore_errors=True)
     return model, mmproj
 
 
-def tiny_ggufs(arch: str, *, seed: int = 0, outtype: str = "f16", root: Path | None = None,
-               **overrides: Any) -> TinyGGUFs:
+def tiny_ggufs(
+    arch: str, *, seed: int = 0, outtype: str = "f16", root: Path | None = None, **overrides: Any
+) -> TinyGGUFs:
     """Build, convert and cache the tiny checkpoint of `arch`; return its files.
 
     Cached in `<root or cache>/tiny-gguf/<recipe hash>/`: a second call with the same
@@ -104,16 +113,23 @@ def tiny_ggufs(arch: str, *, seed: int = 0, outtype: str = "f16", root: Path | N
     def build(tmp: Path) -> None:
         hf_dir = tiny.build(arch, tmp / "hf", seed=seed, **overrides)
         vlm = archs.get(arch).is_vlm
-        model, mmproj = convert_tiny(arch, hf_dir, tmp / f"model.{outtype}.gguf",
-                                     tmp / f"mmproj.{outtype}.gguf" if vlm else None,
-                                     outtype=outtype)
+        model, mmproj = convert_tiny(
+            arch,
+            hf_dir,
+            tmp / f"model.{outtype}.gguf",
+            tmp / f"mmproj.{outtype}.gguf" if vlm else None,
+            outtype=outtype,
+        )
         names = {"model": model.name, "mmproj": mmproj.name if mmproj else None}
         (tmp / "files.json").write_text(json.dumps(names) + "\n")
 
     build_once(key_dir, build, lambda d: (d / "files.json").is_file())
     names = json.loads(done.read_text())
-    return TinyGGUFs(hf_dir=key_dir / "hf", model=key_dir / names["model"],
-                     mmproj=key_dir / names["mmproj"] if names["mmproj"] else None)
+    return TinyGGUFs(
+        hf_dir=key_dir / "hf",
+        model=key_dir / names["model"],
+        mmproj=key_dir / names["mmproj"] if names["mmproj"] else None,
+    )
 
 
 def tiny_bundle_dir(root: Path | None = None) -> Path:
@@ -129,18 +145,23 @@ def build_tiny_bundle(root: Path | None = None) -> Path:
     checkpoints it was converted from sit beside it, in `<bundle>/../hf/<arch>/`.
     """
     bundle = tiny_bundle_dir(root)
-    build_once(bundle.parent, lambda tmp: _build_into(tmp / "hf", tmp / "bundle"),
-                lambda key_dir: verify_bundle(key_dir / "bundle"))
+    build_once(
+        bundle.parent,
+        lambda tmp: _build_into(tmp / "hf", tmp / "bundle"),
+        lambda key_dir: verify_bundle(key_dir / "bundle"),
+    )
     return bundle
 
 
 def _convert_stage(hf_root: Path, out: Path, role: str) -> tuple[Path, Path | None]:
     spec, outtype = TINY_RECIPE[role], TINY_RECIPE["outtype"]
-    hf_dir = tiny.build(spec["arch"], hf_root / spec["arch"], seed=spec["seed"],
-                        **spec["overrides"])
+    hf_dir = tiny.build(
+        spec["arch"], hf_root / spec["arch"], seed=spec["seed"], **spec["overrides"]
+    )
     mmproj = out / f"mmproj.{outtype}.gguf" if role == "perception" else None
-    return convert_tiny(spec["arch"], hf_dir, out / f"{role}.{outtype}.gguf", mmproj,
-                        outtype=outtype)
+    return convert_tiny(
+        spec["arch"], hf_dir, out / f"{role}.{outtype}.gguf", mmproj, outtype=outtype
+    )
 
 
 def _build_into(hf_root: Path, out: Path) -> None:
@@ -149,11 +170,14 @@ def _build_into(hf_root: Path, out: Path) -> None:
     p_model, p_mmproj = _convert_stage(hf_root, out, "perception")
     r_model, _ = _convert_stage(hf_root, out, "reasoning")
     write_bundle(
-        out, name="tiny-test",
+        out,
+        name="tiny-test",
         description="Tiny random-weight Qwen2-VL perception and Qwen3 thinking reasoning "
-                    "for tests; every output is noise.",
-        perception=Stage(p_model, mmproj=p_mmproj, n_ctx=4096, random_weights=True,
-                         source=source.format(key)),
-        reasoning=Stage(r_model, n_ctx=8192, thinking=True, random_weights=True,
-                        source=source.format(key)),
+        "for tests; every output is noise.",
+        perception=Stage(
+            p_model, mmproj=p_mmproj, n_ctx=4096, random_weights=True, source=source.format(key)
+        ),
+        reasoning=Stage(
+            r_model, n_ctx=8192, thinking=True, random_weights=True, source=source.format(key)
+        ),
     )

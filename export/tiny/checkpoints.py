@@ -30,8 +30,10 @@ PRE_TOKENIZER = tokenizer.PRE_TOKENIZER
 
 def _builder(spec) -> TinyBuilder:
     if not isinstance(spec.build_tiny, TinyBuilder):
-        raise InputError(f"{spec.name} builds its checkpoints without a blueprint; "
-                         "parameter counts need one (export.tiny.checkpoints.TinyBuilder)")
+        raise InputError(
+            f"{spec.name} builds its checkpoints without a blueprint; "
+            "parameter counts need one (export.tiny.checkpoints.TinyBuilder)"
+        )
     return spec.build_tiny
 
 
@@ -46,8 +48,9 @@ def shape_overrides(arch: str, shape: str | None) -> dict[str, Any]:
     return dict(spec.shapes[shape])
 
 
-def build(arch: str, out: Path, *, seed: int = 0, shape: str | None = None,
-          **overrides: Any) -> Path:
+def build(
+    arch: str, out: Path, *, seed: int = 0, shape: str | None = None, **overrides: Any
+) -> Path:
     """Build the random checkpoint of `arch` into `out` and return `out`.
 
     Tiny by default; `shape` (e.g. "qwen3-4b", see `ArchSpec.shapes`) builds a full-size
@@ -71,8 +74,16 @@ def parameter_counts(arch: str, shape: str | None = None, **overrides: Any) -> t
 
 # The export modules whose code shapes any tiny build; editing one rebuilds every cache entry.
 # Architecture modules count only for the recipes that name them (see `recipe_hash`).
-_SHAPING_MODULES = ("tiny/checkpoints.py", "tokenizer.py", "gguf/converter.py", "gguf/files.py",
-                    "bundle.py", "tiny/bundle.py", "archs/__init__.py", "archs/base.py")
+_SHAPING_MODULES = (
+    "tiny/checkpoints.py",
+    "tokenizer.py",
+    "gguf/converter.py",
+    "gguf/files.py",
+    "bundle.py",
+    "tiny/bundle.py",
+    "archs/__init__.py",
+    "archs/base.py",
+)
 
 
 def _arch_names(recipe: Any) -> set[str]:

@@ -23,9 +23,15 @@ _ROOT = Path(__file__).resolve().parents[2]
 # export/archs/idefics3.py, whose patch-position rule shapes the "mtmd" Idefics3 vision graph.
 # The parity checks count too: a bundle built with validate=True is only as checked as the
 # parity code that passed it.
-_SOURCES = ("export/onnx/*.py", "export/parity/onnx*.py", "export/parity/judge.py",
-            "export/parity/launcher.py",
-            "export/parity/worker.py", "edge_et/backends/onnx/*.py", "edge_et/formats/*.py")
+_SOURCES = (
+    "export/onnx/*.py",
+    "export/parity/onnx*.py",
+    "export/parity/judge.py",
+    "export/parity/launcher.py",
+    "export/parity/worker.py",
+    "edge_et/backends/onnx/*.py",
+    "edge_et/formats/*.py",
+)
 
 
 @dataclass(frozen=True)
@@ -48,16 +54,29 @@ def _sources_digest() -> str:
     return h.hexdigest()[:16]
 
 
-def tiny_onnx(*, perception: str | None = None, reasoning: str | None = None,
-              quant: str = "fp32", validate: bool = True, root: Path | None = None,
-              image_layout: str | None = None) -> TinyOnnx:
+def tiny_onnx(
+    *,
+    perception: str | None = None,
+    reasoning: str | None = None,
+    quant: str = "fp32",
+    validate: bool = True,
+    root: Path | None = None,
+    image_layout: str | None = None,
+) -> TinyOnnx:
     """Build (once) and return the ONNX bundle of the given tiny architectures at `quant`
     (`image_layout`: export_onnx's, for Idefics3)."""
-    roles = {role: arch for role, arch in (("perception", perception), ("reasoning", reasoning))
-             if arch is not None}
+    roles = {
+        role: arch
+        for role, arch in (("perception", perception), ("reasoning", reasoning))
+        if arch is not None
+    }
     ggufs = {role: tiny_ggufs(arch, root=root) for role, arch in roles.items()}
-    recipe = {"onnx": _sources_digest(), "quant": quant, "validate": validate,
-              **{role: {"arch": arch, "seed": 0} for role, arch in roles.items()}}
+    recipe = {
+        "onnx": _sources_digest(),
+        "quant": quant,
+        "validate": validate,
+        **{role: {"arch": arch, "seed": 0} for role, arch in roles.items()},
+    }
     if image_layout is not None:
         recipe["image_layout"] = image_layout
     base = Path(root) if root is not None else cache_root()
@@ -65,8 +84,15 @@ def tiny_onnx(*, perception: str | None = None, reasoning: str | None = None,
 
     def build(tmp: Path) -> None:
         dirs = {role: files.hf_dir for role, files in ggufs.items()}
-        export_onnx(out=tmp / "bundle", quant=quant, validate=validate, name="tiny-onnx",
-                    n_ctx=2048, image_layout=image_layout, **dirs)
+        export_onnx(
+            out=tmp / "bundle",
+            quant=quant,
+            validate=validate,
+            name="tiny-onnx",
+            n_ctx=2048,
+            image_layout=image_layout,
+            **dirs,
+        )
 
     build_once(key_dir, build, lambda d: (d / "bundle" / "bundle.json").is_file())
     return TinyOnnx(bundle=key_dir / "bundle", ggufs=ggufs)

@@ -15,9 +15,25 @@ def copy_bundle(source: Path, target: Path) -> Path:
 
 
 def run_cli(bundle: Path, image: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edge_et.cli.main", "run", "--bundle", str(bundle),
-                           "--image", str(image), "--question", "Q?", "--json"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge_et.cli.main",
+            "run",
+            "--bundle",
+            str(bundle),
+            "--image",
+            str(image),
+            "--question",
+            "Q?",
+            "--json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def assert_one_line(done: subprocess.CompletedProcess, fragment: str) -> None:

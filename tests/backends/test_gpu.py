@@ -16,8 +16,11 @@ from edge_et.backends.llama_cpp.gpu import cuda_vram
 pytestmark = pytest.mark.gpu
 
 VRAM = cuda_vram()
-needs_gpu = pytest.mark.skipif(VRAM is None, reason="llama-cpp-python here is a CPU build or sees "
-                               "no GPU: benchmarks/gpu_check.sh runs these on a GPU machine")
+needs_gpu = pytest.mark.skipif(
+    VRAM is None,
+    reason="llama-cpp-python here is a CPU build or sees "
+    "no GPU: benchmarks/gpu_check.sh runs these on a GPU machine",
+)
 QUESTION = "What shape is left of the square?\nA. triangle\nB. circle\nC. star\nD. square"
 
 
@@ -32,8 +35,7 @@ def test_the_plan_puts_every_layer_of_the_tiny_models_on_the_gpu(tiny_bundle):
 
 @needs_gpu
 def test_a_run_on_the_gpu_feeds_what_the_cpu_run_feeds(tiny_bundle, sample_image):
-    options = dict(mode="extract-think", seed=0, think_budget=16, answer_budget=4,
-                   temperature=0.0)
+    options = dict(mode="extract-think", seed=0, think_budget=16, answer_budget=4, temperature=0.0)
     runs = {}
     for device in ("cpu", "cuda"):
         with edge_et.open_pipeline(tiny_bundle, device=device, mem_budget="4GB") as pipeline:
@@ -51,8 +53,18 @@ def test_a_run_on_the_gpu_feeds_what_the_cpu_run_feeds(tiny_bundle, sample_image
 def test_bench_offloads_with_gpu_layers(tiny_bundle, sample_image):
     from edge_et.bench.run import run_bench
 
-    report = run_bench(tiny_bundle, images=[sample_image], trials=1, warmup=0, extract_tokens=8,
-                       think_tokens=8, answer_tokens=4, budgets=(), bandwidth_mib=0,
-                       gpu_layers=-1, direct=False).to_dict()
+    report = run_bench(
+        tiny_bundle,
+        images=[sample_image],
+        trials=1,
+        warmup=0,
+        extract_tokens=8,
+        think_tokens=8,
+        answer_tokens=4,
+        budgets=(),
+        bandwidth_mib=0,
+        gpu_layers=-1,
+        direct=False,
+    ).to_dict()
     assert report["settings"]["gpu_layers"] == -1
     assert report["stages"]["think"]["decode_tok_s"]["median"] > 0

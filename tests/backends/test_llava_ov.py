@@ -30,8 +30,13 @@ SIZES = [(42, 42), (60, 100), (130, 50), (200, 300), (20, 30), (84, 126), (300, 
 
 def _layout(tile: int = TILE, seed: int = 0, dim: int = 8) -> llava_ov.Layout:
     newline = np.random.default_rng(seed).standard_normal(dim).astype(np.float32)
-    return llava_ov.Layout(tile=tile, side=tile // 14, max_tiles=9, newline=newline,
-                           pinpoints=tuple(map(tuple, arch.pinpoints(tile))))
+    return llava_ov.Layout(
+        tile=tile,
+        side=tile // 14,
+        max_tiles=9,
+        newline=newline,
+        pinpoints=tuple(map(tuple, arch.pinpoints(tile))),
+    )
 
 
 def _noise(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -47,8 +52,11 @@ def test_views_are_the_hf_image_processor_pixels(height, width):
 
     rgb = _noise(height, width)
     processor = LlavaOnevisionImageProcessor(
-        size={"height": TILE, "width": TILE}, image_grid_pinpoints=arch.pinpoints(TILE),
-        image_mean=[0.5] * 3, image_std=[0.5] * 3)
+        size={"height": TILE, "width": TILE},
+        image_grid_pinpoints=arch.pinpoints(TILE),
+        image_mean=[0.5] * 3,
+        image_std=[0.5] * 3,
+    )
     want = processor(rgb, return_tensors="np")["pixel_values"][0]
     views = np.stack(llava_ov.make_views(rgb, _layout()))
     got = ((views / 255.0 - 0.5) / 0.5).transpose(0, 3, 1, 2)  # what mtmd's normalisation gives
@@ -63,12 +71,17 @@ def test_packing_is_pack_image_features(height, width):
     layout = _layout()
     config = LlavaOnevisionConfig(
         vision_config={"model_type": "siglip_vision_model", "image_size": TILE, "patch_size": 14},
-        image_grid_pinpoints=arch.pinpoints(TILE))
+        image_grid_pinpoints=arch.pinpoints(TILE),
+    )
     rows, cols = llava_ov.grid_shape(height, width, layout)
     views = np.random.default_rng(1).standard_normal((1 + rows * cols, 9, 8)).astype(np.float32)
     want, _ = LlavaOnevisionModel.pack_image_features(
-        SimpleNamespace(config=config), [torch.from_numpy(views)], torch.tensor([[height, width]]),
-        image_newline=torch.from_numpy(layout.newline), vision_aspect_ratio="anyres_max_9")
+        SimpleNamespace(config=config),
+        [torch.from_numpy(views)],
+        torch.tensor([[height, width]]),
+        image_newline=torch.from_numpy(layout.newline),
+        vision_aspect_ratio="anyres_max_9",
+    )
     got = llava_ov.pack(views, height, width, layout)
     assert got.shape == tuple(want[0].shape)
     assert np.abs(got - want[0].numpy()).max() < 1e-5
@@ -79,20 +92,24 @@ def test_bilinear_resize_is_torch_interpolate():
     features = np.random.default_rng(2).standard_normal((17, 29, 5)).astype(np.float32)
     for out in [(7, 11), (16, 3), (17, 29), (20, 31)]:
         want = torch.nn.functional.interpolate(
-            torch.from_numpy(features).permute(2, 0, 1)[None], list(out), mode="bilinear")
+            torch.from_numpy(features).permute(2, 0, 1)[None], list(out), mode="bilinear"
+        )
         got = llava_ov.bilinear_resize(features, *out)
         assert np.abs(got - want[0].permute(1, 2, 0).numpy()).max() < 1e-5
 
 
-@pytest.mark.parametrize(("height", "width"), [(480, 640), (1080, 1920), (2000, 300), (384, 384),
-                                               (100, 4000), (3024, 4032)])
+@pytest.mark.parametrize(
+    ("height", "width"),
+    [(480, 640), (1080, 1920), (2000, 300), (384, 384), (100, 4000), (3024, 4032)],
+)
 def test_full_size_token_counts_follow_the_hf_processor_formula(height, width):
     from transformers import LlavaOnevisionProcessor as Processor
 
     layout = _layout(tile=384)
     grid = SimpleNamespace(image_grid_pinpoints=arch.pinpoints(384))
-    fake = SimpleNamespace(image_processor=grid, num_image_tokens=729,
-                           vision_aspect_ratio="anyres_max_9")
+    fake = SimpleNamespace(
+        image_processor=grid, num_image_tokens=729, vision_aspect_ratio="anyres_max_9"
+    )
     fake._get_unpadded_features = lambda *a: Processor._get_unpadded_features(fake, *a)
     want = Processor._get_number_of_features(fake, height, width, 384, 384)
     assert llava_ov.count_tokens(height, width, layout) == want
@@ -138,7 +155,8 @@ def test_prepare_names_the_lm_and_writes_the_papers_prompt(tmp_path):
     # LLaVA's conv_qwen, which the paper's evaluation uses for its Qwen3 checkpoints.
     assert render_user_turn(template, "<image>\nDescribe.") == (
         "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
-        "<|im_start|>user\n<image>\nDescribe.<|im_end|>\n<|im_start|>assistant\n")
+        "<|im_start|>user\n<image>\nDescribe.<|im_end|>\n<|im_start|>assistant\n"
+    )
 
 
 @pytest.mark.parametrize("shape", ["llava-ov-qwen3-0.6b", "llava-ov-qwen3-1.7b"])
@@ -160,19 +178,25 @@ def test_full_size_shapes_have_the_paper_sizes(shape):
 def test_mmproj_names_and_feature_layers():
     from export.gguf.llava_ov_mmproj import feature_layers, gguf_name
 
-    assert gguf_name("model.vision_tower.vision_model.encoder.layers.3.mlp.fc1.weight", 26) \
+    assert (
+        gguf_name("model.vision_tower.vision_model.encoder.layers.3.mlp.fc1.weight", 26)
         == "v.blk.3.ffn_up.weight"
-    assert gguf_name("vision_tower.vision_model.encoder.layers.3.self_attn.out_proj.bias", 26) \
+    )
+    assert (
+        gguf_name("vision_tower.vision_model.encoder.layers.3.self_attn.out_proj.bias", 26)
         == "v.blk.3.attn_out.bias"
+    )
     assert gguf_name("vision_tower.vision_model.encoder.layers.26.mlp.fc1.weight", 26) is None
     assert gguf_name("vision_tower.vision_model.post_layernorm.weight", 26) is None
     assert gguf_name("model.image_newline", 26) == "v.image_newline"
     assert feature_layers({"vision_config": {"num_hidden_layers": 26}}) == [26]
-    assert feature_layers({"vision_config": {"num_hidden_layers": 27},
-                           "vision_feature_layer": -2}) == [26]
+    assert feature_layers(
+        {"vision_config": {"num_hidden_layers": 27}, "vision_feature_layer": -2}
+    ) == [26]
     with pytest.raises(ValueError):
-        feature_layers({"vision_config": {"num_hidden_layers": 26},
-                        "vision_feature_layer": [-1, 3]})
+        feature_layers(
+            {"vision_config": {"num_hidden_layers": 26}, "vision_feature_layer": [-1, 3]}
+        )
 
 
 # -- tiny checkpoints through llama.cpp ------------------------------------------------------
@@ -188,9 +212,15 @@ def tiny(tmp_path_factory):
     built = {}
     for text_type, build in [("qwen3", arch.build_tiny_qwen3), ("qwen2", arch.build_tiny_qwen2)]:
         hf = build(root / text_type, seed=0)
-        files = {"hf": hf, "text": gguf.convert(arch.prepare(hf, root / "work"),
-                                                root / f"{text_type}.f32.gguf", outtype="f32",
-                                                pre_tokenizer="qwen2")}
+        files = {
+            "hf": hf,
+            "text": gguf.convert(
+                arch.prepare(hf, root / "work"),
+                root / f"{text_type}.f32.gguf",
+                outtype="f32",
+                pre_tokenizer="qwen2",
+            ),
+        }
         for outtype in ("f32", "f16", "q8_0") if text_type == "qwen3" else ("f32",):
             files[outtype] = write_mmproj(hf, root / f"mmproj-{text_type}.{outtype}.gguf", outtype)
         built[text_type] = files
@@ -210,9 +240,16 @@ def images(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("lm", "outtype", "image"), [
-    ("qwen3", "f32", "wide"), ("qwen3", "f32", "large"), ("qwen3", "f16", "wide"),
-    ("qwen3", "q8_0", "wide"), ("qwen2", "f32", "wide")])
+@pytest.mark.parametrize(
+    ("lm", "outtype", "image"),
+    [
+        ("qwen3", "f32", "wide"),
+        ("qwen3", "f32", "large"),
+        ("qwen3", "f16", "wide"),
+        ("qwen3", "q8_0", "wide"),
+        ("qwen2", "f32", "wide"),
+    ],
+)
 def test_packed_features_match_transformers(tiny, images, lm, outtype, image):
     from export.parity.llava_ov import image_embedding_parity
 
@@ -235,8 +272,9 @@ def test_image_goes_end_to_end_through_the_runtime(tiny, images):
     from edge_et.core.images import load_image
 
     files, picture = tiny["qwen3"], load_image(images["wide"])
-    model = LlamaCppModel(model_path=str(files["text"]), mmproj_path=str(files["f16"]),
-                          n_ctx=512, n_threads=2)
+    model = LlamaCppModel(
+        model_path=str(files["text"]), mmproj_path=str(files["f16"]), n_ctx=512, n_threads=2
+    )
     try:
         assert model.chat_template == arch.CHAT_TEMPLATE
         prompt = render_user_turn(model.chat_template, model.media_marker + "\nDescribe it.")
@@ -274,10 +312,17 @@ def test_real_tile_size_through_mtmd(tmp_path):
     from export.gguf.llava_ov_mmproj import write_mmproj
     from export.parity.llava_ov import image_embedding_parity
 
-    hf = arch.build_tiny_qwen3(tmp_path / "hf", vision_layers=1, vision_hidden=1152,
-                               vision_intermediate=4304, vision_heads=16, image_size=384)
-    text = gguf.convert(arch.prepare(hf, tmp_path), tmp_path / "text.gguf", outtype="f32",
-                        pre_tokenizer="qwen2")
+    hf = arch.build_tiny_qwen3(
+        tmp_path / "hf",
+        vision_layers=1,
+        vision_hidden=1152,
+        vision_intermediate=4304,
+        vision_heads=16,
+        image_size=384,
+    )
+    text = gguf.convert(
+        arch.prepare(hf, tmp_path), tmp_path / "text.gguf", outtype="f32", pre_tokenizer="qwen2"
+    )
     mmproj = write_mmproj(hf, tmp_path / "mmproj.f16.gguf", "f16")
     Image.fromarray(_noise(300, 400, seed=4)).save(tmp_path / "photo.png")
     report = image_embedding_parity(hf, text, mmproj, tmp_path / "photo.png")
@@ -294,8 +339,9 @@ def test_too_long_for_the_context_is_a_user_error(tiny, images):
     from edge_et.core.images import load_image
 
     files = tiny["qwen2"]
-    model = LlamaCppModel(model_path=str(files["text"]), mmproj_path=str(files["f32"]),
-                          n_ctx=256, n_threads=2)
+    model = LlamaCppModel(
+        model_path=str(files["text"]), mmproj_path=str(files["f32"]), n_ctx=256, n_threads=2
+    )
     try:
         with pytest.raises(EdgeEtError, match="context holds 256"):  # 93 image + 200 text tokens
             model.start(prompt=model.media_marker + " hi" * 200, image=load_image(images["large"]))
@@ -326,8 +372,9 @@ def test_libmtmd_batches_one_llava_view_at_a_time(tiny, images):
     from edge_et.core.images import load_image
 
     files = tiny["qwen3"]
-    model = LlamaCppModel(model_path=str(files["text"]), mmproj_path=str(files["f16"]),
-                          n_ctx=512, n_threads=2)
+    model = LlamaCppModel(
+        model_path=str(files["text"]), mmproj_path=str(files["f16"]), n_ctx=512, n_threads=2
+    )
     params = mtmd.mtmd_context_params_default()
     params.print_timings, params.n_threads, params.batch_max_tokens = False, 2, 1 << 20
     roomy = mtmd.mtmd_init_from_file(str(files["f16"]).encode(), model.llama.model, params)
@@ -340,12 +387,14 @@ def test_libmtmd_batches_one_llava_view_at_a_time(tiny, images):
             batch = mtmd.mtmd_batch_init(roomy)
             scope.callback(mtmd.mtmd_batch_free, batch)
             assert mtmd.mtmd_batch_add_chunk(batch, chunks[0]) == 0
-            assert mtmd.mtmd_batch_add_chunk(batch, chunks[1]) == 2, \
+            assert mtmd.mtmd_batch_add_chunk(batch, chunks[1]) == 2, (
                 "libmtmd now batches LLaVA views: revisit docs/latency.md, Batched view encoding"
+            )
             assert mtmd.mtmd_batch_encode(batch) == 0
             pointer = mtmd.mtmd_batch_get_output_embd(batch, chunks[0])
-            batched = np.ctypeslib.as_array(ctypes.cast(pointer, ctypes.POINTER(ctypes.c_float)),
-                                            shape=one_by_one.shape).copy()
+            batched = np.ctypeslib.as_array(
+                ctypes.cast(pointer, ctypes.POINTER(ctypes.c_float)), shape=one_by_one.shape
+            ).copy()
         assert _cosine(batched, one_by_one) >= 0.99999
     finally:
         mtmd.mtmd_free(roomy)
@@ -363,10 +412,19 @@ def test_tuned_image_settings_keep_the_embeddings_and_logits(tiny, images):
 
     files, picture = tiny["qwen3"], load_image(images["large"])
     results = []
-    for settings in [PrefillSettings(), PrefillSettings(n_batch=2048, n_ubatch=64, flash_attn=True,
-                                                        vision_flash="off", vision_threads=1)]:
-        model = LlamaCppModel(model_path=str(files["text"]), mmproj_path=str(files["f32"]),
-                              n_ctx=512, n_threads=2, prefill=settings)
+    for settings in [
+        PrefillSettings(),
+        PrefillSettings(
+            n_batch=2048, n_ubatch=64, flash_attn=True, vision_flash="off", vision_threads=1
+        ),
+    ]:
+        model = LlamaCppModel(
+            model_path=str(files["text"]),
+            mmproj_path=str(files["f32"]),
+            n_ctx=512,
+            n_threads=2,
+            prefill=settings,
+        )
         try:
             embeddings = model.llava_ov_images.embed(picture)
             logits = []

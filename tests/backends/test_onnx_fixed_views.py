@@ -20,7 +20,9 @@ class _Session:
         if isinstance(self.batch, int):
             assert len(views) == self.batch  # a fixed-shape graph refuses anything else
         self.calls.append(len(views))
-        return [np.repeat(views.mean(axis=(1, 2, 3))[:, None, None], 2, axis=1) * np.ones((1, 1, 8))]
+        return [
+            np.repeat(views.mean(axis=(1, 2, 3))[:, None, None], 2, axis=1) * np.ones((1, 1, 8))
+        ]
 
 
 class _Encoder(VisionEncoder):

@@ -82,29 +82,46 @@ def test_missing_provider_falls_back_to_cpu_with_one_warning(capsys):
     for _ in range(2):
         assert onnx_session.providers_for("coreml") == ["CPUExecutionProvider"]
     lines = [line for line in capsys.readouterr().err.splitlines() if line]
-    assert lines == ["edge-et: warning: this onnxruntime has no CoreMLExecutionProvider; "
-                     "running on the CPU"]
+    assert lines == [
+        "edge-et: warning: this onnxruntime has no CoreMLExecutionProvider; running on the CPU"
+    ]
     with pytest.raises(EdgeEtError, match="unknown device 'tpu'; choose one of: cpu, cuda"):
         onnx_session.providers_for("tpu")
 
 
 # -- bundle validation -----------------------------------------------------------------------
 
-CONFIG = {"format": "edge-et.onnx/1", "arch": "qwen3", "tokenizer": "tokenizer.json",
-          "n_layer": 2, "n_head_kv": 2, "head_dim": 64, "hidden_size": 256, "vocab_size": 1600,
-          "max_positions": 4096}
+CONFIG = {
+    "format": "edge-et.onnx/1",
+    "arch": "qwen3",
+    "tokenizer": "tokenizer.json",
+    "n_layer": 2,
+    "n_head_kv": 2,
+    "head_dim": 64,
+    "hidden_size": 256,
+    "vocab_size": 1600,
+    "max_positions": 4096,
+}
 
 
-def _onnx_bundle(root: Path, *, config=CONFIG, files=("reasoning/tokenizer.json",),
-                 model=b"\x08\x07fake") -> Path:
+def _onnx_bundle(
+    root: Path, *, config=CONFIG, files=("reasoning/tokenizer.json",), model=b"\x08\x07fake"
+) -> Path:
     stage = root / "reasoning"
     stage.mkdir(parents=True, exist_ok=True)
     (stage / "decoder.onnx").write_bytes(model)
     (stage / "tokenizer.json").write_text("{}")
     (stage / "onnx_config.json").write_text(json.dumps(config))
-    manifest = {"format": "edge-et.bundle/1", "name": "t",
-                "reasoning": {"backend": "onnx", "model": "reasoning/decoder.onnx",
-                              "extra_files": list(files), "thinking": True}}
+    manifest = {
+        "format": "edge-et.bundle/1",
+        "name": "t",
+        "reasoning": {
+            "backend": "onnx",
+            "model": "reasoning/decoder.onnx",
+            "extra_files": list(files),
+            "thinking": True,
+        },
+    }
     (root / "bundle.json").write_text(json.dumps(manifest))
     return root
 
@@ -113,16 +130,22 @@ def test_an_onnx_stage_validates_and_lists_its_files(tmp_path):
     bundle = Bundle.load(_onnx_bundle(tmp_path))
     stage = bundle.reasoning
     assert stage.backend == "onnx" and stage.arch == "qwen3" and stage.onnx_config["n_layer"] == 2
-    assert stage.files() == ["reasoning/decoder.onnx", "reasoning/onnx_config.json",
-                             "reasoning/tokenizer.json"]
+    assert stage.files() == [
+        "reasoning/decoder.onnx",
+        "reasoning/onnx_config.json",
+        "reasoning/tokenizer.json",
+    ]
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (dict(model=b"GGUF"), "is not an ONNX model"),
-    (dict(files=()), "'reasoning.extra_files' must list 'reasoning/tokenizer.json'"),
-    (dict(files=("reasoning/tokenizer.json", "../x.bin")), "escapes the bundle folder"),
-    (dict(config={**CONFIG, "format": "other"}), "is not an edge-et ONNX stage config"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (dict(model=b"GGUF"), "is not an ONNX model"),
+        (dict(files=()), "'reasoning.extra_files' must list 'reasoning/tokenizer.json'"),
+        (dict(files=("reasoning/tokenizer.json", "../x.bin")), "escapes the bundle folder"),
+        (dict(config={**CONFIG, "format": "other"}), "is not an edge-et ONNX stage config"),
+    ],
+)
 def test_broken_onnx_stages_fail_in_one_line(tmp_path, change, message):
     with pytest.raises(EdgeEtError, match=message):
         Bundle.load(_onnx_bundle(tmp_path, **change))
@@ -130,8 +153,9 @@ def test_broken_onnx_stages_fail_in_one_line(tmp_path, change, message):
 
 def test_missing_stage_config_is_named(tmp_path):
     (_onnx_bundle(tmp_path) / "reasoning" / "onnx_config.json").unlink()
-    with pytest.raises(EdgeEtError, match="reasoning ONNX config file 'reasoning/onnx_config.json' "
-                                        "is missing"):
+    with pytest.raises(
+        EdgeEtError, match="reasoning ONNX config file 'reasoning/onnx_config.json' is missing"
+    ):
         Bundle.load(tmp_path)
 
 
@@ -162,8 +186,13 @@ def test_llava_ov_pixel_values_match_the_hf_image_processor(tmp_path, height, wi
     processor = LlavaOnevisionImageProcessor.from_pretrained(tmp_path)
     rgb = np.random.default_rng(height).integers(0, 256, (height, width, 3), dtype=np.uint8)
     theirs = processor(rgb, return_tensors="np")["pixel_values"][0]
-    layout = llava_ov.Layout(tile=tile, side=3, max_tiles=9, newline=np.zeros(1, np.float32),
-                             pinpoints=tuple(tuple(p) for p in pinpoints(tile)))
+    layout = llava_ov.Layout(
+        tile=tile,
+        side=3,
+        max_tiles=9,
+        newline=np.zeros(1, np.float32),
+        pinpoints=tuple(tuple(p) for p in pinpoints(tile)),
+    )
     ours = llava_ov_pixel_values(rgb, layout, mean=processor.image_mean, std=processor.image_std)
     assert ours.shape == theirs.shape and ours.dtype == np.float32
     assert np.abs(ours - theirs).max() <= 1e-6

@@ -26,8 +26,10 @@ from edge_et.runtime.speculation import choose_drafter
 
 llama = pytest.importorskip("edge_et.backends.llama_cpp.model")
 
-PROMPT = ("<|im_start|>user\nThe red square is left of the blue circle. The red square is left "
-          "of the blue circle. Which shape is left?<|im_end|>\n<|im_start|>assistant\n")
+PROMPT = (
+    "<|im_start|>user\nThe red square is left of the blue circle. The red square is left "
+    "of the blue circle. Which shape is left?<|im_end|>\n<|im_start|>assistant\n"
+)
 
 
 class Fixed:
@@ -44,8 +46,9 @@ class Fixed:
 
 @pytest.fixture(scope="module")
 def reasoner(tiny_bundle):
-    model = llama.LlamaCppModel(model_path=str(tiny_bundle / "reasoning.f16.gguf"), n_ctx=1024,
-                                n_threads=1)   # one thread: no spin-waits on a busy machine
+    model = llama.LlamaCppModel(
+        model_path=str(tiny_bundle / "reasoning.f16.gguf"), n_ctx=1024, n_threads=1
+    )  # one thread: no spin-waits on a busy machine
     yield model
     model.close()
 
@@ -54,8 +57,9 @@ def _run(model, drafter, sampling, *, think=None, tokens=48):
     model.set_drafter(drafter)
     model.start(prompt=PROMPT)
     if think:
-        out = think_then_answer(model, sampling=sampling, think_budget=think, answer_budget=8,
-                                ignore_eos=True)
+        out = think_then_answer(
+            model, sampling=sampling, think_budget=think, answer_budget=8, ignore_eos=True
+        )
     else:
         out = generate(model, sampling=sampling, max_tokens=tokens, ignore_eos=True)
     counts = model.speculation_counts
@@ -84,8 +88,8 @@ def test_an_always_right_drafter_is_fully_accepted_and_changes_nothing(reasoner)
     sampling = Sampling(seed=1)
     plain, _ = _run(reasoner, None, sampling)
     prompt_len = len(reasoner.tokenize(text=PROMPT))
-    generated = [int(t) for t in reasoner.llama.input_ids[prompt_len:prompt_len + 47]]
-    right = Fixed(lambda history: generated[len(history) - prompt_len:][:5])
+    generated = [int(t) for t in reasoner.llama.input_ids[prompt_len : prompt_len + 47]]
+    right = Fixed(lambda history: generated[len(history) - prompt_len :][:5])
     spec, counts = _run(reasoner, right, sampling)
     assert spec.text == plain.text
     assert counts.drafted > 20 and counts.accepted == counts.drafted
@@ -106,7 +110,7 @@ def _first_token_counts(model, drafter, runs, sampling_of):
     for seed in range(runs):
         model.set_drafter(drafter)
         model.start(prompt=PROMPT)
-        model.append(tokens=[model.tokenize(text="The")[0]])   # so the next sample evaluates
+        model.append(tokens=[model.tokenize(text="The")[0]])  # so the next sample evaluates
         seen[model.sample(sampling=sampling_of(seed))] += 1
     model.set_drafter(None)
     return seen
@@ -118,7 +122,7 @@ CHI2_5DF_P1E3, CHI2_5DF_P1E6 = 20.515, 35.888
 
 def _chi_square(observed, probs):
     keep = probs > 0
-    assert observed[~keep].sum() == 0     # nothing outside what the target allows
+    assert observed[~keep].sum() == 0  # nothing outside what the target allows
     expected = probs[keep] * observed.sum()
     return float(((observed[keep] - expected) ** 2 / expected).sum())
 
@@ -131,11 +135,11 @@ def test_sampling_after_a_verify_batch_keeps_the_target_distribution(reasoner):
     reasoner.append(tokens=[reasoner.tokenize(text="The")[0]])
     reasoner.sample(sampling=Sampling())
     logits = reasoner._last_logits().astype(np.float64)
-    top = np.argsort(logits)[-6:]                           # top-k 6 at temperature 1
+    top = np.argsort(logits)[-6:]  # top-k 6 at temperature 1
     probs = np.zeros(1600)
     probs[top] = np.exp(logits[top] - logits[top].max())
     probs /= probs.sum()
-    draft = int(top[0])                                     # the least likely kept token
+    draft = int(top[0])  # the least likely kept token
     runs = 400
     sampled = lambda seed: Sampling(temperature=1.0, top_k=6, seed=seed)  # noqa: E731
     seen = _first_token_counts(reasoner, Fixed(lambda h: [draft, draft, draft]), runs, sampled)
@@ -148,8 +152,9 @@ def test_sampling_after_a_verify_batch_keeps_the_target_distribution(reasoner):
 
 
 def test_the_draft_model_needs_the_reasoners_vocabulary(reasoner, tiny_bundle):
-    perception = llama.LlamaCppModel(model_path=str(tiny_bundle / "perception.f16.gguf"),
-                                     n_ctx=512, n_threads=1)
+    perception = llama.LlamaCppModel(
+        model_path=str(tiny_bundle / "perception.f16.gguf"), n_ctx=512, n_threads=1
+    )
     try:
         with pytest.raises(InputError, match="token list differs"):
             choose_drafter("draft", reasoner, perception)
@@ -160,7 +165,7 @@ def test_the_draft_model_needs_the_reasoners_vocabulary(reasoner, tiny_bundle):
     finally:
         perception.close()
     assert choose_drafter("off", reasoner)[0] is None
-    assert choose_drafter("auto", reasoner) == (None, "off")     # measured: opt-in
+    assert choose_drafter("auto", reasoner) == (None, "off")  # measured: opt-in
     assert choose_drafter("lookup", reasoner)[1] == "lookup"
 
 
@@ -171,10 +176,14 @@ def test_head_reuse_keeps_the_shared_prompt_and_changes_no_output(reasoner):
     for reuse in (False, True):
         texts = []
         for prompt in (PROMPT, other, PROMPT):
-            begun = reasoner.start_with_heads(prompt=prompt, heads=[head]) if reuse \
+            begun = (
+                reasoner.start_with_heads(prompt=prompt, heads=[head])
+                if reuse
                 else reasoner.start(prompt=prompt)
-            texts.append(generate(reasoner, sampling=Sampling(), max_tokens=24,
-                                  ignore_eos=True).text)
+            )
+            texts.append(
+                generate(reasoner, sampling=Sampling(), max_tokens=24, ignore_eos=True).text
+            )
             if reuse and prompt is other:
                 shared = len(reasoner.tokenize(text=head))
                 assert shared - 2 <= begun.reused_tokens < begun.prompt_tokens

@@ -44,6 +44,7 @@ def test_cache_counts_every_part_and_drops_whole_pictures():
 
 # -- through llama.cpp on a tiny tiling Idefics3 -------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def tiled():
     from export.tiny.bundle import tiny_ggufs
@@ -66,8 +67,13 @@ def _model(files, **options):
     from edge_et.backends.llama_cpp.model import LlamaCppModel
 
     # One thread: llama.cpp's spinning threads crawl when the cores are shared.
-    return LlamaCppModel(model_path=str(files.model), mmproj_path=str(files.mmproj), n_ctx=512,
-                         n_threads=1, **options)
+    return LlamaCppModel(
+        model_path=str(files.model),
+        mmproj_path=str(files.mmproj),
+        n_ctx=512,
+        n_threads=1,
+        **options,
+    )
 
 
 def _greedy(model, prompt: str, picture, n: int = 6):
@@ -125,16 +131,25 @@ def tiled_bundle(tiled, tmp_path_factory) -> Path:
     from export.bundle import Stage, write_bundle
 
     out = tmp_path_factory.mktemp("tiled-bundle")
-    write_bundle(out, name="tiled", perception=Stage(
-        tiled.model, mmproj=tiled.mmproj, n_ctx=1024, random_weights=True,
-        source="tiny random Idefics3 that tiles (tests/backends/test_tiled_images.py)"),
-        decoding={"extract": {"max_tokens": 8}})
+    write_bundle(
+        out,
+        name="tiled",
+        perception=Stage(
+            tiled.model,
+            mmproj=tiled.mmproj,
+            n_ctx=1024,
+            random_weights=True,
+            source="tiny random Idefics3 that tiles (tests/backends/test_tiled_images.py)",
+        ),
+        decoding={"extract": {"max_tokens": 8}},
+    )
     return out
 
 
 @pytest.mark.slow
-def test_second_question_on_a_tiled_picture_encodes_nothing(tiled_bundle, picture_file,
-                                                            tmp_path, monkeypatch):
+def test_second_question_on_a_tiled_picture_encodes_nothing(
+    tiled_bundle, picture_file, tmp_path, monkeypatch
+):
     """`edge-et run --batch`: two questions on one picture; the extraction equals the cache-off
     pipeline's."""
     from edge_et.backends.llama_cpp import model as llama_cpp
@@ -142,13 +157,34 @@ def test_second_question_on_a_tiled_picture_encodes_nothing(tiled_bundle, pictur
     from edge_et.runtime.pipeline import Pipeline, RunOptions
 
     lines = tmp_path / "questions.jsonl"
-    lines.write_text("".join(json.dumps({"id": str(i), "image": str(picture_file),
-                                         "question": QUESTION}) + "\n" for i in range(2)))
+    lines.write_text(
+        "".join(
+            json.dumps({"id": str(i), "image": str(picture_file), "question": QUESTION}) + "\n"
+            for i in range(2)
+        )
+    )
     out = tmp_path / "out.jsonl"
     done = subprocess.run(
-        [sys.executable, "-m", "edge_et.cli.main", "run", "--bundle", str(tiled_bundle), "--batch",
-         str(lines), "--output", str(out), "--mode", "extract", "--json"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "edge_et.cli.main",
+            "run",
+            "--bundle",
+            str(tiled_bundle),
+            "--batch",
+            str(lines),
+            "--output",
+            str(out),
+            "--mode",
+            "extract",
+            "--json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     first, second = (json.loads(line) for line in out.read_text().splitlines())
     summary = json.loads(done.stderr.strip().splitlines()[-1])

@@ -21,10 +21,26 @@ from edge_et.runtime.measure import edge_stage
 from tests.helpers.fakes import EOS, ScriptedModel
 from tests.helpers.speed import cache_profile
 
-SMALL = dict(trials=2, warmup=0, extract_tokens=6, think_tokens=6, answer_tokens=3,
-             direct_tokens=3, budgets=(0, 4), curve_trials=1, bandwidth_mib=8)
-STAGE_METRICS = ("load_s", "image_encode_s", "prefill_tok_s", "decode_tok_s", "ttft_s", "e2e_s",
-                 "peak_rss_bytes")
+SMALL = dict(
+    trials=2,
+    warmup=0,
+    extract_tokens=6,
+    think_tokens=6,
+    answer_tokens=3,
+    direct_tokens=3,
+    budgets=(0, 4),
+    curve_trials=1,
+    bandwidth_mib=8,
+)
+STAGE_METRICS = (
+    "load_s",
+    "image_encode_s",
+    "prefill_tok_s",
+    "decode_tok_s",
+    "ttft_s",
+    "e2e_s",
+    "peak_rss_bytes",
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +48,17 @@ def bench_run(tiny_bundle, sample_image, tmp_path_factory):
     """One small bench through the command's own function: (report, saved JSON path, output)."""
     saved = tmp_path_factory.mktemp("bench") / "report.json"
     shown, steps = io.StringIO(), io.StringIO()
-    report = bench_command(bundle=tiny_bundle, image=sample_image, images=None, out=saved, plot=None,
-                           as_json=False, console=Console(file=shown, width=200),
-                           err=Console(file=steps, width=200), **SMALL)
+    report = bench_command(
+        bundle=tiny_bundle,
+        image=sample_image,
+        images=None,
+        out=saved,
+        plot=None,
+        as_json=False,
+        console=Console(file=shown, width=200),
+        err=Console(file=steps, width=200),
+        **SMALL,
+    )
     return report, saved, shown.getvalue(), steps.getvalue()
 
 
@@ -63,7 +87,9 @@ def test_ratios_and_limits_are_computed(bench_run):
     price = report["ratios"]["direct_price"]
     assert price["resident"] > 0 and price["with_loads"] > 0
     bandwidth = report["bandwidth"]
-    assert bandwidth["read_bytes_per_s_1_thread"] > 0 and bandwidth["read_bytes_per_s_all_threads"] > 0
+    assert (
+        bandwidth["read_bytes_per_s_1_thread"] > 0 and bandwidth["read_bytes_per_s_all_threads"] > 0
+    )
     for stage in ("extract", "think", "direct"):
         roof = report["roofline"][stage]
         assert roof["bytes_per_token"] >= roof["weights_read_bytes"] > 0
@@ -107,10 +133,17 @@ def test_the_think_stage_reads_a_description_of_the_extract_length(tiny_bundle):
 def test_json_saved_and_tables_printed(bench_run):
     report, saved, shown, _ = bench_run
     assert json.loads(saved.read_text()) == json.loads(json.dumps(report))
-    for text in ("extract (bare)", "price of Extract+Think", "thinking-budget curve", "RANDOM WEIGHTS"):
+    for text in (
+        "extract (bare)",
+        "price of Extract+Think",
+        "thinking-budget curve",
+        "RANDOM WEIGHTS",
+    ):
         assert text in shown
     rows = markdown_rows(report)
-    assert len(rows) == 3 and all(r.count("|") == MARKDOWN_HEADER.splitlines()[0].count("|") for r in rows)
+    assert len(rows) == 3 and all(
+        r.count("|") == MARKDOWN_HEADER.splitlines()[0].count("|") for r in rows
+    )
 
 
 def test_progress_says_one_line_per_step(bench_run):
@@ -118,7 +151,9 @@ def test_progress_says_one_line_per_step(bench_run):
     from edge_et.bench.settings import BenchSettings
 
     lines = [line for line in bench_run[3].splitlines() if line.strip()]
-    assert len(lines) == bench_steps(BenchSettings(**SMALL)) == 1 + 2 + 2  # bandwidth, trials, curve
+    assert (
+        len(lines) == bench_steps(BenchSettings(**SMALL)) == 1 + 2 + 2
+    )  # bandwidth, trials, curve
     assert lines[0].startswith("measuring memory bandwidth") and "budget 4" in " ".join(lines)
 
 
@@ -141,14 +176,17 @@ def test_option_mistakes_are_user_errors(tmp_path, sample_image):
 
 # -- --deadline ---------------------------------------------------------------------------------
 
+
 def test_shorter_deadline_picks_a_smaller_budget(tiny_bundle, tmp_path):
     from edge_et.runtime.deadline import choose_think_budget
 
     bundle = Bundle.load(tiny_bundle)
     cache_profile(bundle, tmp_path)
+
     def pick(seconds):
-        return choose_think_budget(bundle, seconds, cache=tmp_path, extract_tokens=64,
-                                   answer_tokens=32, max_budget=4096)
+        return choose_think_budget(
+            bundle, seconds, cache=tmp_path, extract_tokens=64, answer_tokens=32, max_budget=4096
+        )
 
     long_budget, long_info = pick(40.0)
     short_budget, short_info = pick(8.0)
@@ -171,7 +209,9 @@ def test_speed_is_measured_once_then_cached(tiny_bundle, tmp_path):
     assert cached["key"]["files"] and cached["key"]["device"]["cpu"]
     assert cached["profile"]["reasoning"]["decode_tok_s"] > 0
     _, second = choose_think_budget(bundle, 30.0, cache=tmp_path)
-    assert second["speed"]["source"] == "cache" and second["speed"]["file"] == first["speed"]["file"]
+    assert (
+        second["speed"]["source"] == "cache" and second["speed"]["file"] == first["speed"]["file"]
+    )
 
 
 def test_deadline_fills_the_run_options(tiny_bundle, tmp_path, monkeypatch):

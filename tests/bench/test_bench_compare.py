@@ -16,8 +16,16 @@ from tests.helpers.onnx_twins import gguf_twin  # noqa: E402
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
-TOKENS = ("--extract-tokens", "5", "--think-tokens", "4", "--answer-tokens", "2",
-          "--direct-tokens", "2")
+TOKENS = (
+    "--extract-tokens",
+    "5",
+    "--think-tokens",
+    "4",
+    "--answer-tokens",
+    "2",
+    "--direct-tokens",
+    "2",
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,16 +37,41 @@ def twins(tmp_path_factory) -> dict[str, Path]:
 
 
 def _bench(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edge_et.cli.main", "bench", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "edge_et.cli.main", "bench", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_two_bundles_are_benched_side_by_side(twins, sample_image, tmp_path):
     out, plot = tmp_path / "compare.json", tmp_path / "compare.png"
-    done = _bench("--bundle", str(twins["gguf"]), "--against", str(twins["onnx"]),
-                  "--image", str(sample_image), "--trials", "2", "--warmup", "0", *TOKENS,
-                  "--budgets", "0,3", "--curve-trials", "1", "--bandwidth-mib", "8",
-                  "--out", str(out), "--plot", str(plot), "--json")
+    done = _bench(
+        "--bundle",
+        str(twins["gguf"]),
+        "--against",
+        str(twins["onnx"]),
+        "--image",
+        str(sample_image),
+        "--trials",
+        "2",
+        "--warmup",
+        "0",
+        *TOKENS,
+        "--budgets",
+        "0,3",
+        "--curve-trials",
+        "1",
+        "--bandwidth-mib",
+        "8",
+        "--out",
+        str(out),
+        "--plot",
+        str(plot),
+        "--json",
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result == json.loads(out.read_text()) and plot.read_bytes()[:4] == b"\x89PNG"
@@ -58,7 +91,10 @@ def test_two_bundles_are_benched_side_by_side(twins, sample_image, tmp_path):
     assert all(t["bare"]["think"]["tokens"] == 6 for t in onnx["trials"])
     assert not onnx["ratios"]["overhead"]["extract"]["comparable"]
     comparison = result["comparison"]
-    assert [b["stages"]["reasoning"]["backend"] for b in comparison["bundles"]] == ["llama.cpp", "onnx"]
+    assert [b["stages"]["reasoning"]["backend"] for b in comparison["bundles"]] == [
+        "llama.cpp",
+        "onnx",
+    ]
     assert comparison["bundles"][1]["stages"]["reasoning"]["quantization"] == "fp32"
     for stage in ("extract", "think", "direct"):
         e2e = comparison["stages"][stage]["e2e_s"]
@@ -70,10 +106,26 @@ def test_two_bundles_are_benched_side_by_side(twins, sample_image, tmp_path):
 
 
 def test_the_table_names_both_bundles(twins, sample_image):
-    done = _bench("--bundle", str(twins["gguf"]), "--against", str(twins["onnx"]),
-                  "--image", str(sample_image), "--trials", "1", "--warmup", "0", *TOKENS,
-                  "--budgets", "none", "--bandwidth-mib", "0", "--no-direct",
-                  "--out", "/dev/null")
+    done = _bench(
+        "--bundle",
+        str(twins["gguf"]),
+        "--against",
+        str(twins["onnx"]),
+        "--image",
+        str(sample_image),
+        "--trials",
+        "1",
+        "--warmup",
+        "0",
+        *TOKENS,
+        "--budgets",
+        "none",
+        "--bandwidth-mib",
+        "0",
+        "--no-direct",
+        "--out",
+        "/dev/null",
+    )
     assert done.returncode == 0, done.stderr
     assert "(llama.cpp)" in done.stdout and "(onnx)" in done.stdout and "ratio" in done.stdout
 

@@ -15,7 +15,11 @@ from edge_et.cli.main import app
 
 def test_the_default_run_keeps_the_historical_curve():
     assert fitted_defaults(think_tokens=256) == {
-        "trials": 5, "warmup": 1, "budgets": (0, 256, 1024, 4096), "curve_trials": 3}
+        "trials": 5,
+        "warmup": 1,
+        "budgets": (0, 256, 1024, 4096),
+        "curve_trials": 3,
+    }
 
 
 def test_a_short_run_gets_a_short_curve_of_one_round():
@@ -26,30 +30,42 @@ def test_a_short_run_gets_a_short_curve_of_one_round():
 
 def test_quick_is_one_trial_no_warmup_and_two_budgets_but_flags_win():
     assert fitted_defaults(think_tokens=64, quick=True) == {
-        "trials": 1, "warmup": 0, "budgets": (0, 64), "curve_trials": 1}
+        "trials": 1,
+        "warmup": 0,
+        "budgets": (0, 64),
+        "curve_trials": 1,
+    }
     given = fitted_defaults(think_tokens=64, quick=True, trials=3, budgets=(5,), curve_trials=2)
     assert (given["trials"], given["budgets"], given["curve_trials"]) == (3, (5,), 2)
 
 
-@pytest.mark.parametrize("settings", [
-    BenchSettings(), BenchSettings(bandwidth_mib=0, bare=False, direct=False, budgets=()),
-    BenchSettings(trials=1, warmup=0, budgets=(0, 8, 8, 32), curve_trials=2)])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        BenchSettings(),
+        BenchSettings(bandwidth_mib=0, bare=False, direct=False, budgets=()),
+        BenchSettings(trials=1, warmup=0, budgets=(0, 8, 8, 32), curve_trials=2),
+    ],
+)
 def test_one_weight_per_progress_line_and_curve_runs_weigh_their_budget(settings):
     weights = step_weights(settings)
     assert len(weights) == bench_steps(settings)
     if settings.budgets:
-        curve = weights[-len(dict.fromkeys(settings.budgets)):]
+        curve = weights[-len(dict.fromkeys(settings.budgets)) :]
         assert max(curve) == max(settings.budgets) + settings.answer_tokens
 
 
 def test_the_bar_advances_by_the_work_done(monkeypatch):
     advanced = []
-    monkeypatch.setattr(bench_command_module.Progress, "advance",
-                        lambda self, task, amount=1: advanced.append(amount))
+    monkeypatch.setattr(
+        bench_command_module.Progress,
+        "advance",
+        lambda self, task, amount=1: advanced.append(amount),
+    )
     with bench_command_module._progress(Console(file=io.StringIO()), [10.0, 30.0, 60.0]) as step:
         for line in ("a", "b", "c"):
             step(line)
-    assert advanced == [10.0, 30.0]   # each line finishes the step before it
+    assert advanced == [10.0, 30.0]  # each line finishes the step before it
 
 
 def test_the_command_hands_the_fitted_defaults_to_the_bench(monkeypatch, tmp_path):

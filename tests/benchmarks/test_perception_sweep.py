@@ -22,17 +22,27 @@ def results(tmp_path, monkeypatch):
 def test_a_run_scored_at_the_limit_is_skipped_without_its_model(results):
     # The micro runs' folders are not here: a run that needed them would start training, which
     # the spent time limit turns into "paused" (exit 3) at once.
-    perception_sweep.main(["--only", "micro-direct-classic", "--limit", "60", "--max-minutes", "1e-9"])
+    perception_sweep.main(
+        ["--only", "micro-direct-classic", "--limit", "60", "--max-minutes", "1e-9"]
+    )
     text = (results / "perception_sweep.md").read_text()
-    assert "| micro-direct-classic | direct | micro | classic | classic | 60 | correct 27% [17%-39%] | - |" in text
+    assert (
+        "| micro-direct-classic | direct | micro | classic | classic | 60 | correct 27% [17%-39%] | - |"
+        in text
+    )
 
 
 def test_past_the_time_limit_nothing_new_starts_and_the_exit_says_paused(results):
     with pytest.raises(SystemExit) as stopped:
-        perception_sweep.main(["--only", "small-extract-mix", "--limit", "60", "--max-minutes", "1e-9"])
+        perception_sweep.main(
+            ["--only", "small-extract-mix", "--limit", "60", "--max-minutes", "1e-9"]
+        )
     assert stopped.value.code == 3
     assert not (results / "sweep").exists()  # no training began
-    assert json.loads((results / "perception_sweep.json").read_text())["small-extract-mix"]["form"] == "extract"
+    assert (
+        json.loads((results / "perception_sweep.json").read_text())["small-extract-mix"]["form"]
+        == "extract"
+    )
 
 
 def test_base_runs_wait_to_be_named():

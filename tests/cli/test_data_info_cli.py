@@ -11,8 +11,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def edge_et(*args: str, columns: int | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ, **({"COLUMNS": str(columns)} if columns else {}))
-    return subprocess.run([sys.executable, "-m", "edge_et.cli.main", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "edge_et.cli.main", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_data_scenes_writes_the_splits(tmp_path):
@@ -32,7 +38,12 @@ def test_data_scenes_refuses_an_empty_split(tmp_path):
 
 def test_info_keeps_file_names_whole_at_80_columns(tiny_bundle):
     files = json.loads(edge_et("info", str(tiny_bundle), "--json").stdout)["stages"]
-    names = [stage[part]["file"] for stage in files.values() for part in ("model", "mmproj") if part in stage]
+    names = [
+        stage[part]["file"]
+        for stage in files.values()
+        for part in ("model", "mmproj")
+        if part in stage
+    ]
     done = edge_et("info", str(tiny_bundle), columns=80)
     assert done.returncode == 0, done.stderr
     assert all(name in done.stdout for name in names), done.stdout

@@ -14,8 +14,13 @@ MICRO_EXTRACT = ROOT / "models" / "micro" / "extract"
 
 
 def edge_et(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edge_et.cli.main", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "edge_et.cli.main", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_demo_and_micro_eval_are_export_commands():
@@ -32,11 +37,22 @@ def test_micro_eval_rejects_an_unknown_form_before_loading_anything(tmp_path):
     assert "unknown form 'poem'" in done.stderr
 
 
-@pytest.mark.skipif(not (MICRO_EXTRACT / "bundle.json").is_file(),
-                    reason="the committed micro extract model is missing")
+@pytest.mark.skipif(
+    not (MICRO_EXTRACT / "bundle.json").is_file(),
+    reason="the committed micro extract model is missing",
+)
 def test_micro_eval_scores_the_committed_model_as_json():
-    done = edge_et("export", "micro-eval", "--bundle", str(MICRO_EXTRACT), "--form", "extract",
-                   "--limit", "2", "--json")
+    done = edge_et(
+        "export",
+        "micro-eval",
+        "--bundle",
+        str(MICRO_EXTRACT),
+        "--form",
+        "extract",
+        "--limit",
+        "2",
+        "--json",
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["form"] == "extract" and report["examples"] == 2

@@ -18,8 +18,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def edge_et(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "edge_et.cli.main", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "edge_et.cli.main", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def _config(folder: Path, **changes) -> None:
@@ -34,16 +40,32 @@ def _cut(folder: Path, name: str) -> None:
 
 
 BREAKS = {
-    "hidden_size is a string": (lambda f: _config(f, hidden_size="256"), r"config\.json: hidden_size is \"256\""),
-    "tokenizer.json cut short": (lambda f: _cut(f, "tokenizer.json"), r"tokenizer\.json: is not valid JSON"),
+    "hidden_size is a string": (
+        lambda f: _config(f, hidden_size="256"),
+        r"config\.json: hidden_size is \"256\"",
+    ),
+    "tokenizer.json cut short": (
+        lambda f: _cut(f, "tokenizer.json"),
+        r"tokenizer\.json: is not valid JSON",
+    ),
     "no weights": (lambda f: (f / "model.safetensors").unlink(), r"has no weights"),
-    "weights cut short": (lambda f: _cut(f, "model.safetensors"), r"model\.safetensors: is not a valid safetensors"),
-    "an unsupported architecture": (lambda f: _config(f, model_type="mamba", hidden_size=None),
-                                    r"model_type 'mamba' is not supported; supported model types: .*qwen3"),
-    "heads do not divide": (lambda f: _config(f, num_key_value_heads=3), r"not a multiple of num_key_value_heads"),
+    "weights cut short": (
+        lambda f: _cut(f, "model.safetensors"),
+        r"model\.safetensors: is not a valid safetensors",
+    ),
+    "an unsupported architecture": (
+        lambda f: _config(f, model_type="mamba", hidden_size=None),
+        r"model_type 'mamba' is not supported; supported model types: .*qwen3",
+    ),
+    "heads do not divide": (
+        lambda f: _config(f, num_key_value_heads=3),
+        r"not a multiple of num_key_value_heads",
+    ),
     # Typed and consistent, yet not what the weights hold: checked by the converter itself.
-    "vocab smaller than the tokenizer": (lambda f: _config(f, vocab_size=8),
-                                         r"llama\.cpp's converter could not convert hf: AssertionError \(assert "),
+    "vocab smaller than the tokenizer": (
+        lambda f: _config(f, vocab_size=8),
+        r"llama\.cpp's converter could not convert hf: AssertionError \(assert ",
+    ),
 }
 
 
@@ -54,10 +76,13 @@ def broken(tiny_bundle, tmp_path):
         shutil.copytree(tiny_bundle.parent / "hf" / "qwen3", folder)
         BREAKS[what][0](folder)
         return folder
+
     return make
 
 
-def _assert_one_line_and_nothing_left(done: subprocess.CompletedProcess, out: Path, pattern: str) -> None:
+def _assert_one_line_and_nothing_left(
+    done: subprocess.CompletedProcess, out: Path, pattern: str
+) -> None:
     assert done.returncode == 2, done.stderr[-3000:]
     # (the progress display, off a terminal, ends with an empty line of its own)
     lines = [line for line in done.stderr.splitlines() if line.strip()]
@@ -70,8 +95,17 @@ def _assert_one_line_and_nothing_left(done: subprocess.CompletedProcess, out: Pa
 @pytest.mark.parametrize("what", list(BREAKS))
 def test_export_gguf_refuses_in_one_line(broken, tmp_path, what):
     out = tmp_path / "bundle"
-    done = edge_et("export", "gguf", "--reasoning", str(broken(what)), "--quant", "F16", "--no-validate",
-                   "--out", str(out))
+    done = edge_et(
+        "export",
+        "gguf",
+        "--reasoning",
+        str(broken(what)),
+        "--quant",
+        "F16",
+        "--no-validate",
+        "--out",
+        str(out),
+    )
     _assert_one_line_and_nothing_left(done, out, BREAKS[what][1])
 
 
@@ -79,17 +113,28 @@ def test_export_gguf_refuses_in_one_line(broken, tmp_path, what):
 def test_export_onnx_and_mobile_refuse_before_any_work(broken, tmp_path, command):
     pytest.importorskip("optimum.exporters.onnx")
     out = tmp_path / "bundle"
-    done = edge_et("export", *command, "--reasoning", str(broken("hidden_size is a string")), "--out", str(out))
+    done = edge_et(
+        "export", *command, "--reasoning", str(broken("hidden_size is a string")), "--out", str(out)
+    )
     _assert_one_line_and_nothing_left(done, out, BREAKS["hidden_size is a string"][1])
 
 
 def test_a_converter_failure_is_said_in_its_own_last_words():
     from export.gguf.converter import failure_line
 
-    output = ("INFO:hf-to-gguf:Loading model: hf\nTraceback (most recent call last):\n  File \"convert.py\", "
-              "line 9, in <module>\n    main()\nValueError: Failed to detect model architecture\n")
+    output = (
+        'INFO:hf-to-gguf:Loading model: hf\nTraceback (most recent call last):\n  File "convert.py", '
+        "line 9, in <module>\n    main()\nValueError: Failed to detect model architecture\n"
+    )
     assert failure_line(output) == "ValueError: Failed to detect model architecture"
-    assert failure_line("just a last line\n\n") == "just a last line" and failure_line("") == "no output"
-    bare = ('  File "convert_hf_to_gguf.py", line 7, in get_vocab_base\n'
-            "    assert max(tokenizer.vocab.values()) < vocab_size\n           ^^^^^^^^\nAssertionError\n")
-    assert failure_line(bare) == "AssertionError (assert max(tokenizer.vocab.values()) < vocab_size)"
+    assert (
+        failure_line("just a last line\n\n") == "just a last line"
+        and failure_line("") == "no output"
+    )
+    bare = (
+        '  File "convert_hf_to_gguf.py", line 7, in get_vocab_base\n'
+        "    assert max(tokenizer.vocab.values()) < vocab_size\n           ^^^^^^^^\nAssertionError\n"
+    )
+    assert (
+        failure_line(bare) == "AssertionError (assert max(tokenizer.vocab.values()) < vocab_size)"
+    )

@@ -25,7 +25,9 @@ def test_plan_bundle_for_every_profile_uses_its_budget(tiny_bundle):
 
 
 def test_plan_and_profiles_commands(tiny_bundle):
-    done = edge_et("plan", "--bundle", str(tiny_bundle), "--device-profile", "iphone-15-pro", "--json")
+    done = edge_et(
+        "plan", "--bundle", str(tiny_bundle), "--device-profile", "iphone-15-pro", "--json"
+    )
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert data["device_profile"] == "iphone-15-pro" and data["budget_bytes"] == 3 * 10**9
@@ -34,5 +36,7 @@ def test_plan_and_profiles_commands(tiny_bundle):
     assert listed["galaxy-s22"]["published_decode"][0]["tok_s"] == 59
     listed_by_plan = edge_et("plan", "--device-profile", "list")  # no --bundle needed to list
     assert listed_by_plan.returncode == 0 and "galaxy-s22" in listed_by_plan.stdout
-    assert_one_line_error(edge_et("plan", "--bundle", str(tiny_bundle), "--device-profile", "nokia"),
-                          "unknown device profile 'nokia'")
+    assert_one_line_error(
+        edge_et("plan", "--bundle", str(tiny_bundle), "--device-profile", "nokia"),
+        "unknown device profile 'nokia'",
+    )

@@ -35,8 +35,14 @@ def test_every_model_fits_80_columns_with_its_whole_name():
 
 
 def test_pairs_are_a_second_small_table_that_fits_too():
-    pairs = [{"name": "paper-0.6b", "perception": "llava-extract-qwen3-0.6b", "reasoning": "qwen3-1.7b",
-              "built": True}]
+    pairs = [
+        {
+            "name": "paper-0.6b",
+            "perception": "llava-extract-qwen3-0.6b",
+            "reasoning": "qwen3-1.7b",
+            "built": True,
+        }
+    ]
     lines = rendered(80, pairs)
     assert lines[0].startswith("pairs") and max(len(line) for line in lines) <= 80
     assert lines[2].split() == ["paper-0.6b", "llava-extract-qwen3-0.6b", "qwen3-1.7b", "yes"]
@@ -51,7 +57,14 @@ def test_the_command_at_80_columns_and_as_json(tmp_path):
     command = [sys.executable, "-m", "edge_et.cli.main", "pull", "--list", "--store", str(tmp_path)]
     shown = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0 and max(map(len, shown.stdout.splitlines())) <= 80
-    rows = json.loads(subprocess.run(command + ["--json"], cwd=ROOT, env=env, capture_output=True, text=True,
-                                     timeout=60).stdout)
+    rows = json.loads(
+        subprocess.run(
+            command + ["--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        ).stdout
+    )
     coder = next(row for row in rows if row["name"] == "qwen2.5-coder-1.5b-instruct-q4_k_m")
-    assert coder["size"] == 1_117_320_768 and coder["pulled"] is False and "upstream" in coder["license"]
+    assert (
+        coder["size"] == 1_117_320_768
+        and coder["pulled"] is False
+        and "upstream" in coder["license"]
+    )

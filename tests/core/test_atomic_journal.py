@@ -77,8 +77,11 @@ def test_a_full_disk_mid_line_keeps_every_line_written_before(tmp_path, monkeypa
     def half_then_full(fd, data):
         real_write(fd, bytes(data[:5]))
         raise OSError(errno.ENOSPC, "No space left on device")
+
     monkeypatch.setattr(journal.os, "write", half_then_full)
-    with pytest.raises(WriteFailed, match="the disk is full; every line written before is kept") as caught:
+    with pytest.raises(
+        WriteFailed, match="the disk is full; every line written before is kept"
+    ) as caught:
         out.append({"index": 1, "text": "x" * 100})
     assert "\n" not in str(caught.value)
     monkeypatch.undo()

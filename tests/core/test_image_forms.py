@@ -21,8 +21,15 @@ def picture(tmp_path):
 def test_path_bytes_pil_and_numpy_give_the_same_pixels(picture):
     path, pixels = picture
     with Image.open(path) as opened:
-        forms = [path, str(path), path.read_bytes(), bytearray(path.read_bytes()), opened,
-                 pixels, load_image(path)]
+        forms = [
+            path,
+            str(path),
+            path.read_bytes(),
+            bytearray(path.read_bytes()),
+            opened,
+            pixels,
+            load_image(path),
+        ]
         loaded = [as_loaded_image(form) for form in forms]
     assert len({image.sha256 for image in loaded}) == 1
     assert all((image.width, image.height) == (40, 24) for image in loaded)
@@ -42,14 +49,17 @@ def test_a_pil_image_is_made_upright_and_rgb():
     assert loaded.rgb.shape == (4, 6, 3) and int(loaded.rgb.min()) == 255
 
 
-@pytest.mark.parametrize("bad, fragment", [
-    (np.zeros((4, 4, 3), dtype=np.float32), "uint8 array"),
-    (np.zeros((4, 4, 4), dtype=np.uint8), "got shape (4, 4, 4)"),
-    (np.zeros((0, 4, 3), dtype=np.uint8), "zero size"),
-    (b"", "no data"),
-    (io.BytesIO(b"x"), "from a BytesIO"),
-    (None, "from a NoneType"),
-])
+@pytest.mark.parametrize(
+    "bad, fragment",
+    [
+        (np.zeros((4, 4, 3), dtype=np.float32), "uint8 array"),
+        (np.zeros((4, 4, 4), dtype=np.uint8), "got shape (4, 4, 4)"),
+        (np.zeros((0, 4, 3), dtype=np.uint8), "zero size"),
+        (b"", "no data"),
+        (io.BytesIO(b"x"), "from a BytesIO"),
+        (None, "from a NoneType"),
+    ],
+)
 def test_unusable_images_are_input_errors(bad, fragment):
     with pytest.raises(InputError) as caught:
         as_loaded_image(bad)

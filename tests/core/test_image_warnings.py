@@ -53,10 +53,12 @@ def tiff_with(path, tag: int, field: str, value: int, **save):
 
 
 @pytest.mark.parametrize("compression", [None, "tiff_lzw"])  # Pillow's reader, then libtiff's
-def test_too_many_samples_is_one_error_line_and_nothing_on_stderr(tmp_path, capfd, monkeypatch,
-                                                                  compression):
-    path = tiff_with(tmp_path / "extra-samples.tif", SAMPLES_PER_PIXEL, "value", 7,
-                     compression=compression)
+def test_too_many_samples_is_one_error_line_and_nothing_on_stderr(
+    tmp_path, capfd, monkeypatch, compression
+):
+    path = tiff_with(
+        tmp_path / "extra-samples.tif", SAMPLES_PER_PIXEL, "value", 7, compression=compression
+    )
     with as_a_user_sees_it(monkeypatch) as seen, pytest.raises(EdgeEtError) as caught:
         load_image(path)
     assert "More samples per pixel than can be decoded: 7" in str(caught.value)  # kept, not lost
@@ -64,8 +66,13 @@ def test_too_many_samples_is_one_error_line_and_nothing_on_stderr(tmp_path, capf
 
 
 def test_a_tag_past_the_end_of_the_file_is_skipped_quietly(tmp_path, capfd, monkeypatch):
-    path = tiff_with(tmp_path / "long-tag.tif", IMAGE_DESCRIPTION, "count", 10**6,
-                     tiffinfo={IMAGE_DESCRIPTION: "a description"})
+    path = tiff_with(
+        tmp_path / "long-tag.tif",
+        IMAGE_DESCRIPTION,
+        "count",
+        10**6,
+        tiffinfo={IMAGE_DESCRIPTION: "a description"},
+    )
     with pytest.warns(UserWarning, match="Tag data larger than file"):
         Image.open(path).load()  # Pillow alone warns ...
     capfd.readouterr()

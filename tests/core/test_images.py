@@ -38,7 +38,9 @@ def png_header_only(width: int, height: int) -> bytes:
     """A PNG signature and IHDR declaring any size, with no pixel data at all."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
@@ -163,7 +165,12 @@ def test_exif_orientation_jpeg(tmp_path, orientation):
     expected = SHOWN[orientation](np.asarray(stored)).astype(int)
     # JPEG is lossy: compare the centre of each quadrant only.
     h, w = expected.shape[:2]
-    for y, x in [(h // 4, w // 4), (h // 4, 3 * w // 4), (3 * h // 4, w // 4), (3 * h // 4, 3 * w // 4)]:
+    for y, x in [
+        (h // 4, w // 4),
+        (h // 4, 3 * w // 4),
+        (3 * h // 4, w // 4),
+        (3 * h // 4, 3 * w // 4),
+    ]:
         assert np.abs(loaded.rgb[y, x].astype(int) - expected[y, x]).max() < 20
 
 
@@ -189,7 +196,9 @@ def palette_image(transparent_index: int | None) -> Image.Image:
 
 
 def pa_image() -> Image.Image:
-    image = Image.frombytes("PA", (2, 1), bytes([0, 0, 1, 255]))  # index 0 transparent, index 1 opaque
+    image = Image.frombytes(
+        "PA", (2, 1), bytes([0, 0, 1, 255])
+    )  # index 0 transparent, index 1 opaque
     image.putpalette([255, 0, 0, 10, 200, 30] + [0, 0, 0] * 254)
     return image
 
@@ -204,7 +213,11 @@ MODE_CASES = {
     "P": (lambda: palette_image(None), "png", [RED, (10, 200, 30)]),
     "P-transparent": (lambda: palette_image(0), "png", [WHITE, (10, 200, 30)]),
     "P-gif-transparent": (lambda: palette_image(0), "gif", [WHITE, (10, 200, 30)]),
-    "1": (lambda: Image.frombytes("1", (8, 1), bytes([0b10100000])), "png", [WHITE, BLACK, WHITE, BLACK]),
+    "1": (
+        lambda: Image.frombytes("1", (8, 1), bytes([0b10100000])),
+        "png",
+        [WHITE, BLACK, WHITE, BLACK],
+    ),
     "L": (lambda: Image.frombytes("L", (2, 1), bytes([0, 77])), "png", [BLACK, (77, 77, 77)]),
     "LA": (
         lambda: Image.frombytes("LA", (3, 1), bytes([0, 0, 100, 255, 0, 128])),
@@ -212,7 +225,9 @@ MODE_CASES = {
         [WHITE, (100, 100, 100), (127, 127, 127)],
     ),
     "RGBA": (
-        lambda: Image.frombytes("RGBA", (3, 1), bytes([0, 0, 0, 0, 0, 0, 255, 255, 255, 0, 0, 128])),
+        lambda: Image.frombytes(
+            "RGBA", (3, 1), bytes([0, 0, 0, 0, 0, 0, 255, 255, 255, 0, 0, 128])
+        ),
         "png",
         [WHITE, BLUE, (255, 127, 127)],
     ),
@@ -227,7 +242,11 @@ MODE_CASES = {
         "tiff",
         [RED, BLACK],
     ),
-    "I;16": (lambda: gray16("I;16", [0, 1000, 32768, 65535]), "png", [BLACK, (4,) * 3, (128,) * 3, WHITE]),
+    "I;16": (
+        lambda: gray16("I;16", [0, 1000, 32768, 65535]),
+        "png",
+        [BLACK, (4,) * 3, (128,) * 3, WHITE],
+    ),
     "I;16-tiff": (lambda: gray16("I;16", [0, 32768, 65535]), "tiff", [BLACK, (128,) * 3, WHITE]),
     "I;16B": (lambda: gray16("I;16B", [0, 32768, 65535]), "tiff", [BLACK, (128,) * 3, WHITE]),
     "I-16bit-range": (
@@ -265,7 +284,10 @@ def test_mode_converts_to_rgb(tmp_path, case):
 
 def test_original_mode_is_reported(tmp_path):
     # Pillow < 10.1 opens 16-bit PNG as "I".
-    assert load_image(save(gray16("I;16", [0, 65535]), tmp_path / "g.png")).original_mode in ("I;16", "I")
+    assert load_image(save(gray16("I;16", [0, 65535]), tmp_path / "g.png")).original_mode in (
+        "I;16",
+        "I",
+    )
     assert load_image(save(palette_image(0), tmp_path / "p.png")).original_mode == "P"
 
 

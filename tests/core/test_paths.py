@@ -47,8 +47,9 @@ def test_a_data_line_with_such_a_path_is_that_line_s_error(tmp_path, name, reaso
         local_path(name, tmp_path)
     data = tmp_path / "data.jsonl"
     data.write_text(json.dumps({"image": name}) + "\n" + json.dumps({"image": "ok.png"}) + "\n")
-    items, errors = parse_lines(data, lambda n, raw, folder: local_path(raw["image"], folder),
-                                what="lines")
+    items, errors = parse_lines(
+        data, lambda n, raw, folder: local_path(raw["image"], folder), what="lines"
+    )
     assert items == [tmp_path / "ok.png"]
     assert len(errors) == 1 and errors[0].startswith("line 1: path '")
     assert reason in errors[0] and len(errors[0]) < SHORT_MESSAGE

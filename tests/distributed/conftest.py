@@ -29,9 +29,14 @@ def ray_session():
         pytest.skip(f"Ray is not installed ({exc.name}): pip install 'edge-et[ray]'")
     folder = tempfile.mkdtemp(prefix="/tmp/edge-et-ray-")  # short: Ray's socket paths are limited
     try:
-        ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR,
-                 object_store_memory=256 << 20,
-                 log_to_driver=False, _temp_dir=folder)
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            logging_level=logging.ERROR,
+            object_store_memory=256 << 20,
+            log_to_driver=False,
+            _temp_dir=folder,
+        )
     except Exception as exc:  # noqa: BLE001 - whatever stops Ray starting is the skip reason
         shutil.rmtree(folder, ignore_errors=True)
         pytest.skip(f"Ray cannot start here: {exc}")
@@ -49,9 +54,18 @@ def ray_data(tiny_bundle, tmp_path_factory):
     lines, questions = [], []
     for i in range(LINES):
         Image.new("RGB", (40 + 8 * i, 40), (40 * i, 120, 200 - 30 * i)).save(folder / f"p{i}.png")
-        lines.append(json.dumps({"image": f"p{i}.png", "question": QUESTION.format(i=i), "id": f"q{i}"}))
-        questions.append({"id": f"e{i}", "image": f"p{i}.png", "question": f"Which colour {i}?",
-                          "options": ["red", "green", "blue"], "answer": "ABC"[i % 3]})
+        lines.append(
+            json.dumps({"image": f"p{i}.png", "question": QUESTION.format(i=i), "id": f"q{i}"})
+        )
+        questions.append(
+            {
+                "id": f"e{i}",
+                "image": f"p{i}.png",
+                "question": f"Which colour {i}?",
+                "options": ["red", "green", "blue"],
+                "answer": "ABC"[i % 3],
+            }
+        )
     lines.insert(2, json.dumps({"image": "missing.png", "question": "Where?", "id": "bad"}))
     lines.insert(4, "not json")
     lines.append(json.dumps({"image": "p1.png", "question": "Own seed?", "id": "own", "seed": 11}))

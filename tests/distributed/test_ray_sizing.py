@@ -30,22 +30,32 @@ def test_pools_share_the_slots_take_the_flags_and_carry_the_footprint(plan):
     roles = ["perception", "reasoning"]
     nodes = [Node(cpus=8, memory=64 * GIB)]
     pools = plan_pools(plan, roles, 2, RaySettings(), nodes)
-    assert [(p.role, p.actors, p.threads) for p in pools] == [("perception", 2, 2), ("reasoning", 2, 2)]
-    assert pools[0].memory == stage_memory(plan, "perception") == \
-        plan.stages["perception"].total_bytes + plan.baseline_bytes
+    assert [(p.role, p.actors, p.threads) for p in pools] == [
+        ("perception", 2, 2),
+        ("reasoning", 2, 2),
+    ]
+    assert (
+        pools[0].memory
+        == stage_memory(plan, "perception")
+        == plan.stages["perception"].total_bytes + plan.baseline_bytes
+    )
     pools = plan_pools(plan, roles, 1, RaySettings(reasoning_actors=6), nodes)
     assert [p.actors for p in pools] == [2, 6]
 
 
 def test_a_cluster_too_small_for_both_stages_is_one_line(plan):
     with pytest.raises(InputError, match="holds 1 actor.*2 asked"):
-        plan_pools(plan, ["perception", "reasoning"], 1, RaySettings(), [Node(cpus=1, memory=64 * GIB)])
+        plan_pools(
+            plan, ["perception", "reasoning"], 1, RaySettings(), [Node(cpus=1, memory=64 * GIB)]
+        )
     with pytest.raises(InputError, match="--ray-images"):
         RaySettings(images="disk")
 
 
 def test_import_edge_et_and_its_distributed_package_do_not_import_ray():
-    probe = ("import sys, edge_et, edge_et.distributed.batch, edge_et.distributed.tuning, "
-             "edge_et.cli.main\nprint('ray' in sys.modules)")
+    probe = (
+        "import sys, edge_et, edge_et.distributed.batch, edge_et.distributed.tuning, "
+        "edge_et.cli.main\nprint('ray' in sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"

@@ -23,8 +23,14 @@ def test_eval_on_two_nodes_equals_the_local_run(ray_data, tmp_path):
     pytest.importorskip("ray", reason="Ray is not installed: pip install 'edge-et[ray]'")
     local = tmp_path / "local.jsonl"
     with open_pipeline(ray_data["bundle"], threads=1) as pipeline:
-        EvalRun(pipeline, read_eval_file(ray_data["eval"]), ["extract-think"], RunOptions(), local,
-                seed=5).run()
+        EvalRun(
+            pipeline,
+            read_eval_file(ray_data["eval"]),
+            ["extract-think"],
+            RunOptions(),
+            local,
+            seed=5,
+        ).run()
     try:
         cluster = two_node_cluster()
         address, env = cluster.__enter__()
@@ -32,10 +38,31 @@ def test_eval_on_two_nodes_equals_the_local_run(ray_data, tmp_path):
         pytest.skip(f"a two-node Ray cannot start here: {exc}")
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "edge_et.cli.main", "eval", "--bundle", str(ray_data["bundle"]),
-             "--data", str(ray_data["eval"]), "--seed", "5", "--threads", "1", "--predictions",
-             str(tmp_path / "ray.jsonl"), "--ray", address, "--json"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+            [
+                sys.executable,
+                "-m",
+                "edge_et.cli.main",
+                "eval",
+                "--bundle",
+                str(ray_data["bundle"]),
+                "--data",
+                str(ray_data["eval"]),
+                "--seed",
+                "5",
+                "--threads",
+                "1",
+                "--predictions",
+                str(tmp_path / "ray.jsonl"),
+                "--ray",
+                address,
+                "--json",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     finally:
         cluster.__exit__(None, None, None)
     assert done.returncode == 0, done.stderr

@@ -40,23 +40,49 @@ def bundle(tiny_bundle, tmp_path_factory):
 
 # -- arithmetic ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("answer, letter", [
-    ("B", "B"), ("b", "B"), ("(C)", "C"), ("A.", "A"), ("D) car", "D"), ("B: circle", "B"),
-    ("**A**", "A"), ("  option c", "C"), ("Apple", None), ("E", None), ("", None), ("42", None),
-    ("The answer is B", "B"), ("The answer is: D.", "D"), ("the answer is apple", None),
-])
+
+@pytest.mark.parametrize(
+    "answer, letter",
+    [
+        ("B", "B"),
+        ("b", "B"),
+        ("(C)", "C"),
+        ("A.", "A"),
+        ("D) car", "D"),
+        ("B: circle", "B"),
+        ("**A**", "A"),
+        ("  option c", "C"),
+        ("Apple", None),
+        ("E", None),
+        ("", None),
+        ("42", None),
+        ("The answer is B", "B"),
+        ("The answer is: D.", "D"),
+        ("the answer is apple", None),
+    ],
+)
 def test_answer_letter(answer, letter):
     assert answer_letter(answer, "ABCD") == letter
 
 
-@pytest.mark.parametrize("answer, letter", [
-    # An end-to-end model's sentence that begins with the article is not option A (issue 30;
-    # lmms-eval's first-character scorer reads it as A).
-    ("A white star in the bottom right", None), ("a red circle.", None), ("A 1", "A"),
-    ("B circle", "B"), ("b  Circle.", "B"), ("B square", None), ("A1", None),
-    ("The answer is A white star", None), ("A. white star", "A"), ("(C) blue", "C"),
-    ("D white star", "D"),
-])
+@pytest.mark.parametrize(
+    "answer, letter",
+    [
+        # An end-to-end model's sentence that begins with the article is not option A (issue 30;
+        # lmms-eval's first-character scorer reads it as A).
+        ("A white star in the bottom right", None),
+        ("a red circle.", None),
+        ("A 1", "A"),
+        ("B circle", "B"),
+        ("b  Circle.", "B"),
+        ("B square", None),
+        ("A1", None),
+        ("The answer is A white star", None),
+        ("A. white star", "A"),
+        ("(C) blue", "C"),
+        ("D white star", "D"),
+    ],
+)
 def test_answer_letter_is_a_real_option_letter(answer, letter):
     texts = {"A": "1", "B": "circle", "C": "blue", "D": "white star?"}
     assert answer_letter(answer, "ABCD", texts) == letter
@@ -72,11 +98,13 @@ def test_wilson_interval_matches_known_values():
 
 
 def _rows():
-    return [Scored(1, "count", "A", "A", 4, stage_s={"extract": 1.0, "think": 2.0}),
-            Scored(2, "count", "B", "C", 4, stage_s={"extract": 3.0, "think": 4.0}),
-            Scored(3, "color", "B", None, 2, stage_s={"extract": 2.0, "think": 10.0}),  # parse failure
-            Scored(4, "color", "A", "A", 2, stage_s={"extract": 5.0, "think": 1.0}),
-            Scored(5, "color", "A", None, 2, error="cannot read image 'x.png': file not found")]
+    return [
+        Scored(1, "count", "A", "A", 4, stage_s={"extract": 1.0, "think": 2.0}),
+        Scored(2, "count", "B", "C", 4, stage_s={"extract": 3.0, "think": 4.0}),
+        Scored(3, "color", "B", None, 2, stage_s={"extract": 2.0, "think": 10.0}),  # parse failure
+        Scored(4, "color", "A", "A", 2, stage_s={"extract": 5.0, "think": 1.0}),
+        Scored(5, "color", "A", None, 2, error="cannot read image 'x.png': file not found"),
+    ]
 
 
 def test_accuracy_counts_parse_failures_as_wrong_and_leaves_errors_out():
@@ -86,20 +114,37 @@ def test_accuracy_counts_parse_failures_as_wrong_and_leaves_errors_out():
     assert acc.to_dict()["ci95"] == [round(x, 4) for x in wilson_interval(2, 4)]
     categories = by_category(_rows())
     assert list(categories) == ["color", "count"]
-    assert (categories["color"].correct, categories["color"].scored, categories["color"].errors) == (1, 2, 1)
+    assert (
+        categories["color"].correct,
+        categories["color"].scored,
+        categories["color"].errors,
+    ) == (1, 2, 1)
     assert accuracy([]).accuracy is None and accuracy([]).chance is None
 
 
 def test_stage_medians_and_seconds():
     assert stage_medians(_rows()) == {"extract": 2.5, "think": 3.0, "question": 6.5}
-    stages = {"extract": {"load_s": 9.0, "image_encode_s": 0.5, "prefill_s": 0.25, "decode_s": 1.0},
-              "think": {"load_s": 0.0, "image_encode_s": None, "prefill_s": 0.5, "decode_s": 2.0}}
+    stages = {
+        "extract": {"load_s": 9.0, "image_encode_s": 0.5, "prefill_s": 0.25, "decode_s": 1.0},
+        "think": {"load_s": 0.0, "image_encode_s": None, "prefill_s": 0.5, "decode_s": 2.0},
+    }
     assert stage_seconds(stages) == {"extract": 1.75, "think": 2.5}  # loads excluded
 
 
 def test_score_record_on_scripted_records(tmp_path):
-    item = parse_eval_line(1, json.dumps({"image": "a.png", "question": "Q?", "options": ["x", "y", "z"],
-                                          "answer": "c", "category": "k"}), tmp_path)
+    item = parse_eval_line(
+        1,
+        json.dumps(
+            {
+                "image": "a.png",
+                "question": "Q?",
+                "options": ["x", "y", "z"],
+                "answer": "c",
+                "category": "k",
+            }
+        ),
+        tmp_path,
+    )
     assert score_record(item, {"answer": "C", "stages": {}}).correct
     wrong = score_record(item, {"answer": "D", "stages": {}})
     assert wrong.letter is None and not wrong.correct and wrong.n_options == 3
@@ -108,15 +153,30 @@ def test_score_record_on_scripted_records(tmp_path):
 
 # -- the data format ----------------------------------------------------------------------
 
+
 def test_format_question_puts_options_on_lines():
     assert format_question(" What? ", {"A": "x", "B": "y"}) == "What?\nA. x\nB. y"
 
 
 def test_read_eval_file_reports_bad_lines_and_limits(tmp_path):
-    good = {"image": "a.png", "question": "Q?", "options": {"A": "x", "B": "y"}, "answer": "B", "id": 1}
-    lines = [json.dumps(good), "not json", json.dumps({**good, "answer": "C"}),
-             json.dumps({**good, "options": {"A": "x", "C": "y"}}), json.dumps({**good, "question": ""}),
-             "", json.dumps([1, 2]), json.dumps({**good, "id": 2, "category": "count"}), json.dumps(good)]
+    good = {
+        "image": "a.png",
+        "question": "Q?",
+        "options": {"A": "x", "B": "y"},
+        "answer": "B",
+        "id": 1,
+    }
+    lines = [
+        json.dumps(good),
+        "not json",
+        json.dumps({**good, "answer": "C"}),
+        json.dumps({**good, "options": {"A": "x", "C": "y"}}),
+        json.dumps({**good, "question": ""}),
+        "",
+        json.dumps([1, 2]),
+        json.dumps({**good, "id": 2, "category": "count"}),
+        json.dumps(good),
+    ]
     path = tmp_path / "data.jsonl"
     path.write_text("\n".join(lines) + "\n")
     data = read_eval_file(path)
@@ -126,7 +186,9 @@ def test_read_eval_file_reports_bad_lines_and_limits(tmp_path):
     assert len(data.errors) == 5 and data.errors[0].startswith("line 2: not valid JSON")
     assert "option letters" in data.errors[1] and "A, B, ... in order" in data.errors[2]
     assert len(read_eval_file(path, limit=2).items) == 2
-    assert data.items[0].seed(0) == data.items[2].seed(0) != data.items[0].seed(1)  # same id, same seed
+    assert (
+        data.items[0].seed(0) == data.items[2].seed(0) != data.items[0].seed(1)
+    )  # same id, same seed
 
 
 def test_unusable_files_and_modes_are_user_errors(tmp_path):
@@ -144,17 +206,35 @@ def test_unusable_files_and_modes_are_user_errors(tmp_path):
 
 # -- runs on the tiny bundle --------------------------------------------------------------
 
+
 @pytest.fixture()
 def eval_file(tmp_path, sample_image):
     Image.new("RGB", (64, 64), (30, 200, 30)).save(tmp_path / "green.png")
     rows = [
-        {"id": "q1", "image": str(sample_image), "question": "What shape is left?",
-         "options": {"A": "triangle", "B": "circle", "C": "star", "D": "square"}, "answer": "B",
-         "category": "shape"},
-        {"id": "q2", "image": "green.png", "question": "What colour is it?",
-         "options": {"A": "green", "B": "red"}, "answer": "A", "category": "color"},
-        {"id": "q3", "image": "missing.png", "question": "Is there a circle?",
-         "options": {"A": "yes", "B": "no"}, "answer": "A", "category": "yes/no"},
+        {
+            "id": "q1",
+            "image": str(sample_image),
+            "question": "What shape is left?",
+            "options": {"A": "triangle", "B": "circle", "C": "star", "D": "square"},
+            "answer": "B",
+            "category": "shape",
+        },
+        {
+            "id": "q2",
+            "image": "green.png",
+            "question": "What colour is it?",
+            "options": {"A": "green", "B": "red"},
+            "answer": "A",
+            "category": "color",
+        },
+        {
+            "id": "q3",
+            "image": "missing.png",
+            "question": "Is there a circle?",
+            "options": {"A": "yes", "B": "no"},
+            "answer": "A",
+            "category": "yes/no",
+        },
     ]
     path = tmp_path / "eval.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\nbroken line\n")
@@ -166,18 +246,30 @@ def test_evaluate_modes_side_by_side_loads_each_model_once(bundle, eval_file):
     options = RunOptions()
     seen = []
     with Pipeline(Bundle.load(bundle), residency="co-resident", n_threads=1) as pipeline:
-        report = evaluate(pipeline, data, ["extract-think", "direct"], options, seed=3,
-                          progress=lambda: seen.append(1),
-                          on_record=lambda mode, item, record, scored: seen.append((mode, item.id)))
+        report = evaluate(
+            pipeline,
+            data,
+            ["extract-think", "direct"],
+            options,
+            seed=3,
+            progress=lambda: seen.append(1),
+            on_record=lambda mode, item, record, scored: seen.append((mode, item.id)),
+        )
         assert pipeline.model_loads == 2
     assert list(report.modes) == ["extract-think", "direct"]  # the caller's order
-    assert report.modes["direct"].model_loads == 1 and report.modes["extract-think"].model_loads == 1
+    assert (
+        report.modes["direct"].model_loads == 1 and report.modes["extract-think"].model_loads == 1
+    )
     for mode in report.modes.values():
         overall = mode.overall
         assert (overall.scored, overall.errors) == (2, 1)
         assert overall.parse_failures <= 2 and 0 <= overall.correct <= 2
         assert set(mode.to_dict()["categories"]) == {"shape", "color", "yes/no"}
-    assert set(report.modes["extract-think"].to_dict()["median_s"]) == {"extract", "think", "question"}
+    assert set(report.modes["extract-think"].to_dict()["median_s"]) == {
+        "extract",
+        "think",
+        "question",
+    }
     assert len(seen) == 12 and report.to_dict()["data_errors"] == 1
 
 
@@ -186,22 +278,40 @@ def test_evaluate_is_deterministic_per_item(bundle, eval_file):
 
     def letters():
         with Pipeline(Bundle.load(bundle), n_threads=1) as pipeline:
-            report = evaluate(pipeline, data, ["extract-think"], RunOptions(),
-                              seed=11)
+            report = evaluate(pipeline, data, ["extract-think"], RunOptions(), seed=11)
         return [(row.id, row.letter, row.error) for row in report.modes["extract-think"].rows]
+
     assert letters() == letters()
 
 
 def _cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "edge_et.cli.main", *args, "--threads", "1"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "edge_et.cli.main", *args, "--threads", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_cli_eval_json_and_predictions(bundle, eval_file, tmp_path):
     predictions = tmp_path / "pred.jsonl"
-    done = _cli("eval", "--bundle", str(bundle), "--data", str(eval_file), "--mode", "direct",
-                "--mode", "caption-think", "--limit", "2",
-                "--predictions", str(predictions), "--json")
+    done = _cli(
+        "eval",
+        "--bundle",
+        str(bundle),
+        "--data",
+        str(eval_file),
+        "--mode",
+        "direct",
+        "--mode",
+        "caption-think",
+        "--limit",
+        "2",
+        "--predictions",
+        str(predictions),
+        "--json",
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["questions"] == 2 and list(report["modes"]) == ["direct", "caption-think"]
@@ -218,13 +328,19 @@ def test_cli_eval_table(bundle, eval_file):
     assert "unusable data line" in done.stdout and "line 4: not valid JSON" in done.stdout
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["eval", "--data", "x.jsonl"], "needs --bundle DIR and --data"),
-    (["eval", "--bundle", "{bundle}", "--data", "{missing}"], "cannot read data file"),
-    (["eval", "--bundle", "{bundle}", "--data", "{data}", "--mode", "extract"], "gives no answer"),
-    (["eval", "--bundle", "{bundle}", "--data", "{data}", "--mode", "nope"], "unknown mode"),
-    (["eval", "--bundle", "{missing}", "--data", "{data}"], "bundle"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["eval", "--data", "x.jsonl"], "needs --bundle DIR and --data"),
+        (["eval", "--bundle", "{bundle}", "--data", "{missing}"], "cannot read data file"),
+        (
+            ["eval", "--bundle", "{bundle}", "--data", "{data}", "--mode", "extract"],
+            "gives no answer",
+        ),
+        (["eval", "--bundle", "{bundle}", "--data", "{data}", "--mode", "nope"], "unknown mode"),
+        (["eval", "--bundle", "{missing}", "--data", "{data}"], "bundle"),
+    ],
+)
 def test_cli_eval_errors_are_one_line(bundle, eval_file, tmp_path, args, fragment):
     fill = {"bundle": str(bundle), "data": str(eval_file), "missing": str(tmp_path / "nope")}
     done = _cli(*[a.format(**fill) for a in args], timeout=60)

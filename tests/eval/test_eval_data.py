@@ -7,11 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from edge_et.eval.data import SHAPES, YES_NO, SourceQuestion, answer_pools, convert_easy_vqa, to_eval_line
+from edge_et.eval.data import (
+    SHAPES,
+    YES_NO,
+    SourceQuestion,
+    answer_pools,
+    convert_easy_vqa,
+    to_eval_line,
+)
 from edge_et.eval.run import read_eval_file
 
 ROOT = Path(__file__).resolve().parents[2]
-easy_vqa = pytest.importorskip("easy_vqa", reason="pip install 'edge-et[test]' installs easy-vqa==1.0")
+easy_vqa = pytest.importorskip(
+    "easy_vqa", reason="pip install 'edge-et[test]' installs easy-vqa==1.0"
+)
 POOLS = answer_pools(easy_vqa.get_answers())
 
 
@@ -39,7 +48,9 @@ def test_full_test_split_converts_into_readable_eval_lines(converted):
         assert item.options[item.answer] == answer
         assert item.question.lower() == text.lower()
         pool = POOLS[item.category]
-        assert set(item.options.values()) <= set(pool) and len(set(item.options.values())) == len(item.options)
+        assert set(item.options.values()) <= set(pool) and len(set(item.options.values())) == len(
+            item.options
+        )
         assert len(item.options) == {"shape": 3, "color": 4, "yes/no": 2}[item.category]
 
 
@@ -64,14 +75,34 @@ def test_one_line_is_a_function_of_seed_and_index():
     question = SourceQuestion(index=7, text="what color is the circle?", answer="teal", image_id=3)
     line = to_eval_line(question, POOLS, 0, "img/3.png")
     assert line == to_eval_line(question, POOLS, 0, "img/3.png")
-    assert line["question"] == "What color is the circle?" and line["options"][line["answer"]] == "teal"
+    assert (
+        line["question"] == "What color is the circle?"
+        and line["options"][line["answer"]] == "teal"
+    )
     assert line["id"] == "easy-vqa-test-7" and line["category"] == "color"
 
 
 def test_cli_convert_subcommand(tmp_path):
     out = tmp_path / "sub" / "small.jsonl"
-    done = subprocess.run([sys.executable, "-m", "edge_et.cli.main", "eval", "convert", "easy-vqa", "--out", str(out),
-                           "--limit", "10", "--json"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge_et.cli.main",
+            "eval",
+            "convert",
+            "easy-vqa",
+            "--out",
+            str(out),
+            "--limit",
+            "10",
+            "--json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["questions"] == 10
     assert len(out.read_text().splitlines()) == 10 and (tmp_path / "sub" / "small_images").is_dir()

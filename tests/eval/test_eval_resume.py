@@ -24,8 +24,15 @@ def setup(tiny_bundle, tmp_path_factory):
     rows = []
     for i in range(4):
         Image.new("RGB", (48 + 4 * i, 48), (60 * i, 90, 30)).save(folder / f"{i}.png")
-        rows.append({"id": f"q{i}", "image": f"{i}.png", "question": f"Which colour {i}?",
-                     "options": ["red", "green", "blue"], "answer": "ABC"[i % 3]})
+        rows.append(
+            {
+                "id": f"q{i}",
+                "image": f"{i}.png",
+                "question": f"Which colour {i}?",
+                "options": ["red", "green", "blue"],
+                "answer": "ABC"[i % 3],
+            }
+        )
     data = folder / "eval.jsonl"
     data.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return short_bundle(tiny_bundle, folder), data
@@ -35,8 +42,9 @@ def evaluate(bundle, data, predictions, *, resume=False, stop=lambda asked: Fals
     """One evaluation in swap residency: its report, answers given and pictures encoded."""
     asked = []
     with Pipeline(Bundle.load(bundle), residency="swap", n_threads=1) as pipeline:
-        run = EvalRun(pipeline, read_eval_file(data), MODES, RunOptions(), predictions, seed=5,
-                      resume=resume)
+        run = EvalRun(
+            pipeline, read_eval_file(data), MODES, RunOptions(), predictions, seed=5, resume=resume
+        )
         report = run.run(lambda: asked.append(1), stop=lambda: stop(len(asked)))
         return report, len(asked), pipeline.image_encodes
 
@@ -46,13 +54,17 @@ def lines_in(path: Path) -> int:
 
 
 def rows(path: Path) -> list[dict]:
-    return [{k: v for k, v in json.loads(line).items() if k not in ("stages", "peak_rss_bytes")}
-            for line in path.read_text().splitlines()]
+    return [
+        {k: v for k, v in json.loads(line).items() if k not in ("stages", "peak_rss_bytes")}
+        for line in path.read_text().splitlines()
+    ]
 
 
 def scores(report) -> dict:
-    return {mode: (r.overall.to_dict(), [(row.id, row.letter, row.error) for row in r.rows])
-            for mode, r in report.modes.items()}
+    return {
+        mode: (r.overall.to_dict(), [(row.id, row.letter, row.error) for row in r.rows])
+        for mode, r in report.modes.items()
+    }
 
 
 def test_stopped_evaluation_resumes_to_the_same_report_and_predictions(setup, tmp_path):
@@ -82,10 +94,28 @@ def test_resume_against_a_changed_data_file_or_without_predictions_is_one_line(s
     predictions = tmp_path / "pred.jsonl"
     evaluate(bundle, changed, predictions, stop=lambda asked: asked >= 1)
     changed.write_text(data.read_text().replace("Which colour 3?", "Which colour three?"))
-    for extra, fragment in ((["--predictions", str(predictions)], "changed since"), ([], "needs --predictions")):
-        done = subprocess.run([sys.executable, "-m", "edge_et.cli.main", "eval", "--bundle", str(bundle),
-                               "--data", str(changed), "--resume", *extra], cwd=ROOT,
-                              capture_output=True, text=True, timeout=120)
+    for extra, fragment in (
+        (["--predictions", str(predictions)], "changed since"),
+        ([], "needs --predictions"),
+    ):
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "edge_et.cli.main",
+                "eval",
+                "--bundle",
+                str(bundle),
+                "--data",
+                str(changed),
+                "--resume",
+                *extra,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 2 and fragment in done.stderr and "Traceback" not in done.stderr
 
 
@@ -95,10 +125,32 @@ def test_resume_with_a_changed_seed_is_refused_in_one_line(setup, tmp_path):
     predictions = tmp_path / "pred.jsonl"
 
     def cli(seed: int) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "edge_et.cli.main", "eval", "--bundle",
-                               str(bundle), "--data", str(data), "--mode", "direct", "--limit", "1",
-                               "--predictions", str(predictions), "--seed", str(seed), "--resume"],
-                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "edge_et.cli.main",
+                "eval",
+                "--bundle",
+                str(bundle),
+                "--data",
+                str(data),
+                "--mode",
+                "direct",
+                "--limit",
+                "1",
+                "--predictions",
+                str(predictions),
+                "--seed",
+                str(seed),
+                "--resume",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
     evaluate(bundle, data, predictions, stop=lambda asked: asked >= 1)  # seed 5
     refused = cli(6)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr

@@ -11,8 +11,11 @@ pytest.importorskip("optimum.exporters.onnx")
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
-FAST = {"extract": {"temperature": 0.0, "max_tokens": 8}, "direct": {"temperature": 0.0, "max_tokens": 4},
-        "think": {"temperature": 0.0, "budget": 6, "answer_budget": 6}}
+FAST = {
+    "extract": {"temperature": 0.0, "max_tokens": 8},
+    "direct": {"temperature": 0.0, "max_tokens": 4},
+    "think": {"temperature": 0.0, "budget": 6, "answer_budget": 6},
+}
 
 
 @pytest.fixture(scope="module")
@@ -34,18 +37,45 @@ def onnx_bundle(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def eval_file(tmp_path_factory, sample_image) -> Path:
     path = tmp_path_factory.mktemp("onnx-eval-data") / "data.jsonl"
-    rows = [{"image": str(sample_image), "question": "What shape is red?",
-             "options": {"A": "circle", "B": "square", "C": "star", "D": "tree"}, "answer": "A",
-             "category": "color", "id": f"q{i}"} for i in range(2)]
+    rows = [
+        {
+            "image": str(sample_image),
+            "question": "What shape is red?",
+            "options": {"A": "circle", "B": "square", "C": "star", "D": "tree"},
+            "answer": "A",
+            "category": "color",
+            "id": f"q{i}",
+        }
+        for i in range(2)
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
 
 def test_eval_runs_an_onnx_bundle_on_the_device_asked(onnx_bundle, eval_file):
-    done = subprocess.run([sys.executable, "-m", "edge_et.cli.main", "eval", "--bundle", str(onnx_bundle),
-                           "--data", str(eval_file), "--mode", "direct", "--mode", "extract-think",
-                           "--device", "nnapi", "--json"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge_et.cli.main",
+            "eval",
+            "--bundle",
+            str(onnx_bundle),
+            "--data",
+            str(eval_file),
+            "--mode",
+            "direct",
+            "--mode",
+            "extract-think",
+            "--device",
+            "nnapi",
+            "--json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["questions"] == 2 and list(report["modes"]) == ["direct", "extract-think"]
@@ -55,8 +85,23 @@ def test_eval_runs_an_onnx_bundle_on_the_device_asked(onnx_bundle, eval_file):
 
 
 def test_eval_refuses_an_npu_for_a_llama_cpp_bundle(tiny_bundle, eval_file):
-    done = subprocess.run([sys.executable, "-m", "edge_et.cli.main", "eval", "--bundle", str(tiny_bundle),
-                           "--data", str(eval_file), "--device", "coreml"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge_et.cli.main",
+            "eval",
+            "--bundle",
+            str(tiny_bundle),
+            "--data",
+            str(eval_file),
+            "--device",
+            "coreml",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 2 and "ONNX Runtime provider" in done.stderr
     assert "Traceback" not in done.stderr

@@ -35,8 +35,17 @@ from export.tiny.bundle import tiny_ggufs  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-REQUIRED = {"qwen3", "qwen2", "llama", "gemma3_text",
-            "qwen2vl", "qwen25vl", "qwen3vl", "idefics3", "gemma3"}
+REQUIRED = {
+    "qwen3",
+    "qwen2",
+    "llama",
+    "gemma3_text",
+    "qwen2vl",
+    "qwen25vl",
+    "qwen3vl",
+    "idefics3",
+    "gemma3",
+}
 ARCHS = archs.names()  # read at collection: the parametrization IS the registry
 VLMS = archs.names(role="perception")
 SHAPES = [(a, s) for a in ARCHS for s in sorted(archs.get(a).shapes)]
@@ -127,7 +136,9 @@ def test_for_checkpoint_refuses_what_it_cannot_handle(tmp_path):
     with pytest.raises(EdgeEtError, match="no config.json"):
         archs.for_checkpoint(tmp_path)
     (tmp_path / "config.json").write_text('{"model_type": "mamba"}')
-    with pytest.raises(EdgeEtError, match="'mamba' is not supported; supported model types: .*qwen3"):
+    with pytest.raises(
+        EdgeEtError, match="'mamba' is not supported; supported model types: .*qwen3"
+    ):
         archs.for_checkpoint(tmp_path)
 
 
@@ -143,9 +154,15 @@ def _assert_the_turn_end_stops_generation(model) -> None:
     """The token that closes an assistant turn in the chat template is end-of-generation."""
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    turn = ImmutableSandboxedEnvironment().from_string(model.chat_template).render(
-        messages=[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "XYZ"}],
-        bos_token=model.bos_text, eos_token=model.eos_text)
+    turn = (
+        ImmutableSandboxedEnvironment()
+        .from_string(model.chat_template)
+        .render(
+            messages=[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "XYZ"}],
+            bos_token=model.bos_text,
+            eos_token=model.eos_text,
+        )
+    )
     closing = model.tokenize(text=turn.split("XYZ", 1)[1])
     assert closing and model.is_end(token=closing[0]), turn
 
@@ -159,15 +176,16 @@ def test_tiny_model_converts_loads_and_generates(name, image):
     assert gguf.architecture(files.model) == spec.gguf_arch
     assert (files.mmproj is not None) == spec.is_vlm
     mmproj = str(files.mmproj) if files.mmproj else None
-    model = LlamaCppModel(model_path=str(files.model), n_ctx=1024, mmproj_path=mmproj,
-                          n_threads=2)
+    model = LlamaCppModel(model_path=str(files.model), n_ctx=1024, mmproj_path=mmproj, n_threads=2)
     try:
         template = model.chat_template
         assert template and spec.thinking == ("<think>" in template)
         request = "Describe the image."
+
         def render(content):
-            return render_user_turn(template, content, bos_text=model.bos_text,
-                                    eos_text=model.eos_text)
+            return render_user_turn(
+                template, content, bos_text=model.bos_text, eos_text=model.eos_text
+            )
 
         _assert_the_turn_end_stops_generation(model)
         text_only = model.start(prompt=render(request))
@@ -208,7 +226,8 @@ def test_prepare_fixes_a_linked_copy_and_never_the_original(name, tmp_path):
     prepared = spec.prepare(saved, tmp_path / "prepared")
     assert prepared == tmp_path / "prepared" and _sha(saved / "config.json") == before
     assert json.loads((prepared / "config.json").read_text()) == json.loads(
-        (built / "config.json").read_text())
+        (built / "config.json").read_text()
+    )
     weights = "model.safetensors"
     assert (prepared / weights).samefile(saved / weights)  # linked, not copied
 
@@ -218,16 +237,19 @@ def test_qwen3_quantizes_to_real_k_quants_and_loads(tmp_path):
 
     f16 = tiny_ggufs("qwen3").model
     q4 = gguf.quantize(f16, tmp_path / "qwen3.Q4_K_M.gguf", "Q4_K_M")
-    blocks = [t for t in read_gguf_info(q4).tensors
-              if t.name.startswith("blk.") and len(t.shape) == 2]
+    blocks = [
+        t for t in read_gguf_info(q4).tensors if t.name.startswith("blk.") and len(t.shape) == 2
+    ]
     # 256-wide rows: every layer matrix is a real K-quant, none fell back to q5_0/q8_0.
     assert blocks and all(t.ggml_type in K_QUANTS for t in blocks), [
-        (t.name, t.ggml_type) for t in blocks if t.ggml_type not in K_QUANTS]
+        (t.name, t.ggml_type) for t in blocks if t.ggml_type not in K_QUANTS
+    ]
     llm = llama_cpp.Llama(str(q4), n_ctx=256, n_threads=2, verbose=False, seed=0)
     try:
         assert llm.metadata["general.file_type"] == str(llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M)
-        prompt = llm.tokenize(b"<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n",
-                              add_bos=False, special=True)
+        prompt = llm.tokenize(
+            b"<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n", add_bos=False, special=True
+        )
         out = [t for _, t in zip(range(4), llm.generate(prompt, temp=0.0, top_k=1))]
         assert len(out) == 4
     finally:
@@ -261,8 +283,12 @@ def _assert_llava_ov_shape(shape: str, overrides: dict) -> None:
 
     config = llava_ov.shape_config("qwen3", **overrides)
     vision = config.vision_config
-    assert (vision.hidden_size, vision.num_hidden_layers, vision.patch_size, vision.image_size) \
-        == (1152, 26, 14, 384)
+    assert (vision.hidden_size, vision.num_hidden_layers, vision.patch_size, vision.image_size) == (
+        1152,
+        26,
+        14,
+        384,
+    )
     assert config.dtype == torch.bfloat16  # the cheap init, never an f32 copy
     with torch.device("meta"):
         model = LlavaOnevisionForConditionalGeneration(config)

@@ -18,8 +18,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def terminate_mid_export(export: list[str], folder: Path, written: str) -> None:
     """Run `edge-et export ...`, SIGTERM it once `written` (a glob under `folder`) exists, i.e.
     mid-export, and check what a SIGTERM must leave: exit 143, one line, nothing in `folder`."""
-    process = subprocess.Popen([sys.executable, "-m", "edge_et.cli.main", "export", *export],
-                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edge_et.cli.main", "export", *export],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 300
     while process.poll() is None and time.monotonic() < deadline and not any(folder.glob(written)):
         time.sleep(0.05)
@@ -34,9 +39,22 @@ def terminate_mid_export(export: list[str], folder: Path, written: str) -> None:
 @pytest.mark.slow
 def test_sigterm_mid_export_leaves_no_bundle_that_validates(tiny_bundle, tmp_path):
     hf, out = tiny_bundle.parent / "hf", tmp_path / "bundle"
-    terminate_mid_export(["gguf", "--perception", str(hf / "qwen2vl"), "--reasoning", str(hf / "qwen3"),
-                          "--quant", "F16", "--no-validate", "--out", str(out)],
-                         tmp_path, "bundle.partial-*/bundle/*.gguf")
+    terminate_mid_export(
+        [
+            "gguf",
+            "--perception",
+            str(hf / "qwen2vl"),
+            "--reasoning",
+            str(hf / "qwen3"),
+            "--quant",
+            "F16",
+            "--no-validate",
+            "--out",
+            str(out),
+        ],
+        tmp_path,
+        "bundle.partial-*/bundle/*.gguf",
+    )
     with pytest.raises(BundleError):
         Bundle.load(out)
 
@@ -45,9 +63,20 @@ def test_sigterm_mid_export_leaves_no_bundle_that_validates(tiny_bundle, tmp_pat
 def test_sigterm_mid_onnx_export_leaves_no_bundle(tiny_bundle, tmp_path):
     pytest.importorskip("optimum.exporters.onnx")
     hf = tiny_bundle.parent / "hf"
-    terminate_mid_export(["onnx", "--perception", str(hf / "qwen2vl"), "--reasoning", str(hf / "qwen3"),
-                          "--no-validate", "--out", str(tmp_path / "bundle")],
-                         tmp_path, "bundle.partial-*/**/*.onnx")
+    terminate_mid_export(
+        [
+            "onnx",
+            "--perception",
+            str(hf / "qwen2vl"),
+            "--reasoning",
+            str(hf / "qwen3"),
+            "--no-validate",
+            "--out",
+            str(tmp_path / "bundle"),
+        ],
+        tmp_path,
+        "bundle.partial-*/**/*.onnx",
+    )
 
 
 @pytest.mark.slow
@@ -56,6 +85,11 @@ def test_sigterm_mid_mobile_export_leaves_no_package(tmp_path):
     from export.tiny.onnx import tiny_onnx
 
     # The tiny ONNX bundle tests/export/test_mobile.py packages (built once, cached).
-    source = tiny_onnx(perception="llava-ov-qwen3", reasoning="qwen3", quant="fp32", validate=False).bundle
-    terminate_mid_export(["mobile", "--bundle", str(source), "--out", str(tmp_path / "pkg"), "--quant", "int4"],
-                         tmp_path, "pkg.partial-*/package/*/*.onnx")
+    source = tiny_onnx(
+        perception="llava-ov-qwen3", reasoning="qwen3", quant="fp32", validate=False
+    ).bundle
+    terminate_mid_export(
+        ["mobile", "--bundle", str(source), "--out", str(tmp_path / "pkg"), "--quant", "int4"],
+        tmp_path,
+        "pkg.partial-*/package/*/*.onnx",
+    )

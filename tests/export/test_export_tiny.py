@@ -60,11 +60,26 @@ def test_recipe_hash_is_stable_and_sensitive():
 
 def test_manifest_has_the_bundle_schema(bundle):
     manifest = json.loads((bundle / "bundle.json").read_text())
-    assert list(manifest) == ["format", "name", "description", "perception", "reasoning",
-                              "prompts", "decoding"]
+    assert list(manifest) == [
+        "format",
+        "name",
+        "description",
+        "perception",
+        "reasoning",
+        "prompts",
+        "decoding",
+    ]
     assert manifest["format"] == "edge-et.bundle/1"
-    assert list(manifest["perception"]) == ["backend", "model", "mmproj", "arch", "n_ctx",
-                                            "random_weights", "source", "sha256"]
+    assert list(manifest["perception"]) == [
+        "backend",
+        "model",
+        "mmproj",
+        "arch",
+        "n_ctx",
+        "random_weights",
+        "source",
+        "sha256",
+    ]
     assert manifest["perception"]["arch"] == "qwen2vl"
     assert manifest["reasoning"]["arch"] == "qwen3" and manifest["reasoning"]["thinking"] is True
     for stage in ("perception", "reasoning"):
@@ -74,8 +89,9 @@ def test_manifest_has_the_bundle_schema(bundle):
     assert loaded.reasoning.thinking and loaded.perception.random_weights
 
 
-@pytest.mark.parametrize(("role", "texts"), [("reasoning", QWEN3_SPECIALS),
-                                             ("perception", VISION_SPECIALS)])
+@pytest.mark.parametrize(
+    ("role", "texts"), [("reasoning", QWEN3_SPECIALS), ("perception", VISION_SPECIALS)]
+)
 def test_special_tokens_are_single_tokens_in_the_gguf(bundle, role, texts):
     llm = llama_cpp.Llama(str(bundle / f"{role}.f16.gguf"), vocab_only=True, verbose=False)
     for text in texts:
@@ -90,9 +106,13 @@ def test_llama_cpp_tokenizes_like_transformers(bundle):
 
     hf = AutoTokenizer.from_pretrained(bundle.parent / "hf" / "qwen3")
     llm = llama_cpp.Llama(str(bundle / "reasoning.f16.gguf"), vocab_only=True, verbose=False)
-    for text in ["Hello world!  The 3 red circles\n\nare at 12:30. I've  seen    it\t\ttwice?",
-                 "<think>\nLet me think.\n</think>\n\nAnswer: B", "naïve café — 東京 🚀 ok",
-                 "  leading spaces and trailing  ", "ABC\r\nDEF"]:
+    for text in [
+        "Hello world!  The 3 red circles\n\nare at 12:30. I've  seen    it\t\ttwice?",
+        "<think>\nLet me think.\n</think>\n\nAnswer: B",
+        "naïve café — 東京 🚀 ok",
+        "  leading spaces and trailing  ",
+        "ABC\r\nDEF",
+    ]:
         expected = hf.encode(text, add_special_tokens=False)
         assert llm.tokenize(text.encode(), add_bos=False, special=True) == expected, text
 
@@ -104,21 +124,27 @@ def test_gguf_chat_template_renders_the_thinking_prompt(bundle):
     # The same environment options llama-cpp-python's chat handlers use.
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     template = env.from_string(llm.metadata["tokenizer.chat_template"])
-    history = [{"role": "user", "content": "2+2?"},
-               {"role": "assistant", "content": "<think>\nadd\n</think>\n\n4"},
-               {"role": "user", "content": "3+3?"}]
+    history = [
+        {"role": "user", "content": "2+2?"},
+        {"role": "assistant", "content": "<think>\nadd\n</think>\n\n4"},
+        {"role": "user", "content": "3+3?"},
+    ]
     thinking = template.render(messages=history, add_generation_prompt=True)
-    assert thinking == ("<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n4<|im_end|>\n"
-                        "<|im_start|>user\n3+3?<|im_end|>\n<|im_start|>assistant\n")
-    direct = template.render(messages=history[:1], add_generation_prompt=True,
-                             enable_thinking=False)
+    assert thinking == (
+        "<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n4<|im_end|>\n"
+        "<|im_start|>user\n3+3?<|im_end|>\n<|im_start|>assistant\n"
+    )
+    direct = template.render(
+        messages=history[:1], add_generation_prompt=True, enable_thinking=False
+    )
     assert direct.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
 
 
 def test_reasoning_gguf_generates_deterministically(bundle):
     llm = _llama(bundle / "reasoning.f16.gguf")
-    prompt = llm.tokenize(b"<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n",
-                          add_bos=False, special=True)
+    prompt = llm.tokenize(
+        b"<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n", add_bos=False, special=True
+    )
 
     def greedy() -> list[int]:
         llm.reset()
@@ -150,7 +176,8 @@ def test_vlm_gguf_and_mmproj_run_an_image_through_mtmd(bundle):
     text = {"type": "text", "text": "Describe the image."}
     image = {"type": "image_url", "image_url": {"url": _png()}}
     with_image = llm.create_chat_completion(
-        messages=[{"role": "user", "content": [image, text]}], **greedy)
+        messages=[{"role": "user", "content": [image, text]}], **greedy
+    )
     text_only = llm.create_chat_completion(messages=[{"role": "user", "content": [text]}], **greedy)
     # The image reached the model as its own tokens (vision_start/end + merged patches).
     assert with_image["usage"]["prompt_tokens"] > text_only["usage"]["prompt_tokens"] + 2
@@ -167,8 +194,12 @@ def test_quantize_q4_k_m_loads(bundle, tmp_path):
 
 
 def test_one_sided_bundle(bundle, tmp_path):
-    path = write_bundle(tmp_path, name="only-reasoning", description="one\nline",
-                        reasoning=Stage(bundle / "reasoning.f16.gguf", thinking=True))
+    path = write_bundle(
+        tmp_path,
+        name="only-reasoning",
+        description="one\nline",
+        reasoning=Stage(bundle / "reasoning.f16.gguf", thinking=True),
+    )
     manifest = json.loads(path.read_text())
     assert "perception" not in manifest and manifest["description"] == "one line"
     assert manifest["reasoning"]["model"] == "reasoning.f16.gguf"
@@ -190,8 +221,12 @@ def test_offline_without_cached_converter_says_what_to_fetch(tmp_path, monkeypat
 
 
 def test_convert_q8_0_loads(bundle, tmp_path):
-    out = gguf.convert(bundle.parent / "hf" / "qwen3", tmp_path / "r.q8_0.gguf", outtype="q8_0",
-                       pre_tokenizer=archs.get("qwen3").pre_tokenizer)
+    out = gguf.convert(
+        bundle.parent / "hf" / "qwen3",
+        tmp_path / "r.q8_0.gguf",
+        outtype="q8_0",
+        pre_tokenizer=archs.get("qwen3").pre_tokenizer,
+    )
     assert gguf.architecture(out) == "qwen3"
     assert _llama(out).metadata["general.file_type"] == str(llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0)
     with pytest.raises(ValueError, match="quantize"):

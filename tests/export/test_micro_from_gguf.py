@@ -25,14 +25,19 @@ def rebuilt() -> Path:
 def test_the_rebuilt_checkpoint_exports_to_the_committed_ggufs_bit_for_bit(rebuilt):
     proof = json.loads((rebuilt.parent / ROUNDTRIP).read_text())
     assert proof["identical"] and proof["parity_validated"] and proof["differences"] == []
-    assert proof["files"] == {TEXT: {"identical_tensors": 30, "differing_tensors": 0},
-                              MMPROJ: {"identical_tensors": 70, "differing_tensors": 0}}
+    assert proof["files"] == {
+        TEXT: {"identical_tensors": 30, "differing_tensors": 0},
+        MMPROJ: {"identical_tensors": 70, "differing_tensors": 0},
+    }
     from export.onnx.idefics3 import default_layout
 
     assert default_layout(rebuilt) == "mtmd"  # trained in libmtmd's image layout: exported in it
     config = json.loads((rebuilt / "config.json").read_text())
     assert config["architectures"] == ["Idefics3ForConditionalGeneration"]
-    assert config["text_config"]["num_hidden_layers"] == 3 and config["vision_config"]["hidden_size"] == 128
+    assert (
+        config["text_config"]["num_hidden_layers"] == 3
+        and config["vision_config"]["hidden_size"] == 128
+    )
 
 
 @pytest.mark.slow
@@ -62,13 +67,19 @@ def test_the_proof_sees_qk_rows_left_in_the_converters_rope_order(rebuilt, tmp_p
             weights[name] = _rope_order(weights[name], kv_heads)
     save_file(weights, wrong / "model.safetensors", metadata={"format": "pt"})
     prepared = idefics3.prepare(wrong, tmp_path / "prepared")
-    text = convert(prepared, tmp_path / "text.gguf", outtype="f16", pre_tokenizer=idefics3.SPEC.pre_tokenizer)
+    text = convert(
+        prepared, tmp_path / "text.gguf", outtype="f16", pre_tokenizer=idefics3.SPEC.pre_tokenizer
+    )
     same, differ = compare_tensors(text, MICRO_DIR / TEXT)
-    assert same == 24 and sorted(differ) == [f"blk.{i}.attn_{qk}.weight: other bytes"
-                                             for i in range(3) for qk in "kq"]
+    assert same == 24 and sorted(differ) == [
+        f"blk.{i}.attn_{qk}.weight: other bytes" for i in range(3) for qk in "kq"
+    ]
 
 
 def _rope_order(weight: np.ndarray, heads: int) -> np.ndarray:
     """What convert_hf_to_gguf's LlamaModel.permute does to Q/K rows (llama.cpp's RoPE layout)."""
-    return (weight.reshape(heads, 2, weight.shape[0] // heads // 2, *weight.shape[1:])
-            .swapaxes(1, 2).reshape(weight.shape))
+    return (
+        weight.reshape(heads, 2, weight.shape[0] // heads // 2, *weight.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(weight.shape)
+    )

@@ -18,7 +18,12 @@ def test_the_pipeline_section_is_the_runtimes_constants():
 
     rules = pipeline_contract()
     assert rules["sampler"]["repeat_window"] == REPEAT_WINDOW
-    assert rules["budget_forcing"] == {"open": "<think>", "close": "</think>", "newline": "\n", "boost_from": 0.95}
+    assert rules["budget_forcing"] == {
+        "open": "<think>",
+        "close": "</think>",
+        "newline": "\n",
+        "boost_from": 0.95,
+    }
     assert rules["answer_cue"]["text"] == "Answer:" and rules["media_marker"] == "<__media__>"
     # The patterns as an app reads them: (?i) in front, otherwise Python's own text.
     pattern = rules["answer_pattern"]
@@ -34,14 +39,20 @@ def _package(tmp_path, fmt: str, settings: dict | None = None):
     stage = {"sessions": {"decoder": "decoder.ort"}}
     if settings is not None:
         stage["settings"] = settings
-    (tmp_path / "mobile.json").write_text(json.dumps({"format": fmt, "stages": {"reasoning": stage}}))
+    (tmp_path / "mobile.json").write_text(
+        json.dumps({"format": fmt, "stages": {"reasoning": stage}})
+    )
     return tmp_path / "reasoning" / "decoder.ort"
 
 
 def test_the_runtime_reads_a_packages_stage_settings_from_mobile_json(tmp_path):
-    decoder = _package(tmp_path, "edge-et.mobile/2", {"chat_template": "{{ x }}", "max_positions": 64})
+    decoder = _package(
+        tmp_path, "edge-et.mobile/2", {"chat_template": "{{ x }}", "max_positions": 64}
+    )
     assert package_stage_settings(decoder) == {"chat_template": "{{ x }}", "max_positions": 64}
-    assert package_stage_settings(decoder.with_name("other.ort")) is None  # not that stage's decoder
+    assert (
+        package_stage_settings(decoder.with_name("other.ort")) is None
+    )  # not that stage's decoder
 
 
 def test_format_1_and_plain_bundles_keep_onnx_config(tmp_path):
@@ -51,10 +62,16 @@ def test_format_1_and_plain_bundles_keep_onnx_config(tmp_path):
     assert package_stage_settings(tmp_path / "b" / "reasoning" / "decoder.onnx") is None
 
 
-@pytest.mark.parametrize("fmt, message", [
-    ("edge-et.mobile/3", "mobile.json is format edge-et.mobile/3, newer than this edge-et reads (edge-et.mobile/2)"),
-    ("something/2", "mobile.json: format 'something/2' is not edge-et.mobile/N"),
-])
+@pytest.mark.parametrize(
+    "fmt, message",
+    [
+        (
+            "edge-et.mobile/3",
+            "mobile.json is format edge-et.mobile/3, newer than this edge-et reads (edge-et.mobile/2)",
+        ),
+        ("something/2", "mobile.json: format 'something/2' is not edge-et.mobile/N"),
+    ],
+)
 def test_a_manifest_the_runtime_cannot_read_is_one_line(tmp_path, fmt, message):
     with pytest.raises(BundleError) as raised:
         package_stage_settings(_package(tmp_path, fmt, {}))

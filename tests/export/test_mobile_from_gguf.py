@@ -16,8 +16,10 @@ from tests.cli.test_cli_errors import edge_et  # noqa: E402
 
 MICRO_DIR = Path(__file__).resolve().parents[2] / "models" / "micro" / "extract"
 QUESTION = "What shape is red?\nA. circle\nB. square\nC. star\nD. triangle"
-GREEDY = {"extract": {"temperature": 0.0, "max_tokens": 48},
-          "think": {"temperature": 0.0, "repeat_penalty": 4.0, "budget": 8, "answer_budget": 8}}
+GREEDY = {
+    "extract": {"temperature": 0.0, "max_tokens": 48},
+    "think": {"temperature": 0.0, "repeat_penalty": 4.0, "budget": 8, "answer_budget": 8},
+}
 
 
 @pytest.fixture(scope="module")
@@ -28,22 +30,41 @@ def gguf_bundle(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("gguf") / "bundle"
     out.mkdir()
-    write_bundle(out, name="micro-and-tiny", perception=Stage(MICRO_DIR / "perception.F16.gguf",
-                 mmproj=MICRO_DIR / "mmproj.F16.gguf", n_ctx=2048),
-                 reasoning=Stage(tiny_ggufs("qwen3").model, n_ctx=1024, thinking=True, random_weights=True))
+    write_bundle(
+        out,
+        name="micro-and-tiny",
+        perception=Stage(
+            MICRO_DIR / "perception.F16.gguf", mmproj=MICRO_DIR / "mmproj.F16.gguf", n_ctx=2048
+        ),
+        reasoning=Stage(tiny_ggufs("qwen3").model, n_ctx=1024, thinking=True, random_weights=True),
+    )
     return out
 
 
 @pytest.mark.slow
 def test_a_gguf_bundle_of_the_micro_model_and_a_tiny_reasoner_becomes_a_package_that_answers(
-        gguf_bundle, sample_image, tmp_path):
+    gguf_bundle, sample_image, tmp_path
+):
     package = tmp_path / "pkg"
-    done = edge_et("export", "mobile", "--bundle", str(gguf_bundle), "--out", str(package),
-                   "--quant", "int8", "--json")
+    done = edge_et(
+        "export",
+        "mobile",
+        "--bundle",
+        str(gguf_bundle),
+        "--out",
+        str(package),
+        "--quant",
+        "int8",
+        "--json",
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     data = json.loads(done.stdout)
     assert sorted(p.relative_to(package).as_posix() for p in package.rglob("*.ort")) == [
-        "perception/decoder.ort", "perception/embed.ort", "perception/vision.ort", "reasoning/decoder.ort"]
+        "perception/decoder.ort",
+        "perception/embed.ort",
+        "perception/vision.ort",
+        "reasoning/decoder.ort",
+    ]
     for role in ("perception", "reasoning"):
         assert data["measured"]["parity"][role]["passes"], data["measured"]["parity"][role]
     bundle = Bundle.load(package, verify_checksums=True)

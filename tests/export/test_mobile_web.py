@@ -26,8 +26,11 @@ QUESTION = "What color is the circle?\nA. blue\nB. green\nC. red\nD. yellow"
 # A random tiny model repeats itself greedily; the penalty makes the tokens varied, so that
 # equal sequences say something. Both runtimes read these from the package.
 _STEP = {"temperature": 0.0, "repeat_penalty": 4.0}
-GREEDY = {"extract": {**_STEP, "max_tokens": 24}, "think": {**_STEP, "budget": 16, "answer_budget": 8},
-          "reason": {**_STEP, "max_tokens": 16, "answer_budget": 8}}
+GREEDY = {
+    "extract": {**_STEP, "max_tokens": 24},
+    "think": {**_STEP, "budget": 16, "answer_budget": 8},
+    "reason": {**_STEP, "max_tokens": 16, "answer_budget": 8},
+}
 
 
 def npm_ci() -> None:
@@ -37,7 +40,9 @@ def npm_ci() -> None:
         return
     if not shutil.which("npm"):
         pytest.skip("npm is not installed: the web app's dependencies cannot be installed")
-    subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=WEB, check=True, capture_output=True)
+    subprocess.run(
+        ["npm", "ci", "--no-audit", "--no-fund"], cwd=WEB, check=True, capture_output=True
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +55,12 @@ def packages(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("web-packages")
     source = root / "source"
-    shutil.copytree(tiny_onnx(perception="llava-ov-qwen3", reasoning="qwen3", quant="fp32",
-                              validate=False).bundle, source)
+    shutil.copytree(
+        tiny_onnx(
+            perception="llava-ov-qwen3", reasoning="qwen3", quant="fp32", validate=False
+        ).bundle,
+        source,
+    )
     manifest = json.loads((source / "bundle.json").read_text())
     manifest["decoding"] = GREEDY
     (source / "bundle.json").write_text(json.dumps(manifest))
@@ -78,8 +87,11 @@ def served(packages):
     if not shutil.which("node"):
         pytest.skip("Node.js is not installed: the web app cannot be served")
     npm_ci()
-    server = subprocess.Popen(["node", str(WEB / "serve.mjs"), "--package", str(packages), "--port", "0"],
-                              stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        ["node", str(WEB / "serve.mjs"), "--package", str(packages), "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = server.stdout.readline().strip().split("?")[0]
         assert url.startswith("http://127.0.0.1:"), url
@@ -92,16 +104,27 @@ def served(packages):
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     if not (CHROMIUM and DRIVER):
-        pytest.skip("chromium and chromium-driver are not installed (make test installs them with apt-get)")
+        pytest.skip(
+            "chromium and chromium-driver are not installed (make test installs them with apt-get)"
+        )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1100,1400",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1100,1400",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
     yield driver
@@ -114,8 +137,9 @@ def _open(browser, served: str, package: str):
     from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(f"{served}?package=/package/{package}/")
-    WebDriverWait(browser, 120).until(lambda page: page.find_element(By.ID, "status").text
-                                      in ("package loaded", "error"))
+    WebDriverWait(browser, 120).until(
+        lambda page: page.find_element(By.ID, "status").text in ("package loaded", "error")
+    )
     return browser.find_element(By.ID, "status").text, browser.find_element(By.ID, "error").text
 
 
@@ -130,8 +154,13 @@ def python_run(package: Path, image: Path) -> dict:
         _record(pipeline._models["perception"], tokens["extract"])
         _record(pipeline._models["reasoning"], tokens["think"])
         result = pipeline.run(image, QUESTION, RunOptions(seed=0))
-    return {"extraction": result.extraction, "reasoning": result.reasoning, "answer": result.answer,
-            "hint": result.hint, "tokens": tokens}
+    return {
+        "extraction": result.extraction,
+        "reasoning": result.reasoning,
+        "answer": result.answer,
+        "hint": result.hint,
+        "tokens": tokens,
+    }
 
 
 def _record(model, into: list[int]) -> None:
@@ -141,11 +170,14 @@ def _record(model, into: list[int]) -> None:
     def append(*, tokens: list[int]) -> None:
         into.extend(tokens)
         keep(tokens=tokens)
+
     model.append = append
 
 
 @pytest.mark.parametrize("package", ["good", "instruct"])
-def test_the_page_answers_as_the_python_runtime_token_for_token(browser, served, packages, sample_image, package):
+def test_the_page_answers_as_the_python_runtime_token_for_token(
+    browser, served, packages, sample_image, package
+):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -156,8 +188,11 @@ def test_the_page_answers_as_the_python_runtime_token_for_token(browser, served,
     question.send_keys(QUESTION)
     browser.find_element(By.ID, "image").send_keys(str(sample_image))
     browser.find_element(By.ID, "go").click()
-    WebDriverWait(browser, 120).until(lambda page: page.execute_script(
-        "return window.edgeEt.result !== null || window.edgeEt.error !== null"))
+    WebDriverWait(browser, 120).until(
+        lambda page: page.execute_script(
+            "return window.edgeEt.result !== null || window.edgeEt.error !== null"
+        )
+    )
     page = browser.execute_script("return window.edgeEt")
     assert page["error"] is None, page["error"]
     shown = page["result"]
@@ -174,15 +209,24 @@ def test_the_page_answers_as_the_python_runtime_token_for_token(browser, served,
     # and the page shows them: the streamed text, the answer, a timing row per stage
     assert browser.find_element(By.ID, "extraction").text == expected["extraction"].strip()
     assert browser.find_element(By.ID, "answer").text == f"Answer: {expected['answer']}".strip()
-    stages = [row.get_attribute("data-stage") for row in browser.find_elements(By.CSS_SELECTOR, "#timings tbody tr")]
+    stages = [
+        row.get_attribute("data-stage")
+        for row in browser.find_elements(By.CSS_SELECTOR, "#timings tbody tr")
+    ]
     assert stages == ["extract", "think"]
 
 
-@pytest.mark.parametrize("package, message", [
-    ("missing", "reasoning/decoder.ort is missing from the package (HTTP 404"),
-    ("damaged", "perception/embed.ort has sha256 "),
-    ("newer", "mobile.json is format edge-et.mobile/3, newer than this page reads (edge-et.mobile/2)"),
-])
+@pytest.mark.parametrize(
+    "package, message",
+    [
+        ("missing", "reasoning/decoder.ort is missing from the package (HTTP 404"),
+        ("damaged", "perception/embed.ort has sha256 "),
+        (
+            "newer",
+            "mobile.json is format edge-et.mobile/3, newer than this page reads (edge-et.mobile/2)",
+        ),
+    ],
+)
 def test_a_bad_package_is_one_line_in_the_page(browser, served, package, message):
     status, error = _open(browser, served, package)
     assert status == "error" and message in error and "\n" not in error, error

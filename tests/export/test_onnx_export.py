@@ -23,10 +23,18 @@ pytestmark = pytest.mark.slow
 REASONING = ("qwen3", "qwen2", "llama", "gemma3_text")
 PERCEPTION = ("llava-ov-qwen3", "llava-ov-qwen2", "qwen2vl", "qwen25vl", "idefics3")
 # (architecture, precision) pairs beyond fp32: each precision on one text and one vision model.
-OTHER_PRECISIONS = (("qwen3", "int8"), ("qwen3", "fp16"), ("llava-ov-qwen3", "int8"),
-                    ("llava-ov-qwen3", "fp16"), ("qwen2vl", "int8"), ("qwen2vl", "fp16"),
-                    ("qwen25vl", "int8"), ("qwen25vl", "fp16"), ("idefics3", "int8"),
-                    ("idefics3", "fp16"))
+OTHER_PRECISIONS = (
+    ("qwen3", "int8"),
+    ("qwen3", "fp16"),
+    ("llava-ov-qwen3", "int8"),
+    ("llava-ov-qwen3", "fp16"),
+    ("qwen2vl", "int8"),
+    ("qwen2vl", "fp16"),
+    ("qwen25vl", "int8"),
+    ("qwen25vl", "fp16"),
+    ("idefics3", "int8"),
+    ("idefics3", "fp16"),
+)
 
 
 def _report(arch: str, quant: str) -> tuple[dict, Bundle]:
@@ -64,7 +72,9 @@ def test_int8_and_fp16_stay_within_their_bounds(arch, quant):
     assert passes(report) == (True, "")
     bound = thresholds(quant).text.max_abs * max(1.0, report["text"]["summary"]["ref_abs_max"])
     assert report["text"]["summary"]["max_abs"] <= bound
-    assert report["text"]["summary"]["max_abs"] > fp32["text"]["summary"]["max_abs"]  # really changed
+    assert (
+        report["text"]["summary"]["max_abs"] > fp32["text"]["summary"]["max_abs"]
+    )  # really changed
 
 
 def test_int8_matmul_weights_are_8_bit_blocks_of_32():
@@ -74,17 +84,32 @@ def test_int8_matmul_weights_are_8_bit_blocks_of_32():
     import onnx
     from onnx import numpy_helper
 
-    graphs = {q: onnx.load(str(tiny_onnx(reasoning="qwen3", quant=q).bundle / "reasoning" / "decoder.onnx"))
-              for q in ("fp32", "int8")}
-    weights = {q: {t.name: numpy_helper.to_array(t) for t in g.graph.initializer} for q, g in graphs.items()}
-    fp32_matmul = sum(weights["fp32"][n.input[1]].nbytes for n in graphs["fp32"].graph.node
-                      if n.op_type == "MatMul" and n.input[1] in weights["fp32"])
+    graphs = {
+        q: onnx.load(
+            str(tiny_onnx(reasoning="qwen3", quant=q).bundle / "reasoning" / "decoder.onnx")
+        )
+        for q in ("fp32", "int8")
+    }
+    weights = {
+        q: {t.name: numpy_helper.to_array(t) for t in g.graph.initializer}
+        for q, g in graphs.items()
+    }
+    fp32_matmul = sum(
+        weights["fp32"][n.input[1]].nbytes
+        for n in graphs["fp32"].graph.node
+        if n.op_type == "MatMul" and n.input[1] in weights["fp32"]
+    )
     nbits = [n for n in graphs["int8"].graph.node if n.op_type == "MatMulNBits"]
-    assert nbits and not [n for n in graphs["int8"].graph.node
-                          if n.op_type == "MatMul" and n.input[1] in weights["int8"]]
+    assert nbits and not [
+        n
+        for n in graphs["int8"].graph.node
+        if n.op_type == "MatMul" and n.input[1] in weights["int8"]
+    ]
     attrs = [{a.name: a.i for a in n.attribute} for n in nbits]
     assert all(a["bits"] == 8 and a["block_size"] == 32 and a["accuracy_level"] == 4 for a in attrs)
-    int8_matmul = sum(weights["int8"][i].nbytes for n in nbits for i in n.input[1:3] if i in weights["int8"])
+    int8_matmul = sum(
+        weights["int8"][i].nbytes for n in nbits for i in n.input[1:3] if i in weights["int8"]
+    )
     assert int8_matmul < 0.3 * fp32_matmul
 
 
@@ -102,8 +127,9 @@ def test_a_wrong_logit_fails_validation():
 def test_bad_requests_fail_in_one_line(tmp_path):
     from export.onnx.pipeline import export_onnx
 
-    with pytest.raises(EdgeEtError, match="--quant 'q4' is not supported for ONNX; choose one of: "
-                                        "fp32, fp16, int8"):
+    with pytest.raises(
+        EdgeEtError, match="--quant 'q4' is not supported for ONNX; choose one of: fp32, fp16, int8"
+    ):
         export_onnx(out=tmp_path / "b", reasoning=tmp_path, quant="q4")
     with pytest.raises(EdgeEtError, match="give --perception HF_DIR, --reasoning HF_DIR, or both"):
         export_onnx(out=tmp_path / "b")
@@ -114,16 +140,33 @@ def test_the_cli_exports_and_reports_files(tmp_path):
     import sys
 
     hf = tiny_onnx(reasoning="qwen3", quant="fp32").ggufs["reasoning"].hf_dir
-    cmd = [sys.executable, "-m", "edge_et.cli.main", "export", "onnx", "--reasoning", str(hf),
-           "--quant", "int8", "--no-validate", "--out", str(tmp_path / "b"), "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "edge_et.cli.main",
+        "export",
+        "onnx",
+        "--reasoning",
+        str(hf),
+        "--quant",
+        "int8",
+        "--no-validate",
+        "--out",
+        str(tmp_path / "b"),
+        "--json",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
     assert [f["file"] for f in report["files"]] == ["reasoning/decoder.onnx"]
     assert report["files"][0]["bits_per_weight"] < 20 and not report["validated"]  # fp32 embedding
     assert Bundle.load(tmp_path / "b", verify_checksums=True).reasoning.backend == "onnx"
-    bad = subprocess.run(cmd[:-4] + ["--quant", "q4", "--out", str(tmp_path / "c")],
-                         capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        cmd[:-4] + ["--quant", "q4", "--out", str(tmp_path / "c")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0
 
 
@@ -143,8 +186,10 @@ def test_large_graphs_keep_their_weights_in_external_data(tmp_path, monkeypatch)
     bundle = Bundle.load(out, verify_checksums=True)
     assert "reasoning/decoder.onnx_data" in bundle.reasoning.extra_files
     ids = list(range(5, 40))
-    logits = [OnnxModel(model_path=str(b / "reasoning" / "decoder.onnx"), n_ctx=256).score(ids=ids)
-              for b in (single.bundle, out)]
+    logits = [
+        OnnxModel(model_path=str(b / "reasoning" / "decoder.onnx"), n_ctx=256).score(ids=ids)
+        for b in (single.bundle, out)
+    ]
     assert np.array_equal(logits[0], logits[1])
 
 
@@ -154,12 +199,24 @@ def test_the_perception_stage_can_keep_its_own_precision(tmp_path):
 
     vlm = tiny_onnx(perception="llava-ov-qwen3", quant="fp32").ggufs["perception"].hf_dir
     llm = tiny_onnx(reasoning="qwen3", quant="fp32").ggufs["reasoning"].hf_dir
-    report = export_onnx(out=tmp_path / "b", perception=vlm, reasoning=llm, quant="int8",
-                         perception_quant="fp32", validate=False)
-    assert {(f.role, f.quant) for f in report.files} == {("perception", "fp32"), ("reasoning", "int8")}
+    report = export_onnx(
+        out=tmp_path / "b",
+        perception=vlm,
+        reasoning=llm,
+        quant="int8",
+        perception_quant="fp32",
+        validate=False,
+    )
+    assert {(f.role, f.quant) for f in report.files} == {
+        ("perception", "fp32"),
+        ("reasoning", "int8"),
+    }
     bits = {f.file: f.bits_per_weight for f in report.files}
     assert bits["perception/decoder.onnx"] > 30 and bits["reasoning/decoder.onnx"] < 20
     bundle = Bundle.load(tmp_path / "b", verify_checksums=True)
-    assert bundle.perception.onnx_config["quant"] == "fp32" and bundle.reasoning.onnx_config["quant"] == "int8"
+    assert (
+        bundle.perception.onnx_config["quant"] == "fp32"
+        and bundle.reasoning.onnx_config["quant"] == "int8"
+    )
     with pytest.raises(EdgeEtError, match="not supported for ONNX"):
         export_onnx(out=tmp_path / "c", reasoning=llm, perception=vlm, perception_quant="q4")

@@ -31,10 +31,13 @@ def _processor(tile: int, longest: int, split: bool = True):
     from export.archs.idefics3 import CHAT_TEMPLATE, IMAGE_SPECIALS
     from export.archs.llama import smollm2_tokenizer
 
-    image = Idefics3ImageProcessor(size={"longest_edge": longest},
-                                   max_image_size={"longest_edge": tile},
-                                   do_image_splitting=split, image_mean=[0.5, 0.4, 0.3],
-                                   image_std=[0.2, 0.3, 0.25])
+    image = Idefics3ImageProcessor(
+        size={"longest_edge": longest},
+        max_image_size={"longest_edge": tile},
+        do_image_splitting=split,
+        image_mean=[0.5, 0.4, 0.3],
+        image_std=[0.2, 0.3, 0.25],
+    )
     tokenizer = smollm2_tokenizer(CHAT_TEMPLATE, special=IMAGE_SPECIALS, eos="<end_of_utterance>")
     return Idefics3Processor(image_processor=image, tokenizer=tokenizer, image_seq_len=4)
 
@@ -43,10 +46,15 @@ def _tokens(tokenizer, side: int = 6) -> idefics3.SpanTokens:
     ids = tokenizer.convert_tokens_to_ids
     encode = lambda text: tokenizer.encode(text, add_special_tokens=False)  # noqa: E731
     return idefics3.SpanTokens(
-        fake=ids("<fake_token_around_image>"), global_img=ids("<global-img>"),
-        image=ids("<image>"), newline=tuple(encode("\n")), blank=tuple(encode("\n\n")),
-        tiles=tuple(tuple(ids(f"<row_{r}_col_{c}>") for c in range(1, side + 1))
-                    for r in range(1, side + 1)))
+        fake=ids("<fake_token_around_image>"),
+        global_img=ids("<global-img>"),
+        image=ids("<image>"),
+        newline=tuple(encode("\n")),
+        blank=tuple(encode("\n\n")),
+        tiles=tuple(
+            tuple(ids(f"<row_{r}_col_{c}>") for c in range(1, side + 1)) for r in range(1, side + 1)
+        ),
+    )
 
 
 SIZES = [(60, 90), (200, 31), (17, 17), (96, 96), (33, 95), (100, 60), (5, 300)]
@@ -66,8 +74,11 @@ def test_hf_layout_matches_the_transformers_processor(height, width, split):
     assert np.abs(ours - theirs).max() <= 1e-6
     tok = processor.tokenizer
     span = idefics3.span_ids(*idefics3.grid_shape(height, width, layout), layout, _tokens(tok))
-    ids = tok.encode("Look: ", add_special_tokens=False) + span + \
-        tok.encode(" now", add_special_tokens=False)
+    ids = (
+        tok.encode("Look: ", add_special_tokens=False)
+        + span
+        + tok.encode(" now", add_special_tokens=False)
+    )
     assert ids == out["input_ids"][0].tolist()
     assert idefics3.count_views(height, width, layout) == len(theirs)
     assert len(theirs) <= idefics3.max_views(layout)
@@ -104,11 +115,25 @@ def test_the_layouts_tile_some_pictures_differently():
 def test_the_estimate_grows_with_the_tiles():
     from edge_et.backends.onnx.footprint import image_bytes, vision_shape
 
-    vision = {"kind": "idefics3", "tile": 512, "longest_edge": 2048, "tokens_per_view": 64,
-              "patches_per_view": 1024, "vision_hidden": 768, "vision_heads": 12,
-              "vision_intermediate": 3072, "layout": "hf",
-              "span_tokens": {"fake": 1, "global": 2, "image": 3, "newline": [4], "blank": [5],
-                              "tiles": [[6] * 4] * 4}}
+    vision = {
+        "kind": "idefics3",
+        "tile": 512,
+        "longest_edge": 2048,
+        "tokens_per_view": 64,
+        "patches_per_view": 1024,
+        "vision_hidden": 768,
+        "vision_heads": 12,
+        "vision_intermediate": 3072,
+        "layout": "hf",
+        "span_tokens": {
+            "fake": 1,
+            "global": 2,
+            "image": 3,
+            "newline": [4],
+            "blank": [5],
+            "tiles": [[6] * 4] * 4,
+        },
+    }
     # 4 x 4 tiles + the global view, 64 tokens each, 2 delimiters per tile, 3 rows' "\n",
     # "\n\n" and the global view's 3.
     assert vision_shape({"vision": vision}).max_tokens == 17 * 64 + 16 * 2 + 3 + 1 + 3
@@ -129,8 +154,13 @@ def _tiny_hf() -> Path:
 
 
 def _cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edge_et.cli.main", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "edge_et.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
 
 
 def _parity(bundle: Path) -> dict:
@@ -192,14 +222,24 @@ def test_the_layout_option_is_checked_in_one_line(tmp_path):
     from export.onnx.pipeline import export_onnx
     from export.tiny.bundle import tiny_ggufs
 
-    with pytest.raises(EdgeEtError, match="--image-layout 'odd' is not known; choose one of: "
-                                        "hf, mtmd"):
+    with pytest.raises(
+        EdgeEtError, match="--image-layout 'odd' is not known; choose one of: hf, mtmd"
+    ):
         export_onnx(out=tmp_path / "b", perception=_tiny_hf(), image_layout="odd")
     llava = tiny_ggufs("llava-ov-qwen2").hf_dir
     with pytest.raises(EdgeEtError, match="applies to idefics3/smolvlm checkpoints, not llava"):
         export_onnx(out=tmp_path / "b", perception=llava, image_layout="mtmd")
-    done = _cli("export", "onnx", "--perception", str(_tiny_hf()), "--image-layout", "odd",
-                "--out", str(tmp_path / "c"), timeout=120)
+    done = _cli(
+        "export",
+        "onnx",
+        "--perception",
+        str(_tiny_hf()),
+        "--image-layout",
+        "odd",
+        "--out",
+        str(tmp_path / "c"),
+        timeout=120,
+    )
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0, done.stderr
 
 
@@ -226,21 +266,41 @@ def test_the_trained_micro_model_answers_like_its_gguf(tmp_path, sample_image):
 
     hf = MICRO_HF if (MICRO_HF / "tiny_recipe.json").is_file() else micro_checkpoint(MICRO_GGUF)
     out = tmp_path / "micro-onnx"
-    done = _cli("export", "onnx", "--perception", str(hf), "--quant", "fp32",
-                "--out", str(out), "--json")
+    done = _cli(
+        "export", "onnx", "--perception", str(hf), "--quant", "fp32", "--out", str(out), "--json"
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     config = json.loads((out / "perception" / "onnx_config.json").read_text())
     assert config["vision"]["layout"] == "mtmd"
     answers = {}
     for name, bundle in (("onnx", out), ("gguf", MICRO_GGUF)):
         started = time.perf_counter()
-        run = _cli("run", "--bundle", str(bundle), "--image", str(sample_image), "--mode",
-                   "extract", "--question", "What is in the image?", "--seed", "0", "--json")
+        run = _cli(
+            "run",
+            "--bundle",
+            str(bundle),
+            "--image",
+            str(sample_image),
+            "--mode",
+            "extract",
+            "--question",
+            "What is in the image?",
+            "--seed",
+            "0",
+            "--json",
+        )
         assert run.returncode == 0, run.stderr[-2000:]
         answers[name] = json.loads(run.stdout)
         answers[name]["wall_s"] = time.perf_counter() - started
-    print(json.dumps({k: {"extraction": v["extraction"], "wall_s": round(v["wall_s"], 2)}
-                      for k, v in answers.items()}, indent=2))
+    print(
+        json.dumps(
+            {
+                k: {"extraction": v["extraction"], "wall_s": round(v["wall_s"], 2)}
+                for k, v in answers.items()
+            },
+            indent=2,
+        )
+    )
     assert answers["onnx"]["extraction"] == answers["gguf"]["extraction"]
     assert len(answers["onnx"]["extraction"]) > 20
 

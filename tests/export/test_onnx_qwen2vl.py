@@ -31,8 +31,9 @@ def _section(processor) -> dict:
     return processor_section(processor.to_dict())
 
 
-@pytest.mark.parametrize(("height", "width"), [(100, 151), (140, 112), (17, 300), (600, 500),
-                                               (28, 28), (5, 7)])
+@pytest.mark.parametrize(
+    ("height", "width"), [(100, 151), (140, 112), (17, 300), (600, 500), (28, 28), (5, 7)]
+)
 def test_pixel_values_and_grid_match_the_hf_image_processor(processor, height, width):
     rgb = np.random.default_rng(height * width).integers(0, 256, (height, width, 3), np.uint8)
     theirs = processor(rgb, return_tensors="np")
@@ -66,16 +67,27 @@ def test_rotary_table_matches_rot_pos_emb(grid):
 def test_qwen25vl_windows_match_get_window_index(grid):
     import torch
     from transformers.models.qwen2_5_vl.configuration_qwen2_5_vl import Qwen2_5_VLVisionConfig
-    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VisionTransformerPretrainedModel
+    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import (
+        Qwen2_5_VisionTransformerPretrainedModel,
+    )
 
     from edge_et.formats import qwen2vl as onnx_qwen25vl
 
-    config = Qwen2_5_VLVisionConfig(depth=1, hidden_size=32, num_heads=2, intermediate_size=32,
-                                    out_hidden_size=32, window_size=112, fullatt_block_indexes=[0])
+    config = Qwen2_5_VLVisionConfig(
+        depth=1,
+        hidden_size=32,
+        num_heads=2,
+        intermediate_size=32,
+        out_hidden_size=32,
+        window_size=112,
+        fullatt_block_indexes=[0],
+    )
     index, cu_seqlens = Qwen2_5_VisionTransformerPretrainedModel(config).get_window_index(
-        torch.tensor([grid]))
-    order, sizes = onnx_qwen25vl.window_order((grid[0], grid[1] // 2, grid[2] // 2),
-                                              window_tokens=4)
+        torch.tensor([grid])
+    )
+    order, sizes = onnx_qwen25vl.window_order(
+        (grid[0], grid[1] // 2, grid[2] // 2), window_tokens=4
+    )
     assert np.array_equal(order, index.numpy())
     assert [0, *np.cumsum(sizes) * 4] == sorted(set(cu_seqlens))  # HF keeps empty windows
     mask = onnx_qwen25vl.window_mask(sizes, 4)
@@ -100,11 +112,15 @@ def _hf_rope_index(segments):
             grids.append([segment[0], 2 * segment[1], 2 * segment[2]])
         else:
             ids += [1] * segment
-    config = SimpleNamespace(vision_config=SimpleNamespace(spatial_merge_size=2),
-                             image_token_id=IMAGE, video_token_id=99, vision_start_token_id=START)
+    config = SimpleNamespace(
+        vision_config=SimpleNamespace(spatial_merge_size=2),
+        image_token_id=IMAGE,
+        video_token_id=99,
+        vision_start_token_id=START,
+    )
     positions, delta = Qwen2VLModel.get_rope_index(
-        SimpleNamespace(config=config), torch.tensor([ids]),
-        torch.tensor(grids) if grids else None)
+        SimpleNamespace(config=config), torch.tensor([ids]), torch.tensor(grids) if grids else None
+    )
     return positions[:, 0].numpy(), int(delta.reshape(-1)[0]) if grids else 0
 
 
@@ -116,8 +132,10 @@ def _ours(segments):
     return onnx_mrope.prompt_positions(laid_out)
 
 
-@pytest.mark.parametrize("segments", [[9], [4, (1, 2, 3), 6], [(1, 4, 4), 3], [2, (1, 1, 5), 1],
-                                      [3, (1, 3, 2), 2, (1, 2, 2), 4]])
+@pytest.mark.parametrize(
+    "segments",
+    [[9], [4, (1, 2, 3), 6], [(1, 4, 4), 3], [2, (1, 1, 5), 1], [3, (1, 3, 2), 2, (1, 2, 2), 4]],
+)
 def test_prompt_positions_match_get_rope_index(segments):
     theirs, delta = _hf_rope_index(segments)
     ours = _ours(segments)
@@ -130,10 +148,14 @@ class _FakeDecoder:
 
     def __init__(self, rank: int):
         shape = [3, "b", "s"] if rank == 3 else ["b", "s"]
-        past = SimpleNamespace(name="past_key_values.0.key", shape=["b", 2, "p", 8],
-                               type="tensor(float)")
-        self._inputs = [SimpleNamespace(name="input_ids", shape=["b", "s"]),
-                        SimpleNamespace(name="position_ids", shape=shape), past]
+        past = SimpleNamespace(
+            name="past_key_values.0.key", shape=["b", 2, "p", 8], type="tensor(float)"
+        )
+        self._inputs = [
+            SimpleNamespace(name="input_ids", shape=["b", "s"]),
+            SimpleNamespace(name="position_ids", shape=shape),
+            past,
+        ]
         self.feeds = []
 
     def get_inputs(self):
@@ -143,8 +165,7 @@ class _FakeDecoder:
         self.feeds.append(feeds)
         n = feeds["input_ids"].shape[1]
         past = feeds["past_key_values.0.key"]
-        return [np.zeros((1, n, 4), np.float32),
-                np.zeros((1, 2, past.shape[2] + n, 8), np.float32)]
+        return [np.zeros((1, n, 4), np.float32), np.zeros((1, 2, past.shape[2] + n, 8), np.float32)]
 
 
 def test_the_session_feeds_3d_positions_and_continues_after_the_rope_delta():
@@ -184,15 +205,20 @@ def test_the_estimate_covers_full_attention_over_the_largest_picture(processor):
     """Qwen2.5-VL's window mask (patches² floats) comes on top."""
     from edge_et.backends.onnx.footprint import image_bytes, vision_shape
 
-    vision = {"kind": "qwen2_vl", **_section(processor), "vision_hidden": 64,
-              "vision_heads": 4, "vision_intermediate": 128}
-    patches = processor.max_pixels // 14 ** 2
+    vision = {
+        "kind": "qwen2_vl",
+        **_section(processor),
+        "vision_hidden": 64,
+        "vision_heads": 4,
+        "vision_intermediate": 128,
+    }
+    patches = processor.max_pixels // 14**2
     assert vision_shape({"vision": vision}).max_tokens == patches // 4 == 256
-    assert image_bytes(vision, 128) > 3 * 4 * patches ** 2 * 4  # 3 score copies, 4 heads
+    assert image_bytes(vision, 128) > 3 * 4 * patches**2 * 4  # 3 score copies, 4 heads
     larger = {**vision, "max_pixels": 4 * vision["max_pixels"]}
     assert image_bytes(larger, 128) > 10 * image_bytes(vision, 128)  # quadratic in patches
     windowed = {**vision, "kind": "qwen2_5_vl", "window_size": 112}
-    assert image_bytes(windowed, 128) - image_bytes(vision, 128) == patches ** 2 * 4
+    assert image_bytes(windowed, 128) - image_bytes(vision, 128) == patches**2 * 4
 
 
 # -- the tiny bundle through the CLI ----------------------------------------------------------
@@ -207,8 +233,12 @@ def bundle():
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edge_et.cli.main", *args], capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "edge_et.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.slow
@@ -218,10 +248,23 @@ def test_info_plan_and_run_take_the_qwen2vl_bundle(bundle, sample_image):
     assert stage["model"]["architecture"] == "qwen2vl"
     assert stage["mmproj"]["projector"] == "qwen2_vl"
     plan = json.loads(_cli("plan", "--bundle", str(bundle), "--json").stdout)
-    assert plan["stages"]["perception"]["mmproj_bytes"] > 2 * 4 * 1024 ** 2 * 4
-    done = _cli("run", "--bundle", str(bundle), "--image", str(sample_image), "--question",
-                "What is left of the square?", "--mode", "extract", "--max-tokens", "8",
-                "--seed", "0", "--json")
+    assert plan["stages"]["perception"]["mmproj_bytes"] > 2 * 4 * 1024**2 * 4
+    done = _cli(
+        "run",
+        "--bundle",
+        str(bundle),
+        "--image",
+        str(sample_image),
+        "--question",
+        "What is left of the square?",
+        "--mode",
+        "extract",
+        "--max-tokens",
+        "8",
+        "--seed",
+        "0",
+        "--json",
+    )
     assert done.returncode == 0, done.stderr
     extract = json.loads(done.stdout)["stages"]["extract"]
     # 128 x 128 resizes to 140 x 140: 10 x 10 patches, 25 merged tokens, plus the text.
@@ -236,9 +279,12 @@ def test_prefill_chunks_may_split_the_image(bundle, sample_image, monkeypatch):
     from edge_et.core.chat import render_user_turn
     from edge_et.core.images import load_image
 
-    model = onnx_backend.OnnxModel(model_path=str(bundle / "perception" / "decoder.onnx"),
-                                   mmproj_path=str(bundle / "perception" / "vision.onnx"),
-                                   n_ctx=512, n_threads=1)
+    model = onnx_backend.OnnxModel(
+        model_path=str(bundle / "perception" / "decoder.onnx"),
+        mmproj_path=str(bundle / "perception" / "vision.onnx"),
+        n_ctx=512,
+        n_threads=1,
+    )
     prompt = render_user_turn(model.chat_template, model.media_marker + "\nDescribe.")
     image = load_image(sample_image)
     logits = []

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # -- cached artifacts --------------------------------------------------------------------
 
+
 def _cached(kind: str, recipe: dict, make) -> Path:
     """`make(tmp_dir)` once per recipe into `<cache>/parity/<kind>/<hash>`; appears by rename."""
     extra = {"pipeline": (ROOT / "export" / "pipeline.py").read_text()}
@@ -63,18 +64,24 @@ def _prune(keep: Path, label: dict) -> None:
 
 def hf_checkpoint(arch: str, variant: str | None = None) -> Path:
     """The tiny checkpoint of `arch`, optionally changed (see VARIANTS)."""
+
     def make(tmp: Path) -> None:
         tiny.build(arch, tmp / "hf", seed=0)
         if variant:
             VARIANTS[variant](tmp / "hf")
+
     # A variant's code lives in this file, so its source is part of the key.
-    recipe = {"arch": arch, "variant": variant,
-              "variant_source": Path(__file__).read_text() if variant else None}
+    recipe = {
+        "arch": arch,
+        "variant": variant,
+        "variant_source": Path(__file__).read_text() if variant else None,
+    }
     return _cached("hf", recipe, make) / "hf"
 
 
-def exported(arch: str, quant: str, mmproj_quant: str = "F16",
-             variant: str | None = None) -> dict[str, Path | None]:
+def exported(
+    arch: str, quant: str, mmproj_quant: str = "F16", variant: str | None = None
+) -> dict[str, Path | None]:
     """The GGUF text model (and mmproj) that `edge-et export gguf` writes for `arch`."""
     from export.pipeline import export_gguf
 
@@ -83,10 +90,20 @@ def exported(arch: str, quant: str, mmproj_quant: str = "F16",
     role = "perception" if spec.is_vlm else "reasoning"
 
     def make(tmp: Path) -> None:
-        export_gguf(out=tmp / "bundle", validate=False, quant=quant, mmproj_quant=mmproj_quant,
-                    **{role: source})
-    recipe = {"arch": arch, "quant": quant, "mmproj_quant": mmproj_quant if spec.is_vlm else None,
-              "source": str(source)}  # the checkpoint's cache folder names its recipe
+        export_gguf(
+            out=tmp / "bundle",
+            validate=False,
+            quant=quant,
+            mmproj_quant=mmproj_quant,
+            **{role: source},
+        )
+
+    recipe = {
+        "arch": arch,
+        "quant": quant,
+        "mmproj_quant": mmproj_quant if spec.is_vlm else None,
+        "source": str(source),
+    }  # the checkpoint's cache folder names its recipe
     bundle = _cached("gguf", recipe, make) / "bundle"
     mmproj = bundle / f"mmproj.{mmproj_quant}.gguf"
     return {"text": bundle / f"{role}.{quant}.gguf", "mmproj": mmproj if spec.is_vlm else None}
@@ -94,12 +111,14 @@ def exported(arch: str, quant: str, mmproj_quant: str = "F16",
 
 # -- variants: changes to the HF checkpoint before conversion -----------------------------
 
+
 def _scale_config(key: str, factor: float):
     def edit(hf: Path) -> None:
         config = json.loads((hf / "config.json").read_text())
         text = config.get("text_config") or config
         text[key] *= factor
         (hf / "config.json").write_text(json.dumps(config, indent=2))
+
     return edit
 
 
@@ -114,20 +133,23 @@ def _edit_weights(hf: Path, edit) -> None:
 def _swap(first: str, second: str):
     def edit(weights: dict) -> None:
         weights[first], weights[second] = weights[second].clone(), weights[first].clone()
+
     return lambda hf: _edit_weights(hf, edit)
 
 
 def _flip_channels(name: str):
     def edit(weights: dict) -> None:  # RGB read as BGR, a classic preprocessing bug
         weights[name] = weights[name].flip(1).contiguous()
+
     return lambda hf: _edit_weights(hf, edit)
 
 
 # Deliberate breakage: exports from these must fail against the intact checkpoint.
 VARIANTS = {
     "rope_theta": _scale_config("rope_theta", 0.01),
-    "swap_gate_up": _swap("model.layers.0.mlp.gate_proj.weight",
-                          "model.layers.0.mlp.up_proj.weight"),
+    "swap_gate_up": _swap(
+        "model.layers.0.mlp.gate_proj.weight", "model.layers.0.mlp.up_proj.weight"
+    ),
     "bgr_patches": _flip_channels("visual.patch_embed.proj.weight"),  # qwen2vl
 }
 
@@ -135,9 +157,13 @@ VARIANTS = {
 def _parity(arch: str, quant: str, mmproj_quant: str = "F16", variant: str | None = None) -> dict:
     """run_parity of `arch` exported at `quant` (from `variant`) against the intact checkpoint."""
     files = exported(arch, quant, mmproj_quant, variant)
-    return parity.run_parity(hf_checkpoint(arch), text_gguf=files["text"],
-                             mmproj_gguf=files["mmproj"], quant=quant,
-                             mmproj_quant=mmproj_quant if files["mmproj"] else None)
+    return parity.run_parity(
+        hf_checkpoint(arch),
+        text_gguf=files["text"],
+        mmproj_gguf=files["mmproj"],
+        quant=quant,
+        mmproj_quant=mmproj_quant if files["mmproj"] else None,
+    )
 
 
 def _assert_passes(report: dict) -> None:
@@ -148,6 +174,7 @@ def _assert_passes(report: dict) -> None:
 
 
 # -- good exports pass -------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("quant", ["F32", "F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M"])
 def test_tiny_qwen3_passes_at_every_quant(quant):
@@ -186,8 +213,13 @@ def test_a_tiled_picture_is_compared_chunk_by_chunk():
     from export.tiny.bundle import tiny_ggufs
 
     files = tiny_ggufs("idefics3", max_tiles_side=4)
-    report = parity.run_parity(files.hf_dir, text_gguf=files.model, mmproj_gguf=files.mmproj,
-                               quant="F16", mmproj_quant="F16")
+    report = parity.run_parity(
+        files.hf_dir,
+        text_gguf=files.model,
+        mmproj_gguf=files.mmproj,
+        quant="F16",
+        mmproj_quant="F16",
+    )
     _assert_passes(report)
     vision = report["vision"]
     assert vision["image_size"] == [128, 128] and vision["image_tokens"] == 17 * 4
@@ -197,12 +229,16 @@ def test_a_tiled_picture_is_compared_chunk_by_chunk():
 
 # -- broken exports fail, and say why ------------------------------------------------------
 
-@pytest.mark.parametrize(("quant", "variant", "expected"), [
-    ("F32", "rope_theta", "text (F32), prompt 'plain': max |logit diff|"),
-    ("Q4_K_M", "rope_theta", "text (Q4_K_M), prompt 'plain': max |logit diff|"),
-    ("F16", "swap_gate_up", "text (F16), prompt 'plain': max |logit diff|"),
-    ("Q8_0", "swap_gate_up", "text (Q8_0), prompt 'plain': max |logit diff|"),
-])
+
+@pytest.mark.parametrize(
+    ("quant", "variant", "expected"),
+    [
+        ("F32", "rope_theta", "text (F32), prompt 'plain': max |logit diff|"),
+        ("Q4_K_M", "rope_theta", "text (Q4_K_M), prompt 'plain': max |logit diff|"),
+        ("F16", "swap_gate_up", "text (F16), prompt 'plain': max |logit diff|"),
+        ("Q8_0", "swap_gate_up", "text (Q8_0), prompt 'plain': max |logit diff|"),
+    ],
+)
 def test_a_broken_text_export_fails_with_a_clear_line(quant, variant, expected):
     report = _parity("qwen3", quant, variant=variant)
     ok, failure = parity.passes(report)
@@ -210,9 +246,13 @@ def test_a_broken_text_export_fails_with_a_clear_line(quant, variant, expected):
     assert "\n" not in failure and report["first_failure"] == failure
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "on a random tiny model a gate/up swap (rms ratio 0.24, max|diff|/scale 0.19) sits inside "
-    "Q4_K_M's noise bounds (0.30, 0.25); the same swap fails at F16 and Q8_0"))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "on a random tiny model a gate/up swap (rms ratio 0.24, max|diff|/scale 0.19) sits inside "
+        "Q4_K_M's noise bounds (0.30, 0.25); the same swap fails at F16 and Q8_0"
+    ),
+)
 def test_a_gate_up_swap_is_caught_even_at_q4_k_m():
     assert not parity.passes(_parity("qwen3", "Q4_K_M", variant="swap_gate_up"))[0]
 
@@ -228,9 +268,16 @@ def test_a_wrong_pre_tokenizer_fails_on_tokenization(tmp_path):
     from export.gguf import files as gguf
 
     hf = hf_checkpoint("qwen3")
-    wrong = _cached("gguf", {"arch": "qwen3", "pre": "llama-bpe", "source": str(hf)},
-                    lambda tmp: gguf.convert(hf, tmp / "wrong.gguf", outtype="f16",
-                                             pre_tokenizer="llama-bpe")) / "wrong.gguf"
+    wrong = (
+        _cached(
+            "gguf",
+            {"arch": "qwen3", "pre": "llama-bpe", "source": str(hf)},
+            lambda tmp: gguf.convert(
+                hf, tmp / "wrong.gguf", outtype="f16", pre_tokenizer="llama-bpe"
+            ),
+        )
+        / "wrong.gguf"
+    )
     report = parity.run_parity(hf, text_gguf=wrong, quant="F16")
     ok, failure = parity.passes(report)
     assert not ok and "tokenizes" in failure and "differently from the HF tokenizer" in failure
@@ -248,16 +295,30 @@ def test_an_unloadable_gguf_is_a_failure_not_a_crash(tmp_path):
 
 # -- the judge alone (no models) -----------------------------------------------------------
 
+
 def _prompt(**measures) -> dict:
-    base = {"name": "plain", "positions": 10, "nonfinite": {"hf": 0, "llama_cpp": 0},
-            "compared": 10, "max_abs": 1e-4, "ref_abs_max": 2.0, "rel_rms": 1e-4, "flips": []}
+    base = {
+        "name": "plain",
+        "positions": 10,
+        "nonfinite": {"hf": 0, "llama_cpp": 0},
+        "compared": 10,
+        "max_abs": 1e-4,
+        "ref_abs_max": 2.0,
+        "rel_rms": 1e-4,
+        "flips": [],
+    }
     return {**base, **measures}
 
 
 def _text_report(quant: str, *prompts: dict) -> dict:
-    return {"quant": quant, "text": {"tokenization": {"cases": 8, "mismatches": []},
-                                     "n_vocab": {"hf": 64, "llama_cpp": 64},
-                                     "prompts": list(prompts)}}
+    return {
+        "quant": quant,
+        "text": {
+            "tokenization": {"cases": 8, "mismatches": []},
+            "n_vocab": {"hf": 64, "llama_cpp": 64},
+            "prompts": list(prompts),
+        },
+    }
 
 
 def test_near_ties_are_forgiven_but_real_flips_are_not():
@@ -267,15 +328,20 @@ def test_near_ties_are_forgiven_but_real_flips_are_not():
     ok, failure = parity.passes(_text_report("F32", flip))
     assert not ok and "greedy tokens agree at 90.0%" in failure and "position 3" in failure
     # Q4_K_M allows 10% of real flips.
-    assert parity.passes(_text_report("Q4_K_M", _prompt(max_abs=0.1, rel_rms=0.1,
-                                                        flips=[{"pos": 1, "ref_gap": 0.9}])))[0]
+    assert parity.passes(
+        _text_report(
+            "Q4_K_M", _prompt(max_abs=0.1, rel_rms=0.1, flips=[{"pos": 1, "ref_gap": 0.9}])
+        )
+    )[0]
 
 
 def _vision_report(**changes) -> dict:
     embeddings = {"shape": [4, 8], "cosine": 0.9999, "min_token_cosine": 0.9998, "ref_norm": 3.0}
     first = {"hf": 5, "llama_cpp": 5, "ref_gap": 0.0, "ref_abs_max": 1.5}
-    vision = {"embeddings": {**embeddings, **changes.pop("embeddings", {})},
-              "first_token": {**first, **changes.pop("first_token", {})}}
+    vision = {
+        "embeddings": {**embeddings, **changes.pop("embeddings", {})},
+        "first_token": {**first, **changes.pop("first_token", {})},
+    }
     return {"quant": "F16", "mmproj_quant": "Q8_0", "vision": vision}
 
 
@@ -283,14 +349,17 @@ def test_vision_judge():
     assert parity.passes(_vision_report()) == (True, "")
     assert parity.passes(_vision_report(first_token={"llama_cpp": 6, "ref_gap": 1e-3}))[0]
     ok, failure = parity.passes(_vision_report(first_token={"llama_cpp": 6, "ref_gap": 0.5}))
-    assert failure == ("vision (Q8_0 mmproj): first token with the image differs: hf 5 vs "
-                       "llama.cpp 6 (reference gap 0.5 > 0.0075)")
+    assert failure == (
+        "vision (Q8_0 mmproj): first token with the image differs: hf 5 vs "
+        "llama.cpp 6 (reference gap 0.5 > 0.0075)"
+    )
     ok, failure = parity.passes(_vision_report(embeddings={"cosine": None}))  # NaN in JSON
     assert failure == "vision (Q8_0 mmproj): image embedding cosine nan < 0.99"
     ok, failure = parity.passes(_vision_report(embeddings={"ref_norm": 0.0}))
     assert "all zero" in failure
-    ok, failure = parity.passes(_vision_report(embeddings={"shape": {"hf": [4, 8],
-                                                                     "llama_cpp": [5, 8]}}))
+    ok, failure = parity.passes(
+        _vision_report(embeddings={"shape": {"hf": [4, 8], "llama_cpp": [5, 8]}})
+    )
     assert failure.endswith("differ in shape: hf [4, 8] vs llama.cpp [5, 8]")
 
 
@@ -298,8 +367,9 @@ def test_nan_logits_fail():
     bad = _prompt(nonfinite={"hf": 0, "llama_cpp": 10})
     del bad["compared"]
     ok, failure = parity.passes(_text_report("F16", bad))
-    assert not ok and failure == ("text (F16), prompt 'plain': llama.cpp gave NaN/inf logits at "
-                                  "10 of 10 positions")
+    assert not ok and failure == (
+        "text (F16), prompt 'plain': llama.cpp gave NaN/inf logits at 10 of 10 positions"
+    )
 
 
 def test_compare_logits_counts_nonfinite_rows():
@@ -322,6 +392,8 @@ def test_unknown_quant_types_list_the_known_ones():
 
 
 def test_reports_without_measurements_never_pass():
-    assert parity.passes({"quant": "F16"}) == (False, "the report has neither a text nor a "
-                                                      "vision section")
+    assert parity.passes({"quant": "F16"}) == (
+        False,
+        "the report has neither a text nor a vision section",
+    )
     assert parity.passes({"error": "the parity worker exited with code -11: boom"})[0] is False

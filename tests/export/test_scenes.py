@@ -28,7 +28,14 @@ from export.scenes import (
 )
 from export.scenes.facts import extraction_facts
 from export.scenes.forms import HELDOUT_SEED, TRAIN_SEED
-from export.scenes.render import COLORS, IMAGE_SIZE, POSITIONS, SAMPLE_SCENE, cell_center, position_name
+from export.scenes.render import (
+    COLORS,
+    IMAGE_SIZE,
+    POSITIONS,
+    SAMPLE_SCENE,
+    cell_center,
+    position_name,
+)
 
 N = 400
 
@@ -77,8 +84,12 @@ def _check_answer(ex) -> None:
             assert colors.index(answer) == colors.index(m[1]) + 1
         elif stem.startswith("What color is the"):
             where = re.match(r"What color is the (.+) bar\?", stem)[1]
-            index = {"leftmost": 0, "rightmost": len(bars) - 1, "second from the left": 1,
-                     "third from the left": 2}[where]
+            index = {
+                "leftmost": 0,
+                "rightmost": len(bars) - 1,
+                "second from the left": 1,
+                "third from the left": 2,
+            }[where]
             assert answer == bars[index]["color"]
         else:
             assert q.category == "existence" and answer in values
@@ -97,20 +108,34 @@ def _check_answer(ex) -> None:
     elif m := re.match(r"Where is the (\w+ \w+) in the image", stem):
         (obj,) = _objects_named(scene, m[1])
         assert answer == position_name(obj["row"], obj["col"])
-    elif m := re.match(r"What shape is (to the left of|to the right of|above|below) the (\w+ \w+)\?", stem):
+    elif m := re.match(
+        r"What shape is (to the left of|to the right of|above|below) the (\w+ \w+)\?", stem
+    ):
         (ref,) = _objects_named(scene, m[2])
-        dr, dc = {"to the left of": (0, -1), "to the right of": (0, 1), "above": (-1, 0),
-                  "below": (1, 0)}[m[1]]
-        hits = [o for o in objects if o is not ref
-                and (o["row"] - ref["row"]) * (1 - abs(dr)) == 0 and (o["col"] - ref["col"]) * (1 - abs(dc)) == 0
-                and ((o["col"] - ref["col"]) * dc > 0 or (o["row"] - ref["row"]) * dr > 0)]
+        dr, dc = {
+            "to the left of": (0, -1),
+            "to the right of": (0, 1),
+            "above": (-1, 0),
+            "below": (1, 0),
+        }[m[1]]
+        hits = [
+            o
+            for o in objects
+            if o is not ref
+            and (o["row"] - ref["row"]) * (1 - abs(dr)) == 0
+            and (o["col"] - ref["col"]) * (1 - abs(dc)) == 0
+            and ((o["col"] - ref["col"]) * dc > 0 or (o["row"] - ref["row"]) * dr > 0)
+        ]
         assert [o["shape"] for o in hits] == [answer]
     elif stem.startswith("What word") or stem.startswith("What number"):
         assert answer == scene["text"]["value"]
     elif m := re.match(r"Which is larger, the (\w+ \w+) or the (\w+ \w+)\?", stem):
         (a,), (b,) = _objects_named(scene, m[1]), _objects_named(scene, m[2])
-        expected = ("they are the same size" if a["size"] == b["size"]
-                    else f"the {m[1] if a['size'] == 'large' else m[2]}")
+        expected = (
+            "they are the same size"
+            if a["size"] == b["size"]
+            else f"the {m[1] if a['size'] == 'large' else m[2]}"
+        )
         assert answer == expected
     else:
         assert stem == "Which of these shapes is in the image?"
@@ -138,7 +163,7 @@ def test_pixels_agree_with_the_scene():
             assert tuple(pixels[int(y), int(x)]) == COLORS[obj["color"]]
         if ex.scene["text"]:
             x, y = cell_center(ex.scene["text"]["row"], ex.scene["text"]["col"])
-            cell = pixels[int(y) - 12:int(y) + 12, int(x) - 20:int(x) + 20]
+            cell = pixels[int(y) - 12 : int(y) + 12, int(x) - 20 : int(x) + 20]
             assert (cell.max(axis=2) < 80).sum() > 20
 
 
@@ -178,8 +203,10 @@ def test_training_forms_use_the_runtime_prompts():
         ex = example(TRAIN_SEED, index)
         question = format_question(ex.question.question, ex.question.options)
         assert ex.question.prompt_text() == question
-        assert training_pair(ex, "direct") == (prompts.direct_prompt(question),
-                                               f"Answer: {ex.question.answer}")
+        assert training_pair(ex, "direct") == (
+            prompts.direct_prompt(question),
+            f"Answer: {ex.question.answer}",
+        )
         assert training_pair(ex, "caption") == (prompts.CAPTION_PROMPT, describe(ex.scene))
         request, target = training_pair(ex, "extract")
         hint = hint_from_question(question)

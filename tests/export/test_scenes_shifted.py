@@ -33,7 +33,7 @@ def test_each_shape_is_in_its_cell_with_its_colour_in_the_model_view():
             colour = np.array(to_rgb(PALETTE[obj["color"]])) * 255
             third = MODEL / 3
             x0, y0 = int(obj["col"] * third), int(obj["row"] * third)
-            cell = view[y0:y0 + int(third), x0:x0 + int(third)]
+            cell = view[y0 : y0 + int(third), x0 : x0 + int(third)]
             close = np.abs(cell - colour).sum(axis=2) < 60
             assert close.sum() >= 4, (ex.id, obj)  # its colour is drawn inside its own cell
             checked += 1

@@ -23,9 +23,13 @@ SHAPE_SCENES = [s for s in SCENES if s["kind"] == "shapes"]
 
 def plain(scene: dict, objects: list, text=None) -> dict:
     """The scene with only `objects` (and `text`), on plain white, without blur or JPEG."""
-    return {**scene, "objects": objects, "text": text,
-            "background": {"name": "white", "pattern": "plain", "seed": 0},
-            "effects": {"blur": 0.0, "jpeg": None}}
+    return {
+        **scene,
+        "objects": objects,
+        "text": text,
+        "background": {"name": "white", "pattern": "plain", "seed": 0},
+        "effects": {"blur": 0.0, "jpeg": None},
+    }
 
 
 def ink(scene: dict) -> np.ndarray:
@@ -56,7 +60,10 @@ def test_each_shape_sits_in_its_named_cell_with_its_colour_after_the_resize(scen
         mask, view = ink(plain(scene, [obj]))
         ys, xs = np.nonzero(mask)
         assert len(xs) > 0, obj
-        assert xs.max() - xs.min() + 1 >= 2 * MIN_HALF - 1 and ys.max() - ys.min() + 1 >= 2 * MIN_HALF - 1
+        assert (
+            xs.max() - xs.min() + 1 >= 2 * MIN_HALF - 1
+            and ys.max() - ys.min() + 1 >= 2 * MIN_HALF - 1
+        )
         # the centre the scene records, in model pixels, is MARGIN inside its cell
         cx, cy = obj["x"] * MODEL, obj["y"] * MODEL
         assert int(cx // (MODEL / 3)) == obj["col"] and int(cy // (MODEL / 3)) == obj["row"]
@@ -75,7 +82,7 @@ def test_every_shape_stays_visible_among_the_others(scene):
     whole, _ = ink(plain(scene, scene["objects"]))
     for i, obj in enumerate(scene["objects"]):
         alone, _ = ink(plain(scene, [obj]))
-        without, _ = ink(plain(scene, scene["objects"][:i] + scene["objects"][i + 1:]))
+        without, _ = ink(plain(scene, scene["objects"][:i] + scene["objects"][i + 1 :]))
         shown = alone & whole & ~without  # pixels only this shape inks
         assert shown.sum() >= 0.3 * alone.sum(), obj
 
@@ -93,7 +100,9 @@ def test_text_stays_inside_its_cell():
 def test_the_caption_names_the_background_and_the_varied_stream_is_its_own():
     ex = example(0, 7, "varied")
     background = ex.scene["background"]["name"]
-    assert training_pair(ex, "caption")[1].lower().startswith(f"a {background} image".lower()) \
+    assert (
+        training_pair(ex, "caption")[1].lower().startswith(f"a {background} image".lower())
         or ex.scene["kind"] == "chart"
+    )
     assert ex.id.startswith("v0-") and example(0, 7).id.startswith("s0-")
     assert example(0, 7, "mix").id.startswith("v0-") and example(0, 8, "mix").id.startswith("s0-")

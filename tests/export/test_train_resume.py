@@ -7,9 +7,20 @@ import pytest
 
 from edge_et.errors import EdgeEtError
 
-SMALL = {"form": "extract", "seed": 0, "steps": 4, "batch": 2, "lr": 3e-3, "warmup": 1,
-         "config": "test", "threads": 1, "log_every": 1, "eval_every": 4, "eval_size": 2,
-         "checkpoint_every": 2}
+SMALL = {
+    "form": "extract",
+    "seed": 0,
+    "steps": 4,
+    "batch": 2,
+    "lr": 3e-3,
+    "warmup": 1,
+    "config": "test",
+    "threads": 1,
+    "log_every": 1,
+    "eval_every": 4,
+    "eval_size": 2,
+    "checkpoint_every": 2,
+}
 
 
 class Stop(Exception):
@@ -20,6 +31,7 @@ def stop_after(step: int):
     def log(line: str) -> None:
         if json.loads(line)["step"] == step:
             raise Stop
+
     return log
 
 
@@ -36,8 +48,12 @@ def test_a_stopped_run_resumes_at_its_checkpoint_and_ends_like_an_unstopped_one(
         train(out=tmp_path / "cut", log=stop_after(3), scenes="mix", **SMALL)
     assert (tmp_path / "cut" / "resume" / "state.pt").is_file()
     steps_seen = []
-    resumed = train(out=tmp_path / "cut", log=lambda line: steps_seen.append(json.loads(line)["step"]),
-                    scenes="mix", **SMALL)
+    resumed = train(
+        out=tmp_path / "cut",
+        log=lambda line: steps_seen.append(json.loads(line)["step"]),
+        scenes="mix",
+        **SMALL,
+    )
     assert steps_seen == [3, 4]  # continued after the step-2 checkpoint
     assert not (tmp_path / "cut" / "resume").exists()
     assert losses(tmp_path / "cut") == pytest.approx(losses(tmp_path / "whole"), abs=2e-3)
@@ -65,10 +81,15 @@ def test_an_unknown_scene_stream_is_one_user_error(tmp_path):
 def test_direct_forms_log_the_letters_accuracy_beside_the_loss(tmp_path, form):
     from export.micro.train import train
 
-    summary = train(out=tmp_path, log=lambda line: None, **{**SMALL, "form": form, "steps": 2,
-                                                            "eval_every": 2, "eval_size": 4})
+    summary = train(
+        out=tmp_path,
+        log=lambda line: None,
+        **{**SMALL, "form": form, "steps": 2, "eval_every": 2, "eval_size": 4},
+    )
     assert 0.0 <= summary["heldout_letter_acc"] <= 1.0
-    assert "heldout_letter_acc" in json.loads((tmp_path / "train_log.jsonl").read_text().splitlines()[-1])
+    assert "heldout_letter_acc" in json.loads(
+        (tmp_path / "train_log.jsonl").read_text().splitlines()[-1]
+    )
 
 
 def test_the_answer_with_text_target_states_the_answer_then_names_the_letter():
@@ -94,8 +115,12 @@ def test_a_time_limit_pauses_at_a_log_step_and_the_rerun_ends_like_an_unpaused_r
         train(out=tmp_path / "cut", log=lambda line: None, stop_at=time.monotonic() - 1, **settings)
     assert paused.value.step == 2 and (tmp_path / "cut" / "resume" / "state.pt").is_file()
     steps_seen = []
-    resumed = train(out=tmp_path / "cut", log=lambda line: steps_seen.append(json.loads(line)["step"]),
-                    stop_at=time.monotonic() + 3600, **settings)
+    resumed = train(
+        out=tmp_path / "cut",
+        log=lambda line: steps_seen.append(json.loads(line)["step"]),
+        stop_at=time.monotonic() + 3600,
+        **settings,
+    )
     assert steps_seen == [4]
     assert losses(tmp_path / "cut") == pytest.approx(losses(tmp_path / "whole"), abs=2e-3)
     assert resumed["heldout_loss"] == pytest.approx(whole["heldout_loss"], abs=2e-3)

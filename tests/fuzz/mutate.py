@@ -25,14 +25,17 @@ def mutated(draw, seeds: list[bytes], max_edits: int = 8) -> bytes:
         elif kind == "insert":
             data[at:at] = draw(st.binary(min_size=1, max_size=16))
         elif kind == "delete":
-            del data[at:at + draw(st.integers(1, 16))]
+            del data[at : at + draw(st.integers(1, 16))]
         elif kind == "cut":
             del data[at:]
         elif kind == "splice":
             other = draw(st.sampled_from(seeds))
             start = draw(st.integers(0, max(len(other) - 1, 0)))
-            data[at:at] = other[start:start + draw(st.integers(1, 64))]
+            data[at:at] = other[start : start + draw(st.integers(1, 64))]
         elif kind == "int" and len(data) >= at + 8:  # a length or count field that lies
-            data[at:at + 8] = draw(st.sampled_from((0, 1, 2**31, 2**32 - 1, 2**63, 2**64 - 1,
-                                                    draw(st.integers(0, 2**64 - 1))))).to_bytes(8, "little")
+            data[at : at + 8] = draw(
+                st.sampled_from(
+                    (0, 1, 2**31, 2**32 - 1, 2**63, 2**64 - 1, draw(st.integers(0, 2**64 - 1)))
+                )
+            ).to_bytes(8, "little")
     return bytes(data)

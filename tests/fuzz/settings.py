@@ -19,11 +19,27 @@ PROFILE_VARIABLE = "EDGE_ET_FUZZ_PROFILE"
 FUZZ_EXAMPLES_VARIABLE = "EDGE_ET_FUZZ_EXAMPLES"
 
 # Shared machines run these under load: a slow input is not a bug, so no deadline.
-_COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                                     HealthCheck.filter_too_much])
+_COMMON = dict(
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+    ],
+)
 
-settings.register_profile("ci", max_examples=300, print_blob=True,
-                          database=ReadOnlyDatabase(DirectoryBasedExampleDatabase(CORPUS)), **_COMMON)
-settings.register_profile("fuzz", max_examples=int(os.environ.get(FUZZ_EXAMPLES_VARIABLE, "20000")),
-                          print_blob=True, database=DirectoryBasedExampleDatabase(CORPUS), **_COMMON)
+settings.register_profile(
+    "ci",
+    max_examples=300,
+    print_blob=True,
+    database=ReadOnlyDatabase(DirectoryBasedExampleDatabase(CORPUS)),
+    **_COMMON,
+)
+settings.register_profile(
+    "fuzz",
+    max_examples=int(os.environ.get(FUZZ_EXAMPLES_VARIABLE, "20000")),
+    print_blob=True,
+    database=DirectoryBasedExampleDatabase(CORPUS),
+    **_COMMON,
+)
 settings.load_profile(os.environ.get(PROFILE_VARIABLE, "ci"))

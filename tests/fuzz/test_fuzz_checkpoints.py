@@ -31,15 +31,28 @@ from tests.fuzz.mutate import mutated
 
 SCRATCH = Path(tempfile.mkdtemp(prefix="edge-et-fuzz-checkpoint-"))
 atexit.register(shutil.rmtree, SCRATCH, True)  # scratch files of this session only
-FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
-         "special_tokens_map.json", "added_tokens.json")
+FILES = (
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.json",
+    "merges.txt",
+    "special_tokens_map.json",
+    "added_tokens.json",
+)
 
 
 def _small_weights(path: Path) -> bytes:
     """A safetensors file of a few small tensors (f32, f16, i64): its header is what is fuzzed."""
-    save_file({"model.embed_tokens.weight": np.zeros((8, 4), np.float32),
-               "model.norm.weight": np.ones(4, np.float16), "position": np.arange(3)}, str(path),
-              metadata={"format": "pt"})
+    save_file(
+        {
+            "model.embed_tokens.weight": np.zeros((8, 4), np.float32),
+            "model.norm.weight": np.ones(4, np.float16),
+            "position": np.arange(3),
+        },
+        str(path),
+        metadata={"format": "pt"},
+    )
     return path.read_bytes()
 
 
@@ -68,15 +81,40 @@ def _check(folder: Path) -> None:
         assert "\n" not in str(exc) and str(exc)
 
 
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-2**65, 2**65), st.floats(),
-                    st.text(max_size=12), st.sampled_from(["256", "", "qwen3", "llava", "1e3", "-1"]))
-VALUES = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                        st.dictionaries(st.text(max_size=8), inner,
-                                                                        max_size=3)), max_leaves=8)
-KEYS = ["model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
-        "vocab_size", "head_dim", "intermediate_size", "rms_norm_eps", "rope_theta", "eos_token_id",
-        "tie_word_embeddings", "text_config", "vision_config", "text_config.hidden_size",
-        "vision_config.patch_size", "max_position_embeddings"]
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**65), 2**65),
+    st.floats(),
+    st.text(max_size=12),
+    st.sampled_from(["256", "", "qwen3", "llava", "1e3", "-1"]),
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+KEYS = [
+    "model_type",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "vocab_size",
+    "head_dim",
+    "intermediate_size",
+    "rms_norm_eps",
+    "rope_theta",
+    "eos_token_id",
+    "tie_word_embeddings",
+    "text_config",
+    "vision_config",
+    "text_config.hidden_size",
+    "vision_config.patch_size",
+    "max_position_embeddings",
+]
 
 
 @st.composite
@@ -127,11 +165,14 @@ def test_tokenizer_files_are_accepted_or_one_line(seeds, data):
 def test_safetensors_headers_are_accepted_or_one_line(seeds, data):
     weights = seeds["model.safetensors"]
     length = int.from_bytes(weights[:8], "little")
-    head = data.draw(mutated([weights[:8 + length]], max_edits=4))
-    _check(_write(SCRATCH / "weights", seeds, **{"model.safetensors": head + weights[8 + length:]}))
+    head = data.draw(mutated([weights[: 8 + length]], max_edits=4))
+    _check(
+        _write(SCRATCH / "weights", seeds, **{"model.safetensors": head + weights[8 + length :]})
+    )
 
 
 # --- the export itself, on a few mutations the checks let through ---------------------------------
+
 
 @pytest.fixture(scope="module")
 def checkpoint(tiny_bundle) -> dict[str, bytes]:
@@ -139,17 +180,29 @@ def checkpoint(tiny_bundle) -> dict[str, bytes]:
     return {path.name: path.read_bytes() for path in source.iterdir() if path.is_file()}
 
 
-CONVERTIBLE_EDITS = st.fixed_dictionaries({}, optional={
-    "hidden_size": st.sampled_from([128, 512]), "num_hidden_layers": st.sampled_from([1, 3]),
-    "vocab_size": st.sampled_from([1, 1599, 4096]), "head_dim": st.sampled_from([32, 128]),
-    "num_key_value_heads": st.sampled_from([1, 4]), "intermediate_size": st.sampled_from([1, 1024]),
-    "tie_word_embeddings": st.booleans()})
+CONVERTIBLE_EDITS = st.fixed_dictionaries(
+    {},
+    optional={
+        "hidden_size": st.sampled_from([128, 512]),
+        "num_hidden_layers": st.sampled_from([1, 3]),
+        "vocab_size": st.sampled_from([1, 1599, 4096]),
+        "head_dim": st.sampled_from([32, 128]),
+        "num_key_value_heads": st.sampled_from([1, 4]),
+        "intermediate_size": st.sampled_from([1, 1024]),
+        "tie_word_embeddings": st.booleans(),
+    },
+)
 
 
-@settings(max_examples=int(os.environ.get("EDGE_ET_FUZZ_EXPORTS", "3")), derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=int(os.environ.get("EDGE_ET_FUZZ_EXPORTS", "3")),
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(edits=CONVERTIBLE_EDITS)
-def test_export_of_a_config_that_disagrees_with_its_weights_is_one_line(checkpoint, tmp_path_factory, edits):
+def test_export_of_a_config_that_disagrees_with_its_weights_is_one_line(
+    checkpoint, tmp_path_factory, edits
+):
     """Typed and consistent, yet not the weights' shapes: the converter's refusal is one line."""
     from export.pipeline import export_gguf
 

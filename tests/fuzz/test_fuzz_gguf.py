@@ -33,8 +33,13 @@ def _with_tensor() -> bytes:
     return body + b"\0" * (-len(body) % 32) + b"\0" * 32
 
 
-SEEDS = [_seed(text_gguf), _seed(mmproj_gguf), _seed(write_gguf, "llama"), _with_tensor(),
-         _seed(write_gguf, "qwen2vl", **{"qwen2vl.context_length": 2**40, "general.alignment": 64})]
+SEEDS = [
+    _seed(text_gguf),
+    _seed(mmproj_gguf),
+    _seed(write_gguf, "llama"),
+    _with_tensor(),
+    _seed(write_gguf, "qwen2vl", **{"qwen2vl.context_length": 2**40, "general.alignment": 64}),
+]
 
 
 @given(mutated(SEEDS, max_edits=6))
@@ -49,12 +54,18 @@ def test_gguf_header_parses_or_fails_in_one_line(data: bytes):
     assert isinstance(info.metadata, dict)
 
 
-@given(st.lists(st.tuples(st.text(max_size=12), st.integers(0, 13), st.binary(max_size=24)),
-                max_size=6), st.integers(0, 2**64 - 1))
+@given(
+    st.lists(
+        st.tuples(st.text(max_size=12), st.integers(0, 13), st.binary(max_size=24)), max_size=6
+    ),
+    st.integers(0, 2**64 - 1),
+)
 def test_generated_gguf_kv_tables_parse_or_fail_in_one_line(entries, n_tensors):
     """Headers assembled from arbitrary keys, value types and payloads, with a lying tensor count."""
-    body = b"".join(struct.pack("<Q", len(key.encode())) + key.encode() + struct.pack("<I", kind)
-                    + payload for key, kind, payload in entries)
+    body = b"".join(
+        struct.pack("<Q", len(key.encode())) + key.encode() + struct.pack("<I", kind) + payload
+        for key, kind, payload in entries
+    )
     path = FOLDER / "generated.gguf"
     path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, n_tensors, len(entries)) + body)
     try:

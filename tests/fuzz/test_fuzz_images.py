@@ -15,18 +15,31 @@ from tests.fuzz.mutate import mutated
 
 def _encoded(fmt: str, mode: str, size=(9, 7), **save) -> bytes:
     image = Image.new(mode, size)
-    image.putdata([(i * 37) % 256 if mode in ("L", "P") else tuple((i * k) % 256 for k in
-                                                                   range(1, len(mode) + 1))
-                   for i in range(size[0] * size[1])])
+    image.putdata(
+        [
+            (i * 37) % 256
+            if mode in ("L", "P")
+            else tuple((i * k) % 256 for k in range(1, len(mode) + 1))
+            for i in range(size[0] * size[1])
+        ]
+    )
     buffer = io.BytesIO()
     image.save(buffer, fmt, **save)
     return buffer.getvalue()
 
 
 SEEDS = [
-    _encoded("PNG", "RGB"), _encoded("PNG", "RGBA"), _encoded("PNG", "L"), _encoded("PNG", "P"),
-    _encoded("JPEG", "RGB", quality=50), _encoded("GIF", "P"), _encoded("BMP", "RGB"),
-    _encoded("WEBP", "RGB"), _encoded("TIFF", "RGB"), _encoded("PPM", "RGB"), _encoded("ICO", "RGBA", (16, 16)),
+    _encoded("PNG", "RGB"),
+    _encoded("PNG", "RGBA"),
+    _encoded("PNG", "L"),
+    _encoded("PNG", "P"),
+    _encoded("JPEG", "RGB", quality=50),
+    _encoded("GIF", "P"),
+    _encoded("BMP", "RGB"),
+    _encoded("WEBP", "RGB"),
+    _encoded("TIFF", "RGB"),
+    _encoded("PPM", "RGB"),
+    _encoded("ICO", "RGBA", (16, 16)),
 ]
 MAX_PIXELS = 1 << 20  # a mutated header may claim a huge picture: refused before decoding
 

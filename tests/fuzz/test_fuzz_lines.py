@@ -22,8 +22,14 @@ FOLDER = Path(tempfile.mkdtemp(prefix="edge-et-fuzz-lines-"))
 atexit.register(shutil.rmtree, FOLDER, True)  # scratch files of this session only
 FIELDS = ["image", "question", "id", "hint", "seed", "options", "answer", "category"]
 BATCH_LINE = {"image": "a.png", "question": "What?\nA. x\nB. y", "id": "q1", "seed": 3}
-EVAL_LINE = {"image": "a.png", "question": "What?", "options": {"A": "x", "B": "y"}, "answer": "A",
-             "category": "c", "id": 7}
+EVAL_LINE = {
+    "image": "a.png",
+    "question": "What?",
+    "options": {"A": "x", "B": "y"},
+    "answer": "A",
+    "category": "c",
+    "id": 7,
+}
 
 
 @st.composite
@@ -65,8 +71,15 @@ def test_eval_lines_parse_or_fail_with_a_reason(line):
     assert item.answer in item.options and len(item.options) >= 2
 
 
-@given(mutated([b'{"index": 0, "id": "a", "answer": "B"}\n{"index": 1, "id": null}\n',
-                b'{"index": 0}\n{"ind'], max_edits=4))
+@given(
+    mutated(
+        [
+            b'{"index": 0, "id": "a", "answer": "B"}\n{"index": 1, "id": null}\n',
+            b'{"index": 0}\n{"ind',
+        ],
+        max_edits=4,
+    )
+)
 def test_a_result_file_to_resume_reads_or_fails_in_one_line(data: bytes):
     path = FOLDER / "out.jsonl"
     path.write_bytes(data)

@@ -27,18 +27,60 @@ FOLDER = make_bundle(SCRATCH / "b")
 VALID = json.loads((FOLDER / "bundle.json").read_text())
 BASELINE = 100 << 20  # the runtime's own RSS, given: measuring it per example is slow
 
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**64), st.floats(),
-                    st.text(max_size=20), st.sampled_from(["vlm.gguf", "llm.gguf", "mmproj.gguf",
-                                                           "../llm.gguf", "/etc/passwd", "", "6GB",
-                                                           "llama.cpp", "onnx", "qwen2vl", "\0"]))
-VALUES = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                        st.dictionaries(st.text(max_size=10), inner,
-                                                                        max_size=4)), max_leaves=12)
-KEYS = ["format", "name", "perception", "reasoning", "prompts", "decoding", "memory",
-        "perception.model", "perception.mmproj", "perception.backend", "perception.arch",
-        "perception.n_ctx", "perception.sha256", "perception.image_max_tokens",
-        "reasoning.model", "reasoning.thinking", "reasoning.n_ctx", "reasoning.backend",
-        "reasoning.mmproj", "decoding.extract", "decoding.think", "memory.budget", "prompts.extract"]
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**64),
+    st.floats(),
+    st.text(max_size=20),
+    st.sampled_from(
+        [
+            "vlm.gguf",
+            "llm.gguf",
+            "mmproj.gguf",
+            "../llm.gguf",
+            "/etc/passwd",
+            "",
+            "6GB",
+            "llama.cpp",
+            "onnx",
+            "qwen2vl",
+            "\0",
+        ]
+    ),
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+KEYS = [
+    "format",
+    "name",
+    "perception",
+    "reasoning",
+    "prompts",
+    "decoding",
+    "memory",
+    "perception.model",
+    "perception.mmproj",
+    "perception.backend",
+    "perception.arch",
+    "perception.n_ctx",
+    "perception.sha256",
+    "perception.image_max_tokens",
+    "reasoning.model",
+    "reasoning.thinking",
+    "reasoning.n_ctx",
+    "reasoning.backend",
+    "reasoning.mmproj",
+    "decoding.extract",
+    "decoding.think",
+    "memory.budget",
+    "prompts.extract",
+]
 
 
 @st.composite

@@ -28,25 +28,62 @@ from tests.fuzz.test_fuzz_manifests import VALUES  # noqa: E402
 _png = io.BytesIO()
 Image.new("RGB", (8, 8), (200, 30, 30)).save(_png, format="PNG")
 PNG_URI = "data:image/png;base64," + base64.b64encode(_png.getvalue()).decode()
-URLS = st.one_of(st.sampled_from([PNG_URI, PNG_URI[:40], "data:image/png,xx", "aGVsbG8=",
-                                  "http://127.0.0.1/x.png", "file:///etc/passwd", "ftp://x", "",
-                                  "data:;base64,", "\udcff"]), st.text(max_size=30))
+URLS = st.one_of(
+    st.sampled_from(
+        [
+            PNG_URI,
+            PNG_URI[:40],
+            "data:image/png,xx",
+            "aGVsbG8=",
+            "http://127.0.0.1/x.png",
+            "file:///etc/passwd",
+            "ftp://x",
+            "",
+            "data:;base64,",
+            "\udcff",
+        ]
+    ),
+    st.text(max_size=30),
+)
 PART = st.one_of(
-    st.fixed_dictionaries({"type": st.just("text"), "text": st.one_of(st.text(max_size=20),
-                                                                      VALUES)}),
-    st.fixed_dictionaries({"type": st.just("image_url"),
-                           "image_url": st.one_of(st.fixed_dictionaries({"url": URLS}), VALUES)}),
-    VALUES)
-MESSAGE = st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "system", "x"]),
-                                 "content": st.one_of(st.text(max_size=20),
-                                                      st.lists(PART, max_size=3), VALUES)})
+    st.fixed_dictionaries(
+        {"type": st.just("text"), "text": st.one_of(st.text(max_size=20), VALUES)}
+    ),
+    st.fixed_dictionaries(
+        {
+            "type": st.just("image_url"),
+            "image_url": st.one_of(st.fixed_dictionaries({"url": URLS}), VALUES),
+        }
+    ),
+    VALUES,
+)
+MESSAGE = st.fixed_dictionaries(
+    {
+        "role": st.sampled_from(["user", "assistant", "system", "x"]),
+        "content": st.one_of(st.text(max_size=20), st.lists(PART, max_size=3), VALUES),
+    }
+)
 BODY = st.fixed_dictionaries(
     {"model": st.just("edge-et"), "messages": st.lists(MESSAGE, max_size=3)},
-    optional={"stream": VALUES, "max_tokens": st.one_of(st.integers(-5, 10**12), VALUES),
-              "temperature": st.one_of(st.floats(), VALUES), "seed": VALUES,
-              "edge_et": st.one_of(st.fixed_dictionaries({}, optional={
-                  "mode": st.one_of(st.sampled_from(["extract-think", "direct", "x"]), VALUES),
-                  "hint": VALUES, "think_budget": VALUES, "answer_budget": VALUES}), VALUES)})
+    optional={
+        "stream": VALUES,
+        "max_tokens": st.one_of(st.integers(-5, 10**12), VALUES),
+        "temperature": st.one_of(st.floats(), VALUES),
+        "seed": VALUES,
+        "edge_et": st.one_of(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "mode": st.one_of(st.sampled_from(["extract-think", "direct", "x"]), VALUES),
+                    "hint": VALUES,
+                    "think_budget": VALUES,
+                    "answer_budget": VALUES,
+                },
+            ),
+            VALUES,
+        ),
+    },
+)
 
 
 @given(st.one_of(BODY, VALUES))

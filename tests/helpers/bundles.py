@@ -13,12 +13,21 @@ def make_bundle(folder: Path, **changes) -> Path:
     mmproj_gguf(folder / "mmproj.gguf")
     text_gguf(folder / "llm.gguf", "qwen3")
     manifest = {
-        "format": "edge-et.bundle/1", "name": "t",
-        "perception": {"backend": "llama.cpp", "model": "vlm.gguf", "mmproj": "mmproj.gguf",
-                       "arch": "qwen2vl",
-                       "sha256": {n: sha256_file(folder / n) for n in ("vlm.gguf", "mmproj.gguf")}},
-        "reasoning": {"backend": "llama.cpp", "model": "llm.gguf", "thinking": True,
-                      "sha256": {"llm.gguf": sha256_file(folder / "llm.gguf")}},
+        "format": "edge-et.bundle/1",
+        "name": "t",
+        "perception": {
+            "backend": "llama.cpp",
+            "model": "vlm.gguf",
+            "mmproj": "mmproj.gguf",
+            "arch": "qwen2vl",
+            "sha256": {n: sha256_file(folder / n) for n in ("vlm.gguf", "mmproj.gguf")},
+        },
+        "reasoning": {
+            "backend": "llama.cpp",
+            "model": "llm.gguf",
+            "thinking": True,
+            "sha256": {"llm.gguf": sha256_file(folder / "llm.gguf")},
+        },
     }
     for dotted, value in changes.items():
         *parents, key = dotted.split("__")
@@ -31,7 +40,6 @@ def make_bundle(folder: Path, **changes) -> Path:
             target[key] = value
     (folder / "bundle.json").write_text(json.dumps(manifest))
     return folder
-
 
 
 DELETE = object()  # a change that removes the key

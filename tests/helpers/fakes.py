@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from edge_et.backends.base import ContextFull, PromptStats, Sampling
 
-VOCAB = ["<eos>", "\n", "</think>", "<think>", "a", "b", "Answer: B", " ", "Answer:", " B", " A", " 1"]
+VOCAB = [
+    "<eos>",
+    "\n",
+    "</think>",
+    "<think>",
+    "a",
+    "b",
+    "Answer: B",
+    " ",
+    "Answer:",
+    " B",
+    " A",
+    " 1",
+]
 EOS, NL, CLOSE, OPEN, A, B, ANSWER_B, SPACE, CUE, SPACE_B, SPACE_A, ONE = range(len(VOCAB))
 
 

@@ -32,10 +32,18 @@ def write_gguf(path: Path, arch: str, **extra) -> Path:
 
 
 def text_gguf(path: Path, arch: str = "qwen3") -> Path:
-    return write_gguf(path, arch, **{f"{arch}.context_length": 4096, "general.file_type": 1,
-                                     "tokenizer.ggml.tokens": ["a", "b", "c"]})
+    return write_gguf(
+        path,
+        arch,
+        **{
+            f"{arch}.context_length": 4096,
+            "general.file_type": 1,
+            "tokenizer.ggml.tokens": ["a", "b", "c"],
+        },
+    )
 
 
 def mmproj_gguf(path: Path) -> Path:
-    return write_gguf(path, "clip", **{"clip.has_vision_encoder": True,
-                                       "clip.projector_type": "qwen2vl_merger"})
+    return write_gguf(
+        path, "clip", **{"clip.has_vision_encoder": True, "clip.projector_type": "qwen2vl_merger"}
+    )

@@ -82,7 +82,9 @@ class LoopbackHub(ThreadingHTTPServer):
         return [r for r in self.log if r["kind"] == "head" and path in (None, r["file"])]
 
     def start(self) -> LoopbackHub:
-        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:
@@ -155,8 +157,17 @@ class _Handler(BaseHTTPRequestHandler):
             if (r, path) in self.server.lfs:
                 entry["lfs"] = {"sha256": sha256(data), "size": len(data), "pointerSize": 134}
             siblings.append(entry)
-        body = json.dumps({"_id": "0" * 24, "id": repo, "modelId": repo, "sha": self.server.commit(repo),
-                           "private": False, "gated": repo in self.server.gated, "siblings": siblings}).encode()
+        body = json.dumps(
+            {
+                "_id": "0" * 24,
+                "id": repo,
+                "modelId": repo,
+                "sha": self.server.commit(repo),
+                "private": False,
+                "gated": repo in self.server.gated,
+                "siblings": siblings,
+            }
+        ).encode()
         self.server.log.append({"kind": "api", "repo": repo})
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -177,7 +188,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(302)
             self.send_header("Location", f"{self.server.url}/cdn/{repo}/{sha256(data)}/{path}")
             self.send_header("X-Repo-Commit", self.server.commit(repo))
-            self.send_header("ETag", f'"{git_blob_id(data)}"')  # the pointer file's id, as the hub sends
+            self.send_header(
+                "ETag", f'"{git_blob_id(data)}"'
+            )  # the pointer file's id, as the hub sends
             self.send_header("X-Linked-Etag", f'"{sha256(data)}"')
             self.send_header("X-Linked-Size", str(len(data)))
             self.send_header("Content-Length", "0")
@@ -201,7 +214,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.released.wait(10)
             self.close_connection = True
             return
-        start = int(re.fullmatch(r"bytes=(\d+)-", asked).group(1)) if asked and mode != "ignore_range" else 0
+        start = (
+            int(re.fullmatch(r"bytes=(\d+)-", asked).group(1))
+            if asked and mode != "ignore_range"
+            else 0
+        )
         if start >= len(data) and asked:
             self._error(416, "RangeNotSatisfiable")
             return
@@ -220,7 +237,7 @@ class _Handler(BaseHTTPRequestHandler):
         slice_size = self.server.trickle[0] if mode == "trickle" else len(body) or 1
         try:
             for offset in range(0, len(body), slice_size):
-                self.wfile.write(body[offset:offset + slice_size])
+                self.wfile.write(body[offset : offset + slice_size])
                 if mode == "trickle":
                     self.wfile.flush()
                     time.sleep(self.server.trickle[1])

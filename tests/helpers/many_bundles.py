@@ -28,8 +28,14 @@ def many_bundles(tiny_bundle: Path, home: Path) -> Path:
 
     tiny = json.loads((tiny_bundle / "bundle.json").read_text())
     shared = tiny_bundle / tiny["reasoning"]["model"]
-    own = {"alpha": (tiny_bundle / tiny["perception"]["model"], tiny_bundle / tiny["perception"]["mmproj"]),
-           "beta": _vlm(tiny_ggufs("qwen2vl", seed=2)), "gamma": _vlm(tiny_ggufs("qwen2vl", seed=3))}
+    own = {
+        "alpha": (
+            tiny_bundle / tiny["perception"]["model"],
+            tiny_bundle / tiny["perception"]["mmproj"],
+        ),
+        "beta": _vlm(tiny_ggufs("qwen2vl", seed=2)),
+        "gamma": _vlm(tiny_ggufs("qwen2vl", seed=3)),
+    }
     reasoners = {"alpha": shared, "beta": shared, "gamma": tiny_ggufs("qwen3", seed=4).model}
     for name in NAMES:
         folder = home / name
@@ -41,10 +47,15 @@ def many_bundles(tiny_bundle: Path, home: Path) -> Path:
         manifest = json.loads(json.dumps(tiny))
         manifest["name"] = name
         manifest["decoding"] = SHORT_DECODING
-        manifest["perception"].update(model="perception.gguf", mmproj="mmproj.gguf", sha256={
-            n: sha256_file(folder / n) for n in ("perception.gguf", "mmproj.gguf")})
-        manifest["reasoning"].update(model="reasoning.gguf",
-                                     sha256={"reasoning.gguf": sha256_file(folder / "reasoning.gguf")})
+        manifest["perception"].update(
+            model="perception.gguf",
+            mmproj="mmproj.gguf",
+            sha256={n: sha256_file(folder / n) for n in ("perception.gguf", "mmproj.gguf")},
+        )
+        manifest["reasoning"].update(
+            model="reasoning.gguf",
+            sha256={"reasoning.gguf": sha256_file(folder / "reasoning.gguf")},
+        )
         (folder / "bundle.json").write_text(json.dumps(manifest, indent=2))
     return home
 

@@ -21,7 +21,10 @@ def offline_reason(timeout_s: float = 3.0) -> str | None:
     parts = urlsplit(url)
     if parts.scheme == "file":
         return None if os.path.isdir(parts.path) else f"the package index {url} does not exist"
-    host, port = parts.hostname or "pypi.org", parts.port or (443 if parts.scheme == "https" else 80)
+    host, port = (
+        parts.hostname or "pypi.org",
+        parts.port or (443 if parts.scheme == "https" else 80),
+    )
     try:
         with socket.create_connection((host, port), timeout=timeout_s):
             return None

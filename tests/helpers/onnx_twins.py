@@ -13,7 +13,11 @@ def gguf_twin(tiny, out: Path, *, n_ctx: int = 2048) -> Path:
     for role, files in tiny.ggufs.items():
         model = out / place(files.model, out, f"{role}.f16.gguf")
         mmproj = out / place(files.mmproj, out, "mmproj.f16.gguf") if files.mmproj else None
-        stages[role] = Stage(model, mmproj=mmproj, n_ctx=n_ctx,
-                             thinking=manifest[role].get("thinking") if role == "reasoning" else None)
+        stages[role] = Stage(
+            model,
+            mmproj=mmproj,
+            n_ctx=n_ctx,
+            thinking=manifest[role].get("thinking") if role == "reasoning" else None,
+        )
     write_bundle(out, name="twin", **stages)
     return out

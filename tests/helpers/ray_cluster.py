@@ -21,7 +21,9 @@ OBJECT_STORE = 256 << 20  # bytes per node: the tests move a few small pictures
 def ctrl_c_after_lines(command: list[str], out: Path, cwd: Path, lines: int = 2) -> str:
     """Run `command`, send SIGINT once `out` holds `lines` whole lines (mid-run), and return its
     stderr after checking the exit code a Ctrl-C must give: 130."""
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 240
     while not (out.exists() and out.read_text().count("\n") >= lines):
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
@@ -69,15 +71,42 @@ def free_ports(count: int) -> list[int]:
 def _ray_start(ports: list[int], folder: str, head_port: int, head: bool) -> list[str]:
     ray = str(Path(sys.executable).with_name("ray"))
     node_manager, object_manager, agent, metrics, runtime_env, worker_low = ports
-    common = ["--num-cpus", "1", "--block", "--node-ip-address", "127.0.0.1",
-              "--object-store-memory", str(OBJECT_STORE),
-              "--node-manager-port", str(node_manager), "--object-manager-port", str(object_manager),
-              "--dashboard-agent-listen-port", str(agent), "--metrics-export-port", str(metrics),
-              "--runtime-env-agent-port", str(runtime_env), "--min-worker-port", str(worker_low),
-              "--max-worker-port", str(worker_low + 40)]
+    common = [
+        "--num-cpus",
+        "1",
+        "--block",
+        "--node-ip-address",
+        "127.0.0.1",
+        "--object-store-memory",
+        str(OBJECT_STORE),
+        "--node-manager-port",
+        str(node_manager),
+        "--object-manager-port",
+        str(object_manager),
+        "--dashboard-agent-listen-port",
+        str(agent),
+        "--metrics-export-port",
+        str(metrics),
+        "--runtime-env-agent-port",
+        str(runtime_env),
+        "--min-worker-port",
+        str(worker_low),
+        "--max-worker-port",
+        str(worker_low + 40),
+    ]
     if head:
-        return [ray, "start", "--head", "--port", str(head_port), "--temp-dir", folder,
-                "--include-dashboard", "false", *common]
+        return [
+            ray,
+            "start",
+            "--head",
+            "--port",
+            str(head_port),
+            "--temp-dir",
+            folder,
+            "--include-dashboard",
+            "false",
+            *common,
+        ]
     return [ray, "start", "--address", f"127.0.0.1:{head_port}", *common]
 
 
@@ -93,9 +122,15 @@ def two_node_cluster(timeout_s: float = 90):
     processes = []
     try:
         for head, chosen in ((True, ports[:6]), (False, ports[6:])):
-            processes.append(subprocess.Popen(
-                _ray_start(chosen, folder, head_port, head), env=env, start_new_session=True,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            processes.append(
+                subprocess.Popen(
+                    _ray_start(chosen, folder, head_port, head),
+                    env=env,
+                    start_new_session=True,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
             if head:
                 _wait_for_port(head_port, timeout_s)
         address = f"127.0.0.1:{head_port}"
@@ -118,12 +153,19 @@ def _wait_for_port(port: int, timeout_s: float) -> None:
 
 
 def _wait_for_nodes(address: str, count: int, timeout_s: float, env: dict) -> None:
-    probe = ("import ray, sys, time\nray.init(address=sys.argv[1], logging_level='ERROR')\n"
-             "deadline = time.monotonic() + float(sys.argv[3])\n"
-             "while len([n for n in ray.nodes() if n['Alive']]) < int(sys.argv[2]):\n"
-             "    assert time.monotonic() < deadline, 'nodes did not join'\n    time.sleep(0.5)\n")
-    subprocess.run([sys.executable, "-c", probe, address, str(count), str(timeout_s)],
-                   check=True, timeout=timeout_s + 30, capture_output=True, env=env)
+    probe = (
+        "import ray, sys, time\nray.init(address=sys.argv[1], logging_level='ERROR')\n"
+        "deadline = time.monotonic() + float(sys.argv[3])\n"
+        "while len([n for n in ray.nodes() if n['Alive']]) < int(sys.argv[2]):\n"
+        "    assert time.monotonic() < deadline, 'nodes did not join'\n    time.sleep(0.5)\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", probe, address, str(count), str(timeout_s)],
+        check=True,
+        timeout=timeout_s + 30,
+        capture_output=True,
+        env=env,
+    )
 
 
 def _stop_group(process: subprocess.Popen) -> None:

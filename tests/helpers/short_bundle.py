@@ -8,8 +8,12 @@ import json
 import shutil
 from pathlib import Path
 
-SHORT_DECODING = {"extract": {"max_tokens": 8}, "caption": {"max_tokens": 8},
-                  "direct": {"max_tokens": 3}, "think": {"budget": 6, "answer_budget": 3}}
+SHORT_DECODING = {
+    "extract": {"max_tokens": 8},
+    "caption": {"max_tokens": 8},
+    "direct": {"max_tokens": 3},
+    "think": {"budget": 6, "answer_budget": 3},
+}
 
 
 def short_bundle(tiny_bundle: Path, folder: Path) -> Path:

@@ -4,8 +4,15 @@ import json
 
 
 def synthetic_profile(decode_tok_s: float = 100.0) -> dict:
-    stage = {"load_s": 0.5, "image_encode_s": 0.2, "prompt_tokens": 100, "prefill_tok_s": 1000.0,
-             "decode_tok_s": decode_tok_s, "position": 116, "base_prompt_tokens": 80}
+    stage = {
+        "load_s": 0.5,
+        "image_encode_s": 0.2,
+        "prompt_tokens": 100,
+        "prefill_tok_s": 1000.0,
+        "decode_tok_s": decode_tok_s,
+        "position": 116,
+        "base_prompt_tokens": 80,
+    }
     return {"perception": dict(stage), "reasoning": dict(stage), "read_bytes_per_s": 10e9}
 
 

@@ -16,14 +16,20 @@ def test_a_model_that_fits_in_what_is_free_loads_without_unloading_anything():
 
 
 def test_idle_models_are_unloaded_least_recently_used_first_and_only_as_many_as_needed():
-    loaded = [Resident("new", 10 * MB, last_used=30), Resident("old", 10 * MB, last_used=10),
-              Resident("mid", 10 * MB, last_used=20)]
+    loaded = [
+        Resident("new", 10 * MB, last_used=30),
+        Resident("old", 10 * MB, last_used=10),
+        Resident("mid", 10 * MB, last_used=20),
+    ]
     assert place(loaded, "x", 10 * MB, 30 * MB).evict == ("old",)
     assert place(loaded, "x", 20 * MB, 30 * MB).evict == ("old", "mid")
 
 
 def test_a_model_in_use_is_never_unloaded_the_caller_waits_instead():
-    loaded = [Resident("busy", 10 * MB, users=1, last_used=0), Resident("idle", 10 * MB, last_used=5)]
+    loaded = [
+        Resident("busy", 10 * MB, users=1, last_used=0),
+        Resident("idle", 10 * MB, last_used=5),
+    ]
     assert place(loaded, "x", 10 * MB, 20 * MB).evict == ("idle",)  # the older busy one stays
     decision = place(loaded, "x", 20 * MB, 20 * MB)
     assert decision.action == "wait" and decision.evict == ()
@@ -37,8 +43,11 @@ def test_a_model_larger_than_the_room_is_refused_with_the_figures():
 
 
 def test_keep_alive_unloads_idle_models_only():
-    loaded = [Resident("idle", MB, last_used=0), Resident("busy", MB, users=1, last_used=0),
-              Resident("recent", MB, last_used=9)]
+    loaded = [
+        Resident("idle", MB, last_used=0),
+        Resident("busy", MB, users=1, last_used=0),
+        Resident("recent", MB, last_used=9),
+    ]
     assert expired(loaded, now=10, keep_alive_s=5) == ["idle"]
     assert expired(loaded, now=10, keep_alive_s=None) == []
     assert next_expiry(loaded, keep_alive_s=5) == 5

@@ -25,20 +25,33 @@ BASE = 50 * MiB
 
 def stage(role, *, weights, kv_per_1k, compute=20, layers=4, output=10, n_params=None):
     """An estimator: (n_ctx, kv_type) -> footprint, KV linear in the context."""
+
     def estimate(n_ctx, kv_type):
         kv = int(kv_per_1k * MiB * n_ctx / 1024 * (0.53 if kv_type == "q8_0" else 1.0))
         w = weights * MiB
         return StageFootprint(
-            role=role, n_ctx=n_ctx, kv_type=kv_type, flash_attn=kv_type != "f16",
-            weights_bytes=w, kv_bytes=kv, compute_bytes=compute * MiB, overhead_bytes=5 * MiB,
-            layer_weights=(w // layers,) * layers, output_weights=output * MiB,
-            reserved_compute_bytes=compute * MiB, n_params=n_params or int(w * 8 / 4.5))
+            role=role,
+            n_ctx=n_ctx,
+            kv_type=kv_type,
+            flash_attn=kv_type != "f16",
+            weights_bytes=w,
+            kv_bytes=kv,
+            compute_bytes=compute * MiB,
+            overhead_bytes=5 * MiB,
+            layer_weights=(w // layers,) * layers,
+            output_weights=output * MiB,
+            reserved_compute_bytes=compute * MiB,
+            n_params=n_params or int(w * 8 / 4.5),
+        )
+
     return estimate
 
 
 def both(p_weights=100, r_weights=300, p_kv=10, r_kv=40):
-    return {"perception": stage("perception", weights=p_weights, kv_per_1k=p_kv),
-            "reasoning": stage("reasoning", weights=r_weights, kv_per_1k=r_kv)}
+    return {
+        "perception": stage("perception", weights=p_weights, kv_per_1k=p_kv),
+        "reasoning": stage("reasoning", weights=r_weights, kv_per_1k=r_kv),
+    }
 
 
 CTX = {"perception": 4096, "reasoning": 8192}
@@ -67,10 +80,9 @@ def test_one_byte_short_of_co_resident_swaps_at_f16_instead_of_quantizing_the_kv
     f16 = BASE + sum(totals(both()).values())
     q8 = BASE + sum(totals(both(), kv="q8_0").values())
     result = run(f16 - 1)
-    assert q8 <= f16 - 1    # the old policy would have stayed co-resident with q8_0 caches
+    assert q8 <= f16 - 1  # the old policy would have stayed co-resident with q8_0 caches
     assert result.decision == "swap"
-    assert all((fp.kv_type, fp.n_ctx) == ("f16", CTX[role])
-               for role, fp in result.stages.items())
+    assert all((fp.kv_type, fp.n_ctx) == ("f16", CTX[role]) for role, fp in result.stages.items())
     assert result.degradations == [] and result.to_dict()["degradations"] == []
 
 
@@ -81,8 +93,14 @@ def test_swap_degrades_only_the_stage_that_does_not_fit_and_names_why():
     result = run(BASE + room, estimators)
     assert result.stages["perception"].kv_type == "f16"
     assert result.degradations == [
-        {"stage": "reasoning", "what": "kv_cache", "from": "f16", "to": "q8_0",
-         "why": result.degradations[0]["why"]}]
+        {
+            "stage": "reasoning",
+            "what": "kv_cache",
+            "from": "f16",
+            "to": "q8_0",
+            "why": result.degradations[0]["why"],
+        }
+    ]
     assert "reasoning at f16, n_ctx 8192 would not fit" in result.degradations[0]["why"]
     data = json.loads(json.dumps(result.to_dict()))
     assert data["degradations"][0]["to"] == "q8_0"
@@ -92,13 +110,14 @@ def test_shrunk_context_is_listed_with_the_asked_and_chosen_length():
     reasoning = both()["reasoning"]
     result = run(BASE + reasoning(4096, "f16").total_bytes)
     shrunk = [d for d in result.degradations if d["what"] == "n_ctx"]
-    assert shrunk == [{"stage": "reasoning", "what": "n_ctx", "from": 8192, "to": 4096,
-                       "why": shrunk[0]["why"]}]
-    assert all(d["what"] != "kv_cache" for d in result.degradations)   # f16 at 4096 fits
+    assert shrunk == [
+        {"stage": "reasoning", "what": "n_ctx", "from": 8192, "to": 4096, "why": shrunk[0]["why"]}
+    ]
+    assert all(d["what"] != "kv_cache" for d in result.degradations)  # f16 at 4096 fits
 
 
 def test_swap_when_only_one_model_at_a_time_fits_exactly():
-    estimators = both(p_weights=250)   # so that even q8_0 caches do not fit both together
+    estimators = both(p_weights=250)  # so that even q8_0 caches do not fit both together
     sizes = totals(estimators)
     larger = BASE + max(sizes.values())
     assert BASE + sum(totals(estimators, kv="q8_0").values()) > larger
@@ -135,7 +154,7 @@ def test_refuses_below_the_floor_and_names_numbers_and_what_would_fit():
     assert result.decision == "refuse"
     assert "budget" in result.reason and "MiB" in result.reason
     assert any("a budget of at least" in s for s in result.suggestions)
-    assert any("quantized to" in s for s in result.suggestions)   # a smaller quant
+    assert any("quantized to" in s for s in result.suggestions)  # a smaller quant
     assert any("n_ctx 1024" in s and "floor" in s for s in result.suggestions)
     with pytest.raises(EdgeEtError, match="memory plan: does not fit"):
         require_runnable(result)
@@ -163,6 +182,7 @@ def test_runnable_plans_pass_through():
 
 # -- GPU -------------------------------------------------------------------------------------
 
+
 def gpu(free_mib):
     return VRAM(free_mib * MiB, 80_000 * MiB, "Test GPU", "test")
 
@@ -174,10 +194,10 @@ def test_gpu_split_puts_reasoning_layers_first():
     need = sum(r.layer_weights) + r.kv_bytes + r.reserved_compute_bytes + r.output_weights
     result = run(10**12, estimators, device="cuda", vram=gpu(512 + need // MiB + 1))
     assert result.decision == "gpu-split"
-    assert result.stages["reasoning"].gpu_layers == 5       # n_layer + 1: output too
+    assert result.stages["reasoning"].gpu_layers == 5  # n_layer + 1: output too
     assert result.stages["perception"].gpu_layers == 0
     assert result.host_residency == "co-resident"
-    assert result.stages["reasoning"].weights_bytes == 0   # all its layers left the host
+    assert result.stages["reasoning"].weights_bytes == 0  # all its layers left the host
     assert "reasoning 5/5 layers" in result.reason
 
 
@@ -215,6 +235,7 @@ def test_gpu_split_with_host_part_swapped():
 
 # -- budget and sizes ------------------------------------------------------------------------
 
+
 def test_budget_rule_flag_then_bundle_then_80_percent():
     assert resolve_budget(10_000, flag=123, bundle=456) == Budget(123, "--mem-budget")
     assert resolve_budget(10_000, bundle=456).source == "bundle.json memory.budget"
@@ -222,9 +243,19 @@ def test_budget_rule_flag_then_bundle_then_80_percent():
     assert default.bytes == 8_000 and default.source.startswith("80% of")
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("6GB", 6 * 10**9), ("6GiB", 6 * 2**30), ("512MiB", 512 * 2**20), ("512M", 512 * 10**6),
-    ("1.5 GiB", int(1.5 * 2**30)), ("800000000", 800_000_000), (4096, 4096), ("10kb", 10_000)])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("6GB", 6 * 10**9),
+        ("6GiB", 6 * 2**30),
+        ("512MiB", 512 * 2**20),
+        ("512M", 512 * 10**6),
+        ("1.5 GiB", int(1.5 * 2**30)),
+        ("800000000", 800_000_000),
+        (4096, 4096),
+        ("10kb", 10_000),
+    ],
+)
 def test_parse_size(text, expected):
     assert parse_size(text) == expected
 
@@ -239,12 +270,20 @@ def test_parse_size_errors_are_one_line_user_errors(text):
 def test_context_ladder():
     assert context_ladder(8192, 2048) == [8192, 4096, 2048]
     assert context_ladder(6000, 1000) == [6000, 4096, 2048, 1024]
-    assert context_ladder(4096, 8192) == [4096]   # floor above: never shrink
+    assert context_ladder(4096, 8192) == [4096]  # floor above: never shrink
 
 
 def test_plan_serialises_to_json_with_every_stage_field():
     data = json.loads(json.dumps(run(10**12).to_dict()))
     assert {"budget_bytes", "budget_source", "decision", "reason"} <= set(data)
     for fields in data["stages"].values():
-        assert {"weights_bytes", "kv_bytes", "compute_bytes", "mmproj_bytes", "total_bytes",
-                "n_ctx", "kv_type", "gpu_layers"} <= set(fields)
+        assert {
+            "weights_bytes",
+            "kv_bytes",
+            "compute_bytes",
+            "mmproj_bytes",
+            "total_bytes",
+            "n_ctx",
+            "kv_type",
+            "gpu_layers",
+        } <= set(fields)

@@ -24,17 +24,20 @@ GREEDY = Sampling()
 def run(script, max_tokens=10, answer_budget=4, n_ctx=10_000):
     model = ScriptedModel(script, n_ctx=n_ctx)
     model.start(prompt="reason")
-    return model, reason_with_answer_cue(model, sampling=GREEDY, max_tokens=max_tokens,
-                                         answer_budget=answer_budget)
+    return model, reason_with_answer_cue(
+        model, sampling=GREEDY, max_tokens=max_tokens, answer_budget=answer_budget
+    )
 
 
 def after_cue(answer_tokens, reasoning=(A, B)):
     """Write `reasoning`, stop, and once the cue is in the context write `answer_tokens`."""
+
     def script(step, context):
         if CUE not in context:
             return reasoning[step - 1] if step <= len(reasoning) else EOS
         written = len(context) - context.index(CUE) - 1
         return answer_tokens[written] if written < len(answer_tokens) else EOS
+
     return script
 
 
@@ -96,17 +99,20 @@ def test_an_end_token_right_after_the_cue_is_passed_over():
             return [A, EOS][min(step, 2) - 1]
         calls.append(step)
         return EOS if len(calls) == 1 else [SPACE_B, EOS][len(context) - context.index(CUE) - 1]
+
     _, out = run(script)
     assert out.text == "a\nAnswer: B" and out.stop_reason == "eos"
 
 
 # -- the question's option letters (issue 30) ---------------------------------------------------
 
+
 def run_with_letters(script, letters, max_tokens=10, answer_budget=4):
     model = ScriptedModel(script)
     model.start(prompt="reason")
-    return model, reason_with_answer_cue(model, sampling=GREEDY, max_tokens=max_tokens,
-                                         answer_budget=answer_budget, letters=letters)
+    return model, reason_with_answer_cue(
+        model, sampling=GREEDY, max_tokens=max_tokens, answer_budget=answer_budget, letters=letters
+    )
 
 
 def test_the_cued_answer_is_one_of_the_option_letters():
@@ -131,27 +137,35 @@ def test_letters_the_vocabulary_cannot_write_fall_back_to_free_text_visibly():
 
 def forced(reply, then):
     """Write `reply`, stop; after that, write `then` whatever is asked."""
+
     def script(step, context):
         return reply[step - 1] if step <= len(reply) else then
+
     model = ScriptedModel(script)
     model.start(prompt="reason")
-    out = reason_with_answer_cue(model, sampling=GREEDY, max_tokens=20, answer_budget=4,
-                                 letters="AB")
+    out = reason_with_answer_cue(
+        model, sampling=GREEDY, max_tokens=20, answer_budget=4, letters="AB"
+    )
     return model, out
 
 
 def test_force_letter_adds_a_letter_line_after_an_answer_that_names_no_option():
     model, out = forced([A, NL, CUE, ONE, EOS], SPACE_A)  # "a\nAnswer: 1": parsed, names no option
     assert out.stats.answer_cued is False  # the paper's parse matched: no cue
-    added = force_letter(model, out.text, options={"A": "one", "B": "two"}, sampling=GREEDY,
-                         stats=out.stats)
+    added = force_letter(
+        model, out.text, options={"A": "one", "B": "two"}, sampling=GREEDY, stats=out.stats
+    )
     assert added == "\nAnswer: A" and parse_answer(out.text + added) == ("A", True)
     assert out.stats.letter_forced is True and out.stats.answer_constrained is True
 
 
 def test_force_letter_leaves_an_answer_that_names_an_option_alone():
     model, out = forced([A, NL, ANSWER_B, EOS], SPACE_A)
-    assert force_letter(model, out.text, options={"A": "one", "B": "two"}, sampling=GREEDY,
-                        stats=out.stats) == ""
+    assert (
+        force_letter(
+            model, out.text, options={"A": "one", "B": "two"}, sampling=GREEDY, stats=out.stats
+        )
+        == ""
+    )
     assert out.stats.letter_forced is None
     assert force_letter(model, "a\nAnswer: 1", options={}, sampling=GREEDY, stats=out.stats) == ""

@@ -38,17 +38,25 @@ def pipeline(bundle):
 def test_open_pipeline_plans_and_returns_a_pipeline(bundle):
     with edge_et.open_pipeline(bundle, residency="auto", verify=True) as opened:
         assert isinstance(opened, edge_et.Pipeline)
-        assert opened.plan.decision == "co-resident"  # the tiny models fit beside each other anywhere
+        assert (
+            opened.plan.decision == "co-resident"
+        )  # the tiny models fit beside each other anywhere
         assert isinstance(opened.bundle, edge_et.Bundle)
 
 
 def test_every_image_form_gives_the_same_extraction(pipeline, sample_image):
     with Image.open(sample_image) as opened:
         pil = opened.copy()
-    forms = {"path": sample_image, "str": str(sample_image), "bytes": sample_image.read_bytes(),
-             "pil": pil, "numpy": np.asarray(pil.convert("RGB"))}
-    results = {name: pipeline.run(image, QUESTION, mode="extract", seed=0)
-               for name, image in forms.items()}
+    forms = {
+        "path": sample_image,
+        "str": str(sample_image),
+        "bytes": sample_image.read_bytes(),
+        "pil": pil,
+        "numpy": np.asarray(pil.convert("RGB")),
+    }
+    results = {
+        name: pipeline.run(image, QUESTION, mode="extract", seed=0) for name, image in forms.items()
+    }
     extractions = {name: result.extraction for name, result in results.items()}
     assert len(set(extractions.values())) == 1, extractions
     assert results["bytes"].image == "<bytes>" and results["path"].image == str(sample_image)
@@ -57,7 +65,9 @@ def test_every_image_form_gives_the_same_extraction(pipeline, sample_image):
 def test_keyword_options_and_a_run_options_object_agree(pipeline, sample_image):
     by_object = pipeline.run(sample_image, QUESTION, edge_et.RunOptions(mode="extract", seed=4))
     by_keywords = pipeline.run(sample_image, QUESTION, mode="extract", seed=4)
-    overridden = pipeline.run(sample_image, QUESTION, edge_et.RunOptions(mode="direct"), mode="extract", seed=4)
+    overridden = pipeline.run(
+        sample_image, QUESTION, edge_et.RunOptions(mode="direct"), mode="extract", seed=4
+    )
     assert by_object.extraction == by_keywords.extraction == overridden.extraction
     with pytest.raises(edge_et.InputError, match="unknown option 'think'"):
         pipeline.run(sample_image, QUESTION, think=3)
@@ -74,7 +84,10 @@ def test_stream_yields_events_in_order_and_the_run_result(pipeline, sample_image
     finished = [e.stage for e in events if isinstance(e, edge_et.StageFinished)]
     assert finished == ["extract", "think"]
     result = events[-1].result
-    assert "".join(e.text for e in events if isinstance(e, edge_et.ExtractionText)).strip() == result.extraction
+    assert (
+        "".join(e.text for e in events if isinstance(e, edge_et.ExtractionText)).strip()
+        == result.extraction
+    )
     assert events[kinds.index("StageFinished")].stats is result.stages["extract"]
 
     ran = pipeline.run(sample_image, QUESTION, **options)
@@ -84,8 +97,14 @@ def test_stream_yields_events_in_order_and_the_run_result(pipeline, sample_image
 
 def test_closing_a_stream_stops_the_run_and_its_thread(pipeline, sample_image):
     calls = []
-    stream = pipeline.stream(sample_image, QUESTION, seed=1, think_budget=400, answer_budget=100,
-                             on_reasoning_text=calls.append)
+    stream = pipeline.stream(
+        sample_image,
+        QUESTION,
+        seed=1,
+        think_budget=400,
+        answer_budget=100,
+        on_reasoning_text=calls.append,
+    )
     for event in stream:
         if isinstance(event, edge_et.ReasoningText):
             break
@@ -132,7 +151,9 @@ def test_a_refused_plan_says_how_many_bytes(bundle):
 
 
 def test_a_missing_backend_package_names_its_extra(monkeypatch):
-    missing_module = dataclasses.replace(_REGISTRY["llama.cpp"], model_class="edge_et_no_such_module:Model")
+    missing_module = dataclasses.replace(
+        _REGISTRY["llama.cpp"], model_class="edge_et_no_such_module:Model"
+    )
     monkeypatch.setitem(_REGISTRY, "llama.cpp", missing_module)
     with pytest.raises(edge_et.MissingExtra, match=r"pip install 'edge-et\[llama\]'") as missing:
         backend_class("llama.cpp")
@@ -140,17 +161,36 @@ def test_a_missing_backend_package_names_its_extra(monkeypatch):
 
 
 def test_import_edge_et_loads_no_backend():
-    probe = ("import sys, edge_et; print(sorted(m for m in sys.modules "
-             "if m.split('.')[0] in ('llama_cpp', 'onnxruntime', 'typer', 'rich')))")
-    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    probe = (
+        "import sys, edge_et; print(sorted(m for m in sys.modules "
+        "if m.split('.')[0] in ('llama_cpp', 'onnxruntime', 'typer', 'rich')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     assert done.stdout.strip() == "[]"
 
 
 def test_the_public_names():
     assert set(edge_et.__all__) >= {
-        "open_pipeline", "Pipeline", "RunOptions", "Result", "StageStats", "Bundle", "plan_bundle",
-        "ExtractionText", "ReasoningText", "StageFinished", "Finished", "EdgeEtError", "InputError",
-        "BundleError", "PlanRefused", "MissingExtra", "ModelError"}
+        "open_pipeline",
+        "Pipeline",
+        "RunOptions",
+        "Result",
+        "StageStats",
+        "Bundle",
+        "plan_bundle",
+        "ExtractionText",
+        "ReasoningText",
+        "StageFinished",
+        "Finished",
+        "EdgeEtError",
+        "InputError",
+        "BundleError",
+        "PlanRefused",
+        "MissingExtra",
+        "ModelError",
+    }
     assert all(hasattr(edge_et, name) for name in edge_et.__all__)
     assert edge_et.__version__
 
@@ -169,8 +209,14 @@ def test_plan_bundle_takes_what_open_pipeline_takes(bundle):
 def test_public_functions_document_args_returns_and_error_kinds():
     import inspect
 
-    functions = [edge_et.open_pipeline, edge_et.plan_bundle, edge_et.decode_image,
-                 edge_et.hint_from_question, edge_et.Bundle.load, edge_et.Pipeline.run]
+    functions = [
+        edge_et.open_pipeline,
+        edge_et.plan_bundle,
+        edge_et.decode_image,
+        edge_et.hint_from_question,
+        edge_et.Bundle.load,
+        edge_et.Pipeline.run,
+    ]
     for function in functions:
         doc = inspect.getdoc(function) or ""
         assert "Args:" in doc and "Returns:" in doc, function.__qualname__

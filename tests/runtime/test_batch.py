@@ -23,7 +23,7 @@ def batch_file(tmp_path, sample_image):
     (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
     lines = [
         {"image": str(sample_image), "question": Q, "id": "a"},
-        {"image": "red.png", "question": Q, "id": "b"},          # relative to the JSONL folder
+        {"image": "red.png", "question": Q, "id": "b"},  # relative to the JSONL folder
         "this is not json",
         {"image": str(sample_image), "question": "How many shapes?", "id": "c"},
         {"image": "broken.png", "question": Q, "id": "d"},
@@ -32,12 +32,16 @@ def batch_file(tmp_path, sample_image):
         {"image": str(sample_image), "question": "Any text?", "id": "g"},
     ]
     path = tmp_path / "batch.jsonl"
-    path.write_text("\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n")
+    path.write_text(
+        "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n"
+    )
     return path
 
 
 @pytest.mark.parametrize("residency", ["swap", "co-resident"])
-def test_batch_loads_each_model_once_and_encodes_each_picture_once(tiny_bundle, batch_file, residency):
+def test_batch_loads_each_model_once_and_encodes_each_picture_once(
+    tiny_bundle, batch_file, residency
+):
     records = []
     options = RunOptions(seed=4, think_budget=8, answer_budget=4)
     with Pipeline(Bundle.load(tiny_bundle), residency=residency) as pipeline:
@@ -61,10 +65,32 @@ def test_batch_loads_each_model_once_and_encodes_each_picture_once(tiny_bundle, 
 def test_cli_batch_writes_jsonl_and_a_summary(tiny_bundle, batch_file, tmp_path):
     out = tmp_path / "out.jsonl"
     done = subprocess.run(
-        [sys.executable, "-m", "edge_et.cli.main", "run", "--bundle", str(tiny_bundle), "--batch",
-         str(batch_file), "--output", str(out), "--residency", "swap", "--think-budget", "8",
-         "--answer-budget", "4", "--seed", "1", "--json"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "edge_et.cli.main",
+            "run",
+            "--bundle",
+            str(tiny_bundle),
+            "--batch",
+            str(batch_file),
+            "--output",
+            str(out),
+            "--residency",
+            "swap",
+            "--think-budget",
+            "8",
+            "--answer-budget",
+            "4",
+            "--seed",
+            "1",
+            "--json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(records) == 8
@@ -74,15 +100,35 @@ def test_cli_batch_writes_jsonl_and_a_summary(tiny_bundle, batch_file, tmp_path)
 
 def test_empty_or_missing_batch_file_is_one_line(tiny_bundle, tmp_path):
     (tmp_path / "empty.jsonl").write_text("\n\n")
-    for path, fragment in ((tmp_path / "empty.jsonl", "has no lines"), (tmp_path / "nope.jsonl", "cannot read")):
-        done = subprocess.run([sys.executable, "-m", "edge_et.cli.main", "run", "--bundle", str(tiny_bundle),
-                               "--batch", str(path)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    for path, fragment in (
+        (tmp_path / "empty.jsonl", "has no lines"),
+        (tmp_path / "nope.jsonl", "cannot read"),
+    ):
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "edge_et.cli.main",
+                "run",
+                "--bundle",
+                str(tiny_bundle),
+                "--batch",
+                str(path),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 2 and fragment in done.stderr and "Traceback" not in done.stderr
 
 
 def test_a_line_whose_image_path_the_system_refuses_is_that_line_s_error(tmp_path):
-    lines = [{"image": "x" * 10_000, "question": Q}, {"image": "a\0b.png", "question": Q},
-             {"image": "red.png", "question": Q}]
+    lines = [
+        {"image": "x" * 10_000, "question": Q},
+        {"image": "a\0b.png", "question": Q},
+        {"image": "red.png", "question": Q},
+    ]
     path = tmp_path / "batch.jsonl"
     path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     items = read_batch(path)

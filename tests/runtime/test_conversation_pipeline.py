@@ -35,12 +35,28 @@ def test_a_single_turn_is_the_papers_prompt_exactly():
 
 
 def test_earlier_turns_are_description_and_question_then_the_answer():
-    history = History(system="Be brief.", turns=(
-        Turn(question="What is there?", answer="B", extraction="A red square left of a circle."),
-        Turn(question="hello", answer="hi")))
+    history = History(
+        system="Be brief.",
+        turns=(
+            Turn(
+                question="What is there?", answer="B", extraction="A red square left of a circle."
+            ),
+            Turn(question="hello", answer="hi"),
+        ),
+    )
     messages = conversation.messages(history, PAPER)
-    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
-    assert messages[1]["content"] == "Description: A red square left of a circle.\nQuestion: What is there?"
+    assert [m["role"] for m in messages] == [
+        "system",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+        "user",
+    ]
+    assert (
+        messages[1]["content"]
+        == "Description: A red square left of a circle.\nQuestion: What is there?"
+    )
     assert messages[3]["content"] == "hello"  # a text-only turn
     assert messages[-1]["content"] == PAPER
     assert conversation.messages(history, PAPER, keep=1)[1:3] == messages[3:5]  # oldest dropped
@@ -55,52 +71,129 @@ def test_a_conversation_reloads_and_reencodes_nothing_and_carries_its_turns(shor
     with edge_et.open_pipeline(short, threads=1) as pipeline:
         text = pipeline.chat([{"role": "user", "content": "What is two plus two?"}], seed=1)
         assert text.mode == "chat" and text.stages.keys() == {"think"}
-        talk = edge_et.Conversation(pipeline, image=sample_image,
-                                    options=edge_et.RunOptions(seed=3, return_prompt=True))
-        results = [talk.ask(question) for question in ("What color is the circle?",
-                                                       "Where is the square?", "Which is larger?")]
+        talk = edge_et.Conversation(
+            pipeline, image=sample_image, options=edge_et.RunOptions(seed=3, return_prompt=True)
+        )
+        results = [
+            talk.ask(question)
+            for question in (
+                "What color is the circle?",
+                "Where is the square?",
+                "Which is larger?",
+            )
+        ]
         assert pipeline.image_encodes == 1 and pipeline.model_loads == 2
     assert [r.stages["extract"].image_cached for r in results] == [False, True, True]
     third = results[2].conversation
     assert third["turns"] == 2 and third["dropped"] == 0
     first_answer = talk.messages[1]["content"]
-    assert "Question: What color is the circle?" in third["prompt"] and first_answer in third["prompt"]
+    assert (
+        "Question: What color is the circle?" in third["prompt"] and first_answer in third["prompt"]
+    )
     assert results[0].conversation is None  # the first turn: no history, the paper's prompt
 
 
 def test_a_constrained_extraction_is_json_under_the_schema(tiny_bundle, sample_image):
-    schema = {"type": "object", "additionalProperties": False, "required": ["total", "paid"],
-              "properties": {"total": {"type": "integer"}, "paid": {"type": "boolean"},
-                             "shop": {"type": "string", "maxLength": 8}}}
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["total", "paid"],
+        "properties": {
+            "total": {"type": "integer"},
+            "paid": {"type": "boolean"},
+            "shop": {"type": "string", "maxLength": 8},
+        },
+    }
     with edge_et.open_pipeline(tiny_bundle, threads=1) as pipeline:
         for seed in range(3):
-            result = pipeline.run(sample_image, "What does the receipt say?", mode="extract", seed=seed,
-                                  constraint=json_constraint(schema))
+            result = pipeline.run(
+                sample_image,
+                "What does the receipt say?",
+                mode="extract",
+                seed=seed,
+                constraint=json_constraint(schema),
+            )
             jsonschema.validate(json.loads(result.extraction), schema)
 
 
 def test_run_json_schema_and_image_detail_flags(short, sample_image, tmp_path):
     schema = tmp_path / "answer.schema.json"
-    schema.write_text(json.dumps({"type": "object", "required": ["answer"], "additionalProperties": False,
-                                  "properties": {"answer": {"enum": ["A", "B", "C", "D"]}}}))
-    command = [sys.executable, "-m", "edge_et.cli.main", "run", "--bundle", str(short), "--image",
-               str(sample_image), "-q", "What color?", "--json", "--seed", "1", "--threads", "1",
-               "--json-schema", str(schema), "--answer-budget", "40", "--image-detail", "low"]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
+    schema.write_text(
+        json.dumps(
+            {
+                "type": "object",
+                "required": ["answer"],
+                "additionalProperties": False,
+                "properties": {"answer": {"enum": ["A", "B", "C", "D"]}},
+            }
+        )
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "edge_et.cli.main",
+        "run",
+        "--bundle",
+        str(short),
+        "--image",
+        str(sample_image),
+        "-q",
+        "What color?",
+        "--json",
+        "--seed",
+        "1",
+        "--threads",
+        "1",
+        "--json-schema",
+        str(schema),
+        "--answer-budget",
+        "40",
+        "--image-detail",
+        "low",
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, cwd=ROOT, timeout=300, check=False
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     answer = result["reasoning"].partition("</think>")[2]
     assert json.loads(answer)["answer"] in "ABCD" and result["image_detail"] == "low"
-    bad = subprocess.run(command[:-6] + ["--image-detail", "tiny"], capture_output=True, text=True,
-                         cwd=ROOT, timeout=120, check=False)
+    bad = subprocess.run(
+        command[:-6] + ["--image-detail", "tiny"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "image detail" in bad.stderr
 
 
 def test_edge_et_chat_answers_each_line_with_the_models_loaded_once(short, sample_image):
-    command = [sys.executable, "-m", "edge_et.cli.main", "chat", "--bundle", str(short), "--image",
-               str(sample_image), "--json", "--seed", "2", "--threads", "1"]
-    done = subprocess.run(command, input="What color is the circle?\n\nAnd the square?\n/quit\nignored\n",
-                          capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
+    command = [
+        sys.executable,
+        "-m",
+        "edge_et.cli.main",
+        "chat",
+        "--bundle",
+        str(short),
+        "--image",
+        str(sample_image),
+        "--json",
+        "--seed",
+        "2",
+        "--threads",
+        "1",
+    ]
+    done = subprocess.run(
+        command,
+        input="What color is the circle?\n\nAnd the square?\n/quit\nignored\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     turns = [json.loads(line) for line in done.stdout.splitlines()]
     assert len(turns) == 2
@@ -130,15 +223,18 @@ def test_low_detail_is_one_global_view_on_llava_onevision(tiny_llava_ov):
     tokens = {}
     with edge_et.Pipeline(bundle, n_threads=1) as pipeline:
         for detail in ("high", "low"):
-            result = pipeline.perceive(picture, "What is there?", edge_et.RunOptions(
-                mode="extract", seed=0, image_detail=detail))
+            result = pipeline.perceive(
+                picture,
+                "What is there?",
+                edge_et.RunOptions(mode="extract", seed=0, image_detail=detail),
+            )
             tokens[detail] = result.stages["extract"].prompt_tokens
             assert result.image_detail == detail and not result.stages["extract"].image_cached
     layout = llava_ov.read_layout(bundle.perception.mmproj_path)
     request = tokens["high"] - llava_ov.count_tokens(768, 1024, layout)
     # the global view alone: no grid, no newlines (the paper-size saving is measured in
     # benchmarks/results/image_detail.md; this tiny encoder's views are a few tokens each)
-    assert tokens["low"] == request + layout.side ** 2 < tokens["high"]
+    assert tokens["low"] == request + layout.side**2 < tokens["high"]
 
 
 def test_onnx_refuses_a_json_constraint_in_one_line(tiny_llava_ov, sample_image, tmp_path):
@@ -146,7 +242,27 @@ def test_onnx_refuses_a_json_constraint_in_one_line(tiny_llava_ov, sample_image,
         check_constraint(Bundle.load(tiny_llava_ov["onnx"]), "extract-think", json_constraint(None))
     schema = tmp_path / "any.schema.json"
     schema.write_text("{}")
-    done = subprocess.run([sys.executable, "-m", "edge_et.cli.main", "run", "--bundle", str(tiny_llava_ov["onnx"]),
-                           "--image", str(sample_image), "-q", "x", "--json-schema", str(schema)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
-    assert done.returncode == 2 and "cannot constrain" in done.stderr and done.stderr.count("\n") == 1
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge_et.cli.main",
+            "run",
+            "--bundle",
+            str(tiny_llava_ov["onnx"]),
+            "--image",
+            str(sample_image),
+            "-q",
+            "x",
+            "--json-schema",
+            str(schema),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert (
+        done.returncode == 2 and "cannot constrain" in done.stderr and done.stderr.count("\n") == 1
+    )

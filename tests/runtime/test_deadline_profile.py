@@ -11,11 +11,19 @@ def test_a_faster_profile_gets_a_larger_budget_and_says_it_is_a_prediction(tiny_
     cache_profile(bundle, tmp_path)  # measured here: 100 tok/s at 10 GB/s
 
     def pick(profile):
-        return choose_think_budget(bundle, 20.0, cache=tmp_path, extract_tokens=64, answer_tokens=32,
-                                   max_budget=8192, device_profile=profile)
+        return choose_think_budget(
+            bundle,
+            20.0,
+            cache=tmp_path,
+            extract_tokens=64,
+            answer_tokens=32,
+            max_budget=8192,
+            device_profile=profile,
+        )
+
     here, _ = pick(None)
-    pi, pi_info = pick("raspberry-pi-5-8gb")      # 17.1 GB/s
-    galaxy, galaxy_info = pick("galaxy-s22")      # 51.2 GB/s
+    pi, pi_info = pick("raspberry-pi-5-8gb")  # 17.1 GB/s
+    galaxy, galaxy_info = pick("galaxy-s22")  # 51.2 GB/s
     assert here < pi < galaxy
     label = galaxy_info["speed"]["prediction"]
     assert label["prediction_for"] == "galaxy-s22" and label["factors"]["bandwidth"] == 5.12

@@ -40,6 +40,7 @@ def test_boost_applies_only_after_95_percent_of_the_budget():
 def test_natural_close_is_not_forced_and_answer_follows():
     def script(step, context):
         return {1: OPEN, 2: SPACE, 3: CLOSE, 4: NL, 5: ANSWER_B}.get(step, EOS)
+
     model = ScriptedModel(script)
     model.start(prompt="x")
     out = think_then_answer(model, sampling=GREEDY, think_budget=50, answer_budget=10)
@@ -70,8 +71,9 @@ def test_streaming_sink_receives_every_piece_in_order():
     model = ScriptedModel(lambda step, ctx: {1: OPEN, 2: CLOSE, 3: ANSWER_B}.get(step, EOS))
     model.start(prompt="x")
     pieces = []
-    out = think_then_answer(model, sampling=GREEDY, think_budget=10, answer_budget=5,
-                            on_text=pieces.append)
+    out = think_then_answer(
+        model, sampling=GREEDY, think_budget=10, answer_budget=5, on_text=pieces.append
+    )
     assert "".join(pieces) == out.text == "<think></think>Answer: B"
 
 
@@ -86,9 +88,12 @@ def test_ignore_eos_runs_to_the_exact_length():
 def test_ignore_eos_thinks_exactly_the_budget_then_answers_exactly():
     def script(step, ctx):
         return {1: OPEN, 2: CLOSE}.get(step, EOS)  # would close at once and stop
+
     model = ScriptedModel(script)
     model.start(prompt="x")
-    out = think_then_answer(model, sampling=GREEDY, think_budget=12, answer_budget=5, ignore_eos=True)
+    out = think_then_answer(
+        model, sampling=GREEDY, think_budget=12, answer_budget=5, ignore_eos=True
+    )
     generated = model.context[3:]
     assert out.stats.think_tokens == 12 and out.stats.think_forced is True
     assert generated[11] == CLOSE and generated.count(CLOSE) == 1

@@ -36,18 +36,22 @@ def test_every_candidate_is_measured_and_the_choice_is_saved(tuned):
         # the choice is the default unless a candidate beat it in every trial, by the margin
         best = min(sweep["candidates"], key=lambda c: c["ratio_to_default"])
         want = best if best["ratio_to_default"] < 1 - image_tuning.MARGIN else default
-        assert sweep["chosen"] == want["settings"]   # one trial: every trial is the median
+        assert sweep["chosen"] == want["settings"]  # one trial: every trial is the median
     assert record["chosen"]["vision_threads"] == record["vision"]["chosen"]["vision_threads"]
-    assert image_tuning.tuned_prefill(bundle, root=root) == PrefillSettings.from_json(record["chosen"])
+    assert image_tuning.tuned_prefill(bundle, root=root) == PrefillSettings.from_json(
+        record["chosen"]
+    )
 
 
 @pytest.mark.slow
-def test_the_pipeline_opens_the_perception_model_with_the_kept_settings(tiny_bundle, sample_image,
-                                                                        tmp_path, monkeypatch):
+def test_the_pipeline_opens_the_perception_model_with_the_kept_settings(
+    tiny_bundle, sample_image, tmp_path, monkeypatch
+):
     monkeypatch.setenv("EDGE_ET_CACHE", str(tmp_path))
     bundle = Bundle.load(tiny_bundle)
-    kept = PrefillSettings(n_batch=2048, n_ubatch=256, flash_attn=True, vision_flash="off",
-                           vision_threads=1)
+    kept = PrefillSettings(
+        n_batch=2048, n_ubatch=256, flash_attn=True, vision_flash="off", vision_threads=1
+    )
     image_tuning.save_tuning(bundle, {"chosen": kept.to_json()})
     with Pipeline(bundle, residency="swap") as pipeline:
         pipeline.load()
@@ -56,8 +60,9 @@ def test_the_pipeline_opens_the_perception_model_with_the_kept_settings(tiny_bun
 
 def test_a_speed_measured_again_keeps_the_tuning(tiny_bundle, tmp_path, monkeypatch):
     bundle = Bundle.load(tiny_bundle)
-    image_tuning.save_tuning(bundle, {"chosen": PrefillSettings(flash_attn=True).to_json()},
-                             root=tmp_path)
+    image_tuning.save_tuning(
+        bundle, {"chosen": PrefillSettings(flash_attn=True).to_json()}, root=tmp_path
+    )
     monkeypatch.setattr("edge_et.runtime.deadline.measure_speed", lambda *a, **k: {"measured": 1})
     profile, source, path = device_speed(bundle, root=tmp_path)
     assert source == "measured" and profile == {"measured": 1}
@@ -67,11 +72,14 @@ def test_a_speed_measured_again_keeps_the_tuning(tiny_bundle, tmp_path, monkeypa
 
 def test_damaged_or_foreign_entries_fall_back_to_the_defaults(tiny_bundle, tmp_path):
     bundle = Bundle.load(tiny_bundle)
-    assert image_tuning.tuned_prefill(bundle, root=tmp_path) is None   # never tuned
+    assert image_tuning.tuned_prefill(bundle, root=tmp_path) is None  # never tuned
     path = speed_file(bundle, root=tmp_path)
-    for damaged in ["{not json", json.dumps({"format": "other/1", "image_path": {}}),
-                    json.dumps({"format": "edge-et.speed/1", "image_path": {"chosen": {"n_ubatch": 4096}}}),
-                    json.dumps({"format": "edge-et.speed/1", "image_path": {"chosen": "fast"}})]:
+    for damaged in [
+        "{not json",
+        json.dumps({"format": "other/1", "image_path": {}}),
+        json.dumps({"format": "edge-et.speed/1", "image_path": {"chosen": {"n_ubatch": 4096}}}),
+        json.dumps({"format": "edge-et.speed/1", "image_path": {"chosen": "fast"}}),
+    ]:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(damaged)
         assert image_tuning.tuned_prefill(bundle, root=tmp_path) is None
@@ -79,7 +87,9 @@ def test_damaged_or_foreign_entries_fall_back_to_the_defaults(tiny_bundle, tmp_p
         PrefillSettings.from_json({"vision_flash": "sometimes"})
 
 
-def test_only_a_llama_cpp_perception_model_with_an_mmproj_is_tuned(tiny_bundle, sample_image, tmp_path):
+def test_only_a_llama_cpp_perception_model_with_an_mmproj_is_tuned(
+    tiny_bundle, sample_image, tmp_path
+):
     bundle = Bundle.load(tiny_bundle)
     with pytest.raises(InputError, match="at least one trial"):
         image_tuning.tune_image_path(bundle, load_image(sample_image), trials=0, root=tmp_path)
@@ -89,12 +99,20 @@ def test_only_a_llama_cpp_perception_model_with_an_mmproj_is_tuned(tiny_bundle, 
 
 
 def test_a_candidate_must_win_every_trial_not_just_the_median():
-    default, lucky, steady, close = (PrefillSettings(), PrefillSettings(flash_attn=True),
-                                     PrefillSettings(n_batch=2048), PrefillSettings(n_ubatch=256))
-    seconds = {default: [212.0, 95.3], lucky: [250.9, 50.7], steady: [190.0, 85.0],
-               close: [205.0, 93.0]}
+    default, lucky, steady, close = (
+        PrefillSettings(),
+        PrefillSettings(flash_attn=True),
+        PrefillSettings(n_batch=2048),
+        PrefillSettings(n_ubatch=256),
+    )
+    seconds = {
+        default: [212.0, 95.3],
+        lucky: [250.9, 50.7],
+        steady: [190.0, 85.0],
+        close: [205.0, 93.0],
+    }
     decided = image_tuning.decide(seconds, default)
-    assert decided["ratios"][lucky] < decided["ratios"][steady]   # the lower median...
-    assert decided["chosen"] == steady                            # ...lost one trial
+    assert decided["ratios"][lucky] < decided["ratios"][steady]  # the lower median...
+    assert decided["chosen"] == steady  # ...lost one trial
     del seconds[steady]
-    assert image_tuning.decide(seconds, default)["chosen"] == default   # close: under the margin
+    assert image_tuning.decide(seconds, default)["chosen"] == default  # close: under the margin

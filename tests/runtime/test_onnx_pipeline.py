@@ -22,10 +22,13 @@ QUESTION = "What is left of the square?\nA. circle\nB. star\nC. tree\nD. car"
 # penalty (llama.cpp's sampler on one side, edge-et's numpy one on the other) keeps the random
 # models from repeating one token, so the texts compared are varied.
 _STEP = {"temperature": 0.0, "repeat_penalty": 4.0}
-GREEDY = {"extract": {**_STEP, "max_tokens": 24}, "caption": {**_STEP, "max_tokens": 24},
-          "direct": {**_STEP, "max_tokens": 12},
-          "think": {**_STEP, "budget": 24, "answer_budget": 12},
-          "reason": {**_STEP, "max_tokens": 24}}
+GREEDY = {
+    "extract": {**_STEP, "max_tokens": 24},
+    "caption": {**_STEP, "max_tokens": 24},
+    "direct": {**_STEP, "max_tokens": 12},
+    "think": {**_STEP, "budget": 24, "answer_budget": 12},
+    "reason": {**_STEP, "max_tokens": 24},
+}
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +46,15 @@ def _answers(bundle_dir: Path, mode: str, image: Path) -> dict:
     bundle.decoding = GREEDY
     with Pipeline(bundle) as pipeline:
         result = pipeline.run(image, QUESTION, RunOptions(mode=mode, seed=0))
-    return {"extraction": result.extraction, "reasoning": result.reasoning,
-            "answer": result.answer,
-            "tokens": {name: stage.generated_tokens + stage.forced_tokens
-                       for name, stage in result.stages.items()}}
+    return {
+        "extraction": result.extraction,
+        "reasoning": result.reasoning,
+        "answer": result.answer,
+        "tokens": {
+            name: stage.generated_tokens + stage.forced_tokens
+            for name, stage in result.stages.items()
+        },
+    }
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -83,8 +91,9 @@ def _twin_picture(arch: str, sample_image: Path, out: Path) -> Path:
     return out / "picture.png"
 
 
-@pytest.mark.parametrize("arch", ["qwen2", "llama", "gemma3_text", "llava-ov-qwen2", "qwen2vl",
-                                  "qwen25vl", "idefics3"])
+@pytest.mark.parametrize(
+    "arch", ["qwen2", "llama", "gemma3_text", "llava-ov-qwen2", "qwen2vl", "qwen25vl", "idefics3"]
+)
 def test_other_architectures_agree_with_their_gguf_twins(arch, tmp_path, sample_image):
     from export import archs
     from export.tiny.onnx import tiny_onnx
@@ -99,28 +108,52 @@ def test_other_architectures_agree_with_their_gguf_twins(arch, tmp_path, sample_
         bundle.decoding = GREEDY
         with Pipeline(bundle) as pipeline:
             if role == "reasoning":
-                result = pipeline.reason_over("A red circle is left of a blue square.", QUESTION,
-                                              RunOptions(seed=0))
+                result = pipeline.reason_over(
+                    "A red circle is left of a blue square.", QUESTION, RunOptions(seed=0)
+                )
                 outputs.append(result.reasoning)
             else:
-                outputs.append(pipeline.run(sample_image, QUESTION,
-                                            RunOptions(mode="extract", seed=0)).extraction)
+                outputs.append(
+                    pipeline.run(
+                        sample_image, QUESTION, RunOptions(mode="extract", seed=0)
+                    ).extraction
+                )
     assert outputs[0] == outputs[1] and len(set(outputs[0])) > 5
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edge_et.cli.main", *args], capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "edge_et.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_cli_runs_an_onnx_bundle_and_reports_its_stages(bundles, sample_image):
-    done = _cli("run", "--bundle", str(bundles["onnx"]), "--image", str(sample_image),
-                "--question", QUESTION, "--think-budget", "16", "--answer-budget", "8",
-                "--seed", "0", "--json")
+    done = _cli(
+        "run",
+        "--bundle",
+        str(bundles["onnx"]),
+        "--image",
+        str(sample_image),
+        "--question",
+        QUESTION,
+        "--think-budget",
+        "16",
+        "--answer-budget",
+        "8",
+        "--seed",
+        "0",
+        "--json",
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["stages"]["extract"]["image_encode_s"] > 0
-    assert result["stages"]["think"]["generated_tokens"] + result["stages"]["think"]["forced_tokens"] <= 24
+    assert (
+        result["stages"]["think"]["generated_tokens"] + result["stages"]["think"]["forced_tokens"]
+        <= 24
+    )
 
 
 def test_info_and_plan_read_onnx_stages(bundles):
@@ -137,20 +170,48 @@ def test_info_and_plan_read_onnx_stages(bundles):
 
 def test_run_device_picks_a_provider_with_cpu_fallback(bundles, sample_image):
     """An NPU this onnxruntime lacks: one warning line, the run still answers on the CPU."""
-    done = _cli("run", "--bundle", str(bundles["onnx"]), "--image", str(sample_image),
-                "--question", QUESTION, "--mode", "extract", "--device", "qnn", "--seed", "0", "--json")
+    done = _cli(
+        "run",
+        "--bundle",
+        str(bundles["onnx"]),
+        "--image",
+        str(sample_image),
+        "--question",
+        QUESTION,
+        "--mode",
+        "extract",
+        "--device",
+        "qnn",
+        "--seed",
+        "0",
+        "--json",
+    )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["stages"]["extract"]["image_encode_s"] > 0  # it ran, image and all
+    assert (
+        json.loads(done.stdout)["stages"]["extract"]["image_encode_s"] > 0
+    )  # it ran, image and all
     warnings = [line for line in done.stderr.splitlines() if "QNNExecutionProvider" in line]
     assert len(warnings) == 1 and "running on the CPU" in warnings[0]
 
 
 def test_onnx_providers_are_refused_for_llama_cpp_stages(bundles, sample_image):
-    for command in (("plan", "--bundle", str(bundles["gguf"])),
-                    ("run", "--bundle", str(bundles["gguf"]), "--image", str(sample_image),
-                     "--question", QUESTION)):
+    for command in (
+        ("plan", "--bundle", str(bundles["gguf"])),
+        (
+            "run",
+            "--bundle",
+            str(bundles["gguf"]),
+            "--image",
+            str(sample_image),
+            "--question",
+            QUESTION,
+        ),
+    ):
         done = _cli(*command, "--device", "coreml")
         assert done.returncode == 2 and "ONNX Runtime provider" in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
     done = _cli("plan", "--bundle", str(bundles["onnx"]), "--device", "tpu")
-    assert done.returncode == 2 and "choose one of: cpu, cuda, coreml, qnn, nnapi, dml, xnnpack" in done.stderr
+    assert (
+        done.returncode == 2
+        and "choose one of: cpu, cuda, coreml, qnn, nnapi, dml, xnnpack" in done.stderr
+    )

@@ -19,7 +19,7 @@ def _sizes(bundle):
 def test_budget_between_the_larger_stage_and_both_swaps_at_full_quality(tiny_bundle):
     bundle = Bundle.load(tiny_bundle)
     sizes = _sizes(bundle)
-    budget = BASELINE + max(sizes.values())    # one at a time fits exactly; both do not
+    budget = BASELINE + max(sizes.values())  # one at a time fits exactly; both do not
     result = plan_bundle(bundle, mem_budget=budget, baseline=BASELINE)
     assert result.decision == "swap"
     assert all(fp.kv_type == "f16" for fp in result.stages.values())

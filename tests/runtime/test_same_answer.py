@@ -33,13 +33,21 @@ QUESTIONS = [
     "What colour is the circle?\nA. red\nB. green\nC. blue\nD. yellow",
 ]
 # The paper's sampling (thinking: 0.6 / 0.95), short so a tiny model's run takes a moment.
-TINY_DECODING = {"extract": {"max_tokens": 32}, "think": {"budget": 40, "answer_budget": 8},
-                 "reason": {"max_tokens": 40}}
+TINY_DECODING = {
+    "extract": {"max_tokens": 32},
+    "think": {"budget": 40, "answer_budget": 8},
+    "reason": {"max_tokens": 40},
+}
 
 
 def in_fresh_process(request: dict) -> dict:
-    done = subprocess.run([sys.executable, "-m", "tests.helpers.fresh_run", json.dumps(request)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.helpers.fresh_run", json.dumps(request)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.splitlines()[-1])
 
@@ -62,12 +70,25 @@ def assert_order_free(requests: list[dict], bundle: str, decoding: dict | None) 
     assert len({json.dumps(o) for o in forward}) == len(requests)  # the requests do differ
 
 
-def requests_for(bundle: Path, image: Path | None, *, seed: int = 3, decoding=TINY_DECODING,
-                 descriptions: list[str] | None = None) -> list[dict]:
-    return [{"bundle": str(bundle), "image": str(image) if image else None, "question": q,
-             "seed": seed, "decoding": decoding,
-             "description": descriptions[i] if descriptions else None}
-            for i, q in enumerate(QUESTIONS)]
+def requests_for(
+    bundle: Path,
+    image: Path | None,
+    *,
+    seed: int = 3,
+    decoding=TINY_DECODING,
+    descriptions: list[str] | None = None,
+) -> list[dict]:
+    return [
+        {
+            "bundle": str(bundle),
+            "image": str(image) if image else None,
+            "question": q,
+            "seed": seed,
+            "decoding": decoding,
+            "description": descriptions[i] if descriptions else None,
+        }
+        for i, q in enumerate(QUESTIONS)
+    ]
 
 
 def test_kept_heads_give_the_logits_of_a_fresh_start(demo_reasoner):
@@ -80,16 +101,20 @@ def test_kept_heads_give_the_logits_of_a_fresh_start(demo_reasoner):
     from edge_et.core.chat import render_user_turn
     from edge_et.core.prompts import reasoning_heads, reasoning_prompt
 
-    model = llama.LlamaCppModel(model_path=str(demo_reasoner / "reasoning.Q4_K_M.gguf"),
-                                n_ctx=2048, n_threads=2)
+    model = llama.LlamaCppModel(
+        model_path=str(demo_reasoner / "reasoning.Q4_K_M.gguf"), n_ctx=2048, n_threads=2
+    )
 
     def start(description: str, question: str, *, only_first: bool = False):
-        prompt = render_user_turn(model.chat_template, reasoning_prompt(
-            description, question, step_by_step=True), bos_text=model.bos_text,
-            eos_text=model.eos_text)
-        heads = reasoning_heads(description)[:1 if only_first else 2]
+        prompt = render_user_turn(
+            model.chat_template,
+            reasoning_prompt(description, question, step_by_step=True),
+            bos_text=model.bos_text,
+            eos_text=model.eos_text,
+        )
+        heads = reasoning_heads(description)[: 1 if only_first else 2]
         at = prompt.find(heads[-1])
-        return model.start_with_heads(prompt=prompt, heads=[prompt[:at + len(h)] for h in heads])
+        return model.start_with_heads(prompt=prompt, heads=[prompt[: at + len(h)] for h in heads])
 
     def logits() -> bytes:
         return np.array(model._last_logits(), copy=True).tobytes()  # noqa: SLF001 - the probe
@@ -143,8 +168,12 @@ def demo_reasoner(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("demo-reasoner")
     model, _ = reasoner_gguf()
     name = place(model, folder, "reasoning.Q4_K_M.gguf")
-    write_bundle(folder, name="demo-reasoner", decoding=DEMO_DECODING,
-                 reasoning=Stage(folder / name, n_ctx=4096, thinking=False))
+    write_bundle(
+        folder,
+        name="demo-reasoner",
+        decoding=DEMO_DECODING,
+        reasoning=Stage(folder / name, n_ctx=4096, thinking=False),
+    )
     Bundle.load(folder)
     return folder
 
@@ -155,6 +184,7 @@ PAPER_REASONING = {"reason": {"temperature": 0.7, "top_p": 0.8, "max_tokens": 64
 
 
 def test_the_demo_reasoner_answers_do_not_depend_on_order_or_process(demo_reasoner):
-    requests = requests_for(demo_reasoner, None, seed=0, decoding=PAPER_REASONING,
-                            descriptions=DESCRIPTIONS)
+    requests = requests_for(
+        demo_reasoner, None, seed=0, decoding=PAPER_REASONING, descriptions=DESCRIPTIONS
+    )
     assert_order_free(requests, str(demo_reasoner), PAPER_REASONING)

@@ -36,5 +36,5 @@ def test_lookup_changes_no_greedy_output_and_reports_its_counts(pipeline, sample
 def test_bad_modes_are_one_line_errors(pipeline, sample_image):
     with pytest.raises(InputError, match="unknown --speculative"):
         pipeline.run(sample_image, QUESTION, RunOptions(speculative="turbo", **GREEDY))
-    with pytest.raises(InputError, match="token list differs"):   # tiny Qwen2-VL vs tiny Qwen3
+    with pytest.raises(InputError, match="token list differs"):  # tiny Qwen2-VL vs tiny Qwen3
         pipeline.run(sample_image, QUESTION, RunOptions(speculative="draft", **GREEDY))

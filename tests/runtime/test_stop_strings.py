@@ -2,14 +2,15 @@
 cut, and a stream never shows a stop string or a part of one."""
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edge_et.core.decoding import Sampling
 from edge_et.errors import InputError
 from edge_et.runtime.answer_cue import reason_with_answer_cue
 from edge_et.runtime.generation import generate, think_then_answer
 from edge_et.runtime.stop_strings import MAX_STOPS, StopWatch, check_stops, cut_at_stop
-from tests.helpers.fakes import A, ANSWER_B, B, CLOSE, EOS, NL, OPEN, SPACE, ScriptedModel
+from tests.helpers.fakes import ANSWER_B, CLOSE, EOS, NL, OPEN, SPACE, A, B, ScriptedModel
 
 GREEDY = Sampling()
 
@@ -47,20 +48,25 @@ def test_a_thinking_model_s_thought_is_never_cut_only_its_answer():
 def test_without_stop_strings_the_text_is_unchanged():
     tokens = (OPEN, A, CLOSE, NL, ANSWER_B)
     plain = think_then_answer(scripted(*tokens), sampling=GREEDY, think_budget=50, answer_budget=9)
-    stopped = think_then_answer(scripted(*tokens), sampling=GREEDY, think_budget=50, answer_budget=9,
-                                stops=["zzz"])
+    stopped = think_then_answer(
+        scripted(*tokens), sampling=GREEDY, think_budget=50, answer_budget=9, stops=["zzz"]
+    )
     assert plain.text == stopped.text == "<think>a</think>\nAnswer: B"
     assert plain.stop_reason == stopped.stop_reason == "eos"
 
 
 def test_an_instruct_reasoner_stopped_by_the_caller_gets_no_answer_cue():
     model = scripted(A, SPACE, B, SPACE, A)
-    out = reason_with_answer_cue(model, sampling=GREEDY, max_tokens=50, answer_budget=5, stops=["b"])
+    out = reason_with_answer_cue(
+        model, sampling=GREEDY, max_tokens=50, answer_budget=5, stops=["b"]
+    )
     assert out.text == "a " and out.stop_reason == "stop_string" and out.stats.answer_cued is False
 
 
-@pytest.mark.parametrize("stops, message", [
-    (["a"] * (MAX_STOPS + 1), "at most"), ([""], "non-empty"), (["x" * 600], "characters long")])
+@pytest.mark.parametrize(
+    "stops, message",
+    [(["a"] * (MAX_STOPS + 1), "at most"), ([""], "non-empty"), (["x" * 600], "characters long")],
+)
 def test_bad_stop_strings_are_refused_in_one_line(stops, message):
     with pytest.raises(InputError, match=message):
         check_stops(stops)
@@ -71,8 +77,10 @@ def test_one_string_is_one_stop_string_as_in_openai():
     assert check_stops(["x", "y", "x"]) == ("x", "y")
 
 
-@given(st.lists(st.text("ab\n", min_size=1, max_size=4), min_size=1, max_size=3),
-       st.lists(st.text("ab\n", max_size=5), max_size=12))
+@given(
+    st.lists(st.text("ab\n", min_size=1, max_size=4), min_size=1, max_size=3),
+    st.lists(st.text("ab\n", max_size=5), max_size=12),
+)
 def test_the_stream_cuts_where_a_whole_text_search_after_each_piece_would(stops, pieces):
     """However the text is split into pieces, what is passed on is what searching the whole
     text after each piece gives (the earliest stop string once one has appeared), and no

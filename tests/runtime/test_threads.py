@@ -17,12 +17,21 @@ from edge_et.runtime.pipeline import Pipeline, RunOptions
 from tests.helpers.fresh_run import outcome
 
 pytestmark = pytest.mark.slow
-DECODING = {"extract": {"max_tokens": 24}, "caption": {"max_tokens": 24},
-            "direct": {"max_tokens": 8}, "think": {"budget": 24, "answer_budget": 6}}
-QUESTIONS = ["What is left of the square?\nA. circle\nB. star",
-             "How many shapes are there?\nA. 1\nB. 2"]
-REQUESTS = [(mode, question) for mode in ("extract", "extract-think", "caption-think", "direct")
-            for question in QUESTIONS]
+DECODING = {
+    "extract": {"max_tokens": 24},
+    "caption": {"max_tokens": 24},
+    "direct": {"max_tokens": 8},
+    "think": {"budget": 24, "answer_budget": 6},
+}
+QUESTIONS = [
+    "What is left of the square?\nA. circle\nB. star",
+    "How many shapes are there?\nA. 1\nB. 2",
+]
+REQUESTS = [
+    (mode, question)
+    for mode in ("extract", "extract-think", "caption-think", "direct")
+    for question in QUESTIONS
+]
 
 
 def pipeline_of(tiny_bundle) -> Pipeline:
@@ -50,7 +59,9 @@ def test_eight_threads_on_one_pipeline_give_the_sequential_results(tiny_bundle, 
     assert len({str(v) for v in sequential.values()}) >= 3  # not one outcome for every request
 
 
-def test_a_caller_that_will_not_wait_is_refused_while_another_thread_runs(tiny_bundle, sample_image):
+def test_a_caller_that_will_not_wait_is_refused_while_another_thread_runs(
+    tiny_bundle, sample_image
+):
     with pipeline_of(tiny_bundle) as pipeline:
         holding, release = threading.Event(), threading.Event()
 
@@ -58,6 +69,7 @@ def test_a_caller_that_will_not_wait_is_refused_while_another_thread_runs(tiny_b
             with pipeline.model_lock.held():
                 holding.set()
                 release.wait(60)
+
         holder = threading.Thread(target=hold)
         holder.start()
         try:
@@ -65,7 +77,9 @@ def test_a_caller_that_will_not_wait_is_refused_while_another_thread_runs(tiny_b
             with pytest.raises(PipelineBusy, match="another request"):
                 pipeline.run(sample_image, QUESTIONS[0], mode="extract", seed=1, wait=False)
             with pytest.raises(PipelineBusy):
-                list(pipeline.stream(sample_image, QUESTIONS[0], mode="extract", seed=1, wait=False))
+                list(
+                    pipeline.stream(sample_image, QUESTIONS[0], mode="extract", seed=1, wait=False)
+                )
         finally:
             release.set()
             holder.join()

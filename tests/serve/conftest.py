@@ -75,16 +75,29 @@ def data_uri(path: Path) -> str:
 
 
 def chat_body(image_url: str, question: str = QUESTION, **extra) -> dict:
-    return {"model": "tiny-test", "messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": image_url}},
-        {"type": "text", "text": question}]}], **extra}
+    return {
+        "model": "tiny-test",
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": image_url}},
+                    {"type": "text", "text": question},
+                ],
+            }
+        ],
+        **extra,
+    }
 
 
 def long_stream(served, sample_image, opened: threading.Event, stop: threading.Event):
     """A long streamed run that reads until `stop`, then leaves (closes the connection)."""
     with served.client() as client:
-        with client.stream("POST", "/v1/chat/completions",
-                           json=chat_body(data_uri(sample_image), stream=True, **LONG)) as response:
+        with client.stream(
+            "POST",
+            "/v1/chat/completions",
+            json=chat_body(data_uri(sample_image), stream=True, **LONG),
+        ) as response:
             last = ""
             for line in response.iter_lines():
                 if "reasoning_content" in line:
@@ -119,23 +132,50 @@ def served(served_bundle, sample_image, tmp_path_factory) -> Served:
     media.mkdir()
     (media / "sample.png").write_bytes(sample_image.read_bytes())
     (folder / "secret.png").write_bytes(sample_image.read_bytes())
-    with start_server(served_bundle, folder, "--max-queue", str(MAX_QUEUE), "--max-body",
-                      str(MAX_BODY), "--allow-media-dir", str(media),
-                      "--cors-origin", CORS_ORIGIN) as server:
+    with start_server(
+        served_bundle,
+        folder,
+        "--max-queue",
+        str(MAX_QUEUE),
+        "--max-body",
+        str(MAX_BODY),
+        "--allow-media-dir",
+        str(media),
+        "--cors-origin",
+        CORS_ORIGIN,
+    ) as server:
         server.media_dir = media
         yield server
 
 
 @contextmanager
-def start_server(bundle: Path | None, folder: Path, *options: str,
-                 env: dict[str, str] | None = None, key: str | None = KEY) -> Iterator[Served]:
+def start_server(
+    bundle: Path | None,
+    folder: Path,
+    *options: str,
+    env: dict[str, str] | None = None,
+    key: str | None = KEY,
+) -> Iterator[Served]:
     """`edge-et serve` on `bundle` (None: the bundles home's, `env` may name it) in a
     subprocess on a free port, once /health says 200 (`key` None: a server without an API key)."""
     port, log = free_port(), folder / f"server-{time.monotonic_ns()}.log"
-    command = [sys.executable, "-m", "edge_et.cli.main", "serve",
-               *(["--bundle", str(bundle)] if bundle is not None else []),
-               "--port", str(port), "--threads", "1", "--keep-alive", "-1",
-               "--log-level", "warning", *(("--api-key", key) if key else ()), *options]
+    command = [
+        sys.executable,
+        "-m",
+        "edge_et.cli.main",
+        "serve",
+        *(["--bundle", str(bundle)] if bundle is not None else []),
+        "--port",
+        str(port),
+        "--threads",
+        "1",
+        "--keep-alive",
+        "-1",
+        "--log-level",
+        "warning",
+        *(("--api-key", key) if key else ()),
+        *options,
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     with open(log, "wb") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)

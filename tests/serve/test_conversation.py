@@ -38,9 +38,14 @@ def fresh_picture(tmp_path, colour) -> str:
 
 def test_a_text_only_turn_is_answered_by_the_reasoner(client):
     reply = client.chat.completions.create(
-        model="tiny-test", seed=1, messages=[{"role": "system", "content": "Answer briefly."},
-                                             {"role": "user", "content": "What is two plus two?"}],
-        extra_body={"edge_et": {"return_prompt": True}})
+        model="tiny-test",
+        seed=1,
+        messages=[
+            {"role": "system", "content": "Answer briefly."},
+            {"role": "user", "content": "What is two plus two?"},
+        ],
+        extra_body={"edge_et": {"return_prompt": True}},
+    )
     extension = reply.model_extra["edge_et"]
     assert extension["mode"] == "chat" and extension["image_sha256"] is None
     assert reply.choices[0].message.model_extra["extraction"] is None
@@ -51,22 +56,41 @@ def test_a_text_only_turn_is_answered_by_the_reasoner(client):
     assert "Description:" not in prompt  # no picture, no paper prompt
 
 
-def test_three_turns_about_one_picture_encode_it_once_and_keep_the_history(served, client, tmp_path):
+def test_three_turns_about_one_picture_encode_it_once_and_keep_the_history(
+    served, client, tmp_path
+):
     picture = fresh_picture(tmp_path, (20, 180, 40))
     misses = served.metric("edge_et_cache_total", cache="embedding", result="miss")
-    questions = ["What color is the square?", "Where is it in the picture?", "Is it bigger than the margin?"]
-    messages = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": picture}},
-                                             {"type": "text", "text": questions[0]}]}]
+    questions = [
+        "What color is the square?",
+        "Where is it in the picture?",
+        "Is it bigger than the margin?",
+    ]
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "image_url", "image_url": {"url": picture}},
+                {"type": "text", "text": questions[0]},
+            ],
+        }
+    ]
     replies = []
     for turn, question in enumerate(questions):
         if turn:
             messages.append({"role": "user", "content": question})
-        reply = client.chat.completions.create(model="tiny-test", seed=7, messages=messages,
-                                               extra_body={"edge_et": {"return_prompt": True}})
+        reply = client.chat.completions.create(
+            model="tiny-test",
+            seed=7,
+            messages=messages,
+            extra_body={"edge_et": {"return_prompt": True}},
+        )
         replies.append(reply)
         # the client keeps the answer; the extraction is left out: the server makes it again
         messages.append({"role": "assistant", "content": reply.choices[0].message.content})
-    cached = [reply.model_extra["timings"]["stages"]["extract"]["image_cached"] for reply in replies]
+    cached = [
+        reply.model_extra["timings"]["stages"]["extract"]["image_cached"] for reply in replies
+    ]
     assert cached == [False, True, True]
     assert served.metric("edge_et_cache_total", cache="embedding", result="miss") == misses + 1
     third = replies[2].model_extra["edge_et"]["conversation"]
@@ -79,19 +103,37 @@ def test_three_turns_about_one_picture_encode_it_once_and_keep_the_history(serve
     assert "Description: " + first_extraction + "\nQuestion: " + questions[0] in prompt
     assert first_answer.strip() and first_answer in prompt
     assert replies[2].usage.prompt_tokens > replies[0].usage.prompt_tokens
-    assert prompt.count("You are an excellent text-based reasoning expert.") == 1  # the current turn's
+    assert (
+        prompt.count("You are an excellent text-based reasoning expert.") == 1
+    )  # the current turn's
     assert replies[0].model_extra["edge_et"]["conversation"] is None  # one turn: the paper's prompt
 
 
 def test_an_echoed_extraction_is_used_as_it_is(client, sample_image):
     picture = data_uri(sample_image)
-    messages = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": picture}},
-                                             {"type": "text", "text": "What is there?"}]},
-                {"role": "assistant", "content": "A circle.", "extraction": "A GREEN CIRCLE ON WHITE.",
-                 "reasoning_content": "(echoed, not used)", "refusal": None},
-                {"role": "user", "content": "And its color?"}]
-    reply = client.chat.completions.create(model="tiny-test", seed=2, messages=messages,
-                                           extra_body={"edge_et": {"return_prompt": True}})
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "image_url", "image_url": {"url": picture}},
+                {"type": "text", "text": "What is there?"},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": "A circle.",
+            "extraction": "A GREEN CIRCLE ON WHITE.",
+            "reasoning_content": "(echoed, not used)",
+            "refusal": None,
+        },
+        {"role": "user", "content": "And its color?"},
+    ]
+    reply = client.chat.completions.create(
+        model="tiny-test",
+        seed=2,
+        messages=messages,
+        extra_body={"edge_et": {"return_prompt": True}},
+    )
     prompt = reply.model_extra["edge_et"]["conversation"]["prompt"]
     assert "Description: A GREEN CIRCLE ON WHITE.\nQuestion: What is there?" in prompt
     assert "A circle." in prompt and "(echoed, not used)" not in prompt
@@ -113,14 +155,30 @@ def test_the_oldest_turns_are_dropped_first_and_the_reply_says_so(small_context,
     client = small_context
     picture = data_uri(sample_image)
     long_answer = "word " * 100  # each earlier turn over 100 tokens; the context is 1,024
-    messages = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": picture}},
-                                             {"type": "text", "text": "first question"}]}]
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "image_url", "image_url": {"url": picture}},
+                {"type": "text", "text": "first question"},
+            ],
+        }
+    ]
     for index in range(15):
-        messages += [{"role": "assistant", "content": f"answer {index} " + long_answer,
-                      "extraction": f"extraction {index}"},
-                     {"role": "user", "content": f"question {index + 1}"}]
-    reply = client.chat.completions.create(model="tiny-test", seed=2, messages=messages,
-                                           extra_body={"edge_et": {"return_prompt": True}})
+        messages += [
+            {
+                "role": "assistant",
+                "content": f"answer {index} " + long_answer,
+                "extraction": f"extraction {index}",
+            },
+            {"role": "user", "content": f"question {index + 1}"},
+        ]
+    reply = client.chat.completions.create(
+        model="tiny-test",
+        seed=2,
+        messages=messages,
+        extra_body={"edge_et": {"return_prompt": True}},
+    )
     conversation = reply.model_extra["edge_et"]["conversation"]
     assert conversation["dropped"] > 0 and conversation["turns"] + conversation["dropped"] == 15
     assert "answer 14 " in conversation["prompt"] and "answer 0 " not in conversation["prompt"]
@@ -142,14 +200,25 @@ def schemas(count: int, rng: random.Random) -> list[dict]:
     ]
     out = []
     for _ in range(count):
-        names = rng.sample(["answer", "color", "count", "present", "label", "where", "why"],
-                           rng.randint(1, 4))
+        names = rng.sample(
+            ["answer", "color", "count", "present", "label", "where", "why"], rng.randint(1, 4)
+        )
         properties = {name: rng.choice(leaves)() for name in names}
         if rng.random() < 0.3:
-            properties["box"] = {"type": "object", "additionalProperties": False, "required": ["x", "y"],
-                                 "properties": {"x": {"type": "integer"}, "y": {"type": "integer"}}}
-        out.append({"type": "object", "properties": properties, "required": list(properties),
-                    "additionalProperties": False})
+            properties["box"] = {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["x", "y"],
+                "properties": {"x": {"type": "integer"}, "y": {"type": "integer"}},
+            }
+        out.append(
+            {
+                "type": "object",
+                "properties": properties,
+                "required": list(properties),
+                "additionalProperties": False,
+            }
+        )
     return out
 
 
@@ -160,28 +229,66 @@ def test_json_schema_replies_parse_against_the_schema_on_50_requests(client, sam
         if index % 5 == 4:  # a text-only turn is constrained the same way
             messages = [{"role": "user", "content": f"Describe request {index} as JSON."}]
         else:
-            messages = [{"role": "user", "content": [
-                {"type": "image_url", "image_url": {"url": picture}},
-                {"type": "text", "text": f"Fill the fields ({index})."}]}]
+            messages = [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image_url", "image_url": {"url": picture}},
+                        {"type": "text", "text": f"Fill the fields ({index})."},
+                    ],
+                }
+            ]
         reply = client.chat.completions.create(
-            model="tiny-test", seed=rng.randrange(2**31), temperature=rng.choice([0.0, 0.7, 1.0]),
-            messages=messages, max_tokens=600,
-            response_format={"type": "json_schema", "json_schema": {"name": f"s{index}", "schema": schema}})
+            model="tiny-test",
+            seed=rng.randrange(2**31),
+            temperature=rng.choice([0.0, 0.7, 1.0]),
+            messages=messages,
+            max_tokens=600,
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": f"s{index}", "schema": schema},
+            },
+        )
         choice = reply.choices[0]
         assert choice.finish_reason == "stop", (schema, choice.message.content)
         jsonschema.validate(json.loads(choice.message.content), schema)
 
 
 def test_json_object_streams_json_after_a_free_thought(client, sample_image):
-    chunks = list(client.chat.completions.create(
-        model="tiny-test", seed=4, stream=True, max_tokens=200,
-        messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": data_uri(sample_image)}},
-                                               {"type": "text", "text": "As JSON, please."}]}],
-        response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {
-            "type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}}}))
+    chunks = list(
+        client.chat.completions.create(
+            model="tiny-test",
+            seed=4,
+            stream=True,
+            max_tokens=200,
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image_url", "image_url": {"url": data_uri(sample_image)}},
+                        {"type": "text", "text": "As JSON, please."},
+                    ],
+                }
+            ],
+            response_format={
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "x",
+                    "schema": {
+                        "type": "object",
+                        "properties": {"ok": {"type": "boolean"}},
+                        "required": ["ok"],
+                    },
+                },
+            },
+        )
+    )
     content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    thought = "".join((c.choices[0].delta.model_extra or {}).get("reasoning_content") or ""
-                      for c in chunks if c.choices)
+    thought = "".join(
+        (c.choices[0].delta.model_extra or {}).get("reasoning_content") or ""
+        for c in chunks
+        if c.choices
+    )
     assert json.loads(content)["ok"] in (True, False)
     assert thought and not thought.lstrip().startswith("{")  # the thought was not constrained
 
@@ -189,8 +296,13 @@ def test_json_object_streams_json_after_a_free_thought(client, sample_image):
 def test_a_schema_the_grammar_cannot_take_is_a_400(client, sample_image):
     with pytest.raises(openai.BadRequestError) as refused:
         client.chat.completions.create(
-            model="tiny-test", messages=[{"role": "user", "content": "x"}],
-            response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "bogus"}}})
+            model="tiny-test",
+            messages=[{"role": "user", "content": "x"}],
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "x", "schema": {"type": "bogus"}},
+            },
+        )
     assert refused.value.body["param"] == "response_format"
     assert refused.value.body["code"] == "unsupported_response_format"
 
@@ -203,9 +315,22 @@ def test_image_detail_low_is_one_small_look(client, tmp_path):
     tokens = {}
     for detail in ("high", "low"):
         reply = client.chat.completions.create(
-            model="tiny-test", seed=1, messages=[{"role": "user", "content": [
-                {"type": "image_url", "image_url": {"url": data_uri(path), "detail": detail}},
-                {"type": "text", "text": "What is there?"}]}], extra_body={"edge_et": {"mode": "extract"}})
+            model="tiny-test",
+            seed=1,
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "image_url",
+                            "image_url": {"url": data_uri(path), "detail": detail},
+                        },
+                        {"type": "text", "text": "What is there?"},
+                    ],
+                }
+            ],
+            extra_body={"edge_et": {"mode": "extract"}},
+        )
         assert reply.model_extra["edge_et"]["image_detail"] == detail
         tokens[detail] = reply.model_extra["timings"]["stages"]["extract"]["prompt_tokens"]
     assert tokens["low"] * 3 < tokens["high"], tokens  # Qwen2-VL: a small pixel cap
@@ -214,9 +339,22 @@ def test_image_detail_low_is_one_small_look(client, tmp_path):
 def test_a_think_budget_of_0_puts_the_whole_reply_in_content(client, sample_image):
     # at budget 0 the template writes an empty thought into the prompt: the text is the answer
     reply = client.chat.completions.create(
-        model="tiny-test", seed=3, max_tokens=40, messages=[{"role": "user", "content": "Say A."}],
+        model="tiny-test",
+        seed=3,
+        max_tokens=40,
+        messages=[{"role": "user", "content": "Say A."}],
         extra_body={"edge_et": {"think_budget": 0}},
-        response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": {
-            "type": "object", "properties": {"a": {"type": "boolean"}}, "required": ["a"]}}})
+        response_format={
+            "type": "json_schema",
+            "json_schema": {
+                "name": "a",
+                "schema": {
+                    "type": "object",
+                    "properties": {"a": {"type": "boolean"}},
+                    "required": ["a"],
+                },
+            },
+        },
+    )
     assert json.loads(reply.choices[0].message.content)["a"] in (True, False)
     assert not reply.choices[0].message.model_extra["reasoning_content"]

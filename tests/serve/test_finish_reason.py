@@ -38,21 +38,32 @@ def client(served) -> openai.OpenAI:
 
 def test_an_answer_cut_by_max_tokens_finishes_with_length_whole_and_streamed(client, sample_image):
     messages = chat_body(data_uri(sample_image), QUESTION)["messages"]
-    whole = client.chat.completions.create(model="tiny-test", messages=messages, max_tokens=1, seed=2)
+    whole = client.chat.completions.create(
+        model="tiny-test", messages=messages, max_tokens=1, seed=2
+    )
     assert whole.choices[0].finish_reason == "length"
     assert whole.usage.completion_tokens_details.reasoning_tokens == 6  # the thought, then 1 token
-    chunks = list(client.chat.completions.create(model="tiny-test", messages=messages, max_tokens=1,
-                                                 seed=2, stream=True))
-    finals = [chunk.choices[0].finish_reason for chunk in chunks if chunk.choices
-              and chunk.choices[0].finish_reason]
+    chunks = list(
+        client.chat.completions.create(
+            model="tiny-test", messages=messages, max_tokens=1, seed=2, stream=True
+        )
+    )
+    finals = [
+        chunk.choices[0].finish_reason
+        for chunk in chunks
+        if chunk.choices and chunk.choices[0].finish_reason
+    ]
     assert finals == ["length"]
 
 
 def test_a_cached_extraction_keeps_the_stop_reason_it_was_written_with(client, sample_image):
     """`extract` mode replies with the perception text: the short bundle cuts it at 8 tokens,
     and a second request served from the extraction cache says so too."""
-    body = {"model": "tiny-test", "messages": chat_body(data_uri(sample_image))["messages"],
-            "extra_body": {"edge_et": {"mode": "extract", "hint": "finish reason probe"}}}
+    body = {
+        "model": "tiny-test",
+        "messages": chat_body(data_uri(sample_image))["messages"],
+        "extra_body": {"edge_et": {"mode": "extract", "hint": "finish reason probe"}},
+    }
     first, cached = (client.chat.completions.create(**body) for _ in range(2))
     assert cached.model_extra["edge_et"]["extraction_cached"] is True
     assert first.choices[0].finish_reason == cached.choices[0].finish_reason == "length"
@@ -65,30 +76,46 @@ def scripted(script, n_ctx=10_000) -> ScriptedModel:
 
 
 def reply_of(stats: edge_et.StageStats) -> edge_et.Result:
-    return edge_et.Result(mode="extract-think", question="q", reasoning="r", stages={"think": stats})
+    return edge_et.Result(
+        mode="extract-think", question="q", reasoning="r", stages={"think": stats}
+    )
 
 
-@pytest.mark.parametrize(("script", "budgets", "finish"), [
-    # closes its thought, answers, ends: stop
-    ({1: OPEN, 2: CLOSE, 3: ANSWER_B}, (50, 10), "stop"),
-    # thought forced closed by the budget (the method, not a cut), then the answer ends: stop
-    ({1: OPEN, 5: CLOSE, 6: ANSWER_B}, (3, 10), "stop"),
-    # answers past the answer budget: length
-    ({1: OPEN, 2: CLOSE}, (50, 2), "length"),
-])
+@pytest.mark.parametrize(
+    ("script", "budgets", "finish"),
+    [
+        # closes its thought, answers, ends: stop
+        ({1: OPEN, 2: CLOSE, 3: ANSWER_B}, (50, 10), "stop"),
+        # thought forced closed by the budget (the method, not a cut), then the answer ends: stop
+        ({1: OPEN, 5: CLOSE, 6: ANSWER_B}, (3, 10), "stop"),
+        # answers past the answer budget: length
+        ({1: OPEN, 2: CLOSE}, (50, 2), "length"),
+    ],
+)
 def test_a_thinking_models_stop_reason_maps_to_finish_reason(script, budgets, finish):
     def step(n, _context):
         return script.get(n, EOS if finish == "stop" and n > max(script) else SPACE)
+
     stats = edge_et.StageStats()
-    think_then_answer(scripted(step), sampling=Sampling(), think_budget=budgets[0],
-                      answer_budget=budgets[1], stats=stats)
+    think_then_answer(
+        scripted(step),
+        sampling=Sampling(),
+        think_budget=budgets[0],
+        answer_budget=budgets[1],
+        stats=stats,
+    )
     assert finish_reason(reply_of(stats)) == finish, stats.stop_reason
 
 
 def test_a_full_context_is_length():
     stats = edge_et.StageStats()
-    think_then_answer(scripted(lambda n, _: SPACE, n_ctx=8), sampling=Sampling(), think_budget=50,
-                      answer_budget=5, stats=stats)
+    think_then_answer(
+        scripted(lambda n, _: SPACE, n_ctx=8),
+        sampling=Sampling(),
+        think_budget=50,
+        answer_budget=5,
+        stats=stats,
+    )
     assert stats.stop_reason == "context_full" and finish_reason(reply_of(stats)) == "length"
 
 
@@ -97,11 +124,18 @@ def test_an_instruct_reasoning_cut_before_its_answer_cue_is_still_length():
         if CUE not in context:
             return A
         return [SPACE_B, NL][min(len(context) - context.index(CUE) - 1, 1)]
+
     cut, whole = edge_et.StageStats(), edge_et.StageStats()
-    reason_with_answer_cue(scripted(after_cue), sampling=Sampling(), max_tokens=4,
-                           answer_budget=4, stats=cut)
-    reason_with_answer_cue(scripted(lambda n, _: [A, NL, ANSWER_B, EOS][min(n, 4) - 1]),
-                           sampling=Sampling(), max_tokens=10, answer_budget=4, stats=whole)
+    reason_with_answer_cue(
+        scripted(after_cue), sampling=Sampling(), max_tokens=4, answer_budget=4, stats=cut
+    )
+    reason_with_answer_cue(
+        scripted(lambda n, _: [A, NL, ANSWER_B, EOS][min(n, 4) - 1]),
+        sampling=Sampling(),
+        max_tokens=10,
+        answer_budget=4,
+        stats=whole,
+    )
     assert cut.answer_cued and cut.stop_reason == "max_tokens"
     assert finish_reason(reply_of(cut)) == "length"
     assert whole.stop_reason == "eos" and finish_reason(reply_of(whole)) == "stop"

@@ -37,8 +37,12 @@ def listing(server) -> dict:
 
 def loaded(server) -> set[str]:
     """The bundle roles whose model is loaded, as 'alpha.perception', ..."""
-    return {f"{card['id']}.{role}" for card in listing(server)["data"]
-            for role, stage in card["edge_et"]["stages"].items() if stage["loaded"]}
+    return {
+        f"{card['id']}.{role}"
+        for card in listing(server)["data"]
+        for role, stage in card["edge_et"]["stages"].items()
+        if stage["loaded"]
+    }
 
 
 def pair_budget(home, folder) -> tuple[int, dict]:
@@ -48,34 +52,73 @@ def pair_budget(home, folder) -> tuple[int, dict]:
         figures = listing(server)
     stages = figures["data"][0]["edge_et"]["stages"]
     sizes = {role: stage["bytes"] for role, stage in stages.items()}
-    budget = figures["edge_et"]["memory"]["baseline_bytes"] + sum(sizes.values()) + min(sizes.values()) // 2
+    budget = (
+        figures["edge_et"]["memory"]["baseline_bytes"]
+        + sum(sizes.values())
+        + min(sizes.values()) // 2
+    )
     return budget, sizes
 
 
 def ps(server, *options: str):
     """`edge-et ps` against `server`: the parsed JSON with --json, else the text."""
-    done = subprocess.run(check=False, args=[sys.executable, "-m", "edge_et.cli.main", "ps", "--url", server.url,
-                           "--api-key", KEY, *options], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "80"})
+    done = subprocess.run(
+        check=False,
+        args=[
+            sys.executable,
+            "-m",
+            "edge_et.cli.main",
+            "ps",
+            "--url",
+            server.url,
+            "--api-key",
+            KEY,
+            *options,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "80"},
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout) if "--json" in options else done.stdout
 
 
 def ask(client: openai.OpenAI, model: str, image: str, seed: int, **extra):
-    return client.chat.completions.create(model=model, seed=seed, messages=[{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": image}}, {"type": "text", "text": QUESTION}]}],
-        **extra)
+    return client.chat.completions.create(
+        model=model,
+        seed=seed,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": image}},
+                    {"type": "text", "text": QUESTION},
+                ],
+            }
+        ],
+        **extra,
+    )
 
 
-def test_three_bundles_share_one_budget_lru_and_one_copy_of_the_shared_reasoner(home, sample_image, tmp_path):
+def test_three_bundles_share_one_budget_lru_and_one_copy_of_the_shared_reasoner(
+    home, sample_image, tmp_path
+):
     budget, sizes = pair_budget(home, tmp_path)
     image = data_uri(sample_image)
-    with start_server(None, tmp_path, "--mem-budget", str(budget), env={"EDGE_ET_BUNDLES": str(home)}) as server:
+    with start_server(
+        None, tmp_path, "--mem-budget", str(budget), env={"EDGE_ET_BUNDLES": str(home)}
+    ) as server:
         assert [card["id"] for card in listing(server)["data"]] == list(NAMES)
         assert loaded(server) == set()  # several bundles: nothing loads before it is asked for
         shared = {m["model"]: m for m in listing(server)["edge_et"]["models"]}
-        assert len(shared) == 5  # 3 perception models, 2 reasoning files: alpha's and beta's are one
-        assert [m["bundles"] for m in shared.values() if len(m["bundles"]) > 1] == [["alpha", "beta"]]
+        assert (
+            len(shared) == 5
+        )  # 3 perception models, 2 reasoning files: alpha's and beta's are one
+        assert [m["bundles"] for m in shared.values() if len(m["bundles"]) > 1] == [
+            ["alpha", "beta"]
+        ]
         client = openai.OpenAI(base_url=server.url + "/v1", api_key=KEY, max_retries=0)
         first = {name: ask(client, name, image, seed=7) for name in ("alpha",)}
 
@@ -87,7 +130,13 @@ def test_three_bundles_share_one_budget_lru_and_one_copy_of_the_shared_reasoner(
         assert reasoner["loads"] == 1 and reasoner["evictions"] == 0
 
         # a new hint: the extraction cache would otherwise answer without the perception model
-        ask(client, "alpha", image, seed=1, extra_body={"edge_et": {"mode": "extract", "hint": "the shapes"}})
+        ask(
+            client,
+            "alpha",
+            image,
+            seed=1,
+            extra_body={"edge_et": {"mode": "extract", "hint": "the shapes"}},
+        )
         # beta's perception was used before the reasoner in beta's run: it goes, not the reasoner
         # (which was loaded first: a first-loaded-first-out policy would unload it)
         assert loaded(server) == {"alpha.perception", "alpha.reasoning", "beta.reasoning"}
@@ -106,8 +155,15 @@ def test_three_bundles_share_one_budget_lru_and_one_copy_of_the_shared_reasoner(
                 for turn in range(3):
                     answers[name].append(ask(client, name, image, seed=7))
                     # a new hint each time: the perception model runs (and loads) too
-                    fresh.append(ask(client, name, image, seed=turn,
-                                     extra_body={"edge_et": {"hint": f"{name} {turn}"}}))
+                    fresh.append(
+                        ask(
+                            client,
+                            name,
+                            image,
+                            seed=turn,
+                            extra_body={"edge_et": {"hint": f"{name} {turn}"}},
+                        )
+                    )
             except BaseException as error:  # noqa: BLE001 - reported below
                 failures.append(error)
 
@@ -121,11 +177,17 @@ def test_three_bundles_share_one_budget_lru_and_one_copy_of_the_shared_reasoner(
             assert len(answers[name]) == 3
             for reply in answers[name]:
                 assert reply.model == name
-                assert reply.choices[0].message.model_extra["extraction"] == \
-                    first[name].choices[0].message.model_extra["extraction"]
-                assert reply.choices[0].message.model_extra["reasoning_content"] == \
-                    first[name].choices[0].message.model_extra["reasoning_content"]
-        assert len(fresh) == 9 and all(reply.choices[0].message.content is not None for reply in fresh)
+                assert (
+                    reply.choices[0].message.model_extra["extraction"]
+                    == first[name].choices[0].message.model_extra["extraction"]
+                )
+                assert (
+                    reply.choices[0].message.model_extra["reasoning_content"]
+                    == first[name].choices[0].message.model_extra["reasoning_content"]
+                )
+        assert len(fresh) == 9 and all(
+            reply.choices[0].message.content is not None for reply in fresh
+        )
         assert server.metric("edge_et_completions_total", outcome="error") == 0
 
         health = httpx.get(server.url + "/health", timeout=10).json()
@@ -134,7 +196,9 @@ def test_three_bundles_share_one_budget_lru_and_one_copy_of_the_shared_reasoner(
         assert memory["used_bytes"] <= memory["room_bytes"]
         assert memory["peak_rss_bytes"] <= budget, (memory, sizes)  # the process's own VmHWM
         assert set(health["models"]) == set(NAMES)
-        assert all(health["models"][name]["loads"] >= 2 for name in NAMES)  # both its models, once at least
+        assert all(
+            health["models"][name]["loads"] >= 2 for name in NAMES
+        )  # both its models, once at least
         assert health["models"]["alpha"]["evictions"] >= 1
         for name in NAMES:
             assert server.metric("edge_et_bundle_queue_depth", bundle=name) == 0
@@ -158,12 +222,15 @@ def test_an_unknown_model_is_a_404_naming_the_served_ones(home, sample_image, tm
         assert error["code"] == "model_not_found" and "alpha, beta, gamma" in error["message"]
 
 
-def test_a_bundle_larger_than_the_budget_is_refused_at_once_with_the_figures(home, sample_image, tmp_path):
+def test_a_bundle_larger_than_the_budget_is_refused_at_once_with_the_figures(
+    home, sample_image, tmp_path
+):
     budget, sizes = pair_budget(home, tmp_path)
     baseline = budget - sum(sizes.values()) - min(sizes.values()) // 2
     too_small = baseline + 2**20  # 1 MiB after the runtime: no model fits, even degraded
-    with start_server(None, tmp_path, "--mem-budget", str(too_small),
-                      env={"EDGE_ET_BUNDLES": str(home)}) as server:
+    with start_server(
+        None, tmp_path, "--mem-budget", str(too_small), env={"EDGE_ET_BUNDLES": str(home)}
+    ) as server:
         client = openai.OpenAI(base_url=server.url + "/v1", api_key=KEY, max_retries=0)
         with pytest.raises(openai.BadRequestError) as raised:
             ask(client, "alpha", data_uri(sample_image), seed=1)
@@ -186,21 +253,37 @@ def test_the_page_picks_the_bundle(browser, home, sample_image, tmp_path):  # no
         assert browser.find_element(By.ID, "model").text == "gamma"
         browser.find_element(By.ID, "image").send_keys(str(sample_image))
         browser.find_element(By.ID, "go").click()
-        wait.until(lambda page: page.find_element(By.ID, "status").text.startswith(("done", "error")))
+        wait.until(
+            lambda page: page.find_element(By.ID, "status").text.startswith(("done", "error"))
+        )
         assert browser.find_element(By.ID, "status").text.startswith("done")
         assert loaded(server) == {"gamma.perception", "gamma.reasoning"}  # gamma answered
 
 
 def test_an_empty_bundles_home_is_one_line_and_exit_code_2(tmp_path):
-    done = subprocess.run(check=False, args=[sys.executable, "-m", "edge_et.cli.main", "serve", "--port", "0"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), "EDGE_ET_BUNDLES": str(tmp_path)})
+    done = subprocess.run(
+        check=False,
+        args=[sys.executable, "-m", "edge_et.cli.main", "serve", "--port", "0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "EDGE_ET_BUNDLES": str(tmp_path)},
+    )
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "no bundle to serve" in done.stderr and str(tmp_path) in done.stderr
 
 
 def test_ps_without_a_server_is_one_line_and_exit_code_2():
-    done = subprocess.run(check=False, args=[sys.executable, "-m", "edge_et.cli.main", "ps", "--url", "http://127.0.0.1:9"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert done.returncode == 2 and done.stderr.startswith("error: no edge-et server answers"), done.stderr
+    done = subprocess.run(
+        check=False,
+        args=[sys.executable, "-m", "edge_et.cli.main", "ps", "--url", "http://127.0.0.1:9"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 2 and done.stderr.startswith("error: no edge-et server answers"), (
+        done.stderr
+    )

@@ -18,12 +18,20 @@ DRIVER = shutil.which("chromedriver")
 @pytest.fixture(scope="module")
 def browser():
     if not (CHROMIUM and DRIVER):
-        pytest.skip("chromium and chromium-driver are not installed (make test installs them with apt-get)")
+        pytest.skip(
+            "chromium and chromium-driver are not installed (make test installs them with apt-get)"
+        )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,1400"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1100,1400",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
     yield driver
@@ -55,8 +63,10 @@ def test_the_page_streams_extraction_reasoning_answer_and_timings(browser, serve
     shown = browser.find_element(By.ID, "reasoning").text
     assert shown.strip()
     assert browser.find_element(By.ID, "answer").text.startswith("Answer:")
-    stages = [row.get_attribute("data-stage")
-              for row in browser.find_elements(By.CSS_SELECTOR, "#timings tbody tr")]
+    stages = [
+        row.get_attribute("data-stage")
+        for row in browser.find_elements(By.CSS_SELECTOR, "#timings tbody tr")
+    ]
     assert "think" in stages and ("extract" in stages), stages
     assert (ARTIFACTS / "serve-page.png").stat().st_size > 10_000
     assert shown.strip() == _same_request_by_api(browser, served, sample_image)
@@ -72,21 +82,28 @@ def _same_request_by_api(browser, served, sample_image) -> str:
     question = browser.find_element(By.ID, "question").get_attribute("value")
     client = openai.OpenAI(base_url=served.url + "/v1", api_key=served.key)
     reply = client.chat.completions.create(
-        model="tiny-test", messages=messages(data_uri(sample_image), question), seed=SEED,
-        extra_body={"edge_et": {"mode": "extract-think", "think_budget": BUDGET}})
+        model="tiny-test",
+        messages=messages(data_uri(sample_image), question),
+        seed=SEED,
+        extra_body={"edge_et": {"mode": "extract-think", "think_budget": BUDGET}},
+    )
     return reply.choices[0].message.model_extra["reasoning_content"]
 
 
 def _drop_picture(browser, path: Path) -> None:
     """Drop the picture file on the page's drop zone, as a user dragging it from a folder."""
     import base64
-    browser.execute_script("""
+
+    browser.execute_script(
+        """
         const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));
         const transfer = new DataTransfer();
         transfer.items.add(new File([bytes], "dropped.png", { type: "image/png" }));
         const zone = document.getElementById("drop");
         zone.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
-    """, base64.b64encode(path.read_bytes()).decode())
+    """,
+        base64.b64encode(path.read_bytes()).decode(),
+    )
 
 
 def _ask(browser, question: str, wait_s: float = 60) -> str:
@@ -99,13 +116,17 @@ def _ask(browser, question: str, wait_s: float = 60) -> str:
     turns = len(browser.find_elements(By.CSS_SELECTOR, "#conversation li"))
     browser.find_element(By.ID, "go").click()
     WebDriverWait(browser, wait_s).until(
-        lambda page: page.find_element(By.ID, "status").text.startswith("error")
-        or len(page.find_elements(By.CSS_SELECTOR, "#conversation li")) > turns)
+        lambda page: (
+            page.find_element(By.ID, "status").text.startswith("error")
+            or len(page.find_elements(By.CSS_SELECTOR, "#conversation li")) > turns
+        )
+    )
     return browser.find_element(By.ID, "status").text
 
 
-def test_the_page_holds_a_conversation_about_a_dropped_picture_and_a_json_reply(browser, served,
-                                                                                 sample_image):
+def test_the_page_holds_a_conversation_about_a_dropped_picture_and_a_json_reply(
+    browser, served, sample_image
+):
     import json
 
     from selenium.webdriver.common.by import By
@@ -118,13 +139,22 @@ def test_the_page_holds_a_conversation_about_a_dropped_picture_and_a_json_reply(
     assert _ask(browser, "What color is the circle?").startswith("done")
     # a follow-up without a picture: about the same one, whose embeddings are cached
     assert _ask(browser, "And where is it?").startswith("done")
-    stages = {row.get_attribute("data-stage"): row.text
-              for row in browser.find_elements(By.CSS_SELECTOR, "#timings tbody tr")}
+    stages = {
+        row.get_attribute("data-stage"): row.text
+        for row in browser.find_elements(By.CSS_SELECTOR, "#timings tbody tr")
+    }
     assert "cached" in stages["extract"], stages
     browser.find_element(By.CSS_SELECTOR, "#schema-box summary").click()
-    browser.find_element(By.ID, "schema").send_keys(json.dumps(
-        {"type": "object", "properties": {"color": {"enum": ["red", "green", "blue"]}},
-         "required": ["color"], "additionalProperties": False}))
+    browser.find_element(By.ID, "schema").send_keys(
+        json.dumps(
+            {
+                "type": "object",
+                "properties": {"color": {"enum": ["red", "green", "blue"]}},
+                "required": ["color"],
+                "additionalProperties": False,
+            }
+        )
+    )
     browser.find_element(By.ID, "budget").send_keys("0")  # think budget 0: the reply comes at once
     browser.find_element(By.ID, "max_tokens").send_keys("200")  # room to close the JSON
     assert _ask(browser, "Reply with the color.").startswith("done")
@@ -139,7 +169,8 @@ def test_the_page_holds_a_conversation_about_a_dropped_picture_and_a_json_reply(
 
 
 def test_an_instruct_reasoners_steps_show_as_reasoning_and_its_last_line_as_the_answer(
-        browser, served_bundle, sample_image, tmp_path):
+    browser, served_bundle, sample_image, tmp_path
+):
     import json
 
     from selenium.webdriver.common.by import By
@@ -160,8 +191,10 @@ def test_an_instruct_reasoners_steps_show_as_reasoning_and_its_last_line_as_the_
         steps = browser.find_element(By.ID, "reasoning").text
         answer = browser.find_element(By.ID, "content").text
         reply = _whole_reply(server, sample_image)
+
     def same(text: str) -> str:  # the browser's text of a <pre> may differ in whitespace
         return " ".join(text.split())
+
     lines = reply.strip().split("\n")
     # the answer cue ends every reply without an answer line: its last line is `Answer: ...`
     assert lines[-1].startswith("Answer:") and len(lines) > 1, reply
@@ -175,6 +208,12 @@ def _whole_reply(server, sample_image) -> str:
     from tests.serve.test_openai_client import data_uri, messages
 
     client = openai.OpenAI(base_url=server.url + "/v1", api_key="none")
-    return client.chat.completions.create(
-        model="instruct", messages=messages(data_uri(sample_image), "What color is the circle?"),
-        seed=SEED).choices[0].message.content
+    return (
+        client.chat.completions.create(
+            model="instruct",
+            messages=messages(data_uri(sample_image), "What color is the circle?"),
+            seed=SEED,
+        )
+        .choices[0]
+        .message.content
+    )

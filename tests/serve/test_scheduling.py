@@ -26,16 +26,20 @@ from tests.serve.conftest import (
 
 @pytest.mark.slow
 def test_swap_runs_queued_requests_stage_by_stage_loading_each_model_once_then_unloads_idle(
-        served_bundle, sample_image, tmp_path):
-    with start_server(served_bundle, tmp_path, "--residency", "swap", "--max-queue", "8",
-                      "--keep-alive", "1s") as server:
+    served_bundle, sample_image, tmp_path
+):
+    with start_server(
+        served_bundle, tmp_path, "--residency", "swap", "--max-queue", "8", "--keep-alive", "1s"
+    ) as server:
         opened, stop = threading.Event(), threading.Event()
         reader = threading.Thread(target=long_stream, args=(server, sample_image, opened, stop))
         reader.start()
         assert opened.wait(60)  # the slot is busy reasoning: what comes now waits in the queue
         # distinct hints: each needs its own extraction (the same hint would hit the cache)
-        waiting = [threading.Thread(target=short_request, args=(server, sample_image, f"hint {i}"))
-                   for i in range(4)]
+        waiting = [
+            threading.Thread(target=short_request, args=(server, sample_image, f"hint {i}"))
+            for i in range(4)
+        ]
         for thread in waiting:
             thread.start()
         deadline = time.monotonic() + 60
@@ -55,21 +59,49 @@ def test_swap_runs_queued_requests_stage_by_stage_loading_each_model_once_then_u
         assert server.metric("edge_et_models_resident") == 0
         assert server.metric("edge_et_model_unloads_total") >= 1
         with server.client() as client:  # and loads it again for the next request
-            assert client.post("/v1/chat/completions", json=chat_body(data_uri(sample_image))).status_code == 200
+            assert (
+                client.post(
+                    "/v1/chat/completions", json=chat_body(data_uri(sample_image))
+                ).status_code
+                == 200
+            )
 
 
 def test_a_non_loopback_address_without_a_key_is_refused_before_binding(served_bundle):
-    command = [sys.executable, "-m", "edge_et.cli.main", "serve", "--bundle", str(served_bundle),
-               "--host", "0.0.0.0", "--port", "0"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    command = [
+        sys.executable,
+        "-m",
+        "edge_et.cli.main",
+        "serve",
+        "--bundle",
+        str(served_bundle),
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "0",
+    ]
+    done = subprocess.run(
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
     assert done.returncode == 2
     assert done.stderr.startswith("error: refusing to listen on 0.0.0.0 without an API key")
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("pieces", [["<think>ab", "c</th", "ink>\n\nB"], ["ab", "c<", "/think>", "B"],
-                                    ["abc</think>B"], ["a", "b", "c", "<", "/", "t", "hink>", "\n", "B"]])
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        ["<think>ab", "c</th", "ink>\n\nB"],
+        ["ab", "c<", "/think>", "B"],
+        ["abc</think>B"],
+        ["a", "b", "c", "<", "/", "t", "hink>", "\n", "B"],
+    ],
+)
 def test_the_thought_splits_at_the_close_tag_however_the_pieces_fall(pieces):
     splitter = ThoughtSplitter(thinking=True)
     parts = [splitter.feed(piece) for piece in pieces]
@@ -80,7 +112,9 @@ def test_the_thought_splits_at_the_close_tag_however_the_pieces_fall(pieces):
 
 
 def test_keep_alive_durations():
-    assert parse_duration("5m") == 300 and parse_duration("30s") == 30 and parse_duration("1h") == 3600
+    assert (
+        parse_duration("5m") == 300 and parse_duration("30s") == 30 and parse_duration("1h") == 3600
+    )
     assert parse_duration("-1") is None and parse_duration("0") == 0
     with pytest.raises(InputError, match="--keep-alive"):
         parse_duration("soon")

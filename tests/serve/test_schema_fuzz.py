@@ -15,7 +15,9 @@ from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 pytestmark = pytest.mark.slow
-EXAMPLES = 20  # per operation and mode: 4 operations x 2 modes, about 20 s on a loaded 2-core machine
+EXAMPLES = (
+    20  # per operation and mode: 4 operations x 2 modes, about 20 s on a loaded 2-core machine
+)
 
 
 @pytest.mark.parametrize("mode", list(GenerationMode), ids=lambda mode: mode.value)
@@ -26,11 +28,17 @@ def test_the_server_keeps_its_schema_and_never_answers_500(served, mode):
     for operation in operations:
         if mode is GenerationMode.NEGATIVE and not len(operation.body):
             continue  # nothing to make invalid in a request without parameters
+
         @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(max_examples=EXAMPLES, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def check(case):
             response = case.call(headers=served.headers, timeout=60)
             assert response.status_code != 500, response.text
             case.validate_response(response, excluded_checks=[positive_data_acceptance])
+
         check()

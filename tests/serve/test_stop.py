@@ -22,28 +22,38 @@ def client(served) -> openai.OpenAI:
 
 def ask(client, sample_image, **extra):
     return client.chat.completions.create(
-        model="tiny-test", messages=chat_body(data_uri(sample_image), QUESTION)["messages"], seed=SEED,
-        extra_body={"edge_et": BUDGETS}, **extra)
+        model="tiny-test",
+        messages=chat_body(data_uri(sample_image), QUESTION)["messages"],
+        seed=SEED,
+        extra_body={"edge_et": BUDGETS},
+        **extra,
+    )
 
 
 def middle_of(text: str) -> str:
     """Two non-space characters from the middle of `text`, as a stop string."""
-    words = [i for i in range(len(text) - 1) if not text[i:i + 2].isspace() and " " not in text[i:i + 2]]
+    words = [
+        i
+        for i in range(len(text) - 1)
+        if not text[i : i + 2].isspace() and " " not in text[i : i + 2]
+    ]
     assert words, f"the reference text {text!r} has no two adjacent non-space characters"
-    return text[words[len(words) // 2]:words[len(words) // 2] + 2]
+    return text[words[len(words) // 2] : words[len(words) // 2] + 2]
 
 
 def test_the_reply_ends_before_the_first_stop_string_whole_and_streamed(client, sample_image):
     reference = ask(client, sample_image).choices[0].message
     stop = middle_of(reference.content)
-    expected = reference.content[:reference.content.find(stop)].strip()
+    expected = reference.content[: reference.content.find(stop)].strip()
 
     whole = ask(client, sample_image, stop=[stop, "never in it \u2603"])
     assert whole.choices[0].message.content == expected
     assert whole.choices[0].finish_reason == "stop"
     assert whole.model_extra["timings"]["stages"]["think"]["stop_reason"] == "stop_string"
-    assert whole.choices[0].message.model_extra["reasoning_content"] == \
-        reference.model_extra["reasoning_content"]
+    assert (
+        whole.choices[0].message.model_extra["reasoning_content"]
+        == reference.model_extra["reasoning_content"]
+    )
 
     chunks = list(ask(client, sample_image, stop=stop, stream=True))
     streamed = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
@@ -80,7 +90,9 @@ class PerceptionOnly:
         self.runs += 1
         text, stopped = cut_at_stop(self.text, check_stops(options.stop))
         result = edge_et.Result(mode=options.mode, question=question, extraction=text.strip())
-        result.stages["extract"] = edge_et.StageStats(stop_reason="stop_string" if stopped else "eos")
+        result.stages["extract"] = edge_et.StageStats(
+            stop_reason="stop_string" if stopped else "eos"
+        )
         return result
 
 
@@ -89,8 +101,12 @@ def test_extract_mode_cuts_the_perception_reply_and_keeps_the_cache_whole(sample
     picture = edge_et.decode_image(sample_image)
 
     def perceive(stop=None) -> Job:
-        job = Job(picture=picture, question="Count the shapes", deliver=lambda event: None,
-                  options=edge_et.RunOptions(mode="extract", hint="the shapes", seed=1, stop=stop))
+        job = Job(
+            picture=picture,
+            question="Count the shapes",
+            deliver=lambda event: None,
+            options=edge_et.RunOptions(mode="extract", hint="the shapes", seed=1, stop=stop),
+        )
         perceive_job(pipeline, job, cache, on_piece=lambda stage: None)
         return job
 

@@ -55,20 +55,30 @@ def _bare_image_prompt(mctx, llm, prompt: str, image: LoadedImage, add_bos: bool
 
     with ExitStack() as scope:
         rgb = np.ascontiguousarray(image.rgb, dtype=np.uint8)
-        bitmap = mtmd.mtmd_bitmap_init(image.width, image.height,
-                                       rgb.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)))
+        bitmap = mtmd.mtmd_bitmap_init(
+            image.width, image.height, rgb.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))
+        )
         scope.callback(mtmd.mtmd_bitmap_free, bitmap)
         chunks = mtmd.mtmd_input_chunks_init()
         scope.callback(mtmd.mtmd_input_chunks_free, chunks)
         text = mtmd.mtmd_input_text()
         encoded = prompt.encode("utf-8")
-        text.text, text.text_len, text.add_special, text.parse_special = encoded, len(encoded), add_bos, True
+        text.text, text.text_len, text.add_special, text.parse_special = (
+            encoded,
+            len(encoded),
+            add_bos,
+            True,
+        )
         bitmaps = (mtmd.mtmd_bitmap_p_ctypes * 1)(bitmap)
         if mtmd.mtmd_tokenize(mctx, chunks, ctypes.byref(text), bitmaps, 1) != 0:
             raise RuntimeError("mtmd_tokenize failed in the bare baseline")
         new_n_past = llama_cpp.llama_pos(0)
-        if mtmd.mtmd_helper_eval_chunks(mctx, llm.ctx, chunks, 0, 0, llm.n_batch, True,
-                                        ctypes.byref(new_n_past)) != 0:
+        if (
+            mtmd.mtmd_helper_eval_chunks(
+                mctx, llm.ctx, chunks, 0, 0, llm.n_batch, True, ctypes.byref(new_n_past)
+            )
+            != 0
+        ):
             raise RuntimeError("mtmd_helper_eval_chunks failed in the bare baseline")
         llm.n_tokens = new_n_past.value
         return int(mtmd.mtmd_helper_get_n_tokens(chunks))
@@ -108,7 +118,9 @@ def bare_sampler(sampling: Sampling, *, n_vocab: int):
     parts = []
     if sampling.repeat_penalty != 1.0:
         # 0.3.36's vendored llama.cpp still takes the vocabulary size first.
-        parts.append(llama_cpp.llama_sampler_init_penalties(n_vocab, 64, sampling.repeat_penalty, 0.0, 0.0))
+        parts.append(
+            llama_cpp.llama_sampler_init_penalties(n_vocab, 64, sampling.repeat_penalty, 0.0, 0.0)
+        )
     if sampling.temperature <= 0:
         parts.append(llama_cpp.llama_sampler_init_greedy())
     else:

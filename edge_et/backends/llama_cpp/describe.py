@@ -26,12 +26,16 @@ def _describe_file(name: str, info: GGUFInfo | None) -> dict:
         "tensors": info.n_tensors,
     }
     if info.architecture == "clip":
-        described["projector"] = info.metadata.get("clip.projector_type") or \
-            info.metadata.get("clip.vision.projector_type")
+        described["projector"] = info.metadata.get("clip.projector_type") or info.metadata.get(
+            "clip.vision.projector_type"
+        )
         described["image_size"] = info.metadata.get("clip.vision.image_size")
     else:
-        described.update(context_length=info.context_length, vocab_size=info.vocab_size,
-                         layers=info.arch_value("block_count"),
-                         hidden_size=info.arch_value("embedding_length"),
-                         chat_template=info.chat_template is not None)
+        described.update(
+            context_length=info.context_length,
+            vocab_size=info.vocab_size,
+            layers=info.arch_value("block_count"),
+            hidden_size=info.arch_value("embedding_length"),
+            chat_template=info.chat_template is not None,
+        )
     return described

@@ -37,9 +37,9 @@ from edge_et.formats.gguf import ARRAY_TYPE, SCALAR_TYPES, GGUFInfo, GGUFReader
 from edge_et.memory.footprint import StageFootprint
 from edge_et.memory.probes import MiB
 
-KV_TYPES = {"f16": (1, 2), "q8_0": (32, 34)}          # elements, bytes per block
-KV_GGML_TYPE = {"f16": 1, "q8_0": 8}                   # llama_cpp type_k / type_v values
-KV_PAD = 256            # llama.cpp pads n_ctx and SWA caches to 256 cells
+KV_TYPES = {"f16": (1, 2), "q8_0": (32, 34)}  # elements, bytes per block
+KV_GGML_TYPE = {"f16": 1, "q8_0": 8}  # llama_cpp type_k / type_v values
+KV_PAD = 256  # llama.cpp pads n_ctx and SWA caches to 256 cells
 F32 = 4
 
 # Measured: llama.cpp context bookkeeping, graph metadata and thread pools (tiny models).
@@ -47,8 +47,8 @@ CONTEXT_FIXED_BYTES = int(5.5 * MiB)
 # Measured: tokenizer tables in llama.cpp plus llama-cpp-python's per-token arrays.
 VOCAB_BYTES_PER_TOKEN = 320
 # Repacked weight types (ggml-cpu repack.cpp: ggml_repack_get_optimal_repack_type).
-_REPACK_X86_AVX2 = frozenset({2, 12, 20, 39})          # Q4_0, Q4_K, IQ4_NL, MXFP4
-_REPACK_X86_AVX512 = frozenset({10})                   # + Q2_K
+_REPACK_X86_AVX2 = frozenset({2, 12, 20, 39})  # Q4_0, Q4_K, IQ4_NL, MXFP4
+_REPACK_X86_AVX512 = frozenset({10})  # + Q2_K
 _REPACK_ARM_DOTPROD = frozenset({2, 12, 13, 14, 20, 39})  # + Q5_K, Q6_K
 
 
@@ -78,7 +78,7 @@ class TextShape:
         return self.n_swa > 0 and layer < len(self.swa_layers) and self.swa_layers[layer]
 
     @classmethod
-    def from_gguf(cls, info: GGUFInfo) -> "TextShape":
+    def from_gguf(cls, info: GGUFInfo) -> TextShape:
         """Read the arch-scoped keys; per-layer arrays (head_count_kv…) are honoured."""
         arrays = read_numeric_arrays(info, [f"{info.architecture}.{k}" for k in _LAYER_KEYS])
         value = lambda key, default=0: _arch(info, arrays, key, default)  # noqa: E731
@@ -86,35 +86,55 @@ class TextShape:
         per_layer = lambda key, default: _per_layer(value(key, default), n_layer)  # noqa: E731
         n_embd = int(value("embedding_length"))
         if n_layer <= 0 or n_embd <= 0:
-            raise BundleError(f"cannot plan memory for '{info.path.name}': its header lacks "
-                              f"{info.architecture}.block_count or .embedding_length")
+            raise BundleError(
+                f"cannot plan memory for '{info.path.name}': its header lacks "
+                f"{info.architecture}.block_count or .embedding_length"
+            )
         n_head = per_layer("attention.head_count", 1)
         head_dim = n_embd // max(max(n_head), 1)
         key_length = int(value("attention.key_length", head_dim))
         value_length = int(value("attention.value_length", head_dim))
         n_swa = int(value("attention.sliding_window", 0))
         return cls(
-            arch=info.architecture, n_layer=n_layer, n_embd=n_embd,
+            arch=info.architecture,
+            n_layer=n_layer,
+            n_embd=n_embd,
             n_vocab=int(value("vocab_size", 0) or info.vocab_size or 0),
-            n_head=n_head, n_head_kv=per_layer("attention.head_count_kv", n_head),
+            n_head=n_head,
+            n_head_kv=per_layer("attention.head_count_kv", n_head),
             n_ff=per_layer("feed_forward_length", 4 * n_embd),
-            key_length=key_length, value_length=value_length,
+            key_length=key_length,
+            value_length=value_length,
             key_length_swa=int(value("attention.key_length_swa", key_length)),
             value_length_swa=int(value("attention.value_length_swa", value_length)),
             n_swa=n_swa,
-            swa_layers=_swa_layers(info.architecture, n_layer, n_swa,
-                                   value("attention.sliding_window_pattern", None)),
+            swa_layers=_swa_layers(
+                info.architecture, n_layer, n_swa, value("attention.sliding_window_pattern", None)
+            ),
         )
 
 
-_LAYER_KEYS = ("attention.head_count", "attention.head_count_kv", "feed_forward_length",
-               "attention.sliding_window_pattern")
+_LAYER_KEYS = (
+    "attention.head_count",
+    "attention.head_count_kv",
+    "feed_forward_length",
+    "attention.sliding_window_pattern",
+)
 # llama.cpp's default SWA patterns per architecture (models/*.cpp: load_swa_pattern(ml, n)):
 # every n-th layer is full attention, the others slide. (n, dense_first)
-SWA_PATTERNS = {"gemma2": (2, False), "gemma3": (6, False), "gemma3n": (5, False),
-                "gemma-embedding": (6, False), "cohere2": (4, False), "llama4": (4, False),
-                "exaone4": (4, False), "olmo2": (4, False), "gpt-oss": (2, False),
-                "plamo3": (8, False), "smallthinker": (4, True)}
+SWA_PATTERNS = {
+    "gemma2": (2, False),
+    "gemma3": (6, False),
+    "gemma3n": (5, False),
+    "gemma-embedding": (6, False),
+    "cohere2": (4, False),
+    "llama4": (4, False),
+    "exaone4": (4, False),
+    "olmo2": (4, False),
+    "gpt-oss": (2, False),
+    "plamo3": (8, False),
+    "smallthinker": (4, True),
+}
 
 
 def _arch(info: GGUFInfo, arrays: dict, key: str, default):
@@ -155,8 +175,10 @@ def read_numeric_arrays(info: GGUFInfo, keys: list[str]) -> dict[str, tuple]:
     if not wanted:
         return {}
     found: dict[str, tuple] = {}
-    with open(info.path, "rb") as handle, \
-            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+    with (
+        open(info.path, "rb") as handle,
+        mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf,
+    ):
         reader = GGUFReader(buf)
         reader.pos = 16
         n_kv = reader.unpack("<Q")
@@ -175,18 +197,25 @@ def read_numeric_arrays(info: GGUFInfo, keys: list[str]) -> dict[str, tuple]:
 
 # -- text model ------------------------------------------------------------------------------
 
-def layer_cells(shape: TextShape, n_ctx: int, *, n_ubatch: int = 512,
-                swa_full: bool = True) -> tuple[int, ...]:
+
+def layer_cells(
+    shape: TextShape, n_ctx: int, *, n_ubatch: int = 512, swa_full: bool = True
+) -> tuple[int, ...]:
     """KV cells per layer: the padded context, or n_swa + n_ubatch (padded) for SWA layers
     unless `swa_full`, which is llama.cpp's default (llama-cpp-python passes it through)."""
     full = _pad(n_ctx, KV_PAD)
     window = min(full, _pad(shape.n_swa + n_ubatch, KV_PAD))
-    return tuple(window if shape.is_swa(i) and not swa_full else full
-                 for i in range(shape.n_layer))
+    return tuple(window if shape.is_swa(i) and not swa_full else full for i in range(shape.n_layer))
 
 
-def kv_bytes(shape: TextShape, n_ctx: int, kv_type: str = "f16", *, n_ubatch: int = 512,
-             swa_full: bool = True) -> int:
+def kv_bytes(
+    shape: TextShape,
+    n_ctx: int,
+    kv_type: str = "f16",
+    *,
+    n_ubatch: int = 512,
+    swa_full: bool = True,
+) -> int:
     """KV cache bytes: Σ layers cells × n_head_kv × (key_length + value_length) × bytes/element."""
     block, size = KV_TYPES[kv_type]
     total = 0
@@ -198,8 +227,15 @@ def kv_bytes(shape: TextShape, n_ctx: int, kv_type: str = "f16", *, n_ubatch: in
     return total
 
 
-def compute_bytes(shape: TextShape, n_ctx: int, *, n_ubatch: int = 512,
-                  flash_attn: bool = False, reserved: bool = False, swa_full: bool = True) -> int:
+def compute_bytes(
+    shape: TextShape,
+    n_ctx: int,
+    *,
+    n_ubatch: int = 512,
+    flash_attn: bool = False,
+    reserved: bool = False,
+    swa_full: bool = True,
+) -> int:
     """Compute memory of the worst ubatch: T = min(n_ubatch, n_ctx) tokens at the end of a full context.
 
     mask   n_kv × T × 4          the KQ mask, a graph input alive through the last layer
@@ -222,8 +258,11 @@ def compute_bytes(shape: TextShape, n_ctx: int, *, n_ubatch: int = 512,
     n_head, n_head_kv, n_ff = max(shape.n_head), max(shape.n_head_kv), max(shape.n_ff)
     mask = sum(masks.values()) * tokens * F32
     attn = 0 if flash_attn else n_kv * tokens * n_head * (F32 if reserved else F32 + 2)
-    qkv = tokens * F32 * (shape.n_embd + n_head * shape.key_length
-                          + 2 * n_head_kv * shape.value_length)
+    qkv = (
+        tokens
+        * F32
+        * (shape.n_embd + n_head * shape.key_length + 2 * n_head_kv * shape.value_length)
+    )
     ffn = tokens * F32 * (3 * n_ff + shape.n_embd)
     out = shape.n_vocab * F32 * (tokens if reserved else 1)
     resid = tokens * F32 * 2 * shape.n_embd
@@ -236,7 +275,9 @@ def overhead_bytes(info: GGUFInfo, shape: TextShape) -> int:
     return header + CONTEXT_FIXED_BYTES + VOCAB_BYTES_PER_TOKEN * shape.n_vocab
 
 
-def cpu_repack_types(machine: str | None = None, flags: frozenset[str] | None = None) -> frozenset[int]:
+def cpu_repack_types(
+    machine: str | None = None, flags: frozenset[str] | None = None
+) -> frozenset[int]:
     """ggml types the CPU backend repacks into a second copy on this machine."""
     machine = (machine or platform.machine()).lower()
     if flags is None:
@@ -256,8 +297,12 @@ def repack_bytes(info: GGUFInfo, types: frozenset[int]) -> int:
     """
     total = 0
     for tensor in info.tensors:
-        if (tensor.ggml_type in types and len(tensor.shape) >= 2 and tensor.shape[1] % 8 == 0
-                and not tensor.name.startswith("token_embd")):
+        if (
+            tensor.ggml_type in types
+            and len(tensor.shape) >= 2
+            and tensor.shape[1] % 8 == 0
+            and not tensor.name.startswith("token_embd")
+        ):
             total += tensor.nbytes or 0
     return total
 
@@ -281,33 +326,52 @@ def layer_bytes(info: GGUFInfo, n_layer: int) -> tuple[tuple[int, ...], int]:
 
 # -- the stage footprint ---------------------------------------------------------------------
 
-def text_footprint(info: GGUFInfo, role: str, n_ctx: int, kv_type: str = "f16", *,
-                   n_ubatch: int = 512, repack_types: frozenset[int] = frozenset(),
-                   swa_full: bool = True) -> StageFootprint:
+
+def text_footprint(
+    info: GGUFInfo,
+    role: str,
+    n_ctx: int,
+    kv_type: str = "f16",
+    *,
+    n_ubatch: int = 512,
+    repack_types: frozenset[int] = frozenset(),
+    swa_full: bool = True,
+) -> StageFootprint:
     """Footprint of a language model at `n_ctx`; a q8_0 cache implies flash attention
     (llama.cpp refuses a quantized V cache without it)."""
     shape = TextShape.from_gguf(info)
     flash = kv_type != "f16"
     layers, output = layer_bytes(info, shape.n_layer)
     return StageFootprint(
-        role=role, n_ctx=_pad(n_ctx, KV_PAD), kv_type=kv_type, flash_attn=flash,
-        weights_bytes=info.tensor_bytes, repack_bytes=repack_bytes(info, repack_types),
+        role=role,
+        n_ctx=_pad(n_ctx, KV_PAD),
+        kv_type=kv_type,
+        flash_attn=flash,
+        weights_bytes=info.tensor_bytes,
+        repack_bytes=repack_bytes(info, repack_types),
         kv_bytes=kv_bytes(shape, n_ctx, kv_type, n_ubatch=n_ubatch, swa_full=swa_full),
-        compute_bytes=compute_bytes(shape, n_ctx, n_ubatch=n_ubatch, flash_attn=flash,
-                                    swa_full=swa_full),
-        overhead_bytes=overhead_bytes(info, shape), layer_weights=layers,
+        compute_bytes=compute_bytes(
+            shape, n_ctx, n_ubatch=n_ubatch, flash_attn=flash, swa_full=swa_full
+        ),
+        overhead_bytes=overhead_bytes(info, shape),
+        layer_weights=layers,
         n_params=sum(math.prod(t.shape) for t in info.tensors),
         output_weights=output,
-        reserved_compute_bytes=compute_bytes(shape, n_ctx, n_ubatch=n_ubatch, flash_attn=flash,
-                                             reserved=True, swa_full=swa_full),
+        reserved_compute_bytes=compute_bytes(
+            shape, n_ctx, n_ubatch=n_ubatch, flash_attn=flash, reserved=True, swa_full=swa_full
+        ),
     )
 
 
-def with_vision(footprint: StageFootprint, mmproj: GGUFInfo, text: GGUFInfo,
-                text_reserve: int) -> StageFootprint:
+def with_vision(
+    footprint: StageFootprint, mmproj: GGUFInfo, text: GGUFInfo, text_reserve: int
+) -> StageFootprint:
     """`footprint` plus the projector: the largest image that leaves `text_reserve` tokens."""
     vision = gguf_vision_shape(mmproj)
     tokens = image_tokens_for(vision, footprint.n_ctx, text_reserve)
     n_embd = TextShape.from_gguf(text).n_embd
-    return replace(footprint, image_tokens=tokens,
-                   mmproj_bytes=mmproj.tensor_bytes + vision_bytes(vision, tokens, n_embd))
+    return replace(
+        footprint,
+        image_tokens=tokens,
+        mmproj_bytes=mmproj.tensor_bytes + vision_bytes(vision, tokens, n_embd),
+    )

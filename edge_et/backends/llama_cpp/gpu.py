@@ -19,8 +19,10 @@ def cuda_vram() -> VRAM | None:
         return None
     if not llama_cpp.llama_supports_gpu_offload():
         return None
-    return ggml_gpu_memory(os.path.join(os.path.dirname(llama_cpp.__file__), "lib")) or \
-        nvidia_smi_memory()
+    return (
+        ggml_gpu_memory(os.path.join(os.path.dirname(llama_cpp.__file__), "lib"))
+        or nvidia_smi_memory()
+    )
 
 
 def ggml_gpu_memory(lib_dir: str) -> VRAM | None:
@@ -34,8 +36,11 @@ def ggml_gpu_memory(lib_dir: str) -> VRAM | None:
         lib.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
         lib.ggml_backend_dev_name.restype = ctypes.c_char_p
         lib.ggml_backend_dev_name.argtypes = [ctypes.c_void_p]
-        lib.ggml_backend_dev_memory.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t),
-                                                ctypes.POINTER(ctypes.c_size_t)]
+        lib.ggml_backend_dev_memory.argtypes = [
+            ctypes.c_void_p,
+            ctypes.POINTER(ctypes.c_size_t),
+            ctypes.POINTER(ctypes.c_size_t),
+        ]
     except (OSError, AttributeError):
         return None
     for index in range(lib.ggml_backend_dev_count()):

@@ -24,8 +24,16 @@ def gbnf(constraint: JsonConstraint) -> str:
         return llama_grammar.JSON_GBNF
     try:
         return llama_grammar.json_schema_to_gbnf(constraint.schema)
-    except (ValueError, KeyError, TypeError, RecursionError, json.JSONDecodeError, AssertionError,
-            NotImplementedError) as error:
-        raise InputError(f"the JSON schema cannot be used to constrain the reply: "
-                         f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-                         ) from None
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        RecursionError,
+        json.JSONDecodeError,
+        AssertionError,
+        NotImplementedError,
+    ) as error:
+        raise InputError(
+            f"the JSON schema cannot be used to constrain the reply: "
+            f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        ) from None

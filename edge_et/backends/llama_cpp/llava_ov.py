@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import ctypes
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
-from typing import Callable
 
 import llama_cpp
 import llama_cpp.mtmd_cpp as mtmd
@@ -33,8 +33,10 @@ class LlavaOvImages:
         self._marker = mtmd.mtmd_default_marker()
         self.view_encodes = 0  # views through mtmd: a picture is several
         if layout.newline.shape != (self._n_embd,):
-            raise BundleError(f"the mmproj's image newline has {layout.newline.shape[0]} values but "
-                              f"the language model is {self._n_embd} wide: mismatched files")
+            raise BundleError(
+                f"the mmproj's image newline has {layout.newline.shape[0]} values but "
+                f"the language model is {self._n_embd} wide: mismatched files"
+            )
 
     # -- image -> embeddings --------------------------------------------------------------
 
@@ -61,8 +63,9 @@ class LlavaOvImages:
     def _image_chunk(self, view: np.ndarray, scope: ExitStack):
         # The view already has the tile size, so mtmd's fixed-size preprocessing only normalises.
         pixels = np.ascontiguousarray(view, dtype=np.uint8)
-        bitmap = mtmd.mtmd_bitmap_init(pixels.shape[1], pixels.shape[0],
-                                       pixels.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)))
+        bitmap = mtmd.mtmd_bitmap_init(
+            pixels.shape[1], pixels.shape[0], pixels.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))
+        )
         if not bitmap:
             raise ModelError("libmtmd refused an image view")
         scope.callback(mtmd.mtmd_bitmap_free, bitmap)
@@ -82,8 +85,15 @@ class LlavaOvImages:
 
     # -- prompt with image ----------------------------------------------------------------
 
-    def start(self, prompt: str, image: LoadedImage, *, add_special: bool,
-              check_fits: Callable[[int], None], cache=None) -> PromptStats:
+    def start(
+        self,
+        prompt: str,
+        image: LoadedImage,
+        *,
+        add_special: bool,
+        check_fits: Callable[[int], None],
+        cache=None,
+    ) -> PromptStats:
         """Feed `prompt` with `image` at its media marker into the (cleared) context.
 
         `cache` (an EmbeddingCache, LlamaCppModel's) skips the encode for a picture seen
@@ -92,8 +102,11 @@ class LlavaOvImages:
         before, _, after = prompt.partition(self._marker.decode("utf-8"))
         head = self._llm.tokenize(before.encode("utf-8"), add_bos=add_special, special=True)
         tail = self._llm.tokenize(after.encode("utf-8"), add_bos=False, special=True)
-        n_image = (self.layout.side ** 2 if image.detail == "low"
-                   else llava_ov.count_tokens(image.height, image.width, self.layout))
+        n_image = (
+            self.layout.side**2
+            if image.detail == "low"
+            else llava_ov.count_tokens(image.height, image.width, self.layout)
+        )
         check_fits(len(head) + n_image + len(tail))  # before spending time on the encode
         started = time.perf_counter()
         # The packed views are one part: the whole picture, so one cache entry holds it all.
@@ -106,10 +119,12 @@ class LlavaOvImages:
         self._llm.eval(head)
         self.decode_embeddings(embeddings, last_logits=not tail)
         self._llm.eval(tail)
-        return PromptStats(prompt_tokens=len(head) + len(embeddings) + len(tail),
-                           prefill_s=time.perf_counter() - encoded,
-                           image_encode_s=0.0 if cached else encoded - started,
-                           image_cached=cached)
+        return PromptStats(
+            prompt_tokens=len(head) + len(embeddings) + len(tail),
+            prefill_s=time.perf_counter() - encoded,
+            image_encode_s=0.0 if cached else encoded - started,
+            image_cached=cached,
+        )
 
     def decode_embeddings(self, embeddings: np.ndarray, *, last_logits: bool = True) -> None:
         """Append embeddings (n, n_embd) to sequence 0 after the current tokens, in batches."""
@@ -118,7 +133,7 @@ class LlavaOvImages:
         batch = llama_cpp.llama_batch_init(n_batch, self._n_embd, 1)
         try:
             for start in range(0, len(embeddings), n_batch):
-                part = embeddings[start:start + n_batch]
+                part = embeddings[start : start + n_batch]
                 final = last_logits and start + len(part) == len(embeddings)
                 self._fill(batch, part, self._llm.n_tokens, final)
                 if llama_cpp.llama_decode(self._llm.ctx, batch) != 0:

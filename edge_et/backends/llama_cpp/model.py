@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import ctypes
 import time
+from collections.abc import Sequence
 from contextlib import ExitStack
-from typing import Sequence
 
 import llama_cpp
 import llama_cpp.mtmd_cpp as mtmd
@@ -39,7 +39,12 @@ from edge_et.backends.llama_cpp.loading import (  # noqa: F401  (KV_TYPES, defau
     load_mmproj,
     load_text,
 )
-from edge_et.backends.llama_cpp.prefix import KeptSegments, evaluate_in_segments, reset, segment_ends
+from edge_et.backends.llama_cpp.prefix import (
+    KeptSegments,
+    evaluate_in_segments,
+    reset,
+    segment_ends,
+)
 from edge_et.backends.llama_cpp.speculative import Speculation, vocab_signature
 from edge_et.core.images import LoadedImage
 from edge_et.errors import BundleError, ModelError
@@ -59,17 +64,28 @@ class LlamaCppModel(CachesImages, ConstrainedSampling, HeadReuse, Speculates):
     with the optional abilities CachesImages, ConstrainedSampling (a JSON constraint as a
     grammar sampler, grammar.py), HeadReuse and Speculates."""
 
-    def __init__(self, *, model_path: str, n_ctx: int, mmproj_path: str | None = None,
-                 n_threads: int | None = None, n_gpu_layers: int = 0, n_batch: int = 512,
-                 kv_type: str | None = None, image_max_tokens: int | None = None,
-                 image_cache_bytes: int = IMAGE_CACHE_BYTES,
-                 prefill: PrefillSettings | None = None, image_cache: EmbeddingCache | None = None):
+    def __init__(
+        self,
+        *,
+        model_path: str,
+        n_ctx: int,
+        mmproj_path: str | None = None,
+        n_threads: int | None = None,
+        n_gpu_layers: int = 0,
+        n_batch: int = 512,
+        kv_type: str | None = None,
+        image_max_tokens: int | None = None,
+        image_cache_bytes: int = IMAGE_CACHE_BYTES,
+        prefill: PrefillSettings | None = None,
+        image_cache: EmbeddingCache | None = None,
+    ):
         # `image_cache`: one shared by instances of the same files (tuning reloads a model
         # under other settings without encoding its picture again).
         self._stack = ExitStack()
         self._pending: list[int] = []
-        self._image_cache = (image_cache if image_cache is not None
-                             else EmbeddingCache(image_cache_bytes))
+        self._image_cache = (
+            image_cache if image_cache is not None else EmbeddingCache(image_cache_bytes)
+        )
         self.image_encodes = 0  # pictures encoded (cache hits excluded)
         self._chunk_encodes = 0
         self._chain = None
@@ -79,8 +95,9 @@ class LlamaCppModel(CachesImages, ConstrainedSampling, HeadReuse, Speculates):
         self._kept = KeptSegments()  # shared heads whose KV state starts the context (prefix.py)
         started = time.perf_counter()
         self.prefill = prefill or PrefillSettings(n_batch=n_batch)
-        self._llm = self._load_text(model_path, n_ctx, n_threads, n_gpu_layers, n_batch, kv_type,
-                                    self.prefill)
+        self._llm = self._load_text(
+            model_path, n_ctx, n_threads, n_gpu_layers, n_batch, kv_type, self.prefill
+        )
         self._stack.callback(self._llm.close)
         self._stack.callback(self._free_chain)
         self._stack.callback(self.set_drafter, None)
@@ -88,8 +105,11 @@ class LlamaCppModel(CachesImages, ConstrainedSampling, HeadReuse, Speculates):
         # llama.cpp pads the context up to a multiple of 256, but llama-cpp-python's token
         # buffer keeps the requested size: the smaller of the two is the real limit.
         self.n_ctx = min(n_ctx, self._llm.n_ctx())
-        self._mtmd = self._load_mmproj(mmproj_path, n_gpu_layers > 0, image_max_tokens) \
-            if mmproj_path else None
+        self._mtmd = (
+            self._load_mmproj(mmproj_path, n_gpu_layers > 0, image_max_tokens)
+            if mmproj_path
+            else None
+        )
         self._llava_ov = self._llava_ov_images(mmproj_path) if mmproj_path else None
         self.load_s = time.perf_counter() - started
         self.chat_template = self._llm.metadata.get("tokenizer.chat_template")
@@ -100,13 +120,25 @@ class LlamaCppModel(CachesImages, ConstrainedSampling, HeadReuse, Speculates):
     # -- loading ------------------------------------------------------------------------
 
     @staticmethod
-    def _load_text(path: str, n_ctx: int, n_threads: int | None, n_gpu_layers: int, n_batch: int,
-                   kv_type: str | None, prefill: PrefillSettings) -> llama_cpp.Llama:
+    def _load_text(
+        path: str,
+        n_ctx: int,
+        n_threads: int | None,
+        n_gpu_layers: int,
+        n_batch: int,
+        kv_type: str | None,
+        prefill: PrefillSettings,
+    ) -> llama_cpp.Llama:
         return load_text(path, n_ctx, n_threads, n_gpu_layers, kv_type, prefill)
 
     def _load_mmproj(self, path: str, use_gpu: bool, image_max_tokens: int | None):
-        ctx = load_mmproj(path, self._llm, use_gpu=use_gpu, image_max_tokens=image_max_tokens,
-                          settings=self.prefill)
+        ctx = load_mmproj(
+            path,
+            self._llm,
+            use_gpu=use_gpu,
+            image_max_tokens=image_max_tokens,
+            settings=self.prefill,
+        )
         self._stack.callback(mtmd.mtmd_free, ctx)
         return ctx
 
@@ -166,8 +198,9 @@ class LlamaCppModel(CachesImages, ConstrainedSampling, HeadReuse, Speculates):
         self._kept = KeptSegments()
 
     def _tokens(self, text: str, prompt: str) -> list[int]:
-        return self._llm.tokenize(text.encode("utf-8"), add_bos=self._add_special(prompt),
-                                  special=True)
+        return self._llm.tokenize(
+            text.encode("utf-8"), add_bos=self._add_special(prompt), special=True
+        )
 
     def start(self, *, prompt: str, image: LoadedImage | None = None) -> PromptStats:
         self._clear()
@@ -192,8 +225,9 @@ class LlamaCppModel(CachesImages, ConstrainedSampling, HeadReuse, Speculates):
         ends = segment_ends([self._tokens(head, prompt) for head in heads], tokens)
         started = time.perf_counter()
         reused = evaluate_in_segments(self._llm, self._kept, tokens, ends)
-        return PromptStats(prompt_tokens=len(tokens), prefill_s=time.perf_counter() - started,
-                           reused_tokens=reused)
+        return PromptStats(
+            prompt_tokens=len(tokens), prefill_s=time.perf_counter() - started, reused_tokens=reused
+        )
 
     def _check_fits(self, n_tokens: int) -> None:
         check_prompt_fits(n_tokens, self.n_ctx)
@@ -204,8 +238,13 @@ class LlamaCppModel(CachesImages, ConstrainedSampling, HeadReuse, Speculates):
         if self.media_marker not in prompt:
             raise ValueError("prompt lacks the media marker")  # a runtime bug, not a user error
         if self._llava_ov is not None:  # LLaVA-OneVision hook (see _llava_ov_images)
-            stats = self._llava_ov.start(prompt, image, add_special=self._add_special(prompt),
-                                         check_fits=self._check_fits, cache=self._image_cache)
+            stats = self._llava_ov.start(
+                prompt,
+                image,
+                add_special=self._add_special(prompt),
+                check_fits=self._check_fits,
+                cache=self._image_cache,
+            )
             self.image_encodes += not stats.image_cached
             return stats
         with ExitStack() as scope:
@@ -228,15 +267,19 @@ class LlamaCppModel(CachesImages, ConstrainedSampling, HeadReuse, Speculates):
         bitmaps = (mtmd.mtmd_bitmap_p_ctypes * 1)(bitmap)
         status = mtmd.mtmd_tokenize(self._mtmd, chunks, ctypes.byref(text), bitmaps, 1)
         if status != 0:
-            raise ModelError(f"libmtmd could not prepare the image (error {status}; "
-                             f"{llama_log.last_error() or 'image too small or too large?'})")
+            raise ModelError(
+                f"libmtmd could not prepare the image (error {status}; "
+                f"{llama_log.last_error() or 'image too small or too large?'})"
+            )
         return chunks
 
     def _eval_chunks(self, chunks, image_key: str) -> PromptStats:
         total = mtmd.mtmd_helper_get_n_tokens(chunks)
         self._check_fits(total)
-        parts = [mtmd.mtmd_input_chunks_get(chunks, i)
-                 for i in range(mtmd.mtmd_input_chunks_size(chunks))]
+        parts = [
+            mtmd.mtmd_input_chunks_get(chunks, i)
+            for i in range(mtmd.mtmd_input_chunks_size(chunks))
+        ]
         images = [chunk for chunk in parts if not _is_text(chunk)]
         embeddings, encode_s, cached = self._picture_embeddings(images, image_key)
         per_image = iter(embeddings)  # image chunks take their own embeddings, in order
@@ -248,8 +291,9 @@ class LlamaCppModel(CachesImages, ConstrainedSampling, HeadReuse, Speculates):
                 prefill_s += time.perf_counter() - started
             else:
                 prefill_s += self._decode_embeddings(chunk, next(per_image))
-        return PromptStats(prompt_tokens=total, prefill_s=prefill_s, image_encode_s=encode_s,
-                           image_cached=cached)
+        return PromptStats(
+            prompt_tokens=total, prefill_s=prefill_s, image_encode_s=encode_s, image_cached=cached
+        )
 
     @staticmethod
     def _chunk_tokens(chunk) -> list[int]:
@@ -294,14 +338,25 @@ class LlamaCppModel(CachesImages, ConstrainedSampling, HeadReuse, Speculates):
     def _decode_embeddings(self, chunk, embeddings: np.ndarray) -> float:
         """Feed image embeddings to the LLM at the current position; returns seconds."""
         if embeddings.size != self._chunk_values(chunk):  # a runtime bug, never a user's
-            raise RuntimeError(f"{embeddings.size} embedding values for an image chunk of "
-                               f"{self._chunk_values(chunk)}")
+            raise RuntimeError(
+                f"{embeddings.size} embedding values for an image chunk of "
+                f"{self._chunk_values(chunk)}"
+            )
         started = time.perf_counter()
         new_n_past = llama_cpp.llama_pos(0)
         pointer = embeddings.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
         status = mtmd.mtmd_helper_decode_image_chunk(
-            self._mtmd, self._llm.ctx, chunk, pointer, self._llm.n_tokens, 0,
-            self._llm.n_batch, ctypes.byref(new_n_past), mtmd.mtmd_helper_post_decode_callback(), None)
+            self._mtmd,
+            self._llm.ctx,
+            chunk,
+            pointer,
+            self._llm.n_tokens,
+            0,
+            self._llm.n_batch,
+            ctypes.byref(new_n_past),
+            mtmd.mtmd_helper_post_decode_callback(),
+            None,
+        )
         if status != 0:
             raise RuntimeError(f"llama.cpp failed to decode image embeddings (status {status})")
         self._llm.n_tokens = new_n_past.value
@@ -389,8 +444,11 @@ class LlamaCppModel(CachesImages, ConstrainedSampling, HeadReuse, Speculates):
         if sampling.repeat_penalty != 1.0:
             # 0.3.36's vendored llama.cpp still takes the vocabulary size first.
             n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
-            add(llama_cpp.llama_sampler_init_penalties(n_vocab, 64, sampling.repeat_penalty,
-                                                       0.0, 0.0))
+            add(
+                llama_cpp.llama_sampler_init_penalties(
+                    n_vocab, 64, sampling.repeat_penalty, 0.0, 0.0
+                )
+            )
         if sampling.temperature <= 0:
             add(llama_cpp.llama_sampler_init_greedy())
         else:
@@ -417,4 +475,3 @@ class LlamaCppModel(CachesImages, ConstrainedSampling, HeadReuse, Speculates):
 
     def close(self) -> None:
         self._stack.close()
-

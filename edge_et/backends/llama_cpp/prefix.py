@@ -16,8 +16,8 @@ a miss computes in exactly the same way: both give byte-identical results.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import llama_cpp
 
@@ -62,8 +62,9 @@ class KeptSegments:
         return kept
 
 
-def evaluate_in_segments(llm: llama_cpp.Llama, kept: KeptSegments, tokens: Sequence[int],
-                         ends: Sequence[int]) -> int:
+def evaluate_in_segments(
+    llm: llama_cpp.Llama, kept: KeptSegments, tokens: Sequence[int], ends: Sequence[int]
+) -> int:
     """Evaluate `tokens` one run of batches per segment, reusing what `kept` holds of them.
 
     The context must start with `kept`'s state (anything after it is dropped). Returns the
@@ -79,7 +80,7 @@ def evaluate_in_segments(llm: llama_cpp.Llama, kept: KeptSegments, tokens: Seque
     for end in [e for e in ends if e > reused] + [len(tokens)]:
         llm.eval(list(tokens[start:end]))
         start = end
-    kept.ends, kept.tokens = tuple(ends), tuple(tokens[:ends[-1]] if ends else ())
+    kept.ends, kept.tokens = tuple(ends), tuple(tokens[: ends[-1]] if ends else ())
     return reused
 
 

@@ -16,11 +16,15 @@ def decode_bytes_per_token(info: GGUFInfo, context_tokens: int) -> dict:
     weights = sum(tensors.values())
     embedding = tensors.get("token_embd.weight", 0)
     if "output.weight" in tensors:  # untied: the embedding is not read as the output matrix
-        rows = (info.vocab_size or 1)
+        rows = info.vocab_size or 1
         weights -= embedding - embedding // rows
     kv = kv_bytes_per_position(info, context_tokens) * context_tokens
-    return {"weights_read_bytes": weights, "kv_read_bytes": kv, "context_tokens": context_tokens,
-            "bytes_per_token": weights + kv}
+    return {
+        "weights_read_bytes": weights,
+        "kv_read_bytes": kv,
+        "context_tokens": context_tokens,
+        "bytes_per_token": weights + kv,
+    }
 
 
 def kv_bytes_per_position(info: GGUFInfo, context_tokens: int) -> float:
@@ -34,7 +38,10 @@ def kv_bytes_per_position(info: GGUFInfo, context_tokens: int) -> float:
     for layer in range(shape.n_layer):
         swa = shape.is_swa(layer)
         cells = min(context_tokens, shape.n_swa) if swa else context_tokens
-        k, v = (shape.key_length_swa, shape.value_length_swa) if swa else \
-            (shape.key_length, shape.value_length)
+        k, v = (
+            (shape.key_length_swa, shape.value_length_swa)
+            if swa
+            else (shape.key_length, shape.value_length)
+        )
         total += cells * shape.n_head_kv[layer] * (k + v) * KV_ELEMENT_BYTES
     return total / max(context_tokens, 1)

@@ -16,17 +16,17 @@ from edge_et.core.host import usable_cores
 
 # KV cache element types by name; None keeps llama.cpp's default (f16).
 KV_TYPES = {None: None, "f16": None, "q8_0": 8}  # 8 = GGML_TYPE_Q8_0
-VISION_FLASH = {"auto": -1, "off": 0, "on": 1}     # mtmd_context_params.flash_attn_type
+VISION_FLASH = {"auto": -1, "off": 0, "on": 1}  # mtmd_context_params.flash_attn_type
 
 
 @dataclass(frozen=True)
 class PrefillSettings:
     """Image-path settings of one model. Defaults: llama-cpp-python's, as edge-et ran before."""
 
-    n_batch: int = 512           # tokens per llama_decode call (image embeddings included)
-    n_ubatch: int = 512          # tokens per compute graph inside one call
-    flash_attn: bool = False     # the language model's attention
-    vision_flash: str = "auto"   # the vision encoder's attention: auto | off | on
+    n_batch: int = 512  # tokens per llama_decode call (image embeddings included)
+    n_ubatch: int = 512  # tokens per compute graph inside one call
+    flash_attn: bool = False  # the language model's attention
+    vision_flash: str = "auto"  # the vision encoder's attention: auto | off | on
     vision_threads: int | None = None  # None: the language model's threads
 
     def to_json(self) -> dict:
@@ -45,8 +45,10 @@ class PrefillSettings:
 
     def label(self) -> str:
         threads = self.vision_threads or "all"
-        return (f"batch {self.n_batch}/{self.n_ubatch}, fa {'on' if self.flash_attn else 'off'}, "
-                f"vision fa {self.vision_flash}, vision threads {threads}")
+        return (
+            f"batch {self.n_batch}/{self.n_ubatch}, fa {'on' if self.flash_attn else 'off'}, "
+            f"vision fa {self.vision_flash}, vision threads {threads}"
+        )
 
 
 def default_threads() -> int:

@@ -35,8 +35,9 @@ def stage_estimator(stage: Stage, text_reserve: int) -> Estimator:
     repack_types = cpu_repack_types()
 
     def estimate(n_ctx: int, kv_type: str) -> StageFootprint:
-        footprint = text_footprint(stage.model_info, stage.role, n_ctx, kv_type,
-                                   repack_types=repack_types)
+        footprint = text_footprint(
+            stage.model_info, stage.role, n_ctx, kv_type, repack_types=repack_types
+        )
         if stage.mmproj_info is not None:
             footprint = with_vision(footprint, stage.mmproj_info, stage.model_info, text_reserve)
         return footprint
@@ -68,21 +69,35 @@ def build_info() -> dict:
         import llama_cpp
     except ImportError:
         return {"llama_cpp_python": None}
-    return {"llama_cpp_python": llama_cpp.__version__,
-            "llama_cpp_system": llama_cpp.llama_print_system_info().decode().strip(" |")}
+    return {
+        "llama_cpp_python": llama_cpp.__version__,
+        "llama_cpp_system": llama_cpp.llama_print_system_info().decode().strip(" |"),
+    }
 
 
 def _constrain(constraint):
     from edge_et.backends.llama_cpp.grammar import gbnf  # imports llama_cpp
+
     return gbnf(constraint)
 
 
 LLAMA_CPP = BackendSpec(
-    name="llama.cpp", extra="llama", model_class="edge_et.backends.llama_cpp.model:LlamaCppModel",
-    devices=DEVICES, validate_stage=validate_gguf_stage, stage_files=manifest_files,
-    estimator=stage_estimator, vision_shape=_vision_shape, describe=describe_gguf_files,
-    bare_runner=_bare_runner, bare_label="bare llama-cpp-python",
+    name="llama.cpp",
+    extra="llama",
+    model_class="edge_et.backends.llama_cpp.model:LlamaCppModel",
+    devices=DEVICES,
+    validate_stage=validate_gguf_stage,
+    stage_files=manifest_files,
+    estimator=stage_estimator,
+    vision_shape=_vision_shape,
+    describe=describe_gguf_files,
+    bare_runner=_bare_runner,
+    bare_label="bare llama-cpp-python",
     no_bare_note="no bare run: LLaVA-OneVision images are packed by edge-et; bare mtmd would "
-                 "feed a different number of image tokens",
-    decode_reads=_decode_reads, kv_bytes_per_position=_kv_bytes_per_position,
-    gpu_memory=cuda_vram, build_info=build_info, constrain=_constrain)
+    "feed a different number of image tokens",
+    decode_reads=_decode_reads,
+    kv_bytes_per_position=_kv_bytes_per_position,
+    gpu_memory=cuda_vram,
+    build_info=build_info,
+    constrain=_constrain,
+)

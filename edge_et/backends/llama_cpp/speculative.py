@@ -15,7 +15,7 @@ model's language model), greedily, in its own context kept in step with the targ
 from __future__ import annotations
 
 import hashlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import llama_cpp
 import numpy as np
@@ -28,8 +28,8 @@ class Speculation:
 
     def __init__(self, llm: llama_cpp.Llama, drafter: Drafter):
         self.llm, self.drafter = llm, drafter
-        self.draft: list[int] = []      # in the KV cache, not yet confirmed by the runtime
-        self.logit_index = -1           # batch row whose logits the next sample reads
+        self.draft: list[int] = []  # in the KV cache, not yet confirmed by the runtime
+        self.logit_index = -1  # batch row whose logits the next sample reads
         self.counts = SpecCounts()
         self._batch = llama_cpp.llama_batch_init(llm.n_batch, 0, 1)
 
@@ -64,8 +64,9 @@ class Speculation:
         """Drop unconfirmed drafts from the context (the next eval rewrites those positions)."""
         if self.draft:
             self.llm.n_tokens -= len(self.draft)
-            llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(self.llm.ctx), 0,
-                                          self.llm.n_tokens, -1)
+            llama_cpp.llama_memory_seq_rm(
+                llama_cpp.llama_get_memory(self.llm.ctx), 0, self.llm.n_tokens, -1
+            )
         self.draft, self.logit_index = [], -1
 
     def _decode_all(self, tokens: list[int]) -> None:
@@ -79,7 +80,7 @@ class Speculation:
         status = llama_cpp.llama_decode(self.llm.ctx, batch)
         if status != 0:
             raise RuntimeError(f"llama_decode failed on a draft batch (status {status})")
-        self.llm.input_ids[n_past:n_past + len(tokens)] = tokens
+        self.llm.input_ids[n_past : n_past + len(tokens)] = tokens
         self.llm.n_tokens = n_past + len(tokens)
 
     def close(self) -> None:
@@ -113,8 +114,9 @@ class DraftModel:
         self._sync(list(history))
         draft: list[int] = []
         while len(draft) < limit:
-            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.llm.ctx, -1),
-                                           shape=(self.n_vocab,))
+            logits = np.ctypeslib.as_array(
+                llama_cpp.llama_get_logits_ith(self.llm.ctx, -1), shape=(self.n_vocab,)
+            )
             token = int(np.argmax(logits))
             top = 1.0 / float(np.sum(np.exp(logits - logits[token])))
             if top < self.p_min:
@@ -125,13 +127,13 @@ class DraftModel:
         return draft
 
     def _sync(self, history: list[int]) -> None:
-        known = self.llm.input_ids[:self.llm.n_tokens].tolist()
+        known = self.llm.input_ids[: self.llm.n_tokens].tolist()
         common = 0
         for a, b in zip(known, history):
             if a != b:
                 break
             common += 1
-        common = min(common, len(history) - 1)   # re-evaluate at least one for fresh logits
+        common = min(common, len(history) - 1)  # re-evaluate at least one for fresh logits
         self.llm.n_tokens = common
         self.llm.eval(history[common:])
 
@@ -145,16 +147,24 @@ def vocab_signature(llm: llama_cpp.Llama) -> dict:
     for token in range(n_vocab):
         digest.update(llama_cpp.llama_vocab_get_text(vocab, token) or b"")
         digest.update(b"\0")
-    return {"type": int(llama_cpp.llama_vocab_type(vocab)), "n_vocab": n_vocab,
-            "bos": int(llama_cpp.llama_vocab_bos(vocab)), "eos": int(llama_cpp.llama_vocab_eos(vocab)),
-            "tokens_sha256": digest.hexdigest()}
+    return {
+        "type": int(llama_cpp.llama_vocab_type(vocab)),
+        "n_vocab": n_vocab,
+        "bos": int(llama_cpp.llama_vocab_bos(vocab)),
+        "eos": int(llama_cpp.llama_vocab_eos(vocab)),
+        "tokens_sha256": digest.hexdigest(),
+    }
 
 
 def vocab_mismatch(target: dict, draft: dict) -> str | None:
     """Why `draft` cannot draft for `target` (their `vocab_signature`s), or None when it can."""
-    for key, what in (("type", "tokenizer type"), ("n_vocab", "vocabulary size"),
-                      ("bos", "BOS id"), ("eos", "EOS id"), ("tokens_sha256", "token list")):
+    for key, what in (
+        ("type", "tokenizer type"),
+        ("n_vocab", "vocabulary size"),
+        ("bos", "BOS id"),
+        ("eos", "EOS id"),
+        ("tokens_sha256", "token list"),
+    ):
         if target[key] != draft[key]:
             return f"the {what} differs (reasoner {target[key]}, perception LM {draft[key]})"
     return None
-

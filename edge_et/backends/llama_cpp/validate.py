@@ -32,24 +32,33 @@ def validate_gguf_stage(stage: Stage, resolve: Resolve) -> None:
     stage.model_info = _gguf(stage.model_path, label)
     arch = stage.model_info.architecture
     if arch == MMPROJ_ARCH:
-        raise BundleError(f"{label} '{stage.model}' is an mmproj (vision projector), not a language model")
+        raise BundleError(
+            f"{label} '{stage.model}' is an mmproj (vision projector), not a language model"
+        )
     if stage.arch and stage.arch != arch:
-        raise BundleError(f"{label} '{stage.model}' is architecture '{arch}', "
-                          f"but {MANIFEST} says '{stage.arch}'")
+        raise BundleError(
+            f"{label} '{stage.model}' is architecture '{arch}', but {MANIFEST} says '{stage.arch}'"
+        )
     stage.arch = arch
     if stage.role == "perception":
         _validate_mmproj(stage, resolve)
     elif stage.mmproj:
-        raise BundleError(f"{MANIFEST}: the reasoning model is text-only; remove 'reasoning.mmproj'")
+        raise BundleError(
+            f"{MANIFEST}: the reasoning model is text-only; remove 'reasoning.mmproj'"
+        )
 
 
 def _validate_mmproj(stage: Stage, resolve: Resolve) -> None:
     if not stage.mmproj:
-        raise BundleError(f"{MANIFEST}: the perception stage needs an 'mmproj' (vision projector) file")
+        raise BundleError(
+            f"{MANIFEST}: the perception stage needs an 'mmproj' (vision projector) file"
+        )
     stage.mmproj_path = resolve(stage.mmproj, "perception mmproj")
     stage.mmproj_info = _gguf(stage.mmproj_path, "perception mmproj")
     if stage.mmproj_info.architecture != MMPROJ_ARCH:
-        raise BundleError(f"perception mmproj '{stage.mmproj}' is a '{stage.mmproj_info.architecture}' "
-                          "model, not a vision projector (clip)")
+        raise BundleError(
+            f"perception mmproj '{stage.mmproj}' is a '{stage.mmproj_info.architecture}' "
+            "model, not a vision projector (clip)"
+        )
     if not stage.mmproj_info.metadata.get("clip.has_vision_encoder", False):
         raise BundleError(f"perception mmproj '{stage.mmproj}' has no vision encoder")

@@ -16,8 +16,11 @@ from edge_et.memory.probes import MiB
 F32 = 4
 # Projector families with dynamic resolution: (default max image tokens, warmup tokens), as
 # clip.cpp sets them (set_limit_image_tokens(8, 4096), set_warmup_n_tokens(46*46)).
-DYNAMIC_PROJECTORS = {"qwen2vl_merger": (4096, 46 * 46), "qwen2.5vl_merger": (4096, 46 * 46),
-                      "qwen3vl_merger": (4096, 46 * 46)}
+DYNAMIC_PROJECTORS = {
+    "qwen2vl_merger": (4096, 46 * 46),
+    "qwen2.5vl_merger": (4096, 46 * 46),
+    "qwen3vl_merger": (4096, 46 * 46),
+}
 MIN_DYNAMIC_TOKENS = 8
 # Measured (least squares over 8 runs: two Qwen2-VL encoders, 0.8-2.9 Mpx images, peak RSS
 # minus every other term): bytes per encoder-input pixel — the runtime's decoded RGB copies,
@@ -38,13 +41,14 @@ MTMD_FIXED_BYTES = 4 * MiB
 def gguf_vision_shape(info: GGUFInfo) -> VisionShape:
     """The vision shape of an mmproj, as clip.cpp sizes its images."""
     meta = info.metadata
-    projector = str(meta.get("clip.projector_type") or meta.get("clip.vision.projector_type")
-                    or "")
+    projector = str(meta.get("clip.projector_type") or meta.get("clip.vision.projector_type") or "")
     image_size = int(meta.get("clip.vision.image_size", 224))
     patch = int(meta.get("clip.vision.patch_size", 14))
-    merge = int(meta.get("clip.vision.spatial_merge_size")
-                or meta.get("clip.vision.projector.scale_factor")
-                or (2 if projector in DYNAMIC_PROJECTORS else 1))
+    merge = int(
+        meta.get("clip.vision.spatial_merge_size")
+        or meta.get("clip.vision.projector.scale_factor")
+        or (2 if projector in DYNAMIC_PROJECTORS else 1)
+    )
     per_tile = max(image_size // patch // merge, 1) ** 2
     if projector in DYNAMIC_PROJECTORS:
         max_tokens, warmup = DYNAMIC_PROJECTORS[projector]
@@ -58,7 +62,7 @@ def gguf_vision_shape(info: GGUFInfo) -> VisionShape:
         max_tiles = int(aspect.removeprefix("anyres_max_") or 9)
         side = image_size // patch
         grid = int(max_tiles * 1.21 * side * side)
-        max_tokens, warmup = per_tile + grid + int(grid ** 0.5) + 1, per_tile
+        max_tokens, warmup = per_tile + grid + int(grid**0.5) + 1, per_tile
     elif projector == "idefics3":
         # llava-uhd slicing: a grid of image_size tiles over the longest edge, plus an overview.
         longest = int(meta.get("clip.vision.preproc_image_size", image_size))
@@ -66,11 +70,17 @@ def gguf_vision_shape(info: GGUFInfo) -> VisionShape:
         max_tokens, warmup = (side * side + (side > 1)) * per_tile, per_tile
     else:
         max_tokens = warmup = per_tile
-    return VisionShape(projector=projector, image_size=image_size, patch_size=patch,
-                       n_embd=int(meta.get("clip.vision.embedding_length", 0)),
-                       n_ff=int(meta.get("clip.vision.feed_forward_length", 0)),
-                       merge=merge, max_tokens=max_tokens, warmup_tokens=warmup,
-                       dynamic=projector in DYNAMIC_PROJECTORS)
+    return VisionShape(
+        projector=projector,
+        image_size=image_size,
+        patch_size=patch,
+        n_embd=int(meta.get("clip.vision.embedding_length", 0)),
+        n_ff=int(meta.get("clip.vision.feed_forward_length", 0)),
+        merge=merge,
+        max_tokens=max_tokens,
+        warmup_tokens=warmup,
+        dynamic=projector in DYNAMIC_PROJECTORS,
+    )
 
 
 def image_tokens_for(vision: VisionShape, n_ctx: int, text_reserve: int) -> int:
@@ -93,7 +103,7 @@ def vision_bytes(vision: VisionShape, tokens: int, text_n_embd: int) -> int:
     total  = max(encode, the load-time warmup transient) + embd + MTMD_FIXED_BYTES
     """
     pixels = tokens * vision.pixels_per_token
-    patches = tokens * vision.merge ** 2
+    patches = tokens * vision.merge**2
     acts = patches * F32 * (VISION_EMBD_FLOATS * vision.n_embd + VISION_FF_FLOATS * vision.n_ff)
     encode = pixels * IMAGE_BYTES_PER_PIXEL + ENCODE_FIXED_BYTES + acts
     warmup = vision.warmup_tokens * vision.pixels_per_token * WARMUP_BYTES_PER_PIXEL

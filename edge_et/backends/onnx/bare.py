@@ -22,8 +22,10 @@ from edge_et.backends.onnx.footprint import PREFILL_CHUNK
 from edge_et.backends.onnx.sampling import Sampler
 from edge_et.backends.stage_run import StageRequest, StageRun
 
-NO_IMAGE_BASELINE = ("no bare run for images: an ONNX image goes through edge-et's own numpy "
-                     "preprocessing, which plain ONNX Runtime has no equivalent of")
+NO_IMAGE_BASELINE = (
+    "no bare run for images: an ONNX image goes through edge-et's own numpy "
+    "preprocessing, which plain ONNX Runtime has no equivalent of"
+)
 
 
 def bare_onnx_stage(model, prompt: str, request: StageRequest) -> StageRun:
@@ -31,8 +33,10 @@ def bare_onnx_stage(model, prompt: str, request: StageRequest) -> StageRun:
     session = model.decoder_session  # the same loaded graph as the edge-et run
     embed = model.embed_session
     names = {i.name for i in session.get_inputs()}
-    past = sorted((n for n in names if n.startswith("past_key_values.")),
-                  key=lambda n: (int(n.split(".")[1]), n))
+    past = sorted(
+        (n for n in names if n.startswith("past_key_values.")),
+        key=lambda n: (int(n.split(".")[1]), n),
+    )
     first = next(i for i in session.get_inputs() if i.name == past[0])
     dtype = np.float16 if first.type == "tensor(float16)" else np.float32
     cache = {n: np.zeros((1, int(first.shape[1]), 0, int(first.shape[3])), dtype) for n in past}
@@ -40,10 +44,12 @@ def bare_onnx_stage(model, prompt: str, request: StageRequest) -> StageRun:
     ids = model.prompt_ids(prompt, first=True)
     n_past, logits = 0, None
     for at in range(0, len(ids), PREFILL_CHUNK):
-        chunk = ids[at:at + PREFILL_CHUNK]
+        chunk = ids[at : at + PREFILL_CHUNK]
         logits, n_past = _step(session, embed, names, cache, chunk, n_past)
     prefilled = time.perf_counter()
-    run = StageRun(prompt_tokens=len(ids), prefill_s=prefilled - started, requested=request.requested)
+    run = StageRun(
+        prompt_tokens=len(ids), prefill_s=prefilled - started, requested=request.requested
+    )
     sampler, first_at = Sampler(request.sampling), None
     for i in range(request.requested):
         token = sampler(logits)
@@ -79,6 +85,8 @@ def _step(session, embed, names: set[str], cache: dict, ids, n_past: int):
     if "position_ids" in names:
         feeds["position_ids"] = np.arange(n_past, end, dtype=np.int64)[None]
     past = list(cache)
-    outputs = session.run(["logits"] + [n.replace("past_key_values.", "present.") for n in past], feeds)
+    outputs = session.run(
+        ["logits"] + [n.replace("past_key_values.", "present.") for n in past], feeds
+    )
     cache.update(zip(past, outputs[1:]))
     return np.asarray(outputs[0][0, -1], dtype=np.float32), end

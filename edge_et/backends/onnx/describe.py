@@ -15,18 +15,28 @@ def describe_onnx_files(stage: Stage) -> dict:
     weights = file_bytes(Path(stage.model_path))
     if config.get("embed"):
         weights += file_bytes(folder / config["embed"])  # the token embeddings, split off for VLMs
-    model = {"file": stage.model, "architecture": config.get("arch", stage.arch),
-             "quantization": config.get("quant", ""), "size_bytes": weights,
-             "context_length": config.get("max_positions"), "vocab_size": config.get("vocab_size"),
-             "layers": config.get("n_layer"), "hidden_size": config.get("hidden_size"),
-             "chat_template": bool(config.get("chat_template"))}
+    model = {
+        "file": stage.model,
+        "architecture": config.get("arch", stage.arch),
+        "quantization": config.get("quant", ""),
+        "size_bytes": weights,
+        "context_length": config.get("max_positions"),
+        "vocab_size": config.get("vocab_size"),
+        "layers": config.get("n_layer"),
+        "hidden_size": config.get("hidden_size"),
+        "chat_template": bool(config.get("chat_template")),
+    }
     files = {"model": model}
     if stage.mmproj_path is not None:
         vision = config.get("vision") or {}
-        files["mmproj"] = {"file": stage.mmproj, "architecture": "vision",
-                           "quantization": config.get("quant", ""),
-                           "size_bytes": file_bytes(Path(stage.mmproj_path)),
-                           "projector": vision.get("kind"), "image_size": vision.get("tile")}
+        files["mmproj"] = {
+            "file": stage.mmproj,
+            "architecture": "vision",
+            "quantization": config.get("quant", ""),
+            "size_bytes": file_bytes(Path(stage.mmproj_path)),
+            "projector": vision.get("kind"),
+            "image_size": vision.get("tile"),
+        }
         if vision.get("layout"):  # Idefics3: transformers' or libmtmd's tiling
             files["mmproj"]["image_layout"] = vision["layout"]
     return files

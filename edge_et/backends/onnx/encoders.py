@@ -17,8 +17,9 @@ def open_encoder(config: dict, folder: Path, session) -> VisionEncoder:
     """The encoder of the vision section's `kind`; one line naming the known kinds."""
     kind = config.get("kind")
     if kind not in KINDS:
-        raise BundleError(f"onnx_config.json: vision kind {kind!r} is not supported; "
-                          f"known: {', '.join(KINDS)}")
+        raise BundleError(
+            f"onnx_config.json: vision kind {kind!r} is not supported; known: {', '.join(KINDS)}"
+        )
     if kind in ("qwen2_vl", "qwen2_5_vl"):
         return Qwen2VLEncoder(config, folder, session, EmbeddingCache(CACHE_BYTES))
     if kind == "idefics3":

@@ -34,10 +34,10 @@ from edge_et.memory.footprint import StageFootprint, VisionShape
 from edge_et.memory.probes import MiB
 
 F32 = 4
-PREFILL_CHUNK = 256          # edge_et.backends.onnx.model feeds prompts in chunks of this many
-HIDDEN_COPIES = 8            # residual stream, norms, q/k/v and MLP activations of a chunk
-ORT_FIXED_BYTES = 48 * MiB   # onnxruntime's library pages, arenas and session bookkeeping
-VIEW_BATCH = 4               # edge_et.backends.onnx.vision encodes this many views per call
+PREFILL_CHUNK = 256  # edge_et.backends.onnx.model feeds prompts in chunks of this many
+HIDDEN_COPIES = 8  # residual stream, norms, q/k/v and MLP activations of a chunk
+ORT_FIXED_BYTES = 48 * MiB  # onnxruntime's library pages, arenas and session bookkeeping
+VIEW_BATCH = 4  # edge_et.backends.onnx.vision encodes this many views per call
 # SigLIP so400m's sizes, for bundles whose vision section does not record the tower's own.
 SIGLIP = {"hidden": 1152, "intermediate": 4304, "heads": 16}
 # Measured: resident bytes after load per byte of graph file, by export precision.
@@ -53,7 +53,7 @@ PATCH_KINDS = ("qwen2_vl", "qwen2_5_vl")  # one picture = one call over its whol
 # scores, scaled scores and softmax are alive at once. The estimate is then 1.17x the measured
 # peak growth of the encode (60 vs 51 MiB, 64 vs 56 MiB).
 ATTENTION_COPIES = 3
-INT8_LOGIT_COPIES = 2        # measured: the int8 run's extra over the float32 one, in chunk logits
+INT8_LOGIT_COPIES = 2  # measured: the int8 run's extra over the float32 one, in chunk logits
 
 
 def file_bytes(path: Path) -> int:
@@ -75,46 +75,69 @@ def vision_shape(config: dict) -> VisionShape:
     if vision.get("kind") in PATCH_KINDS:
         # The runtime resizes as the HF processor does: any picture ends within max_pixels.
         patch, merge, patches = _patch_bounds(vision)
-        return VisionShape(projector="onnx:" + vision["kind"],
-                           image_size=math.isqrt(int(vision["max_pixels"])),
-                           patch_size=patch, n_embd=0, n_ff=0, merge=merge,
-                           max_tokens=patches // (merge * merge), warmup_tokens=0)
+        return VisionShape(
+            projector="onnx:" + vision["kind"],
+            image_size=math.isqrt(int(vision["max_pixels"])),
+            patch_size=patch,
+            n_embd=0,
+            n_ff=0,
+            merge=merge,
+            max_tokens=patches // (merge * merge),
+            warmup_tokens=0,
+        )
     if vision.get("kind") == "idefics3":
         return _idefics3_shape(vision)
     tile, side = int(vision.get("tile", 384)), int(vision.get("side", 27))
     per_view = side * side
     grid = int(int(vision.get("max_tiles", 9)) * 1.21 * per_view)
-    return VisionShape(projector="onnx:" + str(vision.get("kind", "")), image_size=tile,
-                       patch_size=max(1, tile // side), n_embd=0, n_ff=0, merge=1,
-                       max_tokens=per_view + grid + int(grid ** 0.5) + 1, warmup_tokens=per_view)
+    return VisionShape(
+        projector="onnx:" + str(vision.get("kind", "")),
+        image_size=tile,
+        patch_size=max(1, tile // side),
+        n_embd=0,
+        n_ff=0,
+        merge=1,
+        max_tokens=per_view + grid + int(grid**0.5) + 1,
+        warmup_tokens=per_view,
+    )
 
 
 def _idefics3_shape(vision: dict) -> VisionShape:
     """Tiles of `tile` pixels, the largest picture's span (views and delimiters) as its bound."""
     tile, per_view = int(vision["tile"]), int(vision["tokens_per_view"])
     patches = int(vision.get("patches_per_view", per_view))
-    return VisionShape(projector="onnx:idefics3", image_size=tile,
-                       patch_size=max(1, tile // max(1, math.isqrt(patches))), n_embd=0,
-                       n_ff=0, merge=max(1, math.isqrt(patches // per_view)),
-                       max_tokens=idefics3.max_span(
-                           idefics3.Layout.from_config(vision),
-                           idefics3.SpanTokens.from_config(vision["span_tokens"])),
-                       warmup_tokens=per_view)
+    return VisionShape(
+        projector="onnx:idefics3",
+        image_size=tile,
+        patch_size=max(1, tile // max(1, math.isqrt(patches))),
+        n_embd=0,
+        n_ff=0,
+        merge=max(1, math.isqrt(patches // per_view)),
+        max_tokens=idefics3.max_span(
+            idefics3.Layout.from_config(vision),
+            idefics3.SpanTokens.from_config(vision["span_tokens"]),
+        ),
+        warmup_tokens=per_view,
+    )
 
 
 def _views(vision: dict) -> tuple[int, int, int]:
     """(views of the largest picture, patches the tower sees per view, embeddings per view)."""
     if vision.get("kind") == "idefics3":
         per_view = int(vision["tokens_per_view"])
-        return (idefics3.max_views(idefics3.Layout.from_config(vision)),
-                int(vision.get("patches_per_view", per_view)), per_view)
+        return (
+            idefics3.max_views(idefics3.Layout.from_config(vision)),
+            int(vision.get("patches_per_view", per_view)),
+            per_view,
+        )
     tile, side = int(vision.get("tile", 384)), int(vision.get("side", 27))
     cells = [h * w // (tile * tile) for h, w in vision.get("pinpoints") or [[tile, tile]]]
     return 1 + max(cells), side * side, side * side
 
 
-def onnx_footprint(spec, n_ctx: int, kv_type: str = "f16", *,
-                   text_reserve: int = 0) -> StageFootprint:
+def onnx_footprint(
+    spec, n_ctx: int, kv_type: str = "f16", *, text_reserve: int = 0
+) -> StageFootprint:
     """Footprint of an ONNX StageSpec (validated: `onnx_config` and paths filled) at `n_ctx`."""
     config, folder = spec.onnx_config, Path(spec.model_path).parent
     layers, kv_heads, head_dim = config["n_layer"], config["n_head_kv"], config["head_dim"]
@@ -127,12 +150,19 @@ def onnx_footprint(spec, n_ctx: int, kv_type: str = "f16", *,
     chunk = min(PREFILL_CHUNK, n_ctx)
     heads = max(kv_heads, hidden // head_dim)
     logit_copies = 1 + (INT8_LOGIT_COPIES if quant == "int8" else 0)
-    compute = chunk * F32 * (logit_copies * vocab + HIDDEN_COPIES * hidden + heads * n_ctx) \
+    compute = (
+        chunk * F32 * (logit_copies * vocab + HIDDEN_COPIES * hidden + heads * n_ctx)
         + ORT_FIXED_BYTES
+    )
     footprint = StageFootprint(
-        role=spec.role, n_ctx=n_ctx, kv_type=kv_type, weights_bytes=weights,
+        role=spec.role,
+        n_ctx=n_ctx,
+        kv_type=kv_type,
+        weights_bytes=weights,
         repack_bytes=int(weights * (RESIDENT_PER_FILE_BYTE.get(quant, 2.08) - 1)),
-        kv_bytes=kv, compute_bytes=compute)
+        kv_bytes=kv,
+        compute_bytes=compute,
+    )
     if spec.mmproj_path is None:
         return footprint
     footprint.image_tokens = vision_shape(config).max_tokens
@@ -169,7 +199,7 @@ def _patch_image_bytes(vision: dict, hidden: int) -> int:
     heads, ff = int(vision["vision_heads"]), int(vision["vision_intermediate"])
     pixels = 2 * patches * 3 * int(vision["temporal_patch_size"]) * patch * patch * F32
     rotary = 2 * patches * (width // heads) * F32
-    mask = patches ** 2 * F32 if vision.get("window_size") else 0
-    attention = ATTENTION_COPIES * heads * patches ** 2 * F32 + mask
+    mask = patches**2 * F32 if vision.get("window_size") else 0
+    attention = ATTENTION_COPIES * heads * patches**2 * F32 + mask
     activations = patches * F32 * (HIDDEN_COPIES * width + ff) + attention
     return pixels + rotary + activations + 2 * (patches // (merge * merge)) * hidden * F32

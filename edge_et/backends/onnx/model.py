@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -64,27 +64,41 @@ class OnnxModel(CachesImages):
     image_max_tokens) are accepted and ignored, so a memory plan applies to either backend.
     """
 
-    def __init__(self, *, model_path: str, n_ctx: int, mmproj_path: str | None = None,
-                 n_threads: int | None = None, device: str | None = None,
-                 n_gpu_layers: int = 0, **_llama_only):
+    def __init__(
+        self,
+        *,
+        model_path: str,
+        n_ctx: int,
+        mmproj_path: str | None = None,
+        n_threads: int | None = None,
+        device: str | None = None,
+        n_gpu_layers: int = 0,
+        **_llama_only,
+    ):
         started = time.perf_counter()
         folder = Path(model_path).parent
         self.config = read_stage_config(Path(model_path))
         self.device = device or os.environ.get(DEVICE_ENV) or ("cuda" if n_gpu_layers else "cpu")
         self._tokenizer = DeviceTokenizer(folder / self.config.get("tokenizer", "tokenizer.json"))
-        self._decoder = DecoderSession(open_session(Path(model_path), device=self.device,
-                                                    n_threads=n_threads))
+        self._decoder = DecoderSession(
+            open_session(Path(model_path), device=self.device, n_threads=n_threads)
+        )
         self._embed = None
         if self._decoder.takes_embeds:
-            self._embed = open_session(folder / self.config.get("embed", "embed.onnx"),
-                                       device=self.device, n_threads=n_threads)
+            self._embed = open_session(
+                folder / self.config.get("embed", "embed.onnx"),
+                device=self.device,
+                n_threads=n_threads,
+            )
         self._vision = None
         if mmproj_path:
             from edge_et.backends.onnx.encoders import open_encoder
 
-            self._vision = open_encoder(self.config.get("vision") or {}, folder,
-                                        open_session(Path(mmproj_path), device=self.device,
-                                                     n_threads=n_threads))
+            self._vision = open_encoder(
+                self.config.get("vision") or {},
+                folder,
+                open_session(Path(mmproj_path), device=self.device, n_threads=n_threads),
+            )
         self.n_ctx = min(n_ctx, int(self.config.get("max_positions") or n_ctx))
         self.chat_template = self.config.get("chat_template")
         self.bos_text = self.config.get("bos_text") or ""
@@ -164,8 +178,9 @@ class OnnxModel(CachesImages):
             raise ValueError("prompt lacks the media marker")  # a runtime bug, not a user error
         opening, closing = self._vision.wrap
         before, _, after = prompt.partition(self.media_marker)
-        return self.prompt_ids(before + opening, first=True), \
-            self.prompt_ids(closing + after, first=False)
+        return self.prompt_ids(before + opening, first=True), self.prompt_ids(
+            closing + after, first=False
+        )
 
     def _start_with_image(self, prompt: str, image: LoadedImage) -> PromptStats:
         if self._vision is None:
@@ -180,13 +195,16 @@ class OnnxModel(CachesImages):
         if self._decoder.mrope:
             positions = prompt_positions([len(head), self._vision.token_grid(image), len(tail)])
         self._feed_embeds(self._with_image(head, span, tail, embeddings), positions)
-        return PromptStats(prompt_tokens=len(head) + len(span) + len(tail),
-                           prefill_s=time.perf_counter() - encoded,
-                           image_encode_s=0.0 if cached else encoded - started,
-                           image_cached=cached)
+        return PromptStats(
+            prompt_tokens=len(head) + len(span) + len(tail),
+            prefill_s=time.perf_counter() - encoded,
+            image_encode_s=0.0 if cached else encoded - started,
+            image_cached=cached,
+        )
 
-    def _with_image(self, head: list[int], span: list[int], tail: list[int],
-                    embeddings: np.ndarray) -> np.ndarray:
+    def _with_image(
+        self, head: list[int], span: list[int], tail: list[int], embeddings: np.ndarray
+    ) -> np.ndarray:
         """The prompt's embeddings, the image's in the span's image-token slots, in order (only
         the span's: the text around it may spell that token too)."""
         embeds = self._embed_ids(head + span + tail)
@@ -210,15 +228,16 @@ class OnnxModel(CachesImages):
             self._feed_embeds(self._embed_ids(ids))
         else:
             for at in range(0, len(ids), PREFILL_CHUNK):
-                chunk = np.asarray(ids[at:at + PREFILL_CHUNK])
+                chunk = np.asarray(ids[at : at + PREFILL_CHUNK])
                 self._logits = self._decoder.forward(ids=chunk)[-1]
 
     def _feed_embeds(self, embeds: np.ndarray, positions: np.ndarray | None = None) -> None:
         """`positions`: M-RoPE's (3, len(embeds)), for a prompt with an image."""
         for at in range(0, len(embeds), PREFILL_CHUNK):
-            chunk = None if positions is None else positions[:, at:at + PREFILL_CHUNK]
-            self._logits = self._decoder.forward(embeds=embeds[at:at + PREFILL_CHUNK],
-                                                 positions=chunk)[-1]
+            chunk = None if positions is None else positions[:, at : at + PREFILL_CHUNK]
+            self._logits = self._decoder.forward(
+                embeds=embeds[at : at + PREFILL_CHUNK], positions=chunk
+            )[-1]
 
     def score(self, *, ids: Sequence[int]) -> np.ndarray:
         """Logits (len(ids), vocab) of every position of `ids` from an empty context

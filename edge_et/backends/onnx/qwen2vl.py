@@ -21,8 +21,9 @@ from edge_et.errors import InputError
 from edge_et.formats.qwen2vl import rotary_table
 
 
-def smart_resize(height: int, width: int, *, factor: int, min_pixels: int,
-                 max_pixels: int) -> tuple[int, int]:
+def smart_resize(
+    height: int, width: int, *, factor: int, min_pixels: int, max_pixels: int
+) -> tuple[int, int]:
     """(height, width) the HF processor resizes to; Python's round (half to even) as HF's."""
     if max(height, width) / min(height, width) > 200:
         raise InputError(f"the image is {width}x{height}: Qwen2-VL takes aspect ratios up to 200")
@@ -41,8 +42,13 @@ def smart_resize(height: int, width: int, *, factor: int, min_pixels: int,
 def patch_grid(height: int, width: int, config: dict) -> tuple[int, int, int]:
     """(t, h, w) in patches for a picture of `height` x `width` pixels."""
     patch, merge = int(config["patch_size"]), int(config["merge_size"])
-    h, w = smart_resize(height, width, factor=patch * merge, min_pixels=int(config["min_pixels"]),
-                        max_pixels=int(config["max_pixels"]))
+    h, w = smart_resize(
+        height,
+        width,
+        factor=patch * merge,
+        min_pixels=int(config["min_pixels"]),
+        max_pixels=int(config["max_pixels"]),
+    )
     return 1, h // patch, w // patch
 
 
@@ -56,16 +62,20 @@ def pixel_values(rgb: np.ndarray, config: dict) -> tuple[np.ndarray, tuple[int, 
     image = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8))
     # Pillow's bicubic on uint8, as transformers' `resize` does (a same-size resize is a copy).
     resized = np.asarray(image.resize((gw * patch, gh * patch), resample=Image.Resampling.BICUBIC))
-    frame = normalize(resized[None], config["mean"], config["std"],
-                      float(config.get("rescale", 1 / 255)))[0]  # (C, H, W)
+    frame = normalize(
+        resized[None], config["mean"], config["std"], float(config.get("rescale", 1 / 255))
+    )[0]  # (C, H, W)
     frames = np.repeat(frame[None], temporal, axis=0)  # (T, C, H, W)
     channels = frames.shape[1]
-    blocks = frames.reshape(t, temporal, channels, gh // merge, merge, patch, gw // merge, merge,
-                            patch)
+    blocks = frames.reshape(
+        t, temporal, channels, gh // merge, merge, patch, gw // merge, merge, patch
+    )
     # → (t, block row, block col, row in block, col in block, C, T, P, P)
     blocks = blocks.transpose(0, 3, 6, 4, 7, 2, 1, 5, 8)
-    return (np.ascontiguousarray(blocks.reshape(t * gh * gw, channels * temporal * patch * patch)),
-            (t, gh, gw))
+    return (
+        np.ascontiguousarray(blocks.reshape(t * gh * gw, channels * temporal * patch * patch)),
+        (t, gh, gw),
+    )
 
 
 class Qwen2VLEncoder:
@@ -105,8 +115,9 @@ class Qwen2VLEncoder:
             return cached[0], True
         pixels, grid = pixel_values(image.rgb, self.config)
         heads = int(self.config["vision_heads"])
-        cos, sin = rotary_table(grid, head_dim=int(self.config["vision_hidden"]) // heads,
-                                merge=self.merge)
+        cos, sin = rotary_table(
+            grid, head_dim=int(self.config["vision_hidden"]) // heads, merge=self.merge
+        )
         feeds = {"pixel_values": pixels, "rotary_cos": cos, "rotary_sin": sin}
         if self.config.get("window_size"):
             out = self._run_windowed(feeds, grid)
@@ -123,8 +134,9 @@ class Qwen2VLEncoder:
 
         t, h, w = grid
         side = int(self.config["window_size"]) // self.merge // int(self.config["patch_size"])
-        order, sizes = windows.window_order((t, h // self.merge, w // self.merge),
-                                            window_tokens=side)
+        order, sizes = windows.window_order(
+            (t, h // self.merge, w // self.merge), window_tokens=side
+        )
         unit = self.merge * self.merge
         rows = windows.patch_order(order, unit)
         feeds = {name: value[rows] for name, value in feeds.items()}

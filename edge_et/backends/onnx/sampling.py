@@ -62,7 +62,7 @@ def _candidates(scaled: np.ndarray, s: Sampling) -> np.ndarray:
     finite = order[np.isfinite(scaled[order])]
     order = finite if len(finite) else order[:1]
     if s.top_k > 0:
-        order = order[:s.top_k]
+        order = order[: s.top_k]
     if s.top_p < 1.0 or s.min_p > 0:
         probs = np.exp(scaled[order] - scaled[order[0]])
         probs /= probs.sum()

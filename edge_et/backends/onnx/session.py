@@ -46,8 +46,10 @@ def providers_for(device: str) -> list[str]:
     if wanted not in available_providers():
         if device not in _warned:
             _warned.add(device)
-            print(f"edge-et: warning: this onnxruntime has no {wanted}; running on the CPU",
-                  file=sys.stderr)
+            print(
+                f"edge-et: warning: this onnxruntime has no {wanted}; running on the CPU",
+                file=sys.stderr,
+            )
         return [PROVIDERS["cpu"]]
     return [wanted, PROVIDERS["cpu"]]
 
@@ -59,8 +61,9 @@ def open_session(path: Path, *, device: str = "cpu", n_threads: int | None = Non
     if n_threads:
         options.intra_op_num_threads = n_threads
     try:
-        return ort.InferenceSession(str(path), sess_options=options,
-                                    providers=providers_for(device))
+        return ort.InferenceSession(
+            str(path), sess_options=options, providers=providers_for(device)
+        )
     except EdgeEtError:
         raise
     except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
@@ -79,12 +82,15 @@ class DecoderSession:
         inputs = {i.name: i for i in session.get_inputs()}
         self.takes_embeds = "inputs_embeds" in inputs
         self._names = set(inputs)
-        self._past = sorted((n for n in inputs if n.startswith("past_key_values.")),
-                            key=_layer_order)
+        self._past = sorted(
+            (n for n in inputs if n.startswith("past_key_values.")), key=_layer_order
+        )
         self._present = [n.replace("past_key_values.", "present.") for n in self._past]
         if not self._past:
-            raise BundleError("the ONNX decoder has no past_key_values inputs "
-                              "(export it with task text-generation-with-past)")
+            raise BundleError(
+                "the ONNX decoder has no past_key_values inputs "
+                "(export it with task text-generation-with-past)"
+            )
         first = inputs[self._past[0]]
         self.kv_heads, self.head_dim = int(first.shape[1]), int(first.shape[3])
         self.kv_dtype = _NP_TYPES.get(first.type, np.float32)
@@ -96,11 +102,18 @@ class DecoderSession:
 
     def reset(self) -> None:
         self.n_past = self.rope_delta = 0
-        self._cache = {name: np.zeros((1, self.kv_heads, 0, self.head_dim), self.kv_dtype)
-                       for name in self._past}
+        self._cache = {
+            name: np.zeros((1, self.kv_heads, 0, self.head_dim), self.kv_dtype)
+            for name in self._past
+        }
 
-    def forward(self, *, ids: np.ndarray | None = None, embeds: np.ndarray | None = None,
-                positions: np.ndarray | None = None) -> np.ndarray:
+    def forward(
+        self,
+        *,
+        ids: np.ndarray | None = None,
+        embeds: np.ndarray | None = None,
+        positions: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Run the next positions (token ids, or embeddings (T, hidden)); their logits
         (T, vocab). `positions`: M-RoPE's (3, T) for these tokens; unset, they follow on."""
         n_new = len(ids) if ids is not None else len(embeds)

@@ -66,10 +66,21 @@ def build_info() -> dict:
 
 
 ONNX = BackendSpec(
-    name="onnx", extra="onnx", model_class="edge_et.backends.onnx.model:OnnxModel",
-    devices=DEVICES, validate_stage=_validate, stage_files=_stage_files, estimator=_estimator,
-    vision_shape=_vision_shape, describe=describe_onnx_files, bare_runner=_bare_runner,
-    bare_label="bare onnxruntime", no_bare_note=NO_IMAGE_BASELINE,
+    name="onnx",
+    extra="onnx",
+    model_class="edge_et.backends.onnx.model:OnnxModel",
+    devices=DEVICES,
+    validate_stage=_validate,
+    stage_files=_stage_files,
+    estimator=_estimator,
+    vision_shape=_vision_shape,
+    describe=describe_onnx_files,
+    bare_runner=_bare_runner,
+    bare_label="bare onnxruntime",
+    no_bare_note=NO_IMAGE_BASELINE,
     decode_reads=lambda stage, context_tokens: None,
-    kv_bytes_per_position=_kv_bytes_per_position, device_argument=True, host_info=host_info,
-    build_info=build_info)
+    kv_bytes_per_position=_kv_bytes_per_position,
+    device_argument=True,
+    host_info=host_info,
+    build_info=build_info,
+)

@@ -22,8 +22,11 @@ _BYTE_PIECE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 @lru_cache(maxsize=1)
 def _byte_decoder() -> dict[str, int]:
     """GPT-2's printable stand-in character → byte (the inverse of `bytes_to_unicode`)."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
-        list(range(ord("®"), ord("ÿ") + 1))
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
     chars, extra = [], 0
     for byte in range(256):
         if byte in printable:
@@ -41,8 +44,10 @@ class DeviceTokenizer:
         try:
             from tokenizers import Tokenizer
         except ImportError:
-            raise MissingExtra("the onnx backend needs the 'tokenizers' package: "
-                               "pip install 'edge-et[onnx]'", extra="onnx") from None
+            raise MissingExtra(
+                "the onnx backend needs the 'tokenizers' package: pip install 'edge-et[onnx]'",
+                extra="onnx",
+            ) from None
         try:
             self._tok = Tokenizer.from_file(str(path))
             spec = json.loads(Path(path).read_text(encoding="utf-8"))

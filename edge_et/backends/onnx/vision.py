@@ -44,8 +44,9 @@ def normalize(views: np.ndarray, mean, std, rescale: float) -> np.ndarray:
     return np.ascontiguousarray(((scaled - mean) / std).transpose(0, 3, 1, 2))
 
 
-def llava_ov_pixel_values(rgb: np.ndarray, layout: llava_ov.Layout, *, mean, std,
-                          rescale: float = 1 / 255) -> np.ndarray:
+def llava_ov_pixel_values(
+    rgb: np.ndarray, layout: llava_ov.Layout, *, mean, std, rescale: float = 1 / 255
+) -> np.ndarray:
     """LlavaOnevisionImageProcessor's pixel_values for one picture: (views, 3, tile, tile)."""
     return normalize(np.stack(llava_ov.make_views(rgb, layout)), mean, std, rescale)
 
@@ -75,7 +76,7 @@ class VisionEncoder:
         short = (self._fixed_batch or len(views)) - len(views)
         if short > 0:
             views = np.concatenate([views, np.zeros((short, *views.shape[1:]), views.dtype)])
-        return self._session.run(None, {self._input: views})[0][:len(views) - short]
+        return self._session.run(None, {self._input: views})[0][: len(views) - short]
 
     def forget(self, sha256: str | None = None) -> None:
         """Drop the cached embeddings (all, or one picture's): that picture is encoded again."""
@@ -101,8 +102,9 @@ class VisionEncoder:
             return cached[0], True
         pixels = self.pixel_values(image.rgb)
         batch = self._fixed_batch or VIEW_BATCH
-        per_view = np.concatenate([self._run_views(pixels[at:at + batch])
-                                   for at in range(0, len(pixels), batch)])
+        per_view = np.concatenate(
+            [self._run_views(pixels[at : at + batch]) for at in range(0, len(pixels), batch)]
+        )
         packed = self.pack(per_view.astype(np.float32, copy=False), image)
         self.encodes += 1
         self._cache.put(image.sha256, (packed,))  # every view, packed: the whole picture
@@ -116,18 +118,25 @@ class LlavaOvEncoder(VisionEncoder):
         super().__init__(config, session)
         newline = np.load(folder / config["newline"]).astype(np.float32)
         self.layout = llava_ov.Layout(
-            tile=int(config["tile"]), side=int(config["side"]),
+            tile=int(config["tile"]),
+            side=int(config["side"]),
             pinpoints=tuple((int(h), int(w)) for h, w in config["pinpoints"]),
-            max_tiles=int(config["max_tiles"]), newline=newline)
+            max_tiles=int(config["max_tiles"]),
+            newline=newline,
+        )
 
     def count_tokens(self, image: LoadedImage) -> int:
         return llava_ov.count_tokens(image.height, image.width, self.layout)
 
     def pixel_values(self, rgb: np.ndarray) -> np.ndarray:
         """The normalised views of one picture, (views, 3, tile, tile) float32."""
-        return llava_ov_pixel_values(rgb, self.layout, mean=self.config["mean"],
-                                     std=self.config["std"],
-                                     rescale=float(self.config.get("rescale", 1 / 255)))
+        return llava_ov_pixel_values(
+            rgb,
+            self.layout,
+            mean=self.config["mean"],
+            std=self.config["std"],
+            rescale=float(self.config.get("rescale", 1 / 255)),
+        )
 
     def pack(self, per_view: np.ndarray, image: LoadedImage) -> np.ndarray:
         return llava_ov.pack(per_view, image.height, image.width, self.layout)

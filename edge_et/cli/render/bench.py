@@ -16,20 +16,35 @@ from edge_et.core import atomic
 from edge_et.errors import MissingExtra
 
 MiB = 2**20
-STAGE_COLUMNS = (("load_s", "load s", 1), ("image_encode_s", "image s", 1),
-                 ("prefill_tok_s", "prefill tok/s", 1), ("decode_tok_s", "decode tok/s", 1),
-                 ("ttft_s", "TTFT s", 1), ("e2e_s", "end-to-end s", 1),
-                 ("peak_rss_bytes", "peak RSS MiB", 1 / MiB))
+STAGE_COLUMNS = (
+    ("load_s", "load s", 1),
+    ("image_encode_s", "image s", 1),
+    ("prefill_tok_s", "prefill tok/s", 1),
+    ("decode_tok_s", "decode tok/s", 1),
+    ("ttft_s", "TTFT s", 1),
+    ("e2e_s", "end-to-end s", 1),
+    ("peak_rss_bytes", "peak RSS MiB", 1 / MiB),
+)
 # Segments of the stacked bars, bottom to top: (label, stage metric, colour).
-SEGMENTS = (("load", "load_s", "#9e9e9e"), ("image encode", "image_encode_s", "#8e44ad"),
-            ("prefill", "prefill_s", "#2980b9"), ("decode", "decode_s", "#e67e22"))
+SEGMENTS = (
+    ("load", "load_s", "#9e9e9e"),
+    ("image encode", "image_encode_s", "#8e44ad"),
+    ("prefill", "prefill_s", "#2980b9"),
+    ("decode", "decode_s", "#e67e22"),
+)
 
 
 def format_number(value: float | None, scale: float = 1.0) -> str:
     if value is None:
         return "-"
     value *= scale
-    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.2f}" if abs(value) >= 1 else f"{value:.3f}"
+    return (
+        f"{value:.0f}"
+        if abs(value) >= 100
+        else f"{value:.2f}"
+        if abs(value) >= 1
+        else f"{value:.3f}"
+    )
 
 
 def _cell(summary: dict | None, scale: float = 1.0) -> str:
@@ -51,10 +66,12 @@ def render_report(console: Console, report: dict) -> None:
 
 def stage_table(report: dict) -> Table:
     s = report["settings"]
-    table = Table(title=f"{report['bundle']}: median (min-max) of {s['trials']} trials, extract "
-                        f"{s['extract_tokens']}, think {s['think_tokens']}+{s['answer_tokens']}, "
-                        f"direct {s['direct_tokens']} tokens, {report['machine']['threads']} threads",
-                  title_justify="left")
+    table = Table(
+        title=f"{report['bundle']}: median (min-max) of {s['trials']} trials, extract "
+        f"{s['extract_tokens']}, think {s['think_tokens']}+{s['answer_tokens']}, "
+        f"direct {s['direct_tokens']} tokens, {report['machine']['threads']} threads",
+        title_justify="left",
+    )
     table.add_column("stage")
     for _, label, _ in STAGE_COLUMNS:
         table.add_column(label, justify="right")
@@ -62,8 +79,10 @@ def stage_table(report: dict) -> Table:
         table.add_row(name, *(_cell(metrics.get(key), scale) for key, _, scale in STAGE_COLUMNS))
     for name, metrics in report["bare"].items():
         if metrics:
-            table.add_row(f"{name} (bare)", *(_cell(metrics.get(key), scale)
-                                              for key, _, scale in STAGE_COLUMNS))
+            table.add_row(
+                f"{name} (bare)",
+                *(_cell(metrics.get(key), scale) for key, _, scale in STAGE_COLUMNS),
+            )
     return table
 
 
@@ -75,20 +94,29 @@ def ratio_table(report: dict) -> Table:
     for stage, o in report["ratios"]["overhead"].items():
         if o.get("comparable"):
             verdict = "meets" if o["meets_goal"] else "misses"
-            table.add_row(f"{stage} overhead", format_number(o["e2e"]),
-                          f"edge-et / {o.get('baseline', 'bare llama-cpp-python')}, end to end ({verdict} goal <= {o['goal']}); "
-                          f"TTFT {format_number(o['ttft'])}, decode {format_number(o['decode'])}")
+            table.add_row(
+                f"{stage} overhead",
+                format_number(o["e2e"]),
+                f"edge-et / {o.get('baseline', 'bare llama-cpp-python')}, end to end ({verdict} goal <= {o['goal']}); "
+                f"TTFT {format_number(o['ttft'])}, decode {format_number(o['decode'])}",
+            )
         else:
             table.add_row(f"{stage} overhead", "-", o["note"])
     price = report["ratios"].get("direct_price")
     if price:
-        table.add_row("price of Extract+Think", format_number(price["resident"]),
-                      f"x the direct VLM answer (models resident); {format_number(price['with_loads'])} with loads")
+        table.add_row(
+            "price of Extract+Think",
+            format_number(price["resident"]),
+            f"x the direct VLM answer (models resident); {format_number(price['with_loads'])} with loads",
+        )
     for stage, r in report["roofline"].items():
-        table.add_row(f"{stage} decode vs bandwidth", f"{r['pct_of_limit']:.0f}%",
-                      f"{format_number(r['decode_tok_s'])} of {format_number(r['limit_tok_s'])} tok/s = "
-                      f"{format_number(report['bandwidth']['read_bytes_per_s_all_threads'] / 1e9)} GB/s / "
-                      f"{r['bytes_per_token'] / MiB:.1f} MiB per token")
+        table.add_row(
+            f"{stage} decode vs bandwidth",
+            f"{r['pct_of_limit']:.0f}%",
+            f"{format_number(r['decode_tok_s'])} of {format_number(r['limit_tok_s'])} tok/s = "
+            f"{format_number(report['bandwidth']['read_bytes_per_s_all_threads'] / 1e9)} GB/s / "
+            f"{r['bytes_per_token'] / MiB:.1f} MiB per token",
+        )
     return table
 
 
@@ -97,8 +125,13 @@ def curve_table(report: dict) -> Table:
     for column in ("think budget", "tokens", "think s", "end-to-end s", "with loads s"):
         table.add_column(column, justify="right")
     for row in report["curve"]:
-        table.add_row(str(row["budget"]), format_number(row["tokens"]["median"]), _cell(row["think_e2e_s"]),
-                      format_number(row["e2e_s"]), format_number(row["e2e_with_loads_s"]))
+        table.add_row(
+            str(row["budget"]),
+            format_number(row["tokens"]["median"]),
+            _cell(row["think_e2e_s"]),
+            format_number(row["e2e_s"]),
+            format_number(row["e2e_with_loads_s"]),
+        )
     return table
 
 
@@ -114,58 +147,97 @@ def markdown_rows(report: dict, name: str | None = None) -> list[str]:
     for stage, m in report["stages"].items():
         roof = report["roofline"].get(stage, {})
         ratio = o.get(stage, {}).get("e2e")
-        rows.append("| " + " | ".join([
-            name or report["bundle"], stage, _cell(m.get("load_s")), _cell(m.get("image_encode_s")),
-            _cell(m.get("prefill_tok_s")), _cell(m.get("decode_tok_s")), _cell(m.get("ttft_s")),
-            _cell(m.get("e2e_s")), format_number((m.get("peak_rss_bytes") or {}).get("median"), 1 / MiB),
-            format_number(ratio), f"{roof['pct_of_limit']:.0f}%" if roof else "-",
-            format_number(price.get("resident")) if stage == "direct" else "-"]) + " |")
+        rows.append(
+            "| "
+            + " | ".join(
+                [
+                    name or report["bundle"],
+                    stage,
+                    _cell(m.get("load_s")),
+                    _cell(m.get("image_encode_s")),
+                    _cell(m.get("prefill_tok_s")),
+                    _cell(m.get("decode_tok_s")),
+                    _cell(m.get("ttft_s")),
+                    _cell(m.get("e2e_s")),
+                    format_number((m.get("peak_rss_bytes") or {}).get("median"), 1 / MiB),
+                    format_number(ratio),
+                    f"{roof['pct_of_limit']:.0f}%" if roof else "-",
+                    format_number(price.get("resident")) if stage == "direct" else "-",
+                ]
+            )
+            + " |"
+        )
     return rows
 
 
-MARKDOWN_HEADER = ("| config | stage | load s | image s | prefill tok/s | decode tok/s | TTFT s | "
-                   "end-to-end s | peak RSS MiB | edge-et/bare | % of bandwidth limit | "
-                   "E+T / direct |\n|" + "---|" * 12)
+MARKDOWN_HEADER = (
+    "| config | stage | load s | image s | prefill tok/s | decode tok/s | TTFT s | "
+    "end-to-end s | peak RSS MiB | edge-et/bare | % of bandwidth limit | "
+    "E+T / direct |\n|" + "---|" * 12
+)
 
 
 def _stack(report: dict, stage: str, side: str = "stages") -> dict[str, float]:
     metrics = report[side].get(stage) or {}
     median = lambda key: (metrics.get(key) or {}).get("median") or 0.0  # noqa: E731
     if side == "bare":  # mtmd's helper encodes and prefills in one call: show the prompt as one
-        return {"load": 0.0, "image encode": 0.0, "prefill": median("ttft_s"), "decode": median("decode_s")}
+        return {
+            "load": 0.0,
+            "image encode": 0.0,
+            "prefill": median("ttft_s"),
+            "decode": median("decode_s"),
+        }
     return {label: median(key) for label, key, _ in SEGMENTS}
 
 
 def plot_report(report: dict, path: Path) -> Path:
     """A stacked per-stage bar chart (and the budget curve beside it) as a PNG."""
     plt = pyplot()
-    bars = [("Extract+Think", report, "stages", ("extract", "think")),
-            ("bare baseline", report, "bare", ("extract", "think")),
-            ("direct VLM", report, "stages", ("direct",))]
-    return _save_figure(plt, bars, [report],
-                        f"edge-et bench: {report['bundle']} on {report['machine']['cpu']} "
-                        f"({report['machine']['threads']} threads)", path)
+    bars = [
+        ("Extract+Think", report, "stages", ("extract", "think")),
+        ("bare baseline", report, "bare", ("extract", "think")),
+        ("direct VLM", report, "stages", ("direct",)),
+    ]
+    return _save_figure(
+        plt,
+        bars,
+        [report],
+        f"edge-et bench: {report['bundle']} on {report['machine']['cpu']} "
+        f"({report['machine']['threads']} threads)",
+        path,
+    )
 
 
 def plot_comparison(result: dict, path: Path) -> Path:
     """The stacked Extract+Think and direct bars of every compared bundle, and their curves."""
     plt = pyplot()
     reports = result["reports"]
-    bars = [(f"{_short(r)}\n{label}", r, "stages", stages) for r in reports
-            for label, stages in (("E+T", ("extract", "think")), ("direct", ("direct",)))]
+    bars = [
+        (f"{_short(r)}\n{label}", r, "stages", stages)
+        for r in reports
+        for label, stages in (("E+T", ("extract", "think")), ("direct", ("direct",)))
+    ]
     machine = reports[0]["machine"]
-    return _save_figure(plt, bars, reports, f"edge-et bench: {' vs '.join(_short(r) for r in reports)} "
-                        f"on {machine['cpu']} ({machine['threads']} threads)", path)
+    return _save_figure(
+        plt,
+        bars,
+        reports,
+        f"edge-et bench: {' vs '.join(_short(r) for r in reports)} "
+        f"on {machine['cpu']} ({machine['threads']} threads)",
+        path,
+    )
 
 
 def pyplot():
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise MissingExtra("--plot needs matplotlib: pip install 'edge-et[bench]'",
-                           extra="bench") from None
+        raise MissingExtra(
+            "--plot needs matplotlib: pip install 'edge-et[bench]'", extra="bench"
+        ) from None
     return plt
 
 
@@ -201,8 +273,11 @@ def comparison_table(result: dict) -> Table:
     """Per stage and metric: each bundle's median and its paired ratio to the first bundle."""
     comparison, reports = result["comparison"], result["reports"]
     names = [_short(r) for r in reports]
-    table = Table(title=f"side by side, {comparison['trials']} interleaved trials: medians, and "
-                        "median per-trial ratio to the first bundle", title_justify="left")
+    table = Table(
+        title=f"side by side, {comparison['trials']} interleaved trials: medians, and "
+        "median per-trial ratio to the first bundle",
+        title_justify="left",
+    )
     table.add_column("stage")
     table.add_column("metric")
     for k, name in enumerate(names):
@@ -240,24 +315,43 @@ def _stacked(ax, bars) -> None:
     for x, (_label, report, side, stages) in enumerate(bars):
         bottom = 0.0
         for stage in stages:
-            for (segment, value), (_, _, colour) in zip(_stack(report, stage, side).items(), SEGMENTS):
-                ax.bar(x, value, bottom=bottom, color=colour, hatch=hatches[stage], edgecolor="white",
-                       label=segment if x == 0 and stage == "extract" else None)
+            for (segment, value), (_, _, colour) in zip(
+                _stack(report, stage, side).items(), SEGMENTS
+            ):
+                ax.bar(
+                    x,
+                    value,
+                    bottom=bottom,
+                    color=colour,
+                    hatch=hatches[stage],
+                    edgecolor="white",
+                    label=segment if x == 0 and stage == "extract" else None,
+                )
                 bottom += value
         ax.text(x, bottom, f"{bottom:.2f} s", ha="center", va="bottom", fontsize=8)
     ax.set_xticks(range(len(bars)), [b[0] for b in bars], fontsize=8)
     ax.set_ylabel("seconds (median); hatched: think stage")
-    ax.set_title("bare runs share edge-et's loaded models (no load); their prefill bar is "
-                 "encode + prefill", fontsize=7)
+    ax.set_title(
+        "bare runs share edge-et's loaded models (no load); their prefill bar is encode + prefill",
+        fontsize=7,
+    )
     ax.legend(fontsize=8)
 
 
 def _curve_plot(ax, report: dict, prefix: str = "") -> None:
     budgets = [row["budget"] for row in report["curve"]]
-    ax.plot(budgets, [row["e2e_s"] for row in report["curve"]], marker="o",
-            label=f"{prefix}models resident")
-    ax.plot(budgets, [row["e2e_with_loads_s"] for row in report["curve"]], marker="s",
-            label=f"{prefix}with model loads")
+    ax.plot(
+        budgets,
+        [row["e2e_s"] for row in report["curve"]],
+        marker="o",
+        label=f"{prefix}models resident",
+    )
+    ax.plot(
+        budgets,
+        [row["e2e_with_loads_s"] for row in report["curve"]],
+        marker="s",
+        label=f"{prefix}with model loads",
+    )
     ax.set_xlabel("think budget (tokens)")
     ax.set_ylabel("end-to-end seconds")
     ax.legend(fontsize=8)

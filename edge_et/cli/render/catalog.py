@@ -11,8 +11,10 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-KIND_TITLES = {"perception": "perception models (the VLM that looks)",
-               "reasoning": "reasoning models (the LLM that thinks)"}
+KIND_TITLES = {
+    "perception": "perception models (the VLM that looks)",
+    "reasoning": "reasoning models (the LLM that thinks)",
+}
 
 
 def size_text(size: int | None) -> str:
@@ -32,8 +34,15 @@ def short_license(text: str) -> str:
 
 def _table(title: str, columns: list[tuple[str, str]]) -> Table:
     """A borderless table; one space between columns keeps the widest catalog row under 80."""
-    table = Table(title=title, title_justify="left", title_style="bold", box=None,
-                  header_style="bold underline", padding=(0, 1, 0, 0), pad_edge=False)
+    table = Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        box=None,
+        header_style="bold underline",
+        padding=(0, 1, 0, 0),
+        pad_edge=False,
+    )
     for name, justify in columns:
         table.add_column(name, justify=justify, no_wrap=True, overflow="ellipsis")
     return table
@@ -45,12 +54,27 @@ def render_models(console: Console, rows: list[dict]) -> None:
         chosen = [row for row in rows if row["kind"] == kind]
         if not chosen:
             continue
-        table = _table(title, [("name", "left"), ("arch", "left"), ("quant", "left"), ("size", "right"),
-                               ("license", "left"), ("pulled", "left")])
+        table = _table(
+            title,
+            [
+                ("name", "left"),
+                ("arch", "left"),
+                ("quant", "left"),
+                ("size", "right"),
+                ("license", "left"),
+                ("pulled", "left"),
+            ],
+        )
         for row in chosen:
             quant = row["quant"] + ("*" if row["quant"] != row["recommended_quant"] else "")
-            table.add_row(row["name"], row["architecture"], quant, size_text(row.get("size")),
-                          short_license(row["license"]), "yes" if row["pulled"] else "")
+            table.add_row(
+                row["name"],
+                row["architecture"],
+                quant,
+                size_text(row.get("size")),
+                short_license(row["license"]),
+                "yes" if row["pulled"] else "",
+            )
         console.print(table)
         console.print()
 
@@ -60,11 +84,17 @@ def render_pairs(console: Console, pairs: list[dict]) -> None:
     first `bundle create` downloads."""
     if not pairs:
         return
-    table = _table("pairs (edge-et bundle create NAME)", [("name", "left"), ("perception", "left"),
-                                                          ("reasoning", "left"), ("downloads", "left")])
+    table = _table(
+        "pairs (edge-et bundle create NAME)",
+        [("name", "left"), ("perception", "left"), ("reasoning", "left"), ("downloads", "left")],
+    )
     for pair in pairs:
-        table.add_row(pair["name"], pair.get("perception") or "-", pair.get("reasoning") or "-",
-                      pair.get("download") or "")
+        table.add_row(
+            pair["name"],
+            pair.get("perception") or "-",
+            pair.get("reasoning") or "-",
+            pair.get("download") or "",
+        )
     console.print(table)
     console.print()
 
@@ -73,5 +103,8 @@ def render_catalog(console: Console, rows: list[dict], pairs: list[dict] | None 
     """Everything `pull --list` shows, then how to read it."""
     render_pairs(console, pairs or [])
     render_models(console, rows)
-    console.print("edge-et pull NAME fetches one. quant*: not the recommended quant; size: the download "
-                  "('-': not in the catalog); --json: repos, files, full licenses.", highlight=False)
+    console.print(
+        "edge-et pull NAME fetches one. quant*: not the recommended quant; size: the download "
+        "('-': not in the catalog); --json: repos, files, full licenses.",
+        highlight=False,
+    )

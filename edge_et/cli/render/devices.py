@@ -32,19 +32,28 @@ def render_devices(console: Console, result: dict) -> None:
             table.add_column(label, justify="right")
         for row in rows:
             device = devices[row["device"]]
-            name = device["label"] + ("" if device["kind"] == "prediction" else f" [{device['bundle']}]")
+            name = device["label"] + (
+                "" if device["kind"] == "prediction" else f" [{device['bundle']}]"
+            )
             style = "italic yellow" if device["kind"] == "prediction" else None
             table.add_row(name, *[_cell(m, row.get(m)) for m in result["metrics"]], style=style)
         console.print(table)
     for device in devices:
         if device["kind"] == "prediction":
-            console.print(f"{device['label']}: {device['method']} (from {device['from']}; "
-                          f"bandwidth x{device['factors']['bandwidth']:.2f}, cores "
-                          f"x{device['factors']['compute']:.2f})", highlight=False, markup=False)
+            console.print(
+                f"{device['label']}: {device['method']} (from {device['from']}; "
+                f"bandwidth x{device['factors']['bandwidth']:.2f}, cores "
+                f"x{device['factors']['compute']:.2f})",
+                highlight=False,
+                markup=False,
+            )
             for published in device["published_decode"]:
-                console.print(f"  published elsewhere: {published['model']} {published['tok_s']:g} tok/s "
-                              f"with {published['runtime']} ({published['source']})",
-                              highlight=False, markup=False)
+                console.print(
+                    f"  published elsewhere: {published['model']} {published['tok_s']:g} tok/s "
+                    f"with {published['runtime']} ({published['source']})",
+                    highlight=False,
+                    markup=False,
+                )
     for note in result["notes"]:
         console.print(f"note: {note}", highlight=False, markup=False)
 
@@ -58,20 +67,31 @@ def plot_devices(result: dict, path: Path) -> Path:
     width = 0.8 / max(len(devices), 1)
     for ax, metric in zip(axes[0], CHARTED):
         for index, device in enumerate(devices):
-            values = [next((r.get(metric) or 0 for r in result["stages"][s] if r["device"] == index), 0)
-                      for s in stages]
+            values = [
+                next((r.get(metric) or 0 for r in result["stages"][s] if r["device"] == index), 0)
+                for s in stages
+            ]
             if metric == "peak_rss_bytes":
                 values = [v / 2**20 for v in values]
-            name = device["label"] + ("" if device["kind"] == "prediction" else f" [{device['bundle']}]")
-            ax.bar([i + index * width for i in range(len(stages))], values, width,
-                   label=name, hatch="//" if device["kind"] == "prediction" else None,
-                   alpha=0.6 if device["kind"] == "prediction" else 1.0)
+            name = device["label"] + (
+                "" if device["kind"] == "prediction" else f" [{device['bundle']}]"
+            )
+            ax.bar(
+                [i + index * width for i in range(len(stages))],
+                values,
+                width,
+                label=name,
+                hatch="//" if device["kind"] == "prediction" else None,
+                alpha=0.6 if device["kind"] == "prediction" else 1.0,
+            )
         ax.set_xticks([i + width * (len(devices) - 1) / 2 for i in range(len(stages))], stages)
         if metric.endswith("tok_s"):
             ax.set_yscale("log")  # a 3 M-parameter VLM and a 1.5 B reasoner share the axis
         label = result["metrics"][metric][0]
         ax.set_title(label + (" (MiB)" if metric == "peak_rss_bytes" else ""), fontsize=9)
     axes[0][0].legend(fontsize=7)
-    fig.suptitle("edge-et compare: measured devices; hatched bars are PREDICTIONS from a device profile",
-                 fontsize=10)
+    fig.suptitle(
+        "edge-et compare: measured devices; hatched bars are PREDICTIONS from a device profile",
+        fontsize=10,
+    )
     return write_figure(plt, fig, path)

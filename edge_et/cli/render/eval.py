@@ -23,8 +23,15 @@ from edge_et.eval.run import EvalReport
 @contextmanager
 def progress_bar(console: Console, label: str, total: int):
     """A transient bar on `console`; yields the function that advances it by one."""
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=console, transient=True) as progress:
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
         task = progress.add_task(label, total=total)
         yield lambda: progress.advance(task)
 
@@ -40,8 +47,11 @@ def percent(acc: Accuracy) -> str:
 def report_tables(console: Console, report: EvalReport) -> None:
     """Accuracy side by side per mode (overall, then per category), then latency per mode."""
     modes = list(report.modes.values())
-    console.print(f"[bold]{escape(report.bundle)}[/] on {escape(str(report.data.path))}: "
-                  f"{len(report.data.items)} questions, seed {report.seed}", highlight=False)
+    console.print(
+        f"[bold]{escape(report.bundle)}[/] on {escape(str(report.data.path))}: "
+        f"{len(report.data.items)} questions, seed {report.seed}",
+        highlight=False,
+    )
     accuracy_table = Table(title="accuracy (95% Wilson interval)", title_justify="left")
     accuracy_table.add_column("")
     for mode in modes:
@@ -62,7 +72,9 @@ def report_tables(console: Console, report: EvalReport) -> None:
 def latency_table(report: EvalReport) -> Table:
     """Median seconds per stage and per question, model loads and wall time, per mode."""
     medians = {name: stage_medians(m.rows) for name, m in report.modes.items()}
-    stages = list(dict.fromkeys(s for values in medians.values() for s in values if s != "question"))
+    stages = list(
+        dict.fromkeys(s for values in medians.values() for s in values if s != "question")
+    )
     table = Table(title="median seconds per question (model loads excluded)", title_justify="left")
     table.add_column("mode")
     for stage in stages + ["question"]:

@@ -21,18 +21,26 @@ from rich.table import Table
 from edge_et.bundle.manifest import Bundle
 from edge_et.core.stats import Result
 
-STAGE_COLUMNS = (("load_s", "load s"), ("image_encode_s", "image s"), ("prompt_tokens", "prompt tok"),
-                 ("prefill_s", "prefill s"), ("generated_tokens", "gen tok"), ("decode_s", "decode s"),
-                 ("decode_tok_s", "tok/s"))
+STAGE_COLUMNS = (
+    ("load_s", "load s"),
+    ("image_encode_s", "image s"),
+    ("prompt_tokens", "prompt tok"),
+    ("prefill_s", "prefill s"),
+    ("generated_tokens", "gen tok"),
+    ("decode_s", "decode s"),
+    ("decode_tok_s", "tok/s"),
+)
 
 
 def random_weight_warnings(console: Console, bundle: Bundle) -> None:
     """Say plainly when a stage's model is untrained, before its output is shown."""
     for stage in bundle.stages():
         if stage.random_weights:
-            console.print(f"[yellow]note:[/] the {stage.role} model of bundle '{escape(bundle.name)}' "
-                          "has random weights (never trained): its text is noise; the run shows "
-                          "the real architecture and runtime, not a meaningful answer.")
+            console.print(
+                f"[yellow]note:[/] the {stage.role} model of bundle '{escape(bundle.name)}' "
+                "has random weights (never trained): its text is noise; the run shows "
+                "the real architecture and runtime, not a meaningful answer."
+            )
 
 
 def result(console: Console, res: Result, *, streamed: bool = False) -> None:
@@ -56,15 +64,21 @@ def _answer_notes(console: Console, think) -> None:
     if think is None:
         return
     if think.answer_constrained is False:
-        console.print("[yellow]note:[/] the question lists options, but this reasoner's vocabulary "
-                      "has no single token for each letter: the cued answer is free text.")
+        console.print(
+            "[yellow]note:[/] the question lists options, but this reasoner's vocabulary "
+            "has no single token for each letter: the cued answer is free text."
+        )
     if think.letter_forced:
-        console.print("[dim](the reply named no option: a letter was forced, answer.force_letter)[/]")
+        console.print(
+            "[dim](the reply named no option: a letter was forced, answer.force_letter)[/]"
+        )
 
 
 def stage_table(res: Result) -> Table:
-    table = Table(title=f"stages (seed {res.seed}, peak RSS {res.peak_rss_bytes / 2**20:.0f} MiB)",
-                  title_justify="left")
+    table = Table(
+        title=f"stages (seed {res.seed}, peak RSS {res.peak_rss_bytes / 2**20:.0f} MiB)",
+        title_justify="left",
+    )
     table.add_column("stage")
     for _, label in STAGE_COLUMNS:
         table.add_column(label, justify="right")
@@ -101,8 +115,10 @@ def bundle_info(console: Console, described: dict) -> None:
             console.print(f"[yellow]{role}: {escape(stage['note'])}[/]")
     if "onnx_providers" in described:
         providers = described["onnx_providers"]
-        console.print("onnxruntime execution providers here: "
-                      + escape(", ".join(providers) if isinstance(providers, list) else providers))
+        console.print(
+            "onnxruntime execution providers here: "
+            + escape(", ".join(providers) if isinstance(providers, list) else providers)
+        )
 
 
 INFO_COLUMNS = ("stage", "file", "arch", "quant", "size", "context", "notes")
@@ -112,14 +128,24 @@ def _file_rows(described: dict) -> list[tuple[str, ...]]:
     """One row of INFO_COLUMNS per model file (a stage's model, then its mmproj)."""
     rows = []
     for role, stage in described["stages"].items():
-        notes = ["thinking" if stage["thinking"] else "", "RANDOM WEIGHTS" if stage["random_weights"] else ""]
+        notes = [
+            "thinking" if stage["thinking"] else "",
+            "RANDOM WEIGHTS" if stage["random_weights"] else "",
+        ]
         files = [stage["model"]] + ([stage["mmproj"]] if "mmproj" in stage else [])
         for item in files:
             context = item.get("context_length")
-            rows.append((role, item["file"], item.get("architecture", ""), item.get("quantization", ""),
-                         f"{item.get('size_bytes', 0) / 2**20:.1f} MiB",
-                         f"{stage['n_ctx'] or '-'} / {context}" if context else "-",
-                         ", ".join(n for n in notes if n)))
+            rows.append(
+                (
+                    role,
+                    item["file"],
+                    item.get("architecture", ""),
+                    item.get("quantization", ""),
+                    f"{item.get('size_bytes', 0) / 2**20:.1f} MiB",
+                    f"{stage['n_ctx'] or '-'} / {context}" if context else "-",
+                    ", ".join(n for n in notes if n),
+                )
+            )
     return rows
 
 
@@ -152,8 +178,15 @@ def batch_progress(console: Console, total: int, *, enabled: bool):
     if not enabled:
         yield lambda: None
         return
-    with Progress(TextColumn("batch"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=console, transient=True) as progress:
+    with Progress(
+        TextColumn("batch"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
         task = progress.add_task("batch", total=total)
         yield lambda: progress.advance(task)
 
@@ -162,15 +195,26 @@ def batch_stopped(console: Console, summary, signal_name: str, output, command: 
     """The one line a stopped batch leaves: done, left, and the command that continues it."""
     done = summary.lines - summary.left
     where = f" in {output}" if output else ""
-    again = f"; resume with: {command}" if output else "; give --output FILE to make a run resumable"
-    console.print(f"stopped by {signal_name}: {done} of {summary.lines} lines done{where}, "
-                  f"{summary.left} left{again}", highlight=False, markup=False, soft_wrap=True)
+    again = (
+        f"; resume with: {command}" if output else "; give --output FILE to make a run resumable"
+    )
+    console.print(
+        f"stopped by {signal_name}: {done} of {summary.lines} lines done{where}, "
+        f"{summary.left} left{again}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def batch_summary(console: Console, summary) -> None:
     resumed = f" ({summary.resumed} lines done by an earlier run)" if summary.resumed else ""
-    console.print(f"batch: {summary.answered}/{summary.lines - summary.resumed} answered{resumed}, "
-                  f"{summary.errors} errors, "
-                  f"{summary.model_loads} model loads, {summary.image_encodes} image encodes "
-                  f"({summary.distinct_images} distinct images), residency {summary.residency}, "
-                  f"{summary.seconds:.1f} s", highlight=False, soft_wrap=True)
+    console.print(
+        f"batch: {summary.answered}/{summary.lines - summary.resumed} answered{resumed}, "
+        f"{summary.errors} errors, "
+        f"{summary.model_loads} model loads, {summary.image_encodes} image encodes "
+        f"({summary.distinct_images} distinct images), residency {summary.residency}, "
+        f"{summary.seconds:.1f} s",
+        highlight=False,
+        soft_wrap=True,
+    )
