@@ -28,6 +28,7 @@ ELSEWHERE = {
     "lmms_eval_custom_files/qwen3.py": "the same, by its path",
     "visual_extraction_tuning_pipeline.py": "the paper's repository",
     "build.sh": "ONNX Runtime's build script",
+    "lmms_eval/tasks/mmstar/utils.py": "lmms-eval's MMStar scorer (github.com/EvolvingLMMs-Lab/lmms-eval)",
 }
 # `edge_et/planted_x.py`: files the import-contract tests write, run and delete.
 PLANTED = re.compile(r"/planted_\w+\.py$")

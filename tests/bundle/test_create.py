@@ -154,7 +154,8 @@ def world(tmp_path, hub, tiny_bundle):  # noqa: F811 - the hub fixture
 
 
 def downloads(hub) -> int:
-    return sum(1 for r in hub.log if r["kind"] == "resolve")
+    """File transfers the hub served (a GET of a file's bytes; HEAD requests not counted)."""
+    return sum(1 for r in hub.log if r["kind"] == "bytes")
 
 
 @pytest.mark.slow

@@ -40,12 +40,19 @@ def test_pairs_are_a_second_small_table_that_fits_too():
             "name": "paper-0.6b",
             "perception": "llava-extract-qwen3-0.6b",
             "reasoning": "qwen3-1.7b",
-            "built": True,
+            "download": "about 6.5 GB",
         }
     ]
     lines = rendered(80, pairs)
     assert lines[0].startswith("pairs") and max(len(line) for line in lines) <= 80
-    assert lines[2].split() == ["paper-0.6b", "llava-extract-qwen3-0.6b", "qwen3-1.7b", "yes"]
+    assert lines[2].split() == [
+        "paper-0.6b",
+        "llava-extract-qwen3-0.6b",
+        "qwen3-1.7b",
+        "about",
+        "6.5",
+        "GB",
+    ]
 
 
 def test_sizes_read_in_one_short_unit():

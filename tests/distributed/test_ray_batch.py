@@ -20,7 +20,7 @@ from edge_et.runtime.api import open_pipeline
 from edge_et.runtime.batch import read_batch, run_batch
 from edge_et.runtime.pipeline import RunOptions
 from edge_et.runtime.resumable import BatchRun
-from tests.helpers.ray_cluster import actor_pids, comparable, ctrl_c_after_lines, read_records
+from tests.helpers.ray_cluster import comparable, ctrl_c_after_lines, read_records, single_actor_pid
 
 ROOT = Path(__file__).resolve().parents[2]
 OPTIONS = RunOptions(seed=3)
@@ -76,10 +76,9 @@ def test_a_killed_actor_is_retried_without_a_duplicate_record(ray_session, ray_d
 
     def kill_the_reasoning_actor() -> None:
         if not killed:
-            pids = actor_pids("ReasoningWorker")
-            assert len(pids) == 1, f"reasoning actor processes: {pids}"
-            os.kill(pids[0], signal.SIGKILL)
-            killed.append(pids[0])
+            pid = single_actor_pid("ReasoningWorker")
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
 
     records, summary = answer(
         ray_data["bundle"],

@@ -331,7 +331,7 @@ def test_cli_eval_table(bundle, eval_file):
 @pytest.mark.parametrize(
     "args, fragment",
     [
-        (["eval", "--data", "x.jsonl"], "needs --bundle DIR and --data"),
+        (["eval", "--data", "x.jsonl"], "needs --bundle DIR|NAME and --data"),
         (["eval", "--bundle", "{bundle}", "--data", "{missing}"], "cannot read data file"),
         (
             ["eval", "--bundle", "{bundle}", "--data", "{data}", "--mode", "extract"],

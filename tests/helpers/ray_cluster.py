@@ -58,6 +58,16 @@ def actor_pids(class_name: str) -> list[int]:
     return found
 
 
+def single_actor_pid(class_name: str, timeout_s: float = 20.0) -> int:
+    """The one live actor process of `class_name`. An actor of an earlier test may still be
+    exiting when the next one starts (Ray stops them asynchronously): wait for it to go."""
+    deadline = time.monotonic() + timeout_s
+    while len(pids := actor_pids(class_name)) > 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(pids) == 1, f"{class_name} actor processes: {pids}"
+    return pids[0]
+
+
 def free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
     for one in sockets:
