@@ -75,6 +75,9 @@ def _start_previous(model, prompt: str):
     from edge_et.backends.base import PromptStats
     from edge_et.backends.llama_cpp.prefix import common_prefix
 
+    # As the old `start` did: end the previous generation (its last sampled token is still
+    # pending) before trimming the context. The removed behaviour has no public entry point.
+    model._end_generation()  # noqa: SLF001
     llm = model.llama
     tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
     started = time.perf_counter()
@@ -126,6 +129,7 @@ def measure(bundle: Path, trials: int, threads: int) -> dict:
     from edge_et.runtime.measure import machine_info
 
     spec = Bundle.load(bundle).require("reasoning")
+    load_before = os.getloadavg()
     model = LlamaCppModel(model_path=str(spec.model_path), n_ctx=4096, n_threads=threads)
     try:
         prompts = _prompts(model)
@@ -164,7 +168,7 @@ def measure(bundle: Path, trials: int, threads: int) -> dict:
         "prompts": len(prompts),
         "greedy_tokens": GREEDY_TOKENS,
         "machine": machine_info(threads),
-        "load_before": os.getloadavg(),
+        "load_before": load_before,
         "summary": summary,
         "prefill_s": {s: [r[s]["prefill_s"] for r in runs] for s in STRATEGIES},
     }
