@@ -27,6 +27,8 @@ _LETTER = re.compile(
 _OPTION_LINE = re.compile(r"^\s*\(?([A-Z])\s*[.):]\s*(\S.*?)\s*$")
 _INLINE = re.compile(r"([A-Z])\s*[.):]\s*(.*?)\s*(?=,\s*[A-Z]\s*[.):]|$)")
 _OPTIONS_LABEL = re.compile(r"^\s*options?\s*:\s*", re.IGNORECASE)
+# How `question_options` finds options, for apps that apply the same rule (mobile.json).
+OPTION_RULES = {"option_line": _OPTION_LINE, "inline": _INLINE, "options_label": _OPTIONS_LABEL}
 
 
 def question_options(question: str) -> dict[str, str]:

@@ -21,6 +21,7 @@ from edge_et.backends.onnx.footprint import PREFILL_CHUNK
 from edge_et.backends.onnx.model import MEDIA_MARKER
 from edge_et.backends.onnx.sampling import REPEAT_WINDOW
 from edge_et.core import hints
+from edge_et.core.choices import OPTION_RULES
 from edge_et.core.prompts import ANSWER_PATTERN
 from edge_et.formats.idefics3 import LANCZOS
 from edge_et.formats.onnx_stage import STAGE_CONFIG
@@ -72,7 +73,13 @@ def pipeline_contract() -> dict:
             "newline": "\n",
             "boost_from": BOOST_FROM,
         },
-        "answer_cue": {"text": ANSWER_CUE},
+        "answer_cue": {
+            "text": ANSWER_CUE,
+            # With options in the question (found by these rules, a run lettered A, B, ... of
+            # at least two), the cued answer is one token among the letters' single tokens
+            # (" B" or "B"); free text where some letter has none.
+            "letters": {name: _pattern(rule) for name, rule in OPTION_RULES.items()},
+        },
     }
 
 

@@ -196,14 +196,26 @@ function single(model, text) {
  * `answer_cue`) is forced on a line of its own and the answer line decoded, its first text
  * sampled with end tokens masked.
  */
-export async function reasonWithAnswerCue(stepper, makeStepper, maxTokens, answerBudget, cue, parse) {
+export async function reasonWithAnswerCue(stepper, makeStepper, maxTokens, answerBudget, cue, parse,
+                                          letters = "") {
   const first = await generate(stepper, maxTokens);
   if (first.stop === "context_full" || parse(first.text).matched) return { ...first, cued: false };
   const cueStep = makeStepper({}), opening = makeStepper({ ignoreEos: true }), rest = makeStepper({});
+  const allowed = letters ? letterTokens(stepper.model, letters) : null;
   let stop;
   try {
     const text = first.text === "" || first.text.endsWith("\n") ? cue.text : "\n" + cue.text;
     for (const token of stepper.model.tokenize(text)) cueStep.force(token);
+    if (allowed) {  // options in the question: one of their letters, nothing else
+      await cueStep.sample((logits) => {
+        const kept = allowed.map((id) => logits[id]);
+        logits.fill(-Infinity);
+        allowed.forEach((id, i) => { logits[id] = kept[i]; });
+      });
+      const worst = ["context_full", "max_tokens"].find((l) => l === first.stop) || "answer_line";
+      return { text: first.text + cueStep.finish(), stop: worst, cued: true, constrained: true,
+               tokens: [...stepper.tokens, ...cueStep.tokens] };
+    }
     while (!opening.text.trim() && opening.count < answerBudget) await opening.sample();
     stop = await answerLine(rest, opening.text, answerBudget - opening.count);
   } catch (error) {
@@ -212,7 +224,21 @@ export async function reasonWithAnswerCue(stepper, makeStepper, maxTokens, answe
   }
   const worst = ["context_full", "max_tokens"].find((l) => l === first.stop || l === stop) || stop;
   return { text: first.text + cueStep.finish() + opening.finish() + rest.finish(), stop: worst, cued: true,
+           constrained: letters ? false : undefined,
            tokens: [...stepper.tokens, ...cueStep.tokens, ...opening.tokens, ...rest.tokens] };
+}
+
+/** The tokens that write each letter alone (" B" or "B"); null when a letter has none. */
+export function letterTokens(model, letters) {
+  const found = [], decoder = new TextDecoder();
+  for (const letter of letters) {
+    const ids = [" " + letter, letter].map((text) => model.tokenize(text))
+      .filter((t) => t.length === 1 && decoder.decode(model.piece(t[0])).trim() === letter)
+      .map((t) => t[0]);
+    if (!ids.length) return null;
+    for (const id of ids) if (!found.includes(id)) found.push(id);
+  }
+  return found;
 }
 
 async function answerLine(stepper, opening, budget) {

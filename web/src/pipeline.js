@@ -16,6 +16,27 @@ function pyRegex(source, flags = "") {
   return new RegExp(source, flags);
 }
 
+/**
+ * The question's option letters ("ABCD"; "" when it lists none), by the manifest's rules: a run
+ * of options lettered A, B, C, ... in order, at least two; a new run from A replaces the last.
+ */
+export function optionLetters(question, rules) {
+  if (!rules) return "";
+  const line = pyRegex(rules.option_line), inline = pyRegex(rules.inline, "g");
+  const label = pyRegex(rules.options_label);
+  let found = [];
+  for (const text of question.split(/\r\n|\r|\n/)) {
+    const labelled = label.exec(text);
+    let pairs = labelled ? [...text.slice(labelled[0].length).matchAll(inline)].map((m) => [m[1], m[2]]) : [];
+    const single = line.exec(text);
+    for (const [letter] of pairs.length ? pairs : single ? [[single[1], single[2]]] : []) {
+      if (letter === String.fromCharCode(65 + found.length)) found.push(letter);
+      else if (letter === "A") found = [letter];
+    }
+  }
+  return found.length >= 2 ? found.join("") : "";
+}
+
 export function parseAnswer(output, pipeline) {
   const lines = output.trimEnd().split("\n");
   const last = lines[lines.length - 1];
@@ -133,13 +154,14 @@ export async function run(pkg, request, on = {}, signal = null) {
     await start(null);
     main = make({});
     out = await reasonWithAnswerCue(main, make, decoding.max_tokens, decoding.answer_budget, pipe.answer_cue,
-                                    (t) => parseAnswer(t, pipe));
+                                    (t) => parseAnswer(t, pipe), optionLetters(request.question, pipe.answer_cue.letters));
   }
   result.reasoning = out.text;
   result.tokens.think = out.tokens || main.tokens;
   Object.assign(think, finished(main, out.stop), { generated_tokens: result.tokens.think.length });
   if (out.thinkTokens !== undefined) Object.assign(think, { think_tokens: out.thinkTokens, think_forced: out.forced });
   if (out.cued !== undefined) think.answer_cued = out.cued;
+  if (out.constrained !== undefined) think.answer_constrained = out.constrained;
   think.total_ms = performance.now() - think.started;
   delete think.started;
   result.stages.think = think;
