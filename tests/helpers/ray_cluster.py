@@ -58,14 +58,17 @@ def actor_pids(class_name: str) -> list[int]:
     return found
 
 
-def single_actor_pid(class_name: str, timeout_s: float = 20.0) -> int:
-    """The one live actor process of `class_name`. An actor of an earlier test may still be
-    exiting when the next one starts (Ray stops them asynchronously): wait for it to go."""
-    deadline = time.monotonic() + timeout_s
-    while len(pids := actor_pids(class_name)) > 1 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert len(pids) == 1, f"{class_name} actor processes: {pids}"
-    return pids[0]
+def single_actor_pid(class_name: str) -> int:
+    """The live actor process of `class_name` that started last. An actor of an earlier test may
+    still be exiting when this one runs (Ray stops them asynchronously): it started earlier."""
+    pids = actor_pids(class_name)
+    assert pids, f"no {class_name} actor process"
+
+    def started(pid: int) -> int:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[19])  # field 22: start time in clock ticks
+
+    return max(pids, key=started)
 
 
 def free_ports(count: int) -> list[int]:

@@ -133,7 +133,11 @@ def test_invalid_bodies_are_400s_naming_the_field(served, body, param):
 
 
 def test_health_is_503_while_loading_then_200_without_a_key(served):
-    assert served.health_seen[0] == 503 and served.health_seen[-1] == 200
+    # 503 until the models are loaded, then 200, never back. (A load that ends before the
+    # first probe connects shows only 200s: the probe races the load on a busy runner.)
+    seen = served.health_seen
+    assert seen[-1] == 200 and set(seen) <= {503, 200}
+    assert seen == sorted(seen, key=lambda status: status == 200)
     response = httpx.get(served.url + "/health")
     assert response.status_code == 200 and response.json()["status"] == "ok"
 
