@@ -51,14 +51,15 @@ web/node_modules/.package-lock.json: web/package-lock.json
 
 # The tests run in $(TEST_WORKERS) processes (pytest-xdist): much of the suite waits on servers,
 # Ray and subprocesses. Measured on the 2-core machine: 14.1 min with 2 against 19.5 serial
-# (docs/architecture.md). Tests that share Ray or the serve process stay in one process
-# (tests/conftest.py). TEST_WORKERS=0 runs them serially.
+# (docs/architecture.md). Tests that share Ray or the serve process stay in one process, and
+# each process keeps its own cores (tests/conftest.py). TEST_WORKERS=0 runs them serially.
+# --durations names the slowest tests in every log, CI's included.
 TEST_WORKERS ?= 2
 test: install-export browser web
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q -ra -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -q -ra -n $(TEST_WORKERS) --dist loadgroup --durations=15
 
 # The long fuzz run (hypothesis profile `fuzz`): FUZZ_EXAMPLES inputs per surface; failing inputs
 # are kept in tests/fuzz/corpus/, which every `make test` replays (benchmarks/results/fuzz.md).

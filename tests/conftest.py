@@ -1,5 +1,6 @@
 """Shared fixtures; shared helpers live in the `tests.helpers` package."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,31 @@ TESTS = Path(__file__).resolve().parent
 # a folder whose costly fixture is package- or session-wide stay in one process, so it starts
 # once: the local Ray of tests/distributed, the one `edge-et serve` of tests/serve.
 XDIST_GROUPS = {"distributed": "ray", "serve": "serve"}
+
+
+def worker_cores(worker: str, workers: int, cores: set[int]) -> set[int]:
+    """The cores xdist worker `worker` ("gw1") keeps: every `workers`-th one, its own share.
+
+    Fewer cores than workers: all of them (nothing to share out)."""
+    if workers < 2 or len(cores) < workers:
+        return cores
+    return set(sorted(cores)[int(worker.removeprefix("gw")) :: workers])
+
+
+def pytest_configure(config):
+    """Each xdist worker runs on its own cores, and so do the processes it starts.
+
+    llama.cpp's threads wait for each other by spinning: when two workers' models (each with
+    a thread per core) share the cores, each spins through its time slice waiting for a
+    thread the other has pushed off. CI measured the tiny reasoner at 3.4 tokens/s that way
+    (8,500 alone), and a test ran past its 300 s limit. The runtime sizes its threads by the
+    affinity mask (`core/host.usable_cores`), as `taskset` users expect, so a pinned worker
+    runs its models with its own cores' threads.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        os.sched_setaffinity(0, worker_cores(worker, workers, os.sched_getaffinity(0)))
 
 
 def pytest_collection_modifyitems(config, items):
