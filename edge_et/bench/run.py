@@ -42,7 +42,7 @@ from edge_et.runtime.measure import (
     reset_peak_rss,
     stand_in_description,
 )
-from edge_et.runtime.pipeline import SEED_OFFSETS
+from edge_et.runtime.options import SEED_OFFSETS
 
 # -- running ------------------------------------------------------------------------------------
 

@@ -13,8 +13,11 @@ from typing import Protocol
 
 from edge_et import backends
 from edge_et.backends.base import TextModel
-from edge_et.bundle.manifest import StageSpec
+from edge_et.bundle.manifest import Bundle, StageSpec
 from edge_et.errors import BundleError, ModelError, ModelLoadError
+from edge_et.memory.scheduler import Plan
+from edge_et.runtime.image_tuning import tuned_prefill
+from edge_et.runtime.plan import requested_ctx
 
 
 class ModelSource(Protocol):
@@ -58,3 +61,36 @@ class OwnModels:
 
     def close(self, spec: StageSpec, model: TextModel) -> None:
         model.close()
+
+
+def stage_settings(
+    bundle: Bundle,
+    spec: StageSpec,
+    plan: Plan | None,
+    *,
+    n_threads: int | None = None,
+    device: str | None = None,
+    image_cache_bytes: int | None = None,
+) -> dict:
+    """What `spec`'s model is opened with (its backend's keyword arguments): the memory plan's
+    context, KV type, GPU layers and image bound, else the bundle's defaults; the device for a
+    backend that takes one; the perception model's embedding-cache bound and tuned prefill."""
+    planned = plan.stages.get(spec.role) if plan else None
+    takes_device = backends.get(spec.backend).device_argument
+    extra = {"device": device} if device and takes_device else {}
+    if spec.role == "perception" and image_cache_bytes is not None:
+        extra["image_cache_bytes"] = image_cache_bytes  # llama.cpp's embedding cache
+    if spec.role == "perception" and spec.backend == "llama.cpp":
+        tuned = tuned_prefill(bundle, n_threads=n_threads)  # image_tuning.py
+        extra.update({"prefill": tuned} if tuned else {})
+    if planned is None:
+        return {"n_ctx": requested_ctx(spec), **extra}
+    settings = {
+        "n_ctx": planned.n_ctx,
+        "kv_type": planned.kv_type,
+        "n_gpu_layers": planned.gpu_layers,
+        **extra,
+    }
+    if spec.role == "perception" and planned.image_tokens:
+        settings["image_max_tokens"] = planned.image_tokens
+    return settings

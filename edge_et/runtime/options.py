@@ -17,6 +17,8 @@ MODES = ("extract-think", "caption-think", "direct", "extract")
 # text itself. Only conversations produce it (runtime/chat.py); `run --mode` does not offer it.
 CHAT_MODE = "chat"
 IMAGE_DETAILS = ("auto", "low", "high")
+# Each stage samples from its own seed, so adding a stage does not change the others' draws.
+SEED_OFFSETS = {"hint": 1, "extract": 2, "caption": 2, "direct": 2, "think": 3}
 
 
 @dataclass

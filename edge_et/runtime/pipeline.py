@@ -14,11 +14,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 from edge_et import backends
-from edge_et.backends.base import CachesImages, HeadReuse, TextModel
+from edge_et.backends.base import CachesImages, TextModel
 from edge_et.bundle.manifest import Bundle, StageSpec
 from edge_et.core import prompts
-from edge_et.core.chat import render_chat, render_user_turn
-from edge_et.core.choices import question_options
+from edge_et.core.chat import render_user_turn
 from edge_et.core.decoding import JsonConstraint, StageDecoding, stage_decoding
 from edge_et.core.hints import hint_from_question
 from edge_et.core.images import ImageInput, LoadedImage, as_loaded_image
@@ -27,35 +26,27 @@ from edge_et.errors import InputError
 from edge_et.memory.probes import process_peak_rss
 from edge_et.memory.scheduler import Plan
 from edge_et.runtime import chat as conversations
-from edge_et.runtime.answer_cue import force_letter, reason_with_answer_cue
+from edge_et.runtime import reasoning
 from edge_et.runtime.constraints import PERCEPTION_REPLIES, check_constraint
-from edge_et.runtime.generation import TextSink, generate, think_then_answer
+from edge_et.runtime.generation import TextSink, generate
 from edge_et.runtime.image_detail import look
-from edge_et.runtime.image_tuning import tuned_prefill
-from edge_et.runtime.models import ModelSource, OwnModels
+from edge_et.runtime.models import ModelSource, OwnModels, stage_settings
 from edge_et.runtime.options import (  # noqa: F401 - re-exported: edge_et.runtime.pipeline is where callers find them
     CHAT_MODE,
     MODES,
+    SEED_OFFSETS,
     RunOptions,
     check_image_detail,
     check_mode,
     check_text,
     merge_options,
 )
-from edge_et.runtime.plan import (
-    DEFAULT_CTX,
-    check_reasoning_fits,
-    reasoning_generation,
-    requested_ctx,
-)
+from edge_et.runtime.plan import DEFAULT_CTX, check_reasoning_fits
 from edge_et.runtime.serial import ModelLock, serialized
-from edge_et.runtime.speculation import choose_drafter, record_counts, speculate
 from edge_et.runtime.stop_strings import check_stops
 from edge_et.runtime.stream import Event, stream_run
 
 PERCEPTION_CTX, REASONING_CTX = DEFAULT_CTX["perception"], DEFAULT_CTX["reasoning"]
-# Each stage samples from its own seed, so adding a stage does not change the others' draws.
-SEED_OFFSETS = {"hint": 1, "extract": 2, "caption": 2, "direct": 2, "think": 3}
 
 
 def check_bundle_for_mode(bundle: Bundle, mode: str) -> None:
@@ -181,26 +172,14 @@ class Pipeline:
         return self._models[role]
 
     def _stage_settings(self, spec: StageSpec) -> dict:
-        """Context, KV type, GPU layers and image bound: the plan's, else the bundle's defaults."""
-        planned = self.plan.stages.get(spec.role) if self.plan else None
-        takes_device = backends.get(spec.backend).device_argument
-        extra = {"device": self._device} if self._device and takes_device else {}
-        if spec.role == "perception" and self._image_cache_bytes is not None:
-            extra["image_cache_bytes"] = self._image_cache_bytes  # llama.cpp's embedding cache
-        if spec.role == "perception" and spec.backend == "llama.cpp":
-            tuned = tuned_prefill(self.bundle, n_threads=self._n_threads)  # image_tuning.py
-            extra.update({"prefill": tuned} if tuned else {})
-        if planned is None:
-            return {"n_ctx": requested_ctx(spec), **extra}
-        settings = {
-            "n_ctx": planned.n_ctx,
-            "kv_type": planned.kv_type,
-            "n_gpu_layers": planned.gpu_layers,
-            **extra,
-        }
-        if spec.role == "perception" and planned.image_tokens:
-            settings["image_max_tokens"] = planned.image_tokens
-        return settings
+        return stage_settings(
+            self.bundle,
+            spec,
+            self.plan,
+            n_threads=self._n_threads,
+            device=self._device,
+            image_cache_bytes=self._image_cache_bytes,
+        )
 
     def check_fits(self, options: RunOptions) -> None:
         """InputError (one line, naming the limit) when `options` raise the reasoning stage's
@@ -212,7 +191,7 @@ class Pipeline:
             self._stage_settings(spec)["n_ctx"],
             self.bundle.decoding,
             spec.thinking,
-            self._reasoning_flags(options),
+            reasoning.reasoning_flags(options),
         )
 
     def check_options(self, options: RunOptions) -> None:
@@ -404,7 +383,7 @@ class Pipeline:
         """
         model = self._model(role, stats)
         if image is None:
-            self._start(
+            reasoning.start_turn(
                 model,
                 request,
                 stats,
@@ -462,169 +441,16 @@ class Pipeline:
 
     def _reason(self, result: Result, options: RunOptions) -> None:
         stats = result.stages.setdefault("think", StageStats())
-        model = self._model("reasoning", stats)
-        spec = self.bundle.reasoning
-        request = conversations.reasoning_request(result, self.prompts)
-        heads = (
-            ()
-            if result.mode == CHAT_MODE
-            else prompts.reasoning_heads(result.extraction, self.prompts)
+        reasoning.answer(
+            self._model("reasoning", stats),
+            bundle=self.bundle,
+            prompt_set=self.prompts,
+            result=result,
+            options=options,
+            stats=stats,
+            perception=self._models.get("perception"),
         )
-        if options.history is not None and not options.history.empty:
-            flags = self._reasoning_flags(options)
-            request, result.conversation = conversations.fit_history(
-                model,
-                options.history,
-                request,
-                thinking=spec.thinking or None,
-                need=reasoning_generation(self.bundle.decoding, spec.thinking, flags),
-                keep_prompt=options.return_prompt,
-            )
-        speculate(
-            model,
-            *choose_drafter(options.speculative, model, self._models.get("perception")),
-            stats,
-        )
-        try:
-            out = (
-                self._think(model, spec, request, heads, result, options, stats)
-                if spec.thinking
-                else self._reason_plainly(model, request, heads, result, options, stats)
-            )
-            forced = (
-                options.force_letter
-                if options.force_letter is not None
-                else self.bundle.answer.get("force_letter", False)
-            )  # opt-in (runtime/answer_cue.py)
-            if forced and options.constraint is None:  # a JSON reply gets no letter after it
-                settings = self._reasoning_settings("think" if spec.thinking else "reason", options)
-                out += force_letter(
-                    model,
-                    out,
-                    options=question_options(result.question),
-                    sampling=settings.sampling(result.seed + SEED_OFFSETS["think"]),
-                    stats=stats,
-                    on_text=options.on_reasoning_text,
-                )
-        finally:
-            record_counts(model, stats)
-        result.reasoning = out
-        result.answer, result.answer_matched = prompts.parse_answer(out)
         _finished(options, "think", result)
-
-    def _think(
-        self,
-        model: TextModel,
-        spec: StageSpec,
-        request: str,
-        heads: tuple[str, ...],
-        result: Result,
-        options: RunOptions,
-        stats: StageStats,
-    ) -> str:
-        settings = self._reasoning_settings("think", options)
-        sampling = settings.sampling(result.seed + SEED_OFFSETS["think"])
-        if settings.budget == 0:
-            # No thinking at all: the template's own switch writes an empty thought.
-            self._start(model, request, stats, thinking=False, heads=heads)
-            return generate(
-                model,
-                sampling=replace(sampling, constraint=options.constraint),
-                max_tokens=settings.answer_budget,
-                on_text=options.on_reasoning_text,
-                stats=stats,
-                stops=check_stops(options.stop),
-            ).text
-        self._start(model, request, stats, thinking=True, heads=heads)
-        return think_then_answer(
-            model,
-            sampling=sampling,
-            think_budget=settings.budget,
-            answer_budget=settings.answer_budget,
-            on_text=options.on_reasoning_text,
-            stats=stats,
-            stops=check_stops(options.stop),
-            answer_constraint=options.constraint,
-        ).text
-
-    def _reason_plainly(
-        self,
-        model: TextModel,
-        request: str,
-        heads: tuple[str, ...],
-        result: Result,
-        options: RunOptions,
-        stats: StageStats,
-    ) -> str:
-        settings = self._reasoning_settings("reason", options)
-        self._start(model, request, stats, thinking=None, heads=heads)
-        if options.constraint is not None:  # the reply is the JSON: no answer cue after it
-            sampling = settings.sampling(result.seed + SEED_OFFSETS["think"])
-            return generate(
-                model,
-                sampling=replace(sampling, constraint=options.constraint),
-                max_tokens=settings.max_tokens,
-                on_text=options.on_reasoning_text,
-                stats=stats,
-                stops=check_stops(options.stop),
-            ).text
-        return reason_with_answer_cue(
-            model,
-            sampling=settings.sampling(result.seed + SEED_OFFSETS["think"]),
-            max_tokens=settings.max_tokens,
-            answer_budget=settings.answer_budget,
-            on_text=options.on_reasoning_text,
-            stats=stats,
-            stops=check_stops(options.stop),
-            letters="".join(question_options(result.question)),
-        ).text
-
-    def _reasoning_settings(self, stage: str, options: RunOptions) -> StageDecoding:
-        return stage_decoding(stage, self.bundle.decoding, self._reasoning_flags(options))
-
-    @staticmethod
-    def _reasoning_flags(options: RunOptions) -> dict:
-        return {
-            "budget": options.think_budget,
-            "answer_budget": options.answer_budget,
-            "max_tokens": options.max_tokens,
-            "temperature": options.temperature,
-        }
-
-    @staticmethod
-    def _start(
-        model: TextModel,
-        request: str | list[dict],
-        stats: StageStats,
-        *,
-        thinking: bool | None,
-        heads: tuple[str, ...] = (),
-    ) -> None:
-        """Feed `request` (one user turn, or a conversation's messages: runtime/chat.py) in the
-        model's chat template. `heads`: texts the prompt's last turn starts with that other
-        requests share; a model that keeps their state (HeadReuse) skips them."""
-        messages = [{"role": "user", "content": request}] if isinstance(request, str) else request
-        prompt = render_chat(
-            model.chat_template,
-            messages,
-            enable_thinking=thinking,
-            bos_text=model.bos_text,
-            eos_text=model.eos_text,
-        )
-        rendered = _rendered_heads(prompt, heads)
-        if rendered and isinstance(model, HeadReuse):
-            begun = model.start_with_heads(prompt=prompt, heads=rendered)
-        else:
-            begun = model.start(prompt=prompt)
-        stats.prompt_tokens += begun.prompt_tokens
-        stats.prefill_s += begun.prefill_s
-
-
-def _rendered_heads(prompt: str, heads: tuple[str, ...]) -> tuple[str, ...]:
-    """The prompt up to the end of each head (the template's text before them included); none
-    where the template changed the request's text."""
-    at = prompt.find(heads[-1]) if heads else -1
-    return tuple(prompt[: at + len(head)] for head in heads) if at >= 0 else ()
 
 
 def _reasons(mode: str) -> bool:

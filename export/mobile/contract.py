@@ -27,7 +27,7 @@ from edge_et.formats.idefics3 import LANCZOS
 from edge_et.formats.onnx_stage import STAGE_CONFIG
 from edge_et.runtime.answer_cue import ANSWER_CUE
 from edge_et.runtime.generation import BOOST_FROM, THINK_CLOSE, THINK_OPEN
-from edge_et.runtime.pipeline import SEED_OFFSETS
+from edge_et.runtime.options import SEED_OFFSETS
 
 # Pillow's resampling constants by name (PIL.Image.Resampling), for the manifest's readers.
 PILLOW_FILTERS = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}

@@ -151,8 +151,8 @@ def python_run(package: Path, image: Path) -> dict:
     tokens = {"extract": [], "think": []}
     with Pipeline(Bundle.load(package)) as pipeline:
         pipeline.load()
-        _record(pipeline._models["perception"], tokens["extract"])
-        _record(pipeline._models["reasoning"], tokens["think"])
+        _record(pipeline.model("perception"), tokens["extract"])
+        _record(pipeline.model("reasoning"), tokens["think"])
         result = pipeline.run(image, QUESTION, RunOptions(seed=0))
     return {
         "extraction": result.extraction,

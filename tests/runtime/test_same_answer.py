@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.head_reuse import DESCRIPTIONS  # the benchmark's own three descriptions
 from edge_et.bundle.manifest import Bundle
 from tests.helpers.fresh_run import open_bundle, run
 
@@ -146,16 +147,6 @@ def test_onnx_tiny_answers_do_not_depend_on_order_or_process(sample_image):
 
     tiny = tiny_onnx(perception="llava-ov-qwen3", reasoning="qwen3", quant="fp32", validate=False)
     assert_order_free(requests_for(tiny.bundle, sample_image), str(tiny.bundle), TINY_DECODING)
-
-
-DESCRIPTIONS = [
-    "A white image with 4 shapes: a small red circle in the top left, a small red circle in the "
-    "top middle, a small red circle in the top right and a large blue square in the bottom middle.",
-    "A white image with 2 shapes: a large green circle in the middle left and a large purple "
-    "square in the middle right. The word EDGE is written in black in the top middle.",
-    "A white image with 3 shapes: a yellow star in the bottom right, a red circle in the top left "
-    "and a green triangle in the middle. The number 7 is written in blue in the bottom left.",
-]
 
 
 @pytest.fixture(scope="module")
