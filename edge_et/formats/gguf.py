@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 GGUF_MAGIC = b"GGUF"
+# `general.architecture` of a vision projector (llama.cpp's mmproj): not a language model.
+MMPROJ_ARCH = "clip"
 
 # GGUF value types (gguf.h: enum gguf_type).
 SCALAR_TYPES = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from edge_et.backends.spec import Stage
-from edge_et.formats.gguf import GGUFInfo
+from edge_et.formats.gguf import MMPROJ_ARCH, GGUFInfo
 
 
 def describe_gguf_files(stage: Stage) -> dict:
@@ -25,7 +25,7 @@ def _describe_file(name: str, info: GGUFInfo | None) -> dict:
         "size_bytes": info.size_bytes,
         "tensors": info.n_tensors,
     }
-    if info.architecture == "clip":
+    if info.architecture == MMPROJ_ARCH:
         described["projector"] = info.metadata.get("clip.projector_type") or info.metadata.get(
             "clip.vision.projector_type"
         )

@@ -10,10 +10,9 @@ from pathlib import Path
 
 from edge_et.backends.spec import Resolve, Stage
 from edge_et.errors import BundleError
-from edge_et.formats.gguf import GGUFError, GGUFInfo, read_gguf_info
+from edge_et.formats.gguf import MMPROJ_ARCH, GGUFError, GGUFInfo, read_gguf_info
 
 MANIFEST = "bundle.json"
-MMPROJ_ARCH = "clip"
 
 
 def _gguf(path: Path, what: str) -> GGUFInfo:
