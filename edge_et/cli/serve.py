@@ -94,8 +94,8 @@ def serve(
 ) -> None:
     """Serve bundles over HTTP (a request's model picks one): OpenAI's /v1/chat/completions, /v1/models, /health, /metrics, and a page at /."""
     try:
+        from edge_et.serve.opening import ServeSettings
         from edge_et.serve.runner import serve as run_server
-        from edge_et.serve.state import ServeSettings
     except ImportError as missing:
         raise MissingExtra(
             f"edge-et serve needs {missing.name}: pip install 'edge-et[serve]'", extra="serve"

@@ -103,6 +103,16 @@ def allowed_name(name: str) -> bool:
     return True
 
 
+def is_loopback(host: str) -> bool:
+    """Whether the server would listen on loopback only (a loopback name or address)."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _same_origin(origin: str, host: str) -> bool:
     """Whether `origin` (scheme://host[:port]) names the host and port the request went to."""
     parts = urlsplit(origin)

@@ -13,7 +13,8 @@ import uvicorn
 
 from edge_et.errors import ModelError
 from edge_et.serve.app import create_app
-from edge_et.serve.state import ServerState, ServeSettings, check_settings, open_bundles
+from edge_et.serve.opening import ServeSettings, check_settings, open_bundles
+from edge_et.serve.state import ServerState
 
 
 def serve(settings: ServeSettings, *, log_level: str = "info") -> None:
