@@ -37,9 +37,13 @@ def pytest_configure(config):
         os.sched_setaffinity(0, worker_cores(worker, workers, os.sched_getaffinity(0)))
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Folders that share a costly fixture stay in one xdist worker; tests marked `network`
-    download real wheels from PyPI: offline they skip, saying why."""
+    download real wheels from PyPI: offline they skip, saying why.
+
+    First among the hooks: xdist's own reads the `xdist_group` marks in this same hook, and a
+    conftest's implementation otherwise runs after it (CI then started Ray in both workers)."""
     for item in items:
         parts = Path(item.path).relative_to(TESTS).parts
         if len(parts) > 1 and parts[0] in XDIST_GROUPS:

@@ -32,3 +32,16 @@ def test_this_worker_and_its_children_run_on_its_own_cores():
         check=True,
     )
     assert int(child.stdout) == usable_cores() == len(mine)
+
+
+def test_folders_that_share_a_costly_fixture_stay_in_one_worker(request):
+    """xdist's `loadgroup` sends tests by the group suffix of their ids; without it, each
+    worker started its own Ray (tests/conftest.py says why the marks come first)."""
+    from tests.conftest import TESTS, XDIST_GROUPS
+
+    if not request.config.getoption("loadgroup", default=False):
+        pytest.skip("runs under `--dist loadgroup` (make test) only")
+    for item in request.session.items:
+        parts = item.path.relative_to(TESTS).parts
+        if len(parts) > 1 and parts[0] in XDIST_GROUPS:
+            assert item.nodeid.endswith("@" + XDIST_GROUPS[parts[0]]), item.nodeid
