@@ -6,6 +6,7 @@ inside their bodies, so `edge-et --help` and each command start without loading 
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -58,7 +59,12 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except Interrupted as exc:
         err.print(f"interrupted by {exc}: nothing half-written was kept", highlight=False)
-        sys.exit(exc.exit_code)
+        # The cleanup ran as the signal unwound; exit now, without the interpreter's teardown,
+        # which can crash (SIGSEGV) while a native library's threads (ONNX Runtime, torch)
+        # are still busy mid-export.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
